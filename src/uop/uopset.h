@@ -1,0 +1,60 @@
+/* Pointer-keyed hash map for passes over a graph (visited sets, memo tables). Header-only:
+ * open addressing, linear probing, power-of-two capacity. */
+#ifndef CG_UOPSET_H
+#define CG_UOPSET_H
+#include "core/error.h"
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct {
+  void **keys, **vals;
+  size_t cap, n;
+} uopset;
+
+static inline size_t uopset_slot(const uopset *s, const void *k) {
+  uint64_t h = (uint64_t)(uintptr_t)k * 0x9e3779b97f4a7c15ull;
+  return (size_t)(h >> 17) & (s->cap - 1);
+}
+static inline void uopset_grow(uopset *s) {
+  uopset t = {calloc(s->cap ? s->cap * 2 : 64, sizeof(void *)), calloc(s->cap ? s->cap * 2 : 64, sizeof(void *)),
+              s->cap ? s->cap * 2 : 64, s->n};
+  CG_ASSERT(t.keys && t.vals, "out of memory");
+  for (size_t i = 0; i < s->cap; i++)
+    if (s->keys[i]) {
+      size_t j = uopset_slot(&t, s->keys[i]);
+      while (t.keys[j]) j = (j + 1) & (t.cap - 1);
+      t.keys[j] = s->keys[i];
+      t.vals[j] = s->vals[i];
+    }
+  free(s->keys);
+  free(s->vals);
+  *s = t;
+}
+/* The value stored for k, or NULL. */
+static inline void *uopset_get(const uopset *s, const void *k) {
+  if (!s->cap) return NULL;
+  for (size_t j = uopset_slot(s, k); s->keys[j]; j = (j + 1) & (s->cap - 1))
+    if (s->keys[j] == k) return s->vals[j];
+  return NULL;
+}
+/* Store k -> v (overwrites). */
+static inline void uopset_put(uopset *s, const void *k, void *v) {
+  if ((s->n + 1) * 2 > s->cap) uopset_grow(s);
+  size_t j = uopset_slot(s, k);
+  while (s->keys[j] && s->keys[j] != k) j = (j + 1) & (s->cap - 1);
+  if (!s->keys[j]) s->n++;
+  s->keys[j] = (void *)k;
+  s->vals[j] = v;
+}
+/* Add k as a member; false if it was there already. */
+static inline int uopset_add(uopset *s, const void *k) {
+  if (uopset_get(s, k)) return 0;
+  uopset_put(s, k, (void *)1);
+  return 1;
+}
+static inline void uopset_free(uopset *s) {
+  free(s->keys);
+  free(s->vals);
+  *s = (uopset){0};
+}
+#endif

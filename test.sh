@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Build cgrad twice — Release, and Debug with AddressSanitizer + UndefinedBehaviorSanitizer —
+# and run the whole test suite in both. Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")"
+jobs=$(nproc 2>/dev/null || echo 2)
+total_pass=0
+total_fail=0
+status=0
+run() { # name, cmake args...
+  local name=$1; shift
+  local dir=build/$name log
+  echo "=== $name build ==="
+  if ! cmake -S . -B "$dir" "$@" >"$dir.configure.log" 2>&1; then
+    cat "$dir.configure.log"; status=1; total_fail=$((total_fail + 1)); return
+  fi
+  if ! cmake --build "$dir" -j"$jobs"; then status=1; total_fail=$((total_fail + 1)); return; fi
+  echo "=== $name tests ==="
+  log=$(mktemp)
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 1200 2>&1 | tee "$log"
+  local line pass fail
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$log" | tail -1)
+  fail=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+  local all=$(sed -E 's/.* tests failed out of ([0-9]+).*/\1/' <<<"$line")
+  [ -n "$line" ] || { fail=1; all=1; }
+  pass=$((all - fail))
+  total_pass=$((total_pass + pass))
+  total_fail=$((total_fail + fail))
+  [ "$fail" -eq 0 ] || status=1
+  rm -f "$log"
+}
+mkdir -p build
+run release -DCMAKE_BUILD_TYPE=Release
+run asan -DCMAKE_BUILD_TYPE=Debug -DCG_SANITIZE=ON
+echo "$total_pass passed, $total_fail failed"
+exit $status

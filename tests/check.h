@@ -1,0 +1,27 @@
+/* Tiny self-checking test helpers: CHECK counts failures and prints where; a test program
+ * returns test_summary() from main, which prints "N passed, N failed" for its checks. */
+#ifndef CG_TEST_CHECK_H
+#define CG_TEST_CHECK_H
+#include <stdio.h>
+#include <stdlib.h>
+
+static int t_pass, t_fail;
+#define CHECK(cond, ...)                                              \
+  do {                                                                \
+    if (cond) t_pass++;                                               \
+    else {                                                            \
+      t_fail++;                                                       \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, "" __VA_ARGS__);                                \
+      fputc('\n', stderr);                                            \
+    }                                                                 \
+  } while (0)
+static inline int test_summary(void) {
+  printf("%d passed, %d failed\n", t_pass, t_fail);
+  return t_fail ? 1 : 0;
+}
+static inline long test_env_long(const char *name, long dflt) {
+  const char *s = getenv(name);
+  return s && *s ? strtol(s, NULL, 10) : dflt;
+}
+#endif
