@@ -1,0 +1,279 @@
+/* The CPU device: host memory through the LRU allocator, kernels compiled by the system
+ * C compiler (cpu_compile.c), cached in memory and on disk (disk_cache.c), launched over
+ * the thread pool (threadpool.c).
+ *
+ *   compile(name, src) ─ key ─► loaded already? ──yes──► same program, one more ref
+ *                                 │ no
+ *                                 ▼
+ *                      disk entry checks out? ──yes──► dlopen it
+ *                                 │ no (missing, or corrupt: deleted)
+ *                                 ▼
+ *                      cc → seal + rename into the cache → dlopen
+ */
+#define _GNU_SOURCE
+#include "alloc.h"
+#include "cpu_compile.h"
+#include "device.h"
+#include "disk_cache.h"
+#include "threadpool.h"
+#include "core/config.h"
+#include "core/error.h"
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- memory ----------------------------------------------------------------------- */
+
+static void *raw_alloc(size_t size) {
+  /* More than RAM + swap can never be backed; refuse it here rather than let malloc (or a
+   * sanitizer's allocator) decide. */
+  static size_t limit;
+  if (!limit) {
+    struct sysinfo si;
+    limit = sysinfo(&si) ? SIZE_MAX : (size_t)(si.totalram + si.totalswap) * si.mem_unit;
+  }
+  if (size > limit) return NULL;
+  void *p = NULL;
+  return posix_memalign(&p, RT_ALLOC_ALIGN, size) ? NULL : p;
+}
+static void raw_free(void *ptr, size_t size) { free(ptr); }
+
+static rt_allocator cpu_allocator = RT_ALLOCATOR_INIT("CPU", raw_alloc, raw_free, 1);
+
+static void *cpu_alloc(size_t size) { return rt_lru_alloc(&cpu_allocator, size); }
+static void cpu_free(void *ptr, size_t size) { rt_lru_free(&cpu_allocator, ptr, size); }
+
+static cg_status cpu_copy(void *dst, const void *src, size_t size) {
+  if (size && (!dst || !src)) return cg_fail(CG_ERR_INVALID, "CPU copy: NULL buffer for %zu bytes", size);
+  if (size) memcpy(dst, src, size);
+  return CG_OK;
+}
+
+/* ---- the program cache ------------------------------------------------------------ */
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static rt_program **table;
+static size_t nbuckets, nprograms;
+
+static rt_program **bucket(const uint64_t key[2]) { return &table[key[0] & (nbuckets - 1)]; }
+
+static rt_program *lookup_locked(const uint64_t key[2]) {
+  if (!table) return NULL;
+  for (rt_program *p = *bucket(key); p; p = p->next)
+    if (p->key[0] == key[0] && p->key[1] == key[1]) return p;
+  return NULL;
+}
+
+/* 0, or -1 when the table cannot grow (OOM is reported by the caller). */
+static int insert_locked(rt_program *p) {
+  if (nprograms + 1 > 2 * nbuckets) {
+    size_t nb = nbuckets ? 2 * nbuckets : 64;
+    rt_program **nt = calloc(nb, sizeof *nt);
+    if (!nt) return -1;
+    for (size_t i = 0; i < nbuckets; i++)
+      for (rt_program *q = table[i], *next; q; q = next) {
+        next = q->next;
+        q->next = nt[q->key[0] & (nb - 1)];
+        nt[q->key[0] & (nb - 1)] = q;
+      }
+    free(table);
+    table = nt, nbuckets = nb;
+  }
+  p->next = *bucket(p->key);
+  *bucket(p->key) = p;
+  nprograms++;
+  return 0;
+}
+
+static void remove_locked(rt_program *p) {
+  for (rt_program **pp = bucket(p->key); *pp; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      nprograms--;
+      return;
+    }
+}
+
+static void unload(rt_program *p) {
+  if (!p) return;
+  if (p->handle) dlclose(p->handle);
+  free(p->name);
+  free(p);
+}
+
+/* ---- compile and load ------------------------------------------------------------- */
+
+static double seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void count(int64_t *counter) {
+  rt_stats_lock();
+  (*counter)++;
+  rt_stats_unlock();
+}
+
+/* dlopen path and find the entry; a program with one reference, or NULL + message. */
+static rt_program *load(const char *path, const char *name, const uint64_t key[2]) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!h) return cg_fail_null(CG_ERR_RUNTIME, "load '%s': %s", name, dlerror());
+  void *fn = dlsym(h, name);
+  if (!fn) {
+    dlclose(h);
+    return cg_fail_null(CG_ERR_RUNTIME, "load '%s': the compiled source defines no function '%s'", name, name);
+  }
+  rt_program *p = cg_calloc(1, sizeof *p);
+  char *nm = cg_strdup(name);
+  if (!p || !nm) {
+    free(p), free(nm);
+    dlclose(h);
+    return NULL;
+  }
+  *p = (rt_program){.dev = &rt_cpu_device, .name = nm, .fn = fn, .handle = h, .key = {key[0], key[1]}, .refs = 1};
+  return p;
+}
+
+static rt_program *build(const char *name, const char *source, const char *dir, const char *entry,
+                         const uint64_t key[2]) {
+  char tmpdir[4096];
+  if (!dir) {
+    const char *t = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s", t && *t ? t : "/tmp");
+  }
+  char *so = NULL;
+  double t0 = seconds();
+  cg_status st = rt_cc_compile(name, source, dir ? dir : tmpdir, &so);
+  rt_stats_lock();
+  rt_stats_mut()->compile_seconds += seconds() - t0;
+  if (st == CG_OK) rt_stats_mut()->compiled++;
+  else rt_stats_mut()->compile_errors++;
+  rt_stats_unlock();
+  if (st != CG_OK) return NULL;
+  rt_program *p;
+  if (entry) {
+    if (rt_cache_publish(so, entry, key) != CG_OK) {
+      free(so);
+      return NULL;
+    }
+    p = load(entry, name, key);
+  } else {
+    p = load(so, name, key);
+    unlink(so);
+  }
+  free(so);
+  return p;
+}
+
+static rt_program *load_or_build(const char *name, const char *source, const uint64_t key[2]) {
+  char *dir = rt_cache_dir();
+  char *entry = dir ? rt_cache_entry_path(dir, name, key, "so") : NULL;
+  rt_program *p = NULL;
+  if (entry) {
+    int r = rt_cache_check(entry, key);
+    if (r == RT_CACHE_OK) {
+      p = load(entry, name, key);
+      if (p) count(&rt_stats_mut()->disk_hits);
+      else { /* a sound file that does not load (another libc?): rebuild it */
+        unlink(entry);
+        r = RT_CACHE_CORRUPT;
+      }
+    }
+    if (r == RT_CACHE_CORRUPT) count(&rt_stats_mut()->disk_rejects);
+  }
+  if (!p) p = build(name, source, dir, entry, key);
+  free(entry);
+  free(dir);
+  return p;
+}
+
+static rt_program *cpu_compile(const char *name, const char *source) {
+  if (!name || !*name || !source)
+    return cg_fail_null(CG_ERR_INVALID, "CPU compile: expected a kernel name and source, got %s", !source ? "no source" : "no name");
+  uint64_t key[2];
+  rt_cc_key(name, source, key);
+  pthread_mutex_lock(&cache_lock);
+  rt_program *p = lookup_locked(key);
+  if (p) p->refs++;
+  pthread_mutex_unlock(&cache_lock);
+  if (p) {
+    count(&rt_stats_mut()->mem_hits);
+    return p;
+  }
+  p = load_or_build(name, source, key);
+  if (!p) return NULL;
+  /* Another thread may have loaded the same program meanwhile: keep one. */
+  pthread_mutex_lock(&cache_lock);
+  rt_program *q = lookup_locked(key);
+  int failed = 0;
+  if (q) q->refs++;
+  else failed = insert_locked(p);
+  pthread_mutex_unlock(&cache_lock);
+  if (q || failed) unload(p);
+  if (failed) return cg_fail_null(CG_ERR_NOMEM, "out of memory: cannot grow the program cache");
+  return q ? q : p;
+}
+
+static void cpu_program_free(rt_program *p) {
+  if (!p) return;
+  pthread_mutex_lock(&cache_lock);
+  CG_ASSERT(p->refs > 0, "program '%s' freed more often than compiled", p->name);
+  int last = --p->refs == 0;
+  if (last) remove_locked(p);
+  pthread_mutex_unlock(&cache_lock);
+  if (last) unload(p);
+}
+
+/* ---- launch ----------------------------------------------------------------------- */
+
+typedef struct launch_ctx {
+  rt_cpu_kernel_fn fn;
+  void **bufs;
+  const int64_t *vars;
+  int64_t n;
+} launch_ctx;
+
+/* Chunk c of nchunks over [0, n): the first n % nchunks chunks get one more element. */
+static int64_t chunk_start(int64_t n, int c, int nchunks) {
+  return (int64_t)c * (n / nchunks) + (c < n % nchunks ? c : n % nchunks);
+}
+
+static void launch_chunk(void *ctx, int c, int nchunks) {
+  launch_ctx *l = ctx;
+  l->fn(l->bufs, l->vars, chunk_start(l->n, c, nchunks), chunk_start(l->n, c + 1, nchunks));
+}
+
+static cg_status cpu_launch(rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size) {
+  if (!prog || prog->dev != &rt_cpu_device) return cg_fail(CG_ERR_INVALID, "CPU launch: expected a CPU program");
+  if (global_size < 0) return cg_fail(CG_ERR_INVALID, "CPU launch '%s': global size %lld < 0", prog->name, (long long)global_size);
+  __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
+  rt_cpu_kernel_fn fn = (rt_cpu_kernel_fn)prog->fn;
+  if (global_size <= 1) {
+    if (global_size == 1) fn(bufs, vars, 0, 1);
+    return CG_OK;
+  }
+  int threads = rt_pool_size();
+  launch_ctx l = {fn, bufs, vars, global_size};
+  rt_pool_run(global_size < threads ? (int)global_size : threads, launch_chunk, &l);
+  return CG_OK;
+}
+
+static cg_status cpu_synchronize(void) { return CG_OK; } /* launches are synchronous */
+
+rt_device rt_cpu_device = {
+    .name = "CPU",
+    .allocator = &cpu_allocator,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .copyin = cpu_copy,
+    .copyout = cpu_copy,
+    .compile = cpu_compile,
+    .program_free = cpu_program_free,
+    .launch = cpu_launch,
+    .synchronize = cpu_synchronize,
+};

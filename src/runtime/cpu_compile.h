@@ -1,0 +1,25 @@
+/* The system C compiler as a kernel compiler (ARCHITECTURE §7).
+ *
+ *   compiler: knob CG_CC (default "cc"; split on spaces, so "ccache gcc" works)
+ *   flags:    knob CG_CFLAGS replaces RT_CC_FLAGS; knob CG_CFLAGS_ADD is appended;
+ *             "-fPIC -shared" always follow (a kernel must be a loadable object)
+ *
+ * The compiler runs through posix_spawn, never a shell; its output is captured so a
+ * failing compile reports the compiler's first error lines. */
+#ifndef CG_RUNTIME_CPU_COMPILE_H
+#define CG_RUNTIME_CPU_COMPILE_H
+#include "cgrad.h"
+#include <stdint.h>
+
+#define RT_CC_FLAGS "-O2 -march=native -ffp-contract=fast -fno-math-errno"
+
+/* The cache key of (name, source) under the current compiler: a 128-bit hash over the
+ * name, source, compiler command, flags, the compiler's `--version` output (asked once per
+ * compiler per process) and the host CPU's model and feature flags (for -march=native). */
+void rt_cc_key(const char *name, const char *source, uint64_t key[2]);
+/* Compile source into a shared object in dir. On success *so_path is the new file
+ * (malloc'ed; the caller renames or deletes it). On failure: CG_ERR_RUNTIME with the
+ * compiler's exit status and first lines of output, and no file left behind. */
+cg_status rt_cc_compile(const char *name, const char *source, const char *dir, char **so_path);
+
+#endif

@@ -1,0 +1,102 @@
+/* Devices (ARCHITECTURE §7): a device is a small table of functions — allocate, free, copy
+ * in, copy out, compile (+load, cached), launch, synchronize — looked up by name.
+ *
+ *   rt_device *cpu = rt_get_device("CPU");
+ *   float *x = cpu->alloc(n * 4);                       // LRU-cached, 64-byte aligned
+ *   cpu->copyin(x, host, n * 4);
+ *   rt_program *p = cpu->compile("E_42", source);       // memory cache → disk cache → cc
+ *   cpu->launch(p, (void *[]){x}, vars, global_size);   // split across the thread pool
+ *   cpu->synchronize();
+ *   cpu->program_free(p);  cpu->free(x, n * 4);
+ *
+ * How to add a backend (e.g. CUDA):
+ *   1. Write src/runtime/<name>.c defining `rt_device rt_<name>_device` with every
+ *      function below (synchronize may do nothing when launch is synchronous). Keep all
+ *      driver state in that file; load vendor libraries with dlopen so cgrad builds and
+ *      runs without them, and report their absence from `open` (not at load time).
+ *   2. Give it an rt_allocator (alloc.h) over the driver's raw alloc/free, so freed
+ *      buffers are reused by size and rt_alloc_trim() reaches it.
+ *   3. For compile, key programs with rt_hash128 over (name, source, compiler identity,
+ *      flags) and use the disk cache (disk_cache.h) for the compiled artifact; count into
+ *      rt_stats_mut() so DEBUG output covers every backend.
+ *   4. Add one line to the table in device.c, and a test under tests/runtime/.
+ */
+#ifndef CG_RUNTIME_DEVICE_H
+#define CG_RUNTIME_DEVICE_H
+#include "cgrad.h"
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rt_device rt_device;
+typedef struct rt_allocator rt_allocator;
+
+/* A compiled, loaded kernel. Owned by the device's program cache: compile() of the same
+ * source returns the same program with one more reference; program_free() drops one and
+ * unloads the program when none is left. */
+typedef struct rt_program {
+  rt_device *dev;       /* the device that compiled it */
+  char *name;           /* the entry point's name */
+  void *fn;             /* the entry: CPU: an rt_cpu_kernel_fn; CUDA: a CUfunction */
+  void *handle;         /* the loaded module: CPU: a dlopen handle; CUDA: a CUmodule */
+  uint64_t key[2];      /* the cache key (hash of source, compiler, flags, ...) */
+  int refs;             /* references held by callers of compile() */
+  struct rt_program *next; /* program-cache chain */
+} rt_program;
+
+/* The CPU kernel ABI, a fixed contract with the C renderer: every compiled C source
+ * defines
+ *     void <name>(void **bufs, const int64_t *vars, int64_t lo, int64_t hi);
+ * and computes the slice [lo, hi) of its outermost parallel dimension [0, global_size).
+ * launch() calls it once per chunk, from several threads at once. */
+typedef void (*rt_cpu_kernel_fn)(void **bufs, const int64_t *vars, int64_t lo, int64_t hi);
+
+struct rt_device {
+  const char *name; /* "CPU", "CUDA", ... */
+  /* Optional (NULL: always there): check that the device can be used (driver present);
+   * called by rt_get_device on every lookup, so it should cache its answer. */
+  cg_status (*open)(void);
+  rt_allocator *allocator; /* the LRU cache behind alloc/free */
+  /* size bytes of device memory, 64-byte aligned; NULL + CG_ERR_NOMEM on failure. */
+  void *(*alloc)(size_t size);
+  /* Return a buffer from alloc with the size it was allocated with (NULL: no-op). */
+  void (*free)(void *ptr, size_t size);
+  /* Host → device and device → host copies of size bytes. */
+  cg_status (*copyin)(void *dst_dev, const void *src_host, size_t size);
+  cg_status (*copyout)(void *dst_host, const void *src_dev, size_t size);
+  /* Compile and load the entry point `name` of `source`. NULL + CG_ERR_RUNTIME with the
+   * compiler's first error lines on failure. */
+  rt_program *(*compile)(const char *name, const char *source);
+  void (*program_free)(rt_program *prog);
+  /* Run prog over [0, global_size) of its outermost parallel dimension. */
+  cg_status (*launch)(rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size);
+  /* Wait until every launch issued so far has finished. */
+  cg_status (*synchronize)(void);
+};
+
+/* The device called name (case-insensitive: "CPU"), or NULL + CG_ERR_INVALID naming the
+ * devices there are (or the device's own message when it cannot be opened). */
+rt_device *rt_get_device(const char *name);
+/* The i-th entry of the device table, NULL past the end (for trimming, listing). */
+rt_device *rt_device_at(int i);
+
+/* Counters over all devices, for DEBUG printing. */
+typedef struct rt_stats {
+  int64_t compiled;       /* compiler runs that produced a program */
+  int64_t compile_errors; /* compiler runs that failed */
+  int64_t disk_hits;      /* programs loaded from the on-disk cache */
+  int64_t disk_rejects;   /* corrupt on-disk entries detected, deleted and rebuilt */
+  int64_t mem_hits;       /* compile() answered by an already loaded program */
+  int64_t launches;       /* kernel launches */
+  double compile_seconds; /* wall time spent in the compiler */
+} rt_stats;
+
+const rt_stats *rt_get_stats(void);
+/* The same counters, for a backend to add to (compile paths; launches are atomic adds). */
+rt_stats *rt_stats_mut(void);
+/* Serialize non-atomic updates of rt_stats (the compile counters). */
+void rt_stats_lock(void);
+void rt_stats_unlock(void);
+
+extern rt_device rt_cpu_device;
+
+#endif
