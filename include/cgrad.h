@@ -77,6 +77,168 @@ float cg_fp8e4m3_to_f32(uint8_t b);
 uint8_t cg_f32_to_fp8e5m2(float x);
 float cg_fp8e5m2_to_f32(uint8_t b);
 
+/* ---- tensors ------------------------------------------------------------------------
+ * A cg_tensor is a lazy value: operations build a graph and return at once; nothing runs
+ * until a value is needed (cg_realize, cg_item, cg_read). Every op returns a new tensor
+ * or NULL on bad input (cg_last_error says why); an op given a NULL tensor returns NULL,
+ * so a chain can be checked once at its end. Shapes are int64 arrays of up to
+ * CG_MAX_DIMS dims; a 0-d tensor is a scalar. Broadcasting and type promotion follow
+ * NumPy/PyTorch: bool < integers < floats, the wider of two kinds wins, and an integer
+ * with a float gives the float (or float32 for a weak scalar, see cg_scalar). */
+
+#define CG_MAX_DIMS 8
+typedef struct cg_tensor cg_tensor;
+
+/* Creation. Data is copied; shape has ndim entries. */
+cg_tensor *cg_from_data(const void *data, cg_dtype dt, const int64_t *shape, int ndim);
+cg_tensor *cg_empty(cg_dtype dt, const int64_t *shape, int ndim);
+cg_tensor *cg_zeros(cg_dtype dt, const int64_t *shape, int ndim);
+cg_tensor *cg_ones(cg_dtype dt, const int64_t *shape, int ndim);
+cg_tensor *cg_full(double value, cg_dtype dt, const int64_t *shape, int ndim);
+/* A 0-d "weak" scalar: in a binary op it takes the other operand's dtype (like a Python
+ * number in PyTorch), except that a float scalar with an integer tensor gives float32. */
+cg_tensor *cg_scalar(double value);
+cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt);
+cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt);
+cg_tensor *cg_eye(int64_t n, cg_dtype dt);
+/* Random tensors from a counter-based generator (Threefry-2x32): the same seed gives the
+ * same bits on every run and device. Each call advances the generator's counter. */
+void cg_manual_seed(uint64_t seed);
+cg_tensor *cg_rand(cg_dtype dt, const int64_t *shape, int ndim);                /* U[0, 1) */
+cg_tensor *cg_randn(cg_dtype dt, const int64_t *shape, int ndim);               /* N(0, 1) */
+cg_tensor *cg_uniform(double lo, double hi, cg_dtype dt, const int64_t *shape, int ndim);
+cg_tensor *cg_randint(int64_t lo, int64_t hi, const int64_t *shape, int ndim);  /* int32 in [lo, hi) */
+
+/* Properties. */
+int cg_ndim(const cg_tensor *t);
+const int64_t *cg_shape(const cg_tensor *t);
+int64_t cg_numel(const cg_tensor *t);
+cg_dtype cg_dtype_of(const cg_tensor *t);
+
+/* Elementwise, unary. */
+cg_tensor *cg_neg(cg_tensor *a);
+cg_tensor *cg_abs(cg_tensor *a);
+cg_tensor *cg_exp(cg_tensor *a);
+cg_tensor *cg_log(cg_tensor *a);
+cg_tensor *cg_exp2(cg_tensor *a);
+cg_tensor *cg_log2(cg_tensor *a);
+cg_tensor *cg_sqrt(cg_tensor *a);
+cg_tensor *cg_rsqrt(cg_tensor *a);
+cg_tensor *cg_reciprocal(cg_tensor *a);
+cg_tensor *cg_sin(cg_tensor *a);
+cg_tensor *cg_cos(cg_tensor *a);
+cg_tensor *cg_tan(cg_tensor *a);
+cg_tensor *cg_tanh(cg_tensor *a);
+cg_tensor *cg_sigmoid(cg_tensor *a);
+cg_tensor *cg_relu(cg_tensor *a);
+cg_tensor *cg_gelu(cg_tensor *a);   /* tanh approximation, as tinygrad */
+cg_tensor *cg_silu(cg_tensor *a);
+cg_tensor *cg_floor(cg_tensor *a);
+cg_tensor *cg_ceil(cg_tensor *a);
+cg_tensor *cg_round(cg_tensor *a);  /* half to even, as PyTorch */
+cg_tensor *cg_sign(cg_tensor *a);
+cg_tensor *cg_logical_not(cg_tensor *a);
+
+/* Elementwise, binary (broadcasting). Comparisons and logical ops give bool. */
+cg_tensor *cg_add(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_sub(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_mul(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_div(cg_tensor *a, cg_tensor *b);    /* true division: integers give float32 */
+cg_tensor *cg_idiv(cg_tensor *a, cg_tensor *b);   /* integer division truncating toward zero */
+cg_tensor *cg_pow(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_maximum(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_minimum(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_lt(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_le(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_gt(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_ge(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_eq(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_ne(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_logical_and(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_logical_or(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_logical_xor(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_where(cg_tensor *cond, cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_clamp(cg_tensor *a, double lo, double hi);
+cg_tensor *cg_cast(cg_tensor *a, cg_dtype dt);
+cg_tensor *cg_bitcast(cg_tensor *a, cg_dtype dt); /* same element size */
+
+/* Movement (views: no copy, no kernel). Negative dims count from the end. */
+cg_tensor *cg_reshape(cg_tensor *a, const int64_t *shape, int ndim); /* one entry may be -1 */
+cg_tensor *cg_permute(cg_tensor *a, const int *perm, int ndim);
+cg_tensor *cg_transpose(cg_tensor *a, int dim0, int dim1);
+cg_tensor *cg_expand(cg_tensor *a, const int64_t *shape, int ndim);  /* -1 keeps a dim */
+/* pads: [before0, after0, before1, after1, ...] for every dim. */
+cg_tensor *cg_pad(cg_tensor *a, const int64_t *pads, double value);
+/* box: [begin0, end0, begin1, end1, ...] for every dim. */
+cg_tensor *cg_shrink(cg_tensor *a, const int64_t *box);
+/* Python-style slice a[start:stop:step] on one dim (negative indices count from the end). */
+cg_tensor *cg_slice(cg_tensor *a, int dim, int64_t start, int64_t stop, int64_t step);
+cg_tensor *cg_flip(cg_tensor *a, const int *dims, int ndims);
+cg_tensor *cg_squeeze(cg_tensor *a, int dim);
+cg_tensor *cg_unsqueeze(cg_tensor *a, int dim);
+cg_tensor *cg_flatten(cg_tensor *a, int start_dim, int end_dim);
+cg_tensor *cg_cat(cg_tensor *const *ts, int n, int dim);
+cg_tensor *cg_stack(cg_tensor *const *ts, int n, int dim);
+/* Split into pieces of `size` along dim (the last may be smaller); writes up to max_out
+ * tensors to out and returns how many pieces there are (-1 on error). */
+int cg_split(cg_tensor *a, int64_t size, int dim, cg_tensor **out, int max_out);
+int cg_chunk(cg_tensor *a, int chunks, int dim, cg_tensor **out, int max_out);
+cg_tensor *cg_repeat(cg_tensor *a, const int64_t *repeats, int ndim);
+cg_tensor *cg_contiguous(cg_tensor *a);
+cg_tensor *cg_detach(cg_tensor *a);
+
+/* Reductions over `axes` (naxes == 0: all axes); keepdim keeps reduced dims as size 1. */
+cg_tensor *cg_sum(cg_tensor *a, const int *axes, int naxes, bool keepdim);
+cg_tensor *cg_prod(cg_tensor *a, const int *axes, int naxes, bool keepdim);
+cg_tensor *cg_max(cg_tensor *a, const int *axes, int naxes, bool keepdim);
+cg_tensor *cg_min(cg_tensor *a, const int *axes, int naxes, bool keepdim);
+cg_tensor *cg_mean(cg_tensor *a, const int *axes, int naxes, bool keepdim);
+cg_tensor *cg_var(cg_tensor *a, const int *axes, int naxes, int correction, bool keepdim);
+cg_tensor *cg_std(cg_tensor *a, const int *axes, int naxes, int correction, bool keepdim);
+cg_tensor *cg_any(cg_tensor *a, const int *axes, int naxes, bool keepdim);
+cg_tensor *cg_all(cg_tensor *a, const int *axes, int naxes, bool keepdim);
+cg_tensor *cg_logsumexp(cg_tensor *a, const int *axes, int naxes, bool keepdim);
+/* Index (int32) of the first max / min along one axis. */
+cg_tensor *cg_argmax(cg_tensor *a, int axis, bool keepdim);
+cg_tensor *cg_argmin(cg_tensor *a, int axis, bool keepdim);
+cg_tensor *cg_cumsum(cg_tensor *a, int axis);
+cg_tensor *cg_softmax(cg_tensor *a, int axis);
+cg_tensor *cg_log_softmax(cg_tensor *a, int axis);
+
+/* Linear algebra: matmul as numpy.matmul (batched, broadcasting, 1-d promoted). */
+cg_tensor *cg_matmul(cg_tensor *a, cg_tensor *b);
+cg_tensor *cg_dot(cg_tensor *a, cg_tensor *b); /* 1-d · 1-d */
+
+/* Indexing: torch.gather and torch.index_select (index is an integer tensor). */
+cg_tensor *cg_gather(cg_tensor *a, int dim, cg_tensor *index);
+cg_tensor *cg_index_select(cg_tensor *a, int dim, cg_tensor *index);
+
+/* Running and reading. */
+cg_status cg_realize(cg_tensor *t);
+cg_status cg_realize_many(cg_tensor *const *ts, int n);
+/* The value of a one-element tensor as double (NaN and an error if not one element). */
+double cg_item(cg_tensor *t);
+/* Copy the (realized) contents to dst, row-major. dt must be the tensor's dtype and
+ * nbytes its size in bytes; otherwise an error naming both. */
+cg_status cg_read(cg_tensor *t, cg_dtype dt, void *dst, size_t nbytes);
+
+/* Memory. cg_free drops one tensor. A scope frees every tensor created inside it when it
+ * ends, except those passed to cg_keep (which then belong to the enclosing scope, or to
+ * the caller at top level). Scopes nest. */
+void cg_free(cg_tensor *t);
+void cg_scope_begin(void);
+void cg_scope_end(void);
+cg_tensor *cg_keep(cg_tensor *t);
+
+/* Counters, for tests and tools. */
+typedef struct {
+  uint64_t kernels_run;      /* kernels launched */
+  uint64_t kernels_compiled; /* compiled by the C compiler in this process */
+  uint64_t kernels_cached;   /* loaded from the disk cache */
+  uint64_t schedules;        /* schedules built (cache misses) */
+} cg_stats;
+cg_stats cg_get_stats(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,7 +30,7 @@ int shape_infer(int op, uop *const *src, int nsrc, const uarg *arg, int64_t *out
   case OP_BUFFER: out[0] = arg->v[1]; return 1;
   case OP_CONST: case OP_DEFINE_VAR: return 0;
   case OP_RESHAPE: case OP_EXPAND:
-    memcpy(out, arg->v, sizeof(int64_t) * (size_t)arg->n);
+    if (arg->n) memcpy(out, arg->v, sizeof(int64_t) * (size_t)arg->n);
     return arg->n;
   case OP_PERMUTE:
     for (int i = 0; i < nd; i++) out[i] = s->shape[arg->v[i]];
@@ -43,7 +43,7 @@ int shape_infer(int op, uop *const *src, int nsrc, const uarg *arg, int64_t *out
     return nd;
   case OP_REDUCE:
     if (nsrc != 1 || arg->kind != ARG_INTS || nd < 0) return -1; /* kernel-level REDUCE */
-    memcpy(out, s->shape, sizeof(int64_t) * (size_t)nd);
+    if (nd) memcpy(out, s->shape, sizeof(int64_t) * (size_t)nd);
     for (int i = 1; i < arg->n; i++) out[arg->v[i]] = 1;
     return nd;
   case OP_FLIP: case OP_CONTIGUOUS: case OP_COPY: case OP_DETACH: case OP_ASSIGN:

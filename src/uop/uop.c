@@ -52,7 +52,7 @@ bool uarg_eq(const uarg *a, const uarg *b) {
   case ARG_FLOAT: return memcmp(&a->f, &b->f, 8) == 0; /* bitwise: -0.0 and NaNs stay distinct */
   case ARG_STR: return strcmp(a->s, b->s) == 0;
   case ARG_VAR: if (strcmp(a->s, b->s)) return false; __attribute__((fallthrough));
-  case ARG_INTS: return a->n == b->n && !memcmp(a->v, b->v, sizeof(int64_t) * (size_t)a->n);
+  case ARG_INTS: return a->n == b->n && (!a->n || !memcmp(a->v, b->v, sizeof(int64_t) * (size_t)a->n));
   default: return true;
   }
 }
@@ -162,11 +162,11 @@ uop *uop_new(int op, dtype dt, uop *const *src, int nsrc, uarg arg) {
   char *extra = (char *)&u->src[nsrc];
   u->ndim = ndim;
   u->shape = (const int64_t *)extra;
-  memcpy(extra, shp, sizeof(int64_t) * ndims);
+  if (ndims) memcpy(extra, shp, sizeof(int64_t) * ndims);
   extra += sizeof(int64_t) * ndims;
   u->arg = arg;
   if (arg.kind == ARG_INTS || arg.kind == ARG_VAR) {
-    memcpy(extra, arg.v, sizeof(int64_t) * (size_t)arg.n);
+    if (arg.n) memcpy(extra, arg.v, sizeof(int64_t) * (size_t)arg.n);
     u->arg.v = (const int64_t *)extra;
     extra += sizeof(int64_t) * (size_t)arg.n;
   }
@@ -191,6 +191,9 @@ uop *uop_retain(uop *u) {
   return u;
 }
 
+static void (*free_hooks[OP_COUNT])(uop *);
+void uop_set_free_hook(int op, void (*fn)(uop *u)) { free_hooks[op] = fn; }
+
 static void unlink_node(uop *u) {
   uop **pp = &buckets[u->hash & (nbuckets - 1)];
   while (*pp != u) pp = &(*pp)->chain;
@@ -209,6 +212,7 @@ void uop_release(uop *u) {
     CG_ASSERT(x->refcnt > 0, "released a dead %s node", op_name(x->op));
     if (--x->refcnt) continue;
     unlink_node(x);
+    if (free_hooks[x->op]) free_hooks[x->op](x);
     for (uint32_t i = 0; i < x->nsrc; i++) {
       if (n == cap) {
         uop **bigger = malloc(sizeof *bigger * cap * 2);

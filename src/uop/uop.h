@@ -103,6 +103,10 @@ uop *uop_where(uop *c, uop *a, uop *b);
 uop *uop_retain(uop *u);
 void uop_release(uop *u);
 
+/* Call fn(u) when a node of this op is freed (e.g. BUFFER: give its memory back). fn runs
+ * with the intern table locked: it must not build or release UOps. */
+void uop_set_free_hook(int op, void (*fn)(uop *u));
+
 /* ---- inspection --------------------------------------------------------------------- */
 static inline bool uop_is_const(const uop *u) { return u->op == OP_CONST; }
 /* Value of a CONST as double / int64 (converted as C converts). */

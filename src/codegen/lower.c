@@ -1,0 +1,146 @@
+/* Lowering a tensor-level graph to a kernel AST: one RANGE per output dim (and per reduced
+ * dim), movement ops turned into index expressions with validity for PAD, loads from
+ * realized buffers, then the symbolic rules. Memoized per (node, index) so shared
+ * subgraphs are lowered once. */
+#include "schedule/schedule.h"
+#include "uop/symbolic.h"
+#include "uop/uopset.h"
+#include "uop/shape.h"
+
+typedef struct {
+  uopset *realized; /* tensor node -> BUFFER */
+  uopset memo;      /* NOOP(node, idx..., valid) -> lowered value */
+  int next_axis;    /* ids for reduce ranges */
+} lower_ctx;
+
+static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
+static uop *add(uop *a, uop *b) { return uop_alu(OP_ADD, a, b); }
+static uop *mul(uop *a, int64_t c) { return c == 1 ? a : uop_alu(OP_MUL, a, ci(c)); }
+static uop *range_of(int64_t size, int64_t axis, int64_t kind) {
+  int64_t arg[2] = {axis, kind};
+  return uop_new1(OP_RANGE, DT_I32, ci(size), arg_ints(arg, 2));
+}
+static uop *band(uop *a, uop *b) {
+  if (a->op == OP_CONST) return a->arg.i ? b : a;
+  return uop_alu(OP_AND, a, b);
+}
+
+/* Row-major offset of idx in shape. */
+static uop *flat_index(uop *const *idx, const int64_t *shape, int nd) {
+  uop *off = ci(0);
+  int64_t stride = 1;
+  for (int i = nd - 1; i >= 0; i--) {
+    if (shape[i] != 1) off = add(off, mul(idx[i], stride));
+    stride *= shape[i];
+  }
+  return off;
+}
+
+static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid);
+
+static uop *load_buffer(uop *buf, uop *n, uop *const *idx, uop *valid) {
+  uop *off = flat_index(idx, n->shape, n->ndim);
+  uop *src[3] = {buf, off, valid};
+  bool gated = !(valid->op == OP_CONST && valid->arg.i);
+  uop *ix = uop_new(OP_INDEX, dt_ptr(buf->dt, ADDR_GLOBAL), src, gated ? 3 : 2, arg_none());
+  if (!gated) return uop_new1(OP_LOAD, buf->dt, ix, arg_none());
+  uop *ls[2] = {ix, uop_const_like(buf, 0)};
+  return uop_new(OP_LOAD, buf->dt, ls, 2, arg_none());
+}
+
+static uop *lower_uncached(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
+  int nd = n->ndim;
+  uop *sidx[UOP_MAX_DIMS + 1];
+  uop *s = n->nsrc ? n->src[0] : NULL;
+  uop *b = uopset_get(c->realized, n);
+  if (b) return load_buffer(b, n, idx, valid);
+  switch (n->op) {
+  case OP_BUFFER: return load_buffer(n, n, idx, valid);
+  case OP_CONST: return n;
+  case OP_DETACH: case OP_CONTIGUOUS: return lower(c, s, idx, valid);
+  case OP_RESHAPE: {
+    uop *lin = flat_index(idx, n->shape, nd);
+    int64_t stride = 1;
+    for (int i = s->ndim - 1; i >= 0; i--) {
+      uop *v = stride == 1 ? lin : uop_alu(OP_IDIV, lin, ci(stride));
+      sidx[i] = i == 0 ? v : s->shape[i] == 1 ? ci(0) : uop_alu(OP_MOD, v, ci(s->shape[i]));
+      stride *= s->shape[i];
+    }
+    return lower(c, s, sidx, valid);
+  }
+  case OP_PERMUTE:
+    for (int i = 0; i < nd; i++) sidx[n->arg.v[i]] = idx[i];
+    return lower(c, s, sidx, valid);
+  case OP_EXPAND:
+    for (int i = 0; i < nd; i++) sidx[i] = s->shape[i] == 1 && n->shape[i] != 1 ? ci(0) : idx[i];
+    return lower(c, s, sidx, valid);
+  case OP_SHRINK:
+    for (int i = 0; i < nd; i++) sidx[i] = n->arg.v[2 * i] ? add(idx[i], ci(n->arg.v[2 * i])) : idx[i];
+    return lower(c, s, sidx, valid);
+  case OP_FLIP:
+    for (int i = 0; i < nd; i++) sidx[i] = n->arg.v[i] ? add(ci(n->shape[i] - 1), uop_alu1(OP_NEG, idx[i])) : idx[i];
+    return lower(c, s, sidx, valid);
+  case OP_PAD: {
+    uop *ok = uop_const_int(DT_BOOL, 1);
+    for (int i = 0; i < nd; i++) {
+      int64_t before = n->arg.v[2 * i], after = n->arg.v[2 * i + 1];
+      sidx[i] = before ? add(idx[i], ci(-before)) : idx[i];
+      if (before) ok = band(ok, uop_alu1(OP_NEG, uop_alu(OP_CMPLT, idx[i], ci(before))));
+      if (after) ok = band(ok, uop_alu(OP_CMPLT, idx[i], ci(before + s->shape[i])));
+    }
+    uop *v = lower(c, s, sidx, band(valid, ok));
+    return uop_where(ok, v, uop_const_like(v, 0));
+  }
+  case OP_REDUCE: {
+    uop *srcs[UOP_MAX_DIMS + 1];
+    int nr = 1;
+    for (int i = 0; i < nd; i++) sidx[i] = idx[i];
+    for (int k = 1; k < n->arg.n; k++) {
+      int ax = (int)n->arg.v[k];
+      sidx[ax] = srcs[nr++] = range_of(s->shape[ax], c->next_axis++, 1);
+    }
+    srcs[0] = lower(c, s, sidx, valid);
+    int64_t op = n->arg.v[0];
+    return uop_new(OP_REDUCE, srcs[0]->dt, srcs, nr, arg_ints(&op, 1));
+  }
+  default: break;
+  }
+  CG_ASSERT(op_is_alu(n->op), "cannot lower a %s node", op_name(n->op));
+  uop *vals[3];
+  for (uint32_t i = 0; i < n->nsrc; i++) vals[i] = lower(c, n->src[i], idx, valid);
+  return uop_new(n->op, n->dt, vals, (int)n->nsrc, n->arg);
+}
+
+static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
+  uop *key_src[UOP_MAX_DIMS + 2];
+  int nk = 0;
+  key_src[nk++] = n;
+  for (int i = 0; i < n->ndim; i++) key_src[nk++] = idx[i];
+  key_src[nk++] = valid;
+  uop *key = uop_new(OP_NOOP, dt_void(), key_src, nk, arg_none());
+  uop *r = uopset_get(&c->memo, key);
+  if (!r) {
+    r = lower_uncached(c, n, idx, valid);
+    uopset_put(&c->memo, key, r);
+  }
+  return r;
+}
+
+uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global) {
+  lower_ctx c = {.realized = realized_map, .next_axis = 100};
+  uop *idx[UOP_MAX_DIMS];
+  *global = 1;
+  bool first = true;
+  for (int i = 0; i < root->ndim; i++) {
+    idx[i] = root->shape[i] == 1 ? ci(0) : range_of(root->shape[i], i, 0);
+    if (root->shape[i] != 1 && first) *global = root->shape[i], first = false;
+  }
+  uop *target = root->op == OP_ASSIGN ? root->src[1] : root;
+  uop *val = lower(&c, target, idx, uop_const_int(DT_BOOL, 1));
+  uop *off = flat_index(idx, root->shape, root->ndim);
+  uop *ix = uop_new2(OP_INDEX, dt_ptr(out_buf->dt, ADDR_GLOBAL), out_buf, off);
+  uop *st = uop_new2(OP_STORE, dt_void(), ix, val);
+  uop *sink = uop_new1(OP_SINK, dt_void(), st, arg_none());
+  uopset_free(&c.memo);
+  return uop_simplify(sink);
+}

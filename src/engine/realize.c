@@ -1,0 +1,175 @@
+/* realize: schedule -> (per kernel) render -> compile (cached) -> run, in order; then the
+ * tensors point at their buffers.
+ *
+ *   outputs ─► split big reductions ─► sched_build ─► render_c ─► dev->compile ─► launch
+ *
+ * Intermediate buffers go back to the allocator right after their last reader runs, so
+ * kernels later in the schedule reuse their memory (the LRU allocator hands the same
+ * block to the next request of that size). DEBUG=1 prints a line per kernel run, 2 adds
+ * the schedule and memory, 3 each kernel's AST, 4 the generated source. */
+#include "core/config.h"
+#include "renderer/render.h"
+#include "runtime/alloc.h"
+#include "schedule/schedule.h"
+#include "tensor/tensor.h"
+#include "uop/rewrite.h"
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+static cg_stats stats;
+cg_stats cg_get_stats(void) {
+  cg_stats s = stats;
+  const rt_stats *r = rt_get_stats();
+  s.kernels_compiled = (uint64_t)r->compiled;
+  s.kernels_cached = (uint64_t)r->disk_hits;
+  return s;
+}
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- big reductions run in two stages, so they use every core ---------------------- */
+
+static uop *split_reduce(rw_match *m) {
+  uop *r = m->root, *x = r->src[0];
+  if (r->arg.kind != ARG_INTS || r->ndim < 0 || x->ndim < 0) return NULL;
+  int64_t out = shape_numel(r->shape, r->ndim), red = shape_numel(x->shape, x->ndim) / (out ? out : 1);
+  if (out > 64 || red < 32768) return NULL;
+  int64_t f = 0;
+  for (int64_t c = 256; c >= 8 && !f; c--)
+    if (red % c == 0 && red / c >= 1024) f = c;
+  if (!f) return NULL;
+  /* (kept..., reduced...) -> (kept, f, red/f) -> sum last -> contiguous -> sum f */
+  int nd = x->ndim;
+  bool reduced[UOP_MAX_DIMS] = {0};
+  for (int i = 1; i < r->arg.n; i++) reduced[r->arg.v[i]] = true;
+  int64_t perm[UOP_MAX_DIMS];
+  int np = 0;
+  for (int i = 0; i < nd; i++)
+    if (!reduced[i]) perm[np++] = i;
+  for (int i = 0; i < nd; i++)
+    if (reduced[i]) perm[np++] = i;
+  uop *y = view_permute(x, perm);
+  int64_t s3[3] = {out, f, red / f};
+  y = view_reshape(y, s3, 3);
+  int ax2 = 2, ax1 = 1;
+  uop *part = reduce_uop(y, (int)r->arg.v[0], &ax2, 1);
+  part = uop_new1(OP_CONTIGUOUS, part->dt, part, arg_none());
+  uop *tot = reduce_uop(part, (int)r->arg.v[0], &ax1, 1);
+  return view_reshape(tot, r->shape, r->ndim);
+}
+static const rw_rule split_rules[] = {RULE("(REDUCE x)", split_reduce)};
+static RULESET(rs_split_reduce, "split_reduce", split_rules);
+
+/* ---- running ------------------------------------------------------------------------ */
+
+static int64_t kernel_flops(sched_kernel *k) {
+  (void)k;
+  return 0;
+}
+
+static void kernel_name(sched_kernel *k, char *out, size_t n) {
+  uop *st = k->ast->src[0];
+  bool red = false;
+  uop *stack[2048];
+  int sp = 0;
+  stack[sp++] = st;
+  for (int guard = 0; sp && guard < 100000 && !red; guard++) {
+    uop *u = stack[--sp];
+    if (u->op == OP_REDUCE) red = true;
+    if (u->op != OP_BUFFER)
+      for (uint32_t i = 0; i < u->nsrc && sp < 2048; i++) stack[sp++] = u->src[i];
+  }
+  int64_t numel = 0;
+  uop *b = k->bufs[0];
+  numel = b->arg.v[1];
+  snprintf(out, n, "%s_%" PRId64 "_%d", red ? "r" : "E", numel, k->nbufs);
+}
+
+cg_status realize_uops(uop *const *outs, int n, uop **views) {
+  double t0 = now();
+  uop *pre[64];
+  CG_ASSERT(n <= 64, "realize more than 64 tensors at once");
+  for (int i = 0; i < n; i++) pre[i] = graph_rewrite(outs[i], &rs_split_reduce, NULL);
+  schedule s;
+  if (!sched_build(pre, n, &s)) return cg_last_status();
+  stats.schedules++;
+  int dbg = cfg_debug();
+  rt_device *dev = rt_get_device("CPU");
+  if (dbg >= 2) fprintf(stderr, "*** schedule: %d kernel%s for %d output%s (%.2f ms)\n", s.n, s.n == 1 ? "" : "s", n, n == 1 ? "" : "s", 1e3 * (now() - t0));
+  /* last kernel that reads each buffer, to give intermediates back early */
+  cg_status st = CG_OK;
+  for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
+    sched_kernel *k = &s.k[ki];
+    char name[64];
+    kernel_name(k, name, sizeof name);
+    if (dbg >= 3) {
+      fprintf(stderr, "--- kernel %d: %s\n", ki, name);
+      uop_print(stderr, k->ast);
+    }
+    char *src = render_c(name, k->ast, k->bufs, k->nbufs);
+    if (dbg >= 4) fprintf(stderr, "%s\n", src);
+    rt_program *p = dev->compile(name, src);
+    free(src);
+    if (!p) {
+      st = cg_last_status();
+      break;
+    }
+    void *ptrs[256];
+    CG_ASSERT(k->nbufs <= 256, "a kernel with more than 256 buffers");
+    for (int i = 0; i < k->nbufs && st == CG_OK; i++) {
+      st = buffer_alloc(k->bufs[i]);
+      ptrs[i] = buffer_of(k->bufs[i])->ptr;
+    }
+    if (st == CG_OK) {
+      double t1 = now();
+      st = dev->launch(p, ptrs, NULL, k->global);
+      dev->synchronize();
+      double dt = now() - t1;
+      stats.kernels_run++;
+      if (dbg >= 1) {
+        double bytes = 0;
+        for (int i = 0; i < k->nbufs; i++) bytes += (double)buffer_of(k->bufs[i])->nbytes;
+        (void)kernel_flops;
+        fprintf(stderr, "  %-24s %8.3f ms  %7.2f GB/s  bufs=%d\n", name, 1e3 * dt, bytes / dt * 1e-9, k->nbufs);
+      }
+    }
+    dev->program_free(p);
+  }
+  if (st == CG_OK)
+    for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
+  if (dbg >= 2) {
+    rt_alloc_stats a = rt_lru_stats(dev->allocator);
+    fprintf(stderr, "*** realized in %.2f ms; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n", 1e3 * (now() - t0),
+            (double)a.in_use / 1e6, (double)a.cached / 1e6, (double)a.peak / 1e6);
+  }
+  sched_free(&s);
+  return st;
+}
+
+cg_status cg_realize_many(cg_tensor *const *ts, int n) {
+  uop *outs[64], *views[64];
+  if (n > 64) return cg_fail(CG_ERR_INVALID, "realize: at most 64 tensors at once, got %d", n);
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    if (!ts[i]) return cg_fail(CG_ERR_INVALID, "realize: tensor %d is NULL", i);
+    outs[m++] = ts[i]->u;
+  }
+  uop_pool_push();
+  cg_status st = realize_uops(outs, m, views);
+  if (st == CG_OK)
+    for (int i = 0; i < n; i++) {
+      uop *old = ts[i]->u;
+      ts[i]->u = uop_retain(views[i]);
+      uop_release(old);
+    }
+  uop_pool_pop();
+  return st;
+}
+
+cg_status cg_realize(cg_tensor *t) { return cg_realize_many(&t, 1); }

@@ -1,0 +1,57 @@
+/* The registry of device buffers behind BUFFER UOps. A BUFFER UOp's arg is [id, count]:
+ * ids are never reused, so two buffers never intern to one node. The registry entry and
+ * the memory go when the UOp dies (uop_set_free_hook). */
+#include "tensor.h"
+#include "uop/uopset.h"
+#include <pthread.h>
+
+static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
+static uopset registry;
+static int64_t next_id = 1;
+
+static void on_free(uop *u) {
+  pthread_mutex_lock(&buf_lock);
+  cg_buffer *b = uopset_get(&registry, u);
+  if (b) uopset_put(&registry, u, NULL);
+  pthread_mutex_unlock(&buf_lock);
+  if (!b) return;
+  if (b->ptr) b->dev->free(b->ptr, b->nbytes);
+  free(b);
+}
+
+uop *buffer_new(dtype dt, int64_t count) {
+  cg_buffer *b = calloc(1, sizeof *b);
+  if (!b) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
+  b->nbytes = (size_t)count * (size_t)dt_scalar_size(dt);
+  b->dev = rt_get_device("CPU");
+  pthread_mutex_lock(&buf_lock);
+  int64_t arg[2] = {next_id++, count};
+  uop_set_free_hook(OP_BUFFER, on_free);
+  pthread_mutex_unlock(&buf_lock);
+  uop *u = uop_new0(OP_BUFFER, dt, arg_ints(arg, 2));
+  pthread_mutex_lock(&buf_lock);
+  uopset_put(&registry, u, b);
+  pthread_mutex_unlock(&buf_lock);
+  return u;
+}
+
+cg_buffer *buffer_of(uop *u) {
+  pthread_mutex_lock(&buf_lock);
+  cg_buffer *b = uopset_get(&registry, u);
+  pthread_mutex_unlock(&buf_lock);
+  CG_ASSERT(b, "a BUFFER UOp without a registered buffer");
+  return b;
+}
+
+cg_status buffer_alloc(uop *u) {
+  cg_buffer *b = buffer_of(u);
+  if (b->ptr) return CG_OK;
+  b->ptr = b->dev->alloc(b->nbytes ? b->nbytes : 1);
+  return b->ptr ? CG_OK : cg_last_status();
+}
+
+void buffer_release_memory(uop *u) {
+  cg_buffer *b = buffer_of(u);
+  if (b->ptr) b->dev->free(b->ptr, b->nbytes);
+  b->ptr = NULL;
+}

@@ -1,0 +1,358 @@
+/* Reductions and the composites built on them: mean/var/std, arg-reductions, cumsum,
+ * softmax, matmul, gather. All are REDUCE UOps over elementwise graphs. */
+#include "tensor.h"
+#include <math.h>
+#include <string.h>
+
+bool norm_axes(const char *who, int ndim, const int *axes, int naxes, int *out, int *nout) {
+  bool seen[UOP_MAX_DIMS] = {0};
+  if (naxes == 0) {
+    for (int i = 0; i < ndim; i++) out[i] = i;
+    *nout = ndim;
+    return true;
+  }
+  int n = 0;
+  for (int i = 0; i < naxes; i++) {
+    int d = axes[i] < 0 ? axes[i] + ndim : axes[i];
+    if (d < 0 || d >= ndim) {
+      cg_fail(CG_ERR_INVALID, "%s: axis %d is out of range for a tensor of %d dims", who, axes[i], ndim);
+      return false;
+    }
+    if (!seen[d]) out[n++] = d;
+    seen[d] = true;
+  }
+  *nout = n;
+  return true;
+}
+
+uop *reduce_uop(uop *u, int op, const int *axes, int naxes) {
+  int64_t arg[UOP_MAX_DIMS + 1];
+  int n = 0;
+  arg[n++] = op;
+  for (int i = 0; i < naxes; i++)
+    if (u->shape[axes[i]] != 1) arg[n++] = axes[i];
+  if (n == 1) return u;
+  return uop_new(OP_REDUCE, u->dt, &u, 1, arg_ints(arg, n));
+}
+
+/* Drop the reduced axes unless keepdim. */
+static uop *squeeze_axes(uop *u, const int *axes, int naxes, bool keepdim) {
+  if (keepdim) return u;
+  bool red[UOP_MAX_DIMS] = {0};
+  for (int i = 0; i < naxes; i++) red[axes[i]] = true;
+  int64_t s[UOP_MAX_DIMS];
+  int j = 0;
+  for (int i = 0; i < u->ndim; i++)
+    if (!red[i]) s[j++] = u->shape[i];
+  return view_reshape(u, s, j);
+}
+
+static int64_t count_of(const uop *u, const int *axes, int naxes) {
+  int64_t n = 1;
+  for (int i = 0; i < naxes; i++) n *= u->shape[axes[i]];
+  return n;
+}
+
+typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_MEAN, R_ANY, R_ALL } rkind;
+static const char *rname[] = {"sum", "prod", "max", "min", "mean", "any", "all"};
+
+/* keepdim reduction of u (already cast as wanted). */
+static uop *reduce_kind(rkind k, uop *u, const int *ax, int n) {
+  switch (k) {
+  case R_SUM: return reduce_uop(u, OP_ADD, ax, n);
+  case R_PROD: return reduce_uop(u, OP_MUL, ax, n);
+  case R_MAX: case R_ANY: return reduce_uop(u, OP_MAX, ax, n);
+  case R_MIN:
+    if (dt_is_bool(u->dt)) return ew1(OP_NEG, reduce_uop(ew1(OP_NEG, u), OP_MAX, ax, n));
+    return ew1(OP_NEG, reduce_uop(ew1(OP_NEG, u), OP_MAX, ax, n));
+  case R_ALL: return ew1(OP_NEG, reduce_uop(ew1(OP_NEG, u), OP_MAX, ax, n));
+  case R_MEAN: {
+    int64_t cnt = count_of(u, ax, n);
+    uop *s = reduce_uop(u, OP_ADD, ax, n);
+    return ew2(OP_MUL, s, ew_const(s, cnt ? 1.0 / (double)cnt : NAN));
+  }
+  }
+  return NULL;
+}
+
+static cg_tensor *reduce_api(rkind k, cg_tensor *a, const int *axes, int naxes, bool keepdim) {
+  if (!a) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", rname[k]);
+  int ax[UOP_MAX_DIMS], n;
+  if (!norm_axes(rname[k], a->u->ndim, axes, naxes, ax, &n)) return NULL;
+  if ((k == R_MAX || k == R_MIN) && count_of(a->u, ax, n) == 0)
+    return cg_fail_null(CG_ERR_INVALID, "%s: cannot reduce over an empty dimension of shape %s", rname[k], shape_str(a->u->shape, a->u->ndim));
+  op_begin();
+  uop *u = a->u;
+  dtype dt = u->dt;
+  if ((k == R_SUM || k == R_PROD) && (dt_is_bool(dt) || dt_is_int(dt))) u = cast_to(u, dt_is_unsigned(dt) && dt_scalar_size(dt) == 8 ? dt : DT_I64);
+  if ((k == R_SUM || k == R_PROD || k == R_MEAN) && dt_is_float(dt) && dt_scalar_size(dt) < 4) u = cast_to(u, DT_F32);
+  if (k == R_MEAN && !dt_is_float(dt)) u = cast_to(u, DT_F32);
+  if (k == R_ANY || k == R_ALL) u = cast_to(u, DT_BOOL);
+  if (k == R_MIN && dt_is_unsigned(dt)) u = cast_to(u, DT_I64);
+  uop *r = reduce_kind(k, u, ax, n);
+  if ((k == R_SUM || k == R_PROD || k == R_MEAN) && dt_is_float(dt) && dt_scalar_size(dt) < 4) r = cast_to(r, dt);
+  if (k == R_MIN && dt_is_unsigned(dt)) r = cast_to(r, dt);
+  return op_end(squeeze_axes(r, ax, n, keepdim));
+}
+
+cg_tensor *cg_sum(cg_tensor *a, const int *axes, int n, bool k) { return reduce_api(R_SUM, a, axes, n, k); }
+cg_tensor *cg_prod(cg_tensor *a, const int *axes, int n, bool k) { return reduce_api(R_PROD, a, axes, n, k); }
+cg_tensor *cg_max(cg_tensor *a, const int *axes, int n, bool k) { return reduce_api(R_MAX, a, axes, n, k); }
+cg_tensor *cg_min(cg_tensor *a, const int *axes, int n, bool k) { return reduce_api(R_MIN, a, axes, n, k); }
+cg_tensor *cg_mean(cg_tensor *a, const int *axes, int n, bool k) { return reduce_api(R_MEAN, a, axes, n, k); }
+cg_tensor *cg_any(cg_tensor *a, const int *axes, int n, bool k) { return reduce_api(R_ANY, a, axes, n, k); }
+cg_tensor *cg_all(cg_tensor *a, const int *axes, int n, bool k) { return reduce_api(R_ALL, a, axes, n, k); }
+
+cg_tensor *cg_var(cg_tensor *a, const int *axes, int naxes, int correction, bool keepdim) {
+  if (!a) return cg_fail_null(CG_ERR_INVALID, "var: tensor is NULL");
+  int ax[UOP_MAX_DIMS], n;
+  if (!norm_axes("var", a->u->ndim, axes, naxes, ax, &n)) return NULL;
+  op_begin();
+  uop *u = dt_is_float(a->u->dt) ? a->u : cast_to(a->u, DT_F32);
+  int64_t cnt = count_of(u, ax, n);
+  uop *mean = reduce_kind(R_MEAN, u, ax, n);
+  uop *d = ew2(OP_ADD, u, ew1(OP_NEG, view_expand(mean, u->shape, u->ndim)));
+  uop *ss = reduce_uop(ew2(OP_MUL, d, d), OP_ADD, ax, n);
+  double denom = (double)cnt - correction;
+  uop *v = ew2(OP_MUL, ss, ew_const(ss, denom > 0 ? 1.0 / denom : (denom == 0 ? INFINITY : NAN)));
+  return op_end(squeeze_axes(v, ax, n, keepdim));
+}
+
+cg_tensor *cg_std(cg_tensor *a, const int *axes, int naxes, int correction, bool keepdim) {
+  cg_scope_begin();
+  cg_tensor *r = cg_keep(cg_sqrt(cg_var(a, axes, naxes, correction, keepdim)));
+  cg_scope_end();
+  return r;
+}
+
+cg_tensor *cg_logsumexp(cg_tensor *a, const int *axes, int naxes, bool keepdim) {
+  if (!a) return cg_fail_null(CG_ERR_INVALID, "logsumexp: tensor is NULL");
+  int ax[UOP_MAX_DIMS], n;
+  if (!norm_axes("logsumexp", a->u->ndim, axes, naxes, ax, &n)) return NULL;
+  op_begin();
+  uop *u = dt_is_float(a->u->dt) ? a->u : cast_to(a->u, DT_F32);
+  uop *m = reduce_uop(u, OP_MAX, ax, n);
+  /* a row of -inf has max -inf: shift by 0 there so the result is -inf, not NaN */
+  m = uop_where(ew2(OP_CMPEQ, m, ew_const(m, -INFINITY)), ew_const(m, 0), m);
+  m = uop_new1(OP_DETACH, m->dt, m, arg_none());
+  uop *e = ew1(OP_EXP2, ew2(OP_MUL, ew2(OP_ADD, u, ew1(OP_NEG, view_expand(m, u->shape, u->ndim))), ew_const(u, 1.0 / M_LN2)));
+  uop *s = reduce_uop(e, OP_ADD, ax, n);
+  uop *r = ew2(OP_ADD, ew2(OP_MUL, ew1(OP_LOG2, s), ew_const(s, M_LN2)), m);
+  return op_end(squeeze_axes(r, ax, n, keepdim));
+}
+
+/* [0, 1, ..., n-1] as int32, laid along `axis` of an ndim-d shape of 1s. */
+static uop *arange_along(int64_t n, int axis, int ndim) {
+  uop *b = buffer_new(DT_I32, n);
+  if (!b || buffer_alloc(b) != CG_OK) return NULL;
+  int32_t *p = buffer_of(b)->ptr;
+  for (int64_t i = 0; i < n; i++) p[i] = (int32_t)i;
+  int64_t s[UOP_MAX_DIMS];
+  for (int i = 0; i < ndim; i++) s[i] = i == axis ? n : 1;
+  return view_reshape(b, s, ndim);
+}
+
+static cg_tensor *arg_reduce(const char *who, cg_tensor *a, int axis, bool keepdim, bool is_min) {
+  if (!a) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", who);
+  bool ok;
+  int nd = a->u->ndim, d = norm_dim(who, nd ? nd : 1, axis, &ok);
+  if (!ok) return NULL;
+  op_begin();
+  uop *u = a->u;
+  if (nd == 0) u = view_reshape(u, (int64_t[]){1}, 1), nd = 1;
+  int64_t n = u->shape[d];
+  if (n == 0) return cg_fail(CG_ERR_INVALID, "%s: cannot reduce over an empty dimension of shape %s", who, shape_str(u->shape, nd)), op_end(NULL);
+  if (is_min) u = dt_is_bool(u->dt) ? ew1(OP_NEG, u) : ew1(OP_NEG, dt_is_unsigned(u->dt) ? cast_to(u, DT_I64) : u);
+  uop *m = view_expand(reduce_uop(u, OP_MAX, &d, 1), u->shape, nd);
+  uop *hit = ew2(OP_CMPEQ, u, m);
+  /* first index of the max: max over (n - i) where hit, then n - that */
+  uop *ar = arange_along(n, d, nd);
+  uop *rev = view_expand(ew2(OP_ADD, ew1(OP_NEG, ar), ew_const(ar, (double)n)), u->shape, nd);
+  uop *sel = uop_where(hit, rev, ew_const(rev, 0));
+  uop *best = reduce_uop(sel, OP_MAX, &d, 1);
+  uop *idx = ew2(OP_ADD, ew1(OP_NEG, best), ew_const(best, (double)n));
+  return op_end(squeeze_axes(idx, &d, 1, keepdim && a->u->ndim > 0));
+}
+
+cg_tensor *cg_argmax(cg_tensor *a, int axis, bool keepdim) { return arg_reduce("argmax", a, axis, keepdim, false); }
+cg_tensor *cg_argmin(cg_tensor *a, int axis, bool keepdim) { return arg_reduce("argmin", a, axis, keepdim, true); }
+
+cg_tensor *cg_cumsum(cg_tensor *a, int axis) {
+  if (!a) return cg_fail_null(CG_ERR_INVALID, "cumsum: tensor is NULL");
+  bool ok;
+  int nd = a->u->ndim, d = norm_dim("cumsum", nd ? nd : 1, axis, &ok);
+  if (!ok) return NULL;
+  if (nd + 1 > CG_MAX_DIMS) return cg_fail_null(CG_ERR_INVALID, "cumsum: too many dims");
+  op_begin();
+  uop *u = a->u;
+  if (nd == 0) u = view_reshape(u, (int64_t[]){1}, 1), nd = 1;
+  if (dt_is_bool(u->dt) || dt_is_int(u->dt)) u = cast_to(u, DT_I64);
+  int64_t n = u->shape[d];
+  /* out[..., i, ...] = sum_j x[..., j, ...] * (j <= i): x gets a new axis for i after d */
+  int64_t s1[UOP_MAX_DIMS], s2[UOP_MAX_DIMS];
+  for (int i = 0, j = 0; i <= nd; i++) {
+    s1[i] = i == d + 1 ? 1 : u->shape[j];
+    s2[i] = i == d + 1 ? n : u->shape[j];
+    if (i != d + 1) j++;
+  }
+  uop *x = view_expand(view_reshape(u, s1, nd + 1), s2, nd + 1);
+  uop *jj = view_expand(arange_along(n, d, nd + 1), s2, nd + 1);
+  uop *ii = view_expand(arange_along(n, d + 1, nd + 1), s2, nd + 1);
+  uop *keep = ew1(OP_NEG, ew2(OP_CMPLT, ii, jj));
+  uop *r = reduce_uop(uop_where(keep, x, ew_const(x, 0)), OP_ADD, &d, 1);
+  int64_t out[UOP_MAX_DIMS];
+  for (int i = 0, j = 0; i <= nd; i++)
+    if (i != d) out[j++] = r->shape[i];
+  r = view_reshape(r, out, nd);
+  if (a->u->ndim == 0) r = view_reshape(r, NULL, 0);
+  return op_end(r);
+}
+
+static cg_tensor *softmax_impl(cg_tensor *a, int axis, bool log) {
+  const char *who = log ? "log_softmax" : "softmax";
+  if (!a) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", who);
+  bool ok;
+  int nd = a->u->ndim, d = norm_dim(who, nd ? nd : 1, axis, &ok);
+  if (!ok) return NULL;
+  op_begin();
+  uop *u = dt_is_float(a->u->dt) ? a->u : cast_to(a->u, DT_F32);
+  if (nd == 0) u = view_reshape(u, (int64_t[]){1}, 1);
+  uop *m = uop_new1(OP_DETACH, u->dt, reduce_uop(u, OP_MAX, &d, 1), arg_none());
+  uop *x = ew2(OP_ADD, u, ew1(OP_NEG, view_expand(m, u->shape, u->ndim)));
+  uop *e = ew1(OP_EXP2, ew2(OP_MUL, x, ew_const(x, 1.0 / M_LN2)));
+  uop *s = reduce_uop(e, OP_ADD, &d, 1);
+  uop *r;
+  if (log) r = ew2(OP_ADD, x, ew1(OP_NEG, view_expand(ew2(OP_MUL, ew1(OP_LOG2, s), ew_const(s, M_LN2)), u->shape, u->ndim)));
+  else r = ew2(OP_MUL, e, view_expand(ew1(OP_RECIPROCAL, s), u->shape, u->ndim));
+  if (nd == 0) r = view_reshape(r, NULL, 0);
+  return op_end(r);
+}
+cg_tensor *cg_softmax(cg_tensor *a, int axis) { return softmax_impl(a, axis, false); }
+cg_tensor *cg_log_softmax(cg_tensor *a, int axis) { return softmax_impl(a, axis, true); }
+
+/* ---- matmul ------------------------------------------------------------------------ */
+
+cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
+  if (!ta || !tb) return cg_fail_null(CG_ERR_INVALID, "matmul: an operand is NULL");
+  uop *a = ta->u, *b = tb->u;
+  if (a->ndim == 0 || b->ndim == 0) return cg_fail_null(CG_ERR_INVALID, "matmul: expected tensors of at least 1 dim, got %s and %s", shape_str(a->shape, a->ndim), shape_str(b->shape, b->ndim));
+  op_begin();
+  bool va = a->ndim == 1, vb = b->ndim == 1;
+  if (va) a = view_reshape(a, (int64_t[]){1, a->shape[0]}, 2);
+  if (vb) b = view_reshape(b, (int64_t[]){b->shape[0], 1}, 2);
+  int64_t n = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], k2 = b->shape[b->ndim - 2], m = b->shape[b->ndim - 1];
+  if (k != k2) {
+    cg_fail(CG_ERR_INVALID, "matmul: inner dimensions differ: %s @ %s (%lld != %lld)", shape_str(ta->u->shape, ta->u->ndim),
+            shape_str(tb->u->shape, tb->u->ndim), (long long)k, (long long)k2);
+    return op_end(NULL);
+  }
+  /* batch dims broadcast */
+  int ba = a->ndim - 2, bb = b->ndim - 2, nb = ba > bb ? ba : bb;
+  int64_t batch[UOP_MAX_DIMS];
+  for (int i = 0; i < nb; i++) {
+    int ia = i - (nb - ba), ib = i - (nb - bb);
+    int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+    if (da != db && da != 1 && db != 1) {
+      cg_fail(CG_ERR_INVALID, "matmul: cannot broadcast batch dims of %s and %s", shape_str(ta->u->shape, ta->u->ndim), shape_str(tb->u->shape, tb->u->ndim));
+      return op_end(NULL);
+    }
+    batch[i] = da == 1 ? db : da;
+  }
+  if (nb + 3 > CG_MAX_DIMS) return cg_fail(CG_ERR_INVALID, "matmul: too many batch dims"), op_end(NULL);
+  dtype dt = promote(a->dt, b->dt);
+  a = cast_to(a, dt), b = cast_to(b, dt);
+  /* a: (..., n, 1, k)  b: (..., 1, m, k)  -> mul -> sum over k */
+  int64_t sa[UOP_MAX_DIMS], sb[UOP_MAX_DIMS], full[UOP_MAX_DIMS];
+  for (int i = 0; i < nb; i++) full[i] = batch[i];
+  full[nb] = n, full[nb + 1] = m, full[nb + 2] = k;
+  int64_t perm[UOP_MAX_DIMS];
+  for (int i = 0; i < b->ndim; i++) perm[i] = i;
+  perm[b->ndim - 2] = b->ndim - 1, perm[b->ndim - 1] = b->ndim - 2;
+  b = view_permute(b, perm); /* (..., m, k) */
+  for (int i = 0; i < ba; i++) sa[i] = a->shape[i];
+  sa[ba] = n, sa[ba + 1] = 1, sa[ba + 2] = k;
+  for (int i = 0; i < bb; i++) sb[i] = b->shape[i];
+  sb[bb] = 1, sb[bb + 1] = m, sb[bb + 2] = k;
+  a = view_broadcast(view_reshape(a, sa, ba + 3), full, nb + 3);
+  b = view_broadcast(view_reshape(b, sb, bb + 3), full, nb + 3);
+  int ax = nb + 2;
+  uop *r = reduce_uop(ew2(OP_MUL, a, b), OP_ADD, &ax, 1);
+  if (k == 1 || k == 0) r = k ? r : const_full(dt, 0, r->shape, r->ndim);
+  /* drop the reduced axis and the promoted 1-d axes */
+  int64_t out[UOP_MAX_DIMS];
+  int no = 0;
+  for (int i = 0; i < nb; i++) out[no++] = batch[i];
+  if (!va) out[no++] = n;
+  if (!vb) out[no++] = m;
+  return op_end(view_reshape(r, out, no));
+}
+
+cg_tensor *cg_dot(cg_tensor *a, cg_tensor *b) {
+  if (!a || !b) return cg_fail_null(CG_ERR_INVALID, "dot: an operand is NULL");
+  if (a->u->ndim != 1 || b->u->ndim != 1)
+    return cg_fail_null(CG_ERR_INVALID, "dot: expected two 1-d tensors, got %s and %s", shape_str(a->u->shape, a->u->ndim), shape_str(b->u->shape, b->u->ndim));
+  return cg_matmul(a, b);
+}
+
+/* ---- gather ------------------------------------------------------------------------ */
+
+/* out[p] = a[p with p[dim] = index[p]], by a one-hot sum over a new last axis. */
+static uop *gather_uop(uop *a, int d, uop *index) {
+  int nd = a->ndim;
+  int64_t n = a->shape[d];
+  /* a restricted to index's extent on other dims, dim d moved to a new last axis */
+  int64_t box[2 * UOP_MAX_DIMS], full[UOP_MAX_DIMS + 1], perm[UOP_MAX_DIMS + 1];
+  for (int i = 0; i < nd; i++) box[2 * i] = 0, box[2 * i + 1] = i == d ? n : index->shape[i];
+  uop *x = view_shrink(a, box);
+  for (int i = 0; i < nd; i++) full[i] = index->shape[i];
+  full[nd] = n;
+  /* x (.., n at d, ..) -> (.., 1 at d, .., n last) */
+  for (int i = 0; i < nd; i++) perm[i] = i;
+  int64_t xs[UOP_MAX_DIMS + 1];
+  for (int i = 0; i < nd; i++) xs[i] = x->shape[i];
+  xs[nd] = 1;
+  x = view_reshape(x, xs, nd + 1);
+  perm[d] = nd, perm[nd] = d;
+  x = view_permute(x, perm);
+  x = view_expand(x, full, nd + 1);
+  int64_t is[UOP_MAX_DIMS + 1];
+  for (int i = 0; i < nd; i++) is[i] = index->shape[i];
+  is[nd] = 1;
+  uop *idx = view_expand(view_reshape(cast_to(index, DT_I32), is, nd + 1), full, nd + 1);
+  uop *ar = view_expand(arange_along(n, nd, nd + 1), full, nd + 1);
+  uop *hot = ew2(OP_CMPEQ, idx, ar);
+  int ax = nd;
+  uop *zero = ew_const(x, 0);
+  uop *r = reduce_uop(uop_where(hot, x, zero), dt_is_bool(x->dt) ? OP_MAX : OP_ADD, &ax, 1);
+  return view_reshape(r, index->shape, nd);
+}
+
+cg_tensor *cg_gather(cg_tensor *a, int dim, cg_tensor *index) {
+  if (!a || !index) return cg_fail_null(CG_ERR_INVALID, "gather: an operand is NULL");
+  bool ok;
+  int nd = a->u->ndim, d = norm_dim("gather", nd, dim, &ok);
+  if (!ok) return NULL;
+  if (!dt_is_int(index->u->dt)) return cg_fail_null(CG_ERR_INVALID, "gather: index must be an integer tensor, got %s", dt_name(index->u->dt));
+  if (index->u->ndim != nd) return cg_fail_null(CG_ERR_INVALID, "gather: index %s must have as many dims as input %s", shape_str(index->u->shape, index->u->ndim), shape_str(a->u->shape, nd));
+  for (int i = 0; i < nd; i++)
+    if (i != d && index->u->shape[i] > a->u->shape[i])
+      return cg_fail_null(CG_ERR_INVALID, "gather: index %s is larger than input %s outside dim %d", shape_str(index->u->shape, nd), shape_str(a->u->shape, nd), d);
+  if (nd + 1 > CG_MAX_DIMS) return cg_fail_null(CG_ERR_INVALID, "gather: too many dims");
+  op_begin();
+  return op_end(gather_uop(a->u, d, index->u));
+}
+
+cg_tensor *cg_index_select(cg_tensor *a, int dim, cg_tensor *index) {
+  if (!a || !index) return cg_fail_null(CG_ERR_INVALID, "index_select: an operand is NULL");
+  bool ok;
+  int nd = a->u->ndim, d = norm_dim("index_select", nd, dim, &ok);
+  if (!ok) return NULL;
+  if (index->u->ndim != 1 || !dt_is_int(index->u->dt))
+    return cg_fail_null(CG_ERR_INVALID, "index_select: index must be a 1-d integer tensor, got %s %s", dt_name(index->u->dt), shape_str(index->u->shape, index->u->ndim));
+  if (nd + 1 > CG_MAX_DIMS) return cg_fail_null(CG_ERR_INVALID, "index_select: too many dims");
+  op_begin();
+  int64_t s[UOP_MAX_DIMS], full[UOP_MAX_DIMS];
+  for (int i = 0; i < nd; i++) s[i] = i == d ? index->u->shape[0] : 1, full[i] = i == d ? index->u->shape[0] : a->u->shape[i];
+  uop *idx = view_expand(view_reshape(index->u, s, nd), full, nd);
+  return op_end(gather_uop(a->u, d, idx));
+}
