@@ -235,7 +235,8 @@ typedef struct {
   uint64_t kernels_run;      /* kernels launched */
   uint64_t kernels_compiled; /* compiled by the C compiler in this process */
   uint64_t kernels_cached;   /* loaded from the disk cache */
-  uint64_t schedules;        /* schedules built (cache misses) */
+  uint64_t schedules;        /* schedules built */
+  uint64_t last_threads;     /* most threads any kernel of the last realize ran on */
 } cg_stats;
 cg_stats cg_get_stats(void);
 

@@ -126,8 +126,8 @@ static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
   return r;
 }
 
-uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global) {
-  lower_ctx c = {.realized = realized_map, .next_axis = 100};
+uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global, int *next_axis) {
+  lower_ctx c = {.realized = realized_map, .next_axis = *next_axis};
   uop *idx[UOP_MAX_DIMS];
   *global = 1;
   bool first = true;
@@ -142,5 +142,6 @@ uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global) 
   uop *st = uop_new2(OP_STORE, dt_void(), ix, val);
   uop *sink = uop_new1(OP_SINK, dt_void(), st, arg_none());
   uopset_free(&c.memo);
+  *next_axis = c.next_axis;
   return uop_simplify(sink);
 }

@@ -10,9 +10,11 @@
 #include "core/config.h"
 #include "renderer/render.h"
 #include "runtime/alloc.h"
+#include "runtime/threadpool.h"
 #include "schedule/schedule.h"
 #include "tensor/tensor.h"
 #include "uop/rewrite.h"
+#include "uop/uopset.h"
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
@@ -99,10 +101,18 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   schedule s;
   if (!sched_build(pre, n, &s)) return cg_last_status();
   stats.schedules++;
+  stats.last_threads = 0;
+  const rt_stats *rs = rt_get_stats();
+  int64_t compiled0 = rs->compiled, disk0 = rs->disk_hits;
   int dbg = cfg_debug();
   rt_device *dev = rt_get_device("CPU");
   if (dbg >= 2) fprintf(stderr, "*** schedule: %d kernel%s for %d output%s (%.2f ms)\n", s.n, s.n == 1 ? "" : "s", n, n == 1 ? "" : "s", 1e3 * (now() - t0));
-  /* last kernel that reads each buffer, to give intermediates back early */
+  /* intermediates (written here, not asked for) go back to the allocator after their
+   * last reader: that is the memory plan, the LRU allocator reuses the blocks */
+  uopset last_read = {0}, is_out = {0};
+  for (int i = 0; i < n; i++) uopset_add(&is_out, s.out_bufs[i]);
+  for (int ki = 0; ki < s.n; ki++)
+    for (int i = s.k[ki].nout; i < s.k[ki].nbufs; i++) uopset_put(&last_read, s.k[ki].bufs[i], (void *)(intptr_t)(ki + 1));
   cg_status st = CG_OK;
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
@@ -112,7 +122,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       fprintf(stderr, "--- kernel %d: %s\n", ki, name);
       uop_print(stderr, k->ast);
     }
-    char *src = render_c(name, k->ast, k->bufs, k->nbufs);
+    char *src = render_c(name, k->ast, k->bufs, k->nbufs, k->nout);
     if (dbg >= 4) fprintf(stderr, "%s\n", src);
     rt_program *p = dev->compile(name, src);
     free(src);
@@ -132,6 +142,8 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       dev->synchronize();
       double dt = now() - t1;
       stats.kernels_run++;
+      uint64_t th = (uint64_t)(k->global < rt_pool_size() ? k->global : rt_pool_size());
+      if (th > stats.last_threads) stats.last_threads = th;
       if (dbg >= 1) {
         double bytes = 0;
         for (int i = 0; i < k->nbufs; i++) bytes += (double)buffer_of(k->bufs[i])->nbytes;
@@ -140,13 +152,23 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       }
     }
     dev->program_free(p);
+    for (int i = k->nout; i < k->nbufs; i++) {
+      uop *b = k->bufs[i];
+      bool mine = false;
+      for (int kj = 0; kj < ki && !mine; kj++)
+        for (int o = 0; o < s.k[kj].nout; o++) mine |= s.k[kj].bufs[o] == b;
+      if (mine && !uopset_get(&is_out, b) && (intptr_t)uopset_get(&last_read, b) == ki + 1) buffer_release_memory(b);
+    }
   }
+  uopset_free(&last_read);
+  uopset_free(&is_out);
   if (st == CG_OK)
     for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
   if (dbg >= 2) {
     rt_alloc_stats a = rt_lru_stats(dev->allocator);
-    fprintf(stderr, "*** realized in %.2f ms; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n", 1e3 * (now() - t0),
-            (double)a.in_use / 1e6, (double)a.cached / 1e6, (double)a.peak / 1e6);
+    fprintf(stderr, "*** realized in %.2f ms: compiled %lld kernels, %lld loaded from the disk cache; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n",
+            1e3 * (now() - t0), (long long)(rs->compiled - compiled0), (long long)(rs->disk_hits - disk0), (double)a.in_use / 1e6,
+            (double)a.cached / 1e6, (double)a.peak / 1e6);
   }
   sched_free(&s);
   return st;

@@ -4,7 +4,7 @@
 #include "uop/uop.h"
 
 /* C source for the CPU backend: one function `name` with the CPU kernel ABI
- * (runtime/device.h); bufs[i] becomes data<i>. Caller frees. */
-char *render_c(const char *name, uop *ast, uop **bufs, int nbufs);
+ * (runtime/device.h); bufs[i] becomes data<i>, the first nout are written. Caller frees. */
+char *render_c(const char *name, uop *ast, uop **bufs, int nbufs, int nout);
 
 #endif

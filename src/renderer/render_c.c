@@ -320,7 +320,7 @@ static const char *value(rc *r, uop *u) {
 
 extern const char cg_kernel_prelude[];
 
-char *render_c(const char *name, uop *ast, uop **bufs, int nbufs) {
+char *render_c(const char *name, uop *ast, uop **bufs, int nbufs, int nout) {
   rc r = {.bufs = bufs, .nbufs = nbufs};
   uop *rng[64];
   int nr = 0;
@@ -332,7 +332,7 @@ char *render_c(const char *name, uop *ast, uop **bufs, int nbufs) {
   r.indent = 1;
   line(&r, "(void)vars; (void)lo; (void)hi;");
   for (int i = 0; i < nbufs; i++)
-    line(&r, "%s%s *restrict data%d = (%s *)bufs[%d];", i < 1 ? "" : "const ", storage_type(bufs[i]->dt), i, storage_type(bufs[i]->dt), i);
+    line(&r, "%s%s *restrict data%d = (%s *)bufs[%d];", i < nout ? "" : "const ", storage_type(bufs[i]->dt), i, storage_type(bufs[i]->dt), i);
   /* output loops, by axis; the first takes [lo, hi) */
   uop *outer[64];
   int no = 0;

@@ -1,6 +1,7 @@
 /* Realize points and the kernel list (see schedule.h). */
 #include "schedule.h"
 #include "tensor/tensor.h"
+#include "uop/rewrite.h"
 #include "uop/uopset.h"
 #include <string.h>
 
@@ -92,17 +93,22 @@ static uop *plain_buffer(uop *u) {
 
 static uintptr_t order_of(sched_ctx *c, uop *u) { return (uintptr_t)uopset_get(&c->order, u); }
 
-static void collect_bufs(uop *ast, uop *out, sched_kernel *k) {
-  /* outputs first, then inputs in the order they are first met */
+static void collect_bufs(uop *ast, sched_kernel *k) {
+  /* outputs (the stored buffers) first, then inputs in the order they are first met */
   uopset seen = {0};
   uop *stack[4096];
   size_t n = 0, cap = 8;
+  free(k->bufs);
   k->bufs = malloc(sizeof(uop *) * cap);
   CG_ASSERT(k->bufs, "out of memory");
-  k->bufs[0] = out;
-  k->nbufs = 1;
-  k->nout = 1;
-  uopset_add(&seen, out);
+  k->nbufs = 0;
+  for (uint32_t i = 0; i < ast->nsrc; i++) {
+    uop *b = ast->src[i]->src[0]->src[0];
+    if (!uopset_add(&seen, b)) continue;
+    grow((void ***)&k->bufs, (size_t)k->nbufs, &cap);
+    k->bufs[k->nbufs++] = b;
+  }
+  k->nout = k->nbufs;
   stack[n++] = ast;
   uopset visited = {0};
   while (n) {
@@ -124,6 +130,71 @@ static void collect_bufs(uop *ast, uop *out, sched_kernel *k) {
   uopset_free(&visited);
 }
 
+/* ---- merging: a kernel whose only job is to feed another at the same index runs inside
+ * it (softmax's max inside its sum): B computes A's value where it loaded it, and stores
+ * A's buffer too. */
+
+typedef struct { uop *buf, *idx, *val; } subst_ctx;
+static uop *subst_load(rw_match *m) {
+  subst_ctx *c = m->ctx;
+  return B(b) == c->buf && B(i) == c->idx ? c->val : NULL;
+}
+static const rw_rule subst_rules[] = {RULE("(LOAD (INDEX b:BUFFER i))", subst_load)};
+static RULESET(rs_subst_load, "merge_kernels", subst_rules);
+
+/* Whether every read of buf in u is an ungated load at exactly idx. */
+static bool reads_only_at(uop *u, uop *buf, uop *idx, uopset *seen, bool *any) {
+  if (!uopset_add(seen, u)) return true;
+  if (u->op == OP_INDEX && u->src[0] == buf) {
+    *any = true;
+    return u->nsrc == 2 && u->src[1] == idx;
+  }
+  if (u->op == OP_BUFFER) return true;
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (!reads_only_at(u->src[i], buf, idx, seen, any)) return false;
+  return true;
+}
+
+static bool kernel_reads(sched_kernel *k, uop *buf) {
+  for (int i = k->nout; i < k->nbufs; i++)
+    if (k->bufs[i] == buf) return true;
+  return false;
+}
+
+static void merge_kernels(schedule *s) {
+  for (bool again = true; again;) {
+    again = false;
+    for (int i = 0; i < s->n && !again; i++) {
+      sched_kernel *a = &s->k[i];
+      if (a->ast->nsrc != 1) continue;
+      uop *st = a->ast->src[0], *abuf = st->src[0]->src[0], *aidx = st->src[0]->src[1];
+      for (int j = i + 1; j < s->n; j++) {
+        sched_kernel *b = &s->k[j];
+        if (!kernel_reads(b, abuf)) continue;
+        uop *bidx = b->ast->src[0]->src[0]->src[1];
+        uopset seen = {0};
+        bool any = false, only = bidx == aidx && reads_only_at(b->ast, abuf, aidx, &seen, &any);
+        uopset_free(&seen);
+        if (only) {
+          subst_ctx c = {abuf, aidx, st->src[1]};
+          uop *body = graph_rewrite(b->ast, &rs_subst_load, &c);
+          uop *srcs[64];
+          int n = 0;
+          srcs[n++] = st;
+          for (uint32_t k = 0; k < body->nsrc && n < 64; k++) srcs[n++] = body->src[k];
+          b->ast = uop_new(OP_SINK, dt_void(), srcs, n, arg_none());
+          collect_bufs(b->ast, b);
+          free(a->bufs);
+          memmove(&s->k[i], &s->k[i + 1], sizeof *s->k * (size_t)(s->n - i - 1));
+          s->n--;
+          again = true;
+        }
+        break; /* only the first reader of a's buffer may absorb it */
+      }
+    }
+  }
+}
+
 bool sched_build(uop *const *outs, int nouts, schedule *s) {
   sched_ctx c = {0};
   size_t cap = 0;
@@ -142,6 +213,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
       pts[j] = pts[j - 1], pts[j - 1] = t;
     }
   uopset realized = {0};
+  int next_axis = 100;
   s->k = calloc(c.nwork ? c.nwork : 1, sizeof *s->k);
   s->out_bufs = calloc((size_t)nouts, sizeof(uop *));
   CG_ASSERT(s->k && s->out_bufs, "out of memory");
@@ -159,10 +231,11 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
       buf = buffer_new(p->dt, shape_numel(p->shape, p->ndim));
     }
     sched_kernel *k = &s->k[s->n++];
-    k->ast = lower_kernel(p, buf, &realized, &k->global);
-    collect_bufs(k->ast, buf, k);
+    k->ast = lower_kernel(p, buf, &realized, &k->global, &next_axis);
+    collect_bufs(k->ast, k);
     uopset_put(&realized, p, buf);
   }
+  if (ok) merge_kernels(s);
   for (int i = 0; i < nouts; i++) {
     uop *b = plain_buffer(outs[i]);
     s->out_bufs[i] = b ? b : uopset_get(&realized, outs[i]);

@@ -29,7 +29,8 @@ bool sched_build(uop *const *outs, int nouts, schedule *s);
 void sched_free(schedule *s);
 
 /* lower.c: the kernel AST that computes `root` (which will be stored to out_buf), with the
- * realized nodes of `realized` (node -> BUFFER) read from their buffers. */
-uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global);
+ * realized nodes of `realized` (node -> BUFFER) read from their buffers. Reduce ranges
+ * get ids from *next_axis, unique in a schedule so merged kernels keep their loops apart. */
+uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global, int *next_axis);
 
 #endif

@@ -301,7 +301,7 @@ static uop *gather_uop(uop *a, int d, uop *index) {
   int nd = a->ndim;
   int64_t n = a->shape[d];
   /* a restricted to index's extent on other dims, dim d moved to a new last axis */
-  int64_t box[2 * UOP_MAX_DIMS], full[UOP_MAX_DIMS + 1], perm[UOP_MAX_DIMS + 1];
+  int64_t box[2 * UOP_MAX_DIMS] = {0}, full[UOP_MAX_DIMS + 1], perm[UOP_MAX_DIMS + 1];
   for (int i = 0; i < nd; i++) box[2 * i] = 0, box[2 * i + 1] = i == d ? n : index->shape[i];
   uop *x = view_shrink(a, box);
   for (int i = 0; i < nd; i++) full[i] = index->shape[i];

@@ -22,6 +22,9 @@ static int ident_len(const char *p) {
   return n;
 }
 
+/* Whether p starts with the whole word w (so "true" is a literal but "true1" a name). */
+static bool is_word(const char *p, const char *w) { return ident_len(p) == (int)strlen(w) && !strncmp(p, w, strlen(w)); }
+
 static pat *pat_alloc(void) {
   pat *p = calloc(1, sizeof *p);
   CG_ASSERT(p, "out of memory");
@@ -29,6 +32,20 @@ static pat *pat_alloc(void) {
   p->nsrc = -1;
   memset(p->ops, 0xff, sizeof p->ops);
   return p;
+}
+
+/* Free a pattern that failed to parse, with its sources (the first n of srcs when it is
+ * still being built). */
+static void pat_free(pat *p) {
+  if (!p) return;
+  for (int i = 0; i < p->nsrc; i++) pat_free(p->src[i]);
+  free(p->src);
+  free(p);
+}
+static pat *parse_fail(pat *r, pat **srcs, int n) {
+  for (int i = 0; i < n; i++) pat_free(srcs[i]);
+  pat_free(r);
+  return NULL;
 }
 
 static int name_slot(parser *ps, const char *s, int n) {
@@ -99,7 +116,7 @@ static pat *parse_term(parser *ps) {
     ps->p++;
     skip(ps);
     pat *r = pat_alloc();
-    if (!parse_head(ps, r)) return NULL;
+    if (!parse_head(ps, r)) return parse_fail(r, NULL, 0);
     pat *srcs[16];
     int n = 0;
     for (;;) {
@@ -109,12 +126,13 @@ static pat *parse_term(parser *ps) {
         ps->p += 3;
         r->ellipsis = true;
         skip(ps);
-        if (*ps->p != ')') { ps->err = "'...' must end the source list"; return NULL; }
+        if (*ps->p != ')') { ps->err = "'...' must end the source list"; return parse_fail(r, srcs, n); }
         continue;
       }
-      if (!*ps->p) { ps->err = "missing ')'"; return NULL; }
-      if (n == 16) { ps->err = "too many sources"; return NULL; }
-      if (!(srcs[n++] = parse_pat(ps))) return NULL;
+      if (!*ps->p) { ps->err = "missing ')'"; return parse_fail(r, srcs, n); }
+      if (n == 16) { ps->err = "too many sources"; return parse_fail(r, srcs, n); }
+      if (!(srcs[n] = parse_pat(ps))) return parse_fail(r, srcs, n);
+      n++;
     }
     r->nsrc = n;
     r->src = malloc(sizeof(pat *) * (size_t)(n ? n : 1));
@@ -122,8 +140,8 @@ static pat *parse_term(parser *ps) {
     memcpy(r->src, srcs, sizeof(pat *) * (size_t)n);
     return r;
   }
-  if (isdigit((unsigned char)*p) || (*p == '-' && (isdigit((unsigned char)p[1]) || !strncmp(p + 1, "inf", 3))) ||
-      !strncmp(p, "true", 4) || !strncmp(p, "false", 5) || !strncmp(p, "inf", 3)) {
+  if (isdigit((unsigned char)*p) || (*p == '-' && (isdigit((unsigned char)p[1]) || is_word(p + 1, "inf"))) ||
+      is_word(p, "true") || is_word(p, "false") || is_word(p, "inf")) {
     pat *r = pat_alloc();
     memset(r->ops, 0, sizeof r->ops);
     set_op(r, OP_CONST);
@@ -134,6 +152,7 @@ static pat *parse_term(parser *ps) {
       char *end;
       r->value = strtod(p, &end);
       ps->p = end;
+      if (isalnum((unsigned char)*end) || *end == '_') { ps->err = "bad number"; return parse_fail(r, NULL, 0); }
     }
     return r;
   }
@@ -143,7 +162,7 @@ static pat *parse_term(parser *ps) {
   }
   if (isupper((unsigned char)*p) || *p == '@' || *p == '*') {
     pat *r = pat_alloc();
-    return parse_head(ps, r) ? r : NULL;
+    return parse_head(ps, r) ? r : parse_fail(r, NULL, 0);
   }
   ps->err = "expected a pattern";
   return NULL;
@@ -152,7 +171,7 @@ static pat *parse_term(parser *ps) {
 static pat *parse_pat(parser *ps) {
   skip(ps);
   int n = ident_len(ps->p);
-  if (n && islower((unsigned char)*ps->p) && strncmp(ps->p, "true", 4) && strncmp(ps->p, "false", 5) && strncmp(ps->p, "inf", 3)) {
+  if (n && islower((unsigned char)*ps->p) && !is_word(ps->p, "true") && !is_word(ps->p, "false") && !is_word(ps->p, "inf")) {
     const char *name = ps->p;
     ps->p += n;
     int slot = name_slot(ps, name, n);
@@ -175,7 +194,7 @@ pat *pat_parse(const char *s, const char **names, int *nnames, const char **err)
   parser ps = {s, s, NULL, names, nnames};
   pat *r = parse_pat(&ps);
   skip(&ps);
-  if (r && *ps.p) ps.err = "text after the pattern", r = NULL;
+  if (r && *ps.p) ps.err = "text after the pattern", r = parse_fail(r, NULL, 0);
   *err = ps.err;
   return r;
 }

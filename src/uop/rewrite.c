@@ -49,8 +49,9 @@ static rw_compiled *compile(rw_ruleset *rs) {
     r->rule = &rs->rules[i];
     r->p = pat_parse(rs->rules[i].pattern, r->names, &r->nnames, &err);
     if (!r->p && !c->error) {
-      static _Thread_local char msg[256];
-      snprintf(msg, sizeof msg, "rule set %s, rule %d \"%s\": %s", rs->name, i, rs->rules[i].pattern, err);
+      char *msg = malloc(256); /* one message per rule set, kept with its compiled form */
+      CG_ASSERT(msg, "out of memory");
+      snprintf(msg, 256, "rule set %s, rule %d \"%s\": %s", rs->name, i, rs->rules[i].pattern, err);
       c->error = msg;
     }
   }
