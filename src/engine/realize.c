@@ -70,9 +70,46 @@ static RULESET(rs_split_reduce, "split_reduce", split_rules);
 
 /* ---- running ------------------------------------------------------------------------ */
 
-static int64_t kernel_flops(sched_kernel *k) {
-  (void)k;
-  return 0;
+/* Floating-point ops a kernel does: each float ALU node times the trips of the loops it
+ * sits in (the ranges it depends on, less those its reductions close). For DEBUG lines. */
+typedef struct { uopset mask; uop *rng[64]; int nr; } flop_ctx;
+static uint64_t range_mask(flop_ctx *c, uop *u) {
+  uintptr_t m = (uintptr_t)uopset_get(&c->mask, u);
+  if (m) return (uint64_t)(m - 1);
+  uint64_t d = 0;
+  if (u->op == OP_RANGE) {
+    int i = 0;
+    while (i < c->nr && c->rng[i] != u) i++;
+    if (i == c->nr && c->nr < 64) c->rng[c->nr++] = u;
+    d = i < 64 ? 1ull << i : 0;
+  } else if (u->op != OP_BUFFER) {
+    for (uint32_t i = 0; i < u->nsrc; i++) d |= range_mask(c, u->src[i]);
+  }
+  uopset_put(&c->mask, u, (void *)(uintptr_t)(d + 1));
+  return d;
+}
+static double kernel_flops(sched_kernel *k) {
+  flop_ctx c = {0};
+  double flops = 0;
+  uopset seen = {0};
+  uop *stack[4096];
+  int n = 0;
+  stack[n++] = k->ast;
+  while (n) {
+    uop *u = stack[--n];
+    if (!uopset_add(&seen, u) || u->op == OP_BUFFER) continue;
+    if ((op_is_alu(u->op) || u->op == OP_REDUCE) && dt_is_float(u->dt)) {
+      uint64_t m = range_mask(&c, u);
+      double trips = 1;
+      for (int i = 0; i < c.nr; i++)
+        if (m >> i & 1) trips *= (double)c.rng[i]->src[0]->arg.i;
+      flops += trips;
+    }
+    for (uint32_t i = 0; i < u->nsrc && n < 4096; i++) stack[n++] = u->src[i];
+  }
+  uopset_free(&seen);
+  uopset_free(&c.mask);
+  return flops;
 }
 
 static void kernel_name(sched_kernel *k, char *out, size_t n) {
@@ -119,7 +156,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     char name[64];
     kernel_name(k, name, sizeof name);
     if (dbg >= 3) {
-      fprintf(stderr, "--- kernel %d: %s\n", ki, name);
+      fprintf(stderr, "--- kernel %d: %s  (opts: none, plain loops; thread split over %lld)\n", ki, name, (long long)k->global);
       uop_print(stderr, k->ast);
     }
     char *src = render_c(name, k->ast, k->bufs, k->nbufs, k->nout);
@@ -147,8 +184,8 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       if (dbg >= 1) {
         double bytes = 0;
         for (int i = 0; i < k->nbufs; i++) bytes += (double)buffer_of(k->bufs[i])->nbytes;
-        (void)kernel_flops;
-        fprintf(stderr, "  %-24s %8.3f ms  %7.2f GB/s  bufs=%d\n", name, 1e3 * dt, bytes / dt * 1e-9, k->nbufs);
+        fprintf(stderr, "  %-24s %9.3f ms  %8.2f GFLOP/s  %7.2f GB/s  (%d buffers)\n", name, 1e3 * dt, kernel_flops(k) / dt * 1e-9,
+                bytes / dt * 1e-9, k->nbufs);
       }
     }
     dev->program_free(p);
