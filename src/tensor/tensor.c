@@ -134,20 +134,15 @@ cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt) {
     return cg_fail_null(CG_ERR_INVALID, "arange: expected finite start/stop and a nonzero step, got %g, %g, %g", start, stop, step);
   double n = ceil((stop - start) / step);
   int64_t count = n > 0 ? (int64_t)n : 0;
-  /* arange = start + step * (cumulative index): built as a reduce-free index expression */
+  /* values are computed on the host: small, and exact as PyTorch's */
   op_begin();
   dtype d = dt_of(dt);
   int64_t shp[1] = {count};
-  uop *idx = uop_new(OP_CAST, d, (uop *[]){const_full(DT_I32, 0, shp, 1)}, 1, arg_none());
-  (void)idx;
-  /* values are computed on the host: small, and exact as PyTorch's */
   uop *b = buffer_new(d, count);
   if (!b || buffer_alloc(b) != CG_OK) return op_end(NULL);
   cg_buffer *buf = buffer_of(b);
   for (int64_t i = 0; i < count; i++) {
-    double v = start + (double)i * step;
-    extern void host_store(dtype dt, void *p, int64_t i, double v);
-    host_store(d, buf->ptr, i, v);
+    host_store(d, buf->ptr, i, start + (double)i * step);
   }
   return op_end(view_reshape(b, shp, 1));
 }
@@ -159,7 +154,6 @@ cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt) {
   dtype d = dt_of(dt);
   uop *b = buffer_new(d, steps);
   if (!b || buffer_alloc(b) != CG_OK) return op_end(NULL);
-  extern void host_store(dtype dt, void *p, int64_t i, double v);
   for (int64_t i = 0; i < steps; i++) {
     double v = steps == 1 ? start : (i < steps / 2 ? start + (stop - start) / (double)(steps - 1) * (double)i
                                                    : stop - (stop - start) / (double)(steps - 1) * (double)(steps - 1 - i));

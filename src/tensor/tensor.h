@@ -39,6 +39,10 @@ cg_status buffer_alloc(uop *b);
 /* Give the memory back early (the UOp may live on; it must not be read again). */
 void buffer_release_memory(uop *b);
 
+/* Write v, converted to dt as C converts (small floats rounded to nearest even), to
+ * element i of a host array of dt. */
+void host_store(dtype dt, void *p, int64_t i, double v);
+
 /* ---- shapes and views ------------------------------------------------------------ */
 /* Shape of a tensor-level UOp. */
 static inline const int64_t *U_SHAPE(const uop *u) { return u->shape; }
