@@ -206,7 +206,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   /* kernels in dependency order */
   uop **pts = malloc(sizeof(uop *) * (c.nwork ? c.nwork : 1));
   CG_ASSERT(pts, "out of memory");
-  memcpy(pts, c.work, sizeof(uop *) * c.nwork);
+  if (c.nwork) memcpy(pts, c.work, sizeof(uop *) * c.nwork);
   for (size_t i = 1; i < c.nwork; i++) /* insertion sort by topological position */
     for (size_t j = i; j > 0 && order_of(&c, pts[j]) < order_of(&c, pts[j - 1]); j--) {
       uop *t = pts[j];
