@@ -230,6 +230,28 @@ void cg_scope_begin(void);
 void cg_scope_end(void);
 cg_tensor *cg_keep(cg_tensor *t);
 
+/* Autograd (reverse mode, lazy). Mark the leaves to differentiate with
+ * cg_set_requires_grad (floating-point tensors only; a still-lazy tensor is realized into
+ * storage of its own, so that two equal constants are two parameters). cg_backward(loss)
+ * adds d(loss)/d(leaf) to the gradient of every tensor that requires grad and is in loss's
+ * graph (zeros when it is there but no gradient flows to it, e.g. only through a
+ * comparison); gradients accumulate across calls until cg_zero_grad. Backward builds lazy
+ * graphs and runs nothing: the gradient is computed when it is read or realized. Call it
+ * before reading the loss: realizing a tensor replaces its graph by the stored value.
+ * Semantics at kinks are PyTorch's: relu'(0) = 0, |x|'(0) = 0, clamp passes the gradient at
+ * its bounds, max/min reductions split it equally among ties (torch.amax), maximum splits
+ * it in halves on a tie (torch.maximum), sqrt'(0) = log'(0) = inf. */
+cg_status cg_set_requires_grad(cg_tensor *t, bool on);
+/* loss must have one element and a floating-point dtype (else an error naming both). */
+cg_status cg_backward(cg_tensor *loss);
+/* Backward from any floating-point output given d(something)/d(out) (out's shape). */
+cg_status cg_backward_with(cg_tensor *out, cg_tensor *grad_out);
+/* The accumulated gradient of t (t's shape and dtype), or NULL before any backward reached
+ * it. It belongs to t: the handle stays valid until t is freed (do not free it). */
+cg_tensor *cg_grad(cg_tensor *t);
+/* Reset t's gradient to zeros (the handle from cg_grad stays valid). */
+void cg_zero_grad(cg_tensor *t);
+
 /* Counters, for tests and tools. */
 typedef struct {
   uint64_t kernels_run;      /* kernels launched */

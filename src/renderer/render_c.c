@@ -21,6 +21,7 @@ typedef struct {
   int *depth_of;
   size_t ndef, capdef;
   int depth;
+  uint64_t open;     /* ranges whose loops are open here */
   int nval, nacc;
   uop **bufs;
   int nbufs;
@@ -152,11 +153,16 @@ static const char *define(rc *r, uop *u, const char *name) {
   }
   r->defined[r->ndef] = u;
   r->depth_of[r->ndef++] = r->depth;
+  if (u->op == OP_RANGE) r->open |= 1ull << ((uintptr_t)uopset_get(&r->ranges, u) - 1);
   return s;
 }
 static void open_scope(rc *r) { r->depth++, r->indent++; }
 static void close_scope(rc *r) {
-  while (r->ndef && r->depth_of[r->ndef - 1] == r->depth) uopset_put(&r->names, r->defined[--r->ndef], NULL);
+  while (r->ndef && r->depth_of[r->ndef - 1] == r->depth) {
+    uop *u = r->defined[--r->ndef];
+    if (u->op == OP_RANGE) r->open &= ~(1ull << ((uintptr_t)uopset_get(&r->ranges, u) - 1));
+    uopset_put(&r->names, u, NULL);
+  }
   r->depth--, r->indent--;
   line(r, "}");
 }
@@ -238,9 +244,7 @@ static void alu_expr(rc *r, uop *u, const char **a, char *out, size_t n) {
 static const char *reduce_value(rc *r, uop *u) {
   int op = (int)u->arg.v[0];
   dtype d = u->dt;
-  uint64_t mine = 0;
-  for (uint32_t i = 1; i < u->nsrc; i++) mine |= 1ull << ((uintptr_t)uopset_get(&r->ranges, u->src[i]) - 1);
-  /* compute before the loop whatever does not depend on its ranges */
+  /* compute before the loop whatever depends only on loops already open */
   uop *stack[4096];
   int n = 0;
   uopset seen = {0};
@@ -248,7 +252,7 @@ static const char *reduce_value(rc *r, uop *u) {
   while (n) {
     uop *x = stack[--n];
     if (!uopset_add(&seen, x) || x->op == OP_BUFFER || x->op == OP_CONST || x->op == OP_RANGE) continue;
-    if (!(deps(r, x) & mine) && x->op != OP_INDEX) {
+    if (!(deps(r, x) & ~r->open) && x->op != OP_INDEX) {
       value(r, x);
       continue;
     }

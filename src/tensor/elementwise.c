@@ -100,7 +100,11 @@ typedef enum { B_ADD, B_SUB, B_MUL, B_DIV, B_IDIV, B_POW, B_MAX, B_MIN, B_LT, B_
 static const char *bop_name[] = {"add", "sub", "mul", "div", "idiv", "pow", "maximum", "minimum", "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "logical_xor"};
 
 static uop *pow_f(uop *a, uop *b) {
-  uop *mag = ew1(OP_EXP2, ew2(OP_MUL, b, ew1(OP_LOG2, where3(ew2(OP_CMPLT, a, ewc(a, 0)), ew1(OP_NEG, a), a))));
+  /* |a| with 0 replaced by 1 inside the log, so the hidden branch has no 0*inf (NaN) for
+   * the gradient to pick up */
+  uop *absa = where3(ew2(OP_CMPLT, a, ewc(a, 0)), ew1(OP_NEG, a), a);
+  uop *safe = where3(ew2(OP_CMPEQ, a, ewc(a, 0)), ewc(a, 1), absa);
+  uop *mag = ew1(OP_EXP2, ew2(OP_MUL, b, ew1(OP_LOG2, safe)));
   /* negative base: integral exponents give a sign, others NaN (as PyTorch) */
   uop *bi = ew1(OP_TRUNC, b);
   uop *is_int = ew2(OP_CMPEQ, bi, b);
@@ -143,7 +147,9 @@ static cg_tensor *binary(bop op, cg_tensor *ta, cg_tensor *tb) {
   case B_IDIV: r = ew2(OP_IDIV, a, b); break;
   case B_POW: r = pow_f(a, b); break;
   case B_MAX: r = ew2(OP_MAX, a, b); break;
-  case B_MIN: r = where3(ew2(OP_CMPLT, b, a), b, a); break;
+  case B_MIN: /* floats as -max(-a, -b): ties split the gradient like torch.minimum */
+    r = dt_is_float(dt) ? ew1(OP_NEG, ew2(OP_MAX, ew1(OP_NEG, a), ew1(OP_NEG, b))) : where3(ew2(OP_CMPLT, b, a), b, a);
+    break;
   case B_LT: r = ew2(OP_CMPLT, a, b); break;
   case B_GT: r = ew2(OP_CMPLT, b, a); break;
   case B_LE: r = lnot(ew2(OP_CMPLT, b, a)); break;

@@ -56,6 +56,11 @@ cg_tensor *tensor_new(uop *u) {
   return t;
 }
 
+void tensor_foreach(void (*fn)(cg_tensor *t, void *ctx), void *ctx) {
+  for (int l = 0; l <= scope_level; l++)
+    for (cg_tensor *t = scope_head[l]; t; t = t->next) fn(t, ctx);
+}
+
 cg_tensor *op_end(uop *u) {
   cg_tensor *t = u ? tensor_new(u) : NULL;
   uop_pool_pop();

@@ -22,6 +22,8 @@ cg_tensor *tensor_new(uop *u);
  * u (an error already recorded) gives NULL. */
 cg_tensor *op_end(uop *u);
 static inline void op_begin(void) { uop_pool_push(); }
+/* Call fn(t, ctx) for every live tensor of this thread (all scopes); fn must not free any. */
+void tensor_foreach(void (*fn)(cg_tensor *t, void *ctx), void *ctx);
 
 /* ---- buffers (buffer.c) ---------------------------------------------------------- */
 typedef struct {

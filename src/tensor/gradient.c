@@ -1,0 +1,396 @@
+/* Autograd: gradient rules for the IR ops, the backward pass over the tensor-level graph,
+ * and the public API (cg_set_requires_grad, cg_backward, cg_grad, ...).
+ *
+ *   loss ──► topological order (sources first; nothing below a DETACH)
+ *        ──► on_path: a node carries gradient if it is a target, or is floating-point and
+ *            one of its sources carries gradient
+ *        ──► walk the order backwards: grad[node] → RULES[node->op] → grad[src] += ...
+ *        ──► each target's grad is added (lazily) to its tensor's ->grad
+ *
+ * Every composite op of the public API (sub, exp, softmax, matmul, gather, ...) is built
+ * from the IR ops, so these rules differentiate all of it. Semantics at kinks therefore
+ * follow from how each composite is built (relu = where(0 < x, x, 0) gives 0 at 0, etc.);
+ * the rules themselves choose PyTorch's conventions where an IR op has a kink:
+ *   - MAX (elementwise): ties give half the gradient to each side (torch.maximum).
+ *   - REDUCE MAX: the gradient is split equally among all positions equal to the max
+ *     (torch.amax / torch.max() without dim; torch.max(x, dim) would pick one index).
+ *   - REDUCE MUL: exact with zeros, as torch.prod (one zero: only it gets the product of
+ *     the others; two or more: all zero).
+ *   - TRUNC: zero gradient (torch.trunc).
+ */
+#include "gradient.h"
+#include "tensor.h"
+#include "uop/uopset.h"
+#include <math.h>
+#include <string.h>
+
+/* ---- small builders (g and its operands share shape and dtype) ------------------------ */
+
+static uop *C(uop *like, double v) { return ew_const(like, v); }
+static uop *mul(uop *a, uop *b) { return ew2(OP_MUL, a, b); }
+static uop *neg(uop *a) { return ew1(OP_NEG, a); }
+static uop *recip(uop *a) { return ew1(OP_RECIPROCAL, a); }
+static uop *where(uop *c, uop *a, uop *b) { return uop_where(c, a, b); }
+static uop *cmplt(uop *a, uop *b) { return ew2(OP_CMPLT, a, b); }
+static uop *cmpeq(uop *a, uop *b) { return ew2(OP_CMPEQ, a, b); }
+
+/* A sum over axes (keepdim), accumulated in float32 for the 8/16-bit floats. */
+static uop *sum_axes(uop *g, const int *axes, int n) {
+  dtype dt = g->dt;
+  bool up = dt_scalar_size(dt) < 4;
+  uop *r = reduce_uop(up ? cast_to(g, DT_F32) : g, OP_ADD, axes, n);
+  return up ? cast_to(r, dt) : r;
+}
+
+/* The REDUCE's axes (arg = [op, axes...]). */
+static int reduce_axes(const uop *u, int *axes) {
+  for (int i = 1; i < u->arg.n; i++) axes[i - 1] = (int)u->arg.v[i];
+  return u->arg.n - 1;
+}
+
+/* ---- the rules ------------------------------------------------------------------------
+ * A rule gets the node u and g = d(loss)/d(u) (u's shape and dtype) and writes the
+ * gradient for each source into d[i] (left NULL: no gradient to that source). */
+
+typedef void (*grad_rule)(uop *u, uop *g, uop **d);
+#define X0 (u->src[0])
+#define X1 (u->src[1])
+#define X2 (u->src[2])
+
+static void g_pass(uop *u, uop *g, uop **d) { d[0] = g; }
+static void g_reshape(uop *u, uop *g, uop **d) { d[0] = view_reshape(g, X0->shape, X0->ndim); }
+static void g_permute(uop *u, uop *g, uop **d) {
+  int64_t inv[UOP_MAX_DIMS];
+  for (int i = 0; i < u->ndim; i++) inv[u->arg.v[i]] = i;
+  d[0] = view_permute(g, inv);
+}
+static void g_expand(uop *u, uop *g, uop **d) {
+  int ax[UOP_MAX_DIMS], n = 0, lead = u->ndim - X0->ndim; /* view_broadcast keeps ndim; be general anyway */
+  for (int i = 0; i < u->ndim; i++)
+    if (i < lead || X0->shape[i - lead] != u->shape[i]) ax[n++] = i;
+  d[0] = view_reshape(sum_axes(g, ax, n), X0->shape, X0->ndim);
+}
+static void g_pad(uop *u, uop *g, uop **d) {
+  int64_t box[2 * UOP_MAX_DIMS];
+  for (int i = 0; i < u->ndim; i++) box[2 * i] = u->arg.v[2 * i], box[2 * i + 1] = u->arg.v[2 * i] + X0->shape[i];
+  d[0] = view_shrink(g, box);
+}
+static void g_shrink(uop *u, uop *g, uop **d) {
+  int64_t pads[2 * UOP_MAX_DIMS];
+  for (int i = 0; i < u->ndim; i++) pads[2 * i] = u->arg.v[2 * i], pads[2 * i + 1] = X0->shape[i] - u->arg.v[2 * i + 1];
+  d[0] = view_pad(g, pads);
+}
+static void g_flip(uop *u, uop *g, uop **d) { d[0] = uop_new1(OP_FLIP, g->dt, g, u->arg); }
+
+static void g_reduce(uop *u, uop *g, uop **d) {
+  uop *x = X0, *ge = view_expand(g, x->shape, x->ndim);
+  switch (u->arg.v[0]) {
+  case OP_ADD: d[0] = ge; break;
+  case OP_MAX: { /* split equally among the positions that hold the max */
+    int ax[UOP_MAX_DIMS], n = reduce_axes(u, ax);
+    uop *hit = cmpeq(x, view_expand(u, x->shape, x->ndim));
+    uop *count = sum_axes(cast_to(hit, x->dt), ax, n);
+    d[0] = where(hit, view_expand(mul(g, recip(count)), x->shape, x->ndim), C(x, 0));
+    break;
+  }
+  case OP_MUL: { /* prod of the others: out/x without zeros; with one zero only it gets the rest */
+    int ax[UOP_MAX_DIMS], n = reduce_axes(u, ax);
+    uop *zero = cmpeq(x, C(x, 0));
+    uop *rest = view_expand(reduce_uop(where(zero, C(x, 1), x), OP_MUL, ax, n), x->shape, x->ndim);
+    uop *zeros = view_expand(sum_axes(cast_to(zero, x->dt), ax, n), x->shape, x->ndim);
+    uop *one_zero = where(zero, where(cmpeq(zeros, C(zeros, 1)), rest, C(x, 0)), C(x, 0));
+    d[0] = mul(ge, where(cmpeq(zeros, C(zeros, 0)), mul(rest, recip(x)), one_zero));
+    break;
+  }
+  default: CG_ASSERT(0, "REDUCE with op %s", op_name((int)u->arg.v[0]));
+  }
+}
+
+static void g_exp2(uop *u, uop *g, uop **d) { d[0] = mul(g, mul(u, C(u, M_LN2))); }
+static void g_log2(uop *u, uop *g, uop **d) { d[0] = mul(g, recip(mul(X0, C(X0, M_LN2)))); }
+static void g_sin(uop *u, uop *g, uop **d) { d[0] = mul(g, ew1(OP_SIN, ew2(OP_ADD, neg(X0), C(X0, M_PI / 2)))); }
+static void g_sqrt(uop *u, uop *g, uop **d) { d[0] = mul(g, recip(mul(u, C(u, 2)))); }
+static void g_recip(uop *u, uop *g, uop **d) { d[0] = neg(mul(g, mul(u, u))); }
+static void g_neg(uop *u, uop *g, uop **d) { d[0] = neg(g); }
+static void g_trunc(uop *u, uop *g, uop **d) { d[0] = C(X0, 0); }
+static void g_add(uop *u, uop *g, uop **d) { d[0] = g, d[1] = g; }
+static void g_mul(uop *u, uop *g, uop **d) { d[0] = mul(g, X1), d[1] = mul(g, X0); }
+static void g_max(uop *u, uop *g, uop **d) {
+  uop *half = where(cmpeq(X0, X1), mul(g, C(g, 0.5)), C(g, 0));
+  d[0] = where(cmplt(X1, X0), g, half), d[1] = where(cmplt(X0, X1), g, half);
+}
+static void g_where(uop *u, uop *g, uop **d) { d[1] = where(X0, g, C(g, 0)), d[2] = where(X0, C(g, 0), g); }
+static void g_mulacc(uop *u, uop *g, uop **d) { d[0] = mul(g, X1), d[1] = mul(g, X0), d[2] = g; }
+static void g_cast(uop *u, uop *g, uop **d) { d[0] = dt_is_float(X0->dt) ? cast_to(g, X0->dt) : NULL; }
+static void g_assign(uop *u, uop *g, uop **d) { d[1] = g; }
+
+/* One rule per op; ops not listed have no gradient (integer, comparison and bit ops,
+ * BITCAST) or are leaves (BUFFER, CONST, DEFINE_VAR) or stop it (DETACH). */
+static const grad_rule RULES[OP_COUNT] = {
+  [OP_RESHAPE] = g_reshape,     /* dx = reshape(g, shape(x)) */
+  [OP_PERMUTE] = g_permute,     /* dx = permute(g, perm^-1) */
+  [OP_EXPAND] = g_expand,       /* dx = sum(g) over the expanded axes */
+  [OP_PAD] = g_pad,             /* dx = shrink(g, the unpadded box) */
+  [OP_SHRINK] = g_shrink,       /* dx = pad(g, back to shape(x)) with zeros */
+  [OP_FLIP] = g_flip,           /* dx = flip(g) on the same axes */
+  [OP_REDUCE] = g_reduce,       /* ADD: expand(g); MAX: g/count to each max; MUL: g * prod(others) */
+  [OP_CONTIGUOUS] = g_pass,     /* dx = g */
+  [OP_COPY] = g_pass,           /* dx = g */
+  [OP_ASSIGN] = g_assign,       /* d(value) = g; the overwritten buffer gets none */
+  [OP_EXP2] = g_exp2,           /* d 2^x = g * 2^x * ln2 */
+  [OP_LOG2] = g_log2,           /* d log2 x = g / (x ln2) */
+  [OP_SIN] = g_sin,             /* d sin x = g * cos x, cos x = sin(pi/2 - x) */
+  [OP_SQRT] = g_sqrt,           /* d sqrt x = g / (2 sqrt x) */
+  [OP_RECIPROCAL] = g_recip,    /* d 1/x = -g / x^2 = -g * out^2 */
+  [OP_NEG] = g_neg,             /* d -x = -g */
+  [OP_TRUNC] = g_trunc,         /* d trunc x = 0 */
+  [OP_ADD] = g_add,             /* d(x + y) = g, g */
+  [OP_MUL] = g_mul,             /* d(x * y) = g*y, g*x */
+  [OP_MAX] = g_max,             /* d max(x, y) = g to the larger; g/2 each on a tie */
+  [OP_WHERE] = g_where,         /* d(c ? x : y) = (none), c ? g : 0, c ? 0 : g */
+  [OP_MULACC] = g_mulacc,       /* d(x*y + z) = g*y, g*x, g */
+  [OP_CAST] = g_cast,           /* dx = cast(g, dtype(x)) (floats only) */
+};
+_Static_assert(sizeof RULES / sizeof RULES[0] == OP_COUNT, "one rule slot per op");
+
+/* ---- the backward pass ---------------------------------------------------------------- */
+
+typedef struct {
+  uop **v;
+  size_t n, cap;
+} uvec;
+static void uvec_push(uvec *a, uop *u) {
+  if (a->n == a->cap) {
+    a->cap = a->cap ? 2 * a->cap : 64;
+    a->v = realloc(a->v, a->cap * sizeof *a->v);
+    CG_ASSERT(a->v, "out of memory");
+  }
+  a->v[a->n++] = u;
+}
+
+/* Nodes of root's graph, sources before users; nothing below a DETACH. Iterative, so deep
+ * graphs do not exhaust the stack. */
+static void toposort(uop *root, uvec *order, uopset *seen) {
+  typedef struct { uop *u; uint32_t next; } frame;
+  size_t n = 0, cap = 64;
+  frame *st = malloc(cap * sizeof *st);
+  CG_ASSERT(st, "out of memory");
+  uopset_add(seen, root);
+  st[n++] = (frame){root, 0};
+  while (n) {
+    frame *f = &st[n - 1];
+    uint32_t ns = f->u->op == OP_DETACH ? 0 : f->u->nsrc;
+    if (f->next == ns) {
+      uvec_push(order, f->u);
+      n--;
+      continue;
+    }
+    uop *s = f->u->src[f->next++];
+    if (!uopset_add(seen, s)) continue;
+    if (n == cap) {
+      st = realloc(st, (cap *= 2) * sizeof *st);
+      CG_ASSERT(st, "out of memory");
+    }
+    st[n++] = (frame){s, 0};
+  }
+  free(st);
+}
+
+bool grad_depends_on(uop *u, uop *const *targets, int n) {
+  uopset seen = {0}, tset = {0};
+  uvec order = {0};
+  for (int i = 0; i < n; i++) uopset_add(&tset, targets[i]);
+  toposort(u, &order, &seen);
+  bool found = false;
+  for (size_t i = 0; i < order.n && !found; i++) found = order.v[i] != u && uopset_get(&tset, order.v[i]);
+  free(order.v);
+  uopset_free(&seen);
+  uopset_free(&tset);
+  return found;
+}
+
+void grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, bool *reached) {
+  uopset seen = {0}, tset = {0}, on = {0}, grads = {0};
+  uvec order = {0};
+  for (int i = 0; i < n; i++) uopset_add(&tset, targets[i]);
+  toposort(root, &order, &seen);
+  for (size_t i = 0; i < order.n; i++) {
+    uop *u = order.v[i];
+    bool p = uopset_get(&tset, u) != NULL;
+    if (!p && dt_is_float(u->dt) && u->op != OP_DETACH)
+      for (uint32_t s = 0; s < u->nsrc && !p; s++) p = uopset_get(&on, u->src[s]) != NULL;
+    if (p) uopset_add(&on, u);
+  }
+  CG_ASSERT(shape_eq(seed->shape, seed->ndim, root->shape, root->ndim) && dt_eq(seed->dt, root->dt), "seed %s for root %s",
+            shape_str(seed->shape, seed->ndim), shape_str(root->shape, root->ndim));
+  if (uopset_get(&on, root)) uopset_put(&grads, root, seed);
+  for (size_t i = order.n; i-- > 0;) {
+    uop *u = order.v[i], *g = uopset_get(&grads, u);
+    if (!g || !RULES[u->op] || u->op == OP_DETACH) continue;
+    uop *d[3] = {NULL, NULL, NULL};
+    CG_ASSERT(u->nsrc <= 3, "%s with %u sources", op_name(u->op), u->nsrc);
+    RULES[u->op](u, g, d);
+    for (uint32_t s = 0; s < u->nsrc; s++) {
+      uop *x = u->src[s];
+      if (!d[s] || !uopset_get(&on, x)) continue;
+      CG_ASSERT(shape_eq(d[s]->shape, d[s]->ndim, x->shape, x->ndim) && dt_eq(d[s]->dt, x->dt),
+                "the gradient rule of %s gave %s %s for a source of %s %s", op_name(u->op), dt_name(d[s]->dt),
+                shape_str(d[s]->shape, d[s]->ndim), dt_name(x->dt), shape_str(x->shape, x->ndim));
+      uop *prev = uopset_get(&grads, x);
+      uopset_put(&grads, x, prev ? ew2(OP_ADD, prev, d[s]) : d[s]);
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    out[i] = uopset_get(&grads, targets[i]);
+    if (reached) reached[i] = uopset_get(&seen, targets[i]) != NULL;
+  }
+  free(order.v);
+  uopset_free(&seen);
+  uopset_free(&tset);
+  uopset_free(&on);
+  uopset_free(&grads);
+}
+
+/* ---- the public API ------------------------------------------------------------------- */
+
+/* The tensors that require grad (collected before any new tensor is made). */
+typedef struct {
+  cg_tensor **t;
+  int n, cap;
+} tlist;
+static void collect_rg(cg_tensor *t, void *ctx) {
+  tlist *l = ctx;
+  if (!t->requires_grad) return;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 16;
+    l->t = realloc(l->t, (size_t)l->cap * sizeof *l->t);
+    CG_ASSERT(l->t, "out of memory");
+  }
+  l->t[l->n++] = t;
+}
+
+/* The node a target's gradient is taken at: below its RESHAPEs, since a reshape of a
+ * reshape is built as one node (view_reshape) and skips the tensor's own node. A reshape
+ * maps values one to one, so the gradient there, reshaped, is the tensor's. */
+static uop *base_of(uop *u) {
+  while (u->op == OP_RESHAPE) u = u->src[0];
+  return u;
+}
+
+/* A view of a BUFFER: a leaf with storage of its own. */
+static bool is_stored(const uop *u) {
+  while (u->op == OP_RESHAPE) u = u->src[0];
+  return u->op == OP_BUFFER;
+}
+
+cg_status cg_set_requires_grad(cg_tensor *t, bool on) {
+  if (!t) return cg_fail(CG_ERR_INVALID, "set_requires_grad: tensor is NULL");
+  if (!on) {
+    t->requires_grad = false;
+    return CG_OK;
+  }
+  if (!dt_is_float(t->u->dt))
+    return cg_fail(CG_ERR_INVALID, "set_requires_grad: only floating-point tensors can require gradients, got %s %s",
+                   dt_name(t->u->dt), shape_str(t->u->shape, t->u->ndim));
+  if (t->requires_grad) return CG_OK;
+  /* A lazy leaf (a constant, random numbers, x*2 of plain tensors) is realized into storage
+   * of its own: hash-consing would otherwise make two equal leaves one node, sharing one
+   * gradient. A tensor computed from tensors that require grad stays lazy (gradients flow
+   * on through it, and its own gradient is what reaches it). */
+  if (!is_stored(t->u)) {
+    tlist l = {0};
+    tensor_foreach(collect_rg, &l);
+    uop **us = malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1));
+    CG_ASSERT(us, "out of memory");
+    for (int i = 0; i < l.n; i++) us[i] = base_of(l.t[i]->u);
+    bool derived = grad_depends_on(t->u, us, l.n);
+    free(us);
+    free(l.t);
+    if (!derived) {
+      cg_status st = cg_realize(t);
+      if (st != CG_OK) return st;
+    }
+  }
+  t->requires_grad = true;
+  return CG_OK;
+}
+
+/* t->grad += g (lazily). The gradient tensor belongs to t (cg_free(t) frees it): it lives
+ * at the outermost level, which no scope frees. */
+static cg_status accumulate(cg_tensor *t, uop *g) {
+  if (!t->grad) {
+    cg_tensor *gt = tensor_new(g);
+    if (!gt) return cg_last_status();
+    while (gt->scope > 0) cg_keep(gt);
+    t->grad = gt;
+    return CG_OK;
+  }
+  uop *old = t->grad->u;
+  t->grad->u = uop_retain(ew2(OP_ADD, old, g));
+  uop_release(old);
+  return CG_OK;
+}
+
+static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
+  tlist l = {0};
+  tensor_foreach(collect_rg, &l);
+  uop **targets = malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1)), **grads = malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1));
+  bool *reached = malloc((size_t)(l.n ? l.n : 1));
+  CG_ASSERT(targets && grads && reached, "out of memory");
+  for (int i = 0; i < l.n; i++) targets[i] = base_of(l.t[i]->u);
+  grad_compute(out->u, seed, targets, l.n, grads, reached);
+  cg_status st = CG_OK;
+  int nreached = 0;
+  for (int i = 0; i < l.n; i++) nreached += reached[i];
+  if (!nreached)
+    st = cg_fail(CG_ERR_INVALID, "%s: the output %s %s does not depend on any tensor that requires grad (a realized or read "
+                 "tensor has lost its graph: call backward before reading the output)", who, dt_name(out->u->dt),
+                 shape_str(out->u->shape, out->u->ndim));
+  /* reached but no gradient (it only flows through comparisons, trunc, ...): zeros */
+  for (int i = 0; i < l.n && st == CG_OK; i++)
+    if (reached[i]) {
+      uop *u = l.t[i]->u;
+      st = accumulate(l.t[i], grads[i] ? view_reshape(grads[i], u->shape, u->ndim) : const_full(u->dt, 0, u->shape, u->ndim));
+    }
+  free(targets);
+  free(grads);
+  free(reached);
+  free(l.t);
+  return st;
+}
+
+cg_status cg_backward(cg_tensor *loss) {
+  if (!loss) return cg_fail(CG_ERR_INVALID, "backward: loss is NULL");
+  if (!dt_is_float(loss->u->dt) || cg_numel(loss) != 1)
+    return cg_fail(CG_ERR_INVALID, "backward: expected a one-element floating-point loss, got %s %s (use cg_backward_with "
+                   "to give the output's gradient)", dt_name(loss->u->dt), shape_str(loss->u->shape, loss->u->ndim));
+  uop_pool_push();
+  cg_status st = backward("backward", loss, ew_const(loss->u, 1));
+  uop_pool_pop();
+  return st;
+}
+
+cg_status cg_backward_with(cg_tensor *out, cg_tensor *grad_out) {
+  if (!out || !grad_out) return cg_fail(CG_ERR_INVALID, "backward_with: %s is NULL", out ? "grad_out" : "out");
+  if (!dt_is_float(out->u->dt) || !dt_is_float(grad_out->u->dt))
+    return cg_fail(CG_ERR_INVALID, "backward_with: expected floating-point tensors, got output %s and gradient %s",
+                   dt_name(out->u->dt), dt_name(grad_out->u->dt));
+  if (!shape_eq(out->u->shape, out->u->ndim, grad_out->u->shape, grad_out->u->ndim))
+    return cg_fail(CG_ERR_INVALID, "backward_with: the gradient's shape %s differs from the output's %s",
+                   shape_str(grad_out->u->shape, grad_out->u->ndim), shape_str(out->u->shape, out->u->ndim));
+  uop_pool_push();
+  cg_status st = backward("backward_with", out, cast_to(grad_out->u, out->u->dt));
+  uop_pool_pop();
+  return st;
+}
+
+cg_tensor *cg_grad(cg_tensor *t) { return t ? t->grad : NULL; }
+
+void cg_zero_grad(cg_tensor *t) {
+  if (!t || !t->grad) return;
+  uop_pool_push();
+  uop *old = t->grad->u;
+  t->grad->u = uop_retain(const_full(old->dt, 0, old->shape, old->ndim));
+  uop_release(old);
+  uop_pool_pop();
+}
