@@ -153,6 +153,12 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   cg_status st = CG_OK;
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
+    int64_t out_elems = 0;
+    for (int i = 0; i < k->nout; i++) out_elems += k->bufs[i]->arg.v[1];
+    if (out_elems == 0) { /* an empty output: nothing to compute (its index math may divide by 0) */
+      for (int i = 0; i < k->nout && st == CG_OK; i++) st = buffer_alloc(k->bufs[i]);
+      continue;
+    }
     char name[64];
     kernel_name(k, name, sizeof name);
     if (dbg >= 3) {

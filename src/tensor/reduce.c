@@ -18,7 +18,11 @@ bool norm_axes(const char *who, int ndim, const int *axes, int naxes, int *out, 
       cg_fail(CG_ERR_INVALID, "%s: axis %d is out of range for a tensor of %d dims", who, axes[i], ndim);
       return false;
     }
-    if (!seen[d]) out[n++] = d;
+    if (seen[d]) {
+      cg_fail(CG_ERR_INVALID, "%s: axis %d appears more than once in the axes of a tensor of %d dims", who, axes[i], ndim);
+      return false;
+    }
+    out[n++] = d;
     seen[d] = true;
   }
   *nout = n;

@@ -76,7 +76,6 @@ static cg_tensor *random_tensor(const char *who, rkind kind, double lo, double h
     double v;
     if (kind == K_UNIFORM) {
       v = lo + (hi - lo) * unit(w[2 * i], w[2 * i + 1]);
-      if (v >= hi) v = lo; /* rounding to the dtype must not reach hi */
     } else if (kind == K_NORMAL) { /* Box-Muller on two 26-bit uniforms */
       double u1 = ((double)(w[2 * i] >> 6) + 1.0) * 0x1p-26, u2 = (double)(w[2 * i + 1] >> 6) * 0x1p-26;
       v = sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
@@ -84,12 +83,8 @@ static cg_tensor *random_tensor(const char *who, rkind kind, double lo, double h
       uint64_t span = (uint64_t)(hi - lo), r = ((uint64_t)w[2 * i] << 32) | w[2 * i + 1];
       v = (double)((int64_t)lo + (int64_t)(r % span));
     }
+    if (kind == K_UNIFORM && alu_round(d, v) >= hi) v = lo; /* rounding to dt must not reach hi */
     host_store(d, p, i, v);
-    if (kind == K_UNIFORM && dt_is_float(d) && dt_scalar_size(d) < 8) {
-      /* rounding may land on hi: keep the interval half-open */
-      float f = (float)v;
-      if ((double)f >= hi) host_store(d, p, i, lo);
-    }
   }
   free(w);
   return op_end(view_reshape(b, shape, ndim));

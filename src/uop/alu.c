@@ -51,8 +51,7 @@ bool alu_eval_int(int op, dtype dt, const int64_t *x, int n, int64_t *out) {
   return true;
 }
 
-/* Round a double to what the dtype can hold. */
-static double round_to(dtype dt, double v) {
+double alu_round(dtype dt, double v) {
   switch (dt.scalar) {
   case CG_FLOAT32: return (float)v;
   case CG_FLOAT16: return cg_f16_to_f32(cg_f32_to_f16((float)v));
@@ -85,6 +84,6 @@ bool alu_eval_float(int op, dtype dt, const double *x, int n, double *out) {
   case OP_MULACC: r = x[0] * x[1] + x[2]; break;
   default: return false;
   }
-  *out = round_to(dt, r);
+  *out = alu_round(dt, r);
   return true;
 }

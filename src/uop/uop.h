@@ -139,6 +139,8 @@ bool uop_fits(const uop *u);
  * and MOD truncate (division by zero gives 0). Returns false for non-ALU ops. */
 bool alu_eval_int(int op, dtype dt, const int64_t *x, int n, int64_t *out);
 bool alu_eval_float(int op, dtype dt, const double *x, int n, double *out);
+/* Round a double to the nearest value a float dtype holds (ties to even). */
+double alu_round(dtype dt, double v);
 /* Wrap an int64 into the dtype's range (two's complement). */
 int64_t alu_wrap(dtype dt, int64_t v);
 
