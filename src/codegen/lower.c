@@ -60,6 +60,10 @@ static uop *lower_uncached(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
   case OP_DETACH: case OP_CONTIGUOUS: return lower(c, s, idx, valid);
   case OP_RESHAPE: {
     uop *lin = flat_index(idx, n->shape, nd);
+    if (shape_numel(s->shape, s->ndim) == 0) { /* nothing there: only gated-off loads reach it */
+      for (int i = 0; i < s->ndim; i++) sidx[i] = ci(0);
+      return lower(c, s, sidx, valid);
+    }
     int64_t stride = 1;
     for (int i = s->ndim - 1; i >= 0; i--) {
       uop *v = stride == 1 ? lin : uop_alu(OP_IDIV, lin, ci(stride));

@@ -233,9 +233,15 @@ static void alu_expr(rc *r, uop *u, const char **a, char *out, size_t n) {
     else if (dt_is_int(d) && dt_is_float(sd)) snprintf(out, n, "((%s)%s(%s))", ctype(d), fn(sd, "truncf", "trunc"), a[0]);
     else snprintf(out, n, "((%s)%s)", ctype(d), a[0]);
     break;
-  case OP_BITCAST:
-    snprintf(out, n, "({%s s_ = %s; %s t_; memcpy(&t_, &s_, sizeof t_); t_;})", storage_type(sd), a[0], storage_type(d));
+  case OP_BITCAST: { /* small floats live as float in registers: back to bits first */
+    char from[512];
+    if (is_small_float(sd)) snprintf(from, sizeof from, "f32_to_%s(%s)", conv_name(sd), a[0]);
+    else snprintf(from, sizeof from, "%s", a[0]);
+    if (is_small_float(d))
+      snprintf(out, n, "%s_to_f32(({%s s_ = %s; %s t_; memcpy(&t_, &s_, sizeof t_); t_;}))", conv_name(d), storage_type(sd), from, storage_type(d));
+    else snprintf(out, n, "({%s s_ = %s; %s t_; memcpy(&t_, &s_, sizeof t_); t_;})", storage_type(sd), from, storage_type(d));
     break;
+  }
   default: CG_ASSERT(0, "the C renderer has no %s", op_name(u->op));
   }
   (void)r;
