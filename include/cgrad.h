@@ -186,6 +186,12 @@ int cg_chunk(cg_tensor *a, int chunks, int dim, cg_tensor **out, int max_out);
 cg_tensor *cg_repeat(cg_tensor *a, const int64_t *repeats, int ndim);
 cg_tensor *cg_contiguous(cg_tensor *a);
 cg_tensor *cg_detach(cg_tensor *a);
+/* In-place update: dst takes the value of src (broadcast to dst's shape, cast to its
+ * dtype) in dst's own buffer, lazily: it is written when dst is next realized, by a kernel
+ * that fuses src's computation (an optimizer step is one kernel per parameter). dst is
+ * realized first if it is not a buffer yet. Lazy tensors that read dst's old value and
+ * are realized after it see the new value: realize them first. */
+cg_status cg_assign(cg_tensor *dst, cg_tensor *src);
 
 /* Reductions over `axes` (naxes == 0: all axes); keepdim keeps reduced dims as size 1. */
 cg_tensor *cg_sum(cg_tensor *a, const int *axes, int naxes, bool keepdim);

@@ -345,3 +345,32 @@ cg_tensor *cg_detach(cg_tensor *a) {
   op_begin();
   return finish(uop_new1(OP_DETACH, a->u->dt, a->u, arg_none()));
 }
+
+cg_status cg_assign(cg_tensor *dst, cg_tensor *src) {
+  if (!dst || !src) return cg_fail(CG_ERR_INVALID, "assign: a tensor is NULL");
+  uop *d = dst->u, *s = src->u;
+  int nd = d->ndim;
+  bool fits = s->ndim <= nd;
+  for (int i = 0; fits && i < s->ndim; i++) {
+    int64_t have = s->shape[i], want = d->shape[nd - s->ndim + i];
+    fits = have == want || have == 1;
+  }
+  if (!fits)
+    return cg_fail(CG_ERR_INVALID, "assign: cannot write a tensor of shape %s into one of shape %s", shape_str(s->shape, s->ndim),
+                   shape_str(d->shape, nd));
+  /* the target must be a plain buffer: realize it (a pending assign included) first */
+  uop *base = d->op == OP_RESHAPE ? d->src[0] : d;
+  if (base->op != OP_BUFFER) {
+    cg_status st = cg_realize(dst);
+    if (st != CG_OK) return st;
+    d = dst->u;
+  }
+  op_begin();
+  uop *v = view_broadcast(cast_to(s, d->dt), d->shape, nd);
+  uop *a = uop_new2(OP_ASSIGN, d->dt, d, v);
+  uop *old = dst->u;
+  dst->u = uop_retain(a);
+  uop_release(old);
+  op_end(NULL);
+  return CG_OK;
+}
