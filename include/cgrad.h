@@ -258,6 +258,15 @@ cg_tensor *cg_grad(cg_tensor *t);
 /* Reset t's gradient to zeros (the handle from cg_grad stays valid). */
 void cg_zero_grad(cg_tensor *t);
 
+/* ---- nn: layers and losses ---------------------------------------------------------- */
+/* @@NN_API@@ */
+
+/* ---- optim -------------------------------------------------------------------------- */
+/* @@OPTIM_API@@ */
+
+/* ---- state and data ------------------------------------------------------------------ */
+/* @@STATE_API@@ */
+
 /* Counters, for tests and tools. */
 typedef struct {
   uint64_t kernels_run;      /* kernels launched */
