@@ -3,6 +3,7 @@
  * realized buffers, then the symbolic rules. Memoized per (node, index) so shared
  * subgraphs are lowered once. */
 #include "schedule/schedule.h"
+#include "codegen/opt.h"
 #include "uop/symbolic.h"
 #include "uop/uopset.h"
 #include "uop/shape.h"
@@ -130,7 +131,7 @@ static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
   return r;
 }
 
-uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global, int *next_axis) {
+uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global, int *next_axis, char *opts, size_t nopts) {
   lower_ctx c = {.realized = realized_map, .next_axis = *next_axis};
   uop *idx[UOP_MAX_DIMS];
   *global = 1;
@@ -147,5 +148,5 @@ uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global, 
   uop *sink = uop_new1(OP_SINK, dt_void(), st, arg_none());
   uopset_free(&c.memo);
   *next_axis = c.next_axis;
-  return uop_simplify(sink);
+  return opt_apply(uop_simplify(sink), global, opts, nopts);
 }

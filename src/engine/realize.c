@@ -162,7 +162,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     char name[64];
     kernel_name(k, name, sizeof name);
     if (dbg >= 3) {
-      fprintf(stderr, "--- kernel %d: %s  (opts: none, plain loops; thread split over %lld)\n", ki, name, (long long)k->global);
+      fprintf(stderr, "--- kernel %d: %s  (opts: %s; threads split a range of %lld)\n", ki, name, k->opts, (long long)k->global);
       uop_print(stderr, k->ast);
     }
     char *src = render_c(name, k->ast, k->bufs, k->nbufs, k->nout);

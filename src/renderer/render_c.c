@@ -28,6 +28,8 @@ typedef struct {
   uint64_t *deps;    /* per visited node: mask of ranges it depends on */
   uopset ranges;     /* RANGE -> bit index + 1 */
   uopset dep_memo;   /* node -> mask + 1 (stored as pointer) */
+  uop **reduces;     /* every REDUCE of the kernel, sources first */
+  int nreduces;
   char **strs;       /* name strings, owned */
   size_t nstrs, capstrs;
 } rc;
@@ -127,6 +129,11 @@ static uint64_t deps(rc *r, uop *u) {
 
 static void find_ranges(rc *r, uop *u, uopset *seen, uop **out, int *n) {
   if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
+  if (u->op == OP_REDUCE) {
+    r->reduces = realloc(r->reduces, sizeof(uop *) * (size_t)(r->nreduces + 1));
+    CG_ASSERT(r->reduces, "out of memory");
+    r->reduces[r->nreduces++] = u;
+  }
   if (u->op == OP_RANGE) {
     CG_ASSERT(*n < 64, "a kernel with more than 64 loops");
     out[(*n)++] = u;
@@ -247,14 +254,19 @@ static void alu_expr(rc *r, uop *u, const char **a, char *out, size_t n) {
   (void)r;
 }
 
-static const char *reduce_value(rc *r, uop *u) {
-  int op = (int)u->arg.v[0];
-  dtype d = u->dt;
-  /* compute before the loop whatever depends only on loops already open */
+static bool same_ranges(const uop *a, const uop *b) {
+  if (a->nsrc != b->nsrc || a->arg.v[0] != b->arg.v[0]) return false;
+  for (uint32_t i = 1; i < a->nsrc; i++)
+    if (a->src[i] != b->src[i]) return false;
+  return true;
+}
+
+/* Compute before the loop whatever depends only on loops already open. */
+static void hoist(rc *r, uop *src) {
   uop *stack[4096];
   int n = 0;
   uopset seen = {0};
-  stack[n++] = u->src[0];
+  stack[n++] = src;
   while (n) {
     uop *x = stack[--n];
     if (!uopset_add(&seen, x) || x->op == OP_BUFFER || x->op == OP_CONST || x->op == OP_RANGE) continue;
@@ -265,15 +277,31 @@ static const char *reduce_value(rc *r, uop *u) {
     for (uint32_t i = 0; i < x->nsrc && n < 4096; i++) stack[n++] = x->src[i];
   }
   uopset_free(&seen);
-  char acc[32];
-  snprintf(acc, sizeof acc, "acc%d", r->nacc++);
+}
+
+/* A REDUCE, together with every other pending REDUCE over the same ranges (the lanes of
+ * an upcast tile): one set of loops, one accumulator each. */
+static const char *reduce_value(rc *r, uop *u) {
+  int op = (int)u->arg.v[0];
+  dtype d = u->dt;
+  uop *group[256];
+  int ng = 0;
+  for (int i = 0; i < r->nreduces && ng < 256; i++) {
+    uop *x = r->reduces[i];
+    if (x == u || (!name_of(r, x) && same_ranges(x, u))) group[ng++] = x;
+  }
+  for (int g = 0; g < ng; g++) hoist(r, group[g]->src[0]);
   const char *init;
   if (op == OP_ADD) init = dt_is_float(d) ? (is_f64(d) ? "0.0" : "0.0f") : "0";
   else if (op == OP_MUL) init = dt_is_float(d) ? (is_f64(d) ? "1.0" : "1.0f") : "1";
   else if (dt_is_float(d)) init = "-INFINITY";
   else if (dt_is_bool(d) || dt_is_unsigned(d)) init = "0";
   else init = d.scalar == CG_INT64 ? "INT64_MIN" : d.scalar == CG_INT32 ? "INT32_MIN" : d.scalar == CG_INT16 ? "INT16_MIN" : "INT8_MIN";
-  line(r, "%s %s = %s;", ctype(d), acc, init);
+  char acc[256][16];
+  for (int g = 0; g < ng; g++) {
+    snprintf(acc[g], sizeof acc[g], "acc%d", r->nacc++);
+    line(r, "%s %s = %s;", ctype(d), acc[g], init);
+  }
   for (uint32_t i = 1; i < u->nsrc; i++) {
     const char *rv = value(r, u->src[i]->src[0]);
     char nm[32];
@@ -282,12 +310,20 @@ static const char *reduce_value(rc *r, uop *u) {
     open_scope(r);
     define(r, u->src[i], nm);
   }
-  const char *v = value(r, u->src[0]);
-  if (op == OP_ADD) line(r, dt_is_bool(d) ? "%s |= %s;" : "%s += %s;", acc, v);
-  else if (op == OP_MUL) line(r, dt_is_bool(d) ? "%s &= %s;" : "%s *= %s;", acc, v);
-  else line(r, "%s = %s > %s ? %s : %s;", acc, v, acc, v, acc);
+  const char *v[256];
+  for (int g = 0; g < ng; g++) v[g] = value(r, group[g]->src[0]);
+  for (int g = 0; g < ng; g++) {
+    if (op == OP_ADD) line(r, dt_is_bool(d) ? "%s |= %s;" : "%s += %s;", acc[g], v[g]);
+    else if (op == OP_MUL) line(r, dt_is_bool(d) ? "%s &= %s;" : "%s *= %s;", acc[g], v[g]);
+    else line(r, "%s = %s > %s ? %s : %s;", acc[g], v[g], acc[g], v[g], acc[g]);
+  }
   for (uint32_t i = 1; i < u->nsrc; i++) close_scope(r);
-  return define(r, u, acc);
+  const char *mine = NULL;
+  for (int g = 0; g < ng; g++) {
+    const char *nm = define(r, group[g], acc[g]);
+    if (group[g] == u) mine = nm;
+  }
+  return mine;
 }
 
 static const char *value(rc *r, uop *u) {
@@ -376,6 +412,7 @@ char *render_c(const char *name, uop *ast, uop **bufs, int nbufs, int nout) {
   free(r.strs);
   free(r.defined);
   free(r.depth_of);
+  free(r.reduces);
   uopset_free(&r.names);
   uopset_free(&r.ranges);
   uopset_free(&r.dep_memo);

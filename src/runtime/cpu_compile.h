@@ -11,10 +11,11 @@
 #include "cgrad.h"
 #include <stdint.h>
 
-/* -fno-tree-vectorize: GCC 12's vectorizer miscompiles a float sum over a reversed
- * (flipped) index, e.g. sum(flip(x)) of 8 floats gives 38 instead of 37 (clang and -O0
- * are right); until the renderer vectorizes explicitly, correctness wins. */
-#define RT_CC_FLAGS "-O2 -march=native -ffp-contract=fast -fno-math-errno -fno-tree-vectorize"
+/* -fno-tree-loop-vectorize: GCC 12's loop vectorizer miscompiles a float sum over a
+ * reversed (flipped) index, e.g. sum(flip(x)) of 8 floats gives 38 or 41 instead of 37
+ * (clang, -O0 and -fno-tree-loop-vectorize are right). The SLP vectorizer stays on: it
+ * turns upcast register tiles (codegen/opt.c) into vector FMAs. */
+#define RT_CC_FLAGS "-O2 -march=native -ffp-contract=fast -fno-math-errno -fno-tree-loop-vectorize"
 
 /* The cache key of (name, source) under the current compiler: a 128-bit hash over the
  * name, source, compiler command, flags, the compiler's `--version` output (asked once per

@@ -231,7 +231,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
       buf = buffer_new(p->dt, shape_numel(p->shape, p->ndim));
     }
     sched_kernel *k = &s->k[s->n++];
-    k->ast = lower_kernel(p, buf, &realized, &k->global, &next_axis);
+    k->ast = lower_kernel(p, buf, &realized, &k->global, &next_axis, k->opts, sizeof k->opts);
     collect_bufs(k->ast, k);
     uopset_put(&realized, p, buf);
   }

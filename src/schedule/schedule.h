@@ -15,6 +15,7 @@ typedef struct {
   uop **bufs;      /* distinct buffers, outputs first (retained by the schedule's pool) */
   int nbufs, nout;
   int64_t global;  /* size of the outermost parallel range (1: none) */
+  char opts[96];   /* the opts applied, for DEBUG=3 */
 } sched_kernel;
 
 typedef struct {
@@ -30,7 +31,8 @@ void sched_free(schedule *s);
 
 /* lower.c: the kernel AST that computes `root` (which will be stored to out_buf), with the
  * realized nodes of `realized` (node -> BUFFER) read from their buffers. Reduce ranges
- * get ids from *next_axis, unique in a schedule so merged kernels keep their loops apart. */
-uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global, int *next_axis);
+ * get ids from *next_axis, unique in a schedule so merged kernels keep their loops apart.
+ * The kernel's opts (codegen/opt.c) are applied and described in opts. */
+uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global, int *next_axis, char *opts, size_t nopts);
 
 #endif
