@@ -44,6 +44,34 @@ static void collect(uop *u, uopset *seen, uop **rng, int *nr, bool *has_reduce) 
 
 static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
 
+static void collect_index(uop *u, uopset *seen, uop **out, int *n, int max) {
+  if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
+  if (u->op == OP_INDEX && *n < max) out[(*n)++] = u;
+  for (uint32_t i = 0; i < u->nsrc; i++) collect_index(u->src[i], seen, out, n, max);
+}
+static bool depends_on(uop *u, uop *r, uopset *memo) {
+  if (u == r) return true;
+  uintptr_t m = (uintptr_t)uopset_get(memo, u);
+  if (m) return m == 2;
+  bool d = false;
+  for (uint32_t i = 0; i < u->nsrc && !d; i++) d = u->src[i]->op != OP_BUFFER && depends_on(u->src[i], r, memo);
+  uopset_put(memo, u, (void *)(uintptr_t)(d ? 2 : 1));
+  return d;
+}
+/* How many loads an upcast of (a, b) shares between lanes: those that read the same
+ * element for every lane of one of the two dims. */
+static int shared_loads(uop **ix, int nix, uop *a, uop *b) {
+  uopset ma = {0}, mb = {0};
+  int score = 0;
+  for (int i = 0; i < nix; i++) {
+    bool da = depends_on(ix[i]->src[1], a, &ma), db = depends_on(ix[i]->src[1], b, &mb);
+    score += da != db;
+  }
+  uopset_free(&ma);
+  uopset_free(&mb);
+  return score;
+}
+
 uop *opt_apply(uop *sink, int64_t *global, char *desc, size_t ndesc) {
   snprintf(desc, ndesc, "none");
   if (cfg_int("NOOPT", 0)) return sink;
@@ -70,11 +98,19 @@ uop *opt_apply(uop *sink, int64_t *global, char *desc, size_t ndesc) {
       amount[s.n] = tries[t];
       s.from[s.n++] = last;
     }
-  /* a second dim by 4: the largest other output dim that divides */
-  uop *best = NULL;
+  /* a second dim by 4: the one whose lanes share the most loads with the first's (for a
+   * convolution, output channels: the input is shared across them, the weights across
+   * output columns), then the largest */
+  uop *best = NULL, *ix[256];
+  int nix = 0, best_score = -1;
+  uopset seen_ix = {0};
+  collect_index(sink, &seen_ix, ix, &nix, 256);
+  uopset_free(&seen_ix);
   for (int i = 0; i < nr - 1; i++) {
     int64_t n = rng[i]->src[0]->arg.i;
-    if (n % 4 == 0 && n >= 8 && (!best || n > best->src[0]->arg.i)) best = rng[i];
+    if (n % 4 || n < 8) continue;
+    int score = shared_loads(ix, nix, rng[i], last);
+    if (score > best_score || (score == best_score && n > best->src[0]->arg.i)) best = rng[i], best_score = score;
   }
   if (best && amount[0] * 4 <= 64) {
     amount[s.n] = 4;

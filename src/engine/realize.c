@@ -10,7 +10,9 @@
 #include "core/config.h"
 #include "renderer/render.h"
 #include "runtime/alloc.h"
+#include "runtime/hash128.h"
 #include "runtime/threadpool.h"
+#include <pthread.h>
 #include "schedule/schedule.h"
 #include "tensor/tensor.h"
 #include "uop/rewrite.h"
@@ -67,6 +69,40 @@ static uop *split_reduce(rw_match *m) {
 }
 static const rw_rule split_rules[] = {RULE("(REDUCE x)", split_reduce)};
 static RULESET(rs_split_reduce, "split_reduce", split_rules);
+
+/* ---- loaded programs, kept for the process: a kernel is compiled (or loaded from disk)
+ * once, then every realize that renders the same source launches it directly ---------- */
+
+typedef struct prog_entry {
+  uint64_t key[2];
+  rt_program *p;
+  struct prog_entry *next;
+} prog_entry;
+static prog_entry *progs[1024];
+static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static rt_program *get_program(rt_device *dev, const char *name, const char *src) {
+  uint64_t key[2];
+  rt_hash128_str(src, key);
+  pthread_mutex_lock(&prog_lock);
+  prog_entry **slot = &progs[key[0] & 1023];
+  for (prog_entry *e = *slot; e; e = e->next)
+    if (e->key[0] == key[0] && e->key[1] == key[1] && e->p->dev == dev) {
+      pthread_mutex_unlock(&prog_lock);
+      return e->p;
+    }
+  pthread_mutex_unlock(&prog_lock);
+  rt_program *p = dev->compile(name, src);
+  if (!p) return NULL;
+  prog_entry *e = malloc(sizeof *e);
+  if (!e) return p; /* still usable, just not kept */
+  e->key[0] = key[0], e->key[1] = key[1], e->p = p;
+  pthread_mutex_lock(&prog_lock);
+  e->next = *slot;
+  *slot = e;
+  pthread_mutex_unlock(&prog_lock);
+  return p;
+}
 
 /* ---- running ------------------------------------------------------------------------ */
 
@@ -167,7 +203,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     }
     char *src = render_c(name, k->ast, k->bufs, k->nbufs, k->nout);
     if (dbg >= 4) fprintf(stderr, "%s\n", src);
-    rt_program *p = dev->compile(name, src);
+    rt_program *p = get_program(dev, name, src);
     free(src);
     if (!p) {
       st = cg_last_status();
@@ -194,7 +230,6 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
                 bytes / dt * 1e-9, k->nbufs);
       }
     }
-    dev->program_free(p);
     for (int i = k->nout; i < k->nbufs; i++) {
       uop *b = k->bufs[i];
       bool mine = false;
