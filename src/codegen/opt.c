@@ -7,8 +7,9 @@
  *   register tile of 64 accumulators that the C compiler's SLP vectorizer turns into
  *   vector FMAs.
  *
- * The heuristic: for kernels with a reduction, upcast the last output dim by 16, 8 or 4
- * and one other output dim by 4 (at most 64 lanes); elementwise kernels are left alone.
+ * The heuristic: upcast the last output dim by 16, 8 or 4 (the lanes of an elementwise
+ * kernel become one vector op each); for kernels with a reduction also one other output
+ * dim by 4 (at most 64 lanes).
  * NOOPT=1 turns it off. */
 #include "opt.h"
 #include "core/config.h"
@@ -81,7 +82,7 @@ uop *opt_apply(uop *sink, int64_t *global, char *desc, size_t ndesc) {
   uopset seen = {0};
   collect(sink, &seen, rng, &nr, &has_reduce);
   uopset_free(&seen);
-  if (!has_reduce || nr == 0) return sink;
+  if (nr == 0) return sink;
   /* ranges by axis */
   for (int i = 1; i < nr; i++)
     for (int j = i; j > 0 && rng[j]->arg.v[0] < rng[j - 1]->arg.v[0]; j--) {
@@ -112,7 +113,7 @@ uop *opt_apply(uop *sink, int64_t *global, char *desc, size_t ndesc) {
     int score = shared_loads(ix, nix, rng[i], last);
     if (score > best_score || (score == best_score && n > best->src[0]->arg.i)) best = rng[i], best_score = score;
   }
-  if (best && amount[0] * 4 <= 64) {
+  if (best && has_reduce && amount[0] * 4 <= 64) {
     amount[s.n] = 4;
     s.from[s.n++] = best;
   }
