@@ -75,6 +75,7 @@ static RULESET(rs_split_reduce, "split_reduce", split_rules);
 
 typedef struct prog_entry {
   uint64_t key[2];
+  rt_device *dev;
   rt_program *p;
   struct prog_entry *next;
 } prog_entry;
@@ -82,12 +83,12 @@ static prog_entry *progs[1024];
 static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static rt_program *get_program(rt_device *dev, const char *name, const char *src) {
-  uint64_t key[2];
+  uint64_t key[2] = {0, 0}; /* the hash chains from its seed */
   rt_hash128_str(src, key);
   pthread_mutex_lock(&prog_lock);
   prog_entry **slot = &progs[key[0] & 1023];
   for (prog_entry *e = *slot; e; e = e->next)
-    if (e->key[0] == key[0] && e->key[1] == key[1] && e->p->dev == dev) {
+    if (e->key[0] == key[0] && e->key[1] == key[1] && e->dev == dev) {
       pthread_mutex_unlock(&prog_lock);
       return e->p;
     }
@@ -96,7 +97,7 @@ static rt_program *get_program(rt_device *dev, const char *name, const char *src
   if (!p) return NULL;
   prog_entry *e = malloc(sizeof *e);
   if (!e) return p; /* still usable, just not kept */
-  e->key[0] = key[0], e->key[1] = key[1], e->p = p;
+  e->key[0] = key[0], e->key[1] = key[1], e->dev = dev, e->p = p;
   pthread_mutex_lock(&prog_lock);
   e->next = *slot;
   *slot = e;

@@ -12,7 +12,7 @@ static int64_t next_id = 1;
 static void on_free(uop *u) {
   pthread_mutex_lock(&buf_lock);
   cg_buffer *b = uopset_get(&registry, u);
-  if (b) uopset_put(&registry, u, NULL);
+  if (b) uopset_del(&registry, u);
   pthread_mutex_unlock(&buf_lock);
   if (!b) return;
   if (b->ptr) b->dev->free(b->ptr, b->nbytes);

@@ -3,6 +3,7 @@
 #ifndef CG_UOPSET_H
 #define CG_UOPSET_H
 #include "core/error.h"
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -51,6 +52,24 @@ static inline int uopset_add(uopset *s, const void *k) {
   if (uopset_get(s, k)) return 0;
   uopset_put(s, k, (void *)1);
   return 1;
+}
+/* Remove k (backward-shift deletion keeps probe chains whole). */
+static inline void uopset_del(uopset *s, const void *k) {
+  if (!s->cap) return;
+  size_t j = uopset_slot(s, k);
+  while (s->keys[j] && s->keys[j] != k) j = (j + 1) & (s->cap - 1);
+  if (!s->keys[j]) return;
+  s->keys[j] = NULL;
+  s->n--;
+  for (size_t i = (j + 1) & (s->cap - 1); s->keys[i]; i = (i + 1) & (s->cap - 1)) {
+    size_t home = uopset_slot(s, s->keys[i]);
+    /* move keys[i] into the hole at j if its home is not in (j, i] */
+    bool stays = j < i ? (home > j && home <= i) : (home > j || home <= i);
+    if (stays) continue;
+    s->keys[j] = s->keys[i], s->vals[j] = s->vals[i];
+    s->keys[i] = NULL;
+    j = i;
+  }
 }
 static inline void uopset_free(uopset *s) {
   free(s->keys);
