@@ -67,8 +67,37 @@ static uop *split_reduce(rw_match *m) {
   uop *tot = reduce_uop(part, (int)r->arg.v[0], &ax1, 1);
   return view_reshape(tot, r->shape, r->ndim);
 }
-static const rw_rule split_rules[] = {RULE("(REDUCE x)", split_reduce)};
-static RULESET(rs_split_reduce, "split_reduce", split_rules);
+/* ---- assigns run once: an ASSIGN node a later graph still refers to (a tensor built
+ * from a pending update) is its target buffer once it has been realized ------------- */
+
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static uopset done_assigns;
+static void forget_assign(uop *u) { /* free hook: runs under the intern lock */
+  pthread_mutex_lock(&done_lock);
+  uopset_del(&done_assigns, u);
+  pthread_mutex_unlock(&done_lock);
+}
+static uop *done_assign(rw_match *m) {
+  pthread_mutex_lock(&done_lock);
+  bool done = uopset_get(&done_assigns, m->root) != NULL;
+  pthread_mutex_unlock(&done_lock);
+  return done ? m->root->src[0] : NULL;
+}
+static void mark_assigns(uop *u, uopset *seen) {
+  if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
+  if (u->op == OP_ASSIGN) {
+    pthread_mutex_lock(&done_lock);
+    uopset_put(&done_assigns, u, (void *)1);
+    pthread_mutex_unlock(&done_lock);
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++) mark_assigns(u->src[i], seen);
+}
+
+static const rw_rule split_rules[] = {
+    RULE("ASSIGN", done_assign),
+    RULE("(REDUCE x)", split_reduce),
+};
+static RULESET(rs_split_reduce, "before_schedule", split_rules);
 
 /* ---- loaded programs, kept for the process: a kernel is compiled (or loaded from disk)
  * once, then every realize that renders the same source launches it directly ---------- */
@@ -241,8 +270,13 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   }
   uopset_free(&last_read);
   uopset_free(&is_out);
-  if (st == CG_OK)
+  if (st == CG_OK) {
     for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
+    uop_set_free_hook(OP_ASSIGN, forget_assign);
+    uopset seen = {0};
+    for (int i = 0; i < n; i++) mark_assigns(pre[i], &seen);
+    uopset_free(&seen);
+  }
   if (dbg >= 2) {
     rt_alloc_stats a = rt_lru_stats(dev->allocator);
     fprintf(stderr, "*** realized in %.2f ms: compiled %lld kernels, %lld loaded from the disk cache; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n",
@@ -257,11 +291,18 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   uop *outs[64], *views[64];
   if (n > 64) return cg_fail(CG_ERR_INVALID, "realize: at most 64 tensors at once, got %d", n);
   int m = 0;
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n; i++)
     if (!ts[i]) return cg_fail(CG_ERR_INVALID, "realize: tensor %d is NULL", i);
-    outs[m++] = ts[i]->u;
-  }
   uop_pool_push();
+  for (int i = 0; i < n; i++) {
+    /* two tensors with one graph (two cg_zeros of a shape) must not share a buffer: an
+     * in-place update of one would change the other */
+    uop *u = ts[i]->u;
+    for (int j = 0; j < m; j++)
+      if (outs[j] == u && u->op != OP_BUFFER && u->op != OP_ASSIGN && !(u->op == OP_RESHAPE && u->src[0]->op == OP_BUFFER))
+        u = uop_new1(OP_CONTIGUOUS, u->dt, u, arg_none());
+    outs[m++] = u;
+  }
   cg_status st = realize_uops(outs, m, views);
   if (st == CG_OK)
     for (int i = 0; i < n; i++) {

@@ -172,9 +172,14 @@ static void merge_kernels(schedule *s) {
         sched_kernel *b = &s->k[j];
         if (!kernel_reads(b, abuf)) continue;
         uop *bidx = b->ast->src[0]->src[0]->src[1];
-        uopset seen = {0};
-        bool any = false, only = bidx == aidx && reads_only_at(b->ast, abuf, aidx, &seen, &any);
+        uopset seen = {0}, seen_a = {0};
+        bool any = false, any_a = false, only = bidx == aidx && reads_only_at(b->ast, abuf, aidx, &seen, &any);
+        /* a kernel that reads its own output (an in-place update) stays separate: its value
+         * would read the buffer it replaces */
+        if (only) reads_only_at(st->src[1], abuf, aidx, &seen_a, &any_a);
+        only = only && !any_a;
         uopset_free(&seen);
+        uopset_free(&seen_a);
         if (only) {
           subst_ctx c = {abuf, aidx, st->src[1]};
           uop *body = graph_rewrite(b->ast, &rs_subst_load, &c);

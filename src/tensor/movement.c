@@ -367,7 +367,10 @@ cg_status cg_assign(cg_tensor *dst, cg_tensor *src) {
   }
   op_begin();
   uop *v = view_broadcast(cast_to(s, d->dt), d->shape, nd);
-  uop *a = uop_new2(OP_ASSIGN, d->dt, d, v);
+  /* each assign is its own node (arg: a serial number): two updates of the same form are
+   * two updates, and realize marks each one done separately */
+  static int64_t serial;
+  uop *a = uop_new(OP_ASSIGN, d->dt, (uop *[]){d, v}, 2, arg_int(__atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED)));
   uop *old = dst->u;
   dst->u = uop_retain(a);
   uop_release(old);
