@@ -259,13 +259,198 @@ cg_tensor *cg_grad(cg_tensor *t);
 void cg_zero_grad(cg_tensor *t);
 
 /* ---- nn: layers and losses ---------------------------------------------------------- */
-/* @@NN_API@@ */
+/* Functional ops. They are built from the tensor ops above, so autograd covers them, and
+ * follow PyTorch (torch.nn.functional) in shapes and semantics: channels first, x is
+ * (N, C, spatial...) or, for convs and pools, unbatched (C, spatial...). Array arguments
+ * have one entry per spatial dim; NULL means the default (stride 1 for convs and the
+ * kernel for pools, padding 0, dilation 1). Bad shapes fail with a message naming them. */
+
+/* Convolution: x (N, Cin, *in), w (Cout, Cin/groups, *kernel), b (Cout,) or NULL; gives
+ * (N, Cout, *out) with out = (in + 2*padding - dilation*(kernel-1) - 1) / stride + 1. */
+cg_tensor *cg_conv1d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                     const int64_t *dilation, int64_t groups);
+cg_tensor *cg_conv2d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                     const int64_t *dilation, int64_t groups);
+cg_tensor *cg_conv3d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                     const int64_t *dilation, int64_t groups);
+/* Transposed convolution (the gradient of a convolution w.r.t. its input): x (N, Cin, *in),
+ * w (Cin, Cout/groups, *kernel), b (Cout,) or NULL; out = (in-1)*stride - 2*padding +
+ * dilation*(kernel-1) + output_padding + 1, output_padding < stride or < dilation. */
+cg_tensor *cg_conv_transpose1d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                               const int64_t *output_padding, const int64_t *dilation, int64_t groups);
+cg_tensor *cg_conv_transpose2d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                               const int64_t *output_padding, const int64_t *dilation, int64_t groups);
+cg_tensor *cg_conv_transpose3d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                               const int64_t *output_padding, const int64_t *dilation, int64_t groups);
+/* Pooling over the last 2 dims of x (N, C, H, W) or (C, H, W); kernel[2] is required,
+ * padding at most kernel/2. Max pads with -inf (its gradient splits equally among tied
+ * maxima, as cg_max; torch picks one). Avg counts the zero padding (torch's default
+ * count_include_pad=True). */
+cg_tensor *cg_max_pool2d(cg_tensor *x, const int64_t *kernel, const int64_t *stride, const int64_t *padding);
+cg_tensor *cg_avg_pool2d(cg_tensor *x, const int64_t *kernel, const int64_t *stride, const int64_t *padding);
+
+/* Batch norm over x (N, C, ...): weight, bias, running_mean, running_var are (C,) or NULL.
+ * Training normalizes with the batch mean and biased variance and, where running stats are
+ * given, updates them in place at once (cg_assign, then realized, as torch does):
+ * r = (1-momentum)*r + momentum*batch_stat, with the unbiased variance. Evaluation
+ * (training false) normalizes with the running stats. */
+cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *running_var, cg_tensor *weight, cg_tensor *bias,
+                         bool training, double momentum, double eps);
+/* Normalize over the last n dims, which must equal normalized_shape; weight and bias have
+ * that shape or are NULL. rms_norm: x / sqrt(mean(x^2) + eps) * weight. */
+cg_tensor *cg_layer_norm(cg_tensor *x, const int64_t *normalized_shape, int n, cg_tensor *weight, cg_tensor *bias, double eps);
+cg_tensor *cg_rms_norm(cg_tensor *x, const int64_t *normalized_shape, int n, cg_tensor *weight, double eps);
+/* x (N, C, ...) normalized within each of `groups` groups of channels; weight, bias (C,). */
+cg_tensor *cg_group_norm(cg_tensor *x, int64_t groups, cg_tensor *weight, cg_tensor *bias, double eps);
+/* Rows of weight (num, dim) picked by the integer tensor idx: (*idx.shape, dim). An index out
+ * of range gives a row of zeros (no check: idx is lazy). */
+cg_tensor *cg_embedding_fn(cg_tensor *idx, cg_tensor *weight);
+/* Training: zero each element with probability p (a Bernoulli mask from cg_rand) and scale
+ * the rest by 1/(1-p). Not training (or p == 0): x itself (a new handle). */
+cg_tensor *cg_dropout_fn(cg_tensor *x, double p, bool training);
+/* x (..., in) @ w(out, in)^T + b (out,) (b may be NULL). */
+cg_tensor *cg_linear_fn(cg_tensor *x, cg_tensor *w, cg_tensor *b);
+
+/* Losses, mean-reduced (a 0-d tensor). Class targets are integer tensors. */
+/* logits (N, C), (C,) or (N, C, d1, ...) with targets (N,), () or (N, d1, ...); as
+ * torch.nn.functional.cross_entropy (ignore_index -100) with label_smoothing in [0, 1]. */
+cg_tensor *cg_cross_entropy(cg_tensor *logits, cg_tensor *targets, double label_smoothing);
+/* tinygrad's: logits (..., C), targets (...); targets equal to ignore_index do not count. */
+cg_tensor *cg_sparse_categorical_crossentropy(cg_tensor *logits, cg_tensor *targets, int64_t ignore_index, double label_smoothing);
+/* Input and target of the same shape. binary_cross_entropy takes probabilities (its logs
+ * are clamped at -100 as torch's); the _with_logits form takes logits, stably. */
+cg_tensor *cg_mse_loss(cg_tensor *input, cg_tensor *target);
+cg_tensor *cg_binary_cross_entropy(cg_tensor *p, cg_tensor *target);
+cg_tensor *cg_binary_cross_entropy_with_logits(cg_tensor *logits, cg_tensor *target);
+
+/* Modules, as torch.nn: a module owns its parameters and buffers (realized float32
+ * tensors outside every scope, freed by cg_module_free); parameters require grad.
+ * Initialization is torch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for Linear and
+ * conv weights and biases, N(0, 1) for Embedding, ones/zeros for norms. A new module is
+ * in training mode. Constructors return NULL on bad arguments. */
+typedef struct cg_module cg_module;
+
+cg_module *cg_linear(int64_t in, int64_t out, bool bias);
+/* Square kernel, stride, padding, dilation, as torch.nn.Conv2d(in, out, kernel, stride,
+ * padding, dilation, groups, bias). */
+cg_module *cg_conv2d_layer(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation,
+                           int64_t groups, bool bias);
+cg_module *cg_conv_transpose2d_layer(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding,
+                                     int64_t output_padding, int64_t dilation, int64_t groups, bool bias);
+/* State: weight, bias, running_mean, running_var, num_batches_tracked (int64, 0-d, counts
+ * training forwards). cg_batchnorm2d(C) is cg_batchnorm(C, 1e-5, 0.1); one module serves
+ * any (N, C, ...) input. */
+cg_module *cg_batchnorm(int64_t channels, double eps, double momentum);
+cg_module *cg_batchnorm2d(int64_t channels);
+cg_module *cg_layernorm(const int64_t *normalized_shape, int n, double eps, bool affine);
+cg_module *cg_rmsnorm(const int64_t *normalized_shape, int n, double eps);
+cg_module *cg_groupnorm(int64_t groups, int64_t channels, double eps, bool affine);
+cg_module *cg_embedding(int64_t num, int64_t dim);
+cg_module *cg_dropout(double p);
+/* stride 0 means stride = kernel (torch's default). */
+cg_module *cg_maxpool2d(int64_t kernel, int64_t stride, int64_t padding);
+cg_module *cg_avgpool2d(int64_t kernel, int64_t stride, int64_t padding);
+cg_module *cg_relu_layer(void);
+cg_module *cg_flatten_layer(void); /* flatten dims 1.. as torch.nn.Flatten() */
+/* Runs modules[0..n) in order and takes ownership of them (even when it fails); state names
+ * get the child's index as prefix: "0.weight", "1.running_mean", ... */
+cg_module *cg_sequential(cg_module *const *modules, int n);
+
+/* The output of m on x (a new tensor in the current scope), or NULL + error. */
+cg_tensor *cg_module_forward(cg_module *m, cg_tensor *x);
+/* Training (true) or evaluation mode, for m and everything inside it. */
+void cg_module_train(cg_module *m, bool on);
+bool cg_module_is_training(const cg_module *m);
+/* torch's class name: "Linear", "Conv2d", "Sequential", ... */
+const char *cg_module_kind(const cg_module *m);
+/* Parameters and buffers in torch's state_dict order: writes up to max names (valid while
+ * m lives) and tensors (owned by m) and returns how many there are. Either array may be
+ * NULL. */
+int cg_module_state(cg_module *m, const char **names, cg_tensor **tensors, int max);
+/* Trainable parameters only (same order); returns how many there are. */
+int cg_module_parameters(cg_module *m, cg_tensor **out, int max);
+int cg_module_named_parameters(cg_module *m, const char **names, cg_tensor **out, int max);
+void cg_module_free(cg_module *m);
 
 /* ---- optim -------------------------------------------------------------------------- */
-/* @@OPTIM_API@@ */
+/* Optimizers over an array of parameter tensors (floating-point, each at most once; the
+ * array is copied, the tensors are borrowed and must outlive the optimizer). Semantics are
+ * torch.optim's (1.13): SGD with momentum, dampening, Nesterov and L2 weight decay; Adam
+ * with L2 weight decay added to the gradient; AdamW with decoupled decay (p *= 1 - lr·wd
+ * before the Adam update); LAMB as tinygrad's (the paper's, φ = identity): Adam moments
+ * with bias correction, u = m̂ / (sqrt(v̂) + eps) + wd·p, trust ratio ||p|| / ||u|| (1 where
+ * either norm is 0), p -= lr·ratio·u. Typical values: adam(params, n, 1e-3, 0.9, 0.999,
+ * 1e-8, 0), lamb(..., 1e-6, wd). NULL and a message on a bad argument (nesterov needs
+ * momentum > 0 and dampening 0, as torch). */
+typedef struct cg_optimizer cg_optimizer;
+cg_optimizer *cg_sgd(cg_tensor *const *params, int n, double lr, double momentum, double dampening, double weight_decay,
+                     bool nesterov);
+cg_optimizer *cg_adam(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay);
+cg_optimizer *cg_adamw(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay);
+cg_optimizer *cg_lamb(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay);
+/* One step from the current gradients (cg_grad; a parameter with none is skipped; lazy
+ * gradients are realized first). The updates are cg_assigns on the parameters and the
+ * state, realized together (today in two cg_realize_many calls, state then parameters,
+ * see OPTIM_STATE_FIRST in src/nn/optim.c). Kernels per parameter: SGD 1, with momentum
+ * 2, Adam/AdamW 3 plus two 0-d kernels for beta^t, LAMB 5 (two norms) plus two. The
+ * learning rate and the bias corrections are read from 0-d tensors, so no step compiles
+ * anything new after the first two. */
+cg_status cg_optimizer_step(cg_optimizer *opt);
+/* cg_zero_grad on every parameter. */
+void cg_optimizer_zero_grad(cg_optimizer *opt);
+/* Set the learning rate (finite, >= 0) for the next steps: an in-place write of the 0-d
+ * float32 tensor the kernels read, so a schedule needs no recompilation. */
+cg_status cg_optimizer_set_lr(cg_optimizer *opt, double lr);
+double cg_optimizer_get_lr(const cg_optimizer *opt);
+/* Steps taken (-1 for NULL). */
+int64_t cg_optimizer_steps(const cg_optimizer *opt);
+/* Free the optimizer and its state (not the parameters). */
+void cg_optimizer_free(cg_optimizer *opt);
 
 /* ---- state and data ------------------------------------------------------------------ */
-/* @@STATE_API@@ */
+/* safetensors checkpoints (the Hugging Face format; every cgrad dtype). Save realizes the
+ * n tensors and writes them under their names (unique), atomically: on failure an existing
+ * file at path is left byte-identical. Load reads the tensors named names[i] INTO ts[i]
+ * (in place: other handles on the same buffer see the new values); every name, dtype and
+ * shape is checked before anything is written, so on any error (a missing name, a dtype or
+ * shape that differs, a corrupt or truncated file) the tensors keep their values and the
+ * message names the tensor, what was expected and what was found. Extra tensors in the
+ * file are ignored. */
+cg_status cg_save_safetensors(const char *path, const char *const *names, cg_tensor *const *ts, int n);
+cg_status cg_load_safetensors(const char *path, const char *const *names, cg_tensor *const *ts, int n);
+/* NumPy .npy (bool, integers, float16/32/64; bfloat16 and fp8 have no .npy form). */
+cg_tensor *cg_load_npy(const char *path);
+cg_status cg_save_npy(const char *path, cg_tensor *t);
+
+/* IDX files (MNIST / Fashion-MNIST; raw or gzip): e.g. uint8 images (N, 28, 28) or
+ * labels (N,). NULL and a message on a missing, corrupt or truncated file. */
+cg_tensor *cg_load_idx(const char *path);
+/* Fashion-MNIST from dir (NULL: /usr/share/datasets/fashion-mnist, the Debian package
+ * dataset-fashion-mnist): uint8 train (60000, 28, 28) / (60000,), test (10000, 28, 28) /
+ * (10000,). The outputs are set only on success; a missing file's error says which
+ * package to install. */
+cg_status cg_fashion_mnist(const char *dir, cg_tensor **train_x, cg_tensor **train_y, cg_tensor **test_x, cg_tensor **test_y);
+
+/* Seeded shuffling into batches of sample indices. Epoch e's order depends only on (seed,
+ * e), on every run. Typical loop:
+ *     for (int64_t e = 0; e < epochs; e++) {
+ *       cg_batcher_reset(b, e);
+ *       cg_tensor *idx;
+ *       while (cg_batcher_next(b, &idx) > 0) { x = cg_index_select(train_x, 0, idx); ... }
+ *     }
+ * Every index in [0, n) appears exactly once per epoch; the last batch is smaller unless
+ * drop_last drops it. n <= INT32_MAX, batch >= 1. */
+typedef struct cg_batcher cg_batcher;
+cg_batcher *cg_batcher_new(int64_t n, int64_t batch, uint64_t seed, bool shuffle, bool drop_last);
+/* The next batch as a new int32 (B,) tensor in *idx (1), the end of the epoch (0, *idx
+ * NULL), or a negative cg_status. */
+int cg_batcher_next(cg_batcher *b, cg_tensor **idx);
+/* Start epoch `epoch` (>= 0) from its first batch. A new batcher is at epoch 0. */
+cg_status cg_batcher_reset(cg_batcher *b, int64_t epoch);
+int64_t cg_batcher_epoch(const cg_batcher *b);
+/* Batches per epoch. */
+int64_t cg_batcher_count(const cg_batcher *b);
+void cg_batcher_free(cg_batcher *b);
 
 /* Counters, for tests and tools. */
 typedef struct {

@@ -1,0 +1,338 @@
+/* Convolutions and pooling, built from movement ops, one multiply and one reduction, so
+ * that autograd and the scheduler see nothing special (tinygrad's approach).
+ *
+ *   x (N, Cin, I...) ──pad──► (N, Cin, I+2p...) ──pool_windows──► (N*Cin, O..., K...)
+ *        windows ─reshape─► (N, G, 1,      Cin/G, Oflat, Kflat) ┐
+ *        weight  ─reshape─► (1, G, Cout/G, Cin/G, 1,     Kflat) ┴─ mul ─ sum(Cin/G, Kflat)
+ *                                                        ─► (N, Cout, O...) (+ bias)
+ *
+ * pool_windows works one spatial dim at a time on a (pre, I, post) view of the tensor, so
+ * no intermediate has more than 5 dims and conv3d stays inside CG_MAX_DIMS. Along one dim
+ * (length i, kernel k, stride s, dilation d, o = ceil((i - d*(k-1)) / s) outputs):
+ *   - k <= s and d == 1: pad/shrink to o*s, reshape (o, s), keep the first k of each row;
+ *   - otherwise: repeat the row r times and cut the repeats into k rows of length
+ *     L = i*f + d (f >= 1 so that L >= o*s): row j then starts at element j*d (mod i),
+ *     which is tap j of every window; keep every s-th of the first o*s columns.
+ * A transposed convolution is the gradient of a convolution w.r.t. its input: dilate x
+ * with stride-1 zeros, pad by d*(k-1) - p (a negative pad shrinks), flip the kernel and
+ * swap its in/out channels per group, then convolve with stride 1. */
+#include "core/error.h"
+#include "tensor/tensor.h"
+#include "uop/shape.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAXSP 3 /* spatial dims supported (conv1d .. conv3d) */
+
+static int64_t cdiv(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+static int64_t prod(const int64_t *v, int n) {
+  int64_t p = 1;
+  for (int i = 0; i < n; i++) p *= v[i];
+  return p;
+}
+static const char *tup(const int64_t *v, int n) { return shape_str(v, n); }
+
+/* One dim: t (P, i, Q) -> (P, o, k, Q) windows. */
+static cg_tensor *pool1(cg_tensor *t, int64_t k, int64_t s, int64_t d) {
+  const int64_t *sh = cg_shape(t);
+  int64_t P = sh[0], i = sh[1], Q = sh[2];
+  int64_t o = cdiv(i - d * (k - 1), s);
+  if (k <= s && d == 1) {
+    if (o * s > i) {
+      int64_t pads[6] = {0, 0, 0, o * s - i, 0, 0};
+      t = cg_pad(t, pads, 0);
+    } else {
+      int64_t box[6] = {0, P, 0, o * s, 0, Q};
+      t = cg_shrink(t, box);
+    }
+    int64_t s4[4] = {P, o, s, Q};
+    t = cg_reshape(t, s4, 4);
+    int64_t box[8] = {0, P, 0, o, 0, k, 0, Q};
+    return cg_shrink(t, box);
+  }
+  int64_t f = o * s - d > 0 ? cdiv(o * s - d, i) : 1;
+  if (f < 1) f = 1;
+  int64_t L = i * f + d, r = cdiv(k * L, i);
+  int64_t reps[3] = {1, r, 1};
+  t = cg_repeat(t, reps, 3);
+  int64_t b1[6] = {0, P, 0, k * L, 0, Q};
+  t = cg_shrink(t, b1);
+  int64_t s4[4] = {P, k, L, Q};
+  t = cg_reshape(t, s4, 4);
+  int64_t b2[8] = {0, P, 0, k, 0, o * s, 0, Q};
+  t = cg_shrink(t, b2);
+  int64_t s5[5] = {P, k, o, s, Q};
+  t = cg_reshape(t, s5, 5);
+  int64_t b3[10] = {0, P, 0, k, 0, o, 0, 1, 0, Q};
+  t = cg_shrink(t, b3);
+  int64_t s4b[4] = {P, k, o, Q};
+  t = cg_reshape(t, s4b, 4);
+  int perm[4] = {0, 2, 1, 3};
+  return cg_permute(t, perm, 4);
+}
+
+/* x (lead..., I1..In) -> (B, O1..On, K1..Kn) with B = prod(lead). The caller checked that
+ * every dilated kernel fits. Intermediates stay in the caller's scope. */
+static cg_tensor *pool_windows(cg_tensor *x, int n, const int64_t *k, const int64_t *s, const int64_t *d) {
+  int nd = cg_ndim(x), lead = nd - n;
+  int64_t cur[1 + 2 * MAXSP];
+  int nc = 1 + n;
+  cur[0] = prod(cg_shape(x), lead);
+  for (int j = 0; j < n; j++) cur[1 + j] = cg_shape(x)[lead + j];
+  for (int j = 0; j < n && x; j++) {
+    int p = 1 + 2 * j; /* position of I_j: lead, then (O, K) pairs of the dims done */
+    int64_t i = cur[p], o = cdiv(i - d[j] * (k[j] - 1), s[j]);
+    int64_t s3[3] = {prod(cur, p), i, prod(cur + p + 1, nc - p - 1)};
+    cg_tensor *t = pool1(cg_reshape(x, s3, 3), k[j], s[j], d[j]);
+    memmove(cur + p + 2, cur + p + 1, sizeof(int64_t) * (size_t)(nc - p - 1));
+    cur[p] = o, cur[p + 1] = k[j];
+    nc++;
+    x = cg_reshape(t, cur, nc);
+  }
+  int perm[1 + 2 * MAXSP];
+  perm[0] = 0;
+  for (int j = 0; j < n; j++) perm[1 + j] = 1 + 2 * j, perm[1 + n + j] = 2 + 2 * j;
+  return cg_permute(x, perm, nc);
+}
+
+/* Pad the last n dims by [before, after] each (negative values shrink). */
+static cg_tensor *pad_spatial(cg_tensor *x, int n, const int64_t *before, const int64_t *after, double value) {
+  int nd = cg_ndim(x), lead = nd - n;
+  int64_t pads[2 * CG_MAX_DIMS] = {0}, box[2 * CG_MAX_DIMS];
+  bool shrink = false;
+  for (int i = 0; i < nd; i++) box[2 * i] = 0, box[2 * i + 1] = cg_shape(x)[i];
+  for (int j = 0; j < n; j++) {
+    int64_t b = before[j], a = after[j];
+    pads[2 * (lead + j)] = b > 0 ? b : 0;
+    pads[2 * (lead + j) + 1] = a > 0 ? a : 0;
+    if (b < 0) box[2 * (lead + j)] = -b, shrink = true;
+    if (a < 0) box[2 * (lead + j) + 1] += a, shrink = true;
+  }
+  if (shrink) x = cg_shrink(x, box);
+  return cg_pad(x, pads, value);
+}
+
+static cg_tensor *finish(cg_tensor *r) {
+  r = cg_keep(r);
+  cg_scope_end();
+  return r;
+}
+
+/* The general convolution; pads are per side and may be negative. who names the public
+ * op in messages. Checks everything. */
+static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride,
+                          const int64_t *pb, const int64_t *pa, const int64_t *dil, int64_t groups) {
+  if (!x || !w) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, x ? "weight" : "input");
+  int xd = cg_ndim(x), wd = cg_ndim(w);
+  const int64_t *xs = cg_shape(x), *ws = cg_shape(w);
+  if (xd != n + 2 && xd != n + 1)
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected an input of %d dims (N, C, spatial...) or %d (C, spatial...), got shape %s", who, n + 2,
+                        n + 1, shape_str(xs, xd));
+  if (wd != n + 2)
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected a weight of %d dims (Cout, Cin/groups, kernel...), got shape %s", who, n + 2,
+                        shape_str(ws, wd));
+  if (groups < 1) return cg_fail_null(CG_ERR_INVALID, "%s: groups must be >= 1, got %lld", who, (long long)groups);
+  int64_t cin = xs[xd - n - 1], cout = ws[0];
+  if (ws[1] * groups != cin)
+    return cg_fail_null(CG_ERR_INVALID, "%s: input %s has %lld channels but weight %s with groups=%lld expects %lld", who, shape_str(xs, xd),
+                        (long long)cin, shape_str(ws, wd), (long long)groups, (long long)(ws[1] * groups));
+  if (cout % groups)
+    return cg_fail_null(CG_ERR_INVALID, "%s: weight %s has %lld output channels, not divisible by groups=%lld", who, shape_str(ws, wd),
+                        (long long)cout, (long long)groups);
+  if (b && (cg_ndim(b) != 1 || cg_shape(b)[0] != cout))
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected a bias of shape (%lld,), got %s", who, (long long)cout, shape_str(cg_shape(b), cg_ndim(b)));
+  int64_t k[MAXSP], o[MAXSP], padded[MAXSP], span[MAXSP];
+  for (int j = 0; j < n; j++) {
+    if (stride[j] < 1 || dil[j] < 1)
+      return cg_fail_null(CG_ERR_INVALID, "%s: stride and dilation must be >= 1, got stride %s and dilation %s", who, tup(stride, n), tup(dil, n));
+    k[j] = ws[2 + j];
+    padded[j] = xs[xd - n + j] + pb[j] + pa[j];
+    span[j] = dil[j] * (k[j] - 1) + 1;
+  }
+  for (int j = 0; j < n; j++)
+    if (k[j] < 1 || span[j] > padded[j])
+      return cg_fail_null(CG_ERR_INVALID, "%s: kernel %s with dilation %s spans %s, larger than the padded input %s (input %s)", who, tup(k, n),
+                          tup(dil, n), tup(span, n), tup(padded, n), shape_str(xs, xd));
+  for (int j = 0; j < n; j++) o[j] = (padded[j] - span[j]) / stride[j] + 1;
+
+  cg_scope_begin();
+  bool unbatched = xd == n + 1;
+  if (unbatched) x = cg_unsqueeze(x, 0);
+  int64_t N = cg_shape(x)[0], G = groups, cg = cin / G, cog = cout / G, K = prod(k, n), O = prod(o, n);
+  cg_tensor *win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, stride, dil);
+  int64_t s6[6] = {N, G, 1, cg, O, K}, w6[6] = {1, G, cog, cg, 1, K};
+  cg_tensor *y = cg_mul(cg_reshape(win, s6, 6), cg_reshape(w, w6, 6));
+  int axes[2] = {3, 5};
+  y = cg_sum(y, axes, 2, false);
+  int64_t os[2 + MAXSP] = {N, cout};
+  for (int j = 0; j < n; j++) os[2 + j] = o[j];
+  y = cg_reshape(y, os, n + 2);
+  if (b) {
+    int64_t bs[2 + MAXSP] = {1, cout, 1, 1, 1};
+    y = cg_add(y, cg_reshape(b, bs, n + 2));
+  }
+  if (unbatched) y = cg_squeeze(y, 0);
+  return finish(y);
+}
+
+static void defaults(int n, const int64_t *in, int64_t dflt, int64_t *out) {
+  for (int j = 0; j < n; j++) out[j] = in ? in[j] : dflt;
+}
+
+static cg_tensor *conv_public(const char *who, int n, cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                              const int64_t *dilation, int64_t groups) {
+  int64_t s[MAXSP], p[MAXSP], d[MAXSP];
+  defaults(n, stride, 1, s), defaults(n, padding, 0, p), defaults(n, dilation, 1, d);
+  for (int j = 0; j < n; j++)
+    if (p[j] < 0) return cg_fail_null(CG_ERR_INVALID, "%s: padding must be >= 0, got %s", who, tup(p, n));
+  return conv_nd(who, n, x, w, b, s, p, p, d, groups);
+}
+
+cg_tensor *cg_conv1d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding, const int64_t *dilation, int64_t groups) {
+  return conv_public("conv1d", 1, x, w, b, stride, padding, dilation, groups);
+}
+cg_tensor *cg_conv2d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding, const int64_t *dilation, int64_t groups) {
+  return conv_public("conv2d", 2, x, w, b, stride, padding, dilation, groups);
+}
+cg_tensor *cg_conv3d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding, const int64_t *dilation, int64_t groups) {
+  return conv_public("conv3d", 3, x, w, b, stride, padding, dilation, groups);
+}
+
+/* ---- transposed convolution ------------------------------------------------------------ */
+
+static cg_tensor *conv_transpose_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride_,
+                                    const int64_t *padding_, const int64_t *outpad_, const int64_t *dilation_, int64_t groups) {
+  if (!x || !w) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, x ? "weight" : "input");
+  int64_t s[MAXSP], p[MAXSP], op[MAXSP], d[MAXSP];
+  defaults(n, stride_, 1, s), defaults(n, padding_, 0, p), defaults(n, outpad_, 0, op), defaults(n, dilation_, 1, d);
+  int xd = cg_ndim(x), wd = cg_ndim(w);
+  const int64_t *xs = cg_shape(x), *ws = cg_shape(w);
+  if (xd != n + 2 && xd != n + 1)
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected an input of %d dims (N, C, spatial...) or %d (C, spatial...), got shape %s", who, n + 2,
+                        n + 1, shape_str(xs, xd));
+  if (wd != n + 2)
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected a weight of %d dims (Cin, Cout/groups, kernel...), got shape %s", who, n + 2,
+                        shape_str(ws, wd));
+  if (groups < 1) return cg_fail_null(CG_ERR_INVALID, "%s: groups must be >= 1, got %lld", who, (long long)groups);
+  int64_t cin = xs[xd - n - 1];
+  if (ws[0] != cin || cin % groups)
+    return cg_fail_null(CG_ERR_INVALID, "%s: input %s has %lld channels but weight %s with groups=%lld expects %lld (a multiple of groups)", who,
+                        shape_str(xs, xd), (long long)cin, shape_str(ws, wd), (long long)groups, (long long)ws[0]);
+  int64_t pb[MAXSP], pa[MAXSP];
+  for (int j = 0; j < n; j++) {
+    if (s[j] < 1 || d[j] < 1 || p[j] < 0 || op[j] < 0)
+      return cg_fail_null(CG_ERR_INVALID, "%s: expected stride, dilation >= 1 and padding, output_padding >= 0, got stride %s dilation %s padding %s output_padding %s",
+                          who, tup(s, n), tup(d, n), tup(p, n), tup(op, n));
+    if (op[j] >= s[j] && op[j] >= d[j])
+      return cg_fail_null(CG_ERR_INVALID, "%s: output_padding %s must be smaller than stride %s or dilation %s", who, tup(op, n), tup(s, n), tup(d, n));
+    int64_t k = ws[2 + j], i = xs[xd - n + j];
+    int64_t out = (i - 1) * s[j] - 2 * p[j] + d[j] * (k - 1) + op[j] + 1;
+    if (out < 1 || i < 1 || k < 1)
+      return cg_fail_null(CG_ERR_INVALID, "%s: input %s with weight %s, stride %s, padding %s, dilation %s gives an empty output", who, shape_str(xs, xd),
+                          shape_str(ws, wd), tup(s, n), tup(p, n), tup(d, n));
+    pb[j] = d[j] * (k - 1) - p[j];
+    pa[j] = d[j] * (k - 1) - p[j] + op[j];
+  }
+  cg_scope_begin();
+  int lead = xd - n;
+  /* dilate x: (pre, i, 1, post) -> pad (0, s-1) -> (pre, i*s, post) -> first i*s - (s-1) */
+  for (int j = 0; j < n; j++) {
+    if (s[j] == 1) continue;
+    const int64_t *cs = cg_shape(x);
+    int64_t i = cs[lead + j], full[CG_MAX_DIMS];
+    memcpy(full, cs, sizeof(int64_t) * (size_t)xd);
+    int64_t s4[4] = {prod(cs, lead + j), i, 1, prod(cs + lead + j + 1, xd - lead - j - 1)};
+    int64_t pads[8] = {0, 0, 0, 0, 0, s[j] - 1, 0, 0};
+    cg_tensor *t = cg_pad(cg_reshape(x, s4, 4), pads, 0);
+    int64_t s3[3] = {s4[0], i * s[j], s4[3]};
+    int64_t box[6] = {0, s4[0], 0, i * s[j] - (s[j] - 1), 0, s4[3]};
+    t = cg_shrink(cg_reshape(t, s3, 3), box);
+    full[lead + j] = i * s[j] - (s[j] - 1);
+    x = cg_reshape(t, full, xd);
+  }
+  /* weight (Cin, Cout/G, K...) -> (G, Cin/G, Cout/G, K...) -> swap -> flip K -> (Cout, Cin/G, K...) */
+  int64_t G = groups, cog = ws[1], wg[3 + MAXSP] = {G, cin / G, cog};
+  for (int j = 0; j < n; j++) wg[3 + j] = ws[2 + j];
+  cg_tensor *wt = cg_reshape(w, wg, n + 3);
+  int perm[3 + MAXSP] = {0, 2, 1, 3, 4, 5};
+  wt = cg_permute(wt, perm, n + 3);
+  int fl[MAXSP] = {3, 4, 5};
+  wt = cg_flip(wt, fl, n);
+  int64_t wf[2 + MAXSP] = {G * cog, cin / G};
+  for (int j = 0; j < n; j++) wf[2 + j] = ws[2 + j];
+  wt = cg_reshape(wt, wf, n + 2);
+  int64_t one[MAXSP] = {1, 1, 1};
+  cg_tensor *y = conv_nd(who, n, x, wt, b, one, pb, pa, d, groups);
+  return finish(y);
+}
+
+cg_tensor *cg_conv_transpose1d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                               const int64_t *output_padding, const int64_t *dilation, int64_t groups) {
+  return conv_transpose_nd("conv_transpose1d", 1, x, w, b, stride, padding, output_padding, dilation, groups);
+}
+cg_tensor *cg_conv_transpose2d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                               const int64_t *output_padding, const int64_t *dilation, int64_t groups) {
+  return conv_transpose_nd("conv_transpose2d", 2, x, w, b, stride, padding, output_padding, dilation, groups);
+}
+cg_tensor *cg_conv_transpose3d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *padding,
+                               const int64_t *output_padding, const int64_t *dilation, int64_t groups) {
+  return conv_transpose_nd("conv_transpose3d", 3, x, w, b, stride, padding, output_padding, dilation, groups);
+}
+
+/* ---- pooling ------------------------------------------------------------------------------ */
+
+/* The lowest value of dt, so that padding never wins a max. */
+static double lowest(cg_dtype dt) {
+  switch (dt) {
+  case CG_BOOL: case CG_UINT8: case CG_UINT16: case CG_UINT32: case CG_UINT64: return 0;
+  case CG_INT8: return -128;
+  case CG_INT16: return -32768;
+  case CG_INT32: return -2147483648.0;
+  case CG_INT64: return -9223372036854775808.0;
+  default: return -INFINITY;
+  }
+}
+
+static cg_tensor *pool_nd(const char *who, int n, bool is_max, cg_tensor *x, const int64_t *kernel, const int64_t *stride_, const int64_t *padding_) {
+  if (!x) return cg_fail_null(CG_ERR_INVALID, "%s: input is NULL", who);
+  if (!kernel) return cg_fail_null(CG_ERR_INVALID, "%s: kernel size is NULL", who);
+  int xd = cg_ndim(x);
+  const int64_t *xs = cg_shape(x);
+  if (xd != n + 1 && xd != n + 2)
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected an input of %d dims (N, C, spatial...) or %d (C, spatial...), got shape %s", who, n + 2,
+                        n + 1, shape_str(xs, xd));
+  int64_t k[MAXSP], s[MAXSP], p[MAXSP], one[MAXSP] = {1, 1, 1}, padded[MAXSP], o[MAXSP];
+  defaults(n, kernel, 1, k), defaults(n, stride_ ? stride_ : kernel, 1, s), defaults(n, padding_, 0, p);
+  for (int j = 0; j < n; j++) {
+    if (k[j] < 1 || s[j] < 1 || p[j] < 0)
+      return cg_fail_null(CG_ERR_INVALID, "%s: expected kernel, stride >= 1 and padding >= 0, got kernel %s stride %s padding %s", who, tup(k, n),
+                          tup(s, n), tup(p, n));
+    if (2 * p[j] > k[j])
+      return cg_fail_null(CG_ERR_INVALID, "%s: padding %s must be at most half of kernel %s", who, tup(p, n), tup(k, n));
+    padded[j] = xs[xd - n + j] + 2 * p[j];
+  }
+  for (int j = 0; j < n; j++)
+    if (k[j] > padded[j])
+      return cg_fail_null(CG_ERR_INVALID, "%s: kernel %s is larger than the padded input %s (input %s, padding %s)", who, tup(k, n), tup(padded, n),
+                          shape_str(xs, xd), tup(p, n));
+  for (int j = 0; j < n; j++) o[j] = (padded[j] - k[j]) / s[j] + 1;
+  cg_scope_begin();
+  cg_tensor *win = pool_windows(pad_spatial(x, n, p, p, is_max ? lowest(cg_dtype_of(x)) : 0), n, k, s, one);
+  int axes[MAXSP];
+  for (int j = 0; j < n; j++) axes[j] = 1 + n + j;
+  cg_tensor *y;
+  if (is_max) y = cg_max(win, axes, n, false);
+  else y = cg_div(cg_sum(win, axes, n, false), cg_scalar((double)prod(k, n)));
+  int64_t os[CG_MAX_DIMS];
+  memcpy(os, xs, sizeof(int64_t) * (size_t)(xd - n));
+  for (int j = 0; j < n; j++) os[xd - n + j] = o[j];
+  return finish(cg_reshape(y, os, xd));
+}
+
+cg_tensor *cg_max_pool2d(cg_tensor *x, const int64_t *kernel, const int64_t *stride, const int64_t *padding) {
+  return pool_nd("max_pool2d", 2, true, x, kernel, stride, padding);
+}
+cg_tensor *cg_avg_pool2d(cg_tensor *x, const int64_t *kernel, const int64_t *stride, const int64_t *padding) {
+  return pool_nd("avg_pool2d", 2, false, x, kernel, stride, padding);
+}

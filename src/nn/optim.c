@@ -1,0 +1,327 @@
+/* Optimizers: SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW and LAMB.
+ *
+ * A step is built from the public tensor ops and written with cg_assign, so every update
+ * is one lazy in-place write that the scheduler fuses:
+ *
+ *   grads ──► realize (usually already buffers: no kernel)
+ *         ──► state: b1_t *= beta1, b2_t *= beta2 (Adam family, two 0-d kernels);
+ *             per parameter, the momentum buffer or m and v, as assigns
+ *         ──► parameters: p's assign reads the updated state
+ *         ──► cg_realize_many (per group of 64 outputs; today state and parameters in two
+ *             calls, see OPTIM_STATE_FIRST below)
+ *
+ * Nothing that changes from step to step is a constant in a kernel: the learning rate is
+ * a 0-d float32 tensor (cg_optimizer_set_lr assigns it from a buffer), and the Adam bias
+ * corrections are computed in the kernels from the 0-d float64 tensors b1_t = beta1^t and
+ * b2_t = beta2^t. So a schedule, or a thousand steps, compiles nothing new.
+ *
+ * Formulas are torch.optim's (1.13, single-tensor path):
+ *   SGD:   d = g + wd p;  buf = d (first step) | momentum buf + (1 - dampening) d;
+ *          d = nesterov ? d + momentum buf : buf;  p -= lr d
+ *   Adam:  g += wd p (L2);  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
+ *          p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ *   AdamW: p *= 1 - lr wd first (decoupled), then Adam without the L2 term
+ *   LAMB (tinygrad's, the paper's with φ = identity): Adam moments with bias correction,
+ *          u = m̂ / (sqrt(v̂) + eps) + wd p;  r = ||p|| / ||u|| (1 if either is 0);
+ *          p -= lr r u
+ * The bias corrections 1 - beta^t are formed in float64, as torch forms them in Python.
+ * A parameter with no gradient (cg_grad NULL) is skipped, as torch skips grad None; the
+ * step count t is the optimizer's, not per parameter. */
+#include "core/error.h"
+#include "tensor/tensor.h"
+#include <math.h>
+#include <string.h>
+
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_LAMB } opt_kind;
+static const char *const opt_names[] = {"sgd", "adam", "adamw", "lamb"};
+
+struct cg_optimizer {
+  opt_kind kind;
+  int n;
+  cg_tensor **params;    /* the caller's (borrowed) */
+  cg_tensor **m, **v;    /* state, owned: SGD's momentum buffers in m; Adam's moments */
+  cg_tensor *lr;         /* 0-d float32, owned */
+  cg_tensor *b1_t, *b2_t; /* 0-d float64: beta^t (Adam family), owned */
+  double lr0, momentum, dampening, wd, b1, b2, eps;
+  bool nesterov;
+  int64_t steps;
+};
+
+/* Tensors the optimizer owns live at the top level: a scope the caller ends must not
+ * free them. */
+static cg_tensor *own(cg_tensor *t) {
+  while (t && t->scope > 0) cg_keep(t);
+  return t;
+}
+
+void cg_optimizer_free(cg_optimizer *o) {
+  if (!o) return;
+  for (int i = 0; i < o->n; i++) {
+    if (o->m) cg_free(o->m[i]);
+    if (o->v) cg_free(o->v[i]);
+  }
+  free(o->m), free(o->v), free(o->params);
+  cg_free(o->lr), cg_free(o->b1_t), cg_free(o->b2_t);
+  free(o);
+}
+
+/* Zeros in storage of their own. (Not cg_zeros + one cg_realize_many: equal lazy graphs
+ * are one node, so state tensors of one shape would share a single buffer.) */
+static cg_tensor *zeros_like(cg_tensor *p) {
+  size_t nbytes = (size_t)cg_numel(p) * cg_dtype_size(cg_dtype_of(p));
+  void *z = cg_calloc(1, nbytes ? nbytes : 1);
+  cg_tensor *t = z ? cg_from_data(z, cg_dtype_of(p), cg_shape(p), cg_ndim(p)) : NULL;
+  free(z);
+  return own(t);
+}
+
+static cg_tensor *scalar_tensor(double v, cg_dtype dt) {
+  if (dt == CG_FLOAT32) {
+    float f = (float)v;
+    return own(cg_from_data(&f, CG_FLOAT32, NULL, 0));
+  }
+  return own(cg_from_data(&v, CG_FLOAT64, NULL, 0));
+}
+
+static cg_optimizer *opt_new(opt_kind kind, cg_tensor *const *params, int n, double lr) {
+  const char *who = opt_names[kind];
+  if (n <= 0 || !params) return cg_fail_null(CG_ERR_INVALID, "%s: expected at least one parameter, got %d", who, n);
+  if (!(lr >= 0) || !isfinite(lr)) return cg_fail_null(CG_ERR_INVALID, "%s: expected a finite learning rate >= 0, got %g", who, lr);
+  for (int i = 0; i < n; i++) {
+    if (!params[i]) return cg_fail_null(CG_ERR_INVALID, "%s: parameter %d is NULL", who, i);
+    cg_dtype dt = cg_dtype_of(params[i]);
+    if (dt != CG_FLOAT16 && dt != CG_BFLOAT16 && dt != CG_FLOAT32 && dt != CG_FLOAT64)
+      return cg_fail_null(CG_ERR_INVALID, "%s: parameter %d: expected a floating-point tensor, got %s", who, i, cg_dtype_name(dt));
+    for (int j = 0; j < i; j++)
+      if (params[j] == params[i])
+        return cg_fail_null(CG_ERR_INVALID, "%s: expected each parameter once, got parameter %d again as %d", who, j, i);
+  }
+  cg_optimizer *o = cg_calloc(1, sizeof *o);
+  if (!o) return NULL;
+  o->kind = kind;
+  o->lr0 = lr;
+  o->params = cg_malloc(sizeof(cg_tensor *) * (size_t)n);
+  if (!o->params) return cg_optimizer_free(o), NULL;
+  memcpy(o->params, params, sizeof(cg_tensor *) * (size_t)n);
+  o->n = n;
+  o->lr = scalar_tensor(lr, CG_FLOAT32);
+  if (!o->lr) return cg_optimizer_free(o), NULL;
+  return o;
+}
+
+/* State tensors: one per parameter in m (and v), zero, each a buffer of its own. */
+static cg_optimizer *opt_state(cg_optimizer *o, bool two) {
+  o->m = cg_calloc((size_t)o->n, sizeof(cg_tensor *));
+  o->v = two ? cg_calloc((size_t)o->n, sizeof(cg_tensor *)) : NULL;
+  if (!o->m || (two && !o->v)) return cg_optimizer_free(o), NULL;
+  for (int i = 0; i < o->n; i++) {
+    o->m[i] = zeros_like(o->params[i]);
+    if (two) o->v[i] = zeros_like(o->params[i]);
+    if (!o->m[i] || (two && !o->v[i])) return cg_optimizer_free(o), NULL;
+  }
+  if (two) {
+    o->b1_t = scalar_tensor(1.0, CG_FLOAT64);
+    o->b2_t = scalar_tensor(1.0, CG_FLOAT64);
+    if (!o->b1_t || !o->b2_t) return cg_optimizer_free(o), NULL;
+  }
+  return o;
+}
+
+static bool check_unit(const char *who, const char *what, double x) {
+  if (x >= 0 && x < 1) return true;
+  cg_fail(CG_ERR_INVALID, "%s: expected 0 <= %s < 1, got %g", who, what, x);
+  return false;
+}
+static bool check_nonneg(const char *who, const char *what, double x) {
+  if (x >= 0 && isfinite(x)) return true;
+  cg_fail(CG_ERR_INVALID, "%s: expected a finite %s >= 0, got %g", who, what, x);
+  return false;
+}
+
+cg_optimizer *cg_sgd(cg_tensor *const *params, int n, double lr, double momentum, double dampening, double weight_decay,
+                     bool nesterov) {
+  if (!check_nonneg("sgd", "momentum", momentum) || !check_nonneg("sgd", "dampening", dampening) ||
+      !check_nonneg("sgd", "weight_decay", weight_decay))
+    return NULL;
+  if (nesterov && (momentum <= 0 || dampening != 0))
+    return cg_fail_null(CG_ERR_INVALID, "sgd: Nesterov momentum expects momentum > 0 and dampening 0, got momentum %g, dampening %g",
+                        momentum, dampening);
+  cg_optimizer *o = opt_new(OPT_SGD, params, n, lr);
+  if (!o) return NULL;
+  o->momentum = momentum, o->dampening = dampening, o->wd = weight_decay, o->nesterov = nesterov;
+  return momentum != 0 ? opt_state(o, false) : o;
+}
+
+static cg_optimizer *adam_like(opt_kind kind, cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps,
+                               double weight_decay) {
+  const char *who = opt_names[kind];
+  if (!check_unit(who, "beta1", beta1) || !check_unit(who, "beta2", beta2) || !check_nonneg(who, "eps", eps) ||
+      !check_nonneg(who, "weight_decay", weight_decay))
+    return NULL;
+  cg_optimizer *o = opt_new(kind, params, n, lr);
+  if (!o) return NULL;
+  o->b1 = beta1, o->b2 = beta2, o->eps = eps, o->wd = weight_decay;
+  return opt_state(o, true);
+}
+
+cg_optimizer *cg_adam(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay) {
+  return adam_like(OPT_ADAM, params, n, lr, beta1, beta2, eps, weight_decay);
+}
+cg_optimizer *cg_adamw(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay) {
+  return adam_like(OPT_ADAMW, params, n, lr, beta1, beta2, eps, weight_decay);
+}
+cg_optimizer *cg_lamb(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay) {
+  return adam_like(OPT_LAMB, params, n, lr, beta1, beta2, eps, weight_decay);
+}
+
+/* ---- building a step ------------------------------------------------------------------ */
+
+static cg_tensor *K(double x) { return cg_scalar(x); }
+
+/* The gradient as the update sees it: torch's L2 weight decay (SGD, Adam) adds wd p. */
+static cg_tensor *decayed_grad(cg_optimizer *o, cg_tensor *p, cg_tensor *g) {
+  bool l2 = o->wd != 0 && (o->kind == OPT_SGD || o->kind == OPT_ADAM);
+  return l2 ? cg_add(g, cg_mul(p, K(o->wd))) : g;
+}
+
+/* Assign parameter i's state: SGD's momentum buffer, Adam's moments. */
+static cg_status state_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *g) {
+  cg_tensor *d = decayed_grad(o, p, g);
+  if (o->kind == OPT_SGD) {
+    if (o->momentum == 0) return CG_OK;
+    cg_tensor *buf = o->m[i];
+    /* torch: the first step clones d into the buffer */
+    cg_tensor *nb = o->steps == 0 ? d : cg_add(cg_mul(buf, K(o->momentum)), o->dampening != 0 ? cg_mul(d, K(1 - o->dampening)) : d);
+    return cg_assign(buf, nb);
+  }
+  cg_tensor *m = o->m[i], *v = o->v[i];
+  cg_tensor *nm = cg_add(cg_mul(m, K(o->b1)), cg_mul(d, K(1 - o->b1)));
+  cg_tensor *nv = cg_add(cg_mul(v, K(o->b2)), cg_mul(cg_mul(d, d), K(1 - o->b2)));
+  cg_status st = cg_assign(m, nm);
+  return st == CG_OK ? cg_assign(v, nv) : st;
+}
+
+/* Parameter i's new value, from its state as it now is (assigned, or realized). */
+static cg_tensor *param_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *g) {
+  cg_tensor *d = decayed_grad(o, p, g);
+  if (o->kind == OPT_SGD) {
+    if (o->momentum != 0) d = o->nesterov ? cg_add(d, cg_mul(o->m[i], K(o->momentum))) : o->m[i];
+    return cg_sub(p, cg_mul(o->lr, d));
+  }
+  cg_tensor *m = o->m[i], *v = o->v[i];
+  cg_tensor *bc1 = cg_sub(K(1), o->b1_t), *bc2 = cg_sub(K(1), o->b2_t); /* 1 - beta^t, float64 */
+  cg_dtype dt = cg_dtype_of(p) == CG_FLOAT64 ? CG_FLOAT64 : CG_FLOAT32;
+  if (o->kind == OPT_LAMB) {
+    cg_tensor *mh = cg_div(m, cg_cast(bc1, dt)), *vh = cg_div(v, cg_cast(bc2, dt));
+    cg_tensor *u = cg_div(mh, cg_add(cg_sqrt(vh), K(o->eps)));
+    if (o->wd != 0) u = cg_add(u, cg_mul(p, K(o->wd)));
+    cg_tensor *r1 = cg_sqrt(cg_sum(cg_mul(p, p), NULL, 0, false)), *r2 = cg_sqrt(cg_sum(cg_mul(u, u), NULL, 0, false));
+    cg_tensor *r = cg_where(cg_gt(r1, K(0)), cg_where(cg_gt(r2, K(0)), cg_div(r1, r2), K(1)), K(1));
+    return cg_sub(p, cg_mul(cg_mul(o->lr, r), u));
+  }
+  /* torch: step_size = lr / bc1 and sqrt(bc2) in double, then used in the tensor's dtype */
+  cg_tensor *step = cg_cast(cg_div(cg_cast(o->lr, CG_FLOAT64), bc1), dt);
+  cg_tensor *bc2s = cg_cast(cg_sqrt(bc2), dt);
+  cg_tensor *denom = cg_add(cg_div(cg_sqrt(v), bc2s), K(o->eps));
+  cg_tensor *base = p;
+  if (o->kind == OPT_ADAMW && o->wd != 0) base = cg_mul(p, cg_sub(K(1), cg_mul(o->lr, K(o->wd))));
+  return cg_sub(base, cg_div(cg_mul(step, m), denom));
+}
+
+/* Run the update in two cg_realize_many calls, the state (moments, beta^t) first and then
+ * the parameters, instead of one. Why: with one call the scheduler's merge_kernels
+ * substitutes a moment's assign into the parameter's kernel, and when the moment's new
+ * value reads its own buffer at the same index (m = b1 m + ...) graph_rewrite re-rewrites
+ * the substituted value forever (stack overflow; seen for shapes (N, 2)). Reported with a
+ * repro; set this to 0 once schedule.c is fixed: the two calls become one, and m and v may
+ * then fuse into the parameter's kernel. The values are the same either way. */
+#define OPTIM_STATE_FIRST 1
+
+/* Realize ts[0..*n) (*n <= 64) and empty the list. */
+static cg_status flush(cg_tensor **ts, int *n) {
+  cg_status st = *n ? cg_realize_many(ts, *n) : CG_OK;
+  *n = 0;
+  return st;
+}
+
+/* Parameters lo..hi-1: their new values, assigned, into outs (realized when full). */
+static cg_status assign_params(cg_optimizer *o, int lo, int hi, cg_tensor **outs, int *nout) {
+  for (int i = lo; i < hi; i++) {
+    cg_tensor *p = o->params[i], *g = cg_grad(p);
+    if (!g) continue;
+    cg_tensor *np = param_update(o, i, p, g);
+    cg_status st = np ? cg_assign(p, np) : cg_last_status();
+    if (st == CG_OK && !np) st = cg_fail(CG_ERR_RUNTIME, "optimizer_step: building the update of parameter %d failed", i);
+    if (st != CG_OK) return st;
+    outs[(*nout)++] = p;
+    if (*nout == 64 && (st = flush(outs, nout)) != CG_OK) return st;
+  }
+  return CG_OK;
+}
+
+cg_status cg_optimizer_step(cg_optimizer *o) {
+  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_step: optimizer is NULL");
+  cg_tensor *outs[64];
+  int nout = 0;
+  cg_status st = CG_OK;
+  /* Gradients first: a lazy gradient may read parameters this step overwrites. */
+  for (int i = 0; i < o->n && st == CG_OK; i++) {
+    cg_tensor *g = cg_grad(o->params[i]);
+    if (g) outs[nout++] = g;
+    if (nout == 64) st = flush(outs, &nout);
+  }
+  if (st == CG_OK) st = flush(outs, &nout);
+  if (st != CG_OK) return st;
+  cg_scope_begin();
+  bool scalars = o->kind != OPT_SGD; /* beta^t go with the first group */
+  int per = 1 + (o->m ? 1 : 0) + (o->v ? 1 : 0);
+  for (int lo = 0, hi; lo < o->n; lo = hi, scalars = false) {
+    /* a group of parameters whose outputs fit one cg_realize_many (64 tensors) */
+    int used = scalars ? 2 : 0;
+    for (hi = lo; hi < o->n; hi++) {
+      int need = cg_grad(o->params[hi]) ? per : 0;
+      if (used + need > 64) break;
+      used += need;
+    }
+    if (scalars) {
+      if ((st = cg_assign(o->b1_t, cg_mul(o->b1_t, K(o->b1)))) != CG_OK || (st = cg_assign(o->b2_t, cg_mul(o->b2_t, K(o->b2)))) != CG_OK)
+        goto done;
+      outs[nout++] = o->b1_t, outs[nout++] = o->b2_t;
+    }
+    for (int i = lo; i < hi; i++) {
+      cg_tensor *p = o->params[i], *g = cg_grad(p);
+      if (!g) continue;
+      if ((st = state_update(o, i, p, g)) != CG_OK) goto done;
+      if (o->m) outs[nout++] = o->m[i];
+      if (o->v) outs[nout++] = o->v[i];
+    }
+    if (OPTIM_STATE_FIRST && (st = flush(outs, &nout)) != CG_OK) goto done;
+    if ((st = assign_params(o, lo, hi, outs, &nout)) != CG_OK || (st = flush(outs, &nout)) != CG_OK) goto done;
+  }
+  o->steps++;
+done:
+  cg_scope_end();
+  return st;
+}
+
+void cg_optimizer_zero_grad(cg_optimizer *o) {
+  if (!o) return;
+  for (int i = 0; i < o->n; i++) cg_zero_grad(o->params[i]);
+}
+
+cg_status cg_optimizer_set_lr(cg_optimizer *o, double lr) {
+  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_set_lr: optimizer is NULL");
+  if (!(lr >= 0) || !isfinite(lr)) return cg_fail(CG_ERR_INVALID, "optimizer_set_lr: expected a finite learning rate >= 0, got %g", lr);
+  /* from a buffer, not a constant: the copy kernel's source is the same for every value */
+  float f = (float)lr;
+  cg_scope_begin();
+  cg_tensor *src = cg_from_data(&f, CG_FLOAT32, NULL, 0);
+  cg_status st = src ? cg_assign(o->lr, src) : cg_last_status();
+  if (st == CG_OK) st = cg_realize(o->lr);
+  cg_scope_end();
+  if (st == CG_OK) o->lr0 = lr;
+  return st;
+}
+
+double cg_optimizer_get_lr(const cg_optimizer *o) { return o ? o->lr0 : NAN; }
+int64_t cg_optimizer_steps(const cg_optimizer *o) { return o ? o->steps : -1; }
