@@ -161,10 +161,26 @@ static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg
   if (unbatched) x = cg_unsqueeze(x, 0);
   int64_t N = cg_shape(x)[0], G = groups, cg = cin / G, cog = cout / G, K = prod(k, n), O = prod(o, n);
   cg_tensor *win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, stride, dil);
-  int64_t s6[6] = {N, G, 1, cg, O, K}, w6[6] = {1, G, cog, cg, 1, K};
-  cg_tensor *y = cg_mul(cg_reshape(win, s6, 6), cg_reshape(w, w6, 6));
-  int axes[2] = {3, 5};
-  y = cg_sum(y, axes, 2, false);
+  /* windows (N, G, 1, cg, O..., K...) times weights (1, G, cog, cg, 1..., K...), summed
+   * over cg and K...; spatial dims stay separate when they fit in CG_MAX_DIMS, so the
+   * kernel's index math is affine (no div/mod of flattened windows) */
+  cg_tensor *y;
+  if (4 + 2 * n <= CG_MAX_DIMS) {
+    int64_t sx[CG_MAX_DIMS] = {N, G, 1, cg}, sw[CG_MAX_DIMS] = {1, G, cog, cg};
+    int axes[1 + MAXSP] = {3};
+    for (int j = 0; j < n; j++) {
+      sx[4 + j] = o[j], sx[4 + n + j] = k[j];
+      sw[4 + j] = 1, sw[4 + n + j] = k[j];
+      axes[1 + j] = 4 + n + j;
+    }
+    y = cg_mul(cg_reshape(win, sx, 4 + 2 * n), cg_reshape(w, sw, 4 + 2 * n));
+    y = cg_sum(y, axes, 1 + n, false);
+  } else {
+    int64_t s6[6] = {N, G, 1, cg, O, K}, w6[6] = {1, G, cog, cg, 1, K};
+    y = cg_mul(cg_reshape(win, s6, 6), cg_reshape(w, w6, 6));
+    int axes[2] = {3, 5};
+    y = cg_sum(y, axes, 2, false);
+  }
   int64_t os[2 + MAXSP] = {N, cout};
   for (int j = 0; j < n; j++) os[2 + j] = o[j];
   y = cg_reshape(y, os, n + 2);

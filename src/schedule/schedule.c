@@ -43,7 +43,10 @@ static void mark(sched_ctx *c, uop *u) {
   c->work[c->nwork++] = u;
 }
 
-enum { C_DIRECT, C_REDUCE, C_OTHER };
+/* C_DIRECT: computed once per output element; C_REDUCE: inside a reduction, over its
+ * axes; C_OTHER: repeated through a broadcast; C_OTHER_R: repeated through a broadcast or a
+ * window inside a reduction. */
+enum { C_DIRECT, C_REDUCE, C_OTHER, C_OTHER_R };
 
 /* Walk what kernel `root` computes, deciding which reductions it cannot hold. `axes` is
  * the mask of axes reduced by the enclosing reduction (C_REDUCE). */
@@ -54,8 +57,14 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
     mark(c, u);
     return;
   }
+  /* computed values reached through a broadcast or window inside a reduction would be
+   * recomputed for every use of every element (a convolution's input): give them a buffer */
+  if (u != root && ctx == C_OTHER_R && op_is_alu(u->op) && !(u->op == OP_CAST && u->src[0]->op != OP_REDUCE && !op_is_alu(u->src[0]->op))) {
+    mark(c, u);
+    return;
+  }
   if (u->op == OP_REDUCE && u != root) {
-    if ((uintptr_t)uopset_get(&c->uses, u) > 1 || ctx == C_OTHER) {
+    if ((uintptr_t)uopset_get(&c->uses, u) > 1 || ctx == C_OTHER || ctx == C_OTHER_R) {
       mark(c, u);
       return;
     }
@@ -74,12 +83,12 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
     uint32_t e = 0;
     for (int i = 0; i < u->ndim; i++)
       if (u->src[0]->shape[i] != u->shape[i]) e |= 1u << i;
-    int next = ctx == C_REDUCE && (e & ~axes) == 0 ? C_DIRECT : C_OTHER;
+    int next = ctx == C_REDUCE && (e & ~axes) == 0 ? C_DIRECT : (ctx == C_REDUCE || ctx == C_OTHER_R) ? C_OTHER_R : C_OTHER;
     visit(c, u->src[0], root, next, 0);
     return;
   }
   if (op_is_movement(u->op)) {
-    visit(c, u->src[0], root, ctx == C_DIRECT ? C_DIRECT : C_OTHER, 0);
+    visit(c, u->src[0], root, ctx == C_DIRECT ? C_DIRECT : (ctx == C_REDUCE || ctx == C_OTHER_R) ? C_OTHER_R : C_OTHER, 0);
     return;
   }
   for (uint32_t i = 0; i < u->nsrc; i++) visit(c, u->src[i], root, ctx, axes);

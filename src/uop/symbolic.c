@@ -239,10 +239,13 @@ static uop *fold_divmod(rw_match *m) {
   linform L = lin_of(x);
   if (!L.ok || !L.fits || L.n == 0) return NULL;
   linform Q = {.dt = L.dt, .ok = true}, R = {.dt = L.dt, .ok = true};
+  /* each coefficient splits as k = q*c + r with r in [0, c): x[i+j] through a window
+   * view reads (j*(N+1) + i) % N = j + i */
   for (int i = 0; i < L.n; i++) {
-    linform *dst = L.k[i] % c == 0 ? &Q : &R;
-    dst->atom[dst->n] = L.atom[i];
-    dst->k[dst->n++] = L.k[i] % c == 0 ? L.k[i] / c : L.k[i];
+    int64_t k = L.k[i], q = k / c, r = k % c;
+    if (r < 0) r += c, q -= 1;
+    if (q) Q.atom[Q.n] = L.atom[i], Q.k[Q.n++] = q;
+    if (r) R.atom[R.n] = L.atom[i], R.k[R.n++] = r;
   }
   Q.K = L.K / c;
   R.K = L.K % c;
