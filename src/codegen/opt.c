@@ -91,32 +91,38 @@ uop *opt_apply(uop *sink, int64_t *global, char *desc, size_t ndesc) {
     }
   subst s = {.n = 0};
   int64_t amount[2] = {1, 1};
+  uop *ix[256];
+  int nix = 0;
+  uopset seen_ix = {0};
+  collect_index(sink, &seen_ix, ix, &nix, 256);
+  uopset_free(&seen_ix);
+  /* first: the last output dim by 16, 8 or 4 (contiguous lanes); if it does not divide,
+   * the largest dim that divides by 4 (kernels with a reduction only) */
   uop *last = rng[nr - 1];
   int64_t n_last = last->src[0]->arg.i;
   static const int64_t tries[] = {16, 8, 4};
   for (int t = 0; t < 3 && s.n == 0; t++)
-    if (n_last % tries[t] == 0 && n_last > tries[t] / 2) {
-      amount[s.n] = tries[t];
-      s.from[s.n++] = last;
+    if (n_last % tries[t] == 0 && n_last > tries[t] / 2) amount[s.n] = tries[t], s.from[s.n++] = last;
+  if (s.n == 0 && has_reduce) {
+    uop *big = NULL;
+    for (int i = 0; i < nr - 1; i++) {
+      int64_t n = rng[i]->src[0]->arg.i;
+      if (n % 4 == 0 && n >= 8 && (!big || n > big->src[0]->arg.i)) big = rng[i];
     }
-  /* a second dim by 4: the one whose lanes share the most loads with the first's (for a
-   * convolution, output channels: the input is shared across them, the weights across
-   * output columns), then the largest */
-  uop *best = NULL, *ix[256];
-  int nix = 0, best_score = -1;
-  uopset seen_ix = {0};
-  collect_index(sink, &seen_ix, ix, &nix, 256);
-  uopset_free(&seen_ix);
-  for (int i = 0; i < nr - 1; i++) {
+    if (big) amount[s.n] = 4, s.from[s.n++] = big;
+  }
+  /* second (reductions only): by 4, the dim whose lanes share the most loads with the
+   * first's (for a convolution, output channels: the input is shared across them, the
+   * weights across output columns), then the largest */
+  uop *best = NULL;
+  int best_score = -1;
+  for (int i = 0; s.n == 1 && has_reduce && i < nr; i++) {
     int64_t n = rng[i]->src[0]->arg.i;
-    if (n % 4 || n < 8) continue;
-    int score = shared_loads(ix, nix, rng[i], last);
+    if (rng[i] == s.from[0] || n % 4 || n < 8) continue;
+    int score = shared_loads(ix, nix, rng[i], s.from[0]);
     if (score > best_score || (score == best_score && n > best->src[0]->arg.i)) best = rng[i], best_score = score;
   }
-  if (best && has_reduce && amount[0] * 4 <= 64) {
-    amount[s.n] = 4;
-    s.from[s.n++] = best;
-  }
+  if (best && amount[0] * 4 <= 64) amount[s.n] = 4, s.from[s.n++] = best;
   if (s.n == 0) return sink;
   /* the new, shorter ranges */
   uop *shorter[2];
