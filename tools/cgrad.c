@@ -13,6 +13,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Resident memory in kB (/proc/self/status), -1 if unknown. */
+static long rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+  if (f) fclose(f);
+  return kb;
+}
+
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -137,6 +148,7 @@ static int train(train_opts o) {
           ntrain, ntest, np, o.batch, o.steps, (unsigned long long)o.seed);
   bool tty = isatty(2);
   double t_first = 0, t_loop = now(), last_loss = NAN;
+  long rss_warm = -1;
   for (long step = 1; step <= o.steps; step++) {
     cg_tensor *bi;
     if (cg_batcher_next(batches, &bi) <= 0) {
@@ -169,6 +181,7 @@ static int train(train_opts o) {
     cg_optimizer_zero_grad(opt);
     cg_scope_end();
     if (step == 1) t_first = now() - t_start;
+    if (step == (o.steps < 20 ? 1 : 20)) rss_warm = rss_kb();
     if (!isfinite(last_loss)) {
       fprintf(stderr, "\ncgrad train: the loss became %g at step %ld\n", last_loss, step);
       return 1;
@@ -192,6 +205,9 @@ static int train(train_opts o) {
     return 1;
   }
   printf("checkpoint: %s (%d tensors)\n", o.out, ns);
+  long rss_end = rss_kb();
+  printf("resident memory: %.1f MB after warm-up (step %d), %.1f MB at the end (%+.2f%%)\n", rss_warm / 1024.0, o.steps < 20 ? 1 : 20,
+         rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
   cg_batcher_free(batches);
   cg_optimizer_free(opt);
   cg_module_free(model);
