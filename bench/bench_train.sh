@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Training step time of the Fashion-MNIST CNN: cgrad (`cgrad train`) against PyTorch CPU
+# (Debian's python3-torch), same model, batch, data and thread count, one script; prints
+# time to the first step, steady-state ms/step and the ratio.
+#   usage: bench/bench_train.sh [build-dir] [steps] [batch]
+set -euo pipefail
+build=${1:-build}
+steps=${2:-30}
+batch=${3:-512}
+threads=${CG_THREADS:-2}
+export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE CG_THREADS=$threads
+echo "load average: $(cat /proc/loadavg)"
+out=$(mktemp -d)
+cg_line=$("$build/cgrad" train --steps "$steps" --batch "$batch" --out "$out/cg.safetensors" 2>/dev/null | grep '^test accuracy')
+echo "cgrad:   $cg_line"
+cg_first=$(sed -E 's/.*first step ([0-9.]+) s.*/\1/' <<<"$cg_line")
+cg_step=$(sed -E 's/.*then ([0-9.]+) ms\/step.*/\1/' <<<"$cg_line")
+pt=$(/usr/bin/python3 - "$steps" "$batch" "$threads" <<'PY'
+import gzip, sys, time
+import numpy as np, torch, torch.nn as nn
+steps, batch, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+t0 = time.time()
+d = "/usr/share/datasets/fashion-mnist/"
+img = np.frombuffer(gzip.open(d + "train-images-idx3-ubyte.gz").read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+lab = np.frombuffer(gzip.open(d + "train-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
+torch.manual_seed(42)
+model = nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(), nn.Conv2d(32, 32, 5), nn.ReLU(), nn.BatchNorm2d(32), nn.MaxPool2d(2),
+                      nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(), nn.BatchNorm2d(64), nn.MaxPool2d(2),
+                      nn.Flatten(), nn.Linear(576, 10))
+opt = torch.optim.Adam(model.parameters(), 1e-3)
+rng = np.random.default_rng(42)
+times = []
+for s in range(steps):
+    idx = rng.integers(0, len(img), batch)
+    x = torch.from_numpy((img[idx].astype(np.float32) / 255 - 0.2860) / 0.3530)
+    y = torch.from_numpy(lab[idx].astype(np.int64))
+    t = time.time()
+    loss = nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad(); loss.backward(); opt.step()
+    loss.item()
+    times.append(time.time() - t)
+    if s == 0: first = time.time() - t0
+print(f"{first:.3f} {1e3 * sorted(times[1:])[len(times[1:]) // 2]:.1f}")
+PY
+)
+pt_first=${pt% *}
+pt_step=${pt#* }
+echo "pytorch: first step ${pt_first} s (process start to first step), then ${pt_step} ms/step (median)"
+awk -v a="$cg_step" -v b="$pt_step" -v c="$cg_first" -v d="$pt_first" 'BEGIN {
+  printf "steady-state step: cgrad %.1f ms, pytorch %.1f ms, cgrad/pytorch %.2f\n", a, b, a / b
+  printf "time to first step: cgrad %.2f s, pytorch %.2f s, cgrad/pytorch %.2f\n", c, d, c / d }'
+rm -rf "$out"
