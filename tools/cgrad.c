@@ -148,7 +148,7 @@ static int train(train_opts o) {
           ntrain, ntest, np, o.batch, o.steps, (unsigned long long)o.seed);
   bool tty = isatty(2);
   double t_first = 0, t_loop = now(), last_loss = NAN;
-  long rss_warm = -1;
+  long rss_warm = -1, warm_step = o.steps < 10 ? 1 : o.steps / 10 < 50 ? o.steps / 10 : 50;
   for (long step = 1; step <= o.steps; step++) {
     cg_tensor *bi;
     if (cg_batcher_next(batches, &bi) <= 0) {
@@ -181,7 +181,7 @@ static int train(train_opts o) {
     cg_optimizer_zero_grad(opt);
     cg_scope_end();
     if (step == 1) t_first = now() - t_start;
-    if (step == (o.steps < 20 ? 1 : 20)) rss_warm = rss_kb();
+    if (step == warm_step) rss_warm = rss_kb();
     if (!isfinite(last_loss)) {
       fprintf(stderr, "\ncgrad train: the loss became %g at step %ld\n", last_loss, step);
       return 1;
@@ -195,6 +195,7 @@ static int train(train_opts o) {
       fprintf(stderr, "%sstep %ld: test accuracy %.2f%%\n", tty ? "\n" : "", step, 100 * evaluate(model, timg, tlab, ntest));
   }
   double train_s = now() - t_loop;
+  long rss_end = rss_kb(); /* before evaluation, which runs other shapes */
   double acc = evaluate(model, timg, tlab, ntest);
   fprintf(stderr, "%s", tty ? "\n" : "");
   printf("test accuracy %.2f%% after %ld steps (batch %ld) in %.1f s: first step %.2f s, then %.0f ms/step; final loss %.4f\n",
@@ -205,9 +206,8 @@ static int train(train_opts o) {
     return 1;
   }
   printf("checkpoint: %s (%d tensors)\n", o.out, ns);
-  long rss_end = rss_kb();
-  printf("resident memory: %.1f MB after warm-up (step %d), %.1f MB at the end (%+.2f%%)\n", rss_warm / 1024.0, o.steps < 20 ? 1 : 20,
-         rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
+  printf("resident memory while training: %.1f MB after warm-up (step %ld), %.1f MB after the last step (%+.2f%%)\n", rss_warm / 1024.0,
+         warm_step, rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
   cg_batcher_free(batches);
   cg_optimizer_free(opt);
   cg_module_free(model);
