@@ -7,8 +7,7 @@
  *         ──► state: b1_t *= beta1, b2_t *= beta2 (Adam family, two 0-d kernels);
  *             per parameter, the momentum buffer or m and v, as assigns
  *         ──► parameters: p's assign reads the updated state
- *         ──► cg_realize_many (per group of 64 outputs; today state and parameters in two
- *             calls, see OPTIM_STATE_FIRST below)
+ *         ──► cg_realize_many (per group of 64 outputs)
  *
  * Nothing that changes from step to step is a constant in a kernel: the learning rate is
  * a 0-d float32 tensor (cg_optimizer_set_lr assigns it from a buffer), and the Adam bias
@@ -228,14 +227,6 @@ static cg_tensor *param_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *
   return cg_sub(base, cg_div(cg_mul(step, m), denom));
 }
 
-/* Run the update in two cg_realize_many calls, the state (moments, beta^t) first and then
- * the parameters, instead of one. Why: with one call the scheduler's merge_kernels
- * substitutes a moment's assign into the parameter's kernel, and when the moment's new
- * value reads its own buffer at the same index (m = b1 m + ...) graph_rewrite re-rewrites
- * the substituted value forever (stack overflow; seen for shapes (N, 2)). Reported with a
- * repro; set this to 0 once schedule.c is fixed: the two calls become one, and m and v may
- * then fuse into the parameter's kernel. The values are the same either way. */
-#define OPTIM_STATE_FIRST 1
 
 /* Realize ts[0..*n) (*n <= 64) and empty the list. */
 static cg_status flush(cg_tensor **ts, int *n) {
@@ -295,7 +286,6 @@ cg_status cg_optimizer_step(cg_optimizer *o) {
       if (o->m) outs[nout++] = o->m[i];
       if (o->v) outs[nout++] = o->v[i];
     }
-    if (OPTIM_STATE_FIRST && (st = flush(outs, &nout)) != CG_OK) goto done;
     if ((st = assign_params(o, lo, hi, outs, &nout)) != CG_OK || (st = flush(outs, &nout)) != CG_OK) goto done;
   }
   o->steps++;
