@@ -2,6 +2,7 @@
  * (CG_FAULT_WRITE_BYTES) leaving the previous file byte-identical with no temp file
  * behind, callback errors, and the error messages of bad paths. */
 #include "check.h"
+#include "tmpfiles.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include <dirent.h>
@@ -10,28 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
 
-static const char *in_dir(const char *name) {
-  static char buf[4][512];
-  static int at;
-  char *b = buf[at++ & 3];
-  snprintf(b, 512, "%s/%s", dir, name);
-  return b;
-}
-
-/* Entries in dir other than . and .. (the temp files would show up here). */
-static int count_entries(const char *d) {
-  DIR *dp = opendir(d);
-  if (!dp) return -1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(dp)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-  closedir(dp);
-  return n;
-}
-
+/* Entries in tmp_dir other than . and .. (the temp files would show up here). */
 typedef struct {
   const unsigned char *p;
   size_t n;
@@ -86,8 +67,8 @@ static unsigned char rand_byte(void) {
 }
 
 int main(void) {
-  snprintf(dir, sizeof dir, "%s/cg_fileio_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  if (!mkdtemp(dir)) {
+  snprintf(tmp_dir, sizeof tmp_dir, "%s/cg_fileio_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  if (!mkdtemp(tmp_dir)) {
     perror("mkdtemp");
     return 1;
   }
@@ -103,7 +84,7 @@ int main(void) {
   umask(um);
   struct stat sb;
   CHECK(stat(p, &sb) == 0 && (sb.st_mode & 0777) == (0666 & ~um), "mode %o, umask %o", sb.st_mode & 0777, um);
-  CHECK(count_entries(dir) == 1, "%d entries", count_entries(dir));
+  CHECK(count_entries(tmp_dir) == 1, "%d entries", count_entries(tmp_dir));
 
   /* 2. the previous file survives an injected disk-full at many points */
   size_t n1 = 10000, n2 = 300000;
@@ -123,7 +104,7 @@ int main(void) {
             strstr(cg_last_error(), "unchanged"),
         "message: %s", cg_last_error());
   CHECK(file_equals(ck, v1, n1), "previous file changed (env fault)");
-  CHECK(count_entries(dir) == 2, "temp file left behind: %d entries", count_entries(dir));
+  CHECK(count_entries(tmp_dir) == 2, "temp file left behind: %d entries", count_entries(tmp_dir));
   unsetenv("CG_FAULT_WRITE_BYTES");
 
   long cuts[] = {0, 1, 7, 4095, 65535, 65536, 65537, 200000, (long)n2 - 1};
@@ -136,7 +117,7 @@ int main(void) {
     CHECK(st == CG_ERR_IO, "cut at %ld: status %d", cuts[k], st);
     CHECK(strstr(cg_last_error(), "No space left") != NULL, "cut at %ld: %s", cuts[k], cg_last_error());
     CHECK(file_equals(ck, v1, n1), "cut at %ld: the previous file changed", cuts[k]);
-    CHECK(count_entries(dir) == 2, "cut at %ld: %d entries (temp file left?)", cuts[k], count_entries(dir));
+    CHECK(count_entries(tmp_dir) == 2, "cut at %ld: %d entries (temp file left?)", cuts[k], count_entries(tmp_dir));
   }
 
   /* a careful callback using fio_put stops at the first failed write */
@@ -146,7 +127,7 @@ int main(void) {
   CHECK(st == CG_ERR_IO && strstr(cg_last_error(), "No space left") && strstr(cg_last_error(), "model.bin"),
         "fio_put: %d %s", st, cg_last_error());
   CHECK(put_calls < 300, "the callback went on after the failure: %d calls", put_calls);
-  CHECK(file_equals(ck, v1, n1) && count_entries(dir) == 2, "fio_put cut");
+  CHECK(file_equals(ck, v1, n1) && count_entries(tmp_dir) == 2, "fio_put cut");
 
   /* a budget at or past the size does not fire */
   char full[32];
@@ -162,7 +143,7 @@ int main(void) {
   st = fio_write_atomic(ck, write_then_fail, NULL);
   CHECK(st == CG_ERR_INVALID, "status %d", st);
   CHECK(strstr(cg_last_error(), "boom") && strstr(cg_last_error(), "model.bin"), "message: %s", cg_last_error());
-  CHECK(file_equals(ck, v1, n1) && count_entries(dir) == 2, "callback failure changed things");
+  CHECK(file_equals(ck, v1, n1) && count_entries(tmp_dir) == 2, "callback failure changed things");
 
   /* 4. bad targets */
   const char *nodir = in_dir("no/such/dir/file.bin");
@@ -172,7 +153,7 @@ int main(void) {
   mkdir(sub, 0755);
   st = fio_write_atomic(sub, write_hello, "x");
   CHECK(st == CG_ERR_IO && strstr(cg_last_error(), "subdir"), "over a directory: %s", cg_last_error());
-  CHECK(count_entries(dir) == 3 && count_entries(sub) == 0, "after writing over a dir: %d", count_entries(dir));
+  CHECK(count_entries(tmp_dir) == 3 && count_entries(sub) == 0, "after writing over a dir: %d", count_entries(tmp_dir));
   CHECK(fio_write_atomic(NULL, write_hello, "x") == CG_ERR_INVALID, "NULL path");
   CHECK(fio_write_atomic(ck, NULL, NULL) == CG_ERR_INVALID, "NULL callback");
 
@@ -197,7 +178,7 @@ int main(void) {
   free(v1);
   free(v2);
   char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
   return test_summary();
 }

@@ -3,6 +3,7 @@
  * messages naming expected and found sizes, and -- when the Debian package
  * dataset-fashion-mnist is installed -- the real Fashion-MNIST files. */
 #include "check.h"
+#include "tmpfiles.h"
 #include "core/error.h"
 #include "nn/idx.h"
 #include <dirent.h>
@@ -11,48 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-static const char *in_dir(const char *name) {
-  static char buf[8][512];
-  static int at;
-  char *b = buf[at++ & 7];
-  snprintf(b, 512, "%s/%s", dir, name);
-  return b;
-}
-
 static unsigned long long rng = 0xDA942042E4DD58B5ull;
 static uint64_t rnd(void) {
   rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
   return rng;
-}
-
-static void write_file(const char *path, const void *p, size_t n) {
-  FILE *f = fopen(path, "wb");
-  fwrite(p, 1, n, f);
-  fclose(f);
-}
-
-static unsigned char *read_file(const char *path, size_t *size) {
-  *size = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc((size_t)n + 1);
-  *size = fread(b, 1, (size_t)n, f);
-  fclose(f);
-  return b;
-}
-
-static int count_entries(const char *d) {
-  DIR *dp = opendir(d);
-  int n = 0;
-  struct dirent *e;
-  while (dp && (e = readdir(dp)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-  if (dp) closedir(dp);
-  return n;
 }
 
 /* idx_parse must fail with a message containing want. */
@@ -250,7 +213,7 @@ static void test_gzip(void) {
 /* ---- 5. atomic save -------------------------------------------------------------------- */
 static void test_atomic(void) {
   char sub[600], path[700];
-  snprintf(sub, sizeof sub, "%s/atomic", dir);
+  snprintf(sub, sizeof sub, "%s/atomic", tmp_dir);
   mkdir(sub, 0755);
   snprintf(path, sizeof path, "%s/labels-idx1-ubyte", sub);
   uint8_t a[10] = {1, 2, 3}, b[5000] = {9};
@@ -311,8 +274,8 @@ static void check_split(const char *images, const char *labels, int64_t n) {
 }
 
 int main(void) {
-  snprintf(dir, sizeof dir, "%s/cg_idx_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  if (!mkdtemp(dir)) {
+  snprintf(tmp_dir, sizeof tmp_dir, "%s/cg_idx_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  if (!mkdtemp(tmp_dir)) {
     perror("mkdtemp");
     return 1;
   }
@@ -324,7 +287,7 @@ int main(void) {
   check_split("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000);
   check_split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000);
   char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
   return test_summary();
 }

@@ -4,6 +4,7 @@
  * order, big-endian, structured and unknown dtypes and of corrupt files with messages
  * that say what was expected; the atomic save under an injected disk-full. */
 #include "check.h"
+#include "tmpfiles.h"
 #include "core/error.h"
 #include "nn/npy.h"
 #include <dirent.h>
@@ -11,15 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char dir[256];
-static const char *in_dir(const char *name) {
-  static char buf[8][512];
-  static int at;
-  char *b = buf[at++ & 7];
-  snprintf(b, 512, "%s/%s", dir, name);
-  return b;
-}
 
 static unsigned long long rng = 0x853C49E6748FEA9Bull;
 static uint64_t rnd(void) {
@@ -61,29 +53,6 @@ static const int64_t xs_shape[4][3] = {{0}, {5}, {0, 4}, {2, 3, 4}};
 static int64_t numel(int ndim, const int64_t *shape) {
   int64_t n = 1;
   for (int d = 0; d < ndim; d++) n *= shape[d];
-  return n;
-}
-
-static unsigned char *read_file(const char *path, size_t *size) {
-  *size = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc((size_t)n + 1);
-  *size = fread(b, 1, (size_t)n, f);
-  fclose(f);
-  return b;
-}
-
-static int count_entries(const char *d) {
-  DIR *dp = opendir(d);
-  int n = 0;
-  struct dirent *e;
-  while (dp && (e = readdir(dp)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-  if (dp) closedir(dp);
   return n;
 }
 
@@ -228,7 +197,7 @@ static void test_bad(void) {
 /* ---- 3. atomic save ----------------------------------------------------------------------- */
 static void test_atomic(void) {
   char sub[600], path[700];
-  snprintf(sub, sizeof sub, "%s/atomic", dir);
+  snprintf(sub, sizeof sub, "%s/atomic", tmp_dir);
   mkdir(sub, 0755);
   snprintf(path, sizeof path, "%s/x.npy", sub);
   double a[10], b[1000];
@@ -294,12 +263,12 @@ static const char *PY_READ =
 
 static int run_python(const char *body) {
   char sp[600], cmd[1400];
-  snprintf(sp, sizeof sp, "%s/script.py", dir);
+  snprintf(sp, sizeof sp, "%s/script.py", tmp_dir);
   FILE *f = fopen(sp, "w");
   fputs(PY_COMMON, f);
   fputs(body, f);
   fclose(f);
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s'", sp, dir);
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s'", sp, tmp_dir);
   return system(cmd);
 }
 
@@ -359,8 +328,8 @@ static void test_numpy(void) {
 }
 
 int main(void) {
-  snprintf(dir, sizeof dir, "%s/cg_npy_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  if (!mkdtemp(dir)) {
+  snprintf(tmp_dir, sizeof tmp_dir, "%s/cg_npy_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  if (!mkdtemp(tmp_dir)) {
     perror("mkdtemp");
     return 1;
   }
@@ -369,7 +338,7 @@ int main(void) {
   test_atomic();
   test_numpy();
   char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
   return test_summary();
 }

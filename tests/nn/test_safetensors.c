@@ -5,6 +5,7 @@
  * byte-flip fuzzing under the sanitizers, and the atomic save under an injected
  * disk-full. */
 #include "check.h"
+#include "tmpfiles.h"
 #include "core/error.h"
 #include "nn/safetensors.h"
 #include <dirent.h>
@@ -12,15 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char dir[256];
-static const char *in_dir(const char *name) {
-  static char buf[4][512];
-  static int at;
-  char *b = buf[at++ & 3];
-  snprintf(b, 512, "%s/%s", dir, name);
-  return b;
-}
 
 static unsigned long long rng = 0x2545F4914F6CDD1Dull;
 static uint64_t rnd(void) {
@@ -98,16 +90,6 @@ static bool same_tensor(const st_tensor *a, const st_tensor *b) {
   for (int d = 0; d < a->ndim; d++)
     if (a->shape[d] != b->shape[d]) return false;
   return !a->nbytes || !memcmp(a->data, b->data, a->nbytes);
-}
-
-static int count_entries(const char *d) {
-  DIR *dp = opendir(d);
-  int n = 0;
-  struct dirent *e;
-  while (dp && (e = readdir(dp)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-  if (dp) closedir(dp);
-  return n;
 }
 
 static bool file_is(const char *path, const void *p, size_t n) {
@@ -426,7 +408,7 @@ static void test_atomic(void) {
   st_tensor ta = {.name = "w", .dtype = CG_FLOAT32, .ndim = 1, .shape = {64}, .data = a, .nbytes = sizeof a};
   st_tensor tb = {.name = "w", .dtype = CG_FLOAT32, .ndim = 2, .shape = {64, 64}, .data = b, .nbytes = sizeof b};
   char sub[600];
-  snprintf(sub, sizeof sub, "%s/atomic", dir);
+  snprintf(sub, sizeof sub, "%s/atomic", tmp_dir);
   mkdir(sub, 0755);
   char path[700];
   snprintf(path, sizeof path, "%s/ckpt.safetensors", sub);
@@ -503,7 +485,7 @@ static const char *PY_WRITE =
 
 static int run_python(const char *script, const char *arg) {
   char sp[600], cmd[1400];
-  snprintf(sp, sizeof sp, "%s/script.py", dir);
+  snprintf(sp, sizeof sp, "%s/script.py", tmp_dir);
   FILE *f = fopen(sp, "w");
   fputs(script, f);
   fclose(f);
@@ -560,8 +542,8 @@ static void test_python(void) {
 }
 
 int main(void) {
-  snprintf(dir, sizeof dir, "%s/cg_st_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-  if (!mkdtemp(dir)) {
+  snprintf(tmp_dir, sizeof tmp_dir, "%s/cg_st_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  if (!mkdtemp(tmp_dir)) {
     perror("mkdtemp");
     return 1;
   }
@@ -573,7 +555,7 @@ int main(void) {
   test_atomic();
   test_python();
   char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
   return test_summary();
 }

@@ -4,34 +4,10 @@
  * truncated or corrupt file) with tensors left untouched, a save that fails part-way under
  * CG_FAULT_WRITE_BYTES leaving the previous checkpoint byte-identical, and .npy. */
 #include "check.h"
+#include "tmpfiles.h"
 #include "cgrad.h"
 #include <string.h>
 #include <unistd.h>
-
-static char dir[64];
-static const char *in_dir(const char *name) {
-  static char buf[4][256];
-  static int at;
-  char *b = buf[at++ & 3];
-  snprintf(b, 256, "%s/%s", dir, name);
-  return b;
-}
-
-static unsigned char *slurp(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc((size_t)len + 1);
-  *n = fread(b, 1, (size_t)len, f);
-  fclose(f);
-  return b;
-}
-static void spit(const char *path, const void *p, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (f) fwrite(p, 1, n, f), fclose(f);
-}
 
 /* A tensor of dt and shape whose bytes are a pattern of seed (valid values for every dtype). */
 static cg_tensor *pattern(cg_dtype dt, const int64_t *shape, int ndim, int seed) {
@@ -174,16 +150,16 @@ static void errors_leave_tensors_untouched(void) {
   EXPECT_FAIL(cg_load_safetensors(in_dir("nope.safetensors"), names, dst, 2), CG_ERR_IO, "nope.safetensors");
   /* truncated: the header cut, then the data cut */
   size_t n;
-  unsigned char *img = slurp(path, &n);
+  unsigned char *img = read_file(path, &n);
   CHECK(img != NULL && n > 40);
-  spit(in_dir("cut_header.safetensors"), img, 20);
+  write_file(in_dir("cut_header.safetensors"), img, 20);
   EXPECT_FAIL(cg_load_safetensors(in_dir("cut_header.safetensors"), names, dst, 2), CG_ERR_FORMAT, "cut_header.safetensors");
-  spit(in_dir("cut_data.safetensors"), img, n - 3);
+  write_file(in_dir("cut_data.safetensors"), img, n - 3);
   EXPECT_FAIL(cg_load_safetensors(in_dir("cut_data.safetensors"), names, dst, 2), CG_ERR_FORMAT, "cut_data.safetensors");
-  spit(in_dir("short.safetensors"), img, 5);
+  write_file(in_dir("short.safetensors"), img, 5);
   EXPECT_FAIL(cg_load_safetensors(in_dir("short.safetensors"), names, dst, 2), CG_ERR_FORMAT, "short.safetensors");
   img[9] = '[';
-  spit(in_dir("corrupt.safetensors"), img, n);
+  write_file(in_dir("corrupt.safetensors"), img, n);
   EXPECT_FAIL(cg_load_safetensors(in_dir("corrupt.safetensors"), names, dst, 2), CG_ERR_FORMAT, "corrupt.safetensors");
   free(img);
   CHECK(same_bytes(x, x0) && same_bytes(y, y0), "a failed load changed a tensor");
@@ -207,7 +183,7 @@ static void failed_save_keeps_old_checkpoint(void) {
   snprintf(path, sizeof path, "%s", in_dir("atomic.safetensors"));
   CHECK(cg_save_safetensors(path, &nm, &a, 1) == CG_OK, "%s", cg_last_error());
   size_t n0, n1;
-  unsigned char *before = slurp(path, &n0);
+  unsigned char *before = read_file(path, &n0);
   int fails = 0;
   for (int cut = 0; cut < (int)n0; cut += 97) {
     char knob[32];
@@ -219,15 +195,15 @@ static void failed_save_keeps_old_checkpoint(void) {
     fails += st != CG_OK;
     if (st == CG_OK) CHECK(st != CG_OK, "a save with the disk full after %d bytes succeeded", cut);
     else if (cut == 0) CHECK(strstr(cg_last_error(), "atomic.safetensors") != NULL, "%s", cg_last_error());
-    unsigned char *after = slurp(path, &n1);
+    unsigned char *after = read_file(path, &n1);
     CHECK(after && n1 == n0 && memcmp(before, after, n0) == 0, "disk full after %d bytes: the old checkpoint changed", cut);
     free(after);
   }
   printf("atomic save: %d injected disk-full failures, the old checkpoint intact each time\n", fails);
   /* no temporary files left beside it */
-  char cmd[256];
-  snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | grep -c atomic) -eq 1", dir);
-  CHECK(system(cmd) == 0, "temporary files left in %s", dir);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | grep -c atomic) -eq 1", tmp_dir);
+  CHECK(system(cmd) == 0, "temporary files left in %s", tmp_dir);
   CHECK(cg_save_safetensors(path, &nm, &b, 1) == CG_OK, "%s", cg_last_error());
   cg_tensor *c = cg_zeros(CG_FLOAT32, s, 2);
   CHECK(cg_load_safetensors(path, &nm, &c, 1) == CG_OK && same_bytes(c, b), "%s", cg_last_error());
@@ -251,14 +227,14 @@ static void npy(void) {
   EXPECT_FAIL(cg_save_npy(in_dir("b.npy"), cg_zeros(CG_BFLOAT16, s, 3)), CG_ERR_INVALID, "got bfloat16");
   cg_clear_error();
   CHECK(cg_load_npy(in_dir("missing.npy")) == NULL && strstr(cg_last_error(), "missing.npy"), "%s", cg_last_error());
-  spit(in_dir("bad.npy"), "\x93NUMPY\x01\x00", 8);
+  write_file(in_dir("bad.npy"), "\x93NUMPY\x01\x00", 8);
   cg_clear_error();
   CHECK(cg_load_npy(in_dir("bad.npy")) == NULL && cg_last_status() == CG_ERR_FORMAT, "%s", cg_last_error());
 }
 
 int main(void) {
-  snprintf(dir, sizeof dir, "/tmp/cg_state_XXXXXX");
-  if (!mkdtemp(dir)) {
+  snprintf(tmp_dir, sizeof tmp_dir, "/tmp/cg_state_XXXXXX");
+  if (!mkdtemp(tmp_dir)) {
     CHECK(0, "mkdtemp failed");
     return test_summary();
   }
@@ -269,8 +245,8 @@ int main(void) {
   failed_save_keeps_old_checkpoint();
   npy();
   cg_scope_end();
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
   return test_summary();
 }
