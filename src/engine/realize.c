@@ -158,7 +158,7 @@ static double kernel_flops(uop *ast) {
     if (!uopset_add(&seen, u) || u->op == OP_DEFINE_GLOBAL) continue;
     if (op_is_alu(u->op) && dt_is_float(u->dt)) {
       uint64_t m = range_mask(&c, u);
-      double trips = 1;
+      double trips = u->dt.count > 1 ? u->dt.count : 1; /* a vector op does one per lane */
       for (int i = 0; i < c.nr; i++)
         if (m >> i & 1) trips *= (double)c.rng[i]->src[0]->arg.i;
       flops += trips;
