@@ -120,6 +120,7 @@ typedef struct prog_entry {
   double flops;
   int64_t global;        /* trips of the thread range */
   bool reduce;
+  bool beam;             /* opts chosen by BEAM: the kernel's default program */
   struct prog_entry *next;
 } prog_entry;
 static prog_entry *progs[4096];
@@ -181,7 +182,7 @@ static bool has_reduce(uop *u, uopset *seen) {
 
 static bool same_opts(const prog_entry *e, const opt *o, int n) {
   if (!o) return !e->k.opts_given;
-  return e->k.opts_given && e->k.nopts == n && (n == 0 || !memcmp(e->k.opts, o, sizeof *o * (size_t)n));
+  return e->k.opts_given && opts_eq(e->k.opts, e->k.nopts, o, n);
 }
 
 static prog_entry **slot_of(rt_device *dev, uop *ast) {
@@ -194,7 +195,7 @@ static prog_entry *lookup(rt_device *dev, sched_kernel *sk, const opt *o, int no
   unsigned long gen = cfg_generation();
   pthread_mutex_lock(&prog_lock);
   prog_entry *e = *slot_of(dev, sk->ast);
-  while (e && !(e->ast == sk->ast && e->dev == dev && e->gen == gen && same_opts(e, o, nopts))) e = e->next;
+  while (e && !(e->ast == sk->ast && e->dev == dev && e->gen == gen && (same_opts(e, o, nopts) || (!o && e->beam)))) e = e->next;
   pthread_mutex_unlock(&prog_lock);
   return e;
 }
@@ -268,8 +269,17 @@ static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
     for (int j = 0; j < nf && !out[i]; j++) /* the same kernel twice in one schedule */
       if (fresh[j]->ast == s->k[i].ast && fresh[j]->dev == devs[i]) out[i] = fresh[j];
     if (out[i]) continue;
-    if (!(out[i] = fresh[nf] = generate(devs[i], &s->k[i], NULL, 0))) st = cg_last_status();
-    else nf++;
+    /* BEAM=n: the searched (or cached) opts instead of the heuristic's */
+    int width = (int)cfg_int("BEAM", 0), nb = -1;
+    opt bo[MAX_OPTS];
+    if (width > 0) {
+      const renderer *ren = renderer_find(devs[i]->renderer);
+      if (ren && (nb = beam_search(s->k[i].ast, ren, devs[i], width, bo)) < 0 && cfg_debug() >= 1)
+        fprintf(stderr, "*** BEAM: %s; using the heuristic's opts\n", cg_last_error());
+      cg_clear_error();
+    }
+    if (!(out[i] = fresh[nf] = generate(devs[i], &s->k[i], nb >= 0 ? bo : NULL, nb >= 0 ? nb : 0))) st = cg_last_status();
+    else fresh[nf++]->beam = nb >= 0;
   }
   /* compile, grouped by device */
   for (int a = 0; a < nf && st == CG_OK; a++) {
