@@ -12,6 +12,7 @@
  * the schedule and memory, 3 each kernel's AST, 4 the generated source. */
 #include "core/config.h"
 #include "realize.h"
+#include "capture.h"
 #include "run_kernel.h"
 #include "codegen/codegen.h"
 #include "renderer/render.h"
@@ -395,6 +396,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       double t1 = now();
       st = dev->launch(e->p, ptrs, NULL, e->global);
       dev->synchronize();
+      if (capture_active()) capture_launch(dev, e->p, e->global, k->bufs, k->nbufs, k->nout);
       double dt = now() - t1;
       t_kernels += dt;
       stats.kernels_run++;
