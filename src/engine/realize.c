@@ -315,6 +315,60 @@ static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
   return st;
 }
 
+/* ---- the memory plan: a schedule's intermediates (written by one of its kernels, read by
+ * a later one, not asked for) live in one arena per device, at offsets packed by their
+ * lifetimes (first fit), so two whose lifetimes do not overlap share bytes. */
+
+typedef struct {
+  rt_device *dev;
+  void *mem;
+  size_t bytes;
+  uop **bufs;   /* borrowed into it */
+  int n;
+} arena;
+
+static cg_status plan_arena(schedule *s, rt_device **devs, uopset *is_out, uopset *last_read, arena *a) {
+  typedef struct { size_t off, end; int from, until; uop *b; } slot;
+  int cap = 0;
+  for (int ki = 0; ki < s->n; ki++) cap += s->k[ki].nout;
+  slot *sl = calloc((size_t)(cap ? cap : 1), sizeof *sl);
+  if (!sl) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  int n = 0;
+  for (int ki = 0; ki < s->n; ki++) {
+    if (!devs[ki] || (a->dev && devs[ki] != a->dev)) continue; /* one device's arena */
+    for (int i = 0; i < s->k[ki].nout; i++) {
+      uop *b = s->k[ki].bufs[i];
+      intptr_t last = (intptr_t)uopset_get(last_read, b) - 1;
+      cg_buffer *cb = buffer_of(b);
+      if (uopset_get(is_out, b) || last <= ki || cb->ptr) continue; /* asked for, unread, or already there */
+      bool seen = false;
+      for (int j = 0; j < n && !seen; j++) seen = sl[j].b == b;
+      if (seen) continue;
+      size_t size = (cb->nbytes + 63) / 64 * 64, off = 0;
+      for (bool moved = true; moved;) {
+        moved = false;
+        for (int j = 0; j < n; j++)
+          if (sl[j].until >= ki && sl[j].from <= (int)last && off < sl[j].end && sl[j].off < off + size) off = sl[j].end, moved = true;
+      }
+      sl[n++] = (slot){off, off + size, ki, (int)last, b};
+      if (off + size > a->bytes) a->bytes = off + size;
+      a->dev = devs[ki];
+    }
+  }
+  cg_status st = CG_OK;
+  if (n && (!(a->mem = a->dev->alloc(a->bytes)) || !(a->bufs = malloc(sizeof(uop *) * (size_t)n)))) st = cg_last_status() ? cg_last_status() : CG_ERR_NOMEM;
+  for (int j = 0; j < n && st == CG_OK; j++) buffer_borrow(sl[j].b, (char *)a->mem + sl[j].off), a->bufs[a->n++] = sl[j].b;
+  free(sl);
+  return st;
+}
+
+static void free_arena(arena *a) {
+  for (int j = 0; j < a->n; j++) /* normally done at their last reader; not after an error */
+    if (buffer_of(a->bufs[j])->borrowed) buffer_release_memory(a->bufs[j]);
+  if (a->mem) a->dev->free(a->mem, a->bytes);
+  free(a->bufs);
+}
+
 /* The device a kernel runs on: its buffers' (all on one). */
 static rt_device *kernel_device(sched_kernel *k) {
   rt_device *dev = buffer_of(k->bufs[0])->dev;
@@ -342,8 +396,8 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   int dbg = cfg_debug();
   double t_sched = now() - t0, t_kernels = 0;
   if (dbg >= 2) fprintf(stderr, "*** schedule: %d kernel%s for %d output%s (%.2f ms)\n", s.n, s.n == 1 ? "" : "s", n, n == 1 ? "" : "s", 1e3 * t_sched);
-  /* intermediates (written here, not asked for) go back to the allocator after their
-   * last reader: that is the memory plan, the LRU allocator reuses the blocks */
+  /* intermediates (written here, not asked for) are dead after their last reader: they
+   * share one arena, packed by lifetime (plan_arena), and are forgotten after it */
   uopset last_read = {0}, is_out = {0}, written = {0};
   for (int i = 0; i < n; i++) uopset_add(&is_out, s.out_bufs[i]);
   for (int ki = 0; ki < s.n; ki++)
@@ -362,6 +416,8 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     if (out_elems && !(devs[ki] = kernel_device(&s.k[ki]))) st = cg_last_status();
   }
   if (st == CG_OK) st = get_programs(&s, devs, entries);
+  arena ar = {0};
+  if (st == CG_OK) st = plan_arena(&s, devs, &is_out, &last_read, &ar);
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
     for (int i = 0; i < k->nout; i++) uopset_add(&written, k->bufs[i]);
@@ -416,6 +472,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     }
   }
   if (ptrs != ptrs_small) free(ptrs);
+  free_arena(&ar);
   free(devs), free(entries);
   uopset_free(&last_read);
   uopset_free(&is_out);
