@@ -24,7 +24,7 @@ const char cg_kernel_prelude[] =
     "}\n"
     "static inline uint8_t fp8_encode(float x, int e5) {\n"
     "  if (x != x) return e5 ? 0x7e : 0x7f;\n"
-    "  uint8_t sign = x < 0 ? 0x80 : 0; float a = fabsf(x), maxf = e5 ? 57344.0f : 448.0f;\n"
+    "  uint8_t sign = signbit(x) ? 0x80 : 0; float a = fabsf(x), maxf = e5 ? 57344.0f : 448.0f;\n"
     "  if (a > maxf) { if (!e5) return sign | 0x7e; if (a >= 61440.0f) return sign | 0x7c; return sign | 0x7b; }\n"
     "  uint8_t best = 0; float bd = INFINITY;\n"
     "  for (int c = 0; c < 128; c++) { float v = fp8_decode((uint8_t)c, e5); if (v != v || isinf(v)) continue;\n"

@@ -211,9 +211,8 @@ static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
     }
     case OP_CAST: {
       dtype sd = dt_from(p->code[x->src[0]].scalar);
-      if (dt_is_float(d)) v[pc].f = alu_round(d, dt_is_float(sd) ? a[0]->f : dt_is_unsigned(sd) && sd.scalar == CG_UINT64 ? (double)(uint64_t)a[0]->i : (double)a[0]->i);
-      else if (dt_is_bool(d)) v[pc].i = dt_is_float(sd) ? a[0]->f != 0 : a[0]->i != 0;
-      else if (dt_is_float(sd)) v[pc].i = alu_wrap(d, (int64_t)trunc(a[0]->f)); /* out of range: undefined, as in C */
+      if (dt_is_float(d)) v[pc].f = dt_is_float(sd) ? alu_round(d, a[0]->f) : alu_int_to_float(d, sd, a[0]->i);
+      else if (dt_is_float(sd)) v[pc].i = alu_float_to_int(d, a[0]->f);
       else v[pc].i = alu_wrap(d, a[0]->i);
       break;
     }
