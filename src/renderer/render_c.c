@@ -131,8 +131,8 @@ static const char *literal(rc *r, uop *u) {
  * bits minus one. The meaning of each op is the op table's (ops.def) and uop/alu.c's:
  * integers wrap (kernels build with -fwrapv), x/0 and x%0 give 0, x/-1 negates, shift
  * counts are taken modulo the width, float MAX propagates NaN and puts +0 over -0.
- * Selects are spelled with bitwise | and & between comparisons (no short circuit), so the
- * compiler makes them branch-free (cmov, blends). */
+ * Selects (WHERE, IDIV's guards) compile to cmov/blends; float MAX is a prelude function
+ * written with bit masks, since GCC turns float ?: chains into jumps. */
 static const char *const c_templates[OP_COUNT] = {
     [OP_EXP2] = "exp2$f($0)",
     [OP_LOG2] = "log2$f($0)",
@@ -161,7 +161,7 @@ _Static_assert(sizeof c_templates / sizeof c_templates[0] == OP_COUNT, "one temp
 /* where floats differ */
 static const char *const c_float_templates[OP_COUNT] = {
     [OP_TRUNC] = "trunc$f($0)",
-    [OP_MAX] = "((($0!=$0)|($0>$1))?$0:(($0==$1)&($0==0))?$0+$1:$1)",
+    [OP_MAX] = "fmax_nan$f($0,$1)", /* prelude.c */
     [OP_MULACC] = "fma$f($0,$1,$2)",
 };
 /* where unsigned integers differ (no -1 divisor) */
