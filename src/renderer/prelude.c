@@ -48,4 +48,20 @@ const char cg_kernel_prelude[] =
     "  double m = a > b ? a : b; uint64_t x, y, r; memcpy(&x, &a, 8); memcpy(&y, &b, 8); memcpy(&r, &m, 8);\n"
     "  uint64_t eq = -(uint64_t)(a == b), na = -(uint64_t)(a != a);\n"
     "  r = (r & ~eq) | (x & y & eq); r = (r & ~na) | (x & na); memcpy(&m, &r, 8); return m;\n"
-    "}\n";
+    "}\n"
+    /* vectors of float32 / int32 (bool vectors are int32 masks: -1 true, 0 false), with
+     * unaligned forms for loads and stores, max meaning what the scalar one means (NaN
+     * wins, +0 over -0) and a select */
+    "#define CG_VEC(n, bytes) \\\n"
+    "  typedef float f32x##n __attribute__((vector_size(bytes))); \\\n"
+    "  typedef float f32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
+    "  typedef int32_t i32x##n __attribute__((vector_size(bytes))); \\\n"
+    "  typedef int32_t i32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
+    "  static inline f32x##n max_f32x##n(f32x##n a, f32x##n b) { i32x##n m = (a > b) | (a != a), e = a == b; \\\n"
+    "    i32x##n r = (m & (i32x##n)a) | (~m & (i32x##n)b); \\\n"
+    "    return (f32x##n)((e & (i32x##n)a & (i32x##n)b) | (~e & r)); } \\\n"
+    "  static inline i32x##n max_i32x##n(i32x##n a, i32x##n b) { i32x##n m = a > b; return (m & a) | (~m & b); } \\\n"
+    "  static inline f32x##n where_f32x##n(i32x##n m, f32x##n a, f32x##n b) { \\\n"
+    "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
+    "  static inline i32x##n where_i32x##n(i32x##n m, i32x##n a, i32x##n b) { return (m & a) | (~m & b); }\n"
+    "CG_VEC(2, 8) CG_VEC(4, 16) CG_VEC(8, 32) CG_VEC(16, 64)\n";
