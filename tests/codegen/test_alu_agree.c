@@ -5,6 +5,7 @@
  *           must become a CONST — the reference (uop/alu.c)
  *   CPU     a generated C kernel reading the operands from buffers (nothing folds)
  *   INTERP  the interpreter device, on the same kind of kernel
+ * float32 and int32 also with UPCAST(0, 8) forced, so ops take their vector forms.
  * They must agree bit for bit (any NaN matches any NaN), except the transcendentals EXP2,
  * LOG2, SIN, which may differ by 1 ulp of the result dtype (the C compiler may pick
  * another libm path than the folder's; in practice they match exactly). SQRT, the
@@ -32,7 +33,14 @@ typedef struct {
   uint64_t b[MAXV]; /* raw storage bits, little end */
 } vals;
 
-static const char *const devices[2] = {"CPU", "INTERP"};
+/* Where each kernel runs: the device, and UPCAST(0, 8) forced (0: the heuristic's opts).
+ * The forced upcast makes float32/int32 kernels vector code (GCC vector types; the
+ * interpreter's lanes), whose spelling of each op differs from the scalar one. */
+#define NCFG 4
+static const struct {
+  const char *dev, *name;
+  int upcast;
+} cfgs[NCFG] = {{"CPU", "CPU", 0}, {"INTERP", "INTERP", 0}, {"CPU", "CPU/UPCAST8", 8}, {"INTERP", "INTERP/UPCAST8", 8}};
 static int nfail_print;
 
 static int width(cg_dtype d) { return (int)cg_dtype_size(d) * 8; }
@@ -164,7 +172,7 @@ static int jobs_nsrc(int op) { return op == OP_WHERE || op == OP_MULACC ? 3 : uo
 /* One kernel computing every job, built as the scheduler builds kernels (a SINK of STOREs
  * over numbered slots: outputs first, then the inputs) and run through the whole codegen
  * pipeline on device dev. res[j] gets job j's n results (bits). */
-static bool run_kernel(const char *devname, const job *jobs, int njobs, int nsrc, const cg_dtype *sd, uint64_t *const *in, int64_t n, uint64_t **res) {
+static bool run_kernel(const char *devname, int upcast, const job *jobs, int njobs, int nsrc, const cg_dtype *sd, uint64_t *const *in, int64_t n, uint64_t **res) {
   rt_device *dev = rt_get_device(devname);
   if (!dev) return false;
   uop_pool_push();
@@ -181,7 +189,8 @@ static bool run_kernel(const char *devname, const job *jobs, int njobs, int nsrc
     st[j] = uop_new2(OP_STORE, dt_void(), g[j], uop_new(jobs[j].op, dt_of(jobs[j].out), s, ns, arg_none()));
   }
   ckernel k = {.ast = uop_new(OP_SINK, dt_void(), st, njobs, arg_none()), .ren = renderer_find(dev->renderer)};
-  snprintf(k.name, sizeof k.name, "E_alu_agree_%lld", (long long)n);
+  if (upcast) k.opts[0] = (opt){OPT_UPCAST, 0, upcast}, k.nopts = 1, k.opts_given = true;
+  snprintf(k.name, sizeof k.name, "E_alu_agree_%lld_%d", (long long)n, upcast);
   bool ok = k.ren && codegen_run(&k);
   rt_program *p = ok ? dev->compile(k.name, k.src) : NULL;
   ok = p != NULL;
@@ -215,14 +224,44 @@ static bool run_kernel(const char *devname, const job *jobs, int njobs, int nsrc
   return ok;
 }
 
+/* The ops the C renderer spells as vector code (codegen/expand.c); the others run lane by
+ * lane with their scalar spelling, which the scalar runs check already. */
+static bool has_vector_form(int op, cg_dtype out) {
+  switch (op) {
+  case OP_ADD: case OP_MUL: case OP_NEG: case OP_MAX: case OP_WHERE: case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ: case OP_AND: case OP_OR: case OP_XOR: case OP_RECIPROCAL: return true;
+  case OP_CAST: return out == CG_FLOAT32 || out == CG_INT32;
+  default: return false;
+  }
+}
+
 /* inputs: nsrc arrays of n values (bits) with dtypes sd; each job is op(srcs) into dtype
  * out, run on each device and against the folder. */
 static void run_group(const char *what, const job *jobs, int njobs, int nsrc, const cg_dtype *sd, uint64_t *const *in, int64_t n) {
-  uint64_t *res[2][64] = {{0}};
-  for (int dev = 0; dev < 2; dev++)
-    CHECK(run_kernel(devices[dev], jobs, njobs, nsrc, sd, in, n, res[dev]), "%s on %s: the kernel did not run: %s", what, devices[dev], cg_last_error());
+  uint64_t *res[NCFG][64] = {{0}};
+  /* kernels run over n rounded up to a multiple of 8 (the inputs repeat) so UPCAST(0, 8)
+   * applies; the first n results are checked */
+  int64_t nr = (n + 7) / 8 * 8;
+  uint64_t *pad[3];
+  for (int s = 0; s < nsrc; s++) {
+    pad[s] = malloc((size_t)nr * 8);
+    for (int64_t i = 0; i < nr; i++) pad[s][i] = in[s][i % n];
+  }
+  /* the upcast runs only where vectors exist (float32, int32), one op per kernel so that
+   * each can become vector code (a kernel is vectorized only if all of it can be) */
+  bool vec = sd[nsrc - 1] == CG_FLOAT32 || sd[nsrc - 1] == CG_INT32, ran[NCFG];
+  for (int c = 0; c < NCFG; c++) {
+    ran[c] = !cfgs[c].upcast || vec;
+    if (!cfgs[c].upcast)
+      CHECK(run_kernel(cfgs[c].dev, 0, jobs, njobs, nsrc, sd, pad, nr, res[c]), "%s on %s: the kernel did not run: %s", what, cfgs[c].name, cg_last_error());
+    else if (vec)
+      for (int j = 0; j < njobs; j++)
+        if (has_vector_form(jobs[j].op, jobs[j].out))
+        CHECK(run_kernel(cfgs[c].dev, cfgs[c].upcast, jobs + j, 1, nsrc, sd, pad, nr, res[c] + j), "%s %s on %s: the kernel did not run: %s", what, op_name(jobs[j].op), cfgs[c].name,
+              cg_last_error());
+  }
+  for (int s = 0; s < nsrc; s++) free(pad[s]);
   for (int j = 0; j < njobs; j++) {
-    int op = jobs[j].op, bad[2] = {0, 0}, nofold = 0;
+    int op = jobs[j].op, bad[NCFG] = {0}, nofold = 0;
     cg_dtype od = jobs[j].out;
     int ns = jobs_nsrc(op);
     for (int64_t i = 0; i < n; i++) {
@@ -237,7 +276,7 @@ static void run_group(const char *what, const job *jobs, int njobs, int nsrc, co
         if (!nofold++) CHECK(0, "%s %s -> %s: the folder left it unfolded (element %lld)", what, op_name(op), cg_dtype_name(od), (long long)i);
         continue;
       }
-      for (int dev = 0; dev < 2; dev++) {
+      for (int dev = 0; dev < NCFG; dev++) {
         if (!res[dev][j]) continue;
         uint64_t got = res[dev][j][i];
         if (agree(op, od, want, got)) continue;
@@ -248,15 +287,15 @@ static void run_group(const char *what, const job *jobs, int njobs, int nsrc, co
           for (int k = 0; k < ns; k++) show(a[k], sizeof a[k], xd[k], x[k]);
           show(w, sizeof w, od, want), show(g, sizeof g, od, got);
           fprintf(stderr, "  %s(%s %s %s) %s->%s: fold %s, %s %s\n", op_name(op), a[0], a[1], a[2], cg_dtype_name(xd[ns == 3 ? 1 : 0]),
-                  cg_dtype_name(od), w, devices[dev], g);
+                  cg_dtype_name(od), w, cfgs[dev].name, g);
         }
       }
     }
-    for (int dev = 0; dev < 2; dev++)
-      CHECK(res[dev][j] && bad[dev] == 0, "%s %s -> %s on %s: %d of %lld disagree with the folder", what, op_name(op), cg_dtype_name(od), devices[dev],
+    for (int dev = 0; dev < NCFG; dev++)
+      if (ran[dev] && (!cfgs[dev].upcast || has_vector_form(op, od))) CHECK(res[dev][j] && bad[dev] == 0, "%s %s -> %s on %s: %d of %lld disagree with the folder", what, op_name(op), cg_dtype_name(od), cfgs[dev].name,
             bad[dev], (long long)n);
   }
-  for (int dev = 0; dev < 2; dev++)
+  for (int dev = 0; dev < NCFG; dev++)
     for (int j = 0; j < njobs; j++) free(res[dev][j]);
 }
 
