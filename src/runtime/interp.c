@@ -75,7 +75,8 @@ static program *parse(const char *name, const char *src) {
       /* an ASSIGN's value is its accumulator's (also when its loop ran no trip) */
       if (p->code[x->src[i]].op == OP_ASSIGN) x->src[i] = p->code[x->src[i]].src[0];
     }
-    if (x->op == OP_CONST && dt_is_float(dt_from(x->scalar))) x->f = strtod(a0, NULL);
+    /* a float constant is read as C reads its literal: rounded to float32 (float64: as is) */
+    if (x->op == OP_CONST && dt_is_float(dt_from(x->scalar))) x->f = x->scalar == CG_FLOAT64 ? strtod(a0, NULL) : (float)strtod(a0, NULL);
     else x->a0 = strtoll(a0, NULL, 10);
     if (x->op == OP_RANGE) {
       if (depth == 64) return refuse(p, name, "loops nested more than 64 deep");

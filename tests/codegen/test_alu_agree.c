@@ -10,6 +10,8 @@
  * LOG2, SIN, which may differ by 1 ulp of the result dtype (the C compiler may pick
  * another libm path than the folder's; in practice they match exactly). SQRT, the
  * division RECIPROCAL and everything else must be exact.
+ * The tensor API on constants (cg_full, cg_cast, cg_add, ...: folded before any kernel
+ * runs) must give the kernels' answers too.
  * Then the NaN rules of MAX checked against torch's meaning (a fixed expectation, not
  * against ourselves): max/min reductions and elementwise maximum/minimum return NaN when
  * any operand is NaN, on both devices; and MAX is commutative on ±0.
@@ -365,6 +367,95 @@ static void test_dtype(cg_dtype d) {
   }
 }
 
+/* ---- the tensor API on constants: folded before any kernel, must mean the same -------- */
+
+/* Pieces of one element each, concatenated: one kernel for all of them (a kernel per
+ * constant would be a C compile each). */
+static bool read_cat(cg_tensor **pieces, int n, cg_dtype d, uint64_t *out) {
+  cg_tensor *t = cg_cat(pieces, n, 0);
+  size_t es = cg_dtype_size(d);
+  unsigned char *buf = calloc((size_t)n, es);
+  bool ok = t && buf && cg_read(t, d, buf, (size_t)n * es) == CG_OK;
+  for (int i = 0; i < n; i++) out[i] = 0, memcpy(&out[i], buf + (size_t)i * es, es);
+  free(buf);
+  return ok;
+}
+
+static void test_const_api(const char *dev) {
+  cg_set_config("DEVICE", dev);
+  cg_scope_begin();
+  vals v = edge_values(CG_FLOAT32);
+  int64_t one = 1;
+  cg_dtype f = CG_FLOAT32;
+  cg_tensor *p1[MAXV], *p2[MAXV];
+  uint64_t a[MAXV], b[MAXV];
+  /* float -> int: cg_cast of a constant, and cg_full straight into the int dtype */
+  for (int t = CG_BOOL; t <= CG_UINT64; t++) {
+    for (int i = 0; i < v.n; i++) {
+      p1[i] = cg_cast(cg_full(to_f(f, v.b[i]), f, &one, 1), (cg_dtype)t);
+      p2[i] = cg_full(to_f(f, v.b[i]), (cg_dtype)t, &one, 1);
+    }
+    bool ok = read_cat(p1, v.n, (cg_dtype)t, a) && read_cat(p2, v.n, (cg_dtype)t, b);
+    CHECK(ok, "%s: %s", dev, cg_last_error());
+    for (int i = 0; i < v.n && ok; i++) {
+      uint64_t want = 0;
+      fold(OP_CAST, (cg_dtype)t, &f, &v.b[i], 1, &want);
+      CHECK(a[i] == want && b[i] == want, "%s: cast(full(%g, float32), %s) = %llu, full(%g, %s) = %llu, the CAST kernels give %llu", dev, to_f(f, v.b[i]),
+            cg_dtype_name((cg_dtype)t), (unsigned long long)a[i], to_f(f, v.b[i]), cg_dtype_name((cg_dtype)t), (unsigned long long)b[i], (unsigned long long)want);
+    }
+  }
+  /* add, mul, maximum of two constants, over pairs of every 5th value */
+  for (int k = 0; k < 3; k++) {
+    int np = 0, op = k == 0 ? OP_ADD : k == 1 ? OP_MUL : OP_MAX;
+    cg_tensor *pp[MAXV * MAXV / 25 + 64];
+    uint64_t in[MAXV * MAXV / 25 + 64][2], got[MAXV * MAXV / 25 + 64];
+    for (int i = 0; i < v.n; i += 5)
+      for (int j = 0; j < v.n; j += 5) {
+        cg_tensor *x = cg_full(to_f(f, v.b[i]), f, &one, 1), *y = cg_full(to_f(f, v.b[j]), f, &one, 1);
+        pp[np] = k == 0 ? cg_add(x, y) : k == 1 ? cg_mul(x, y) : cg_maximum(x, y);
+        in[np][0] = v.b[i], in[np][1] = v.b[j], np++;
+      }
+    bool ok = read_cat(pp, np, f, got);
+    CHECK(ok, "%s: %s", dev, cg_last_error());
+    for (int i = 0; i < np && ok; i++) {
+      uint64_t want = 0;
+      cg_dtype ff[2] = {f, f};
+      fold(op, f, ff, in[i], 2, &want);
+      CHECK(agree(op, f, want, got[i]), "%s: %s(full(%g), full(%g)) = %g, the kernels give %g", dev, op_name(op), to_f(f, in[i][0]), to_f(f, in[i][1]), to_f(f, got[i]),
+            to_f(f, want));
+    }
+  }
+  /* a constant that its dtype cannot hold, against loaded values: a kernel reads it rounded
+   * to float32 (float64: as is), as C reads its literal */
+  const cg_dtype fd[] = {CG_FLOAT16, CG_BFLOAT16, CG_FLOAT32, CG_FLOAT64};
+  const double cs[] = {0.1, 1.0 / 3, 1e-40, 3.0000001e38, 65519.99};
+  for (size_t di = 0; di < sizeof fd / sizeof fd[0]; di++) {
+    cg_dtype d = fd[di];
+    vals w = edge_values(d);
+    unsigned char raw[MAXV * 8];
+    for (int i = 0; i < w.n; i++) memcpy(raw + (size_t)i * cg_dtype_size(d), &w.b[i], cg_dtype_size(d));
+    int64_t n = w.n;
+    cg_tensor *x = cg_from_data(raw, d, &n, 1);
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++)
+      for (int k = 0; k < 2; k++) {
+        cg_tensor *c = cg_full(cs[ci], d, &one, 1);
+        uint64_t got[MAXV];
+        cg_tensor *r = k ? cg_mul(x, c) : cg_add(x, c);
+        bool ok = cg_read(r, d, raw, (size_t)n * cg_dtype_size(d)) == CG_OK;
+        for (int i = 0; i < w.n && ok; i++) {
+          got[i] = 0, memcpy(&got[i], raw + (size_t)i * cg_dtype_size(d), cg_dtype_size(d));
+          double in[2] = {to_f(d, w.b[i]), d == CG_FLOAT64 ? cs[ci] : (float)cs[ci]}, res;
+          alu_eval_float(k ? OP_MUL : OP_ADD, dt_of(d), in, 2, &res);
+          CHECK(agree(OP_ADD, d, from_f(d, res), got[i]), "%s: %s(%s %g, constant %.17g) = %g, want %g", dev, k ? "mul" : "add", cg_dtype_name(d), in[0], cs[ci],
+                to_f(d, got[i]), res);
+        }
+        CHECK(ok, "%s: %s", dev, cg_last_error());
+      }
+  }
+  cg_scope_end();
+  cg_set_config("DEVICE", "CPU");
+}
+
 /* ---- MAX and NaN, against torch's meaning ------------------------------------------------ */
 
 static double read1(cg_tensor *t) {
@@ -427,6 +518,8 @@ static void test_max_nan(const char *dev) {
 int main(void) {
   for (int d = 0; d < CG_NUM_DTYPES; d++) test_dtype((cg_dtype)d);
   if (ulp_hits) printf("transcendentals: %d results 1 ulp off the folder (allowed)\n", ulp_hits);
+  test_const_api("CPU");
+  test_const_api("INTERP");
   test_max_nan("CPU");
   test_max_nan("INTERP");
   return test_summary();
