@@ -119,7 +119,7 @@ static bool native(int op, dtype d, dtype sd) {
   case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ: return true;
   case OP_AND: case OP_OR: case OP_XOR: return dt_is_int(d) || dt_is_bool(d);
   case OP_RECIPROCAL: return true;
-  case OP_CAST: return vec_dtype(d) && vec_dtype(sd);
+  case OP_CAST: return vec_dtype(d) && vec_dtype(sd) && !(dt_is_int(d) && dt_is_float(sd)); /* float->int saturates: per lane */
   default: return false;
   }
 }
