@@ -216,7 +216,9 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   }
   int64_t gs[2 + MAXSP] = {N, cout};
   for (int j = 0; j < n; j++) gs[2 + j] = o[j];
-  cg_tensor *gy = cg_reshape(gt, gs, n + 2);
+  /* both gradients read each element of g once per tap and channel: a producer fused
+   * into them (a ReLU mask, BatchNorm's backward) would be recomputed that many times */
+  cg_tensor *gy = cg_contiguous(cg_reshape(gt, gs, n + 2));
   /* input: the stride-dilated, padded gradient convolved with the flipped, transposed
    * weights (stride 1, the same dilation) */
   cg_tensor *dx = conv_nd("conv backward", n, dilate_spatial(gy, n, s), transpose_weight(w, n, G), NULL, one, tb, ta, dil, G);
@@ -442,7 +444,7 @@ static void pool_grad(const composite *c, uop *g, uop **d) {
     a = cg_div(a, count);
     m = windows_at_input(cg_reshape(m, ao, 1 + n), n, in, k, s, one, p);
   }
-  cg_tensor *aw = windows_at_input(cg_reshape(a, ao, 1 + n), n, in, k, s, one, p);
+  cg_tensor *aw = windows_at_input(cg_contiguous(cg_reshape(a, ao, 1 + n)), n, in, k, s, one, p); /* read once per tap */
   if (is_max) aw = cg_where(cg_eq(cg_reshape(x, xi, 1 + 2 * n), m), aw, cg_zeros(cg_dtype_of(a), NULL, 0));
   cg_tensor *dx = cg_reshape(cg_sum(aw, axes, n, false), cg_shape(x), xd);
   d[0] = grad_out(dx, c->in[0]->dt);
