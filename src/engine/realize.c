@@ -215,6 +215,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   if (!sched_build(pre, n, &s)) return cg_last_status();
   stats.schedules++;
   stats.last_threads = 0;
+  stats.last_max_buffer = 0;
   const rt_stats *rs = rt_get_stats();
   int64_t compiled0 = rs->compiled, disk0 = rs->disk_hits;
   int dbg = cfg_debug();
@@ -235,7 +236,11 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
     int64_t out_elems = 0;
-    for (int i = 0; i < k->nout; i++) out_elems += k->bufs[i]->arg.v[1];
+    for (int i = 0; i < k->nout; i++) {
+      out_elems += k->bufs[i]->arg.v[1];
+      uint64_t nb = (uint64_t)k->bufs[i]->arg.v[1] * dt_scalar_size(k->bufs[i]->dt);
+      if (nb > stats.last_max_buffer) stats.last_max_buffer = nb;
+    }
     if (out_elems == 0) { /* an empty output: nothing to compute (its index math may divide by 0) */
       for (int i = 0; i < k->nout && st == CG_OK; i++) st = buffer_alloc(k->bufs[i]);
       continue;
