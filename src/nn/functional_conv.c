@@ -183,7 +183,8 @@ static cg_tensor *windows_at_input(cg_tensor *a, int n, const int64_t *in, const
   return cg_reshape(pool_windows(t, n, k, one, d), shp, lead + 2 * n);
 }
 
-/* u's gradient node handed to the caller's pool (it outlives the scope that built it). */
+/* t's node as a gradient of dtype dt, handed to the caller's pool (it outlives the scope
+ * that built t). */
 static uop *grad_out(cg_tensor *t, dtype dt) {
   if (!t) return NULL;
   return uop_pool_keep(uop_retain(cast_to(t->u, dt)));
