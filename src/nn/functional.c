@@ -61,7 +61,9 @@ cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *runni
     /* The running stats are pending assigns: they are written by the realize that runs
      * the step (loss, gradients, statistics in one schedule), so the batch statistics are
      * computed once, fused with the forward. (Realizing them here ran the forward
-     * convolutions below them a second time.) */
+     * convolutions below them a second time.) A loop that does not realize them with its
+     * step gets them realized by the next step's assign: right, but that runs the part of
+     * the previous forward below them again. */
     if (running_var) {
       cg_tensor *bv = cg_reshape(cg_detach(var), cs, 1);
       bv = cg_mul(bv, cg_scalar((double)count / (double)(count - 1)));
