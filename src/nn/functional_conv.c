@@ -25,7 +25,7 @@
  *                   (one reduction, the forward's structure with N reduced);
  *   - pools: each input position gathers, through the same dilate-pad-window view of the
  *     (small) output gradient, the windows it lies in: sum them (avg) or keep those whose
- *     max it holds (max; ties split the gradient equally, as REDUCE MAX does).
+ *     first max it is (max; torch's max_pool2d convention for ties).
  * Every one is a single reduction over a view, nothing larger than its input or output. */
 #include "core/error.h"
 #include "tensor/composite.h"
@@ -419,34 +419,39 @@ static double lowest(cg_dtype dt) {
 
 /* The gradient of a pool's reduction node (B, O..., 1...) (max, or the sum of avg) for
  * its input x (lead..., I...): each input position sums, over the windows it lies in, the
- * window's gradient (avg), or that divided by the number of the window's positions
- * holding its max, where x holds it (max). */
+ * window's gradient (avg), or that of the windows whose first max (row-major) it is (max,
+ * as torch.nn.functional.max_pool2d: ties in a window, common after ReLU and BatchNorm,
+ * give everything to the first). */
 static void pool_grad(const composite *c, uop *g, uop **d) {
   int n = (int)c->p[0];
   bool is_max = c->p[1] != 0;
-  int64_t k[MAXSP], s[MAXSP], p[MAXSP], in[MAXSP], one[MAXSP] = {1, 1, 1};
+  int64_t k[MAXSP] = {0}, s[MAXSP] = {0}, p[MAXSP] = {0}, in[MAXSP] = {0}, one[MAXSP] = {1, 1, 1};
   cg_scope_begin();
   cg_tensor *x = tensor_new(c->in[0]), *a = tensor_new(g);
   int xd = cg_ndim(x), lead = xd - n;
-  int64_t B = prod(cg_shape(x), lead), ao[1 + MAXSP] = {B}, xi[1 + 2 * MAXSP] = {B};
+  int64_t B = prod(cg_shape(x), lead), ao[1 + MAXSP] = {B};
   int axes[MAXSP];
   for (int j = 0; j < n; j++) {
     k[j] = c->p[2 + 3 * j], s[j] = c->p[3 + 3 * j], p[j] = c->p[4 + 3 * j];
     in[j] = cg_shape(x)[lead + j];
     ao[1 + j] = (in[j] + 2 * p[j] - k[j]) / s[j] + 1;
-    xi[1 + j] = in[j], xi[1 + n + j] = 1;
     axes[j] = 1 + n + j;
   }
-  cg_tensor *m = NULL;
-  if (is_max) { /* the gradient per window, split among the positions holding its max */
-    m = tensor_new(c->out);
-    cg_tensor *win = pool_windows(pad_spatial(x, n, p, p, lowest(cg_dtype_of(x))), n, k, s, one);
-    cg_tensor *count = cg_sum(cg_cast(cg_eq(win, m), cg_dtype_of(a)), axes, n, true);
-    a = cg_div(a, count);
-    m = windows_at_input(cg_reshape(m, ao, 1 + n), n, in, k, s, one, p);
-  }
   cg_tensor *aw = windows_at_input(cg_contiguous(cg_reshape(a, ao, 1 + n)), n, in, k, s, one, p); /* read once per tap */
-  if (is_max) aw = cg_where(cg_eq(cg_reshape(x, xi, 1 + 2 * n), m), aw, cg_zeros(cg_dtype_of(a), NULL, 0));
+  if (is_max) {
+    /* per window, K-1 minus the first tap (row-major) holding its max: the max of
+     * K-1-t over the taps t that hold it. Seen from an input position, tap t' of
+     * windows_at_input is the window's tap K-1-t' (flattened), so the position is that
+     * window's first max where the value equals t'. */
+    int64_t K = prod(k, n), ks[1 + 2 * MAXSP] = {1};
+    for (int j = 0; j < n; j++) ks[1 + j] = 1, ks[1 + n + j] = k[j];
+    cg_tensor *win = pool_windows(pad_spatial(x, n, p, p, lowest(cg_dtype_of(x))), n, k, s, one);
+    cg_tensor *rev = cg_reshape(cg_arange((double)K - 1, -1, -1, CG_FLOAT32), ks, 1 + 2 * n);
+    cg_tensor *first = cg_max(cg_where(cg_eq(win, tensor_new(c->out)), rev, cg_scalar(-1)), axes, n, true);
+    cg_tensor *fw = windows_at_input(cg_contiguous(cg_reshape(first, ao, 1 + n)), n, in, k, s, one, p);
+    cg_tensor *tap = cg_reshape(cg_arange(0, (double)K, 1, CG_FLOAT32), ks, 1 + 2 * n);
+    aw = cg_where(cg_eq(fw, tap), aw, cg_zeros(cg_dtype_of(a), NULL, 0));
+  }
   cg_tensor *dx = cg_reshape(cg_sum(aw, axes, n, false), cg_shape(x), xd);
   d[0] = grad_out(dx, c->in[0]->dt);
   cg_scope_end();

@@ -2,7 +2,8 @@
  * torch.nn.functional: input, weight and bias gradients for strides 1-3, padding (also
  * wider than the kernel's reach), dilation, groups and odd, non-square sizes; float32,
  * rtol 1e-4, atol 1e-5. Inputs are fresh random values each run (seeded from the clock,
- * printed), the output gradient too. Then a conv and a transposed conv sharing weights. */
+ * printed), the output gradient too. Then max pools over ties, and a conv and a
+ * transposed conv sharing weights. */
 #include "test_functional_ref.h"
 #include <time.h>
 
@@ -120,6 +121,29 @@ static void pool_cases(void) {
     }
 }
 
+/* Max pools on inputs full of ties (three values, as after ReLU and BatchNorm): the whole
+ * gradient of a window goes to its first max in row-major order, as in torch. */
+static void pool_ties(void) {
+  static const pool_c cs[] = {{"2,3,8,9", {2, 2}, {2, 2}, {0, 0}}, {"1,2,9,7", {3, 3}, {2, 1}, {1, 1}}, {"2,2,7,7", {3, 2}, {1, 3}, {1, 0}}};
+  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+    const pool_c *c = &cs[i];
+    char name[96], code[256];
+    snprintf(name, sizeof name, "max_pool2d ties x %s k(%lld,%lld) s(%lld,%lld)", c->x, (long long)c->k[0], (long long)c->k[1], (long long)c->s[0],
+             (long long)c->s[1]);
+    ref_case(name, RT, AT);
+    int64_t shp[CG_MAX_DIMS], nel = 1;
+    int nd = ref_parse(c->x, shp);
+    for (int j = 0; j < nd; j++) nel *= shp[j];
+    float *v = malloc(sizeof(float) * (size_t)nel);
+    for (int64_t j = 0; j < nel; j++) v[j] = (float)floor(ref_unif(0, 3)) - 1;
+    cg_tensor *x = ref_tensor(cg_from_data(v, CG_FLOAT32, shp, nd), true);
+    free(v);
+    snprintf(code, sizeof code, "out = F.max_pool2d(x[0], (%lld,%lld), (%lld,%lld), (%lld,%lld))", (long long)c->k[0], (long long)c->k[1],
+             (long long)c->s[0], (long long)c->s[1], (long long)c->p[0], (long long)c->p[1]);
+    ref_out(cg_max_pool2d(x, c->k, c->s, c->p), code);
+  }
+}
+
 /* A conv and a transposed conv sharing the weight (what the input gradient of a conv is
  * built from): the weight's gradient flows through both composites, one nested in the
  * other (conv_transpose2d is a conv over views), and the input's through the first. */
@@ -143,6 +167,7 @@ int main(void) {
   conv_cases();
   transpose_cases();
   pool_cases();
+  pool_ties();
   nested();
   cg_scope_end();
   ref_finish();

@@ -1,7 +1,7 @@
 /* Three training steps of a CNN shaped like `cgrad train`'s (conv-relu-conv-relu-BN-pool
- * twice, then a linear layer; fewer channels, batch 6), with Adam, against torch:
+ * twice, then a linear layer; fewer channels, batch 16), with Adam, against torch:
  *   - the three losses and BatchNorm's running stats (and num_batches_tracked) after the
- *     three steps equal torch's (float32; rtol 1e-4, atol 1e-5): the stats are pending
+ *     three steps equal torch's (float32; rtol 1e-3, atol 1e-4, see below): the stats are pending
  *     assigns realized with the loss and the gradients;
  *   - no kernel runs while the forward and backward graphs are built;
  *   - no kernel of a step writes a buffer larger than twice the biggest activation (the
@@ -12,11 +12,11 @@
 #include "test_functional_ref.h"
 #include <time.h>
 
-#define B 6
+#define B 16
 #define STEPS 3
 
 /* Measured with the scheduler of this commit. */
-#define KERNELS_STEP 50 /* forward, loss, gradients of 10 parameters, 4 running stats, 2 counters (53 before main 3dd3d48) */
+#define KERNELS_STEP 52 /* forward, loss, gradients of 10 parameters, 4 running stats, 2 counters (53 before main 3dd3d48) */
 #define KERNELS_ADAM 44
 
 int main(void) {
@@ -39,13 +39,17 @@ int main(void) {
   CHECK(m != NULL, "model: %s", cg_last_error());
   if (!m) return test_summary();
 
-  ref_case("CNN, 3 Adam steps: losses, BatchNorm running stats", 1e-4, 1e-5);
+  /* rtol 1e-3, atol 1e-4: through BatchNorm, a channel that ReLU leaves almost all zero
+   * has a tiny variance, and 1/sqrt(var + eps) amplifies both libraries' float32 rounding
+   * (seen up to ~1e-3 relative at batch 6, before this change too). A stats update
+   * skipped or applied twice is off by ~10% (momentum 0.1). */
+  ref_case("CNN, 3 Adam steps: losses, BatchNorm running stats", 1e-3, 1e-4);
   const char *names[32];
   cg_tensor *st[32], *ps[16];
   int ns = cg_module_state(m, names, st, 32), np = cg_module_parameters(m, ps, 16);
   for (int i = 0; i < ns; i++) ref_tensor(st[i], false);
   cg_tensor *xb[STEPS], *yb[STEPS];
-  for (int s = 0; s < STEPS; s++) xb[s] = ref_float("6,1,28,28", -1.5, 1.5, false), yb[s] = ref_int("6", 0, 10);
+  for (int s = 0; s < STEPS; s++) xb[s] = ref_float("16,1,28,28", -1.5, 1.5, false), yb[s] = ref_int("16", 0, 10);
   /* eps 1e-3, not 1e-8: Adam's first step is lr * g / (|g| + eps), so with a tiny eps a
    * gradient at float32 rounding level moves its weight by a whole lr either way, and the
    * two libraries' stats drift apart by ~1e-3 for reasons that are not errors */
