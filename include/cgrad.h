@@ -487,6 +487,7 @@ typedef struct {
   uint64_t kernels_cached;   /* loaded from the disk cache */
   uint64_t schedules;        /* schedules built */
   uint64_t last_threads;     /* most threads any kernel of the last realize ran on */
+  uint64_t last_max_buffer;  /* bytes of the largest buffer a kernel of the last realize wrote */
 } cg_stats;
 cg_stats cg_get_stats(void);
 

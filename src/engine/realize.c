@@ -100,6 +100,16 @@ static void mark_assigns(uop *u, uopset *seen) {
   for (uint32_t i = 0; i < u->nsrc; i++) mark_assigns(u->src[i], seen);
 }
 
+static void keep_assign_targets(uop *u, uopset *keep, uopset *seen) {
+  if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
+  if (u->op == OP_ASSIGN) {
+    uop *b = u->src[0];
+    while (b->op != OP_BUFFER && b->nsrc) b = b->src[0];
+    uopset_add(keep, b);
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++) keep_assign_targets(u->src[i], keep, seen);
+}
+
 static const rw_rule split_rules[] = {
     RULE("ASSIGN", done_assign),
     RULE("(REDUCE x)", split_reduce),
@@ -391,6 +401,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   }
   stats.schedules++;
   stats.last_threads = 0;
+  stats.last_max_buffer = 0;
   const rt_stats *rs = rt_get_stats();
   int64_t compiled0 = rs->compiled, disk0 = rs->disk_hits;
   int dbg = cfg_debug();
@@ -400,6 +411,11 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
    * share one arena, packed by lifetime (plan_arena), and are forgotten after it */
   uopset last_read = {0}, is_out = {0}, written = {0};
   for (int i = 0; i < n; i++) uopset_add(&is_out, s.out_bufs[i]);
+  /* an assign's target is a tensor's storage, not an intermediate, even when it is not
+   * among the outputs asked for (a pending BatchNorm statistic realized with the loss) */
+  uopset seen_t = {0};
+  for (int i = 0; i < n; i++) keep_assign_targets(pre[i], &is_out, &seen_t);
+  uopset_free(&seen_t);
   for (int ki = 0; ki < s.n; ki++)
     for (int i = s.k[ki].nout; i < s.k[ki].nbufs; i++) uopset_put(&last_read, s.k[ki].bufs[i], (void *)(intptr_t)(ki + 1));
   cg_status st = CG_OK;
@@ -420,7 +436,11 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   if (st == CG_OK) st = plan_arena(&s, devs, &is_out, &last_read, &ar);
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
-    for (int i = 0; i < k->nout; i++) uopset_add(&written, k->bufs[i]);
+    for (int i = 0; i < k->nout; i++) {
+      uopset_add(&written, k->bufs[i]);
+      uint64_t nb = (uint64_t)k->bufs[i]->arg.v[1] * dt_scalar_size(k->bufs[i]->dt);
+      if (nb > stats.last_max_buffer) stats.last_max_buffer = nb;
+    }
     prog_entry *e = entries[ki];
     rt_device *dev = devs[ki];
     if (!e) {
