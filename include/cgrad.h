@@ -230,7 +230,9 @@ cg_status cg_read(cg_tensor *t, cg_dtype dt, void *dst, size_t nbytes);
 
 /* Memory. cg_free drops one tensor. A scope frees every tensor created inside it when it
  * ends, except those passed to cg_keep (which then belong to the enclosing scope, or to
- * the caller at top level). Scopes nest. */
+ * the caller at top level). Scopes nest. A handle is dead once freed, by cg_free or by
+ * the end of its scope: freeing it again (or using it) is a use-after-free, as with free();
+ * cg_free(NULL) does nothing. */
 void cg_free(cg_tensor *t);
 void cg_scope_begin(void);
 void cg_scope_end(void);
@@ -242,8 +244,10 @@ cg_tensor *cg_keep(cg_tensor *t);
  * adds d(loss)/d(leaf) to the gradient of every tensor that requires grad and is in loss's
  * graph (zeros when it is there but no gradient flows to it, e.g. only through a
  * comparison); gradients accumulate across calls until cg_zero_grad. Backward builds lazy
- * graphs and runs nothing: the gradient is computed when it is read or realized. Call it
- * before reading the loss: realizing a tensor replaces its graph by the stored value.
+ * graphs and runs nothing: the gradient is computed when it is read or realized. Reading
+ * the loss first is fine (loss.item(); loss.backward()): a realized one-element float tensor
+ * computed from tensors that require grad keeps its graph until its first backward (as
+ * torch without retain_graph) or until it is freed; any other realized tensor is a leaf.
  * Semantics at kinks are PyTorch's: relu'(0) = 0, |x|'(0) = 0, clamp passes the gradient at
  * its bounds, max/min reductions split it equally among ties (torch.amax), maximum splits
  * it in halves on a tie (torch.maximum), sqrt'(0) = log'(0) = inf. */

@@ -36,7 +36,8 @@ int cfg_debug(void) {
 }
 
 cg_status cg_set_config(const char *name, const char *value) {
-  if (!name || !value || strlen(name) >= sizeof knobs[0].name || strlen(value) >= sizeof knobs[0].value)
+  if (!name || !value) return cg_fail(CG_ERR_INVALID, "cg_set_config: %s is NULL", name ? "value" : "name");
+  if (strlen(name) >= sizeof knobs[0].name || strlen(value) >= sizeof knobs[0].value)
     return cg_fail(CG_ERR_INVALID, "cg_set_config: expected a name under 32 and a value under 224 characters");
   pthread_mutex_lock(&knob_lock);
   int i = 0;
@@ -55,4 +56,7 @@ cg_status cg_set_config(const char *name, const char *value) {
   return CG_OK;
 }
 
-const char *cg_get_config(const char *name) { return cfg_str(name, NULL); }
+const char *cg_get_config(const char *name) {
+  if (!name) return cg_fail_null(CG_ERR_INVALID, "cg_get_config: name is NULL");
+  return cfg_str(name, NULL);
+}

@@ -291,6 +291,7 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   uop *outs[64], *views[64];
   if (n > 64) return cg_fail(CG_ERR_INVALID, "realize: at most 64 tensors at once, got %d", n);
   int m = 0;
+  if (n < 0 || (n > 0 && !ts)) return cg_fail(CG_ERR_INVALID, n < 0 ? "realize: expected n >= 0 tensors, got %d" : "realize: ts is NULL (with n = %d)", n);
   for (int i = 0; i < n; i++)
     if (!ts[i]) return cg_fail(CG_ERR_INVALID, "realize: tensor %d is NULL", i);
   uop_pool_push();
@@ -305,11 +306,7 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   }
   cg_status st = realize_uops(outs, m, views);
   if (st == CG_OK)
-    for (int i = 0; i < n; i++) {
-      uop *old = ts[i]->u;
-      ts[i]->u = uop_retain(views[i]);
-      uop_release(old);
-    }
+    for (int i = 0; i < n; i++) tensor_realized(ts[i], views[i]);
   uop_pool_pop();
   return st;
 }

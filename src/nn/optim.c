@@ -84,7 +84,8 @@ static cg_tensor *scalar_tensor(double v, cg_dtype dt) {
 
 static cg_optimizer *opt_new(opt_kind kind, cg_tensor *const *params, int n, double lr) {
   const char *who = opt_names[kind];
-  if (n <= 0 || !params) return cg_fail_null(CG_ERR_INVALID, "%s: expected at least one parameter, got %d", who, n);
+  if (n <= 0) return cg_fail_null(CG_ERR_INVALID, "%s: expected at least one parameter, got %d", who, n);
+  if (!params) return cg_fail_null(CG_ERR_INVALID, "%s: params is NULL (with n = %d)", who, n);
   if (!(lr >= 0) || !isfinite(lr)) return cg_fail_null(CG_ERR_INVALID, "%s: expected a finite learning rate >= 0, got %g", who, lr);
   for (int i = 0; i < n; i++) {
     if (!params[i]) return cg_fail_null(CG_ERR_INVALID, "%s: parameter %d is NULL", who, i);

@@ -56,9 +56,7 @@ typedef enum { K_UNIFORM, K_NORMAL, K_INT } rkind;
 
 static cg_tensor *random_tensor(const char *who, rkind kind, double lo, double hi, cg_dtype dt, const int64_t *shape, int ndim) {
   if ((int)dt < 0 || dt >= CG_NUM_DTYPES) return cg_fail_null(CG_ERR_INVALID, "%s: invalid dtype %d", who, (int)dt);
-  if (ndim < 0 || ndim > CG_MAX_DIMS || (ndim && !shape)) return cg_fail_null(CG_ERR_INVALID, "%s: expected 0 to %d dims, got %d", who, CG_MAX_DIMS, ndim);
-  for (int i = 0; i < ndim; i++)
-    if (shape[i] < 0) return cg_fail_null(CG_ERR_INVALID, "%s: dims must be >= 0, got shape %s", who, shape_str(shape, ndim));
+  if (!check_shape(who, shape, ndim, dt_of(dt))) return NULL;
   if (kind != K_INT && !dt_is_float(dt_of(dt))) return cg_fail_null(CG_ERR_INVALID, "%s: expected a float dtype, got %s", who, cg_dtype_name(dt));
   int64_t n = shape_numel(shape, ndim);
   uint32_t *w = malloc(sizeof(uint32_t) * 2 * (size_t)(n ? n : 1));
