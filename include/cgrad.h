@@ -4,6 +4,16 @@
  *   - every public name starts with cg_; handles are opaque.
  *   - a failing call returns NULL (or a negative cg_status) and records a message that
  *     cg_last_error() returns; no call ever aborts the host program on bad input.
+ *
+ * Threads. Every function may be called from any thread. Per thread: the last error, the
+ * scope stack (free a tensor on the thread that made it) and the random generator
+ * (cg_manual_seed seeds the calling thread's; a thread that never seeds starts at seed 0).
+ * Shared, and safe to use at once: the graph store, buffers, the kernel caches, knobs and
+ * the counters of cg_get_stats. The contract: tensors, modules, optimizers and batchers
+ * used by one thread at a time work on any number of threads, and a thread that seeds its
+ * own generator gets the same bits on every run whatever the other threads do. Using one
+ * tensor (or anything built on it) from two threads at once is not supported: hand it over
+ * with your own synchronization. Kernels themselves run on CG_THREADS worker threads.
  */
 #ifndef CGRAD_H
 #define CGRAD_H
@@ -102,7 +112,8 @@ cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt);
 cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt);
 cg_tensor *cg_eye(int64_t n, cg_dtype dt);
 /* Random tensors from a counter-based generator (Threefry-2x32): the same seed gives the
- * same bits on every run and device. Each call advances the generator's counter. */
+ * same bits on every run and device. Each call advances the generator's counter. The
+ * generator belongs to the calling thread (see Threads above). */
 void cg_manual_seed(uint64_t seed);
 cg_tensor *cg_rand(cg_dtype dt, const int64_t *shape, int ndim);                /* U[0, 1) */
 cg_tensor *cg_randn(cg_dtype dt, const int64_t *shape, int ndim);               /* N(0, 1) */
@@ -462,7 +473,7 @@ typedef struct {
   uint64_t kernels_compiled; /* compiled by the C compiler in this process */
   uint64_t kernels_cached;   /* loaded from the disk cache */
   uint64_t schedules;        /* schedules built */
-  uint64_t last_threads;     /* most threads any kernel of the last realize ran on */
+  uint64_t last_threads;     /* most threads any kernel of this thread's last realize ran on */
 } cg_stats;
 cg_stats cg_get_stats(void);
 

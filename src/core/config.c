@@ -30,9 +30,11 @@ long cfg_int(const char *name, long dflt) {
   return end == s ? dflt : v;
 }
 
+/* Read on every realize from any thread: a relaxed atomic cache (-1: read it again). */
 int cfg_debug(void) {
-  if (debug_level < 0) debug_level = (int)cfg_int("DEBUG", 0);
-  return debug_level;
+  int d = __atomic_load_n(&debug_level, __ATOMIC_RELAXED);
+  if (d < 0) __atomic_store_n(&debug_level, d = (int)cfg_int("DEBUG", 0), __ATOMIC_RELAXED);
+  return d;
 }
 
 cg_status cg_set_config(const char *name, const char *value) {
@@ -52,7 +54,7 @@ cg_status cg_set_config(const char *name, const char *value) {
   strcpy(knobs[i].name, name);
   strcpy(knobs[i].value, value);
   pthread_mutex_unlock(&knob_lock);
-  if (!strcmp(name, "DEBUG")) debug_level = -1;
+  if (!strcmp(name, "DEBUG")) __atomic_store_n(&debug_level, -1, __ATOMIC_RELAXED);
   return CG_OK;
 }
 

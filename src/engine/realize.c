@@ -22,12 +22,17 @@
 #include <string.h>
 #include <time.h>
 
+/* Counters are atomic (realize runs on any thread); last_threads is the calling thread's. */
 static cg_stats stats;
+static _Thread_local uint64_t last_threads;
+#define STAT_ADD(field) __atomic_fetch_add(&stats.field, 1, __ATOMIC_RELAXED)
+#define RT_STAT(field) __atomic_load_n(&rt_get_stats()->field, __ATOMIC_RELAXED)
 cg_stats cg_get_stats(void) {
-  cg_stats s = stats;
-  const rt_stats *r = rt_get_stats();
-  s.kernels_compiled = (uint64_t)r->compiled;
-  s.kernels_cached = (uint64_t)r->disk_hits;
+  cg_stats s = {.kernels_run = __atomic_load_n(&stats.kernels_run, __ATOMIC_RELAXED),
+                .kernels_compiled = (uint64_t)RT_STAT(compiled),
+                .kernels_cached = (uint64_t)RT_STAT(disk_hits),
+                .schedules = __atomic_load_n(&stats.schedules, __ATOMIC_RELAXED),
+                .last_threads = last_threads};
   return s;
 }
 
@@ -203,10 +208,9 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   for (int i = 0; i < n; i++) pre[i] = graph_rewrite(outs[i], &rs_split_reduce, NULL);
   schedule s;
   if (!sched_build(pre, n, &s)) return cg_last_status();
-  stats.schedules++;
-  stats.last_threads = 0;
-  const rt_stats *rs = rt_get_stats();
-  int64_t compiled0 = rs->compiled, disk0 = rs->disk_hits;
+  STAT_ADD(schedules);
+  last_threads = 0;
+  int64_t compiled0 = RT_STAT(compiled), disk0 = RT_STAT(disk_hits);
   int dbg = cfg_debug();
   rt_device *dev = rt_get_device("CPU");
   if (dbg >= 2) fprintf(stderr, "*** schedule: %d kernel%s for %d output%s (%.2f ms)\n", s.n, s.n == 1 ? "" : "s", n, n == 1 ? "" : "s", 1e3 * (now() - t0));
@@ -250,9 +254,9 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       st = dev->launch(p, ptrs, NULL, k->global);
       dev->synchronize();
       double dt = now() - t1;
-      stats.kernels_run++;
+      STAT_ADD(kernels_run);
       uint64_t th = (uint64_t)(k->global < rt_pool_size() ? k->global : rt_pool_size());
-      if (th > stats.last_threads) stats.last_threads = th;
+      if (th > last_threads) last_threads = th;
       if (dbg >= 1) {
         double bytes = 0;
         for (int i = 0; i < k->nbufs; i++) bytes += (double)buffer_of(k->bufs[i])->nbytes;
@@ -280,7 +284,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   if (dbg >= 2) {
     rt_alloc_stats a = rt_lru_stats(dev->allocator);
     fprintf(stderr, "*** realized in %.2f ms: compiled %lld kernels, %lld loaded from the disk cache; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n",
-            1e3 * (now() - t0), (long long)(rs->compiled - compiled0), (long long)(rs->disk_hits - disk0), (double)a.in_use / 1e6,
+            1e3 * (now() - t0), (long long)(RT_STAT(compiled) - compiled0), (long long)(RT_STAT(disk_hits) - disk0), (double)a.in_use / 1e6,
             (double)a.cached / 1e6, (double)a.peak / 1e6);
   }
   sched_free(&s);
