@@ -207,28 +207,30 @@ cg_status fio_put(FILE *f, const void *p, size_t n) {
 
 /* ---- whole-file read ------------------------------------------------------------------ */
 
-void *fio_read_all(const char *path, size_t *size) {
+void *fio_read_all(const char *path, size_t *size) { return fio_read_file(path, size, SIZE_MAX - 1, false); }
+
+void *fio_read_file(const char *path, size_t *size, size_t max, bool nofollow) {
   if (size) *size = 0;
   if (!path || !*path) return cg_fail_null(CG_ERR_INVALID, "fio_read_all: expected a file path, got an empty one");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return cg_fail_null(CG_ERR_IO, "could not open '%s': %s", path, strerror(errno));
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
+  if (fd < 0) return cg_fail_null(CG_ERR_IO, "could not open '%s': %s", path, errno == ELOOP && nofollow ? "it is a symbolic link" : strerror(errno));
   struct stat sb;
   if (fstat(fd, &sb) != 0) {
     int e = errno;
     close(fd);
     return cg_fail_null(CG_ERR_IO, "could not stat '%s': %s", path, strerror(e));
   }
-  if (S_ISDIR(sb.st_mode)) {
+  if (!S_ISREG(sb.st_mode)) { /* /dev/zero, a FIFO, a directory: no size to trust */
     close(fd);
-    return cg_fail_null(CG_ERR_IO, "could not read '%s': it is a directory, expected a file", path);
+    return cg_fail_null(CG_ERR_IO, "could not read '%s': expected a regular file, found %s", path,
+                        S_ISDIR(sb.st_mode) ? "a directory" : S_ISCHR(sb.st_mode) ? "a character device" : S_ISFIFO(sb.st_mode) ? "a FIFO" : "a special file");
   }
-  /* A regular file's size is known; pipes and devices grow the buffer as they go. */
-  size_t cap = S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : 1 << 16;
-  if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size >= (uint64_t)SIZE_MAX) {
+  if ((uint64_t)sb.st_size > (uint64_t)max) {
     close(fd);
-    return cg_fail_null(CG_ERR_NOMEM, "could not read '%s': %lld bytes do not fit in memory", path,
-                        (long long)sb.st_size);
+    return cg_fail_null(CG_ERR_FORMAT, "could not read '%s': %lld bytes, more than the %zu this file may have", path, (long long)sb.st_size, max);
   }
+  size_t cap = (size_t)sb.st_size + 1; /* grows only if the file grows while being read */
   char *buf = cg_malloc(cap);
   if (!buf) {
     close(fd);
@@ -248,6 +250,11 @@ void *fio_read_all(const char *path, size_t *size) {
           return cg_fail_null(CG_ERR_IO, "could not read '%s': %s", path, strerror(e));
         }
         break;
+      }
+      if (cap - 1 >= max) { /* it grew past the limit while being read */
+        free(buf);
+        close(fd);
+        return cg_fail_null(CG_ERR_FORMAT, "could not read '%s': more than the %zu bytes this file may have", path, max);
       }
       char *nb = cg_realloc(buf, cap * 2);
       if (!nb) {

@@ -181,7 +181,8 @@ static rt_program *load_or_build(const char *name, const char *source, const uin
         r = RT_CACHE_CORRUPT;
       }
     }
-    if (r == RT_CACHE_CORRUPT) count(&rt_stats_mut()->disk_rejects);
+    if (r == RT_CACHE_CORRUPT || r == RT_CACHE_UNUSABLE) count(&rt_stats_mut()->disk_rejects);
+    if (r == RT_CACHE_UNUSABLE) free(entry), free(dir), entry = dir = NULL; /* build in memory */
   }
   if (!p) p = build(name, source, dir, entry, key);
   free(entry);
