@@ -11,7 +11,9 @@
 #include "fileio.h"
 #include "config.h"
 #include "error.h"
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -137,10 +139,41 @@ static const char *fault_note(const sink *s, char *buf, size_t cap) {
   return buf;
 }
 
+/* A writer killed mid-way (SIGKILL, power) leaves path.<pid>.<n>.tmp behind: remove those
+ * of processes that no longer exist, so they do not pile up beside a checkpoint that is
+ * saved again and again. (A pid of another machine on a shared filesystem could look dead
+ * here; such setups should not share checkpoint paths between writers anyway.) */
+static void remove_stale_temps(const char *path) {
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  char dir[4096];
+  size_t dn = slash ? (size_t)(slash - path) : 0, bn = strlen(base);
+  if (dn >= sizeof dir || !bn) return;
+  if (!slash) strcpy(dir, ".");
+  else if (!dn) strcpy(dir, "/");
+  else memcpy(dir, path, dn), dir[dn] = 0;
+  DIR *d = opendir(dir);
+  if (!d) return;
+  for (struct dirent *e; (e = readdir(d));) {
+    const char *n = e->d_name;
+    if (strncmp(n, base, bn) || n[bn] != '.') continue;
+    char *end;
+    long pid = strtol(n + bn + 1, &end, 10);
+    if (end == n + bn + 1 || *end != '.' || pid <= 0) continue;
+    const char *cnt = end + 1;
+    strtoul(cnt, &end, 10);
+    if (end == cnt || strcmp(end, ".tmp")) continue;
+    if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+    char full[8192];
+    if (snprintf(full, sizeof full, "%s/%s", dir, n) < (int)sizeof full) unlink(full);
+  }
+  closedir(d);
+}
+
 cg_status fio_write_atomic(const char *path, fio_writer fn, void *ctx) {
   if (!path || !*path || !fn)
     return cg_fail(CG_ERR_INVALID, "fio_write_atomic: expected a file path and a writer callback, got %s",
                    !path || !*path ? "an empty path" : "no callback");
+  remove_stale_temps(path);
   char tmp[4096];
   int fd = open_temp(path, tmp, sizeof tmp);
   if (fd < 0)
