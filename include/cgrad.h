@@ -115,6 +115,10 @@ cg_tensor *cg_eye(int64_t n, cg_dtype dt);
  * same bits on every run and device. Each call advances the generator's counter. The
  * generator belongs to the calling thread (see Threads above). */
 void cg_manual_seed(uint64_t seed);
+/* The calling thread's generator position, to save with a checkpoint and restore (so a
+ * resumed run draws what the uninterrupted one would). */
+void cg_rng_get(uint64_t *seed, uint64_t *counter);
+void cg_rng_set(uint64_t seed, uint64_t counter);
 cg_tensor *cg_rand(cg_dtype dt, const int64_t *shape, int ndim);                /* U[0, 1) */
 cg_tensor *cg_randn(cg_dtype dt, const int64_t *shape, int ndim);               /* N(0, 1) */
 cg_tensor *cg_uniform(double lo, double hi, cg_dtype dt, const int64_t *shape, int ndim);
@@ -419,6 +423,14 @@ cg_status cg_optimizer_set_lr(cg_optimizer *opt, double lr);
 double cg_optimizer_get_lr(const cg_optimizer *opt);
 /* Steps taken (-1 for NULL). */
 int64_t cg_optimizer_steps(const cg_optimizer *opt);
+/* For resuming from a checkpoint: the step count, and the state tensors (owned by the
+ * optimizer; loading values into them with cg_load_safetensors restores them). Names are
+ * "b1_t", "b2_t" (beta^t, Adam family) and "m.<i>", "v.<i>" for parameter i (SGD's momentum
+ * buffer is m). Writes up to max names (valid while opt lives) and tensors (either array
+ * may be NULL) and returns how many there are, -1 on error. Saving the parameters, this
+ * state and the step count, then restoring all three, continues a run bit-identically. */
+cg_status cg_optimizer_set_steps(cg_optimizer *opt, int64_t steps);
+int cg_optimizer_state(cg_optimizer *opt, const char **names, cg_tensor **ts, int max);
 /* Free the optimizer and its state (not the parameters). */
 void cg_optimizer_free(cg_optimizer *opt);
 

@@ -13,6 +13,15 @@ void cg_manual_seed(uint64_t seed) {
   rng_counter = 0;
 }
 
+void cg_rng_get(uint64_t *seed, uint64_t *counter) {
+  if (seed) *seed = rng_seed;
+  if (counter) *counter = rng_counter;
+}
+void cg_rng_set(uint64_t seed, uint64_t counter) {
+  rng_seed = seed;
+  rng_counter = counter;
+}
+
 static uint32_t rotl(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
 
 /* Threefry-2x32-20 of the counter (x0, x1) under key (k0, k1). */
