@@ -150,7 +150,9 @@ cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt) {
   if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
     return cg_fail_null(CG_ERR_INVALID, "arange: expected finite start/stop and a nonzero step, got %g, %g, %g", start, stop, step);
   double n = ceil((stop - start) / step);
+  if (n >= 0x1p62) return cg_fail_null(CG_ERR_INVALID, "arange: %g to %g by %g is %g elements, too many", start, stop, step, n);
   int64_t count = n > 0 ? (int64_t)n : 0;
+  if (!shape_fits("arange", &count, 1, dt_of(dt))) return NULL;
   /* values are computed on the host: small, and exact as PyTorch's */
   op_begin();
   dtype d = dt_of(dt);
@@ -167,6 +169,7 @@ cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt) {
 cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt) {
   if (!check_dtype("linspace", dt)) return NULL;
   if (steps < 0) return cg_fail_null(CG_ERR_INVALID, "linspace: expected steps >= 0, got %lld", (long long)steps);
+  if (!shape_fits("linspace", &steps, 1, dt_of(dt))) return NULL;
   op_begin();
   dtype d = dt_of(dt);
   uop *b = buffer_new(d, steps);
@@ -183,6 +186,8 @@ cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt) {
 cg_tensor *cg_eye(int64_t n, cg_dtype dt) {
   if (!check_dtype("eye", dt)) return NULL;
   if (n < 0) return cg_fail_null(CG_ERR_INVALID, "eye: expected n >= 0, got %lld", (long long)n);
+  if (n > 3037000498) return cg_fail_null(CG_ERR_INVALID, "eye: n = %lld is too large: n * (n + 1) overflows 64 bits", (long long)n);
+  if (!shape_fits("eye", (int64_t[]){n, n}, 2, dt_of(dt))) return NULL;
   /* eye(n) = pad a column of ones: ones(n, 1) padded to (n, n+1), flattened, first n*n */
   op_begin();
   dtype d = dt_of(dt);

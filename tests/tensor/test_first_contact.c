@@ -89,6 +89,9 @@ static void overflow(void) {
   EXPECT_ERR(!cg_full(1, CG_FLOAT32, (int64_t[]){3, (int64_t)1 << 62}, 2), "too large");
   EXPECT_ERR(!cg_full(1, CG_FLOAT32, (int64_t[]){INT64_MAX}, 1), "too large");     /* 2^65 bytes */
   EXPECT_ERR(!cg_full(1, CG_UINT8, (int64_t[]){INT64_MAX, 2}, 2), "too large");
+  EXPECT_ERR(!cg_arange(0, 1e300, 1, CG_FLOAT32), "arange");
+  EXPECT_ERR(!cg_linspace(0, 1, INT64_MAX / 2, CG_FLOAT64), "linspace: shape");
+  EXPECT_ERR(!cg_eye((int64_t)1 << 40, CG_FLOAT32), "eye");
   cg_scope_begin();
   cg_tensor *a = cg_ones(CG_FLOAT32, (int64_t[]){1, 1, 1}, 3);
   EXPECT_ERR(!cg_expand(a, (int64_t[]){big, big, 4}, 3), "expand: shape");
