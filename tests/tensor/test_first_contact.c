@@ -37,7 +37,7 @@ static void null_arrays(void) {
   EXPECT_ERR(!cg_repeat(a, NULL, 2), "repeat: reps is NULL");
   EXPECT_ERR(cg_split(a, 2, 0, NULL, 4) == -1, "split: out is NULL");
   EXPECT_ERR(cg_chunk(a, 2, 1, NULL, 4) == -1, "chunk: out is NULL");
-  EXPECT_ERR(cg_realize_many(NULL, 2) == CG_ERR_INVALID, "realize: ts is NULL");
+  EXPECT_ERR(cg_realize_many(NULL, 2) == CG_ERR_INVALID, "realize: the tensor array is NULL");
   EXPECT_ERR(!cg_cat(NULL, 2, 0), "cat");
   EXPECT_ERR(!cg_layer_norm(a, NULL, 1, NULL, NULL, 1e-5), "normalized_shape is NULL");
   EXPECT_ERR(!cg_layernorm(NULL, 1, 1e-5, true), "normalized_shape is NULL");
