@@ -87,6 +87,8 @@ static void forget_assign(uop *u) { /* free hook: runs under the intern lock */
   uopset_del(&done_assigns, u);
   pthread_mutex_unlock(&done_lock);
 }
+static pthread_once_t assign_hook_once = PTHREAD_ONCE_INIT;
+static void set_assign_hook(void) { uop_set_free_hook(OP_ASSIGN, forget_assign); } /* once, for every thread */
 static uop *done_assign(rw_match *m) {
   pthread_mutex_lock(&done_lock);
   bool done = uopset_get(&done_assigns, m->root) != NULL;
@@ -325,7 +327,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   uopset_free(&written);
   if (st == CG_OK) {
     for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
-    uop_set_free_hook(OP_ASSIGN, forget_assign);
+    pthread_once(&assign_hook_once, set_assign_hook);
     uopset seen = {0};
     for (int i = 0; i < n; i++) mark_assigns(pre[i], &seen);
     uopset_free(&seen);
