@@ -137,7 +137,7 @@ static void training(void) {
 
   /* steps 1-2, then --resume for 3-4: the same losses and the same final checkpoint */
   snprintf(args, sizeof args, "train --steps 2 --seed 7 %s --out b.safetensors", quick);
-  CHECK(run("CG_PRINT_LOSS=1", args, b, sizeof b) == 0, "run b:\n%s", b);
+  CHECK(run("CG_PRINT_LOSS=1", args, b, sizeof b) == 0 && exists("b.safetensors"), "run b:\n%s", b);
   snprintf(args, sizeof args, "train --steps 4 --resume b.safetensors --eval-images 500 --out c.safetensors");
   CHECK(run("CG_PRINT_LOSS=1", args, c, sizeof c) == 0 && strstr(c, "resuming at step 3"), "run c:\n%s", c);
   loss_lines(c, lc, sizeof lc);
