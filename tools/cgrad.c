@@ -234,6 +234,13 @@ static bool ckpt_load(ckpt *c, const char *path, int64_t *step, uint64_t *seed, 
 
 static int train(train_opts o) {
   double t_start = now();
+  int rc = 1;
+  uint8_t *img = NULL, *lab = NULL, *timg = NULL, *tlab = NULL;
+  float *x = NULL;
+  int32_t *y = NULL, *idx = NULL;
+  cg_module *model = NULL;
+  cg_optimizer *opt = NULL;
+  cg_batcher *batches = NULL;
   if (!check_out(o.out)) return 1;
   cg_tensor *trx, *try_, *tex, *tey;
   if (cg_fashion_mnist(o.data, &trx, &try_, &tex, &tey) != CG_OK) {
@@ -242,65 +249,65 @@ static int train(train_opts o) {
   }
   int64_t ntrain = cg_shape(trx)[0], ntest = cg_shape(tex)[0];
   int64_t neval = o.eval_images && o.eval_images < ntest ? o.eval_images : ntest; /* the first N */
-  uint8_t *img = malloc((size_t)ntrain * 784), *lab = malloc((size_t)ntrain), *timg = malloc((size_t)ntest * 784), *tlab = malloc((size_t)ntest);
-  if (!img || !lab || !timg || !tlab) {
-    fprintf(stderr, "cgrad train: out of memory for the dataset\n");
-    return 1;
-  }
-  if (cg_read(trx, CG_UINT8, img, (size_t)ntrain * 784) || cg_read(try_, CG_UINT8, lab, (size_t)ntrain) ||
-      cg_read(tex, CG_UINT8, timg, (size_t)ntest * 784) || cg_read(tey, CG_UINT8, tlab, (size_t)ntest)) {
-    fprintf(stderr, "cgrad train: reading the dataset: %s\n", cg_last_error());
-    return 1;
-  }
+  img = malloc((size_t)ntrain * 784), lab = malloc((size_t)ntrain), timg = malloc((size_t)ntest * 784), tlab = malloc((size_t)ntest);
+  bool read_ok = img && lab && timg && tlab && !cg_read(trx, CG_UINT8, img, (size_t)ntrain * 784) && !cg_read(try_, CG_UINT8, lab, (size_t)ntrain) &&
+                 !cg_read(tex, CG_UINT8, timg, (size_t)ntest * 784) && !cg_read(tey, CG_UINT8, tlab, (size_t)ntest);
   cg_free(trx), cg_free(try_), cg_free(tex), cg_free(tey);
+  if (!read_ok) {
+    fprintf(stderr, "cgrad train: reading the dataset: %s\n", img && lab && timg && tlab ? cg_last_error() : "out of memory");
+    goto out;
+  }
 
   cg_manual_seed(o.seed);
-  cg_module *model = build_model();
+  model = build_model();
   if (!model) {
     fprintf(stderr, "cgrad train: building the model: %s\n", cg_last_error());
-    return 1;
+    goto out;
   }
   cg_tensor *params[64], *state[64];
   const char *names[64];
   int np = cg_module_parameters(model, params, 64), ns = cg_module_state(model, names, state, 64);
-  cg_optimizer *opt = cg_adam(params, np, o.lr, 0.9, 0.999, 1e-8, 0);
+  opt = cg_adam(params, np, o.lr, 0.9, 0.999, 1e-8, 0);
   ckpt ck;
   if (!opt || !ckpt_init(&ck, model, opt)) {
     fprintf(stderr, "cgrad train: %s\n", cg_last_error());
-    return 1;
+    goto out;
   }
   int64_t start = 0;
   if (o.resume) {
     uint64_t seed;
     int64_t batch;
-    if (!ckpt_load(&ck, o.resume, &start, &seed, &batch)) return 1;
+    if (!ckpt_load(&ck, o.resume, &start, &seed, &batch)) goto out;
     if ((o.seed_given && seed != o.seed) || (o.batch_given && batch != o.batch)) {
       fprintf(stderr, "cgrad train: --resume '%s' was made with --seed %" PRIu64 " --batch %" PRId64 "; the options given differ\n", o.resume,
               seed, batch);
-      return 2;
+      rc = 2;
+      goto out;
     }
     o.seed = seed, o.batch = batch;
     if (start >= o.steps) {
       fprintf(stderr, "cgrad train: --resume '%s' is at step %" PRId64 ", and --steps %" PRId64 " leaves nothing to do\n", o.resume, start,
               o.steps);
-      return 2;
+      rc = 2;
+      goto out;
     }
     cg_optimizer_set_steps(opt, start);
   }
   if (o.batch > ntrain) {
     fprintf(stderr, "cgrad train: --batch %" PRId64 " is larger than the training set (%" PRId64 " images)\n", o.batch, ntrain);
-    return 2;
+    rc = 2;
+    goto out;
   }
-  float *x = malloc(sizeof(float) * (size_t)o.batch * 784);
-  int32_t *y = malloc(sizeof(int32_t) * (size_t)o.batch), *idx = malloc(sizeof(int32_t) * (size_t)o.batch);
-  cg_batcher *batches = cg_batcher_new(ntrain, o.batch, o.seed, true, true);
+  x = malloc(sizeof(float) * (size_t)o.batch * 784);
+  y = malloc(sizeof(int32_t) * (size_t)o.batch), idx = malloc(sizeof(int32_t) * (size_t)o.batch);
+  batches = cg_batcher_new(ntrain, o.batch, o.seed, true, true);
   if (!x || !y || !idx) {
     fprintf(stderr, "cgrad train: out of memory for a batch of %" PRId64 " (%.1f MB)\n", o.batch, (double)o.batch * 784 * 4 / 1e6);
-    return 1;
+    goto out;
   }
   if (!batches) {
     fprintf(stderr, "cgrad train: %s\n", cg_last_error());
-    return 1;
+    goto out;
   }
   /* the shuffling position of step `start`: epoch start / per_epoch, that many batches in */
   int64_t per_epoch = cg_batcher_count(batches);
@@ -328,7 +335,8 @@ static int train(train_opts o) {
     }
     if (got <= 0 || !bi || cg_read(bi, CG_INT32, idx, sizeof(int32_t) * (size_t)o.batch) != CG_OK) {
       fprintf(stderr, "\ncgrad train: step %" PRId64 ": no batch: %s\n", step, got < 0 || bi ? cg_last_error() : "the batcher gave none");
-      return 1;
+      cg_free(bi);
+      goto out;
     }
     cg_free(bi);
     make_batch(img, lab, idx, o.batch, x, y);
@@ -349,7 +357,8 @@ static int train(train_opts o) {
     if (st == CG_OK) st = cg_optimizer_step(opt);
     if (st != CG_OK) {
       fprintf(stderr, "\ncgrad train: step %" PRId64 " failed: %s\n", step, cg_last_error());
-      return 1;
+      cg_scope_end();
+      goto out;
     }
     last_loss = cg_item(loss);
     cg_optimizer_zero_grad(opt);
@@ -360,7 +369,7 @@ static int train(train_opts o) {
     if (step == rss_step) rss_warm = rss_kb();
     if (!isfinite(last_loss)) {
       fprintf(stderr, "\ncgrad train: the loss became %g at step %" PRId64 "\n", last_loss, step);
-      return 1;
+      goto out;
     }
     if (getenv("CG_PRINT_LOSS")) printf("step %" PRId64 " loss %.9g\n", step, last_loss);
     if (tty || step % 20 == 0 || step == o.steps) {
@@ -371,7 +380,7 @@ static int train(train_opts o) {
     if (o.eval_every && step % o.eval_every == 0)
       fprintf(stderr, "%sstep %" PRId64 ": test accuracy %.2f%%\n", tty ? "\n" : "", step, 100 * evaluate(model, timg, tlab, neval));
     if (o.save_every && step % o.save_every == 0 && step < o.steps) {
-      if (!ckpt_save(&ck, o.out, step, &o)) return 1;
+      if (!ckpt_save(&ck, o.out, step, &o)) goto out;
       fprintf(stderr, "%scheckpoint at step %" PRId64 ": %s\n", tty ? "\n" : "", step, o.out);
     }
   }
@@ -385,15 +394,17 @@ static int train(train_opts o) {
   printf("; final loss %.4f", last_loss);
   if (neval < ntest) printf(" (accuracy on the first %" PRId64 " of %" PRId64 " test images)", neval, ntest);
   printf("\n");
-  if (!ckpt_save(&ck, o.out, o.steps, &o)) return 1;
+  if (!ckpt_save(&ck, o.out, o.steps, &o)) goto out;
   printf("checkpoint: %s (%d tensors: model, optimizer state and position; --resume continues from it)\n", o.out, ck.nfixed + 4);
   printf("resident memory while training: %.1f MB after warm-up (step %" PRId64 "), %.1f MB after the last step (%+.2f%%)\n", rss_warm / 1024.0,
          rss_step, rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
+  rc = 0;
+out:
   cg_batcher_free(batches);
   cg_optimizer_free(opt);
   cg_module_free(model);
   free(img), free(lab), free(timg), free(tlab), free(x), free(y), free(idx);
-  return 0;
+  return rc;
 }
 
 /* An integer option in [lo, hi]; false with a message naming the option and the range. */

@@ -5,6 +5,8 @@
 
 int64_t shape_numel(const int64_t *shape, int ndim) {
   int64_t n = 1;
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] == 0) return 0; /* (2^40, 2^40, 0) is empty; its first dims' product would overflow */
   for (int i = 0; i < ndim; i++) n *= shape[i];
   return n;
 }
