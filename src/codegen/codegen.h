@@ -1,11 +1,13 @@
 /* Codegen: a scheduled kernel AST becomes a program for one renderer, through passes
  * listed once, in order (pipeline.c):
  *
- *   lower ─► opt ─► linearize ─► render
+ *   lower ─► opt ─► expand ─► linearize ─► render
  *
  *   lower      tensor-level AST over slots → loops: RANGEs, INDEX math, LOAD/STORE (lower.c)
  *   opt        the kernel's opts, records {kind, axis, amount}, applied by a pure function;
  *              the heuristic picks them unless given (opt.c)
+ *   expand     upcast lanes become vector ops (GCC vector types in C) or unrolled copies
+ *              (expand.c)
  *   linearize  the optimized graph → a block-structured instruction list; loop placement,
  *              hoisting and accumulators are decided here, once, for every backend
  *              (linearize.c)
@@ -18,8 +20,9 @@
 #include "uop/uop.h"
 #include <stddef.h>
 
-/* RANGE arg = [axis id, kind]. Output ranges have axis id = their dim, reduce ranges 100+. */
-enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2 };
+/* RANGE arg = [axis id, kind]. Output ranges have axis id = their dim, reduce ranges 100+;
+ * an UPCAST range holds the lanes of an upcast axis until the expand pass removes it. */
+enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3 };
 
 /* ---- opts (opt.c) ---------------------------------------------------------------------- */
 typedef enum {
@@ -52,6 +55,10 @@ uop *opt_apply(uop *sink, const opt *o, int n);
 
 /* ---- lowering (lower.c) ------------------------------------------------------------------ */
 uop *lower_kernel(uop *ast);
+
+/* ---- expanding upcast lanes (expand.c): into vectors (one lane range, if vectors) and
+ * unrolled copies (the others); no RANGE_UPCAST is left. */
+uop *expand_lanes(uop *sink, bool vectors);
 
 /* ---- the linear program (linearize.c) --------------------------------------------------- */
 /* Instructions in order; each is a UOp whose sources are earlier instructions, CONSTs,

@@ -135,6 +135,11 @@ static bool same_ranges(const uop *a, const uop *b) {
 }
 
 static uop *identity(int op, dtype d) {
+  if (d.count > 1) {
+    uop *s[64], *x = identity(op, dt_scalar_of(d));
+    for (int i = 0; i < d.count && i < 64; i++) s[i] = x;
+    return uop_new(OP_VECTORIZE, d, s, d.count, arg_none());
+  }
   if (op == OP_ADD) return dt_is_float(d) ? uop_const_float(d, 0) : uop_const_int(d, 0);
   if (op == OP_MUL) return dt_is_float(d) ? uop_const_float(d, 1) : uop_const_int(d, 1);
   if (dt_is_float(d)) return uop_const_float(d, -INFINITY);
@@ -153,7 +158,7 @@ static uop *reduce_value(lctx *c, uop *u) {
   }
   for (int g = 0; g < ng; g++) hoist(c, group[g]->src[0]);
   for (int g = 0; g < ng; g++) {
-    uop *init = identity(op, group[g]->dt);
+    uop *init = value(c, identity(op, group[g]->dt));
     acc[g] = uop_new(OP_DEFINE_ACC, group[g]->dt, &init, 1, arg_int(c->nacc++));
     emit(c, acc[g]);
   }

@@ -36,7 +36,7 @@ static RULESET(rs_subst_range, "opt_subst_range", subst_rules);
 static void collect(uop *u, uopset *seen, uop **rng, int *nr, bool *has_reduce) {
   if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_REDUCE) *has_reduce = true;
-  if (u->op == OP_RANGE && u->arg.v[1] != RANGE_REDUCE) {
+  if (u->op == OP_RANGE && (u->arg.v[1] == RANGE_LOOP || u->arg.v[1] == RANGE_THREAD)) {
     if (*nr < UOP_MAX_DIMS) rng[(*nr)++] = u;
     return;
   }
@@ -153,7 +153,7 @@ int opt_heuristic(uop *sink, opt *out) {
 
 static uop *find_range(uop *u, int64_t axis, uopset *seen) {
   if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return NULL;
-  if (u->op == OP_RANGE) return u->arg.v[0] == axis ? u : NULL;
+  if (u->op == OP_RANGE) return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST ? u : NULL;
   for (uint32_t i = 0; i < u->nsrc; i++) {
     uop *r = find_range(u->src[i], axis, seen);
     if (r) return r;
@@ -166,19 +166,13 @@ static uop *with_range(uop *u, uop *from, uop *to) {
   return graph_rewrite(u, &rs_subst_range, &s);
 }
 
-/* UPCAST: every STORE made for each lane of the range. */
+/* UPCAST: r = r'*n + u, u a RANGE_UPCAST of the n lanes (the expand pass makes them
+ * vectors or copies). */
 static uop *upcast(uop *sink, uop *r, int64_t amount) {
   uop *shorter = uop_new1(OP_RANGE, DT_I32, ci(r->src[0]->arg.i / amount), r->arg);
-  uop **stores = malloc(sizeof(uop *) * (size_t)amount * sink->nsrc);
-  CG_ASSERT(stores, "out of memory");
-  int ns = 0;
-  for (int64_t l = 0; l < amount; l++) {
-    uop *body = with_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, shorter, ci(amount)), ci(l)));
-    for (uint32_t k = 0; k < body->nsrc; k++) stores[ns++] = body->src[k];
-  }
-  uop *out = uop_new(OP_SINK, dt_void(), stores, ns, arg_none());
-  free(stores);
-  return out;
+  int64_t arg[2] = {r->arg.v[0], RANGE_UPCAST};
+  uop *lane = uop_new1(OP_RANGE, DT_I32, ci(amount), arg_ints(arg, 2));
+  return with_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, shorter, ci(amount)), lane));
 }
 
 /* UNROLL: each REDUCE over r becomes a REDUCE over r' of `amount` combined values. */

@@ -20,6 +20,13 @@ static bool pass_opt(ckernel *k) {
   return k->ast != NULL;
 }
 
+/* vectors unless VECTORS=0 (then every lane is unrolled, as a compiler without vector
+ * types would need) */
+static bool pass_expand(ckernel *k) {
+  k->ast = expand_lanes(k->ast, cfg_int("VECTORS", 1) != 0);
+  return true;
+}
+
 static bool pass_linearize(ckernel *k) { return linearize(k->ast, &k->lin); }
 
 static bool pass_render(ckernel *k) {
@@ -36,6 +43,7 @@ typedef struct {
 static const pass passes[] = {
     {"lower", pass_lower, 0},
     {"opt", pass_opt, 0},
+    {"expand", pass_expand, 0},
     {"linearize", pass_linearize, 1},
     {"render", pass_render, 2},
 };

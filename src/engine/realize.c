@@ -12,6 +12,7 @@
  * the schedule and memory, 3 each kernel's AST, 4 the generated source. */
 #include "core/config.h"
 #include "realize.h"
+#include "run_kernel.h"
 #include "codegen/codegen.h"
 #include "renderer/render.h"
 #include "runtime/alloc.h"
@@ -164,7 +165,7 @@ static double kernel_flops(uop *ast) {
     if (!uopset_add(&seen, u) || u->op == OP_DEFINE_GLOBAL) continue;
     if (op_is_alu(u->op) && dt_is_float(u->dt)) {
       uint64_t m = range_mask(&c, u);
-      double trips = 1;
+      double trips = u->dt.count > 1 ? u->dt.count : 1; /* a vector op does one per lane */
       for (int i = 0; i < c.nr; i++)
         if (m >> i & 1) trips *= (double)c.rng[i]->src[0]->arg.i;
       flops += trips;
@@ -185,13 +186,20 @@ static bool has_reduce(uop *u, uopset *seen) {
   return false;
 }
 
-static prog_entry *get_program(rt_device *dev, sched_kernel *sk) {
+static bool same_opts(const prog_entry *e, const opt *o, int n) {
+  if (!o) return !e->k.opts_given;
+  return e->k.opts_given && e->k.nopts == n && (n == 0 || !memcmp(e->k.opts, o, sizeof *o * (size_t)n));
+}
+
+/* The program for a kernel: with the heuristic's opts (o NULL) or the given ones. */
+static prog_entry *get_program(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
   unsigned long gen = cfg_generation();
   uint64_t h = (uint64_t)(uintptr_t)sk->ast * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)dev;
+  if (nopts > MAX_OPTS) return cg_fail_null(CG_ERR_INVALID, "at most %d opts per kernel, got %d", MAX_OPTS, nopts);
   pthread_mutex_lock(&prog_lock);
   prog_entry **slot = &progs[(h >> 20) & 4095];
   for (prog_entry *e = *slot; e; e = e->next)
-    if (e->ast == sk->ast && e->dev == dev && e->gen == gen) {
+    if (e->ast == sk->ast && e->dev == dev && e->gen == gen && same_opts(e, o, nopts)) {
       pthread_mutex_unlock(&prog_lock);
       return e;
     }
@@ -206,6 +214,10 @@ static prog_entry *get_program(rt_device *dev, sched_kernel *sk) {
   /* a name that says what it is: r_ (with a reduction) or E_, output elements, buffers */
   snprintf(e->k.name, sizeof e->k.name, "%s_%" PRId64 "_%d", e->reduce ? "r" : "E", sk->ast->src[0]->src[0]->arg.v[1], sk->nbufs);
   e->k.ast = sk->ast;
+  if (o) {
+    e->k.opts_given = true, e->k.nopts = nopts;
+    if (nopts) memcpy(e->k.opts, o, sizeof *o * (size_t)nopts);
+  }
   if (!codegen_run(&e->k)) {
     ckernel_free(&e->k);
     free(e);
@@ -273,7 +285,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       continue;
     }
     rt_device *dev = kernel_device(k);
-    prog_entry *e = dev ? get_program(dev, k) : NULL;
+    prog_entry *e = dev ? get_program(dev, k, NULL, 0) : NULL;
     if (!e) {
       st = cg_last_status();
       break;
@@ -341,5 +353,26 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   }
   sched_free(&s);
   free(pre);
+  return st;
+}
+
+cg_status kernel_run_with_opts(sched_kernel *k, const opt *o, int nopts, double *seconds) {
+  rt_device *dev = kernel_device(k);
+  prog_entry *e = dev ? get_program(dev, k, o, nopts) : NULL;
+  if (!e) return cg_last_status();
+  void **ptrs = malloc(sizeof(void *) * (size_t)k->nbufs);
+  if (!ptrs) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  cg_status st = CG_OK;
+  for (int i = 0; i < k->nbufs && st == CG_OK; i++) {
+    st = buffer_alloc(k->bufs[i]);
+    ptrs[i] = buffer_of(k->bufs[i])->ptr;
+  }
+  if (st == CG_OK) {
+    double t = now();
+    st = dev->launch(e->p, ptrs, NULL, e->global);
+    if (st == CG_OK) st = dev->synchronize();
+    if (seconds) *seconds = now() - t;
+  }
+  free(ptrs);
   return st;
 }

@@ -101,6 +101,15 @@ static const char *conv_name(dtype d) {
 }
 static bool is_f64(dtype d) { return d.scalar == CG_FLOAT64; }
 
+/* The C type of a value: scalars as ctype, vectors as the prelude's f32xN / i32xN (a bool
+ * vector is an int32 mask). */
+static const char *type_of(dtype d) {
+  static const char *const f[] = {"f32x2", "f32x4", "f32x8", "f32x16"}, *const i[] = {"i32x2", "i32x4", "i32x8", "i32x16"};
+  if (d.count <= 1) return ctype(d);
+  int k = d.count == 2 ? 0 : d.count == 4 ? 1 : d.count == 8 ? 2 : 3;
+  return d.scalar == CG_FLOAT32 ? f[k] : i[k];
+}
+
 /* ---- values ------------------------------------------------------------------------- */
 
 
@@ -203,9 +212,32 @@ static void expand_template(const char *t, dtype d, const char **a, char *out, s
   out[w] = 0;
 }
 
+/* Vector forms: GCC's vector operators, the prelude's max_/where_ helpers for selects,
+ * masks (bool vectors) as int32 -1/0. */
+static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
+  dtype d = u->dt, sd = u->nsrc ? u->src[0]->dt : d;
+  if (d.count <= 1 && sd.count <= 1) return false;
+  const char *t = type_of(d);
+  switch (u->op) {
+  case OP_MAX:
+    if (dt_is_bool(d)) snprintf(out, n, "(%s|%s)", a[0], a[1]);
+    else snprintf(out, n, "max_%s(%s,%s)", t, a[0], a[1]);
+    return true;
+  case OP_WHERE:
+    if (dt_is_bool(d)) snprintf(out, n, "((%s&%s)|(~%s&%s))", a[0], a[1], a[0], a[2]);
+    else snprintf(out, n, "where_%s(%s,%s,%s)", t, a[0], a[1], a[2]);
+    return true;
+  case OP_NEG: snprintf(out, n, dt_is_bool(d) ? "(~%s)" : "(-%s)", a[0]); return true;
+  case OP_CAST: snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t); return true;
+  case OP_RECIPROCAL: snprintf(out, n, "(1.0f/%s)", a[0]); return true;
+  default: return false; /* the scalar templates spell vector operators too */
+  }
+}
+
 /* The C expression of an ALU node over named operands. */
 static void alu_expr(uop *u, const char **a, char *out, size_t n) {
   dtype d = u->dt, sd = u->nsrc ? u->src[0]->dt : d;
+  if (vector_expr(u, a, out, n)) return;
   /* comparisons and WHERE's condition are spelled by their operands' dtype */
   dtype td = op_has(u->op, F_CMP) ? sd : d;
   switch (u->op) {
@@ -248,7 +280,8 @@ static void element(rc *r, uop *ix, bool load, char *out, size_t n) {
   uop *b = ix->src[0];
   int slot = (int)b->arg.v[0];
   const char *off = name_of(r, ix->src[1]);
-  if (load && is_small_float(b->dt)) snprintf(out, n, "%s_to_f32(data%d[%s])", conv_name(b->dt), slot, off);
+  if (ix->dt.count > 1) snprintf(out, n, "(*(%s%s_u *)(data%d + %s))", load ? "const " : "", type_of(dt_base(ix->dt)), slot, off);
+  else if (load && is_small_float(b->dt)) snprintf(out, n, "%s_to_f32(data%d[%s])", conv_name(b->dt), slot, off);
   else snprintf(out, n, "data%d[%s]", slot, off);
 }
 
@@ -293,7 +326,7 @@ static char *render_c(const char *name, const linear *l) {
       continue;
     case OP_DEFINE_ACC:
       snprintf(nm, sizeof nm, "acc%" PRId64, u->arg.i);
-      line(&r, "%s %s = %s;", ctype(u->dt), nm, name_of(&r, u->src[0]));
+      line(&r, "%s %s = %s;", type_of(u->dt), nm, name_of(&r, u->src[0]));
       set_name(&r, u, nm);
       continue;
     case OP_ASSIGN: {
@@ -303,11 +336,22 @@ static char *render_c(const char *name, const linear *l) {
       continue;
     }
     case OP_INDEX: continue; /* spelled where it is loaded or stored */
+    case OP_VECTORIZE: {
+      size_t w = (size_t)snprintf(expr, sizeof expr, "(%s){", type_of(u->dt));
+      for (uint32_t s = 0; s < u->nsrc && w < sizeof expr; s++)
+        w += (size_t)snprintf(expr + w, sizeof expr - w, dt_is_bool(u->dt) ? "%s-(int32_t)(%s)" : "%s%s", s ? "," : "", name_of(&r, u->src[s]));
+      if (w < sizeof expr) snprintf(expr + w, sizeof expr - w, "}");
+      break;
+    }
+    case OP_GEP:
+      snprintf(expr, sizeof expr, dt_is_bool(u->dt) ? "(%s[%" PRId64 "]!=0)" : "%s[%" PRId64 "]", name_of(&r, u->src[0]), u->arg.i);
+      break;
     case OP_STORE: {
       uop *ix = u->src[0], *b = ix->src[0];
       element(&r, ix, false, elem, sizeof elem);
       const char *v = name_of(&r, u->src[1]);
-      if (is_small_float(b->dt)) line(&r, "%s = f32_to_%s(%s);", elem, conv_name(b->dt), v);
+      if (ix->dt.count > 1) line(&r, "%s = %s;", elem, v);
+      else if (is_small_float(b->dt)) line(&r, "%s = f32_to_%s(%s);", elem, conv_name(b->dt), v);
       else if (dt_is_bool(b->dt)) line(&r, "%s = (uint8_t)(%s);", elem, v);
       else line(&r, "%s = %s;", elem, v);
       continue;
@@ -336,7 +380,7 @@ static char *render_c(const char *name, const linear *l) {
       }
     }
     snprintf(nm, sizeof nm, "val%d", r.nval++);
-    line(&r, "%s %s = %s;", ctype(u->dt), nm, expr);
+    line(&r, "%s %s = %s;", type_of(u->dt), nm, expr);
     set_name(&r, u, nm);
   }
   emit(&r, "}\n");

@@ -1,11 +1,11 @@
 /* The interpreter's renderer: the linear program written out as text, one instruction a
  * line, for the INTERP device (runtime/interp.c) to run as it is — the smallest backend,
  * and the reference for the others (like tinygrad's PYTHON device). Each line:
- *     op dtype nsrc src0 src1 src2 src3 a0 a1
- * op and dtype are the op table's and cg_dtype's numbers; a source is the number of an
- * earlier line; immediates (CONST, DEFINE_GLOBAL, DEFINE_VAR) get lines of their own
- * before the first instruction that reads them. a0/a1: CONST value (an int, or a float in
- * C's %a form), DEFINE_GLOBAL slot, RANGE [axis, kind], DEFINE_ACC number. */
+ *     op dtype lanes a0 a1 nsrc src...
+ * op and dtype are the op table's and cg_dtype's numbers, lanes the vector width; a source is the number of an
+ * earlier line; immediates (CONST, DEFINE_GLOBAL, DEFINE_VAR) get lines of their own at
+ * the top (a line inside a loop that runs no trip is never executed). a0/a1: CONST value (an int, or a float in
+ * C's %a form), DEFINE_GLOBAL slot, RANGE [axis, kind], DEFINE_ACC number, GEP lane. */
 #include "render.h"
 #include "uop/uopset.h"
 #include <inttypes.h>
@@ -39,14 +39,17 @@ static void put(out *o, const char *fmt, ...) {
 static int line_of(out *o, uop *u);
 
 static void write_line(out *o, uop *u) {
-  int s[4] = {-1, -1, -1, -1};
-  CG_ASSERT(u->nsrc <= 4, "an instruction with %u sources", u->nsrc);
+  int s[16];
+  CG_ASSERT(u->nsrc <= 16, "an instruction with %u sources", u->nsrc);
   for (uint32_t i = 0; i < u->nsrc; i++) s[i] = line_of(o, u->src[i]);
-  put(o, "%d %d %u %d %d %d %d ", u->op, (int)u->dt.scalar, u->nsrc, s[0], s[1], s[2], s[3]);
-  if (u->op == OP_CONST && dt_is_float(u->dt)) put(o, "%a 0\n", u->arg.f);
-  else if (u->op == OP_CONST || u->op == OP_DEFINE_ACC) put(o, "%" PRId64 " 0\n", u->arg.i);
-  else if (u->op == OP_DEFINE_GLOBAL || u->op == OP_RANGE) put(o, "%" PRId64 " %" PRId64 "\n", u->arg.v[0], u->arg.v[1]);
-  else put(o, "0 0\n");
+  put(o, "%d %d %d ", u->op, (int)u->dt.scalar, (int)(u->dt.count ? u->dt.count : 1));
+  if (u->op == OP_CONST && dt_is_float(u->dt)) put(o, "%a 0", u->arg.f);
+  else if (u->op == OP_CONST || u->op == OP_DEFINE_ACC || u->op == OP_GEP) put(o, "%" PRId64 " 0", u->arg.i);
+  else if (u->op == OP_DEFINE_GLOBAL || u->op == OP_RANGE) put(o, "%" PRId64 " %" PRId64, u->arg.v[0], u->arg.v[1]);
+  else put(o, "0 0");
+  put(o, " %u", u->nsrc);
+  for (uint32_t i = 0; i < u->nsrc; i++) put(o, " %d", s[i]);
+  put(o, "\n");
   uopset_put(&o->at, u, (void *)(uintptr_t)++o->nlines);
 }
 
@@ -63,6 +66,11 @@ static int line_of(out *o, uop *u) {
 static char *render_interp(const char *name, const linear *l) {
   out o = {0};
   put(&o, "cgrad-interp 1 %s %d %d %" PRId64 "\n", name, l->nbufs, l->nout, l->global);
+  for (int i = 0; i < l->n; i++)
+    for (uint32_t k = 0; k < l->ins[i]->nsrc; k++) {
+      uop *x = l->ins[i]->src[k];
+      if ((x->op == OP_CONST || x->op == OP_DEFINE_GLOBAL) && !uopset_get(&o.at, x)) write_line(&o, x);
+    }
   for (int i = 0; i < l->n; i++) {
     if (l->ins[i]->op == OP_DEFINE_VAR) {
       cg_fail(CG_ERR_RUNTIME, "the interpreter has no kernel variables yet");

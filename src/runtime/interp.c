@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define LANES 16
+
 typedef struct {
-  int op, scalar, nsrc, src[4];
+  int op, scalar, lanes, nsrc, src[LANES];
   int64_t a0, a1;
   double f;         /* a float CONST */
   int jump;         /* RANGE: the line after its END; END: its RANGE */
@@ -60,9 +62,14 @@ static program *parse(const char *name, const char *src) {
     ins *x = &p->code[p->n];
     char a0[64];
     int k = 0;
-    if (sscanf(s, "%d %d %d %d %d %d %d %63s %" SCNd64 "%n", &x->op, &x->scalar, &x->nsrc, &x->src[0], &x->src[1], &x->src[2], &x->src[3], a0,
-               &x->a1, &k) != 9 || x->op < 0 || x->op >= OP_COUNT || x->nsrc < 0 || x->nsrc > 4)
+    if (sscanf(s, "%d %d %d %63s %" SCNd64 " %d%n", &x->op, &x->scalar, &x->lanes, a0, &x->a1, &x->nsrc, &k) != 6 || x->op < 0 || x->op >= OP_COUNT ||
+        x->nsrc < 0 || x->nsrc > LANES || x->lanes < 1 || x->lanes > LANES)
       return refuse(p, name, "a malformed instruction");
+    s += k;
+    for (int i = 0; i < x->nsrc; i++) {
+      if (sscanf(s, "%d%n", &x->src[i], &k) != 1) return refuse(p, name, "a missing source");
+      s += k;
+    }
     for (int i = 0; i < x->nsrc; i++) {
       if (x->src[i] < 0 || x->src[i] >= p->n) return refuse(p, name, "a source that is not an earlier line");
       /* an ASSIGN's value is its accumulator's (also when its loop ran no trip) */
@@ -81,12 +88,12 @@ static program *parse(const char *name, const char *src) {
       p->code[r].jump = p->n + 1;
     }
     p->n++;
-    s += k;
   }
   return p;
 }
 
-/* A value: ints (and bools) as int64, floats as double holding a value of their dtype. */
+/* A value: ints (and bools) as int64, floats as double holding a value of their dtype;
+ * every instruction has LANES of them (a scalar uses lane 0). */
 typedef union { int64_t i; double f; } val;
 
 static double load_f(dtype d, const void *p, int64_t i) {
@@ -155,23 +162,60 @@ static val from_bits(dtype d, uint64_t b) {
   return v;
 }
 
+/* lane k of an operand: a scalar reads lane 0 */
+#define LANE(x, k) (&v[(size_t)(x) * LANES + (p->code[x].lanes > 1 ? (k) : 0)])
+
+static bool alu_lane(program *p, val *v, ins *x, int k, val *out) {
+  dtype d = dt_from(x->scalar);
+  int64_t xi[3];
+  double xf[3];
+  /* operands are read in their own dtype (comparisons, WHERE's condition) */
+  dtype od = dt_from(p->code[x->src[x->op == OP_WHERE ? 1 : 0]].scalar);
+  for (int i = 0; i < x->nsrc; i++) {
+    dtype sd = dt_from(p->code[x->src[i]].scalar);
+    val *a = LANE(x->src[i], k);
+    xi[i] = a->i;
+    xf[i] = dt_is_float(sd) ? a->f : (double)a->i;
+  }
+  if (x->op == OP_CAST) {
+    dtype sd = dt_from(p->code[x->src[0]].scalar);
+    val *a = LANE(x->src[0], k);
+    if (dt_is_float(d)) out->f = alu_round(d, dt_is_float(sd) ? a->f : sd.scalar == CG_UINT64 ? (double)(uint64_t)a->i : (double)a->i);
+    else if (dt_is_bool(d)) out->i = dt_is_float(sd) ? a->f != 0 : a->i != 0;
+    else if (dt_is_float(sd)) out->i = alu_wrap(d, (int64_t)trunc(a->f)); /* out of range: undefined, as in C */
+    else out->i = alu_wrap(d, a->i);
+    return true;
+  }
+  if (x->op == OP_BITCAST) {
+    *out = from_bits(d, bits_of(dt_from(p->code[x->src[0]].scalar), *LANE(x->src[0], k)));
+    return true;
+  }
+  if (dt_is_float(od)) {
+    double r;
+    if (!alu_eval_float(x->op, op_has(x->op, F_CMP) ? od : d, xf, x->nsrc, &r)) return false;
+    if (op_has(x->op, F_CMP)) out->i = r != 0;
+    else out->f = r;
+    return true;
+  }
+  return alu_eval_int(x->op, op_has(x->op, F_CMP) ? od : d, xi, x->nsrc, &out->i);
+}
+
 static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
-  val *v = calloc((size_t)(p->n ? p->n : 1), sizeof(val));
+  val *v = calloc((size_t)(p->n ? p->n : 1) * LANES, sizeof(val));
   if (!v) return cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int pc = 0; pc < p->n;) {
     ins *x = &p->code[pc];
     dtype d = dt_from(x->scalar);
-    val *a[4];
-    for (int i = 0; i < x->nsrc; i++) a[i] = &v[x->src[i]];
+    val *me = &v[(size_t)pc * LANES];
     switch (x->op) {
     case OP_CONST:
-      if (dt_is_float(d)) v[pc].f = x->f;
-      else v[pc].i = x->a0;
+      if (dt_is_float(d)) me->f = x->f;
+      else me->i = x->a0;
       break;
-    case OP_DEFINE_GLOBAL: v[pc].i = x->a0; break;
+    case OP_DEFINE_GLOBAL: me->i = x->a0; break;
     case OP_RANGE: {
-      int64_t start = x->a1 == 2 ? lo : 0, end = x->a1 == 2 ? hi : a[0]->i;
-      v[pc].i = start;
+      int64_t start = x->a1 == 2 ? lo : 0, end = x->a1 == 2 ? hi : LANE(x->src[0], 0)->i;
+      me->i = start;
       if (start >= end) {
         pc = x->jump;
         continue;
@@ -180,72 +224,57 @@ static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
     }
     case OP_END: {
       ins *r = &p->code[x->jump];
-      int64_t end = r->a1 == 2 ? hi : v[r->src[0]].i;
-      if (++v[x->jump].i < end) {
+      int64_t end = r->a1 == 2 ? hi : LANE(r->src[0], 0)->i;
+      if (++v[(size_t)x->jump * LANES].i < end) {
         pc = x->jump + 1;
         continue;
       }
       break;
     }
-    case OP_DEFINE_ACC: v[pc] = *a[0]; break;
-    case OP_ASSIGN: *a[0] = *a[1]; break;
-    case OP_INDEX:
-      /* the address: slot and element; a gate (src 2) is read by the LOAD */
-      v[pc].i = a[1]->i;
+    case OP_DEFINE_ACC:
+      for (int k = 0; k < x->lanes; k++) me[k] = *LANE(x->src[0], k);
       break;
+    case OP_ASSIGN:
+      for (int k = 0; k < x->lanes; k++) v[(size_t)x->src[0] * LANES + k] = *LANE(x->src[1], k);
+      break;
+    case OP_INDEX: me->i = LANE(x->src[1], 0)->i; break; /* the element; a gate is read by the LOAD */
+    case OP_VECTORIZE:
+      for (int k = 0; k < x->lanes; k++) me[k] = *LANE(x->src[k], 0);
+      break;
+    case OP_GEP: *me = *LANE(x->src[0], x->a0); break;
     case OP_LOAD: {
       ins *ix = &p->code[x->src[0]];
       ins *b = &p->code[ix->src[0]];
-      bool on = ix->nsrc < 3 || v[ix->src[2]].i;
+      bool on = ix->nsrc < 3 || LANE(ix->src[2], 0)->i;
       dtype bd = dt_from(b->scalar);
-      if (!on) v[pc] = *a[1];
-      else if (dt_is_float(bd)) v[pc].f = load_f(bd, bufs[b->a0], v[ix->src[1]].i);
-      else v[pc].i = load_i(bd, bufs[b->a0], v[ix->src[1]].i);
+      int64_t at = LANE(ix->src[1], 0)->i;
+      for (int k = 0; k < x->lanes; k++) {
+        /* a load hoisted out of a loop that runs no trip may point past an empty buffer:
+         * its value is never used */
+        if (on && (at + k < 0 || at + k >= b->a1)) me[k].i = 0, me[k].f = 0;
+        else if (!on) me[k] = *LANE(x->src[1], k);
+        else if (dt_is_float(bd)) me[k].f = load_f(bd, bufs[b->a0], at + k);
+        else me[k].i = load_i(bd, bufs[b->a0], at + k);
+      }
       break;
     }
     case OP_STORE: {
       ins *ix = &p->code[x->src[0]];
       ins *b = &p->code[ix->src[0]];
-      store(dt_from(b->scalar), bufs[b->a0], v[ix->src[1]].i, *a[1]);
+      int64_t at = LANE(ix->src[1], 0)->i;
+      if (at < 0 || at + ix->lanes > b->a1) {
+        free(v);
+        return cg_fail(CG_ERR_RUNTIME, "INTERP: a store at element %lld of a buffer of %lld", (long long)at, (long long)b->a1);
+      }
+      for (int k = 0; k < ix->lanes; k++) store(dt_from(b->scalar), bufs[b->a0], at + k, *LANE(x->src[1], k));
       break;
     }
-    case OP_CAST: {
-      dtype sd = dt_from(p->code[x->src[0]].scalar);
-      if (dt_is_float(d)) v[pc].f = alu_round(d, dt_is_float(sd) ? a[0]->f : dt_is_unsigned(sd) && sd.scalar == CG_UINT64 ? (double)(uint64_t)a[0]->i : (double)a[0]->i);
-      else if (dt_is_bool(d)) v[pc].i = dt_is_float(sd) ? a[0]->f != 0 : a[0]->i != 0;
-      else if (dt_is_float(sd)) v[pc].i = alu_wrap(d, (int64_t)trunc(a[0]->f)); /* out of range: undefined, as in C */
-      else v[pc].i = alu_wrap(d, a[0]->i);
-      break;
-    }
-    case OP_BITCAST: v[pc] = from_bits(d, bits_of(dt_from(p->code[x->src[0]].scalar), *a[0])); break;
-    default: {
-      if (!op_is_alu(x->op)) {
-        free(v);
-        return cg_fail(CG_ERR_RUNTIME, "INTERP: cannot run a %s", op_name(x->op));
-      }
-      /* operands are read in their own dtype (comparisons, WHERE's condition) */
-      int64_t xi[3];
-      double xf[3];
-      dtype od = x->op == OP_WHERE ? dt_from(p->code[x->src[1]].scalar) : dt_from(p->code[x->src[0]].scalar);
-      for (int i = 0; i < x->nsrc; i++) {
-        dtype sd = dt_from(p->code[x->src[i]].scalar);
-        xi[i] = a[i]->i;
-        xf[i] = dt_is_float(sd) ? a[i]->f : (double)a[i]->i;
-      }
-      bool ok;
-      if (dt_is_float(od)) {
-        double r;
-        ok = alu_eval_float(x->op, op_has(x->op, F_CMP) ? od : d, xf, x->nsrc, &r);
-        if (op_has(x->op, F_CMP)) v[pc].i = r != 0;
-        else v[pc].f = r;
-      } else {
-        ok = alu_eval_int(x->op, op_has(x->op, F_CMP) ? od : d, xi, x->nsrc, &v[pc].i);
-      }
-      if (!ok) {
-        free(v);
-        return cg_fail(CG_ERR_RUNTIME, "INTERP: no arithmetic for %s", op_name(x->op));
-      }
-    }
+    default:
+      for (int k = 0; k < x->lanes; k++)
+        if (!op_is_alu(x->op) || !alu_lane(p, v, x, k, &me[k])) {
+          free(v);
+          return cg_fail(CG_ERR_RUNTIME, "INTERP: cannot run a %s", op_name(x->op));
+        }
     }
     pc++;
   }
