@@ -343,9 +343,7 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
       else if (!entry) p = load(units[u].so, names[i], keys[i]);
       free(tmp), free(entry);
       if (!p) continue;
-      rt_stats_lock();
-      rt_stats_mut()->compiled++;
-      rt_stats_unlock();
+      count(&rt_stats_mut()->compiled);
       pthread_mutex_lock(&cache_lock);
       rt_program *q = lookup_locked(keys[i]);
       int failed = 0;
