@@ -29,12 +29,18 @@
 #include <string.h>
 #include <time.h>
 
+/* Counters are atomic (realize runs on any thread); last_threads is the calling thread's. */
 static cg_stats stats;
+static _Thread_local uint64_t last_threads, last_max_buffer;
+#define STAT_ADD(field) __atomic_fetch_add(&stats.field, 1, __ATOMIC_RELAXED)
+#define RT_STAT(field) __atomic_load_n(&rt_get_stats()->field, __ATOMIC_RELAXED)
 cg_stats cg_get_stats(void) {
-  cg_stats s = stats;
-  const rt_stats *r = rt_get_stats();
-  s.kernels_compiled = (uint64_t)r->compiled;
-  s.kernels_cached = (uint64_t)r->disk_hits;
+  cg_stats s = {.kernels_run = __atomic_load_n(&stats.kernels_run, __ATOMIC_RELAXED),
+                .kernels_compiled = (uint64_t)RT_STAT(compiled),
+                .kernels_cached = (uint64_t)RT_STAT(disk_hits),
+                .schedules = __atomic_load_n(&stats.schedules, __ATOMIC_RELAXED),
+                .last_threads = last_threads,
+                .last_max_buffer = last_max_buffer};
   return s;
 }
 
@@ -84,6 +90,8 @@ static void forget_assign(uop *u) { /* free hook: runs under the intern lock */
   uopset_del(&done_assigns, u);
   pthread_mutex_unlock(&done_lock);
 }
+static pthread_once_t assign_hook_once = PTHREAD_ONCE_INIT;
+static void set_assign_hook(void) { uop_set_free_hook(OP_ASSIGN, forget_assign); } /* once, for every thread */
 static uop *done_assign(rw_match *m) {
   pthread_mutex_lock(&done_lock);
   bool done = uopset_get(&done_assigns, m->root) != NULL;
@@ -399,11 +407,9 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     free(pre);
     return cg_last_status();
   }
-  stats.schedules++;
-  stats.last_threads = 0;
-  stats.last_max_buffer = 0;
-  const rt_stats *rs = rt_get_stats();
-  int64_t compiled0 = rs->compiled, disk0 = rs->disk_hits;
+  STAT_ADD(schedules);
+  last_threads = 0, last_max_buffer = 0;
+  int64_t compiled0 = RT_STAT(compiled), disk0 = RT_STAT(disk_hits);
   int dbg = cfg_debug();
   double t_sched = now() - t0, t_kernels = 0;
   if (dbg >= 2) fprintf(stderr, "*** schedule: %d kernel%s for %d output%s (%.2f ms)\n", s.n, s.n == 1 ? "" : "s", n, n == 1 ? "" : "s", 1e3 * t_sched);
@@ -439,7 +445,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     for (int i = 0; i < k->nout; i++) {
       uopset_add(&written, k->bufs[i]);
       uint64_t nb = (uint64_t)k->bufs[i]->arg.v[1] * dt_scalar_size(k->bufs[i]->dt);
-      if (nb > stats.last_max_buffer) stats.last_max_buffer = nb;
+      if (nb > last_max_buffer) last_max_buffer = nb;
     }
     prog_entry *e = entries[ki];
     rt_device *dev = devs[ki];
@@ -475,10 +481,10 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       if (capture_active()) capture_launch(dev, e->p, e->global, k->bufs, k->nbufs, k->nout);
       double dt = now() - t1;
       t_kernels += dt;
-      stats.kernels_run++;
+      STAT_ADD(kernels_run);
       int64_t global = e->global;
       uint64_t th = (uint64_t)(global < rt_pool_size() ? global : rt_pool_size());
-      if (th > stats.last_threads) stats.last_threads = th;
+      if (th > last_threads) last_threads = th;
       if (dbg >= 1) {
         double bytes = 0;
         for (int i = 0; i < k->nbufs; i++) bytes += (double)buffer_of(k->bufs[i])->nbytes;
@@ -499,7 +505,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   uopset_free(&written);
   if (st == CG_OK) {
     for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
-    uop_set_free_hook(OP_ASSIGN, forget_assign);
+    pthread_once(&assign_hook_once, set_assign_hook);
     uopset seen = {0};
     for (int i = 0; i < n; i++) mark_assigns(pre[i], &seen);
     uopset_free(&seen);
@@ -508,7 +514,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     rt_alloc_stats a = rt_lru_stats(rt_cpu_device.allocator);
     double total = now() - t0;
     fprintf(stderr, "*** realized in %.2f ms (kernels %.2f ms, host %.2f ms): compiled %lld kernels, %lld loaded from the disk cache; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n",
-            1e3 * total, 1e3 * t_kernels, 1e3 * (total - t_kernels), (long long)(rs->compiled - compiled0), (long long)(rs->disk_hits - disk0),
+            1e3 * total, 1e3 * t_kernels, 1e3 * (total - t_kernels), (long long)(RT_STAT(compiled) - compiled0), (long long)(RT_STAT(disk_hits) - disk0),
             (double)a.in_use / 1e6, (double)a.cached / 1e6, (double)a.peak / 1e6);
   }
   sched_free(&s);
