@@ -29,6 +29,12 @@ static cg_status step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out
   cg_optimizer_zero_grad(m->opt);
   cg_tensor *loss = cg_cross_entropy(cg_module_forward(m->net, in[0]), in[1], 0);
   cg_status st = loss ? cg_backward(loss) : cg_last_status();
+  cg_tensor *run[32], *params[16];
+  int nr = 0, np = cg_module_parameters(m->net, params, 16);
+  run[nr++] = loss;
+  for (int i = 0; i < np; i++) run[nr++] = cg_grad(params[i]);
+  nr += cg_module_state(m->net, NULL, run + nr, 32 - nr); /* BatchNorm's running stats with the step */
+  if (st == CG_OK) st = cg_realize_many(run, nr);
   if (st == CG_OK) st = cg_optimizer_step(m->opt);
   out[0] = loss;
   return st;

@@ -311,9 +311,12 @@ cg_tensor *cg_avg_pool2d(cg_tensor *x, const int64_t *kernel, const int64_t *str
 
 /* Batch norm over x (N, C, ...): weight, bias, running_mean, running_var are (C,) or NULL.
  * Training normalizes with the batch mean and biased variance and, where running stats are
- * given, updates them in place at once (cg_assign, then realized, as torch does):
- * r = (1-momentum)*r + momentum*batch_stat, with the unbiased variance. Evaluation
- * (training false) normalizes with the running stats. */
+ * given, updates them in place lazily (cg_assign): r = (1-momentum)*r + momentum*batch_stat,
+ * with the unbiased variance. Realize the running stats in the same cg_realize_many as the
+ * step's loss and gradients (cg_module_state lists them): the batch statistics are then
+ * computed once, fused with the forward; left pending, the next step's update realizes
+ * them and runs that part of the previous forward again. Evaluation (training false)
+ * normalizes with the running stats. */
 cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *running_var, cg_tensor *weight, cg_tensor *bias,
                          bool training, double momentum, double eps);
 /* Normalize over the last n dims, which must equal normalized_shape; weight and bias have

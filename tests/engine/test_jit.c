@@ -36,7 +36,15 @@ static cg_status step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out
   cg_optimizer_zero_grad(m->opt);
   cg_tensor *loss = cg_cross_entropy(cg_module_forward(m->net, in[0]), in[1], 0);
   cg_status st = loss ? cg_backward(loss) : cg_last_status();
-  if (st == CG_OK) st = cg_realize(loss);
+  /* loss, gradients and BatchNorm's running statistics in one realize */
+  cg_tensor *run[32];
+  int nr = 0;
+  run[nr++] = loss;
+  for (int i = 0; i < m->np; i++) run[nr++] = cg_grad(m->params[i]);
+  cg_tensor *state[16];
+  int ns = cg_module_state(m->net, NULL, state, 16);
+  for (int i = 0; i < ns && nr < 32; i++) run[nr++] = state[i];
+  if (st == CG_OK) st = cg_realize_many(run, nr);
   if (st == CG_OK && n_in > 2) st = cg_assign(cg_grad(m->params[0]), cg_mul(cg_grad(m->params[0]), cg_div(in[2], in[2]))); /* reads lr */
   if (st == CG_OK) st = cg_optimizer_step(m->opt);
   out[0] = loss;
