@@ -82,6 +82,26 @@ static int shared_loads(uop **ix, int nix, uop *a, uop *b) {
   return score;
 }
 
+/* Of the addresses ix (INDEX nodes), how many step by one element along r (vector loads
+ * if r were a vector) and how many by more (gathers). */
+static void strides_along(uop *sink, uop **ix, int nix, uop *r, int *unit, int *other) {
+  *unit = *other = 0;
+  /* off(r2 + 1) - off(r2), with r2 a stand-in range (substituting r by r + 1 would never
+   * reach a fixpoint) */
+  int64_t arg[2] = {r->arg.v[0], 99};
+  uop *r2 = uop_new1(OP_RANGE, DT_I32, r->src[0], arg_ints(arg, 2));
+  for (int i = 0; i < nix; i++) {
+    bool store = false;
+    for (uint32_t k = 0; k < sink->nsrc; k++) store |= sink->src[k]->src[0] == ix[i];
+    if (store) continue; /* loads only */
+    subst at = {r, r2}, next = {r, uop_alu(OP_ADD, r2, ci(1))};
+    uop *off = ix[i]->src[1];
+    uop *d = uop_simplify(uop_alu(OP_ADD, graph_rewrite(off, &rs_subst_range, &next), uop_alu1(OP_NEG, graph_rewrite(off, &rs_subst_range, &at))));
+    if (d->op == OP_CONST && d->arg.i == 0) continue; /* does not move along r */
+    if (d->op == OP_CONST && d->arg.i == 1) (*unit)++;
+    else (*other)++;
+  }
+}
 
 static const char *const opt_names[] = {
 #define OPT_NAME_(n) #n,
@@ -124,7 +144,11 @@ int opt_heuristic(uop *sink, opt *out) {
   int64_t n_last = last->src[0]->arg.i;
   static const int64_t tries[] = {16, 8, 4};
   int64_t first = 0;
-  for (int t = 0; t < 3 && !first; t++)
+  /* a vector along the output's last dim only if its loads are mostly contiguous there
+   * (else they would be gathers: a reduction's rows, e.g., are better read as vectors) */
+  int unit, other;
+  strides_along(sink, ix, nix, last, &unit, &other);
+  for (int t = 0; t < 3 && !first && (!has_reduce || other <= unit); t++)
     if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
   bool vec_out = first != 0;
   if (!first && has_reduce) {
@@ -172,6 +196,7 @@ int opt_heuristic(uop *sink, opt *out) {
   }
   if (best) {
     int64_t sz = best->src[0]->arg.i, a = 0;
+    if (!vec_out) budget = 16 / (first ? first : 1); /* every lane of the first is an accumulator */
     for (int64_t c = 8; c >= 2 && !a; c /= 2)
       if (sz % c == 0 && sz > c / 2 && nvec * c <= budget) a = c;
     if (!first && a) first = a; /* no vector dim: this one is the tile */
