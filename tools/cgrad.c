@@ -119,6 +119,44 @@ static void progress(int64_t step, int64_t steps, double loss, double ex_s, doub
   fflush(stderr);
 }
 
+/* One training step as a function of (images, labels) -> loss, run through a cg_jit: its
+ * kernels are captured on the second step and replayed after (JIT=0: every step eager). */
+typedef struct {
+  cg_module *model;
+  cg_optimizer *opt;
+  cg_tensor **params, **state;
+  int np, ns;
+} step_ctx;
+
+static cg_status train_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  step_ctx *c = user;
+  (void)n_in, (void)n_out;
+  cg_tensor *loss = cg_cross_entropy(cg_module_forward(c->model, in[0]), in[1], 0.0);
+  cg_status st = loss ? cg_backward(loss) : cg_last_status();
+  if (st == CG_OK) {
+    /* one realize for the loss, every gradient and the running statistics */
+    cg_tensor *run[128];
+    int nr = 0;
+    run[nr++] = loss;
+    for (int i = 0; i < c->np && nr < 128; i++) run[nr++] = cg_grad(c->params[i]);
+    for (int i = 0; i < c->ns && nr < 128; i++) run[nr++] = c->state[i];
+    st = cg_realize_many(run, nr);
+  }
+  if (st == CG_OK) st = cg_optimizer_step(c->opt);
+  cg_optimizer_zero_grad(c->opt);
+  out[0] = loss;
+  return st;
+}
+
+/* The predicted classes of a batch (evaluation mode): a second cg_jit, one context per
+ * batch size (the last batch is smaller). */
+static cg_status predict(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  (void)n_in, (void)n_out;
+  out[0] = cg_argmax(cg_module_forward(user, in[0]), 1, false);
+  return out[0] ? CG_OK : cg_last_status();
+}
+static cg_jit *eval_jit;
+
 /* Accuracy on the test set, in eval mode, batches of 500. */
 static double evaluate(cg_module *model, const uint8_t *img, const uint8_t *lab, int64_t n) {
   enum { EB = 500 };
@@ -131,9 +169,9 @@ static double evaluate(cg_module *model, const uint8_t *img, const uint8_t *lab,
     for (int64_t i = 0; i < b; i++) idx[i] = (int32_t)(at + i);
     make_batch(img, lab, idx, b, x, y);
     cg_scope_begin();
-    cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){b, 1, 28, 28}, 4);
-    cg_tensor *p = cg_argmax(cg_module_forward(model, tx), 1, false);
-    if (p && cg_read(p, CG_INT32, pred, (size_t)b * sizeof(int32_t)) == CG_OK)
+    cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){b, 1, 28, 28}, 4), *p = NULL;
+    if (!eval_jit) eval_jit = cg_jit_new(predict, 1, model);
+    if (tx && eval_jit && cg_jit_call(eval_jit, &tx, 1, &p) == CG_OK && cg_read(p, CG_INT32, pred, (size_t)b * sizeof(int32_t)) == CG_OK)
       for (int64_t i = 0; i < b; i++) correct += pred[i] == y[i];
     else
       fprintf(stderr, "cgrad: evaluation failed: %s\n", cg_last_error());
@@ -233,6 +271,7 @@ static bool ckpt_load(ckpt *c, const char *path, int64_t *step, uint64_t *seed, 
 }
 
 static int train(train_opts o) {
+  cg_jit *step_jit = NULL;
   double t_start = now();
   int rc = 1;
   uint8_t *img = NULL, *lab = NULL, *timg = NULL, *tlab = NULL;
@@ -268,6 +307,7 @@ static int train(train_opts o) {
   const char *names[64];
   int np = cg_module_parameters(model, params, 64), ns = cg_module_state(model, names, state, 64);
   opt = cg_adam(params, np, o.lr, 0.9, 0.999, 1e-8, 0);
+  step_ctx sc = {model, opt, params, state, np, ns};
   ckpt ck;
   if (!opt || !ckpt_init(&ck, model, opt)) {
     fprintf(stderr, "cgrad train: %s\n", cg_last_error());
@@ -343,25 +383,15 @@ static int train(train_opts o) {
     cg_scope_begin();
     cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){o.batch, 1, 28, 28}, 4);
     cg_tensor *ty = cg_from_data(y, CG_INT32, (int64_t[]){o.batch}, 1);
-    cg_tensor *loss = cg_cross_entropy(cg_module_forward(model, tx), ty, 0.0);
-    cg_status st = loss ? cg_backward(loss) : cg_last_status();
-    if (st == CG_OK) {
-      /* one realize for the loss, every gradient and the running statistics */
-      cg_tensor *run[128];
-      int nr = 0;
-      run[nr++] = loss;
-      for (int i = 0; i < np; i++) run[nr++] = cg_grad(params[i]);
-      for (int i = 0; i < ns && nr < 128; i++) run[nr++] = state[i];
-      st = cg_realize_many(run, nr);
-    }
-    if (st == CG_OK) st = cg_optimizer_step(opt);
+    cg_tensor *in[2] = {tx, ty}, *loss = NULL;
+    if (!step_jit) step_jit = cg_jit_new(train_step, 1, &sc);
+    cg_status st = tx && ty && step_jit ? cg_jit_call(step_jit, in, 2, &loss) : cg_last_status();
     if (st != CG_OK) {
       fprintf(stderr, "\ncgrad train: step %" PRId64 " failed: %s\n", step, cg_last_error());
       cg_scope_end();
       goto out;
     }
     last_loss = cg_item(loss);
-    cg_optimizer_zero_grad(opt);
     cg_scope_end();
     double t = now();
     if (step == start + 1) t_first = t - t_start, t_first_end = t;
@@ -400,6 +430,8 @@ static int train(train_opts o) {
          rss_step, rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
   rc = 0;
 out:
+  cg_jit_free(step_jit);
+  cg_jit_free(eval_jit), eval_jit = NULL;
   cg_batcher_free(batches);
   cg_optimizer_free(opt);
   cg_module_free(model);

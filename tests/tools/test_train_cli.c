@@ -123,6 +123,15 @@ static void training(void) {
   CHECK(run("CG_PRINT_LOSS=1", args, a0, sizeof a0) == 0, "run a0:\n%s", a0);
   snprintf(args, sizeof args, "train --steps 4 --seed 7 %s --out a1.safetensors", quick);
   CHECK(run("CG_PRINT_LOSS=1", args, a1, sizeof a1) == 0, "run a1:\n%s", a1);
+  { /* the JIT (steps 3 and 4 are replays) changes nothing: JIT=0 runs every step eagerly */
+    static char e[1 << 16];
+    char le[4096], la[4096];
+    snprintf(args, sizeof args, "train --steps 4 --seed 7 %s --out e0.safetensors", quick);
+    CHECK(run("CG_PRINT_LOSS=1 JIT=0", args, e, sizeof e) == 0, "run with JIT=0:\n%s", e);
+    loss_lines(e, le, sizeof le), loss_lines(a1, la, sizeof la);
+    CHECK(le[0] && !strcmp(le, la), "JIT=0 and the JIT give the same losses:\n%s---\n%s", le, la);
+    CHECK(same_file("e0.safetensors", "a1.safetensors"), "JIT=0 and the JIT write the same checkpoint bytes");
+  }
   loss_lines(a0, l0, sizeof l0), loss_lines(a1, l1, sizeof l1);
   CHECK(strstr(l0, "step 1 loss") && strstr(l0, "step 4 loss"), "the loss of every step is printed:\n%s", a0);
   CHECK(!strcmp(l0, l1), "the same seed gives the same losses, bit for bit:\n%s---\n%s", l0, l1);
