@@ -137,6 +137,26 @@ int main(void) {
           (long long)(m1.sys_allocs - m0.sys_allocs));
     CHECK(in.slab_bytes > 0, "intermediates live in a slab");
     cg_jit_free(j);
+    /* four contexts (batch sizes) share one slab: after warm-up, replays of all four take
+     * it from the allocator's cache; the intermediates held between calls are one slab */
+    j = cg_jit_new(step, 1, &b);
+    static const int64_t sizes[4] = {8, 16, 24, 32};
+    rt_alloc_stats w0 = {0}, w1;
+    size_t slab4 = 0;
+    for (int s = 0; s < 40; s++) {
+      if (s == 12) w0 = rt_lru_stats(rt_cpu_device.allocator), slab4 = cg_jit_stats(j).slab_bytes;
+      cg_scope_begin();
+      float one = 1;
+      cg_tensor *in3[3] = {batch(sizes[s % 4], s, false), batch(sizes[s % 4], s, true), cg_from_data(&one, CG_FLOAT32, NULL, 0)}, *out[1];
+      CHECK(cg_jit_call(j, in3, 3, out) == CG_OK || s > 0, "%s", cg_last_error());
+      cg_scope_end();
+    }
+    w1 = rt_lru_stats(rt_cpu_device.allocator);
+    cg_jit_info i4 = cg_jit_stats(j);
+    CHECK(i4.contexts == 4 && i4.replays == 32 && i4.slab_bytes == slab4, "4 contexts, 32 replays, one slab size: %d %lld", i4.contexts, (long long)i4.replays);
+    CHECK(w1.sys_allocs == w0.sys_allocs && w1.in_use == w0.in_use, "replays of 4 contexts allocated from the system (%lld) or held memory (%zu -> %zu)",
+          (long long)(w1.sys_allocs - w0.sys_allocs), w0.in_use, w1.in_use);
+    cg_jit_free(j);
     model_free(&a), model_free(&b);
   }
   { /* list inputs of two lengths, and a constant (never realized) input */
