@@ -30,7 +30,7 @@ run() { # name, cmake args...
   rm -f "$log"
 }
 mkdir -p build
-run release -DCMAKE_BUILD_TYPE=Release
-run asan -DCMAKE_BUILD_TYPE=Debug -DCG_SANITIZE=ON
+run release -DCMAKE_BUILD_TYPE=Release -DCG_FAULT_INJECTION=ON
+run asan -DCMAKE_BUILD_TYPE=Debug -DCG_SANITIZE=ON -DCG_FAULT_INJECTION=ON
 echo "$total_pass passed, $total_fail failed"
 exit $status

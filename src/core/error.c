@@ -1,5 +1,6 @@
 /* Per-thread last-error message and status, plus checked allocation. */
 #include "error.h"
+#include "fault.h"
 #include <stdarg.h>
 #include <string.h>
 
@@ -35,19 +36,19 @@ void cg_clear_error(void) {
 }
 
 void *cg_malloc(size_t n) {
-  void *p = malloc(n ? n : 1);
+  void *p = fault_hit() ? NULL : malloc(n ? n : 1);
   if (!p) cg_fail(CG_ERR_NOMEM, "out of memory: could not allocate %zu bytes", n);
   return p;
 }
 
 void *cg_calloc(size_t count, size_t size) {
-  void *p = calloc(count ? count : 1, size ? size : 1);
+  void *p = fault_hit() ? NULL : calloc(count ? count : 1, size ? size : 1);
   if (!p) cg_fail(CG_ERR_NOMEM, "out of memory: could not allocate %zu x %zu bytes", count, size);
   return p;
 }
 
 void *cg_realloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
+  void *q = fault_hit() ? NULL : realloc(p, n ? n : 1);
   if (!q) cg_fail(CG_ERR_NOMEM, "out of memory: could not grow a block to %zu bytes", n);
   return q;
 }

@@ -20,8 +20,8 @@ static void on_free(uop *u) {
 }
 
 uop *buffer_new(dtype dt, int64_t count) {
-  cg_buffer *b = calloc(1, sizeof *b);
-  if (!b) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
+  cg_buffer *b = cg_calloc(1, sizeof *b);
+  if (!b) return NULL;
   b->nbytes = (size_t)count * (size_t)dt_scalar_size(dt);
   b->dev = rt_get_device("CPU");
   pthread_mutex_lock(&buf_lock);
@@ -30,8 +30,12 @@ uop *buffer_new(dtype dt, int64_t count) {
   pthread_mutex_unlock(&buf_lock);
   uop *u = uop_new0(OP_BUFFER, dt, arg_ints(arg, 2));
   pthread_mutex_lock(&buf_lock);
-  uopset_put(&registry, u, b);
+  bool kept = u && uopset_put(&registry, u, b);
   pthread_mutex_unlock(&buf_lock);
+  if (!kept) { /* out of memory: the node (if any) dies with its pool, unregistered */
+    free(b);
+    return NULL;
+  }
   return u;
 }
 

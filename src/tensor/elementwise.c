@@ -26,6 +26,7 @@ dtype promote(dtype a, dtype b) {
 }
 
 uop *cast_to(uop *u, dtype dt) {
+  if (!u) return NULL;
   if (dt_eq(u->dt, dt)) return u;
   if (u->op == OP_CONST) return dt_is_float(dt) ? uop_const_float(dt, uop_const_value(u)) : uop_const_int(dt, dt_is_bool(dt) ? uop_const_value(u) != 0 : uop_const_ivalue(u));
   return uop_new(OP_CAST, dt, &u, 1, arg_none());
@@ -35,7 +36,7 @@ uop *cast_to(uop *u, dtype dt) {
 
 uop *ew2(int op, uop *a, uop *b) { return uop_alu(op, a, b); }
 uop *ew1(int op, uop *a) { return uop_alu1(op, a); }
-uop *ew_const(uop *like, double v) { return const_full(like->dt, v, like->shape, like->ndim); }
+uop *ew_const(uop *like, double v) { return !like ? NULL : const_full(like->dt, v, like->shape, like->ndim); }
 static uop *ewc(uop *like, double v) { return ew_const(like, v); }
 static uop *mul_c(uop *a, double v) { return ew2(OP_MUL, a, ewc(a, v)); }
 static uop *add_c(uop *a, double v) { return ew2(OP_ADD, a, ewc(a, v)); }

@@ -30,6 +30,7 @@ bool norm_axes(const char *who, int ndim, const int *axes, int naxes, int *out, 
 }
 
 uop *reduce_uop(uop *u, int op, const int *axes, int naxes) {
+  if (!u) return NULL;
   int64_t arg[UOP_MAX_DIMS + 1];
   int n = 0;
   arg[n++] = op;
@@ -41,7 +42,7 @@ uop *reduce_uop(uop *u, int op, const int *axes, int naxes) {
 
 /* Drop the reduced axes unless keepdim. */
 static uop *squeeze_axes(uop *u, const int *axes, int naxes, bool keepdim) {
-  if (keepdim) return u;
+  if (keepdim || !u) return u;
   bool red[UOP_MAX_DIMS] = {0};
   for (int i = 0; i < naxes; i++) red[axes[i]] = true;
   int64_t s[UOP_MAX_DIMS];
@@ -62,6 +63,7 @@ static const char *rname[] = {"sum", "prod", "max", "min", "mean", "any", "all"}
 
 /* keepdim reduction of u (already cast as wanted). */
 static uop *reduce_kind(rkind k, uop *u, const int *ax, int n) {
+  if (!u) return NULL;
   switch (k) {
   case R_SUM: return reduce_uop(u, OP_ADD, ax, n);
   case R_PROD: return reduce_uop(u, OP_MUL, ax, n);

@@ -49,8 +49,8 @@ void cg_free(cg_tensor *t) {
 }
 
 cg_tensor *tensor_new(uop *u) {
-  cg_tensor *t = calloc(1, sizeof *t);
-  if (!t) return cg_fail_null(CG_ERR_NOMEM, "out of memory creating a tensor");
+  cg_tensor *t = cg_calloc(1, sizeof *t);
+  if (!t) return NULL;
   t->u = uop_retain(u);
   scope_link(t, scope_level);
   return t;
@@ -61,8 +61,14 @@ void tensor_foreach(void (*fn)(cg_tensor *t, void *ctx), void *ctx) {
     for (cg_tensor *t = scope_head[l]; t; t = t->next) fn(t, ctx);
 }
 
+cg_status op_status(cg_status st) {
+  if (!uop_pool_failed()) return st;
+  if (cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory building the graph");
+  return CG_ERR_NOMEM;
+}
+
 cg_tensor *op_end(uop *u) {
-  cg_tensor *t = u ? tensor_new(u) : NULL;
+  cg_tensor *t = u && op_status(CG_OK) == CG_OK ? tensor_new(u) : NULL;
   uop_pool_pop();
   return t;
 }

@@ -1,9 +1,11 @@
 /* Movement UOps with the shortcuts that keep graphs small (a reshape to the same shape is
- * no node; reshape of reshape is one node). No user checks here: movement.c checks. */
+ * no node; reshape of reshape is one node). No user checks here: movement.c checks. A NULL
+ * node (out of memory while building it) gives NULL. */
 #include "tensor.h"
 #include <string.h>
 
 uop *view_reshape(uop *u, const int64_t *shape, int ndim) {
+  if (!u) return NULL; /* out of memory upstream */
   if (shape_eq(u->shape, u->ndim, shape, ndim)) return u;
   if (u->op == OP_RESHAPE) u = u->src[0];
   if (shape_eq(u->shape, u->ndim, shape, ndim)) return u;
@@ -11,29 +13,34 @@ uop *view_reshape(uop *u, const int64_t *shape, int ndim) {
 }
 
 uop *view_expand(uop *u, const int64_t *shape, int ndim) {
+  if (!u) return NULL;
   if (shape_eq(u->shape, u->ndim, shape, ndim)) return u;
   return uop_new1(OP_EXPAND, u->dt, u, arg_ints(shape, ndim));
 }
 
 uop *view_permute(uop *u, const int64_t *perm) {
+  if (!u) return NULL;
   bool id = true;
   for (int i = 0; i < u->ndim; i++) id &= perm[i] == i;
   return id ? u : uop_new1(OP_PERMUTE, u->dt, u, arg_ints(perm, u->ndim));
 }
 
 uop *view_pad(uop *u, const int64_t *pads) {
+  if (!u) return NULL;
   bool zero = true;
   for (int i = 0; i < 2 * u->ndim; i++) zero &= pads[i] == 0;
   return zero ? u : uop_new1(OP_PAD, u->dt, u, arg_ints(pads, 2 * u->ndim));
 }
 
 uop *view_shrink(uop *u, const int64_t *box) {
+  if (!u) return NULL;
   bool full = true;
   for (int i = 0; i < u->ndim; i++) full &= box[2 * i] == 0 && box[2 * i + 1] == u->shape[i];
   return full ? u : uop_new1(OP_SHRINK, u->dt, u, arg_ints(box, 2 * u->ndim));
 }
 
 uop *view_broadcast(uop *u, const int64_t *shape, int ndim) {
+  if (!u) return NULL;
   int64_t s[UOP_MAX_DIMS];
   int lead = ndim - u->ndim;
   for (int i = 0; i < ndim; i++) s[i] = i < lead ? 1 : u->shape[i - lead];
