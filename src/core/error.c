@@ -7,15 +7,20 @@
 static _Thread_local char err_msg[1024];
 static _Thread_local cg_status err_status = CG_OK;
 
-static void vrecord(cg_status st, const char *fmt, va_list ap) {
+static cg_status vrecord(cg_status st, const char *fmt, va_list ap) {
+  if (st == CG_NULL_INPUT) {
+    if (err_status == CG_ERR_NOMEM) return CG_ERR_NOMEM;
+    st = CG_ERR_INVALID;
+  }
   err_status = st;
   vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+  return st;
 }
 
 cg_status cg_fail(cg_status st, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vrecord(st, fmt, ap);
+  st = vrecord(st, fmt, ap);
   va_end(ap);
   return st;
 }

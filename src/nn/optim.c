@@ -87,7 +87,7 @@ static cg_optimizer *opt_new(opt_kind kind, cg_tensor *const *params, int n, dou
   if (n <= 0 || !params) return cg_fail_null(CG_ERR_INVALID, "%s: expected at least one parameter, got %d", who, n);
   if (!(lr >= 0) || !isfinite(lr)) return cg_fail_null(CG_ERR_INVALID, "%s: expected a finite learning rate >= 0, got %g", who, lr);
   for (int i = 0; i < n; i++) {
-    if (!params[i]) return cg_fail_null(CG_ERR_INVALID, "%s: parameter %d is NULL", who, i);
+    if (!params[i]) return cg_fail_null(CG_NULL_INPUT, "%s: parameter %d is NULL", who, i);
     cg_dtype dt = cg_dtype_of(params[i]);
     if (dt != CG_FLOAT16 && dt != CG_BFLOAT16 && dt != CG_FLOAT32 && dt != CG_FLOAT64)
       return cg_fail_null(CG_ERR_INVALID, "%s: parameter %d: expected a floating-point tensor, got %s", who, i, cg_dtype_name(dt));
@@ -251,7 +251,7 @@ static cg_status assign_params(cg_optimizer *o, int lo, int hi, cg_tensor **outs
 }
 
 cg_status cg_optimizer_step(cg_optimizer *o) {
-  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_step: optimizer is NULL");
+  if (!o) return cg_fail(CG_NULL_INPUT, "optimizer_step: optimizer is NULL");
   cg_tensor *outs[64];
   int nout = 0;
   cg_status st = CG_OK;
@@ -300,7 +300,7 @@ void cg_optimizer_zero_grad(cg_optimizer *o) {
 }
 
 cg_status cg_optimizer_set_lr(cg_optimizer *o, double lr) {
-  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_set_lr: optimizer is NULL");
+  if (!o) return cg_fail(CG_NULL_INPUT, "optimizer_set_lr: optimizer is NULL");
   if (!(lr >= 0) || !isfinite(lr)) return cg_fail(CG_ERR_INVALID, "optimizer_set_lr: expected a finite learning rate >= 0, got %g", lr);
   /* from a buffer, not a constant: the copy kernel's source is the same for every value */
   float f = (float)lr;

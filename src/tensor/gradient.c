@@ -305,7 +305,7 @@ static bool is_stored(const uop *u) {
 }
 
 cg_status cg_set_requires_grad(cg_tensor *t, bool on) {
-  if (!t) return cg_fail(CG_ERR_INVALID, "set_requires_grad: tensor is NULL");
+  if (!t) return cg_fail(CG_NULL_INPUT, "set_requires_grad: tensor is NULL");
   if (!on) {
     t->requires_grad = false;
     return CG_OK;
@@ -343,19 +343,23 @@ cg_status cg_set_requires_grad(cg_tensor *t, bool on) {
 
 /* Add each reached target's gradient to its tensor's ->grad (lazily), all or nothing: the
  * new gradient nodes and tensors are built first, and only when every one exists are they
- * swapped in. A new gradient tensor belongs to its owner (cg_free(t) frees it) and lives
+ * swapped in. A first gradient comes with the zeros cg_zero_grad will put in its place. A new gradient tensor belongs to its owner (cg_free(t) frees it) and lives
  * at the outermost level, which no scope frees. */
 static cg_status accumulate_all(tlist *l, uop **grads, const bool *reached) {
   uop **next = cg_calloc((size_t)(l->n ? l->n : 1), sizeof *next);
   cg_tensor **fresh = cg_calloc((size_t)(l->n ? l->n : 1), sizeof *fresh);
-  bool ok = next && fresh;
+  uop **zeros = cg_calloc((size_t)(l->n ? l->n : 1), sizeof *zeros);
+  bool ok = next && fresh && zeros;
   for (int i = 0; i < l->n && ok; i++) {
     if (!reached[i]) continue;
     cg_tensor *t = l->t[i];
     uop *u = t->u, *g = grads[i] ? view_reshape(grads[i], u->shape, u->ndim) : const_full(u->dt, 0, u->shape, u->ndim);
     next[i] = t->grad ? ew2(OP_ADD, t->grad->u, g) : g;
     ok = next[i] && !uop_pool_failed();
-    if (ok && !t->grad) ok = (fresh[i] = tensor_new(next[i])) != NULL;
+    if (ok && !t->grad) {
+      zeros[i] = uop_retain(const_full(u->dt, 0, u->shape, u->ndim));
+      ok = zeros[i] && (fresh[i] = tensor_new(next[i])) != NULL;
+    }
   }
   if (ok) {
     for (int i = 0; i < l->n; i++) {
@@ -364,6 +368,7 @@ static cg_status accumulate_all(tlist *l, uop **grads, const bool *reached) {
       if (fresh[i]) {
         while (fresh[i]->scope > 0) cg_keep(fresh[i]);
         t->grad = fresh[i];
+        t->grad_zero = zeros[i];
       } else {
         uop *old = t->grad->u;
         t->grad->u = uop_retain(next[i]);
@@ -372,9 +377,11 @@ static cg_status accumulate_all(tlist *l, uop **grads, const bool *reached) {
     }
   } else {
     for (int i = 0; fresh && i < l->n; i++) cg_free(fresh[i]);
+    for (int i = 0; zeros && i < l->n; i++) uop_release(zeros[i]);
   }
   free(next);
   free(fresh);
+  free(zeros);
   return ok ? CG_OK : op_status(cg_last_status() == CG_OK ? CG_ERR_NOMEM : cg_last_status());
 }
 
@@ -405,7 +412,7 @@ static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
 }
 
 cg_status cg_backward(cg_tensor *loss) {
-  if (!loss) return cg_fail(CG_ERR_INVALID, "backward: loss is NULL");
+  if (!loss) return cg_fail(CG_NULL_INPUT, "backward: loss is NULL");
   if (!dt_is_float(loss->u->dt) || cg_numel(loss) != 1)
     return cg_fail(CG_ERR_INVALID, "backward: expected a one-element floating-point loss, got %s %s (use cg_backward_with "
                    "to give the output's gradient)", dt_name(loss->u->dt), shape_str(loss->u->shape, loss->u->ndim));
@@ -416,7 +423,7 @@ cg_status cg_backward(cg_tensor *loss) {
 }
 
 cg_status cg_backward_with(cg_tensor *out, cg_tensor *grad_out) {
-  if (!out || !grad_out) return cg_fail(CG_ERR_INVALID, "backward_with: %s is NULL", out ? "grad_out" : "out");
+  if (!out || !grad_out) return cg_fail(CG_NULL_INPUT, "backward_with: %s is NULL", out ? "grad_out" : "out");
   if (!dt_is_float(out->u->dt) || !dt_is_float(grad_out->u->dt))
     return cg_fail(CG_ERR_INVALID, "backward_with: expected floating-point tensors, got output %s and gradient %s",
                    dt_name(out->u->dt), dt_name(grad_out->u->dt));
@@ -432,12 +439,8 @@ cg_status cg_backward_with(cg_tensor *out, cg_tensor *grad_out) {
 cg_tensor *cg_grad(cg_tensor *t) { return t ? t->grad : NULL; }
 
 void cg_zero_grad(cg_tensor *t) {
-  if (!t || !t->grad) return;
-  uop_pool_push_checked();
-  uop *old = t->grad->u, *zero = const_full(old->dt, 0, old->shape, old->ndim);
-  if (zero && op_status(CG_OK) == CG_OK) { /* else out of memory (recorded): the gradient stays */
-    t->grad->u = uop_retain(zero);
-    uop_release(old);
-  }
-  uop_pool_pop();
+  if (!t || !t->grad || !t->grad_zero) return;
+  uop *old = t->grad->u; /* the zeros were built with the first gradient: nothing to allocate */
+  t->grad->u = uop_retain(t->grad_zero);
+  uop_release(old);
 }

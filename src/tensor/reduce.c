@@ -82,7 +82,7 @@ static uop *reduce_kind(rkind k, uop *u, const int *ax, int n) {
 }
 
 static cg_tensor *reduce_api(rkind k, cg_tensor *a, const int *axes, int naxes, bool keepdim) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", rname[k]);
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "%s: tensor is NULL", rname[k]);
   int ax[UOP_MAX_DIMS], n;
   if (!norm_axes(rname[k], a->u->ndim, axes, naxes, ax, &n)) return NULL;
   if ((k == R_MAX || k == R_MIN) && count_of(a->u, ax, n) == 0)
@@ -110,7 +110,7 @@ cg_tensor *cg_any(cg_tensor *a, const int *axes, int n, bool k) { return reduce_
 cg_tensor *cg_all(cg_tensor *a, const int *axes, int n, bool k) { return reduce_api(R_ALL, a, axes, n, k); }
 
 cg_tensor *cg_var(cg_tensor *a, const int *axes, int naxes, int correction, bool keepdim) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "var: tensor is NULL");
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "var: tensor is NULL");
   int ax[UOP_MAX_DIMS], n;
   if (!norm_axes("var", a->u->ndim, axes, naxes, ax, &n)) return NULL;
   op_begin();
@@ -132,7 +132,7 @@ cg_tensor *cg_std(cg_tensor *a, const int *axes, int naxes, int correction, bool
 }
 
 cg_tensor *cg_logsumexp(cg_tensor *a, const int *axes, int naxes, bool keepdim) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "logsumexp: tensor is NULL");
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "logsumexp: tensor is NULL");
   int ax[UOP_MAX_DIMS], n;
   if (!norm_axes("logsumexp", a->u->ndim, axes, naxes, ax, &n)) return NULL;
   op_begin();
@@ -159,7 +159,7 @@ static uop *arange_along(int64_t n, int axis, int ndim) {
 }
 
 static cg_tensor *arg_reduce(const char *who, cg_tensor *a, int axis, bool keepdim, bool is_min) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", who);
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "%s: tensor is NULL", who);
   bool ok;
   int nd = a->u->ndim, d = norm_dim(who, nd ? nd : 1, axis, &ok);
   if (!ok) return NULL;
@@ -184,7 +184,7 @@ cg_tensor *cg_argmax(cg_tensor *a, int axis, bool keepdim) { return arg_reduce("
 cg_tensor *cg_argmin(cg_tensor *a, int axis, bool keepdim) { return arg_reduce("argmin", a, axis, keepdim, true); }
 
 cg_tensor *cg_cumsum(cg_tensor *a, int axis) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "cumsum: tensor is NULL");
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "cumsum: tensor is NULL");
   bool ok;
   int nd = a->u->ndim, d = norm_dim("cumsum", nd ? nd : 1, axis, &ok);
   if (!ok) return NULL;
@@ -216,7 +216,7 @@ cg_tensor *cg_cumsum(cg_tensor *a, int axis) {
 
 static cg_tensor *softmax_impl(cg_tensor *a, int axis, bool log) {
   const char *who = log ? "log_softmax" : "softmax";
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", who);
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "%s: tensor is NULL", who);
   bool ok;
   int nd = a->u->ndim, d = norm_dim(who, nd ? nd : 1, axis, &ok);
   if (!ok) return NULL;
@@ -239,7 +239,7 @@ cg_tensor *cg_log_softmax(cg_tensor *a, int axis) { return softmax_impl(a, axis,
 /* ---- matmul ------------------------------------------------------------------------ */
 
 cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
-  if (!ta || !tb) return cg_fail_null(CG_ERR_INVALID, "matmul: an operand is NULL");
+  if (!ta || !tb) return cg_fail_null(CG_NULL_INPUT, "matmul: an operand is NULL");
   uop *a = ta->u, *b = tb->u;
   if (a->ndim == 0 || b->ndim == 0) return cg_fail_null(CG_ERR_INVALID, "matmul: expected tensors of at least 1 dim, got %s and %s", shape_str(a->shape, a->ndim), shape_str(b->shape, b->ndim));
   op_begin();
@@ -294,7 +294,7 @@ cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
 }
 
 cg_tensor *cg_dot(cg_tensor *a, cg_tensor *b) {
-  if (!a || !b) return cg_fail_null(CG_ERR_INVALID, "dot: an operand is NULL");
+  if (!a || !b) return cg_fail_null(CG_NULL_INPUT, "dot: an operand is NULL");
   if (a->u->ndim != 1 || b->u->ndim != 1)
     return cg_fail_null(CG_ERR_INVALID, "dot: expected two 1-d tensors, got %s and %s", shape_str(a->u->shape, a->u->ndim), shape_str(b->u->shape, b->u->ndim));
   return cg_matmul(a, b);
@@ -334,7 +334,7 @@ static uop *gather_uop(uop *a, int d, uop *index) {
 }
 
 cg_tensor *cg_gather(cg_tensor *a, int dim, cg_tensor *index) {
-  if (!a || !index) return cg_fail_null(CG_ERR_INVALID, "gather: an operand is NULL");
+  if (!a || !index) return cg_fail_null(CG_NULL_INPUT, "gather: an operand is NULL");
   bool ok;
   int nd = a->u->ndim, d = norm_dim("gather", nd, dim, &ok);
   if (!ok) return NULL;
@@ -349,7 +349,7 @@ cg_tensor *cg_gather(cg_tensor *a, int dim, cg_tensor *index) {
 }
 
 cg_tensor *cg_index_select(cg_tensor *a, int dim, cg_tensor *index) {
-  if (!a || !index) return cg_fail_null(CG_ERR_INVALID, "index_select: an operand is NULL");
+  if (!a || !index) return cg_fail_null(CG_NULL_INPUT, "index_select: an operand is NULL");
   bool ok;
   int nd = a->u->ndim, d = norm_dim("index_select", nd, dim, &ok);
   if (!ok) return NULL;

@@ -45,6 +45,7 @@ void cg_free(cg_tensor *t) {
   scope_unlink(t);
   uop_release(t->u);
   if (t->grad) cg_free(t->grad);
+  uop_release(t->grad_zero);
   free(t);
 }
 
@@ -112,7 +113,7 @@ cg_tensor *cg_empty(cg_dtype dt, const int64_t *shape, int ndim) {
 
 cg_tensor *cg_from_data(const void *data, cg_dtype dt, const int64_t *shape, int ndim) {
   if (!check_dtype("from_data", dt) || !check_shape("from_data", shape, ndim)) return NULL;
-  if (!data && shape_numel(shape, ndim)) return cg_fail_null(CG_ERR_INVALID, "from_data: data is NULL");
+  if (!data && shape_numel(shape, ndim)) return cg_fail_null(CG_NULL_INPUT, "from_data: data is NULL");
   op_begin();
   uop *b = buffer_new(dt_of(dt), shape_numel(shape, ndim));
   if (b && buffer_alloc(b) == CG_OK) {
@@ -190,7 +191,7 @@ cg_tensor *cg_eye(int64_t n, cg_dtype dt) {
 /* ---- reading ---------------------------------------------------------------------- */
 
 cg_status cg_read(cg_tensor *t, cg_dtype dt, void *dst, size_t nbytes) {
-  if (!t) return cg_fail(CG_ERR_INVALID, "read: tensor is NULL");
+  if (!t) return cg_fail(CG_NULL_INPUT, "read: tensor is NULL");
   cg_dtype have = cg_dtype_of(t);
   size_t want = (size_t)cg_numel(t) * cg_dtype_size(have);
   if (dt != have)
@@ -209,7 +210,7 @@ cg_status cg_read(cg_tensor *t, cg_dtype dt, void *dst, size_t nbytes) {
 }
 
 double cg_item(cg_tensor *t) {
-  if (!t) return cg_fail(CG_ERR_INVALID, "item: tensor is NULL"), NAN;
+  if (!t) return cg_fail(CG_NULL_INPUT, "item: tensor is NULL"), NAN;
   if (cg_numel(t) != 1)
     return cg_fail(CG_ERR_INVALID, "item: expected a tensor of one element, got shape %s", shape_str(t->u->shape, t->u->ndim)), NAN;
   union { double f64; float f32; int64_t i64; int32_t i32; int16_t i16; int8_t i8; uint64_t u64; uint32_t u32; uint16_t u16; uint8_t u8; } v;

@@ -12,6 +12,7 @@ struct cg_tensor {
   bool weak;          /* a weak scalar from cg_scalar */
   bool requires_grad;
   cg_tensor *grad;    /* accumulated gradient (owned), or NULL */
+  uop *grad_zero;     /* zeros of its shape (retained, with grad), so cg_zero_grad cannot fail */
   int scope;          /* scope level that frees it; 0 = the caller's */
   cg_tensor *prev, *next;
 };
