@@ -52,6 +52,7 @@ typedef void (*rt_cpu_kernel_fn)(void **bufs, const int64_t *vars, int64_t lo, i
 
 struct rt_device {
   const char *name; /* "CPU", "CUDA", ... */
+  const char *renderer; /* which renderer makes its programs (renderer/render.h): "c", "interp" */
   /* Optional (NULL: always there): check that the device can be used (driver present);
    * called by rt_get_device on every lookup, so it should cache its answer. */
   cg_status (*open)(void);
@@ -66,6 +67,10 @@ struct rt_device {
   /* Compile and load the entry point `name` of `source`. NULL + CG_ERR_RUNTIME with the
    * compiler's first error lines on failure. */
   rt_program *(*compile)(const char *name, const char *source);
+  /* Optional: compile n programs at once (on several cores, in few compiler runs);
+   * out[i] as compile(names[i], sources[i]) would give. CG_OK, or the first failure's
+   * status with out[i] NULL for those that failed. */
+  cg_status (*compile_many)(const char *const *names, const char *const *sources, int n, rt_program **out);
   void (*program_free)(rt_program *prog);
   /* Run prog over [0, global_size) of its outermost parallel dimension. */
   cg_status (*launch)(rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size);
@@ -76,6 +81,8 @@ struct rt_device {
 /* The device called name (case-insensitive: "CPU"), or NULL + CG_ERR_INVALID naming the
  * devices there are (or the device's own message when it cannot be opened). */
 rt_device *rt_get_device(const char *name);
+/* The device tensors are made on: the DEVICE knob (default "CPU"). */
+rt_device *rt_default_device(void);
 /* The i-th entry of the device table, NULL past the end (for trimming, listing). */
 rt_device *rt_device_at(int i);
 
@@ -98,5 +105,6 @@ void rt_stats_lock(void);
 void rt_stats_unlock(void);
 
 extern rt_device rt_cpu_device;
+extern rt_device rt_interp_device;
 
 #endif
