@@ -36,7 +36,9 @@ while IFS= read -r line <&"${TRAIN[0]}"; do
 done
 wait "$pid" || { echo "cgrad train failed:"; tail -5 "$work/stderr"; exit 1; }
 tail -1 "$work/stderr" | tr '\r' '\n' | tail -1
-awk -v warm="$warm" 'NR > 1 {
+# The last step's sample is left out: the tool starts its test-set evaluation (other shapes,
+# one more kernel) right after printing that step, while the sample is being taken.
+awk -v warm="$warm" -v last_step="$steps" 'NR > 1 && $1 < last_step {
     if ($1 == warm) w = $2
     if ($1 >= warm) { if ($2 > max) max = $2; if (min == "" || $2 < min) min = $2 }
     if (fmin == "" || $3 < fmin) fmin = $3; if ($3 > fmax) fmax = $3
