@@ -108,7 +108,7 @@ static void op_new(slot *s, input *in) {
 static void op_binary(slot *out, const slot *a, const slot *b, int which) {
   static cg_tensor *(*const fns[4])(cg_tensor *, cg_tensor *) = {cg_add, cg_sub, cg_mul, cg_maximum};
   int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
-  int64_t os[4];
+  int64_t os[4] = {0};
   bool ok = true;
   for (int d = 0; d < nd; d++) {
     int ia = d - (nd - a->ndim), ib = d - (nd - b->ndim);
@@ -175,7 +175,7 @@ static void op_reduce(slot *out, const slot *a, input *in) {
   FUZZ_CHECK(r);
   slot s = {.t = r, .isint = a->isint, .exact = a->exact};
   if (which == 0 && a->isint) s.t = NULL; /* sum of int32 is int64: compared through a cast below */
-  int64_t os[4];
+  int64_t os[4] = {0};
   int nd = 0;
   for (int d = 0; d < a->ndim; d++) {
     if (!seen[d]) os[nd++] = a->shape[d];
