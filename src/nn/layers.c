@@ -101,8 +101,7 @@ static cg_tensor *bn_forward(cg_module *m, cg_tensor *x) {
   if (y && m->training) {
     cg_tensor *n = mod_get(m, "num_batches_tracked");
     cg_scope_begin();
-    cg_status st = cg_assign(n, cg_add(n, cg_scalar(1)));
-    if (st == CG_OK) st = cg_realize(n); /* no pending assign left behind (see batch_norm) */
+    cg_status st = cg_assign(n, cg_add(n, cg_scalar(1))); /* lazy, as the running stats */
     cg_scope_end();
     if (st != CG_OK) {
       cg_free(y);

@@ -28,7 +28,10 @@ dtype promote(dtype a, dtype b) {
 uop *cast_to(uop *u, dtype dt) {
   if (!u) return NULL;
   if (dt_eq(u->dt, dt)) return u;
-  if (u->op == OP_CONST) return dt_is_float(dt) ? uop_const_float(dt, uop_const_value(u)) : uop_const_int(dt, dt_is_bool(dt) ? uop_const_value(u) != 0 : uop_const_ivalue(u));
+  if (u->op == OP_CONST) { /* folded as CAST means it (uop/alu.c) */
+    if (dt_is_float(u->dt)) return uop_const_float(dt, u->arg.f);
+    return dt_is_float(dt) ? uop_const_float(dt, alu_int_to_float(dt, u->dt, u->arg.i)) : uop_const_int(dt, u->arg.i);
+  }
   return uop_new(OP_CAST, dt, &u, 1, arg_none());
 }
 

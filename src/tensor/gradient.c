@@ -8,7 +8,10 @@
  *        ──► each target's grad is added (lazily) to its tensor's ->grad
  *
  * Every composite op of the public API (sub, exp, softmax, matmul, gather, ...) is built
- * from the IR ops, so these rules differentiate all of it. Semantics at kinks therefore
+ * from the IR ops, so these rules differentiate all of it. The exception are the ops that
+ * record a backward of their own (composite.h: convolutions and pools): a recorded node
+ * counts as one node whose sources are its recorded inputs, and its function gives them
+ * their gradients; the graph inside it is not walked. Semantics at kinks therefore
  * follow from how each composite is built (relu = where(0 < x, x, 0) gives 0 at 0, etc.);
  * the rules themselves choose PyTorch's conventions where an IR op has a kink:
  *   - MAX (elementwise): ties give half the gradient to each side (torch.maximum).
@@ -19,6 +22,7 @@
  *   - TRUNC: zero gradient (torch.trunc).
  */
 #include "gradient.h"
+#include "composite.h"
 #include "tensor.h"
 #include "uop/uopset.h"
 #include <math.h>
@@ -171,9 +175,19 @@ static bool uvec_push(uvec *a, uop *u) {
   return true;
 }
 
+/* A node's sources as autograd sees them: a composite's recorded inputs (comp, when not
+ * NULL, gets a map node -> malloc'd record), a DETACH none, else its sources. */
+static uint32_t grad_srcs(uop *u, uopset *comp, uop *const **src) {
+  composite *c = comp ? uopset_get(comp, u) : NULL;
+  if (c) return *src = c->in, (uint32_t)c->nin;
+  *src = u->src;
+  return u->op == OP_DETACH ? 0 : u->nsrc;
+}
+
 /* Nodes of root's graph, sources before users; nothing below a DETACH. Iterative, so deep
- * graphs do not exhaust the stack. False when out of memory. */
-static bool toposort(uop *root, uvec *order, uopset *seen) {
+ * graphs do not exhaust the stack. comp (optional) collects the composites met: their
+ * recorded inputs stand in for their sources. False when out of memory. */
+static bool toposort(uop *root, uvec *order, uopset *seen, uopset *comp) {
   typedef struct { uop *u; uint32_t next; } frame;
   size_t n = 0, cap = 64;
   frame *st = ir_malloc(cap * sizeof *st);
@@ -181,13 +195,23 @@ static bool toposort(uop *root, uvec *order, uopset *seen) {
   st[n++] = (frame){root, 0};
   while (n) {
     frame *f = &st[n - 1];
-    uint32_t ns = f->u->op == OP_DETACH ? 0 : f->u->nsrc;
+    if (f->next == 0 && comp) {
+      composite c;
+      if (composite_get(f->u, &c)) {
+        composite *cp = ir_malloc(sizeof *cp);
+        if (!cp) return free(st), false;
+        *cp = c;
+        if (!uopset_put(comp, f->u, cp)) return free(cp), free(st), false;
+      }
+    }
+    uop *const *srcs;
+    uint32_t ns = grad_srcs(f->u, comp, &srcs);
     if (f->next == ns) {
       if (!uvec_push(order, f->u)) return free(st), false;
       n--;
       continue;
     }
-    uop *s = f->u->src[f->next++];
+    uop *s = srcs[f->next++];
     int added = uopset_add(seen, s);
     if (added < 0) return free(st), false;
     if (!added) continue;
@@ -211,7 +235,7 @@ static bool add_all(uopset *set, uop *const *us, int n) {
 int grad_depends_on(uop *u, uop *const *targets, int n) {
   uopset seen = {0}, tset = {0};
   uvec order = {0};
-  int found = add_all(&tset, targets, n) && toposort(u, &order, &seen) ? 0 : -1;
+  int found = add_all(&tset, targets, n) && toposort(u, &order, &seen, NULL) ? 0 : -1;
   for (size_t i = 0; i < order.n && !found; i++) found = order.v[i] != u && uopset_get(&tset, order.v[i]);
   free(order.v);
   uopset_free(&seen);
@@ -220,14 +244,15 @@ int grad_depends_on(uop *u, uop *const *targets, int n) {
 }
 
 bool grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, bool *reached) {
-  uopset seen = {0}, tset = {0}, on = {0}, grads = {0};
+  uopset seen = {0}, tset = {0}, on = {0}, grads = {0}, comp = {0};
   uvec order = {0};
-  bool ok = seed && add_all(&tset, targets, n) && toposort(root, &order, &seen);
+  bool ok = seed && add_all(&tset, targets, n) && toposort(root, &order, &seen, &comp);
   for (size_t i = 0; ok && i < order.n; i++) {
-    uop *u = order.v[i];
+    uop *u = order.v[i], *const *srcs;
+    uint32_t ns = grad_srcs(u, &comp, &srcs);
     bool p = uopset_get(&tset, u) != NULL;
-    if (!p && dt_is_float(u->dt) && u->op != OP_DETACH)
-      for (uint32_t s = 0; s < u->nsrc && !p; s++) p = uopset_get(&on, u->src[s]) != NULL;
+    if (!p && dt_is_float(u->dt))
+      for (uint32_t s = 0; s < ns && !p; s++) p = uopset_get(&on, srcs[s]) != NULL;
     if (p) ok = uopset_add(&on, u) >= 0;
   }
   if (ok) {
@@ -236,20 +261,23 @@ bool grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, b
     if (uopset_get(&on, root)) ok = uopset_put(&grads, root, seed);
   }
   for (size_t i = order.n; ok && i-- > 0;) {
-    uop *u = order.v[i], *g = uopset_get(&grads, u);
-    if (!g || !RULES[u->op] || u->op == OP_DETACH) continue;
+    uop *u = order.v[i], *g = uopset_get(&grads, u), *const *srcs;
+    composite *c = uopset_get(&comp, u);
+    uint32_t ns = grad_srcs(u, &comp, &srcs);
+    if (!g || (!c && (!RULES[u->op] || u->op == OP_DETACH))) continue;
     uop *d[3] = {NULL, NULL, NULL};
-    CG_ASSERT(u->nsrc <= 3, "%s with %u sources", op_name(u->op), u->nsrc);
-    RULES[u->op](u, g, d);
-    for (uint32_t s = 0; s < u->nsrc && ok; s++) {
-      uop *x = u->src[s];
+    CG_ASSERT(ns <= 3, "%s with %u sources", op_name(u->op), ns);
+    if (c) c->grad(c, g, d);
+    else RULES[u->op](u, g, d);
+    for (uint32_t s = 0; s < ns && ok; s++) {
+      uop *x = srcs[s];
       if (!uopset_get(&on, x)) continue;
       if (!d[s]) { /* no gradient to this source, or it could not be built */
         ok = !uop_pool_failed();
         continue;
       }
       CG_ASSERT(shape_eq(d[s]->shape, d[s]->ndim, x->shape, x->ndim) && dt_eq(d[s]->dt, x->dt),
-                "the gradient rule of %s gave %s %s for a source of %s %s", op_name(u->op), dt_name(d[s]->dt),
+                "the gradient rule of %s%s gave %s %s for a source of %s %s", c ? "the composite over " : "", op_name(u->op), dt_name(d[s]->dt),
                 shape_str(d[s]->shape, d[s]->ndim), dt_name(x->dt), shape_str(x->shape, x->ndim));
       uop *prev = uopset_get(&grads, x), *sum = prev ? ew2(OP_ADD, prev, d[s]) : d[s];
       ok = sum && uopset_put(&grads, x, sum);
@@ -259,11 +287,13 @@ bool grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, b
     out[i] = uopset_get(&grads, targets[i]);
     if (reached) reached[i] = uopset_get(&seen, targets[i]) != NULL;
   }
+  for (size_t i = 0; i < comp.cap; i++) free(comp.keys[i] ? comp.vals[i] : NULL);
   free(order.v);
   uopset_free(&seen);
   uopset_free(&tset);
   uopset_free(&on);
   uopset_free(&grads);
+  uopset_free(&comp);
   return ok && !uop_pool_failed();
 }
 

@@ -236,16 +236,17 @@ double cg_item(cg_tensor *t) {
 }
 
 void host_store(dtype dt, void *p, int64_t i, double v) {
+  int64_t n = dt_is_float(dt) ? 0 : alu_float_to_int(dt, v); /* as CAST converts (ops.def) */
   switch (dt.scalar) {
-  case CG_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-  case CG_INT8: ((int8_t *)p)[i] = (int8_t)v; break;
-  case CG_INT16: ((int16_t *)p)[i] = (int16_t)v; break;
-  case CG_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
-  case CG_INT64: ((int64_t *)p)[i] = (int64_t)v; break;
-  case CG_UINT8: ((uint8_t *)p)[i] = (uint8_t)v; break;
-  case CG_UINT16: ((uint16_t *)p)[i] = (uint16_t)v; break;
-  case CG_UINT32: ((uint32_t *)p)[i] = (uint32_t)v; break;
-  case CG_UINT64: ((uint64_t *)p)[i] = (uint64_t)v; break;
+  case CG_BOOL: ((uint8_t *)p)[i] = (uint8_t)n; break;
+  case CG_INT8: ((int8_t *)p)[i] = (int8_t)n; break;
+  case CG_INT16: ((int16_t *)p)[i] = (int16_t)n; break;
+  case CG_INT32: ((int32_t *)p)[i] = (int32_t)n; break;
+  case CG_INT64: ((int64_t *)p)[i] = n; break;
+  case CG_UINT8: ((uint8_t *)p)[i] = (uint8_t)n; break;
+  case CG_UINT16: ((uint16_t *)p)[i] = (uint16_t)n; break;
+  case CG_UINT32: ((uint32_t *)p)[i] = (uint32_t)n; break;
+  case CG_UINT64: ((uint64_t *)p)[i] = (uint64_t)n; break;
   case CG_FLOAT16: ((uint16_t *)p)[i] = cg_f32_to_f16((float)v); break;
   case CG_BFLOAT16: ((uint16_t *)p)[i] = cg_f32_to_bf16((float)v); break;
   case CG_FLOAT32: ((float *)p)[i] = (float)v; break;

@@ -35,8 +35,8 @@ void tensor_foreach(void (*fn)(cg_tensor *t, void *ctx), void *ctx);
 
 /* ---- buffers: uop/buffer.h ------------------------------------------------------ */
 
-/* Write v, converted to dt as C converts (small floats rounded to nearest even), to
- * element i of a host array of dt. */
+/* Write v, converted to dt as CAST converts (ints saturate, NaN gives 0; small floats
+ * rounded to nearest even), to element i of a host array of dt. */
 void host_store(dtype dt, void *p, int64_t i, double v);
 
 /* ---- shapes and views: uop/view.h (pure builders, also used below this layer) ---- */

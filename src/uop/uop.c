@@ -305,14 +305,17 @@ uop *uop_const_int(dtype dt, int64_t v) {
   if (dt_is_float(dt)) return uop_const_float(dt, (double)v);
   return uop_new0(OP_CONST, dt, arg_int(alu_wrap(dt, v)));
 }
+/* A float given for an int dtype converts as CAST does (saturating, NaN gives 0). A float
+ * constant keeps the double it is given: the folder computes with it exactly, kernels read
+ * it rounded to float32 (float64: as is), as a C literal is (ops.def, CONST). */
 uop *uop_const_float(dtype dt, double v) {
-  if (!dt_is_float(dt)) return uop_const_int(dt, (int64_t)v);
+  if (!dt_is_float(dt)) return uop_const_int(dt, alu_float_to_int(dt_base(dt), v));
   return uop_new0(OP_CONST, dt, arg_float(v));
 }
 uop *uop_const_like(uop *like, double v) {
   if (!like) return NULL;
   dtype d = dt_base(like->dt);
-  return dt_is_float(d) ? uop_const_float(d, v) : uop_const_int(d, (int64_t)v);
+  return uop_const_float(d, v);
 }
 uop *uop_var(const char *name, int64_t min, int64_t max) {
   int64_t b[2] = {min, max};
@@ -324,7 +327,7 @@ uop *uop_alu1(int op, uop *a) { return !a ? NULL : uop_new1(op, a->dt, a, arg_no
 uop *uop_where(uop *c, uop *a, uop *b) { return !a ? NULL : uop_new3(OP_WHERE, a->dt, c, a, b); }
 
 double uop_const_value(const uop *u) { return u->arg.kind == ARG_FLOAT ? u->arg.f : (double)u->arg.i; }
-int64_t uop_const_ivalue(const uop *u) { return u->arg.kind == ARG_FLOAT ? (int64_t)u->arg.f : u->arg.i; }
+int64_t uop_const_ivalue(const uop *u) { return u->arg.kind == ARG_FLOAT ? alu_float_to_int(DT_I64, u->arg.f) : u->arg.i; }
 
 /* ---- DAG size ------------------------------------------------------------------------- */
 
