@@ -49,8 +49,8 @@ tsan() {
   done
 }
 mkdir -p build
-run release -DCMAKE_BUILD_TYPE=Release
-run asan -DCMAKE_BUILD_TYPE=Debug -DCG_SANITIZE=ON
+run release -DCMAKE_BUILD_TYPE=Release -DCG_FAULT_INJECTION=ON
+run asan -DCMAKE_BUILD_TYPE=Debug -DCG_SANITIZE=ON -DCG_FAULT_INJECTION=ON
 tsan
 echo "$total_pass passed, $total_fail failed"
 exit $status

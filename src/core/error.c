@@ -1,19 +1,23 @@
 /* Per-thread last-error message and status, plus checked allocation. */
 #include "error.h"
+#include "fault.h"
 #include <stdarg.h>
 #include <string.h>
 
 static _Thread_local char err_msg[1024];
 static _Thread_local cg_status err_status = CG_OK;
 
-/* An op given a NULL tensor ("cross_entropy: logits is NULL") usually got it from an op
- * that failed just before: keep that root cause in the message ("..., after: out of memory
- * ..."), so a chain checked once at its end still says what went wrong first. */
-static void vrecord(cg_status st, const char *fmt, va_list ap) {
+/* An op given a NULL tensor ("cross_entropy: logits is NULL", or CG_NULL_INPUT) usually
+ * got it from an op that failed just before: keep that root cause, its message ("...,
+ * after: out of memory ...") and its status (CG_ERR_NOMEM stays CG_ERR_NOMEM), so a chain
+ * checked once at its end still says what went wrong first. */
+static cg_status vrecord(cg_status st, const char *fmt, va_list ap) {
   char msg[sizeof err_msg];
   vsnprintf(msg, sizeof msg, fmt, ap);
+  bool null_input = st == CG_NULL_INPUT;
+  if (null_input) st = CG_ERR_INVALID;
   size_t n = strlen(msg), k = strlen(" is NULL");
-  if (err_status != CG_OK && err_msg[0] && n > k && !strcmp(msg + n - k, " is NULL")) {
+  if (err_status != CG_OK && err_msg[0] && (null_input || (n > k && !strcmp(msg + n - k, " is NULL")))) {
     const char *root = strstr(err_msg, ", after: ");
     root = root ? root + strlen(", after: ") : err_msg;
     char prev[sizeof err_msg];
@@ -22,16 +26,17 @@ static void vrecord(cg_status st, const char *fmt, va_list ap) {
     memcpy(err_msg, msg, at);
     snprintf(err_msg + at, sizeof err_msg - at, ", after: %.1000s", prev);
     err_status = st == CG_ERR_INVALID ? err_status : st; /* the root cause's status */
-    return;
+    return err_status;
   }
   err_status = st;
   memcpy(err_msg, msg, n + 1);
+  return st;
 }
 
 cg_status cg_fail(cg_status st, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vrecord(st, fmt, ap);
+  st = vrecord(st, fmt, ap);
   va_end(ap);
   return st;
 }
@@ -52,19 +57,19 @@ void cg_clear_error(void) {
 }
 
 void *cg_malloc(size_t n) {
-  void *p = malloc(n ? n : 1);
+  void *p = fault_hit() ? NULL : malloc(n ? n : 1);
   if (!p) cg_fail(CG_ERR_NOMEM, "out of memory: could not allocate %zu bytes", n);
   return p;
 }
 
 void *cg_calloc(size_t count, size_t size) {
-  void *p = calloc(count ? count : 1, size ? size : 1);
+  void *p = fault_hit() ? NULL : calloc(count ? count : 1, size ? size : 1);
   if (!p) cg_fail(CG_ERR_NOMEM, "out of memory: could not allocate %zu x %zu bytes", count, size);
   return p;
 }
 
 void *cg_realloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
+  void *q = fault_hit() ? NULL : realloc(p, n ? n : 1);
   if (!q) cg_fail(CG_ERR_NOMEM, "out of memory: could not grow a block to %zu bytes", n);
   return q;
 }

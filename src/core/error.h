@@ -7,6 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Status for "an op was given a NULL tensor". A NULL input is most often the result of an
+ * earlier failure in a chain of ops (ARCHITECTURE §10: check a chain once, at its end), so
+ * when the last error recorded is out of memory that error is kept and CG_ERR_NOMEM
+ * returned; otherwise it is recorded as CG_ERR_INVALID. */
+#define CG_NULL_INPUT ((cg_status)-1000)
+
 /* Record a failure (printf-style message) and return the status, so callers can write
  * `return cg_fail(CG_ERR_INVALID, "reshape: ...")`. */
 cg_status cg_fail(cg_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

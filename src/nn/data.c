@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 cg_tensor *cg_load_idx(const char *path) {
-  if (!path) return cg_fail_null(CG_ERR_INVALID, "load_idx: path is NULL");
+  if (!path) return cg_fail_null(CG_NULL_INPUT, "load_idx: path is NULL");
   idx_array *a = idx_load(path);
   if (!a) return NULL;
   cg_tensor *t = cg_from_data(a->data, a->dtype, a->shape, a->ndim);
@@ -58,7 +58,7 @@ static cg_status load_pair(const char *dir, const char *split, cg_tensor **x, cg
 }
 
 cg_status cg_fashion_mnist(const char *dir, cg_tensor **train_x, cg_tensor **train_y, cg_tensor **test_x, cg_tensor **test_y) {
-  if (!train_x || !train_y || !test_x || !test_y) return cg_fail(CG_ERR_INVALID, "fashion_mnist: an output pointer is NULL");
+  if (!train_x || !train_y || !test_x || !test_y) return cg_fail(CG_NULL_INPUT, "fashion_mnist: an output pointer is NULL");
   if (!dir) dir = FMNIST_DIR;
   cg_tensor *a = NULL, *b = NULL, *c = NULL, *d = NULL;
   cg_status st = load_pair(dir, "train", &a, &b);
@@ -139,7 +139,7 @@ int64_t cg_batcher_count(const cg_batcher *b) {
 int64_t cg_batcher_epoch(const cg_batcher *b) { return b ? b->epoch : -1; }
 
 cg_status cg_batcher_reset(cg_batcher *b, int64_t epoch) {
-  if (!b) return cg_fail(CG_ERR_INVALID, "batcher_reset: batcher is NULL");
+  if (!b) return cg_fail(CG_NULL_INPUT, "batcher_reset: batcher is NULL");
   if (epoch < 0) return cg_fail(CG_ERR_INVALID, "batcher_reset: expected an epoch >= 0, got %lld", (long long)epoch);
   b->epoch = epoch;
   b->at = 0;
@@ -148,7 +148,7 @@ cg_status cg_batcher_reset(cg_batcher *b, int64_t epoch) {
 }
 
 int cg_batcher_next(cg_batcher *b, cg_tensor **idx) {
-  if (!b || !idx) return cg_fail(CG_ERR_INVALID, "batcher_next: %s is NULL", b ? "the output pointer" : "batcher");
+  if (!b || !idx) return cg_fail(CG_NULL_INPUT, "batcher_next: %s is NULL", b ? "the output pointer" : "batcher");
   *idx = NULL;
   int64_t left = b->n - b->at;
   int64_t take = left < b->batch ? left : b->batch;

@@ -32,7 +32,7 @@ static cg_tensor *per_channel(cg_tensor *v, int nd) {
 cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *running_var, cg_tensor *weight, cg_tensor *bias, bool training,
                          double momentum, double eps) {
   const char *who = "batch_norm";
-  if (!x) return cg_fail_null(CG_ERR_INVALID, "%s: input is NULL", who);
+  if (!x) return cg_fail_null(CG_NULL_INPUT, "%s: input is NULL", who);
   int nd = cg_ndim(x);
   if (nd < 2) return cg_fail_null(CG_ERR_INVALID, "%s: expected an input of at least 2 dims (N, C, ...), got shape %s", who, shp(x));
   int64_t C = cg_shape(x)[1];
@@ -106,7 +106,7 @@ static bool affine_ok(const char *who, const char *what, cg_tensor *t, const int
 
 cg_tensor *cg_layer_norm(cg_tensor *x, const int64_t *normalized_shape, int n, cg_tensor *weight, cg_tensor *bias, double eps) {
   const char *who = "layer_norm";
-  if (!x) return cg_fail_null(CG_ERR_INVALID, "%s: input is NULL", who);
+  if (!x) return cg_fail_null(CG_NULL_INPUT, "%s: input is NULL", who);
   int axes[CG_MAX_DIMS];
   if (!trailing(who, x, normalized_shape, n, axes) || !affine_ok(who, "weight", weight, normalized_shape, n) ||
       !affine_ok(who, "bias", bias, normalized_shape, n))
@@ -121,7 +121,7 @@ cg_tensor *cg_layer_norm(cg_tensor *x, const int64_t *normalized_shape, int n, c
 
 cg_tensor *cg_rms_norm(cg_tensor *x, const int64_t *normalized_shape, int n, cg_tensor *weight, double eps) {
   const char *who = "rms_norm";
-  if (!x) return cg_fail_null(CG_ERR_INVALID, "%s: input is NULL", who);
+  if (!x) return cg_fail_null(CG_NULL_INPUT, "%s: input is NULL", who);
   int axes[CG_MAX_DIMS];
   if (!trailing(who, x, normalized_shape, n, axes) || !affine_ok(who, "weight", weight, normalized_shape, n)) return NULL;
   cg_scope_begin();
@@ -133,7 +133,7 @@ cg_tensor *cg_rms_norm(cg_tensor *x, const int64_t *normalized_shape, int n, cg_
 
 cg_tensor *cg_group_norm(cg_tensor *x, int64_t groups, cg_tensor *weight, cg_tensor *bias, double eps) {
   const char *who = "group_norm";
-  if (!x) return cg_fail_null(CG_ERR_INVALID, "%s: input is NULL", who);
+  if (!x) return cg_fail_null(CG_NULL_INPUT, "%s: input is NULL", who);
   int nd = cg_ndim(x);
   if (nd < 2) return cg_fail_null(CG_ERR_INVALID, "%s: expected an input of at least 2 dims (N, C, ...), got shape %s", who, shp(x));
   int64_t N = cg_shape(x)[0], C = cg_shape(x)[1];
@@ -155,7 +155,7 @@ cg_tensor *cg_group_norm(cg_tensor *x, int64_t groups, cg_tensor *weight, cg_ten
 
 cg_tensor *cg_embedding_fn(cg_tensor *idx, cg_tensor *weight) {
   const char *who = "embedding";
-  if (!idx || !weight) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, idx ? "weight" : "index");
+  if (!idx || !weight) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, idx ? "weight" : "index");
   if (cg_ndim(weight) != 2) return cg_fail_null(CG_ERR_INVALID, "%s: expected a weight of 2 dims (num, dim), got shape %s", who, shp(weight));
   cg_dtype dt = cg_dtype_of(idx);
   if (dt == CG_BOOL || dt == CG_FLOAT16 || dt == CG_BFLOAT16 || dt == CG_FLOAT32 || dt == CG_FLOAT64 || dt == CG_FP8E4M3 || dt == CG_FP8E5M2)
@@ -172,7 +172,7 @@ cg_tensor *cg_embedding_fn(cg_tensor *idx, cg_tensor *weight) {
 
 cg_tensor *cg_dropout_fn(cg_tensor *x, double p, bool training) {
   const char *who = "dropout";
-  if (!x) return cg_fail_null(CG_ERR_INVALID, "%s: input is NULL", who);
+  if (!x) return cg_fail_null(CG_NULL_INPUT, "%s: input is NULL", who);
   if (!(p >= 0 && p <= 1)) return cg_fail_null(CG_ERR_INVALID, "%s: expected a probability in [0, 1], got %g", who, p);
   if (!training || p == 0) return cg_reshape(x, cg_shape(x), cg_ndim(x)); /* a new handle on the same value */
   cg_scope_begin();
@@ -184,7 +184,7 @@ cg_tensor *cg_dropout_fn(cg_tensor *x, double p, bool training) {
 
 cg_tensor *cg_linear_fn(cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   const char *who = "linear";
-  if (!x || !w) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, x ? "weight" : "input");
+  if (!x || !w) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, x ? "weight" : "input");
   if (cg_ndim(w) != 2) return cg_fail_null(CG_ERR_INVALID, "%s: expected a weight of 2 dims (out, in), got shape %s", who, shp(w));
   int nd = cg_ndim(x);
   if (nd < 1 || cg_shape(x)[nd - 1] != cg_shape(w)[1])

@@ -247,7 +247,7 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
  * op in messages. Checks everything. */
 static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride,
                           const int64_t *pb, const int64_t *pa, const int64_t *dil, int64_t groups) {
-  if (!x || !w) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, x ? "weight" : "input");
+  if (!x || !w) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, x ? "weight" : "input");
   int xd = cg_ndim(x), wd = cg_ndim(w);
   const int64_t *xs = cg_shape(x), *ws = cg_shape(w);
   if (xd != n + 2 && xd != n + 1)
@@ -350,7 +350,7 @@ cg_tensor *cg_conv3d(cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *st
 
 static cg_tensor *conv_transpose_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride_,
                                     const int64_t *padding_, const int64_t *outpad_, const int64_t *dilation_, int64_t groups) {
-  if (!x || !w) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, x ? "weight" : "input");
+  if (!x || !w) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, x ? "weight" : "input");
   int64_t s[MAXSP], p[MAXSP], op[MAXSP], d[MAXSP];
   defaults(n, stride_, 1, s), defaults(n, padding_, 0, p), defaults(n, outpad_, 0, op), defaults(n, dilation_, 1, d);
   int xd = cg_ndim(x), wd = cg_ndim(w);
@@ -458,8 +458,8 @@ static void pool_grad(const composite *c, uop *g, uop **d) {
 }
 
 static cg_tensor *pool_nd(const char *who, int n, bool is_max, cg_tensor *x, const int64_t *kernel, const int64_t *stride_, const int64_t *padding_) {
-  if (!x) return cg_fail_null(CG_ERR_INVALID, "%s: input is NULL", who);
-  if (!kernel) return cg_fail_null(CG_ERR_INVALID, "%s: kernel size is NULL", who);
+  if (!x) return cg_fail_null(CG_NULL_INPUT, "%s: input is NULL", who);
+  if (!kernel) return cg_fail_null(CG_NULL_INPUT, "%s: kernel size is NULL", who);
   int xd = cg_ndim(x);
   const int64_t *xs = cg_shape(x);
   if (xd != n + 1 && xd != n + 2)

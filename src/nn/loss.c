@@ -23,7 +23,7 @@ static bool is_float(cg_dtype dt) {
 /* logits (..., C) and integer targets (...): the mean over targets != ignore_index of
  * (1 - ls) * -log_softmax[target] + ls * mean_c(-log_softmax[c]). */
 static cg_tensor *sparse_ce(const char *who, cg_tensor *logits, cg_tensor *y, int64_t ignore_index, double ls) {
-  if (!logits || !y) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, logits ? "targets" : "logits");
+  if (!logits || !y) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, logits ? "targets" : "logits");
   if (!is_float(cg_dtype_of(logits))) return cg_fail_null(CG_ERR_INVALID, "%s: expected floating-point logits, got %s %s", who, cg_dtype_name(cg_dtype_of(logits)), shp(logits));
   if (!is_int(cg_dtype_of(y))) return cg_fail_null(CG_ERR_INVALID, "%s: expected integer class targets, got %s %s", who, cg_dtype_name(cg_dtype_of(y)), shp(y));
   if (!(ls >= 0 && ls <= 1)) return cg_fail_null(CG_ERR_INVALID, "%s: label_smoothing must be in [0, 1], got %g", who, ls);
@@ -56,7 +56,7 @@ cg_tensor *cg_sparse_categorical_crossentropy(cg_tensor *logits, cg_tensor *targ
 
 cg_tensor *cg_cross_entropy(cg_tensor *logits, cg_tensor *targets, double label_smoothing) {
   const char *who = "cross_entropy";
-  if (!logits || !targets) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, logits ? "targets" : "logits");
+  if (!logits || !targets) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, logits ? "targets" : "logits");
   int nd = cg_ndim(logits);
   if (nd < 1) return cg_fail_null(CG_ERR_INVALID, "%s: expected logits (N, C) or (C,), got shape %s", who, shp(logits));
   if (nd <= 2) return sparse_ce(who, logits, targets, -100, label_smoothing);
@@ -71,7 +71,7 @@ cg_tensor *cg_cross_entropy(cg_tensor *logits, cg_tensor *targets, double label_
 
 static bool same_shape(const char *who, cg_tensor *a, cg_tensor *b) {
   if (!a || !b) {
-    cg_fail(CG_ERR_INVALID, "%s: %s is NULL", who, a ? "target" : "input");
+    cg_fail(CG_NULL_INPUT, "%s: %s is NULL", who, a ? "target" : "input");
     return false;
   }
   if (shape_eq(cg_shape(a), cg_ndim(a), cg_shape(b), cg_ndim(b))) return true;

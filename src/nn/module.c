@@ -60,8 +60,8 @@ void cg_module_free(cg_module *m) {
 }
 
 cg_tensor *cg_module_forward(cg_module *m, cg_tensor *x) {
-  if (!m) return cg_fail_null(CG_ERR_INVALID, "module_forward: module is NULL");
-  if (!x) return cg_fail_null(CG_ERR_INVALID, "module_forward: %s: input is NULL", m->vt->kind);
+  if (!m) return cg_fail_null(CG_NULL_INPUT, "module_forward: module is NULL");
+  if (!x) return cg_fail_null(CG_NULL_INPUT, "module_forward: %s: input is NULL", m->vt->kind);
   return m->vt->forward(m, x);
 }
 
@@ -77,7 +77,7 @@ bool cg_module_is_training(const cg_module *m) { return m && m->training; }
 const char *cg_module_kind(const cg_module *m) { return m ? m->vt->kind : "(null)"; }
 
 int cg_module_state(cg_module *m, const char **names, cg_tensor **tensors, int max) {
-  if (!m) return cg_fail(CG_ERR_INVALID, "module_state: module is NULL");
+  if (!m) return cg_fail(CG_NULL_INPUT, "module_state: module is NULL");
   for (int i = 0; i < m->nstate && i < max; i++) {
     if (names) names[i] = m->state[i].name;
     if (tensors) tensors[i] = m->state[i].t;
@@ -86,7 +86,7 @@ int cg_module_state(cg_module *m, const char **names, cg_tensor **tensors, int m
 }
 
 int cg_module_parameters(cg_module *m, cg_tensor **out, int max) {
-  if (!m) return cg_fail(CG_ERR_INVALID, "module_parameters: module is NULL");
+  if (!m) return cg_fail(CG_NULL_INPUT, "module_parameters: module is NULL");
   int n = 0;
   for (int i = 0; i < m->nstate; i++)
     if (m->state[i].param) {
@@ -97,7 +97,7 @@ int cg_module_parameters(cg_module *m, cg_tensor **out, int max) {
 }
 
 int cg_module_named_parameters(cg_module *m, const char **names, cg_tensor **out, int max) {
-  if (!m) return cg_fail(CG_ERR_INVALID, "module_named_parameters: module is NULL");
+  if (!m) return cg_fail(CG_NULL_INPUT, "module_named_parameters: module is NULL");
   int n = 0;
   for (int i = 0; i < m->nstate; i++)
     if (m->state[i].param) {
@@ -142,7 +142,8 @@ cg_module *cg_sequential(cg_module *const *modules, int n) {
         for (int k = 0; k < j; k++) dup |= modules[k] == modules[j];
         if (!dup) cg_module_free(modules[j]);
       }
-      return cg_fail_null(CG_ERR_INVALID, "sequential: module %d is %s", i, bad && modules[i] ? "given twice" : "NULL");
+      return modules[i] ? cg_fail_null(CG_ERR_INVALID, "sequential: module %d is given twice", i)
+                        : cg_fail_null(CG_NULL_INPUT, "sequential: module %d is NULL", i);
     }
   }
   cg_module *m = mod_new(&SEQ_VT);

@@ -89,7 +89,7 @@ static cg_optimizer *opt_new(opt_kind kind, cg_tensor *const *params, int n, dou
   if (!params) return cg_fail_null(CG_ERR_INVALID, "%s: params is NULL (with n = %d)", who, n);
   if (!(lr >= 0) || !isfinite(lr)) return cg_fail_null(CG_ERR_INVALID, "%s: expected a finite learning rate >= 0, got %g", who, lr);
   for (int i = 0; i < n; i++) {
-    if (!params[i]) return cg_fail_null(CG_ERR_INVALID, "%s: parameter %d is NULL", who, i);
+    if (!params[i]) return cg_fail_null(CG_NULL_INPUT, "%s: parameter %d is NULL", who, i);
     cg_dtype dt = cg_dtype_of(params[i]);
     if (dt != CG_FLOAT16 && dt != CG_BFLOAT16 && dt != CG_FLOAT32 && dt != CG_FLOAT64)
       return cg_fail_null(CG_ERR_INVALID, "%s: parameter %d: expected a floating-point tensor, got %s", who, i, cg_dtype_name(dt));
@@ -231,9 +231,9 @@ static cg_tensor *param_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *
 
 
 cg_status cg_optimizer_step(cg_optimizer *o) {
-  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_step: optimizer is NULL");
-  cg_tensor **outs = malloc(sizeof(cg_tensor *) * (size_t)(3 * o->n + 2));
-  if (!outs) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  if (!o) return cg_fail(CG_NULL_INPUT, "optimizer_step: optimizer is NULL");
+  cg_tensor **outs = cg_malloc(sizeof(cg_tensor *) * (size_t)(3 * o->n + 2));
+  if (!outs) return CG_ERR_NOMEM;
   int nout = 0;
   /* Gradients first: a lazy gradient may read parameters this step overwrites. */
   for (int i = 0; i < o->n; i++)
@@ -276,7 +276,7 @@ void cg_optimizer_zero_grad(cg_optimizer *o) {
 }
 
 cg_status cg_optimizer_set_lr(cg_optimizer *o, double lr) {
-  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_set_lr: optimizer is NULL");
+  if (!o) return cg_fail(CG_NULL_INPUT, "optimizer_set_lr: optimizer is NULL");
   if (!(lr >= 0) || !isfinite(lr)) return cg_fail(CG_ERR_INVALID, "optimizer_set_lr: expected a finite learning rate >= 0, got %g", lr);
   /* from a buffer, not a constant: the copy kernel's source is the same for every value */
   float f = (float)lr;

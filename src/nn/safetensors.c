@@ -140,6 +140,13 @@ static bool jfail(jp *p, const char *fmt, ...) {
   return false;
 }
 
+/* Out of memory while reading the header: CG_ERR_NOMEM, not a format error. */
+static bool jnomem(jp *p) {
+  if (!p->failed) cg_fail(CG_ERR_NOMEM, "safetensors '%s': out of memory reading the header", p->what);
+  p->failed = true;
+  return false;
+}
+
 /* What sits at the cursor, for "expected X but found Y". */
 static const char *jfound(jp *p, char *buf, size_t cap) {
   if (p->i >= p->n) return "the end of the header";
@@ -218,7 +225,7 @@ static bool jstring(jp *p, char **out) {
     size_t end = start;
     while (end < p->n && p->s[end] != '"') end += p->s[end] == '\\' ? 2 : 1;
     o = cg_malloc((end > p->n ? p->n : end) - start + 1);
-    if (!o) return jfail(p, "out of memory reading the header");
+    if (!o) return jnomem(p);
   }
   for (;;) {
     if (p->i >= p->n) {
@@ -400,7 +407,7 @@ static bool parse_meta(jp *p, st_file *f) {
       return free(k), free(v), false;
     }
     char **m = cg_realloc(f->meta, sizeof(char *) * 2 * (size_t)(f->nmeta + 1));
-    if (!m) return free(k), free(v), jfail(p, "out of memory reading the header");
+    if (!m) return free(k), free(v), jnomem(p);
     f->meta = m;
     m[2 * f->nmeta] = k;
     m[2 * f->nmeta + 1] = v;
@@ -507,7 +514,7 @@ static bool parse_header(jp *p, st_file *f, entry **entries, int *n) {
         if (*n == cap) {
           cap = cap ? 2 * cap : 16;
           entry *ne = cg_realloc(*entries, sizeof(entry) * (size_t)cap);
-          if (!ne) return free(key), jfail(p, "out of memory reading the header");
+          if (!ne) return free(key), jnomem(p);
           *entries = ne;
         }
         entry *e = &(*entries)[*n];
@@ -760,7 +767,7 @@ static cg_status build_header(const st_tensor *ts, int n, const char *const *kv,
     return cg_fail(CG_ERR_INVALID, "st_save: expected n >= 0 tensors and nmeta >= 0 metadata pairs with arrays, "
                                    "got n=%d (%s), nmeta=%d (%s)", n, ts ? "array" : "NULL", nmeta, kv ? "array" : "NULL");
   for (int i = 0; i < 2 * nmeta; i++) {
-    if (!kv[i]) return cg_fail(CG_ERR_INVALID, "st_save: metadata %s %d is NULL, expected a string", i % 2 ? "value" : "key", i / 2);
+    if (!kv[i]) return cg_fail(CG_NULL_INPUT, "st_save: metadata %s %d is NULL, expected a string", i % 2 ? "value" : "key", i / 2);
     if (!utf8_valid(kv[i])) return cg_fail(CG_ERR_INVALID, "st_save: metadata string '%s' is not valid UTF-8", kv[i]);
     if (i % 2 == 0)
       for (int j = 0; j < i; j += 2)
@@ -789,7 +796,7 @@ static cg_status build_header(const st_tensor *ts, int n, const char *const *kv,
     if (nb != t->nbytes)
       return cg_fail(CG_ERR_INVALID, "st_save: tensor '%s' is %s %s, expected nbytes = %llu, found %zu", t->name,
                      cg_dtype_name(t->dtype), sh, (unsigned long long)nb, t->nbytes);
-    if (nb && !t->data) return cg_fail(CG_ERR_INVALID, "st_save: tensor '%s' has %zu bytes but data is NULL", t->name, t->nbytes);
+    if (nb && !t->data) return cg_fail(CG_NULL_INPUT, "st_save: tensor '%s' has %zu bytes but data is NULL", t->name, t->nbytes);
     for (int j = 0; j < i; j++)
       if (!strcmp(ts[j].name, t->name)) return cg_fail(CG_ERR_INVALID, "st_save: the tensor name '%s' appears twice", t->name);
   }

@@ -29,12 +29,12 @@ static void *host_copy(cg_tensor *t, size_t *nbytes) {
 }
 
 cg_status cg_save_safetensors(const char *path, const char *const *names, cg_tensor *const *ts, int n) {
-  if (!path) return cg_fail(CG_ERR_INVALID, "save_safetensors: path is NULL");
+  if (!path) return cg_fail(CG_NULL_INPUT, "save_safetensors: path is NULL");
   if (n < 0) return cg_fail(CG_ERR_INVALID, "save_safetensors: expected n >= 0 names and tensors, got n = %d", n);
   if (n > 0 && (!names || !ts)) return cg_fail(CG_ERR_INVALID, "save_safetensors: %s is NULL (with n = %d)", names ? "ts" : "names", n);
   for (int i = 0; i < n; i++) {
-    if (!names[i]) return cg_fail(CG_ERR_INVALID, "save_safetensors: name %d is NULL", i);
-    if (!ts[i]) return cg_fail(CG_ERR_INVALID, "save_safetensors: tensor %d ('%s') is NULL", i, names[i]);
+    if (!names[i]) return cg_fail(CG_NULL_INPUT, "save_safetensors: name %d is NULL", i);
+    if (!ts[i]) return cg_fail(CG_NULL_INPUT, "save_safetensors: tensor %d ('%s') is NULL", i, names[i]);
     if (cg_ndim(ts[i]) > ST_MAX_DIMS)
       return cg_fail(CG_ERR_INVALID, "save_safetensors: tensor '%s' has %d dims, the format holds up to %d", names[i], cg_ndim(ts[i]), ST_MAX_DIMS);
   }
@@ -70,12 +70,12 @@ static cg_status overwrite(cg_tensor *t, const void *data, size_t nbytes) {
 }
 
 cg_status cg_load_safetensors(const char *path, const char *const *names, cg_tensor *const *ts, int n) {
-  if (!path) return cg_fail(CG_ERR_INVALID, "load_safetensors: path is NULL");
+  if (!path) return cg_fail(CG_NULL_INPUT, "load_safetensors: path is NULL");
   if (n < 0) return cg_fail(CG_ERR_INVALID, "load_safetensors: expected n >= 0 names and tensors, got n = %d", n);
   if (n > 0 && (!names || !ts)) return cg_fail(CG_ERR_INVALID, "load_safetensors: %s is NULL (with n = %d)", names ? "ts" : "names", n);
   for (int i = 0; i < n; i++) {
-    if (!names[i]) return cg_fail(CG_ERR_INVALID, "load_safetensors: name %d is NULL", i);
-    if (!ts[i]) return cg_fail(CG_ERR_INVALID, "load_safetensors: tensor %d ('%s') is NULL", i, names[i]);
+    if (!names[i]) return cg_fail(CG_NULL_INPUT, "load_safetensors: name %d is NULL", i);
+    if (!ts[i]) return cg_fail(CG_NULL_INPUT, "load_safetensors: tensor %d ('%s') is NULL", i, names[i]);
   }
   st_file *f = st_load(path);
   if (!f) return cg_last_status();
@@ -109,7 +109,7 @@ cg_status cg_load_safetensors(const char *path, const char *const *names, cg_ten
 }
 
 cg_tensor *cg_load_npy(const char *path) {
-  if (!path) return cg_fail_null(CG_ERR_INVALID, "load_npy: path is NULL");
+  if (!path) return cg_fail_null(CG_NULL_INPUT, "load_npy: path is NULL");
   npy_array *a = npy_load(path);
   if (!a) return NULL;
   cg_tensor *t = cg_from_data(a->data, a->dtype, a->shape, a->ndim);
@@ -118,8 +118,8 @@ cg_tensor *cg_load_npy(const char *path) {
 }
 
 cg_status cg_save_npy(const char *path, cg_tensor *t) {
-  if (!path) return cg_fail(CG_ERR_INVALID, "save_npy: path is NULL");
-  if (!t) return cg_fail(CG_ERR_INVALID, "save_npy: tensor is NULL");
+  if (!path) return cg_fail(CG_NULL_INPUT, "save_npy: path is NULL");
+  if (!t) return cg_fail(CG_NULL_INPUT, "save_npy: tensor is NULL");
   cg_dtype dt = cg_dtype_of(t);
   if (!npy_descr(dt))
     return cg_fail(CG_ERR_INVALID, "save_npy '%s': expected a dtype .npy can store (bool, integers, float16/32/64), got %s", path,

@@ -5,6 +5,7 @@
 #include "device.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fault.h"
 #include <stdlib.h>
 
 /* Under AddressSanitizer, cached host blocks are poisoned: a use after free through a
@@ -100,8 +101,8 @@ void *rt_lru_alloc(rt_allocator *a, size_t size) {
     return p;
   }
   pthread_mutex_unlock(&a->lock);
-  void *p = a->sys_alloc(sz);
-  if (!p && rt_lru_trim(a) > 0) p = a->sys_alloc(sz);
+  void *p = fault_hit() ? NULL : a->sys_alloc(sz);
+  if (!p && rt_lru_trim(a) > 0) p = fault_hit() ? NULL : a->sys_alloc(sz);
   if (!p)
     return cg_fail_null(CG_ERR_NOMEM, "out of memory: %s could not allocate %zu bytes (%.1f MiB)", a->name,
                         size, (double)size / (1 << 20));
@@ -117,7 +118,7 @@ void *rt_lru_alloc(rt_allocator *a, size_t size) {
 void rt_lru_free(rt_allocator *a, void *ptr, size_t size) {
   if (!ptr) return;
   size_t sz = size ? (size + RT_ALLOC_ALIGN - 1) / RT_ALLOC_ALIGN * RT_ALLOC_ALIGN : RT_ALLOC_ALIGN;
-  rt_block *b = malloc(sizeof *b); /* no node: give the block straight back */
+  rt_block *b = fault_hit() ? NULL : malloc(sizeof *b); /* no node: give the block straight back */
   pthread_mutex_lock(&a->lock);
   read_cap_locked(a);
   CG_ASSERT(a->st.in_use >= sz, "%s: freeing %zu bytes but only %zu are in use", a->name, sz, a->st.in_use);

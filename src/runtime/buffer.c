@@ -21,8 +21,8 @@ uop *buffer_new(dtype dt, int64_t count) { return buffer_new_on(NULL, dt, count)
 
 uop *buffer_new_on(rt_device *dev, dtype dt, int64_t count) {
   if (!dev && !(dev = rt_default_device())) return NULL;
-  cg_buffer *b = calloc(1, sizeof *b);
-  if (!b) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
+  cg_buffer *b = ir_calloc(1, sizeof *b); /* the scheduler makes buffers too: fails softly only in a checked pool */
+  if (!b) return NULL;
   b->nbytes = (size_t)count * (size_t)dt_scalar_size(dt);
   b->dev = dev;
   pthread_mutex_lock(&buf_lock);
@@ -31,8 +31,12 @@ uop *buffer_new_on(rt_device *dev, dtype dt, int64_t count) {
   pthread_mutex_unlock(&buf_lock);
   uop *u = uop_new0(OP_BUFFER, dt, arg_ints(arg, 2));
   pthread_mutex_lock(&buf_lock);
-  uopset_put(&registry, u, b);
+  bool kept = u && uopset_put(&registry, u, b);
   pthread_mutex_unlock(&buf_lock);
+  if (!kept) { /* out of memory: the node (if any) dies with its pool, unregistered */
+    free(b);
+    return NULL;
+  }
   return u;
 }
 

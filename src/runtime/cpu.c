@@ -11,6 +11,7 @@
  *                      cc → seal + rename into the cache → dlopen
  */
 #define _GNU_SOURCE
+#include "core/fault.h"
 #include "alloc.h"
 #include "cpu_compile.h"
 #include "device.h"
@@ -72,7 +73,7 @@ static rt_program *lookup_locked(const uint64_t key[2]) {
 static int insert_locked(rt_program *p) {
   if (nprograms + 1 > 2 * nbuckets) {
     size_t nb = nbuckets ? 2 * nbuckets : 64;
-    rt_program **nt = calloc(nb, sizeof *nt);
+    rt_program **nt = fault_hit() ? NULL : calloc(nb, sizeof *nt);
     if (!nt) return -1;
     for (size_t i = 0; i < nbuckets; i++)
       for (rt_program *q = table[i], *next; q; q = next) {
@@ -119,6 +120,7 @@ static void count(int64_t *counter) { /* atomic: realize reads the counters on a
 
 /* dlopen path and find the entry; a program with one reference, or NULL + message. */
 static rt_program *load(const char *path, const char *name, const uint64_t key[2]) {
+  if (fault_hit()) return cg_fail_null(CG_ERR_NOMEM, "load '%s': out of memory (injected)", name);
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h) return cg_fail_null(CG_ERR_RUNTIME, "load '%s': %s", name, dlerror());
   void *fn = dlsym(h, name);

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "threadpool.h"
 #include "core/config.h"
+#include "core/fault.h"
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -136,7 +137,7 @@ static pool *pool_create(void) {
   if (n < 1) n = 1;
   if (n > 1024) n = 1024;
   if (n == 1) return &solo;
-  pool *p = calloc(1, sizeof *p);
+  pool *p = fault_hit() ? NULL : calloc(1, sizeof *p); /* out of memory: run on the caller alone */
   worker *ws = calloc((size_t)n, sizeof *ws); /* workers[0] stands for the caller, unused */
   if (!p || !ws) {
     free(p), free(ws);

@@ -26,6 +26,7 @@ dtype promote(dtype a, dtype b) {
 }
 
 uop *cast_to(uop *u, dtype dt) {
+  if (!u) return NULL;
   if (dt_eq(u->dt, dt)) return u;
   if (u->op == OP_CONST) { /* folded as CAST means it (uop/alu.c) */
     if (dt_is_float(u->dt)) return uop_const_float(dt, u->arg.f);
@@ -38,7 +39,7 @@ uop *cast_to(uop *u, dtype dt) {
 
 uop *ew2(int op, uop *a, uop *b) { return uop_alu(op, a, b); }
 uop *ew1(int op, uop *a) { return uop_alu1(op, a); }
-uop *ew_const(uop *like, double v) { return const_full(like->dt, v, like->shape, like->ndim); }
+uop *ew_const(uop *like, double v) { return !like ? NULL : const_full(like->dt, v, like->shape, like->ndim); }
 static uop *ewc(uop *like, double v) { return ew_const(like, v); }
 static uop *mul_c(uop *a, double v) { return ew2(OP_MUL, a, ewc(a, v)); }
 static uop *add_c(uop *a, double v) { return ew2(OP_ADD, a, ewc(a, v)); }
@@ -79,7 +80,7 @@ static dtype binary_dtype(const cg_tensor *a, const cg_tensor *b) {
 /* Operands broadcast to one shape and cast to dt (or the promoted dtype if dt is void). */
 static bool prep2(const char *who, cg_tensor *ta, cg_tensor *tb, dtype dt, uop **a, uop **b) {
   if (!ta || !tb) {
-    cg_fail(CG_ERR_INVALID, "%s: an operand is NULL", who);
+    cg_fail(CG_NULL_INPUT, "%s: an operand is NULL", who);
     return false;
   }
   int64_t shp[UOP_MAX_DIMS];
@@ -126,7 +127,7 @@ static cg_tensor *binary(bop op, cg_tensor *ta, cg_tensor *tb) {
   uop *a, *b;
   dtype want = dt_void();
   if (op >= B_AND) want = DT_BOOL;
-  if (!prep2(who, ta, tb, want, &a, &b)) return op_end(NULL);
+  if (!prep2(who, ta, tb, want, &a, &b) || !a || !b) return op_end(NULL);
   dtype dt = a->dt;
   bool weak = ta->weak && tb->weak;
   if ((op == B_DIV || op == B_POW) && !dt_is_float(dt)) {
@@ -185,7 +186,7 @@ cg_tensor *cg_logical_or(cg_tensor *a, cg_tensor *b) { return binary(B_OR, a, b)
 cg_tensor *cg_logical_xor(cg_tensor *a, cg_tensor *b) { return binary(B_XOR, a, b); }
 
 cg_tensor *cg_where(cg_tensor *c, cg_tensor *a, cg_tensor *b) {
-  if (!c || !a || !b) return cg_fail_null(CG_ERR_INVALID, "where: an operand is NULL");
+  if (!c || !a || !b) return cg_fail_null(CG_NULL_INPUT, "where: an operand is NULL");
   op_begin();
   int64_t s1[UOP_MAX_DIMS], s2[UOP_MAX_DIMS];
   int n1, n2;
@@ -252,7 +253,7 @@ static uop *unary_u(uopk k, uop *x) {
 }
 
 static cg_tensor *unary(uopk k, cg_tensor *t) {
-  if (!t) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", uop_names[k]);
+  if (!t) return cg_fail_null(CG_NULL_INPUT, "%s: tensor is NULL", uop_names[k]);
   op_begin();
   uop *x = t->u;
   bool is_float_op = k == U_EXP || k == U_LOG || k == U_EXP2 || k == U_LOG2 || k == U_SQRT || k == U_RSQRT || k == U_RECIP ||
@@ -291,7 +292,7 @@ cg_tensor *cg_sign(cg_tensor *a) { return unary(U_SIGN, a); }
 cg_tensor *cg_logical_not(cg_tensor *a) { return unary(U_NOT, a); }
 
 cg_tensor *cg_clamp(cg_tensor *a, double lo, double hi) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "clamp: tensor is NULL");
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "clamp: tensor is NULL");
   if (lo > hi) return cg_fail_null(CG_ERR_INVALID, "clamp: expected lo <= hi, got %g > %g", lo, hi);
   op_begin();
   uop *x = a->u;
@@ -302,14 +303,14 @@ cg_tensor *cg_clamp(cg_tensor *a, double lo, double hi) {
 }
 
 cg_tensor *cg_cast(cg_tensor *a, cg_dtype dt) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "cast: tensor is NULL");
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "cast: tensor is NULL");
   if ((int)dt < 0 || dt >= CG_NUM_DTYPES) return cg_fail_null(CG_ERR_INVALID, "cast: invalid dtype %d", (int)dt);
   op_begin();
   return result(cast_to(a->u, dt_of(dt)), false);
 }
 
 cg_tensor *cg_bitcast(cg_tensor *a, cg_dtype dt) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "bitcast: tensor is NULL");
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "bitcast: tensor is NULL");
   if ((int)dt < 0 || dt >= CG_NUM_DTYPES || cg_dtype_size(dt) != (size_t)dt_scalar_size(a->u->dt))
     return cg_fail_null(CG_ERR_INVALID, "bitcast: expected a dtype of %d bytes like %s, got %s", dt_scalar_size(a->u->dt),
                         dt_name(a->u->dt), cg_dtype_name(dt));

@@ -40,6 +40,7 @@ static uop *cmpeq(uop *a, uop *b) { return ew2(OP_CMPEQ, a, b); }
 
 /* A sum over axes (keepdim), accumulated in float32 for the 8/16-bit floats. */
 static uop *sum_axes(uop *g, const int *axes, int n) {
+  if (!g) return NULL;
   dtype dt = g->dt;
   bool up = dt_scalar_size(dt) < 4;
   uop *r = reduce_uop(up ? cast_to(g, DT_F32) : g, OP_ADD, axes, n);
@@ -163,13 +164,15 @@ typedef struct {
   uop **v;
   size_t n, cap;
 } uvec;
-static void uvec_push(uvec *a, uop *u) {
+static bool uvec_push(uvec *a, uop *u) {
   if (a->n == a->cap) {
-    a->cap = a->cap ? 2 * a->cap : 64;
-    a->v = realloc(a->v, a->cap * sizeof *a->v);
-    CG_ASSERT(a->v, "out of memory");
+    size_t cap = a->cap ? 2 * a->cap : 64;
+    uop **v = ir_realloc(a->v, cap * sizeof *v);
+    if (!v) return false;
+    a->v = v, a->cap = cap;
   }
   a->v[a->n++] = u;
+  return true;
 }
 
 /* A node's sources as autograd sees them: a composite's recorded inputs (comp, when not
@@ -183,49 +186,56 @@ static uint32_t grad_srcs(uop *u, uopset *comp, uop *const **src) {
 
 /* Nodes of root's graph, sources before users; nothing below a DETACH. Iterative, so deep
  * graphs do not exhaust the stack. comp (optional) collects the composites met: their
- * recorded inputs stand in for their sources. */
-static void toposort(uop *root, uvec *order, uopset *seen, uopset *comp) {
+ * recorded inputs stand in for their sources. False when out of memory. */
+static bool toposort(uop *root, uvec *order, uopset *seen, uopset *comp) {
   typedef struct { uop *u; uint32_t next; } frame;
   size_t n = 0, cap = 64;
-  frame *st = malloc(cap * sizeof *st);
-  CG_ASSERT(st, "out of memory");
-  uopset_add(seen, root);
+  frame *st = ir_malloc(cap * sizeof *st);
+  if (!st || uopset_add(seen, root) < 0) return free(st), false;
   st[n++] = (frame){root, 0};
   while (n) {
     frame *f = &st[n - 1];
     if (f->next == 0 && comp) {
       composite c;
       if (composite_get(f->u, &c)) {
-        composite *cp = malloc(sizeof *cp);
-        CG_ASSERT(cp, "out of memory");
+        composite *cp = ir_malloc(sizeof *cp);
+        if (!cp) return free(st), false;
         *cp = c;
-        uopset_put(comp, f->u, cp);
+        if (!uopset_put(comp, f->u, cp)) return free(cp), free(st), false;
       }
     }
     uop *const *srcs;
     uint32_t ns = grad_srcs(f->u, comp, &srcs);
     if (f->next == ns) {
-      uvec_push(order, f->u);
+      if (!uvec_push(order, f->u)) return free(st), false;
       n--;
       continue;
     }
     uop *s = srcs[f->next++];
-    if (!uopset_add(seen, s)) continue;
+    int added = uopset_add(seen, s);
+    if (added < 0) return free(st), false;
+    if (!added) continue;
     if (n == cap) {
-      st = realloc(st, (cap *= 2) * sizeof *st);
-      CG_ASSERT(st, "out of memory");
+      frame *bigger = ir_realloc(st, (cap * 2) * sizeof *st);
+      if (!bigger) return free(st), false;
+      st = bigger, cap *= 2;
     }
     st[n++] = (frame){s, 0};
   }
   free(st);
+  return true;
 }
 
-bool grad_depends_on(uop *u, uop *const *targets, int n) {
+static bool add_all(uopset *set, uop *const *us, int n) {
+  for (int i = 0; i < n; i++)
+    if (uopset_add(set, us[i]) < 0) return false;
+  return true;
+}
+
+int grad_depends_on(uop *u, uop *const *targets, int n) {
   uopset seen = {0}, tset = {0};
   uvec order = {0};
-  for (int i = 0; i < n; i++) uopset_add(&tset, targets[i]);
-  toposort(u, &order, &seen, NULL);
-  bool found = false;
+  int found = add_all(&tset, targets, n) && toposort(u, &order, &seen, NULL) ? 0 : -1;
   for (size_t i = 0; i < order.n && !found; i++) found = order.v[i] != u && uopset_get(&tset, order.v[i]);
   free(order.v);
   uopset_free(&seen);
@@ -233,23 +243,24 @@ bool grad_depends_on(uop *u, uop *const *targets, int n) {
   return found;
 }
 
-void grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, bool *reached) {
+bool grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, bool *reached) {
   uopset seen = {0}, tset = {0}, on = {0}, grads = {0}, comp = {0};
   uvec order = {0};
-  for (int i = 0; i < n; i++) uopset_add(&tset, targets[i]);
-  toposort(root, &order, &seen, &comp);
-  for (size_t i = 0; i < order.n; i++) {
+  bool ok = seed && add_all(&tset, targets, n) && toposort(root, &order, &seen, &comp);
+  for (size_t i = 0; ok && i < order.n; i++) {
     uop *u = order.v[i], *const *srcs;
     uint32_t ns = grad_srcs(u, &comp, &srcs);
     bool p = uopset_get(&tset, u) != NULL;
     if (!p && dt_is_float(u->dt))
       for (uint32_t s = 0; s < ns && !p; s++) p = uopset_get(&on, srcs[s]) != NULL;
-    if (p) uopset_add(&on, u);
+    if (p) ok = uopset_add(&on, u) >= 0;
   }
-  CG_ASSERT(shape_eq(seed->shape, seed->ndim, root->shape, root->ndim) && dt_eq(seed->dt, root->dt), "seed %s for root %s",
-            shape_str(seed->shape, seed->ndim), shape_str(root->shape, root->ndim));
-  if (uopset_get(&on, root)) uopset_put(&grads, root, seed);
-  for (size_t i = order.n; i-- > 0;) {
+  if (ok) {
+    CG_ASSERT(shape_eq(seed->shape, seed->ndim, root->shape, root->ndim) && dt_eq(seed->dt, root->dt), "seed %s for root %s",
+              shape_str(seed->shape, seed->ndim), shape_str(root->shape, root->ndim));
+    if (uopset_get(&on, root)) ok = uopset_put(&grads, root, seed);
+  }
+  for (size_t i = order.n; ok && i-- > 0;) {
     uop *u = order.v[i], *g = uopset_get(&grads, u), *const *srcs;
     composite *c = uopset_get(&comp, u);
     uint32_t ns = grad_srcs(u, &comp, &srcs);
@@ -258,17 +269,21 @@ void grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, b
     CG_ASSERT(ns <= 3, "%s with %u sources", op_name(u->op), ns);
     if (c) c->grad(c, g, d);
     else RULES[u->op](u, g, d);
-    for (uint32_t s = 0; s < ns; s++) {
+    for (uint32_t s = 0; s < ns && ok; s++) {
       uop *x = srcs[s];
-      if (!d[s] || !uopset_get(&on, x)) continue;
+      if (!uopset_get(&on, x)) continue;
+      if (!d[s]) { /* no gradient to this source, or it could not be built */
+        ok = !uop_pool_failed();
+        continue;
+      }
       CG_ASSERT(shape_eq(d[s]->shape, d[s]->ndim, x->shape, x->ndim) && dt_eq(d[s]->dt, x->dt),
                 "the gradient rule of %s%s gave %s %s for a source of %s %s", c ? "the composite over " : "", op_name(u->op), dt_name(d[s]->dt),
                 shape_str(d[s]->shape, d[s]->ndim), dt_name(x->dt), shape_str(x->shape, x->ndim));
-      uop *prev = uopset_get(&grads, x);
-      uopset_put(&grads, x, prev ? ew2(OP_ADD, prev, d[s]) : d[s]);
+      uop *prev = uopset_get(&grads, x), *sum = prev ? ew2(OP_ADD, prev, d[s]) : d[s];
+      ok = sum && uopset_put(&grads, x, sum);
     }
   }
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; ok && i < n; i++) {
     out[i] = uopset_get(&grads, targets[i]);
     if (reached) reached[i] = uopset_get(&seen, targets[i]) != NULL;
   }
@@ -279,6 +294,7 @@ void grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, b
   uopset_free(&on);
   uopset_free(&grads);
   uopset_free(&comp);
+  return ok && !uop_pool_failed();
 }
 
 /* ---- the public API ------------------------------------------------------------------- */
@@ -287,14 +303,19 @@ void grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, b
 typedef struct {
   cg_tensor **t;
   int n, cap;
+  bool nomem;
 } tlist;
 static void collect_rg(cg_tensor *t, void *ctx) {
   tlist *l = ctx;
-  if (!t->requires_grad) return;
+  if (!t->requires_grad || l->nomem) return;
   if (l->n == l->cap) {
-    l->cap = l->cap ? 2 * l->cap : 16;
-    l->t = realloc(l->t, (size_t)l->cap * sizeof *l->t);
-    CG_ASSERT(l->t, "out of memory");
+    int cap = l->cap ? 2 * l->cap : 16;
+    cg_tensor **bigger = cg_realloc(l->t, (size_t)cap * sizeof *bigger);
+    if (!bigger) {
+      l->nomem = true;
+      return;
+    }
+    l->t = bigger, l->cap = cap;
   }
   l->t[l->n++] = t;
 }
@@ -314,7 +335,7 @@ static bool is_stored(const uop *u) {
 }
 
 cg_status cg_set_requires_grad(cg_tensor *t, bool on) {
-  if (!t) return cg_fail(CG_ERR_INVALID, "set_requires_grad: tensor is NULL");
+  if (!t) return cg_fail(CG_NULL_INPUT, "set_requires_grad: tensor is NULL");
   if (!on) {
     t->requires_grad = false;
     return CG_OK;
@@ -330,12 +351,17 @@ cg_status cg_set_requires_grad(cg_tensor *t, bool on) {
   if (!is_stored(t->u)) {
     tlist l = {0};
     tensor_foreach(collect_rg, &l);
-    uop **us = malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1));
-    CG_ASSERT(us, "out of memory");
-    for (int i = 0; i < l.n; i++) us[i] = base_of(l.t[i]->u);
-    bool derived = grad_depends_on(t->u, us, l.n);
+    uop **us = l.nomem ? NULL : cg_malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1));
+    int derived = -1;
+    if (us) {
+      for (int i = 0; i < l.n; i++) us[i] = base_of(l.t[i]->u);
+      uop_pool_push_checked();
+      derived = grad_depends_on(t->u, us, l.n);
+      uop_pool_pop();
+    }
     free(us);
     free(l.t);
+    if (derived < 0) return cg_fail(CG_ERR_NOMEM, "set_requires_grad: out of memory");
     if (!derived) {
       cg_status st = cg_realize(t);
       if (st != CG_OK) return st;
@@ -345,20 +371,48 @@ cg_status cg_set_requires_grad(cg_tensor *t, bool on) {
   return CG_OK;
 }
 
-/* t->grad += g (lazily). The gradient tensor belongs to t (cg_free(t) frees it): it lives
+/* Add each reached target's gradient to its tensor's ->grad (lazily), all or nothing: the
+ * new gradient nodes and tensors are built first, and only when every one exists are they
+ * swapped in. A first gradient comes with the zeros cg_zero_grad will put in its place. A new gradient tensor belongs to its owner (cg_free(t) frees it) and lives
  * at the outermost level, which no scope frees. */
-static cg_status accumulate(cg_tensor *t, uop *g) {
-  if (!t->grad) {
-    cg_tensor *gt = tensor_new(g);
-    if (!gt) return cg_last_status();
-    while (gt->scope > 0) cg_keep(gt);
-    t->grad = gt;
-    return CG_OK;
+static cg_status accumulate_all(tlist *l, uop **grads, const bool *reached) {
+  uop **next = cg_calloc((size_t)(l->n ? l->n : 1), sizeof *next);
+  cg_tensor **fresh = cg_calloc((size_t)(l->n ? l->n : 1), sizeof *fresh);
+  uop **zeros = cg_calloc((size_t)(l->n ? l->n : 1), sizeof *zeros);
+  bool ok = next && fresh && zeros;
+  for (int i = 0; i < l->n && ok; i++) {
+    if (!reached[i]) continue;
+    cg_tensor *t = l->t[i];
+    uop *u = t->u, *g = grads[i] ? view_reshape(grads[i], u->shape, u->ndim) : const_full(u->dt, 0, u->shape, u->ndim);
+    next[i] = t->grad ? ew2(OP_ADD, t->grad->u, g) : g;
+    ok = next[i] && !uop_pool_failed();
+    if (ok && !t->grad) {
+      zeros[i] = uop_retain(const_full(u->dt, 0, u->shape, u->ndim));
+      ok = zeros[i] && (fresh[i] = tensor_new(next[i])) != NULL;
+    }
   }
-  uop *old = t->grad->u;
-  t->grad->u = uop_retain(ew2(OP_ADD, old, g));
-  uop_release(old);
-  return CG_OK;
+  if (ok) {
+    for (int i = 0; i < l->n; i++) {
+      if (!reached[i]) continue;
+      cg_tensor *t = l->t[i];
+      if (fresh[i]) {
+        while (fresh[i]->scope > 0) cg_keep(fresh[i]);
+        t->grad = fresh[i];
+        t->grad_zero = zeros[i];
+      } else {
+        uop *old = t->grad->u;
+        t->grad->u = uop_retain(next[i]);
+        uop_release(old);
+      }
+    }
+  } else {
+    for (int i = 0; fresh && i < l->n; i++) cg_free(fresh[i]);
+    for (int i = 0; zeros && i < l->n; i++) uop_release(zeros[i]);
+  }
+  free(next);
+  free(fresh);
+  free(zeros);
+  return ok ? CG_OK : op_status(cg_last_status() == CG_OK ? CG_ERR_NOMEM : cg_last_status());
 }
 
 void tensor_realized(cg_tensor *t, uop *view) {
@@ -383,26 +437,24 @@ void tensor_realized(cg_tensor *t, uop *view) {
 static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
   tlist l = {0};
   tensor_foreach(collect_rg, &l);
-  uop **targets = malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1)), **grads = malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1));
-  bool *reached = malloc((size_t)(l.n ? l.n : 1));
-  CG_ASSERT(targets && grads && reached, "out of memory");
-  for (int i = 0; i < l.n; i++) targets[i] = base_of(l.t[i]->u);
-  /* a realized loss differentiates the graph it kept; the first backward gives it up */
-  grad_compute(out->graph ? out->graph : out->u, seed, targets, l.n, grads, reached);
+  size_t n = (size_t)(l.n ? l.n : 1);
+  uop **targets = l.nomem ? NULL : cg_malloc(sizeof(uop *) * n), **grads = cg_malloc(sizeof(uop *) * n);
+  bool *reached = cg_malloc(n);
   cg_status st = CG_OK;
+  if (!targets || !grads || !reached) st = CG_ERR_NOMEM;
+  for (int i = 0; i < l.n && st == CG_OK; i++) targets[i] = base_of(l.t[i]->u);
+  /* a realized loss differentiates the graph it kept; the first backward gives it up */
+  if (st == CG_OK && !grad_compute(out->graph ? out->graph : out->u, seed, targets, l.n, grads, reached)) st = op_status(CG_ERR_NOMEM);
   int nreached = 0;
-  for (int i = 0; i < l.n; i++) nreached += reached[i];
-  if (!nreached)
+  for (int i = 0; i < l.n && st == CG_OK; i++) nreached += reached[i];
+  if (st == CG_OK && !nreached)
     st = cg_fail(CG_ERR_INVALID, "%s: the output %s %s does not depend on any tensor that requires grad. If it was computed "
                  "from one, its graph is gone: it was realized or read (cg_realize/cg_item/cg_read) and is not a one-element "
                  "output, or an earlier backward from it used the graph up. Call backward before reading it, or compute the output "
                  "again from its inputs", who, dt_name(out->u->dt), shape_str(out->u->shape, out->u->ndim));
   /* reached but no gradient (it only flows through comparisons, trunc, ...): zeros */
-  for (int i = 0; i < l.n && st == CG_OK; i++)
-    if (reached[i]) {
-      uop *u = l.t[i]->u;
-      st = accumulate(l.t[i], grads[i] ? view_reshape(grads[i], u->shape, u->ndim) : const_full(u->dt, 0, u->shape, u->ndim));
-    }
+  if (st == CG_OK) st = accumulate_all(&l, grads, reached);
+  if (st == CG_ERR_NOMEM && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "%s: out of memory", who);
   if (st == CG_OK && out->graph) uop_release(out->graph), out->graph = NULL;
   free(targets);
   free(grads);
@@ -412,26 +464,26 @@ static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
 }
 
 cg_status cg_backward(cg_tensor *loss) {
-  if (!loss) return cg_fail(CG_ERR_INVALID, "backward: loss is NULL");
+  if (!loss) return cg_fail(CG_NULL_INPUT, "backward: loss is NULL");
   if (!dt_is_float(loss->u->dt) || cg_numel(loss) != 1)
     return cg_fail(CG_ERR_INVALID, "backward: expected a one-element floating-point loss, got %s %s (use cg_backward_with "
                    "to give the output's gradient)", dt_name(loss->u->dt), shape_str(loss->u->shape, loss->u->ndim));
-  uop_pool_push();
-  cg_status st = backward("backward", loss, ew_const(loss->u, 1));
+  uop_pool_push_checked();
+  cg_status st = op_status(backward("backward", loss, ew_const(loss->u, 1)));
   uop_pool_pop();
   return st;
 }
 
 cg_status cg_backward_with(cg_tensor *out, cg_tensor *grad_out) {
-  if (!out || !grad_out) return cg_fail(CG_ERR_INVALID, "backward_with: %s is NULL", out ? "grad_out" : "out");
+  if (!out || !grad_out) return cg_fail(CG_NULL_INPUT, "backward_with: %s is NULL", out ? "grad_out" : "out");
   if (!dt_is_float(out->u->dt) || !dt_is_float(grad_out->u->dt))
     return cg_fail(CG_ERR_INVALID, "backward_with: expected floating-point tensors, got output %s and gradient %s",
                    dt_name(out->u->dt), dt_name(grad_out->u->dt));
   if (!shape_eq(out->u->shape, out->u->ndim, grad_out->u->shape, grad_out->u->ndim))
     return cg_fail(CG_ERR_INVALID, "backward_with: the gradient's shape %s differs from the output's %s",
                    shape_str(grad_out->u->shape, grad_out->u->ndim), shape_str(out->u->shape, out->u->ndim));
-  uop_pool_push();
-  cg_status st = backward("backward_with", out, cast_to(grad_out->u, out->u->dt));
+  uop_pool_push_checked();
+  cg_status st = op_status(backward("backward_with", out, cast_to(grad_out->u, out->u->dt)));
   uop_pool_pop();
   return st;
 }
@@ -439,10 +491,8 @@ cg_status cg_backward_with(cg_tensor *out, cg_tensor *grad_out) {
 cg_tensor *cg_grad(cg_tensor *t) { return t ? t->grad : NULL; }
 
 void cg_zero_grad(cg_tensor *t) {
-  if (!t || !t->grad) return;
-  uop_pool_push();
-  uop *old = t->grad->u;
-  t->grad->u = uop_retain(const_full(old->dt, 0, old->shape, old->ndim));
+  if (!t || !t->grad || !t->grad_zero) return;
+  uop *old = t->grad->u; /* the zeros were built with the first gradient: nothing to allocate */
+  t->grad->u = uop_retain(t->grad_zero);
   uop_release(old);
-  uop_pool_pop();
 }

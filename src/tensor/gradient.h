@@ -10,11 +10,12 @@
  * gradient (its shape and dtype), or NULL when no gradient flows to it; reached[i] (when
  * reached is not NULL) says whether targets[i] is in root's graph at all, not counting
  * what lies below a DETACH. Only floating-point nodes carry gradients; CONST and BUFFER
- * are leaves; a target may sit anywhere in the graph (gradients flow on through it). */
-void grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, bool *reached);
+ * are leaves; a target may sit anywhere in the graph (gradients flow on through it).
+ * False when out of memory (in a checked pool; CG_ERR_NOMEM recorded). */
+bool grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, bool *reached);
 
 /* Whether u's graph reaches any of targets[0..n) (not counting u itself, and not looking
- * below a DETACH). */
-bool grad_depends_on(uop *u, uop *const *targets, int n);
+ * below a DETACH): 1 or 0, -1 when out of memory. */
+int grad_depends_on(uop *u, uop *const *targets, int n);
 
 #endif

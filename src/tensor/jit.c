@@ -41,7 +41,7 @@ struct cg_jit {
 };
 
 cg_jit *cg_jit_new(cg_jit_fn fn, int n_out, void *user) {
-  if (!fn) return cg_fail_null(CG_ERR_INVALID, "jit_new: the function is NULL");
+  if (!fn) return cg_fail_null(CG_NULL_INPUT, "jit_new: the function is NULL");
   if (n_out < 1) return cg_fail_null(CG_ERR_INVALID, "jit_new: expected at least one output, got %d", n_out);
   cg_jit *j = calloc(1, sizeof *j);
   if (!j) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
@@ -119,11 +119,11 @@ static cg_status run_fn(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **o
 }
 
 cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out) {
-  if (!j) return cg_fail(CG_ERR_INVALID, "jit_call: the jit is NULL");
-  if (!out) return cg_fail(CG_ERR_INVALID, "jit_call: the output array is NULL");
+  if (!j) return cg_fail(CG_NULL_INPUT, "jit_call: the jit is NULL");
+  if (!out) return cg_fail(CG_NULL_INPUT, "jit_call: the output array is NULL");
   if (n_in < 0 || (n_in > 0 && !in)) return cg_fail(CG_ERR_INVALID, "jit_call: expected an array of n_in >= 0 inputs, got %s with n_in = %d", in ? "one" : "NULL", n_in);
   for (int i = 0; i < n_in; i++)
-    if (!in[i]) return cg_fail(CG_ERR_INVALID, "jit_call: input %d is NULL", i);
+    if (!in[i]) return cg_fail(CG_NULL_INPUT, "jit_call: input %d is NULL", i);
   if (capture_active()) return cg_fail(CG_ERR_INVALID, "jit_call: a JIT function called from inside a JIT function (not supported: call the inner function directly)");
   if (cfg_int("JIT", 1) == 0) {
     j->info.eager++;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #define NULLCHK(who, t) \
-  if (!(t)) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", who)
+  if (!(t)) return cg_fail_null(CG_NULL_INPUT, "%s: tensor is NULL", who)
 /* An array argument with n > 0 entries must not be NULL. */
 #define ARRCHK(who, arr, n) \
   if ((n) > 0 && !(arr)) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL (with %d entries expected)", who, #arr, (int)(n))
@@ -313,7 +313,7 @@ cg_tensor *cg_stack(cg_tensor *const *ts, int n, int dim) {
 }
 
 int cg_split(cg_tensor *a, int64_t size, int dim, cg_tensor **out, int max_out) {
-  if (!a) return cg_fail(CG_ERR_INVALID, "split: tensor is NULL"), -1;
+  if (!a) return cg_fail(CG_NULL_INPUT, "split: tensor is NULL"), -1;
   bool ok;
   int nd = a->u->ndim, d = norm_dim("split", nd, dim, &ok);
   if (!ok) return -1;
@@ -332,7 +332,7 @@ int cg_split(cg_tensor *a, int64_t size, int dim, cg_tensor **out, int max_out) 
 }
 
 int cg_chunk(cg_tensor *a, int chunks, int dim, cg_tensor **out, int max_out) {
-  if (!a) return cg_fail(CG_ERR_INVALID, "chunk: tensor is NULL"), -1;
+  if (!a) return cg_fail(CG_NULL_INPUT, "chunk: tensor is NULL"), -1;
   if (chunks <= 0) return cg_fail(CG_ERR_INVALID, "chunk: expected chunks > 0, got %d", chunks), -1;
   if (max_out > 0 && !out) return cg_fail(CG_ERR_INVALID, "chunk: out is NULL (with max_out %d)", max_out), -1;
   bool ok;
@@ -378,7 +378,7 @@ cg_tensor *cg_detach(cg_tensor *a) {
 }
 
 cg_status cg_assign(cg_tensor *dst, cg_tensor *src) {
-  if (!dst || !src) return cg_fail(CG_ERR_INVALID, "assign: a tensor is NULL");
+  if (!dst || !src) return cg_fail(CG_NULL_INPUT, "assign: a tensor is NULL");
   uop *d = dst->u, *s = src->u;
   int nd = d->ndim;
   bool fits = s->ndim <= nd;
@@ -402,9 +402,12 @@ cg_status cg_assign(cg_tensor *dst, cg_tensor *src) {
    * two updates, and realize marks each one done separately */
   static int64_t serial;
   uop *a = uop_new(OP_ASSIGN, d->dt, (uop *[]){d, v}, 2, arg_int(__atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED)));
-  uop *old = dst->u;
-  dst->u = uop_retain(a);
-  uop_release(old);
+  cg_status st = op_status(a ? CG_OK : cg_last_status());
+  if (st == CG_OK) { /* out of memory: dst keeps its value */
+    uop *old = dst->u;
+    dst->u = uop_retain(a);
+    uop_release(old);
+  }
   op_end(NULL);
-  return CG_OK;
+  return st;
 }

@@ -4,11 +4,12 @@
 
 cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   if (n < 0) return cg_fail(CG_ERR_INVALID, "realize: expected n >= 0 tensors, got %d", n);
-  if (n > 0 && !ts) return cg_fail(CG_ERR_INVALID, "realize: the tensor array is NULL (n = %d)", n);
+  if (n > 0 && !ts) return cg_fail(CG_NULL_INPUT, "realize: the tensor array is NULL (n = %d)", n);
   for (int i = 0; i < n; i++)
-    if (!ts[i]) return cg_fail(CG_ERR_INVALID, "realize: tensor %d is NULL", i);
-  uop **outs = malloc(sizeof(uop *) * (size_t)(2 * n + 1)), **views = outs + n;
-  if (!outs) return cg_fail(CG_ERR_NOMEM, "out of memory");
+    if (!ts[i]) return cg_fail(CG_NULL_INPUT, "realize: tensor %d is NULL", i);
+  uop **outs = cg_malloc(sizeof(uop *) * (size_t)(2 * n + 1));
+  if (!outs) return CG_ERR_NOMEM;
+  uop **views = outs + n;
   uop_pool_push();
   for (int i = 0; i < n; i++) {
     /* two tensors with one graph (two cg_zeros of a shape) must not share a buffer: an

@@ -39,7 +39,7 @@ bool norm_axes(const char *who, int ndim, const int *axes, int naxes, int *out, 
 
 /* Drop the reduced axes unless keepdim. */
 static uop *squeeze_axes(uop *u, const int *axes, int naxes, bool keepdim) {
-  if (keepdim) return u;
+  if (keepdim || !u) return u;
   bool red[UOP_MAX_DIMS] = {0};
   for (int i = 0; i < naxes; i++) red[axes[i]] = true;
   int64_t s[UOP_MAX_DIMS];
@@ -60,6 +60,7 @@ static const char *rname[] = {"sum", "prod", "max", "min", "mean", "any", "all"}
 
 /* keepdim reduction of u (already cast as wanted). */
 static uop *reduce_kind(rkind k, uop *u, const int *ax, int n) {
+  if (!u) return NULL;
   switch (k) {
   case R_SUM: return reduce_uop(u, OP_ADD, ax, n);
   case R_PROD: return reduce_uop(u, OP_MUL, ax, n);
@@ -78,7 +79,7 @@ static uop *reduce_kind(rkind k, uop *u, const int *ax, int n) {
 }
 
 static cg_tensor *reduce_api(rkind k, cg_tensor *a, const int *axes, int naxes, bool keepdim) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", rname[k]);
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "%s: tensor is NULL", rname[k]);
   int ax[UOP_MAX_DIMS], n;
   if (!norm_axes(rname[k], a->u->ndim, axes, naxes, ax, &n)) return NULL;
   if ((k == R_MAX || k == R_MIN) && count_of(a->u, ax, n) == 0)
@@ -106,7 +107,7 @@ cg_tensor *cg_any(cg_tensor *a, const int *axes, int n, bool k) { return reduce_
 cg_tensor *cg_all(cg_tensor *a, const int *axes, int n, bool k) { return reduce_api(R_ALL, a, axes, n, k); }
 
 cg_tensor *cg_var(cg_tensor *a, const int *axes, int naxes, int correction, bool keepdim) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "var: tensor is NULL");
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "var: tensor is NULL");
   int ax[UOP_MAX_DIMS], n;
   if (!norm_axes("var", a->u->ndim, axes, naxes, ax, &n)) return NULL;
   op_begin();
@@ -128,7 +129,7 @@ cg_tensor *cg_std(cg_tensor *a, const int *axes, int naxes, int correction, bool
 }
 
 cg_tensor *cg_logsumexp(cg_tensor *a, const int *axes, int naxes, bool keepdim) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "logsumexp: tensor is NULL");
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "logsumexp: tensor is NULL");
   int ax[UOP_MAX_DIMS], n;
   if (!norm_axes("logsumexp", a->u->ndim, axes, naxes, ax, &n)) return NULL;
   op_begin();
@@ -155,7 +156,7 @@ static uop *arange_along(int64_t n, int axis, int ndim) {
 }
 
 static cg_tensor *arg_reduce(const char *who, cg_tensor *a, int axis, bool keepdim, bool is_min) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", who);
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "%s: tensor is NULL", who);
   bool ok;
   int nd = a->u->ndim, d = norm_dim(who, nd ? nd : 1, axis, &ok);
   if (!ok) return NULL;
@@ -180,7 +181,7 @@ cg_tensor *cg_argmax(cg_tensor *a, int axis, bool keepdim) { return arg_reduce("
 cg_tensor *cg_argmin(cg_tensor *a, int axis, bool keepdim) { return arg_reduce("argmin", a, axis, keepdim, true); }
 
 cg_tensor *cg_cumsum(cg_tensor *a, int axis) {
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "cumsum: tensor is NULL");
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "cumsum: tensor is NULL");
   bool ok;
   int nd = a->u->ndim, d = norm_dim("cumsum", nd ? nd : 1, axis, &ok);
   if (!ok) return NULL;
@@ -212,7 +213,7 @@ cg_tensor *cg_cumsum(cg_tensor *a, int axis) {
 
 static cg_tensor *softmax_impl(cg_tensor *a, int axis, bool log) {
   const char *who = log ? "log_softmax" : "softmax";
-  if (!a) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", who);
+  if (!a) return cg_fail_null(CG_NULL_INPUT, "%s: tensor is NULL", who);
   bool ok;
   int nd = a->u->ndim, d = norm_dim(who, nd ? nd : 1, axis, &ok);
   if (!ok) return NULL;
@@ -235,7 +236,7 @@ cg_tensor *cg_log_softmax(cg_tensor *a, int axis) { return softmax_impl(a, axis,
 /* ---- matmul ------------------------------------------------------------------------ */
 
 cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
-  if (!ta || !tb) return cg_fail_null(CG_ERR_INVALID, "matmul: an operand is NULL");
+  if (!ta || !tb) return cg_fail_null(CG_NULL_INPUT, "matmul: an operand is NULL");
   uop *a = ta->u, *b = tb->u;
   if (a->ndim == 0 || b->ndim == 0) return cg_fail_null(CG_ERR_INVALID, "matmul: expected tensors of at least 1 dim, got %s and %s", shape_str(a->shape, a->ndim), shape_str(b->shape, b->ndim));
   op_begin();
@@ -290,7 +291,7 @@ cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
 }
 
 cg_tensor *cg_dot(cg_tensor *a, cg_tensor *b) {
-  if (!a || !b) return cg_fail_null(CG_ERR_INVALID, "dot: an operand is NULL");
+  if (!a || !b) return cg_fail_null(CG_NULL_INPUT, "dot: an operand is NULL");
   if (a->u->ndim != 1 || b->u->ndim != 1)
     return cg_fail_null(CG_ERR_INVALID, "dot: expected two 1-d tensors, got %s and %s", shape_str(a->u->shape, a->u->ndim), shape_str(b->u->shape, b->u->ndim));
   return cg_matmul(a, b);
@@ -330,7 +331,7 @@ static uop *gather_uop(uop *a, int d, uop *index) {
 }
 
 cg_tensor *cg_gather(cg_tensor *a, int dim, cg_tensor *index) {
-  if (!a || !index) return cg_fail_null(CG_ERR_INVALID, "gather: an operand is NULL");
+  if (!a || !index) return cg_fail_null(CG_NULL_INPUT, "gather: an operand is NULL");
   bool ok;
   int nd = a->u->ndim, d = norm_dim("gather", nd, dim, &ok);
   if (!ok) return NULL;
@@ -345,7 +346,7 @@ cg_tensor *cg_gather(cg_tensor *a, int dim, cg_tensor *index) {
 }
 
 cg_tensor *cg_index_select(cg_tensor *a, int dim, cg_tensor *index) {
-  if (!a || !index) return cg_fail_null(CG_ERR_INVALID, "index_select: an operand is NULL");
+  if (!a || !index) return cg_fail_null(CG_NULL_INPUT, "index_select: an operand is NULL");
   bool ok;
   int nd = a->u->ndim, d = norm_dim("index_select", nd, dim, &ok);
   if (!ok) return NULL;

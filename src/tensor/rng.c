@@ -64,16 +64,17 @@ static cg_tensor *random_tensor(const char *who, rkind kind, double lo, double h
   if (!check_shape(who, shape, ndim, dt_of(dt))) return NULL;
   if (kind != K_INT && !dt_is_float(dt_of(dt))) return cg_fail_null(CG_ERR_INVALID, "%s: expected a float dtype, got %s", who, cg_dtype_name(dt));
   int64_t n = shape_numel(shape, ndim);
-  uint32_t *w = malloc(sizeof(uint32_t) * 2 * (size_t)(n ? n : 1));
+  uint32_t *w = cg_malloc(sizeof(uint32_t) * 2 * (size_t)(n ? n : 1));
   if (!w) return cg_fail_null(CG_ERR_NOMEM, "%s: out of memory for %lld values", who, (long long)n);
-  draw(w, n);
   op_begin();
   dtype d = dt_of(dt);
   uop *b = buffer_new(d, n);
-  if (!b || buffer_alloc(b) != CG_OK) {
+  uop *out = b ? view_reshape(b, shape, ndim) : NULL;
+  if (!out || buffer_alloc(b) != CG_OK || op_status(CG_OK) != CG_OK) {
     free(w);
-    return op_end(NULL);
+    return op_end(NULL); /* the generator has not moved: the next draw is the one this would have been */
   }
+  draw(w, n);
   void *p = buffer_of(b)->ptr;
   for (int64_t i = 0; i < n; i++) {
     double v;
@@ -90,7 +91,7 @@ static cg_tensor *random_tensor(const char *who, rkind kind, double lo, double h
     host_store(d, p, i, v);
   }
   free(w);
-  return op_end(view_reshape(b, shape, ndim));
+  return op_end(out);
 }
 
 cg_tensor *cg_rand(cg_dtype dt, const int64_t *shape, int ndim) { return random_tensor("rand", K_UNIFORM, 0, 1, dt, shape, ndim); }

@@ -46,12 +46,13 @@ void cg_free(cg_tensor *t) {
   uop_release(t->u);
   if (t->graph) uop_release(t->graph);
   if (t->grad) cg_free(t->grad);
+  uop_release(t->grad_zero);
   free(t);
 }
 
 cg_tensor *tensor_new(uop *u) {
-  cg_tensor *t = calloc(1, sizeof *t);
-  if (!t) return cg_fail_null(CG_ERR_NOMEM, "out of memory creating a tensor");
+  cg_tensor *t = cg_calloc(1, sizeof *t);
+  if (!t) return NULL;
   t->u = uop_retain(u);
   scope_link(t, scope_level);
   return t;
@@ -62,8 +63,14 @@ void tensor_foreach(void (*fn)(cg_tensor *t, void *ctx), void *ctx) {
     for (cg_tensor *t = scope_head[l]; t; t = t->next) fn(t, ctx);
 }
 
+cg_status op_status(cg_status st) {
+  if (!uop_pool_failed()) return st;
+  if (cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory building the graph");
+  return CG_ERR_NOMEM;
+}
+
 cg_tensor *op_end(uop *u) {
-  cg_tensor *t = u ? tensor_new(u) : NULL;
+  cg_tensor *t = u && op_status(CG_OK) == CG_OK ? tensor_new(u) : NULL;
   uop_pool_pop();
   return t;
 }
@@ -118,7 +125,7 @@ cg_tensor *cg_empty(cg_dtype dt, const int64_t *shape, int ndim) {
 
 cg_tensor *cg_from_data(const void *data, cg_dtype dt, const int64_t *shape, int ndim) {
   if (!check_dtype("from_data", dt) || !check_shape("from_data", shape, ndim, dt_of(dt))) return NULL;
-  if (!data && shape_numel(shape, ndim)) return cg_fail_null(CG_ERR_INVALID, "from_data: data is NULL");
+  if (!data && shape_numel(shape, ndim)) return cg_fail_null(CG_NULL_INPUT, "from_data: data is NULL");
   op_begin();
   uop *b = buffer_new(dt_of(dt), shape_numel(shape, ndim));
   if (b && buffer_alloc(b) == CG_OK) {
@@ -201,7 +208,7 @@ cg_tensor *cg_eye(int64_t n, cg_dtype dt) {
 /* ---- reading ---------------------------------------------------------------------- */
 
 cg_status cg_read(cg_tensor *t, cg_dtype dt, void *dst, size_t nbytes) {
-  if (!t) return cg_fail(CG_ERR_INVALID, "read: tensor is NULL");
+  if (!t) return cg_fail(CG_NULL_INPUT, "read: tensor is NULL");
   cg_dtype have = cg_dtype_of(t);
   size_t want = (size_t)cg_numel(t) * cg_dtype_size(have);
   if (dt != have)
@@ -220,7 +227,7 @@ cg_status cg_read(cg_tensor *t, cg_dtype dt, void *dst, size_t nbytes) {
 }
 
 double cg_item(cg_tensor *t) {
-  if (!t) return cg_fail(CG_ERR_INVALID, "item: tensor is NULL"), NAN;
+  if (!t) return cg_fail(CG_NULL_INPUT, "item: tensor is NULL"), NAN;
   if (cg_numel(t) != 1)
     return cg_fail(CG_ERR_INVALID, "item: expected a tensor of one element, got shape %s", shape_str(t->u->shape, t->u->ndim)), NAN;
   union { double f64; float f32; int64_t i64; int32_t i32; int16_t i16; int8_t i8; uint64_t u64; uint32_t u32; uint16_t u16; uint8_t u8; } v;

@@ -15,6 +15,7 @@ struct cg_tensor {
   bool requires_grad;
   cg_tensor *grad;    /* accumulated gradient (owned), or NULL */
   uop *graph;         /* a realized loss's graph, kept for cg_backward (retained), or NULL */
+  uop *grad_zero;     /* zeros of its shape (retained, with grad), so cg_zero_grad cannot fail */
   int scope;          /* scope level that frees it; 0 = the caller's */
   cg_tensor *prev, *next;
 };
@@ -22,9 +23,14 @@ struct cg_tensor {
 /* A new tensor over u (u is retained), registered in the current scope. */
 cg_tensor *tensor_new(uop *u);
 /* Finish an op: make the tensor for u, close the pool opened by the op (op_begin). A NULL
- * u (an error already recorded) gives NULL. */
+ * u (an error already recorded) gives NULL; so does an IR allocation that failed while the
+ * op ran (CG_ERR_NOMEM), even if the op went on with a result. The op's pool is checked:
+ * out of memory while building its graph is an error, not an abort (uop.h). */
 cg_tensor *op_end(uop *u);
-static inline void op_begin(void) { uop_pool_push(); }
+static inline void op_begin(void) { uop_pool_push_checked(); }
+/* The status for a checked pool about to be closed: CG_ERR_NOMEM (re-recorded if a later
+ * message overwrote it) when an IR allocation failed in it, else st. */
+cg_status op_status(cg_status st);
 /* Call fn(t, ctx) for every live tensor of this thread (all scopes); fn must not free any. */
 void tensor_foreach(void (*fn)(cg_tensor *t, void *ctx), void *ctx);
 

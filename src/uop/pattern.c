@@ -25,9 +25,12 @@ static int ident_len(const char *p) {
 /* Whether p starts with the whole word w (so "true" is a literal but "true1" a name). */
 static bool is_word(const char *p, const char *w) { return ident_len(p) == (int)strlen(w) && !strncmp(p, w, strlen(w)); }
 
-static pat *pat_alloc(void) {
-  pat *p = calloc(1, sizeof *p);
-  CG_ASSERT(p, "out of memory");
+static pat *pat_alloc(parser *ps) {
+  pat *p = ir_calloc(1, sizeof *p);
+  if (!p) {
+    ps->err = "out of memory";
+    return NULL;
+  }
   p->bind = -1;
   p->nsrc = -1;
   memset(p->ops, 0xff, sizeof p->ops);
@@ -36,7 +39,7 @@ static pat *pat_alloc(void) {
 
 /* Free a pattern that failed to parse, with its sources (the first n of srcs when it is
  * still being built). */
-static void pat_free(pat *p) {
+void pat_free(pat *p) {
   if (!p) return;
   for (int i = 0; i < p->nsrc; i++) pat_free(p->src[i]);
   free(p->src);
@@ -52,8 +55,8 @@ static int name_slot(parser *ps, const char *s, int n) {
   for (int i = 0; i < *ps->nnames; i++)
     if ((int)strlen(ps->names[i]) == n && !strncmp(ps->names[i], s, (size_t)n)) return i;
   if (*ps->nnames == RW_MAX_BINDS) { ps->err = "too many names"; return -1; }
-  char *copy = malloc((size_t)n + 1);
-  CG_ASSERT(copy, "out of memory");
+  char *copy = ir_malloc((size_t)n + 1);
+  if (!copy) { ps->err = "out of memory"; return -1; }
   memcpy(copy, s, (size_t)n);
   copy[n] = 0;
   ps->names[*ps->nnames] = copy;
@@ -115,8 +118,8 @@ static pat *parse_term(parser *ps) {
   if (*p == '(') {
     ps->p++;
     skip(ps);
-    pat *r = pat_alloc();
-    if (!parse_head(ps, r)) return parse_fail(r, NULL, 0);
+    pat *r = pat_alloc(ps);
+    if (!r || !parse_head(ps, r)) return parse_fail(r, NULL, 0);
     pat *srcs[16];
     int n = 0;
     for (;;) {
@@ -134,15 +137,16 @@ static pat *parse_term(parser *ps) {
       if (!(srcs[n] = parse_pat(ps))) return parse_fail(r, srcs, n);
       n++;
     }
+    r->src = ir_malloc(sizeof(pat *) * (size_t)(n ? n : 1));
+    if (!r->src) { ps->err = "out of memory"; return parse_fail(r, srcs, n); }
     r->nsrc = n;
-    r->src = malloc(sizeof(pat *) * (size_t)(n ? n : 1));
-    CG_ASSERT(r->src, "out of memory");
     memcpy(r->src, srcs, sizeof(pat *) * (size_t)n);
     return r;
   }
   if (isdigit((unsigned char)*p) || (*p == '-' && (isdigit((unsigned char)p[1]) || is_word(p + 1, "inf"))) ||
       is_word(p, "true") || is_word(p, "false") || is_word(p, "inf")) {
-    pat *r = pat_alloc();
+    pat *r = pat_alloc(ps);
+    if (!r) return NULL;
     memset(r->ops, 0, sizeof r->ops);
     set_op(r, OP_CONST);
     r->has_value = true;
@@ -158,11 +162,11 @@ static pat *parse_term(parser *ps) {
   }
   if (*p == '_' && !isalnum((unsigned char)p[1])) {
     ps->p++;
-    return pat_alloc();
+    return pat_alloc(ps);
   }
   if (isupper((unsigned char)*p) || *p == '@' || *p == '*') {
-    pat *r = pat_alloc();
-    return parse_head(ps, r) ? r : parse_fail(r, NULL, 0);
+    pat *r = pat_alloc(ps);
+    return r && parse_head(ps, r) ? r : parse_fail(r, NULL, 0);
   }
   ps->err = "expected a pattern";
   return NULL;
@@ -182,7 +186,8 @@ static pat *parse_pat(parser *ps) {
       r = parse_term(ps);
       if (!r) return NULL;
     } else {
-      r = pat_alloc();
+      r = pat_alloc(ps);
+      if (!r) return NULL;
     }
     r->bind = slot;
     return r;

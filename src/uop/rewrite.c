@@ -32,6 +32,21 @@ static _Thread_local rw_stats stats;
 
 rw_stats rw_get_stats(void) { return stats; }
 
+static void compiled_free(rw_compiled *c, int nrules) {
+  if (!c) return;
+  if (c->rules)
+    for (int i = 0; i < nrules; i++) {
+      pat_free(c->rules[i].p);
+      for (int k = 0; k < c->rules[i].nnames; k++) free((void *)c->rules[i].names[k]);
+    }
+  for (int op = 0; op < OP_COUNT; op++) free(c->by_op[op]);
+  free(c->rules);
+  free((void *)c->error);
+  free(c);
+}
+
+/* The compiled form of a rule set, built once; NULL when out of memory (checked pools
+ * only: nothing of the attempt is kept, the next use tries again). */
 static rw_compiled *compile(rw_ruleset *rs) {
   pthread_mutex_lock(&compile_lock);
   rw_compiled *c = rs->compiled;
@@ -39,36 +54,42 @@ static rw_compiled *compile(rw_ruleset *rs) {
     pthread_mutex_unlock(&compile_lock);
     return c;
   }
-  c = calloc(1, sizeof *c);
-  CG_ASSERT(c, "out of memory");
-  c->rules = calloc((size_t)rs->nrules + 1, sizeof *c->rules);
-  CG_ASSERT(c->rules, "out of memory");
-  for (int i = 0; i < rs->nrules; i++) {
+  uint64_t nomem0 = uop_nomem_events();
+  c = ir_calloc(1, sizeof *c);
+  if (c) c->rules = ir_calloc((size_t)rs->nrules + 1, sizeof *c->rules);
+  for (int i = 0; c && c->rules && i < rs->nrules; i++) {
     const char *err = NULL;
     crule *r = &c->rules[i];
     r->rule = &rs->rules[i];
     r->p = pat_parse(rs->rules[i].pattern, r->names, &r->nnames, &err);
-    if (!r->p && !c->error) {
-      char *msg = malloc(256); /* one message per rule set, kept with its compiled form */
-      CG_ASSERT(msg, "out of memory");
-      snprintf(msg, 256, "rule set %s, rule %d \"%s\": %s", rs->name, i, rs->rules[i].pattern, err);
+    if (!r->p && !c->error && uop_nomem_events() == nomem0) {
+      char *msg = ir_malloc(256); /* one message per rule set, kept with its compiled form */
+      if (msg) snprintf(msg, 256, "rule set %s, rule %d \"%s\": %s", rs->name, i, rs->rules[i].pattern, err);
       c->error = msg;
     }
   }
-  for (int op = 0; op < OP_COUNT; op++) {
+  for (int op = 0; c && c->rules && op < OP_COUNT; op++) {
     int n = 0;
-    c->by_op[op] = malloc(sizeof(int) * ((size_t)rs->nrules + 1));
-    CG_ASSERT(c->by_op[op], "out of memory");
+    c->by_op[op] = ir_malloc(sizeof(int) * ((size_t)rs->nrules + 1));
+    if (!c->by_op[op]) break;
     for (int i = 0; i < rs->nrules; i++)
       if (c->rules[i].p && pat_root_ops(c->rules[i].p, op)) c->by_op[op][n++] = i;
     c->by_op[op][n] = -1;
   }
-  rs->compiled = c;
+  if (uop_nomem_events() != nomem0) {
+    compiled_free(c, rs->nrules);
+    c = NULL;
+  } else {
+    rs->compiled = c;
+  }
   pthread_mutex_unlock(&compile_lock);
   return c;
 }
 
-const char *rw_validate(rw_ruleset *rs) { return compile(rs)->error; }
+const char *rw_validate(rw_ruleset *rs) {
+  rw_compiled *c = compile(rs);
+  return c ? c->error : "out of memory";
+}
 
 uop *rw_bind(const rw_match *m, const char *name) {
   for (int i = 0; i < m->nnames; i++)
@@ -111,23 +132,25 @@ static uop *try_rules(rw_state *st, uop *u) {
   return NULL;
 }
 
+/* The rewritten n, or NULL when out of memory (checked pools only). */
 static uop *rewrite(rw_state *st, uop *n) {
   uop *done = uopset_get(&st->memo, n);
   if (done) return done;
   CG_ASSERT(++st->depth < 100000, "graph_rewrite: rules keep rewriting into each other (depth %d)", st->depth);
   stats.visited++;
-  uop *small[8], **src = n->nsrc <= 8 ? small : malloc(sizeof(uop *) * n->nsrc);
-  CG_ASSERT(src, "out of memory");
+  uop *small[8], **src = n->nsrc <= 8 ? small : ir_malloc(sizeof(uop *) * n->nsrc);
+  if (!src) return st->depth--, NULL;
   bool changed = false;
   for (uint32_t i = 0; i < n->nsrc; i++) {
     src[i] = rewrite(st, n->src[i]);
     changed |= src[i] != n->src[i];
   }
-  uop *m = changed ? uop_replace_src(n, src, (int)n->nsrc) : n;
+  uop *m = changed ? uop_replace_src(n, src, (int)n->nsrc) : n; /* NULL if a source was */
   if (src != small) free(src);
-  uop *r = try_rules(st, m);
+  uop *r = m ? try_rules(st, m) : NULL;
   if (r) m = rewrite(st, r);
-  uopset_put(&st->memo, n, m);
+  if (!m) return st->depth--, NULL;
+  uopset_put(&st->memo, n, m); /* a memo that cannot grow only costs time */
   uopset_put(&st->memo, m, m);
   st->depth--;
   return m;
@@ -138,10 +161,12 @@ uop *graph_rewrite_many(uop *root, rw_ruleset **sets, int nsets, void *ctx) {
   CG_ASSERT(nsets <= 8, "too many rule sets at once");
   for (int i = 0; i < nsets; i++) {
     comp[i] = compile(sets[i]);
+    if (!comp[i]) return NULL;
     CG_ASSERT(!comp[i]->error, "%s", comp[i]->error);
   }
+  if (!root) return NULL;
   rw_state st = {.sets = sets, .comp = comp, .nsets = nsets, .ctx = ctx};
-  uop_pool_push();
+  uop_pool_push_inherit();
   uop *out = uop_retain(rewrite(&st, root));
   uop_pool_pop();
   uopset_free(&st.memo);

@@ -5,6 +5,7 @@
  * with an explicit stack, so long chains do not recurse. */
 #include "uop.h"
 #include "shape.h"
+#include "core/fault.h"
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -63,10 +64,12 @@ static uint64_t node_hash(int op, dtype dt, uop *const *src, int nsrc, const uar
   return hash_arg(h, arg);
 }
 
-static void table_grow(void) {
+/* Double the table; false when that memory is not there (the table then just gets fuller,
+ * which is only fatal while it has no buckets at all). */
+static bool table_grow(void) {
   size_t n = nbuckets ? nbuckets * 2 : 4096;
-  uop **nb = calloc(n, sizeof *nb);
-  CG_ASSERT(nb, "out of memory growing the intern table");
+  uop **nb = uop_inject_fault() ? NULL : calloc(n, sizeof *nb);
+  if (!nb) return false;
   for (size_t i = 0; i < nbuckets; i++)
     for (uop *u = buckets[i], *next; u; u = next) {
       next = u->chain;
@@ -76,40 +79,76 @@ static void table_grow(void) {
   free(buckets);
   buckets = nb;
   nbuckets = n;
+  return true;
 }
 
 /* ---- pools ------------------------------------------------------------------------ */
 
+/* Pools live in a per-thread stack so that opening one never allocates (and so never fails). */
+#define MAX_POOLS 256
 typedef struct pool {
   uop **items;
   size_t n, cap;
-  struct pool *up;
+  bool checked;      /* IR allocations here may fail (see uop.h) */
+  uint64_t nomem0;   /* nomem_events when the pool was opened */
 } pool;
-static _Thread_local pool *top_pool;
+static _Thread_local pool pools[MAX_POOLS];
+static _Thread_local int npools;
+static _Thread_local uint64_t nomem_events;
+#define top_pool (npools ? &pools[npools - 1] : NULL)
 
-void uop_pool_push(void) {
-  pool *p = calloc(1, sizeof *p);
-  CG_ASSERT(p, "out of memory");
-  p->up = top_pool;
-  top_pool = p;
+static void pool_push(bool checked) {
+  CG_ASSERT(npools < MAX_POOLS, "more than %d nested UOp pools", MAX_POOLS);
+  pools[npools++] = (pool){.checked = checked, .nomem0 = nomem_events};
 }
+void uop_pool_push(void) { pool_push(false); }
+void uop_pool_push_checked(void) { pool_push(true); }
+void uop_pool_push_inherit(void) { pool_push(uop_pool_checked()); }
+bool uop_pool_checked(void) { return npools && pools[npools - 1].checked; }
+bool uop_pool_failed(void) { return npools && pools[npools - 1].nomem0 != nomem_events; }
+uint64_t uop_nomem_events(void) { return nomem_events; }
 
 void uop_pool_pop(void) {
-  pool *p = top_pool;
-  CG_ASSERT(p, "uop_pool_pop without a pool");
-  top_pool = p->up;
-  for (size_t i = 0; i < p->n; i++) uop_release(p->items[i]);
-  free(p->items);
-  free(p);
+  CG_ASSERT(npools > 0, "uop_pool_pop without a pool");
+  pool p = pools[--npools];
+  for (size_t i = 0; i < p.n; i++) uop_release(p.items[i]);
+  free(p.items);
 }
 
+/* ---- IR memory: fails softly in a checked pool, aborts elsewhere -------------------- */
+
+bool uop_inject_fault(void) { return uop_pool_checked() && fault_hit(); }
+
+static void *ir_failed(size_t n) {
+  CG_ASSERT(uop_pool_checked(), "out of memory (%zu bytes) outside a checked pool", n);
+  nomem_events++;
+  return cg_fail_null(CG_ERR_NOMEM, "out of memory: could not allocate %zu bytes for the graph", n);
+}
+void *ir_malloc(size_t n) {
+  void *p = uop_inject_fault() ? NULL : malloc(n ? n : 1);
+  return p ? p : ir_failed(n);
+}
+void *ir_calloc(size_t n, size_t size) {
+  void *p = uop_inject_fault() ? NULL : calloc(n ? n : 1, size ? size : 1);
+  return p ? p : ir_failed(n * size);
+}
+void *ir_realloc(void *old, size_t n) {
+  void *p = uop_inject_fault() ? NULL : realloc(old, n ? n : 1);
+  return p ? p : ir_failed(n);
+}
+
+/* Hand the reference to the innermost pool; NULL (reference dropped) when it cannot grow. */
 static uop *pool_own(uop *u) {
   pool *p = top_pool;
   CG_ASSERT(p, "a UOp was built outside any pool: wrap the code in uop_pool_push/pop");
   if (p->n == p->cap) {
-    p->cap = p->cap ? p->cap * 2 : 256;
-    p->items = realloc(p->items, p->cap * sizeof *p->items);
-    CG_ASSERT(p->items, "out of memory");
+    size_t cap = p->cap ? p->cap * 2 : 256;
+    uop **items = ir_realloc(p->items, cap * sizeof *items);
+    if (!items) {
+      uop_release(u);
+      return NULL;
+    }
+    p->items = items, p->cap = cap;
   }
   p->items[p->n++] = u;
   return u;
@@ -127,6 +166,8 @@ static size_t arg_extra(const uarg *a) {
 }
 
 uop *uop_new(int op, dtype dt, uop *const *src, int nsrc, uarg arg) {
+  for (int i = 0; i < nsrc; i++)
+    if (!src[i]) return NULL; /* a source failed to build (out of memory): already recorded */
 #ifndef NDEBUG
   const char *bad = uop_check(op, dt, src, nsrc, &arg);
   CG_ASSERT(!bad, "malformed %s %s: %s", op_name(op), dt_name(dt), bad);
@@ -149,8 +190,15 @@ uop *uop_new(int op, dtype dt, uop *const *src, int nsrc, uarg arg) {
   int ndim = shape_infer(op, src, nsrc, &arg, shp);
   size_t ndims = ndim > 0 ? (size_t)ndim : 0;
   size_t size = sizeof(uop) + sizeof(uop *) * (size_t)nsrc + sizeof(int64_t) * ndims + arg_extra(&arg);
-  uop *u = malloc(size);
-  CG_ASSERT(u, "out of memory creating a %s node", op_name(op));
+  if (nlive * 2 >= nbuckets && !table_grow() && !nbuckets) {
+    pthread_mutex_unlock(&intern_lock);
+    return ir_failed(sizeof(uop *) * 4096);
+  }
+  uop *u = uop_inject_fault() ? NULL : malloc(size);
+  if (!u) {
+    pthread_mutex_unlock(&intern_lock);
+    return ir_failed(size);
+  }
   u->op = (uint16_t)op;
   u->dt = dt;
   u->refcnt = 1;
@@ -175,7 +223,6 @@ uop *uop_new(int op, dtype dt, uop *const *src, int nsrc, uarg arg) {
     u->arg.s = extra;
   }
   uop_compute_bounds(u);
-  if (nlive * 2 >= nbuckets) table_grow();
   u->chain = buckets[h & (nbuckets - 1)];
   buckets[h & (nbuckets - 1)] = u;
   nlive++;
@@ -202,11 +249,11 @@ static void unlink_node(uop *u) {
   nlive--;
 }
 
-void uop_release(uop *u) {
-  if (!u) return;
+/* Drop one reference (intern lock held). An explicit stack keeps long chains from
+ * recursing; when it cannot grow (out of memory) the rest is released by recursion. */
+static void release_locked(uop *u) {
   uop *stack_small[64], **stack = stack_small;
   size_t n = 0, cap = 64;
-  pthread_mutex_lock(&intern_lock);
   stack[n++] = u;
   while (n) {
     uop *x = stack[--n];
@@ -217,8 +264,11 @@ void uop_release(uop *u) {
     if (hook) hook(x);
     for (uint32_t i = 0; i < x->nsrc; i++) {
       if (n == cap) {
-        uop **bigger = malloc(sizeof *bigger * cap * 2);
-        CG_ASSERT(bigger, "out of memory");
+        uop **bigger = uop_inject_fault() ? NULL : malloc(sizeof *bigger * cap * 2);
+        if (!bigger) {
+          release_locked(x->src[i]);
+          continue;
+        }
         memcpy(bigger, stack, sizeof *bigger * n);
         if (stack != stack_small) free(stack);
         stack = bigger;
@@ -228,8 +278,14 @@ void uop_release(uop *u) {
     }
     free(x);
   }
-  pthread_mutex_unlock(&intern_lock);
   if (stack != stack_small) free(stack);
+}
+
+void uop_release(uop *u) {
+  if (!u) return;
+  pthread_mutex_lock(&intern_lock);
+  release_locked(u);
+  pthread_mutex_unlock(&intern_lock);
 }
 
 size_t uop_live_count(void) {
@@ -245,7 +301,7 @@ uop *uop_new0(int op, dtype dt, uarg arg) { return uop_new(op, dt, NULL, 0, arg)
 uop *uop_new1(int op, dtype dt, uop *a, uarg arg) { return uop_new(op, dt, &a, 1, arg); }
 uop *uop_new2(int op, dtype dt, uop *a, uop *b) { uop *s[2] = {a, b}; return uop_new(op, dt, s, 2, arg_none()); }
 uop *uop_new3(int op, dtype dt, uop *a, uop *b, uop *c) { uop *s[3] = {a, b, c}; return uop_new(op, dt, s, 3, arg_none()); }
-uop *uop_replace_src(uop *u, uop *const *src, int nsrc) { return uop_new(u->op, u->dt, src, nsrc, u->arg); }
+uop *uop_replace_src(uop *u, uop *const *src, int nsrc) { return u ? uop_new(u->op, u->dt, src, nsrc, u->arg) : NULL; }
 
 uop *uop_const_int(dtype dt, int64_t v) {
   if (dt_is_float(dt)) return uop_const_float(dt, (double)v);
@@ -259,6 +315,7 @@ uop *uop_const_float(dtype dt, double v) {
   return uop_new0(OP_CONST, dt, arg_float(v));
 }
 uop *uop_const_like(uop *like, double v) {
+  if (!like) return NULL;
   dtype d = dt_base(like->dt);
   return uop_const_float(d, v);
 }
@@ -267,9 +324,9 @@ uop *uop_var(const char *name, int64_t min, int64_t max) {
   uarg a = {.kind = ARG_VAR, .n = 2, .v = b, .s = name};
   return uop_new0(OP_DEFINE_VAR, DT_I32, a);
 }
-uop *uop_alu(int op, uop *a, uop *b) { return uop_new2(op, op_has(op, F_CMP) ? dt_vec(DT_BOOL, a->dt.count) : a->dt, a, b); }
-uop *uop_alu1(int op, uop *a) { return uop_new1(op, a->dt, a, arg_none()); }
-uop *uop_where(uop *c, uop *a, uop *b) { return uop_new3(OP_WHERE, a->dt, c, a, b); }
+uop *uop_alu(int op, uop *a, uop *b) { return !a ? NULL : uop_new2(op, op_has(op, F_CMP) ? dt_vec(DT_BOOL, a->dt.count) : a->dt, a, b); }
+uop *uop_alu1(int op, uop *a) { return !a ? NULL : uop_new1(op, a->dt, a, arg_none()); }
+uop *uop_where(uop *c, uop *a, uop *b) { return !a ? NULL : uop_new3(OP_WHERE, a->dt, c, a, b); }
 
 double uop_const_value(const uop *u) { return u->arg.kind == ARG_FLOAT ? u->arg.f : (double)u->arg.i; }
 int64_t uop_const_ivalue(const uop *u) { return u->arg.kind == ARG_FLOAT ? alu_float_to_int(DT_I64, u->arg.f) : u->arg.i; }

@@ -81,6 +81,26 @@ void uop_pool_pop(void);
 /* Hand a reference the caller holds (from uop_retain) to the current pool. */
 uop *uop_pool_keep(uop *u);
 
+/* Out of memory in the IR. In a *checked* pool (the tensor layer, autograd) an IR
+ * allocation may fail: uop_new returns NULL (CG_ERR_NOMEM recorded), every builder given a
+ * NULL source returns NULL, and the failure is counted, so the public call that opened the
+ * pool reports CG_ERR_NOMEM even where a NULL was absorbed (a rule that "did not match").
+ * In an unchecked pool (the scheduler, codegen, renderer: not yet converted) an IR
+ * allocation failure still aborts. */
+void uop_pool_push_checked(void);
+void uop_pool_push_inherit(void); /* checked when the enclosing pool is */
+bool uop_pool_checked(void);
+/* An IR allocation failed since the innermost pool was opened. */
+bool uop_pool_failed(void);
+uint64_t uop_nomem_events(void);
+/* Allocation for IR passes: in a checked pool a failure records CG_ERR_NOMEM and returns
+ * NULL (ir_realloc leaves the old block alone); elsewhere it aborts. */
+void *ir_malloc(size_t n);
+void *ir_calloc(size_t n, size_t size);
+void *ir_realloc(void *p, size_t n);
+/* Whether to fail this IR allocation on purpose (allocation-failure tests, core/fault.h). */
+bool uop_inject_fault(void);
+
 /* The node (op, dtype, sources, arg), shared if it exists. Owned by the current pool. */
 uop *uop_new(int op, dtype dt, uop *const *src, int nsrc, uarg arg);
 uop *uop_new0(int op, dtype dt, uarg arg);

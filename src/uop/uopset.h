@@ -16,10 +16,15 @@ static inline size_t uopset_slot(const uopset *s, const void *k) {
   uint64_t h = (uint64_t)(uintptr_t)k * 0x9e3779b97f4a7c15ull;
   return (size_t)(h >> 17) & (s->cap - 1);
 }
-static inline void uopset_grow(uopset *s) {
-  uopset t = {calloc(s->cap ? s->cap * 2 : 64, sizeof(void *)), calloc(s->cap ? s->cap * 2 : 64, sizeof(void *)),
-              s->cap ? s->cap * 2 : 64, s->n};
-  CG_ASSERT(t.keys && t.vals, "out of memory");
+void *ir_calloc(size_t n, size_t size); /* uop.h: fails softly only in a checked pool */
+static inline bool uopset_grow(uopset *s) {
+  size_t cap = s->cap ? s->cap * 2 : 64;
+  uopset t = {ir_calloc(cap, sizeof(void *)), NULL, cap, s->n};
+  if (t.keys) t.vals = ir_calloc(cap, sizeof(void *));
+  if (!t.vals) {
+    free(t.keys);
+    return false;
+  }
   for (size_t i = 0; i < s->cap; i++)
     if (s->keys[i]) {
       size_t j = uopset_slot(&t, s->keys[i]);
@@ -30,6 +35,7 @@ static inline void uopset_grow(uopset *s) {
   free(s->keys);
   free(s->vals);
   *s = t;
+  return true;
 }
 /* The value stored for k, or NULL. */
 static inline void *uopset_get(const uopset *s, const void *k) {
@@ -38,20 +44,20 @@ static inline void *uopset_get(const uopset *s, const void *k) {
     if (s->keys[j] == k) return s->vals[j];
   return NULL;
 }
-/* Store k -> v (overwrites). */
-static inline void uopset_put(uopset *s, const void *k, void *v) {
-  if ((s->n + 1) * 2 > s->cap) uopset_grow(s);
+/* Store k -> v (overwrites); false when out of memory (only in a checked pool). */
+static inline bool uopset_put(uopset *s, const void *k, void *v) {
+  if ((s->n + 1) * 2 > s->cap && !uopset_grow(s)) return false;
   size_t j = uopset_slot(s, k);
   while (s->keys[j] && s->keys[j] != k) j = (j + 1) & (s->cap - 1);
   if (!s->keys[j]) s->n++;
   s->keys[j] = (void *)k;
   s->vals[j] = v;
+  return true;
 }
-/* Add k as a member; false if it was there already. */
+/* Add k as a member: 1 if new, 0 if it was there already, -1 out of memory (checked pool). */
 static inline int uopset_add(uopset *s, const void *k) {
   if (uopset_get(s, k)) return 0;
-  uopset_put(s, k, (void *)1);
-  return 1;
+  return uopset_put(s, k, (void *)1) ? 1 : -1;
 }
 /* Remove k (backward-shift deletion keeps probe chains whole). */
 static inline void uopset_del(uopset *s, const void *k) {

@@ -1,8 +1,10 @@
-/* Movement and reduce UOp builders (see view.h). */
+/* Movement and reduce UOp builders (see view.h). A NULL node (out of memory while building
+ * it) gives NULL. */
 #include "view.h"
 #include <string.h>
 
 uop *view_reshape(uop *u, const int64_t *shape, int ndim) {
+  if (!u) return NULL; /* out of memory upstream */
   if (shape_eq(u->shape, u->ndim, shape, ndim)) return u;
   if (u->op == OP_RESHAPE) u = u->src[0];
   if (shape_eq(u->shape, u->ndim, shape, ndim)) return u;
@@ -10,29 +12,34 @@ uop *view_reshape(uop *u, const int64_t *shape, int ndim) {
 }
 
 uop *view_expand(uop *u, const int64_t *shape, int ndim) {
+  if (!u) return NULL;
   if (shape_eq(u->shape, u->ndim, shape, ndim)) return u;
   return uop_new1(OP_EXPAND, u->dt, u, arg_ints(shape, ndim));
 }
 
 uop *view_permute(uop *u, const int64_t *perm) {
+  if (!u) return NULL;
   bool id = true;
   for (int i = 0; i < u->ndim; i++) id &= perm[i] == i;
   return id ? u : uop_new1(OP_PERMUTE, u->dt, u, arg_ints(perm, u->ndim));
 }
 
 uop *view_pad(uop *u, const int64_t *pads) {
+  if (!u) return NULL;
   bool zero = true;
   for (int i = 0; i < 2 * u->ndim; i++) zero &= pads[i] == 0;
   return zero ? u : uop_new1(OP_PAD, u->dt, u, arg_ints(pads, 2 * u->ndim));
 }
 
 uop *view_shrink(uop *u, const int64_t *box) {
+  if (!u) return NULL;
   bool full = true;
   for (int i = 0; i < u->ndim; i++) full &= box[2 * i] == 0 && box[2 * i + 1] == u->shape[i];
   return full ? u : uop_new1(OP_SHRINK, u->dt, u, arg_ints(box, 2 * u->ndim));
 }
 
 uop *view_broadcast(uop *u, const int64_t *shape, int ndim) {
+  if (!u) return NULL;
   int64_t s[UOP_MAX_DIMS];
   int lead = ndim - u->ndim;
   for (int i = 0; i < ndim; i++) s[i] = i < lead ? 1 : u->shape[i - lead];
@@ -45,6 +52,7 @@ uop *const_full(dtype dt, double v, const int64_t *shape, int ndim) {
 }
 
 uop *reduce_uop(uop *u, int op, const int *axes, int naxes) {
+  if (!u) return NULL;
   int64_t arg[UOP_MAX_DIMS + 1];
   int n = 0;
   arg[n++] = op;
