@@ -452,6 +452,40 @@ int64_t cg_batcher_epoch(const cg_batcher *b);
 int64_t cg_batcher_count(const cg_batcher *b);
 void cg_batcher_free(cg_batcher *b);
 
+/* ---- ONNX ---------------------------------------------------------------------------
+ * Models exported to ONNX (opsets 7 to 18 of the default domain) run as lazy cgrad graphs.
+ * cg_onnx_load decodes and checks the whole file (every node's inputs defined before use,
+ * no cycles, known ops at the model's opset, initializer sizes, external data inside the
+ * model's directory) and fails with a message naming the node and the problem. Needs
+ * protobuf-c at build time; without it cg_onnx_load fails saying so. */
+typedef struct cg_onnx_model cg_onnx_model;
+cg_onnx_model *cg_onnx_load(const char *path);
+/* The same from a file image in memory; external data is looked up under base_dir (NULL:
+ * external data is refused). */
+cg_onnx_model *cg_onnx_load_memory(const void *data, size_t size, const char *base_dir);
+void cg_onnx_free(cg_onnx_model *m);
+/* Graph inputs (initializers excluded) and outputs: name, dtype and shape. Dims that the
+ * file leaves symbolic or unknown are -1. dtype is -1 where it is not a tensor type cgrad
+ * has (strings, sequences, ...). Returns -1 on a bad index. */
+int cg_onnx_num_inputs(const cg_onnx_model *m);
+int cg_onnx_num_outputs(const cg_onnx_model *m);
+const char *cg_onnx_input_name(const cg_onnx_model *m, int i);
+const char *cg_onnx_output_name(const cg_onnx_model *m, int i);
+int cg_onnx_input_info(const cg_onnx_model *m, int i, cg_dtype *dt, int64_t *shape); /* ndim; shape: CG_MAX_DIMS room */
+int cg_onnx_output_info(const cg_onnx_model *m, int i, cg_dtype *dt, int64_t *shape);
+/* The default domain's opset the model imports, its node count and node i's op type. */
+int64_t cg_onnx_opset(const cg_onnx_model *m);
+int cg_onnx_num_nodes(const cg_onnx_model *m);
+const char *cg_onnx_node_op(const cg_onnx_model *m, int i);
+/* Run the graph on inputs (one per graph input, in order, dtype as declared, shapes
+ * matching the declared fixed dims): writes one new lazy tensor per output to outputs
+ * (the caller frees them or lets a scope do it). Values the graph needs as shapes (Reshape
+ * targets, Slice bounds ...) are computed on the way. On error no outputs are written and
+ * the message names the node. */
+cg_status cg_onnx_run(cg_onnx_model *m, cg_tensor *const *inputs, int n_inputs, cg_tensor **outputs, int n_outputs);
+/* A serialized onnx.TensorProto (the .pb files of ONNX's test data) as a tensor. */
+cg_tensor *cg_onnx_load_tensor(const char *path);
+
 /* Counters, for tests and tools. */
 typedef struct {
   uint64_t kernels_run;      /* kernels launched */
