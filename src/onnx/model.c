@@ -206,8 +206,9 @@ cg_onnx_model *cg_onnx_load_memory(const void *data, size_t size, const char *ba
     if (!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) m->opset = o->has_version ? o->version : -1;
   }
   if (m->opset < 0 && m->proto->n_opset_import == 0) m->opset = 1; /* IR version 2 models: opset 1 */
-  if (m->opset < 7 || m->opset > 18) {
-    cg_fail(CG_ERR_FORMAT, "onnx: the model imports opset %lld of the default domain; supported are opsets 7 to 18",
+  /* opsets 1-6 are taken too: their ops mean what opset 7 says unless an op checks */
+  if (m->opset < 1 || m->opset > 18) {
+    cg_fail(CG_ERR_FORMAT, "onnx: the model imports opset %lld of the default domain; supported are opsets 1 to 18",
             (long long)m->opset);
     goto fail;
   }

@@ -1,10 +1,11 @@
 /* Neural-network ops: MatMul, Gemm, convolutions, pooling, normalizations, losses.
  *
- * Pooling is built here from strided views (one per kernel offset, combined with max or
- * add) rather than cg_max_pool2d, because ONNX pools have any rank, asymmetric pads,
- * dilation and ceil_mode; the views fuse into one kernel. */
+ * Pooling pads explicitly and reduces nn's sliding windows rather than calling
+ * cg_max_pool2d, because ONNX pools have 1 to 3 spatial dims, asymmetric pads, dilation
+ * and ceil_mode. */
 #include "onnx/onnx.h"
 #include "onnx/ops.h"
+#include "nn/pool_windows.h"
 #include <math.h>
 #include <string.h>
 
@@ -192,21 +193,25 @@ static cg_status pool(onnx_ctx *c, bool is_max) {
     for (int i = 0; i < ns; i++) q[2 * (i + 2)] = g.pb[i], q[2 * (i + 2) + 1] = g.pe[i], q2[2 * (i + 2) + 1] = extra[i];
     mask = cg_pad(cg_pad(cg_ones(cg_dtype_of(x), ms, nd), q, incl ? 1 : 0), q2, 0);
   }
-  cg_tensor *acc = NULL, *cnt = NULL;
-  int64_t total = g.k[0] * (ns > 1 ? g.k[1] : 1) * (ns > 2 ? g.k[2] : 1);
-  for (int64_t o = 0; o < total; o++) {
-    int64_t rem = o, off[3];
-    for (int i = ns - 1; i >= 0; i--) off[i] = rem % g.k[i], rem /= g.k[i];
-    cg_tensor *v = xp, *mv = mask;
-    for (int i = 0; i < ns; i++) {
-      int64_t st = off[i] * g.d[i];
-      v = cg_slice(v, i + 2, st, st + (out[i] - 1) * g.s[i] + 1, g.s[i]);
-      if (mv) mv = cg_slice(mv, i + 2, st, st + (out[i] - 1) * g.s[i] + 1, g.s[i]);
-    }
-    if (!is_max) v = cg_mul(v, mv);
-    acc = !acc ? v : is_max ? cg_maximum(acc, v) : cg_add(acc, v);
-    if (mv) cnt = !cnt ? mv : cg_add(cnt, mv);
+  /* windows (B, O..., K...) reduced over the K dims */
+  int red[3], nx = cg_ndim(x);
+  for (int i = 0; i < ns; i++) red[i] = 1 + ns + i;
+  cg_tensor *w = nn_pool_windows(xp, ns, g.k, g.s, g.d);
+  if (!w) return onnx_set(c, 0, NULL);
+  for (int i = 0; i < ns; i++) /* ceil_mode's extra padding may allow one window more */
+    if (cg_shape(w)[1 + i] > out[i]) w = cg_slice(w, 1 + i, 0, out[i], 1);
+  cg_tensor *acc = is_max ? cg_max(w, red, ns, false) : cg_sum(w, red, ns, false), *cnt = NULL;
+  if (!is_max) {
+    cg_tensor *mw = nn_pool_windows(mask, ns, g.k, g.s, g.d);
+    for (int i = 0; i < ns && mw; i++)
+      if (cg_shape(mw)[1 + i] > out[i]) mw = cg_slice(mw, 1 + i, 0, out[i], 1);
+    cnt = cg_sum(mw, red, ns, false);
   }
+  int64_t os[CG_MAX_DIMS];
+  os[0] = cg_shape(x)[0], os[1] = cg_shape(x)[1];
+  for (int i = 0; i < ns; i++) os[2 + i] = out[i];
+  acc = cg_reshape(acc, os, nx);
+  if (cnt) os[0] = os[1] = 1, cnt = cg_reshape(cnt, os, nx);
   if (!is_max) acc = cg_div(acc, cnt);
   return onnx_set(c, 0, acc);
 }

@@ -105,8 +105,8 @@ static uintptr_t order_of(sched_ctx *c, uop *u) { return (uintptr_t)uopset_get(&
 static void collect_bufs(uop *ast, sched_kernel *k) {
   /* outputs (the stored buffers) first, then inputs in the order they are first met */
   uopset seen = {0};
-  uop *stack[4096];
-  size_t n = 0, cap = 8;
+  uop **stack = NULL; /* grows: wide ASTs (an ONNX pool is one view per kernel offset) */
+  size_t n = 0, cap = 8, scap = 0;
   free(k->bufs);
   k->bufs = malloc(sizeof(uop *) * cap);
   CG_ASSERT(k->bufs, "out of memory");
@@ -118,6 +118,7 @@ static void collect_bufs(uop *ast, sched_kernel *k) {
     k->bufs[k->nbufs++] = b;
   }
   k->nout = k->nbufs;
+  grow((void ***)&stack, n, &scap);
   stack[n++] = ast;
   uopset visited = {0};
   while (n) {
@@ -131,10 +132,11 @@ static void collect_bufs(uop *ast, sched_kernel *k) {
       continue;
     }
     for (int i = (int)u->nsrc - 1; i >= 0; i--) {
-      CG_ASSERT(n < 4096, "kernel AST too deep to scan");
+      grow((void ***)&stack, n, &scap);
       stack[n++] = u->src[i];
     }
   }
+  free(stack);
   uopset_free(&seen);
   uopset_free(&visited);
 }

@@ -91,8 +91,8 @@ static case_result run_case(const char *dir, char *why, size_t cap) {
   why[0] = 0;
   cg_onnx_model *m = cg_onnx_load(path);
   if (!m) {
-    const char *e = cg_last_error(), *s = strstr(e, "onnx:");
-    snprintf(why, cap, "%s", s ? s : e);
+    const char *e = cg_last_error(), *s = strstr(e, ": onnx: ");
+    snprintf(why, cap, "%s", s ? s + 2 : e);
     return CASE_UNSUPPORTED;
   }
   int nsets;
