@@ -223,8 +223,11 @@ static bool arg_long(const char *s, long *out) {
   return true;
 }
 
+int cgrad_onnx_main(int argc, char **argv); /* tools/cgrad_onnx.c */
+
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) return usage(argc < 2 ? stderr : stdout);
+  if (!strcmp(argv[1], "onnx")) return cgrad_onnx_main(argc - 1, argv + 1);
   if (strcmp(argv[1], "train")) {
     fprintf(stderr, "cgrad: unknown command '%s'\n", argv[1]);
     return usage(stderr);
