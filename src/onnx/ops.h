@@ -6,4 +6,8 @@ extern const onnx_op onnx_ops_elementwise[];
 extern const onnx_op onnx_ops_reduce[];
 extern const onnx_op onnx_ops_shape[];
 extern const onnx_op onnx_ops_nn[];
+extern const onnx_op onnx_ops_resize[];
+extern const onnx_op onnx_ops_quant[];
+/* Conv on c's inputs 0..2 (QLinearConv and ConvInteger reuse it). */
+cg_status onnx_conv(onnx_ctx *c);
 #endif

@@ -117,6 +117,12 @@ static cg_status op_PRelu(onnx_ctx *c) {
   X0();
   cg_tensor *s = onnx_in(c, 1);
   if (!s) return cg_last_status();
+  int nd = cg_ndim(x);
+  if (c->opset < 7 && cg_ndim(s) == 1 && nd > 2 && cg_numel(s) == cg_shape(x)[1]) { /* one slope per channel */
+    int64_t sh[CG_MAX_DIMS];
+    for (int d = 0; d < nd; d++) sh[d] = d == 1 ? cg_numel(s) : 1;
+    s = cg_reshape(s, sh, nd);
+  }
   return onnx_set(c, 0, cg_where(cg_lt(x, K(0)), cg_mul(x, s), x));
 }
 static cg_status op_IsInf(onnx_ctx *c) {

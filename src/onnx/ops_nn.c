@@ -77,7 +77,7 @@ static cg_status get_geom(onnx_ctx *c, const int64_t *in, int ns, const int64_t 
   return CG_OK;
 }
 
-static cg_status op_Conv(onnx_ctx *c) {
+cg_status onnx_conv(onnx_ctx *c) {
   cg_tensor *x = onnx_in(c, 0), *w = onnx_in(c, 1), *b = c->nin > 2 ? c->in[2] : NULL;
   if (!x || !w) return cg_last_status();
   int nd = cg_ndim(x), ns = nd - 2;
@@ -400,14 +400,14 @@ static cg_status op_SoftmaxCrossEntropyLoss(onnx_ctx *c) {
 
 const onnx_op onnx_ops_nn[] = {
 #define E(n) {#n, op_##n},
-    E(MatMul) E(Gemm) E(Conv) E(ConvTranspose) E(MaxPool) E(AveragePool) E(GlobalAveragePool) E(GlobalMaxPool)
+    E(MatMul) E(Gemm) {"Conv", onnx_conv}, E(ConvTranspose) E(MaxPool) E(AveragePool) E(GlobalAveragePool) E(GlobalMaxPool)
     E(BatchNormalization) E(InstanceNormalization) E(LayerNormalization) E(LpNormalization)
     E(MeanVarianceNormalization) E(LRN) E(Dropout) E(NegativeLogLikelihoodLoss) E(SoftmaxCrossEntropyLoss)
 #undef E
     {NULL, NULL}};
 
 const onnx_op *onnx_find_op(const char *op_type) {
-  const onnx_op *tables[] = {onnx_ops_elementwise, onnx_ops_reduce, onnx_ops_shape, onnx_ops_nn};
+  const onnx_op *tables[] = {onnx_ops_elementwise, onnx_ops_reduce, onnx_ops_shape, onnx_ops_nn, onnx_ops_resize, onnx_ops_quant};
   for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
     for (const onnx_op *o = tables[t]; o->name; o++)
       if (!strcmp(o->name, op_type)) return o;
