@@ -335,6 +335,7 @@ int main(void) {
   p.nodes[2]->op_type = "Reshape";
   p.nodes[2]->n_input = 2;
   p.nodes[2]->input[1] = "shape";
+  Onnx__TensorProto *orig_b = p.inits[1];
   p.inits[1] = tensor("shape", 7, sdims, 1, badshape, sizeof badshape);
   p.graph.n_initializer = 2;
   p.inits[0]->has_data_location = 0, p.inits[0]->has_raw_data = 1;
@@ -358,7 +359,7 @@ int main(void) {
   p.graph.n_initializer = 2;
   p.nodes[2]->n_input = 1;
   free(keep_b);
-  p.inits[1] = tensor("b", 1, bdims, 1, bv, sizeof bv);
+  p.inits[1] = orig_b;
   unbuild(&p);
 
   unlink(in_dir("link.bin"));
