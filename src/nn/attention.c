@@ -7,7 +7,9 @@
  * softmax shifts by a detached row max that is replaced by 0 where it is -inf, and divides
  * by a denominator replaced by 1 where it is 0, so no hidden branch computes inf - inf or
  * 0/0 for the gradient to pick up. */
+#include "core/config.h"
 #include "core/error.h"
+#include "tensor/flash.h"
 #include "uop/shape.h"
 #include "cgrad.h"
 #include <math.h>
@@ -53,6 +55,14 @@ cg_tensor *cg_scaled_dot_product_attention(cg_tensor *q, cg_tensor *k, cg_tensor
     if (!ok) return cg_fail_null(CG_ERR_INVALID, "%s: expected attn_mask broadcastable to (..., %lld, %lld), got %s", who, (long long)L, (long long)S, shp(attn_mask));
   }
   if (scale == 0) scale = E > 0 ? 1.0 / sqrt((double)E) : 1.0;
+  /* fused (flash.c) from S >= 256 keys, or as the knob CG_FLASH_ATTN says (1 always, 0
+   * never); not with dropout, which needs the weights */
+  long fl = cfg_int("CG_FLASH_ATTN", -1), block = cfg_int("CG_FLASH_BLOCK", 128);
+  cg_dtype dq = cg_dtype_of(q);
+  bool fdt = dq == CG_FLOAT32 || dq == CG_FLOAT64 || dq == CG_FLOAT16 || dq == CG_BFLOAT16;
+  if (dropout_p == 0 && fdt && (fl == 1 || (fl < 0 && S >= 256)))
+    return flash_attention(q, k, v, attn_mask, !attn_mask ? FLASH_MASK_NONE : cg_dtype_of(attn_mask) == CG_BOOL ? FLASH_MASK_BOOL : FLASH_MASK_ADD,
+                           is_causal, scale, block > 0 ? block : 128);
   cg_scope_begin();
   cg_tensor *s = cg_mul(cg_matmul(q, cg_transpose(k, -2, -1)), cg_scalar(scale));
   cg_tensor *valid = NULL;
