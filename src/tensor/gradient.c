@@ -19,6 +19,7 @@
  *   - TRUNC: zero gradient (torch.trunc).
  */
 #include "gradient.h"
+#include "custom.h"
 #include "tensor.h"
 #include "uop/uopset.h"
 #include <math.h>
@@ -123,6 +124,7 @@ static void g_where(uop *u, uop *g, uop **d) { d[1] = where(X0, g, C(g, 0)), d[2
 static void g_mulacc(uop *u, uop *g, uop **d) { d[0] = mul(g, X1), d[1] = mul(g, X0), d[2] = g; }
 static void g_cast(uop *u, uop *g, uop **d) { d[0] = dt_is_float(X0->dt) ? cast_to(g, X0->dt) : NULL; }
 static void g_assign(uop *u, uop *g, uop **d) { d[1] = g; }
+static void g_custom(uop *u, uop *g, uop **d) { custom_kind_of(u)->backward(u, g, d); }
 
 /* One rule per op; ops not listed have no gradient (integer, comparison and bit ops,
  * BITCAST) or are leaves (BUFFER, CONST, DEFINE_VAR) or stop it (DETACH). */
@@ -150,6 +152,7 @@ static const grad_rule RULES[OP_COUNT] = {
   [OP_WHERE] = g_where,         /* d(c ? x : y) = (none), c ? g : 0, c ? 0 : g */
   [OP_MULACC] = g_mulacc,       /* d(x*y + z) = g*y, g*x, g */
   [OP_CAST] = g_cast,           /* dx = cast(g, dtype(x)) (floats only) */
+  [OP_CUSTOM] = g_custom,       /* the node's own backward (custom.h); none into the value */
 };
 _Static_assert(sizeof RULES / sizeof RULES[0] == OP_COUNT, "one rule slot per op");
 
@@ -227,8 +230,8 @@ void grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, b
   for (size_t i = order.n; i-- > 0;) {
     uop *u = order.v[i], *g = uopset_get(&grads, u);
     if (!g || !RULES[u->op] || u->op == OP_DETACH) continue;
-    uop *d[3] = {NULL, NULL, NULL};
-    CG_ASSERT(u->nsrc <= 3, "%s with %u sources", op_name(u->op), u->nsrc);
+    uop *d[CUSTOM_MAX_SRC] = {NULL};
+    CG_ASSERT(u->nsrc <= CUSTOM_MAX_SRC, "%s with %u sources", op_name(u->op), u->nsrc);
     RULES[u->op](u, g, d);
     for (uint32_t s = 0; s < u->nsrc; s++) {
       uop *x = u->src[s];
@@ -338,11 +341,12 @@ static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
   bool *reached = malloc((size_t)(l.n ? l.n : 1));
   CG_ASSERT(targets && grads && reached, "out of memory");
   for (int i = 0; i < l.n; i++) targets[i] = base_of(l.t[i]->u);
+  custom_take_failure();
   grad_compute(out->u, seed, targets, l.n, grads, reached);
-  cg_status st = CG_OK;
+  cg_status st = custom_take_failure(); /* a custom backward that could not run (custom.h) */
   int nreached = 0;
   for (int i = 0; i < l.n; i++) nreached += reached[i];
-  if (!nreached)
+  if (st == CG_OK && !nreached)
     st = cg_fail(CG_ERR_INVALID, "%s: the output %s %s does not depend on any tensor that requires grad (a realized or read "
                  "tensor has lost its graph: call backward before reading the output)", who, dt_name(out->u->dt),
                  shape_str(out->u->shape, out->u->ndim));
