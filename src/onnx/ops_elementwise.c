@@ -135,17 +135,7 @@ static cg_status op_IsInf(onnx_ctx *c) {
 }
 static cg_status op_Erf(onnx_ctx *c) {
   X0();
-  /* Abramowitz-Stegun 7.1.26 is too coarse (1.5e-7 abs is fine, but relative near 0 is
-   * not): use erf(x) = sign(x) * (1 - t * exp(-x^2 + poly(t))), Numerical Recipes' erfc
-   * (relative error < 1.2e-7). */
-  cg_tensor *z = cg_abs(x);
-  cg_tensor *t = cg_reciprocal(cg_add(K(1), cg_mul(K(0.5), z)));
-  static const double co[] = {0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807,
-                              -0.18628806, 0.09678418, 0.37409196, 1.00002368, -1.26551223};
-  cg_tensor *p = K(co[0]);
-  for (int i = 1; i < 10; i++) p = cg_add(cg_mul(p, t), K(co[i]));
-  cg_tensor *erfc = cg_mul(t, cg_exp(cg_add(cg_neg(cg_mul(z, z)), p)));
-  return onnx_set(c, 0, cg_mul(cg_sign(x), cg_sub(K(1), erfc)));
+  return onnx_set(c, 0, cg_erf(x));
 }
 
 /* ---- binary --------------------------------------------------------------------------------- */

@@ -77,6 +77,13 @@ static cg_status get_geom(onnx_ctx *c, const int64_t *in, int ns, const int64_t 
   return CG_OK;
 }
 
+/* (C,) -> (1, C, 1, ...) for an nd-dim input */
+static cg_tensor *per_channel(cg_tensor *v, int nd) {
+  int64_t s[CG_MAX_DIMS];
+  for (int d = 0; d < nd; d++) s[d] = d == 1 ? cg_numel(v) : 1;
+  return cg_reshape(v, s, nd);
+}
+
 cg_status onnx_conv(onnx_ctx *c) {
   cg_tensor *x = onnx_in(c, 0), *w = onnx_in(c, 1), *b = c->nin > 2 ? c->in[2] : NULL;
   if (!x || !w) return cg_last_status();
@@ -121,44 +128,38 @@ static cg_status op_ConvTranspose(onnx_ctx *c) {
     int64_t full = g.s[i] * (in[i] - 1) + op[i] + (ks[i] - 1) * g.d[i] + 1;
     if (nos >= ns || same) {
       int64_t want = nos >= ns ? os[i] : in[i] * g.s[i];
-      int64_t tot = full - want;
-      if (tot < 0) return onnx_fail(c, "output_shape %lld is larger than the full output %lld", (long long)want, (long long)full);
+      int64_t tot = full - want; /* negative: the output grows, as output_padding does */
       bool lower = !strcmp(ap, "SAME_LOWER");
       g.pb[i] = lower ? tot - tot / 2 : tot / 2;
       g.pe[i] = tot - g.pb[i];
     }
   }
-  /* full transposed conv (no padding), then crop pb / pe: handles any pads */
-  int64_t zero[3] = {0, 0, 0}, box[2 * CG_MAX_DIMS];
-  cg_tensor *r = ns == 1 ? cg_conv_transpose1d(x, w, b, g.s, zero, zero, g.d, groups)
-                 : ns == 2 ? cg_conv_transpose2d(x, w, b, g.s, zero, zero, g.d, groups)
-                           : cg_conv_transpose3d(x, w, b, g.s, zero, zero, g.d, groups);
+  /* the full transposed conv without bias, then output_padding and the pads (crop where
+   * positive, zeros where negative), then the bias everywhere */
+  int64_t zero[3] = {0, 0, 0}, p[2 * CG_MAX_DIMS] = {0};
+  cg_tensor *r = ns == 1 ? cg_conv_transpose1d(x, w, NULL, g.s, zero, zero, g.d, groups)
+                 : ns == 2 ? cg_conv_transpose2d(x, w, NULL, g.s, zero, zero, g.d, groups)
+                           : cg_conv_transpose3d(x, w, NULL, g.s, zero, zero, g.d, groups);
   if (!r) return onnx_set(c, 0, NULL);
-  /* output_padding adds zeros-fed rows at the end: pad (the bias is added below) */
-  bool extra = false;
-  int64_t p[2 * CG_MAX_DIMS] = {0};
-  for (int i = 0; i < ns; i++) p[2 * (i + 2) + 1] = op[i], extra = extra || op[i];
-  if (extra) {
-    r = cg_pad(r, p, 0);
-    if (b) {
-      /* padded positions got no bias: add it there */
-      int64_t bs[CG_MAX_DIMS];
-      for (int d = 0; d < nd; d++) bs[d] = d == 1 ? cg_shape(b)[0] : 1;
-      cg_tensor *in_mask = cg_ones(cg_dtype_of(x), cg_shape(r), nd);
-      int64_t pm[2 * CG_MAX_DIMS] = {0};
-      int64_t core[CG_MAX_DIMS];
-      for (int d = 0; d < nd; d++) core[d] = cg_shape(r)[d] - (d >= 2 ? op[d - 2] : 0);
-      for (int i = 0; i < ns; i++) pm[2 * (i + 2) + 1] = op[i];
-      in_mask = cg_sub(in_mask, cg_pad(cg_ones(cg_dtype_of(x), core, nd), pm, 0)); /* 1 in the padded rows */
-      r = cg_add(r, cg_mul(in_mask, cg_reshape(b, bs, nd)));
+  for (int i = 0; i < ns; i++) {
+    int64_t before = -g.pb[i], after = op[i] - g.pe[i], len = cg_shape(r)[i + 2];
+    if (len + before + after < 0) return onnx_fail(c, "pads larger than the output");
+    p[2 * (i + 2)] = before, p[2 * (i + 2) + 1] = after;
+  }
+  bool any = false;
+  for (int d = 0; d < 2 * nd; d++) any = any || p[d];
+  if (any) { /* cg_pad takes non-negative pads: crop first, then pad */
+    int64_t box[2 * CG_MAX_DIMS], pp[2 * CG_MAX_DIMS];
+    for (int d = 0; d < nd; d++) {
+      int64_t b0 = p[2 * d], a0 = p[2 * d + 1];
+      box[2 * d] = b0 < 0 ? -b0 : 0;
+      box[2 * d + 1] = cg_shape(r)[d] + (a0 < 0 ? a0 : 0);
+      pp[2 * d] = b0 > 0 ? b0 : 0, pp[2 * d + 1] = a0 > 0 ? a0 : 0;
     }
+    r = cg_pad(cg_shrink(r, box), pp, 0);
   }
-  for (int d = 0; d < nd; d++) {
-    box[2 * d] = d >= 2 ? g.pb[d - 2] : 0;
-    box[2 * d + 1] = cg_shape(r)[d] - (d >= 2 ? g.pe[d - 2] : 0);
-    if (box[2 * d + 1] < box[2 * d]) return onnx_fail(c, "pads larger than the output");
-  }
-  return onnx_set(c, 0, cg_shrink(r, box));
+  if (b) r = cg_add(r, per_channel(b, nd));
+  return onnx_set(c, 0, r);
 }
 
 /* Pool x over its spatial dims: max, or sum divided by the count of (padding-included or
@@ -238,12 +239,6 @@ static cg_status op_GlobalMaxPool(onnx_ctx *c) {
   return onnx_set(c, 0, cg_max(x, ax, spatial_axes(cg_ndim(x), ax), true));
 }
 
-/* (C,) -> (1, C, 1, ...) for an nd-dim input */
-static cg_tensor *per_channel(cg_tensor *v, int nd) {
-  int64_t s[CG_MAX_DIMS];
-  for (int d = 0; d < nd; d++) s[d] = d == 1 ? cg_numel(v) : 1;
-  return cg_reshape(v, s, nd);
-}
 
 static cg_status op_BatchNormalization(onnx_ctx *c) {
   cg_tensor *x = onnx_in(c, 0), *sc = onnx_in(c, 1), *b = onnx_in(c, 2), *mean = onnx_in(c, 3), *var = onnx_in(c, 4);

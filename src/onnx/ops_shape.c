@@ -428,15 +428,6 @@ static cg_status op_Range(onnx_ctx *c) {
   return onnx_set(c, 0, cg_cast(r, dt));
 }
 
-static cg_tensor *band_mask(int64_t rows, int64_t cols, int64_t k, bool upper) {
-  /* j - i >= k (upper) or j - i <= k (lower) */
-  cg_tensor *i = cg_reshape(cg_arange(0, (double)rows, 1, CG_INT64), (int64_t[]){rows, 1}, 2);
-  cg_tensor *j = cg_reshape(cg_arange(0, (double)cols, 1, CG_INT64), (int64_t[]){1, cols}, 2);
-  cg_tensor *d = cg_sub(j, i);
-  cg_tensor *kk = onnx_const((double)k, CG_INT64);
-  return upper ? cg_ge(d, kk) : cg_le(d, kk);
-}
-
 static cg_status op_EyeLike(onnx_ctx *c) {
   X0();
   if (nd != 2) return onnx_fail(c, "input must be 2-D");
@@ -453,9 +444,7 @@ static cg_status op_Trilu(onnx_ctx *c) {
   int64_t k = 0;
   if (c->nin > 1 && c->in[1] && onnx_in_ints(c, 1, &k, 1) != 1) return cg_last_status() ? cg_last_status() : onnx_fail(c, "k");
   if (nd < 2) return onnx_fail(c, "input must have at least 2 dims");
-  bool upper = onnx_attr_i(c, "upper", 1);
-  cg_tensor *m = band_mask(sh[nd - 2], sh[nd - 1], k, upper);
-  return onnx_set(c, 0, cg_where(m, x, onnx_const(0, cg_dtype_of(x))));
+  return onnx_set(c, 0, onnx_attr_i(c, "upper", 1) ? cg_triu(x, k) : cg_tril(x, k));
 }
 
 static cg_status op_DepthToSpace(onnx_ctx *c) {
@@ -567,10 +556,25 @@ static cg_status op_Compress(onnx_ctx *c) {
   return st;
 }
 
+static cg_status op_TopK(onnx_ctx *c) {
+  X0();
+  int64_t k;
+  if (c->opset < 10) k = onnx_attr_i(c, "k", -1);
+  else if (onnx_in_ints(c, 1, &k, 1) != 1) return cg_last_status() ? cg_last_status() : onnx_fail(c, "K must have one value");
+  int ax = onnx_axis(c, onnx_attr_i(c, "axis", -1), nd);
+  if (ax < 0) return cg_last_status();
+  if (k < 0 || k > sh[ax]) return onnx_fail(c, "K %lld is not in 0..%lld", (long long)k, (long long)sh[ax]);
+  bool largest = onnx_attr_i(c, "largest", 1), sorted = onnx_attr_i(c, "sorted", 1);
+  cg_tensor *v = NULL, *i = NULL;
+  if (cg_topk(x, k, ax, largest, sorted, &v, &i) != CG_OK) return onnx_set(c, 0, NULL);
+  if (onnx_set(c, 0, v) != CG_OK) return cg_last_status();
+  return c->nout > 1 ? onnx_set(c, 1, cg_cast(i, CG_INT64)) : CG_OK;
+}
+
 const onnx_op onnx_ops_shape[] = {
 #define E(n) {#n, op_##n},
     E(Reshape) E(Flatten) E(Squeeze) E(Unsqueeze) E(Transpose) E(Concat) E(Split) E(Slice) E(Pad) E(Expand)
     E(Tile) E(Gather) E(GatherElements) E(GatherND) E(Shape) E(Size) E(ConstantOfShape) E(Constant) E(Range)
-    E(EyeLike) E(Trilu) E(DepthToSpace) E(SpaceToDepth) E(OneHot) E(NonZero) E(Compress)
+    E(EyeLike) E(Trilu) E(TopK) E(DepthToSpace) E(SpaceToDepth) E(OneHot) E(NonZero) E(Compress)
 #undef E
     {NULL, NULL}};
