@@ -8,6 +8,7 @@ extern const onnx_op onnx_ops_shape[];
 extern const onnx_op onnx_ops_nn[];
 extern const onnx_op onnx_ops_resize[];
 extern const onnx_op onnx_ops_quant[];
+extern const onnx_op onnx_ops_rnn[];
 /* Conv on c's inputs 0..2 (QLinearConv and ConvInteger reuse it). */
 cg_status onnx_conv(onnx_ctx *c);
 #endif
