@@ -9,6 +9,7 @@ extern const onnx_op onnx_ops_nn[];
 extern const onnx_op onnx_ops_resize[];
 extern const onnx_op onnx_ops_quant[];
 extern const onnx_op onnx_ops_rnn[];
+extern const onnx_op onnx_ops_host[];
 /* Conv on c's inputs 0..2 (QLinearConv and ConvInteger reuse it). */
 cg_status onnx_conv(onnx_ctx *c);
 #endif

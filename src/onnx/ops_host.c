@@ -1,0 +1,253 @@
+/* Ops whose output shape depends on input values (Unique, NonMaxSuppression) or that are
+ * small host algorithms (Det): the inputs are realized and read, the result is built on
+ * the host. ReverseSequence reads its lengths and gathers. */
+#include "onnx/onnx.h"
+#include "onnx/ops.h"
+#include "core/error.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The values of input i as float64 (malloc'd), its element count in *n. */
+static double *host_f64(onnx_ctx *c, int i, int64_t *n) {
+  cg_tensor *t = onnx_in(c, i);
+  if (!t) return NULL;
+  *n = cg_numel(t);
+  double *v = cg_malloc(sizeof(double) * (size_t)(*n + 1));
+  cg_tensor *d = cg_cast(t, CG_FLOAT64);
+  if (v && (!d || cg_realize(d) != CG_OK || cg_read(d, CG_FLOAT64, v, sizeof(double) * (size_t)*n) != CG_OK)) {
+    free(v);
+    onnx_fail(c, "input %d could not be computed: %s", i, cg_last_error());
+    return NULL;
+  }
+  return v;
+}
+
+/* ---- Unique ----------------------------------------------------------------------------- */
+
+typedef struct {
+  const double *v;
+  int64_t len, idx;
+} slice_key;
+
+static int cmp_slices(const void *a, const void *b) {
+  const slice_key *x = a, *y = b;
+  for (int64_t k = 0; k < x->len; k++) {
+    double p = x->v[k], q = y->v[k];
+    if (p < q) return -1;
+    if (p > q) return 1;
+  }
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static cg_status op_Unique(onnx_ctx *c) {
+  cg_tensor *x = onnx_in(c, 0);
+  if (!x) return cg_last_status();
+  const Onnx__AttributeProto *a = onnx_attr(c, "axis");
+  bool sorted = onnx_attr_i(c, "sorted", 1);
+  int nd = cg_ndim(x), ax = 0;
+  cg_tensor *src = x;
+  if (a) {
+    if ((ax = onnx_axis(c, a->i, nd)) < 0) return cg_last_status();
+    src = cg_contiguous(cg_transpose(x, 0, ax)); /* slices along ax become rows */
+  } else {
+    int64_t n = cg_numel(x);
+    src = cg_reshape(x, &n, 1);
+  }
+  int64_t rows = cg_ndim(src) ? cg_shape(src)[0] : 1, n;
+  int64_t len = rows ? cg_numel(src) / rows : 0;
+  onnx_ctx c2 = *c;
+  cg_tensor *in1[1] = {src};
+  c2.in = in1, c2.nin = 1;
+  double *v = host_f64(&c2, 0, &n);
+  if (!v) return cg_last_status();
+  slice_key *keys = cg_malloc(sizeof *keys * (size_t)(rows + 1));
+  int64_t *first = cg_malloc(sizeof(int64_t) * (size_t)(rows + 1)), *inv = cg_malloc(sizeof(int64_t) * (size_t)(rows + 1));
+  int64_t *cnt = cg_calloc((size_t)rows + 1, sizeof(int64_t)), *grp = cg_malloc(sizeof(int64_t) * (size_t)(rows + 1));
+  cg_status st = keys && first && inv && cnt && grp ? CG_OK : CG_ERR_NOMEM;
+  int64_t nu = 0;
+  if (st == CG_OK) {
+    for (int64_t r = 0; r < rows; r++) keys[r] = (slice_key){v + r * len, len, r};
+    qsort(keys, (size_t)rows, sizeof *keys, cmp_slices);
+    /* groups of equal slices in sorted order; each group's first index is its smallest */
+    for (int64_t r = 0; r < rows; r++) {
+      if (r == 0 || cmp_slices(&(slice_key){keys[r].v, len, 0}, &(slice_key){keys[r - 1].v, len, 0})) first[nu++] = keys[r].idx;
+      grp[keys[r].idx] = nu - 1;
+      cnt[nu - 1]++;
+    }
+    if (!sorted) { /* order the groups by first occurrence */
+      int64_t *order = cg_malloc(sizeof(int64_t) * (size_t)(nu + 1)), *rank = cg_malloc(sizeof(int64_t) * (size_t)(nu + 1));
+      int64_t *f2 = cg_malloc(sizeof(int64_t) * (size_t)(nu + 1)), *c2v = cg_malloc(sizeof(int64_t) * (size_t)(nu + 1));
+      if (order && rank && f2 && c2v) {
+        int64_t k = 0;
+        for (int64_t r = 0; r < rows; r++)
+          if (first[grp[r]] == r) order[k++] = grp[r];
+        for (int64_t g = 0; g < nu; g++) rank[order[g]] = g, f2[g] = first[order[g]], c2v[g] = cnt[order[g]];
+        for (int64_t r = 0; r < rows; r++) grp[r] = rank[grp[r]];
+        memcpy(first, f2, sizeof(int64_t) * (size_t)nu);
+        memcpy(cnt, c2v, sizeof(int64_t) * (size_t)nu);
+      } else st = CG_ERR_NOMEM;
+      free(order), free(rank), free(f2), free(c2v);
+    }
+    for (int64_t r = 0; r < rows; r++) inv[r] = grp[r];
+  }
+  if (st == CG_OK) {
+    cg_tensor *y = cg_index_select(src, 0, onnx_i64(first, nu, 1));
+    if (a) y = cg_transpose(y, 0, ax);
+    st = onnx_set(c, 0, y);
+    if (st == CG_OK && c->nout > 1) st = onnx_set(c, 1, onnx_i64(first, nu, 1));
+    if (st == CG_OK && c->nout > 2) st = onnx_set(c, 2, onnx_i64(inv, rows, 1));
+    if (st == CG_OK && c->nout > 3) st = onnx_set(c, 3, onnx_i64(cnt, nu, 1));
+  }
+  free(v), free(keys), free(first), free(inv), free(cnt), free(grp);
+  return st;
+}
+
+/* ---- NonMaxSuppression -------------------------------------------------------------------- */
+
+typedef struct {
+  double s;
+  int64_t i;
+} scored;
+static int by_score(const void *a, const void *b) {
+  const scored *x = a, *y = b;
+  return x->s > y->s ? -1 : x->s < y->s ? 1 : (x->i > y->i) - (x->i < y->i);
+}
+
+static void corners(const double *b, bool center, double *y1, double *x1, double *y2, double *x2) {
+  if (center) { /* x_center, y_center, width, height */
+    *x1 = b[0] - b[2] / 2, *x2 = b[0] + b[2] / 2, *y1 = b[1] - b[3] / 2, *y2 = b[1] + b[3] / 2;
+  } else {
+    *y1 = fmin(b[0], b[2]), *y2 = fmax(b[0], b[2]), *x1 = fmin(b[1], b[3]), *x2 = fmax(b[1], b[3]);
+  }
+}
+static double iou(const double *a, const double *b, bool center) {
+  double ay1, ax1, ay2, ax2, by1, bx1, by2, bx2;
+  corners(a, center, &ay1, &ax1, &ay2, &ax2);
+  corners(b, center, &by1, &bx1, &by2, &bx2);
+  double ih = fmax(0, fmin(ay2, by2) - fmax(ay1, by1)), iw = fmax(0, fmin(ax2, bx2) - fmax(ax1, bx1));
+  double inter = ih * iw, uni = (ay2 - ay1) * (ax2 - ax1) + (by2 - by1) * (bx2 - bx1) - inter;
+  return uni > 0 ? inter / uni : 0;
+}
+
+static cg_status op_NonMaxSuppression(onnx_ctx *c) {
+  cg_tensor *bt = onnx_in(c, 0), *st_ = onnx_in(c, 1);
+  if (!bt || !st_) return cg_last_status();
+  if (cg_ndim(bt) != 3 || cg_ndim(st_) != 3 || cg_shape(bt)[2] != 4 || cg_shape(bt)[0] != cg_shape(st_)[0] ||
+      cg_shape(bt)[1] != cg_shape(st_)[2])
+    return onnx_fail(c, "boxes (B, N, 4) and scores (B, C, N) do not match");
+  int64_t B = cg_shape(bt)[0], N = cg_shape(bt)[1], C = cg_shape(st_)[1], nb, ns;
+  int64_t maxout = 0;
+  double iou_th = 0, score_th = -INFINITY;
+  if (c->nin > 2 && c->in[2] && onnx_in_ints(c, 2, &maxout, 1) < 0) return cg_last_status();
+  if (c->nin > 3 && c->in[3] && onnx_in_doubles(c, 3, &iou_th, 1) < 0) return cg_last_status();
+  if (c->nin > 4 && c->in[4] && onnx_in_doubles(c, 4, &score_th, 1) < 0) return cg_last_status();
+  bool center = onnx_attr_i(c, "center_point_box", 0);
+  double *boxes = host_f64(c, 0, &nb), *scores = boxes ? host_f64(c, 1, &ns) : NULL;
+  scored *cand = cg_malloc(sizeof *cand * (size_t)(N + 1));
+  int64_t *sel = cg_malloc(sizeof(int64_t) * (size_t)(3 * B * C * N + 3)), nsel = 0;
+  int64_t *kept = cg_malloc(sizeof(int64_t) * (size_t)(N + 1));
+  cg_status st = boxes && scores && cand && sel && kept ? CG_OK : (cg_last_status() ? cg_last_status() : CG_ERR_NOMEM);
+  for (int64_t b = 0; st == CG_OK && b < B; b++)
+    for (int64_t k = 0; k < C; k++) {
+      int64_t nc = 0, nk = 0;
+      for (int64_t i = 0; i < N; i++) {
+        double s = scores[(b * C + k) * N + i];
+        if (s > score_th) cand[nc++] = (scored){s, i};
+      }
+      qsort(cand, (size_t)nc, sizeof *cand, by_score);
+      for (int64_t j = 0; j < nc && nk < maxout; j++) {
+        bool keep = true;
+        for (int64_t q = 0; q < nk && keep; q++)
+          keep = iou(boxes + (b * N + cand[j].i) * 4, boxes + (b * N + kept[q]) * 4, center) <= iou_th;
+        if (!keep) continue;
+        kept[nk++] = cand[j].i;
+        sel[3 * nsel] = b, sel[3 * nsel + 1] = k, sel[3 * nsel + 2] = cand[j].i, nsel++;
+      }
+    }
+  if (st == CG_OK) {
+    int64_t shape[2] = {nsel, 3};
+    st = onnx_set(c, 0, cg_from_data(sel, CG_INT64, shape, 2));
+  }
+  free(boxes), free(scores), free(cand), free(sel), free(kept);
+  return st;
+}
+
+/* ---- Det: LU with partial pivoting, per matrix, in float64 ----------------------------------- */
+
+static cg_status op_Det(onnx_ctx *c) {
+  cg_tensor *x = onnx_in(c, 0);
+  if (!x) return cg_last_status();
+  int nd = cg_ndim(x);
+  if (nd < 2 || cg_shape(x)[nd - 1] != cg_shape(x)[nd - 2]) return onnx_fail(c, "input must be (..., n, n)");
+  int64_t n = cg_shape(x)[nd - 1], cnt, mats = n ? cg_numel(x) / (n * n) : 0;
+  double *v = host_f64(c, 0, &cnt), *out = cg_malloc(sizeof(double) * (size_t)(mats + 1));
+  if (!v || !out) {
+    free(v), free(out);
+    return cg_last_status() ? cg_last_status() : CG_ERR_NOMEM;
+  }
+  for (int64_t m = 0; m < mats; m++) {
+    double *a = v + m * n * n, det = 1;
+    for (int64_t k = 0; k < n; k++) {
+      int64_t p = k;
+      for (int64_t i = k + 1; i < n; i++)
+        if (fabs(a[i * n + k]) > fabs(a[p * n + k])) p = i;
+      if (a[p * n + k] == 0) {
+        det = 0;
+        break;
+      }
+      if (p != k) {
+        for (int64_t j = 0; j < n; j++) {
+          double t = a[k * n + j];
+          a[k * n + j] = a[p * n + j], a[p * n + j] = t;
+        }
+        det = -det;
+      }
+      det *= a[k * n + k];
+      for (int64_t i = k + 1; i < n; i++) {
+        double f = a[i * n + k] / a[k * n + k];
+        for (int64_t j = k; j < n; j++) a[i * n + j] -= f * a[k * n + j];
+      }
+    }
+    out[m] = det;
+  }
+  cg_tensor *r = cg_cast(cg_from_data(out, CG_FLOAT64, cg_shape(x), nd - 2), cg_dtype_of(x));
+  free(v), free(out);
+  return onnx_set(c, 0, r);
+}
+
+/* ---- ReverseSequence ------------------------------------------------------------------------ */
+
+static cg_status op_ReverseSequence(onnx_ctx *c) {
+  cg_tensor *x = onnx_in(c, 0);
+  if (!x) return cg_last_status();
+  int nd = cg_ndim(x);
+  int ta = onnx_axis(c, onnx_attr_i(c, "time_axis", 0), nd), ba = onnx_axis(c, onnx_attr_i(c, "batch_axis", 1), nd);
+  if (ta < 0 || ba < 0 || ta == ba) return cg_last_status() ? cg_last_status() : onnx_fail(c, "time_axis equals batch_axis");
+  int64_t T = cg_shape(x)[ta], B = cg_shape(x)[ba], lens[4096];
+  if (B > 4096 || T * B > (1 << 24)) return onnx_fail(c, "batch too large");
+  int n = onnx_in_ints(c, 1, lens, 4096);
+  if (n < 0) return cg_last_status();
+  if (n != B) return onnx_fail(c, "sequence_lens has %d entries for batch %lld", n, (long long)B);
+  int64_t *idx = cg_malloc(sizeof(int64_t) * (size_t)(T * B + 1));
+  if (!idx) return CG_ERR_NOMEM;
+  /* idx laid out with the time and batch axes in their order in x */
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t b = 0; b < B; b++) {
+      int64_t l = lens[b] < 0 ? 0 : lens[b] > T ? T : lens[b];
+      int64_t src = t < l ? l - 1 - t : t;
+      idx[ta < ba ? t * B + b : b * T + t] = src;
+    }
+  int64_t s[CG_MAX_DIMS];
+  for (int d = 0; d < nd; d++) s[d] = d == ta ? T : d == ba ? B : 1;
+  int64_t two[2] = {ta < ba ? T : B, ta < ba ? B : T};
+  cg_tensor *it = cg_reshape(cg_from_data(idx, CG_INT64, two, 2), s, nd);
+  free(idx);
+  return onnx_set(c, 0, cg_gather(x, ta, cg_expand(it, cg_shape(x), nd)));
+}
+
+const onnx_op onnx_ops_host[] = {{"Unique", op_Unique},
+                                 {"NonMaxSuppression", op_NonMaxSuppression},
+                                 {"Det", op_Det},
+                                 {"ReverseSequence", op_ReverseSequence},
+                                 {NULL, NULL}};
