@@ -12,4 +12,9 @@ extern const onnx_op onnx_ops_rnn[];
 extern const onnx_op onnx_ops_host[];
 /* Conv on c's inputs 0..2 (QLinearConv and ConvInteger reuse it). */
 cg_status onnx_conv(onnx_ctx *c);
+/* data with data.flat[pos[j]] = updates.flat[j] (reduction "none", "add", "mul", "max",
+ * "min"), as output 0 of c. */
+cg_status onnx_scatter_flat(onnx_ctx *c, cg_tensor *data, cg_tensor *upd, const int64_t *pos, int64_t nupd, const char *red);
+/* Input i's values as int64 (malloc'd), the count in *n. */
+int64_t *onnx_read_indices(onnx_ctx *c, int i, int64_t *n);
 #endif

@@ -246,7 +246,45 @@ static cg_status op_ReverseSequence(onnx_ctx *c) {
   return onnx_set(c, 0, cg_gather(x, ta, cg_expand(it, cg_shape(x), nd)));
 }
 
-const onnx_op onnx_ops_host[] = {{"Unique", op_Unique},
+/* ---- MaxUnpool: the pooled values back at their Indices, zeros elsewhere ---------------------- */
+
+static cg_status op_MaxUnpool(onnx_ctx *c) {
+  cg_tensor *x = onnx_in(c, 0), *ind = onnx_in(c, 1);
+  if (!x || !ind) return cg_last_status();
+  int nd = cg_ndim(x), ns = nd - 2;
+  int64_t k[3], s[3] = {1, 1, 1}, p[6] = {0}, shape[CG_MAX_DIMS], want[CG_MAX_DIMS];
+  if (ns < 1 || ns > 3 || onnx_attr_ints(c, "kernel_shape", k, 3) != ns) return onnx_fail(c, "kernel_shape must have %d entries", ns);
+  if (onnx_attr_ints(c, "strides", s, 3) < -1 || onnx_attr_ints(c, "pads", p, 6) < -1) return cg_last_status();
+  /* Indices address the inferred shape; an output_shape pads it at the end (ONNX's reference) */
+  shape[0] = cg_shape(x)[0], shape[1] = cg_shape(x)[1];
+  for (int i = 0; i < ns; i++) shape[2 + i] = (cg_shape(x)[2 + i] - 1) * s[i] - (p[i] + p[i + ns]) + k[i];
+  bool given = c->nin > 2 && c->in[2];
+  if (given && onnx_in_ints(c, 2, want, CG_MAX_DIMS) != nd)
+    return cg_last_status() ? cg_last_status() : onnx_fail(c, "output_shape needs %d entries", nd);
+  for (int d = 0; given && d < nd; d++)
+    if (want[d] < shape[d]) return onnx_fail(c, "output_shape is smaller than the unpooled shape on dim %d", d);
+  int64_t total = 1;
+  for (int d = 0; d < nd; d++) {
+    if (shape[d] < 0 || shape[d] > (1 << 24)) return onnx_fail(c, "output dim %lld", (long long)shape[d]);
+    total *= shape[d];
+  }
+  if (total > (1 << 26)) return onnx_fail(c, "output of %lld elements", (long long)total);
+  int64_t n, *pos = onnx_read_indices(c, 1, &n);
+  if (!pos) return cg_last_status();
+  cg_status st = n == cg_numel(x) ? CG_OK : onnx_fail(c, "I and X differ in size");
+  for (int64_t j = 0; st == CG_OK && j < n; j++)
+    if (pos[j] < 0 || pos[j] >= total) st = onnx_fail(c, "index %lld outside the output (%lld elements)", (long long)pos[j], (long long)total);
+  if (st == CG_OK) st = onnx_scatter_flat(c, cg_zeros(cg_dtype_of(x), shape, nd), x, pos, n, "none");
+  free(pos);
+  if (st == CG_OK && given) {
+    int64_t pads[2 * CG_MAX_DIMS] = {0};
+    for (int d = 0; d < nd; d++) pads[2 * d + 1] = want[d] - shape[d];
+    st = onnx_set(c, 0, cg_pad(c->out[0], pads, 0));
+  }
+  return st;
+}
+
+const onnx_op onnx_ops_host[] = {{"MaxUnpool", op_MaxUnpool},{"Unique", op_Unique},
                                  {"NonMaxSuppression", op_NonMaxSuppression},
                                  {"Det", op_Det},
                                  {"ReverseSequence", op_ReverseSequence},

@@ -175,7 +175,7 @@ static cg_status pool(onnx_ctx *c, bool is_max) {
   const int64_t *in = cg_shape(x) + 2;
   if (get_geom(c, in, ns, ks, &g) != CG_OK) return cg_last_status();
   bool ceil_mode = onnx_attr_i(c, "ceil_mode", 0), incl = onnx_attr_i(c, "count_include_pad", 0);
-  if (c->nout > 1 && c->node->output[1] && *c->node->output[1]) return onnx_fail(c, "the Indices output is not supported");
+  bool want_idx = is_max && c->nout > 1 && c->node->output[1] && *c->node->output[1];
   int64_t out[3], extra[3];
   for (int i = 0; i < ns; i++) {
     int64_t span = (g.k[i] - 1) * g.d[i] + 1, room = in[i] + g.pb[i] + g.pe[i] - span;
@@ -214,12 +214,38 @@ static cg_status pool(onnx_ctx *c, bool is_max) {
   acc = cg_reshape(acc, os, nx);
   if (cnt) os[0] = os[1] = 1, cnt = cg_reshape(cnt, os, nx);
   if (!is_max) acc = cg_div(acc, cnt);
-  return onnx_set(c, 0, acc);
+  if (onnx_set(c, 0, acc) != CG_OK || !want_idx) return cg_last_status() ? cg_last_status() : CG_OK;
+  /* Indices: the flat input position of each window's first maximum. A position map
+   * (row-major, or column-major for storage_order 1) is windowed like x, and the argmax
+   * over each window's flattened taps picks from it. */
+  int64_t S = 1, ms[CG_MAX_DIMS], K = 1, flat[CG_MAX_DIMS];
+  for (int i = 0; i < ns; i++) S *= in[i], K *= g.k[i];
+  bool col = onnx_attr_i(c, "storage_order", 0);
+  if (col && ns != 2) return onnx_fail(c, "storage_order 1 needs 2 spatial dims");
+  cg_tensor *posm = cg_arange(0, (double)S, 1, CG_FLOAT64);
+  for (int d = 0; d < nd; d++) ms[d] = d < 2 ? 1 : in[d - 2];
+  if (col) posm = cg_transpose(cg_reshape(posm, (int64_t[]){1, 1, in[1], in[0]}, 4), 2, 3);
+  else posm = cg_reshape(posm, ms, nd);
+  posm = cg_pad(posm, p, -1);
+  cg_tensor *pw = nn_pool_windows(posm, ns, g.k, g.s, g.d);
+  for (int i = 0; i < ns && pw; i++)
+    if (cg_shape(pw)[1 + i] > out[i]) pw = cg_slice(pw, 1 + i, 0, out[i], 1);
+  int64_t B = cg_shape(w)[0];
+  flat[0] = B;
+  for (int i = 0; i < ns; i++) flat[1 + i] = out[i];
+  flat[1 + ns] = K;
+  cg_tensor *wf = cg_reshape(w, flat, ns + 2);
+  flat[0] = 1;
+  cg_tensor *pf = cg_reshape(pw, flat, ns + 2);
+  flat[0] = B;
+  cg_tensor *am = cg_cast(cg_argmax(wf, ns + 1, true), CG_INT64);
+  cg_tensor *pos = cg_squeeze(cg_gather(cg_expand(pf, flat, ns + 2), ns + 1, am), ns + 1);
+  int64_t bs[CG_MAX_DIMS] = {B};
+  for (int i = 0; i < ns; i++) bs[1 + i] = 1;
+  cg_tensor *base = cg_reshape(cg_mul(cg_arange(0, (double)B, 1, CG_FLOAT64), onnx_const((double)S, CG_FLOAT64)), bs, ns + 1);
+  return onnx_set(c, 1, cg_reshape(cg_cast(cg_add(pos, base), CG_INT64), os, nx));
 }
-static cg_status op_MaxPool(onnx_ctx *c) {
-  if (onnx_attr_i(c, "storage_order", 0)) return onnx_fail(c, "storage_order 1 is not supported");
-  return pool(c, true);
-}
+static cg_status op_MaxPool(onnx_ctx *c) { return pool(c, true); }
 static cg_status op_AveragePool(onnx_ctx *c) { return pool(c, false); }
 
 static int spatial_axes(int nd, int *ax) {

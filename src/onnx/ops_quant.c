@@ -139,7 +139,7 @@ static cg_status op_BlackmanWindow(onnx_ctx *c) { return window(c, 0.42, 0.5, 0.
 
 /* out = data with out[pos[j]] (reduction) updates[j]; the updates are read through gathers,
  * one round per duplicate of a position. */
-static cg_status scatter_flat(onnx_ctx *c, cg_tensor *data, cg_tensor *upd, const int64_t *pos, int64_t nupd, const char *red) {
+cg_status onnx_scatter_flat(onnx_ctx *c, cg_tensor *data, cg_tensor *upd, const int64_t *pos, int64_t nupd, const char *red) {
   int64_t nd = cg_numel(data);
   cg_dtype dt = cg_dtype_of(data);
   cg_tensor *r = cg_reshape(data, &nd, 1), *uf = cg_reshape(upd, &nupd, 1);
@@ -177,7 +177,7 @@ static cg_status scatter_flat(onnx_ctx *c, cg_tensor *data, cg_tensor *upd, cons
   return onnx_set(c, 0, cg_reshape(r, cg_shape(data), cg_ndim(data)));
 }
 
-static int64_t *read_indices(onnx_ctx *c, int i, int64_t *n) {
+int64_t *onnx_read_indices(onnx_ctx *c, int i, int64_t *n) {
   cg_tensor *t = onnx_in(c, i);
   if (!t) return NULL;
   *n = cg_numel(t);
@@ -200,7 +200,7 @@ static cg_status scatter_elements(onnx_ctx *c) {
   for (int d = 0; d < nd; d++)
     if (cg_shape(idx)[d] != cg_shape(upd)[d] || cg_shape(idx)[d] > cg_shape(data)[d])
       return onnx_fail(c, "indices and updates must have one shape, within data's");
-  int64_t n, *v = read_indices(c, 1, &n);
+  int64_t n, *v = onnx_read_indices(c, 1, &n);
   if (!v) return cg_last_status();
   const int64_t *ds = cg_shape(data), *is = cg_shape(idx);
   for (int64_t j = 0; j < n; j++) {
@@ -221,7 +221,7 @@ static cg_status scatter_elements(onnx_ctx *c) {
     v[j] = p;
   }
   char buf[16];
-  cg_status st = scatter_flat(c, data, upd, v, n, onnx_attr_s(c, "reduction", "none", buf, sizeof buf));
+  cg_status st = onnx_scatter_flat(c, data, upd, v, n, onnx_attr_s(c, "reduction", "none", buf, sizeof buf));
   free(v);
   return st;
 }
@@ -239,7 +239,7 @@ static cg_status op_ScatterND(onnx_ctx *c) {
   int64_t S = 1, T = cg_numel(idx) / k;
   for (int d = k; d < nd; d++) S *= ds[d];
   if (cg_numel(upd) != T * S) return onnx_fail(c, "updates have %lld elements, expected %lld", (long long)cg_numel(upd), (long long)(T * S));
-  int64_t n, *v = read_indices(c, 1, &n);
+  int64_t n, *v = onnx_read_indices(c, 1, &n);
   if (!v) return cg_last_status();
   int64_t *pos = cg_malloc(sizeof(int64_t) * (size_t)(T * S + 1));
   cg_status st = pos ? CG_OK : CG_ERR_NOMEM;
@@ -254,7 +254,7 @@ static cg_status op_ScatterND(onnx_ctx *c) {
     for (int64_t s = 0; s < S; s++) pos[t * S + s] = base * S + s;
   }
   char buf[16];
-  if (st == CG_OK) st = scatter_flat(c, data, upd, pos, T * S, onnx_attr_s(c, "reduction", "none", buf, sizeof buf));
+  if (st == CG_OK) st = onnx_scatter_flat(c, data, upd, pos, T * S, onnx_attr_s(c, "reduction", "none", buf, sizeof buf));
   free(v);
   free(pos);
   return st;
