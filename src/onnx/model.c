@@ -124,14 +124,14 @@ static cg_status check_and_resolve(cg_onnx_model *m) {
   for (size_t i = 0; i < g->n_node; i++) {
     const Onnx__NodeProto *n = g->node[i];
     if (!n->op_type) { cg_fail(CG_ERR_FORMAT, "onnx: node %zu has no op_type", i); goto fail; }
-    if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx")) {
-      cg_fail(CG_ERR_FORMAT, "onnx: node %zu %s: domain '%s' is not supported (only the default ONNX domain)", i,
-              node_label(n, lb, sizeof lb), n->domain);
-      goto fail;
-    }
-    m->ops[i] = onnx_find_op(n->op_type);
+    m->ops[i] = onnx_find_op(n->domain, n->op_type);
     if (!m->ops[i]) {
-      cg_fail(CG_ERR_FORMAT, "onnx: node %zu %s: op %s is not supported", i, node_label(n, lb, sizeof lb), n->op_type);
+      if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") && strcmp(n->domain, ONNX_TRAINING_DOMAIN))
+        cg_fail(CG_ERR_FORMAT, "onnx: node %zu %s: domain '%s' is not supported (the default ONNX domain and %s)", i,
+                node_label(n, lb, sizeof lb), n->domain, ONNX_TRAINING_DOMAIN);
+      else
+        cg_fail(CG_ERR_FORMAT, "onnx: node %zu %s: op %s%s%s is not supported", i, node_label(n, lb, sizeof lb),
+                n->domain && *n->domain ? n->domain : "", n->domain && *n->domain ? "." : "", n->op_type);
       goto fail;
     }
     for (size_t a = 0; a < n->n_attribute; a++)
@@ -201,11 +201,14 @@ cg_onnx_model *cg_onnx_load_memory(const void *data, size_t size, const char *ba
   const Onnx__GraphProto *g = m->proto->graph;
   if (!g) { cg_fail(CG_ERR_FORMAT, "onnx: the model has no graph"); goto fail; }
   m->opset = -1;
+  bool training = false;
   for (size_t i = 0; i < m->proto->n_opset_import; i++) {
     const Onnx__OperatorSetIdProto *o = m->proto->opset_import[i];
     if (!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) m->opset = o->has_version ? o->version : -1;
+    else if (!strcmp(o->domain, ONNX_TRAINING_DOMAIN)) training = true;
   }
   if (m->opset < 0 && m->proto->n_opset_import == 0) m->opset = 1; /* IR version 2 models: opset 1 */
+  if (m->opset < 0 && training) m->opset = 18; /* only training ops: the default domain is unused */
   /* opsets 1-6 are taken too: their ops mean what opset 7 says unless an op checks */
   if (m->opset < 1 || m->opset > 18) {
     cg_fail(CG_ERR_FORMAT, "onnx: the model imports opset %lld of the default domain; supported are opsets 1 to 18",

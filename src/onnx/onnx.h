@@ -42,8 +42,9 @@ typedef struct {
   onnx_op_fn fn;
 } onnx_op;
 
-/* The op named op_type, or NULL. */
-const onnx_op *onnx_find_op(const char *op_type);
+/* The op named op_type in domain ("" or "ai.onnx": the default domain), or NULL. */
+const onnx_op *onnx_find_op(const char *domain, const char *op_type);
+#define ONNX_TRAINING_DOMAIN "ai.onnx.preview.training"
 
 /* Fail naming the node: "node 3 'conv1' (Conv): <message>". */
 cg_status onnx_fail(onnx_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

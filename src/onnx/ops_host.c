@@ -284,7 +284,101 @@ static cg_status op_MaxUnpool(onnx_ctx *c) {
   return st;
 }
 
-const onnx_op onnx_ops_host[] = {{"MaxUnpool", op_MaxUnpool},{"Unique", op_Unique},
+
+/* ---- GridSample (PyTorch's grid_sample): taps and weights from the grid on the host, the
+ * samples gathered lazily from X ------------------------------------------------------------- */
+
+static double gs_reflect(double x, double twice_lo, double twice_hi) {
+  if (twice_lo == twice_hi) return 0;
+  double mn = twice_lo / 2, span = (twice_hi - twice_lo) / 2;
+  x = fabs(x - mn);
+  double extra = fmod(x, span);
+  int64_t flips = (int64_t)floor(x / span);
+  return flips % 2 == 0 ? extra + mn : span - extra + mn;
+}
+
+/* padding applied to a coordinate (border, reflection); zeros leaves it */
+static double gs_pad(double x, int64_t size, int pad, bool ac) {
+  if (pad == 1) return fmin(fmax(x, 0), (double)(size - 1));
+  if (pad == 2) {
+    x = ac ? gs_reflect(x, 0, 2.0 * (double)(size - 1)) : gs_reflect(x, -1, 2.0 * (double)size - 1);
+    return fmin(fmax(x, 0), (double)(size - 1));
+  }
+  return x;
+}
+
+static void gs_cubic(double t, double *w) {
+  const double A = -0.75;
+  double x1 = t + 1, x2 = 1 - t, x3 = 2 - t;
+  w[0] = ((A * x1 - 5 * A) * x1 + 8 * A) * x1 - 4 * A;
+  w[1] = ((A + 2) * t - (A + 3)) * t * t + 1;
+  w[2] = ((A + 2) * x2 - (A + 3)) * x2 * x2 + 1;
+  w[3] = ((A * x3 - 5 * A) * x3 + 8 * A) * x3 - 4 * A;
+}
+
+static cg_status op_GridSample(onnx_ctx *c) {
+  cg_tensor *x = onnx_in(c, 0), *grid = onnx_in(c, 1);
+  if (!x || !grid) return cg_last_status();
+  if (cg_ndim(x) != 4 || cg_ndim(grid) != 4 || cg_shape(grid)[3] != 2 || cg_shape(grid)[0] != cg_shape(x)[0])
+    return onnx_fail(c, "X (N, C, H, W) and grid (N, Ho, Wo, 2) do not match");
+  char mb[16], pb[16];
+  const char *mode = onnx_attr_s(c, "mode", "bilinear", mb, sizeof mb), *padm = onnx_attr_s(c, "padding_mode", "zeros", pb, sizeof pb);
+  bool ac = onnx_attr_i(c, "align_corners", 0);
+  int pad = !strcmp(padm, "zeros") ? 0 : !strcmp(padm, "border") ? 1 : !strcmp(padm, "reflection") ? 2 : -1;
+  int kind = !strcmp(mode, "nearest") ? 0 : !strcmp(mode, "bilinear") ? 1 : !strcmp(mode, "bicubic") ? 2 : -1;
+  if (pad < 0 || kind < 0) return onnx_fail(c, "mode '%s' / padding_mode '%s' is not supported", mode, padm);
+  int64_t N = cg_shape(x)[0], C = cg_shape(x)[1], H = cg_shape(x)[2], W = cg_shape(x)[3];
+  int64_t Ho = cg_shape(grid)[1], Wo = cg_shape(grid)[2], P = Ho * Wo, ng;
+  int taps = kind == 0 ? 1 : kind == 1 ? 4 : 16;
+  if (N * P * taps > (1 << 26)) return onnx_fail(c, "grid too large");
+  double *g = host_f64(c, 1, &ng);
+  int64_t *idx = cg_malloc(sizeof(int64_t) * (size_t)(taps * N * P + 1));
+  double *w = cg_malloc(sizeof(double) * (size_t)(taps * N * P + 1));
+  if (!g || !idx || !w) {
+    free(g), free(idx), free(w);
+    return cg_last_status() ? cg_last_status() : CG_ERR_NOMEM;
+  }
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t p = 0; p < P; p++) {
+      double gx = g[(n * P + p) * 2], gy = g[(n * P + p) * 2 + 1];
+      double ix = ac ? (gx + 1) / 2 * (double)(W - 1) : ((gx + 1) * (double)W - 1) / 2;
+      double iy = ac ? (gy + 1) / 2 * (double)(H - 1) : ((gy + 1) * (double)H - 1) / 2;
+      int64_t at = n * P + p;
+      if (kind < 2) ix = gs_pad(ix, W, pad, ac), iy = gs_pad(iy, H, pad, ac);
+      for (int t = 0; t < taps; t++) idx[t * N * P + at] = 0, w[t * N * P + at] = 0;
+      if (kind == 0) {
+        double rx = nearbyint(ix), ry = nearbyint(iy);
+        if (rx >= 0 && rx < (double)W && ry >= 0 && ry < (double)H) idx[at] = (int64_t)ry * W + (int64_t)rx, w[at] = 1;
+        continue;
+      }
+      double fx = floor(ix), fy = floor(iy), tx = ix - fx, ty = iy - fy, wx[4], wy[4];
+      int span = kind == 1 ? 2 : 4, off = kind == 1 ? 0 : -1;
+      if (kind == 1) wx[0] = 1 - tx, wx[1] = tx, wy[0] = 1 - ty, wy[1] = ty;
+      else gs_cubic(tx, wx), gs_cubic(ty, wy);
+      for (int a = 0; a < span; a++)
+        for (int b = 0; b < span; b++) {
+          double yy = fy + off + a, xx = fx + off + b;
+          if (kind == 2 && pad) yy = gs_pad(yy, H, pad, ac), xx = gs_pad(xx, W, pad, ac); /* per tap, as torch */
+          int t = a * span + b;
+          if (xx >= 0 && xx < (double)W && yy >= 0 && yy < (double)H)
+            idx[t * N * P + at] = (int64_t)yy * W + (int64_t)xx, w[t * N * P + at] = wy[a] * wx[b];
+        }
+    }
+  cg_dtype dt = cg_dtype_of(x);
+  cg_tensor *xf = cg_reshape(x, (int64_t[]){N, C, H * W}, 3), *r = NULL;
+  int64_t np[3] = {N, 1, P}, full[3] = {N, C, P};
+  for (int t = 0; t < taps; t++) {
+    cg_tensor *it = cg_expand(cg_from_data(idx + t * N * P, CG_INT64, np, 3), full, 3);
+    cg_tensor *wt = cg_cast(cg_from_data(w + t * N * P, CG_FLOAT64, np, 3), dt);
+    cg_tensor *v = cg_mul(cg_gather(xf, 2, it), wt);
+    r = r ? cg_add(r, v) : v;
+  }
+  free(g), free(idx), free(w);
+  return onnx_set(c, 0, cg_reshape(r, (int64_t[]){N, C, Ho, Wo}, 4));
+}
+
+const onnx_op onnx_ops_host[] = {{"MaxUnpool", op_MaxUnpool},
+                                 {"GridSample", op_GridSample},{"Unique", op_Unique},
                                  {"NonMaxSuppression", op_NonMaxSuppression},
                                  {"Det", op_Det},
                                  {"ReverseSequence", op_ReverseSequence},
