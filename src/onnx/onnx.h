@@ -25,6 +25,8 @@ cg_tensor *onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *base_
 
 /* ---- running a node ---------------------------------------------------------------------- */
 
+typedef struct onnx_graph onnx_graph;
+
 typedef struct {
   const Onnx__NodeProto *node;
   int64_t opset;
@@ -33,6 +35,8 @@ typedef struct {
   int nin;
   cg_tensor **out;  /* the op writes nout tensors */
   int nout;
+  onnx_graph *graph; /* the graph the node is in, and its values (for subgraphs) */
+  cg_tensor **vals;
 } onnx_ctx;
 
 typedef cg_status (*onnx_op_fn)(onnx_ctx *c);
@@ -45,6 +49,9 @@ typedef struct {
 /* The op named op_type in domain ("" or "ai.onnx": the default domain), or NULL. */
 const onnx_op *onnx_find_op(const char *domain, const char *op_type);
 #define ONNX_TRAINING_DOMAIN "ai.onnx.preview.training"
+
+/* Run the node's graph attribute attr on inputs in; its outputs into out. */
+cg_status onnx_run_sub(onnx_ctx *c, const char *attr, cg_tensor *const *in, int nin, cg_tensor **out, int nout);
 
 /* Fail naming the node: "node 3 'conv1' (Conv): <message>". */
 cg_status onnx_fail(onnx_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
