@@ -434,7 +434,7 @@ const onnx_op *onnx_find_op(const char *domain, const char *op_type) {
     return NULL;
   }
   if (domain && *domain && strcmp(domain, "ai.onnx")) return NULL;
-  const onnx_op *tables[] = {onnx_ops_elementwise, onnx_ops_reduce, onnx_ops_shape, onnx_ops_nn, onnx_ops_resize, onnx_ops_quant, onnx_ops_rnn, onnx_ops_host, onnx_ops_signal};
+  const onnx_op *tables[] = {onnx_ops_elementwise, onnx_ops_reduce, onnx_ops_shape, onnx_ops_nn, onnx_ops_resize, onnx_ops_quant, onnx_ops_rnn, onnx_ops_host, onnx_ops_signal, onnx_ops_control};
   for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
     for (const onnx_op *o = tables[t]; o->name; o++)
       if (!strcmp(o->name, op_type)) return o;
