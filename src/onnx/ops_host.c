@@ -377,8 +377,144 @@ static cg_status op_GridSample(onnx_ctx *c) {
   return onnx_set(c, 0, cg_reshape(r, (int64_t[]){N, C, Ho, Wo}, 4));
 }
 
+/* ---- RoiAlign (as onnxruntime): per output bin, a grid of bilinear samples averaged ------ */
+
+static cg_status op_RoiAlign(onnx_ctx *c) {
+  cg_tensor *x = onnx_in(c, 0), *rt = onnx_in(c, 1), *bt = onnx_in(c, 2);
+  if (!x || !rt || !bt) return cg_last_status();
+  if (cg_ndim(x) != 4 || cg_ndim(rt) != 2 || cg_shape(rt)[1] != 4 || cg_numel(bt) != cg_shape(rt)[0])
+    return onnx_fail(c, "X (N, C, H, W), rois (R, 4) and batch_indices (R,) do not match");
+  char mb[8], cb[24];
+  bool is_max = !strcmp(onnx_attr_s(c, "mode", "avg", mb, sizeof mb), "max");
+  bool half = !strcmp(onnx_attr_s(c, "coordinate_transformation_mode", "half_pixel", cb, sizeof cb), "half_pixel");
+  if (is_max) return onnx_fail(c, "mode max is not supported");
+  int64_t oh = onnx_attr_i(c, "output_height", 1), ow = onnx_attr_i(c, "output_width", 1), sr = onnx_attr_i(c, "sampling_ratio", 0);
+  double scale = onnx_attr_f(c, "spatial_scale", 1.0);
+  int64_t N = cg_shape(x)[0], C = cg_shape(x)[1], H = cg_shape(x)[2], W = cg_shape(x)[3], R = cg_shape(rt)[0], nr, nb;
+  if (oh < 1 || ow < 1 || oh * ow > (1 << 16) || sr < 0 || sr > 64) return onnx_fail(c, "bad output size or sampling_ratio");
+  double *rois = host_f64(c, 1, &nr), *bis = rois ? host_f64(c, 2, &nb) : NULL;
+  if (!rois || !bis) {
+    free(rois), free(bis);
+    return cg_last_status();
+  }
+  /* taps per bin: 4 per sample, grid up to ceil(roi/bin) per side */
+  int64_t gmax = 1;
+  for (int64_t r = 0; r < R; r++) {
+    double rh = (rois[r * 4 + 3] - rois[r * 4 + 1]) * scale, rw = (rois[r * 4 + 2] - rois[r * 4]) * scale;
+    if (!half) rh = rh > 1 ? rh : 1, rw = rw > 1 ? rw : 1;
+    int64_t gh = sr ? sr : (int64_t)ceil(rh / (double)oh), gw = sr ? sr : (int64_t)ceil(rw / (double)ow);
+    if (gh > gmax) gmax = gh;
+    if (gw > gmax) gmax = gw;
+  }
+  if (gmax > 64) gmax = 64;
+  int64_t T = 4 * gmax * gmax, P = oh * ow, total = R * P * T;
+  if (total > (1 << 26)) {
+    free(rois), free(bis);
+    return onnx_fail(c, "too many samples");
+  }
+  int64_t *idx = cg_calloc((size_t)total + 1, sizeof(int64_t));
+  double *w = cg_calloc((size_t)total + 1, sizeof(double));
+  cg_status st = idx && w ? CG_OK : CG_ERR_NOMEM;
+  for (int64_t r = 0; r < R && st == CG_OK; r++) {
+    int64_t b = (int64_t)bis[r];
+    if (b < 0 || b >= N) {
+      st = onnx_fail(c, "batch index %lld out of range", (long long)b);
+      break;
+    }
+    double off = half ? 0.5 : 0, sw = rois[r * 4] * scale - off, sh = rois[r * 4 + 1] * scale - off;
+    double rw = rois[r * 4 + 2] * scale - off - sw, rh = rois[r * 4 + 3] * scale - off - sh;
+    if (!half) rw = rw > 1 ? rw : 1, rh = rh > 1 ? rh : 1;
+    double bh = rh / (double)oh, bw = rw / (double)ow;
+    int64_t gh = sr ? sr : (int64_t)ceil(rh / (double)oh), gw = sr ? sr : (int64_t)ceil(rw / (double)ow);
+    if (gh < 1) gh = 1;
+    if (gw < 1) gw = 1;
+    if (gh > gmax) gh = gmax;
+    if (gw > gmax) gw = gmax;
+    double cnt = (double)(gh * gw);
+    for (int64_t ph = 0; ph < oh; ph++)
+      for (int64_t pw = 0; pw < ow; pw++) {
+        int64_t base = ((r * P) + ph * ow + pw) * T, t = 0;
+        for (int64_t iy = 0; iy < gh; iy++)
+          for (int64_t ix = 0; ix < gw; ix++, t += 4) {
+            double y = sh + (double)ph * bh + ((double)iy + 0.5) * bh / (double)gh;
+            double xx = sw + (double)pw * bw + ((double)ix + 0.5) * bw / (double)gw;
+            if (y < -1.0 || y > (double)H || xx < -1.0 || xx > (double)W) continue;
+            if (y <= 0) y = 0;
+            if (xx <= 0) xx = 0;
+            int64_t yl = (int64_t)y, xl = (int64_t)xx, yh, xh;
+            if (yl >= H - 1) yh = yl = H - 1, y = (double)yl;
+            else yh = yl + 1;
+            if (xl >= W - 1) xh = xl = W - 1, xx = (double)xl;
+            else xh = xl + 1;
+            double ly = y - (double)yl, lx = xx - (double)xl, hy = 1 - ly, hx = 1 - lx;
+            int64_t o = b * H * W;
+            idx[base + t] = o + yl * W + xl, w[base + t] = hy * hx / cnt;
+            idx[base + t + 1] = o + yl * W + xh, w[base + t + 1] = hy * lx / cnt;
+            idx[base + t + 2] = o + yh * W + xl, w[base + t + 2] = ly * hx / cnt;
+            idx[base + t + 3] = o + yh * W + xh, w[base + t + 3] = ly * lx / cnt;
+          }
+      }
+  }
+  cg_tensor *r = NULL;
+  if (st == CG_OK) {
+    /* X as (C, N*H*W); gather every tap for every channel; weight; sum the taps */
+    cg_tensor *xf = cg_reshape(cg_permute(x, (int[]){1, 0, 2, 3}, 4), (int64_t[]){C, N * H * W}, 2);
+    int64_t one[2] = {1, total}, full[2] = {C, total};
+    cg_tensor *g = cg_gather(xf, 1, cg_expand(cg_from_data(idx, CG_INT64, one, 2), full, 2));
+    g = cg_mul(g, cg_cast(cg_from_data(w, CG_FLOAT64, one, 2), cg_dtype_of(x)));
+    r = cg_sum(cg_reshape(g, (int64_t[]){C, R, P, T}, 4), (int[]){3}, 1, false);
+    r = cg_reshape(cg_permute(r, (int[]){1, 0, 2}, 3), (int64_t[]){R, C, oh, ow}, 4);
+  }
+  free(rois), free(bis), free(idx), free(w);
+  return st == CG_OK ? onnx_set(c, 0, r) : st;
+}
+
+/* ---- MelWeightMatrix (ONNX's reference formula) ----------------------------------------------- */
+
+static cg_status op_MelWeightMatrix(onnx_ctx *c) {
+  int64_t bins, dft, rate;
+  double lo, hi;
+  if (onnx_in_ints(c, 0, &bins, 1) != 1 || onnx_in_ints(c, 1, &dft, 1) != 1 || onnx_in_ints(c, 2, &rate, 1) != 1 ||
+      onnx_in_doubles(c, 3, &lo, 1) != 1 || onnx_in_doubles(c, 4, &hi, 1) != 1)
+    return cg_last_status() ? cg_last_status() : onnx_fail(c, "inputs must be scalars");
+  if (bins < 1 || dft < 1 || rate < 1 || bins > 4096 || dft > (1 << 20)) return onnx_fail(c, "bad sizes");
+  int d = onnx_dtype((int32_t)onnx_attr_i(c, "output_datatype", 1));
+  if (d < 0) return onnx_fail(c, "output_datatype is not supported");
+  int64_t nspec = dft / 2 + 1, *f = cg_malloc(sizeof(int64_t) * (size_t)(bins + 2));
+  double *out = cg_calloc((size_t)(nspec * bins + 1), sizeof(double));
+  if (!f || !out) {
+    free(f), free(out);
+    return CG_ERR_NOMEM;
+  }
+  double lm = 2595 * log10(1 + lo / 700), hm = 2595 * log10(1 + hi / 700), step = (hm - lm) / (double)(bins + 2); /* sic: the reference divides by the bin count + 2 */
+  for (int64_t i = 0; i < bins + 2; i++) {
+    double hz = 700 * (pow(10, ((double)i * step + lm) / 2595) - 1);
+    f[i] = (int64_t)floor((double)(dft + 1) * hz / (double)rate);
+  }
+  cg_status st = CG_OK;
+  for (int64_t i = 0; i < bins && st == CG_OK; i++) {
+    int64_t l = f[i], m = f[i + 1], h = f[i + 2];
+    if (l < 0 || h >= nspec + 1 || m >= nspec) {
+      st = onnx_fail(c, "mel bins fall outside the spectrogram");
+      break;
+    }
+    if (m == l) out[m * bins + i] = 1;
+    else
+      for (int64_t j = l; j <= m; j++) out[j * bins + i] = (double)(j - l) / (double)(m - l);
+    if (h > m)
+      for (int64_t j = m; j < h && j < nspec; j++) out[j * bins + i] = (double)(h - j) / (double)(h - m);
+  }
+  int64_t s[2] = {nspec, bins};
+  cg_tensor *t = st == CG_OK ? cg_cast(cg_from_data(out, CG_FLOAT64, s, 2), (cg_dtype)d) : NULL;
+  free(f), free(out);
+  return st == CG_OK ? onnx_set(c, 0, t) : st;
+}
+
 const onnx_op onnx_ops_host[] = {{"MaxUnpool", op_MaxUnpool},
-                                 {"GridSample", op_GridSample},{"Unique", op_Unique},
+                                 {"GridSample", op_GridSample},
+                                 {"RoiAlign", op_RoiAlign},
+                                 {"MelWeightMatrix", op_MelWeightMatrix},
+                                 {"Unique", op_Unique},
                                  {"NonMaxSuppression", op_NonMaxSuppression},
                                  {"Det", op_Det},
                                  {"ReverseSequence", op_ReverseSequence},
