@@ -536,6 +536,20 @@ const char *cg_onnx_node_op(const cg_onnx_model *m, int i);
 cg_status cg_onnx_run(cg_onnx_model *m, cg_tensor *const *inputs, int n_inputs, cg_tensor **outputs, int n_outputs);
 /* A serialized onnx.TensorProto (the .pb files of ONNX's test data) as a tensor. */
 cg_tensor *cg_onnx_load_tensor(const char *path);
+/* Models with sequence-typed (ONNX seq(tensor)) inputs or outputs run through
+ * cg_onnx_run_values: a value is a tensor, or items[0..n_items) with tensor NULL for a
+ * sequence. A sequence output's items array is malloc'd (free() it; its tensors are the
+ * caller's, as tensor outputs are). cg_onnx_run refuses such models, saying so. */
+typedef struct {
+  cg_tensor *tensor;
+  cg_tensor **items;
+  int n_items;
+} cg_onnx_value;
+bool cg_onnx_input_is_sequence(const cg_onnx_model *m, int i);
+bool cg_onnx_output_is_sequence(const cg_onnx_model *m, int i);
+cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int n_inputs, cg_onnx_value *outputs, int n_outputs);
+/* A serialized onnx.SequenceProto of tensors: a malloc'd array of *n new tensors. */
+cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
 
 /* Counters, for tests and tools. */
 typedef struct {

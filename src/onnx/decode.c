@@ -6,6 +6,7 @@
  * location/offset/length entries). Every size is checked against the element count before
  * a byte is copied; the element count itself is checked for overflow. */
 #include "onnx/onnx.h"
+#include "onnx_data.pb-c.h"
 #include "core/error.h"
 #include <errno.h>
 #include <limits.h>
@@ -164,28 +165,71 @@ cg_tensor *onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *base_
   return t;
 }
 
-cg_tensor *cg_onnx_load_tensor(const char *path) {
-  if (!path) return cg_fail_null(CG_ERR_INVALID, "onnx_load_tensor: path is NULL");
+/* The whole file in a malloc'd buffer; NULL + message. */
+static uint8_t *slurp(const char *path, size_t *n) {
   FILE *f = fopen(path, "rb");
   if (!f) return cg_fail_null(CG_ERR_IO, "onnx: could not open '%s': %s", path, strerror(errno));
-  size_t cap = 1 << 16, n = 0;
+  size_t cap = 1 << 16;
+  *n = 0;
   uint8_t *buf = cg_malloc(cap);
   while (buf) {
-    n += fread(buf + n, 1, cap - n, f);
-    if (n < cap) break;
+    *n += fread(buf + *n, 1, cap - *n, f);
+    if (*n < cap) break;
     uint8_t *nb = cg_realloc(buf, cap *= 2);
     if (!nb) free(buf);
     buf = nb;
   }
   fclose(f);
+  return buf;
+}
+
+/* The directory of path ("." if none), malloc'd. */
+static char *dir_of(const char *path) {
+  char *dir = cg_strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+  if (slash) *slash = 0;
+  else if (dir) strcpy(dir, ".");
+  return dir;
+}
+
+cg_tensor *cg_onnx_load_tensor(const char *path) {
+  if (!path) return cg_fail_null(CG_ERR_INVALID, "onnx_load_tensor: path is NULL");
+  size_t n;
+  uint8_t *buf = slurp(path, &n);
   if (!buf) return NULL;
   Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, n, buf);
   free(buf);
   if (!tp) return cg_fail_null(CG_ERR_FORMAT, "onnx: '%s' is not a valid TensorProto (protobuf decoding failed)", path);
-  char *dir = cg_strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
-  if (slash) *slash = 0;
-  cg_tensor *t = onnx_tensor_from_proto(tp, dir ? (slash ? dir : ".") : NULL, path);
+  char *dir = dir_of(path);
+  cg_tensor *t = dir ? onnx_tensor_from_proto(tp, dir, path) : NULL;
   free(dir);
   onnx__tensor_proto__free_unpacked(tp, NULL);
   return t;
+}
+
+cg_tensor **cg_onnx_load_sequence(const char *path, int *count) {
+  if (!path || !count) return cg_fail_null(CG_ERR_INVALID, "onnx_load_sequence: path or count is NULL");
+  size_t n;
+  uint8_t *buf = slurp(path, &n);
+  if (!buf) return NULL;
+  Onnx__SequenceProto *sp = onnx__sequence_proto__unpack(NULL, n, buf);
+  free(buf);
+  if (!sp) return cg_fail_null(CG_ERR_FORMAT, "onnx: '%s' is not a valid SequenceProto (protobuf decoding failed)", path);
+  cg_tensor **items = NULL;
+  if (sp->elem_type != 1 && !(sp->elem_type == 0 && sp->n_tensor_values == 0))
+    cg_fail(CG_ERR_FORMAT, "onnx: '%s': only sequences of tensors are supported (elem_type %d)", path, (int)sp->elem_type);
+  else if (sp->n_tensor_values > (1u << 20)) cg_fail(CG_ERR_FORMAT, "onnx: '%s': too many items", path);
+  else if ((items = cg_calloc(sp->n_tensor_values + 1, sizeof *items))) {
+    char *dir = dir_of(path);
+    for (size_t i = 0; i < sp->n_tensor_values; i++)
+      if (!dir || !(items[i] = onnx_tensor_from_proto(sp->tensor_values[i], dir, path))) {
+        for (size_t k = 0; k < i; k++) cg_free(items[k]);
+        free(items);
+        items = NULL;
+        break;
+      }
+    free(dir);
+    *count = (int)sp->n_tensor_values;
+  }
+  onnx__sequence_proto__free_unpacked(sp, NULL);
+  return items;
 }

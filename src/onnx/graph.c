@@ -58,7 +58,14 @@ void onnx_io_from_value_info(onnx_io *io, const Onnx__ValueInfoProto *vi) {
   io->name = vi->name ? vi->name : "";
   io->dtype = -1;
   io->ndim = -1;
+  io->is_seq = false;
   const Onnx__TypeProto *tp = vi->type;
+  if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && tp->sequence_type && tp->sequence_type->elem_type &&
+      tp->sequence_type->elem_type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->sequence_type->elem_type->tensor_type) {
+    io->is_seq = true;
+    io->dtype = onnx_dtype(tp->sequence_type->elem_type->tensor_type->elem_type);
+    return;
+  }
   if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) return;
   io->dtype = onnx_dtype(tp->tensor_type->elem_type);
   const Onnx__TensorShapeProto *sh = tp->tensor_type->shape;
@@ -77,9 +84,10 @@ static const char *node_label(const Onnx__NodeProto *n, char *buf, size_t cap) {
   return buf;
 }
 
-static bool is_tensor_type(const Onnx__ValueInfoProto *vi) {
+static bool is_tensor_or_seq_type(const Onnx__ValueInfoProto *vi) {
   const Onnx__TypeProto *tp = vi->type;
-  return !tp || tp->value_case == ONNX__TYPE_PROTO__VALUE__NOT_SET || tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+  return !tp || tp->value_case == ONNX__TYPE_PROTO__VALUE__NOT_SET || tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+         tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE;
 }
 
 /* Resolve gr->g (parent already resolved up to the node that owns it). */
@@ -124,9 +132,9 @@ static cg_status resolve(onnx_graph *gr, const char *base_dir) {
     onnx_io *io = &gr->in[gr->n_in++];
     onnx_io_from_value_info(io, g->input[i]);
     if (!gr->parent && io->dtype < 0)
-      return cg_fail(CG_ERR_FORMAT, "onnx: graph input '%s' is not a tensor of a supported type (sequence, string, ...)", nm);
-    if (gr->parent && !is_tensor_type(g->input[i]))
-      return cg_fail(CG_ERR_FORMAT, "onnx: subgraph input '%s' is not a tensor (sequences and optionals are not supported)", nm);
+      return cg_fail(CG_ERR_FORMAT, "onnx: graph input '%s' is not a tensor or sequence of a supported type (optional, string, map ...)", nm);
+    if (gr->parent && !is_tensor_or_seq_type(g->input[i]))
+      return cg_fail(CG_ERR_FORMAT, "onnx: subgraph input '%s' is not a tensor or sequence (optionals are not supported)", nm);
     map_put(gr, nm, gr->n_slots);
     io->slot = gr->n_slots++;
   }
@@ -243,33 +251,42 @@ void onnx_graph_free(onnx_graph *gr) {
   free(gr);
 }
 
-cg_status onnx_graph_run(onnx_graph *gr, cg_tensor **vals) {
+cg_status onnx_graph_run(onnx_graph *gr, cg_tensor **vals, onnx_seq **svals, onnx_run_state *rs) {
   const Onnx__GraphProto *g = gr->g;
   for (int i = 0; i < gr->n_init; i++) vals[gr->init_slot[i]] = gr->init[i];
   cg_tensor *in[64], *out[64];
+  onnx_seq *sin[64], *sout[64];
   cg_status st = CG_OK;
   for (int i = 0; i < gr->n_nodes && st == CG_OK; i++) {
     const Onnx__NodeProto *n = g->node[i];
-    onnx_ctx c = {.node = n, .opset = gr->opset, .idx = i, .in = in, .out = out, .graph = gr, .vals = vals};
+    onnx_ctx c = {.node = n, .opset = gr->opset, .idx = i, .in = in, .out = out, .graph = gr, .vals = vals, .svals = svals,
+                  .sin = sin, .sout = sout, .rs = rs};
     if (n->n_input > 64 || n->n_output > 64) {
       st = onnx_fail(&c, "more than 64 inputs or outputs");
       break;
     }
     c.nin = (int)n->n_input;
     c.nout = (int)n->n_output;
-    for (int k = 0; k < c.nin; k++) in[k] = gr->node_in[i][k] >= 0 ? vals[gr->node_in[i][k]] : NULL;
-    for (int k = 0; k < c.nout; k++) out[k] = NULL;
-    st = gr->ops[i]->fn(&c);
+    for (int k = 0; k < c.nin; k++) {
+      int sl = gr->node_in[i][k];
+      in[k] = sl >= 0 ? vals[sl] : NULL;
+      sin[k] = sl >= 0 ? svals[sl] : NULL;
+      if (sin[k] && !gr->ops[i]->seq_ok) st = onnx_fail(&c, "input %d is a sequence; this op takes tensors", k);
+    }
+    for (int k = 0; k < c.nout; k++) out[k] = NULL, sout[k] = NULL;
+    if (st == CG_OK) st = gr->ops[i]->fn(&c);
     for (int k = 0; k < c.nout && st == CG_OK; k++) {
-      if (gr->node_out[i][k] < 0) continue;
-      if (!out[k]) st = onnx_fail(&c, "output %d '%s' was not produced", k, n->output[k]);
-      else vals[gr->node_out[i][k]] = out[k];
+      int sl = gr->node_out[i][k];
+      if (sl < 0) continue;
+      if (!out[k] && !sout[k]) st = onnx_fail(&c, "output %d '%s' was not produced", k, n->output[k]);
+      vals[sl] = out[k], svals[sl] = sout[k];
     }
   }
   return st;
 }
 
-cg_status onnx_run_sub(onnx_ctx *c, const char *attr, cg_tensor *const *in, int nin, cg_tensor **out, int nout) {
+cg_status onnx_run_sub_v(onnx_ctx *c, const char *attr, cg_tensor *const *in, onnx_seq *const *sin, int nin, cg_tensor **out,
+                         onnx_seq **sout, int nout) {
   onnx_graph *sg = NULL;
   for (size_t a = 0; a < c->node->n_attribute && !sg; a++)
     if (c->node->attribute[a]->name && !strcmp(c->node->attribute[a]->name, attr) && c->graph->subs[c->idx])
@@ -278,12 +295,45 @@ cg_status onnx_run_sub(onnx_ctx *c, const char *attr, cg_tensor *const *in, int 
   if (sg->n_in != nin) return onnx_fail(c, "%s takes %d inputs, given %d", attr, sg->n_in, nin);
   if (sg->n_out != nout) return onnx_fail(c, "%s has %d outputs, expected %d", attr, sg->n_out, nout);
   cg_tensor **vals = cg_calloc((size_t)sg->n_slots + 1, sizeof *vals);
-  if (!vals) return CG_ERR_NOMEM;
-  for (int i = 0; i < nin; i++) vals[sg->in[i].slot] = in[i];
-  for (int k = 0; k < sg->n_cap; k++) vals[sg->cap_in[k]] = c->vals[sg->cap_out[k]];
-  cg_status st = onnx_graph_run(sg, vals);
-  for (int i = 0; i < nout && st == CG_OK; i++)
-    if (!(out[i] = vals[sg->out[i].slot])) st = onnx_fail(c, "%s: output %d was not produced", attr, i);
+  onnx_seq **svals = cg_calloc((size_t)sg->n_slots + 1, sizeof *svals);
+  if (!vals || !svals) {
+    free(vals), free(svals);
+    return CG_ERR_NOMEM;
+  }
+  for (int i = 0; i < nin; i++) vals[sg->in[i].slot] = in ? in[i] : NULL, svals[sg->in[i].slot] = sin ? sin[i] : NULL;
+  for (int k = 0; k < sg->n_cap; k++) vals[sg->cap_in[k]] = c->vals[sg->cap_out[k]], svals[sg->cap_in[k]] = c->svals[sg->cap_out[k]];
+  cg_status st = onnx_graph_run(sg, vals, svals, c->rs);
+  for (int i = 0; i < nout && st == CG_OK; i++) {
+    out[i] = vals[sg->out[i].slot];
+    if (sout) sout[i] = svals[sg->out[i].slot];
+    else if (svals[sg->out[i].slot]) st = onnx_fail(c, "%s: output %d is a sequence where a tensor is needed", attr, i);
+    if (st == CG_OK && !out[i] && !(sout && sout[i])) st = onnx_fail(c, "%s: output %d was not produced", attr, i);
+  }
   free(vals);
+  free(svals);
   return st;
+}
+
+cg_status onnx_run_sub(onnx_ctx *c, const char *attr, cg_tensor *const *in, int nin, cg_tensor **out, int nout) {
+  return onnx_run_sub_v(c, attr, in, NULL, nin, out, NULL, nout);
+}
+
+onnx_seq *onnx_seq_new(onnx_run_state *rs, int n, int dtype) {
+  onnx_seq *q = cg_calloc(1, sizeof *q);
+  if (!q) return NULL;
+  if (!(q->items = cg_calloc((size_t)n + 1, sizeof *q->items))) {
+    free(q);
+    return NULL;
+  }
+  q->n = n, q->dtype = dtype, q->next = rs->seqs, rs->seqs = q;
+  return q;
+}
+
+void onnx_seq_free_all(onnx_run_state *rs) {
+  while (rs->seqs) {
+    onnx_seq *q = rs->seqs;
+    rs->seqs = q->next;
+    free(q->items);
+    free(q);
+  }
 }

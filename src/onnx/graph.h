@@ -7,6 +7,7 @@ typedef struct {
   const char *name;
   int dtype; /* cg_dtype, or -1 */
   int ndim;  /* -1 if unknown */
+  bool is_seq; /* a sequence of tensors of dtype */
   int64_t shape[CG_MAX_DIMS];
   int slot;
 } onnx_io;
@@ -33,6 +34,6 @@ void onnx_io_from_value_info(onnx_io *io, const Onnx__ValueInfoProto *vi);
 /* Check and resolve g (and its subgraphs), load its initializers. NULL + message. */
 onnx_graph *onnx_graph_new(const Onnx__GraphProto *g, int64_t opset, const char *base_dir);
 void onnx_graph_free(onnx_graph *gr);
-/* Run with vals[n_slots] holding the inputs (and captures); fills the rest. */
-cg_status onnx_graph_run(onnx_graph *gr, cg_tensor **vals);
+/* Run with vals/svals[n_slots] holding the inputs (and captures); fills the rest. */
+cg_status onnx_graph_run(onnx_graph *gr, cg_tensor **vals, onnx_seq **svals, onnx_run_state *rs);
 #endif

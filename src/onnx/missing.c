@@ -21,3 +21,10 @@ cg_status cg_onnx_run(cg_onnx_model *m, cg_tensor *const *in, int ni, cg_tensor 
   return cg_fail(CG_ERR_INVALID, CG_NO_ONNX);
 }
 cg_tensor *cg_onnx_load_tensor(const char *path) { (void)path; return cg_fail_null(CG_ERR_INVALID, CG_NO_ONNX); }
+bool cg_onnx_input_is_sequence(const cg_onnx_model *m, int i) { (void)m, (void)i; return false; }
+bool cg_onnx_output_is_sequence(const cg_onnx_model *m, int i) { (void)m, (void)i; return false; }
+cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *in, int ni, cg_onnx_value *out, int no) {
+  (void)m, (void)in, (void)ni, (void)out, (void)no;
+  return cg_fail(CG_ERR_INVALID, CG_NO_ONNX);
+}
+cg_tensor **cg_onnx_load_sequence(const char *path, int *n) { (void)path, (void)n; return cg_fail_null(CG_ERR_INVALID, CG_NO_ONNX); }

@@ -143,7 +143,24 @@ static cg_status check_input(const onnx_io *io, cg_tensor *t, int i) {
   return CG_OK;
 }
 
-cg_status cg_onnx_run(cg_onnx_model *m, cg_tensor *const *inputs, int n_inputs, cg_tensor **outputs, int n_outputs) {
+bool cg_onnx_input_is_sequence(const cg_onnx_model *m, int i) { return m && i >= 0 && i < m->graph->n_in && m->graph->in[i].is_seq; }
+bool cg_onnx_output_is_sequence(const cg_onnx_model *m, int i) {
+  return m && i >= 0 && i < m->graph->n_out && m->graph->out[i].is_seq;
+}
+
+static cg_status check_seq_input(const onnx_io *io, const cg_onnx_value *v, int i) {
+  if (v->tensor || (v->n_items && !v->items) || v->n_items < 0)
+    return cg_fail(CG_ERR_INVALID, "onnx_run: input %d '%s' is a sequence: give items and n_items", i, io->name);
+  for (int k = 0; k < v->n_items; k++) {
+    if (!v->items[k]) return cg_fail(CG_ERR_INVALID, "onnx_run: input %d '%s': item %d is NULL", i, io->name, k);
+    if (io->dtype >= 0 && (int)cg_dtype_of(v->items[k]) != io->dtype)
+      return cg_fail(CG_ERR_INVALID, "onnx_run: input %d '%s': item %d must be %s, got %s", i, io->name, k,
+                     cg_dtype_name((cg_dtype)io->dtype), cg_dtype_name(cg_dtype_of(v->items[k])));
+  }
+  return CG_OK;
+}
+
+cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int n_inputs, cg_onnx_value *outputs, int n_outputs) {
   if (!m) return cg_fail(CG_ERR_INVALID, "onnx_run: model is NULL");
   onnx_graph *gr = m->graph;
   if (n_inputs != gr->n_in || (n_inputs && !inputs))
@@ -151,29 +168,88 @@ cg_status cg_onnx_run(cg_onnx_model *m, cg_tensor *const *inputs, int n_inputs, 
   if (n_outputs != gr->n_out || (n_outputs && !outputs))
     return cg_fail(CG_ERR_INVALID, "onnx_run: the model has %d outputs, got room for %d", gr->n_out, n_outputs);
   for (int i = 0; i < n_inputs; i++) {
-    cg_status st = check_input(&gr->in[i], inputs[i], i);
+    cg_status st = gr->in[i].is_seq ? check_seq_input(&gr->in[i], &inputs[i], i) : check_input(&gr->in[i], inputs[i].tensor, i);
     if (st != CG_OK) return st;
   }
-  cg_tensor **vals = cg_calloc((size_t)gr->n_slots + 1, sizeof *vals), **res = cg_calloc((size_t)n_outputs + 1, sizeof *res);
-  if (!vals || !res) {
-    free(vals), free(res);
+  cg_tensor **vals = cg_calloc((size_t)gr->n_slots + 1, sizeof *vals);
+  onnx_seq **svals = cg_calloc((size_t)gr->n_slots + 1, sizeof *svals);
+  cg_onnx_value *res = cg_calloc((size_t)n_outputs + 1, sizeof *res);
+  if (!vals || !svals || !res) {
+    free(vals), free(svals), free(res);
     return CG_ERR_NOMEM;
   }
+  onnx_run_state rs = {0};
+  cg_status st = CG_OK;
   cg_scope_begin();
-  for (int i = 0; i < gr->n_in; i++) vals[gr->in[i].slot] = inputs[i];
-  cg_status st = onnx_graph_run(gr, vals);
+  for (int i = 0; i < gr->n_in && st == CG_OK; i++) {
+    if (!gr->in[i].is_seq) {
+      vals[gr->in[i].slot] = inputs[i].tensor;
+      continue;
+    }
+    onnx_seq *q = onnx_seq_new(&rs, inputs[i].n_items, gr->in[i].dtype);
+    if (!q) st = CG_ERR_NOMEM;
+    else {
+      for (int k = 0; k < q->n; k++) q->items[k] = inputs[i].items[k];
+      svals[gr->in[i].slot] = q;
+    }
+  }
+  if (st == CG_OK) st = onnx_graph_run(gr, vals, svals, &rs);
+  /* new handles, so that an output which is an input or initializer is the caller's */
   for (int i = 0; i < gr->n_out && st == CG_OK; i++) {
     cg_tensor *v = vals[gr->out[i].slot];
-    /* a new handle, so that an output which is an input or initializer is the caller's */
-    if (!(res[i] = cg_reshape(v, cg_shape(v), cg_ndim(v)))) st = cg_last_status();
-    else cg_keep(res[i]);
+    onnx_seq *q = svals[gr->out[i].slot];
+    if (v) {
+      if (!(res[i].tensor = cg_reshape(v, cg_shape(v), cg_ndim(v)))) st = cg_last_status();
+      else cg_keep(res[i].tensor);
+      continue;
+    }
+    if (!(res[i].items = cg_calloc((size_t)q->n + 1, sizeof(cg_tensor *)))) {
+      st = CG_ERR_NOMEM;
+      break;
+    }
+    for (int k = 0; k < q->n && st == CG_OK; k++) {
+      cg_tensor *t = q->items[k];
+      if (!(res[i].items[k] = cg_reshape(t, cg_shape(t), cg_ndim(t)))) st = cg_last_status();
+      else cg_keep(res[i].items[k]), res[i].n_items = k + 1;
+    }
   }
   cg_scope_end();
+  onnx_seq_free_all(&rs);
   for (int i = 0; i < n_outputs; i++) {
-    if (st == CG_OK) outputs[i] = res[i];
-    else cg_free(res[i]);
+    if (st == CG_OK) {
+      outputs[i] = res[i];
+      continue;
+    }
+    cg_free(res[i].tensor);
+    for (int k = 0; k < res[i].n_items; k++) cg_free(res[i].items[k]);
+    free(res[i].items);
   }
-  free(vals);
-  free(res);
+  free(vals), free(svals), free(res);
+  return st;
+}
+
+cg_status cg_onnx_run(cg_onnx_model *m, cg_tensor *const *inputs, int n_inputs, cg_tensor **outputs, int n_outputs) {
+  if (!m) return cg_fail(CG_ERR_INVALID, "onnx_run: model is NULL");
+  for (int i = 0; i < m->graph->n_in; i++)
+    if (m->graph->in[i].is_seq) return cg_fail(CG_ERR_INVALID, "onnx_run: input %d '%s' is a sequence: use cg_onnx_run_values", i, m->graph->in[i].name);
+  for (int i = 0; i < m->graph->n_out; i++)
+    if (m->graph->out[i].is_seq) return cg_fail(CG_ERR_INVALID, "onnx_run: output %d '%s' is a sequence: use cg_onnx_run_values", i, m->graph->out[i].name);
+  if (n_inputs < 0 || n_outputs < 0 || n_inputs > (1 << 20) || n_outputs > (1 << 20)) return cg_fail(CG_ERR_INVALID, "onnx_run: bad counts");
+  cg_onnx_value *in = cg_calloc((size_t)n_inputs + 1, sizeof *in), *out = cg_calloc((size_t)n_outputs + 1, sizeof *out);
+  if (!in || !out) {
+    free(in), free(out);
+    return CG_ERR_NOMEM;
+  }
+  for (int i = 0; i < n_inputs && inputs; i++) in[i].tensor = inputs[i];
+  cg_status st = cg_onnx_run_values(m, inputs ? in : NULL, n_inputs, outputs ? out : NULL, n_outputs);
+  for (int i = 0; i < n_outputs && st == CG_OK; i++) {
+    if (!out[i].tensor) { /* a sequence output where the graph said tensor: not reachable after the checks */
+      for (int k = 0; k < out[i].n_items; k++) cg_free(out[i].items[k]);
+      free(out[i].items);
+      st = cg_fail(CG_ERR_INVALID, "onnx_run: output %d is a sequence: use cg_onnx_run_values", i);
+    }
+  }
+  for (int i = 0; i < n_outputs && st == CG_OK; i++) outputs[i] = out[i].tensor;
+  free(in), free(out);
   return st;
 }

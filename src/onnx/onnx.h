@@ -27,6 +27,18 @@ cg_tensor *onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *base_
 
 typedef struct onnx_graph onnx_graph;
 
+/* A sequence value (ONNX seq(tensor)): items are tensors of one dtype. Sequences live
+ * until the end of the run that made them (onnx_run_state). */
+typedef struct onnx_seq {
+  int n;
+  cg_tensor **items;
+  int dtype; /* cg_dtype of the items, -1 if unknown */
+  struct onnx_seq *next; /* the run's list of sequences */
+} onnx_seq;
+typedef struct {
+  onnx_seq *seqs;
+} onnx_run_state;
+
 typedef struct {
   const Onnx__NodeProto *node;
   int64_t opset;
@@ -37,6 +49,10 @@ typedef struct {
   int nout;
   onnx_graph *graph; /* the graph the node is in, and its values (for subgraphs) */
   cg_tensor **vals;
+  onnx_seq **svals;
+  onnx_seq **sin;   /* sequence-valued inputs (NULL where the input is a tensor) */
+  onnx_seq **sout;  /* an op producing a sequence sets sout[i] instead of out[i] */
+  onnx_run_state *rs;
 } onnx_ctx;
 
 typedef cg_status (*onnx_op_fn)(onnx_ctx *c);
@@ -44,6 +60,7 @@ typedef cg_status (*onnx_op_fn)(onnx_ctx *c);
 typedef struct {
   const char *name;
   onnx_op_fn fn;
+  bool seq_ok; /* takes sequence inputs */
 } onnx_op;
 
 /* The op named op_type in domain ("" or "ai.onnx": the default domain), or NULL. */
@@ -52,6 +69,13 @@ const onnx_op *onnx_find_op(const char *domain, const char *op_type);
 
 /* Run the node's graph attribute attr on inputs in; its outputs into out. */
 cg_status onnx_run_sub(onnx_ctx *c, const char *attr, cg_tensor *const *in, int nin, cg_tensor **out, int nout);
+/* The same with sequence values: sin/sout may be NULL (tensors only); where sin[i] is set
+ * input i is that sequence; an output that is a sequence goes to sout[i]. */
+cg_status onnx_run_sub_v(onnx_ctx *c, const char *attr, cg_tensor *const *in, onnx_seq *const *sin, int nin, cg_tensor **out,
+                         onnx_seq **sout, int nout);
+/* A new sequence of n items (set by the caller), freed at the end of the run. */
+onnx_seq *onnx_seq_new(onnx_run_state *rs, int n, int dtype);
+void onnx_seq_free_all(onnx_run_state *rs);
 
 /* Fail naming the node: "node 3 'conv1' (Conv): <message>". */
 cg_status onnx_fail(onnx_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

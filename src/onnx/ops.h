@@ -12,6 +12,7 @@ extern const onnx_op onnx_ops_rnn[];
 extern const onnx_op onnx_ops_host[];
 extern const onnx_op onnx_ops_signal[];
 extern const onnx_op onnx_ops_control[];
+extern const onnx_op onnx_ops_seq[];
 extern const onnx_op onnx_ops_train[]; /* domain ai.onnx.preview.training */
 /* Conv on c's inputs 0..2 (QLinearConv and ConvInteger reuse it). */
 cg_status onnx_conv(onnx_ctx *c);

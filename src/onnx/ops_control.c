@@ -24,9 +24,13 @@ static cg_status op_If(onnx_ctx *c) {
   cg_tensor *ct = onnx_in(c, 0);
   if (!ct || read_bool(c, ct, "cond", &cond) != CG_OK) return cg_last_status();
   cg_tensor *outs[MAX_VALS];
+  onnx_seq *souts[MAX_VALS];
   if (c->nout > MAX_VALS) return onnx_fail(c, "too many outputs");
-  cg_status st = onnx_run_sub(c, cond ? "then_branch" : "else_branch", NULL, 0, outs, c->nout);
-  for (int i = 0; i < c->nout && st == CG_OK; i++) st = onnx_set(c, i, cg_reshape(outs[i], cg_shape(outs[i]), cg_ndim(outs[i])));
+  cg_status st = onnx_run_sub_v(c, cond ? "then_branch" : "else_branch", NULL, NULL, 0, outs, souts, c->nout);
+  for (int i = 0; i < c->nout && st == CG_OK; i++) {
+    if (souts[i]) c->sout[i] = souts[i];
+    else st = onnx_set(c, i, cg_reshape(outs[i], cg_shape(outs[i]), cg_ndim(outs[i])));
+  }
   return st;
 }
 
@@ -37,9 +41,13 @@ static cg_status op_Loop(onnx_ctx *c) {
   if (c->nin > 1 && c->in[1] && read_bool(c, c->in[1], "cond", &cond) != CG_OK) return cg_last_status();
   int nc = c->nin - 2, nscan = c->nout - nc;
   if (nc < 0 || nscan < 0 || nc + 2 > MAX_VALS || c->nout > MAX_VALS) return onnx_fail(c, "inputs and outputs do not match");
-  cg_tensor *carried[MAX_VALS], *in[MAX_VALS], *out[MAX_VALS];
-  for (int k = 0; k < nc; k++)
-    if (!(carried[k] = onnx_in(c, 2 + k))) return cg_last_status();
+  cg_tensor *carried[MAX_VALS], *in[MAX_VALS], *out[MAX_VALS], *real[MAX_VALS];
+  onnx_seq *scar[MAX_VALS], *sin[MAX_VALS], *sout[MAX_VALS];
+  for (int k = 0; k < nc; k++) {
+    scar[k] = c->sin[2 + k];
+    if (!scar[k] && !(carried[k] = onnx_in(c, 2 + k))) return cg_last_status();
+    if (scar[k]) carried[k] = NULL;
+  }
   cg_tensor ***scans = cg_calloc((size_t)nscan + 1, sizeof *scans);
   int64_t n = 0, cap = 0;
   cg_status st = scans ? CG_OK : CG_ERR_NOMEM;
@@ -51,11 +59,21 @@ static cg_status op_Loop(onnx_ctx *c) {
     uint8_t cv = 1;
     in[0] = onnx_i64(&it, 1, 0);
     in[1] = cg_from_data(&cv, CG_BOOL, NULL, 0);
-    for (int k = 0; k < nc; k++) in[2 + k] = carried[k];
-    if ((st = onnx_run_sub(c, "body", in, nc + 2, out, 1 + nc + nscan)) != CG_OK) break;
-    if ((st = read_bool(c, out[0], "the body's cond output", &cond)) != CG_OK) break;
-    for (int k = 0; k < nc; k++) carried[k] = out[1 + k];
-    if ((st = cg_realize_many(carried, nc)) != CG_OK) break;
+    sin[0] = sin[1] = NULL;
+    for (int k = 0; k < nc; k++) in[2 + k] = carried[k], sin[2 + k] = scar[k];
+    if ((st = onnx_run_sub_v(c, "body", in, sin, nc + 2, out, sout, 1 + nc + nscan)) != CG_OK) break;
+    if (sout[0] || (st = read_bool(c, out[0], "the body's cond output", &cond)) != CG_OK) {
+      if (st == CG_OK) st = onnx_fail(c, "the body's cond output is a sequence");
+      break;
+    }
+    int nr = 0;
+    for (int k = 0; k < nc; k++) {
+      carried[k] = out[1 + k], scar[k] = sout[1 + k];
+      if (carried[k]) real[nr++] = carried[k];
+    }
+    for (int s = 0; s < nscan && st == CG_OK; s++)
+      if (sout[1 + nc + s]) st = onnx_fail(c, "scan output %d is a sequence", s);
+    if (st != CG_OK || (st = cg_realize_many(real, nr)) != CG_OK) break;
     if (n == cap) {
       cap = cap ? 2 * cap : 16;
       for (int s = 0; s < nscan && st == CG_OK; s++) {
@@ -68,7 +86,10 @@ static cg_status op_Loop(onnx_ctx *c) {
     for (int s = 0; s < nscan; s++) scans[s][n] = out[1 + nc + s];
     n++;
   }
-  for (int k = 0; k < nc && st == CG_OK; k++) st = onnx_set(c, k, cg_reshape(carried[k], cg_shape(carried[k]), cg_ndim(carried[k])));
+  for (int k = 0; k < nc && st == CG_OK; k++) {
+    if (scar[k]) c->sout[k] = scar[k];
+    else st = onnx_set(c, k, cg_reshape(carried[k], cg_shape(carried[k]), cg_ndim(carried[k])));
+  }
   for (int s = 0; s < nscan && st == CG_OK; s++) {
     if (n == 0) st = onnx_fail(c, "scan output %d of a loop that ran no iteration has no known shape", s);
     else st = onnx_set(c, nc + s, n > (int64_t)1 << 30 ? NULL : cg_stack(scans[s], (int)n, 0));
@@ -172,4 +193,4 @@ static cg_status op_Scan(onnx_ctx *c) {
   return st;
 }
 
-const onnx_op onnx_ops_control[] = {{"If", op_If}, {"Loop", op_Loop}, {"Scan", op_Scan}, {NULL, NULL}};
+const onnx_op onnx_ops_control[] = {{"If", op_If, true}, {"Loop", op_Loop, true}, {"Scan", op_Scan, false}, {NULL, NULL, false}};

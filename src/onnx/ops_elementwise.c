@@ -74,6 +74,10 @@ UNARY(IsNaN, cg_ne(x, x))
 UNARY(HardSwish, cg_mul(x, cg_clamp(cg_add(cg_mul(x, K(1.0 / 6)), K(0.5)), 0, 1)))
 
 static cg_status op_Identity(onnx_ctx *c) {
+  if (c->nin > 0 && c->sin[0]) { /* a sequence passes through */
+    c->sout[0] = c->sin[0];
+    return CG_OK;
+  }
   X0();
   return onnx_set(c, 0, cg_reshape(x, cg_shape(x), cg_ndim(x)));
 }
@@ -258,12 +262,13 @@ static cg_status op_CastLike(onnx_ctx *c) {
 }
 
 const onnx_op onnx_ops_elementwise[] = {
-#define E(n) {#n, op_##n},
+{"Identity", op_Identity, true},
+#define E(n) {#n, op_##n, false},
     E(Abs) E(Neg) E(Exp) E(Log) E(Sqrt) E(Reciprocal) E(Sin) E(Cos) E(Tan) E(Tanh) E(Sigmoid) E(Relu) E(Floor)
     E(Ceil) E(Round) E(Sign) E(Not) E(Sinh) E(Cosh) E(Asinh) E(Acosh) E(Atanh) E(Atan) E(Asin) E(Acos)
-    E(Softsign) E(Softplus) E(Mish) E(IsNaN) E(HardSwish) E(Identity) E(Elu) E(Selu) E(Celu) E(LeakyRelu)
+    E(Softsign) E(Softplus) E(Mish) E(IsNaN) E(HardSwish) E(Elu) E(Selu) E(Celu) E(LeakyRelu)
     E(ThresholdedRelu) E(HardSigmoid) E(Shrink) E(PRelu) E(IsInf) E(Erf) E(Add) E(Sub) E(Mul) E(Div) E(Equal)
     E(Greater) E(GreaterOrEqual) E(Less) E(LessOrEqual) E(And) E(Or) E(Xor) E(Pow) E(Mod) E(BitShift) E(Max)
     E(Min) E(Sum) E(Mean) E(Where) E(Clip) E(Cast) E(CastLike)
 #undef E
-    {NULL, NULL}};
+    {NULL, NULL, false}};

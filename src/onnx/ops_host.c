@@ -510,12 +510,12 @@ static cg_status op_MelWeightMatrix(onnx_ctx *c) {
   return st == CG_OK ? onnx_set(c, 0, t) : st;
 }
 
-const onnx_op onnx_ops_host[] = {{"MaxUnpool", op_MaxUnpool},
-                                 {"GridSample", op_GridSample},
-                                 {"RoiAlign", op_RoiAlign},
-                                 {"MelWeightMatrix", op_MelWeightMatrix},
-                                 {"Unique", op_Unique},
-                                 {"NonMaxSuppression", op_NonMaxSuppression},
-                                 {"Det", op_Det},
-                                 {"ReverseSequence", op_ReverseSequence},
-                                 {NULL, NULL}};
+const onnx_op onnx_ops_host[] = {{"MaxUnpool", op_MaxUnpool, false},
+                                 {"GridSample", op_GridSample, false},
+                                 {"RoiAlign", op_RoiAlign, false},
+                                 {"MelWeightMatrix", op_MelWeightMatrix, false},
+                                 {"Unique", op_Unique, false},
+                                 {"NonMaxSuppression", op_NonMaxSuppression, false},
+                                 {"Det", op_Det, false},
+                                 {"ReverseSequence", op_ReverseSequence, false},
+                                 {NULL, NULL, false}};

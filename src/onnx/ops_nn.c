@@ -420,12 +420,12 @@ static cg_status op_SoftmaxCrossEntropyLoss(onnx_ctx *c) {
 }
 
 const onnx_op onnx_ops_nn[] = {
-#define E(n) {#n, op_##n},
-    E(MatMul) E(Gemm) {"Conv", onnx_conv}, E(ConvTranspose) E(MaxPool) E(AveragePool) E(GlobalAveragePool) E(GlobalMaxPool)
+#define E(n) {#n, op_##n, false},
+    E(MatMul) E(Gemm) {"Conv", onnx_conv, false}, E(ConvTranspose) E(MaxPool) E(AveragePool) E(GlobalAveragePool) E(GlobalMaxPool)
     E(BatchNormalization) E(InstanceNormalization) E(LayerNormalization) E(LpNormalization)
     E(MeanVarianceNormalization) E(LRN) E(Dropout) E(NegativeLogLikelihoodLoss) E(SoftmaxCrossEntropyLoss)
 #undef E
-    {NULL, NULL}};
+    {NULL, NULL, false}};
 
 const onnx_op *onnx_find_op(const char *domain, const char *op_type) {
   if (domain && !strcmp(domain, ONNX_TRAINING_DOMAIN)) {
@@ -434,7 +434,7 @@ const onnx_op *onnx_find_op(const char *domain, const char *op_type) {
     return NULL;
   }
   if (domain && *domain && strcmp(domain, "ai.onnx")) return NULL;
-  const onnx_op *tables[] = {onnx_ops_elementwise, onnx_ops_reduce, onnx_ops_shape, onnx_ops_nn, onnx_ops_resize, onnx_ops_quant, onnx_ops_rnn, onnx_ops_host, onnx_ops_signal, onnx_ops_control};
+  const onnx_op *tables[] = {onnx_ops_elementwise, onnx_ops_reduce, onnx_ops_shape, onnx_ops_nn, onnx_ops_resize, onnx_ops_quant, onnx_ops_rnn, onnx_ops_host, onnx_ops_signal, onnx_ops_control, onnx_ops_seq};
   for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
     for (const onnx_op *o = tables[t]; o->name; o++)
       if (!strcmp(o->name, op_type)) return o;

@@ -341,8 +341,8 @@ static cg_status op_Einsum(onnx_ctx *c) {
 }
 
 const onnx_op onnx_ops_quant[] = {
-#define E(n) {#n, op_##n},
+#define E(n) {#n, op_##n, false},
     E(QuantizeLinear) E(DequantizeLinear) E(DynamicQuantizeLinear) E(MatMulInteger) E(QLinearMatMul) E(ConvInteger)
     E(QLinearConv) E(HannWindow) E(HammingWindow) E(BlackmanWindow) E(ScatterElements) E(Scatter) E(ScatterND) E(Einsum)
 #undef E
-    {NULL, NULL}};
+    {NULL, NULL, false}};

@@ -124,8 +124,8 @@ static cg_status op_CumSum(onnx_ctx *c) {
 }
 
 const onnx_op onnx_ops_reduce[] = {
-#define E(n) {#n, op_##n},
+#define E(n) {#n, op_##n, false},
     E(ReduceSum) E(ReduceMean) E(ReduceMax) E(ReduceMin) E(ReduceProd) E(ReduceL1) E(ReduceL2) E(ReduceLogSum)
     E(ReduceLogSumExp) E(ReduceSumSquare) E(ArgMax) E(ArgMin) E(Softmax) E(LogSoftmax) E(Hardmax) E(CumSum)
 #undef E
-    {NULL, NULL}};
+    {NULL, NULL, false}};

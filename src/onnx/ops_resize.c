@@ -170,4 +170,4 @@ static cg_status op_Upsample(onnx_ctx *c) {
   return resize_all(c, x, scales, NULL, NULL, &o);
 }
 
-const onnx_op onnx_ops_resize[] = {{"Resize", op_Resize}, {"Upsample", op_Upsample}, {NULL, NULL}};
+const onnx_op onnx_ops_resize[] = {{"Resize", op_Resize, false}, {"Upsample", op_Upsample, false}, {NULL, NULL, false}};

@@ -123,4 +123,4 @@ static cg_status op_RNN(onnx_ctx *c) { return rnn(c, K_RNN); }
 static cg_status op_GRU(onnx_ctx *c) { return rnn(c, K_GRU); }
 static cg_status op_LSTM(onnx_ctx *c) { return rnn(c, K_LSTM); }
 
-const onnx_op onnx_ops_rnn[] = {{"RNN", op_RNN}, {"GRU", op_GRU}, {"LSTM", op_LSTM}, {NULL, NULL}};
+const onnx_op onnx_ops_rnn[] = {{"RNN", op_RNN, false}, {"GRU", op_GRU, false}, {"LSTM", op_LSTM, false}, {NULL, NULL, false}};

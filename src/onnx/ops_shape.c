@@ -572,9 +572,9 @@ static cg_status op_TopK(onnx_ctx *c) {
 }
 
 const onnx_op onnx_ops_shape[] = {
-#define E(n) {#n, op_##n},
+#define E(n) {#n, op_##n, false},
     E(Reshape) E(Flatten) E(Squeeze) E(Unsqueeze) E(Transpose) E(Concat) E(Split) E(Slice) E(Pad) E(Expand)
     E(Tile) E(Gather) E(GatherElements) E(GatherND) E(Shape) E(Size) E(ConstantOfShape) E(Constant) E(Range)
     E(EyeLike) E(Trilu) E(TopK) E(DepthToSpace) E(SpaceToDepth) E(OneHot) E(NonZero) E(Compress)
 #undef E
-    {NULL, NULL}};
+    {NULL, NULL, false}};

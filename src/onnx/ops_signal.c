@@ -161,4 +161,4 @@ static cg_status op_TfIdfVectorizer(onnx_ctx *c) {
   return st == CG_OK ? onnx_set(c, 0, t) : st;
 }
 
-const onnx_op onnx_ops_signal[] = {{"DFT", op_DFT}, {"STFT", op_STFT}, {"TfIdfVectorizer", op_TfIdfVectorizer}, {NULL, NULL}};
+const onnx_op onnx_ops_signal[] = {{"DFT", op_DFT, false}, {"STFT", op_STFT, false}, {"TfIdfVectorizer", op_TfIdfVectorizer, false}, {NULL, NULL, false}};

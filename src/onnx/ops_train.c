@@ -69,4 +69,4 @@ static cg_status op_Adam(onnx_ctx *c) {
   return CG_OK;
 }
 
-const onnx_op onnx_ops_train[] = {{"Adagrad", op_Adagrad}, {"Momentum", op_Momentum}, {"Adam", op_Adam}, {NULL, NULL}};
+const onnx_op onnx_ops_train[] = {{"Adagrad", op_Adagrad, false}, {"Momentum", op_Momentum, false}, {"Adam", op_Adam, false}, {NULL, NULL, false}};

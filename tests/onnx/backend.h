@@ -102,47 +102,55 @@ static case_result run_case(const char *dir, char *why, size_t cap) {
   int nin = cg_onnx_num_inputs(m), nout = cg_onnx_num_outputs(m);
   for (int s = 0; s < nsets && res == CASE_PASS; s++) {
     cg_scope_begin();
-    cg_tensor *in[64] = {0}, *want[64] = {0}, *got[64] = {0};
+    cg_onnx_value in[64], want[64], got[64];
+    memset(in, 0, sizeof in), memset(want, 0, sizeof want), memset(got, 0, sizeof got);
     if (nin > 64 || nout > 64) {
       snprintf(why, cap, "too many inputs/outputs");
       res = CASE_FAIL;
     }
-    for (int i = 0; i < nin && res == CASE_PASS; i++) {
-      snprintf(path, sizeof path, "%s/%s/input_%d.pb", dir, sets[s], i);
-      if (!(in[i] = cg_onnx_load_tensor(path))) {
-        snprintf(why, cap, "input %d: %s", i, cg_last_error());
+    for (int i = 0; i < nin + nout && res == CASE_PASS; i++) {
+      bool is_in = i < nin;
+      int k = is_in ? i : i - nin;
+      cg_onnx_value *v = is_in ? &in[k] : &want[k];
+      snprintf(path, sizeof path, "%s/%s/%s_%d.pb", dir, sets[s], is_in ? "input" : "output", k);
+      bool seq = is_in ? cg_onnx_input_is_sequence(m, k) : cg_onnx_output_is_sequence(m, k);
+      if (seq) v->items = cg_onnx_load_sequence(path, &v->n_items);
+      else v->tensor = cg_onnx_load_tensor(path);
+      if (!v->items && !v->tensor) {
+        snprintf(why, cap, "%s %d: %s", is_in ? "input" : "output", k, cg_last_error());
         res = CASE_UNSUPPORTED;
+        break;
       }
       /* ONNX 1.12's test data holds bfloat16 values as their uint16 bit patterns */
       cg_dtype dt;
       int64_t sh[CG_MAX_DIMS];
-      if (in[i] && cg_onnx_input_info(m, i, &dt, sh) >= 0 && dt == CG_BFLOAT16 && cg_dtype_of(in[i]) == CG_UINT16)
-        in[i] = cg_bitcast(in[i], CG_BFLOAT16);
+      if (is_in && v->tensor && cg_onnx_input_info(m, k, &dt, sh) >= 0 && dt == CG_BFLOAT16 && cg_dtype_of(v->tensor) == CG_UINT16)
+        v->tensor = cg_bitcast(v->tensor, CG_BFLOAT16);
     }
-    for (int i = 0; i < nout && res == CASE_PASS; i++) {
-      snprintf(path, sizeof path, "%s/%s/output_%d.pb", dir, sets[s], i);
-      if (!(want[i] = cg_onnx_load_tensor(path))) {
-        snprintf(why, cap, "output %d: %s", i, cg_last_error());
-        res = CASE_UNSUPPORTED;
-      }
-    }
-    if (res == CASE_PASS && cg_onnx_run(m, in, nin, got, nout) != CG_OK) {
+    if (res == CASE_PASS && cg_onnx_run_values(m, in, nin, got, nout) != CG_OK) {
       snprintf(why, cap, "%s", cg_last_error());
-      res = CASE_FAIL;
-    }
-    if (res == CASE_PASS && cg_realize_many(got, nout) != CG_OK) {
-      snprintf(why, cap, "realize: %s", cg_last_error());
       res = CASE_FAIL;
     }
     for (int i = 0; i < nout && res == CASE_PASS; i++) {
       char w[300];
-      if (cg_dtype_of(got[i]) == CG_BFLOAT16 && cg_dtype_of(want[i]) == CG_UINT16) got[i] = cg_bitcast(got[i], CG_UINT16);
-      if (!outputs_match(got[i], want[i], 1e-3, 1e-7, w, sizeof w)) {
-        snprintf(why, cap, "%s output %d '%s': %s", sets[s], i, cg_onnx_output_name(m, i), w);
+      if (!got[i].tensor != !want[i].tensor || (!got[i].tensor && got[i].n_items != want[i].n_items)) {
+        snprintf(why, cap, "%s output %d: a sequence of %d items, expected %d", sets[s], i, got[i].n_items, want[i].n_items);
         res = CASE_FAIL;
+        break;
+      }
+      int n = got[i].tensor ? 1 : got[i].n_items;
+      for (int k = 0; k < n && res == CASE_PASS; k++) {
+        cg_tensor *g = got[i].tensor ? got[i].tensor : got[i].items[k], *wt = want[i].tensor ? want[i].tensor : want[i].items[k];
+        if (cg_dtype_of(g) == CG_BFLOAT16 && cg_dtype_of(wt) == CG_UINT16) g = cg_bitcast(g, CG_UINT16);
+        if (!outputs_match(g, wt, 1e-3, 1e-7, w, sizeof w)) {
+          snprintf(why, cap, "%s output %d '%s' item %d: %s", sets[s], i, cg_onnx_output_name(m, i), k, w);
+          res = CASE_FAIL;
+        }
       }
     }
-    cg_scope_end();
+    cg_scope_end(); /* frees every tensor made here, sequence items included */
+    for (int i = 0; i < nout; i++) free(got[i].items), free(want[i].items);
+    for (int i = 0; i < nin; i++) free(in[i].items);
   }
   free_list(sets, nsets);
   cg_onnx_free(m);
