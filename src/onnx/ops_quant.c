@@ -211,8 +211,9 @@ static cg_status scatter_elements(onnx_ctx *c) {
       if (d == ax) {
         k = v[j] < 0 ? v[j] + ds[d] : v[j];
         if (k < 0 || k >= ds[d]) {
+          long long bad = (long long)v[j];
           free(v);
-          return onnx_fail(c, "index %lld out of range for dim %lld", (long long)v[j], (long long)ds[d]);
+          return onnx_fail(c, "index %lld out of range for dim %lld", bad, (long long)ds[d]);
         }
       }
       p += k * stride;
