@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int onnx_dtype(int32_t t) {
   switch (t) {
@@ -40,9 +41,10 @@ const char *onnx_dtype_name(int32_t t) {
   return t >= 0 && t < (int32_t)(sizeof names / sizeof *names) ? names[t] : "unknown";
 }
 
-/* The external data file's bytes [offset, offset+length) into dst (nbytes). The location
- * must be a relative path that stays inside base_dir, symlinks resolved. */
-static bool read_external(const Onnx__TensorProto *tp, const char *base_dir, const char *what, void *dst, size_t nbytes) {
+/* The external data file's bytes [offset, offset+nbytes) into a new buffer *dst. The
+ * location must be a relative path that stays inside base_dir, symlinks resolved; the file
+ * must hold the bytes before anything is allocated. */
+static bool read_external(const Onnx__TensorProto *tp, const char *base_dir, const char *what, void **dst, size_t nbytes) {
   const char *loc = NULL;
   int64_t offset = 0, length = -1;
   for (size_t i = 0; i < tp->n_external_data; i++) {
@@ -85,12 +87,17 @@ static bool read_external(const Onnx__TensorProto *tp, const char *base_dir, con
     cg_fail(CG_ERR_FORMAT, "onnx: tensor '%s': external data '%s' resolves outside the model's directory", what, loc);
   } else {
     FILE *f = fopen(real, "rb");
+    struct stat sb;
     if (!f) cg_fail(CG_ERR_IO, "onnx: tensor '%s': could not open external data '%s': %s", what, path, strerror(errno));
     else {
-      if (fseeko(f, (off_t)offset, SEEK_SET) || fread(dst, 1, nbytes, f) != nbytes)
+      if (fstat(fileno(f), &sb) || (uint64_t)sb.st_size < (uint64_t)offset || (uint64_t)sb.st_size - (uint64_t)offset < nbytes)
         cg_fail(CG_ERR_FORMAT, "onnx: tensor '%s': external data '%s' has fewer than %lld + %zu bytes", what, loc,
                 (long long)offset, nbytes);
-      else ok = true;
+      else if ((*dst = cg_malloc(nbytes ? nbytes : 1))) {
+        if (fseeko(f, (off_t)offset, SEEK_SET) || fread(*dst, 1, nbytes, f) != nbytes)
+          cg_fail(CG_ERR_IO, "onnx: tensor '%s': could not read external data '%s'", what, loc);
+        else ok = true;
+      }
       fclose(f);
     }
   }
@@ -118,8 +125,30 @@ cg_tensor *onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *base_
                           (long long)tp->dims[i]);
   }
   size_t esz = cg_dtype_size((cg_dtype)dt), nbytes = (size_t)numel * esz;
-  void *buf = cg_malloc(nbytes ? nbytes : 1);
-  if (!buf) return NULL;
+  /* the data must be there before its buffer is allocated: a hostile header cannot make
+   * us allocate more than the file holds */
+  bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+  size_t have = 0;
+  switch (dt) {
+  case CG_FLOAT32: have = tp->n_float_data; break;
+  case CG_FLOAT64: have = tp->n_double_data; break;
+  case CG_INT64: have = tp->n_int64_data; break;
+  case CG_UINT32: case CG_UINT64: have = tp->n_uint64_data; break;
+  default: have = tp->n_int32_data; break;
+  }
+  if (!external && tp->has_raw_data && tp->raw_data.len != nbytes)
+    return cg_fail_null(CG_ERR_FORMAT, "onnx: tensor '%s': raw_data has %zu bytes, its shape and type need %zu", what, tp->raw_data.len,
+                        nbytes);
+  if (!external && !tp->has_raw_data && have != numel)
+    return cg_fail_null(CG_ERR_FORMAT, "onnx: tensor '%s': %zu values for the %llu elements of its shape", what, have,
+                        (unsigned long long)numel);
+  void *buf = NULL;
+  if (external) {
+    if (!read_external(tp, base_dir, what, &buf, nbytes)) {
+      free(buf);
+      return NULL;
+    }
+  } else if (!(buf = cg_malloc(nbytes ? nbytes : 1))) return NULL;
   bool ok = true;
 #define CG_TYPED(field, ctype)                                                                              \
   do {                                                                                                        \
@@ -134,8 +163,8 @@ cg_tensor *onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *base_
       memcpy((char *)buf + k * esz, &v, esz);                                                                 \
     }                                                                                                         \
   } while (0)
-  if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
-    ok = read_external(tp, base_dir, what, buf, nbytes);
+  if (external) {
+    /* read above */
   } else if (tp->has_raw_data) {
     if (tp->raw_data.len != nbytes) {
       cg_fail(CG_ERR_FORMAT, "onnx: tensor '%s': raw_data has %zu bytes, its shape and type need %zu", what, tp->raw_data.len, nbytes);
