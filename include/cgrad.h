@@ -504,7 +504,8 @@ int64_t cg_batcher_count(const cg_batcher *b);
 void cg_batcher_free(cg_batcher *b);
 
 /* ---- ONNX ---------------------------------------------------------------------------
- * Models exported to ONNX (opsets 7 to 18 of the default domain) run as lazy cgrad graphs.
+ * Models exported to ONNX (opsets 1 to 18 of the default domain; ops with the semantics of
+ * their version) run as lazy cgrad graphs.
  * cg_onnx_load decodes and checks the whole file (every node's inputs defined before use,
  * no cycles, known ops at the model's opset, initializer sizes, external data inside the
  * model's directory) and fails with a message naming the node and the problem. Needs
@@ -550,6 +551,34 @@ bool cg_onnx_output_is_sequence(const cg_onnx_model *m, int i);
 cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int n_inputs, cg_onnx_value *outputs, int n_outputs);
 /* A serialized onnx.SequenceProto of tensors: a malloc'd array of *n new tensors. */
 cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
+
+/* ---- JIT ----------------------------------------------------------------------------
+ * cg_jit captures the kernels a function launches and replays them (ARCHITECTURE §8).
+ * fn(in, n_in, out, n_out, user) builds its n_out outputs from the inputs with any cgrad
+ * calls — realizes, backward, optimizer steps included — and returns CG_OK. cg_jit_call
+ * runs it eagerly the first time for a given key (the number of inputs and each one's
+ * dtype and shape), captures it the second time (if it launched the same kernels as the
+ * first: else it captures again next time, with a note at DEBUG=1), and from the third on
+ * replays the captured launches with the new inputs' buffers: fn is not called at all.
+ * So fn must not depend on anything but its inputs' values and the state it updates
+ * (weights, optimizer moments, BatchNorm statistics, which stay the same buffers): host
+ * writes inside fn (cg_from_data, reading a value and branching on it) are not replayed.
+ * A scalar that changes per call (a learning rate) is passed as a 0-d input tensor.
+ * Outputs are realized tensors in the caller's scope; after a replay they view the same
+ * buffers as the captured call's, so the next call overwrites them (copy to keep).
+ * Refused with a message: a JIT called from inside a JIT function; a function that writes
+ * into one of its inputs. JIT=0 runs fn eagerly every call. Not thread safe per cg_jit. */
+typedef struct cg_jit cg_jit;
+typedef cg_status (*cg_jit_fn)(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user);
+cg_jit *cg_jit_new(cg_jit_fn fn, int n_out, void *user);
+cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out);
+void cg_jit_free(cg_jit *j);
+typedef struct {
+  int contexts;          /* contexts held now (JIT_MAX_CONTEXTS at most, default 8) */
+  int64_t eager, captures, replays; /* calls of each kind */
+  size_t slab_bytes;     /* the intermediates' slab: the largest context's */
+} cg_jit_info;
+cg_jit_info cg_jit_stats(const cg_jit *j);
 
 /* Counters, for tests and tools. */
 typedef struct {
