@@ -29,7 +29,7 @@ static void emit(rc *r, const char *fmt, ...) {
   for (;;) {
     va_start(ap, fmt);
     size_t room = r->cap - r->len;
-    int n = vsnprintf(r->buf + r->len, room, fmt, ap);
+    int n = vsnprintf(r->buf ? r->buf + r->len : NULL, room, fmt, ap); /* NULL + 0 is UB (clang's UBSan) */
     va_end(ap);
     if ((size_t)n < room) {
       r->len += (size_t)n;
