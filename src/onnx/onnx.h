@@ -108,7 +108,9 @@ bool onnx_is_signed(cg_dtype dt);
 
 /* An n-element int64 vector (or 0-d when ndim 0). */
 cg_tensor *onnx_i64(const int64_t *v, int64_t n, int ndim);
-/* A 0-d constant of dtype dt. */
+/* A 0-d constant of dtype dt (integers saturate: -inf gives the lowest value). */
 cg_tensor *onnx_const(double v, cg_dtype dt);
+/* v clamped to what dt holds (NaN: 0 for integers). */
+double onnx_saturate(double v, cg_dtype dt);
 
 #endif

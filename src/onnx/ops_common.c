@@ -102,4 +102,23 @@ bool onnx_is_signed(cg_dtype dt) { return dt >= CG_INT8 && dt <= CG_INT64; }
 
 cg_tensor *onnx_i64(const int64_t *v, int64_t n, int ndim) { return cg_from_data(v, CG_INT64, &n, ndim); }
 
-cg_tensor *onnx_const(double v, cg_dtype dt) { return cg_full(v, dt, NULL, 0); }
+double onnx_saturate(double v, cg_dtype dt) {
+  if (onnx_is_float(dt)) return v;
+  if (v != v) return 0;
+  double lo = 0, hi = 1;
+  switch (dt) {
+  case CG_INT8: lo = -128, hi = 127; break;
+  case CG_INT16: lo = -32768, hi = 32767; break;
+  case CG_INT32: lo = -2147483648.0, hi = 2147483647.0; break;
+  case CG_INT64: lo = -9223372036854775808.0, hi = 9223372036854774784.0; break; /* largest double below 2^63 */
+  case CG_UINT8: hi = 255; break;
+  case CG_UINT16: hi = 65535; break;
+  case CG_UINT32: hi = 4294967295.0; break;
+  case CG_UINT64: hi = 18446744073709549568.0; break;
+  default: break;
+  }
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* integer constants saturate: -inf (a Clip or pool default) is the dtype's lowest value */
+cg_tensor *onnx_const(double v, cg_dtype dt) { return cg_full(onnx_saturate(v, dt), dt, NULL, 0); }

@@ -187,7 +187,7 @@ static cg_status pool(onnx_ctx *c, bool is_max) {
   }
   int64_t p[2 * CG_MAX_DIMS] = {0};
   for (int i = 0; i < ns; i++) p[2 * (i + 2)] = g.pb[i], p[2 * (i + 2) + 1] = g.pe[i] + extra[i];
-  cg_tensor *xp = cg_pad(x, p, is_max ? -INFINITY : 0), *mask = NULL;
+  cg_tensor *xp = cg_pad(x, p, is_max ? onnx_saturate(-INFINITY, cg_dtype_of(x)) : 0), *mask = NULL;
   if (!is_max) { /* counts: 1 for input, incl for pads, 0 for the ceil_mode extra */
     int64_t ms[CG_MAX_DIMS], q[2 * CG_MAX_DIMS] = {0}, q2[2 * CG_MAX_DIMS] = {0};
     for (int d = 0; d < nd; d++) ms[d] = d < 2 ? 1 : in[d - 2];

@@ -252,7 +252,7 @@ static cg_status op_Pad(onnx_ctx *c) {
   if (!strcmp(mode, "constant")) {
     int64_t pp[2 * CG_MAX_DIMS];
     for (int d = 0; d < nd; d++) pp[2 * d] = before[d], pp[2 * d + 1] = after[d];
-    r = cg_pad(r, pp, value);
+    r = cg_pad(r, pp, onnx_saturate(value, cg_dtype_of(x)));
   } else if (!strcmp(mode, "edge") || !strcmp(mode, "reflect")) {
     bool refl = mode[0] == 'r';
     for (int d = 0; d < nd && r; d++) {
