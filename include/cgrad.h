@@ -123,6 +123,14 @@ cg_tensor *cg_rand(cg_dtype dt, const int64_t *shape, int ndim);                
 cg_tensor *cg_randn(cg_dtype dt, const int64_t *shape, int ndim);               /* N(0, 1) */
 cg_tensor *cg_uniform(double lo, double hi, cg_dtype dt, const int64_t *shape, int ndim);
 cg_tensor *cg_randint(int64_t lo, int64_t hi, const int64_t *shape, int ndim);  /* int32 in [lo, hi) */
+/* torch.multinomial: probs (C,) or (B, C) of non-negative weights (need not sum to 1);
+ * gives int64 (num_samples,) or (B, num_samples) category indices. With replacement each
+ * sample is an inverse-CDF draw; without, the first num_samples of the exponential race
+ * (the same law as drawing one at a time and renormalizing; categories of weight 0 come
+ * last, num_samples <= C). The uniforms come from Threefry keyed by seed alone, so the
+ * same seed and probabilities give the same samples on every run and thread count, and
+ * the global generator (cg_manual_seed) is not advanced. */
+cg_tensor *cg_multinomial(cg_tensor *probs, int64_t num_samples, bool replacement, uint64_t seed);
 
 /* Properties. */
 int cg_ndim(const cg_tensor *t);
@@ -146,7 +154,19 @@ cg_tensor *cg_tan(cg_tensor *a);
 cg_tensor *cg_tanh(cg_tensor *a);
 cg_tensor *cg_sigmoid(cg_tensor *a);
 cg_tensor *cg_relu(cg_tensor *a);
-cg_tensor *cg_gelu(cg_tensor *a);   /* tanh approximation, as tinygrad */
+/* GELU, exact: x/2 * (1 + erf(x/sqrt 2)), torch's default F.gelu. */
+cg_tensor *cg_gelu(cg_tensor *a);
+/* GELU, tanh approximation: F.gelu(x, approximate='tanh'). */
+cg_tensor *cg_gelu_tanh(cg_tensor *a);
+/* Error function: float32 to about 1 ulp (float16/bfloat16 computed in float32), float64
+ * to < 2e-15 relative. */
+cg_tensor *cg_erf(cg_tensor *a);
+/* log(1 + x) and exp(x) - 1, accurate for small x. */
+cg_tensor *cg_log1p(cg_tensor *a);
+cg_tensor *cg_expm1(cg_tensor *a);
+/* As F.softplus: log(1 + exp(beta*x)) / beta, and x where beta*x > threshold (typical:
+ * beta 1, threshold 20). beta must be finite and nonzero. */
+cg_tensor *cg_softplus(cg_tensor *a, double beta, double threshold);
 cg_tensor *cg_silu(cg_tensor *a);
 cg_tensor *cg_floor(cg_tensor *a);
 cg_tensor *cg_ceil(cg_tensor *a);
@@ -174,6 +194,8 @@ cg_tensor *cg_logical_or(cg_tensor *a, cg_tensor *b);
 cg_tensor *cg_logical_xor(cg_tensor *a, cg_tensor *b);
 cg_tensor *cg_where(cg_tensor *cond, cg_tensor *a, cg_tensor *b);
 cg_tensor *cg_clamp(cg_tensor *a, double lo, double hi);
+/* torch.masked_fill: value where mask (bool, broadcast to a's shape) is true, a elsewhere. */
+cg_tensor *cg_masked_fill(cg_tensor *a, cg_tensor *mask, double value);
 cg_tensor *cg_cast(cg_tensor *a, cg_dtype dt);
 cg_tensor *cg_bitcast(cg_tensor *a, cg_dtype dt); /* same element size */
 
@@ -199,6 +221,10 @@ cg_tensor *cg_stack(cg_tensor *const *ts, int n, int dim);
 int cg_split(cg_tensor *a, int64_t size, int dim, cg_tensor **out, int max_out);
 int cg_chunk(cg_tensor *a, int chunks, int dim, cg_tensor **out, int max_out);
 cg_tensor *cg_repeat(cg_tensor *a, const int64_t *repeats, int ndim);
+/* torch.triu / torch.tril on the last two dims (>= 2 dims): keep the elements with
+ * col - row >= diagonal (triu) or <= diagonal (tril), zeros elsewhere. */
+cg_tensor *cg_triu(cg_tensor *a, int64_t diagonal);
+cg_tensor *cg_tril(cg_tensor *a, int64_t diagonal);
 cg_tensor *cg_contiguous(cg_tensor *a);
 cg_tensor *cg_detach(cg_tensor *a);
 /* In-place update: dst takes the value of src (broadcast to dst's shape, cast to its
@@ -225,6 +251,14 @@ cg_tensor *cg_argmin(cg_tensor *a, int axis, bool keepdim);
 cg_tensor *cg_cumsum(cg_tensor *a, int axis);
 cg_tensor *cg_softmax(cg_tensor *a, int axis);
 cg_tensor *cg_log_softmax(cg_tensor *a, int axis);
+/* torch.sort / torch.topk along dim: values (a's dtype, differentiable) and indices
+ * (int64) in *values / *indices (either may be NULL, not both; new tensors). The order is
+ * stable (ties keep their index order) and NaN counts as the largest value. topk takes
+ * 0 <= k <= size of dim and is always sorted (the flag is accepted for torch's signature).
+ * Work is O(n^2) per row of n (O(k n) for topk) in fused kernels, memory O(n): sized for
+ * vocabulary-length rows, not for millions of keys. */
+cg_status cg_sort(cg_tensor *a, int dim, bool descending, cg_tensor **values, cg_tensor **indices);
+cg_status cg_topk(cg_tensor *a, int64_t k, int dim, bool largest, bool sorted, cg_tensor **values, cg_tensor **indices);
 
 /* Linear algebra: matmul as numpy.matmul (batched, broadcasting, 1-d promoted). */
 cg_tensor *cg_matmul(cg_tensor *a, cg_tensor *b);
@@ -333,6 +367,23 @@ cg_tensor *cg_embedding_fn(cg_tensor *idx, cg_tensor *weight);
 cg_tensor *cg_dropout_fn(cg_tensor *x, double p, bool training);
 /* x (..., in) @ w(out, in)^T + b (out,) (b may be NULL). */
 cg_tensor *cg_linear_fn(cg_tensor *x, cg_tensor *w, cg_tensor *b);
+
+/* Attention, as torch.nn.functional.scaled_dot_product_attention (torch >= 2.0): q
+ * (..., L, E), k (..., S, E), v (..., S, Ev) with broadcasting batch dims; gives
+ * (..., L, Ev) = softmax(q k^T * scale + mask) v. attn_mask: NULL, bool (true = may
+ * attend) or floating (added to the scores), broadcastable to (..., L, S). is_causal:
+ * query i attends to keys j <= i (top-left aligned, as torch; not with attn_mask).
+ * dropout_p: dropout on the attention weights (always applied when > 0, as torch).
+ * scale 0 means 1/sqrt(E). A query whose every key is masked gets zeros (and a zero
+ * gradient), not NaN. */
+cg_tensor *cg_scaled_dot_product_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *attn_mask, double dropout_p,
+                                           bool is_causal, double scale);
+/* Rotary position embedding of x (..., T, D), D even, for positions offset .. offset+T-1
+ * (offset: tokens already in a KV cache), frequencies theta^(-2i/D) (theta typically
+ * 10000). interleaved false rotates the pairs (i, i + D/2) (GPT-NeoX, Hugging Face Llama's
+ * rotate_half), true the pairs (2i, 2i+1) (the RoFormer paper, Meta's Llama, ONNX
+ * RotaryEmbedding interleaved=1). */
+cg_tensor *cg_rope(cg_tensor *x, int64_t offset, double theta, bool interleaved);
 
 /* Losses, mean-reduced (a 0-d tensor). Class targets are integer tensors. */
 /* logits (N, C), (C,) or (N, C, d1, ...) with targets (N,), () or (N, d1, ...); as
@@ -481,6 +532,55 @@ int64_t cg_batcher_epoch(const cg_batcher *b);
 /* Batches per epoch. */
 int64_t cg_batcher_count(const cg_batcher *b);
 void cg_batcher_free(cg_batcher *b);
+
+/* ---- ONNX ---------------------------------------------------------------------------
+ * Models exported to ONNX (opsets 1 to 18 of the default domain; ops with the semantics of
+ * their version) run as lazy cgrad graphs.
+ * cg_onnx_load decodes and checks the whole file (every node's inputs defined before use,
+ * no cycles, known ops at the model's opset, initializer sizes, external data inside the
+ * model's directory) and fails with a message naming the node and the problem. Needs
+ * protobuf-c at build time; without it cg_onnx_load fails saying so. */
+typedef struct cg_onnx_model cg_onnx_model;
+cg_onnx_model *cg_onnx_load(const char *path);
+/* The same from a file image in memory; external data is looked up under base_dir (NULL:
+ * external data is refused). */
+cg_onnx_model *cg_onnx_load_memory(const void *data, size_t size, const char *base_dir);
+void cg_onnx_free(cg_onnx_model *m);
+/* Graph inputs (initializers excluded) and outputs: name, dtype and shape. Dims that the
+ * file leaves symbolic or unknown are -1. dtype is -1 where it is not a tensor type cgrad
+ * has (strings, sequences, ...). Returns -1 on a bad index. */
+int cg_onnx_num_inputs(const cg_onnx_model *m);
+int cg_onnx_num_outputs(const cg_onnx_model *m);
+const char *cg_onnx_input_name(const cg_onnx_model *m, int i);
+const char *cg_onnx_output_name(const cg_onnx_model *m, int i);
+int cg_onnx_input_info(const cg_onnx_model *m, int i, cg_dtype *dt, int64_t *shape); /* ndim; shape: CG_MAX_DIMS room */
+int cg_onnx_output_info(const cg_onnx_model *m, int i, cg_dtype *dt, int64_t *shape);
+/* The default domain's opset the model imports, its node count and node i's op type. */
+int64_t cg_onnx_opset(const cg_onnx_model *m);
+int cg_onnx_num_nodes(const cg_onnx_model *m);
+const char *cg_onnx_node_op(const cg_onnx_model *m, int i);
+/* Run the graph on inputs (one per graph input, in order, dtype as declared, shapes
+ * matching the declared fixed dims): writes one new lazy tensor per output to outputs
+ * (the caller frees them or lets a scope do it). Values the graph needs as shapes (Reshape
+ * targets, Slice bounds ...) are computed on the way. On error no outputs are written and
+ * the message names the node. */
+cg_status cg_onnx_run(cg_onnx_model *m, cg_tensor *const *inputs, int n_inputs, cg_tensor **outputs, int n_outputs);
+/* A serialized onnx.TensorProto (the .pb files of ONNX's test data) as a tensor. */
+cg_tensor *cg_onnx_load_tensor(const char *path);
+/* Models with sequence-typed (ONNX seq(tensor)) inputs or outputs run through
+ * cg_onnx_run_values: a value is a tensor, or items[0..n_items) with tensor NULL for a
+ * sequence. A sequence output's items array is malloc'd (free() it; its tensors are the
+ * caller's, as tensor outputs are). cg_onnx_run refuses such models, saying so. */
+typedef struct {
+  cg_tensor *tensor;
+  cg_tensor **items;
+  int n_items;
+} cg_onnx_value;
+bool cg_onnx_input_is_sequence(const cg_onnx_model *m, int i);
+bool cg_onnx_output_is_sequence(const cg_onnx_model *m, int i);
+cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int n_inputs, cg_onnx_value *outputs, int n_outputs);
+/* A serialized onnx.SequenceProto of tensors: a malloc'd array of *n new tensors. */
+cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
 
 /* ---- JIT ----------------------------------------------------------------------------
  * cg_jit captures the kernels a function launches and replays them (ARCHITECTURE §8).

@@ -509,6 +509,8 @@ static int train_main(int argc, char **argv) {
   return train(o);
 }
 
+int cgrad_onnx_main(int argc, char **argv); /* tools/cgrad_onnx.c */
+
 int main(int argc, char **argv) {
   if (argc < 2) return usage_main(stderr);
   const char *cmd = argv[1];
@@ -522,6 +524,7 @@ int main(int argc, char **argv) {
     return usage_main(stdout);
   }
   if (!strcmp(cmd, "train")) return train_main(argc - 2, argv + 2);
+  if (!strcmp(cmd, "onnx")) return cgrad_onnx_main(argc - 1, argv + 1);
   fprintf(stderr, "cgrad: unknown command '%s'\n", cmd);
   return usage_main(stderr);
 }

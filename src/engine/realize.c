@@ -108,6 +108,9 @@ static void mark_assigns(uop *u, uopset *seen) {
   for (uint32_t i = 0; i < u->nsrc; i++) mark_assigns(u->src[i], seen);
 }
 
+/* a custom-gradient node is worth its value (tensor/custom.h) */
+static uop *drop_custom(rw_match *m) { return m->root->src[0]; }
+
 static void keep_assign_targets(uop *u, uopset *keep, uopset *seen) {
   if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
   if (u->op == OP_ASSIGN) {
@@ -119,6 +122,7 @@ static void keep_assign_targets(uop *u, uopset *keep, uopset *seen) {
 }
 
 static const rw_rule split_rules[] = {
+    RULE("CUSTOM", drop_custom),
     RULE("ASSIGN", done_assign),
     RULE("(REDUCE x)", split_reduce),
 };

@@ -505,3 +505,8 @@ cg_tensor *cg_max_pool2d(cg_tensor *x, const int64_t *kernel, const int64_t *str
 cg_tensor *cg_avg_pool2d(cg_tensor *x, const int64_t *kernel, const int64_t *stride, const int64_t *padding) {
   return pool_nd("avg_pool2d", 2, false, x, kernel, stride, padding);
 }
+
+/* For the ONNX importer's pools (any rank, asymmetric pads, dilation, ceil_mode). */
+cg_tensor *nn_pool_windows(cg_tensor *x, int n, const int64_t *k, const int64_t *s, const int64_t *d) {
+  return n >= 1 && n <= MAXSP ? pool_windows(x, n, k, s, d) : cg_fail_null(CG_ERR_INVALID, "pool: %d spatial dims (1 to %d)", n, MAXSP);
+}

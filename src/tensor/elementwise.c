@@ -201,9 +201,9 @@ cg_tensor *cg_where(cg_tensor *c, cg_tensor *a, cg_tensor *b) {
 /* ---- unary ops ------------------------------------------------------------------- */
 
 typedef enum { U_NEG, U_ABS, U_EXP, U_LOG, U_EXP2, U_LOG2, U_SQRT, U_RSQRT, U_RECIP, U_SIN, U_COS, U_TAN, U_TANH, U_SIGMOID,
-               U_RELU, U_GELU, U_SILU, U_FLOOR, U_CEIL, U_ROUND, U_SIGN, U_NOT } uopk;
+               U_RELU, U_SILU, U_FLOOR, U_CEIL, U_ROUND, U_SIGN, U_NOT } uopk;
 static const char *uop_names[] = {"neg", "abs", "exp", "log", "exp2", "log2", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tan", "tanh",
-                                  "sigmoid", "relu", "gelu", "silu", "floor", "ceil", "round", "sign", "logical_not"};
+                                  "sigmoid", "relu", "silu", "floor", "ceil", "round", "sign", "logical_not"};
 
 static uop *relu_u(uop *x) { return where3(ew2(OP_CMPLT, ewc(x, 0), x), x, ewc(x, 0)); }
 static uop *exp_u(uop *x) { return ew1(OP_EXP2, mul_c(x, 1.0 / M_LN2)); }
@@ -230,10 +230,6 @@ static uop *unary_u(uopk k, uop *x) {
   case U_TANH: return add_c(mul_c(sigmoid_u(mul_c(x, 2)), 2), -1);
   case U_SIGMOID: return sigmoid_u(x);
   case U_RELU: return relu_u(x);
-  case U_GELU: {
-    uop *inner = mul_c(ew2(OP_ADD, x, mul_c(ew2(OP_MUL, x, ew2(OP_MUL, x, x)), 0.044715)), sqrt(2.0 / M_PI));
-    return ew2(OP_MUL, mul_c(x, 0.5), add_c(unary_u(U_TANH, inner), 1));
-  }
   case U_SILU: return ew2(OP_MUL, x, sigmoid_u(x));
   case U_FLOOR: return floor_u(x);
   case U_CEIL: {
@@ -257,7 +253,7 @@ static cg_tensor *unary(uopk k, cg_tensor *t) {
   op_begin();
   uop *x = t->u;
   bool is_float_op = k == U_EXP || k == U_LOG || k == U_EXP2 || k == U_LOG2 || k == U_SQRT || k == U_RSQRT || k == U_RECIP ||
-                     k == U_SIN || k == U_COS || k == U_TAN || k == U_TANH || k == U_SIGMOID || k == U_GELU || k == U_SILU;
+                     k == U_SIN || k == U_COS || k == U_TAN || k == U_TANH || k == U_SIGMOID || k == U_SILU;
   if (k == U_NOT) x = cast_to(x, DT_BOOL);
   else if (is_float_op && !dt_is_float(x->dt)) x = cast_to(x, DT_F32);
   else if ((k == U_FLOOR || k == U_CEIL || k == U_ROUND) && !dt_is_float(x->dt)) return result(x, t->weak);
@@ -283,7 +279,6 @@ cg_tensor *cg_tan(cg_tensor *a) { return unary(U_TAN, a); }
 cg_tensor *cg_tanh(cg_tensor *a) { return unary(U_TANH, a); }
 cg_tensor *cg_sigmoid(cg_tensor *a) { return unary(U_SIGMOID, a); }
 cg_tensor *cg_relu(cg_tensor *a) { return unary(U_RELU, a); }
-cg_tensor *cg_gelu(cg_tensor *a) { return unary(U_GELU, a); }
 cg_tensor *cg_silu(cg_tensor *a) { return unary(U_SILU, a); }
 cg_tensor *cg_floor(cg_tensor *a) { return unary(U_FLOOR, a); }
 cg_tensor *cg_ceil(cg_tensor *a) { return unary(U_CEIL, a); }

@@ -23,6 +23,7 @@
  */
 #include "gradient.h"
 #include "composite.h"
+#include "custom.h"
 #include "tensor.h"
 #include "uop/uopset.h"
 #include <math.h>
@@ -128,6 +129,7 @@ static void g_where(uop *u, uop *g, uop **d) { d[1] = where(X0, g, C(g, 0)), d[2
 static void g_mulacc(uop *u, uop *g, uop **d) { d[0] = mul(g, X1), d[1] = mul(g, X0), d[2] = g; }
 static void g_cast(uop *u, uop *g, uop **d) { d[0] = dt_is_float(X0->dt) ? cast_to(g, X0->dt) : NULL; }
 static void g_assign(uop *u, uop *g, uop **d) { d[1] = g; }
+static void g_custom(uop *u, uop *g, uop **d) { custom_kind_of(u)->backward(u, g, d); }
 
 /* One rule per op; ops not listed have no gradient (integer, comparison and bit ops,
  * BITCAST) or are leaves (BUFFER, CONST, DEFINE_VAR) or stop it (DETACH). */
@@ -155,6 +157,7 @@ static const grad_rule RULES[OP_COUNT] = {
   [OP_WHERE] = g_where,         /* d(c ? x : y) = (none), c ? g : 0, c ? 0 : g */
   [OP_MULACC] = g_mulacc,       /* d(x*y + z) = g*y, g*x, g */
   [OP_CAST] = g_cast,           /* dx = cast(g, dtype(x)) (floats only) */
+  [OP_CUSTOM] = g_custom,       /* the node's own backward (custom.h); none into the value */
 };
 _Static_assert(sizeof RULES / sizeof RULES[0] == OP_COUNT, "one rule slot per op");
 
@@ -265,8 +268,8 @@ bool grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, b
     composite *c = uopset_get(&comp, u);
     uint32_t ns = grad_srcs(u, &comp, &srcs);
     if (!g || (!c && (!RULES[u->op] || u->op == OP_DETACH))) continue;
-    uop *d[3] = {NULL, NULL, NULL};
-    CG_ASSERT(ns <= 3, "%s with %u sources", op_name(u->op), ns);
+    uop *d[CUSTOM_MAX_SRC] = {NULL};
+    CG_ASSERT(ns <= CUSTOM_MAX_SRC, "%s with %u sources", op_name(u->op), ns);
     if (c) c->grad(c, g, d);
     else RULES[u->op](u, g, d);
     for (uint32_t s = 0; s < ns && ok; s++) {
@@ -444,7 +447,9 @@ static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
   if (!targets || !grads || !reached) st = CG_ERR_NOMEM;
   for (int i = 0; i < l.n && st == CG_OK; i++) targets[i] = base_of(l.t[i]->u);
   /* a realized loss differentiates the graph it kept; the first backward gives it up */
+  custom_take_failure();
   if (st == CG_OK && !grad_compute(out->graph ? out->graph : out->u, seed, targets, l.n, grads, reached)) st = op_status(CG_ERR_NOMEM);
+  if (st == CG_OK) st = custom_take_failure(); /* a custom backward that could not run (custom.h) */
   int nreached = 0;
   for (int i = 0; i < l.n && st == CG_OK; i++) nreached += reached[i];
   if (st == CG_OK && !nreached)

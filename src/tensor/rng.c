@@ -105,3 +105,56 @@ cg_tensor *cg_randint(int64_t lo, int64_t hi, const int64_t *shape, int ndim) {
   if (lo < INT32_MIN || hi - 1 > INT32_MAX) return cg_fail_null(CG_ERR_INVALID, "randint: bounds must fit int32, got [%lld, %lld)", (long long)lo, (long long)hi);
   return random_tensor("randint", K_INT, (double)lo, (double)hi, CG_INT32, shape, ndim);
 }
+
+/* ---- multinomial ---------------------------------------------------------------------- */
+
+/* n float64 uniforms in [0, 1) from Threefry keyed by seed alone (counters 0..n-1). */
+static cg_tensor *seeded_unit(uint64_t seed, const int64_t *shape, int ndim) {
+  int64_t n = shape_numel(shape, ndim);
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  if (!v) return cg_fail_null(CG_ERR_NOMEM, "multinomial: out of memory for %lld uniforms", (long long)n);
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t x0 = (uint32_t)i, x1 = (uint32_t)((uint64_t)i >> 32);
+    threefry((uint32_t)seed, (uint32_t)(seed >> 32), &x0, &x1);
+    v[i] = unit(x0, x1);
+  }
+  cg_tensor *t = cg_from_data(v, CG_FLOAT64, shape, ndim);
+  free(v);
+  return t;
+}
+
+cg_tensor *cg_multinomial(cg_tensor *probs, int64_t num_samples, bool replacement, uint64_t seed) {
+  const char *who = "multinomial";
+  if (!probs) return cg_fail_null(CG_ERR_INVALID, "%s: probs is NULL", who);
+  int nd = cg_ndim(probs);
+  if (nd != 1 && nd != 2)
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected probs of shape (C,) or (B, C), got %s", who, shape_str(cg_shape(probs), nd));
+  int64_t B = nd == 2 ? cg_shape(probs)[0] : 1, C = cg_shape(probs)[nd - 1];
+  if (C < 1) return cg_fail_null(CG_ERR_INVALID, "%s: expected at least one category, got shape %s", who, shape_str(cg_shape(probs), nd));
+  if (num_samples < 1 || (!replacement && num_samples > C))
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected num_samples in [1, %s], got %lld", who, replacement ? "inf)" : "C", (long long)num_samples);
+  cg_scope_begin();
+  cg_tensor *p = cg_reshape(cg_cast(cg_detach(probs), CG_FLOAT64), (int64_t[]){B, 1, C}, 3), *idx;
+  if (replacement) {
+    /* sample = #{j : cdf_j <= u * total}, capped at the last category of positive weight
+     * (u * total may round up to total) */
+    cg_tensor *cdf = cg_cumsum(p, 2);
+    cg_tensor *total = cg_slice(cdf, 2, C - 1, C, 1);                               /* (B, 1, 1) */
+    cg_tensor *u = cg_reshape(seeded_unit(seed, (int64_t[]){B, num_samples}, 2), (int64_t[]){B, num_samples, 1}, 3);
+    cg_tensor *count = cg_sum(cg_cast(cg_le(cdf, cg_mul(u, total)), CG_INT64), (int[]){2}, 1, false); /* (B, S) */
+    cg_tensor *j = cg_reshape(cg_arange(0, (double)C, 1, CG_INT64), (int64_t[]){1, 1, C}, 3);
+    cg_tensor *last = cg_max(cg_where(cg_gt(p, cg_scalar(0)), j, cg_scalar(0)), (int[]){2}, 1, false); /* (B, 1) */
+    idx = cg_minimum(count, last);
+  } else {
+    /* exponential race: key_j = -log(u_j) / p_j, the smallest num_samples keys in order
+     * (weight 0: key +inf, after every positive one) */
+    cg_tensor *u = cg_sub(cg_scalar(1), seeded_unit(seed, (int64_t[]){B, 1, C}, 3)); /* (0, 1] */
+    cg_tensor *key = cg_where(cg_gt(p, cg_scalar(0)), cg_div(cg_neg(cg_log(u)), p), cg_scalar(INFINITY));
+    idx = NULL;
+    if (cg_topk(cg_reshape(key, (int64_t[]){B, C}, 2), num_samples, 1, false, true, NULL, &idx) != CG_OK) idx = NULL;
+  }
+  if (idx) idx = nd == 1 ? cg_reshape(idx, (int64_t[]){num_samples}, 1) : cg_reshape(idx, (int64_t[]){B, num_samples}, 2);
+  idx = cg_keep(idx);
+  cg_scope_end();
+  return idx;
+}

@@ -58,7 +58,7 @@ int shape_infer(int op, uop *const *src, int nsrc, const uarg *arg, int64_t *out
     if (nd) memcpy(out, s->shape, sizeof(int64_t) * (size_t)nd);
     for (int i = 1; i < arg->n; i++) out[arg->v[i]] = 1;
     return nd;
-  case OP_FLIP: case OP_CONTIGUOUS: case OP_COPY: case OP_DETACH: case OP_ASSIGN:
+  case OP_FLIP: case OP_CONTIGUOUS: case OP_COPY: case OP_DETACH: case OP_ASSIGN: case OP_CUSTOM:
     if (nd > 0) memcpy(out, s->shape, sizeof(int64_t) * (size_t)nd);
     return nd;
   default:

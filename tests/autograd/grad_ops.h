@@ -106,6 +106,34 @@ static cg_tensor *f_tanh(cg_tensor *const *x) { return cg_tanh(A); }
 static cg_tensor *f_sigmoid(cg_tensor *const *x) { return cg_sigmoid(A); }
 static cg_tensor *f_relu(cg_tensor *const *x) { return cg_relu(A); }
 static cg_tensor *f_gelu(cg_tensor *const *x) { return cg_gelu(A); }
+static cg_tensor *f_gelu_tanh(cg_tensor *const *x) { return cg_gelu_tanh(A); }
+static cg_tensor *f_erf(cg_tensor *const *x) { return cg_erf(A); }
+static cg_tensor *f_log1p(cg_tensor *const *x) { return cg_log1p(A); }
+static cg_tensor *f_expm1(cg_tensor *const *x) { return cg_expm1(A); }
+static cg_tensor *f_softplus(cg_tensor *const *x) { return cg_softplus(A, 1, 20); }
+static cg_tensor *f_softplus_b(cg_tensor *const *x) { return cg_softplus(A, 2, 1); }
+static cg_tensor *f_triu(cg_tensor *const *x) { return cg_triu(A, 1); }
+static cg_tensor *f_tril(cg_tensor *const *x) { return cg_tril(A, -1); }
+static cg_tensor *f_masked_fill(cg_tensor *const *x) {
+  static const uint8_t m[4] = {1, 0, 0, 1};
+  return cg_masked_fill(A, cg_from_data(m, CG_BOOL, I64(4), 1), -0.5);
+}
+static cg_tensor *f_sort(cg_tensor *const *x) {
+  cg_tensor *v = NULL;
+  return cg_sort(A, 1, true, &v, NULL) == CG_OK ? v : NULL;
+}
+static cg_tensor *f_topk(cg_tensor *const *x) {
+  cg_tensor *v = NULL;
+  return cg_topk(A, 2, 0, false, true, &v, NULL) == CG_OK ? v : NULL;
+}
+static cg_tensor *f_sdpa(cg_tensor *const *x) { return cg_scaled_dot_product_attention(A, B, x[2], NULL, 0, false, 0); }
+static cg_tensor *f_sdpa_causal(cg_tensor *const *x) { return cg_scaled_dot_product_attention(A, B, x[2], NULL, 0, true, 0.7); }
+static cg_tensor *f_sdpa_mask(cg_tensor *const *x) { /* row 1 fully masked: zeros, zero gradient */
+  static const uint8_t m[12] = {1, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0};
+  return cg_scaled_dot_product_attention(A, B, x[2], cg_from_data(m, CG_BOOL, I64(3, 4), 2), 0, false, 0);
+}
+static cg_tensor *f_rope(cg_tensor *const *x) { return cg_rope(A, 3, 10000, false); }
+static cg_tensor *f_rope_il(cg_tensor *const *x) { return cg_rope(A, 0, 100, true); }
 static cg_tensor *f_silu(cg_tensor *const *x) { return cg_silu(A); }
 static cg_tensor *f_floor(cg_tensor *const *x) { return cg_floor(A); }
 static cg_tensor *f_ceil(cg_tensor *const *x) { return cg_ceil(A); }
@@ -198,7 +226,21 @@ static const gop GRAD_OPS[] = {
   U("tanh", f_tanh, "torch.tanh(x[0])", -2, 2, ""),
   U("sigmoid", f_sigmoid, "torch.sigmoid(x[0])", -3, 3, ""),
   U("relu", f_relu, "torch.relu(x[0])", -2, 2, "0"),
-  U("gelu", f_gelu, "F.gelu(x[0], approximate='tanh')", -3, 3, ""),
+  U("gelu", f_gelu, "F.gelu(x[0])", -3, 3, ""),
+  U("gelu_tanh", f_gelu_tanh, "F.gelu(x[0], approximate='tanh')", -3, 3, ""),
+  U("erf", f_erf, "torch.erf(x[0])", -3, 3, ""),
+  {"erf_wide", "2,5", f_erf, "torch.erf(x[0])", -6, 6, "-0.9277,0.9277,-2,2"},
+  U("log1p", f_log1p, "torch.log1p(x[0])", -0.9, 2, "-0.5,0.5"),
+  {"log1p_small", "2,3", f_log1p, "torch.log1p(x[0])", -0.01, 0.01, ""},
+  U("expm1", f_expm1, "torch.expm1(x[0])", -2, 2, "-0.5,0.5"),
+  {"expm1_small", "2,3", f_expm1, "torch.expm1(x[0])", -0.01, 0.01, ""},
+  U("softplus", f_softplus, "F.softplus(x[0])", -3, 3, ""),
+  U("softplus_beta", f_softplus_b, "F.softplus(x[0], 2, 1)", -2, 2, "0.5"),
+  U("triu", f_triu, "torch.triu(x[0], 1)", -2, 2, ""),
+  {"tril_batch", "2,3,4", f_tril, "torch.tril(x[0], -1)", -2, 2, ""},
+  U("masked_fill", f_masked_fill, "x[0].masked_fill(torch.tensor([1, 0, 0, 1]).bool(), -0.5)", -2, 2, ""),
+  U("sort", f_sort, "torch.sort(x[0], 1, descending=True)[0]", -2, 2, ""),
+  U("topk", f_topk, "torch.topk(x[0], 2, 0, largest=False)[0]", -2, 2, ""),
   U("silu", f_silu, "F.silu(x[0])", -3, 3, ""),
   U("floor", f_floor, "torch.floor(x[0])", -2, 2, "-2,-1,0,1,2"),
   U("ceil", f_ceil, "torch.ceil(x[0])", -2, 2, "-2,-1,0,1,2"),
@@ -262,6 +304,11 @@ static const gop GRAD_OPS[] = {
   U("gather", f_gather, "torch.gather(x[0], 1, torch.tensor([[0, 3], [1, 1], [2, 0]]))", -2, 2, ""),
   U("index_select", f_index_select, "torch.index_select(x[0], 0, torch.tensor([2, 0, 2, 1]))", -2, 2, ""),
   U("cross_entropy", f_xent, "F.cross_entropy(x[0], torch.tensor([1, 3, 0]))", -2, 2, ""),
+  {"sdpa", "2,3,4|2,5,4|2,5,3", f_sdpa, "(torch.softmax((x[0] @ x[1].transpose(-2, -1)) * 0.5 + 0, -1) @ x[2])", -1.5, 1.5, ""},
+  {"sdpa_causal", "2,1,4,3|2,2,4,3|2,2,4,2", f_sdpa_causal, "(torch.softmax((x[0] @ x[1].transpose(-2, -1)) * 0.7 + torch.zeros(4, 4).masked_fill(~torch.ones(4, 4).bool().tril(), float('-inf')).to(x[0].dtype), -1) @ x[2])", -1.5, 1.5, ""},
+  {"sdpa_masked_row", "3,2|4,2|4,3", f_sdpa_mask, "(lambda M: torch.where(M.any(-1, keepdim=True), torch.softmax(((x[0] @ x[1].transpose(-2, -1)) * 2 ** -0.5).masked_fill(~M, -1e9), -1), torch.zeros(())) @ x[2])(torch.tensor([[1, 0, 1, 1], [0, 0, 0, 0], [0, 1, 1, 0]]).bool())", -1.5, 1.5, ""},
+  {"rope", "2,5,6", f_rope, "(lambda X, off, th: (lambda T, D: (lambda ang: torch.cat([X[..., :D//2] * ang.cos() - X[..., D//2:] * ang.sin(), X[..., D//2:] * ang.cos() + X[..., :D//2] * ang.sin()], -1))((torch.arange(T, dtype=torch.float64)[:, None] + off) * th ** (-2 * torch.arange(D // 2, dtype=torch.float64) / D)).to(X.dtype))(X.shape[-2], X.shape[-1]))(x[0], 3, 10000)", -2, 2, ""},
+  {"rope_interleaved", "1,2,3,4", f_rope_il, "(lambda X, off, th: (lambda T, D: (lambda ang: torch.stack([X[..., 0::2] * ang.cos() - X[..., 1::2] * ang.sin(), X[..., 1::2] * ang.cos() + X[..., 0::2] * ang.sin()], -1).flatten(-2))((torch.arange(T, dtype=torch.float64)[:, None] + off) * th ** (-2 * torch.arange(D // 2, dtype=torch.float64) / D)).to(X.dtype))(X.shape[-2], X.shape[-1]))(x[0], 0, 100)", -2, 2, ""},
   {"mlp", "2,3|3,4|2,4", f_mlp, "torch.tanh(torch.relu(x[0] @ x[1]) @ x[2].transpose(0, 1))", -1, 1, ""},
 };
 #define N_GRAD_OPS ((int)(sizeof GRAD_OPS / sizeof GRAD_OPS[0]))

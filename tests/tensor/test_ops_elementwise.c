@@ -21,7 +21,11 @@ static double r_tan(double x) { return tan(x); }
 static double r_tanh(double x) { return tanh(x); }
 static double r_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 static double r_relu(double x) { return x > 0 ? x : 0; }
-static double r_gelu(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
+static double r_gelu(double x) { return 0.5 * x * (1 + erf(x / sqrt(2))); }
+static double r_gelu_tanh(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
+static double r_erf(double x) { return erf(x); }
+static double r_log1p(double x) { return log1p(x); }
+static double r_expm1(double x) { return expm1(x); }
 static double r_silu(double x) { return x / (1.0 + exp(-x)); }
 static double r_floor(double x) { return floor(x); }
 static double r_ceil(double x) { return ceil(x); }
@@ -74,6 +78,10 @@ static const unary_case UNARY[] = {
   {"sigmoid", cg_sigmoid, r_sigmoid, {G_UNIF, -6, 6}, TK_TRANSC, false, false},
   {"relu", cg_relu, r_relu, {G_QUARTER, -2, 2}, TK_BASIC, true, false},
   {"gelu", cg_gelu, r_gelu, {G_UNIF, -4, 4}, TK_TRANSC, false, false},
+  {"gelu_tanh", cg_gelu_tanh, r_gelu_tanh, {G_UNIF, -4, 4}, TK_TRANSC, false, false},
+  {"erf", cg_erf, r_erf, {G_UNIF, -4.5, 4.5}, TK_TRANSC, false, false},
+  {"log1p", cg_log1p, r_log1p, {G_UNIF, -0.9, 3}, TK_TRANSC, false, false},
+  {"expm1", cg_expm1, r_expm1, {G_UNIF, -3, 3}, TK_TRANSC, false, false},
   {"silu", cg_silu, r_silu, {G_UNIF, -5, 5}, TK_TRANSC, false, false},
   {"floor", cg_floor, r_floor, {G_UNIF, -4, 4}, TK_BASIC, false, false},
   {"ceil", cg_ceil, r_ceil, {G_UNIF, -4, 4}, TK_BASIC, false, false},

@@ -1,0 +1,160 @@
+/* Fused attention (src/tensor/flash.c) against the unfused reference, both through
+ * cg_scaled_dot_product_attention (knob CG_FLASH_ATTN = 1 / 0, blocks of 32 keys so that
+ * several blocks and a ragged last one are used): outputs and the gradients of q, k, v,
+ * for T in {1, 7, 64, 257}, plain, causal, with a padding mask (bool) that leaves whole
+ * rows masked, and with an additive mask holding -inf; scores of +-1e4. float32:
+ * rtol 1e-4, atol 1e-5 (the two sum in different orders); float64: rtol 1e-10. Fully masked
+ * rows give zeros and zero gradients, nothing is NaN. Memory: at T = 2048 the allocator's
+ * peak during forward + backward stays under half of one T x T float32 score matrix. */
+#include "check.h"
+#include "cgrad.h"
+#include "runtime/alloc.h"
+#include "runtime/device.h"
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static uint64_t rs = 88172645463325252ull;
+static double unif(double lo, double hi) {
+  rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+  return lo + (hi - lo) * (double)(rs >> 11) * 0x1p-53;
+}
+
+static cg_tensor *rnd(cg_dtype dt, const int64_t *s, int nd, double amp) {
+  int64_t n = 1;
+  for (int i = 0; i < nd; i++) n *= s[i];
+  double *v = malloc(sizeof(double) * (size_t)n);
+  for (int64_t i = 0; i < n; i++) v[i] = unif(-amp, amp);
+  cg_tensor *t = cg_cast(cg_from_data(v, CG_FLOAT64, s, nd), dt);
+  free(v);
+  cg_realize(t);
+  return t;
+}
+
+static double *readd(cg_tensor *t) {
+  int64_t n = cg_numel(t);
+  double *d = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  if (!t || cg_read(cg_cast(t, CG_FLOAT64), CG_FLOAT64, d, sizeof(double) * (size_t)n) != CG_OK) {
+    free(d);
+    return NULL;
+  }
+  return d;
+}
+
+enum { M_NONE, M_CAUSAL, M_PAD, M_ADD };
+static const char *MNAME[] = {"plain", "causal", "padding (bool)", "additive -inf"};
+
+/* out and d(sum(out * w))/d{q,k,v} with the knob set to `fused`; 4 arrays, caller frees. */
+static bool run(bool fused, cg_dtype dt, cg_tensor *q0, cg_tensor *k0, cg_tensor *v0, cg_tensor *mask, bool causal, double scale,
+                cg_tensor *w, double **res) {
+  cg_set_config("CG_FLASH_ATTN", fused ? "1" : "0");
+  cg_scope_begin();
+  cg_tensor *q = cg_contiguous(q0), *k = cg_contiguous(k0), *v = cg_contiguous(v0);
+  cg_set_requires_grad(q, true), cg_set_requires_grad(k, true), cg_set_requires_grad(v, true);
+  cg_tensor *o = cg_scaled_dot_product_attention(q, k, v, mask, 0, causal, scale);
+  bool ok = o && cg_backward(cg_sum(cg_mul(o, w), NULL, 0, false)) == CG_OK;
+  CHECK(ok, "%s attention: %s", fused ? "fused" : "unfused", cg_last_error());
+  if (ok) res[0] = readd(o), res[1] = readd(cg_grad(q)), res[2] = readd(cg_grad(k)), res[3] = readd(cg_grad(v));
+  cg_scope_end();
+  (void)dt;
+  return ok && res[0] && res[1] && res[2] && res[3];
+}
+
+static void compare(int64_t T, int mk, cg_dtype dt, double amp) {
+  int64_t B = 2, H = 2, E = 8, Ev = 6, S = T;
+  cg_scope_begin();
+  cg_tensor *q = rnd(dt, (int64_t[]){B, H, T, E}, 4, amp), *k = rnd(dt, (int64_t[]){B, 1, S, E}, 4, amp), *v = rnd(dt, (int64_t[]){B, H, S, Ev}, 4, 1);
+  cg_tensor *w = rnd(dt, (int64_t[]){B, H, T, Ev}, 4, 1), *mask = NULL;
+  if (mk == M_PAD) { /* batch 0: keys >= S/2 padded out; batch 1: every key of row i masked for even i */
+    uint8_t *m = malloc((size_t)(B * T * S));
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t i = 0; i < T; i++)
+        for (int64_t j = 0; j < S; j++) m[(b * T + i) * S + j] = b == 0 ? j < (S + 1) / 2 : (i % 2 == 1 && j <= i);
+    mask = cg_from_data(m, CG_BOOL, (int64_t[]){B, 1, T, S}, 4);
+    free(m);
+  } else if (mk == M_ADD) {
+    double *m = malloc(sizeof(double) * (size_t)(T * S));
+    for (int64_t i = 0; i < T * S; i++) m[i] = unif(0, 1) < 0.3 ? -INFINITY : unif(-2, 2);
+    for (int64_t j = 0; j < S; j++) m[(T - 1) * S + j] = -INFINITY; /* the last row: nothing */
+    mask = cg_cast(cg_from_data(m, CG_FLOAT64, (int64_t[]){T, S}, 2), dt);
+    free(m);
+  }
+  double *f[4] = {0}, *u[4] = {0};
+  double scale = amp >= 50 ? 1 : 0;
+  bool ok = run(true, dt, q, k, v, mask, mk == M_CAUSAL, scale, w, f) && run(false, dt, q, k, v, mask, mk == M_CAUSAL, scale, w, u);
+  int64_t n[4] = {B * H * T * Ev, B * H * T * E, B * S * E, B * H * S * Ev};
+  const char *what[4] = {"out", "dq", "dk", "dv"};
+  double rtol = dt == CG_FLOAT64 ? 1e-10 : 1e-4, atol = dt == CG_FLOAT64 ? 1e-12 : 1e-5;
+  if (amp >= 50) atol = dt == CG_FLOAT64 ? 1e-8 : 2e-3; /* saturated softmax: see test_transformer_ops */
+  for (int a = 0; ok && a < 4; a++) {
+    int bad = 0, nan = 0;
+    double worst = 0;
+    for (int64_t i = 0; i < n[a]; i++) {
+      nan += isnan(f[a][i]);
+      double e = fabs(f[a][i] - u[a][i]);
+      if (!(e <= atol + rtol * fabs(u[a][i]))) bad++;
+      if (e > worst) worst = e;
+    }
+    CHECK(bad == 0 && nan == 0, "T=%lld %s %s %s: %d of %lld differ (max |diff| %.3g), %d NaN", (long long)T, MNAME[mk], cg_dtype_name(dt),
+          what[a], bad, (long long)n[a], worst, nan);
+  }
+  if (ok && mk == M_PAD) { /* batch 1, even rows: zeros, and no gradient into their q */
+    bool zero = true;
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t i = 0; i < T; i += 2) {
+        for (int64_t e = 0; e < Ev; e++) zero &= f[0][((1 * H + h) * T + i) * Ev + e] == 0;
+        for (int64_t e = 0; e < E; e++) zero &= f[1][((1 * H + h) * T + i) * E + e] == 0;
+      }
+    CHECK(zero, "T=%lld: fully masked rows must give zero output and zero dq", (long long)T);
+  }
+  for (int a = 0; a < 4; a++) free(f[a]), free(u[a]);
+  cg_scope_end();
+}
+
+/* Peak allocator memory of a fused forward + backward at T = 2048 (one head, E = 16). */
+static void memory(void) {
+  rt_device *dev = rt_get_device("CPU");
+  if (!dev || !dev->allocator) {
+    printf("SKIP: memory check (no CPU allocator)\n");
+    return;
+  }
+  int64_t T = 2048, E = 16;
+  cg_set_config("CG_FLASH_ATTN", "1");
+  cg_set_config("CG_FLASH_BLOCK", "128");
+  cg_scope_begin();
+  cg_tensor *q = rnd(CG_FLOAT32, (int64_t[]){1, 1, T, E}, 4, 1), *k = rnd(CG_FLOAT32, (int64_t[]){1, 1, T, E}, 4, 1),
+            *v = rnd(CG_FLOAT32, (int64_t[]){1, 1, T, E}, 4, 1);
+  cg_set_requires_grad(q, true), cg_set_requires_grad(k, true), cg_set_requires_grad(v, true);
+  size_t base = rt_lru_stats(dev->allocator).in_use, peak0 = rt_lru_stats(dev->allocator).peak;
+  cg_tensor *o = cg_scaled_dot_product_attention(q, k, v, NULL, 0, true, 0);
+  bool ok = o && cg_backward(cg_sum(o, NULL, 0, false)) == CG_OK;
+  cg_tensor *gs[3] = {cg_grad(q), cg_grad(k), cg_grad(v)};
+  ok = ok && cg_realize_many(gs, 3) == CG_OK;
+  CHECK(ok, "fused T=2048: %s", cg_last_error());
+  size_t peak = rt_lru_stats(dev->allocator).peak;
+  double tt = (double)T * (double)T * 4;
+  if (peak > peak0) {
+    double used = (double)(peak - base);
+    printf("fused attention T=2048: peak %.2f MB above the inputs (one T x T float32 matrix: %.1f MB)\n", used / 1e6, tt / 1e6);
+    CHECK(used < tt / 2, "fused attention used %.1f MB at T=2048, a T x T matrix is %.1f MB", used / 1e6, tt / 1e6);
+  } else {
+    printf("note: an earlier allocation set the peak (%.1f MB); memory not measured\n", (double)peak0 / 1e6);
+  }
+  cg_scope_end();
+  cg_set_config("CG_FLASH_BLOCK", "32");
+}
+
+int main(void) {
+  const char *seed = getenv("CG_TEST_SEED");
+  if (seed && *seed) rs = strtoull(seed, NULL, 10) * 2654435761ull + 1;
+  memory();
+  cg_set_config("CG_FLASH_BLOCK", "32");
+  const int64_t Ts[4] = {1, 7, 64, 257};
+  for (int t = 0; t < 4; t++)
+    for (int mk = 0; mk < 4; mk++) compare(Ts[t], mk, CG_FLOAT32, 1);
+  compare(70, M_PAD, CG_FLOAT64, 1);
+  compare(70, M_CAUSAL, CG_FLOAT64, 1);
+  compare(40, M_NONE, CG_FLOAT32, 60); /* scores of order +-1e4 (scale 1) */
+  compare(40, M_ADD, CG_FLOAT32, 60);
+  return test_summary();
+}
