@@ -18,8 +18,8 @@ static inline const char *in_dir(const char *name) {
   return b;
 }
 
-/* The whole file (malloc'd, NUL-terminated after its size bytes, so text can be searched
- * with strstr), its size in *size; NULL if it cannot be opened. */
+/* The whole file (malloc'd, NUL-terminated past its size, so text can go to strstr), its
+ * size in *size; NULL if it cannot be opened. */
 static inline unsigned char *read_file(const char *path, size_t *size) {
   *size = 0;
   FILE *f = fopen(path, "rb");

@@ -83,6 +83,10 @@ cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *runni
 /* The last n dims of x must equal shape; fills axes with them. */
 static bool trailing(const char *who, cg_tensor *x, const int64_t *shape, int n, int *axes) {
   int nd = cg_ndim(x);
+  if (n >= 1 && !shape) {
+    cg_fail(CG_ERR_INVALID, "%s: normalized_shape is NULL (with n = %d)", who, n);
+    return false;
+  }
   bool ok = n >= 1 && n <= nd && shape;
   for (int i = 0; ok && i < n; i++) ok = cg_shape(x)[nd - n + i] == shape[i];
   if (!ok) {

@@ -361,6 +361,25 @@ static cg_status accumulate(cg_tensor *t, uop *g) {
   return CG_OK;
 }
 
+void tensor_realized(cg_tensor *t, uop *view) {
+  uop *old = t->u;
+  t->u = uop_retain(view);
+  if (t->graph) uop_release(t->graph), t->graph = NULL;
+  bool keep = dt_is_float(old->dt) && shape_numel(old->shape, old->ndim) == 1 && !is_stored(old) && old->op != OP_ASSIGN && !t->requires_grad;
+  if (keep) {
+    tlist l = {0};
+    tensor_foreach(collect_rg, &l);
+    uop **us = malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1));
+    CG_ASSERT(us, "out of memory");
+    for (int i = 0; i < l.n; i++) us[i] = base_of(l.t[i]->u);
+    keep = l.n && grad_depends_on(old, us, l.n);
+    free(us);
+    free(l.t);
+  }
+  if (keep) t->graph = old;
+  else uop_release(old);
+}
+
 static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
   tlist l = {0};
   tensor_foreach(collect_rg, &l);
@@ -368,20 +387,23 @@ static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
   bool *reached = malloc((size_t)(l.n ? l.n : 1));
   CG_ASSERT(targets && grads && reached, "out of memory");
   for (int i = 0; i < l.n; i++) targets[i] = base_of(l.t[i]->u);
-  grad_compute(out->u, seed, targets, l.n, grads, reached);
+  /* a realized loss differentiates the graph it kept; the first backward gives it up */
+  grad_compute(out->graph ? out->graph : out->u, seed, targets, l.n, grads, reached);
   cg_status st = CG_OK;
   int nreached = 0;
   for (int i = 0; i < l.n; i++) nreached += reached[i];
   if (!nreached)
-    st = cg_fail(CG_ERR_INVALID, "%s: the output %s %s does not depend on any tensor that requires grad (a realized or read "
-                 "tensor has lost its graph: call backward before reading the output)", who, dt_name(out->u->dt),
-                 shape_str(out->u->shape, out->u->ndim));
+    st = cg_fail(CG_ERR_INVALID, "%s: the output %s %s does not depend on any tensor that requires grad. If it was computed "
+                 "from one, its graph is gone: it was realized or read (cg_realize/cg_item/cg_read) and is not a one-element "
+                 "output, or an earlier backward from it used the graph up. Call backward before reading it, or compute the output "
+                 "again from its inputs", who, dt_name(out->u->dt), shape_str(out->u->shape, out->u->ndim));
   /* reached but no gradient (it only flows through comparisons, trunc, ...): zeros */
   for (int i = 0; i < l.n && st == CG_OK; i++)
     if (reached[i]) {
       uop *u = l.t[i]->u;
       st = accumulate(l.t[i], grads[i] ? view_reshape(grads[i], u->shape, u->ndim) : const_full(u->dt, 0, u->shape, u->ndim));
     }
+  if (st == CG_OK && out->graph) uop_release(out->graph), out->graph = NULL;
   free(targets);
   free(grads);
   free(reached);
