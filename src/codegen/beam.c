@@ -134,6 +134,8 @@ typedef struct {
   void **bufs;
   int nbufs;
   int64_t tries;
+  double deadline;   /* BEAM_BUDGET_S after the start: candidates after it are not timed */
+  double compile_s;  /* wall seconds one candidate's compile took, per core (measured) */
 } search;
 
 /* Time each candidate (in place): generate, compile all together, run each 1 + 3 times
@@ -153,12 +155,18 @@ static void time_all(search *s, cand *c, int n, double best) {
     names[m] = k[i].name, srcs[m] = k[i].src, which[m++] = i;
   }
   cg_clear_error();
+  double tc = now();
   if (m > 1 && s->dev->compile_many) s->dev->compile_many(names, srcs, m, progs);
   else
     for (int j = 0; j < m; j++) progs[j] = s->dev->compile(names[j], srcs[j]);
+  if (m) s->compile_s = (now() - tc) / m;
   for (int j = 0; j < m; j++) {
     if (!progs[j]) continue;
     int i = which[j];
+    if (now() > s->deadline) { /* out of time: the rest count as not found */
+      s->dev->program_free(progs[j]);
+      continue;
+    }
     double t[4];
     bool ok = true;
     int r = 0;
@@ -209,7 +217,7 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
   find_slots(ast, &seen, slot, 256);
   uopset_free(&seen);
   while (nslots < 256 && slot[nslots]) nslots++;
-  search s = {ast, ren, dev, calloc((size_t)(nslots ? nslots : 1), sizeof(void *)), nslots, 0};
+  search s = {ast, ren, dev, calloc((size_t)(nslots ? nslots : 1), sizeof(void *)), nslots, 0, t0 + budget, 0};
   bool ok = s.bufs != NULL;
   for (int i = 0; i < nslots && ok; i++) {
     size_t bytes = (size_t)slot[i]->arg.v[1] * dt_scalar_size(slot[i]->dt);
@@ -243,7 +251,7 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
         bool red = rng[r]->arg.v[1] == RANGE_REDUCE;
         int64_t size = rng[r]->src[0]->arg.i;
         static const int amounts[] = {2, 3, 4, 5, 7, 8, 16};
-        for (int a = -1; a < 7 && nn < cap; a++) {
+        for (int a = -1; a < 7 && nn < 32; a++) { /* a round compiles at most 32 */
           cand x = c[b];
           if (a < 0) {
             if (red || threaded) continue;
@@ -258,7 +266,11 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
         }
       }
     }
-    if (!nn) {
+    /* as many as can compile in the time left (on every core), at least two */
+    int fit = s.compile_s > 0 ? (int)((s.deadline - now()) / s.compile_s) : nn;
+    if (fit < 2) fit = 2;
+    if (nn > fit) nn = fit;
+    if (!nn || now() > s.deadline) {
       free(next);
       break;
     }
