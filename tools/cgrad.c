@@ -223,7 +223,9 @@ static bool arg_long(const char *s, long *out) {
   return true;
 }
 
+int cg_gpt_main(int argc, char **argv); /* tools/cgrad_gpt.c: train gpt, sample */
 int main(int argc, char **argv) {
+  if (argc > 1 && (!strcmp(argv[1], "sample") || (argc > 2 && !strcmp(argv[1], "train") && !strcmp(argv[2], "gpt")))) return cg_gpt_main(argc, argv);
   if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) return usage(argc < 2 ? stderr : stdout);
   if (strcmp(argv[1], "train")) {
     fprintf(stderr, "cgrad: unknown command '%s'\n", argv[1]);
