@@ -255,6 +255,7 @@ cg_tensor *cg_index_select(cg_tensor *a, int dim, cg_tensor *index);
 
 /* Running and reading. */
 cg_status cg_realize(cg_tensor *t);
+/* Realize n tensors (any number) in one schedule. */
 cg_status cg_realize_many(cg_tensor *const *ts, int n);
 /* The value of a one-element tensor as double (NaN and an error if not one element). */
 double cg_item(cg_tensor *t);
@@ -441,8 +442,7 @@ cg_optimizer *cg_adamw(cg_tensor *const *params, int n, double lr, double beta1,
 cg_optimizer *cg_lamb(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay);
 /* One step from the current gradients (cg_grad; a parameter with none is skipped; lazy
  * gradients are realized first). The updates are cg_assigns on the parameters and the
- * state, realized together (today in two cg_realize_many calls, state then parameters,
- * see OPTIM_STATE_FIRST in src/nn/optim.c). Kernels per parameter: SGD 1, with momentum
+ * state, realized together in one cg_realize_many (after the gradients). Kernels per parameter: SGD 1, with momentum
  * 2, Adam/AdamW 3 plus two 0-d kernels for beta^t, LAMB 5 (two norms) plus two. The
  * learning rate and the bias corrections are read from 0-d tensors, so no step compiles
  * anything new after the first two. */

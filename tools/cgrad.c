@@ -169,8 +169,8 @@ static int train(train_opts o) {
       int nr = 0;
       run[nr++] = loss;
       for (int i = 0; i < np; i++) run[nr++] = cg_grad(params[i]);
-      for (int i = 0; i < ns && nr < 64; i++) run[nr++] = state[i];
-      st = cg_realize_many(run, nr < 64 ? nr : 64);
+      for (int i = 0; i < ns && nr < 128; i++) run[nr++] = state[i];
+      st = cg_realize_many(run, nr);
     }
     if (st == CG_OK) st = cg_optimizer_step(opt);
     if (st != CG_OK) {

@@ -1,15 +1,15 @@
-/* Lowering a tensor-level graph to a kernel AST: one RANGE per output dim (and per reduced
- * dim), movement ops turned into index expressions with validity for PAD, loads from
- * realized buffers, then the symbolic rules. Memoized per (node, index) so shared
- * subgraphs are lowered once. */
-#include "schedule/schedule.h"
-#include "codegen/opt.h"
+/* Lowering a scheduled kernel (tensor-level AST over DEFINE_GLOBAL slots) to loops: one
+ * RANGE per output dim (axis id = dim) and per reduced dim (ids from 100), movement ops
+ * turned into index expressions with validity for PAD, loads from the slots, then the
+ * symbolic rules. Memoized per (node, index) so shared subgraphs are lowered once; the
+ * STOREs of a merged kernel share their output ranges, so a value one store computes and
+ * another reads at the same index is computed once. */
+#include "codegen.h"
 #include "uop/symbolic.h"
 #include "uop/uopset.h"
 #include "uop/shape.h"
 
 typedef struct {
-  uopset *realized; /* tensor node -> BUFFER */
   uopset memo;      /* NOOP(node, idx..., valid) -> lowered value */
   int next_axis;    /* ids for reduce ranges */
 } lower_ctx;
@@ -53,11 +53,9 @@ static uop *lower_uncached(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
   int nd = n->ndim;
   uop *sidx[UOP_MAX_DIMS + 1];
   uop *s = n->nsrc ? n->src[0] : NULL;
-  uop *b = uopset_get(c->realized, n);
-  if (b) return load_buffer(b, n, idx, valid);
   switch (n->op) {
-  case OP_BUFFER: return load_buffer(n, n, idx, valid);
-  case OP_CONST: return n;
+  case OP_DEFINE_GLOBAL: return load_buffer(n, n, idx, valid);
+  case OP_CONST: case OP_DEFINE_VAR: return n;
   case OP_DETACH: case OP_CONTIGUOUS: return lower(c, s, idx, valid);
   case OP_RESHAPE: {
     uop *lin = flat_index(idx, n->shape, nd);
@@ -102,7 +100,7 @@ static uop *lower_uncached(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
     for (int i = 0; i < nd; i++) sidx[i] = idx[i];
     for (int k = 1; k < n->arg.n; k++) {
       int ax = (int)n->arg.v[k];
-      sidx[ax] = srcs[nr++] = range_of(s->shape[ax], c->next_axis++, 1);
+      sidx[ax] = srcs[nr++] = range_of(s->shape[ax], c->next_axis++, RANGE_REDUCE);
     }
     srcs[0] = lower(c, s, sidx, valid);
     int64_t op = n->arg.v[0];
@@ -131,22 +129,20 @@ static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
   return r;
 }
 
-uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global, int *next_axis, char *opts, size_t nopts) {
-  lower_ctx c = {.realized = realized_map, .next_axis = *next_axis};
-  uop *idx[UOP_MAX_DIMS];
-  *global = 1;
-  bool first = true;
-  for (int i = 0; i < root->ndim; i++) {
-    idx[i] = root->shape[i] == 1 ? ci(0) : range_of(root->shape[i], i, 0);
-    if (root->shape[i] != 1 && first) *global = root->shape[i], first = false;
+uop *lower_kernel(uop *ast) {
+  lower_ctx c = {.next_axis = 100};
+  uop **st = malloc(sizeof(uop *) * (ast->nsrc ? ast->nsrc : 1));
+  CG_ASSERT(st, "out of memory");
+  for (uint32_t k = 0; k < ast->nsrc; k++) {
+    uop *slot = ast->src[k]->src[0], *v = ast->src[k]->src[1];
+    uop *idx[UOP_MAX_DIMS];
+    for (int i = 0; i < v->ndim; i++) idx[i] = v->shape[i] == 1 ? ci(0) : range_of(v->shape[i], i, RANGE_LOOP);
+    uop *val = lower(&c, v, idx, uop_const_int(DT_BOOL, 1));
+    uop *ix = uop_new2(OP_INDEX, dt_ptr(slot->dt, ADDR_GLOBAL), slot, flat_index(idx, v->shape, v->ndim));
+    st[k] = uop_new2(OP_STORE, dt_void(), ix, val);
   }
-  uop *target = root->op == OP_ASSIGN ? root->src[1] : root;
-  uop *val = lower(&c, target, idx, uop_const_int(DT_BOOL, 1));
-  uop *off = flat_index(idx, root->shape, root->ndim);
-  uop *ix = uop_new2(OP_INDEX, dt_ptr(out_buf->dt, ADDR_GLOBAL), out_buf, off);
-  uop *st = uop_new2(OP_STORE, dt_void(), ix, val);
-  uop *sink = uop_new1(OP_SINK, dt_void(), st, arg_none());
+  uop *sink = uop_new(OP_SINK, dt_void(), st, (int)ast->nsrc, arg_none());
+  free(st);
   uopset_free(&c.memo);
-  *next_axis = c.next_axis;
-  return opt_apply(uop_simplify(sink), global, opts, nopts);
+  return uop_simplify(sink);
 }

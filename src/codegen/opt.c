@@ -1,42 +1,42 @@
-/* Optimizing a kernel's loops through recorded opts (ARCHITECTURE §6). Implemented now:
+/* Optimizing a kernel's loops through recorded opts (ARCHITECTURE §6): {kind, axis,
+ * amount} records applied by a pure function of (kernel, opts).
  *
- *   UPCAST(axis, n): the output range r of that axis becomes r' (size/n) and n copies of
- *   the kernel body are made with r = r'*n + lane for lane = 0..n-1. Hash-consing shares
- *   what the copies have in common (a row of A across the columns of a matmul tile); the
- *   C renderer runs reductions over the same ranges in one loop, so a 4x16 upcast gives a
- *   register tile of 64 accumulators that the C compiler's SLP vectorizer turns into
- *   vector FMAs.
+ *   UPCAST(axis, n): the output range r of that axis becomes r' (size/n) and the kernel
+ *   body is made for r = r'*n + lane, lane = 0..n-1, together. Hash-consing shares what
+ *   the lanes have in common (a row of A across the columns of a matmul tile); the
+ *   linearizer runs reductions over the same ranges in one loop, so a 4x16 upcast gives a
+ *   register tile of 64 accumulators.
+ *   UNROLL(axis, n): a reduce range r becomes r' (size/n); each trip adds n values.
+ *   THREAD(axis): the output range split across threads.
  *
  * The heuristic: upcast the last output dim by 16, 8 or 4 (the lanes of an elementwise
  * kernel become one vector op each); for kernels with a reduction also one other output
- * dim by 4 (at most 64 lanes).
+ * dim by 4 (at most 64 lanes); thread the outermost output range left.
  * NOOPT=1 turns it off. */
-#include "opt.h"
+#include "codegen.h"
 #include "core/config.h"
 #include "uop/rewrite.h"
 #include "uop/symbolic.h"
 #include "uop/uopset.h"
+#include "core/error.h"
 #include <stdio.h>
 #include <string.h>
 
 typedef struct {
-  uop *from[2], *to[2];
-  int n;
+  uop *from, *to;
 } subst;
 
 static uop *subst_range(rw_match *m) {
   subst *s = m->ctx;
-  for (int i = 0; i < s->n; i++)
-    if (m->root == s->from[i]) return s->to[i];
-  return NULL;
+  return m->root == s->from ? s->to : NULL;
 }
 static const rw_rule subst_rules[] = {RULE("RANGE", subst_range)};
-static RULESET(rs_subst_range, "upcast", subst_rules);
+static RULESET(rs_subst_range, "opt_subst_range", subst_rules);
 
 static void collect(uop *u, uopset *seen, uop **rng, int *nr, bool *has_reduce) {
-  if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
+  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_REDUCE) *has_reduce = true;
-  if (u->op == OP_RANGE && u->arg.v[1] == 0) {
+  if (u->op == OP_RANGE && (u->arg.v[1] == RANGE_LOOP || u->arg.v[1] == RANGE_THREAD)) {
     if (*nr < UOP_MAX_DIMS) rng[(*nr)++] = u;
     return;
   }
@@ -46,7 +46,7 @@ static void collect(uop *u, uopset *seen, uop **rng, int *nr, bool *has_reduce) 
 static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
 
 static void collect_index(uop *u, uopset *seen, uop **out, int *n, int max) {
-  if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
+  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_INDEX && *n < max) out[(*n)++] = u;
   for (uint32_t i = 0; i < u->nsrc; i++) collect_index(u->src[i], seen, out, n, max);
 }
@@ -55,7 +55,7 @@ static bool depends_on(uop *u, uop *r, uopset *memo) {
   uintptr_t m = (uintptr_t)uopset_get(memo, u);
   if (m) return m == 2;
   bool d = false;
-  for (uint32_t i = 0; i < u->nsrc && !d; i++) d = u->src[i]->op != OP_BUFFER && depends_on(u->src[i], r, memo);
+  for (uint32_t i = 0; i < u->nsrc && !d; i++) d = u->src[i]->op != OP_DEFINE_GLOBAL && depends_on(u->src[i], r, memo);
   uopset_put(memo, u, (void *)(uintptr_t)(d ? 2 : 1));
   return d;
 }
@@ -73,26 +73,39 @@ static int shared_loads(uop **ix, int nix, uop *a, uop *b) {
   return score;
 }
 
-uop *opt_apply(uop *sink, int64_t *global, char *desc, size_t ndesc) {
-  snprintf(desc, ndesc, "none");
-  if (cfg_int("NOOPT", 0)) return sink;
+
+static const char *const opt_names[] = {
+#define OPT_NAME_(n) #n,
+    OPT_KINDS(OPT_NAME_)
+#undef OPT_NAME_
+};
+const char *opt_name(int kind) { return kind >= 0 && kind < OPT_NKINDS ? opt_names[kind] : "?"; }
+
+void opts_str(const opt *o, int n, char *buf, size_t nbuf) {
+  size_t w = 0;
+  buf[0] = 0;
+  if (!n) snprintf(buf, nbuf, "none");
+  for (int i = 0; i < n && w < nbuf; i++)
+    w += (size_t)snprintf(buf + w, nbuf - w, o[i].kind == OPT_THREAD ? "%s%s(%d)" : "%s%s(%d,%d)", i ? " " : "", opt_name(o[i].kind),
+                          o[i].axis, o[i].amount);
+}
+
+int opt_heuristic(uop *sink, opt *out) {
+  if (cfg_int("NOOPT", 0)) return 0;
   uop *rng[UOP_MAX_DIMS];
-  int nr = 0;
+  int nr = 0, n = 0;
   bool has_reduce = false;
   uopset seen = {0};
   collect(sink, &seen, rng, &nr, &has_reduce);
   uopset_free(&seen);
-  if (nr == 0) return sink;
-  /* ranges by axis */
-  for (int i = 1; i < nr; i++)
+  if (nr == 0) return 0;
+  for (int i = 1; i < nr; i++) /* ranges by axis */
     for (int j = i; j > 0 && rng[j]->arg.v[0] < rng[j - 1]->arg.v[0]; j--) {
       uop *t = rng[j];
       rng[j] = rng[j - 1], rng[j - 1] = t;
     }
-  subst s = {.n = 0};
-  int64_t amount[2] = {1, 1};
-  uop *ix[256];
-  int nix = 0;
+  uop *ix[256], *up[2];
+  int nix = 0, nup = 0;
   uopset seen_ix = {0};
   collect_index(sink, &seen_ix, ix, &nix, 256);
   uopset_free(&seen_ix);
@@ -101,52 +114,116 @@ uop *opt_apply(uop *sink, int64_t *global, char *desc, size_t ndesc) {
   uop *last = rng[nr - 1];
   int64_t n_last = last->src[0]->arg.i;
   static const int64_t tries[] = {16, 8, 4};
-  for (int t = 0; t < 3 && s.n == 0; t++)
-    if (n_last % tries[t] == 0 && n_last > tries[t] / 2) amount[s.n] = tries[t], s.from[s.n++] = last;
-  if (s.n == 0 && has_reduce) {
+  int64_t first = 0;
+  for (int t = 0; t < 3 && !first; t++)
+    if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
+  if (!first && has_reduce) {
     uop *big = NULL;
     for (int i = 0; i < nr - 1; i++) {
-      int64_t n = rng[i]->src[0]->arg.i;
-      if (n % 4 == 0 && n >= 8 && (!big || n > big->src[0]->arg.i)) big = rng[i];
+      int64_t sz = rng[i]->src[0]->arg.i;
+      if (sz % 4 == 0 && sz >= 8 && (!big || sz > big->src[0]->arg.i)) big = rng[i];
     }
-    if (big) amount[s.n] = 4, s.from[s.n++] = big;
+    if (big) first = 4, up[nup++] = big;
   }
+  if (first) out[n++] = (opt){OPT_UPCAST, (int16_t)up[0]->arg.v[0], (int32_t)first};
   /* second (reductions only): by 4, the dim whose lanes share the most loads with the
    * first's (for a convolution, output channels: the input is shared across them, the
    * weights across output columns), then the largest */
   uop *best = NULL;
   int best_score = -1;
-  for (int i = 0; s.n == 1 && has_reduce && i < nr; i++) {
-    int64_t n = rng[i]->src[0]->arg.i;
-    if (rng[i] == s.from[0] || n % 4 || n < 8) continue;
-    int score = shared_loads(ix, nix, rng[i], s.from[0]);
-    if (score > best_score || (score == best_score && n > best->src[0]->arg.i)) best = rng[i], best_score = score;
+  for (int i = 0; nup == 1 && has_reduce && i < nr; i++) {
+    int64_t sz = rng[i]->src[0]->arg.i;
+    if (rng[i] == up[0] || sz % 4 || sz < 8) continue;
+    int score = shared_loads(ix, nix, rng[i], up[0]);
+    if (score > best_score || (score == best_score && sz > best->src[0]->arg.i)) best = rng[i], best_score = score;
   }
-  if (best && amount[0] * 4 <= 64) amount[s.n] = 4, s.from[s.n++] = best;
-  if (s.n == 0) return sink;
-  /* the new, shorter ranges */
-  uop *shorter[2];
-  for (int i = 0; i < s.n; i++) {
-    int64_t n = s.from[i]->src[0]->arg.i / amount[i];
-    shorter[i] = uop_new1(OP_RANGE, DT_I32, ci(n), s.from[i]->arg);
+  if (best && first * 4 <= 64) out[n++] = (opt){OPT_UPCAST, (int16_t)best->arg.v[0], 4}, up[nup++] = best;
+  /* threads split the outermost output range that is left (after the upcasts) */
+  for (int i = 0; i < nr; i++) {
+    int64_t sz = rng[i]->src[0]->arg.i;
+    for (int u = 0; u < nup; u++)
+      if (up[u] == rng[i]) sz /= out[u].amount;
+    if (sz > 1) {
+      out[n++] = (opt){OPT_THREAD, (int16_t)rng[i]->arg.v[0], 0};
+      break;
+    }
   }
-  int64_t lanes = amount[0] * (s.n > 1 ? amount[1] : 1);
-  uop **stores = malloc(sizeof(uop *) * (size_t)(lanes * sink->nsrc));
-  CG_ASSERT(stores, "out of memory");
-  int ns = 0;
-  for (int64_t l = 0; l < lanes; l++) {
-    int64_t lane[2] = {l % amount[0], s.n > 1 ? l / amount[0] : 0};
-    for (int i = 0; i < s.n; i++) s.to[i] = uop_alu(OP_ADD, uop_alu(OP_MUL, shorter[i], ci(amount[i])), ci(lane[i]));
-    uop *body = graph_rewrite(sink, &rs_subst_range, &s);
-    for (uint32_t k = 0; k < body->nsrc; k++) stores[ns++] = body->src[k];
+  return n;
+}
+
+static uop *find_range(uop *u, int64_t axis, uopset *seen) {
+  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return NULL;
+  if (u->op == OP_RANGE) return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST ? u : NULL;
+  for (uint32_t i = 0; i < u->nsrc; i++) {
+    uop *r = find_range(u->src[i], axis, seen);
+    if (r) return r;
   }
-  uop *out = uop_simplify(uop_new(OP_SINK, dt_void(), stores, ns, arg_none()));
-  free(stores);
-  /* the parallel range is the first output range left */
-  for (int i = 0; i < s.n; i++)
-    if (s.from[i] == rng[0]) *global = shorter[i]->src[0]->arg.i;
-  int w = 0;
-  for (int i = 0; i < s.n; i++)
-    w += snprintf(desc + w, ndesc - (size_t)w, "%sUPCAST(axis %lld, %lld)", i ? " " : "", (long long)s.from[i]->arg.v[0], (long long)amount[i]);
-  return out;
+  return NULL;
+}
+
+static uop *with_range(uop *u, uop *from, uop *to) {
+  subst s = {from, to};
+  return graph_rewrite(u, &rs_subst_range, &s);
+}
+
+/* UPCAST: r = r'*n + u, u a RANGE_UPCAST of the n lanes (the expand pass makes them
+ * vectors or copies). */
+static uop *upcast(uop *sink, uop *r, int64_t amount) {
+  uop *shorter = uop_new1(OP_RANGE, DT_I32, ci(r->src[0]->arg.i / amount), r->arg);
+  int64_t arg[2] = {r->arg.v[0], RANGE_UPCAST};
+  uop *lane = uop_new1(OP_RANGE, DT_I32, ci(amount), arg_ints(arg, 2));
+  return with_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, shorter, ci(amount)), lane));
+}
+
+/* UNROLL: each REDUCE over r becomes a REDUCE over r' of `amount` combined values. */
+typedef struct { uop *r, *shorter; int64_t amount; } unroll_ctx;
+static uop *unroll_reduce(rw_match *m) {
+  unroll_ctx *c = m->ctx;
+  uop *u = m->root;
+  int at = -1;
+  for (uint32_t i = 1; i < u->nsrc; i++)
+    if (u->src[i] == c->r) at = (int)i;
+  if (at < 0) return NULL;
+  int op = (int)u->arg.v[0];
+  uop *acc = NULL;
+  for (int64_t l = 0; l < c->amount; l++) {
+    uop *v = with_range(u->src[0], c->r, uop_alu(OP_ADD, uop_alu(OP_MUL, c->shorter, ci(c->amount)), ci(l)));
+    acc = acc ? uop_alu(op, acc, v) : v;
+  }
+  uop *src[UOP_MAX_DIMS + 1];
+  for (uint32_t i = 0; i < u->nsrc; i++) src[i] = u->src[i];
+  src[0] = acc, src[at] = c->shorter;
+  return uop_replace_src(u, src, (int)u->nsrc);
+}
+static const rw_rule unroll_rules[] = {RULE("REDUCE", unroll_reduce)};
+static RULESET(rs_unroll, "opt_unroll", unroll_rules);
+
+uop *opt_apply(uop *sink, const opt *o, int n) {
+  for (int i = 0; i < n; i++) {
+    uopset seen = {0};
+    uop *r = find_range(sink, o[i].axis, &seen);
+    uopset_free(&seen);
+    char d[48];
+    opts_str(&o[i], 1, d, sizeof d);
+    bool reduce = r && r->arg.v[1] == RANGE_REDUCE;
+    if (!r || reduce != (o[i].kind == OPT_UNROLL))
+      return cg_fail_null(CG_ERR_INVALID, "opt %s: the kernel has no %s range with axis id %d", d, o[i].kind == OPT_UNROLL ? "reduce" : "output",
+                          o[i].axis);
+    int64_t size = r->src[0]->arg.i;
+    if (o[i].kind == OPT_THREAD) {
+      int64_t arg[2] = {r->arg.v[0], RANGE_THREAD};
+      sink = with_range(sink, r, uop_new1(OP_RANGE, DT_I32, r->src[0], arg_ints(arg, 2)));
+      continue;
+    }
+    if (o[i].amount < 1 || size % o[i].amount)
+      return cg_fail_null(CG_ERR_INVALID, "opt %s: amount %d does not divide the axis's size %lld", d, o[i].amount, (long long)size);
+    if (o[i].amount == 1) continue;
+    if (o[i].kind == OPT_UPCAST) sink = upcast(sink, r, o[i].amount);
+    else {
+      unroll_ctx c = {r, uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), r->arg), o[i].amount};
+      sink = graph_rewrite(sink, &rs_unroll, &c);
+    }
+    sink = uop_simplify(sink);
+  }
+  return sink;
 }

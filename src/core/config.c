@@ -11,6 +11,7 @@ static struct { char name[32]; char value[224]; } knobs[MAX_KNOBS];
 static int nknobs;
 static pthread_mutex_t knob_lock = PTHREAD_MUTEX_INITIALIZER;
 static int debug_level = -1;
+static unsigned long generation; /* bumped by every cg_set_config */
 
 const char *cfg_str(const char *name, const char *dflt) {
   const char *r = NULL;
@@ -52,7 +53,10 @@ cg_status cg_set_config(const char *name, const char *value) {
   strcpy(knobs[i].value, value);
   pthread_mutex_unlock(&knob_lock);
   if (!strcmp(name, "DEBUG")) debug_level = -1;
+  __atomic_fetch_add(&generation, 1, __ATOMIC_RELAXED);
   return CG_OK;
 }
+
+unsigned long cfg_generation(void) { return __atomic_load_n(&generation, __ATOMIC_RELAXED); }
 
 const char *cg_get_config(const char *name) { return cfg_str(name, NULL); }

@@ -11,5 +11,7 @@ long cfg_int(const char *name, long dflt);
 const char *cfg_str(const char *name, const char *dflt);
 /* The DEBUG level (cached; refreshed by cg_set_config). */
 int cfg_debug(void);
+/* A counter bumped by every cg_set_config: caches of results that depend on knobs key on it. */
+unsigned long cfg_generation(void);
 
 #endif

@@ -1,22 +1,28 @@
-/* realize: schedule -> (per kernel) render -> compile (cached) -> run, in order; then the
- * tensors point at their buffers.
+/* realize: schedule -> (per kernel) codegen + compile, cached by the kernel's AST ->
+ * run, in order; then the outputs are views of their buffers.
  *
- *   outputs ─► split big reductions ─► sched_build ─► render_c ─► dev->compile ─► launch
+ *   outputs ─► split big reductions ─► sched_build ─► program cache ─hit──────► launch
+ *                                                        │ miss                ▲
+ *                                                        ▼                     │
+ *                                  codegen (lower, opt, linearize, render) ─► dev->compile
  *
  * Intermediate buffers go back to the allocator right after their last reader runs, so
  * kernels later in the schedule reuse their memory (the LRU allocator hands the same
  * block to the next request of that size). DEBUG=1 prints a line per kernel run, 2 adds
  * the schedule and memory, 3 each kernel's AST, 4 the generated source. */
 #include "core/config.h"
+#include "realize.h"
+#include "run_kernel.h"
+#include "codegen/codegen.h"
 #include "renderer/render.h"
 #include "runtime/alloc.h"
-#include "runtime/hash128.h"
+#include "runtime/buffer.h"
 #include "runtime/threadpool.h"
-#include <pthread.h>
 #include "schedule/schedule.h"
-#include "tensor/tensor.h"
 #include "uop/rewrite.h"
 #include "uop/uopset.h"
+#include "uop/view.h"
+#include <pthread.h>
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
@@ -103,42 +109,25 @@ static const rw_rule split_rules[] = {
 };
 static RULESET(rs_split_reduce, "before_schedule", split_rules);
 
-/* ---- loaded programs, kept for the process: a kernel is compiled (or loaded from disk)
- * once, then every realize that renders the same source launches it directly ---------- */
+/* ---- programs, kept for the process and keyed by the scheduled AST: a kernel is
+ * generated and compiled (or loaded from disk) once, then every realize whose schedule
+ * has the same kernel (hash-consing: the same AST pointer) launches it directly, with no
+ * codegen, rendering or hashing. The key also holds the device and the knobs' generation
+ * (cg_set_config), since NOOPT and compiler flags change the program. */
 
 typedef struct prog_entry {
-  uint64_t key[2];
+  uop *ast;              /* the scheduled AST (retained): the key */
   rt_device *dev;
+  unsigned long gen;
   rt_program *p;
+  ckernel k;             /* the optimized AST, opts, linear program and source */
+  double flops;
+  int64_t global;        /* trips of the thread range */
+  bool reduce;
   struct prog_entry *next;
 } prog_entry;
-static prog_entry *progs[1024];
+static prog_entry *progs[4096];
 static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static rt_program *get_program(rt_device *dev, const char *name, const char *src) {
-  uint64_t key[2] = {0, 0}; /* the hash chains from its seed */
-  rt_hash128_str(src, key);
-  pthread_mutex_lock(&prog_lock);
-  prog_entry **slot = &progs[key[0] & 1023];
-  for (prog_entry *e = *slot; e; e = e->next)
-    if (e->key[0] == key[0] && e->key[1] == key[1] && e->dev == dev) {
-      pthread_mutex_unlock(&prog_lock);
-      return e->p;
-    }
-  pthread_mutex_unlock(&prog_lock);
-  rt_program *p = dev->compile(name, src);
-  if (!p) return NULL;
-  prog_entry *e = malloc(sizeof *e);
-  if (!e) return p; /* still usable, just not kept */
-  e->key[0] = key[0], e->key[1] = key[1], e->dev = dev, e->p = p;
-  pthread_mutex_lock(&prog_lock);
-  e->next = *slot;
-  *slot = e;
-  pthread_mutex_unlock(&prog_lock);
-  return p;
-}
-
-/* ---- running ------------------------------------------------------------------------ */
 
 /* Floating-point ops a kernel does: each float ALU node times the trips of the loops it
  * sits in (the ranges it depends on, less those its reductions close). For DEBUG lines. */
@@ -152,23 +141,26 @@ static uint64_t range_mask(flop_ctx *c, uop *u) {
     while (i < c->nr && c->rng[i] != u) i++;
     if (i == c->nr && c->nr < 64) c->rng[c->nr++] = u;
     d = i < 64 ? 1ull << i : 0;
-  } else if (u->op != OP_BUFFER) {
+  } else if (u->op != OP_DEFINE_GLOBAL) {
     for (uint32_t i = 0; i < u->nsrc; i++) d |= range_mask(c, u->src[i]);
   }
+  if (u->op == OP_REDUCE)
+    for (uint32_t i = 1; i < u->nsrc; i++) d &= ~range_mask(c, u->src[i]);
   uopset_put(&c->mask, u, (void *)(uintptr_t)(d + 1));
   return d;
 }
-static double kernel_flops(sched_kernel *k) {
+static double kernel_flops(uop *ast) {
   flop_ctx c = {0};
   double flops = 0;
   uopset seen = {0};
-  uop *stack[4096];
+  uop **stack = malloc(sizeof(uop *) * 4096);
+  CG_ASSERT(stack, "out of memory");
   int n = 0;
-  stack[n++] = k->ast;
+  stack[n++] = ast;
   while (n) {
     uop *u = stack[--n];
-    if (!uopset_add(&seen, u) || u->op == OP_BUFFER) continue;
-    if ((op_is_alu(u->op) || u->op == OP_REDUCE) && dt_is_float(u->dt)) {
+    if (!uopset_add(&seen, u) || u->op == OP_DEFINE_GLOBAL) continue;
+    if (op_is_alu(u->op) && dt_is_float(u->dt)) {
       uint64_t m = range_mask(&c, u);
       double trips = 1;
       for (int i = 0; i < c.nr; i++)
@@ -177,103 +169,172 @@ static double kernel_flops(sched_kernel *k) {
     }
     for (uint32_t i = 0; i < u->nsrc && n < 4096; i++) stack[n++] = u->src[i];
   }
+  free(stack);
   uopset_free(&seen);
   uopset_free(&c.mask);
   return flops;
 }
 
-static void kernel_name(sched_kernel *k, char *out, size_t n) {
-  uop *st = k->ast->src[0];
-  bool red = false;
-  uop *stack[2048];
-  int sp = 0;
-  stack[sp++] = st;
-  for (int guard = 0; sp && guard < 100000 && !red; guard++) {
-    uop *u = stack[--sp];
-    if (u->op == OP_REDUCE) red = true;
-    if (u->op != OP_BUFFER)
-      for (uint32_t i = 0; i < u->nsrc && sp < 2048; i++) stack[sp++] = u->src[i];
+static bool has_reduce(uop *u, uopset *seen) {
+  if (!uopset_add(seen, u)) return false;
+  if (u->op == OP_REDUCE) return true;
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (has_reduce(u->src[i], seen)) return true;
+  return false;
+}
+
+static bool same_opts(const prog_entry *e, const opt *o, int n) {
+  if (!o) return !e->k.opts_given;
+  return e->k.opts_given && e->k.nopts == n && (n == 0 || !memcmp(e->k.opts, o, sizeof *o * (size_t)n));
+}
+
+/* The program for a kernel: with the heuristic's opts (o NULL) or the given ones. */
+static prog_entry *get_program(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
+  unsigned long gen = cfg_generation();
+  uint64_t h = (uint64_t)(uintptr_t)sk->ast * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)dev;
+  if (nopts > MAX_OPTS) return cg_fail_null(CG_ERR_INVALID, "at most %d opts per kernel, got %d", MAX_OPTS, nopts);
+  pthread_mutex_lock(&prog_lock);
+  prog_entry **slot = &progs[(h >> 20) & 4095];
+  for (prog_entry *e = *slot; e; e = e->next)
+    if (e->ast == sk->ast && e->dev == dev && e->gen == gen && same_opts(e, o, nopts)) {
+      pthread_mutex_unlock(&prog_lock);
+      return e;
+    }
+  pthread_mutex_unlock(&prog_lock);
+  prog_entry *e = calloc(1, sizeof *e);
+  if (!e) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
+  e->k.ren = renderer_find(dev->renderer);
+  if (!e->k.ren) return free(e), NULL;
+  uopset seen = {0};
+  e->reduce = has_reduce(sk->ast, &seen);
+  uopset_free(&seen);
+  /* a name that says what it is: r_ (with a reduction) or E_, output elements, buffers */
+  snprintf(e->k.name, sizeof e->k.name, "%s_%" PRId64 "_%d", e->reduce ? "r" : "E", sk->ast->src[0]->src[0]->arg.v[1], sk->nbufs);
+  e->k.ast = sk->ast;
+  if (o) {
+    e->k.opts_given = true, e->k.nopts = nopts;
+    if (nopts) memcpy(e->k.opts, o, sizeof *o * (size_t)nopts);
   }
-  int64_t numel = 0;
-  uop *b = k->bufs[0];
-  numel = b->arg.v[1];
-  snprintf(out, n, "%s_%" PRId64 "_%d", red ? "r" : "E", numel, k->nbufs);
+  if (!codegen_run(&e->k)) {
+    ckernel_free(&e->k);
+    free(e);
+    return NULL;
+  }
+  e->p = dev->compile(e->k.name, e->k.src);
+  if (!e->p) {
+    ckernel_free(&e->k);
+    free(e);
+    return NULL;
+  }
+  e->flops = kernel_flops(e->k.ast);
+  e->ast = uop_retain(sk->ast), e->dev = dev, e->gen = gen;
+  e->global = e->k.lin.global;
+  linear_free(&e->k.lin); /* the program is what runs; the list is not needed again */
+  pthread_mutex_lock(&prog_lock);
+  e->next = *slot;
+  *slot = e;
+  pthread_mutex_unlock(&prog_lock);
+  return e;
+}
+
+/* The device a kernel runs on: its buffers' (all on one). */
+static rt_device *kernel_device(sched_kernel *k) {
+  rt_device *dev = buffer_of(k->bufs[0])->dev;
+  for (int i = 1; i < k->nbufs; i++) {
+    rt_device *d = buffer_of(k->bufs[i])->dev;
+    if (d != dev) return cg_fail_null(CG_ERR_INVALID, "a kernel reads buffers on two devices: %s and %s (copy one with cg_to first)", dev->name, d->name);
+  }
+  return dev;
 }
 
 cg_status realize_uops(uop *const *outs, int n, uop **views) {
   double t0 = now();
-  uop *pre[64];
-  CG_ASSERT(n <= 64, "realize more than 64 tensors at once");
+  uop **pre = malloc(sizeof(uop *) * (size_t)(n ? n : 1));
+  if (!pre) return cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int i = 0; i < n; i++) pre[i] = graph_rewrite(outs[i], &rs_split_reduce, NULL);
   schedule s;
-  if (!sched_build(pre, n, &s)) return cg_last_status();
+  if (!sched_build(pre, n, &s)) {
+    free(pre);
+    return cg_last_status();
+  }
   stats.schedules++;
   stats.last_threads = 0;
   const rt_stats *rs = rt_get_stats();
   int64_t compiled0 = rs->compiled, disk0 = rs->disk_hits;
   int dbg = cfg_debug();
-  rt_device *dev = rt_get_device("CPU");
-  if (dbg >= 2) fprintf(stderr, "*** schedule: %d kernel%s for %d output%s (%.2f ms)\n", s.n, s.n == 1 ? "" : "s", n, n == 1 ? "" : "s", 1e3 * (now() - t0));
+  double t_sched = now() - t0, t_kernels = 0;
+  if (dbg >= 2) fprintf(stderr, "*** schedule: %d kernel%s for %d output%s (%.2f ms)\n", s.n, s.n == 1 ? "" : "s", n, n == 1 ? "" : "s", 1e3 * t_sched);
   /* intermediates (written here, not asked for) go back to the allocator after their
    * last reader: that is the memory plan, the LRU allocator reuses the blocks */
-  uopset last_read = {0}, is_out = {0};
+  uopset last_read = {0}, is_out = {0}, written = {0};
   for (int i = 0; i < n; i++) uopset_add(&is_out, s.out_bufs[i]);
   for (int ki = 0; ki < s.n; ki++)
     for (int i = s.k[ki].nout; i < s.k[ki].nbufs; i++) uopset_put(&last_read, s.k[ki].bufs[i], (void *)(intptr_t)(ki + 1));
   cg_status st = CG_OK;
+  void *ptrs_small[64], **ptrs = ptrs_small;
+  int ptrs_cap = 64;
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
     int64_t out_elems = 0;
     for (int i = 0; i < k->nout; i++) out_elems += k->bufs[i]->arg.v[1];
+    for (int i = 0; i < k->nout; i++) uopset_add(&written, k->bufs[i]);
     if (out_elems == 0) { /* an empty output: nothing to compute (its index math may divide by 0) */
       for (int i = 0; i < k->nout && st == CG_OK; i++) st = buffer_alloc(k->bufs[i]);
       continue;
     }
-    char name[64];
-    kernel_name(k, name, sizeof name);
-    if (dbg >= 3) {
-      fprintf(stderr, "--- kernel %d: %s  (opts: %s; threads split a range of %lld)\n", ki, name, k->opts, (long long)k->global);
-      uop_print(stderr, k->ast);
-    }
-    char *src = render_c(name, k->ast, k->bufs, k->nbufs, k->nout);
-    if (dbg >= 4) fprintf(stderr, "%s\n", src);
-    rt_program *p = get_program(dev, name, src);
-    free(src);
-    if (!p) {
+    rt_device *dev = kernel_device(k);
+    prog_entry *e = dev ? get_program(dev, k, NULL, 0) : NULL;
+    if (!e) {
       st = cg_last_status();
       break;
     }
-    void *ptrs[256];
-    CG_ASSERT(k->nbufs <= 256, "a kernel with more than 256 buffers");
+    if (dbg >= 3) {
+      char o[256];
+      opts_str(e->k.opts, e->k.nopts, o, sizeof o);
+      fprintf(stderr, "--- kernel %d: %s on %s  (opts: %s)\n", ki, e->k.name, dev->name, o);
+      uop_print(stderr, e->k.ast);
+    }
+    if (dbg >= 4) fprintf(stderr, "%s\n", e->k.src);
+    if (k->nbufs > ptrs_cap) {
+      if (ptrs != ptrs_small) free(ptrs);
+      ptrs = malloc(sizeof(void *) * (size_t)k->nbufs);
+      ptrs_cap = k->nbufs;
+      if (!ptrs) {
+        ptrs = ptrs_small, ptrs_cap = 64;
+        st = cg_fail(CG_ERR_NOMEM, "out of memory");
+        break;
+      }
+    }
     for (int i = 0; i < k->nbufs && st == CG_OK; i++) {
       st = buffer_alloc(k->bufs[i]);
       ptrs[i] = buffer_of(k->bufs[i])->ptr;
     }
     if (st == CG_OK) {
       double t1 = now();
-      st = dev->launch(p, ptrs, NULL, k->global);
+      st = dev->launch(e->p, ptrs, NULL, e->global);
       dev->synchronize();
       double dt = now() - t1;
+      t_kernels += dt;
       stats.kernels_run++;
-      uint64_t th = (uint64_t)(k->global < rt_pool_size() ? k->global : rt_pool_size());
+      int64_t global = e->global;
+      uint64_t th = (uint64_t)(global < rt_pool_size() ? global : rt_pool_size());
       if (th > stats.last_threads) stats.last_threads = th;
       if (dbg >= 1) {
         double bytes = 0;
         for (int i = 0; i < k->nbufs; i++) bytes += (double)buffer_of(k->bufs[i])->nbytes;
-        fprintf(stderr, "  %-24s %9.3f ms  %8.2f GFLOP/s  %7.2f GB/s  (%d buffers)\n", name, 1e3 * dt, kernel_flops(k) / dt * 1e-9,
-                bytes / dt * 1e-9, k->nbufs);
+        fprintf(stderr, "  %-24s %9.3f ms  %8.2f GFLOP/s  %7.2f GB/s  (%d buffers)\n", e->k.name, 1e3 * dt, e->flops / dt * 1e-9, bytes / dt * 1e-9,
+                k->nbufs);
       }
     }
     for (int i = k->nout; i < k->nbufs; i++) {
       uop *b = k->bufs[i];
-      bool mine = false;
-      for (int kj = 0; kj < ki && !mine; kj++)
-        for (int o = 0; o < s.k[kj].nout; o++) mine |= s.k[kj].bufs[o] == b;
-      if (mine && !uopset_get(&is_out, b) && (intptr_t)uopset_get(&last_read, b) == ki + 1) buffer_release_memory(b);
+      if (uopset_get(&written, b) && !uopset_get(&is_out, b) && (intptr_t)uopset_get(&last_read, b) == ki + 1) buffer_release_memory(b);
     }
   }
+  if (ptrs != ptrs_small) free(ptrs);
   uopset_free(&last_read);
   uopset_free(&is_out);
+  uopset_free(&written);
   if (st == CG_OK) {
     for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
     uop_set_free_hook(OP_ASSIGN, forget_assign);
@@ -282,40 +343,34 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     uopset_free(&seen);
   }
   if (dbg >= 2) {
-    rt_alloc_stats a = rt_lru_stats(dev->allocator);
-    fprintf(stderr, "*** realized in %.2f ms: compiled %lld kernels, %lld loaded from the disk cache; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n",
-            1e3 * (now() - t0), (long long)(rs->compiled - compiled0), (long long)(rs->disk_hits - disk0), (double)a.in_use / 1e6,
-            (double)a.cached / 1e6, (double)a.peak / 1e6);
+    rt_alloc_stats a = rt_lru_stats(rt_cpu_device.allocator);
+    double total = now() - t0;
+    fprintf(stderr, "*** realized in %.2f ms (kernels %.2f ms, host %.2f ms): compiled %lld kernels, %lld loaded from the disk cache; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n",
+            1e3 * total, 1e3 * t_kernels, 1e3 * (total - t_kernels), (long long)(rs->compiled - compiled0), (long long)(rs->disk_hits - disk0),
+            (double)a.in_use / 1e6, (double)a.cached / 1e6, (double)a.peak / 1e6);
   }
   sched_free(&s);
+  free(pre);
   return st;
 }
 
-cg_status cg_realize_many(cg_tensor *const *ts, int n) {
-  uop *outs[64], *views[64];
-  if (n > 64) return cg_fail(CG_ERR_INVALID, "realize: at most 64 tensors at once, got %d", n);
-  int m = 0;
-  for (int i = 0; i < n; i++)
-    if (!ts[i]) return cg_fail(CG_ERR_INVALID, "realize: tensor %d is NULL", i);
-  uop_pool_push();
-  for (int i = 0; i < n; i++) {
-    /* two tensors with one graph (two cg_zeros of a shape) must not share a buffer: an
-     * in-place update of one would change the other */
-    uop *u = ts[i]->u;
-    for (int j = 0; j < m; j++)
-      if (outs[j] == u && u->op != OP_BUFFER && u->op != OP_ASSIGN && !(u->op == OP_RESHAPE && u->src[0]->op == OP_BUFFER))
-        u = uop_new1(OP_CONTIGUOUS, u->dt, u, arg_none());
-    outs[m++] = u;
+cg_status kernel_run_with_opts(sched_kernel *k, const opt *o, int nopts, double *seconds) {
+  rt_device *dev = kernel_device(k);
+  prog_entry *e = dev ? get_program(dev, k, o, nopts) : NULL;
+  if (!e) return cg_last_status();
+  void **ptrs = malloc(sizeof(void *) * (size_t)k->nbufs);
+  if (!ptrs) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  cg_status st = CG_OK;
+  for (int i = 0; i < k->nbufs && st == CG_OK; i++) {
+    st = buffer_alloc(k->bufs[i]);
+    ptrs[i] = buffer_of(k->bufs[i])->ptr;
   }
-  cg_status st = realize_uops(outs, m, views);
-  if (st == CG_OK)
-    for (int i = 0; i < n; i++) {
-      uop *old = ts[i]->u;
-      ts[i]->u = uop_retain(views[i]);
-      uop_release(old);
-    }
-  uop_pool_pop();
+  if (st == CG_OK) {
+    double t = now();
+    st = dev->launch(e->p, ptrs, NULL, e->global);
+    if (st == CG_OK) st = dev->synchronize();
+    if (seconds) *seconds = now() - t;
+  }
+  free(ptrs);
   return st;
 }
-
-cg_status cg_realize(cg_tensor *t) { return cg_realize_many(&t, 1); }

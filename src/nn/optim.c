@@ -7,7 +7,7 @@
  *         ──► state: b1_t *= beta1, b2_t *= beta2 (Adam family, two 0-d kernels);
  *             per parameter, the momentum buffer or m and v, as assigns
  *         ──► parameters: p's assign reads the updated state
- *         ──► cg_realize_many (per group of 64 outputs)
+ *         ──► one cg_realize_many of state and parameters
  *
  * Nothing that changes from step to step is a constant in a kernel: the learning rate is
  * a 0-d float32 tensor (cg_optimizer_set_lr assigns it from a buffer), and the Adam bias
@@ -228,69 +228,43 @@ static cg_tensor *param_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *
 }
 
 
-/* Realize ts[0..*n) (*n <= 64) and empty the list. */
-static cg_status flush(cg_tensor **ts, int *n) {
-  cg_status st = *n ? cg_realize_many(ts, *n) : CG_OK;
-  *n = 0;
-  return st;
-}
-
-/* Parameters lo..hi-1: their new values, assigned, into outs (realized when full). */
-static cg_status assign_params(cg_optimizer *o, int lo, int hi, cg_tensor **outs, int *nout) {
-  for (int i = lo; i < hi; i++) {
+cg_status cg_optimizer_step(cg_optimizer *o) {
+  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_step: optimizer is NULL");
+  cg_tensor **outs = malloc(sizeof(cg_tensor *) * (size_t)(3 * o->n + 2));
+  if (!outs) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  int nout = 0;
+  /* Gradients first: a lazy gradient may read parameters this step overwrites. */
+  for (int i = 0; i < o->n; i++)
+    if (cg_grad(o->params[i])) outs[nout++] = cg_grad(o->params[i]);
+  cg_status st = nout ? cg_realize_many(outs, nout) : CG_OK;
+  if (st != CG_OK) return free(outs), st;
+  nout = 0;
+  cg_scope_begin();
+  if (o->kind != OPT_SGD) {
+    if ((st = cg_assign(o->b1_t, cg_mul(o->b1_t, K(o->b1)))) != CG_OK || (st = cg_assign(o->b2_t, cg_mul(o->b2_t, K(o->b2)))) != CG_OK) goto done;
+    outs[nout++] = o->b1_t, outs[nout++] = o->b2_t;
+  }
+  for (int i = 0; i < o->n; i++) {
+    cg_tensor *p = o->params[i], *g = cg_grad(p);
+    if (!g) continue;
+    if ((st = state_update(o, i, p, g)) != CG_OK) goto done;
+    if (o->m) outs[nout++] = o->m[i];
+    if (o->v) outs[nout++] = o->v[i];
+  }
+  /* the parameters' updates read the updated state: one schedule holds them all */
+  for (int i = 0; i < o->n; i++) {
     cg_tensor *p = o->params[i], *g = cg_grad(p);
     if (!g) continue;
     cg_tensor *np = param_update(o, i, p, g);
-    cg_status st = np ? cg_assign(p, np) : cg_last_status();
+    st = np ? cg_assign(p, np) : cg_last_status();
     if (st == CG_OK && !np) st = cg_fail(CG_ERR_RUNTIME, "optimizer_step: building the update of parameter %d failed", i);
-    if (st != CG_OK) return st;
-    outs[(*nout)++] = p;
-    if (*nout == 64 && (st = flush(outs, nout)) != CG_OK) return st;
+    if (st != CG_OK) goto done;
+    outs[nout++] = p;
   }
-  return CG_OK;
-}
-
-cg_status cg_optimizer_step(cg_optimizer *o) {
-  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_step: optimizer is NULL");
-  cg_tensor *outs[64];
-  int nout = 0;
-  cg_status st = CG_OK;
-  /* Gradients first: a lazy gradient may read parameters this step overwrites. */
-  for (int i = 0; i < o->n && st == CG_OK; i++) {
-    cg_tensor *g = cg_grad(o->params[i]);
-    if (g) outs[nout++] = g;
-    if (nout == 64) st = flush(outs, &nout);
-  }
-  if (st == CG_OK) st = flush(outs, &nout);
-  if (st != CG_OK) return st;
-  cg_scope_begin();
-  bool scalars = o->kind != OPT_SGD; /* beta^t go with the first group */
-  int per = 1 + (o->m ? 1 : 0) + (o->v ? 1 : 0);
-  for (int lo = 0, hi; lo < o->n; lo = hi, scalars = false) {
-    /* a group of parameters whose outputs fit one cg_realize_many (64 tensors) */
-    int used = scalars ? 2 : 0;
-    for (hi = lo; hi < o->n; hi++) {
-      int need = cg_grad(o->params[hi]) ? per : 0;
-      if (used + need > 64) break;
-      used += need;
-    }
-    if (scalars) {
-      if ((st = cg_assign(o->b1_t, cg_mul(o->b1_t, K(o->b1)))) != CG_OK || (st = cg_assign(o->b2_t, cg_mul(o->b2_t, K(o->b2)))) != CG_OK)
-        goto done;
-      outs[nout++] = o->b1_t, outs[nout++] = o->b2_t;
-    }
-    for (int i = lo; i < hi; i++) {
-      cg_tensor *p = o->params[i], *g = cg_grad(p);
-      if (!g) continue;
-      if ((st = state_update(o, i, p, g)) != CG_OK) goto done;
-      if (o->m) outs[nout++] = o->m[i];
-      if (o->v) outs[nout++] = o->v[i];
-    }
-    if ((st = assign_params(o, lo, hi, outs, &nout)) != CG_OK || (st = flush(outs, &nout)) != CG_OK) goto done;
-  }
-  o->steps++;
+  if ((st = nout ? cg_realize_many(outs, nout) : CG_OK) == CG_OK) o->steps++;
 done:
   cg_scope_end();
+  free(outs);
   return st;
 }
 

@@ -14,13 +14,7 @@
 #include "tensor/tensor.h"
 #include <string.h>
 
-static cg_status realize_all(cg_tensor *const *ts, int n) {
-  for (int i = 0; i < n; i += 64) {
-    cg_status st = cg_realize_many(ts + i, n - i < 64 ? n - i : 64);
-    if (st != CG_OK) return st;
-  }
-  return CG_OK;
-}
+static cg_status realize_all(cg_tensor *const *ts, int n) { return n ? cg_realize_many(ts, n) : CG_OK; }
 
 /* A host copy of t's contents (malloc'd; *nbytes its size), or NULL with a message. */
 static void *host_copy(cg_tensor *t, size_t *nbytes) {

@@ -36,4 +36,18 @@ const char cg_kernel_prelude[] =
     "static inline uint8_t f32_to_e4m3(float x) { return fp8_encode(x, 0); }\n"
     "static inline uint8_t f32_to_e5m2(float x) { return fp8_encode(x, 1); }\n"
     "static inline float e4m3_round(float x) { return e4m3_to_f32(f32_to_e4m3(x)); }\n"
-    "static inline float e5m2_round(float x) { return e5m2_to_f32(f32_to_e5m2(x)); }\n";
+    "static inline float e5m2_round(float x) { return e5m2_to_f32(f32_to_e5m2(x)); }\n"
+    /* vectors of float32 / int32 (bool vectors are int32 masks: -1 true, 0 false), with
+     * unaligned forms for loads and stores, a NaN-propagating max and a select */
+    "#define CG_VEC(n, bytes) \\\n"
+    "  typedef float f32x##n __attribute__((vector_size(bytes))); \\\n"
+    "  typedef float f32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
+    "  typedef int32_t i32x##n __attribute__((vector_size(bytes))); \\\n"
+    "  typedef int32_t i32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
+    "  static inline f32x##n max_f32x##n(f32x##n a, f32x##n b) { i32x##n m = (a > b) | (a != a); \\\n"
+    "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
+    "  static inline i32x##n max_i32x##n(i32x##n a, i32x##n b) { i32x##n m = a > b; return (m & a) | (~m & b); } \\\n"
+    "  static inline f32x##n where_f32x##n(i32x##n m, f32x##n a, f32x##n b) { \\\n"
+    "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
+    "  static inline i32x##n where_i32x##n(i32x##n m, i32x##n a, i32x##n b) { return (m & a) | (~m & b); }\n"
+    "CG_VEC(2, 8) CG_VEC(4, 16) CG_VEC(8, 32) CG_VEC(16, 64)\n";

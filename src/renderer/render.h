@@ -1,10 +1,13 @@
-/* Renderers: a kernel AST (SINK of STOREs over INDEX/LOAD/ALU/REDUCE/RANGE) to source. */
+/* Renderers: a linear program (codegen.h) to source for a device. Each is a table
+ * {name, per-op templates, printer}; a device names the renderer it takes. */
 #ifndef CG_RENDERER_H
 #define CG_RENDERER_H
-#include "uop/uop.h"
+#include "codegen/codegen.h"
 
-/* C source for the CPU backend: one function `name` with the CPU kernel ABI
- * (runtime/device.h); bufs[i] becomes data<i>, the first nout are written. Caller frees. */
-char *render_c(const char *name, uop *ast, uop **bufs, int nbufs, int nout);
+extern const renderer renderer_c;      /* C with the CPU kernel ABI (runtime/device.h) */
+extern const renderer renderer_interp; /* bytecode for the interpreter device (INTERP) */
+
+/* The renderer called name, or NULL + an error naming the ones there are. */
+const renderer *renderer_find(const char *name);
 
 #endif

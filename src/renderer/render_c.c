@@ -1,10 +1,11 @@
-/* The C renderer: a kernel AST becomes one C function with the CPU kernel ABI
+/* The C renderer: a linear program (codegen.h) becomes one C function with the CPU
+ * kernel ABI
  *     void NAME(void **bufs, const int64_t *vars, int64_t lo, int64_t hi)
- * Output ranges become nested loops (the first one split across threads through lo/hi),
- * each REDUCE an accumulator and its own loops; values are named after what they are
- * (val3, acc0, ridx100) and placed in the innermost loop they depend on (what does not
- * depend on a reduction's ranges is computed before its loop). Half and 8-bit floats
- * are stored as bits and computed in float. */
+ * printed instruction by instruction: RANGE opens a for loop (the THREAD range over
+ * [lo, hi)), END closes it, every value is a named local (val3, acc0, ridx100). How each
+ * ALU op is spelled is the template table below; loop placement, hoisting and
+ * accumulators were decided by the linearizer. Half and 8-bit floats are stored as bits
+ * and computed in float. */
 #include "render.h"
 #include "uop/uopset.h"
 #include <inttypes.h>
@@ -16,20 +17,8 @@ typedef struct {
   char *buf;
   size_t len, cap;
   int indent;
-  uopset names;      /* node -> name index + 1 (per scope) */
-  uop **defined;     /* nodes named, in order, for scope unwinding */
-  int *depth_of;
-  size_t ndef, capdef;
-  int depth;
-  uint64_t open;     /* ranges whose loops are open here */
-  int nval, nacc;
-  uop **bufs;
-  int nbufs;
-  uint64_t *deps;    /* per visited node: mask of ranges it depends on */
-  uopset ranges;     /* RANGE -> bit index + 1 */
-  uopset dep_memo;   /* node -> mask + 1 (stored as pointer) */
-  uop **reduces;     /* every REDUCE of the kernel, sources first */
-  int nreduces;
+  uopset names;      /* instruction -> name index + 1 (its latest appearance) */
+  int nval;
   char **strs;       /* name strings, owned */
   size_t nstrs, capstrs;
 } rc;
@@ -112,78 +101,17 @@ static const char *conv_name(dtype d) {
 }
 static bool is_f64(dtype d) { return d.scalar == CG_FLOAT64; }
 
-/* ---- range dependencies ------------------------------------------------------------- */
-
-static uint64_t deps(rc *r, uop *u) {
-  uintptr_t m = (uintptr_t)uopset_get(&r->dep_memo, u);
-  if (m) return (uint64_t)(m - 1);
-  uint64_t d = 0;
-  if (u->op == OP_RANGE) d = 1ull << ((uintptr_t)uopset_get(&r->ranges, u) - 1);
-  else if (u->op != OP_BUFFER)
-    for (uint32_t i = 0; i < u->nsrc; i++) d |= deps(r, u->src[i]);
-  if (u->op == OP_REDUCE)
-    for (uint32_t i = 1; i < u->nsrc; i++) d &= ~(1ull << ((uintptr_t)uopset_get(&r->ranges, u->src[i]) - 1));
-  uopset_put(&r->dep_memo, u, (void *)(uintptr_t)(d + 1));
-  return d;
-}
-
-static void find_ranges(rc *r, uop *u, uopset *seen, uop **out, int *n) {
-  if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
-  if (u->op == OP_REDUCE) {
-    r->reduces = realloc(r->reduces, sizeof(uop *) * (size_t)(r->nreduces + 1));
-    CG_ASSERT(r->reduces, "out of memory");
-    r->reduces[r->nreduces++] = u;
-  }
-  if (u->op == OP_RANGE) {
-    CG_ASSERT(*n < 64, "a kernel with more than 64 loops");
-    out[(*n)++] = u;
-    uopset_put(&r->ranges, u, (void *)(uintptr_t)*n);
-    return;
-  }
-  for (uint32_t i = 0; i < u->nsrc; i++) find_ranges(r, u->src[i], seen, out, n);
-}
-
-/* ---- names and scopes --------------------------------------------------------------- */
-
-static const char *name_of(rc *r, uop *u) {
-  uintptr_t i = (uintptr_t)uopset_get(&r->names, u);
-  return i ? r->strs[i - 1] : NULL;
-}
-static const char *define(rc *r, uop *u, const char *name) {
-  const char *s = save_str(r, name);
-  uopset_put(&r->names, u, (void *)(uintptr_t)r->nstrs);
-  if (r->ndef == r->capdef) {
-    r->capdef = r->capdef ? r->capdef * 2 : 64;
-    r->defined = realloc(r->defined, r->capdef * sizeof(uop *));
-    r->depth_of = realloc(r->depth_of, r->capdef * sizeof(int));
-    CG_ASSERT(r->defined && r->depth_of, "out of memory");
-  }
-  r->defined[r->ndef] = u;
-  r->depth_of[r->ndef++] = r->depth;
-  if (u->op == OP_RANGE) r->open |= 1ull << ((uintptr_t)uopset_get(&r->ranges, u) - 1);
-  return s;
-}
-static void open_scope(rc *r) { r->depth++, r->indent++; }
-static void close_scope(rc *r) {
-  while (r->ndef && r->depth_of[r->ndef - 1] == r->depth) {
-    uop *u = r->defined[--r->ndef];
-    if (u->op == OP_RANGE) r->open &= ~(1ull << ((uintptr_t)uopset_get(&r->ranges, u) - 1));
-    uopset_put(&r->names, u, NULL);
-  }
-  r->depth--, r->indent--;
-  line(r, "}");
-}
-
-static int buf_slot(rc *r, uop *b) {
-  for (int i = 0; i < r->nbufs; i++)
-    if (r->bufs[i] == b) return i;
-  CG_ASSERT(0, "a buffer not in the kernel's list");
-  return -1;
+/* The C type of a value: scalars as ctype, vectors as the prelude's f32xN / i32xN (a bool
+ * vector is an int32 mask). */
+static const char *type_of(dtype d) {
+  static const char *const f[] = {"f32x2", "f32x4", "f32x8", "f32x16"}, *const i[] = {"i32x2", "i32x4", "i32x8", "i32x16"};
+  if (d.count <= 1) return ctype(d);
+  int k = d.count == 2 ? 0 : d.count == 4 ? 1 : d.count == 8 ? 2 : 3;
+  return d.scalar == CG_FLOAT32 ? f[k] : i[k];
 }
 
 /* ---- values ------------------------------------------------------------------------- */
 
-static const char *value(rc *r, uop *u);
 
 static const char *literal(rc *r, uop *u) {
   char b[96];
@@ -206,40 +134,118 @@ static const char *literal(rc *r, uop *u) {
   return save_str(r, b);
 }
 
-static const char *fn(dtype d, const char *f32, const char *f64) { return is_f64(d) ? f64 : f32; }
+/* ---- how each op is spelled ---------------------------------------------------------
+ * $0 $1 $2 the operands, $f the float suffix ("f" for float, "" for double), $T the C
+ * type, $U its unsigned counterpart, $B the width in bits minus one. Semantics are the
+ * op table's (ops.def): integers wrap (kernels build with -fwrapv), x/0 and x%0 give 0,
+ * x/-1 negates, shift counts are taken modulo the width, MAX propagates NaN. */
+static const char *const c_templates[OP_COUNT] = {
+    [OP_EXP2] = "exp2$f($0)",
+    [OP_LOG2] = "log2$f($0)",
+    [OP_SIN] = "sin$f($0)",
+    [OP_SQRT] = "sqrt$f($0)",
+    [OP_RECIPROCAL] = "(1.0$f/$0)",
+    [OP_NEG] = "(-$0)",
+    [OP_TRUNC] = "$0",
+    [OP_ADD] = "($0+$1)",
+    [OP_MUL] = "($0*$1)",
+    [OP_IDIV] = "($1==0?($T)0:$1==-1?($T)(0-($U)$0):($T)($0/$1))",
+    [OP_MOD] = "($1==0||$1==-1?($T)0:($T)($0%$1))",
+    [OP_MAX] = "($0>$1?$0:$1)",
+    [OP_CMPLT] = "($0<$1)",
+    [OP_CMPNE] = "($0!=$1)",
+    [OP_CMPEQ] = "($0==$1)",
+    [OP_XOR] = "($0^$1)",
+    [OP_OR] = "($0|$1)",
+    [OP_AND] = "($0&$1)",
+    [OP_SHL] = "($T)(($U)$0<<($1&$B))",
+    [OP_SHR] = "($T)($0>>($1&$B))",
+    [OP_WHERE] = "($0?$1:$2)",
+    [OP_MULACC] = "($0*$1+$2)",
+};
+_Static_assert(sizeof c_templates / sizeof c_templates[0] == OP_COUNT, "one template per op");
+/* where floats differ */
+static const char *const c_float_templates[OP_COUNT] = {
+    [OP_TRUNC] = "trunc$f($0)",
+    [OP_MAX] = "($0>$1||$0!=$0?$0:$1)",
+    [OP_MULACC] = "fma$f($0,$1,$2)",
+};
+/* where bools differ */
+static const char *const c_bool_templates[OP_COUNT] = {
+    [OP_ADD] = "($0|$1)",
+    [OP_MUL] = "($0&$1)",
+    [OP_NEG] = "(!$0)",
+    [OP_MAX] = "($0|$1)",
+};
+
+static const char *unsigned_type(dtype d) {
+  switch (d.scalar) {
+  case CG_INT8: case CG_UINT8: return "uint8_t";
+  case CG_INT16: case CG_UINT16: return "uint16_t";
+  case CG_INT32: case CG_UINT32: return "uint32_t";
+  default: return "uint64_t";
+  }
+}
+
+static void expand_template(const char *t, dtype d, const char **a, char *out, size_t n) {
+  size_t w = 0;
+  for (; *t && w + 1 < n; t++) {
+    const char *ins = NULL;
+    char bits[16];
+    if (*t == '$' && t[1]) {
+      t++;
+      if (*t >= '0' && *t <= '2') ins = a[*t - '0'];
+      else if (*t == 'f') ins = is_f64(d) ? "" : "f";
+      else if (*t == 'T') ins = ctype(d);
+      else if (*t == 'U') ins = unsigned_type(d);
+      else if (*t == 'B') snprintf(bits, sizeof bits, "%d", dt_scalar_size(d) * 8 - 1), ins = bits;
+    }
+    if (!ins) {
+      out[w++] = *t;
+      continue;
+    }
+    size_t l = strlen(ins);
+    if (w + l >= n) l = n - 1 - w;
+    memcpy(out + w, ins, l);
+    w += l;
+  }
+  out[w] = 0;
+}
+
+/* Vector forms: GCC's vector operators, the prelude's max_/where_ helpers for selects,
+ * masks (bool vectors) as int32 -1/0. */
+static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
+  dtype d = u->dt, sd = u->nsrc ? u->src[0]->dt : d;
+  if (d.count <= 1 && sd.count <= 1) return false;
+  const char *t = type_of(d);
+  switch (u->op) {
+  case OP_MAX:
+    if (dt_is_bool(d)) snprintf(out, n, "(%s|%s)", a[0], a[1]);
+    else snprintf(out, n, "max_%s(%s,%s)", t, a[0], a[1]);
+    return true;
+  case OP_WHERE:
+    if (dt_is_bool(d)) snprintf(out, n, "((%s&%s)|(~%s&%s))", a[0], a[1], a[0], a[2]);
+    else snprintf(out, n, "where_%s(%s,%s,%s)", t, a[0], a[1], a[2]);
+    return true;
+  case OP_NEG: snprintf(out, n, dt_is_bool(d) ? "(~%s)" : "(-%s)", a[0]); return true;
+  case OP_CAST: snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t); return true;
+  case OP_RECIPROCAL: snprintf(out, n, "(1.0f/%s)", a[0]); return true;
+  default: return false; /* the scalar templates spell vector operators too */
+  }
+}
 
 /* The C expression of an ALU node over named operands. */
-static void alu_expr(rc *r, uop *u, const char **a, char *out, size_t n) {
+static void alu_expr(uop *u, const char **a, char *out, size_t n) {
   dtype d = u->dt, sd = u->nsrc ? u->src[0]->dt : d;
-  bool b = dt_is_bool(d);
+  if (vector_expr(u, a, out, n)) return;
+  /* comparisons and WHERE's condition are spelled by their operands' dtype */
+  dtype td = op_has(u->op, F_CMP) ? sd : d;
   switch (u->op) {
-  case OP_ADD: snprintf(out, n, b ? "(%s|%s)" : "(%s+%s)", a[0], a[1]); break;
-  case OP_MUL: snprintf(out, n, b ? "(%s&%s)" : "(%s*%s)", a[0], a[1]); break;
-  case OP_IDIV: snprintf(out, n, "(%s/%s)", a[0], a[1]); break;
-  case OP_MOD: snprintf(out, n, "(%s%%%s)", a[0], a[1]); break;
-  case OP_MAX: snprintf(out, n, "(%s>%s?%s:%s)", a[0], a[1], a[0], a[1]); break;
-  case OP_CMPLT: snprintf(out, n, "(%s<%s)", a[0], a[1]); break;
-  case OP_CMPNE: snprintf(out, n, "(%s!=%s)", a[0], a[1]); break;
-  case OP_CMPEQ: snprintf(out, n, "(%s==%s)", a[0], a[1]); break;
-  case OP_XOR: snprintf(out, n, "(%s^%s)", a[0], a[1]); break;
-  case OP_OR: snprintf(out, n, "(%s|%s)", a[0], a[1]); break;
-  case OP_AND: snprintf(out, n, "(%s&%s)", a[0], a[1]); break;
-  case OP_SHL: snprintf(out, n, "(%s<<%s)", a[0], a[1]); break;
-  case OP_SHR: snprintf(out, n, "(%s>>%s)", a[0], a[1]); break;
-  case OP_WHERE: snprintf(out, n, "(%s?%s:%s)", a[0], a[1], a[2]); break;
-  case OP_MULACC: snprintf(out, n, "(%s*%s+%s)", a[0], a[1], a[2]); break;
-  case OP_NEG: snprintf(out, n, b ? "(!%s)" : "(-%s)", a[0]); break;
-  case OP_EXP2: snprintf(out, n, "%s(%s)", fn(d, "exp2f", "exp2"), a[0]); break;
-  case OP_LOG2: snprintf(out, n, "%s(%s)", fn(d, "log2f", "log2"), a[0]); break;
-  case OP_SIN: snprintf(out, n, "%s(%s)", fn(d, "sinf", "sin"), a[0]); break;
-  case OP_SQRT: snprintf(out, n, "%s(%s)", fn(d, "sqrtf", "sqrt"), a[0]); break;
-  case OP_RECIPROCAL: snprintf(out, n, is_f64(d) ? "(1.0/%s)" : "(1.0f/%s)", a[0]); break;
-  case OP_TRUNC: snprintf(out, n, dt_is_float(d) ? "%s(%s)" : "%s%s", dt_is_float(d) ? fn(d, "truncf", "trunc") : "", a[0]); break;
   case OP_CAST:
-    if (b) snprintf(out, n, "(%s!=0)", a[0]);
-    else if (dt_is_int(d) && dt_is_float(sd)) snprintf(out, n, "((%s)%s(%s))", ctype(d), fn(sd, "truncf", "trunc"), a[0]);
+    if (dt_is_bool(d)) snprintf(out, n, "(%s!=0)", a[0]);
+    else if (dt_is_int(d) && dt_is_float(sd)) snprintf(out, n, "((%s)%s(%s))", ctype(d), is_f64(sd) ? "trunc" : "truncf", a[0]);
     else snprintf(out, n, "((%s)%s)", ctype(d), a[0]);
-    break;
+    return;
   case OP_BITCAST: { /* small floats live as float in registers: back to bits first */
     char from[512];
     if (is_small_float(sd)) snprintf(from, sizeof from, "f32_to_%s(%s)", conv_name(sd), a[0]);
@@ -247,174 +253,142 @@ static void alu_expr(rc *r, uop *u, const char **a, char *out, size_t n) {
     if (is_small_float(d))
       snprintf(out, n, "%s_to_f32(({%s s_ = %s; %s t_; memcpy(&t_, &s_, sizeof t_); t_;}))", conv_name(d), storage_type(sd), from, storage_type(d));
     else snprintf(out, n, "({%s s_ = %s; %s t_; memcpy(&t_, &s_, sizeof t_); t_;})", storage_type(sd), from, storage_type(d));
-    break;
+    return;
   }
-  default: CG_ASSERT(0, "the C renderer has no %s", op_name(u->op));
+  default: break;
   }
-  (void)r;
+  const char *t = dt_is_bool(td) && c_bool_templates[u->op] ? c_bool_templates[u->op]
+                  : dt_is_float(td) && c_float_templates[u->op] ? c_float_templates[u->op]
+                                                                : c_templates[u->op];
+  CG_ASSERT(t, "the C renderer has no %s", op_name(u->op));
+  expand_template(t, td, a, out, n);
 }
 
-static bool same_ranges(const uop *a, const uop *b) {
-  if (a->nsrc != b->nsrc || a->arg.v[0] != b->arg.v[0]) return false;
-  for (uint32_t i = 1; i < a->nsrc; i++)
-    if (a->src[i] != b->src[i]) return false;
-  return true;
+static const char *name_of(rc *r, uop *u) {
+  if (u->op == OP_CONST) return literal(r, u);
+  uintptr_t i = (uintptr_t)uopset_get(&r->names, u);
+  CG_ASSERT(i, "the C renderer met %s before it was computed", op_name(u->op));
+  return r->strs[i - 1];
+}
+static void set_name(rc *r, uop *u, const char *name) {
+  save_str(r, name);
+  uopset_put(&r->names, u, (void *)(uintptr_t)r->nstrs);
 }
 
-/* Compute before the loop whatever depends only on loops already open. */
-static void hoist(rc *r, uop *src) {
-  uop *stack[4096];
-  int n = 0;
-  uopset seen = {0};
-  stack[n++] = src;
-  while (n) {
-    uop *x = stack[--n];
-    if (!uopset_add(&seen, x) || x->op == OP_BUFFER || x->op == OP_CONST || x->op == OP_RANGE) continue;
-    if (!(deps(r, x) & ~r->open) && x->op != OP_INDEX) {
-      value(r, x);
-      continue;
-    }
-    for (uint32_t i = 0; i < x->nsrc && n < 4096; i++) stack[n++] = x->src[i];
-  }
-  uopset_free(&seen);
-}
-
-/* A REDUCE, together with every other pending REDUCE over the same ranges (the lanes of
- * an upcast tile): one set of loops, one accumulator each. */
-static const char *reduce_value(rc *r, uop *u) {
-  int op = (int)u->arg.v[0];
-  dtype d = u->dt;
-  uop *group[256];
-  int ng = 0;
-  for (int i = 0; i < r->nreduces && ng < 256; i++) {
-    uop *x = r->reduces[i];
-    if (x == u || (!name_of(r, x) && same_ranges(x, u))) group[ng++] = x;
-  }
-  for (int g = 0; g < ng; g++) hoist(r, group[g]->src[0]);
-  const char *init;
-  if (op == OP_ADD) init = dt_is_float(d) ? (is_f64(d) ? "0.0" : "0.0f") : "0";
-  else if (op == OP_MUL) init = dt_is_float(d) ? (is_f64(d) ? "1.0" : "1.0f") : "1";
-  else if (dt_is_float(d)) init = "-INFINITY";
-  else if (dt_is_bool(d) || dt_is_unsigned(d)) init = "0";
-  else init = d.scalar == CG_INT64 ? "INT64_MIN" : d.scalar == CG_INT32 ? "INT32_MIN" : d.scalar == CG_INT16 ? "INT16_MIN" : "INT8_MIN";
-  char acc[256][16];
-  for (int g = 0; g < ng; g++) {
-    snprintf(acc[g], sizeof acc[g], "acc%d", r->nacc++);
-    line(r, "%s %s = %s;", ctype(d), acc[g], init);
-  }
-  for (uint32_t i = 1; i < u->nsrc; i++) {
-    const char *rv = value(r, u->src[i]->src[0]);
-    char nm[32];
-    snprintf(nm, sizeof nm, "ridx%" PRId64, u->src[i]->arg.v[0]);
-    line(r, "for (int32_t %s = 0; %s < %s; %s++) {", nm, nm, rv, nm);
-    open_scope(r);
-    define(r, u->src[i], nm);
-  }
-  const char *v[256];
-  for (int g = 0; g < ng; g++) v[g] = value(r, group[g]->src[0]);
-  for (int g = 0; g < ng; g++) {
-    if (op == OP_ADD) line(r, dt_is_bool(d) ? "%s |= %s;" : "%s += %s;", acc[g], v[g]);
-    else if (op == OP_MUL) line(r, dt_is_bool(d) ? "%s &= %s;" : "%s *= %s;", acc[g], v[g]);
-    else line(r, "%s = %s > %s ? %s : %s;", acc[g], v[g], acc[g], v[g], acc[g]);
-  }
-  for (uint32_t i = 1; i < u->nsrc; i++) close_scope(r);
-  const char *mine = NULL;
-  for (int g = 0; g < ng; g++) {
-    const char *nm = define(r, group[g], acc[g]);
-    if (group[g] == u) mine = nm;
-  }
-  return mine;
-}
-
-static const char *value(rc *r, uop *u) {
-  const char *nm = name_of(r, u);
-  if (nm) return nm;
-  char expr[8192], vn[32];
-  switch (u->op) {
-  case OP_CONST: return literal(r, u);
-  case OP_REDUCE: return reduce_value(r, u);
-  case OP_LOAD: {
-    uop *ix = u->src[0], *b = ix->src[0];
-    const char *off = value(r, ix->src[1]);
-    int slot = buf_slot(r, b);
-    char elem[4200];
-    if (is_small_float(b->dt)) snprintf(elem, sizeof elem, "%s_to_f32(data%d[%s])", conv_name(b->dt), slot, off);
-    else snprintf(elem, sizeof elem, "data%d[%s]", slot, off);
-    if (ix->nsrc > 2) snprintf(expr, sizeof expr, "(%s ? %s : %s)", value(r, ix->src[2]), elem, value(r, u->src[1]));
-    else snprintf(expr, sizeof expr, "%s", elem);
-    break;
-  }
-  default: {
-    CG_ASSERT(op_is_alu(u->op), "the C renderer cannot compute a %s", op_name(u->op));
-    const char *a[3];
-    for (uint32_t i = 0; i < u->nsrc; i++) a[i] = value(r, u->src[i]);
-    alu_expr(r, u, a, expr, sizeof expr);
-    if (is_small_float(u->dt) && u->op != OP_BITCAST && !op_has(u->op, F_CMP)) {
-      /* round every result to the small format, as its hardware would */
-      char t[8300];
-      snprintf(t, sizeof t, "%s_round(%s)", conv_name(u->dt), expr);
-      strcpy(expr, t);
-    }
-  }
-  }
-  snprintf(vn, sizeof vn, "val%d", r->nval++);
-  line(r, "%s %s = %s;", ctype(u->dt), vn, expr);
-  return define(r, u, vn);
+/* The element a (linear) INDEX points at, as an lvalue or loaded value. */
+static void element(rc *r, uop *ix, bool load, char *out, size_t n) {
+  uop *b = ix->src[0];
+  int slot = (int)b->arg.v[0];
+  const char *off = name_of(r, ix->src[1]);
+  if (ix->dt.count > 1) snprintf(out, n, "(*(%s%s_u *)(data%d + %s))", load ? "const " : "", type_of(dt_base(ix->dt)), slot, off);
+  else if (load && is_small_float(b->dt)) snprintf(out, n, "%s_to_f32(data%d[%s])", conv_name(b->dt), slot, off);
+  else snprintf(out, n, "data%d[%s]", slot, off);
 }
 
 /* ---- the kernel ------------------------------------------------------------------------ */
 
 extern const char cg_kernel_prelude[];
 
-char *render_c(const char *name, uop *ast, uop **bufs, int nbufs, int nout) {
-  rc r = {.bufs = bufs, .nbufs = nbufs};
-  uop *rng[64];
-  int nr = 0;
-  uopset seen = {0};
-  find_ranges(&r, ast, &seen, rng, &nr);
-  uopset_free(&seen);
+static char *render_c(const char *name, const linear *l) {
+  rc r = {0};
   emit(&r, "%s", cg_kernel_prelude);
   emit(&r, "void %s(void **bufs, const int64_t *vars, int64_t lo, int64_t hi) {\n", name);
   r.indent = 1;
   line(&r, "(void)vars; (void)lo; (void)hi;");
-  for (int i = 0; i < nbufs; i++)
-    line(&r, "%s%s *restrict data%d = (%s *)bufs[%d];", i < nout ? "" : "const ", storage_type(bufs[i]->dt), i, storage_type(bufs[i]->dt), i);
-  /* output loops, by axis; the first takes [lo, hi) */
-  uop *outer[64];
-  int no = 0;
-  for (int i = 0; i < nr; i++)
-    if (rng[i]->arg.v[1] == 0) outer[no++] = rng[i];
-  for (int i = 1; i < no; i++)
-    for (int j = i; j > 0 && outer[j]->arg.v[0] < outer[j - 1]->arg.v[0]; j--) {
-      uop *t = outer[j];
-      outer[j] = outer[j - 1], outer[j - 1] = t;
+  /* slot dtypes from the instructions that index them */
+  dtype *slot_dt = calloc((size_t)(l->nbufs ? l->nbufs : 1), sizeof(dtype));
+  bool *seen = calloc((size_t)(l->nbufs ? l->nbufs : 1), 1);
+  CG_ASSERT(slot_dt && seen, "out of memory");
+  for (int i = 0; i < l->n; i++)
+    if (l->ins[i]->op == OP_INDEX) {
+      uop *b = l->ins[i]->src[0];
+      slot_dt[b->arg.v[0]] = b->dt, seen[b->arg.v[0]] = true;
     }
-  for (int i = 0; i < no; i++) {
-    char nm[32];
-    snprintf(nm, sizeof nm, "gidx%" PRId64, outer[i]->arg.v[0]);
-    if (i == 0) line(&r, "for (int32_t %s = (int32_t)lo; %s < (int32_t)hi; %s++) {", nm, nm, nm);
-    else line(&r, "for (int32_t %s = 0; %s < %s; %s++) {", nm, nm, value(&r, outer[i]->src[0]), nm);
-    open_scope(&r);
-    define(&r, outer[i], nm);
+  for (int i = 0; i < l->nbufs; i++)
+    if (seen[i]) line(&r, "%s%s *restrict data%d = (%s *)bufs[%d];", i < l->nout ? "" : "const ", storage_type(slot_dt[i]), i, storage_type(slot_dt[i]), i);
+  free(slot_dt);
+  free(seen);
+  char expr[8192], elem[4200], nm[48];
+  for (int i = 0; i < l->n; i++) {
+    uop *u = l->ins[i];
+    const char *a[3] = {0};
+    switch (u->op) {
+    case OP_RANGE:
+      snprintf(nm, sizeof nm, "%sidx%" PRId64, u->arg.v[1] == RANGE_REDUCE ? "r" : "g", u->arg.v[0]);
+      if (u->arg.v[1] == RANGE_THREAD) line(&r, "for (int32_t %s = (int32_t)lo; %s < (int32_t)hi; %s++) {", nm, nm, nm);
+      else line(&r, "for (int32_t %s = 0; %s < %s; %s++) {", nm, nm, name_of(&r, u->src[0]), nm);
+      set_name(&r, u, nm);
+      r.indent++;
+      continue;
+    case OP_END:
+      r.indent--;
+      line(&r, "}");
+      continue;
+    case OP_DEFINE_ACC:
+      snprintf(nm, sizeof nm, "acc%" PRId64, u->arg.i);
+      line(&r, "%s %s = %s;", type_of(u->dt), nm, name_of(&r, u->src[0]));
+      set_name(&r, u, nm);
+      continue;
+    case OP_ASSIGN: {
+      const char *acc = name_of(&r, u->src[0]);
+      line(&r, "%s = %s;", acc, name_of(&r, u->src[1]));
+      set_name(&r, u, acc);
+      continue;
+    }
+    case OP_INDEX: continue; /* spelled where it is loaded or stored */
+    case OP_VECTORIZE: {
+      size_t w = (size_t)snprintf(expr, sizeof expr, "(%s){", type_of(u->dt));
+      for (uint32_t s = 0; s < u->nsrc && w < sizeof expr; s++)
+        w += (size_t)snprintf(expr + w, sizeof expr - w, dt_is_bool(u->dt) ? "%s-(int32_t)(%s)" : "%s%s", s ? "," : "", name_of(&r, u->src[s]));
+      if (w < sizeof expr) snprintf(expr + w, sizeof expr - w, "}");
+      break;
+    }
+    case OP_GEP:
+      snprintf(expr, sizeof expr, dt_is_bool(u->dt) ? "(%s[%" PRId64 "]!=0)" : "%s[%" PRId64 "]", name_of(&r, u->src[0]), u->arg.i);
+      break;
+    case OP_STORE: {
+      uop *ix = u->src[0], *b = ix->src[0];
+      element(&r, ix, false, elem, sizeof elem);
+      const char *v = name_of(&r, u->src[1]);
+      if (ix->dt.count > 1) line(&r, "%s = %s;", elem, v);
+      else if (is_small_float(b->dt)) line(&r, "%s = f32_to_%s(%s);", elem, conv_name(b->dt), v);
+      else if (dt_is_bool(b->dt)) line(&r, "%s = (uint8_t)(%s);", elem, v);
+      else line(&r, "%s = %s;", elem, v);
+      continue;
+    }
+    case OP_LOAD: {
+      uop *ix = u->src[0];
+      element(&r, ix, true, elem, sizeof elem);
+      if (ix->nsrc > 2) snprintf(expr, sizeof expr, "(%s ? %s : %s)", name_of(&r, ix->src[2]), elem, name_of(&r, u->src[1]));
+      else snprintf(expr, sizeof expr, "%s", elem);
+      break;
+    }
+    default:
+      if (!op_is_alu(u->op)) {
+        cg_fail(CG_ERR_RUNTIME, "the C renderer cannot render a %s", op_name(u->op));
+        free(r.buf);
+        r.buf = NULL;
+        goto done;
+      }
+      for (uint32_t s = 0; s < u->nsrc; s++) a[s] = name_of(&r, u->src[s]);
+      alu_expr(u, a, expr, sizeof expr);
+      if (is_small_float(u->dt) && u->op != OP_BITCAST && !op_has(u->op, F_CMP)) {
+        /* round every result to the small format, as its hardware would */
+        char t[8300];
+        snprintf(t, sizeof t, "%s_round(%s)", conv_name(u->dt), expr);
+        strcpy(expr, t);
+      }
+    }
+    snprintf(nm, sizeof nm, "val%d", r.nval++);
+    line(&r, "%s %s = %s;", type_of(u->dt), nm, expr);
+    set_name(&r, u, nm);
   }
-  for (uint32_t s = 0; s < ast->nsrc; s++) {
-    uop *st = ast->src[s], *ix = st->src[0];
-    const char *v = value(&r, st->src[1]);
-    const char *off = value(&r, ix->src[1]);
-    int slot = buf_slot(&r, ix->src[0]);
-    if (is_small_float(ix->src[0]->dt)) line(&r, "data%d[%s] = f32_to_%s(%s);", slot, off, conv_name(ix->src[0]->dt), v);
-    else if (dt_is_bool(ix->src[0]->dt)) line(&r, "data%d[%s] = (uint8_t)(%s);", slot, off, v);
-    else line(&r, "data%d[%s] = %s;", slot, off, v);
-  }
-  while (r.depth) close_scope(&r);
   emit(&r, "}\n");
+done:
   for (size_t i = 0; i < r.nstrs; i++) free(r.strs[i]);
   free(r.strs);
-  free(r.defined);
-  free(r.depth_of);
-  free(r.reduces);
   uopset_free(&r.names);
-  uopset_free(&r.ranges);
-  uopset_free(&r.dep_memo);
   return r.buf;
 }
+
+const renderer renderer_c = {"c", c_templates, render_c};

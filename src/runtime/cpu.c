@@ -267,6 +267,7 @@ static cg_status cpu_synchronize(void) { return CG_OK; } /* launches are synchro
 
 rt_device rt_cpu_device = {
     .name = "CPU",
+    .renderer = "c",
     .allocator = &cpu_allocator,
     .alloc = cpu_alloc,
     .free = cpu_free,

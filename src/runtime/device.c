@@ -1,11 +1,13 @@
 /* The device table and the runtime counters. Adding a backend = one line in `devices`. */
 #include "device.h"
+#include "core/config.h"
 #include "core/error.h"
 #include <pthread.h>
 #include <strings.h>
 
 static rt_device *const devices[] = {
     &rt_cpu_device,
+    &rt_interp_device,
     /* &rt_cuda_device, */
 };
 #define NDEVICES ((int)(sizeof devices / sizeof devices[0]))
@@ -25,6 +27,8 @@ rt_device *rt_get_device(const char *name) {
     n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", devices[i]->name);
   return cg_fail_null(CG_ERR_INVALID, "unknown device '%s' (expected one of: %s)", name, list);
 }
+
+rt_device *rt_default_device(void) { return rt_get_device(cfg_str("DEVICE", "CPU")); }
 
 static rt_stats stats;
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;

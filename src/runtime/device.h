@@ -52,6 +52,7 @@ typedef void (*rt_cpu_kernel_fn)(void **bufs, const int64_t *vars, int64_t lo, i
 
 struct rt_device {
   const char *name; /* "CPU", "CUDA", ... */
+  const char *renderer; /* which renderer makes its programs (renderer/render.h): "c", "interp" */
   /* Optional (NULL: always there): check that the device can be used (driver present);
    * called by rt_get_device on every lookup, so it should cache its answer. */
   cg_status (*open)(void);
@@ -76,6 +77,8 @@ struct rt_device {
 /* The device called name (case-insensitive: "CPU"), or NULL + CG_ERR_INVALID naming the
  * devices there are (or the device's own message when it cannot be opened). */
 rt_device *rt_get_device(const char *name);
+/* The device tensors are made on: the DEVICE knob (default "CPU"). */
+rt_device *rt_default_device(void);
 /* The i-th entry of the device table, NULL past the end (for trimming, listing). */
 rt_device *rt_device_at(int i);
 
@@ -98,5 +101,6 @@ void rt_stats_lock(void);
 void rt_stats_unlock(void);
 
 extern rt_device rt_cpu_device;
+extern rt_device rt_interp_device;
 
 #endif

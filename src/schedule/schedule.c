@@ -1,6 +1,8 @@
-/* Realize points and the kernel list (see schedule.h). */
+/* Realize points, kernels over slots and merging (see schedule.h). */
 #include "schedule.h"
-#include "tensor/tensor.h"
+#include "runtime/buffer.h"
+#include "uop/shape.h"
+#include "uop/view.h"
 #include "uop/rewrite.h"
 #include "uop/uopset.h"
 #include <string.h>
@@ -102,111 +104,246 @@ static uop *plain_buffer(uop *u) {
 
 static uintptr_t order_of(sched_ctx *c, uop *u) { return (uintptr_t)uopset_get(&c->order, u); }
 
-static void collect_bufs(uop *ast, sched_kernel *k) {
-  /* outputs (the stored buffers) first, then inputs in the order they are first met */
-  uopset seen = {0};
-  uop *stack[4096];
-  size_t n = 0, cap = 8;
-  free(k->bufs);
-  k->bufs = malloc(sizeof(uop *) * cap);
-  CG_ASSERT(k->bufs, "out of memory");
-  k->nbufs = 0;
-  for (uint32_t i = 0; i < ast->nsrc; i++) {
-    uop *b = ast->src[i]->src[0]->src[0];
-    if (!uopset_add(&seen, b)) continue;
-    grow((void ***)&k->bufs, (size_t)k->nbufs, &cap);
-    k->bufs[k->nbufs++] = b;
+/* A kernel while it is planned: the realize points it computes (roots) and their buffers. */
+typedef struct {
+  uop **roots, **outs;
+  int n, cap;
+} plan;
+
+static void plan_add(plan *k, uop *root, uop *buf) {
+  if (k->n == k->cap) {
+    k->cap = k->cap ? 2 * k->cap : 2;
+    k->roots = realloc(k->roots, sizeof(uop *) * (size_t)k->cap);
+    k->outs = realloc(k->outs, sizeof(uop *) * (size_t)k->cap);
+    CG_ASSERT(k->roots && k->outs, "out of memory");
   }
-  k->nout = k->nbufs;
-  stack[n++] = ast;
-  uopset visited = {0};
-  while (n) {
-    uop *u = stack[--n];
-    if (!uopset_add(&visited, u)) continue;
-    if (u->op == OP_BUFFER) {
-      if (uopset_add(&seen, u)) {
-        grow((void ***)&k->bufs, (size_t)k->nbufs, &cap);
-        k->bufs[k->nbufs++] = u;
-      }
-      continue;
-    }
-    for (int i = (int)u->nsrc - 1; i >= 0; i--) {
-      CG_ASSERT(n < 4096, "kernel AST too deep to scan");
-      stack[n++] = u->src[i];
-    }
-  }
-  uopset_free(&seen);
-  uopset_free(&visited);
+  k->roots[k->n] = root, k->outs[k->n++] = buf;
 }
+
+/* The value a root stores (an ASSIGN stores its source into its target's buffer). */
+static uop *stored_value(uop *root) { return root->op == OP_ASSIGN ? root->src[1] : root; }
 
 /* ---- merging: a kernel whose only job is to feed another at the same index runs inside
- * it (softmax's max inside its sum): B computes A's value where it loaded it, and stores
- * A's buffer too. */
+ * it (softmax's max inside its sum). Decided on the tensor-level graph: every path from
+ * the reader's stored value to the merged node must keep the index equal to the reader's
+ * output index, axis by axis. */
 
-typedef struct { uop *buf, *idx, *val; } subst_ctx;
-static uop *subst_load(rw_match *m) {
-  subst_ctx *c = m->ctx;
-  return B(b) == c->buf && B(i) == c->idx ? c->val : NULL;
+enum { AX_OUT, AX_ZERO, AX_OTHER }; /* index is the output index / constant 0 / anything else */
+
+typedef struct {
+  uopset *realized;
+  uop *target;          /* the node of the kernel that would be merged */
+  const int64_t *oshape;
+  int ondim;
+  int budget;           /* paths walked before giving up (shared subgraphs) */
+  uopset reach;         /* node -> 1 + whether the target is below it */
+} same_ctx;
+
+static bool reaches(same_ctx *c, uop *u) {
+  uintptr_t r = (uintptr_t)uopset_get(&c->reach, u);
+  if (r) return r == 2;
+  bool y = u == c->target;
+  if (!y && u->op != OP_BUFFER && !uopset_get(c->realized, u))
+    for (uint32_t i = 0; i < u->nsrc && !y; i++) y = reaches(c, u->src[i]);
+  uopset_put(&c->reach, u, (void *)(uintptr_t)(1 + y));
+  return y;
 }
-static const rw_rule subst_rules[] = {RULE("(LOAD (INDEX b:BUFFER i))", subst_load)};
-static RULESET(rs_subst_load, "merge_kernels", subst_rules);
 
-/* Whether every read of buf in u is an ungated load at exactly idx. */
-static bool reads_only_at(uop *u, uop *buf, uop *idx, uopset *seen, bool *any) {
-  if (!uopset_add(seen, u)) return true;
-  if (u->op == OP_INDEX && u->src[0] == buf) {
-    *any = true;
-    return u->nsrc == 2 && u->src[1] == idx;
+static bool same_index(same_ctx *c, uop *u, const uint8_t *ax) {
+  if (!reaches(c, u)) return true;
+  if (--c->budget < 0) return false;
+  if (u == c->target) {
+    if (!shape_eq(u->shape, u->ndim, c->oshape, c->ondim)) return false;
+    for (int i = 0; i < u->ndim; i++)
+      if (!(ax[i] == AX_OUT || (ax[i] == AX_ZERO && u->shape[i] == 1))) return false;
+    return true;
   }
-  if (u->op == OP_BUFFER) return true;
-  for (uint32_t i = 0; i < u->nsrc; i++)
-    if (!reads_only_at(u->src[i], buf, idx, seen, any)) return false;
-  return true;
+  if (u->op == OP_BUFFER || u->op == OP_CONST || u->op == OP_DEFINE_VAR || uopset_get(c->realized, u)) return true;
+  uint8_t nx[UOP_MAX_DIMS];
+  uop *s = u->nsrc ? u->src[0] : NULL;
+  switch (u->op) {
+  case OP_REDUCE:
+    memcpy(nx, ax, (size_t)u->ndim);
+    for (int i = 1; i < u->arg.n; i++) nx[u->arg.v[i]] = AX_OTHER;
+    return same_index(c, s, nx);
+  case OP_EXPAND:
+    for (int i = 0; i < u->ndim; i++) nx[i] = s->shape[i] == 1 && u->shape[i] != 1 ? AX_ZERO : ax[i];
+    return same_index(c, s, nx);
+  case OP_PERMUTE:
+    for (int i = 0; i < u->ndim; i++) nx[u->arg.v[i]] = ax[i];
+    return same_index(c, s, nx);
+  case OP_PAD: case OP_SHRINK:
+    for (int i = 0; i < u->ndim; i++) nx[i] = u->arg.v[2 * i] ? AX_OTHER : ax[i];
+    return same_index(c, s, nx);
+  case OP_FLIP:
+    for (int i = 0; i < u->ndim; i++) nx[i] = u->arg.v[i] && u->shape[i] > 1 ? AX_OTHER : ax[i];
+    return same_index(c, s, nx);
+  case OP_RESHAPE: { /* only reshapes that add or drop size-1 dims keep axes apart */
+    int j = 0;
+    for (int i = 0; i < s->ndim; i++) {
+      if (s->shape[i] == 1) { nx[i] = AX_ZERO; continue; }
+      while (j < u->ndim && u->shape[j] == 1) j++;
+      if (j == u->ndim || u->shape[j] != s->shape[i]) return false;
+      nx[i] = ax[j++];
+    }
+    while (j < u->ndim && u->shape[j] == 1) j++;
+    return j == u->ndim && same_index(c, s, nx);
+  }
+  default:
+    for (uint32_t i = 0; i < u->nsrc; i++)
+      if (!same_index(c, u->src[i], ax)) return false;
+    return true;
+  }
 }
 
-static bool kernel_reads(sched_kernel *k, uop *buf) {
-  for (int i = k->nout; i < k->nbufs; i++)
-    if (k->bufs[i] == buf) return true;
+static bool reads_node(uop *u, uop *target, uopset *realized, uopset *seen) {
+  if (u == target) return true;
+  if (u->op == OP_BUFFER || uopset_get(realized, u) || !uopset_add(seen, u)) return false;
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (reads_node(u->src[i], target, realized, seen)) return true;
   return false;
 }
 
-static void merge_kernels(schedule *s) {
-  for (bool again = true; again;) {
-    again = false;
-    for (int i = 0; i < s->n && !again; i++) {
-      sched_kernel *a = &s->k[i];
-      if (a->ast->nsrc != 1) continue;
-      uop *st = a->ast->src[0], *abuf = st->src[0]->src[0], *aidx = st->src[0]->src[1];
-      for (int j = i + 1; j < s->n; j++) {
-        sched_kernel *b = &s->k[j];
-        if (!kernel_reads(b, abuf)) continue;
-        uop *bidx = b->ast->src[0]->src[0]->src[1];
-        uopset seen = {0}, seen_a = {0};
-        bool any = false, any_a = false, only = bidx == aidx && reads_only_at(b->ast, abuf, aidx, &seen, &any);
-        /* a kernel that reads its own output (an in-place update) stays separate: its value
-         * would read the buffer it replaces */
-        if (only) reads_only_at(st->src[1], abuf, aidx, &seen_a, &any_a);
-        only = only && !any_a;
-        uopset_free(&seen);
-        uopset_free(&seen_a);
-        if (only) {
-          subst_ctx c = {abuf, aidx, st->src[1]};
-          uop *body = graph_rewrite(b->ast, &rs_subst_load, &c);
-          uop *srcs[64];
-          int n = 0;
-          srcs[n++] = st;
-          for (uint32_t k = 0; k < body->nsrc && n < 64; k++) srcs[n++] = body->src[k];
-          b->ast = uop_new(OP_SINK, dt_void(), srcs, n, arg_none());
-          collect_bufs(b->ast, b);
-          free(a->bufs);
-          memmove(&s->k[i], &s->k[i + 1], sizeof *s->k * (size_t)(s->n - i - 1));
-          s->n--;
-          again = true;
-        }
-        break; /* only the first reader of a's buffer may absorb it */
+/* While b is checked, its roots and a's are not loads: b's walk starts at its roots and
+ * must reach into a's. These take them out of `realized` and put them back. */
+static void unrealize(plan *a, plan *b, uopset *realized, void **saved) {
+  saved[0] = uopset_get(realized, a->roots[0]);
+  uopset_del(realized, a->roots[0]);
+  for (int k = 0; k < b->n; k++) {
+    saved[k + 1] = uopset_get(realized, b->roots[k]);
+    uopset_del(realized, b->roots[k]);
+  }
+}
+static void rerealize(plan *a, plan *b, uopset *realized, void **saved) {
+  uopset_put(realized, a->roots[0], saved[0]);
+  for (int k = 0; k < b->n; k++) uopset_put(realized, b->roots[k], saved[k + 1]);
+}
+
+/* Whether kernel b can compute kernel a's single root where it reads it. */
+static bool can_merge(plan *a, plan *b, uopset *realized) {
+  uop *ra = a->roots[0];
+  if (a->n != 1 || ra->op == OP_ASSIGN) return false;
+  uint8_t ax[UOP_MAX_DIMS];
+  bool ok = true;
+  void **saved = malloc(sizeof(void *) * (size_t)(b->n + 1));
+  CG_ASSERT(saved, "out of memory");
+  unrealize(a, b, realized, saved);
+  for (int k = 0; k < b->n && ok; k++) {
+    uop *rb = b->roots[k];
+    /* an in-place update reads the buffer it replaces: never computed inside */
+    ok = shape_eq(rb->shape, rb->ndim, ra->shape, ra->ndim) && !(rb->op == OP_ASSIGN && b->outs[k] == a->outs[0]);
+    memset(ax, AX_OUT, sizeof ax);
+    same_ctx c = {realized, ra, rb->shape, rb->ndim, 100000, {0}};
+    ok = ok && same_index(&c, stored_value(rb), ax);
+    uopset_free(&c.reach);
+  }
+  rerealize(a, b, realized, saved);
+  free(saved);
+  return ok;
+}
+
+static bool plan_reads(plan *a, plan *b, uopset *realized) {
+  void **saved = malloc(sizeof(void *) * (size_t)(b->n + 1));
+  CG_ASSERT(saved, "out of memory");
+  unrealize(a, b, realized, saved);
+  bool r = false;
+  for (int k = 0; k < b->n && !r; k++) {
+    uopset seen = {0};
+    r = reads_node(stored_value(b->roots[k]), a->roots[0], realized, &seen);
+    uopset_free(&seen);
+  }
+  rerealize(a, b, realized, saved);
+  free(saved);
+  return r;
+}
+
+static void merge_plans(plan *ks, int *n, uopset *realized) {
+  for (int i = 0; i < *n; i++) {
+    if (ks[i].n != 1) continue;
+    for (int j = i + 1; j < *n; j++) {
+      if (!plan_reads(&ks[i], &ks[j], realized)) continue;
+      /* only the first reader may absorb it; the others read its buffer */
+      if (can_merge(&ks[i], &ks[j], realized)) {
+        plan m = {0};
+        plan_add(&m, ks[i].roots[0], ks[i].outs[0]);
+        for (int k = 0; k < ks[j].n; k++) plan_add(&m, ks[j].roots[k], ks[j].outs[k]);
+        free(ks[j].roots), free(ks[j].outs), free(ks[i].roots), free(ks[i].outs);
+        ks[j] = m;
+        memmove(&ks[i], &ks[i + 1], sizeof *ks * (size_t)(*n - i - 1));
+        (*n)--, i--;
       }
+      break;
     }
   }
+}
+
+/* ---- a plan becomes an AST over slots ------------------------------------------------ */
+
+typedef struct {
+  uopset *realized;
+  plan *k;
+  uopset slot_of;   /* BUFFER -> slot + 1 */
+  uopset memo;      /* node -> its form over slots */
+  sched_kernel *out;
+  int cap;
+} slot_ctx;
+
+static uop *slot_for(slot_ctx *c, uop *buf) {
+  uintptr_t s = (uintptr_t)uopset_get(&c->slot_of, buf);
+  if (!s) {
+    if (c->out->nbufs == c->cap) {
+      c->cap = c->cap ? 2 * c->cap : 8;
+      c->out->bufs = realloc(c->out->bufs, sizeof(uop *) * (size_t)c->cap);
+      CG_ASSERT(c->out->bufs, "out of memory");
+    }
+    c->out->bufs[c->out->nbufs++] = buf;
+    s = (uintptr_t)c->out->nbufs;
+    uopset_put(&c->slot_of, buf, (void *)s);
+  }
+  int64_t arg[2] = {(int64_t)s - 1, buf->arg.v[1]};
+  return uop_new0(OP_DEFINE_GLOBAL, buf->dt, arg_ints(arg, 2));
+}
+
+static bool is_root(plan *k, uop *u) {
+  for (int i = 0; i < k->n; i++)
+    if (k->roots[i] == u) return true;
+  return false;
+}
+
+static uop *to_slots(slot_ctx *c, uop *u) {
+  uop *r = uopset_get(&c->memo, u);
+  if (r) return r;
+  uop *b = uopset_get(c->realized, u);
+  if (u->op == OP_BUFFER) r = slot_for(c, u);
+  else if (b && !is_root(c->k, u)) r = view_reshape(slot_for(c, b), u->shape, u->ndim);
+  else if (u->op == OP_ASSIGN) r = to_slots(c, u->src[1]);
+  else if (u->op == OP_CONTIGUOUS || u->op == OP_DETACH) r = to_slots(c, u->src[0]);
+  else if (u->nsrc == 0) r = u;
+  else {
+    uop *src[UOP_MAX_DIMS + 4];
+    CG_ASSERT(u->nsrc <= UOP_MAX_DIMS + 4, "a node with %u sources", u->nsrc);
+    for (uint32_t i = 0; i < u->nsrc; i++) src[i] = to_slots(c, u->src[i]);
+    r = uop_replace_src(u, src, (int)u->nsrc);
+  }
+  uopset_put(&c->memo, u, r);
+  return r;
+}
+
+static void plan_to_kernel(plan *k, uopset *realized, sched_kernel *out) {
+  slot_ctx c = {.realized = realized, .k = k, .out = out};
+  memset(out, 0, sizeof *out);
+  for (int i = 0; i < k->n; i++) slot_for(&c, k->outs[i]);
+  out->nout = out->nbufs;
+  uop **st = malloc(sizeof(uop *) * (size_t)k->n);
+  CG_ASSERT(st, "out of memory");
+  for (int i = 0; i < k->n; i++) {
+    uop *v = to_slots(&c, stored_value(k->roots[i]));
+    st[i] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
+  }
+  out->ast = uop_new(OP_SINK, dt_void(), st, k->n, arg_none());
+  free(st);
+  uopset_free(&c.slot_of);
+  uopset_free(&c.memo);
 }
 
 bool sched_build(uop *const *outs, int nouts, schedule *s) {
@@ -219,7 +356,9 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   for (size_t w = 0; w < c.nwork; w++) visit(&c, c.work[w], c.work[w], C_DIRECT, 0);
   /* kernels in dependency order */
   uop **pts = malloc(sizeof(uop *) * (c.nwork ? c.nwork : 1));
-  CG_ASSERT(pts, "out of memory");
+  plan *ks = calloc(c.nwork ? c.nwork : 1, sizeof *ks);
+  s->out_bufs = calloc((size_t)(nouts ? nouts : 1), sizeof(uop *));
+  CG_ASSERT(pts && ks && s->out_bufs, "out of memory");
   if (c.nwork) memcpy(pts, c.work, sizeof(uop *) * c.nwork);
   for (size_t i = 1; i < c.nwork; i++) /* insertion sort by topological position */
     for (size_t j = i; j > 0 && order_of(&c, pts[j]) < order_of(&c, pts[j - 1]); j--) {
@@ -227,10 +366,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
       pts[j] = pts[j - 1], pts[j - 1] = t;
     }
   uopset realized = {0};
-  int next_axis = 100;
-  s->k = calloc(c.nwork ? c.nwork : 1, sizeof *s->k);
-  s->out_bufs = calloc((size_t)nouts, sizeof(uop *));
-  CG_ASSERT(s->k && s->out_bufs, "out of memory");
+  int nk = 0;
   bool ok = true;
   for (size_t i = 0; i < c.nwork && ok; i++) {
     uop *p = pts[i], *buf;
@@ -241,19 +377,25 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
         ok = false;
         break;
       }
-    } else {
-      buf = buffer_new(p->dt, shape_numel(p->shape, p->ndim));
+    } else if (!(buf = buffer_new(p->dt, shape_numel(p->shape, p->ndim)))) {
+      ok = false;
+      break;
     }
-    sched_kernel *k = &s->k[s->n++];
-    k->ast = lower_kernel(p, buf, &realized, &k->global, &next_axis, k->opts, sizeof k->opts);
-    collect_bufs(k->ast, k);
+    plan_add(&ks[nk++], p, buf);
     uopset_put(&realized, p, buf);
   }
-  if (ok) merge_kernels(s);
-  for (int i = 0; i < nouts; i++) {
+  if (ok) {
+    merge_plans(ks, &nk, &realized);
+    s->k = calloc((size_t)(nk ? nk : 1), sizeof *s->k);
+    CG_ASSERT(s->k, "out of memory");
+    for (int i = 0; i < nk; i++) plan_to_kernel(&ks[i], &realized, &s->k[s->n++]);
+  }
+  for (int i = 0; i < nouts && ok; i++) {
     uop *b = plain_buffer(outs[i]);
     s->out_bufs[i] = b ? b : uopset_get(&realized, outs[i]);
   }
+  for (int i = 0; i < nk; i++) free(ks[i].roots), free(ks[i].outs);
+  free(ks);
   free(pts);
   free(c.topo);
   free(c.work);

@@ -1,21 +1,29 @@
 /* The scheduler: which tensor-level nodes become buffers, and the kernels that fill them.
  *
- *   outputs ─► realize points (outputs, CONTIGUOUS, reductions that cannot fuse) ─►
- *   one kernel AST per point (codegen/lower.c), in dependency order.
+ *   outputs ─► realize points (outputs, CONTIGUOUS, ASSIGN, reductions that cannot fuse)
+ *           ─► one kernel per point, in dependency order ─► merge a kernel into its only
+ *              reader at the same index (softmax's max inside its sum)
  *
  * Fusion rules (ARCHITECTURE §5): movement ops become index math; elementwise chains
  * fuse into their consumer; a reduction fuses into its consumer when it is used once and
- * reached without broadcasting (or broadcast only along an enclosing reduction's axes). */
+ * reached without broadcasting (or broadcast only along an enclosing reduction's axes).
+ *
+ * A kernel comes out as a tensor-level AST over numbered slots, never concrete buffers:
+ *     SINK(STORE(DEFINE_GLOBAL[slot, count], value), ...)
+ * where value is a tensor-level graph (movement ops, ALU ops, REDUCE) whose leaves are
+ * CONSTs, DEFINE_VARs and DEFINE_GLOBALs; slots 0..nout-1 are the outputs, the others
+ * inputs in the order they are first met. Two graphs that differ only in which buffers
+ * they read give the same AST (hash-consing: the same pointer), so everything after the
+ * scheduler (codegen, compiled programs) is cached by it. The scheduler never calls
+ * codegen. */
 #ifndef CG_SCHEDULE_H
 #define CG_SCHEDULE_H
 #include "uop/uop.h"
 
 typedef struct {
-  uop *ast;        /* SINK of STOREs; buffers appear as BUFFER UOps inside INDEX */
-  uop **bufs;      /* distinct buffers, outputs first (retained by the schedule's pool) */
+  uop *ast;        /* SINK of STOREs over DEFINE_GLOBAL slots (owned by the caller's pool) */
+  uop **bufs;      /* the BUFFER bound to each slot, outputs first */
   int nbufs, nout;
-  int64_t global;  /* size of the outermost parallel range (1: none) */
-  char opts[96];   /* the opts applied, for DEBUG=3 */
 } sched_kernel;
 
 typedef struct {
@@ -28,11 +36,5 @@ typedef struct {
  * Returns false with an error recorded on failure. */
 bool sched_build(uop *const *outs, int nouts, schedule *s);
 void sched_free(schedule *s);
-
-/* lower.c: the kernel AST that computes `root` (which will be stored to out_buf), with the
- * realized nodes of `realized` (node -> BUFFER) read from their buffers. Reduce ranges
- * get ids from *next_axis, unique in a schedule so merged kernels keep their loops apart.
- * The kernel's opts (codegen/opt.c) are applied and described in opts. */
-uop *lower_kernel(uop *root, uop *out_buf, void *realized_map, int64_t *global, int *next_axis, char *opts, size_t nopts);
 
 #endif

@@ -29,16 +29,6 @@ bool norm_axes(const char *who, int ndim, const int *axes, int naxes, int *out, 
   return true;
 }
 
-uop *reduce_uop(uop *u, int op, const int *axes, int naxes) {
-  int64_t arg[UOP_MAX_DIMS + 1];
-  int n = 0;
-  arg[n++] = op;
-  for (int i = 0; i < naxes; i++)
-    if (u->shape[axes[i]] != 1) arg[n++] = axes[i];
-  if (n == 1) return u;
-  return uop_new(OP_REDUCE, u->dt, &u, 1, arg_ints(arg, n));
-}
-
 /* Drop the reduced axes unless keepdim. */
 static uop *squeeze_axes(uop *u, const int *axes, int naxes, bool keepdim) {
   if (keepdim) return u;

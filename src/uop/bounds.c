@@ -30,7 +30,7 @@ void uop_compute_bounds(uop *u) {
   switch (u->op) {
   case OP_CONST: set(u, u->arg.i, u->arg.i); return;
   case OP_DEFINE_VAR: set(u, u->arg.v[0], u->arg.v[1]); return;
-  case OP_RANGE: case OP_SPECIAL: set(u, 0, max2(hi(a) - 1, 0)); return;
+  case OP_RANGE: set(u, 0, max2(hi(a) - 1, 0)); return;
   default: break;
   }
   if (!ints) return;

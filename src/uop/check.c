@@ -54,8 +54,8 @@ const char *uop_check(int op, dtype dt, uop *const *src, int nsrc, const uarg *a
   case OP_DEFINE_VAR:
     if (arg->kind != ARG_VAR || arg->v[0] > arg->v[1]) return "DEFINE_VAR needs a name and min <= max";
     break;
-  case OP_BUFFER:
-    if (arg->kind != ARG_INTS || arg->n != 2) return "BUFFER's arg is [id, count]";
+  case OP_BUFFER: case OP_DEFINE_GLOBAL:
+    if (arg->kind != ARG_INTS || arg->n != 2) return "BUFFER's arg is [id, count]; DEFINE_GLOBAL's [slot, count]";
     break;
   case OP_RESHAPE: case OP_EXPAND: case OP_PERMUTE: case OP_FLIP:
     if (arg->kind != ARG_INTS) return "movement arg must be a tuple of ints";

@@ -27,7 +27,7 @@ int shape_infer(int op, uop *const *src, int nsrc, const uarg *arg, int64_t *out
   const uop *s = nsrc ? src[0] : NULL;
   int nd = s ? s->ndim : -1;
   switch (op) {
-  case OP_BUFFER: out[0] = arg->v[1]; return 1;
+  case OP_BUFFER: case OP_DEFINE_GLOBAL: out[0] = arg->v[1]; return 1;
   case OP_CONST: case OP_DEFINE_VAR: return 0;
   case OP_RESHAPE: case OP_EXPAND:
     if (arg->n) memcpy(out, arg->v, sizeof(int64_t) * (size_t)arg->n);

@@ -93,13 +93,16 @@ static void test_intern_structure(void) {
   EXPECT(uop_new1(OP_CAST, DT_I64, a, arg_none()) == la);
   EXPECT(uop_new1(OP_CAST, dt_of(CG_INT16), a, arg_none()) != la);
   EXPECT(uop_alu(OP_ADD, la, lb)->dt.scalar == CG_INT64);
-  /* vectors and pointers are part of the dtype */
-  uop *g0 = uop_new0(OP_DEFINE_GLOBAL, dt_ptr(DT_F32, ADDR_GLOBAL), arg_int(0));
-  EXPECT(g0 == uop_new0(OP_DEFINE_GLOBAL, dt_ptr(DT_F32, ADDR_GLOBAL), arg_int(0)));
-  EXPECT(g0 != uop_new0(OP_DEFINE_GLOBAL, dt_ptr(DT_I32, ADDR_GLOBAL), arg_int(0)));
-  EXPECT(g0 != uop_new0(OP_DEFINE_GLOBAL, dt_ptr(DT_F32, ADDR_LOCAL), arg_int(0)));
-  EXPECT(g0 != uop_new0(OP_DEFINE_GLOBAL, dt_ptr(dt_vec(DT_F32, 4), ADDR_GLOBAL), arg_int(0)));
-  EXPECT(g0 != uop_new0(OP_DEFINE_GLOBAL, dt_ptr(DT_F32, ADDR_GLOBAL), arg_int(1)));
+  /* vectors and pointers are part of the dtype; a slot's arg is [slot, count] */
+  int64_t s0[2] = {0, 16}, s1[2] = {1, 16};
+  uop *g0 = uop_new0(OP_DEFINE_GLOBAL, DT_F32, arg_ints(s0, 2));
+  EXPECT(g0 == uop_new0(OP_DEFINE_GLOBAL, DT_F32, arg_ints(s0, 2)));
+  EXPECT(g0->ndim == 1 && g0->shape[0] == 16);
+  EXPECT(g0 != uop_new0(OP_DEFINE_GLOBAL, DT_I32, arg_ints(s0, 2)));
+  EXPECT(g0 != uop_new0(OP_DEFINE_GLOBAL, DT_F32, arg_ints(s1, 2)));
+  uop *p0 = uop_new2(OP_INDEX, dt_ptr(DT_F32, ADDR_GLOBAL), g0, a);
+  EXPECT(p0 != uop_new2(OP_INDEX, dt_ptr(DT_F32, ADDR_LOCAL), g0, a));
+  EXPECT(p0 != uop_new2(OP_INDEX, dt_ptr(dt_vec(DT_F32, 4), ADDR_GLOBAL), g0, a));
   uop *v2 = uop_new2(OP_VECTORIZE, dt_vec(I32, 2), a, b);
   EXPECT(v2 == uop_new2(OP_VECTORIZE, dt_vec(I32, 2), a, b) && v2 != uop_new2(OP_VECTORIZE, dt_vec(I32, 2), b, a));
   /* number of sources */
@@ -418,7 +421,7 @@ static void test_check(void) {
   BAD(uop_check(OP_IDIV, DT_F32, (uop *[]){f, f}, 2, &none), "integer");
   BAD(uop_check(OP_RANGE, DT_F32, &f, 1, &none), "integer");
   BAD(uop_check(OP_STORE, I32, ab, 2, &none), "void");
-  BAD(uop_check(OP_DEFINE_GLOBAL, DT_F32, NULL, 0, &(uarg){.kind = ARG_INT}), "pointer");
+  BAD(uop_check(OP_DEFINE_GLOBAL, DT_F32, NULL, 0, &(uarg){.kind = ARG_INT}), "DEFINE_GLOBAL's [slot, count]");
   /* args */
   BAD(uop_check(OP_CONST, DT_F32, NULL, 0, &(uarg){.kind = ARG_INT, .i = 1}), "CONST's arg");
   BAD(uop_check(OP_CONST, I32, NULL, 0, &(uarg){.kind = ARG_FLOAT, .f = 1}), "CONST's arg");

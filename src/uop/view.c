@@ -1,6 +1,5 @@
-/* Movement UOps with the shortcuts that keep graphs small (a reshape to the same shape is
- * no node; reshape of reshape is one node). No user checks here: movement.c checks. */
-#include "tensor.h"
+/* Movement and reduce UOp builders (see view.h). */
+#include "view.h"
 #include <string.h>
 
 uop *view_reshape(uop *u, const int64_t *shape, int ndim) {
@@ -43,4 +42,14 @@ uop *view_broadcast(uop *u, const int64_t *shape, int ndim) {
 uop *const_full(dtype dt, double v, const int64_t *shape, int ndim) {
   uop *c = dt_is_float(dt) ? uop_const_float(dt, v) : uop_const_int(dt, (int64_t)v);
   return view_broadcast(c, shape, ndim);
+}
+
+uop *reduce_uop(uop *u, int op, const int *axes, int naxes) {
+  int64_t arg[UOP_MAX_DIMS + 1];
+  int n = 0;
+  arg[n++] = op;
+  for (int i = 0; i < naxes; i++)
+    if (u->shape[axes[i]] != 1) arg[n++] = axes[i];
+  if (n == 1) return u;
+  return uop_new(OP_REDUCE, u->dt, &u, 1, arg_ints(arg, n));
 }

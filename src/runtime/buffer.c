@@ -1,7 +1,5 @@
-/* The registry of device buffers behind BUFFER UOps. A BUFFER UOp's arg is [id, count]:
- * ids are never reused, so two buffers never intern to one node. The registry entry and
- * the memory go when the UOp dies (uop_set_free_hook). */
-#include "tensor.h"
+/* The registry of device buffers behind BUFFER UOps (see buffer.h). */
+#include "buffer.h"
 #include "uop/uopset.h"
 #include <pthread.h>
 
@@ -19,11 +17,14 @@ static void on_free(uop *u) {
   free(b);
 }
 
-uop *buffer_new(dtype dt, int64_t count) {
+uop *buffer_new(dtype dt, int64_t count) { return buffer_new_on(NULL, dt, count); }
+
+uop *buffer_new_on(rt_device *dev, dtype dt, int64_t count) {
+  if (!dev && !(dev = rt_default_device())) return NULL;
   cg_buffer *b = calloc(1, sizeof *b);
   if (!b) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
   b->nbytes = (size_t)count * (size_t)dt_scalar_size(dt);
-  b->dev = rt_get_device("CPU");
+  b->dev = dev;
   pthread_mutex_lock(&buf_lock);
   int64_t arg[2] = {next_id++, count};
   uop_set_free_hook(OP_BUFFER, on_free);

@@ -1,0 +1,113 @@
+/* Codegen: a scheduled kernel AST becomes a program for one renderer, through passes
+ * listed once, in order (pipeline.c):
+ *
+ *   lower ─► opt ─► expand ─► linearize ─► render
+ *
+ *   lower      tensor-level AST over slots → loops: RANGEs, INDEX math, LOAD/STORE (lower.c)
+ *   opt        the kernel's opts, records {kind, axis, amount}, applied by a pure function;
+ *              the heuristic picks them unless given (opt.c)
+ *   expand     upcast lanes become vector ops (GCC vector types in C) or unrolled copies
+ *              (expand.c)
+ *   linearize  the optimized graph → a block-structured instruction list; loop placement,
+ *              hoisting and accumulators are decided here, once, for every backend
+ *              (linearize.c)
+ *   render     the list → source text for a device (renderer/)
+ *
+ * A verifier (CG_VERIFY=1, on in debug builds) checks the kernel after every pass, and
+ * DEBUG_PASS=<name> prints it after the named pass. */
+#ifndef CG_CODEGEN_H
+#define CG_CODEGEN_H
+#include "uop/uop.h"
+#include <stddef.h>
+
+/* RANGE arg = [axis id, kind]. Output ranges have axis id = their dim, reduce ranges 100+;
+ * an UPCAST range holds the lanes of an upcast axis until the expand pass removes it. */
+enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3 };
+
+/* ---- opts (opt.c) ---------------------------------------------------------------------- */
+typedef enum {
+#define OPT_KINDS(X) X(UPCAST) X(UNROLL) X(THREAD)
+#define OPT_ENUM_(n) OPT_##n,
+  OPT_KINDS(OPT_ENUM_)
+#undef OPT_ENUM_
+  OPT_NKINDS
+} opt_kind;
+/* UPCAST(axis, n): output axis split into n lanes computed together (a vector when the
+ *                 lanes are contiguous in memory, else unrolled copies).
+ * UNROLL(axis, n): reduce axis split into n unrolled steps per loop trip.
+ * THREAD(axis, 0): this output axis is the one split across threads (at most one). */
+typedef struct {
+  uint8_t kind;
+  int16_t axis;   /* the RANGE's axis id */
+  int32_t amount;
+} opt;
+#define MAX_OPTS 8
+
+const char *opt_name(int kind);
+/* "UPCAST(3,16) THREAD(0)" into buf. */
+void opts_str(const opt *o, int n, char *buf, size_t nbuf);
+/* The heuristic's opts for a lowered kernel; returns how many (0 with NOOPT=1). */
+int opt_heuristic(uop *sink, opt *out);
+/* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error
+ * naming the opt when one does not apply (an axis that is not there, an amount that does
+ * not divide it). */
+uop *opt_apply(uop *sink, const opt *o, int n);
+
+/* ---- lowering (lower.c) ------------------------------------------------------------------ */
+uop *lower_kernel(uop *ast);
+
+/* ---- expanding upcast lanes (expand.c): into vectors (one lane range, if vectors) and
+ * unrolled copies (the others); no RANGE_UPCAST is left. */
+uop *expand_lanes(uop *sink, bool vectors);
+
+/* ---- the linear program (linearize.c) --------------------------------------------------- */
+/* Instructions in order; each is a UOp whose sources are earlier instructions, CONSTs,
+ * DEFINE_GLOBALs or DEFINE_VARs (immediates, never listed). Blocks:
+ *   RANGE          opens a loop over [0, src0) (RANGE_THREAD: over [lo, hi) of the launch)
+ *   END(range)     closes the innermost open loop, which is that range
+ *   DEFINE_ACC     an accumulator (arg = its number) starting at src0
+ *   ASSIGN(acc, v) acc takes v; after the loop, users read the ASSIGN: the final value
+ *   INDEX, LOAD, STORE, ALU ops, VECTORIZE, GEP as in ops.def
+ * A UOp may appear twice (recomputed in another scope): a source means its latest
+ * appearance, which the linearizer guarantees is still in scope. */
+typedef struct {
+  uop **ins;
+  int n, cap;
+  int nbufs;         /* slots 0..nbufs-1 */
+  int nout;          /* slots 0..nout-1 are written */
+  int64_t global;    /* trips of the RANGE_THREAD loop (1: none) */
+} linear;
+
+bool linearize(uop *sink, linear *out);
+void linear_free(linear *l);
+void linear_print(FILE *f, const linear *l);
+
+/* ---- renderers -------------------------------------------------------------------------------
+ * A renderer turns a linear program into source for a device: a name, a per-op template
+ * table (designated initializers over the op table, checked for size) and a printer that
+ * walks the list. Renderers live in src/renderer/ and are found by the device's renderer
+ * name (renderer/render.h); codegen only calls through this table. */
+typedef struct renderer {
+  const char *name;
+  const char *const *templates;   /* OP_COUNT entries: how each ALU op is spelled ("" none) */
+  /* Source for the linear program l as entry point `name` (malloc'd), or NULL + error. */
+  char *(*render)(const char *name, const linear *l);
+} renderer;
+
+/* ---- the pipeline (pipeline.c) ------------------------------------------------------------ */
+typedef struct {
+  uop *ast;              /* the scheduled AST, then each pass's result (retained) */
+  const renderer *ren;
+  opt opts[MAX_OPTS];
+  int nopts;
+  bool opts_given;       /* use opts as given instead of the heuristic's */
+  linear lin;
+  char *src;             /* rendered source (malloc'd) */
+  char name[64];
+} ckernel;
+
+/* Run every pass on k (k->ast and k->ren set; opts too if opts_given). false + error. */
+bool codegen_run(ckernel *k);
+void ckernel_free(ckernel *k);
+
+#endif

@@ -1,0 +1,229 @@
+/* Expanding upcast lanes (the pass after opt). UPCAST(axis, n) left each upcast dim as
+ * r = r'*n + u with u a RANGE_UPCAST of n lanes. Here every such u goes away:
+ *
+ *   - one of them, whose lanes are contiguous in every STORE (the last dim of a row-major
+ *     output), becomes the lanes of VECTORS: loads at contiguous addresses become one
+ *     vector load, ALU ops vector ops (GCC vector types in C), reductions vector
+ *     accumulators, and what has no vector form (transcendentals, integer division, a
+ *     gather) is computed lane by lane (GEP, then VECTORIZE);
+ *   - the others are unrolled: the kernel body is made once per lane (substitution), and
+ *     hash-consing shares what lanes have in common (the register tile of a matmul).
+ *
+ * Vectors are made only where every lane-dependent value is float32, int32 or a bool
+ * from comparing them (a mask): other dtypes keep every lane unrolled. */
+#include "codegen.h"
+#include "uop/rewrite.h"
+#include "uop/symbolic.h"
+#include "uop/uopset.h"
+#include <string.h>
+
+static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
+
+typedef struct { uop *from, *to; } subst;
+static uop *subst_node(rw_match *m) {
+  subst *s = m->ctx;
+  return m->root == s->from ? s->to : NULL;
+}
+static const rw_rule subst_rules[] = {RULE("RANGE", subst_node)};
+static RULESET(rs_subst_lane, "expand_subst_lane", subst_rules);
+static uop *with_lane(uop *u, uop *lane, int64_t k) {
+  subst s = {lane, ci(k)};
+  return uop_simplify(graph_rewrite(u, &rs_subst_lane, &s));
+}
+
+static void collect_lanes(uop *u, uopset *seen, uop **out, int *n) {
+  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (u->op == OP_RANGE && u->arg.v[1] == RANGE_UPCAST) {
+    if (*n < UOP_MAX_DIMS) out[(*n)++] = u;
+    return;
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++) collect_lanes(u->src[i], seen, out, n);
+}
+
+static bool depends(uop *u, uop *lane, uopset *memo) {
+  if (u == lane) return true;
+  uintptr_t m = (uintptr_t)uopset_get(memo, u);
+  if (m) return m == 2;
+  bool d = false;
+  if (u->op != OP_DEFINE_GLOBAL)
+    for (uint32_t i = 0; i < u->nsrc && !d; i++) d = depends(u->src[i], lane, memo);
+  uopset_put(memo, u, (void *)(uintptr_t)(1 + d));
+  return d;
+}
+
+/* Whether off is base + lane for every lane (k = 1 .. n-1). */
+static bool contiguous(uop *off, uop *lane, int64_t n) {
+  uop *base = with_lane(off, lane, 0);
+  for (int64_t k = 1; k < n; k++) {
+    uop *d = uop_simplify(uop_alu(OP_ADD, with_lane(off, lane, k), uop_alu1(OP_NEG, base)));
+    if (d->op != OP_CONST || d->arg.i != k) return false;
+  }
+  return true;
+}
+
+static bool vec_dtype(dtype d) { return d.scalar == CG_FLOAT32 || d.scalar == CG_INT32; }
+
+/* Whether every value that depends on the lane can be a vector (or a mask). */
+static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
+  if (!uopset_add(seen, u) || !depends(u, lane, dep)) return true;
+  if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
+  } else if (op_has(u->op, F_CMP)) {
+    if (!vec_dtype(u->src[0]->dt)) return false;
+  } else if (u->op == OP_CAST) {
+    if (!vec_dtype(u->dt) || !(vec_dtype(u->src[0]->dt) || dt_is_bool(u->src[0]->dt))) return false;
+  } else if (dt_is_bool(u->dt)) {
+    if (u->op != OP_AND && u->op != OP_OR && u->op != OP_XOR && u->op != OP_NEG && u->op != OP_ADD && u->op != OP_MUL && u->op != OP_MAX &&
+        u->op != OP_WHERE)
+      return false;
+  } else if (!vec_dtype(u->dt)) {
+    return false;
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (!vectorizable(u->src[i], lane, dep, seen)) return false;
+  return true;
+}
+
+typedef struct {
+  uop *lane;
+  int64_t w;
+  uopset dep, memo;
+} vctx;
+
+static uop *broadcast(vctx *c, uop *x) {
+  uop *s[16];
+  for (int64_t k = 0; k < c->w; k++) s[k] = x;
+  return uop_new(OP_VECTORIZE, dt_vec(x->dt, (int)c->w), s, (int)c->w, arg_none());
+}
+
+static uop *vec(vctx *c, uop *x);
+static uop *vec_or_broadcast(vctx *c, uop *x) {
+  uop *v = vec(c, x);
+  return v->dt.count == 1 ? broadcast(c, v) : v;
+}
+
+/* lane by lane: op on lane k of each vector operand, then the vector of the results */
+static uop *per_lane(vctx *c, uop *x, uop *const *src) {
+  uop *lanes[16];
+  for (int64_t k = 0; k < c->w; k++) {
+    uop *s[4];
+    for (uint32_t i = 0; i < x->nsrc; i++) s[i] = src[i]->dt.count > 1 ? uop_new1(OP_GEP, dt_scalar_of(src[i]->dt), src[i], arg_int(k)) : src[i];
+    lanes[k] = uop_new(x->op, dt_scalar_of(x->dt), s, (int)x->nsrc, x->arg);
+  }
+  return uop_new(OP_VECTORIZE, dt_vec(x->dt, (int)c->w), lanes, (int)c->w, arg_none());
+}
+
+static bool native(int op, dtype d, dtype sd) {
+  switch (op) {
+  case OP_ADD: case OP_MUL: case OP_NEG: case OP_MAX: case OP_WHERE: return true;
+  case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ: return true;
+  case OP_AND: case OP_OR: case OP_XOR: return dt_is_int(d) || dt_is_bool(d);
+  case OP_RECIPROCAL: return true;
+  case OP_CAST: return vec_dtype(d) && vec_dtype(sd);
+  default: return false;
+  }
+}
+
+static uop *vec_uncached(vctx *c, uop *x) {
+  if (!depends(x, c->lane, &c->dep)) return x;
+  if (x == c->lane) {
+    uop *s[16];
+    for (int64_t k = 0; k < c->w; k++) s[k] = ci(k);
+    return uop_new(OP_VECTORIZE, dt_vec(DT_I32, (int)c->w), s, (int)c->w, arg_none());
+  }
+  if (x->op == OP_LOAD) {
+    uop *ix = x->src[0];
+    bool gate_dep = ix->nsrc > 2 && depends(ix->src[2], c->lane, &c->dep);
+    if (!gate_dep && contiguous(ix->src[1], c->lane, c->w)) {
+      uop *s[3] = {ix->src[0], with_lane(ix->src[1], c->lane, 0), ix->nsrc > 2 ? ix->src[2] : NULL};
+      uop *vix = uop_new(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c->w), ADDR_GLOBAL), s, (int)ix->nsrc, arg_none());
+      uop *ls[2] = {vix, x->nsrc > 1 ? broadcast(c, x->src[1]) : NULL};
+      return uop_new(OP_LOAD, dt_vec(x->dt, (int)c->w), ls, (int)x->nsrc, arg_none());
+    }
+    uop *lanes[16]; /* a gather: one scalar load per lane */
+    for (int64_t k = 0; k < c->w; k++) lanes[k] = with_lane(x, c->lane, k);
+    return uop_new(OP_VECTORIZE, dt_vec(x->dt, (int)c->w), lanes, (int)c->w, arg_none());
+  }
+  if (x->op == OP_REDUCE) {
+    uop *src[UOP_MAX_DIMS + 1];
+    for (uint32_t i = 0; i < x->nsrc; i++) src[i] = x->src[i];
+    src[0] = vec_or_broadcast(c, x->src[0]);
+    return uop_new(OP_REDUCE, dt_vec(x->dt, (int)c->w), src, (int)x->nsrc, x->arg);
+  }
+  CG_ASSERT(op_is_alu(x->op), "expand: cannot vectorize a %s", op_name(x->op));
+  uop *src[4];
+  bool vector = native(x->op, x->dt, x->src[0]->dt);
+  for (uint32_t i = 0; i < x->nsrc; i++) src[i] = vector ? vec_or_broadcast(c, x->src[i]) : vec(c, x->src[i]);
+  if (!vector) return per_lane(c, x, src);
+  return uop_new(x->op, dt_vec(x->dt, (int)c->w), src, (int)x->nsrc, x->arg);
+}
+
+static uop *vec(vctx *c, uop *x) {
+  uop *r = uopset_get(&c->memo, x);
+  if (!r) uopset_put(&c->memo, x, r = vec_uncached(c, x));
+  return r;
+}
+
+static uop *vectorize_stores(uop *sink, uop *lane) {
+  vctx c = {.lane = lane, .w = lane->src[0]->arg.i};
+  uop **st = malloc(sizeof(uop *) * sink->nsrc);
+  CG_ASSERT(st, "out of memory");
+  for (uint32_t i = 0; i < sink->nsrc; i++) {
+    uop *ix = sink->src[i]->src[0], *v = sink->src[i]->src[1];
+    uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c.w), ADDR_GLOBAL), ix->src[0], with_lane(ix->src[1], lane, 0));
+    st[i] = uop_new2(OP_STORE, dt_void(), vix, vec_or_broadcast(&c, v));
+  }
+  uop *out = uop_new(OP_SINK, dt_void(), st, (int)sink->nsrc, arg_none());
+  free(st);
+  uopset_free(&c.dep);
+  uopset_free(&c.memo);
+  return out;
+}
+
+static uop *unroll(uop *sink, uop *lane) {
+  int64_t n = lane->src[0]->arg.i;
+  uop **st = malloc(sizeof(uop *) * (size_t)n * sink->nsrc);
+  CG_ASSERT(st, "out of memory");
+  int ns = 0;
+  for (int64_t k = 0; k < n; k++) {
+    uop *body = with_lane(sink, lane, k);
+    for (uint32_t i = 0; i < body->nsrc; i++) st[ns++] = body->src[i];
+  }
+  uop *out = uop_new(OP_SINK, dt_void(), st, ns, arg_none());
+  free(st);
+  return out;
+}
+
+/* The lane to make vectors of: contiguous in every store, a vector width, and every
+ * value along it of a vector dtype. The widest such. */
+static uop *vector_lane(uop *sink, uop **lanes, int n) {
+  uop *best = NULL;
+  for (int i = 0; i < n; i++) {
+    int64_t w = lanes[i]->src[0]->arg.i;
+    if ((w != 2 && w != 4 && w != 8 && w != 16) || (best && w <= best->src[0]->arg.i)) continue;
+    bool ok = true;
+    uopset dep = {0}, seen = {0};
+    for (uint32_t s = 0; s < sink->nsrc && ok; s++) {
+      uop *ix = sink->src[s]->src[0];
+      ok = vec_dtype(ix->src[0]->dt) && !(ix->nsrc > 2) && contiguous(ix->src[1], lanes[i], w);
+    }
+    ok = ok && vectorizable(sink, lanes[i], &dep, &seen);
+    uopset_free(&dep);
+    uopset_free(&seen);
+    if (ok) best = lanes[i];
+  }
+  return best;
+}
+
+uop *expand_lanes(uop *sink, bool vectors) {
+  uop *lanes[UOP_MAX_DIMS];
+  int n = 0;
+  uopset seen = {0};
+  collect_lanes(sink, &seen, lanes, &n);
+  uopset_free(&seen);
+  if (!n) return sink;
+  uop *v = vectors ? vector_lane(sink, lanes, n) : NULL;
+  for (int i = 0; i < n; i++)
+    if (lanes[i] != v) sink = unroll(sink, lanes[i]);
+  if (v) sink = vectorize_stores(sink, v);
+  return sink;
+}

@@ -1,0 +1,289 @@
+/* The linearizer: an optimized kernel graph becomes an ordered, block-structured list of
+ * instructions (codegen.h). Decided here, once, for every backend:
+ *   - loop order: the THREAD range outermost, then the other output ranges by axis;
+ *   - placement: a value is computed in the innermost loop it depends on; what does not
+ *     depend on a reduction's ranges is computed before its loop (hoisted);
+ *   - accumulators: every pending REDUCE over the same ranges (the lanes of an upcast
+ *     tile) shares one set of loops, one DEFINE_ACC each.
+ * A value defined inside a loop goes out of scope at its END; a later use recomputes it
+ * where it is needed. */
+#include "codegen.h"
+#include "uop/uopset.h"
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+  linear *l;
+  uopset live;       /* original node -> its instruction, while in scope */
+  uop **defined;     /* originals defined, in order, for scope unwinding */
+  int *depth_of;
+  size_t ndef, capdef;
+  int depth;
+  uint64_t open;     /* ranges whose loops are open */
+  uop **openr;       /* open ranges, innermost last */
+  int nopen;
+  uopset ranges;     /* RANGE -> bit index + 1 */
+  uopset dep_memo;   /* node -> mask of ranges + 1 */
+  uop **reduces;     /* every REDUCE, sources first */
+  int nreduces, nacc;
+  bool ok;
+} lctx;
+
+static void emit(lctx *c, uop *u) {
+  linear *l = c->l;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 256;
+    l->ins = realloc(l->ins, sizeof(uop *) * (size_t)l->cap);
+    CG_ASSERT(l->ins, "out of memory");
+  }
+  l->ins[l->n++] = uop_retain(u);
+}
+
+static uint64_t range_bit(lctx *c, uop *r) { return 1ull << ((uintptr_t)uopset_get(&c->ranges, r) - 1); }
+
+static uint64_t deps(lctx *c, uop *u) {
+  uintptr_t m = (uintptr_t)uopset_get(&c->dep_memo, u);
+  if (m) return (uint64_t)(m - 1);
+  uint64_t d = 0;
+  if (u->op == OP_RANGE) d = range_bit(c, u);
+  else if (u->op != OP_DEFINE_GLOBAL)
+    for (uint32_t i = 0; i < u->nsrc; i++) d |= deps(c, u->src[i]);
+  if (u->op == OP_REDUCE)
+    for (uint32_t i = 1; i < u->nsrc; i++) d &= ~range_bit(c, u->src[i]);
+  uopset_put(&c->dep_memo, u, (void *)(uintptr_t)(d + 1));
+  return d;
+}
+
+static void find_ranges(lctx *c, uop *u, uopset *seen, uop **out, int *n) {
+  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  for (uint32_t i = 0; i < u->nsrc; i++) find_ranges(c, u->src[i], seen, out, n);
+  if (u->op == OP_REDUCE) {
+    c->reduces = realloc(c->reduces, sizeof(uop *) * (size_t)(c->nreduces + 1));
+    CG_ASSERT(c->reduces, "out of memory");
+    c->reduces[c->nreduces++] = u;
+  }
+  if (u->op == OP_RANGE) {
+    if (*n == 64) {
+      c->ok = false;
+      return;
+    }
+    out[(*n)++] = u;
+    uopset_put(&c->ranges, u, (void *)(uintptr_t)*n);
+  }
+}
+
+static uop *define(lctx *c, uop *u, uop *ins) {
+  uopset_put(&c->live, u, ins);
+  if (c->ndef == c->capdef) {
+    c->capdef = c->capdef ? 2 * c->capdef : 64;
+    c->defined = realloc(c->defined, c->capdef * sizeof(uop *));
+    c->depth_of = realloc(c->depth_of, c->capdef * sizeof(int));
+    CG_ASSERT(c->defined && c->depth_of, "out of memory");
+  }
+  c->defined[c->ndef] = u;
+  c->depth_of[c->ndef++] = c->depth;
+  return ins;
+}
+
+static void open_loop(lctx *c, uop *r) {
+  emit(c, r);
+  c->depth++;
+  c->openr = realloc(c->openr, sizeof(uop *) * (size_t)(c->nopen + 1));
+  CG_ASSERT(c->openr, "out of memory");
+  c->openr[c->nopen++] = r;
+  c->open |= range_bit(c, r);
+  define(c, r, r);
+}
+
+static void close_loop(lctx *c) {
+  uop *r = c->openr[--c->nopen];
+  while (c->ndef && c->depth_of[c->ndef - 1] == c->depth) uopset_del(&c->live, c->defined[--c->ndef]);
+  c->depth--;
+  c->open &= ~range_bit(c, r);
+  emit(c, uop_new1(OP_END, dt_void(), r, arg_none()));
+}
+
+static uop *value(lctx *c, uop *u);
+
+/* Compute now whatever in src depends only on loops already open (not addresses: those
+ * are cheap and stay beside their load). */
+static void hoist(lctx *c, uop *src) {
+  uop **stack = malloc(sizeof(uop *) * 4096);
+  CG_ASSERT(stack, "out of memory");
+  int n = 0;
+  uopset seen = {0};
+  stack[n++] = src;
+  while (n) {
+    uop *x = stack[--n];
+    if (!uopset_add(&seen, x) || x->op == OP_DEFINE_GLOBAL || x->op == OP_CONST || x->op == OP_RANGE || x->op == OP_DEFINE_VAR) continue;
+    if (!(deps(c, x) & ~c->open) && x->op != OP_INDEX) {
+      value(c, x);
+      continue;
+    }
+    for (uint32_t i = 0; i < x->nsrc && n < 4096; i++) stack[n++] = x->src[i];
+  }
+  uopset_free(&seen);
+  free(stack);
+}
+
+static bool same_ranges(const uop *a, const uop *b) {
+  if (a->nsrc != b->nsrc || a->arg.v[0] != b->arg.v[0]) return false;
+  for (uint32_t i = 1; i < a->nsrc; i++)
+    if (a->src[i] != b->src[i]) return false;
+  return true;
+}
+
+static uop *identity(int op, dtype d) {
+  if (d.count > 1) {
+    uop *s[64], *x = identity(op, dt_scalar_of(d));
+    for (int i = 0; i < d.count && i < 64; i++) s[i] = x;
+    return uop_new(OP_VECTORIZE, d, s, d.count, arg_none());
+  }
+  if (op == OP_ADD) return dt_is_float(d) ? uop_const_float(d, 0) : uop_const_int(d, 0);
+  if (op == OP_MUL) return dt_is_float(d) ? uop_const_float(d, 1) : uop_const_int(d, 1);
+  if (dt_is_float(d)) return uop_const_float(d, -INFINITY);
+  if (dt_is_bool(d) || dt_is_unsigned(d)) return uop_const_int(d, 0);
+  return uop_const_int(d, d.scalar == CG_INT64 ? INT64_MIN : d.scalar == CG_INT32 ? INT32_MIN : d.scalar == CG_INT16 ? INT16_MIN : INT8_MIN);
+}
+
+/* A REDUCE, with every other pending REDUCE over the same ranges: one set of loops. */
+static uop *reduce_value(lctx *c, uop *u) {
+  int op = (int)u->arg.v[0];
+  uop *group[256], *acc[256];
+  int ng = 0;
+  for (int i = 0; i < c->nreduces && ng < 256; i++) {
+    uop *x = c->reduces[i];
+    if (x == u || (!uopset_get(&c->live, x) && same_ranges(x, u))) group[ng++] = x;
+  }
+  for (int g = 0; g < ng; g++) hoist(c, group[g]->src[0]);
+  for (int g = 0; g < ng; g++) {
+    uop *init = value(c, identity(op, group[g]->dt));
+    acc[g] = uop_new(OP_DEFINE_ACC, group[g]->dt, &init, 1, arg_int(c->nacc++));
+    emit(c, acc[g]);
+  }
+  for (uint32_t i = 1; i < u->nsrc; i++) open_loop(c, u->src[i]);
+  uop *v[256];
+  for (int g = 0; g < ng; g++) v[g] = value(c, group[g]->src[0]);
+  uop *upd[256];
+  for (int g = 0; g < ng; g++) {
+    uop *nv = uop_alu(op, acc[g], v[g]);
+    emit(c, nv);
+    emit(c, upd[g] = uop_new2(OP_ASSIGN, group[g]->dt, acc[g], nv));
+  }
+  for (uint32_t i = 1; i < u->nsrc; i++) close_loop(c);
+  uop *mine = NULL;
+  for (int g = 0; g < ng; g++) {
+    define(c, group[g], upd[g]);
+    if (group[g] == u) mine = upd[g];
+  }
+  return mine;
+}
+
+static uop *value(lctx *c, uop *u) {
+  uop *r = uopset_get(&c->live, u);
+  if (r) return r;
+  switch (u->op) {
+  case OP_CONST: case OP_DEFINE_GLOBAL: case OP_DEFINE_VAR: return u;
+  case OP_RANGE: CG_ASSERT(0, "a RANGE used outside its loop"); return u;
+  case OP_REDUCE: return reduce_value(c, u);
+  default: break;
+  }
+  uop *src[UOP_MAX_DIMS + 4];
+  CG_ASSERT(u->nsrc <= UOP_MAX_DIMS + 4, "a node with %u sources", u->nsrc);
+  for (uint32_t i = 0; i < u->nsrc; i++) src[i] = value(c, u->src[i]);
+  r = uop_replace_src(u, src, (int)u->nsrc);
+  emit(c, r);
+  return define(c, u, r);
+}
+
+static int max_slot(uop *u, uopset *seen) {
+  if (!uopset_add(seen, u)) return -1;
+  if (u->op == OP_DEFINE_GLOBAL) return (int)u->arg.v[0];
+  int m = -1;
+  for (uint32_t i = 0; i < u->nsrc; i++) {
+    int s = max_slot(u->src[i], seen);
+    if (s > m) m = s;
+  }
+  return m;
+}
+
+bool linearize(uop *sink, linear *out) {
+  memset(out, 0, sizeof *out);
+  lctx c = {.l = out, .ok = true};
+  uop *rng[64];
+  int nr = 0;
+  uopset seen = {0};
+  find_ranges(&c, sink, &seen, rng, &nr);
+  uopset_free(&seen);
+  if (!c.ok) {
+    free(c.reduces);
+    uopset_free(&c.ranges);
+    cg_fail(CG_ERR_INVALID, "linearize: a kernel with more than 64 loops");
+    return false;
+  }
+  uopset slots = {0};
+  out->nbufs = max_slot(sink, &slots) + 1;
+  uopset_free(&slots);
+  for (uint32_t i = 0; i < sink->nsrc; i++) {
+    int s = (int)sink->src[i]->src[0]->src[0]->arg.v[0] + 1;
+    if (s > out->nout) out->nout = s;
+  }
+  /* output loops: the thread range first, then by axis */
+  uop *outer[64];
+  int no = 0;
+  for (int i = 0; i < nr; i++)
+    if (rng[i]->arg.v[1] != RANGE_REDUCE) outer[no++] = rng[i];
+  for (int i = 1; i < no; i++)
+    for (int j = i; j > 0; j--) {
+      uop *a = outer[j - 1], *b = outer[j];
+      bool swap = b->arg.v[1] == RANGE_THREAD || (a->arg.v[1] != RANGE_THREAD && b->arg.v[0] < a->arg.v[0]);
+      if (!swap) break;
+      outer[j - 1] = b, outer[j] = a;
+    }
+  out->global = no && outer[0]->arg.v[1] == RANGE_THREAD ? outer[0]->src[0]->arg.i : 1;
+  for (int i = 0; i < no; i++) open_loop(&c, outer[i]);
+  for (uint32_t s = 0; s < sink->nsrc; s++) {
+    uop *st = sink->src[s];
+    uop *v = value(&c, st->src[1]), *ix = value(&c, st->src[0]);
+    emit(&c, uop_new2(OP_STORE, dt_void(), ix, v));
+  }
+  while (c.nopen) close_loop(&c);
+  uopset_free(&c.live);
+  uopset_free(&c.ranges);
+  uopset_free(&c.dep_memo);
+  free(c.defined);
+  free(c.depth_of);
+  free(c.openr);
+  free(c.reduces);
+  return true;
+}
+
+void linear_free(linear *l) {
+  for (int i = 0; i < l->n; i++) uop_release(l->ins[i]);
+  free(l->ins);
+  memset(l, 0, sizeof *l);
+}
+
+void linear_print(FILE *f, const linear *l) {
+  uopset num = {0};
+  int depth = 0;
+  for (int i = 0; i < l->n; i++) {
+    uop *u = l->ins[i];
+    if (u->op == OP_END) depth--;
+    fprintf(f, "%4d %*s%-11s %-9s", i, 2 * depth, "", op_name(u->op), dt_name(u->dt));
+    for (uint32_t s = 0; s < u->nsrc; s++) {
+      uop *x = u->src[s];
+      uintptr_t k = (uintptr_t)uopset_get(&num, x);
+      if (k) fprintf(f, " %%%d", (int)k - 1);
+      else if (x->op == OP_CONST) dt_is_float(x->dt) ? fprintf(f, " %g", x->arg.f) : fprintf(f, " %" PRId64, x->arg.i);
+      else if (x->op == OP_DEFINE_GLOBAL) fprintf(f, " buf%" PRId64, x->arg.v[0]);
+      else fprintf(f, " %s", op_name(x->op));
+    }
+    if (u->op == OP_RANGE) fprintf(f, "  axis %" PRId64 "%s", u->arg.v[0], u->arg.v[1] == RANGE_THREAD ? " (threads)" : u->arg.v[1] == RANGE_REDUCE ? " (reduce)" : "");
+    if (u->op == OP_RANGE) depth++;
+    fprintf(f, "\n");
+    uopset_put(&num, u, (void *)(uintptr_t)(i + 1));
+  }
+  uopset_free(&num);
+}

@@ -1,0 +1,34 @@
+/* Realizing tensors: the engine runs the kernels; the tensors then hold views of their
+ * buffers. Any number at once, in one schedule. */
+#include "tensor.h"
+
+cg_status cg_realize_many(cg_tensor *const *ts, int n) {
+  if (n < 0) return cg_fail(CG_ERR_INVALID, "realize: expected n >= 0 tensors, got %d", n);
+  if (n > 0 && !ts) return cg_fail(CG_ERR_INVALID, "realize: the tensor array is NULL (n = %d)", n);
+  for (int i = 0; i < n; i++)
+    if (!ts[i]) return cg_fail(CG_ERR_INVALID, "realize: tensor %d is NULL", i);
+  uop **outs = malloc(sizeof(uop *) * (size_t)(2 * n + 1)), **views = outs + n;
+  if (!outs) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  uop_pool_push();
+  for (int i = 0; i < n; i++) {
+    /* two tensors with one graph (two cg_zeros of a shape) must not share a buffer: an
+     * in-place update of one would change the other */
+    uop *u = ts[i]->u;
+    for (int j = 0; j < i; j++)
+      if (outs[j] == u && u->op != OP_BUFFER && u->op != OP_ASSIGN && !(u->op == OP_RESHAPE && u->src[0]->op == OP_BUFFER))
+        u = uop_new1(OP_CONTIGUOUS, u->dt, u, arg_none());
+    outs[i] = u;
+  }
+  cg_status st = realize_uops(outs, n, views);
+  if (st == CG_OK)
+    for (int i = 0; i < n; i++) {
+      uop *old = ts[i]->u;
+      ts[i]->u = uop_retain(views[i]);
+      uop_release(old);
+    }
+  uop_pool_pop();
+  free(outs);
+  return st;
+}
+
+cg_status cg_realize(cg_tensor *t) { return cg_realize_many(&t, 1); }
