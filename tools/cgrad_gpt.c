@@ -8,7 +8,7 @@
  *   cgrad train gpt [--data FILE] [--steps N] [--batch B] [--block T] [--layers L]
  *                   [--heads H] [--embd C] [--lr LR] [--min-lr LR] [--warmup N]
  *                   [--wd WD] [--clip X] [--eval-every N] [--eval-batches N]
- *                   [--seed S] [--amp bf16|fp16] [--out FILE]
+ *                   [--seed S] [--amp bf16|fp16|fp8] [--out FILE]
  *   cgrad sample --checkpoint FILE [--prompt TEXT] [--tokens N] [--temperature T]
  *                [--top-k K] [--seed S]
  *
@@ -52,15 +52,20 @@ static const char *PNAME[P_PER_LAYER] = {"ln_1.weight",      "ln_1.bias",       
 typedef struct {
   int64_t V, T, L, H, C; /* vocabulary, context, layers, heads, width */
   uint8_t vocab[256];
-  int amp;               /* 0: float32; else CG_BFLOAT16 / CG_FLOAT16 for the matmuls */
+  int amp;               /* 0: float32; CG_BFLOAT16 / CG_FLOAT16 / AMP_FP8 for the matmuls */
+  cg_fp8_scaling **fp8;  /* AMP_FP8: one per linear (4 per block, then the output head) */
   int np;
   cg_tensor **p;         /* wte, wpe, per layer P_PER_LAYER, ln_f.weight, ln_f.bias */
   char **names;
 } gpt;
 
+#define AMP_FP8 100
+
 static cg_tensor *P(gpt *m, int layer, int which) { return m->p[2 + layer * P_PER_LAYER + which]; }
 
 static void gpt_free(gpt *m) {
+  for (int i = 0; m->fp8 && i <= 4 * m->L; i++) cg_fp8_scaling_free(m->fp8[i]);
+  free(m->fp8), m->fp8 = NULL;
   for (int i = 0; i < m->np; i++) cg_free(m->p[i]), free(m->names[i]);
   free(m->p), free(m->names);
   m->p = NULL, m->names = NULL, m->np = 0;
@@ -114,8 +119,10 @@ static bool gpt_init(gpt *m) {
  * copy, and the gradients reaching x and w are rounded to the 16-bit type on the way, as
  * torch.autocast's are. */
 static cg_tensor *low(gpt *m, cg_tensor *t) { return cg_cast(cg_cast(t, (cg_dtype)m->amp), CG_FLOAT32); }
-static cg_tensor *linear(gpt *m, cg_tensor *x, cg_tensor *w, cg_tensor *b) {
+/* id numbers the linears (4 per block, then the head) for their fp8 scaling state. */
+static cg_tensor *linear(gpt *m, int id, cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   if (!m->amp) return cg_linear_fn(x, w, b);
+  if (m->amp == AMP_FP8) return cg_linear_fp8(m->fp8[id], x, w, b);
   return cg_linear_fn(low(m, x), low(m, w), b);
 }
 
@@ -133,7 +140,7 @@ typedef struct {
  * (kv NULL), or one new token at position kv->len attending to the cache. */
 static cg_tensor *attention(gpt *m, int64_t l, cg_tensor *h, kvcache *kv, cg_tensor *slot, cg_tensor *seen) {
   int64_t B = cg_shape(h)[0], t = cg_shape(h)[1], C = m->C, H = m->H, D = C / H;
-  cg_tensor *qkv = linear(m, h, P(m, l, P_QKVW), P(m, l, P_QKVB)), *part[3];
+  cg_tensor *qkv = linear(m, (int)(4 * l), h, P(m, l, P_QKVW), P(m, l, P_QKVB)), *part[3];
   if (cg_split(qkv, C, 2, part, 3) != 3) return NULL;
   for (int i = 0; i < 3; i++) part[i] = cg_transpose(cg_reshape(part[i], (int64_t[]){B, t, H, D}, 4), 1, 2);
   cg_tensor *y;
@@ -147,7 +154,7 @@ static cg_tensor *attention(gpt *m, int64_t l, cg_tensor *h, kvcache *kv, cg_ten
     y = cg_scaled_dot_product_attention(part[0], part[1], part[2], NULL, 0, true, 0);
   }
   y = cg_reshape(cg_transpose(y, 1, 2), (int64_t[]){B, t, C}, 3);
-  return linear(m, y, P(m, l, P_PROJW), P(m, l, P_PROJB));
+  return linear(m, (int)(4 * l + 1), y, P(m, l, P_PROJW), P(m, l, P_PROJB));
 }
 
 /* Logits (B, t, V) for tokens idx (B, t) at positions pos (t,) (int32). With kv: t == 1
@@ -166,12 +173,12 @@ static cg_tensor *gpt_forward(gpt *m, cg_tensor *idx, cg_tensor *pos, kvcache *k
     cg_tensor *h = cg_layer_norm(x, &C, 1, P(m, l, P_LN1W), P(m, l, P_LN1B), 1e-5);
     x = cg_add(x, attention(m, l, h, kv, slot, seen));
     h = cg_layer_norm(x, &C, 1, P(m, l, P_LN2W), P(m, l, P_LN2B), 1e-5);
-    h = cg_gelu(linear(m, h, P(m, l, P_FCW), P(m, l, P_FCB)));
-    x = cg_add(x, linear(m, h, P(m, l, P_FC2W), P(m, l, P_FC2B)));
+    h = cg_gelu(linear(m, (int)(4 * l + 2), h, P(m, l, P_FCW), P(m, l, P_FCB)));
+    x = cg_add(x, linear(m, (int)(4 * l + 3), h, P(m, l, P_FC2W), P(m, l, P_FC2B)));
   }
   x = cg_layer_norm(x, &C, 1, m->p[m->np - 2], m->p[m->np - 1], 1e-5);
   if (kv) kv->len++;
-  return linear(m, x, m->p[0], NULL);
+  return linear(m, (int)(4 * m->L), x, m->p[0], NULL);
 }
 
 /* Positions 0 .. t-1 as an int32 (t,) tensor. */
@@ -295,6 +302,7 @@ static bool gpt_load(gpt *m, const char *path) {
     return false;
   }
   m->V = cfg[0], m->T = cfg[1], m->L = cfg[2], m->H = cfg[3], m->C = cfg[4], m->amp = (int)cfg[5];
+  if (m->amp == AMP_FP8) m->amp = 0; /* fp8 is a training recipe: sample with float32 linears */
   if (m->V < 1 || m->V > 256 || m->T < 1 || m->L < 1 || m->H < 1 || m->C < 1 || m->C % m->H) {
     fprintf(stderr, "cgrad sample: %s holds an invalid GPT configuration\n", path);
     return false;
@@ -368,6 +376,10 @@ static int train_gpt(train_opts o) {
   fclose(pf), remove(probe);
 
   cg_manual_seed(o.seed);
+  if (o.amp == AMP_FP8) {
+    m.fp8 = calloc((size_t)(4 * m.L + 1), sizeof *m.fp8);
+    for (int i = 0; m.fp8 && i <= 4 * m.L; i++) m.fp8[i] = cg_fp8_scaling_new(16, 0);
+  }
   if (!gpt_init(&m)) {
     fprintf(stderr, "cgrad train gpt: building the model: %s\n", cg_last_error());
     free(text);
@@ -390,7 +402,7 @@ static int train_gpt(train_opts o) {
   fprintf(stderr, "cgrad train gpt: %lld bytes of text, vocabulary %lld; GPT %ld layers, %ld heads, width %ld, context %ld: %.2fM parameters; "
                   "batch %ld, %ld steps, %s\n",
           (long long)n, (long long)m.V, o.layers, o.heads, o.embd, o.block, (double)nparams / 1e6, o.batch, o.steps,
-          o.amp == CG_BFLOAT16 ? "bf16 autocast" : o.amp == CG_FLOAT16 ? "fp16 autocast" : "float32");
+          o.amp == CG_BFLOAT16 ? "bf16 autocast" : o.amp == CG_FLOAT16 ? "fp16 autocast" : o.amp == AMP_FP8 ? "fp8 linears (delayed scaling)" : "float32");
   int32_t *x = malloc(sizeof(int32_t) * (size_t)(o.batch * o.block)), *y = malloc(sizeof(int32_t) * (size_t)(o.batch * o.block));
   uint64_t rng = o.seed;
   bool tty = isatty(2);
@@ -438,6 +450,7 @@ static int train_gpt(train_opts o) {
     }
     if (st == CG_OK && !skip) st = cg_optimizer_step(od);
     if (st == CG_OK && !skip) st = cg_optimizer_step(on);
+    for (int i = 0; m.fp8 && st == CG_OK && i <= 4 * m.L; i++) st = cg_fp8_scaling_update(m.fp8[i]); /* the next step's scales */
     if (st != CG_OK) {
       fprintf(stderr, "\ncgrad train gpt: step %ld failed: %s\n", step, cg_last_error());
       rc = 1;
@@ -610,7 +623,8 @@ static int usage_train(FILE *f) {
              "  --eval-every N      validation loss and checkpoint every N steps (default 200)\n"
              "  --eval-batches N    validation batches (default 8)\n"
              "  --seed S            initialization and batches (default 1337)\n"
-             "  --amp bf16|fp16     matmuls in bfloat16 / float16, float32 master weights\n"
+             "  --amp bf16|fp16|fp8 matmuls in bfloat16 / float16 (float32 master weights), or fp8\n"
+             "                      linears with delayed scaling (e4m3 forward, e5m2 gradients)\n"
              "  --out FILE          checkpoint (default gpt.safetensors)\n",
           FORTUNES_DIR);
   return f == stderr ? 2 : 0;
@@ -682,8 +696,8 @@ int cg_gpt_main(int argc, char **argv) {
       else if (!strcmp(a, "--wd")) ok = num(v, &t.wd) && t.wd >= 0;
       else if (!strcmp(a, "--clip")) ok = num(v, &t.clip) && t.clip >= 0;
       else if (!strcmp(a, "--amp")) {
-        ok = v && (!strcmp(v, "bf16") || !strcmp(v, "fp16"));
-        t.amp = ok ? (!strcmp(v, "bf16") ? CG_BFLOAT16 : CG_FLOAT16) : 0;
+        ok = v && (!strcmp(v, "bf16") || !strcmp(v, "fp16") || !strcmp(v, "fp8"));
+        t.amp = ok ? (!strcmp(v, "bf16") ? CG_BFLOAT16 : !strcmp(v, "fp16") ? CG_FLOAT16 : AMP_FP8) : 0;
       } else ok = false, v = NULL;
     }
     if (!ok) {

@@ -1,7 +1,8 @@
 /* `cgrad train gpt` and `cgrad sample` on a tiny model: training is bit-reproducible for a
  * seed (the loss lines of two runs are identical) and writes a checkpoint; sampling with
  * a seed gives the same text twice, another seed other text, and the KV-cache path the
- * same text as recomputing the whole window (--no-cache); bad options and inputs give
+ * same text as recomputing the whole window (--no-cache); --amp bf16 and fp8 train and
+ * sample; bad options and inputs give
  * clear errors. The default corpus (Debian's fortunes) is used when installed. */
 #include "check.h"
 #include <stdbool.h>
@@ -87,6 +88,18 @@ int main(void) {
   CHECK(run(cmd, s3, sizeof s3) == 0 && strstr(s3, "tokens/s"), "top-k sampling:\n%s", s3);
   snprintf(cmd, sizeof cmd, "'%s' sample --checkpoint %s --prompt 'QZ' 2>&1", cgrad, path);
   CHECK(run(cmd, s3, sizeof s3) == 2 && strstr(s3, "not in the model's vocabulary"), "unknown prompt character:\n%s", s3);
+
+  /* mixed precision: bf16 autocast and fp8 linears train (finite losses) and sample */
+  for (int i = 0; i < 2; i++) {
+    const char *amp = i ? "fp8" : "bf16";
+    snprintf(path, sizeof path, "%s/text.txt", dir);
+    snprintf(cmd, sizeof cmd, "CG_PRINT_LOSS=1 '%s' train gpt --data %s --block 8 --layers 1 --heads 2 --embd 8 --batch 2 --steps 3 --warmup 1 "
+             "--eval-every 3 --eval-batches 1 --amp %s --out %s/%s.safetensors 2>&1", cgrad, path, amp, dir, amp);
+    CHECK(run(cmd, o1, sizeof o1) == 0 && strstr(o1, "step 3 loss") && !strstr(o1, "nan") && strstr(o1, i ? "fp8 linears" : "bf16 autocast"),
+          "--amp %s:\n%s", amp, o1);
+    snprintf(cmd, sizeof cmd, "'%s' sample --checkpoint %s/%s.safetensors --prompt fox --tokens 5 2>/dev/null", cgrad, dir, amp);
+    CHECK(run(cmd, s3, sizeof s3) == 0 && !strncmp(s3, "fox", 3), "sampling the --amp %s checkpoint:\n%s", amp, s3);
+  }
 
   if (stat("/usr/share/games/fortunes/fortunes", &sb) != 0) {
     printf("skipped the default corpus: Debian's fortunes package is not installed\n");
