@@ -10,8 +10,10 @@
  *   THREAD(axis): the output range split across threads.
  *
  * The heuristic: upcast the last output dim by 16, 8 or 4 (the lanes of an elementwise
- * kernel become one vector op each); for kernels with a reduction also one other output
- * dim by 4 (at most 64 lanes); thread the outermost output range left.
+ * kernel become one vector op each); kernels with a reduction get a register tile of up
+ * to ~20 vector accumulators: the vector dim twice (2 x 16 lanes) or the rest of a short
+ * row, times 8, 4 or 2 of the dim that shares the most loads (a GEMM: 8 rows x 32
+ * columns); thread the outermost output range left.
  * NOOPT=1 turns it off. */
 #include "codegen.h"
 #include "core/config.h"
@@ -126,23 +128,38 @@ int opt_heuristic(uop *sink, opt *out) {
     if (big) first = 4, up[nup++] = big;
   }
   if (first) out[n++] = (opt){OPT_UPCAST, (int16_t)up[0]->arg.v[0], (int32_t)first};
-  /* second (reductions only): by 4, the dim whose lanes share the most loads with the
-   * first's (for a convolution, output channels: the input is shared across them, the
-   * weights across output columns), then the largest */
+  /* reductions hold a register tile: more of the vector dim (a 16-wide vector twice, or
+   * the rest of a short row), then another dim, within ~20 vector accumulators of the 32 */
+  int64_t nvec = 1, budget = 20;
+  if (first && has_reduce) {
+    int64_t rem = up[0]->src[0]->arg.i / first;
+    if (first == 16 && rem % 2 == 0) nvec = 2;
+    else if (first < 16 && rem > 1 && rem <= 8) nvec = rem;
+    if (nvec > 1) out[n++] = (opt){OPT_UPCAST, (int16_t)up[0]->arg.v[0], (int32_t)nvec};
+  }
+  /* second (reductions only): the dim whose lanes share the most loads with the first's
+   * (for a convolution, output channels: the input is shared across them, the weights
+   * across output columns), then the largest; by 8, 4 or 2 as the budget allows */
   uop *best = NULL;
   int best_score = -1;
   for (int i = 0; nup == 1 && has_reduce && i < nr; i++) {
     int64_t sz = rng[i]->src[0]->arg.i;
-    if (rng[i] == up[0] || sz % 4 || sz < 8) continue;
+    if (rng[i] == up[0] || sz % 2 || sz < 4) continue;
     int score = shared_loads(ix, nix, rng[i], up[0]);
     if (score > best_score || (score == best_score && sz > best->src[0]->arg.i)) best = rng[i], best_score = score;
   }
-  if (best && first * 4 <= 64) out[n++] = (opt){OPT_UPCAST, (int16_t)best->arg.v[0], 4}, up[nup++] = best;
+  if (best) {
+    int64_t sz = best->src[0]->arg.i, a = 0;
+    for (int64_t c = 8; c >= 2 && !a; c /= 2)
+      if (sz % c == 0 && sz > c / 2 && nvec * c <= budget) a = c;
+    if (!first && a) first = a; /* no vector dim: this one is the tile */
+    if (a) out[n++] = (opt){OPT_UPCAST, (int16_t)best->arg.v[0], (int32_t)a}, up[nup++] = best;
+  }
   /* threads split the outermost output range that is left (after the upcasts) */
   for (int i = 0; i < nr; i++) {
     int64_t sz = rng[i]->src[0]->arg.i;
-    for (int u = 0; u < nup; u++)
-      if (up[u] == rng[i]) sz /= out[u].amount;
+    for (int u = 0; u < n; u++)
+      if (out[u].kind == OPT_UPCAST && out[u].axis == rng[i]->arg.v[0]) sz /= out[u].amount;
     if (sz > 1) {
       out[n++] = (opt){OPT_THREAD, (int16_t)rng[i]->arg.v[0], 0};
       break;
@@ -168,10 +185,10 @@ static uop *with_range(uop *u, uop *from, uop *to) {
 
 /* UPCAST: r = r'*n + u, u a RANGE_UPCAST of the n lanes (the expand pass makes them
  * vectors or copies). */
-static uop *upcast(uop *sink, uop *r, int64_t amount) {
+static uop *upcast(uop *sink, uop *r, int64_t amount, int nth) {
   uop *shorter = uop_new1(OP_RANGE, DT_I32, ci(r->src[0]->arg.i / amount), r->arg);
-  int64_t arg[2] = {r->arg.v[0], RANGE_UPCAST};
-  uop *lane = uop_new1(OP_RANGE, DT_I32, ci(amount), arg_ints(arg, 2));
+  int64_t arg[3] = {r->arg.v[0], RANGE_UPCAST, nth}; /* nth: upcasts of one axis stay apart */
+  uop *lane = uop_new1(OP_RANGE, DT_I32, ci(amount), arg_ints(arg, 3));
   return with_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, shorter, ci(amount)), lane));
 }
 
@@ -218,7 +235,7 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
     if (o[i].amount < 1 || size % o[i].amount)
       return cg_fail_null(CG_ERR_INVALID, "opt %s: amount %d does not divide the axis's size %lld", d, o[i].amount, (long long)size);
     if (o[i].amount == 1) continue;
-    if (o[i].kind == OPT_UPCAST) sink = upcast(sink, r, o[i].amount);
+    if (o[i].kind == OPT_UPCAST) sink = upcast(sink, r, o[i].amount, i);
     else {
       unroll_ctx c = {r, uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), r->arg), o[i].amount};
       sink = graph_rewrite(sink, &rs_unroll, &c);

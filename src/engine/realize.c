@@ -162,7 +162,7 @@ static double kernel_flops(uop *ast) {
     if (!uopset_add(&seen, u) || u->op == OP_DEFINE_GLOBAL) continue;
     if (op_is_alu(u->op) && dt_is_float(u->dt)) {
       uint64_t m = range_mask(&c, u);
-      double trips = 1;
+      double trips = u->dt.count > 1 ? u->dt.count : 1; /* a vector op does one per lane */
       for (int i = 0; i < c.nr; i++)
         if (m >> i & 1) trips *= (double)c.rng[i]->src[0]->arg.i;
       flops += trips;
@@ -188,19 +188,24 @@ static bool same_opts(const prog_entry *e, const opt *o, int n) {
   return e->k.opts_given && e->k.nopts == n && (n == 0 || !memcmp(e->k.opts, o, sizeof *o * (size_t)n));
 }
 
-/* The program for a kernel: with the heuristic's opts (o NULL) or the given ones. */
-static prog_entry *get_program(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
+static prog_entry **slot_of(rt_device *dev, uop *ast) {
+  uint64_t h = (uint64_t)(uintptr_t)ast * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)dev;
+  return &progs[(h >> 20) & 4095];
+}
+
+/* The cached program for a kernel with the heuristic's opts (o NULL) or the given ones. */
+static prog_entry *lookup(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
   unsigned long gen = cfg_generation();
-  uint64_t h = (uint64_t)(uintptr_t)sk->ast * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)dev;
-  if (nopts > MAX_OPTS) return cg_fail_null(CG_ERR_INVALID, "at most %d opts per kernel, got %d", MAX_OPTS, nopts);
   pthread_mutex_lock(&prog_lock);
-  prog_entry **slot = &progs[(h >> 20) & 4095];
-  for (prog_entry *e = *slot; e; e = e->next)
-    if (e->ast == sk->ast && e->dev == dev && e->gen == gen && same_opts(e, o, nopts)) {
-      pthread_mutex_unlock(&prog_lock);
-      return e;
-    }
+  prog_entry *e = *slot_of(dev, sk->ast);
+  while (e && !(e->ast == sk->ast && e->dev == dev && e->gen == gen && same_opts(e, o, nopts))) e = e->next;
   pthread_mutex_unlock(&prog_lock);
+  return e;
+}
+
+/* A new entry with its source generated (not compiled, not yet in the cache). */
+static prog_entry *generate(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
+  if (nopts > MAX_OPTS) return cg_fail_null(CG_ERR_INVALID, "at most %d opts per kernel, got %d", MAX_OPTS, nopts);
   prog_entry *e = calloc(1, sizeof *e);
   if (!e) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
   e->k.ren = renderer_find(dev->renderer);
@@ -220,21 +225,87 @@ static prog_entry *get_program(rt_device *dev, sched_kernel *sk, const opt *o, i
     free(e);
     return NULL;
   }
-  e->p = dev->compile(e->k.name, e->k.src);
-  if (!e->p) {
-    ckernel_free(&e->k);
-    free(e);
-    return NULL;
-  }
   e->flops = kernel_flops(e->k.ast);
-  e->ast = uop_retain(sk->ast), e->dev = dev, e->gen = gen;
+  e->ast = uop_retain(sk->ast), e->dev = dev, e->gen = cfg_generation();
   e->global = e->k.lin.global;
   linear_free(&e->k.lin); /* the program is what runs; the list is not needed again */
+  return e;
+}
+
+static void drop(prog_entry *e) {
+  if (!e) return;
+  uop_release(e->ast);
+  ckernel_free(&e->k);
+  free(e);
+}
+
+/* Into the cache, with its compiled program; the entry already there if another thread
+ * was first. */
+static prog_entry *publish(prog_entry *e) {
   pthread_mutex_lock(&prog_lock);
+  prog_entry **slot = slot_of(e->dev, e->ast);
   e->next = *slot;
   *slot = e;
   pthread_mutex_unlock(&prog_lock);
   return e;
+}
+
+static prog_entry *get_program(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
+  prog_entry *e = lookup(dev, sk, o, nopts);
+  if (e) return e;
+  if (!(e = generate(dev, sk, o, nopts))) return NULL;
+  if (!(e->p = dev->compile(e->k.name, e->k.src))) return drop(e), NULL;
+  return publish(e);
+}
+
+/* Programs for every kernel of a schedule; the new ones generated, then compiled together
+ * (dev->compile_many: a few compiler runs on every core). */
+static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
+  prog_entry **fresh = calloc((size_t)(s->n ? s->n : 1), sizeof *fresh);
+  if (!fresh) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  cg_status st = CG_OK;
+  int nf = 0;
+  for (int i = 0; i < s->n && st == CG_OK; i++) {
+    out[i] = NULL;
+    if (!devs[i]) continue; /* nothing to run */
+    if ((out[i] = lookup(devs[i], &s->k[i], NULL, 0))) continue;
+    for (int j = 0; j < nf && !out[i]; j++) /* the same kernel twice in one schedule */
+      if (fresh[j]->ast == s->k[i].ast && fresh[j]->dev == devs[i]) out[i] = fresh[j];
+    if (out[i]) continue;
+    if (!(out[i] = fresh[nf] = generate(devs[i], &s->k[i], NULL, 0))) st = cg_last_status();
+    else nf++;
+  }
+  /* compile, grouped by device */
+  for (int a = 0; a < nf && st == CG_OK; a++) {
+    if (fresh[a]->p) continue;
+    rt_device *dev = fresh[a]->dev;
+    int n = 0;
+    const char **names = malloc(sizeof(char *) * (size_t)nf), **srcs = malloc(sizeof(char *) * (size_t)nf);
+    rt_program **progs_out = malloc(sizeof(rt_program *) * (size_t)nf);
+    int *which = malloc(sizeof(int) * (size_t)nf);
+    if (!names || !srcs || !progs_out || !which) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+    for (int b = a; b < nf && st == CG_OK; b++)
+      if (fresh[b]->dev == dev && !fresh[b]->p) names[n] = fresh[b]->k.name, srcs[n] = fresh[b]->k.src, which[n++] = b;
+    if (st == CG_OK) {
+      if (dev->compile_many && n > 1) st = dev->compile_many(names, srcs, n, progs_out);
+      else
+        for (int k = 0; k < n; k++)
+          if (!(progs_out[k] = dev->compile(names[k], srcs[k])) && st == CG_OK) st = cg_last_status();
+      for (int k = 0; k < n; k++) fresh[which[k]]->p = progs_out[k];
+    }
+    free(names), free(srcs), free(progs_out), free(which);
+  }
+  for (int j = 0; j < nf; j++) {
+    if (st == CG_OK) publish(fresh[j]);
+    else {
+      if (fresh[j]->p) fresh[j]->dev->program_free(fresh[j]->p);
+      drop(fresh[j]);
+    }
+  }
+  if (st != CG_OK)
+    for (int i = 0; i < s->n; i++) out[i] = NULL;
+  free(fresh);
+  return st;
 }
 
 /* The device a kernel runs on: its buffers' (all on one). */
@@ -273,20 +344,25 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   cg_status st = CG_OK;
   void *ptrs_small[64], **ptrs = ptrs_small;
   int ptrs_cap = 64;
+  /* every program first: the new ones compile together */
+  rt_device **devs = calloc((size_t)(s.n ? s.n : 1), sizeof *devs);
+  prog_entry **entries = calloc((size_t)(s.n ? s.n : 1), sizeof *entries);
+  if (!devs || !entries) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
+    int64_t out_elems = 0;
+    for (int i = 0; i < s.k[ki].nout; i++) out_elems += s.k[ki].bufs[i]->arg.v[1];
+    /* an empty output: nothing to compute (its index math may divide by 0) */
+    if (out_elems && !(devs[ki] = kernel_device(&s.k[ki]))) st = cg_last_status();
+  }
+  if (st == CG_OK) st = get_programs(&s, devs, entries);
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
-    int64_t out_elems = 0;
-    for (int i = 0; i < k->nout; i++) out_elems += k->bufs[i]->arg.v[1];
     for (int i = 0; i < k->nout; i++) uopset_add(&written, k->bufs[i]);
-    if (out_elems == 0) { /* an empty output: nothing to compute (its index math may divide by 0) */
+    prog_entry *e = entries[ki];
+    rt_device *dev = devs[ki];
+    if (!e) {
       for (int i = 0; i < k->nout && st == CG_OK; i++) st = buffer_alloc(k->bufs[i]);
       continue;
-    }
-    rt_device *dev = kernel_device(k);
-    prog_entry *e = dev ? get_program(dev, k, NULL, 0) : NULL;
-    if (!e) {
-      st = cg_last_status();
-      break;
     }
     if (dbg >= 3) {
       char o[256];
@@ -332,6 +408,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     }
   }
   if (ptrs != ptrs_small) free(ptrs);
+  free(devs), free(entries);
   uopset_free(&last_read);
   uopset_free(&is_out);
   uopset_free(&written);

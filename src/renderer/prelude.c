@@ -1,6 +1,9 @@
 /* What every generated C kernel starts with: headers, and the small-float formats (stored
  * as bits, computed in float, rounded to nearest even like the library's conversions). */
 const char cg_kernel_prelude[] =
+    /* guarded: several kernels compile as one translation unit (runtime/cpu.c) */
+    "#ifndef CG_KERNEL_PRELUDE\n"
+    "#define CG_KERNEL_PRELUDE\n"
     "#include <stdint.h>\n"
     "#include <string.h>\n"
     "#include <math.h>\n"
@@ -50,4 +53,5 @@ const char cg_kernel_prelude[] =
     "  static inline f32x##n where_f32x##n(i32x##n m, f32x##n a, f32x##n b) { \\\n"
     "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
     "  static inline i32x##n where_i32x##n(i32x##n m, i32x##n a, i32x##n b) { return (m & a) | (~m & b); }\n"
-    "CG_VEC(2, 8) CG_VEC(4, 16) CG_VEC(8, 32) CG_VEC(16, 64)\n";
+    "CG_VEC(2, 8) CG_VEC(4, 16) CG_VEC(8, 32) CG_VEC(16, 64)\n"
+    "#endif\n";

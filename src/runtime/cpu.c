@@ -219,6 +219,156 @@ static rt_program *cpu_compile(const char *name, const char *source) {
   return q ? q : p;
 }
 
+/* ---- many at once: the cold start of a training step compiles ~70 kernels. Starting
+ * the compiler is a good part of each compile (30-90 ms here), so the kernels that are in
+ * neither cache are compiled as a few translation units, one per core, in parallel; each
+ * kernel still gets its own disk-cache entry (a copy of its unit's shared object, sealed
+ * with its own key), so later processes find it alone. */
+
+typedef struct {
+  const char *const *names;
+  const char *const *sources;
+  int *idx, n;            /* the kernels of this unit */
+  char *so;               /* its shared object, when it compiled */
+  cg_status st;
+  char err[512];
+} unit;
+
+static void *compile_unit(void *arg) {
+  unit *u = arg;
+  size_t len = 1;
+  for (int i = 0; i < u->n; i++) len += strlen(u->sources[u->idx[i]]) + 1;
+  char *tu = malloc(len), *w = tu;
+  if (!tu) {
+    u->st = CG_ERR_NOMEM;
+    return NULL;
+  }
+  for (int i = 0; i < u->n; i++) {
+    size_t l = strlen(u->sources[u->idx[i]]);
+    memcpy(w, u->sources[u->idx[i]], l);
+    w += l, *w++ = '\n';
+  }
+  *w = 0;
+  char tmpdir[4096];
+  const char *t = getenv("TMPDIR");
+  snprintf(tmpdir, sizeof tmpdir, "%s", t && *t ? t : "/tmp");
+  double t0 = seconds();
+  u->st = rt_cc_compile(u->names[u->idx[0]], tu, tmpdir, &u->so);
+  if (u->st != CG_OK) snprintf(u->err, sizeof u->err, "%s", cg_last_error());
+  rt_stats_lock();
+  rt_stats_mut()->compile_seconds += seconds() - t0;
+  rt_stats_unlock();
+  free(tu);
+  return NULL;
+}
+
+/* Copy the file at from to a new temporary file beside to_dir's entries; its path or NULL. */
+static char *copy_file(const char *from, const char *dir) {
+  size_t dl = strlen(dir) + 32;
+  char *path = malloc(dl);
+  if (!path) return NULL;
+  snprintf(path, dl, "%s/tmp-XXXXXX", dir);
+  int out = mkstemp(path);
+  FILE *in = out >= 0 ? fopen(from, "rb") : NULL;
+  bool ok = in != NULL;
+  char buf[65536];
+  size_t n;
+  while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = write(out, buf, n) == (ssize_t)n;
+  if (in) fclose(in);
+  if (out >= 0) close(out);
+  if (!ok) {
+    if (out >= 0) unlink(path);
+    free(path);
+    return NULL;
+  }
+  return path;
+}
+
+static cg_status cpu_compile_many(const char *const *names, const char *const *sources, int n, rt_program **out) {
+  int *todo = malloc(sizeof(int) * (size_t)(n ? n : 1)), ntodo = 0;
+  uint64_t (*keys)[2] = malloc(sizeof *keys * (size_t)(n ? n : 1));
+  if (!todo || !keys) {
+    free(todo), free(keys);
+    return cg_fail(CG_ERR_NOMEM, "out of memory");
+  }
+  /* loaded already, or on disk: as compile() */
+  char *dir = rt_cache_dir();
+  for (int i = 0; i < n; i++) {
+    out[i] = NULL;
+    rt_cc_key(names[i], sources[i], keys[i]);
+    pthread_mutex_lock(&cache_lock);
+    rt_program *p = lookup_locked(keys[i]);
+    if (p) p->refs++;
+    pthread_mutex_unlock(&cache_lock);
+    if (p) {
+      count(&rt_stats_mut()->mem_hits);
+      out[i] = p;
+      continue;
+    }
+    char *entry = dir ? rt_cache_entry_path(dir, names[i], keys[i], "so") : NULL;
+    int r = entry ? rt_cache_check(entry, keys[i]) : RT_CACHE_MISSING;
+    free(entry);
+    if (r == RT_CACHE_OK || n == 1) out[i] = cpu_compile(names[i], sources[i]);
+    else todo[ntodo++] = i;
+  }
+  /* the rest in one unit per core; a unit never defines one name twice */
+  int nunits = ntodo < rt_pool_size() ? ntodo : rt_pool_size();
+  unit *units = calloc((size_t)(nunits ? nunits : 1), sizeof *units);
+  int *slots = malloc(sizeof(int) * (size_t)(ntodo ? ntodo : 1));
+  pthread_t *th = calloc((size_t)(nunits ? nunits : 1), sizeof *th);
+  cg_status st = CG_OK;
+  if (!units || !slots || !th) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  for (int u = 0; u < nunits && st == CG_OK; u++) units[u] = (unit){names, sources, slots + u * (ntodo / nunits) + (u < ntodo % nunits ? u : ntodo % nunits), 0, NULL, CG_OK, ""};
+  for (int k = 0; k < ntodo && st == CG_OK; k++) {
+    int u = k % nunits;
+    bool dup = false;
+    for (int j = 0; j < units[u].n; j++) dup |= !strcmp(names[units[u].idx[j]], names[todo[k]]);
+    if (dup) continue; /* compiled alone below */
+    units[u].idx[units[u].n++] = todo[k];
+  }
+  bool *started = calloc((size_t)(nunits ? nunits : 1), sizeof(bool));
+  if (!started) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  for (int u = 0; u < nunits && st == CG_OK; u++)
+    if (units[u].n && !(started[u] = pthread_create(&th[u], NULL, compile_unit, &units[u]) == 0)) compile_unit(&units[u]);
+  for (int u = 0; u < nunits && st == CG_OK; u++)
+    if (started[u]) pthread_join(th[u], NULL);
+  free(started);
+  /* each kernel from its unit's object: sealed into the cache under its own key */
+  for (int u = 0; u < nunits && st == CG_OK; u++) {
+    for (int j = 0; j < units[u].n; j++) {
+      int i = units[u].idx[j];
+      if (units[u].st != CG_OK) break; /* compiled alone below, to name the culprit */
+      rt_program *p = NULL;
+      char *entry = dir ? rt_cache_entry_path(dir, names[i], keys[i], "so") : NULL;
+      char *tmp = entry ? copy_file(units[u].so, dir) : NULL;
+      if (tmp && rt_cache_publish(tmp, entry, keys[i]) == CG_OK) p = load(entry, names[i], keys[i]);
+      else if (!entry) p = load(units[u].so, names[i], keys[i]);
+      free(tmp), free(entry);
+      if (!p) continue;
+      rt_stats_lock();
+      rt_stats_mut()->compiled++;
+      rt_stats_unlock();
+      pthread_mutex_lock(&cache_lock);
+      rt_program *q = lookup_locked(keys[i]);
+      int failed = 0;
+      if (q) q->refs++;
+      else failed = insert_locked(p);
+      pthread_mutex_unlock(&cache_lock);
+      if (q || failed) unload(p);
+      out[i] = failed ? NULL : q ? q : p;
+    }
+    if (units[u].so) unlink(units[u].so);
+    free(units[u].so);
+  }
+  /* whatever is left (a unit that failed, a duplicate name): one at a time */
+  for (int k = 0; k < ntodo; k++)
+    if (!out[todo[k]] && !(out[todo[k]] = cpu_compile(names[todo[k]], sources[todo[k]])) && st == CG_OK) st = cg_last_status();
+  for (int i = 0; i < n; i++)
+    if (!out[i] && st == CG_OK) st = cg_last_status() != CG_OK ? cg_last_status() : CG_ERR_RUNTIME;
+  free(units), free(slots), free(th), free(todo), free(keys), free(dir);
+  return st;
+}
+
 static void cpu_program_free(rt_program *p) {
   if (!p) return;
   pthread_mutex_lock(&cache_lock);
@@ -274,6 +424,7 @@ rt_device rt_cpu_device = {
     .copyin = cpu_copy,
     .copyout = cpu_copy,
     .compile = cpu_compile,
+    .compile_many = cpu_compile_many,
     .program_free = cpu_program_free,
     .launch = cpu_launch,
     .synchronize = cpu_synchronize,

@@ -67,6 +67,10 @@ struct rt_device {
   /* Compile and load the entry point `name` of `source`. NULL + CG_ERR_RUNTIME with the
    * compiler's first error lines on failure. */
   rt_program *(*compile)(const char *name, const char *source);
+  /* Optional: compile n programs at once (on several cores, in few compiler runs);
+   * out[i] as compile(names[i], sources[i]) would give. CG_OK, or the first failure's
+   * status with out[i] NULL for those that failed. */
+  cg_status (*compile_many)(const char *const *names, const char *const *sources, int n, rt_program **out);
   void (*program_free)(rt_program *prog);
   /* Run prog over [0, global_size) of its outermost parallel dimension. */
   cg_status (*launch)(rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size);
