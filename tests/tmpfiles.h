@@ -18,7 +18,8 @@ static inline const char *in_dir(const char *name) {
   return b;
 }
 
-/* The whole file (malloc'd, one spare byte), its size in *size; NULL if it cannot be opened. */
+/* The whole file (malloc'd, NUL-terminated past its size, so text can go to strstr), its
+ * size in *size; NULL if it cannot be opened. */
 static inline unsigned char *read_file(const char *path, size_t *size) {
   *size = 0;
   FILE *f = fopen(path, "rb");
@@ -27,7 +28,7 @@ static inline unsigned char *read_file(const char *path, size_t *size) {
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
   unsigned char *b = malloc((size_t)(n > 0 ? n : 0) + 1);
-  if (b) *size = fread(b, 1, (size_t)(n > 0 ? n : 0), f);
+  if (b) *size = fread(b, 1, (size_t)(n > 0 ? n : 0), f), b[*size] = 0;
   fclose(f);
   return b;
 }

@@ -22,7 +22,7 @@
 
 /* RANGE arg = [axis id, kind]. Output ranges have axis id = their dim, reduce ranges 100+;
  * an UPCAST range holds the lanes of an upcast axis until the expand pass removes it. */
-enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3 };
+enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3, RANGE_UNROLL = 4 };
 
 /* ---- opts (opt.c) ---------------------------------------------------------------------- */
 typedef enum {
@@ -42,6 +42,13 @@ typedef struct {
   int32_t amount;
 } opt;
 #define MAX_OPTS 8
+/* Equal lists (field by field: a struct's padding is not data). */
+static inline bool opts_eq(const opt *a, int na, const opt *b, int nb) {
+  if (na != nb) return false;
+  for (int i = 0; i < na; i++)
+    if (a[i].kind != b[i].kind || a[i].axis != b[i].axis || a[i].amount != b[i].amount) return false;
+  return true;
+}
 
 const char *opt_name(int kind);
 /* "UPCAST(3,16) THREAD(0)" into buf. */
@@ -109,5 +116,17 @@ typedef struct {
 /* Run every pass on k (k->ast and k->ren set; opts too if opts_given). false + error. */
 bool codegen_run(ckernel *k);
 void ckernel_free(ckernel *k);
+
+/* ---- BEAM search (beam.c) ------------------------------------------------------------------ */
+typedef struct rt_device rt_device;
+/* The fastest opt list found for the scheduled kernel ast on dev (beam of width lists,
+ * BEAM_BUDGET_S seconds), from the disk cache when an earlier search stored one. Writes
+ * it to out and returns its length, or -1 + error when no candidate compiled and ran. */
+int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *out);
+typedef struct {
+  int64_t searches, hits, rejects, candidates; /* searches run, answered from disk, corrupt entries */
+  double seconds;
+} beam_stats;
+beam_stats beam_get_stats(void);
 
 #endif

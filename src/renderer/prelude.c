@@ -27,7 +27,7 @@ const char cg_kernel_prelude[] =
     "}\n"
     "static inline uint8_t fp8_encode(float x, int e5) {\n"
     "  if (x != x) return e5 ? 0x7e : 0x7f;\n"
-    "  uint8_t sign = x < 0 ? 0x80 : 0; float a = fabsf(x), maxf = e5 ? 57344.0f : 448.0f;\n"
+    "  uint8_t sign = signbit(x) ? 0x80 : 0; float a = fabsf(x), maxf = e5 ? 57344.0f : 448.0f;\n"
     "  if (a > maxf) { if (!e5) return sign | 0x7e; if (a >= 61440.0f) return sign | 0x7c; return sign | 0x7b; }\n"
     "  uint8_t best = 0; float bd = INFINITY;\n"
     "  for (int c = 0; c < 128; c++) { float v = fp8_decode((uint8_t)c, e5); if (v != v || isinf(v)) continue;\n"
@@ -40,15 +40,29 @@ const char cg_kernel_prelude[] =
     "static inline uint8_t f32_to_e5m2(float x) { return fp8_encode(x, 1); }\n"
     "static inline float e4m3_round(float x) { return e4m3_to_f32(f32_to_e4m3(x)); }\n"
     "static inline float e5m2_round(float x) { return e5m2_to_f32(f32_to_e5m2(x)); }\n"
+    /* MAX (ops.def): NaN wins, +0 over -0. maxss/maxsd for the ordered case, the rest as
+     * bit masks, so GCC makes no branch (a ?: on floats here would become jumps) */
+    "static inline float fmax_nanf(float a, float b) {\n"
+    "  float m = a > b ? a : b; uint32_t x, y, r; memcpy(&x, &a, 4); memcpy(&y, &b, 4); memcpy(&r, &m, 4);\n"
+    "  uint32_t eq = -(uint32_t)(a == b), na = -(uint32_t)(a != a);\n"
+    "  r = (r & ~eq) | (x & y & eq); r = (r & ~na) | (x & na); memcpy(&m, &r, 4); return m;\n"
+    "}\n"
+    "static inline double fmax_nan(double a, double b) {\n"
+    "  double m = a > b ? a : b; uint64_t x, y, r; memcpy(&x, &a, 8); memcpy(&y, &b, 8); memcpy(&r, &m, 8);\n"
+    "  uint64_t eq = -(uint64_t)(a == b), na = -(uint64_t)(a != a);\n"
+    "  r = (r & ~eq) | (x & y & eq); r = (r & ~na) | (x & na); memcpy(&m, &r, 8); return m;\n"
+    "}\n"
     /* vectors of float32 / int32 (bool vectors are int32 masks: -1 true, 0 false), with
-     * unaligned forms for loads and stores, a NaN-propagating max and a select */
+     * unaligned forms for loads and stores, max meaning what the scalar one means (NaN
+     * wins, +0 over -0) and a select */
     "#define CG_VEC(n, bytes) \\\n"
     "  typedef float f32x##n __attribute__((vector_size(bytes))); \\\n"
     "  typedef float f32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
     "  typedef int32_t i32x##n __attribute__((vector_size(bytes))); \\\n"
     "  typedef int32_t i32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
-    "  static inline f32x##n max_f32x##n(f32x##n a, f32x##n b) { i32x##n m = (a > b) | (a != a); \\\n"
-    "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
+    "  static inline f32x##n max_f32x##n(f32x##n a, f32x##n b) { i32x##n m = (a > b) | (a != a), e = a == b; \\\n"
+    "    i32x##n r = (m & (i32x##n)a) | (~m & (i32x##n)b); \\\n"
+    "    return (f32x##n)((e & (i32x##n)a & (i32x##n)b) | (~e & r)); } \\\n"
     "  static inline i32x##n max_i32x##n(i32x##n a, i32x##n b) { i32x##n m = a > b; return (m & a) | (~m & b); } \\\n"
     "  static inline f32x##n where_f32x##n(i32x##n m, f32x##n a, f32x##n b) { \\\n"
     "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"

@@ -136,9 +136,12 @@ static const char *literal(rc *r, uop *u) {
 
 /* ---- how each op is spelled ---------------------------------------------------------
  * $0 $1 $2 the operands, $f the float suffix ("f" for float, "" for double), $T the C
- * type, $U its unsigned counterpart, $B the width in bits minus one. Semantics are the
- * op table's (ops.def): integers wrap (kernels build with -fwrapv), x/0 and x%0 give 0,
- * x/-1 negates, shift counts are taken modulo the width, MAX propagates NaN. */
+ * type, $U an unsigned type at least as wide (never promoted to int), $B the width in
+ * bits minus one. The meaning of each op is the op table's (ops.def) and uop/alu.c's:
+ * integers wrap (kernels build with -fwrapv), x/0 and x%0 give 0, x/-1 negates, shift
+ * counts are taken modulo the width, float MAX propagates NaN and puts +0 over -0.
+ * Selects (WHERE, IDIV's guards) compile to cmov/blends; float MAX is a prelude function
+ * written with bit masks, since GCC turns float ?: chains into jumps. */
 static const char *const c_templates[OP_COUNT] = {
     [OP_EXP2] = "exp2$f($0)",
     [OP_LOG2] = "log2$f($0)",
@@ -150,7 +153,7 @@ static const char *const c_templates[OP_COUNT] = {
     [OP_ADD] = "($0+$1)",
     [OP_MUL] = "($0*$1)",
     [OP_IDIV] = "($1==0?($T)0:$1==-1?($T)(0-($U)$0):($T)($0/$1))",
-    [OP_MOD] = "($1==0||$1==-1?($T)0:($T)($0%$1))",
+    [OP_MOD] = "(($1==0)|($1==-1)?($T)0:($T)($0%$1))",
     [OP_MAX] = "($0>$1?$0:$1)",
     [OP_CMPLT] = "($0<$1)",
     [OP_CMPNE] = "($0!=$1)",
@@ -167,25 +170,25 @@ _Static_assert(sizeof c_templates / sizeof c_templates[0] == OP_COUNT, "one temp
 /* where floats differ */
 static const char *const c_float_templates[OP_COUNT] = {
     [OP_TRUNC] = "trunc$f($0)",
-    [OP_MAX] = "($0>$1||$0!=$0?$0:$1)",
+    [OP_MAX] = "fmax_nan$f($0,$1)", /* prelude.c */
     [OP_MULACC] = "fma$f($0,$1,$2)",
 };
-/* where bools differ */
+/* where unsigned integers differ (no -1 divisor) */
+static const char *const c_unsigned_templates[OP_COUNT] = {
+    [OP_IDIV] = "($1==0?($T)0:($T)($0/$1))",
+    [OP_MOD] = "($1==0?($T)0:($T)($0%$1))",
+};
+/* where bools differ (a bool is 1 bit wide: every shift count is 0) */
 static const char *const c_bool_templates[OP_COUNT] = {
     [OP_ADD] = "($0|$1)",
     [OP_MUL] = "($0&$1)",
     [OP_NEG] = "(!$0)",
     [OP_MAX] = "($0|$1)",
+    [OP_SHL] = "$0",
+    [OP_SHR] = "$0",
 };
 
-static const char *unsigned_type(dtype d) {
-  switch (d.scalar) {
-  case CG_INT8: case CG_UINT8: return "uint8_t";
-  case CG_INT16: case CG_UINT16: return "uint16_t";
-  case CG_INT32: case CG_UINT32: return "uint32_t";
-  default: return "uint64_t";
-  }
-}
+static const char *unsigned_type(dtype d) { return dt_scalar_size(d) == 8 ? "uint64_t" : "uint32_t"; }
 
 static void expand_template(const char *t, dtype d, const char **a, char *out, size_t n) {
   size_t w = 0;
@@ -243,7 +246,18 @@ static void alu_expr(uop *u, const char **a, char *out, size_t n) {
   switch (u->op) {
   case OP_CAST:
     if (dt_is_bool(d)) snprintf(out, n, "(%s!=0)", a[0]);
-    else if (dt_is_int(d) && dt_is_float(sd)) snprintf(out, n, "((%s)%s(%s))", ctype(d), is_f64(sd) ? "trunc" : "truncf", a[0]);
+    else if (dt_is_int(d) && dt_is_float(sd)) { /* saturating, NaN gives 0 (alu_float_to_int) */
+      int bits = dt_scalar_size(d) * 8;
+      bool u = dt_is_unsigned(d);
+      const char *t = ctype(d), *x = a[0];
+      char mx[48], mn[48];
+      if (u) snprintf(mx, sizeof mx, "(%s)-1", t), snprintf(mn, sizeof mn, "(%s)0", t);
+      else {
+        int64_t m = (int64_t)(((uint64_t)1 << (bits - 1)) - 1);
+        snprintf(mx, sizeof mx, "(%s)%" PRId64 "ll", t, m), snprintf(mn, sizeof mn, "(%s)(-%" PRId64 "ll-1)", t, m);
+      }
+      snprintf(out, n, "(%s!=%s?(%s)0:%s>=%a?%s:%s<%a?%s:(%s)%s)", x, x, t, x, ldexp(1, u ? bits : bits - 1), mx, x, u ? 0.0 : -ldexp(1, bits - 1), mn, t, x);
+    }
     else snprintf(out, n, "((%s)%s)", ctype(d), a[0]);
     return;
   case OP_BITCAST: { /* small floats live as float in registers: back to bits first */
@@ -257,9 +271,10 @@ static void alu_expr(uop *u, const char **a, char *out, size_t n) {
   }
   default: break;
   }
-  const char *t = dt_is_bool(td) && c_bool_templates[u->op] ? c_bool_templates[u->op]
-                  : dt_is_float(td) && c_float_templates[u->op] ? c_float_templates[u->op]
-                                                                : c_templates[u->op];
+  const char *t = dt_is_bool(td) && c_bool_templates[u->op]            ? c_bool_templates[u->op]
+                  : dt_is_float(td) && c_float_templates[u->op]         ? c_float_templates[u->op]
+                  : dt_is_unsigned(td) && c_unsigned_templates[u->op] ? c_unsigned_templates[u->op]
+                                                                         : c_templates[u->op];
   CG_ASSERT(t, "the C renderer has no %s", op_name(u->op));
   expand_template(t, td, a, out, n);
 }

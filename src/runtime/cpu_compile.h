@@ -15,7 +15,11 @@
  * reversed (flipped) index, e.g. sum(flip(x)) of 8 floats gives 38 or 41 instead of 37
  * (clang, -O0 and -fno-tree-loop-vectorize are right). The SLP vectorizer stays on: it
  * turns upcast register tiles (codegen/opt.c) into vector FMAs. */
-#define RT_CC_FLAGS "-O2 -march=native -ffp-contract=fast -fno-math-errno -fno-tree-loop-vectorize"
+/* -fwrapv: integer arithmetic wraps, as the op table says (ops.def), also in int-promoted
+ * 8/16-bit math. -ffp-contract=fast: a MUL feeding an ADD may become one fma, so a fused
+ * kernel's a*b+c may round once where the constant folder rounds twice; MULACC is always
+ * an fma. -fno-math-errno: libm calls without errno, so they can inline (sqrt). */
+#define RT_CC_FLAGS "-O2 -march=native -fwrapv -ffp-contract=fast -fno-math-errno -fno-tree-loop-vectorize"
 
 /* The cache key of (name, source) under the current compiler: a 128-bit hash over the
  * name, source, compiler command, flags, the compiler's `--version` output (asked once per

@@ -75,7 +75,8 @@ static program *parse(const char *name, const char *src) {
       /* an ASSIGN's value is its accumulator's (also when its loop ran no trip) */
       if (p->code[x->src[i]].op == OP_ASSIGN) x->src[i] = p->code[x->src[i]].src[0];
     }
-    if (x->op == OP_CONST && dt_is_float(dt_from(x->scalar))) x->f = strtod(a0, NULL);
+    /* a float constant is read as C reads its literal: rounded to float32 (float64: as is) */
+    if (x->op == OP_CONST && dt_is_float(dt_from(x->scalar))) x->f = x->scalar == CG_FLOAT64 ? strtod(a0, NULL) : (float)strtod(a0, NULL);
     else x->a0 = strtoll(a0, NULL, 10);
     if (x->op == OP_RANGE) {
       if (depth == 64) return refuse(p, name, "loops nested more than 64 deep");
@@ -180,9 +181,8 @@ static bool alu_lane(program *p, val *v, ins *x, int k, val *out) {
   if (x->op == OP_CAST) {
     dtype sd = dt_from(p->code[x->src[0]].scalar);
     val *a = LANE(x->src[0], k);
-    if (dt_is_float(d)) out->f = alu_round(d, dt_is_float(sd) ? a->f : sd.scalar == CG_UINT64 ? (double)(uint64_t)a->i : (double)a->i);
-    else if (dt_is_bool(d)) out->i = dt_is_float(sd) ? a->f != 0 : a->i != 0;
-    else if (dt_is_float(sd)) out->i = alu_wrap(d, (int64_t)trunc(a->f)); /* out of range: undefined, as in C */
+    if (dt_is_float(d)) out->f = dt_is_float(sd) ? alu_round(d, a->f) : alu_int_to_float(d, sd, a->i);
+    else if (dt_is_float(sd)) out->i = alu_float_to_int(d, a->f);
     else out->i = alu_wrap(d, a->i);
     return true;
   }
@@ -292,9 +292,7 @@ static rt_program *interp_compile(const char *name, const char *source) {
     return cg_fail_null(CG_ERR_NOMEM, "out of memory");
   }
   p->dev = &rt_interp_device, p->name = nm, p->fn = code, p->refs = 1;
-  rt_stats_lock();
-  rt_stats_mut()->compiled++;
-  rt_stats_unlock();
+  __atomic_fetch_add(&rt_stats_mut()->compiled, 1, __ATOMIC_RELAXED); /* read without the lock by realize */
   return p;
 }
 

@@ -27,7 +27,10 @@ dtype promote(dtype a, dtype b) {
 
 uop *cast_to(uop *u, dtype dt) {
   if (dt_eq(u->dt, dt)) return u;
-  if (u->op == OP_CONST) return dt_is_float(dt) ? uop_const_float(dt, uop_const_value(u)) : uop_const_int(dt, dt_is_bool(dt) ? uop_const_value(u) != 0 : uop_const_ivalue(u));
+  if (u->op == OP_CONST) { /* folded as CAST means it (uop/alu.c) */
+    if (dt_is_float(u->dt)) return uop_const_float(dt, u->arg.f);
+    return dt_is_float(dt) ? uop_const_float(dt, alu_int_to_float(dt, u->dt, u->arg.i)) : uop_const_int(dt, u->arg.i);
+  }
   return uop_new(OP_CAST, dt, &u, 1, arg_none());
 }
 
@@ -56,7 +59,7 @@ static bool broadcast_dims(const char *who, const int64_t *as, int an, const int
     out[i] = da == 1 ? db : da;
   }
   *nd = n;
-  return true;
+  return shape_fits(who, out, n, DT_F64); /* (1<<40, 1) + (1, 1<<40) */
 }
 static bool broadcast_shape(const char *who, const uop *a, const uop *b, int64_t *out, int *nd) {
   return broadcast_dims(who, a->shape, a->ndim, b->shape, b->ndim, out, nd);

@@ -39,15 +39,9 @@ static uop *fold_const(rw_match *m) {
   if (u->dt.count != 1 || u->op == OP_BITCAST) return NULL;
   dtype in = u->src[u->op == OP_WHERE ? 1 : 0]->dt;
   if (u->op == OP_CAST) {
-    double v = uop_const_value(u->src[0]);
-    if (dt_is_float(u->dt)) {
-      double r;
-      alu_eval_float(OP_CAST, u->dt, &v, 1, &r);
-      return uop_const_float(u->dt, r);
-    }
-    if (dt_is_bool(u->dt)) return uop_const_int(u->dt, v != 0);
-    if (dt_is_float(in) && !(v > -9.2e18 && v < 9.2e18)) return NULL; /* NaN / out of range: undefined */
-    return uop_const_int(u->dt, dt_is_float(in) ? (int64_t)v : cval(u->src[0]));
+    uop *s = u->src[0];
+    if (dt_is_float(in)) return dt_is_float(u->dt) ? uop_const_float(u->dt, alu_round(u->dt, s->arg.f)) : uop_const_int(u->dt, alu_float_to_int(u->dt, s->arg.f));
+    return dt_is_float(u->dt) ? uop_const_float(u->dt, alu_int_to_float(u->dt, in, s->arg.i)) : uop_const_int(u->dt, s->arg.i);
   }
   if (dt_is_float(in)) {
     double x[3], r;

@@ -192,7 +192,8 @@ uop *uop_retain(uop *u) {
 }
 
 static void (*free_hooks[OP_COUNT])(uop *);
-void uop_set_free_hook(int op, void (*fn)(uop *u)) { free_hooks[op] = fn; }
+/* atomic: a hook is (re)set by every realize on any thread, and read under the intern lock */
+void uop_set_free_hook(int op, void (*fn)(uop *u)) { __atomic_store_n(&free_hooks[op], fn, __ATOMIC_RELEASE); }
 
 static void unlink_node(uop *u) {
   uop **pp = &buckets[u->hash & (nbuckets - 1)];
@@ -212,7 +213,8 @@ void uop_release(uop *u) {
     CG_ASSERT(x->refcnt > 0, "released a dead %s node", op_name(x->op));
     if (--x->refcnt) continue;
     unlink_node(x);
-    if (free_hooks[x->op]) free_hooks[x->op](x);
+    void (*hook)(uop *) = __atomic_load_n(&free_hooks[x->op], __ATOMIC_ACQUIRE);
+    if (hook) hook(x);
     for (uint32_t i = 0; i < x->nsrc; i++) {
       if (n == cap) {
         uop **bigger = malloc(sizeof *bigger * cap * 2);
@@ -249,13 +251,16 @@ uop *uop_const_int(dtype dt, int64_t v) {
   if (dt_is_float(dt)) return uop_const_float(dt, (double)v);
   return uop_new0(OP_CONST, dt, arg_int(alu_wrap(dt, v)));
 }
+/* A float given for an int dtype converts as CAST does (saturating, NaN gives 0). A float
+ * constant keeps the double it is given: the folder computes with it exactly, kernels read
+ * it rounded to float32 (float64: as is), as a C literal is (ops.def, CONST). */
 uop *uop_const_float(dtype dt, double v) {
-  if (!dt_is_float(dt)) return uop_const_int(dt, (int64_t)v);
+  if (!dt_is_float(dt)) return uop_const_int(dt, alu_float_to_int(dt_base(dt), v));
   return uop_new0(OP_CONST, dt, arg_float(v));
 }
 uop *uop_const_like(uop *like, double v) {
   dtype d = dt_base(like->dt);
-  return dt_is_float(d) ? uop_const_float(d, v) : uop_const_int(d, (int64_t)v);
+  return uop_const_float(d, v);
 }
 uop *uop_var(const char *name, int64_t min, int64_t max) {
   int64_t b[2] = {min, max};
@@ -267,7 +272,7 @@ uop *uop_alu1(int op, uop *a) { return uop_new1(op, a->dt, a, arg_none()); }
 uop *uop_where(uop *c, uop *a, uop *b) { return uop_new3(OP_WHERE, a->dt, c, a, b); }
 
 double uop_const_value(const uop *u) { return u->arg.kind == ARG_FLOAT ? u->arg.f : (double)u->arg.i; }
-int64_t uop_const_ivalue(const uop *u) { return u->arg.kind == ARG_FLOAT ? (int64_t)u->arg.f : u->arg.i; }
+int64_t uop_const_ivalue(const uop *u) { return u->arg.kind == ARG_FLOAT ? alu_float_to_int(DT_I64, u->arg.f) : u->arg.i; }
 
 /* ---- DAG size ------------------------------------------------------------------------- */
 

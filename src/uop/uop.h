@@ -143,5 +143,10 @@ bool alu_eval_float(int op, dtype dt, const double *x, int n, double *out);
 double alu_round(dtype dt, double v);
 /* Wrap an int64 into the dtype's range (two's complement). */
 int64_t alu_wrap(dtype dt, int64_t v);
+/* CAST float -> int (or bool): saturating, NaN gives 0 (bool: v != 0). */
+int64_t alu_float_to_int(dtype to, double v);
+/* CAST int (held as in alu_eval_int) -> float: one rounding to float64 or float32, then
+ * to the format. */
+double alu_int_to_float(dtype to, dtype from, int64_t v);
 
 #endif

@@ -40,7 +40,7 @@ uop *view_broadcast(uop *u, const int64_t *shape, int ndim) {
 }
 
 uop *const_full(dtype dt, double v, const int64_t *shape, int ndim) {
-  uop *c = dt_is_float(dt) ? uop_const_float(dt, v) : uop_const_int(dt, (int64_t)v);
+  uop *c = uop_const_float(dt, v); /* an int dtype converts as CAST does */
   return view_broadcast(c, shape, ndim);
 }
 

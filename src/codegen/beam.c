@@ -1,0 +1,299 @@
+/* BEAM search over opt lists (ARCHITECTURE §6): BEAM=n keeps the n fastest lists each
+ * round, extends each by one opt (an UPCAST, UNROLL or THREAD that divides its axis),
+ * compiles the new candidates together (dev->compile_many: every core) and times them on
+ * scratch buffers of the kernel's sizes; it stops when a round finds nothing faster or
+ * BEAM_BUDGET_S (default 10) seconds have passed. The winner is kept on disk in the
+ * kernel cache directory, under a key of the kernel's structure, device, renderer,
+ * compiler, flags, CPU and cgrad version (tinygrad once served BEAM results tuned under
+ * other flags from a key that omitted them), so a second process takes it with no search.
+ * An entry that does not check out is deleted and searched again. */
+#include "codegen.h"
+#include "core/config.h"
+#include "core/fileio.h"
+#include "runtime/cpu_compile.h"
+#include "runtime/device.h"
+#include "runtime/disk_cache.h"
+#include "runtime/hash128.h"
+#include "uop/uopset.h"
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static beam_stats stats;
+beam_stats beam_get_stats(void) { return stats; }
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- the disk entry: "cgrad-beam 1 <key> <n> kind axis amount ... <check>" ----------- */
+
+static void beam_key(uop *ast, const renderer *ren, rt_device *dev, uint64_t key[2]) {
+  char *s = uop_to_string(ast);
+  uint64_t cc[2];
+  rt_cc_key("beam", "", cc); /* compiler, its version, flags, CPU model and features */
+  key[0] = 0x6265616d2d6b6579ULL, key[1] = 1;
+  rt_hash128_str(s ? s : "", key);
+  rt_hash128_str(dev->name, key);
+  rt_hash128_str(ren->name, key);
+  rt_hash128(cc, sizeof cc, key);
+  rt_hash128_str(CG_VERSION, key);
+  free(s);
+}
+
+static char *entry_path(const uint64_t key[2]) {
+  char *dir = rt_cache_dir();
+  if (!dir) return NULL;
+  size_t n = strlen(dir) + 64;
+  char *p = malloc(n);
+  if (p) snprintf(p, n, "%s/beam-%016" PRIx64 "%016" PRIx64 ".txt", dir, key[0], key[1]);
+  free(dir);
+  return p;
+}
+
+static uint64_t check_of(const uint64_t key[2], const opt *o, int n) {
+  uint64_t h[2] = {key[0], key[1]};
+  for (int i = 0; i < n; i++) { /* field by field: a struct's padding is not data */
+    int64_t f[3] = {o[i].kind, o[i].axis, o[i].amount};
+    rt_hash128(f, sizeof f, h);
+  }
+  return h[0] ^ h[1];
+}
+
+/* The opts stored for key: how many (>= 0), or -1 when there is no sound entry (a corrupt
+ * one is deleted). */
+static int load_entry(const char *path, const uint64_t key[2], opt *out) {
+  size_t size;
+  char *text = access(path, F_OK) == 0 ? fio_read_all(path, &size) : NULL;
+  if (!text) return -1;
+  uint64_t k0, k1, check;
+  int n, used, ok = sscanf(text, "cgrad-beam 1 %" SCNx64 " %" SCNx64 " %d%n", &k0, &k1, &n, &used) == 3 && k0 == key[0] && k1 == key[1] && n >= 0 &&
+                         n <= MAX_OPTS;
+  const char *s = text + (ok ? used : 0);
+  for (int i = 0; ok && i < n; i++) {
+    int kind, axis, amount, u;
+    ok = sscanf(s, " %d %d %d%n", &kind, &axis, &amount, &u) == 3 && kind >= 0 && kind < OPT_NKINDS;
+    out[i] = (opt){(uint8_t)kind, (int16_t)axis, amount};
+    s += ok ? u : 0;
+  }
+  ok = ok && sscanf(s, " %" SCNx64, &check) == 1 && check == check_of(key, out, n);
+  free(text);
+  if (!ok) {
+    unlink(path);
+    stats.rejects++;
+    return -1;
+  }
+  return n;
+}
+
+typedef struct { const uint64_t *key; const opt *o; int n; } entry_ctx;
+static cg_status write_entry(FILE *f, void *arg) {
+  entry_ctx *c = arg;
+  fprintf(f, "cgrad-beam 1 %016" PRIx64 " %016" PRIx64 " %d", c->key[0], c->key[1], c->n);
+  for (int i = 0; i < c->n; i++) fprintf(f, " %d %d %d", c->o[i].kind, c->o[i].axis, c->o[i].amount);
+  fprintf(f, " %016" PRIx64 "\n", check_of(c->key, c->o, c->n));
+  return CG_OK;
+}
+
+/* ---- the search ---------------------------------------------------------------------- */
+
+typedef struct {
+  opt o[MAX_OPTS];
+  int n;
+  double t;          /* seconds, +inf when it failed */
+} cand;
+
+static bool same_list(const cand *a, const cand *b) { return opts_eq(a->o, a->n, b->o, b->n); }
+
+static void find_ranges(uop *u, uopset *seen, uop **out, int *n) {
+  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (u->op == OP_RANGE && *n < 32) {
+    for (int i = 0; i < *n; i++)
+      if (out[i]->arg.v[0] == u->arg.v[0]) return;
+    out[(*n)++] = u;
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++) find_ranges(u->src[i], seen, out, n);
+}
+
+static void find_slots(uop *u, uopset *seen, uop **slot, int max) {
+  if (!uopset_add(seen, u)) return;
+  if (u->op == OP_DEFINE_GLOBAL && u->arg.v[0] < max) slot[u->arg.v[0]] = u;
+  for (uint32_t i = 0; i < u->nsrc; i++) find_slots(u->src[i], seen, slot, max);
+}
+
+typedef struct {
+  uop *ast;
+  const renderer *ren;
+  rt_device *dev;
+  void **bufs;
+  int nbufs;
+  int64_t tries;
+} search;
+
+/* Time each candidate (in place): generate, compile all together, run each 1 + 3 times
+ * on the scratch buffers and keep the median. */
+static void time_all(search *s, cand *c, int n, double best) {
+  ckernel *k = calloc((size_t)n, sizeof *k);
+  const char **names = calloc((size_t)n, sizeof(char *)), **srcs = calloc((size_t)n, sizeof(char *));
+  rt_program **progs = calloc((size_t)n, sizeof(rt_program *));
+  int *which = calloc((size_t)n, sizeof(int)), m = 0;
+  if (!k || !names || !srcs || !progs || !which) goto done;
+  for (int i = 0; i < n; i++) {
+    c[i].t = INFINITY;
+    k[i].ast = s->ast, k[i].ren = s->ren, k[i].opts_given = true, k[i].nopts = c[i].n;
+    memcpy(k[i].opts, c[i].o, sizeof(opt) * (size_t)c[i].n);
+    snprintf(k[i].name, sizeof k[i].name, "beam_%d", i);
+    if (!codegen_run(&k[i])) continue; /* an opt that does not apply */
+    names[m] = k[i].name, srcs[m] = k[i].src, which[m++] = i;
+  }
+  cg_clear_error();
+  if (m > 1 && s->dev->compile_many) s->dev->compile_many(names, srcs, m, progs);
+  else
+    for (int j = 0; j < m; j++) progs[j] = s->dev->compile(names[j], srcs[j]);
+  for (int j = 0; j < m; j++) {
+    if (!progs[j]) continue;
+    int i = which[j];
+    double t[4];
+    bool ok = true;
+    int r = 0;
+    for (; r < 4 && ok; r++) {
+      double t0 = now();
+      ok = s->dev->launch(progs[j], s->bufs, NULL, k[i].lin.global) == CG_OK && s->dev->synchronize() == CG_OK;
+      t[r] = now() - t0;
+      if (r == 0 && t[0] > 3 * best) break; /* far slower than the best: no need to know how much */
+    }
+    s->tries++;
+    if (ok && r < 4) c[i].t = t[0];
+    else if (ok) { /* median of the three after the warm-up */
+      double a = t[1], b = t[2], d = t[3];
+      c[i].t = a > b ? (b > d ? b : a > d ? d : a) : (a > d ? a : b > d ? d : b);
+    }
+    s->dev->program_free(progs[j]);
+  }
+done:
+  for (int i = 0; k && i < n; i++) ckernel_free(&k[i]);
+  free(k), free(names), free(srcs), free(progs), free(which);
+}
+
+static int by_time(const void *a, const void *b) {
+  double x = ((const cand *)a)->t, y = ((const cand *)b)->t;
+  return x < y ? -1 : x > y;
+}
+
+int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *out) {
+  uint64_t key[2];
+  beam_key(ast, ren, dev, key);
+  char *path = entry_path(key);
+  int n = path ? load_entry(path, key, out) : -1;
+  if (cfg_debug() >= 3) fprintf(stderr, "*** BEAM: %s %s\n", path ? path : "(no cache)", n >= 0 ? "found" : "not found");
+  if (n >= 0) {
+    stats.hits++;
+    free(path);
+    return n;
+  }
+  double t0 = now(), budget = (double)cfg_int("BEAM_BUDGET_S", 10);
+  stats.searches++;
+  /* the kernel's axes, and scratch buffers of its slots' sizes */
+  uop_pool_push();
+  uop *low = lower_kernel(ast), *rng[32], *slot[256] = {0};
+  int nr = 0, nslots = 0;
+  uopset seen = {0};
+  find_ranges(low, &seen, rng, &nr);
+  uopset_free(&seen);
+  find_slots(ast, &seen, slot, 256);
+  uopset_free(&seen);
+  while (nslots < 256 && slot[nslots]) nslots++;
+  search s = {ast, ren, dev, calloc((size_t)(nslots ? nslots : 1), sizeof(void *)), nslots, 0};
+  bool ok = s.bufs != NULL;
+  for (int i = 0; i < nslots && ok; i++) {
+    size_t bytes = (size_t)slot[i]->arg.v[1] * dt_scalar_size(slot[i]->dt);
+    void *zeros = calloc(bytes ? bytes : 1, 1);
+    ok = zeros && (s.bufs[i] = dev->alloc(bytes ? bytes : 1)) && dev->copyin(s.bufs[i], zeros, bytes) == CG_OK;
+    free(zeros);
+  }
+  /* round 0: the heuristic's list (no opts at all is never close on a kernel worth a
+   * search, and timing it would take most of the budget) */
+  int cap = 1024, nc = 0;
+  cand *c = calloc((size_t)cap, sizeof *c), best = {.t = INFINITY};
+  ok = ok && c;
+  if (ok) {
+    c[nc].n = opt_heuristic(low, c[nc].o);
+    nc++;
+    time_all(&s, c, nc, INFINITY);
+    qsort(c, (size_t)nc, sizeof *c, by_time);
+    best = c[0];
+  }
+  int nbeam = nc < width ? nc : width;
+  for (int round = 0; ok && round < MAX_OPTS && now() - t0 < budget; round++) {
+    /* extend every list of the beam by one opt */
+    cand *next = calloc((size_t)cap, sizeof *next);
+    int nn = 0;
+    if (!next) break;
+    for (int b = 0; b < nbeam && isfinite(c[b].t); b++) {
+      if (c[b].n >= MAX_OPTS - 1) continue;
+      bool threaded = false;
+      for (int i = 0; i < c[b].n; i++) threaded |= c[b].o[i].kind == OPT_THREAD;
+      for (int r = 0; r < nr; r++) {
+        bool red = rng[r]->arg.v[1] == RANGE_REDUCE;
+        int64_t size = rng[r]->src[0]->arg.i;
+        static const int amounts[] = {2, 3, 4, 5, 7, 8, 16};
+        for (int a = -1; a < 7 && nn < cap; a++) {
+          cand x = c[b];
+          if (a < 0) {
+            if (red || threaded) continue;
+            x.o[x.n++] = (opt){OPT_THREAD, (int16_t)rng[r]->arg.v[0], 0};
+          } else {
+            if (size % amounts[a] || size < amounts[a] || (red && amounts[a] > 8)) continue;
+            x.o[x.n++] = (opt){red ? OPT_UNROLL : OPT_UPCAST, (int16_t)rng[r]->arg.v[0], amounts[a]};
+          }
+          bool dup = false;
+          for (int i = 0; i < nn && !dup; i++) dup = same_list(&next[i], &x);
+          if (!dup) next[nn++] = x;
+        }
+      }
+    }
+    if (!nn) {
+      free(next);
+      break;
+    }
+    time_all(&s, next, nn, best.t);
+    qsort(next, (size_t)nn, sizeof *next, by_time);
+    bool better = next[0].t < best.t;
+    if (better) best = next[0];
+    free(c);
+    c = next, nc = nn, nbeam = nn < width ? nn : width;
+    if (!better) break;
+  }
+  for (int i = 0; i < nslots && s.bufs; i++) {
+    size_t bytes = (size_t)slot[i]->arg.v[1] * dt_scalar_size(slot[i]->dt);
+    if (s.bufs[i]) dev->free(s.bufs[i], bytes ? bytes : 1);
+  }
+  free(s.bufs);
+  free(c);
+  uop_pool_pop();
+  stats.candidates += s.tries;
+  stats.seconds += now() - t0;
+  if (!ok || !isfinite(best.t)) {
+    free(path);
+    cg_fail(CG_ERR_RUNTIME, "BEAM: no candidate compiled and ran (%s)", cg_last_error()[0] ? cg_last_error() : "out of memory");
+    return -1;
+  }
+  if (cfg_debug() >= 2) {
+    char d[256];
+    opts_str(best.o, best.n, d, sizeof d);
+    fprintf(stderr, "*** BEAM=%d: %" PRId64 " candidates in %.2f s, best %s (%.3f ms)\n", width, s.tries, now() - t0, d, 1e3 * best.t);
+  }
+  if (path) {
+    entry_ctx e = {key, best.o, best.n};
+    fio_write_atomic(path, write_entry, &e); /* a cache that cannot be written is only slower */
+  }
+  free(path);
+  memcpy(out, best.o, sizeof(opt) * (size_t)best.n);
+  return best.n;
+}

@@ -1,0 +1,96 @@
+/* BEAM search: its choice computes the same matmul as plain C; the choice is kept on disk
+ * and a second search (as a second process would) takes it with no timing; a corrupt
+ * entry is detected, deleted and searched again; with a broken compiler (CG_CC=/bin/false)
+ * the search reports and the engine falls back to the heuristic's opts (which then fail
+ * to compile, with a message, not a crash). */
+#include "check.h"
+#include "renderer/render.h"
+#include "runtime/device.h"
+#include "schedule/schedule.h"
+#include "tensor/tensor.h"
+#include "tmpfiles.h"
+#include <dirent.h>
+#include <math.h>
+#include <unistd.h>
+
+static const char *beam_entry(void) {
+  static char path[1024];
+  DIR *d = opendir(tmp_dir);
+  struct dirent *e;
+  path[0] = 0;
+  while (d && (e = readdir(d)))
+    if (!strncmp(e->d_name, "beam-", 5)) snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
+  if (d) closedir(d);
+  return path;
+}
+
+int main(void) {
+  snprintf(tmp_dir, sizeof tmp_dir, "/tmp/cgrad-beam-XXXXXX");
+  if (!mkdtemp(tmp_dir)) return 1;
+  cg_set_config("CG_CACHE_DIR", tmp_dir);
+  cg_set_config("BEAM_BUDGET_S", "4");
+  enum { M = 24, K = 40, N = 48 };
+  static float a[M * K], b[K * N], c[M * N];
+  uint64_t r = 5;
+  for (int i = 0; i < M * K; i++) a[i] = (float)((r = r * 6364136223846793005ull + 1) >> 40) / 16777216.0f - 0.5f;
+  for (int i = 0; i < K * N; i++) b[i] = (float)((r = r * 6364136223846793005ull + 1) >> 40) / 16777216.0f - 0.5f;
+  cg_scope_begin();
+  cg_tensor *ta = cg_from_data(a, CG_FLOAT32, (int64_t[]){M, K}, 2), *tb = cg_from_data(b, CG_FLOAT32, (int64_t[]){K, N}, 2);
+
+  /* a search, and its choice computes the product */
+  cg_set_config("BEAM", "2");
+  beam_stats s0 = beam_get_stats();
+  CHECK(cg_read(cg_matmul(ta, tb), CG_FLOAT32, c, sizeof c) == CG_OK, "%s", cg_last_error());
+  beam_stats s1 = beam_get_stats();
+  CHECK(s1.searches == s0.searches + 1 && s1.candidates > s0.candidates, "one search that timed candidates");
+  double worst = 0;
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double want = 0;
+      for (int k = 0; k < K; k++) want += (double)a[i * K + k] * b[k * N + j];
+      worst = fmax(worst, fabs(c[i * N + j] - want));
+    }
+  CHECK(worst < 1e-5, "BEAM's kernel is off by %g", worst);
+  CHECK(beam_entry()[0], "the choice is stored in the cache directory");
+
+  /* as a second process: the scheduled kernel searched again finds the stored choice */
+  uop_pool_push();
+  cg_tensor *prod = cg_matmul(ta, tb);
+  schedule s;
+  CHECK(sched_build(&prod->u, 1, &s));
+  opt o[MAX_OPTS], o2[MAX_OPTS];
+  rt_device *cpu = rt_get_device("CPU");
+  int n = beam_search(s.k[s.n - 1].ast, &renderer_c, cpu, 2, o);
+  beam_stats s2 = beam_get_stats();
+  CHECK(n >= 0 && s2.hits == s1.hits + 1 && s2.searches == s1.searches && s2.candidates == s1.candidates, "the stored choice, with no search");
+
+  /* a corrupt entry: detected, deleted, searched again, stored again */
+  write_file(beam_entry(), "cgrad-beam 1 garbage", 20);
+  int n2 = beam_search(s.k[s.n - 1].ast, &renderer_c, cpu, 2, o2);
+  beam_stats s3 = beam_get_stats();
+  CHECK(n2 >= 0 && s3.rejects == s2.rejects + 1 && s3.searches == s2.searches + 1, "a corrupt entry is searched again");
+  size_t size;
+  unsigned char *text = read_file(beam_entry(), &size);
+  CHECK(text && !memcmp(text, "cgrad-beam 1 ", 13) && !strstr((char *)text, "garbage"), "a fresh entry replaces it");
+  free(text);
+
+  /* a broken compiler: the search says so; realize falls back and reports the compiler */
+  cg_set_config("CG_CC", "/bin/false");
+  cg_tensor *x = cg_from_data(a, CG_FLOAT32, (int64_t[]){M * K / 8, 8}, 2);
+  cg_tensor *y = cg_sum(cg_mul(x, x), (int[]){1}, 1, false);
+  schedule s4;
+  CHECK(sched_build(&y->u, 1, &s4));
+  CHECK(beam_search(s4.k[s4.n - 1].ast, &renderer_c, cpu, 2, o) == -1 && strstr(cg_last_error(), "BEAM"), "got: %s", cg_last_error());
+  cg_status st = cg_realize(y);
+  CHECK(st == CG_ERR_RUNTIME && strstr(cg_last_error(), "compile"), "realize with a broken compiler: %d %s", st, cg_last_error());
+  sched_free(&s4);
+  sched_free(&s);
+  uop_pool_pop();
+  cg_set_config("CG_CC", "cc");
+  cg_set_config("BEAM", "0");
+  cg_scope_end();
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+  if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp_dir);
+  return test_summary();
+}
