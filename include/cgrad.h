@@ -385,6 +385,23 @@ cg_tensor *cg_scaled_dot_product_attention(cg_tensor *q, cg_tensor *k, cg_tensor
  * RotaryEmbedding interleaved=1). */
 cg_tensor *cg_rope(cg_tensor *x, int64_t offset, double theta, bool interleaved);
 
+/* fp8 linear layers with delayed scaling (NVIDIA Transformer Engine's recipe): x and w are
+ * rounded to float8 e4m3 and the output's gradient to e5m2 after scaling each by
+ * fmax / amax (fmax 448 and 57344), amax being the largest |value| of that tensor over the
+ * last `history` steps (the first step uses scale 1), divided by 2^margin; the 8-bit values
+ * are multiplied in float32 and unscaled (fp8 numerics on float32 units). A scaling
+ * object belongs to one layer: cg_linear_fp8 records the amaxes of x and w, the backward
+ * that of the gradient, and cg_fp8_scaling_update (after each step) folds them into the
+ * history and sets the next scales. The forward realizes copies of x and w and the
+ * backward realizes the gradient (the amaxes are read on the host); the scaling object
+ * must outlive the backward. cg_fp8_scale: the current scale of x (0), w (1), grad (2). */
+typedef struct cg_fp8_scaling cg_fp8_scaling;
+cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin);
+cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b);
+cg_status cg_fp8_scaling_update(cg_fp8_scaling *s);
+double cg_fp8_scale(const cg_fp8_scaling *s, int which);
+void cg_fp8_scaling_free(cg_fp8_scaling *s);
+
 /* Losses, mean-reduced (a 0-d tensor). Class targets are integer tensors. */
 /* logits (N, C), (C,) or (N, C, d1, ...) with targets (N,), () or (N, d1, ...); as
  * torch.nn.functional.cross_entropy (ignore_index -100) with label_smoothing in [0, 1]. */

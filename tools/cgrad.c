@@ -510,8 +510,10 @@ static int train_main(int argc, char **argv) {
 }
 
 int cgrad_onnx_main(int argc, char **argv); /* tools/cgrad_onnx.c */
+int cg_gpt_main(int argc, char **argv); /* tools/cgrad_gpt.c: train gpt, sample */
 
 int main(int argc, char **argv) {
+  if (argc > 1 && (!strcmp(argv[1], "sample") || (argc > 2 && !strcmp(argv[1], "train") && !strcmp(argv[2], "gpt")))) return cg_gpt_main(argc, argv);
   if (argc < 2) return usage_main(stderr);
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage_main(stdout);

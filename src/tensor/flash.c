@@ -170,7 +170,7 @@ static void flash_backward(uop *node, uop *g, uop **d) {
     memcpy(shk, cg_shape(kc), sizeof(int64_t) * (size_t)nd), memcpy(shv, cg_shape(vc), sizeof(int64_t) * (size_t)nd);
     shk[nd - 2] = shv[nd - 2] = j1 - j0;
     if (causal && j0 > L - 1) { /* skipped in the forward: no gradient */
-      dk[b] = cg_keep(cg_zeros(cdt, shk, nd)), dv[b] = cg_keep(cg_zeros(cdt, shv, nd));
+      dk[b] = cg_zeros(cdt, shk, nd), dv[b] = cg_zeros(cdt, shv, nd); /* freed with this scope */
       continue;
     }
     cg_scope_begin();

@@ -9,6 +9,7 @@
  * (relative error < 2e-15). Each branch reads a clamped copy of x so that the branch
  * `where` discards never computes an inf or NaN: its gradient is multiplied by zero, and
  * 0 * inf would be NaN. The same care guards log1p, expm1 and softplus. */
+#include "custom.h"
 #include "tensor.h"
 #include <math.h>
 
@@ -75,10 +76,21 @@ static uop *erf_f64(uop *a) {
   return sel(lt(t, C(t, 2)), lo, hi);
 }
 
+/* erf's gradient is its exact derivative, 2/sqrt(pi) exp(-x^2): five ops where the
+ * derivative of the approximation would be a hundred (the GELU backward of a transformer's
+ * MLP runs it on every activation), and exact rather than approximately so. */
+static void erf_backward(uop *u, uop *g, uop **d) {
+  uop *x = u->src[1];
+  d[1] = mul(g, mulc(expu(ew1(OP_NEG, mul(x, x))), M_2_SQRTPI));
+}
+static const custom_kind ERF = {"erf", erf_backward};
+
 static uop *erf_u(uop *x) {
-  if (x->dt.scalar == CG_FLOAT64) return erf_f64(x);
-  if (x->dt.scalar == CG_FLOAT32) return erf_f32(x);
-  return cast_to(erf_f32(cast_to(x, DT_F32)), x->dt);
+  uop *v;
+  if (x->dt.scalar == CG_FLOAT64) v = erf_f64(x);
+  else if (x->dt.scalar == CG_FLOAT32) v = erf_f32(x);
+  else v = cast_to(erf_f32(cast_to(x, DT_F32)), x->dt);
+  return custom_node(&ERF, v, &x, 1, NULL, 0);
 }
 
 static uop *gelu_u(uop *x) { return mul(mulc(x, 0.5), addc(erf_u(mulc(x, M_SQRT1_2)), 1)); }

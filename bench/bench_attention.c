@@ -1,0 +1,58 @@
+/* Attention forward + backward: cgrad's fused attention (src/tensor/flash.c) at one
+ * sequence length, timed over a few runs after a warm-up, with the process's peak resident
+ * memory above what the inputs take. One length per process so that the peak belongs to
+ * it; bench/bench_attention.sh runs the lengths and PyTorch.
+ *   usage: bench_attention T [B H D reps]     (causal; float32) */
+#include <cgrad.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static long hwm_kb(void) { /* peak resident memory */
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+  if (f) fclose(f);
+  return kb;
+}
+
+int main(int argc, char **argv) {
+  int64_t T = argc > 1 ? atol(argv[1]) : 1024, B = argc > 2 ? atol(argv[2]) : 1, H = argc > 3 ? atol(argv[3]) : 8, D = argc > 4 ? atol(argv[4]) : 64;
+  int reps = argc > 5 ? atoi(argv[5]) : 3;
+  int64_t s[4] = {B, H, T, D};
+  cg_manual_seed(1);
+  cg_tensor *q = cg_randn(CG_FLOAT32, s, 4), *k = cg_randn(CG_FLOAT32, s, 4), *v = cg_randn(CG_FLOAT32, s, 4);
+  cg_set_requires_grad(q, true), cg_set_requires_grad(k, true), cg_set_requires_grad(v, true);
+  long base = hwm_kb();
+  double best = 1e30;
+  for (int r = 0; r <= reps; r++) { /* run 0 compiles */
+    cg_scope_begin();
+    double t0 = now();
+    cg_tensor *o = cg_scaled_dot_product_attention(q, k, v, NULL, 0, true, 0);
+    if (!o || cg_backward(cg_sum(o, NULL, 0, false)) != CG_OK) {
+      fprintf(stderr, "bench_attention: %s\n", cg_last_error());
+      return 1;
+    }
+    cg_tensor *g[3] = {cg_grad(q), cg_grad(k), cg_grad(v)};
+    if (cg_realize_many(g, 3) != CG_OK) {
+      fprintf(stderr, "bench_attention: %s\n", cg_last_error());
+      return 1;
+    }
+    double dt = now() - t0;
+    if (r > 0 && dt < best) best = dt;
+    cg_zero_grad(q), cg_zero_grad(k), cg_zero_grad(v);
+    cg_scope_end();
+  }
+  double flops = 4.0 * B * H * (double)T * (double)T * D * 0.5 * 3.5; /* causal: half; fwd 2 matmuls, bwd 5 */
+  printf("cgrad T=%lld B=%lld H=%lld D=%lld: fwd+bwd %.1f ms (%.1f GFLOP/s useful), peak RSS +%.1f MB\n", (long long)T, (long long)B,
+         (long long)H, (long long)D, 1e3 * best, flops / best * 1e-9, (double)(hwm_kb() - base) / 1024.0);
+  return 0;
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Causal attention forward + backward at T = 256, 1024, 4096 (B 1, H 8, D 64, float32):
+# cgrad's fused attention against PyTorch (Debian's torch 1.13 has no
+# F.scaled_dot_product_attention: its reference is the math SDPA is defined by,
+# softmax(q k^T / sqrt(D) + causal mask) v, which is also what torch 2.x's "math" backend
+# runs on CPU). Time (best of 3 after a warm-up) and peak resident memory above the inputs,
+# each length in its own process.
+#   usage: bench/bench_attention.sh [build-dir] [lengths...]
+set -euo pipefail
+build=${1:-build}
+shift || true
+lengths=${*:-256 1024 4096}
+threads=${CG_THREADS:-2}
+export OMP_NUM_THREADS=$threads CG_THREADS=$threads
+echo "load average: $(cat /proc/loadavg)"
+for T in $lengths; do
+  cg=$("$build/bench_attention" "$T" 1 8 64 3)
+  pt=$(/usr/bin/python3 - "$T" "$threads" <<'PY'
+import sys, time, resource, torch
+T, th = int(sys.argv[1]), int(sys.argv[2])
+torch.set_num_threads(th)
+torch.manual_seed(1)
+q, k, v = (torch.randn(1, 8, T, 64, requires_grad=True) for _ in range(3))
+def hwm():
+    for l in open('/proc/self/status'):
+        if l.startswith('VmHWM:'): return int(l.split()[1])
+base = hwm()
+mask = torch.ones(T, T, dtype=torch.bool).tril()
+best = 1e30
+for r in range(4):
+    t0 = time.time()
+    s = (q @ k.transpose(-2, -1)) / 8.0
+    o = torch.softmax(s.masked_fill(~mask, float('-inf')), -1) @ v
+    o.sum().backward()
+    dt = time.time() - t0
+    if r: best = min(best, dt)
+    q.grad = k.grad = v.grad = None
+print(f"{1e3 * best:.1f} {(hwm() - base) / 1024:.1f}")
+PY
+)
+  echo "$cg"
+  echo "pytorch T=$T: fwd+bwd ${pt% *} ms, peak RSS +${pt#* } MB"
+  cgms=$(sed -E 's/.*fwd\+bwd ([0-9.]+) ms.*/\1/' <<<"$cg")
+  awk -v a="$cgms" -v b="${pt% *}" -v T="$T" 'BEGIN { printf "T=%s: cgrad/pytorch time %.2f\n", T, a / b }'
+done

@@ -1,0 +1,99 @@
+"""The model of `cgrad train gpt` in PyTorch (nanoGPT's architecture: learned positions,
+pre-norm blocks, exact GELU MLP, tied output projection), the same data pipeline (bytes,
+vocabulary of the bytes that occur, 90/10 split, random windows), AdamW with decay on 2-d
+weights only (betas 0.9/0.95), linear warm-up then cosine decay to lr/10, clipping at
+norm 1. For the baselines in bench/RESULTS.md:
+    /usr/bin/python3 bench/gpt_torch.py [--steps N] [--batch B] [--block T] [--layers L]
+        [--heads H] [--embd C] [--lr LR] [--warmup N] [--eval-every N] [--eval-batches N]
+        [--data FILE] [--threads N] [--time-steps N]
+--time-steps N: only time N training steps (median ms/step after the first) and exit."""
+import argparse, glob, math, os, sys, time
+import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+for name, default in [("steps", 2000), ("batch", 16), ("block", 128), ("layers", 4), ("heads", 4), ("embd", 128), ("warmup", 100),
+                      ("eval-every", 200), ("eval-batches", 8), ("threads", 2), ("time-steps", 0), ("seed", 1337)]:
+    p.add_argument("--" + name, type=int, default=default)
+p.add_argument("--lr", type=float, default=1e-3)
+p.add_argument("--data", default=None)
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(a.seed)
+if a.data:
+    text = open(a.data, "rb").read()
+else:
+    files = sorted(f for f in glob.glob("/usr/share/games/fortunes/*") if "." not in os.path.basename(f) and os.path.isfile(f) and not os.path.islink(f))
+    text = b"".join(open(f, "rb").read() for f in files)
+vocab = sorted(set(text))
+lut = np.zeros(256, np.int64)
+lut[vocab] = np.arange(len(vocab))
+data = lut[np.frombuffer(text, np.uint8)]
+n = len(data) * 9 // 10
+train, val = data[:n], data[n:]
+V, T, C, L, H = len(vocab), a.block, a.embd, a.layers, a.heads
+
+class Block(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.ln_1, s.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
+        s.c_attn, s.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        s.c_fc, s.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        s.register_buffer("mask", torch.ones(T, T, dtype=torch.bool).tril())
+    def forward(s, x):
+        B, t, _ = x.shape
+        q, k, v = s.c_attn(s.ln_1(x)).split(C, 2)
+        q, k, v = (z.view(B, t, H, C // H).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
+        y = torch.softmax(att.masked_fill(~s.mask[:t, :t], float("-inf")), -1) @ v
+        x = x + s.c_proj(y.transpose(1, 2).reshape(B, t, C))
+        return x + s.mlp_proj(F.gelu(s.c_fc(s.ln_2(x))))
+
+class GPT(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.wte, s.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
+        s.h = nn.ModuleList(Block() for _ in range(L))
+        s.ln_f = nn.LayerNorm(C)
+        for name, prm in s.named_parameters():
+            if prm.dim() == 2: nn.init.normal_(prm, 0, 0.02 / math.sqrt(2 * L) if name.endswith("c_proj.weight") or name.endswith("mlp_proj.weight") else 0.02)
+            elif name.endswith(".bias"): nn.init.zeros_(prm)
+    def forward(s, idx, y=None):
+        x = s.wte(idx) + s.wpe(torch.arange(idx.shape[1]))
+        for b in s.h: x = b(x)
+        logits = s.ln_f(x) @ s.wte.weight.t()
+        return F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+
+m = GPT()
+dec = [q for q in m.parameters() if q.dim() == 2]
+nodec = [q for q in m.parameters() if q.dim() < 2]
+opt = torch.optim.AdamW([{"params": dec, "weight_decay": 0.1}, {"params": nodec, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
+rng = np.random.default_rng(a.seed)
+def batch(d, r):
+    o = r.integers(0, len(d) - T - 1, a.batch)
+    x = np.stack([d[i:i + T] for i in o]); y = np.stack([d[i + 1:i + T + 1] for i in o])
+    return torch.from_numpy(x), torch.from_numpy(y)
+def lr_at(step):
+    if step <= a.warmup: return a.lr * step / max(a.warmup, 1)
+    prog = min(1.0, (step - a.warmup) / max(a.steps - a.warmup, 1))
+    return a.lr / 10 + 0.5 * (a.lr - a.lr / 10) * (1 + math.cos(math.pi * prog))
+def evaluate():
+    r = np.random.default_rng(a.seed ^ 0xE7A1)
+    with torch.no_grad():
+        return sum(m(*batch(val, r)).item() for _ in range(a.eval_batches)) / a.eval_batches
+steps = a.time_steps or a.steps
+times = []
+print(f"pytorch GPT: {sum(q.numel() for q in m.parameters()) / 1e6:.2f}M parameters, vocabulary {V}", file=sys.stderr)
+for step in range(1, steps + 1):
+    for g in opt.param_groups: g["lr"] = lr_at(step)
+    x, y = batch(train, rng)
+    t0 = time.time()
+    loss = m(x, y)
+    opt.zero_grad(); loss.backward()
+    torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+    opt.step()
+    l = loss.item()
+    times.append(time.time() - t0)
+    if not a.time_steps and (step % a.eval_every == 0 or step == a.steps):
+        print(f"step {step} train loss {l:.4f} val loss {evaluate():.4f}", flush=True)
+med = sorted(times[1:])[len(times[1:]) // 2] if len(times) > 1 else times[0]
+print(f"pytorch: {1e3 * med:.1f} ms/step (median), {a.batch * T / med:.0f} tokens/s")
