@@ -610,7 +610,9 @@ cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
  * So fn must not depend on anything but its inputs' values and the state it updates
  * (weights, optimizer moments, BatchNorm statistics, which stay the same buffers): host
  * writes inside fn (cg_from_data, reading a value and branching on it) are not replayed.
- * A scalar that changes per call (a learning rate) is passed as a 0-d input tensor.
+ * A scalar that changes per call (a learning rate) is passed as a 0-d input tensor: a
+ * constant one (cg_full, cg_scalar) is filled on the host, so a new value compiles nothing
+ * (the kernels read it from a buffer; there are no kernel variables yet).
  * Outputs are realized tensors in the caller's scope; after a replay they view the same
  * buffers as the captured call's, so the next call overwrites them (copy to keep).
  * Refused with a message: a JIT called from inside a JIT function; a function that writes

@@ -86,10 +86,32 @@ static int64_t *make_key(cg_tensor *const *in, int n, size_t *len) {
   return key;
 }
 
-/* A contiguous buffer for each input (realized here, outside any capture). */
+/* The value of a tensor that is a constant broadcast (cg_scalar, cg_full: never realized),
+ * or false. */
+static bool const_value(const uop *u, double *v) {
+  while (u->op == OP_RESHAPE || u->op == OP_EXPAND) u = u->src[0];
+  if (u->op != OP_CONST) return false;
+  *v = uop_const_value(u);
+  return true;
+}
+
+/* A contiguous buffer for each input (realized here, outside any capture). A constant input
+ * (a learning rate as cg_scalar(lr)) is filled on the host: realizing it would bake its value
+ * into a fill kernel and compile a new one for every new value. */
 static cg_status input_buffers(cg_tensor *const *in, int n, cg_tensor **use, uop **bufs) {
   for (int i = 0; i < n; i++) {
     cg_tensor *t = in[i];
+    double v;
+    if (const_value(t->u, &v)) {
+      int64_t count = shape_numel(t->u->shape, t->u->ndim);
+      size_t esz = (size_t)dt_scalar_size(t->u->dt);
+      void *host = malloc(esz * (size_t)(count ? count : 1));
+      if (!host) return cg_fail(CG_ERR_NOMEM, "out of memory");
+      for (int64_t k = 0; k < count; k++) host_store(t->u->dt, host, k, v);
+      t = cg_from_data(host, (cg_dtype)t->u->dt.scalar, t->u->shape, t->u->ndim);
+      free(host);
+      if (!t) return cg_last_status();
+    }
     cg_status st = cg_realize(t);
     if (st != CG_OK) return st;
     uop *u = t->u;

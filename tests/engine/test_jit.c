@@ -81,6 +81,12 @@ static cg_status sum_all(cg_tensor *const *in, int n_in, cg_tensor **out, int n_
   return out[0] ? CG_OK : cg_last_status();
 }
 
+static cg_status scale(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  (void)n_in, (void)n_out, (void)user;
+  out[0] = cg_mul(in[0], in[1]);
+  return out[0] ? CG_OK : cg_last_status();
+}
+
 static cg_jit *inner;
 static cg_status nested(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
   (void)user;
@@ -126,7 +132,9 @@ int main(void) {
     for (int s = 0; s < 1000; s++) {
       cg_scope_begin();
       lr = 1.0f + (float)(s % 7);
-      cg_tensor *in[3] = {batch(16, s, false), batch(16, s, true), cg_from_data(&lr, CG_FLOAT32, NULL, 0)}, *out[1];
+      /* the scalar as a constant tensor half the time (never realized: filled on the host) */
+      cg_tensor *lt = s % 2 ? cg_from_data(&lr, CG_FLOAT32, NULL, 0) : cg_full(lr, CG_FLOAT32, NULL, 0);
+      cg_tensor *in[3] = {batch(16, s, false), batch(16, s, true), lt}, *out[1];
       CHECK(cg_jit_call(j, in, 3, out) == CG_OK || s > 0, "%s", cg_last_error());
       cg_scope_end();
     }
@@ -175,6 +183,27 @@ int main(void) {
       cg_scope_end();
     }
     CHECK(cg_jit_stats(j).contexts == 2, "two list lengths, two contexts");
+    cg_jit_free(j);
+  }
+  { /* a scalar passed as a constant tensor (cg_full, never realized) changes every call:
+     * it takes effect, and nothing compiles after the first calls */
+    cg_jit *j = cg_jit_new(scale, 1, NULL);
+    float x[6] = {1, -2, 3.5f, 4, 0.25f, -8}, got[6];
+    cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){6}, 1);
+    uint64_t c0 = 0;
+    bool right = true;
+    for (int s = 0; s < 8; s++) {
+      cg_scope_begin();
+      if (s == 3) c0 = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached;
+      cg_tensor *in[2] = {tx, cg_full(0.5 + s, CG_FLOAT32, NULL, 0)}, *out[1];
+      CHECK(cg_jit_call(j, in, 2, out) == CG_OK, "%s", cg_last_error());
+      CHECK(cg_read(out[0], CG_FLOAT32, got, sizeof got) == CG_OK);
+      for (int i = 0; i < 6; i++) right &= got[i] == x[i] * (float)(0.5 + s);
+      cg_scope_end();
+    }
+    CHECK(right, "the scalar's new value takes effect on every call");
+    CHECK(cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached == c0, "a new scalar value compiled a kernel");
+    CHECK(cg_jit_stats(j).replays == 6, "replays %lld", (long long)cg_jit_stats(j).replays);
     cg_jit_free(j);
   }
   { /* refusals */
