@@ -53,6 +53,8 @@ static inline bool opts_eq(const opt *a, int na, const opt *b, int nb) {
 const char *opt_name(int kind);
 /* "UPCAST(3,16) THREAD(0)" into buf. */
 void opts_str(const opt *o, int n, char *buf, size_t nbuf);
+/* u with the RANGE from replaced by to (a pure rewrite; opts and the expand pass). */
+uop *subst_range(uop *u, uop *from, uop *to);
 /* The heuristic's opts for a lowered kernel; returns how many (0 with NOOPT=1). */
 int opt_heuristic(uop *sink, opt *out);
 /* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error

@@ -19,17 +19,7 @@
 
 static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
 
-typedef struct { uop *from, *to; } subst;
-static uop *subst_node(rw_match *m) {
-  subst *s = m->ctx;
-  return m->root == s->from ? s->to : NULL;
-}
-static const rw_rule subst_rules[] = {RULE("RANGE", subst_node)};
-static RULESET(rs_subst_lane, "expand_subst_lane", subst_rules);
-static uop *with_lane(uop *u, uop *lane, int64_t k) {
-  subst s = {lane, ci(k)};
-  return uop_simplify(graph_rewrite(u, &rs_subst_lane, &s));
-}
+static uop *with_lane(uop *u, uop *lane, int64_t k) { return uop_simplify(subst_range(u, lane, ci(k))); }
 
 static void collect_lanes(uop *u, uopset *seen, uop **out, int *n) {
   if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;

@@ -24,16 +24,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One range replaced by an expression everywhere below (opts and the expand pass). */
 typedef struct {
   uop *from, *to;
 } subst;
-
-static uop *subst_range(rw_match *m) {
+static uop *subst_one(rw_match *m) {
   subst *s = m->ctx;
   return m->root == s->from ? s->to : NULL;
 }
-static const rw_rule subst_rules[] = {RULE("RANGE", subst_range)};
-static RULESET(rs_subst_range, "opt_subst_range", subst_rules);
+static const rw_rule subst_rules[] = {RULE("RANGE", subst_one)};
+static RULESET(rs_subst_range, "subst_range", subst_rules);
+uop *subst_range(uop *u, uop *from, uop *to) {
+  subst s = {from, to};
+  return graph_rewrite(u, &rs_subst_range, &s);
+}
 
 static void collect(uop *u, uopset *seen, uop **rng, int *nr, bool *has_reduce) {
   if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
@@ -94,9 +98,8 @@ static void strides_along(uop *sink, uop **ix, int nix, uop *r, int *unit, int *
     bool store = false;
     for (uint32_t k = 0; k < sink->nsrc; k++) store |= sink->src[k]->src[0] == ix[i];
     if (store) continue; /* loads only */
-    subst at = {r, r2}, next = {r, uop_alu(OP_ADD, r2, ci(1))};
     uop *off = ix[i]->src[1];
-    uop *d = uop_simplify(uop_alu(OP_ADD, graph_rewrite(off, &rs_subst_range, &next), uop_alu1(OP_NEG, graph_rewrite(off, &rs_subst_range, &at))));
+    uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, r, uop_alu(OP_ADD, r2, ci(1))), uop_alu1(OP_NEG, subst_range(off, r, r2))));
     if (d->op == OP_CONST && d->arg.i == 0) continue; /* does not move along r */
     if (d->op == OP_CONST && d->arg.i == 1) (*unit)++;
     else (*other)++;
@@ -225,18 +228,13 @@ static uop *find_range(uop *u, int64_t axis, uopset *seen) {
   return NULL;
 }
 
-static uop *with_range(uop *u, uop *from, uop *to) {
-  subst s = {from, to};
-  return graph_rewrite(u, &rs_subst_range, &s);
-}
-
 /* UPCAST: r = r'*n + u, u a RANGE_UPCAST of the n lanes (the expand pass makes them
  * vectors or copies). */
 static uop *upcast(uop *sink, uop *r, int64_t amount, int nth) {
   uop *shorter = uop_new1(OP_RANGE, DT_I32, ci(r->src[0]->arg.i / amount), r->arg);
   int64_t arg[3] = {r->arg.v[0], RANGE_UPCAST, nth}; /* nth: upcasts of one axis stay apart */
   uop *lane = uop_new1(OP_RANGE, DT_I32, ci(amount), arg_ints(arg, 3));
-  return with_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, shorter, ci(amount)), lane));
+  return subst_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, shorter, ci(amount)), lane));
 }
 
 /* UNROLL: each REDUCE over r becomes a REDUCE over r' and a lane range u of `amount`
@@ -252,7 +250,7 @@ static uop *unroll_reduce(rw_match *m) {
   if (at < 0 || u->nsrc > UOP_MAX_DIMS) return NULL;
   uop *src[UOP_MAX_DIMS + 2];
   for (uint32_t i = 0; i < u->nsrc; i++) src[i] = u->src[i];
-  src[0] = with_range(u->src[0], c->r, uop_alu(OP_ADD, uop_alu(OP_MUL, c->shorter, ci(c->amount)), c->lane));
+  src[0] = subst_range(u->src[0], c->r, uop_alu(OP_ADD, uop_alu(OP_MUL, c->shorter, ci(c->amount)), c->lane));
   src[at] = c->shorter, src[u->nsrc] = c->lane;
   return uop_new(OP_REDUCE, u->dt, src, (int)u->nsrc + 1, u->arg);
 }
@@ -273,7 +271,7 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
     int64_t size = r->src[0]->arg.i;
     if (o[i].kind == OPT_THREAD) {
       int64_t arg[2] = {r->arg.v[0], RANGE_THREAD};
-      sink = with_range(sink, r, uop_new1(OP_RANGE, DT_I32, r->src[0], arg_ints(arg, 2)));
+      sink = subst_range(sink, r, uop_new1(OP_RANGE, DT_I32, r->src[0], arg_ints(arg, 2)));
       continue;
     }
     if (o[i].amount < 1 || size % o[i].amount)

@@ -391,6 +391,16 @@ static void free_arena(arena *a) {
   free(a->bufs);
 }
 
+/* ptrs[i]: the memory of slot i (allocated now if it is not yet). */
+static cg_status bind_buffers(sched_kernel *k, void **ptrs) {
+  cg_status st = CG_OK;
+  for (int i = 0; i < k->nbufs && st == CG_OK; i++) {
+    st = buffer_alloc(k->bufs[i]);
+    ptrs[i] = buffer_of(k->bufs[i])->ptr;
+  }
+  return st;
+}
+
 /* The device a kernel runs on: its buffers' (all on one). */
 static rt_device *kernel_device(sched_kernel *k) {
   rt_device *dev = buffer_of(k->bufs[0])->dev;
@@ -474,10 +484,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
         break;
       }
     }
-    for (int i = 0; i < k->nbufs && st == CG_OK; i++) {
-      st = buffer_alloc(k->bufs[i]);
-      ptrs[i] = buffer_of(k->bufs[i])->ptr;
-    }
+    st = bind_buffers(k, ptrs);
     if (st == CG_OK) {
       double t1 = now();
       st = dev->launch(e->p, ptrs, NULL, e->global);
@@ -532,11 +539,7 @@ cg_status kernel_run_with_opts(sched_kernel *k, const opt *o, int nopts, double 
   if (!e) return cg_last_status();
   void **ptrs = malloc(sizeof(void *) * (size_t)k->nbufs);
   if (!ptrs) return cg_fail(CG_ERR_NOMEM, "out of memory");
-  cg_status st = CG_OK;
-  for (int i = 0; i < k->nbufs && st == CG_OK; i++) {
-    st = buffer_alloc(k->bufs[i]);
-    ptrs[i] = buffer_of(k->bufs[i])->ptr;
-  }
+  cg_status st = bind_buffers(k, ptrs);
   if (st == CG_OK) {
     double t = now();
     st = dev->launch(e->p, ptrs, NULL, e->global);

@@ -159,9 +159,9 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
   cg_scope_begin(); /* contiguous copies of strided inputs live for this call */
   if (st == CG_OK) st = input_buffers(in, n_in, use, bufs);
   /* the context */
-  jctx *c = NULL, **pc = &j->ctx, **lru = NULL;
+  jctx *c = NULL, **lru = NULL;
   for (jctx **p = &j->ctx; *p && st == CG_OK; p = &(*p)->next) {
-    if ((*p)->n_in == n_in && (*p)->nkey == nkey && !memcmp((*p)->key, key, sizeof(int64_t) * nkey)) c = *p, pc = p;
+    if ((*p)->n_in == n_in && (*p)->nkey == nkey && !memcmp((*p)->key, key, sizeof(int64_t) * nkey)) c = *p;
     if (!lru || (*p)->used < (*lru)->used) lru = p;
   }
   if (!c && st == CG_OK) {
@@ -181,7 +181,6 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
       c->next = j->ctx, j->ctx = c, j->nctx++;
     }
   }
-  (void)pc;
   if (st == CG_OK) c->used = ++j->tick;
   if (st == CG_OK && c->phase == 2) { /* replay */
     st = replay_run(c->r, bufs, n_in, j->slab);
