@@ -90,6 +90,9 @@ typedef struct {
 bool linearize(uop *sink, linear *out);
 void linear_free(linear *l);
 void linear_print(FILE *f, const linear *l);
+/* Floating-point ops one launch does: each float ALU instruction (per vector lane) times
+ * the trips of the loops open around it (the THREAD loop's whole range). For DEBUG lines. */
+double linear_flops(const linear *l);
 
 /* ---- renderers -------------------------------------------------------------------------------
  * A renderer turns a linear program into source for a device: a name, a per-op template

@@ -287,3 +287,20 @@ void linear_print(FILE *f, const linear *l) {
   }
   uopset_free(&num);
 }
+
+double linear_flops(const linear *l) {
+  double trips[65] = {1}, flops = 0;
+  int depth = 0;
+  for (int i = 0; i < l->n; i++) {
+    uop *u = l->ins[i];
+    if (u->op == OP_RANGE && depth < 64) {
+      trips[depth + 1] = trips[depth] * (double)u->src[0]->arg.i;
+      depth++;
+    } else if (u->op == OP_END && depth > 0) {
+      depth--;
+    } else if (op_is_alu(u->op) && dt_is_float(u->dt)) {
+      flops += trips[depth] * (u->dt.count > 1 ? u->dt.count : 1);
+    }
+  }
+  return flops;
+}

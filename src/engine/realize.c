@@ -149,52 +149,6 @@ typedef struct prog_entry {
 static prog_entry *progs[4096];
 static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Floating-point ops a kernel does: each float ALU node times the trips of the loops it
- * sits in (the ranges it depends on, less those its reductions close). For DEBUG lines. */
-typedef struct { uopset mask; uop *rng[64]; int nr; } flop_ctx;
-static uint64_t range_mask(flop_ctx *c, uop *u) {
-  uintptr_t m = (uintptr_t)uopset_get(&c->mask, u);
-  if (m) return (uint64_t)(m - 1);
-  uint64_t d = 0;
-  if (u->op == OP_RANGE) {
-    int i = 0;
-    while (i < c->nr && c->rng[i] != u) i++;
-    if (i == c->nr && c->nr < 64) c->rng[c->nr++] = u;
-    d = i < 64 ? 1ull << i : 0;
-  } else if (u->op != OP_DEFINE_GLOBAL) {
-    for (uint32_t i = 0; i < u->nsrc; i++) d |= range_mask(c, u->src[i]);
-  }
-  if (u->op == OP_REDUCE)
-    for (uint32_t i = 1; i < u->nsrc; i++) d &= ~range_mask(c, u->src[i]);
-  uopset_put(&c->mask, u, (void *)(uintptr_t)(d + 1));
-  return d;
-}
-static double kernel_flops(uop *ast) {
-  flop_ctx c = {0};
-  double flops = 0;
-  uopset seen = {0};
-  uop **stack = malloc(sizeof(uop *) * 4096);
-  CG_ASSERT(stack, "out of memory");
-  int n = 0;
-  stack[n++] = ast;
-  while (n) {
-    uop *u = stack[--n];
-    if (!uopset_add(&seen, u) || u->op == OP_DEFINE_GLOBAL) continue;
-    if (op_is_alu(u->op) && dt_is_float(u->dt)) {
-      uint64_t m = range_mask(&c, u);
-      double trips = u->dt.count > 1 ? u->dt.count : 1; /* a vector op does one per lane */
-      for (int i = 0; i < c.nr; i++)
-        if (m >> i & 1) trips *= (double)c.rng[i]->src[0]->arg.i;
-      flops += trips;
-    }
-    for (uint32_t i = 0; i < u->nsrc && n < 4096; i++) stack[n++] = u->src[i];
-  }
-  free(stack);
-  uopset_free(&seen);
-  uopset_free(&c.mask);
-  return flops;
-}
-
 static bool has_reduce(uop *u, uopset *seen) {
   if (!uopset_add(seen, u)) return false;
   if (u->op == OP_REDUCE) return true;
@@ -245,7 +199,7 @@ static prog_entry *generate(rt_device *dev, sched_kernel *sk, const opt *o, int 
     free(e);
     return NULL;
   }
-  e->flops = kernel_flops(e->k.ast);
+  e->flops = linear_flops(&e->k.lin);
   e->ast = uop_retain(sk->ast), e->dev = dev, e->gen = cfg_generation();
   e->global = e->k.lin.global;
   linear_free(&e->k.lin); /* the program is what runs; the list is not needed again */
