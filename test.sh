@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build cgrad twice — Release, and Debug with AddressSanitizer + UndefinedBehaviorSanitizer —
-# and run the whole test suite in both. Ends with one line "N passed, N failed".
+# and run the whole test suite in both, then the thread tests under ThreadSanitizer. Ends
+# with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")"
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -29,8 +30,27 @@ run() { # name, cmake args...
   [ "$fail" -eq 0 ] || status=1
   rm -f "$log"
 }
+# ThreadSanitizer: only the thread tests (tests/**/test_threads*.c), so it stays quick. A
+# reported race fails the test (TSan exits 66).
+tsan() {
+  local dir=build/tsan t name
+  echo "=== tsan build (thread tests only) ==="
+  if ! cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCG_TSAN=ON >"$dir.configure.log" 2>&1; then
+    cat "$dir.configure.log"; status=1; total_fail=$((total_fail + 1)); return
+  fi
+  for t in $(find tests -name 'test_threads*.c' | sort); do
+    name=$(basename "$t" .c)
+    if cmake --build "$dir" -j"$jobs" --target "$name" >"$dir.build.log" 2>&1 &&
+       (cd "$dir" && TSAN_OPTIONS="halt_on_error=1 exitcode=66" timeout 600 "./$name"); then
+      echo "tsan $name: passed"; total_pass=$((total_pass + 1))
+    else
+      tail -50 "$dir.build.log"; echo "tsan $name: FAILED"; total_fail=$((total_fail + 1)); status=1
+    fi
+  done
+}
 mkdir -p build
 run release -DCMAKE_BUILD_TYPE=Release
 run asan -DCMAKE_BUILD_TYPE=Debug -DCG_SANITIZE=ON
+tsan
 echo "$total_pass passed, $total_fail failed"
 exit $status

@@ -4,6 +4,16 @@
  *   - every public name starts with cg_; handles are opaque.
  *   - a failing call returns NULL (or a negative cg_status) and records a message that
  *     cg_last_error() returns; no call ever aborts the host program on bad input.
+ *
+ * Threads. Every function may be called from any thread. Per thread: the last error, the
+ * scope stack (free a tensor on the thread that made it) and the random generator
+ * (cg_manual_seed seeds the calling thread's; a thread that never seeds starts at seed 0).
+ * Shared, and safe to use at once: the graph store, buffers, the kernel caches, knobs and
+ * the counters of cg_get_stats. The contract: tensors, modules, optimizers and batchers
+ * used by one thread at a time work on any number of threads, and a thread that seeds its
+ * own generator gets the same bits on every run whatever the other threads do. Using one
+ * tensor (or anything built on it) from two threads at once is not supported: hand it over
+ * with your own synchronization. Kernels themselves run on CG_THREADS worker threads.
  */
 #ifndef CGRAD_H
 #define CGRAD_H
@@ -102,8 +112,13 @@ cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt);
 cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt);
 cg_tensor *cg_eye(int64_t n, cg_dtype dt);
 /* Random tensors from a counter-based generator (Threefry-2x32): the same seed gives the
- * same bits on every run and device. Each call advances the generator's counter. */
+ * same bits on every run and device. Each call advances the generator's counter. The
+ * generator belongs to the calling thread (see Threads above). */
 void cg_manual_seed(uint64_t seed);
+/* The calling thread's generator position, to save with a checkpoint and restore (so a
+ * resumed run draws what the uninterrupted one would). */
+void cg_rng_get(uint64_t *seed, uint64_t *counter);
+void cg_rng_set(uint64_t seed, uint64_t counter);
 cg_tensor *cg_rand(cg_dtype dt, const int64_t *shape, int ndim);                /* U[0, 1) */
 cg_tensor *cg_randn(cg_dtype dt, const int64_t *shape, int ndim);               /* N(0, 1) */
 cg_tensor *cg_uniform(double lo, double hi, cg_dtype dt, const int64_t *shape, int ndim);
@@ -231,7 +246,9 @@ cg_status cg_read(cg_tensor *t, cg_dtype dt, void *dst, size_t nbytes);
 
 /* Memory. cg_free drops one tensor. A scope frees every tensor created inside it when it
  * ends, except those passed to cg_keep (which then belong to the enclosing scope, or to
- * the caller at top level). Scopes nest. */
+ * the caller at top level). Scopes nest. A handle is dead once freed, by cg_free or by
+ * the end of its scope: freeing it again (or using it) is a use-after-free, as with free();
+ * cg_free(NULL) does nothing. */
 void cg_free(cg_tensor *t);
 void cg_scope_begin(void);
 void cg_scope_end(void);
@@ -243,8 +260,10 @@ cg_tensor *cg_keep(cg_tensor *t);
  * adds d(loss)/d(leaf) to the gradient of every tensor that requires grad and is in loss's
  * graph (zeros when it is there but no gradient flows to it, e.g. only through a
  * comparison); gradients accumulate across calls until cg_zero_grad. Backward builds lazy
- * graphs and runs nothing: the gradient is computed when it is read or realized. Call it
- * before reading the loss: realizing a tensor replaces its graph by the stored value.
+ * graphs and runs nothing: the gradient is computed when it is read or realized. Reading
+ * the loss first is fine (loss.item(); loss.backward()): a realized one-element float tensor
+ * computed from tensors that require grad keeps its graph until its first backward (as
+ * torch without retain_graph) or until it is freed; any other realized tensor is a leaf.
  * Semantics at kinks are PyTorch's: relu'(0) = 0, |x|'(0) = 0, clamp passes the gradient at
  * its bounds, max/min reductions split it equally among ties (torch.amax), maximum splits
  * it in halves on a tie (torch.maximum), sqrt'(0) = log'(0) = inf. */
@@ -404,6 +423,14 @@ cg_status cg_optimizer_set_lr(cg_optimizer *opt, double lr);
 double cg_optimizer_get_lr(const cg_optimizer *opt);
 /* Steps taken (-1 for NULL). */
 int64_t cg_optimizer_steps(const cg_optimizer *opt);
+/* For resuming from a checkpoint: the step count, and the state tensors (owned by the
+ * optimizer; loading values into them with cg_load_safetensors restores them). Names are
+ * "b1_t", "b2_t" (beta^t, Adam family) and "m.<i>", "v.<i>" for parameter i (SGD's momentum
+ * buffer is m). Writes up to max names (valid while opt lives) and tensors (either array
+ * may be NULL) and returns how many there are, -1 on error. Saving the parameters, this
+ * state and the step count, then restoring all three, continues a run bit-identically. */
+cg_status cg_optimizer_set_steps(cg_optimizer *opt, int64_t steps);
+int cg_optimizer_state(cg_optimizer *opt, const char **names, cg_tensor **ts, int max);
 /* Free the optimizer and its state (not the parameters). */
 void cg_optimizer_free(cg_optimizer *opt);
 
@@ -452,13 +479,42 @@ int64_t cg_batcher_epoch(const cg_batcher *b);
 int64_t cg_batcher_count(const cg_batcher *b);
 void cg_batcher_free(cg_batcher *b);
 
+/* ---- JIT ----------------------------------------------------------------------------
+ * cg_jit captures the kernels a function launches and replays them (ARCHITECTURE §8).
+ * fn(in, n_in, out, n_out, user) builds its n_out outputs from the inputs with any cgrad
+ * calls — realizes, backward, optimizer steps included — and returns CG_OK. cg_jit_call
+ * runs it eagerly the first time for a given key (the number of inputs and each one's
+ * dtype and shape), captures it the second time (if it launched the same kernels as the
+ * first: else it captures again next time, with a note at DEBUG=1), and from the third on
+ * replays the captured launches with the new inputs' buffers: fn is not called at all.
+ * So fn must not depend on anything but its inputs' values and the state it updates
+ * (weights, optimizer moments, BatchNorm statistics, which stay the same buffers): host
+ * writes inside fn (cg_from_data, reading a value and branching on it) are not replayed.
+ * A scalar that changes per call (a learning rate) is passed as a 0-d input tensor.
+ * Outputs are realized tensors in the caller's scope; after a replay they view the same
+ * buffers as the captured call's, so the next call overwrites them (copy to keep).
+ * Refused with a message: a JIT called from inside a JIT function; a function that writes
+ * into one of its inputs. JIT=0 runs fn eagerly every call. Not thread safe per cg_jit. */
+typedef struct cg_jit cg_jit;
+typedef cg_status (*cg_jit_fn)(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user);
+cg_jit *cg_jit_new(cg_jit_fn fn, int n_out, void *user);
+cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out);
+void cg_jit_free(cg_jit *j);
+typedef struct {
+  int contexts;          /* contexts held now (JIT_MAX_CONTEXTS at most, default 8) */
+  int64_t eager, captures, replays; /* calls of each kind */
+  size_t slab_bytes;     /* the intermediates' slab: the largest context's */
+} cg_jit_info;
+cg_jit_info cg_jit_stats(const cg_jit *j);
+
 /* Counters, for tests and tools. */
 typedef struct {
   uint64_t kernels_run;      /* kernels launched */
   uint64_t kernels_compiled; /* compiled by the C compiler in this process */
   uint64_t kernels_cached;   /* loaded from the disk cache */
   uint64_t schedules;        /* schedules built */
-  uint64_t last_threads;     /* most threads any kernel of the last realize ran on */
+  uint64_t last_threads;     /* most threads any kernel of this thread's last realize ran on */
+  uint64_t last_max_buffer;  /* bytes of the largest buffer a kernel of this thread's last realize wrote */
 } cg_stats;
 cg_stats cg_get_stats(void);
 

@@ -1,15 +1,19 @@
 /* The cgrad command line.
  *
- *   cgrad train [--steps N] [--batch B] [--seed S] [--lr LR] [--out FILE] [--data DIR]
- *       Train the Fashion-MNIST CNN (Conv 1-32-5, Conv 32-32-5, BatchNorm, MaxPool,
- *       Conv 32-64-3, Conv 64-64-3, BatchNorm, MaxPool, Linear 576-10; Adam), show
- *       progress, report test accuracy and write a safetensors checkpoint.
- *   cgrad help */
+ *   cgrad train [options]   train the Fashion-MNIST CNN (Conv 1-32-5, Conv 32-32-5,
+ *       BatchNorm, MaxPool, Conv 32-64-3, Conv 64-64-3, BatchNorm, MaxPool, Linear 576-10;
+ *       Adam), show progress, report test accuracy, write a safetensors checkpoint that
+ *       --resume continues from bit-identically (model, optimizer state, step, generator).
+ *   cgrad help [COMMAND]   the usage text; every command also takes --help. */
 #include <cgrad.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,22 +35,49 @@ static double now(void) {
 }
 
 typedef struct {
-  long steps, batch;
+  int64_t steps, batch, eval_every, save_every, eval_images;
   uint64_t seed;
+  bool seed_given, batch_given;
   double lr;
-  const char *out, *data;
-  long eval_every;
+  const char *out, *data, *resume;
 } train_opts;
 
-static int usage(FILE *f) {
-  fprintf(f, "usage: cgrad train [--steps N] [--batch B] [--seed S] [--lr LR] [--out FILE] [--data DIR]\n"
-             "  --steps N   optimizer steps (default 700)\n"
-             "  --batch B   examples per step (default 512)\n"
-             "  --seed S    seed for initialization and shuffling (default 42)\n"
-             "  --lr LR     Adam learning rate (default 0.001)\n"
-             "  --out FILE  checkpoint to write (default fashion_cnn.safetensors)\n"
-             "  --data DIR  Fashion-MNIST IDX files (default: Debian's dataset-fashion-mnist)\n");
+enum { MAX_STEPS = 1000000000, MAX_BATCH = 1000000, WARM_STEPS = 2 /* steps that compile kernels */ };
+
+static int usage_main(FILE *f) {
+  fprintf(f, "usage: cgrad COMMAND [options]\n"
+             "commands:\n"
+             "  train   train a CNN on Fashion-MNIST and write a checkpoint (cgrad train --help)\n"
+             "  help    this text, or `cgrad help train`\n");
   return f == stderr ? 2 : 0;
+}
+
+static int usage_train(FILE *f) {
+  fprintf(f, "usage: cgrad train [--steps N] [--batch B] [--seed S] [--lr LR] [--out FILE] [--data DIR]\n"
+             "                   [--eval-every N] [--eval-images N] [--save-every N] [--resume FILE] [--help]\n"
+             "  --steps N        optimizer steps in all, 1 to %d (default 700)\n"
+             "  --batch B        examples per step, 1 to the training set's size (default 512)\n"
+             "  --seed S         seed for initialization and shuffling, 0 to 2^64-1 (default 42)\n"
+             "  --lr LR          Adam learning rate, > 0 (default 0.001)\n"
+             "  --out FILE       checkpoint to write (default fashion_cnn.safetensors); its directory\n"
+             "                   is checked for writing before training starts\n"
+             "  --data DIR       Fashion-MNIST IDX files (default: Debian's dataset-fashion-mnist)\n"
+             "  --eval-every N   report test accuracy every N steps (default 0: only at the end)\n"
+             "  --eval-images N  test images the accuracy is measured on (default all 10000)\n"
+             "  --save-every N   also write the checkpoint to --out every N steps (default 0: at the end)\n"
+             "  --resume FILE    continue from a checkpoint of cgrad train (model, optimizer state,\n"
+             "                   step and shuffling position): the run continues bit-identically;\n"
+             "                   --steps is the total, the seed and batch are the checkpoint's\n"
+             "  --help           this text\n"
+             "CG_PRINT_LOSS=1 prints every step's loss on stdout.\n",
+          MAX_STEPS);
+  return f == stderr ? 2 : 0;
+}
+
+/* A usage error: the message is printed already; point at --help. */
+static int bad_usage(void) {
+  fprintf(stderr, "(cgrad train --help lists the options)\n");
+  return 2;
 }
 
 static cg_module *build_model(void) {
@@ -59,46 +90,51 @@ static cg_module *build_model(void) {
   };
   int n = (int)(sizeof layers / sizeof *layers);
   for (int i = 0; i < n; i++)
-    if (!layers[i]) return NULL;
+    if (!layers[i]) {
+      for (int j = 0; j < n; j++) cg_module_free(layers[j]);
+      return NULL;
+    }
   return cg_sequential(layers, n);
 }
 
 /* Copy the rows idx of a (N, 784) uint8 image array into a float batch (B, 1, 28, 28),
  * normalized as is usual for Fashion-MNIST. */
-static void make_batch(const uint8_t *img, const uint8_t *lab, const int32_t *idx, long b, float *x, int32_t *y) {
-  for (long i = 0; i < b; i++) {
+static void make_batch(const uint8_t *img, const uint8_t *lab, const int32_t *idx, int64_t b, float *x, int32_t *y) {
+  for (int64_t i = 0; i < b; i++) {
     const uint8_t *src = img + (size_t)idx[i] * 784;
     for (int j = 0; j < 784; j++) x[i * 784 + j] = ((float)src[j] / 255.0f - 0.2860f) / 0.3530f;
     y[i] = lab[idx[i]];
   }
 }
 
-static void progress(long step, long steps, double loss, double ex_s, double left, bool tty) {
+static void progress(int64_t step, int64_t steps, double loss, double ex_s, double left, bool tty) {
   int width = 30, done = (int)((double)width * (double)step / (double)steps);
-  char bar[64];
+  char bar[64], eta[32];
   for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '.';
   bar[width] = 0;
-  fprintf(stderr, "%s[%s] step %ld/%ld  loss %.4f  %.0f ex/s  %ldm%02lds left%s", tty ? "\r" : "", bar, step, steps, loss, ex_s,
-          (long)left / 60, (long)left % 60, tty ? "   " : "\n");
+  if (left < 0) snprintf(eta, sizeof eta, "compiling");
+  else snprintf(eta, sizeof eta, "%ldm%02lds left", (long)left / 60, (long)left % 60);
+  fprintf(stderr, "%s[%s] step %" PRId64 "/%" PRId64 "  loss %.4f  %.0f ex/s  %s%s", tty ? "\r" : "", bar, step, steps, loss, ex_s, eta,
+          tty ? "   " : "\n");
   fflush(stderr);
 }
 
 /* Accuracy on the test set, in eval mode, batches of 500. */
-static double evaluate(cg_module *model, const uint8_t *img, const uint8_t *lab, long n) {
+static double evaluate(cg_module *model, const uint8_t *img, const uint8_t *lab, int64_t n) {
   enum { EB = 500 };
   static float x[EB * 784];
   static int32_t y[EB], idx[EB], pred[EB];
-  long correct = 0;
+  int64_t correct = 0;
   cg_module_train(model, false);
-  for (long at = 0; at < n; at += EB) {
-    long b = n - at < EB ? n - at : EB;
-    for (long i = 0; i < b; i++) idx[i] = (int32_t)(at + i);
+  for (int64_t at = 0; at < n; at += EB) {
+    int64_t b = n - at < EB ? n - at : EB;
+    for (int64_t i = 0; i < b; i++) idx[i] = (int32_t)(at + i);
     make_batch(img, lab, idx, b, x, y);
     cg_scope_begin();
     cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){b, 1, 28, 28}, 4);
     cg_tensor *p = cg_argmax(cg_module_forward(model, tx), 1, false);
     if (p && cg_read(p, CG_INT32, pred, (size_t)b * sizeof(int32_t)) == CG_OK)
-      for (long i = 0; i < b; i++) correct += pred[i] == y[i];
+      for (int64_t i = 0; i < b; i++) correct += pred[i] == y[i];
     else
       fprintf(stderr, "cgrad: evaluation failed: %s\n", cg_last_error());
     cg_scope_end();
@@ -107,55 +143,201 @@ static double evaluate(cg_module *model, const uint8_t *img, const uint8_t *lab,
   return (double)correct / (double)n;
 }
 
+/* Can a file be created beside path? (Checked before training, so a bad --out does not
+ * cost a whole run.) A probe file is made and removed: that covers permissions, read-only
+ * filesystems and missing directories alike. */
+static bool check_out(const char *path) {
+  struct stat sb;
+  if (!stat(path, &sb) && S_ISDIR(sb.st_mode)) {
+    fprintf(stderr, "cgrad train: --out '%s' is a directory; expected a file name\n", path);
+    return false;
+  }
+  char dir[4096], probe[4200];
+  const char *slash = strrchr(path, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+  snprintf(probe, sizeof probe, "%s/.cgrad-probe-%ld", dir, (long)getpid());
+  int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "cgrad train: cannot write the checkpoint '%s': directory '%s': %s\n", path, dir, strerror(errno));
+    return false;
+  }
+  close(fd);
+  unlink(probe);
+  return true;
+}
+
+/* Everything a run needs to continue: the model's state, the optimizer's, and where the
+ * run is (step, seed, batch, generator position). */
+enum { MAX_CK = 256 };
+typedef struct {
+  const char *names[MAX_CK];
+  cg_tensor *ts[MAX_CK];
+  int n, nfixed; /* nfixed: model + optimizer (owned elsewhere); the rest are train.* here */
+} ckpt;
+
+static bool ckpt_init(ckpt *c, cg_module *model, cg_optimizer *opt) {
+  int nm = cg_module_state(model, c->names, c->ts, MAX_CK);
+  int no = nm >= 0 && nm < MAX_CK ? cg_optimizer_state(opt, NULL, NULL, 0) : -1;
+  if (nm < 0 || no < 0 || nm + no + 4 > MAX_CK) return false;
+  const char *onames[MAX_CK];
+  cg_optimizer_state(opt, onames, c->ts + nm, no);
+  static char prefixed[MAX_CK][32];
+  for (int i = 0; i < no; i++) {
+    snprintf(prefixed[i], sizeof prefixed[i], "optim.%s", onames[i]);
+    c->names[nm + i] = prefixed[i];
+  }
+  c->nfixed = c->n = nm + no;
+  return true;
+}
+
+/* The train.* tensors for (step, seed, batch, rng), appended after the fixed ones. */
+static bool ckpt_meta(ckpt *c, int64_t step, uint64_t seed, int64_t batch) {
+  uint64_t rs, rc;
+  cg_rng_get(&rs, &rc);
+  int64_t v[4][2] = {{step, 0}, {(int64_t)seed, 0}, {batch, 0}, {(int64_t)rs, (int64_t)rc}};
+  static const char *const nm[4] = {"train.step", "train.seed", "train.batch", "train.rng"};
+  c->n = c->nfixed;
+  for (int i = 0; i < 4; i++) {
+    c->names[c->n] = nm[i];
+    c->ts[c->n] = cg_from_data(v[i], CG_INT64, (int64_t[]){i == 3 ? 2 : 1}, 1);
+    if (!c->ts[c->n++]) return false;
+  }
+  return true;
+}
+
+static void ckpt_drop_meta(ckpt *c) {
+  for (int i = c->nfixed; i < c->n; i++) cg_free(c->ts[i]);
+  c->n = c->nfixed;
+}
+
+static bool ckpt_save(ckpt *c, const char *path, int64_t step, const train_opts *o) {
+  bool ok = ckpt_meta(c, step, o->seed, o->batch) && cg_save_safetensors(path, c->names, c->ts, c->n) == CG_OK;
+  if (!ok) fprintf(stderr, "\ncgrad train: writing the checkpoint '%s': %s\n", path, cg_last_error());
+  ckpt_drop_meta(c);
+  return ok;
+}
+
+/* Load a checkpoint into the model and optimizer; *step, seed, batch and the generator
+ * come from it. */
+static bool ckpt_load(ckpt *c, const char *path, int64_t *step, uint64_t *seed, int64_t *batch) {
+  bool ok = ckpt_meta(c, 0, 0, 0) && cg_load_safetensors(path, c->names, c->ts, c->n) == CG_OK;
+  if (ok) {
+    int64_t v[4][2];
+    for (int i = 0; i < 4 && ok; i++) ok = cg_read(c->ts[c->nfixed + i], CG_INT64, v[i], sizeof(int64_t) * (i == 3 ? 2 : 1)) == CG_OK;
+    if (ok) *step = v[0][0], *seed = (uint64_t)v[1][0], *batch = v[2][0], cg_rng_set((uint64_t)v[3][0], (uint64_t)v[3][1]);
+  }
+  if (!ok) fprintf(stderr, "cgrad train: --resume '%s': %s\n", path, cg_last_error());
+  ckpt_drop_meta(c);
+  return ok;
+}
+
 static int train(train_opts o) {
   double t_start = now();
+  int rc = 1;
+  uint8_t *img = NULL, *lab = NULL, *timg = NULL, *tlab = NULL;
+  float *x = NULL;
+  int32_t *y = NULL, *idx = NULL;
+  cg_module *model = NULL;
+  cg_optimizer *opt = NULL;
+  cg_batcher *batches = NULL;
+  if (!check_out(o.out)) return 1;
   cg_tensor *trx, *try_, *tex, *tey;
   if (cg_fashion_mnist(o.data, &trx, &try_, &tex, &tey) != CG_OK) {
     fprintf(stderr, "cgrad train: %s\n", cg_last_error());
     return 1;
   }
-  long ntrain = (long)cg_shape(trx)[0], ntest = (long)cg_shape(tex)[0];
-  uint8_t *img = malloc((size_t)ntrain * 784), *lab = malloc((size_t)ntrain), *timg = malloc((size_t)ntest * 784), *tlab = malloc((size_t)ntest);
-  float *x = malloc(sizeof(float) * (size_t)o.batch * 784);
-  int32_t *y = malloc(sizeof(int32_t) * (size_t)o.batch), *idx = malloc(sizeof(int32_t) * (size_t)o.batch);
-  if (!img || !lab || !timg || !tlab || !x || !y || !idx) {
-    fprintf(stderr, "cgrad train: out of memory\n");
-    return 1;
-  }
-  if (cg_read(trx, CG_UINT8, img, (size_t)ntrain * 784) || cg_read(try_, CG_UINT8, lab, (size_t)ntrain) ||
-      cg_read(tex, CG_UINT8, timg, (size_t)ntest * 784) || cg_read(tey, CG_UINT8, tlab, (size_t)ntest)) {
-    fprintf(stderr, "cgrad train: reading the dataset: %s\n", cg_last_error());
-    return 1;
-  }
+  int64_t ntrain = cg_shape(trx)[0], ntest = cg_shape(tex)[0];
+  int64_t neval = o.eval_images && o.eval_images < ntest ? o.eval_images : ntest; /* the first N */
+  img = malloc((size_t)ntrain * 784), lab = malloc((size_t)ntrain), timg = malloc((size_t)ntest * 784), tlab = malloc((size_t)ntest);
+  bool read_ok = img && lab && timg && tlab && !cg_read(trx, CG_UINT8, img, (size_t)ntrain * 784) && !cg_read(try_, CG_UINT8, lab, (size_t)ntrain) &&
+                 !cg_read(tex, CG_UINT8, timg, (size_t)ntest * 784) && !cg_read(tey, CG_UINT8, tlab, (size_t)ntest);
   cg_free(trx), cg_free(try_), cg_free(tex), cg_free(tey);
+  if (!read_ok) {
+    fprintf(stderr, "cgrad train: reading the dataset: %s\n", img && lab && timg && tlab ? cg_last_error() : "out of memory");
+    goto out;
+  }
 
   cg_manual_seed(o.seed);
-  cg_module *model = build_model();
+  model = build_model();
   if (!model) {
     fprintf(stderr, "cgrad train: building the model: %s\n", cg_last_error());
-    return 1;
+    goto out;
   }
   cg_tensor *params[64], *state[64];
   const char *names[64];
   int np = cg_module_parameters(model, params, 64), ns = cg_module_state(model, names, state, 64);
-  cg_optimizer *opt = cg_adam(params, np, o.lr, 0.9, 0.999, 1e-8, 0);
-  cg_batcher *batches = cg_batcher_new(ntrain, o.batch, o.seed, true, true);
-  if (!opt || !batches) {
+  opt = cg_adam(params, np, o.lr, 0.9, 0.999, 1e-8, 0);
+  ckpt ck;
+  if (!opt || !ckpt_init(&ck, model, opt)) {
     fprintf(stderr, "cgrad train: %s\n", cg_last_error());
-    return 1;
+    goto out;
   }
-  fprintf(stderr, "cgrad train: Fashion-MNIST %ld train / %ld test images; CNN with %d parameter tensors; batch %ld, %ld steps, seed %llu\n",
-          ntrain, ntest, np, o.batch, o.steps, (unsigned long long)o.seed);
-  bool tty = isatty(2);
-  double t_first = 0, t_loop = now(), last_loss = NAN;
-  long rss_warm = -1, warm_step = o.steps < 10 ? 1 : o.steps / 10 < 50 ? o.steps / 10 : 50;
-  for (long step = 1; step <= o.steps; step++) {
-    cg_tensor *bi;
-    if (cg_batcher_next(batches, &bi) <= 0) {
-      cg_batcher_reset(batches, cg_batcher_epoch(batches) + 1);
-      cg_batcher_next(batches, &bi);
+  int64_t start = 0;
+  if (o.resume) {
+    uint64_t seed;
+    int64_t batch;
+    if (!ckpt_load(&ck, o.resume, &start, &seed, &batch)) goto out;
+    if ((o.seed_given && seed != o.seed) || (o.batch_given && batch != o.batch)) {
+      fprintf(stderr, "cgrad train: --resume '%s' was made with --seed %" PRIu64 " --batch %" PRId64 "; the options given differ\n", o.resume,
+              seed, batch);
+      rc = 2;
+      goto out;
     }
-    cg_read(bi, CG_INT32, idx, sizeof(int32_t) * (size_t)o.batch);
+    o.seed = seed, o.batch = batch;
+    if (start >= o.steps) {
+      fprintf(stderr, "cgrad train: --resume '%s' is at step %" PRId64 ", and --steps %" PRId64 " leaves nothing to do\n", o.resume, start,
+              o.steps);
+      rc = 2;
+      goto out;
+    }
+    cg_optimizer_set_steps(opt, start);
+  }
+  if (o.batch > ntrain) {
+    fprintf(stderr, "cgrad train: --batch %" PRId64 " is larger than the training set (%" PRId64 " images)\n", o.batch, ntrain);
+    rc = 2;
+    goto out;
+  }
+  x = malloc(sizeof(float) * (size_t)o.batch * 784);
+  y = malloc(sizeof(int32_t) * (size_t)o.batch), idx = malloc(sizeof(int32_t) * (size_t)o.batch);
+  batches = cg_batcher_new(ntrain, o.batch, o.seed, true, true);
+  if (!x || !y || !idx) {
+    fprintf(stderr, "cgrad train: out of memory for a batch of %" PRId64 " (%.1f MB)\n", o.batch, (double)o.batch * 784 * 4 / 1e6);
+    goto out;
+  }
+  if (!batches) {
+    fprintf(stderr, "cgrad train: %s\n", cg_last_error());
+    goto out;
+  }
+  /* the shuffling position of step `start`: epoch start / per_epoch, that many batches in */
+  int64_t per_epoch = cg_batcher_count(batches);
+  cg_batcher_reset(batches, start / per_epoch);
+  for (int64_t i = 0; i < start % per_epoch; i++) {
+    cg_tensor *bi = NULL;
+    cg_batcher_next(batches, &bi);
+    cg_free(bi);
+  }
+  fprintf(stderr, "cgrad train: Fashion-MNIST %" PRId64 " train / %" PRId64 " test images; CNN with %d parameter tensors; batch %" PRId64
+                  ", %" PRId64 " steps, seed %" PRIu64 "%s\n",
+          ntrain, ntest, np, o.batch, o.steps, o.seed, o.resume ? " (resumed)" : "");
+  if (o.resume) fprintf(stderr, "cgrad train: resuming at step %" PRId64 " from %s\n", start + 1, o.resume);
+  bool tty = isatty(2);
+  double t_first = 0, t_first_end = 0, t_warm = 0, t_loop = now(), last_loss = NAN;
+  int64_t nrun = o.steps - start, warm_at = start + (nrun > WARM_STEPS ? WARM_STEPS : nrun);
+  long rss_warm = -1;
+  int64_t rss_step = start + (nrun < 10 ? 1 : nrun / 10 < 50 ? nrun / 10 : 50);
+  for (int64_t step = start + 1; step <= o.steps; step++) {
+    cg_tensor *bi = NULL;
+    int got = cg_batcher_next(batches, &bi);
+    if (got == 0) {
+      cg_batcher_reset(batches, cg_batcher_epoch(batches) + 1);
+      got = cg_batcher_next(batches, &bi);
+    }
+    if (got <= 0 || !bi || cg_read(bi, CG_INT32, idx, sizeof(int32_t) * (size_t)o.batch) != CG_OK) {
+      fprintf(stderr, "\ncgrad train: step %" PRId64 ": no batch: %s\n", step, got < 0 || bi ? cg_last_error() : "the batcher gave none");
+      cg_free(bi);
+      goto out;
+    }
     cg_free(bi);
     make_batch(img, lab, idx, o.batch, x, y);
     cg_scope_begin();
@@ -174,82 +356,140 @@ static int train(train_opts o) {
     }
     if (st == CG_OK) st = cg_optimizer_step(opt);
     if (st != CG_OK) {
-      fprintf(stderr, "\ncgrad train: step %ld failed: %s\n", step, cg_last_error());
-      return 1;
+      fprintf(stderr, "\ncgrad train: step %" PRId64 " failed: %s\n", step, cg_last_error());
+      cg_scope_end();
+      goto out;
     }
     last_loss = cg_item(loss);
     cg_optimizer_zero_grad(opt);
     cg_scope_end();
-    if (step == 1) t_first = now() - t_start;
-    if (step == warm_step) rss_warm = rss_kb();
+    double t = now();
+    if (step == start + 1) t_first = t - t_start, t_first_end = t;
+    if (step == warm_at) t_warm = t;
+    if (step == rss_step) rss_warm = rss_kb();
     if (!isfinite(last_loss)) {
-      fprintf(stderr, "\ncgrad train: the loss became %g at step %ld\n", last_loss, step);
-      return 1;
+      fprintf(stderr, "\ncgrad train: the loss became %g at step %" PRId64 "\n", last_loss, step);
+      goto out;
     }
-    if (getenv("CG_PRINT_LOSS")) printf("step %ld loss %.9g\n", step, last_loss);
+    if (getenv("CG_PRINT_LOSS")) printf("step %" PRId64 " loss %.9g\n", step, last_loss);
     if (tty || step % 20 == 0 || step == o.steps) {
-      double el = now() - t_loop, per = el / (double)step;
-      progress(step, o.steps, last_loss, (double)step * (double)o.batch / el, per * (double)(o.steps - step), tty);
+      /* time left from the steady steps only: the first ones compile the kernels */
+      double el = t - t_loop, left = step > warm_at ? (t - t_warm) / (double)(step - warm_at) * (double)(o.steps - step) : -1;
+      progress(step, o.steps, last_loss, (double)(step - start) * (double)o.batch / el, step == o.steps ? 0 : left, tty);
     }
     if (o.eval_every && step % o.eval_every == 0)
-      fprintf(stderr, "%sstep %ld: test accuracy %.2f%%\n", tty ? "\n" : "", step, 100 * evaluate(model, timg, tlab, ntest));
+      fprintf(stderr, "%sstep %" PRId64 ": test accuracy %.2f%%\n", tty ? "\n" : "", step, 100 * evaluate(model, timg, tlab, neval));
+    if (o.save_every && step % o.save_every == 0 && step < o.steps) {
+      if (!ckpt_save(&ck, o.out, step, &o)) goto out;
+      fprintf(stderr, "%scheckpoint at step %" PRId64 ": %s\n", tty ? "\n" : "", step, o.out);
+    }
   }
-  double train_s = now() - t_loop;
+  double t_end = now(), train_s = t_end - t_loop;
   long rss_end = rss_kb(); /* before evaluation, which runs other shapes */
-  double acc = evaluate(model, timg, tlab, ntest);
+  double acc = evaluate(model, timg, tlab, neval);
   fprintf(stderr, "%s", tty ? "\n" : "");
-  printf("test accuracy %.2f%% after %ld steps (batch %ld) in %.1f s: first step %.2f s, then %.0f ms/step; final loss %.4f\n",
-         100 * acc, o.steps, o.batch, train_s, t_first, 1e3 * (train_s - t_first) / (double)(o.steps > 1 ? o.steps - 1 : 1), last_loss);
-  ns = cg_module_state(model, names, state, 64);
-  if (cg_save_safetensors(o.out, names, state, ns) != CG_OK) {
-    fprintf(stderr, "cgrad train: writing the checkpoint: %s\n", cg_last_error());
-    return 1;
-  }
-  printf("checkpoint: %s (%d tensors)\n", o.out, ns);
-  printf("resident memory while training: %.1f MB after warm-up (step %ld), %.1f MB after the last step (%+.2f%%)\n", rss_warm / 1024.0,
-         warm_step, rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
+  printf("test accuracy %.2f%% after %" PRId64 " steps (batch %" PRId64 ") in %.1f s: first step %.2f s", 100 * acc, o.steps, o.batch, train_s,
+         t_first);
+  if (nrun > 1) printf(", then %.0f ms/step", 1e3 * (t_end - t_first_end) / (double)(nrun - 1));
+  printf("; final loss %.4f", last_loss);
+  if (neval < ntest) printf(" (accuracy on the first %" PRId64 " of %" PRId64 " test images)", neval, ntest);
+  printf("\n");
+  if (!ckpt_save(&ck, o.out, o.steps, &o)) goto out;
+  printf("checkpoint: %s (%d tensors: model, optimizer state and position; --resume continues from it)\n", o.out, ck.nfixed + 4);
+  printf("resident memory while training: %.1f MB after warm-up (step %" PRId64 "), %.1f MB after the last step (%+.2f%%)\n", rss_warm / 1024.0,
+         rss_step, rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
+  rc = 0;
+out:
   cg_batcher_free(batches);
   cg_optimizer_free(opt);
   cg_module_free(model);
   free(img), free(lab), free(timg), free(tlab), free(x), free(y), free(idx);
-  return 0;
+  return rc;
 }
 
-static bool arg_long(const char *s, long *out) {
+/* An integer option in [lo, hi]; false with a message naming the option and the range. */
+static bool arg_int(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out) {
   char *end;
-  long v = strtol(s, &end, 10);
-  if (*end || v <= 0) return false;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (!*s || *end || errno == ERANGE || v < lo || v > hi) {
+    fprintf(stderr, "cgrad train: %s expects an integer from %lld to %lld, got '%s'%s\n", opt, (long long)lo, (long long)hi, s,
+            errno == ERANGE || ((*s && !*end) && (v < lo || v > hi)) ? " (out of range)" : "");
+    return false;
+  }
   *out = v;
   return true;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) return usage(argc < 2 ? stderr : stdout);
-  if (strcmp(argv[1], "train")) {
-    fprintf(stderr, "cgrad: unknown command '%s'\n", argv[1]);
-    return usage(stderr);
+static bool arg_seed(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (!*s || *end || errno == ERANGE || strchr(s, '-')) {
+    fprintf(stderr, "cgrad train: --seed expects an integer from 0 to %llu, got '%s'\n", (unsigned long long)UINT64_MAX, s);
+    return false;
   }
-  train_opts o = {.steps = 700, .batch = 512, .seed = 42, .lr = 1e-3, .out = "fashion_cnn.safetensors", .data = NULL};
-  for (int i = 2; i < argc; i++) {
+  *out = v;
+  return true;
+}
+
+static bool arg_lr(const char *s, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (!*s || *end || errno == ERANGE || !isfinite(v) || !(v > 0)) {
+    fprintf(stderr, "cgrad train: --lr expects a finite number > 0, got '%s'\n", s);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+static int train_main(int argc, char **argv) {
+  train_opts o = {.steps = 700, .batch = 512, .seed = 42, .lr = 1e-3, .out = "fashion_cnn.safetensors"};
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage_train(stdout);
+  for (int i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    bool ok = v != NULL;
-    long seed = 0;
-    if (!strcmp(a, "--steps")) ok = ok && arg_long(v, &o.steps);
-    else if (!strcmp(a, "--batch")) ok = ok && arg_long(v, &o.batch);
-    else if (!strcmp(a, "--eval-every")) ok = ok && arg_long(v, &o.eval_every);
-    else if (!strcmp(a, "--seed")) ok = ok && arg_long(v, &seed) && (o.seed = (uint64_t)seed, true);
-    else if (!strcmp(a, "--lr")) ok = ok && (o.lr = atof(v)) > 0;
+    bool known = !strcmp(a, "--steps") || !strcmp(a, "--batch") || !strcmp(a, "--eval-every") || !strcmp(a, "--save-every") || !strcmp(a, "--eval-images") ||
+                 !strcmp(a, "--seed") || !strcmp(a, "--lr") || !strcmp(a, "--out") || !strcmp(a, "--data") || !strcmp(a, "--resume");
+    if (!known) {
+      fprintf(stderr, "cgrad train: unknown option '%s'\n", a);
+      return bad_usage();
+    }
+    if (!v || !*v) {
+      fprintf(stderr, "cgrad train: %s needs a value\n", a);
+      return bad_usage();
+    }
+    bool ok = true;
+    if (!strcmp(a, "--steps")) ok = arg_int(a, v, 1, MAX_STEPS, &o.steps);
+    else if (!strcmp(a, "--batch")) ok = arg_int(a, v, 1, MAX_BATCH, &o.batch), o.batch_given = true;
+    else if (!strcmp(a, "--eval-every")) ok = arg_int(a, v, 0, MAX_STEPS, &o.eval_every);
+    else if (!strcmp(a, "--save-every")) ok = arg_int(a, v, 0, MAX_STEPS, &o.save_every);
+    else if (!strcmp(a, "--eval-images")) ok = arg_int(a, v, 1, MAX_STEPS, &o.eval_images);
+    else if (!strcmp(a, "--seed")) ok = arg_seed(v, &o.seed), o.seed_given = true;
+    else if (!strcmp(a, "--lr")) ok = arg_lr(v, &o.lr);
     else if (!strcmp(a, "--out")) o.out = v;
     else if (!strcmp(a, "--data")) o.data = v;
-    else {
-      fprintf(stderr, "cgrad train: unknown option '%s'\n", a);
-      return usage(stderr);
-    }
-    if (!ok) {
-      fprintf(stderr, "cgrad train: option %s needs a positive value\n", a);
-      return usage(stderr);
-    }
-    i++;
+    else o.resume = v;
+    if (!ok) return bad_usage();
   }
   return train(o);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) return usage_main(stderr);
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage_main(stdout);
+  if (!strcmp(cmd, "help")) {
+    if (argc > 2 && !strcmp(argv[2], "train")) return usage_train(stdout);
+    if (argc > 2 && strcmp(argv[2], "--help") && strcmp(argv[2], "-h") && strcmp(argv[2], "help")) {
+      fprintf(stderr, "cgrad help: unknown command '%s'\n", argv[2]);
+      return usage_main(stderr);
+    }
+    return usage_main(stdout);
+  }
+  if (!strcmp(cmd, "train")) return train_main(argc - 2, argv + 2);
+  fprintf(stderr, "cgrad: unknown command '%s'\n", cmd);
+  return usage_main(stderr);
 }

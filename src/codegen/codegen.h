@@ -22,7 +22,7 @@
 
 /* RANGE arg = [axis id, kind]. Output ranges have axis id = their dim, reduce ranges 100+;
  * an UPCAST range holds the lanes of an upcast axis until the expand pass removes it. */
-enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3 };
+enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3, RANGE_UNROLL = 4 };
 
 /* ---- opts (opt.c) ---------------------------------------------------------------------- */
 typedef enum {

@@ -61,11 +61,12 @@ static bool contiguous(uop *off, uop *lane, int64_t n) {
   return true;
 }
 
-static bool vec_dtype(dtype d) { return d.scalar == CG_FLOAT32 || d.scalar == CG_INT32; }
+static bool vec_dtype(dtype d) { return d.count <= 1 && (d.scalar == CG_FLOAT32 || d.scalar == CG_INT32); }
 
 /* Whether every value that depends on the lane can be a vector (or a mask). */
 static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
   if (!uopset_add(seen, u) || !depends(u, lane, dep)) return true;
+  if (u->op == OP_GEP || u->op == OP_VECTORIZE || u->dt.count > 1) return false; /* vectors already */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
   } else if (op_has(u->op, F_CMP)) {
     if (!vec_dtype(u->src[0]->dt)) return false;
@@ -214,7 +215,47 @@ static uop *vector_lane(uop *sink, uop **lanes, int n) {
   return best;
 }
 
+/* A REDUCE with an UNROLL lane among its ranges: a vector accumulator over the lanes and
+ * one combine of them after the loop, or (no vector form) the lanes' values combined in
+ * each trip. */
+static uop *reduce_lane(rw_match *m) {
+  bool vectors_on = *(const bool *)m->ctx;
+  uop *u = m->root, *lane = NULL, *rest[UOP_MAX_DIMS + 2];
+  int nr = 1;
+  for (uint32_t i = 1; i < u->nsrc; i++) {
+    if (u->src[i]->op == OP_RANGE && u->src[i]->arg.v[1] == RANGE_UNROLL && !lane) lane = u->src[i];
+    else rest[nr++] = u->src[i];
+  }
+  if (!lane) return NULL;
+  int op = (int)u->arg.v[0];
+  int64_t w = lane->src[0]->arg.i;
+  uopset dep = {0}, seen = {0};
+  bool vector = vectors_on && (w == 2 || w == 4 || w == 8 || w == 16) && vec_dtype(u->dt) && vectorizable(u->src[0], lane, &dep, &seen);
+  uopset_free(&dep), uopset_free(&seen);
+  if (vector) {
+    vctx c = {.lane = lane, .w = w};
+    rest[0] = vec_or_broadcast(&c, u->src[0]);
+    uopset_free(&c.dep), uopset_free(&c.memo);
+    uop *r = uop_new(OP_REDUCE, dt_vec(u->dt, (int)w), rest, nr, u->arg), *acc = NULL;
+    for (int64_t k = 0; k < w; k++) {
+      uop *x = uop_new1(OP_GEP, u->dt, r, arg_int(k));
+      acc = acc ? uop_alu(op, acc, x) : x;
+    }
+    return acc;
+  }
+  uop *acc = NULL;
+  for (int64_t k = 0; k < w; k++) {
+    uop *x = with_lane(u->src[0], lane, k);
+    acc = acc ? uop_alu(op, acc, x) : x;
+  }
+  rest[0] = acc;
+  return uop_new(OP_REDUCE, u->dt, rest, nr, u->arg);
+}
+static const rw_rule reduce_lane_rules[] = {RULE("REDUCE", reduce_lane)};
+static RULESET(rs_reduce_lanes, "expand_reduce_lanes", reduce_lane_rules);
+
 uop *expand_lanes(uop *sink, bool vectors) {
+  sink = graph_rewrite(sink, &rs_reduce_lanes, &vectors);
   uop *lanes[UOP_MAX_DIMS];
   int n = 0;
   uopset seen = {0};

@@ -47,6 +47,13 @@ static void collect(uop *u, uopset *seen, uop **rng, int *nr, bool *has_reduce) 
 
 static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
 
+/* The reduce range with the largest axis id (the innermost reduced dim). */
+static void collect_reduce_ranges(uop *u, uopset *seen, uop **inner) {
+  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (u->op == OP_RANGE && u->arg.v[1] == RANGE_REDUCE && (!*inner || u->arg.v[0] > (*inner)->arg.v[0])) *inner = u;
+  for (uint32_t i = 0; i < u->nsrc; i++) collect_reduce_ranges(u->src[i], seen, inner);
+}
+
 static void collect_index(uop *u, uopset *seen, uop **out, int *n, int max) {
   if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_INDEX && *n < max) out[(*n)++] = u;
@@ -119,6 +126,7 @@ int opt_heuristic(uop *sink, opt *out) {
   int64_t first = 0;
   for (int t = 0; t < 3 && !first; t++)
     if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
+  bool vec_out = first != 0;
   if (!first && has_reduce) {
     uop *big = NULL;
     for (int i = 0; i < nr - 1; i++) {
@@ -128,10 +136,24 @@ int opt_heuristic(uop *sink, opt *out) {
     if (big) first = 4, up[nup++] = big;
   }
   if (first) out[n++] = (opt){OPT_UPCAST, (int16_t)up[0]->arg.v[0], (int32_t)first};
+  /* no vector along the output (a convolution's weight gradient: (Cout, Cin, 5, 5)): the
+   * innermost reduction's lanes (contiguous, as a row is) make a vector accumulator */
+  if (!vec_out && has_reduce) {
+    uop *inner = NULL;
+    uopset rs = {0};
+    collect_reduce_ranges(sink, &rs, &inner);
+    uopset_free(&rs);
+    int64_t sz = inner ? inner->src[0]->arg.i : 0;
+    for (int t = 0; t < 3 && inner; t++)
+      if (sz % tries[t] == 0 && sz >= tries[t]) {
+        out[n++] = (opt){OPT_UNROLL, (int16_t)inner->arg.v[0], (int32_t)tries[t]};
+        break;
+      }
+  }
   /* reductions hold a register tile: more of the vector dim (a 16-wide vector twice, or
    * the rest of a short row), then another dim, within ~20 vector accumulators of the 32 */
   int64_t nvec = 1, budget = 20;
-  if (first && has_reduce) {
+  if (vec_out && has_reduce) {
     int64_t rem = up[0]->src[0]->arg.i / first;
     if (first == 16 && rem % 2 == 0) nvec = 2;
     else if (first < 16 && rem > 1 && rem <= 8) nvec = rem;
@@ -170,7 +192,7 @@ int opt_heuristic(uop *sink, opt *out) {
 
 static uop *find_range(uop *u, int64_t axis, uopset *seen) {
   if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return NULL;
-  if (u->op == OP_RANGE) return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST ? u : NULL;
+  if (u->op == OP_RANGE) return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST && u->arg.v[1] != RANGE_UNROLL ? u : NULL;
   for (uint32_t i = 0; i < u->nsrc; i++) {
     uop *r = find_range(u->src[i], axis, seen);
     if (r) return r;
@@ -192,25 +214,22 @@ static uop *upcast(uop *sink, uop *r, int64_t amount, int nth) {
   return with_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, shorter, ci(amount)), lane));
 }
 
-/* UNROLL: each REDUCE over r becomes a REDUCE over r' of `amount` combined values. */
-typedef struct { uop *r, *shorter; int64_t amount; } unroll_ctx;
+/* UNROLL: each REDUCE over r becomes a REDUCE over r' and a lane range u of `amount`
+ * (RANGE_UNROLL) with r = r'*amount + u; the expand pass makes the lanes a vector
+ * accumulator (one horizontal combine after the loop) or unrolled combined values. */
+typedef struct { uop *r, *shorter, *lane; int64_t amount; } unroll_ctx;
 static uop *unroll_reduce(rw_match *m) {
   unroll_ctx *c = m->ctx;
   uop *u = m->root;
   int at = -1;
   for (uint32_t i = 1; i < u->nsrc; i++)
     if (u->src[i] == c->r) at = (int)i;
-  if (at < 0) return NULL;
-  int op = (int)u->arg.v[0];
-  uop *acc = NULL;
-  for (int64_t l = 0; l < c->amount; l++) {
-    uop *v = with_range(u->src[0], c->r, uop_alu(OP_ADD, uop_alu(OP_MUL, c->shorter, ci(c->amount)), ci(l)));
-    acc = acc ? uop_alu(op, acc, v) : v;
-  }
-  uop *src[UOP_MAX_DIMS + 1];
+  if (at < 0 || u->nsrc > UOP_MAX_DIMS) return NULL;
+  uop *src[UOP_MAX_DIMS + 2];
   for (uint32_t i = 0; i < u->nsrc; i++) src[i] = u->src[i];
-  src[0] = acc, src[at] = c->shorter;
-  return uop_replace_src(u, src, (int)u->nsrc);
+  src[0] = with_range(u->src[0], c->r, uop_alu(OP_ADD, uop_alu(OP_MUL, c->shorter, ci(c->amount)), c->lane));
+  src[at] = c->shorter, src[u->nsrc] = c->lane;
+  return uop_new(OP_REDUCE, u->dt, src, (int)u->nsrc + 1, u->arg);
 }
 static const rw_rule unroll_rules[] = {RULE("REDUCE", unroll_reduce)};
 static RULESET(rs_unroll, "opt_unroll", unroll_rules);
@@ -237,7 +256,8 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
     if (o[i].amount == 1) continue;
     if (o[i].kind == OPT_UPCAST) sink = upcast(sink, r, o[i].amount, i);
     else {
-      unroll_ctx c = {r, uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), r->arg), o[i].amount};
+      int64_t arg[3] = {r->arg.v[0], RANGE_UNROLL, i};
+      unroll_ctx c = {r, uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), r->arg), uop_new1(OP_RANGE, DT_I32, ci(o[i].amount), arg_ints(arg, 3)), o[i].amount};
       sink = graph_rewrite(sink, &rs_unroll, &c);
     }
     sink = uop_simplify(sink);

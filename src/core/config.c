@@ -31,13 +31,16 @@ long cfg_int(const char *name, long dflt) {
   return end == s ? dflt : v;
 }
 
+/* Read on every realize from any thread: a relaxed atomic cache (-1: read it again). */
 int cfg_debug(void) {
-  if (debug_level < 0) debug_level = (int)cfg_int("DEBUG", 0);
-  return debug_level;
+  int d = __atomic_load_n(&debug_level, __ATOMIC_RELAXED);
+  if (d < 0) __atomic_store_n(&debug_level, d = (int)cfg_int("DEBUG", 0), __ATOMIC_RELAXED);
+  return d;
 }
 
 cg_status cg_set_config(const char *name, const char *value) {
-  if (!name || !value || strlen(name) >= sizeof knobs[0].name || strlen(value) >= sizeof knobs[0].value)
+  if (!name || !value) return cg_fail(CG_ERR_INVALID, "cg_set_config: %s is NULL", name ? "value" : "name");
+  if (strlen(name) >= sizeof knobs[0].name || strlen(value) >= sizeof knobs[0].value)
     return cg_fail(CG_ERR_INVALID, "cg_set_config: expected a name under 32 and a value under 224 characters");
   pthread_mutex_lock(&knob_lock);
   int i = 0;
@@ -52,11 +55,14 @@ cg_status cg_set_config(const char *name, const char *value) {
   strcpy(knobs[i].name, name);
   strcpy(knobs[i].value, value);
   pthread_mutex_unlock(&knob_lock);
-  if (!strcmp(name, "DEBUG")) debug_level = -1;
+  if (!strcmp(name, "DEBUG")) __atomic_store_n(&debug_level, -1, __ATOMIC_RELAXED);
   __atomic_fetch_add(&generation, 1, __ATOMIC_RELAXED);
   return CG_OK;
 }
 
 unsigned long cfg_generation(void) { return __atomic_load_n(&generation, __ATOMIC_RELAXED); }
 
-const char *cg_get_config(const char *name) { return cfg_str(name, NULL); }
+const char *cg_get_config(const char *name) {
+  if (!name) return cg_fail_null(CG_ERR_INVALID, "cg_get_config: name is NULL");
+  return cfg_str(name, NULL);
+}

@@ -6,9 +6,26 @@
 static _Thread_local char err_msg[1024];
 static _Thread_local cg_status err_status = CG_OK;
 
+/* An op given a NULL tensor ("cross_entropy: logits is NULL") usually got it from an op
+ * that failed just before: keep that root cause in the message ("..., after: out of memory
+ * ..."), so a chain checked once at its end still says what went wrong first. */
 static void vrecord(cg_status st, const char *fmt, va_list ap) {
+  char msg[sizeof err_msg];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg), k = strlen(" is NULL");
+  if (err_status != CG_OK && err_msg[0] && n > k && !strcmp(msg + n - k, " is NULL")) {
+    const char *root = strstr(err_msg, ", after: ");
+    root = root ? root + strlen(", after: ") : err_msg;
+    char prev[sizeof err_msg];
+    memcpy(prev, root, strlen(root) + 1);
+    size_t at = n < sizeof err_msg / 2 ? n : sizeof err_msg / 2; /* the root cause keeps at least half */
+    memcpy(err_msg, msg, at);
+    snprintf(err_msg + at, sizeof err_msg - at, ", after: %.1000s", prev);
+    err_status = st == CG_ERR_INVALID ? err_status : st; /* the root cause's status */
+    return;
+  }
   err_status = st;
-  vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+  memcpy(err_msg, msg, n + 1);
 }
 
 cg_status cg_fail(cg_status st, const char *fmt, ...) {

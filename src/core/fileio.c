@@ -11,7 +11,9 @@
 #include "fileio.h"
 #include "config.h"
 #include "error.h"
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -137,10 +139,41 @@ static const char *fault_note(const sink *s, char *buf, size_t cap) {
   return buf;
 }
 
+/* A writer killed mid-way (SIGKILL, power) leaves path.<pid>.<n>.tmp behind: remove those
+ * of processes that no longer exist, so they do not pile up beside a checkpoint that is
+ * saved again and again. (A pid of another machine on a shared filesystem could look dead
+ * here; such setups should not share checkpoint paths between writers anyway.) */
+static void remove_stale_temps(const char *path) {
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  char dir[4096];
+  size_t dn = slash ? (size_t)(slash - path) : 0, bn = strlen(base);
+  if (dn >= sizeof dir || !bn) return;
+  if (!slash) strcpy(dir, ".");
+  else if (!dn) strcpy(dir, "/");
+  else memcpy(dir, path, dn), dir[dn] = 0;
+  DIR *d = opendir(dir);
+  if (!d) return;
+  for (struct dirent *e; (e = readdir(d));) {
+    const char *n = e->d_name;
+    if (strncmp(n, base, bn) || n[bn] != '.') continue;
+    char *end;
+    long pid = strtol(n + bn + 1, &end, 10);
+    if (end == n + bn + 1 || *end != '.' || pid <= 0) continue;
+    const char *cnt = end + 1;
+    strtoul(cnt, &end, 10);
+    if (end == cnt || strcmp(end, ".tmp")) continue;
+    if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+    char full[8192];
+    if (snprintf(full, sizeof full, "%s/%s", dir, n) < (int)sizeof full) unlink(full);
+  }
+  closedir(d);
+}
+
 cg_status fio_write_atomic(const char *path, fio_writer fn, void *ctx) {
   if (!path || !*path || !fn)
     return cg_fail(CG_ERR_INVALID, "fio_write_atomic: expected a file path and a writer callback, got %s",
                    !path || !*path ? "an empty path" : "no callback");
+  remove_stale_temps(path);
   char tmp[4096];
   int fd = open_temp(path, tmp, sizeof tmp);
   if (fd < 0)
@@ -207,28 +240,30 @@ cg_status fio_put(FILE *f, const void *p, size_t n) {
 
 /* ---- whole-file read ------------------------------------------------------------------ */
 
-void *fio_read_all(const char *path, size_t *size) {
+void *fio_read_all(const char *path, size_t *size) { return fio_read_file(path, size, SIZE_MAX - 1, false); }
+
+void *fio_read_file(const char *path, size_t *size, size_t max, bool nofollow) {
   if (size) *size = 0;
   if (!path || !*path) return cg_fail_null(CG_ERR_INVALID, "fio_read_all: expected a file path, got an empty one");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return cg_fail_null(CG_ERR_IO, "could not open '%s': %s", path, strerror(errno));
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
+  if (fd < 0) return cg_fail_null(CG_ERR_IO, "could not open '%s': %s", path, errno == ELOOP && nofollow ? "it is a symbolic link" : strerror(errno));
   struct stat sb;
   if (fstat(fd, &sb) != 0) {
     int e = errno;
     close(fd);
     return cg_fail_null(CG_ERR_IO, "could not stat '%s': %s", path, strerror(e));
   }
-  if (S_ISDIR(sb.st_mode)) {
+  if (!S_ISREG(sb.st_mode)) { /* /dev/zero, a FIFO, a directory: no size to trust */
     close(fd);
-    return cg_fail_null(CG_ERR_IO, "could not read '%s': it is a directory, expected a file", path);
+    return cg_fail_null(CG_ERR_IO, "could not read '%s': expected a regular file, found %s", path,
+                        S_ISDIR(sb.st_mode) ? "a directory" : S_ISCHR(sb.st_mode) ? "a character device" : S_ISFIFO(sb.st_mode) ? "a FIFO" : "a special file");
   }
-  /* A regular file's size is known; pipes and devices grow the buffer as they go. */
-  size_t cap = S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : 1 << 16;
-  if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size >= (uint64_t)SIZE_MAX) {
+  if ((uint64_t)sb.st_size > (uint64_t)max) {
     close(fd);
-    return cg_fail_null(CG_ERR_NOMEM, "could not read '%s': %lld bytes do not fit in memory", path,
-                        (long long)sb.st_size);
+    return cg_fail_null(CG_ERR_FORMAT, "could not read '%s': %lld bytes, more than the %zu this file may have", path, (long long)sb.st_size, max);
   }
+  size_t cap = (size_t)sb.st_size + 1; /* grows only if the file grows while being read */
   char *buf = cg_malloc(cap);
   if (!buf) {
     close(fd);
@@ -248,6 +283,11 @@ void *fio_read_all(const char *path, size_t *size) {
           return cg_fail_null(CG_ERR_IO, "could not read '%s': %s", path, strerror(e));
         }
         break;
+      }
+      if (cap - 1 >= max) { /* it grew past the limit while being read */
+        free(buf);
+        close(fd);
+        return cg_fail_null(CG_ERR_FORMAT, "could not read '%s': more than the %zu bytes this file may have", path, max);
       }
       char *nb = cg_realloc(buf, cap * 2);
       if (!nb) {

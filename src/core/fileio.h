@@ -33,5 +33,8 @@ cg_status fio_put(FILE *f, const void *p, size_t n);
  * NUL byte after the end so text can be parsed in place; *size gets the byte count
  * without that NUL. NULL with a message ("could not open 'x': No such file ...") on error. */
 void *fio_read_all(const char *path, size_t *size);
+/* The same with a size limit, and nofollow: a symbolic link is refused (O_NOFOLLOW). Only
+ * regular files are read: a device, FIFO or directory is an error, never an endless read. */
+void *fio_read_file(const char *path, size_t *size, size_t max, bool nofollow);
 
 #endif

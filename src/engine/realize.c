@@ -12,6 +12,7 @@
  * the schedule and memory, 3 each kernel's AST, 4 the generated source. */
 #include "core/config.h"
 #include "realize.h"
+#include "capture.h"
 #include "run_kernel.h"
 #include "codegen/codegen.h"
 #include "renderer/render.h"
@@ -28,12 +29,18 @@
 #include <string.h>
 #include <time.h>
 
+/* Counters are atomic (realize runs on any thread); last_threads is the calling thread's. */
 static cg_stats stats;
+static _Thread_local uint64_t last_threads, last_max_buffer;
+#define STAT_ADD(field) __atomic_fetch_add(&stats.field, 1, __ATOMIC_RELAXED)
+#define RT_STAT(field) __atomic_load_n(&rt_get_stats()->field, __ATOMIC_RELAXED)
 cg_stats cg_get_stats(void) {
-  cg_stats s = stats;
-  const rt_stats *r = rt_get_stats();
-  s.kernels_compiled = (uint64_t)r->compiled;
-  s.kernels_cached = (uint64_t)r->disk_hits;
+  cg_stats s = {.kernels_run = __atomic_load_n(&stats.kernels_run, __ATOMIC_RELAXED),
+                .kernels_compiled = (uint64_t)RT_STAT(compiled),
+                .kernels_cached = (uint64_t)RT_STAT(disk_hits),
+                .schedules = __atomic_load_n(&stats.schedules, __ATOMIC_RELAXED),
+                .last_threads = last_threads,
+                .last_max_buffer = last_max_buffer};
   return s;
 }
 
@@ -83,6 +90,8 @@ static void forget_assign(uop *u) { /* free hook: runs under the intern lock */
   uopset_del(&done_assigns, u);
   pthread_mutex_unlock(&done_lock);
 }
+static pthread_once_t assign_hook_once = PTHREAD_ONCE_INIT;
+static void set_assign_hook(void) { uop_set_free_hook(OP_ASSIGN, forget_assign); } /* once, for every thread */
 static uop *done_assign(rw_match *m) {
   pthread_mutex_lock(&done_lock);
   bool done = uopset_get(&done_assigns, m->root) != NULL;
@@ -97,6 +106,16 @@ static void mark_assigns(uop *u, uopset *seen) {
     pthread_mutex_unlock(&done_lock);
   }
   for (uint32_t i = 0; i < u->nsrc; i++) mark_assigns(u->src[i], seen);
+}
+
+static void keep_assign_targets(uop *u, uopset *keep, uopset *seen) {
+  if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
+  if (u->op == OP_ASSIGN) {
+    uop *b = u->src[0];
+    while (b->op != OP_BUFFER && b->nsrc) b = b->src[0];
+    uopset_add(keep, b);
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++) keep_assign_targets(u->src[i], keep, seen);
 }
 
 static const rw_rule split_rules[] = {
@@ -314,6 +333,60 @@ static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
   return st;
 }
 
+/* ---- the memory plan: a schedule's intermediates (written by one of its kernels, read by
+ * a later one, not asked for) live in one arena per device, at offsets packed by their
+ * lifetimes (first fit), so two whose lifetimes do not overlap share bytes. */
+
+typedef struct {
+  rt_device *dev;
+  void *mem;
+  size_t bytes;
+  uop **bufs;   /* borrowed into it */
+  int n;
+} arena;
+
+static cg_status plan_arena(schedule *s, rt_device **devs, uopset *is_out, uopset *last_read, arena *a) {
+  typedef struct { size_t off, end; int from, until; uop *b; } slot;
+  int cap = 0;
+  for (int ki = 0; ki < s->n; ki++) cap += s->k[ki].nout;
+  slot *sl = calloc((size_t)(cap ? cap : 1), sizeof *sl);
+  if (!sl) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  int n = 0;
+  for (int ki = 0; ki < s->n; ki++) {
+    if (!devs[ki] || (a->dev && devs[ki] != a->dev)) continue; /* one device's arena */
+    for (int i = 0; i < s->k[ki].nout; i++) {
+      uop *b = s->k[ki].bufs[i];
+      intptr_t last = (intptr_t)uopset_get(last_read, b) - 1;
+      cg_buffer *cb = buffer_of(b);
+      if (uopset_get(is_out, b) || last <= ki || cb->ptr) continue; /* asked for, unread, or already there */
+      bool seen = false;
+      for (int j = 0; j < n && !seen; j++) seen = sl[j].b == b;
+      if (seen) continue;
+      size_t size = (cb->nbytes + 63) / 64 * 64, off = 0;
+      for (bool moved = true; moved;) {
+        moved = false;
+        for (int j = 0; j < n; j++)
+          if (sl[j].until >= ki && sl[j].from <= (int)last && off < sl[j].end && sl[j].off < off + size) off = sl[j].end, moved = true;
+      }
+      sl[n++] = (slot){off, off + size, ki, (int)last, b};
+      if (off + size > a->bytes) a->bytes = off + size;
+      a->dev = devs[ki];
+    }
+  }
+  cg_status st = CG_OK;
+  if (n && (!(a->mem = a->dev->alloc(a->bytes)) || !(a->bufs = malloc(sizeof(uop *) * (size_t)n)))) st = cg_last_status() ? cg_last_status() : CG_ERR_NOMEM;
+  for (int j = 0; j < n && st == CG_OK; j++) buffer_borrow(sl[j].b, (char *)a->mem + sl[j].off), a->bufs[a->n++] = sl[j].b;
+  free(sl);
+  return st;
+}
+
+static void free_arena(arena *a) {
+  for (int j = 0; j < a->n; j++) /* normally done at their last reader; not after an error */
+    if (buffer_of(a->bufs[j])->borrowed) buffer_release_memory(a->bufs[j]);
+  if (a->mem) a->dev->free(a->mem, a->bytes);
+  free(a->bufs);
+}
+
 /* The device a kernel runs on: its buffers' (all on one). */
 static rt_device *kernel_device(sched_kernel *k) {
   rt_device *dev = buffer_of(k->bufs[0])->dev;
@@ -334,17 +407,21 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     free(pre);
     return cg_last_status();
   }
-  stats.schedules++;
-  stats.last_threads = 0;
-  const rt_stats *rs = rt_get_stats();
-  int64_t compiled0 = rs->compiled, disk0 = rs->disk_hits;
+  STAT_ADD(schedules);
+  last_threads = 0, last_max_buffer = 0;
+  int64_t compiled0 = RT_STAT(compiled), disk0 = RT_STAT(disk_hits);
   int dbg = cfg_debug();
   double t_sched = now() - t0, t_kernels = 0;
   if (dbg >= 2) fprintf(stderr, "*** schedule: %d kernel%s for %d output%s (%.2f ms)\n", s.n, s.n == 1 ? "" : "s", n, n == 1 ? "" : "s", 1e3 * t_sched);
-  /* intermediates (written here, not asked for) go back to the allocator after their
-   * last reader: that is the memory plan, the LRU allocator reuses the blocks */
+  /* intermediates (written here, not asked for) are dead after their last reader: they
+   * share one arena, packed by lifetime (plan_arena), and are forgotten after it */
   uopset last_read = {0}, is_out = {0}, written = {0};
   for (int i = 0; i < n; i++) uopset_add(&is_out, s.out_bufs[i]);
+  /* an assign's target is a tensor's storage, not an intermediate, even when it is not
+   * among the outputs asked for (a pending BatchNorm statistic realized with the loss) */
+  uopset seen_t = {0};
+  for (int i = 0; i < n; i++) keep_assign_targets(pre[i], &is_out, &seen_t);
+  uopset_free(&seen_t);
   for (int ki = 0; ki < s.n; ki++)
     for (int i = s.k[ki].nout; i < s.k[ki].nbufs; i++) uopset_put(&last_read, s.k[ki].bufs[i], (void *)(intptr_t)(ki + 1));
   cg_status st = CG_OK;
@@ -361,9 +438,15 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     if (out_elems && !(devs[ki] = kernel_device(&s.k[ki]))) st = cg_last_status();
   }
   if (st == CG_OK) st = get_programs(&s, devs, entries);
+  arena ar = {0};
+  if (st == CG_OK) st = plan_arena(&s, devs, &is_out, &last_read, &ar);
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
-    for (int i = 0; i < k->nout; i++) uopset_add(&written, k->bufs[i]);
+    for (int i = 0; i < k->nout; i++) {
+      uopset_add(&written, k->bufs[i]);
+      uint64_t nb = (uint64_t)k->bufs[i]->arg.v[1] * dt_scalar_size(k->bufs[i]->dt);
+      if (nb > last_max_buffer) last_max_buffer = nb;
+    }
     prog_entry *e = entries[ki];
     rt_device *dev = devs[ki];
     if (!e) {
@@ -395,12 +478,13 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       double t1 = now();
       st = dev->launch(e->p, ptrs, NULL, e->global);
       dev->synchronize();
+      if (capture_active()) capture_launch(dev, e->p, e->global, k->bufs, k->nbufs, k->nout);
       double dt = now() - t1;
       t_kernels += dt;
-      stats.kernels_run++;
+      STAT_ADD(kernels_run);
       int64_t global = e->global;
       uint64_t th = (uint64_t)(global < rt_pool_size() ? global : rt_pool_size());
-      if (th > stats.last_threads) stats.last_threads = th;
+      if (th > last_threads) last_threads = th;
       if (dbg >= 1) {
         double bytes = 0;
         for (int i = 0; i < k->nbufs; i++) bytes += (double)buffer_of(k->bufs[i])->nbytes;
@@ -414,13 +498,14 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     }
   }
   if (ptrs != ptrs_small) free(ptrs);
+  free_arena(&ar);
   free(devs), free(entries);
   uopset_free(&last_read);
   uopset_free(&is_out);
   uopset_free(&written);
   if (st == CG_OK) {
     for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
-    uop_set_free_hook(OP_ASSIGN, forget_assign);
+    pthread_once(&assign_hook_once, set_assign_hook);
     uopset seen = {0};
     for (int i = 0; i < n; i++) mark_assigns(pre[i], &seen);
     uopset_free(&seen);
@@ -429,7 +514,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     rt_alloc_stats a = rt_lru_stats(rt_cpu_device.allocator);
     double total = now() - t0;
     fprintf(stderr, "*** realized in %.2f ms (kernels %.2f ms, host %.2f ms): compiled %lld kernels, %lld loaded from the disk cache; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n",
-            1e3 * total, 1e3 * t_kernels, 1e3 * (total - t_kernels), (long long)(rs->compiled - compiled0), (long long)(rs->disk_hits - disk0),
+            1e3 * total, 1e3 * t_kernels, 1e3 * (total - t_kernels), (long long)(RT_STAT(compiled) - compiled0), (long long)(RT_STAT(disk_hits) - disk0),
             (double)a.in_use / 1e6, (double)a.cached / 1e6, (double)a.peak / 1e6);
   }
   sched_free(&s);

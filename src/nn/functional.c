@@ -58,20 +58,18 @@ cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *runni
       cg_tensor *nm = cg_add(cg_mul(running_mean, cg_scalar(1 - momentum)), cg_mul(bm, cg_scalar(momentum)));
       if (cg_assign(running_mean, nm) != CG_OK) return finish(NULL);
     }
+    /* The running stats are pending assigns: they are written by the realize that runs
+     * the step (loss, gradients, statistics in one schedule), so the batch statistics are
+     * computed once, fused with the forward. (Realizing them here ran the forward
+     * convolutions below them a second time.) A loop that does not realize them with its
+     * step gets them realized by the next step's assign: right, but that runs the part of
+     * the previous forward below them again. */
     if (running_var) {
       cg_tensor *bv = cg_reshape(cg_detach(var), cs, 1);
       bv = cg_mul(bv, cg_scalar((double)count / (double)(count - 1)));
       cg_tensor *nv = cg_add(cg_mul(running_var, cg_scalar(1 - momentum)), cg_mul(bv, cg_scalar(momentum)));
       if (cg_assign(running_var, nv) != CG_OK) return finish(NULL);
     }
-    /* Write the running stats now, as torch does. Left pending (lazy), an eval forward
-     * right after a train step gives wrong input gradients (test_layers, "BatchNorm2d eval
-     * after a train step"); not yet understood, so they are realized here. */
-    cg_tensor *stats[2];
-    int ns = 0;
-    if (running_mean) stats[ns++] = running_mean;
-    if (running_var) stats[ns++] = running_var;
-    if (ns && cg_realize_many(stats, ns) != CG_OK) return finish(NULL);
   } else {
     mean = per_channel(running_mean, nd);
     var = per_channel(running_var, nd);
@@ -85,6 +83,10 @@ cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *runni
 /* The last n dims of x must equal shape; fills axes with them. */
 static bool trailing(const char *who, cg_tensor *x, const int64_t *shape, int n, int *axes) {
   int nd = cg_ndim(x);
+  if (n >= 1 && !shape) {
+    cg_fail(CG_ERR_INVALID, "%s: normalized_shape is NULL (with n = %d)", who, n);
+    return false;
+  }
   bool ok = n >= 1 && n <= nd && shape;
   for (int i = 0; ok && i < n; i++) ok = cg_shape(x)[nd - n + i] == shape[i];
   if (!ok) {

@@ -15,8 +15,20 @@
  *     which is tap j of every window; keep every s-th of the first o*s columns.
  * A transposed convolution is the gradient of a convolution w.r.t. its input: dilate x
  * with stride-1 zeros, pad by d*(k-1) - p (a negative pad shrinks), flip the kernel and
- * swap its in/out channels per group, then convolve with stride 1. */
+ * swap its in/out channels per group, then convolve with stride 1.
+ *
+ * Gradients: convolutions and pools record a backward of their own (tensor/composite.h).
+ * Autograd through the window view would sum overlapping windows through a tensor of
+ * every window, (N, C, O..., K...); instead
+ *   - conv, input:  the transposed convolution of the output gradient (itself a conv);
+ *   - conv, weight: windows of x times the output gradient, summed over N and O...
+ *                   (one reduction, the forward's structure with N reduced);
+ *   - pools: each input position gathers, through the same dilate-pad-window view of the
+ *     (small) output gradient, the windows it lies in: sum them (avg) or keep those whose
+ *     first max it is (max; torch's max_pool2d convention for ties).
+ * Every one is a single reduction over a view, nothing larger than its input or output. */
 #include "core/error.h"
+#include "tensor/composite.h"
 #include "tensor/tensor.h"
 #include "uop/shape.h"
 #include <math.h>
@@ -113,10 +125,122 @@ static cg_tensor *pad_spatial(cg_tensor *x, int n, const int64_t *before, const 
   return cg_pad(x, pads, value);
 }
 
+/* Spread the last n dims with s-1 zeros between elements: (.., i, ..) -> (.., (i-1)*s+1, ..).
+ * Per dim: (pre, i, 1, post) -> pad (0, s-1) -> (pre, i*s, post) -> first i*s - (s-1). */
+static cg_tensor *dilate_spatial(cg_tensor *x, int n, const int64_t *s) {
+  int xd = cg_ndim(x), lead = xd - n;
+  for (int j = 0; j < n; j++) {
+    if (s[j] == 1) continue;
+    const int64_t *cs = cg_shape(x);
+    int64_t i = cs[lead + j], full[CG_MAX_DIMS];
+    memcpy(full, cs, sizeof(int64_t) * (size_t)xd);
+    int64_t s4[4] = {prod(cs, lead + j), i, 1, prod(cs + lead + j + 1, xd - lead - j - 1)};
+    int64_t pads[8] = {0, 0, 0, 0, 0, s[j] - 1, 0, 0};
+    cg_tensor *t = cg_pad(cg_reshape(x, s4, 4), pads, 0);
+    int64_t s3[3] = {s4[0], i * s[j], s4[3]};
+    int64_t box[6] = {0, s4[0], 0, i * s[j] - (s[j] - 1), 0, s4[3]};
+    t = cg_shrink(cg_reshape(t, s3, 3), box);
+    full[lead + j] = i * s[j] - (s[j] - 1);
+    x = cg_reshape(t, full, xd);
+  }
+  return x;
+}
+
+/* A weight (Cin, Cout/G, K...) used as a transposed convolution's becomes the plain
+ * convolution's (Cout, Cin/G, K...): (G, Cin/G, Cout/G, K...) -> swap -> flip K -> reshape. */
+static cg_tensor *transpose_weight(cg_tensor *w, int n, int64_t G) {
+  const int64_t *ws = cg_shape(w);
+  int64_t cin = ws[0], cog = ws[1], wg[3 + MAXSP] = {G, cin / G, cog};
+  for (int j = 0; j < n; j++) wg[3 + j] = ws[2 + j];
+  cg_tensor *wt = cg_reshape(w, wg, n + 3);
+  int perm[3 + MAXSP] = {0, 2, 1, 3, 4, 5};
+  wt = cg_permute(wt, perm, n + 3);
+  int fl[MAXSP] = {3, 4, 5};
+  wt = cg_flip(wt, fl, n);
+  int64_t wf[2 + MAXSP] = {G * cog, cin / G};
+  for (int j = 0; j < n; j++) wf[2 + j] = wg[3 + j];
+  return cg_reshape(wt, wf, n + 2);
+}
+
+/* The windows of a strided op seen from its input: a (lead..., O...) per-window tensor a
+ * of an op over an input of spatial size in (kernel k, stride s, dilation d, padding pb
+ * before) becomes (lead..., in..., K...), where [.., i, .., t] is a's value for the window
+ * whose tap k-1-t sits on input position i (0 where no window puts a tap there). Summing
+ * over K gives each input position the sum over the windows it lies in. */
+static cg_tensor *windows_at_input(cg_tensor *a, int n, const int64_t *in, const int64_t *k, const int64_t *s, const int64_t *d,
+                                   const int64_t *pb) {
+  int lead = cg_ndim(a) - n;
+  int64_t before[MAXSP] = {0}, after[MAXSP] = {0}, one[MAXSP] = {1, 1, 1};
+  for (int j = 0; j < n; j++) {
+    int64_t o = cg_shape(a)[lead + j];
+    before[j] = d[j] * (k[j] - 1) - pb[j];
+    after[j] = in[j] + pb[j] - (o - 1) * s[j] - 1;
+  }
+  cg_tensor *t = pad_spatial(dilate_spatial(a, n, s), n, before, after, 0);
+  int64_t shp[CG_MAX_DIMS];
+  memcpy(shp, cg_shape(a), sizeof(int64_t) * (size_t)lead);
+  for (int j = 0; j < n; j++) shp[lead + j] = in[j], shp[lead + n + j] = k[j];
+  return cg_reshape(pool_windows(t, n, k, one, d), shp, lead + 2 * n);
+}
+
+/* t's node as a gradient of dtype dt, handed to the caller's pool (it outlives the scope
+ * that built t). */
+static uop *grad_out(cg_tensor *t, dtype dt) {
+  if (!t) return NULL;
+  return uop_pool_keep(uop_retain(cast_to(t->u, dt)));
+}
+
 static cg_tensor *finish(cg_tensor *r) {
   r = cg_keep(r);
   cg_scope_end();
   return r;
+}
+
+static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg_tensor *b, const int64_t *stride, const int64_t *pb,
+                          const int64_t *pa, const int64_t *dil, int64_t groups);
+
+/* The gradients of a convolution's reduction node (N, G, Cout/G, 1, O..., 1...) (or
+ * (N, G, Cout/G, 1, Oflat, 1) for 3d): d[0] for x (N, Cin, I...), d[1] for w. */
+static void conv_grad(const composite *c, uop *g, uop **d) {
+  int n = (int)c->p[0];
+  int64_t G = c->p[1], s[MAXSP], pb[MAXSP], pa[MAXSP], dil[MAXSP], k[MAXSP], in[MAXSP], o[MAXSP], one[MAXSP] = {1, 1, 1};
+  int64_t tb[MAXSP], ta[MAXSP];
+  cg_scope_begin();
+  cg_tensor *x = tensor_new(c->in[0]), *w = tensor_new(c->in[1]), *gt = tensor_new(g);
+  const int64_t *xs = cg_shape(x), *ws = cg_shape(w);
+  int64_t N = xs[0], cin = xs[1], cout = ws[0], cg = cin / G, cog = cout / G;
+  for (int j = 0; j < n; j++) {
+    s[j] = c->p[2 + 4 * j], pb[j] = c->p[3 + 4 * j], pa[j] = c->p[4 + 4 * j], dil[j] = c->p[5 + 4 * j];
+    k[j] = ws[2 + j], in[j] = xs[2 + j];
+    o[j] = (in[j] + pb[j] + pa[j] - dil[j] * (k[j] - 1) - 1) / s[j] + 1;
+    tb[j] = dil[j] * (k[j] - 1) - pb[j], ta[j] = in[j] + pb[j] - (o[j] - 1) * s[j] - 1;
+  }
+  int64_t gs[2 + MAXSP] = {N, cout};
+  for (int j = 0; j < n; j++) gs[2 + j] = o[j];
+  /* both gradients read each element of g once per tap and channel: a producer fused
+   * into them (a ReLU mask, BatchNorm's backward) would be recomputed that many times */
+  cg_tensor *gy = cg_contiguous(cg_reshape(gt, gs, n + 2));
+  /* input: the stride-dilated, padded gradient convolved with the flipped, transposed
+   * weights (stride 1, the same dilation) */
+  cg_tensor *dx = conv_nd("conv backward", n, dilate_spatial(gy, n, s), transpose_weight(w, n, G), NULL, one, tb, ta, dil, G);
+  /* weight: windows of x times the gradient, summed over the batch and the outputs */
+  cg_tensor *win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, s, dil), *dw;
+  if (4 + 2 * n <= CG_MAX_DIMS) {
+    int64_t sx[CG_MAX_DIMS] = {N, G, 1, cg}, sg[CG_MAX_DIMS] = {N, G, cog, 1};
+    int axes[1 + MAXSP] = {0};
+    for (int j = 0; j < n; j++) {
+      sx[4 + j] = sg[4 + j] = o[j], sx[4 + n + j] = k[j], sg[4 + n + j] = 1;
+      axes[1 + j] = 4 + j;
+    }
+    dw = cg_sum(cg_mul(cg_reshape(win, sx, 4 + 2 * n), cg_reshape(gy, sg, 4 + 2 * n)), axes, 1 + n, false);
+  } else {
+    int64_t s6[6] = {N, G, 1, cg, prod(o, n), prod(k, n)}, g6[6] = {N, G, cog, 1, prod(o, n), 1};
+    int axes[2] = {0, 4};
+    dw = cg_sum(cg_mul(cg_reshape(win, s6, 6), cg_reshape(gy, g6, 6)), axes, 2, false);
+  }
+  dw = cg_reshape(dw, ws, n + 2);
+  d[0] = grad_out(dx, c->in[0]->dt), d[1] = grad_out(dw, c->in[1]->dt);
+  cg_scope_end();
 }
 
 /* The general convolution; pads are per side and may be negative. who names the public
@@ -180,6 +304,13 @@ static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg
     y = cg_mul(cg_reshape(win, s6, 6), cg_reshape(w, w6, 6));
     int axes[2] = {3, 5};
     y = cg_sum(y, axes, 2, false);
+  }
+  if (y) {
+    int64_t p[2 + 4 * MAXSP] = {n, G};
+    for (int j = 0; j < n; j++) p[2 + 4 * j] = stride[j], p[3 + 4 * j] = pb[j], p[4 + 4 * j] = pa[j], p[5 + 4 * j] = dil[j];
+    uop *in[2] = {x->u, w->u}, *r = y->u;
+    while (r->op == OP_RESHAPE) r = r->src[0]; /* the reduction (see composite.h) */
+    composite_record(r, in, 2, conv_grad, p, 2 + 4 * n);
   }
   int64_t os[2 + MAXSP] = {N, cout};
   for (int j = 0; j < n; j++) os[2 + j] = o[j];
@@ -251,33 +382,9 @@ static cg_tensor *conv_transpose_nd(const char *who, int n, cg_tensor *x, cg_ten
     pa[j] = d[j] * (k - 1) - p[j] + op[j];
   }
   cg_scope_begin();
-  int lead = xd - n;
-  /* dilate x: (pre, i, 1, post) -> pad (0, s-1) -> (pre, i*s, post) -> first i*s - (s-1) */
-  for (int j = 0; j < n; j++) {
-    if (s[j] == 1) continue;
-    const int64_t *cs = cg_shape(x);
-    int64_t i = cs[lead + j], full[CG_MAX_DIMS];
-    memcpy(full, cs, sizeof(int64_t) * (size_t)xd);
-    int64_t s4[4] = {prod(cs, lead + j), i, 1, prod(cs + lead + j + 1, xd - lead - j - 1)};
-    int64_t pads[8] = {0, 0, 0, 0, 0, s[j] - 1, 0, 0};
-    cg_tensor *t = cg_pad(cg_reshape(x, s4, 4), pads, 0);
-    int64_t s3[3] = {s4[0], i * s[j], s4[3]};
-    int64_t box[6] = {0, s4[0], 0, i * s[j] - (s[j] - 1), 0, s4[3]};
-    t = cg_shrink(cg_reshape(t, s3, 3), box);
-    full[lead + j] = i * s[j] - (s[j] - 1);
-    x = cg_reshape(t, full, xd);
-  }
-  /* weight (Cin, Cout/G, K...) -> (G, Cin/G, Cout/G, K...) -> swap -> flip K -> (Cout, Cin/G, K...) */
-  int64_t G = groups, cog = ws[1], wg[3 + MAXSP] = {G, cin / G, cog};
-  for (int j = 0; j < n; j++) wg[3 + j] = ws[2 + j];
-  cg_tensor *wt = cg_reshape(w, wg, n + 3);
-  int perm[3 + MAXSP] = {0, 2, 1, 3, 4, 5};
-  wt = cg_permute(wt, perm, n + 3);
-  int fl[MAXSP] = {3, 4, 5};
-  wt = cg_flip(wt, fl, n);
-  int64_t wf[2 + MAXSP] = {G * cog, cin / G};
-  for (int j = 0; j < n; j++) wf[2 + j] = ws[2 + j];
-  wt = cg_reshape(wt, wf, n + 2);
+  /* dilate x by the stride; weight (Cin, Cout/G, K...) -> flipped (Cout, Cin/G, K...) */
+  x = dilate_spatial(x, n, s);
+  cg_tensor *wt = transpose_weight(w, n, groups);
   int64_t one[MAXSP] = {1, 1, 1};
   cg_tensor *y = conv_nd(who, n, x, wt, b, one, pb, pa, d, groups);
   return finish(y);
@@ -310,6 +417,46 @@ static double lowest(cg_dtype dt) {
   }
 }
 
+/* The gradient of a pool's reduction node (B, O..., 1...) (max, or the sum of avg) for
+ * its input x (lead..., I...): each input position sums, over the windows it lies in, the
+ * window's gradient (avg), or that of the windows whose first max (row-major) it is (max,
+ * as torch.nn.functional.max_pool2d: ties in a window, common after ReLU and BatchNorm,
+ * give everything to the first). */
+static void pool_grad(const composite *c, uop *g, uop **d) {
+  int n = (int)c->p[0];
+  bool is_max = c->p[1] != 0;
+  int64_t k[MAXSP] = {0}, s[MAXSP] = {0}, p[MAXSP] = {0}, in[MAXSP] = {0}, one[MAXSP] = {1, 1, 1};
+  cg_scope_begin();
+  cg_tensor *x = tensor_new(c->in[0]), *a = tensor_new(g);
+  int xd = cg_ndim(x), lead = xd - n;
+  int64_t B = prod(cg_shape(x), lead), ao[1 + MAXSP] = {B};
+  int axes[MAXSP];
+  for (int j = 0; j < n; j++) {
+    k[j] = c->p[2 + 3 * j], s[j] = c->p[3 + 3 * j], p[j] = c->p[4 + 3 * j];
+    in[j] = cg_shape(x)[lead + j];
+    ao[1 + j] = (in[j] + 2 * p[j] - k[j]) / s[j] + 1;
+    axes[j] = 1 + n + j;
+  }
+  cg_tensor *aw = windows_at_input(cg_contiguous(cg_reshape(a, ao, 1 + n)), n, in, k, s, one, p); /* read once per tap */
+  if (is_max) {
+    /* per window, K-1 minus the first tap (row-major) holding its max: the max of
+     * K-1-t over the taps t that hold it. Seen from an input position, tap t' of
+     * windows_at_input is the window's tap K-1-t' (flattened), so the position is that
+     * window's first max where the value equals t'. */
+    int64_t K = prod(k, n), ks[1 + 2 * MAXSP] = {1};
+    for (int j = 0; j < n; j++) ks[1 + j] = 1, ks[1 + n + j] = k[j];
+    cg_tensor *win = pool_windows(pad_spatial(x, n, p, p, lowest(cg_dtype_of(x))), n, k, s, one);
+    cg_tensor *rev = cg_reshape(cg_arange((double)K - 1, -1, -1, CG_FLOAT32), ks, 1 + 2 * n);
+    cg_tensor *first = cg_max(cg_where(cg_eq(win, tensor_new(c->out)), rev, cg_scalar(-1)), axes, n, true);
+    cg_tensor *fw = windows_at_input(cg_contiguous(cg_reshape(first, ao, 1 + n)), n, in, k, s, one, p);
+    cg_tensor *tap = cg_reshape(cg_arange(0, (double)K, 1, CG_FLOAT32), ks, 1 + 2 * n);
+    aw = cg_where(cg_eq(fw, tap), aw, cg_zeros(cg_dtype_of(a), NULL, 0));
+  }
+  cg_tensor *dx = cg_reshape(cg_sum(aw, axes, n, false), cg_shape(x), xd);
+  d[0] = grad_out(dx, c->in[0]->dt);
+  cg_scope_end();
+}
+
 static cg_tensor *pool_nd(const char *who, int n, bool is_max, cg_tensor *x, const int64_t *kernel, const int64_t *stride_, const int64_t *padding_) {
   if (!x) return cg_fail_null(CG_ERR_INVALID, "%s: input is NULL", who);
   if (!kernel) return cg_fail_null(CG_ERR_INVALID, "%s: kernel size is NULL", who);
@@ -337,9 +484,15 @@ static cg_tensor *pool_nd(const char *who, int n, bool is_max, cg_tensor *x, con
   cg_tensor *win = pool_windows(pad_spatial(x, n, p, p, is_max ? lowest(cg_dtype_of(x)) : 0), n, k, s, one);
   int axes[MAXSP];
   for (int j = 0; j < n; j++) axes[j] = 1 + n + j;
-  cg_tensor *y;
-  if (is_max) y = cg_max(win, axes, n, false);
-  else y = cg_div(cg_sum(win, axes, n, false), cg_scalar((double)prod(k, n)));
+  cg_tensor *y = is_max ? cg_max(win, axes, n, false) : cg_sum(win, axes, n, false);
+  if (y && dt_is_float(x->u->dt)) {
+    int64_t prm[2 + 3 * MAXSP] = {n, is_max};
+    for (int j = 0; j < n; j++) prm[2 + 3 * j] = k[j], prm[3 + 3 * j] = s[j], prm[4 + 3 * j] = p[j];
+    uop *r = y->u;
+    while (r->op == OP_RESHAPE) r = r->src[0]; /* the reduction (see composite.h) */
+    composite_record(r, &x->u, 1, pool_grad, prm, 2 + 3 * n);
+  }
+  if (!is_max) y = cg_div(y, cg_scalar((double)prod(k, n)));
   int64_t os[CG_MAX_DIMS];
   memcpy(os, xs, sizeof(int64_t) * (size_t)(xd - n));
   for (int j = 0; j < n; j++) os[xd - n + j] = o[j];

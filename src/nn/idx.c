@@ -7,6 +7,9 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <string.h>
@@ -174,7 +177,8 @@ static long long gz_read_n(gzFile g, void *dst, size_t n, const char **err) {
   return (long long)got;
 }
 
-static idx_array *load_gz(const char *path) {
+/* isize: the gzip trailer's uncompressed size mod 2^32; gz_bytes: the file's size. */
+static idx_array *load_gz(const char *path, uint32_t isize, uint64_t gz_bytes) {
   errno = 0;
   gzFile g = gzopen(path, "rb");
   if (!g) return cg_fail_null(CG_ERR_IO, "could not open '%s': %s", path, strerror(errno ? errno : ENOMEM));
@@ -199,6 +203,22 @@ static idx_array *load_gz(const char *path) {
     goto fail;
   }
   if (!parse_dims(a, hdr + 4, path)) goto fail;
+  /* Check the claimed size before inflating it: deflate cannot expand more than 1032:1,
+   * and a (single-member) gzip file's trailer gives the inflated size mod 2^32. */
+  uint64_t want = (uint64_t)hlen + a->nbytes;
+  if (want / 1032 > gz_bytes) {
+    idx_fail(path, "the header claims %llu bytes, but a gzip file of %llu bytes inflates to at most %llu", (unsigned long long)want,
+             (unsigned long long)gz_bytes, (unsigned long long)gz_bytes * 1032);
+    goto fail;
+  }
+  if ((uint32_t)want != isize && want < ((uint64_t)1 << 32) && isize >= hlen) { /* the trailer's count, as if inflated */
+    size_fail(a, path, hlen, (unsigned long long)(isize - hlen));
+    goto fail;
+  }
+  if ((uint32_t)want != isize) {
+    idx_fail(path, "the header claims %llu bytes, but the gzip trailer says the file inflates to %u (mod 2^32)", (unsigned long long)want, isize);
+    goto fail;
+  }
   /* Grow the buffer as data arrives, so a corrupt header claiming terabytes fails on the
    * data it lacks rather than on one huge allocation. */
   size_t cap = a->nbytes < (1u << 24) ? a->nbytes : 1u << 24, got = 0;
@@ -244,14 +264,23 @@ fail:
 
 idx_array *idx_load(const char *path) {
   if (!path || !*path) return cg_fail_null(CG_ERR_INVALID, "idx_load: expected a file path, got an empty one");
-  FILE *f = fopen(path, "rb");
-  if (!f) return cg_fail_null(CG_ERR_IO, "could not open '%s': %s", path, strerror(errno));
-  unsigned char magic[2] = {0, 0};
-  size_t got = fread(magic, 1, 2, f);
-  fclose(f);
+  /* only a regular file: /dev/zero or a FIFO would be read forever (O_NONBLOCK: opening a
+   * FIFO does not wait for a writer) */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return cg_fail_null(CG_ERR_IO, "could not open '%s': %s", path, strerror(errno));
+  struct stat sb;
+  if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+    close(fd);
+    return cg_fail_null(CG_ERR_IO, "could not read '%s': expected a regular file", path);
+  }
+  unsigned char magic[2] = {0, 0}, tail[4] = {0, 0, 0, 0};
+  ssize_t got = pread(fd, magic, 2, 0);
+  if (sb.st_size >= 4 && pread(fd, tail, 4, sb.st_size - 4) != 4) got = -1;
+  close(fd);
   if (got == 2 && magic[0] == 0x1F && magic[1] == 0x8B) {
 #ifdef CG_HAVE_ZLIB
-    return load_gz(path);
+    uint32_t isize = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
+    return load_gz(path, isize, (uint64_t)sb.st_size);
 #else
     return cg_fail_null(CG_ERR_FORMAT, "idx '%s' is gzip-compressed, but cgrad was built without zlib: expected a "
                                        "raw IDX file (gunzip it first, or rebuild with zlib)", path);

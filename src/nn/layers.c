@@ -101,8 +101,7 @@ static cg_tensor *bn_forward(cg_module *m, cg_tensor *x) {
   if (y && m->training) {
     cg_tensor *n = mod_get(m, "num_batches_tracked");
     cg_scope_begin();
-    cg_status st = cg_assign(n, cg_add(n, cg_scalar(1)));
-    if (st == CG_OK) st = cg_realize(n); /* no pending assign left behind (see batch_norm) */
+    cg_status st = cg_assign(n, cg_add(n, cg_scalar(1))); /* lazy, as the running stats */
     cg_scope_end();
     if (st != CG_OK) {
       cg_free(y);
@@ -140,7 +139,8 @@ static cg_tensor *rms_forward(cg_module *m, cg_tensor *x) { return cg_rms_norm(x
 static const mod_vt RMS_VT = {"RMSNorm", rms_forward, NULL, NULL};
 
 static cg_module *norm_common(const char *who, const mod_vt *vt, const int64_t *shape, int n, double eps, bool affine, bool with_bias) {
-  if (n < 1 || n > CG_MAX_DIMS || !shape) return cg_fail_null(CG_ERR_INVALID, "%s: expected 1 to %d normalized dims, got %d", who, CG_MAX_DIMS, n);
+  if (n >= 1 && !shape) return cg_fail_null(CG_ERR_INVALID, "%s: normalized_shape is NULL (with n = %d)", who, n);
+  if (n < 1 || n > CG_MAX_DIMS) return cg_fail_null(CG_ERR_INVALID, "%s: expected 1 to %d normalized dims, got %d", who, CG_MAX_DIMS, n);
   for (int i = 0; i < n; i++)
     if (!positive(who, "each normalized dim", shape[i])) return NULL;
   cg_module *m = mod_new(vt);

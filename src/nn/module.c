@@ -131,7 +131,8 @@ static cg_tensor *seq_forward(cg_module *m, cg_tensor *x) {
 static const mod_vt SEQ_VT = {"Sequential", seq_forward, NULL, NULL};
 
 cg_module *cg_sequential(cg_module *const *modules, int n) {
-  if (n < 0 || (n > 0 && !modules)) return cg_fail_null(CG_ERR_INVALID, "sequential: expected an array of modules, got %d", n);
+  if (n < 0) return cg_fail_null(CG_ERR_INVALID, "sequential: expected n >= 0 modules, got %d", n);
+  if (n > 0 && !modules) return cg_fail_null(CG_ERR_INVALID, "sequential: modules is NULL (with n = %d)", n);
   for (int i = 0; i < n; i++) {
     bool bad = !modules[i];
     for (int j = 0; j < i && !bad; j++) bad = modules[j] == modules[i];

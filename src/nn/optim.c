@@ -44,6 +44,7 @@ struct cg_optimizer {
   double lr0, momentum, dampening, wd, b1, b2, eps;
   bool nesterov;
   int64_t steps;
+  char (*state_names)[16]; /* for cg_optimizer_state, made on first use */
 };
 
 /* Tensors the optimizer owns live at the top level: a scope the caller ends must not
@@ -59,7 +60,7 @@ void cg_optimizer_free(cg_optimizer *o) {
     if (o->m) cg_free(o->m[i]);
     if (o->v) cg_free(o->v[i]);
   }
-  free(o->m), free(o->v), free(o->params);
+  free(o->m), free(o->v), free(o->params), free(o->state_names);
   cg_free(o->lr), cg_free(o->b1_t), cg_free(o->b2_t);
   free(o);
 }
@@ -84,7 +85,8 @@ static cg_tensor *scalar_tensor(double v, cg_dtype dt) {
 
 static cg_optimizer *opt_new(opt_kind kind, cg_tensor *const *params, int n, double lr) {
   const char *who = opt_names[kind];
-  if (n <= 0 || !params) return cg_fail_null(CG_ERR_INVALID, "%s: expected at least one parameter, got %d", who, n);
+  if (n <= 0) return cg_fail_null(CG_ERR_INVALID, "%s: expected at least one parameter, got %d", who, n);
+  if (!params) return cg_fail_null(CG_ERR_INVALID, "%s: params is NULL (with n = %d)", who, n);
   if (!(lr >= 0) || !isfinite(lr)) return cg_fail_null(CG_ERR_INVALID, "%s: expected a finite learning rate >= 0, got %g", who, lr);
   for (int i = 0; i < n; i++) {
     if (!params[i]) return cg_fail_null(CG_ERR_INVALID, "%s: parameter %d is NULL", who, i);
@@ -289,3 +291,32 @@ cg_status cg_optimizer_set_lr(cg_optimizer *o, double lr) {
 
 double cg_optimizer_get_lr(const cg_optimizer *o) { return o ? o->lr0 : NAN; }
 int64_t cg_optimizer_steps(const cg_optimizer *o) { return o ? o->steps : -1; }
+
+cg_status cg_optimizer_set_steps(cg_optimizer *o, int64_t steps) {
+  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_set_steps: optimizer is NULL");
+  if (steps < 0) return cg_fail(CG_ERR_INVALID, "optimizer_set_steps: expected steps >= 0, got %lld", (long long)steps);
+  o->steps = steps;
+  return CG_OK;
+}
+
+int cg_optimizer_state(cg_optimizer *o, const char **names, cg_tensor **ts, int max) {
+  if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_state: optimizer is NULL"), -1;
+  if (max < 0 || (max > 0 && !names && !ts)) return cg_fail(CG_ERR_INVALID, "optimizer_state: names and ts are NULL (with max %d)", max), -1;
+  if (!o->state_names && !(o->state_names = cg_calloc((size_t)o->n * 2 + 2, sizeof *o->state_names))) return -1;
+  int k = 0;
+#define PUT(t, ...)                                                                        \
+  do {                                                                                     \
+    snprintf(o->state_names[k], sizeof o->state_names[k], __VA_ARGS__);                  \
+    if (k < max && names) names[k] = o->state_names[k];                                   \
+    if (k < max && ts) ts[k] = (t);                                                        \
+    k++;                                                                                   \
+  } while (0)
+  if (o->b1_t) PUT(o->b1_t, "b1_t");
+  if (o->b2_t) PUT(o->b2_t, "b2_t");
+  for (int i = 0; i < o->n; i++) {
+    if (o->m && o->m[i]) PUT(o->m[i], "m.%d", i);
+    if (o->v && o->v[i]) PUT(o->v[i], "v.%d", i);
+  }
+#undef PUT
+  return k;
+}

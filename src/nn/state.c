@@ -30,7 +30,8 @@ static void *host_copy(cg_tensor *t, size_t *nbytes) {
 
 cg_status cg_save_safetensors(const char *path, const char *const *names, cg_tensor *const *ts, int n) {
   if (!path) return cg_fail(CG_ERR_INVALID, "save_safetensors: path is NULL");
-  if (n < 0 || (n > 0 && (!names || !ts))) return cg_fail(CG_ERR_INVALID, "save_safetensors: expected n >= 0 names and tensors, got n = %d", n);
+  if (n < 0) return cg_fail(CG_ERR_INVALID, "save_safetensors: expected n >= 0 names and tensors, got n = %d", n);
+  if (n > 0 && (!names || !ts)) return cg_fail(CG_ERR_INVALID, "save_safetensors: %s is NULL (with n = %d)", names ? "ts" : "names", n);
   for (int i = 0; i < n; i++) {
     if (!names[i]) return cg_fail(CG_ERR_INVALID, "save_safetensors: name %d is NULL", i);
     if (!ts[i]) return cg_fail(CG_ERR_INVALID, "save_safetensors: tensor %d ('%s') is NULL", i, names[i]);
@@ -70,7 +71,8 @@ static cg_status overwrite(cg_tensor *t, const void *data, size_t nbytes) {
 
 cg_status cg_load_safetensors(const char *path, const char *const *names, cg_tensor *const *ts, int n) {
   if (!path) return cg_fail(CG_ERR_INVALID, "load_safetensors: path is NULL");
-  if (n < 0 || (n > 0 && (!names || !ts))) return cg_fail(CG_ERR_INVALID, "load_safetensors: expected n >= 0 names and tensors, got n = %d", n);
+  if (n < 0) return cg_fail(CG_ERR_INVALID, "load_safetensors: expected n >= 0 names and tensors, got n = %d", n);
+  if (n > 0 && (!names || !ts)) return cg_fail(CG_ERR_INVALID, "load_safetensors: %s is NULL (with n = %d)", names ? "ts" : "names", n);
   for (int i = 0; i < n; i++) {
     if (!names[i]) return cg_fail(CG_ERR_INVALID, "load_safetensors: name %d is NULL", i);
     if (!ts[i]) return cg_fail(CG_ERR_INVALID, "load_safetensors: tensor %d ('%s') is NULL", i, names[i]);

@@ -13,7 +13,7 @@ static void on_free(uop *u) {
   if (b) uopset_del(&registry, u);
   pthread_mutex_unlock(&buf_lock);
   if (!b) return;
-  if (b->ptr) b->dev->free(b->ptr, b->nbytes);
+  if (b->ptr && !b->borrowed) b->dev->free(b->ptr, b->nbytes);
   free(b);
 }
 
@@ -53,6 +53,12 @@ cg_status buffer_alloc(uop *u) {
 
 void buffer_release_memory(uop *u) {
   cg_buffer *b = buffer_of(u);
-  if (b->ptr) b->dev->free(b->ptr, b->nbytes);
-  b->ptr = NULL;
+  if (b->ptr && !b->borrowed) b->dev->free(b->ptr, b->nbytes);
+  b->ptr = NULL, b->borrowed = false;
+}
+
+void buffer_borrow(uop *u, void *ptr) {
+  cg_buffer *b = buffer_of(u);
+  buffer_release_memory(u);
+  b->ptr = ptr, b->borrowed = ptr != NULL;
 }

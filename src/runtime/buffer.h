@@ -11,6 +11,7 @@ typedef struct {
   void *ptr;          /* device memory, NULL until allocated */
   size_t nbytes;
   rt_device *dev;
+  bool borrowed;      /* ptr points into memory someone else frees (a realize's arena) */
 } cg_buffer;
 
 /* A new BUFFER UOp of count elements of dt on dev (NULL: the default device, CPU or the
@@ -23,5 +24,7 @@ cg_buffer *buffer_of(uop *b);
 cg_status buffer_alloc(uop *b);
 /* Give the memory back early (the UOp may live on; it must not be read again). */
 void buffer_release_memory(uop *b);
+/* Point b at memory owned elsewhere (an arena of intermediates); released by forgetting. */
+void buffer_borrow(uop *b, void *ptr);
 
 #endif

@@ -113,10 +113,8 @@ static double seconds(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void count(int64_t *counter) {
-  rt_stats_lock();
-  (*counter)++;
-  rt_stats_unlock();
+static void count(int64_t *counter) { /* atomic: realize reads the counters on any thread */
+  __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
 }
 
 /* dlopen path and find the entry; a program with one reference, or NULL + message. */
@@ -151,8 +149,7 @@ static rt_program *build(const char *name, const char *source, const char *dir, 
   cg_status st = rt_cc_compile(name, source, dir ? dir : tmpdir, &so);
   rt_stats_lock();
   rt_stats_mut()->compile_seconds += seconds() - t0;
-  if (st == CG_OK) rt_stats_mut()->compiled++;
-  else rt_stats_mut()->compile_errors++;
+  count(st == CG_OK ? &rt_stats_mut()->compiled : &rt_stats_mut()->compile_errors);
   rt_stats_unlock();
   if (st != CG_OK) return NULL;
   rt_program *p;
@@ -184,7 +181,8 @@ static rt_program *load_or_build(const char *name, const char *source, const uin
         r = RT_CACHE_CORRUPT;
       }
     }
-    if (r == RT_CACHE_CORRUPT) count(&rt_stats_mut()->disk_rejects);
+    if (r == RT_CACHE_CORRUPT || r == RT_CACHE_UNUSABLE) count(&rt_stats_mut()->disk_rejects);
+    if (r == RT_CACHE_UNUSABLE) free(entry), free(dir), entry = dir = NULL; /* build in memory */
   }
   if (!p) p = build(name, source, dir, entry, key);
   free(entry);
@@ -345,9 +343,7 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
       else if (!entry) p = load(units[u].so, names[i], keys[i]);
       free(tmp), free(entry);
       if (!p) continue;
-      rt_stats_lock();
-      rt_stats_mut()->compiled++;
-      rt_stats_unlock();
+      count(&rt_stats_mut()->compiled);
       pthread_mutex_lock(&cache_lock);
       rt_program *q = lookup_locked(keys[i]);
       int failed = 0;

@@ -68,9 +68,19 @@ char *rt_cache_entry_path(const char *dir, const char *name, const uint64_t key[
 }
 
 int rt_cache_check(const char *path, const uint64_t key[2]) {
-  if (access(path, F_OK)) return RT_CACHE_MISSING;
+  struct stat sb;
+  if (lstat(path, &sb)) return RT_CACHE_MISSING;
+  if (!S_ISREG(sb.st_mode)) {
+    /* a symlink (to /dev/zero, say) or a device is removed and rebuilt; a directory we did
+     * not make is left alone, and the kernel is compiled in memory */
+    const char *kind = S_ISDIR(sb.st_mode) ? "a directory" : S_ISLNK(sb.st_mode) ? "a symbolic link" : "not a regular file";
+    bool gone = S_ISDIR(sb.st_mode) ? rmdir(path) == 0 : unlink(path) == 0;
+    if (cfg_debug() >= 1)
+      fprintf(stderr, "cgrad: cache entry %s is %s: %s\n", path, kind, gone ? "deleted, rebuilding" : "cannot delete it, compiling in memory");
+    return gone ? RT_CACHE_CORRUPT : RT_CACHE_UNUSABLE;
+  }
   size_t n = 0;
-  char *buf = fio_read_all(path, &n);
+  char *buf = fio_read_file(path, &n, RT_CACHE_MAX_BYTES, true);
   int ok = 0;
   if (buf && n >= sizeof(trailer)) {
     trailer t;
@@ -83,9 +93,10 @@ int rt_cache_check(const char *path, const uint64_t key[2]) {
   }
   free(buf);
   if (ok) return RT_CACHE_OK;
-  if (cfg_debug() >= 1) fprintf(stderr, "cgrad: corrupt cache entry %s: deleted, rebuilding\n", path);
-  unlink(path);
-  return RT_CACHE_CORRUPT;
+  bool gone = unlink(path) == 0 || errno == ENOENT;
+  if (cfg_debug() >= 1)
+    fprintf(stderr, "cgrad: corrupt cache entry %s: %s\n", path, gone ? "deleted, rebuilding" : "cannot delete it, compiling in memory");
+  return gone ? RT_CACHE_CORRUPT : RT_CACHE_UNUSABLE;
 }
 
 cg_status rt_cache_publish(const char *tmp_path, const char *path, const uint64_t key[2]) {

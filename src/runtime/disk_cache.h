@@ -14,7 +14,11 @@
 #include "cgrad.h"
 #include <stdint.h>
 
-enum { RT_CACHE_MISSING = 0, RT_CACHE_OK = 1, RT_CACHE_CORRUPT = -1 };
+/* UNUSABLE: the entry is in the way (a directory, a file we cannot delete): compile in
+ * memory, write nothing. */
+enum { RT_CACHE_MISSING = 0, RT_CACHE_OK = 1, RT_CACHE_CORRUPT = -1, RT_CACHE_UNUSABLE = -2 };
+/* No kernel library is this big: a larger entry is corrupt (and never read whole). */
+#define RT_CACHE_MAX_BYTES ((size_t)64 << 20)
 
 /* The cache directory (malloc'ed, created if missing), or NULL when the cache is off or
  * the directory cannot be made (DEBUG>=1 says why). */

@@ -59,7 +59,7 @@ static bool broadcast_dims(const char *who, const int64_t *as, int an, const int
     out[i] = da == 1 ? db : da;
   }
   *nd = n;
-  return true;
+  return shape_fits(who, out, n, DT_F64); /* (1<<40, 1) + (1, 1<<40) */
 }
 static bool broadcast_shape(const char *who, const uop *a, const uop *b, int64_t *out, int *nd) {
   return broadcast_dims(who, a->shape, a->ndim, b->shape, b->ndim, out, nd);

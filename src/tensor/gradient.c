@@ -8,7 +8,10 @@
  *        ──► each target's grad is added (lazily) to its tensor's ->grad
  *
  * Every composite op of the public API (sub, exp, softmax, matmul, gather, ...) is built
- * from the IR ops, so these rules differentiate all of it. Semantics at kinks therefore
+ * from the IR ops, so these rules differentiate all of it. The exception are the ops that
+ * record a backward of their own (composite.h: convolutions and pools): a recorded node
+ * counts as one node whose sources are its recorded inputs, and its function gives them
+ * their gradients; the graph inside it is not walked. Semantics at kinks therefore
  * follow from how each composite is built (relu = where(0 < x, x, 0) gives 0 at 0, etc.);
  * the rules themselves choose PyTorch's conventions where an IR op has a kink:
  *   - MAX (elementwise): ties give half the gradient to each side (torch.maximum).
@@ -19,6 +22,7 @@
  *   - TRUNC: zero gradient (torch.trunc).
  */
 #include "gradient.h"
+#include "composite.h"
 #include "tensor.h"
 #include "uop/uopset.h"
 #include <math.h>
@@ -168,9 +172,19 @@ static void uvec_push(uvec *a, uop *u) {
   a->v[a->n++] = u;
 }
 
+/* A node's sources as autograd sees them: a composite's recorded inputs (comp, when not
+ * NULL, gets a map node -> malloc'd record), a DETACH none, else its sources. */
+static uint32_t grad_srcs(uop *u, uopset *comp, uop *const **src) {
+  composite *c = comp ? uopset_get(comp, u) : NULL;
+  if (c) return *src = c->in, (uint32_t)c->nin;
+  *src = u->src;
+  return u->op == OP_DETACH ? 0 : u->nsrc;
+}
+
 /* Nodes of root's graph, sources before users; nothing below a DETACH. Iterative, so deep
- * graphs do not exhaust the stack. */
-static void toposort(uop *root, uvec *order, uopset *seen) {
+ * graphs do not exhaust the stack. comp (optional) collects the composites met: their
+ * recorded inputs stand in for their sources. */
+static void toposort(uop *root, uvec *order, uopset *seen, uopset *comp) {
   typedef struct { uop *u; uint32_t next; } frame;
   size_t n = 0, cap = 64;
   frame *st = malloc(cap * sizeof *st);
@@ -179,13 +193,23 @@ static void toposort(uop *root, uvec *order, uopset *seen) {
   st[n++] = (frame){root, 0};
   while (n) {
     frame *f = &st[n - 1];
-    uint32_t ns = f->u->op == OP_DETACH ? 0 : f->u->nsrc;
+    if (f->next == 0 && comp) {
+      composite c;
+      if (composite_get(f->u, &c)) {
+        composite *cp = malloc(sizeof *cp);
+        CG_ASSERT(cp, "out of memory");
+        *cp = c;
+        uopset_put(comp, f->u, cp);
+      }
+    }
+    uop *const *srcs;
+    uint32_t ns = grad_srcs(f->u, comp, &srcs);
     if (f->next == ns) {
       uvec_push(order, f->u);
       n--;
       continue;
     }
-    uop *s = f->u->src[f->next++];
+    uop *s = srcs[f->next++];
     if (!uopset_add(seen, s)) continue;
     if (n == cap) {
       st = realloc(st, (cap *= 2) * sizeof *st);
@@ -200,7 +224,7 @@ bool grad_depends_on(uop *u, uop *const *targets, int n) {
   uopset seen = {0}, tset = {0};
   uvec order = {0};
   for (int i = 0; i < n; i++) uopset_add(&tset, targets[i]);
-  toposort(u, &order, &seen);
+  toposort(u, &order, &seen, NULL);
   bool found = false;
   for (size_t i = 0; i < order.n && !found; i++) found = order.v[i] != u && uopset_get(&tset, order.v[i]);
   free(order.v);
@@ -210,31 +234,35 @@ bool grad_depends_on(uop *u, uop *const *targets, int n) {
 }
 
 void grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, bool *reached) {
-  uopset seen = {0}, tset = {0}, on = {0}, grads = {0};
+  uopset seen = {0}, tset = {0}, on = {0}, grads = {0}, comp = {0};
   uvec order = {0};
   for (int i = 0; i < n; i++) uopset_add(&tset, targets[i]);
-  toposort(root, &order, &seen);
+  toposort(root, &order, &seen, &comp);
   for (size_t i = 0; i < order.n; i++) {
-    uop *u = order.v[i];
+    uop *u = order.v[i], *const *srcs;
+    uint32_t ns = grad_srcs(u, &comp, &srcs);
     bool p = uopset_get(&tset, u) != NULL;
-    if (!p && dt_is_float(u->dt) && u->op != OP_DETACH)
-      for (uint32_t s = 0; s < u->nsrc && !p; s++) p = uopset_get(&on, u->src[s]) != NULL;
+    if (!p && dt_is_float(u->dt))
+      for (uint32_t s = 0; s < ns && !p; s++) p = uopset_get(&on, srcs[s]) != NULL;
     if (p) uopset_add(&on, u);
   }
   CG_ASSERT(shape_eq(seed->shape, seed->ndim, root->shape, root->ndim) && dt_eq(seed->dt, root->dt), "seed %s for root %s",
             shape_str(seed->shape, seed->ndim), shape_str(root->shape, root->ndim));
   if (uopset_get(&on, root)) uopset_put(&grads, root, seed);
   for (size_t i = order.n; i-- > 0;) {
-    uop *u = order.v[i], *g = uopset_get(&grads, u);
-    if (!g || !RULES[u->op] || u->op == OP_DETACH) continue;
+    uop *u = order.v[i], *g = uopset_get(&grads, u), *const *srcs;
+    composite *c = uopset_get(&comp, u);
+    uint32_t ns = grad_srcs(u, &comp, &srcs);
+    if (!g || (!c && (!RULES[u->op] || u->op == OP_DETACH))) continue;
     uop *d[3] = {NULL, NULL, NULL};
-    CG_ASSERT(u->nsrc <= 3, "%s with %u sources", op_name(u->op), u->nsrc);
-    RULES[u->op](u, g, d);
-    for (uint32_t s = 0; s < u->nsrc; s++) {
-      uop *x = u->src[s];
+    CG_ASSERT(ns <= 3, "%s with %u sources", op_name(u->op), ns);
+    if (c) c->grad(c, g, d);
+    else RULES[u->op](u, g, d);
+    for (uint32_t s = 0; s < ns; s++) {
+      uop *x = srcs[s];
       if (!d[s] || !uopset_get(&on, x)) continue;
       CG_ASSERT(shape_eq(d[s]->shape, d[s]->ndim, x->shape, x->ndim) && dt_eq(d[s]->dt, x->dt),
-                "the gradient rule of %s gave %s %s for a source of %s %s", op_name(u->op), dt_name(d[s]->dt),
+                "the gradient rule of %s%s gave %s %s for a source of %s %s", c ? "the composite over " : "", op_name(u->op), dt_name(d[s]->dt),
                 shape_str(d[s]->shape, d[s]->ndim), dt_name(x->dt), shape_str(x->shape, x->ndim));
       uop *prev = uopset_get(&grads, x);
       uopset_put(&grads, x, prev ? ew2(OP_ADD, prev, d[s]) : d[s]);
@@ -244,11 +272,13 @@ void grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, b
     out[i] = uopset_get(&grads, targets[i]);
     if (reached) reached[i] = uopset_get(&seen, targets[i]) != NULL;
   }
+  for (size_t i = 0; i < comp.cap; i++) free(comp.keys[i] ? comp.vals[i] : NULL);
   free(order.v);
   uopset_free(&seen);
   uopset_free(&tset);
   uopset_free(&on);
   uopset_free(&grads);
+  uopset_free(&comp);
 }
 
 /* ---- the public API ------------------------------------------------------------------- */
@@ -331,6 +361,25 @@ static cg_status accumulate(cg_tensor *t, uop *g) {
   return CG_OK;
 }
 
+void tensor_realized(cg_tensor *t, uop *view) {
+  uop *old = t->u;
+  t->u = uop_retain(view);
+  if (t->graph) uop_release(t->graph), t->graph = NULL;
+  bool keep = dt_is_float(old->dt) && shape_numel(old->shape, old->ndim) == 1 && !is_stored(old) && old->op != OP_ASSIGN && !t->requires_grad;
+  if (keep) {
+    tlist l = {0};
+    tensor_foreach(collect_rg, &l);
+    uop **us = malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1));
+    CG_ASSERT(us, "out of memory");
+    for (int i = 0; i < l.n; i++) us[i] = base_of(l.t[i]->u);
+    keep = l.n && grad_depends_on(old, us, l.n);
+    free(us);
+    free(l.t);
+  }
+  if (keep) t->graph = old;
+  else uop_release(old);
+}
+
 static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
   tlist l = {0};
   tensor_foreach(collect_rg, &l);
@@ -338,20 +387,23 @@ static cg_status backward(const char *who, cg_tensor *out, uop *seed) {
   bool *reached = malloc((size_t)(l.n ? l.n : 1));
   CG_ASSERT(targets && grads && reached, "out of memory");
   for (int i = 0; i < l.n; i++) targets[i] = base_of(l.t[i]->u);
-  grad_compute(out->u, seed, targets, l.n, grads, reached);
+  /* a realized loss differentiates the graph it kept; the first backward gives it up */
+  grad_compute(out->graph ? out->graph : out->u, seed, targets, l.n, grads, reached);
   cg_status st = CG_OK;
   int nreached = 0;
   for (int i = 0; i < l.n; i++) nreached += reached[i];
   if (!nreached)
-    st = cg_fail(CG_ERR_INVALID, "%s: the output %s %s does not depend on any tensor that requires grad (a realized or read "
-                 "tensor has lost its graph: call backward before reading the output)", who, dt_name(out->u->dt),
-                 shape_str(out->u->shape, out->u->ndim));
+    st = cg_fail(CG_ERR_INVALID, "%s: the output %s %s does not depend on any tensor that requires grad. If it was computed "
+                 "from one, its graph is gone: it was realized or read (cg_realize/cg_item/cg_read) and is not a one-element "
+                 "output, or an earlier backward from it used the graph up. Call backward before reading it, or compute the output "
+                 "again from its inputs", who, dt_name(out->u->dt), shape_str(out->u->shape, out->u->ndim));
   /* reached but no gradient (it only flows through comparisons, trunc, ...): zeros */
   for (int i = 0; i < l.n && st == CG_OK; i++)
     if (reached[i]) {
       uop *u = l.t[i]->u;
       st = accumulate(l.t[i], grads[i] ? view_reshape(grads[i], u->shape, u->ndim) : const_full(u->dt, 0, u->shape, u->ndim));
     }
+  if (st == CG_OK && out->graph) uop_release(out->graph), out->graph = NULL;
   free(targets);
   free(grads);
   free(reached);

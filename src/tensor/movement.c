@@ -4,6 +4,9 @@
 
 #define NULLCHK(who, t) \
   if (!(t)) return cg_fail_null(CG_ERR_INVALID, "%s: tensor is NULL", who)
+/* An array argument with n > 0 entries must not be NULL. */
+#define ARRCHK(who, arr, n) \
+  if ((n) > 0 && !(arr)) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL (with %d entries expected)", who, #arr, (int)(n))
 
 int norm_dim(const char *who, int ndim, int dim, bool *ok) {
   int d = dim < 0 ? dim + ndim : dim;
@@ -17,14 +20,18 @@ static cg_tensor *finish(uop *u) { return op_end(u); }
 cg_tensor *cg_reshape(cg_tensor *a, const int64_t *shape, int ndim) {
   NULLCHK("reshape", a);
   if (ndim < 0 || ndim > CG_MAX_DIMS) return cg_fail_null(CG_ERR_INVALID, "reshape: expected 0 to %d dims, got %d", CG_MAX_DIMS, ndim);
+  ARRCHK("reshape", shape, ndim);
   int64_t s[UOP_MAX_DIMS], known = 1;
   int infer = -1;
+  bool ovf = false, zero = false;
   for (int i = 0; i < ndim; i++) {
     s[i] = shape[i];
     if (s[i] == -1 && infer < 0) infer = i;
     else if (s[i] < 0) return cg_fail_null(CG_ERR_INVALID, "reshape: bad shape %s for a tensor of shape %s", shape_str(shape, ndim), shape_str(a->u->shape, a->u->ndim));
-    else known *= s[i];
+    else zero |= s[i] == 0, ovf |= __builtin_mul_overflow(known, s[i], &known);
   }
+  if (zero) known = 0;
+  else if (ovf) return cg_fail_null(CG_ERR_INVALID, "reshape: shape %s has more elements than fit in 64 bits", shape_str(shape, ndim));
   int64_t n = cg_numel(a);
   if (infer >= 0) {
     if (known == 0 || n % known) return cg_fail_null(CG_ERR_INVALID, "reshape: cannot reshape %s (%lld elements) to %s", shape_str(a->u->shape, a->u->ndim), (long long)n, shape_str(shape, ndim));
@@ -43,6 +50,7 @@ cg_tensor *cg_permute(cg_tensor *a, const int *perm, int ndim) {
   int nd = a->u->ndim;
   int64_t p[UOP_MAX_DIMS];
   bool seen[UOP_MAX_DIMS] = {0};
+  ARRCHK("permute", perm, ndim);
   if (ndim != nd) return cg_fail_null(CG_ERR_INVALID, "permute: expected %d axes for shape %s, got %d", nd, shape_str(a->u->shape, nd), ndim);
   for (int i = 0; i < nd; i++) {
     bool ok;
@@ -72,6 +80,7 @@ cg_tensor *cg_expand(cg_tensor *a, const int64_t *shape, int ndim) {
   NULLCHK("expand", a);
   int nd = a->u->ndim;
   if (ndim < nd || ndim > CG_MAX_DIMS) return cg_fail_null(CG_ERR_INVALID, "expand: cannot expand shape %s to %d dims", shape_str(a->u->shape, nd), ndim);
+  ARRCHK("expand", shape, ndim);
   int64_t s[UOP_MAX_DIMS];
   for (int i = 0; i < ndim; i++) {
     int j = i - (ndim - nd);
@@ -80,6 +89,7 @@ cg_tensor *cg_expand(cg_tensor *a, const int64_t *shape, int ndim) {
     if (have != s[i] && have != 1)
       return cg_fail_null(CG_ERR_INVALID, "expand: cannot expand shape %s to %s", shape_str(a->u->shape, nd), shape_str(shape, ndim));
   }
+  if (!shape_fits("expand", s, ndim, a->u->dt)) return NULL;
   op_begin();
   return finish(view_broadcast(a->u, s, ndim));
 }
@@ -87,8 +97,15 @@ cg_tensor *cg_expand(cg_tensor *a, const int64_t *shape, int ndim) {
 cg_tensor *cg_pad(cg_tensor *a, const int64_t *pads, double value) {
   NULLCHK("pad", a);
   int nd = a->u->ndim;
+  ARRCHK("pad", pads, 2 * nd);
+  int64_t out[UOP_MAX_DIMS];
   for (int i = 0; i < 2 * nd; i++)
     if (pads[i] < 0) return cg_fail_null(CG_ERR_INVALID, "pad: expected pads >= 0, got %lld for shape %s", (long long)pads[i], shape_str(a->u->shape, nd));
+  for (int i = 0; i < nd; i++)
+    if (__builtin_add_overflow(a->u->shape[i], pads[2 * i], &out[i]) || __builtin_add_overflow(out[i], pads[2 * i + 1], &out[i]))
+      return cg_fail_null(CG_ERR_INVALID, "pad: padding dim %d of shape %s by %lld and %lld overflows 64 bits", i, shape_str(a->u->shape, nd),
+                          (long long)pads[2 * i], (long long)pads[2 * i + 1]);
+  if (!shape_fits("pad", out, nd, a->u->dt)) return NULL;
   op_begin();
   uop *p = view_pad(a->u, pads);
   if (value != 0 && p != a->u) {
@@ -101,6 +118,7 @@ cg_tensor *cg_pad(cg_tensor *a, const int64_t *pads, double value) {
 cg_tensor *cg_shrink(cg_tensor *a, const int64_t *box) {
   NULLCHK("shrink", a);
   int nd = a->u->ndim;
+  ARRCHK("shrink", box, 2 * nd);
   for (int i = 0; i < nd; i++)
     if (box[2 * i] < 0 || box[2 * i] > box[2 * i + 1] || box[2 * i + 1] > a->u->shape[i])
       return cg_fail_null(CG_ERR_INVALID, "shrink: box [%lld, %lld) does not fit dim %d of shape %s", (long long)box[2 * i],
@@ -174,6 +192,8 @@ cg_tensor *cg_flip(cg_tensor *a, const int *dims, int ndims) {
   int nd = a->u->ndim;
   int64_t flags[UOP_MAX_DIMS] = {0};
   bool any = false;
+  if (ndims < 0 || ndims > CG_MAX_DIMS) return cg_fail_null(CG_ERR_INVALID, "flip: expected 0 to %d dims, got %d", CG_MAX_DIMS, ndims);
+  ARRCHK("flip", dims, ndims);
   for (int i = 0; i < ndims; i++) {
     bool ok;
     int d = norm_dim("flip", nd, dims[i], &ok);
@@ -248,9 +268,14 @@ cg_tensor *cg_cat(cg_tensor *const *ts, int n, int dim) {
     for (int k = 0; same && k < nd; k++) same = k == d || u->shape[k] == ts[0]->u->shape[k];
     if (!same)
       return cg_fail_null(CG_ERR_INVALID, "cat: shapes %s and %s differ outside dim %d", shape_str(ts[0]->u->shape, nd), shape_str(u->shape, u->ndim), d);
-    total += u->shape[d];
+    if (__builtin_add_overflow(total, u->shape[d], &total))
+      return cg_fail_null(CG_ERR_INVALID, "cat: the size of dim %d overflows 64 bits", d);
     dt = promote(dt, u->dt);
   }
+  int64_t out[UOP_MAX_DIMS];
+  memcpy(out, ts[0]->u->shape, sizeof(int64_t) * (size_t)nd);
+  out[d] = total;
+  if (!shape_fits("cat", out, nd, dt)) return NULL;
   op_begin();
   uop *sum = NULL;
   int64_t at = 0;
@@ -293,6 +318,7 @@ int cg_split(cg_tensor *a, int64_t size, int dim, cg_tensor **out, int max_out) 
   int nd = a->u->ndim, d = norm_dim("split", nd, dim, &ok);
   if (!ok) return -1;
   if (size <= 0) return cg_fail(CG_ERR_INVALID, "split: expected a size > 0, got %lld", (long long)size), -1;
+  if (max_out > 0 && !out) return cg_fail(CG_ERR_INVALID, "split: out is NULL (with max_out %d)", max_out), -1;
   int64_t n = a->u->shape[d];
   int pieces = (int)((n + size - 1) / size);
   for (int i = 0; i < pieces && i < max_out; i++) {
@@ -308,6 +334,7 @@ int cg_split(cg_tensor *a, int64_t size, int dim, cg_tensor **out, int max_out) 
 int cg_chunk(cg_tensor *a, int chunks, int dim, cg_tensor **out, int max_out) {
   if (!a) return cg_fail(CG_ERR_INVALID, "chunk: tensor is NULL"), -1;
   if (chunks <= 0) return cg_fail(CG_ERR_INVALID, "chunk: expected chunks > 0, got %d", chunks), -1;
+  if (max_out > 0 && !out) return cg_fail(CG_ERR_INVALID, "chunk: out is NULL (with max_out %d)", max_out), -1;
   bool ok;
   int d = norm_dim("chunk", a->u->ndim, dim, &ok);
   if (!ok) return -1;
@@ -320,14 +347,18 @@ cg_tensor *cg_repeat(cg_tensor *a, const int64_t *reps, int ndim) {
   int nd = a->u->ndim;
   if (ndim < nd || ndim > CG_MAX_DIMS)
     return cg_fail_null(CG_ERR_INVALID, "repeat: expected at least %d repeats for shape %s, got %d", nd, shape_str(a->u->shape, nd), ndim);
+  ARRCHK("repeat", reps, ndim);
   int64_t base[UOP_MAX_DIMS], s1[2 * UOP_MAX_DIMS], s2[2 * UOP_MAX_DIMS], out[UOP_MAX_DIMS];
   for (int i = 0; i < ndim; i++) {
     if (reps[i] < 0) return cg_fail_null(CG_ERR_INVALID, "repeat: repeats must be >= 0");
     base[i] = i < ndim - nd ? 1 : a->u->shape[i - (ndim - nd)];
     s1[2 * i] = 1, s1[2 * i + 1] = base[i];
     s2[2 * i] = reps[i], s2[2 * i + 1] = base[i];
-    out[i] = reps[i] * base[i];
+    if (__builtin_mul_overflow(reps[i], base[i], &out[i]))
+      return cg_fail_null(CG_ERR_INVALID, "repeat: %lld repeats of dim %d of shape %s overflow 64 bits", (long long)reps[i], i,
+                          shape_str(a->u->shape, nd));
   }
+  if (!shape_fits("repeat", out, ndim, a->u->dt)) return NULL;
   op_begin();
   uop *u = view_reshape(a->u, s1, 2 * ndim);
   u = view_expand(u, s2, 2 * ndim);

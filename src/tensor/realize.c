@@ -21,11 +21,7 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   }
   cg_status st = realize_uops(outs, n, views);
   if (st == CG_OK)
-    for (int i = 0; i < n; i++) {
-      uop *old = ts[i]->u;
-      ts[i]->u = uop_retain(views[i]);
-      uop_release(old);
-    }
+    for (int i = 0; i < n; i++) tensor_realized(ts[i], views[i]);
   uop_pool_pop();
   free(outs);
   return st;

@@ -6,6 +6,14 @@
 
 bool norm_axes(const char *who, int ndim, const int *axes, int naxes, int *out, int *nout) {
   bool seen[UOP_MAX_DIMS] = {0};
+  if (naxes < 0 || naxes > ndim) {
+    cg_fail(CG_ERR_INVALID, "%s: expected 0 to %d axes for a tensor of %d dims, got %d", who, ndim, ndim, naxes);
+    return false;
+  }
+  if (naxes > 0 && !axes) {
+    cg_fail(CG_ERR_INVALID, "%s: axes is NULL (with naxes %d)", who, naxes);
+    return false;
+  }
   if (naxes == 0) {
     for (int i = 0; i < ndim; i++) out[i] = i;
     *nout = ndim;

@@ -1,18 +1,25 @@
 /* Random tensors from Threefry-2x32 (20 rounds), a counter-based generator: element i of
  * the n-th draw is threefry(key = seed, counter = base + i), so the same seed gives the
- * same bits on every run, thread count and device. Values are made on the host. */
+ * same bits on every run, thread count and device. Values are made on the host. The
+ * generator (seed, counter) is per host thread: two threads with fixed seeds each get
+ * their own deterministic sequence, whatever the other does. */
 #include "tensor.h"
 #include <math.h>
-#include <pthread.h>
 
-static pthread_mutex_t rng_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t rng_seed, rng_counter;
+static _Thread_local uint64_t rng_seed, rng_counter;
 
 void cg_manual_seed(uint64_t seed) {
-  pthread_mutex_lock(&rng_lock);
   rng_seed = seed;
   rng_counter = 0;
-  pthread_mutex_unlock(&rng_lock);
+}
+
+void cg_rng_get(uint64_t *seed, uint64_t *counter) {
+  if (seed) *seed = rng_seed;
+  if (counter) *counter = rng_counter;
+}
+void cg_rng_set(uint64_t seed, uint64_t counter) {
+  rng_seed = seed;
+  rng_counter = counter;
 }
 
 static uint32_t rotl(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
@@ -36,11 +43,9 @@ static void threefry(uint32_t k0, uint32_t k1, uint32_t *x0, uint32_t *x1) {
 
 /* n pairs of random words, advancing the generator. */
 static void draw(uint32_t *w, int64_t n) {
-  pthread_mutex_lock(&rng_lock);
   uint64_t base = rng_counter;
   rng_counter += (uint64_t)n;
   uint32_t k0 = (uint32_t)rng_seed, k1 = (uint32_t)(rng_seed >> 32);
-  pthread_mutex_unlock(&rng_lock);
   for (int64_t i = 0; i < n; i++) {
     uint64_t c = base + (uint64_t)i;
     uint32_t x0 = (uint32_t)c, x1 = (uint32_t)(c >> 32);
@@ -56,9 +61,7 @@ typedef enum { K_UNIFORM, K_NORMAL, K_INT } rkind;
 
 static cg_tensor *random_tensor(const char *who, rkind kind, double lo, double hi, cg_dtype dt, const int64_t *shape, int ndim) {
   if ((int)dt < 0 || dt >= CG_NUM_DTYPES) return cg_fail_null(CG_ERR_INVALID, "%s: invalid dtype %d", who, (int)dt);
-  if (ndim < 0 || ndim > CG_MAX_DIMS || (ndim && !shape)) return cg_fail_null(CG_ERR_INVALID, "%s: expected 0 to %d dims, got %d", who, CG_MAX_DIMS, ndim);
-  for (int i = 0; i < ndim; i++)
-    if (shape[i] < 0) return cg_fail_null(CG_ERR_INVALID, "%s: dims must be >= 0, got shape %s", who, shape_str(shape, ndim));
+  if (!check_shape(who, shape, ndim, dt_of(dt))) return NULL;
   if (kind != K_INT && !dt_is_float(dt_of(dt))) return cg_fail_null(CG_ERR_INVALID, "%s: expected a float dtype, got %s", who, cg_dtype_name(dt));
   int64_t n = shape_numel(shape, ndim);
   uint32_t *w = malloc(sizeof(uint32_t) * 2 * (size_t)(n ? n : 1));

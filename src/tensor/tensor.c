@@ -44,6 +44,7 @@ void cg_free(cg_tensor *t) {
   if (!t) return;
   scope_unlink(t);
   uop_release(t->u);
+  if (t->graph) uop_release(t->graph);
   if (t->grad) cg_free(t->grad);
   free(t);
 }
@@ -76,9 +77,20 @@ cg_dtype cg_dtype_of(const cg_tensor *t) { return t ? (cg_dtype)t->u->dt.scalar 
 
 /* ---- creation ----------------------------------------------------------------------- */
 
-static bool check_shape(const char *who, const int64_t *shape, int ndim) {
-  if (ndim < 0 || ndim > CG_MAX_DIMS || (ndim && !shape)) {
+bool shape_fits(const char *who, const int64_t *shape, int ndim, dtype dt) {
+  if (shape_numel_checked(shape, ndim, dt_scalar_size(dt)) >= 0) return true;
+  cg_fail(CG_ERR_INVALID, "%s: shape %s is too large: its element count or its size in bytes (%s) does not fit in 64 bits", who,
+          shape_str(shape, ndim), dt_name(dt));
+  return false;
+}
+
+bool check_shape(const char *who, const int64_t *shape, int ndim, dtype dt) {
+  if (ndim < 0 || ndim > CG_MAX_DIMS) {
     cg_fail(CG_ERR_INVALID, "%s: expected 0 to %d dims, got %d", who, CG_MAX_DIMS, ndim);
+    return false;
+  }
+  if (ndim && !shape) {
+    cg_fail(CG_ERR_INVALID, "%s: shape is NULL (with ndim %d)", who, ndim);
     return false;
   }
   for (int i = 0; i < ndim; i++)
@@ -86,7 +98,7 @@ static bool check_shape(const char *who, const int64_t *shape, int ndim) {
       cg_fail(CG_ERR_INVALID, "%s: dims must be >= 0, got shape %s", who, shape_str(shape, ndim));
       return false;
     }
-  return true;
+  return shape_fits(who, shape, ndim, dt);
 }
 
 static bool check_dtype(const char *who, cg_dtype dt) {
@@ -98,14 +110,14 @@ static bool check_dtype(const char *who, cg_dtype dt) {
 }
 
 cg_tensor *cg_empty(cg_dtype dt, const int64_t *shape, int ndim) {
-  if (!check_dtype("empty", dt) || !check_shape("empty", shape, ndim)) return NULL;
+  if (!check_dtype("empty", dt) || !check_shape("empty", shape, ndim, dt_of(dt))) return NULL;
   op_begin();
   uop *b = buffer_new(dt_of(dt), shape_numel(shape, ndim));
   return op_end(b ? view_reshape(b, shape, ndim) : NULL);
 }
 
 cg_tensor *cg_from_data(const void *data, cg_dtype dt, const int64_t *shape, int ndim) {
-  if (!check_dtype("from_data", dt) || !check_shape("from_data", shape, ndim)) return NULL;
+  if (!check_dtype("from_data", dt) || !check_shape("from_data", shape, ndim, dt_of(dt))) return NULL;
   if (!data && shape_numel(shape, ndim)) return cg_fail_null(CG_ERR_INVALID, "from_data: data is NULL");
   op_begin();
   uop *b = buffer_new(dt_of(dt), shape_numel(shape, ndim));
@@ -118,7 +130,7 @@ cg_tensor *cg_from_data(const void *data, cg_dtype dt, const int64_t *shape, int
 }
 
 cg_tensor *cg_full(double value, cg_dtype dt, const int64_t *shape, int ndim) {
-  if (!check_dtype("full", dt) || !check_shape("full", shape, ndim)) return NULL;
+  if (!check_dtype("full", dt) || !check_shape("full", shape, ndim, dt_of(dt))) return NULL;
   op_begin();
   return op_end(const_full(dt_of(dt), value, shape, ndim));
 }
@@ -138,7 +150,9 @@ cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt) {
   if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
     return cg_fail_null(CG_ERR_INVALID, "arange: expected finite start/stop and a nonzero step, got %g, %g, %g", start, stop, step);
   double n = ceil((stop - start) / step);
+  if (n >= 0x1p62) return cg_fail_null(CG_ERR_INVALID, "arange: %g to %g by %g is %g elements, too many", start, stop, step, n);
   int64_t count = n > 0 ? (int64_t)n : 0;
+  if (!shape_fits("arange", &count, 1, dt_of(dt))) return NULL;
   /* values are computed on the host: small, and exact as PyTorch's */
   op_begin();
   dtype d = dt_of(dt);
@@ -155,6 +169,7 @@ cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt) {
 cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt) {
   if (!check_dtype("linspace", dt)) return NULL;
   if (steps < 0) return cg_fail_null(CG_ERR_INVALID, "linspace: expected steps >= 0, got %lld", (long long)steps);
+  if (!shape_fits("linspace", &steps, 1, dt_of(dt))) return NULL;
   op_begin();
   dtype d = dt_of(dt);
   uop *b = buffer_new(d, steps);
@@ -171,6 +186,8 @@ cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt) {
 cg_tensor *cg_eye(int64_t n, cg_dtype dt) {
   if (!check_dtype("eye", dt)) return NULL;
   if (n < 0) return cg_fail_null(CG_ERR_INVALID, "eye: expected n >= 0, got %lld", (long long)n);
+  if (n > 3037000498) return cg_fail_null(CG_ERR_INVALID, "eye: n = %lld is too large: n * (n + 1) overflows 64 bits", (long long)n);
+  if (!shape_fits("eye", (int64_t[]){n, n}, 2, dt_of(dt))) return NULL;
   /* eye(n) = pad a column of ones: ones(n, 1) padded to (n, n+1), flattened, first n*n */
   op_begin();
   dtype d = dt_of(dt);

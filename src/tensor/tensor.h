@@ -14,6 +14,7 @@ struct cg_tensor {
   bool weak;          /* a weak scalar from cg_scalar */
   bool requires_grad;
   cg_tensor *grad;    /* accumulated gradient (owned), or NULL */
+  uop *graph;         /* a realized loss's graph, kept for cg_backward (retained), or NULL */
   int scope;          /* scope level that frees it; 0 = the caller's */
   cg_tensor *prev, *next;
 };
@@ -35,6 +36,11 @@ void host_store(dtype dt, void *p, int64_t i, double v);
 
 /* ---- shapes and views: uop/view.h (pure builders, also used below this layer) ---- */
 
+/* Shape checks for user input (tensor.c). check_shape: ndim in range, shape not NULL, dims
+ * >= 0, then shape_fits: element count and byte size of dt fit in 64 bits. False + error. */
+bool check_shape(const char *who, const int64_t *shape, int ndim, dtype dt);
+bool shape_fits(const char *who, const int64_t *shape, int ndim, dtype dt);
+
 /* ---- dtype helpers ------------------------------------------------------------------ */
 dtype promote(dtype a, dtype b);
 uop *cast_to(uop *u, dtype dt);
@@ -46,5 +52,10 @@ uop *ew_const(uop *like, double v);     /* constant with like's shape and dtype 
 /* Normalize axes (negative count from end); false + error on a bad axis. */
 bool norm_axes(const char *who, int ndim, const int *axes, int naxes, int *out, int *nout);
 int norm_dim(const char *who, int ndim, int dim, bool *ok);
+
+/* t was realized: it takes view (its BUFFER view) as value. A one-element float tensor
+ * computed from tensors that require grad keeps its graph for a later cg_backward (the
+ * torch habit loss.item(); loss.backward()). (gradient.c) */
+void tensor_realized(cg_tensor *t, uop *view);
 
 #endif

@@ -5,8 +5,20 @@
 
 int64_t shape_numel(const int64_t *shape, int ndim) {
   int64_t n = 1;
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] == 0) return 0; /* (2^40, 2^40, 0) is empty; its first dims' product would overflow */
   for (int i = 0; i < ndim; i++) n *= shape[i];
   return n;
+}
+
+int64_t shape_numel_checked(const int64_t *shape, int ndim, int64_t elsize) {
+  int64_t n = 1, bytes;
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0) return -1;
+    else if (shape[i] == 0) return 0; /* a zero dim makes any product of the others harmless */
+  for (int i = 0; i < ndim; i++)
+    if (__builtin_mul_overflow(n, shape[i], &n)) return -1;
+  return __builtin_mul_overflow(n, elsize > 0 ? elsize : 1, &bytes) ? -1 : n;
 }
 
 bool shape_eq(const int64_t *a, int na, const int64_t *b, int nb) {

@@ -9,6 +9,9 @@
 int shape_infer(int op, uop *const *src, int nsrc, const uarg *arg, int64_t *out);
 /* Product of dims. */
 int64_t shape_numel(const int64_t *shape, int ndim);
+/* Product of dims (all >= 0), or -1 when it or its size in bytes (elsize each) does not fit
+ * int64: every shape a user can make passes here first. */
+int64_t shape_numel_checked(const int64_t *shape, int ndim, int64_t elsize);
 bool shape_eq(const int64_t *a, int na, const int64_t *b, int nb);
 /* "(2, 3, 4)" into a static ring buffer (valid for a few calls). */
 const char *shape_str(const int64_t *shape, int ndim);

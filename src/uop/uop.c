@@ -192,7 +192,8 @@ uop *uop_retain(uop *u) {
 }
 
 static void (*free_hooks[OP_COUNT])(uop *);
-void uop_set_free_hook(int op, void (*fn)(uop *u)) { free_hooks[op] = fn; }
+/* atomic: a hook is (re)set by every realize on any thread, and read under the intern lock */
+void uop_set_free_hook(int op, void (*fn)(uop *u)) { __atomic_store_n(&free_hooks[op], fn, __ATOMIC_RELEASE); }
 
 static void unlink_node(uop *u) {
   uop **pp = &buckets[u->hash & (nbuckets - 1)];
@@ -212,7 +213,8 @@ void uop_release(uop *u) {
     CG_ASSERT(x->refcnt > 0, "released a dead %s node", op_name(x->op));
     if (--x->refcnt) continue;
     unlink_node(x);
-    if (free_hooks[x->op]) free_hooks[x->op](x);
+    void (*hook)(uop *) = __atomic_load_n(&free_hooks[x->op], __ATOMIC_ACQUIRE);
+    if (hook) hook(x);
     for (uint32_t i = 0; i < x->nsrc; i++) {
       if (n == cap) {
         uop **bigger = malloc(sizeof *bigger * cap * 2);

@@ -3,6 +3,8 @@
  * behind, callback errors, and the error messages of bad paths. */
 #include "check.h"
 #include "tmpfiles.h"
+#include <sys/wait.h>
+#include <unistd.h>
 #include "core/error.h"
 #include "core/fileio.h"
 #include <dirent.h>
@@ -84,6 +86,28 @@ int main(void) {
   umask(um);
   struct stat sb;
   CHECK(stat(p, &sb) == 0 && (sb.st_mode & 0777) == (0666 & ~um), "mode %o, umask %o", sb.st_mode & 0777, um);
+  CHECK(count_entries(tmp_dir) == 1, "%d entries", count_entries(tmp_dir));
+
+  /* 1b. temp files of a writer killed mid-way (a pid that has exited) are removed by the
+   * next save to that path; a live process's, another file's and odd names stay */
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, NULL, 0);
+  char stale[700], live[700], other[700], odd[700];
+  snprintf(stale, sizeof stale, "%s.%ld.3.tmp", p, (long)dead);
+  snprintf(live, sizeof live, "%s.%ld.0.tmp", p, (long)getppid());
+  snprintf(other, sizeof other, "%s.%ld.0.tmp", in_dir("other.txt"), (long)dead);
+  snprintf(odd, sizeof odd, "%s.%ldx.0.tmp", p, (long)dead);
+  const char *made[4] = {stale, live, other, odd};
+  for (int i = 0; i < 4; i++) {
+    FILE *f = fopen(made[i], "w");
+    CHECK(f != NULL, "%s", made[i]);
+    if (f) fclose(f);
+  }
+  CHECK(fio_write_atomic(p, write_hello, "again") == CG_OK, "%s", cg_last_error());
+  CHECK(access(stale, F_OK) != 0, "the dead writer's temp file is removed");
+  CHECK(access(live, F_OK) == 0 && access(other, F_OK) == 0 && access(odd, F_OK) == 0, "the others stay");
+  for (int i = 1; i < 4; i++) unlink(made[i]);
   CHECK(count_entries(tmp_dir) == 1, "%d entries", count_entries(tmp_dir));
 
   /* 2. the previous file survives an injected disk-full at many points */

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define REF_FN static __attribute__((unused))
-#define REF_MAX_IN 12
+#define REF_MAX_IN 32
 #define REF_MAX_EXTRA 8
 #define REF_MAX_CASES 128
 
@@ -37,7 +37,7 @@ typedef struct {
   double *out, *g[REF_MAX_IN], *extra[REF_MAX_EXTRA];
   int64_t nout, n_extra[REF_MAX_EXTRA];
   bool ok;
-  char spec[512];
+  char spec[1024];
 } ref_case_t;
 
 static char ref_dir[64];
@@ -118,6 +118,10 @@ REF_FN void ref_spec_add(ref_case_t *c, char kind, const int64_t *shape, int nd,
 REF_FN cg_tensor *ref_tensor(cg_tensor *t, bool grad) {
   ref_case_t *c = ref_cur();
   int k = c->nin;
+  if (k >= REF_MAX_IN) {
+    fprintf(stderr, "%s: more than %d inputs (raise REF_MAX_IN)\n", c->name, REF_MAX_IN);
+    exit(1);
+  }
   int64_t n = cg_numel(t);
   cg_dtype dt = cg_dtype_of(t);
   if (grad) cg_set_requires_grad(t, true);

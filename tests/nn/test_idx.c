@@ -208,6 +208,28 @@ static void test_gzip(void) {
   snprintf(cmd, sizeof cmd, "gzip -f '%s'", in_dir("text"));
   CHECK(system(cmd) == 0, "gzip");
   CHECK(!idx_load(in_dir("text.gz")) && strstr(cg_last_error(), "not an IDX file"), "%s", cg_last_error());
+  /* a header claiming 2 GB over 1000 bytes of data: refused from the sizes, before inflating */
+  unsigned char huge[8 + 1000] = {0, 0, 0x08, 1, 0x77, 0x35, 0x94, 0x00}; /* uint8, dims (2000000000,) */
+  write_file(in_dir("huge.idx"), huge, sizeof huge);
+  snprintf(cmd, sizeof cmd, "gzip -f '%s'", in_dir("huge.idx"));
+  CHECK(system(cmd) == 0, "gzip");
+  CHECK(!idx_load(in_dir("huge.idx.gz")) && strstr(cg_last_error(), "claims 2000000008 bytes"), "%s", cg_last_error());
+}
+
+/* Not regular files: /dev/zero (directly or through a symlink) and a FIFO are refused at
+ * once, never read forever; the same for the other loaders. */
+static void test_not_regular(void) {
+  CHECK(!idx_load("/dev/zero") && strstr(cg_last_error(), "regular file"), "%s", cg_last_error());
+  CHECK(symlink("/dev/zero", in_dir("zero-link")) == 0);
+  CHECK(!idx_load(in_dir("zero-link")) && strstr(cg_last_error(), "regular file"), "%s", cg_last_error());
+  CHECK(mkfifo(in_dir("fifo"), 0600) == 0);
+  CHECK(!idx_load(in_dir("fifo")) && strstr(cg_last_error(), "regular file"), "%s", cg_last_error());
+  CHECK(!cg_load_npy(in_dir("zero-link")) && strstr(cg_last_error(), "character device"), "%s", cg_last_error());
+  CHECK(!cg_load_npy(in_dir("fifo")) && strstr(cg_last_error(), "a FIFO"), "%s", cg_last_error());
+  cg_tensor *t = cg_zeros(CG_FLOAT32, (int64_t[]){2}, 1);
+  CHECK(cg_load_safetensors("/dev/zero", (const char *[]){"t"}, &t, 1) != CG_OK && strstr(cg_last_error(), "character device"), "%s",
+        cg_last_error());
+  cg_free(t);
 }
 
 /* ---- 5. atomic save -------------------------------------------------------------------- */
@@ -283,6 +305,7 @@ int main(void) {
   test_roundtrip();
   test_bad();
   test_gzip();
+  test_not_regular();
   test_atomic();
   check_split("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000);
   check_split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000);

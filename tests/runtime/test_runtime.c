@@ -323,12 +323,39 @@ static void flip_at(const char *path, double where) {
 static void flip_payload(const char *path) { flip_at(path, 0.4); }
 static void flip_trailer(const char *path) { flip_at(path, 0.9999); }
 static void empty_file(const char *path) { CHECK(truncate(path, 0) == 0, "truncate"); }
+static void empty_dir(const char *path) { CHECK(unlink(path) == 0 && mkdir(path, 0755) == 0, "mkdir"); }
+
+static void zero_link(const char *path) { CHECK(unlink(path) == 0 && symlink("/dev/zero", path) == 0, "symlink"); }
+
+/* An entry that is a non-empty directory cannot be replaced: the kernel is compiled in
+ * memory, the run goes on, nothing of the directory is touched. */
+static void test_directory_entry(void) {
+  const rt_stats *st = rt_get_stats();
+  rt_stats s0 = *st;
+  char path[600], inner[700];
+  snprintf(path, sizeof path, "%s", find_entry("saxpy") ? find_entry("saxpy") : "");
+  CHECK(path[0] && unlink(path) == 0 && mkdir(path, 0755) == 0, "a directory in place of %s", path);
+  snprintf(inner, sizeof inner, "%s/keep", path);
+  FILE *f = fopen(inner, "w");
+  if (f) fclose(f);
+  rt_program *p = cpu->compile("saxpy", SAXPY);
+  CHECK(p && st->compiled == s0.compiled + 1 && st->disk_rejects == s0.disk_rejects + 1, "compiled in memory: %s", cg_last_error());
+  CHECK(p && run_saxpy(p, 100000) == 0, "and it works");
+  struct stat sb;
+  CHECK(stat(inner, &sb) == 0, "the directory's contents are left alone");
+  cpu->program_free(p);
+  unlink(inner);
+  rmdir(path);
+}
 
 static void test_corruption(void) {
   corrupt_and_reload("truncated", truncate_half);
   corrupt_and_reload("payload byte flipped", flip_payload);
   corrupt_and_reload("trailer byte flipped", flip_trailer);
   corrupt_and_reload("empty file", empty_file);
+  corrupt_and_reload("symlink to /dev/zero", zero_link);
+  corrupt_and_reload("empty directory", empty_dir);
+  test_directory_entry();
 }
 
 static void test_errors(void) {

@@ -1,7 +1,11 @@
-/* The main job's command line: `cgrad train` runs a few steps, writes a checkpoint, gives
- * a bit-identical loss sequence for the same seed, says which package to install when
- * the dataset is missing, and rejects bad options. Skipped (with a note) when the
- * dataset is not installed. */
+/* The main job's command line, `cgrad train`, as a new user meets it: --help on every
+ * command and a usage text naming every option; numbers checked (--seed 0 is a seed,
+ * out-of-range values are refused); an unwritable --out refused before training; a batch
+ * larger than the training set refused; out of memory reported with its size; a sane
+ * summary for --steps 1; a bit-identical loss sequence for one seed; --save-every and a
+ * --resume that continues bit-identically (same losses, byte-identical final checkpoint);
+ * temp files of a killed writer removed by the next save. Training runs are skipped (with
+ * a note) when the dataset is not installed. */
 #include "check.h"
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,8 +15,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Run a shell command, capture stdout+stderr into out; returns the exit status. */
-static int run(const char *cmd, char *out, size_t n) {
+static char cgrad[4096], dir[] = "/tmp/cgrad-train-test-XXXXXX";
+
+/* Run cgrad with args (through sh, stdout+stderr into out); returns the exit status. */
+static int run(const char *env, const char *args, char *out, size_t n) {
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "cd '%s' && %s '%s' %s 2>&1", dir, env, cgrad, args);
   FILE *p = popen(cmd, "r");
   if (!p) return -1;
   size_t len = fread(out, 1, n - 1, p);
@@ -21,50 +29,176 @@ static int run(const char *cmd, char *out, size_t n) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The "step N loss X" lines of a run, in order. */
+static void loss_lines(const char *src, char *dst, size_t cap) {
+  dst[0] = 0;
+  for (const char *p = src; (p = strstr(p, "step ")); p++) {
+    const char *e = strchr(p, '\n');
+    if (!e) break;
+    bool line_start = p == src || p[-1] == '\n';
+    const char *l = strstr(p, " loss ");
+    if (line_start && l && l < e && !memchr(p, '[', (size_t)(e - p)) && strlen(dst) + (size_t)(e - p) + 2 < cap)
+      strncat(dst, p, (size_t)(e - p + 1));
+  }
+}
+
+static bool same_file(const char *a, const char *b) {
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "cmp -s '%s/%s' '%s/%s'", dir, a, dir, b);
+  return system(cmd) == 0;
+}
+
+static bool exists(const char *name) {
+  char p[4200];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  return access(p, F_OK) == 0;
+}
+
+static void usage_and_options(void) {
+  static char out[1 << 14];
+  const char *opts[] = {"--steps", "--batch", "--seed", "--lr", "--out", "--data", "--eval-every", "--eval-images", "--save-every", "--resume", "--help"};
+  CHECK(run("", "train --help", out, sizeof out) == 0, "train --help exits 0:\n%s", out);
+  char first[1024] = "";
+  sscanf(out, "%1023[^\n]", first);
+  const char *usage_end = strstr(out, "\n  --"); /* the usage lines, before the option list */
+  for (size_t i = 0; i < sizeof opts / sizeof *opts; i++) {
+    const char *at = strstr(out, opts[i]);
+    CHECK(at && usage_end && at < usage_end, "the usage line lists %s:\n%s", opts[i], out);
+    char line[64];
+    snprintf(line, sizeof line, "\n  %s ", opts[i]);
+    CHECK(strstr(out, line) != NULL, "and the list explains %s", opts[i]);
+  }
+  CHECK(run("", "help train", out, sizeof out) == 0 && strstr(out, "--resume"), "help train:\n%s", out);
+  CHECK(run("", "--help", out, sizeof out) == 0 && strstr(out, "train"), "--help:\n%s", out);
+  CHECK(run("", "help", out, sizeof out) == 0 && strstr(out, "train"), "help:\n%s", out);
+  CHECK(run("", "help --help", out, sizeof out) == 0, "help --help:\n%s", out);
+  CHECK(run("", "train --steps 3 --help", out, sizeof out) == 0 && strstr(out, "usage"), "--help after other options");
+  CHECK(run("", "", out, sizeof out) == 2 && strstr(out, "usage"), "no command is a usage error");
+  CHECK(run("", "fly", out, sizeof out) == 2 && strstr(out, "unknown command"), "an unknown command:\n%s", out);
+  CHECK(run("", "train --fly 1", out, sizeof out) == 2 && strstr(out, "unknown option '--fly'"), "an unknown option:\n%s", out);
+
+  /* numbers: refused with the option, the range and what was given */
+  struct { const char *args, *want; } bad[] = {
+      {"train --steps 99999999999999999999", "out of range"}, {"train --steps 0", "from 1 to"},
+      {"train --steps zero", "got 'zero'"},                    {"train --steps 5x", "got '5x'"},
+      {"train --batch 2000000", "--batch expects"},           {"train --batch -3", "--batch expects"},
+      {"train --seed -1", "--seed expects"},                  {"train --seed 18446744073709551616", "--seed expects"},
+      {"train --lr nan", "--lr expects"},                     {"train --lr 0", "--lr expects"},
+      {"train --eval-every -1", "--eval-every expects"},      {"train --save-every x", "--save-every expects"},
+      {"train --steps", "--steps needs a value"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    CHECK(run("", bad[i].args, out, sizeof out) == 2 && strstr(out, bad[i].want), "'%s' is refused saying '%s':\n%s", bad[i].args,
+          bad[i].want, out);
+
+  /* a missing dataset says which package to install */
+  CHECK(run("", "train --data ./none --steps 1", out, sizeof out) == 1 && strstr(out, "dataset-fashion-mnist"), "missing dataset:\n%s", out);
+  /* an unwritable --out is refused before anything else happens */
+  CHECK(run("", "train --out /nonexistent-cgrad-dir/ck.safetensors", out, sizeof out) == 1 && strstr(out, "cannot write the checkpoint") &&
+            strstr(out, "/nonexistent-cgrad-dir") && !strstr(out, "Fashion-MNIST"),
+        "unwritable --out:\n%s", out);
+  CHECK(run("", "train --out .", out, sizeof out) == 1 && strstr(out, "is a directory"), "--out a directory:\n%s", out);
+}
+
+/* The runs: one seed twice, then the same run split in two by --resume. */
+static void training(void) {
+  static char a0[1 << 16], a1[1 << 16], b[1 << 16], c[1 << 16], out[1 << 16];
+  char l0[4096], l1[4096], lc[4096];
+  const char *quick = "--batch 16 --eval-images 500";
+  char args[1024];
+
+  /* temp files of a writer killed mid-save (a pid that no longer exists) go on the next save */
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, NULL, 0);
+  char stale[4300], live[4300];
+  snprintf(stale, sizeof stale, "%s/a0.safetensors.%ld.0.tmp", dir, (long)dead);
+  snprintf(live, sizeof live, "%s/a0.safetensors.%ld.0.tmp", dir, (long)getpid());
+  FILE *f1 = fopen(stale, "w"), *f2 = fopen(live, "w");
+  CHECK(f1 && f2);
+  if (f1) fclose(f1);
+  if (f2) fclose(f2);
+
+  snprintf(args, sizeof args, "train --steps 4 --seed 7 %s --out a0.safetensors", quick);
+  CHECK(run("CG_PRINT_LOSS=1", args, a0, sizeof a0) == 0, "run a0:\n%s", a0);
+  snprintf(args, sizeof args, "train --steps 4 --seed 7 %s --out a1.safetensors", quick);
+  CHECK(run("CG_PRINT_LOSS=1", args, a1, sizeof a1) == 0, "run a1:\n%s", a1);
+  loss_lines(a0, l0, sizeof l0), loss_lines(a1, l1, sizeof l1);
+  CHECK(strstr(l0, "step 1 loss") && strstr(l0, "step 4 loss"), "the loss of every step is printed:\n%s", a0);
+  CHECK(!strcmp(l0, l1), "the same seed gives the same losses, bit for bit:\n%s---\n%s", l0, l1);
+  CHECK(same_file("a0.safetensors", "a1.safetensors"), "and the same checkpoint, byte for byte");
+  CHECK(strstr(a0, "test accuracy") && strstr(a0, "then ") && strstr(a0, "ms/step"), "the summary:\n%s", a0);
+  CHECK(access(stale, F_OK) != 0 && access(live, F_OK) == 0, "the dead writer's temp file is gone, a live one stays");
+  unlink(live);
+  struct stat sb;
+  char p[4200];
+  snprintf(p, sizeof p, "%s/a0.safetensors", dir);
+  CHECK(stat(p, &sb) == 0 && sb.st_size > 100000, "the checkpoint is written (%lld bytes)", (long long)sb.st_size);
+
+  /* steps 1-2, then --resume for 3-4: the same losses and the same final checkpoint */
+  snprintf(args, sizeof args, "train --steps 2 --seed 7 %s --out b.safetensors", quick);
+  CHECK(run("CG_PRINT_LOSS=1", args, b, sizeof b) == 0 && exists("b.safetensors"), "run b:\n%s", b);
+  snprintf(args, sizeof args, "train --steps 4 --resume b.safetensors --eval-images 500 --out c.safetensors");
+  CHECK(run("CG_PRINT_LOSS=1", args, c, sizeof c) == 0 && strstr(c, "resuming at step 3"), "run c:\n%s", c);
+  loss_lines(c, lc, sizeof lc);
+  const char *tail = strstr(l0, "step 3 loss");
+  CHECK(tail && !strcmp(lc, tail), "the resumed run's losses equal steps 3-4 of the whole run, bit for bit:\n%s---\n%s", lc, tail ? tail : l0);
+  CHECK(same_file("a0.safetensors", "c.safetensors"), "and its checkpoint equals the whole run's, byte for byte");
+  CHECK(run("", "train --steps 4 --seed 8 --resume b.safetensors", out, sizeof out) == 2 && strstr(out, "--seed 7"),
+        "a --seed that differs from the checkpoint's is refused:\n%s", out);
+  CHECK(run("", "train --steps 2 --resume b.safetensors", out, sizeof out) == 2 && strstr(out, "nothing to do"), "resume at the end:\n%s", out);
+  CHECK(run("", "train --steps 4 --resume missing.safetensors", out, sizeof out) == 1 && strstr(out, "missing.safetensors"),
+        "a missing checkpoint:\n%s", out);
+
+  /* --seed 0, --steps 1 (a summary without a per-step time), --save-every */
+  snprintf(args, sizeof args, "train --steps 1 --seed 0 %s --out one.safetensors", quick);
+  CHECK(run("", args, out, sizeof out) == 0 && strstr(out, "seed 0"), "--seed 0 trains:\n%s", out);
+  char summary[1024] = "";
+  const char *sl = strstr(out, "test accuracy");
+  if (sl) sscanf(sl, "%1023[^\n]", summary);
+  CHECK(strstr(summary, "first step") && !strstr(summary, "then") && !strchr(summary, '-'), "a sane --steps 1 summary:\n%s", out);
+  snprintf(args, sizeof args, "train --steps 3 --seed 7 --save-every 2 %s --out every.safetensors", quick);
+  CHECK(run("", args, out, sizeof out) == 0 && strstr(out, "checkpoint at step 2: every.safetensors"), "--save-every 2:\n%s", out);
+  CHECK(!strstr(out, "checkpoint at step 3"), "the last step's checkpoint is the final one:\n%s", out);
+  CHECK(strstr(out, "0m00s left") != NULL, "the last progress line has no time left:\n%s", out);
+
+  /* a batch larger than the training set; out of memory names the allocation */
+  CHECK(run("", "train --steps 1 --batch 60001", out, sizeof out) == 2 && strstr(out, "larger than the training set (60000 images)"),
+        "a batch larger than the training set:\n%s", out);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  printf("skipped the out-of-memory run: sanitizers reserve more address space than the limit\n");
+#else
+  CHECK(run("ulimit -v 1500000;", "train --steps 1 --batch 60000 --eval-images 500 --out oom.safetensors", out, sizeof out) == 1 &&
+            strstr(out, "out of memory") && strstr(out, "bytes") && !exists("oom.safetensors"),
+        "out of memory says so, with the size:\n%s", out);
+#endif
+  snprintf(p, sizeof p, "ls -a '%s' | grep -c tmp", dir);
+  FILE *ls = popen(p, "r");
+  int ntmp = -1;
+  if (ls) {
+    if (fscanf(ls, "%d", &ntmp) != 1) ntmp = -1;
+    pclose(ls);
+  }
+  CHECK(ntmp == 0, "no temporary file is left (%d)", ntmp);
+}
+
 int main(void) {
   const char *bin = getenv("CG_BIN_DIR");
-  char cgrad[4096], cmd[8192], dir[] = "/tmp/cgrad-train-test-XXXXXX";
-  static char out1[1 << 16], out2[1 << 16], out3[1 << 14];
   snprintf(cgrad, sizeof cgrad, "%s/cgrad", bin ? bin : ".");
+  if (cgrad[0] != '/') { /* the runs cd into the scratch directory */
+    char *abs = realpath(cgrad, NULL);
+    if (abs && strlen(abs) < sizeof cgrad) strcpy(cgrad, abs);
+    free(abs);
+  }
   CHECK(access(cgrad, X_OK) == 0, "the cgrad program is at %s", cgrad);
   CHECK(mkdtemp(dir) != NULL);
-
-  snprintf(cmd, sizeof cmd, "'%s' train --data %s/none 2>&1", cgrad, dir);
-  CHECK(run(cmd, out3, sizeof out3) == 1, "a missing dataset fails");
-  CHECK(strstr(out3, "dataset-fashion-mnist") != NULL, "and says which package to install:\n%s", out3);
-  snprintf(cmd, sizeof cmd, "'%s' train --steps zero 2>&1", cgrad);
-  CHECK(run(cmd, out3, sizeof out3) == 2, "a bad option value is a usage error:\n%s", out3);
-  snprintf(cmd, sizeof cmd, "'%s' fly 2>&1", cgrad);
-  CHECK(run(cmd, out3, sizeof out3) == 2 && strstr(out3, "unknown command"), "an unknown command:\n%s", out3);
-
+  usage_and_options();
   struct stat sb;
-  if (stat("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", &sb) != 0) {
+  if (stat("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", &sb) != 0)
     printf("skipped the training runs: Debian's dataset-fashion-mnist is not installed\n");
-  } else {
-    for (int i = 0; i < 2; i++) {
-      snprintf(cmd, sizeof cmd, "CG_PRINT_LOSS=1 '%s' train --steps 4 --batch 32 --seed 7 --out %s/run%d.safetensors 2>&1", cgrad, dir, i);
-      CHECK(run(cmd, i ? out2 : out1, sizeof out1) == 0, "training run %d:\n%s", i, i ? out2 : out1);
-    }
-    /* the loss lines, in order, must be identical */
-    char l1[4096] = "", l2[4096] = "";
-    for (int i = 0; i < 2; i++) {
-      char *src = i ? out2 : out1, *dst = i ? l2 : l1, *p = src;
-      while ((p = strstr(p, "step ")) && strlen(dst) < 3800) {
-        char *e = strchr(p, '\n');
-        if (!e) break;
-        bool line_start = p == src || p[-1] == '\n';
-        if (line_start && strstr(p, " loss ") && strstr(p, " loss ") < e) strncat(dst, p, (size_t)(e - p + 1));
-        p = e;
-      }
-    }
-    CHECK(strlen(l1) > 0 && strstr(l1, "step 4 loss"), "the loss of every step is printed:\n%s", out1);
-    CHECK(!strcmp(l1, l2), "the same seed gives the same losses, bit for bit:\n%s---\n%s", l1, l2);
-    CHECK(strstr(out1, "test accuracy") != NULL, "test accuracy is reported");
-    snprintf(cmd, sizeof cmd, "%s/run0.safetensors", dir);
-    CHECK(stat(cmd, &sb) == 0 && sb.st_size > 100000, "the checkpoint is written (%lld bytes)", (long long)sb.st_size);
-    snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp", dir);
-    CHECK(run(cmd, out3, sizeof out3) != 0 || atoi(out3) == 0, "no temporary file is left");
-  }
+  else
+    training();
+  char cmd[4200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   CHECK(system(cmd) == 0);
   return test_summary();

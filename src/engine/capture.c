@@ -1,0 +1,262 @@
+/* Capture and replay (see capture.h). */
+#include "capture.h"
+#include "core/config.h"
+#include "runtime/buffer.h"
+#include "uop/uopset.h"
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  rt_device *dev;
+  rt_program *p;
+  int64_t global;
+  uop **bufs;
+  int nbufs, nout;   /* slots 0..nout-1 are written */
+} launch;
+
+struct capture {
+  launch *l;
+  int n, cap;
+};
+
+static _Thread_local capture *current;
+
+bool capture_begin(capture **c) {
+  if (current) {
+    cg_fail(CG_ERR_INVALID, "jit: a JIT function called from inside a JIT function (capture is already open on this thread)");
+    return false;
+  }
+  *c = calloc(1, sizeof **c);
+  if (!*c) return cg_fail(CG_ERR_NOMEM, "out of memory"), false;
+  current = *c;
+  return true;
+}
+void capture_end(void) { current = NULL; }
+bool capture_active(void) { return current != NULL; }
+int capture_count(const capture *c) { return c->n; }
+
+void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout) {
+  capture *c = current;
+  if (c->n == c->cap) {
+    c->cap = c->cap ? 2 * c->cap : 64;
+    launch *l = realloc(c->l, sizeof *l * (size_t)c->cap);
+    CG_ASSERT(l, "out of memory");
+    c->l = l;
+  }
+  launch *l = &c->l[c->n++];
+  *l = (launch){dev, p, global, malloc(sizeof(uop *) * (size_t)(nbufs ? nbufs : 1)), nbufs, nout};
+  CG_ASSERT(l->bufs, "out of memory");
+  for (int i = 0; i < nbufs; i++) l->bufs[i] = uop_retain(bufs[i]);
+}
+
+static void capture_free(capture *c) {
+  for (int i = 0; i < c->n; i++) {
+    for (int k = 0; k < c->l[i].nbufs; k++)
+      if (c->l[i].bufs[k]) uop_release(c->l[i].bufs[k]);
+    free(c->l[i].bufs);
+  }
+  free(c->l);
+  free(c);
+}
+
+bool capture_same(const capture *a, const capture *b) {
+  if (a->n != b->n) return false;
+  for (int i = 0; i < a->n; i++)
+    if (a->l[i].p != b->l[i].p || a->l[i].nbufs != b->l[i].nbufs) return false;
+  return true;
+}
+
+void capture_discard(capture *c) {
+  if (c) capture_free(c);
+}
+
+/* ---- replay ----------------------------------------------------------------------------- */
+
+enum { B_INPUT, B_SLAB, B_FIXED };
+typedef struct { int kind; int64_t at; } binding; /* input number, slab offset, or fixed index */
+
+struct replay {
+  launch *l;
+  binding **bind;   /* per launch, per slot */
+  int n;
+  uop **fixed;      /* buffers kept (retained): weights, state, outputs */
+  int nfixed;
+  size_t slab, state;
+  rt_device *dev;
+};
+
+size_t replay_slab_bytes(const replay *r) { return r->slab; }
+size_t replay_state_bytes(const replay *r) { return r->state; }
+int replay_launches(const replay *r) { return r->n; }
+
+replay *replay_new(capture *c, uop *const *inputs, int n_in) {
+  replay *r = calloc(1, sizeof *r);
+  uopset id = {0};          /* buffer -> 1 + its number */
+  uop **bufs = NULL;
+  int nb = 0, cap = 0;
+  int *first = NULL, *last = NULL;
+  if (!r) goto oom;
+  for (int i = 0; i < c->n; i++)
+    for (int k = 0; k < c->l[i].nbufs; k++) {
+      uop *b = c->l[i].bufs[k];
+      uintptr_t n = (uintptr_t)uopset_get(&id, b);
+      if (!n) {
+        if (nb == cap) {
+          cap = cap ? 2 * cap : 64;
+          bufs = realloc(bufs, sizeof(uop *) * (size_t)cap), first = realloc(first, sizeof(int) * (size_t)cap), last = realloc(last, sizeof(int) * (size_t)cap);
+          if (!bufs || !first || !last) goto oom;
+        }
+        bufs[nb] = b, first[nb] = k < c->l[i].nout ? i : -1 - i, last[nb] = i; /* first < 0: read before any kernel wrote it */
+        uopset_put(&id, b, (void *)(uintptr_t)++nb);
+      } else last[n - 1] = i;
+    }
+  /* kinds: an input; else a buffer nobody else holds (the capture's retains and the
+   * launches' are all its references) is an intermediate; else it is kept */
+  int *kind = calloc((size_t)(nb ? nb : 1), sizeof(int));
+  int64_t *at = calloc((size_t)(nb ? nb : 1), sizeof(int64_t));
+  if (!kind || !at) {
+    free(kind), free(at);
+    goto oom;
+  }
+  int *uses = calloc((size_t)(nb ? nb : 1), sizeof(int));
+  if (!uses) {
+    free(kind), free(at);
+    goto oom;
+  }
+  for (int i = 0; i < c->n; i++)
+    for (int k = 0; k < c->l[i].nbufs; k++) uses[(uintptr_t)uopset_get(&id, c->l[i].bufs[k]) - 1]++;
+  for (int b = 0; b < nb; b++) {
+    kind[b] = B_FIXED;
+    for (int j = 0; j < n_in; j++)
+      if (bufs[b] == inputs[j]) kind[b] = B_INPUT, at[b] = j;
+    /* written by a kernel of the call before anything reads it, and nobody else holds it
+     * (or the engine already gave its memory back after its last reader): its contents
+     * live and die within the call. (A buffer read first holds data from outside the
+     * kernels, e.g. written by the host inside fn: it is kept.) */
+    if (kind[b] == B_FIXED && first[b] >= 0 && (bufs[b]->refcnt == (uint32_t)uses[b] || !buffer_of(bufs[b])->ptr)) kind[b] = B_SLAB;
+  }
+  free(uses);
+  /* an input written by a kernel would change under the caller */
+  for (int i = 0; i < c->n; i++) {
+    for (int k = 0; k < c->l[i].nout && k < c->l[i].nbufs; k++)
+      if (kind[(uintptr_t)uopset_get(&id, c->l[i].bufs[k]) - 1] == B_INPUT) {
+        cg_fail(CG_ERR_INVALID, "jit: the function writes into its input %d (an input aliases an output or state); pass a copy",
+                (int)at[(uintptr_t)uopset_get(&id, c->l[i].bufs[k]) - 1]);
+        free(kind), free(at);
+        goto fail;
+      }
+  }
+  /* the slab: intermediates packed by lifetime, first fit (64-byte aligned) */
+  typedef struct { int64_t off, end; int until; } placed;
+  placed *live = calloc((size_t)(nb ? nb : 1), sizeof *live);
+  int nlive = 0;
+  if (!live) {
+    free(kind), free(at);
+    goto oom;
+  }
+  for (int b = 0; b < nb; b++) {
+    cg_buffer *cb = buffer_of(bufs[b]);
+    if (kind[b] == B_FIXED) {
+      r->state += cb->nbytes;
+      continue;
+    }
+    if (kind[b] != B_SLAB) continue;
+    int64_t size = (int64_t)((cb->nbytes + 63) / 64 * 64), off = 0;
+    for (bool moved = true; moved;) { /* lowest offset clear of every overlapping lifetime */
+      moved = false;
+      for (int j = 0; j < nlive; j++)
+        if (live[j].until >= first[b] && off < live[j].end && live[j].off < off + size) off = live[j].end, moved = true;
+    }
+    live[nlive++] = (placed){off, off + size, last[b]};
+    at[b] = off;
+    if ((size_t)(off + size) > r->slab) r->slab = (size_t)(off + size);
+    if (buffer_of(bufs[b])->ptr) buffer_release_memory(bufs[b]); /* from now on it lives in the slab */
+  }
+  free(live);
+  /* per launch, per slot: where its buffer is */
+  r->l = c->l, r->n = c->n;
+  r->bind = calloc((size_t)(c->n ? c->n : 1), sizeof *r->bind);
+  r->fixed = malloc(sizeof(uop *) * (size_t)(nb ? nb : 1));
+  if (!r->bind || !r->fixed) {
+    free(kind), free(at);
+    goto oom;
+  }
+  for (int b = 0; b < nb; b++)
+    if (kind[b] == B_FIXED) r->fixed[r->nfixed++] = uop_retain(bufs[b]);
+  for (int i = 0; i < c->n; i++) {
+    r->bind[i] = malloc(sizeof(binding) * (size_t)(c->l[i].nbufs ? c->l[i].nbufs : 1));
+    if (!r->bind[i]) {
+      free(kind), free(at);
+      goto oom;
+    }
+    for (int k = 0; k < c->l[i].nbufs; k++) {
+      int b = (int)(uintptr_t)uopset_get(&id, c->l[i].bufs[k]) - 1;
+      r->bind[i][k] = (binding){kind[b], kind[b] == B_FIXED ? (int64_t)(intptr_t)buffer_of(bufs[b])->ptr : at[b]};
+    }
+    r->dev = c->l[i].dev;
+  }
+  free(kind), free(at);
+  c->l = NULL, c->n = 0; /* the launches belong to the replay now (their buffers too) */
+  for (int i = 0; i < r->n; i++) /* keep only the programs: buffers are bound above */
+    for (int k = 0; k < r->l[i].nbufs; k++) uop_release(r->l[i].bufs[k]), r->l[i].bufs[k] = NULL;
+  capture_free(c);
+  uopset_free(&id);
+  free(bufs), free(first), free(last);
+  return r;
+oom:
+  cg_fail(CG_ERR_NOMEM, "out of memory");
+fail:
+  uopset_free(&id);
+  free(bufs), free(first), free(last);
+  replay_free(r);
+  capture_free(c);
+  return NULL;
+}
+
+cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes) {
+  void *slab = NULL, *small[64], **ptrs = small;
+  int cap = 64;
+  if (slab_bytes < r->slab) slab_bytes = r->slab;
+  if (slab_bytes && !(slab = r->dev->alloc(slab_bytes))) return cg_last_status();
+  cg_status st = CG_OK;
+  void **in = malloc(sizeof(void *) * (size_t)(n_in ? n_in : 1));
+  if (!in) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  for (int j = 0; j < n_in && st == CG_OK; j++) {
+    st = buffer_alloc(inputs[j]);
+    in[j] = buffer_of(inputs[j])->ptr;
+  }
+  for (int i = 0; i < r->n && st == CG_OK; i++) {
+    launch *l = &r->l[i];
+    if (l->nbufs > cap) {
+      if (ptrs != small) free(ptrs);
+      if (!(ptrs = malloc(sizeof(void *) * (size_t)(cap = l->nbufs)))) {
+        ptrs = small, cap = 64;
+        st = cg_fail(CG_ERR_NOMEM, "out of memory");
+        break;
+      }
+    }
+    for (int k = 0; k < l->nbufs; k++) {
+      binding b = r->bind[i][k];
+      ptrs[k] = b.kind == B_INPUT ? in[b.at] : b.kind == B_SLAB ? (char *)slab + b.at : (void *)(intptr_t)b.at;
+    }
+    st = l->dev->launch(l->p, ptrs, NULL, l->global);
+  }
+  if (st == CG_OK) st = r->dev ? r->dev->synchronize() : CG_OK;
+  if (ptrs != small) free(ptrs);
+  free(in);
+  if (slab) r->dev->free(slab, slab_bytes);
+  return st;
+}
+
+void replay_free(replay *r) {
+  if (!r) return;
+  for (int i = 0; i < r->n; i++) {
+    if (r->bind) free(r->bind[i]);
+    free(r->l[i].bufs);
+  }
+  free(r->bind);
+  free(r->l);
+  for (int i = 0; i < r->nfixed; i++) uop_release(r->fixed[i]);
+  free(r->fixed);
+  free(r);
+}

@@ -1,0 +1,42 @@
+/* Capturing kernel launches for the JIT (ARCHITECTURE §8): while a capture is open on
+ * this thread, every kernel realize launches is recorded with its program and buffers;
+ * the capture becomes a replay — the same launches over new input buffers, intermediates
+ * carved from one slab, everything else (weights, optimizer state, outputs) the same
+ * buffers — that runs with no graph, schedule, codegen or hashing. */
+#ifndef CG_ENGINE_CAPTURE_H
+#define CG_ENGINE_CAPTURE_H
+#include "runtime/device.h"
+#include "uop/uop.h"
+
+typedef struct capture capture;
+typedef struct replay replay;
+
+/* Start recording this thread's launches (false + error if one is open already: a JIT
+ * inside a JIT). */
+bool capture_begin(capture **c);
+/* Stop recording; the capture is returned to the caller. */
+void capture_end(void);
+bool capture_active(void);
+/* Called by realize for every launch while a capture is open. */
+void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout);
+/* Number of launches recorded. */
+int capture_count(const capture *c);
+
+/* The replay of c: inputs[i] is the buffer input i had; a buffer nothing but the capture
+ * holds any more is an intermediate (its memory is released to the allocator now and
+ * taken from the slab at each replay). Frees c. NULL + error if an input is also written
+ * (an input that aliases an output or state). */
+replay *replay_new(capture *c, uop *const *inputs, int n_in);
+/* Run it with these input buffers (BUFFER UOps of the same sizes), the intermediates in
+ * one allocation of max(slab_bytes, replay_slab_bytes) from the device's allocator,
+ * returned after (so replays of several sizes can share one cached block). */
+cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes);
+/* Whether two captures launched the same programs in the same order. */
+bool capture_same(const capture *a, const capture *b);
+void capture_discard(capture *c);
+size_t replay_slab_bytes(const replay *r);
+size_t replay_state_bytes(const replay *r);
+int replay_launches(const replay *r);
+void replay_free(replay *r);
+
+#endif
