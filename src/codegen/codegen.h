@@ -26,7 +26,7 @@ enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3, RAN
 
 /* ---- opts (opt.c) ---------------------------------------------------------------------- */
 typedef enum {
-#define OPT_KINDS(X) X(UPCAST) X(UNROLL) X(THREAD)
+#define OPT_KINDS(X) X(UPCAST) X(UNROLL) X(THREAD) X(TC)
 #define OPT_ENUM_(n) OPT_##n,
   OPT_KINDS(OPT_ENUM_)
 #undef OPT_ENUM_
@@ -35,7 +35,9 @@ typedef enum {
 /* UPCAST(axis, n): output axis split into n lanes computed together (a vector when the
  *                 lanes are contiguous in memory, else unrolled copies).
  * UNROLL(axis, n): reduce axis split into n unrolled steps per loop trip.
- * THREAD(axis, 0): this output axis is the one split across threads (at most one). */
+ * THREAD(axis, 0): this output axis is the one split across threads (at most one).
+ * TC(axis, unit):  the bf16 sum of products over this reduce axis runs on a matrix unit,
+ *                 pairs of k per step (tc.c; unit TC_AVX512BF16 or TC_AMX). */
 typedef struct {
   uint8_t kind;
   int16_t axis;   /* the RANGE's axis id */
@@ -61,6 +63,18 @@ int opt_heuristic(uop *sink, opt *out);
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */
 uop *opt_apply(uop *sink, const opt *o, int n);
+
+/* ---- the TC opt (tc.c) ------------------------------------------------------------------ */
+/* WMMA's arg: the unit, and a flag per operand pair (src0/src1, src2/src3) whose two
+ * elements are adjacent bf16s in memory, so one 32-bit read gets both */
+enum { TC_AVX512BF16 = 1, TC_AMX = 2, TC_UNIT_MASK = 0xff, TC_PAIR_ADJACENT = 0x100 };
+/* The first REDUCE of the kernel that is a bf16 sum of products (TC applies), or NULL. */
+uop *tc_find(uop *sink);
+/* The unit this CPU offers for TC (0: none; CPUID less CG_CPU_FEATURES). */
+int tc_unit(void);
+const char *tc_unit_name(int unit);
+/* TC on reduce range r (opt_apply's case): NULL + error when nothing there is bf16. */
+uop *tc_apply(uop *sink, uop *r, int unit);
 
 /* ---- lowering (lower.c) ------------------------------------------------------------------ */
 uop *lower_kernel(uop *ast);

@@ -52,12 +52,22 @@ static bool contiguous(uop *off, uop *lane, int64_t n) {
 }
 
 static bool vec_dtype(dtype d) { return d.count <= 1 && (d.scalar == CG_FLOAT32 || d.scalar == CG_INT32); }
+/* bfloat16 vectors: an ungated load contiguous along the lane, and its cast to float32
+ * (bf16 arithmetic stays lane by lane) */
+static bool bf16_vec_load(uop *u, uop *lane) {
+  uop *ix = u->src[0];
+  return u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && ix->nsrc == 2 && contiguous(ix->src[1], lane, lane->src[0]->arg.i);
+}
 
 /* Whether every value that depends on the lane can be a vector (or a mask). */
 static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
   if (!uopset_add(seen, u) || !depends(u, lane, dep)) return true;
   if (u->op == OP_GEP || u->op == OP_VECTORIZE || u->dt.count > 1) return false; /* vectors already */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
+  } else if (u->dt.scalar == CG_BFLOAT16 && u->op == OP_LOAD) {
+    if (!bf16_vec_load(u, lane)) return false;
+  } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && u->src[0]->dt.scalar == CG_BFLOAT16) {
+    if (u->src[0]->op != OP_LOAD) return false;
   } else if (op_has(u->op, F_CMP)) {
     if (!vec_dtype(u->src[0]->dt)) return false;
   } else if (u->op == OP_CAST) {
@@ -109,7 +119,9 @@ static bool native(int op, dtype d, dtype sd) {
   case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ: return true;
   case OP_AND: case OP_OR: case OP_XOR: return dt_is_int(d) || dt_is_bool(d);
   case OP_RECIPROCAL: return true;
-  case OP_CAST: return vec_dtype(d) && vec_dtype(sd) && !(dt_is_int(d) && dt_is_float(sd)); /* float->int saturates: per lane */
+  case OP_CAST:
+    if (d.scalar == CG_FLOAT32 && sd.scalar == CG_BFLOAT16) return true; /* a bf16 vector load's value */
+    return vec_dtype(d) && vec_dtype(sd) && !(dt_is_int(d) && dt_is_float(sd)); /* float->int saturates: per lane */
   default: return false;
   }
 }
@@ -139,6 +151,11 @@ static uop *vec_uncached(vctx *c, uop *x) {
     for (uint32_t i = 0; i < x->nsrc; i++) src[i] = x->src[i];
     src[0] = vec_or_broadcast(c, x->src[0]);
     return uop_new(OP_REDUCE, dt_vec(x->dt, (int)c->w), src, (int)x->nsrc, x->arg);
+  }
+  if (x->op == OP_WMMA) { /* a TC step: lane by lane, so one vector op (tc.c) */
+    uop *src[5];
+    for (int i = 0; i < 5; i++) src[i] = vec_or_broadcast(c, x->src[i]);
+    return uop_new(OP_WMMA, dt_vec(x->dt, (int)c->w), src, 5, x->arg);
   }
   CG_ASSERT(op_is_alu(x->op), "expand: cannot vectorize a %s", op_name(x->op));
   uop *src[4];

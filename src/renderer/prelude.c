@@ -1,5 +1,7 @@
 /* What every generated C kernel starts with: headers, and the small-float formats (stored
  * as bits, computed in float, rounded to nearest even like the library's conversions). */
+#include "render.h"
+
 const char cg_kernel_prelude[] =
     /* guarded: several kernels compile as one translation unit (runtime/cpu.c) */
     "#ifndef CG_KERNEL_PRELUDE\n"
@@ -60,6 +62,9 @@ const char cg_kernel_prelude[] =
     "  typedef float f32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
     "  typedef int32_t i32x##n __attribute__((vector_size(bytes))); \\\n"
     "  typedef int32_t i32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
+    "  typedef uint16_t u16x##n __attribute__((vector_size((bytes) / 2))); \\\n"
+    "  typedef uint16_t u16x##n##_u __attribute__((vector_size((bytes) / 2), aligned(2))); \\\n"
+    "  static inline f32x##n bf16v_to_f32x##n(u16x##n h) { return (f32x##n)(__builtin_convertvector(h, i32x##n) << 16); } \\\n"
     "  static inline f32x##n max_f32x##n(f32x##n a, f32x##n b) { i32x##n m = (a > b) | (a != a), e = a == b; \\\n"
     "    i32x##n r = (m & (i32x##n)a) | (~m & (i32x##n)b); \\\n"
     "    return (f32x##n)((e & (i32x##n)a & (i32x##n)b) | (~e & r)); } \\\n"
@@ -68,4 +73,34 @@ const char cg_kernel_prelude[] =
     "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
     "  static inline i32x##n where_i32x##n(i32x##n m, i32x##n a, i32x##n b) { return (m & a) | (~m & b); }\n"
     "CG_VEC(2, 8) CG_VEC(4, 16) CG_VEC(8, 32) CG_VEC(16, 64)\n"
+    "#endif\n";
+
+/* What a kernel with WMMA (the TC opt, codegen/tc.c) adds: the unit's helpers (compiled
+ * for the unit whatever the flags; called only where CPUID found it) and the same meaning
+ * in plain C for other widths (ops.def's WMMA: inputs rounded to bf16 with denormals as
+ * zero, odd pair added first). */
+const char cg_tc_prelude[] =
+    "#ifndef CG_TC_PRELUDE\n"
+    "#define CG_TC_PRELUDE\n"
+    "#include <immintrin.h>\n"
+    "static inline float tc_bf16(float x) { uint32_t u; memcpy(&u, &x, 4); if (!(u & 0x7f800000u)) u &= 0x80000000u;\n"
+    "  memcpy(&x, &u, 4); return bf16_round(x); }\n"
+    "static inline float tc_wmma_f32(float a0, float a1, float b0, float b1, float acc) {\n"
+    "  float t = acc + tc_bf16(a1) * tc_bf16(b1); return t + tc_bf16(a0) * tc_bf16(b0); }\n"
+    "#define CG_TC_EMU(n) static inline f32x##n tc_wmma_f32x##n(f32x##n a0, f32x##n a1, f32x##n b0, f32x##n b1, f32x##n acc) { \\\n"
+    "  for (int i = 0; i < n; i++) acc[i] = tc_wmma_f32(a0[i], a1[i], b0[i], b1[i], acc[i]); return acc; }\n"
+    "CG_TC_EMU(2) CG_TC_EMU(4) CG_TC_EMU(8) CG_TC_EMU(16)\n"
+    "#define CG_TC_T __attribute__((target(\"" CG_TC_AVX512BF16_TARGET "\"), always_inline)) static inline\n"
+    /* pairs: lane i holds (x0[i], x1[i]) as two bf16, x0 in the low half */
+    "CG_TC_T __m512i tc_pair_u16(u16x16 x0, u16x16 x1) {\n"
+    "  const __m512i ix = _mm512_set_epi16(47,15,46,14,45,13,44,12,43,11,42,10,41,9,40,8,39,7,38,6,37,5,36,4,35,3,34,2,33,1,32,0);\n"
+    "  return _mm512_permutex2var_epi16(_mm512_castsi256_si512((__m256i)x0), ix, _mm512_castsi256_si512((__m256i)x1)); }\n"
+    "CG_TC_T __m512i tc_pair_f32(f32x16 x0, f32x16 x1) {\n"
+    "  const __m512i ix = _mm512_set_epi16(31,15,30,14,29,13,28,12,27,11,26,10,25,9,24,8,23,7,22,6,21,5,20,4,19,3,18,2,17,1,16,0);\n"
+    "  return _mm512_permutexvar_epi16(ix, (__m512i)_mm512_cvtne2ps_pbh((__m512)x1, (__m512)x0)); }\n"
+    "CG_TC_T __m512i tc_bcast_u32(const uint16_t *p) { uint32_t w; memcpy(&w, p, 4); return _mm512_set1_epi32((int)w); }\n"
+    "CG_TC_T __m512i tc_bcast_u16(uint16_t a, uint16_t b) { return _mm512_set1_epi32((int)((uint32_t)a | (uint32_t)b << 16)); }\n"
+    "CG_TC_T __m512i tc_bcast_f32(float a, float b) {\n"
+    "  return _mm512_broadcastd_epi32((__m128i)_mm_cvtneps_pbh(_mm_set_ps(0.0f, 0.0f, b, a))); }\n"
+    "CG_TC_T f32x16 tc_dp16(f32x16 acc, __m512i a, __m512i b) { return (f32x16)_mm512_dpbf16_ps((__m512)acc, (__m512bh)a, (__m512bh)b); }\n"
     "#endif\n";
