@@ -144,6 +144,7 @@ typedef struct rt_device rt_device;
 int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *out);
 typedef struct {
   int64_t searches, hits, rejects, candidates; /* searches run, answered from disk, corrupt entries */
+  int64_t tc_candidates;                        /* lists with a TC opt put forward (tc.c) */
   double seconds;
 } beam_stats;
 beam_stats beam_get_stats(void);
