@@ -73,6 +73,10 @@ uop *tc_find(uop *sink);
 /* The unit this CPU offers for TC (0: none; CPUID less CG_CPU_FEATURES). */
 int tc_unit(void);
 const char *tc_unit_name(int unit);
+/* Whether AMX kernels may run here (CPUID less CG_CPU_FEATURES, and Linux allowed the
+ * tile data); the heuristic's opts for an AMX kernel (0: the kernel does not suit it). */
+bool tc_amx_ready(void);
+int tc_amx_opts(uop *sink, opt *out);
 /* TC on reduce range r (opt_apply's case): NULL + error when nothing there is bf16. */
 uop *tc_apply(uop *sink, uop *r, int unit);
 

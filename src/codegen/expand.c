@@ -63,6 +63,7 @@ static bool bf16_vec_load(uop *u, uop *lane) {
 static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
   if (!uopset_add(seen, u) || !depends(u, lane, dep)) return true;
   if (u->op == OP_GEP || u->op == OP_VECTORIZE || u->dt.count > 1) return false; /* vectors already */
+  if (u->op == OP_TILE_AT) return false;                                           /* an AMX tile's lanes are read one by one */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
   } else if (u->dt.scalar == CG_BFLOAT16 && u->op == OP_LOAD) {
     if (!bf16_vec_load(u, lane)) return false;

@@ -317,6 +317,8 @@ double linear_flops(const linear *l) {
       depth++;
     } else if (u->op == OP_END && depth > 0) {
       depth--;
+    } else if (u->op == OP_AMX_TILE) { /* 256 outputs, K products and sums each */
+      flops += trips[depth] * 512.0 * (double)u->arg.v[0];
     } else if ((op_is_alu(u->op) || u->op == OP_WMMA) && dt_is_float(u->dt)) { /* a WMMA lane: 2 products, 2 sums */
       flops += trips[depth] * (u->dt.count > 1 ? u->dt.count : 1) * (u->op == OP_WMMA ? 4 : 1);
     }

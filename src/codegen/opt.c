@@ -131,6 +131,8 @@ int opt_heuristic(uop *sink, opt *out) {
   collect(sink, &seen, rng, &nr, &has_reduce);
   uopset_free(&seen);
   if (nr == 0) return 0;
+  int namx = has_reduce && tc_amx_ready() ? tc_amx_opts(sink, out) : 0; /* a bf16 GEMM on AMX tiles (tc.c) */
+  if (namx) return namx;
   for (int i = 1; i < nr; i++) /* ranges by axis */
     for (int j = i; j > 0 && rng[j]->arg.v[0] < rng[j - 1]->arg.v[0]; j--) {
       uop *t = rng[j];

@@ -361,6 +361,7 @@ static char *render_c(const char *name, const linear *l) {
   int tc = 0;
   for (int i = 0; i < l->n; i++)
     if (l->ins[i]->op == OP_WMMA) tc |= (l->ins[i]->arg.i & TC_UNIT_MASK) == TC_AVX512BF16 && l->ins[i]->dt.count == 16 ? 2 : 1;
+    else if (l->ins[i]->op == OP_AMX_TILE) tc |= 1; /* a call to the AMX helper (its own target) */
   if (tc) emit(&r, "%s", cg_tc_prelude);
   if (tc & 2) emit(&r, "#pragma GCC push_options\n#pragma GCC target(\"%s\")\n", CG_TC_AVX512BF16_TARGET);
   emit(&r, "void %s(void **bufs, const int64_t *vars, int64_t lo, int64_t hi) {\n", name);
@@ -371,10 +372,12 @@ static char *render_c(const char *name, const linear *l) {
   bool *seen = calloc((size_t)(l->nbufs ? l->nbufs : 1), 1);
   CG_ASSERT(slot_dt && seen, "out of memory");
   for (int i = 0; i < l->n; i++)
-    if (l->ins[i]->op == OP_INDEX) {
-      uop *b = l->ins[i]->src[0];
-      slot_dt[b->arg.v[0]] = b->dt, seen[b->arg.v[0]] = true;
-    }
+    for (int s = 0; s < 3; s += 2) /* INDEX's buffer; AMX_TILE's two */
+      if (l->ins[i]->op == OP_INDEX || l->ins[i]->op == OP_AMX_TILE) {
+        uop *b = l->ins[i]->src[s];
+        slot_dt[b->arg.v[0]] = b->dt, seen[b->arg.v[0]] = true;
+        if (l->ins[i]->op == OP_INDEX) break;
+      }
   for (int i = 0; i < l->nbufs; i++)
     if (seen[i]) line(&r, "%s%s *restrict data%d = (%s *)bufs[%d];", i < l->nout ? "" : "const ", storage_type(slot_dt[i]), i, storage_type(slot_dt[i]), i);
   free(slot_dt);
@@ -416,6 +419,16 @@ static char *render_c(const char *name, const linear *l) {
     }
     case OP_WMMA:
       wmma_expr(&r, u, expr, sizeof expr);
+      break;
+    case OP_AMX_TILE: /* a 16x16 tile on the stack, computed by the prelude's AMX helper */
+      snprintf(nm, sizeof nm, "val%d", r.nval++);
+      line(&r, "float %s[256] __attribute__((aligned(64)));", nm);
+      line(&r, "tc_amx_tile(%s, data%d + %s, %" PRId64 ", data%d + %s, %" PRId64 ", %" PRId64 ");", nm, (int)u->src[0]->arg.v[0], name_of(&r, u->src[1]),
+           u->arg.v[1], (int)u->src[2]->arg.v[0], name_of(&r, u->src[3]), u->arg.v[2], u->arg.v[0]);
+      set_name(&r, u, nm);
+      continue;
+    case OP_TILE_AT:
+      snprintf(expr, sizeof expr, "%s[%s]", name_of(&r, u->src[0]), name_of(&r, u->src[1]));
       break;
     case OP_GEP:
       snprintf(expr, sizeof expr, dt_is_bool(u->dt) ? "(%s[%" PRId64 "]!=0)" : "%s[%" PRId64 "]", name_of(&r, u->src[0]), u->arg.i);

@@ -14,14 +14,18 @@
  * fused into the kernel); the heuristic choosing TC for bf16 matmuls on a CPU with
  * AVX512-BF16 and not for float32 ones; DEBUG=2 naming the unit; BEAM putting TC lists
  * forward; CG_CPU_FEATURES=-avx512bf16 giving float32 FMAs with the same results; refusals
- * (TC on a float32 matmul, an unknown unit); AMX (skipped with a message where the CPU
- * has none, as this AMD one). Where the CPU lacks AVX512-BF16 the unit-specific checks
- * skip with a message and the rest run. */
+ * (TC on a float32 matmul, an unknown unit); AMX: the heuristic's plan, the kernel
+ * generated and compiled everywhere, run only where the CPU has AMX (skipped with a
+ * message elsewhere, as on this AMD CPU) and, on AVX-512 CPUs without it, run with the
+ * tile instructions emulated in C (CG_TC_AMX_EMULATE) to check the kernel around them.
+ * Where the CPU lacks AVX512-BF16 the unit-specific checks skip with a message and the
+ * rest run. */
 #include "check.h"
 #include "engine/run_kernel.h"
 #include "renderer/render.h"
 #include "runtime/buffer.h"
 #include "runtime/cpu_features.h"
+#include "runtime/device.h"
 #include "tensor/tensor.h"
 #include <math.h>
 #include <string.h>
@@ -288,9 +292,63 @@ int main(void) {
   }
   cg_set_config("CG_CPU_FEATURES", getenv("CG_CPU_FEATURES") ? getenv("CG_CPU_FEATURES") : "");
 
-  /* AMX: not on this CPU (AMD), or not generated yet: refused with a message either way */
-  if (!(hw & RT_CPU_AMX_BF16)) printf("SKIP (with a message): no AMX on this CPU (no amx_bf16/amx_tile in CPUID); the AMX path is not run\n");
-  else printf("AMX present: the permission request %s\n", rt_amx_enable() ? "succeeded" : "was refused");
+  /* AMX (unit 2): the kernel is generated and compiled everywhere; it runs and is checked
+   * only on a CPU with AMX (Intel Sapphire Rapids and later) */
+  {
+    bool amx = (hw & RT_CPU_AMX_BF16) && rt_amx_enable();
+    if (!amx) printf("SKIP (with a message): no AMX here (%s); the AMX kernels are compiled, not run\n", hw & RT_CPU_AMX_BF16 ? "Linux refused the tile data" : "no amx_bf16/amx_tile in CPUID");
+    int64_t shapes[][3] = {{32, 64, 48}, {16, 40, 32}}; /* K = 40: a partial last k block */
+    for (int t = 0; t < 2; t++) {
+      int64_t m = shapes[t][0], k = shapes[t][1], n = shapes[t][2];
+      float *av, *bv;
+      cg_tensor *a = rand_bf16((int64_t[]){m, k}, 2, &av), *b = rand_bf16((int64_t[]){k, n}, 2, &bv);
+      cg_tensor *c = cg_matmul(cg_cast(a, CG_FLOAT32), cg_cast(b, CG_FLOAT32));
+      opt plan[MAX_OPTS] = {{OPT_TC, 100, TC_AMX}, {OPT_UPCAST, 1, 16}, {OPT_UPCAST, 0, 16}, {OPT_THREAD, m > 16 ? 0 : 1, 0}};
+      int np = m > 16 || n > 16 ? 4 : 3;
+      { /* the heuristic's AMX plan is this one */
+        uop_pool_push();
+        schedule s;
+        if (sched_build(&c->u, 1, &s)) {
+          uop *low = lower_kernel(s.k[s.n - 1].ast);
+          opt h[MAX_OPTS];
+          int nh = low ? tc_amx_opts(low, h) : 0;
+          char d1[128], d2[128];
+          opts_str(h, nh, d1, sizeof d1), opts_str(plan, np, d2, sizeof d2);
+          CHECK(opts_eq(h, nh, plan, np), "AMX plan for %lldx%lldx%lld: %s, expected %s", (long long)m, (long long)k, (long long)n, d1, d2);
+          ckernel ck = {.ast = s.k[s.n - 1].ast, .ren = &renderer_c, .opts_given = true, .nopts = np};
+          memcpy(ck.opts, plan, sizeof plan);
+          snprintf(ck.name, sizeof ck.name, "tc_amx_probe");
+          bool gen = codegen_run(&ck);
+          CHECK(gen && strstr(ck.src, "tc_amx_tile(") && strstr(ck.src, "_tile_dpbf16ps"), "AMX kernel source: %s", gen ? "no AMX helper call" : cg_last_error());
+          rt_program *prog = gen ? rt_cpu_device.compile(ck.name, ck.src) : NULL;
+          CHECK(prog != NULL, "the AMX kernel does not compile: %s", cg_last_error());
+          if (prog) rt_cpu_device.program_free(prog);
+          ckernel_free(&ck);
+          sched_free(&s);
+        }
+        uop_pool_pop();
+      }
+      /* run: on AMX; elsewhere (AVX-512 needed for the B layout) with the tile operations
+       * emulated in C (CG_TC_AMX_EMULATE), which checks the kernel around them */
+      if (amx || unit) {
+        if (!amx) cg_set_config("CG_CFLAGS_ADD", "-DCG_TC_AMX_EMULATE");
+        float *cv = malloc(sizeof(float) * (size_t)(m * n));
+        cg_status st = run_last(c, plan, np, cv, m * n);
+        CHECK(st == CG_OK, "AMX matmul: %s", cg_last_error());
+        if (st == CG_OK) check_mm(amx ? "AMX matmul" : "AMX matmul (tiles emulated)", cv, av, bv, 1, m, k, n);
+        free(cv);
+        cg_set_config("CG_CFLAGS_ADD", getenv("CG_CFLAGS_ADD") ? getenv("CG_CFLAGS_ADD") : "");
+      }
+      free(av), free(bv);
+    }
+    /* and where it does not fit (rows not a multiple of 16), a message */
+    float *av, *bv, out[8 * 16];
+    cg_tensor *a = rand_bf16((int64_t[]){8, 32}, 2, &av), *b = rand_bf16((int64_t[]){32, 16}, 2, &bv);
+    cg_status st = run_last(cg_matmul(cg_cast(a, CG_FLOAT32), cg_cast(b, CG_FLOAT32)), (opt[]){{OPT_TC, 100, TC_AMX}}, 1, out, 128);
+    CHECK(st != CG_OK && strstr(cg_last_error(), "multiple of 16"), "AMX on 8 rows: %s", cg_last_error());
+    cg_clear_error();
+    free(av), free(bv);
+  }
   {
     float *av, *bv, out[16 * 16];
     cg_tensor *a = rand_bf16((int64_t[]){16, 32}, 2, &av), *b = rand_bf16((int64_t[]){32, 16}, 2, &bv);
