@@ -76,6 +76,9 @@ const char *tc_unit_name(int unit);
 /* Whether AMX kernels may run here (CPUID less CG_CPU_FEATURES, and Linux allowed the
  * tile data); the heuristic's opts for an AMX kernel (0: the kernel does not suit it). */
 bool tc_amx_ready(void);
+/* Whether REDUCE red (tc_find's) makes WMMA vectors along output range lane: one operand
+ * the same in every lane, the other contiguous along it. */
+bool tc_vector_fits(uop *red, uop *lane);
 int tc_amx_opts(uop *sink, opt *out);
 /* TC on reduce range r (opt_apply's case): NULL + error when nothing there is bf16. */
 uop *tc_apply(uop *sink, uop *r, int unit);

@@ -69,6 +69,8 @@ static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
     if (!bf16_vec_load(u, lane)) return false;
   } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && u->src[0]->dt.scalar == CG_BFLOAT16) {
     if (u->src[0]->op != OP_LOAD) return false;
+  } else if (u->op == OP_CAST && u->dt.scalar == CG_BFLOAT16 && u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1) {
+    /* rounding for a bf16 store (vectorize_stores checks it is one) */
   } else if (op_has(u->op, F_CMP)) {
     if (!vec_dtype(u->src[0]->dt)) return false;
   } else if (u->op == OP_CAST) {
@@ -172,6 +174,13 @@ static uop *vec(vctx *c, uop *x) {
   return r;
 }
 
+/* a bf16 buffer's store of a rounded float32: a vector of rounded bits */
+static bool bf16_store(uop *st) {
+  uop *v = st->src[1];
+  return st->src[0]->src[0]->dt.scalar == CG_BFLOAT16 && v->op == OP_CAST && v->dt.scalar == CG_BFLOAT16 && v->src[0]->dt.scalar == CG_FLOAT32 &&
+         v->src[0]->dt.count <= 1;
+}
+
 static uop *vectorize_stores(uop *sink, uop *lane) {
   vctx c = {.lane = lane, .w = lane->src[0]->arg.i};
   uop **st = malloc(sizeof(uop *) * sink->nsrc);
@@ -179,7 +188,8 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
   for (uint32_t i = 0; i < sink->nsrc; i++) {
     uop *ix = sink->src[i]->src[0], *v = sink->src[i]->src[1];
     uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c.w), ADDR_GLOBAL), ix->src[0], with_lane(ix->src[1], lane, 0));
-    st[i] = uop_new2(OP_STORE, dt_void(), vix, vec_or_broadcast(&c, v));
+    uop *val = bf16_store(sink->src[i]) ? uop_new1(OP_CAST, dt_vec(v->dt, (int)c.w), vec_or_broadcast(&c, v->src[0]), arg_none()) : vec_or_broadcast(&c, v);
+    st[i] = uop_new2(OP_STORE, dt_void(), vix, val);
   }
   uop *out = uop_new(OP_SINK, dt_void(), st, (int)sink->nsrc, arg_none());
   free(st);
@@ -213,7 +223,7 @@ static uop *vector_lane(uop *sink, uop **lanes, int n) {
     uopset dep = {0}, seen = {0};
     for (uint32_t s = 0; s < sink->nsrc && ok; s++) {
       uop *ix = sink->src[s]->src[0];
-      ok = vec_dtype(ix->src[0]->dt) && !(ix->nsrc > 2) && contiguous(ix->src[1], lanes[i], w);
+      ok = (vec_dtype(ix->src[0]->dt) || bf16_store(sink->src[s])) && !(ix->nsrc > 2) && contiguous(ix->src[1], lanes[i], w);
     }
     ok = ok && vectorizable(sink, lanes[i], &dep, &seen);
     uopset_free(&dep);

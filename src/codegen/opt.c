@@ -210,7 +210,7 @@ int opt_heuristic(uop *sink, opt *out) {
   /* a bf16 sum of products whose B operand is a 16-wide vector along the output's last
    * dim runs on the bf16 unit, if the CPU has one (tc.c) */
   uop *tcr = has_reduce && vec_out && first == 16 && n < MAX_OPTS - 2 ? tc_find(sink) : NULL;
-  int tcu = tcr ? tc_unit() : 0;
+  int tcu = tcr && tc_vector_fits(tcr, last) ? tc_unit() : 0;
   if (tcu) {
     uop *k = NULL;
     for (uint32_t i = 1; i < tcr->nsrc; i++)

@@ -235,6 +235,21 @@ static uop *amx_rewrite(rw_match *m) {
 static const rw_rule amx_rules[] = {RULE("REDUCE", amx_rewrite)};
 static RULESET(rs_amx, "opt_tc_amx", amx_rules);
 
+/* The load an operand reads (CAST(f32, LOAD) or a float32 LOAD), or NULL. */
+static uop *operand_load(uop *x) {
+  if (x->op == OP_CAST) x = x->src[0];
+  return x->op == OP_LOAD && x->src[0]->nsrc == 2 ? x : NULL;
+}
+bool tc_vector_fits(uop *red, uop *lane) {
+  uop *x[2] = {operand_load(bf16_operand(red->src[0]->src[0])), operand_load(bf16_operand(red->src[0]->src[1]))};
+  if (!x[0] || !x[1]) return false;
+  for (int a = 0; a < 2; a++) { /* A: the same for every lane (a broadcast); B: a vector load */
+    int64_t step;
+    if (!depends_on(x[a]->src[0]->src[1], lane) && step_along(x[1 - a]->src[0]->src[1], lane, &step) && step == 1) return true;
+  }
+  return false;
+}
+
 bool tc_amx_ready(void) { return (rt_cpu_features() & RT_CPU_AMX_BF16) && rt_amx_enable(); }
 
 int tc_amx_opts(uop *sink, opt *out) {

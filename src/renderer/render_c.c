@@ -234,6 +234,7 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
   case OP_NEG: snprintf(out, n, dt_is_bool(d) ? "(~%s)" : "(-%s)", a[0]); return true;
   case OP_CAST:
     if (sd.scalar == CG_BFLOAT16) snprintf(out, n, "bf16v_to_%s(%s)", t, a[0]); /* bits to float: a shift */
+    else if (d.scalar == CG_BFLOAT16) snprintf(out, n, "%s_to_bf16v(%s)", type_of(sd), a[0]); /* rounded to bits */
     else snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t);
     return true;
   case OP_RECIPROCAL: snprintf(out, n, "(1.0f/%s)", a[0]); return true;
@@ -459,7 +460,7 @@ static char *render_c(const char *name, const linear *l) {
       }
       for (uint32_t s = 0; s < u->nsrc; s++) a[s] = name_of(&r, u->src[s]);
       alu_expr(u, a, expr, sizeof expr);
-      if (is_small_float(u->dt) && u->op != OP_BITCAST && !op_has(u->op, F_CMP)) {
+      if (is_small_float(u->dt) && u->dt.count <= 1 && u->op != OP_BITCAST && !op_has(u->op, F_CMP)) { /* bf16 vectors are rounded bits already */
         /* round every result to the small format, as its hardware would */
         char t[8300];
         snprintf(t, sizeof t, "%s_round(%s)", conv_name(u->dt), expr);
