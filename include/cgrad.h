@@ -108,6 +108,24 @@ cg_tensor *cg_full(double value, cg_dtype dt, const int64_t *shape, int ndim);
 /* A 0-d "weak" scalar: in a binary op it takes the other operand's dtype (like a Python
  * number in PyTorch), except that a float scalar with an integer tensor gives float32. */
 cg_tensor *cg_scalar(double value);
+/* A kernel variable: a 0-d tensor of dtype dt (CG_FLOAT32, CG_FLOAT64, CG_INT32 or
+ * CG_INT64) whose value kernels read when they run, never a constant compiled into them
+ * (tinygrad's Variable). Graphs that differ only in a var's value are the same kernels, so
+ * a learning rate or step counter that changes every step compiles nothing and fills no
+ * buffer. A kernel reads the value the var has when the kernel runs (cg_realize, a JIT
+ * replay), not when the graph was built. A float var holds its value rounded to dt, as a
+ * constant of dt would be. name: 1 to 32 letters, digits, '_' or '.' (shown in kernels and
+ * DEBUG output). Unlike cg_scalar it is not weak: it has dt in type promotion. */
+cg_tensor *cg_variable(const char *name, double value, cg_dtype dt);
+/* An int32 var with bounds min <= value <= max, which index math may use; setting it
+ * outside them fails. */
+cg_tensor *cg_variable_int(const char *name, int64_t value, int64_t min, int64_t max);
+/* Set a var's value (an int var: an integer within its bounds): no kernel runs, nothing
+ * compiles. CG_ERR_INVALID for a tensor that is not a var (a view of one included). */
+cg_status cg_variable_set(cg_tensor *var, double value);
+/* Its value now (NaN, with an error, for a tensor that is not a var). */
+double cg_variable_get(const cg_tensor *var);
+bool cg_is_variable(const cg_tensor *t);
 cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt);
 cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt);
 cg_tensor *cg_eye(int64_t n, cg_dtype dt);
