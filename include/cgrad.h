@@ -500,22 +500,24 @@ cg_optimizer *cg_lamb(cg_tensor *const *params, int n, double lr, double beta1, 
 /* One step from the current gradients (cg_grad; a parameter with none is skipped; lazy
  * gradients are realized first). The updates are cg_assigns on the parameters and the
  * state, realized together in one cg_realize_many (after the gradients). Kernels per parameter: SGD 1, with momentum
- * 2, Adam/AdamW 3 plus two 0-d kernels for beta^t, LAMB 5 (two norms) plus two. The
- * learning rate and the bias corrections are read from 0-d tensors, so no step compiles
- * anything new after the first two. */
+ * 2, Adam/AdamW 3, LAMB 5 (two norms). The learning rate, the step count and beta^t (the
+ * bias corrections) are kernel variables (cg_variable), so no step compiles anything new
+ * after the first two; under a cg_jit, replays update the step count and beta^t as the
+ * eager step does. */
 cg_status cg_optimizer_step(cg_optimizer *opt);
 /* cg_zero_grad on every parameter. */
 void cg_optimizer_zero_grad(cg_optimizer *opt);
-/* Set the learning rate (finite, >= 0) for the next steps: an in-place write of the 0-d
- * float32 tensor the kernels read, so a schedule needs no recompilation. */
+/* Set the learning rate (finite, >= 0) for the next steps: the float32 kernel variable the
+ * kernels read (no kernel runs, nothing compiles; a JIT'd step's replays read it too). */
 cg_status cg_optimizer_set_lr(cg_optimizer *opt, double lr);
 double cg_optimizer_get_lr(const cg_optimizer *opt);
 /* Steps taken (-1 for NULL). */
 int64_t cg_optimizer_steps(const cg_optimizer *opt);
 /* For resuming from a checkpoint: the step count, and the state tensors (owned by the
  * optimizer; loading values into them with cg_load_safetensors restores them). Names are
- * "b1_t", "b2_t" (beta^t, Adam family) and "m.<i>", "v.<i>" for parameter i (SGD's momentum
- * buffer is m). Writes up to max names (valid while opt lives) and tensors (either array
+ * "m.<i>", "v.<i>" for parameter i (SGD's momentum buffer is m); beta^t (Adam family) is
+ * made from the step count by cg_optimizer_set_steps, as that many steps make it (older
+ * checkpoints' "b1_t", "b2_t" are not read). Writes up to max names (valid while opt lives) and tensors (either array
  * may be NULL) and returns how many there are, -1 on error. Saving the parameters, this
  * state and the step count, then restoring all three, continues a run bit-identically. */
 cg_status cg_optimizer_set_steps(cg_optimizer *opt, int64_t steps);
@@ -628,9 +630,15 @@ cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
  * So fn must not depend on anything but its inputs' values and the state it updates
  * (weights, optimizer moments, BatchNorm statistics, which stay the same buffers): host
  * writes inside fn (cg_from_data, reading a value and branching on it) are not replayed.
- * A scalar that changes per call (a learning rate) is passed as a 0-d input tensor: a
- * constant one (cg_full, cg_scalar) is filled on the host, so a new value compiles nothing
- * (the kernels read it from a buffer; there are no kernel variables yet).
+ * A scalar that changes per call (a learning rate) is a kernel variable: pass a var
+ * (cg_variable, or a view of one) as the input, and each replay binds the value of the var
+ * passed; or pass a constant (cg_full, cg_scalar: never realized, dtype int32, int64,
+ * float32 or float64), which becomes the context's own var, set to it at each call; either
+ * way a new value compiles nothing and fills no buffer (constants of other dtypes are
+ * filled into a buffer on the host). Var and constant inputs are keyed apart from buffer
+ * inputs of the same shape. A var fn reads without it being an input (an optimizer's
+ * learning rate) is read at its current value by every replay; cg_variable_set inside fn
+ * is not replayed (the optimizer's own step-count updates are).
  * Outputs are realized tensors in the caller's scope; after a replay they view the same
  * buffers as the captured call's, so the next call overwrites them (copy to keep).
  * Refused with a message: a JIT called from inside a JIT function; a function that writes
