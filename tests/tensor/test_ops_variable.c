@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Fresh random inputs (CG_TEST_SEED repeats a run): splitmix64. (Not tests/tensor/ref.h,
  * which cannot be included with the internal headers this white-box test needs.) */
@@ -175,6 +176,18 @@ int main(void) {
     uop_pool_pop();
     cg_scope_end();
   }
+  { /* a checkpoint holds a var's value, and loading sets it */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/cg_test_var_%d.safetensors", (int)getpid());
+    cg_tensor *lr = cg_variable("lr", 0.375, CG_FLOAT32), *n = cg_variable("n", -12, CG_INT32);
+    const char *names[2] = {"lr", "n"};
+    cg_tensor *ts[2] = {lr, n};
+    CHECK(cg_save_safetensors(path, names, ts, 2) == CG_OK, "%s", cg_last_error());
+    cg_variable_set(lr, 9), cg_variable_set(n, 4);
+    CHECK(cg_load_safetensors(path, names, ts, 2) == CG_OK && cg_variable_get(lr) == 0.375 && cg_variable_get(n) == -12 && cg_is_variable(lr),
+          "loaded: %g %g (%s)", cg_variable_get(lr), cg_variable_get(n), cg_last_error());
+    unlink(path);
+  }
   { /* bad input */
     cg_clear_error();
     CHECK(cg_variable(NULL, 1, CG_FLOAT32) == NULL && strstr(cg_last_error(), "variable: the name is NULL"), "%s", cg_last_error());
@@ -192,6 +205,7 @@ int main(void) {
     CHECK(cg_variable_set(NULL, 1) == CG_ERR_INVALID && strstr(cg_last_error(), "variable_set: the tensor is NULL"), "NULL: %s", cg_last_error());
     CHECK(isnan(cg_variable_get(tx)) && strstr(cg_last_error(), "variable_get"), "%s", cg_last_error());
     CHECK(!cg_is_variable(tx) && !cg_is_variable(NULL) && cg_is_variable(v), "cg_is_variable");
+    CHECK(cg_set_requires_grad(v, true) == CG_ERR_INVALID && strstr(cg_last_error(), "no gradient"), "%s", cg_last_error());
     CHECK(cg_assign(v, cg_scalar(3)) == CG_ERR_INVALID && strstr(cg_last_error(), "cg_variable_set") && cg_is_variable(v), "assigning to a var: %s",
           cg_last_error());
     float one = 0;
