@@ -90,7 +90,12 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
     return;
   }
   if (op_is_movement(u->op)) {
-    visit(c, u->src[0], root, ctx == C_DIRECT ? C_DIRECT : (ctx == C_REDUCE || ctx == C_OTHER_R) ? C_OTHER_R : C_OTHER, 0);
+    /* a reduction under a pad would be evaluated (and thrown away) for every padded
+     * element too: a concatenation of matmuls (attention's q, k, v gradients) computes
+     * each in its own kernel */
+    bool padded = false;
+    for (int i = 0; u->op == OP_PAD && i < 2 * u->ndim; i++) padded |= u->arg.v[i] != 0;
+    visit(c, u->src[0], root, ctx == C_DIRECT && !padded ? C_DIRECT : (ctx == C_REDUCE || ctx == C_OTHER_R) ? C_OTHER_R : C_OTHER, 0);
     return;
   }
   for (uint32_t i = 0; i < u->nsrc; i++) visit(c, u->src[i], root, ctx, axes);
