@@ -7,7 +7,9 @@
  * rate set with cg_optimizer_set_lr (a var: no kernel, no buffer), and a per-call scalar
  * input (a gradient scale) passed three ways: a 0-d buffer made each call (cg_from_data: a
  * host allocation and copy), a var set each call (cg_variable_set), and a constant
- * (cg_full: the context's var). Each against the plain replay, in the same run.
+ * (cg_full: the context's var). Each against the plain replay, in the same run; and, for
+ * comparison, what cg_optimizer_set_lr did before vars: assign a 0-d float32 buffer from
+ * host data and realize it (one tiny kernel, a schedule) before each call.
  *   usage: bench_jit [steps] [batch] */
 #include "cgrad.h"
 #include <stdio.h>
@@ -48,9 +50,11 @@ static cg_status step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out
 }
 
 /* Median seconds per replay of j over steps calls (after 3 warm-up calls); mode: 0 plain,
- * 1 + set_lr, 2 scalar as a fresh 0-d buffer, 3 as a var, 4 as a constant. */
+ * 1 + set_lr, 2 scalar as a fresh 0-d buffer, 3 as a var, 4 as a constant, 5 + the old
+ * set_lr (an assign into a 0-d buffer, realized). */
 static double replays(cg_jit *j, model *m, int mode, int steps, int64_t batch, double *t, uint64_t *compiled) {
-  cg_tensor *g = cg_variable("g", 1, CG_FLOAT32);
+  cg_tensor *g = cg_variable("g", 1, CG_FLOAT32), *old_lr = cg_zeros(CG_FLOAT32, NULL, 0);
+  cg_realize(old_lr);
   uint64_t c0 = 0;
   for (int s = 0; s < steps + 3; s++) {
     if (s == 3) c0 = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached;
@@ -64,6 +68,7 @@ static double replays(cg_jit *j, model *m, int mode, int steps, int64_t batch, d
     if (mode == 2) in[2] = cg_from_data(&v, CG_FLOAT32, NULL, 0);
     if (mode == 3) cg_variable_set(g, v), in[2] = g;
     if (mode == 4) in[2] = cg_full(v, CG_FLOAT32, NULL, 0);
+    if (mode == 5) cg_assign(old_lr, cg_from_data(&v, CG_FLOAT32, NULL, 0)), cg_realize(old_lr);
     cg_status st = cg_jit_call(j, in, mode >= 2 ? 3 : 2, out);
     if (st == CG_OK) st = cg_realize(out[0]);
     if (s >= 3) t[s - 3] = now() - t0;
@@ -73,7 +78,7 @@ static double replays(cg_jit *j, model *m, int mode, int steps, int64_t batch, d
       exit(1);
     }
   }
-  cg_free(g);
+  cg_free(g), cg_free(old_lr);
   *compiled = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached - c0;
   qsort(t, (size_t)steps, sizeof *t, cmp);
   return t[steps / 2];
@@ -118,9 +123,9 @@ int main(int argc, char **argv) {
   printf("jit replay: %.3f ms (%llu kernels, %.2f us per kernel)  -> %.1fx faster\n", 1e3 * mj, (unsigned long long)k0, 1e6 * mj / (double)k0, me / mj);
   (void)k1;
   /* a scalar changing every call; nothing may compile after each mode's 3 warm-up calls */
-  static const char *const what[] = {"plain replay", "+ set_lr (a var)", "+ scalar input: 0-d buffer", "+ scalar input: var", "+ scalar input: constant"};
+  static const char *const what[] = {"plain replay", "+ set_lr (a var)", "+ scalar input: 0-d buffer", "+ scalar input: var", "+ scalar input: constant", "+ old set_lr (0-d assign)"};
   double base = 0;
-  for (int mode = 0; mode < 5; mode++) {
+  for (int mode = 0; mode < 6; mode++) {
     uint64_t compiled = 0;
     double t = replays(j, &m, mode, steps, batch, tj, &compiled);
     if (mode == 0) base = t;
