@@ -69,7 +69,7 @@ static double replays(cg_jit *j, model *m, int mode, int steps, int64_t batch, d
     if (mode == 3) cg_variable_set(g, v), in[2] = g;
     if (mode == 4) in[2] = cg_full(v, CG_FLOAT32, NULL, 0);
     if (mode == 5) cg_assign(old_lr, cg_from_data(&v, CG_FLOAT32, NULL, 0)), cg_realize(old_lr);
-    cg_status st = cg_jit_call(j, in, mode >= 2 ? 3 : 2, out);
+    cg_status st = cg_jit_call(j, in, mode >= 2 && mode <= 4 ? 3 : 2, out);
     if (st == CG_OK) st = cg_realize(out[0]);
     if (s >= 3) t[s - 3] = now() - t0;
     cg_scope_end();
