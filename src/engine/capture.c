@@ -117,6 +117,13 @@ struct replay {
 size_t replay_slab_bytes(const replay *r) { return r->slab; }
 size_t replay_state_bytes(const replay *r) { return r->state; }
 int replay_launches(const replay *r) { return r->n; }
+void replay_var_counts(const replay *r, int *reads, int *updates) {
+  *reads = *updates = 0;
+  for (int i = 0; i < r->n; i++) {
+    if (!r->l[i].p) (*updates)++;
+    else if (r->l[i].nvars) (*reads)++;
+  }
+}
 
 replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   replay *r = calloc(1, sizeof *r);

@@ -44,6 +44,8 @@ void capture_discard(capture *c);
 size_t replay_slab_bytes(const replay *r);
 size_t replay_state_bytes(const replay *r);
 int replay_launches(const replay *r);
+/* Kernel launches that read vars, and host updates of vars, in the replay. */
+void replay_var_counts(const replay *r, int *reads, int *updates);
 void replay_free(replay *r);
 
 #endif

@@ -274,9 +274,12 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
         c->phase = 2;
         if (replay_slab_bytes(c->r) > j->slab) j->slab = replay_slab_bytes(c->r);
         j->info.captures++;
-        if (cfg_debug() >= 2)
-          fprintf(stderr, "*** jit: captured %d kernels for context %d: intermediates in a slab of %.2f MB, state and outputs %.2f MB\n", nl, j->nctx,
-                  (double)replay_slab_bytes(c->r) / 1e6, (double)replay_state_bytes(c->r) / 1e6);
+        if (cfg_debug() >= 2) {
+          int vr, vu;
+          replay_var_counts(c->r, &vr, &vu);
+          fprintf(stderr, "*** jit: captured %d launches for context %d (%d kernels read vars, %d var updates): intermediates in a slab of %.2f MB, state and outputs %.2f MB\n",
+                  nl, j->nctx, vr, vu, (double)replay_slab_bytes(c->r) / 1e6, (double)replay_state_bytes(c->r) / 1e6);
+        }
       }
     }
   }
