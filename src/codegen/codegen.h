@@ -57,6 +57,12 @@ void opts_str(const opt *o, int n, char *buf, size_t nbuf);
 uop *subst_range(uop *u, uop *from, uop *to);
 /* The heuristic's opts for a lowered kernel; returns how many (0 with NOOPT=1). */
 int opt_heuristic(uop *sink, opt *out);
+/* The layout step of a GEMM C(rows, cols) = A(rows, k) B(k, cols): the width of the
+ * column panels the tensor layer packs B into before the GEMM kernel (the heuristic's
+ * register tile is 2 vectors of 16 columns), or 0 to read B where it is: small, narrow or
+ * short products, where the copy would cost about what it saves, and dtypes without a
+ * vector tile. PACK=0 turns it off (to measure what it gains). */
+int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, dtype dt);
 /* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */

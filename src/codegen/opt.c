@@ -87,21 +87,35 @@ static int shared_loads(uop **ix, int nix, uop *a, uop *b) {
 }
 
 /* Of the addresses ix (INDEX nodes), how many step by one element along r (vector loads
- * if r were a vector) and how many by more (gathers). */
-static void strides_along(uop *sink, uop **ix, int nix, uop *r, int *unit, int *other) {
+ * if r were a vector) and how many by more (gathers). Judged over a tile of w lanes,
+ * r = r'*w + lane, so that a packed operand's index ((r/32)*K*32 + r%32) counts as
+ * contiguous when w divides its panel. */
+static bool lanes_contiguous(uop *off, uop *lane, int64_t w) {
+  uop *base = uop_simplify(subst_range(off, lane, ci(0)));
+  for (int64_t k = 1; k < w; k++) {
+    uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, lane, ci(k)), uop_alu1(OP_NEG, base)));
+    if (d->op != OP_CONST || d->arg.i != k) return false;
+  }
+  return true;
+}
+static void strides_along(uop *sink, uop **ix, int nix, uop *r, int64_t w, int *unit, int *other) {
   *unit = *other = 0;
-  /* off(r2 + 1) - off(r2), with r2 a stand-in range (substituting r by r + 1 would never
-   * reach a fixpoint) */
-  int64_t arg[2] = {r->arg.v[0], 99};
-  uop *r2 = uop_new1(OP_RANGE, DT_I32, r->src[0], arg_ints(arg, 2));
+  int64_t n = r->src[0]->arg.i;
+  if (w < 2 || n % w) w = 1;
+  /* r = outer*w + lane; with w = 1 a stand-in range r2 (r -> r2 + 1 would never reach a
+   * fixpoint) and the step from r2 to r2 + 1 */
+  int64_t arg[3] = {r->arg.v[0], RANGE_UPCAST, 99};
+  uop *outer = uop_new1(OP_RANGE, DT_I32, ci(n / w), r->arg), *lane = uop_new1(OP_RANGE, DT_I32, ci(w > 1 ? w : n), arg_ints(arg, 3));
+  uop *as = w > 1 ? uop_alu(OP_ADD, uop_alu(OP_MUL, outer, ci(w)), lane) : lane;
   for (int i = 0; i < nix; i++) {
     bool store = false;
     for (uint32_t k = 0; k < sink->nsrc; k++) store |= sink->src[k]->src[0] == ix[i];
     if (store) continue; /* loads only */
-    uop *off = ix[i]->src[1];
-    uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, r, uop_alu(OP_ADD, r2, ci(1))), uop_alu1(OP_NEG, subst_range(off, r, r2))));
+    uop *off = uop_simplify(subst_range(ix[i]->src[1], r, as));
+    uop *d = w > 1 ? uop_simplify(uop_alu(OP_ADD, subst_range(off, lane, ci(1)), uop_alu1(OP_NEG, subst_range(off, lane, ci(0)))))
+                   : uop_simplify(uop_alu(OP_ADD, subst_range(ix[i]->src[1], r, uop_alu(OP_ADD, lane, ci(1))), uop_alu1(OP_NEG, off)));
     if (d->op == OP_CONST && d->arg.i == 0) continue; /* does not move along r */
-    if (d->op == OP_CONST && d->arg.i == 1) (*unit)++;
+    if (w > 1 ? lanes_contiguous(off, lane, w) : d->op == OP_CONST && d->arg.i == 1) (*unit)++;
     else (*other)++;
   }
 }
@@ -150,7 +164,7 @@ int opt_heuristic(uop *sink, opt *out) {
   /* a vector along the output's last dim only if its loads are mostly contiguous there
    * (else they would be gathers: a reduction's rows, e.g., are better read as vectors) */
   int unit, other;
-  strides_along(sink, ix, nix, last, &unit, &other);
+  strides_along(sink, ix, nix, last, n_last % 32 == 0 ? 32 : n_last % 16 == 0 ? 16 : n_last % 8 == 0 ? 8 : 4, &unit, &other);
   for (int t = 0; t < 3 && !first && (!has_reduce || other <= unit); t++)
     if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
   bool vec_out = first != 0;
@@ -216,6 +230,14 @@ int opt_heuristic(uop *sink, opt *out) {
     }
   }
   return n;
+}
+
+int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, dtype dt) {
+  if (!cfg_int("PACK", 1) || dt.scalar != CG_FLOAT32 || dt.count > 1) return 0;
+  /* measured on the Zen 5 VM: packing gains from N = 1024 up (rows of 4 KiB alias in L1/L2)
+   * and costs a little at 512 */
+  if (rows < 128 || cols < 64 || k < 128 || rows * k * cols < (int64_t)512 * 512 * 1024) return 0;
+  return 32;
 }
 
 static uop *find_range(uop *u, int64_t axis, uopset *seen) {
