@@ -21,12 +21,14 @@
 #include <stddef.h>
 
 /* RANGE arg = [axis id, kind]. Output ranges have axis id = their dim, reduce ranges 100+;
- * an UPCAST range holds the lanes of an upcast axis until the expand pass removes it. */
-enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3, RANGE_UNROLL = 4 };
+ * an UPCAST range holds the lanes of an upcast axis until the expand pass removes it; a
+ * TILE range (arg [axis, RANGE_TILE, n]) is the block loop of a tiled output axis, which
+ * the linearizer places outside every other loop. */
+enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3, RANGE_UNROLL = 4, RANGE_TILE = 5 };
 
 /* ---- opts (opt.c) ---------------------------------------------------------------------- */
 typedef enum {
-#define OPT_KINDS(X) X(UPCAST) X(UNROLL) X(THREAD)
+#define OPT_KINDS(X) X(UPCAST) X(UNROLL) X(THREAD) X(TILE) X(PADTO)
 #define OPT_ENUM_(n) OPT_##n,
   OPT_KINDS(OPT_ENUM_)
 #undef OPT_ENUM_
@@ -35,7 +37,16 @@ typedef enum {
 /* UPCAST(axis, n): output axis split into n lanes computed together (a vector when the
  *                 lanes are contiguous in memory, else unrolled copies).
  * UNROLL(axis, n): reduce axis split into n unrolled steps per loop trip.
- * THREAD(axis, 0): this output axis is the one split across threads (at most one). */
+ * THREAD(axis, 0): this output axis is the one split across threads (at most one).
+ * TILE(axis, n):   cache blocking: output axis r = tile*n + r', the tile loop (r/n trips)
+ *                 outermost, outside the THREAD loop, so every thread works through one
+ *                 block of n trips of r for all of its rows before the next (a GEMM's B
+ *                 panels stay in L2 while A streams past them).
+ * PADTO(axis, m):  the axis (output or reduce) runs to its size rounded up to m; loads and
+ *                 stores of the extra trips are masked off (a reduction adds its identity
+ *                 there), so UPCAST / UNROLL by m apply to sizes m does not divide (1000,
+ *                 1023, primes). Masked vector loads and stores where the mask varies by
+ *                 lane (the tail of a row). */
 typedef struct {
   uint8_t kind;
   int16_t axis;   /* the RANGE's axis id */

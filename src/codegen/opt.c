@@ -21,6 +21,7 @@
 #include "uop/symbolic.h"
 #include "uop/uopset.h"
 #include "core/error.h"
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -242,7 +243,8 @@ int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, dtype dt) {
 
 static uop *find_range(uop *u, int64_t axis, uopset *seen) {
   if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return NULL;
-  if (u->op == OP_RANGE) return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST && u->arg.v[1] != RANGE_UNROLL ? u : NULL;
+  if (u->op == OP_RANGE)
+    return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST && u->arg.v[1] != RANGE_UNROLL && u->arg.v[1] != RANGE_TILE ? u : NULL;
   for (uint32_t i = 0; i < u->nsrc; i++) {
     uop *r = find_range(u->src[i], axis, seen);
     if (r) return r;
@@ -279,6 +281,60 @@ static uop *unroll_reduce(rw_match *m) {
 static const rw_rule unroll_rules[] = {RULE("REDUCE", unroll_reduce)};
 static RULESET(rs_unroll, "opt_unroll", unroll_rules);
 
+/* PADTO: r (size n) becomes rp (size np); every INDEX whose offset moves with rp gets the
+ * gate rp < n (loads read 0 there, stores are masked), and a REDUCE over rp adds its
+ * identity where the gate is off. */
+typedef struct {
+  uop *rp, *valid;
+  uopset memo, dep;
+} pad_ctx;
+static bool dep_on(pad_ctx *c, uop *u) {
+  if (u == c->rp) return true;
+  uintptr_t m = (uintptr_t)uopset_get(&c->dep, u);
+  if (m) return m == 2;
+  bool d = false;
+  if (u->op != OP_DEFINE_GLOBAL)
+    for (uint32_t i = 0; i < u->nsrc && !d; i++) d = dep_on(c, u->src[i]);
+  uopset_put(&c->dep, u, (void *)(uintptr_t)(1 + d));
+  return d;
+}
+static uop *reduce_identity(int op, dtype d) {
+  if (op == OP_ADD) return dt_is_float(d) ? uop_const_float(d, 0) : uop_const_int(d, 0);
+  if (op == OP_MUL) return dt_is_float(d) ? uop_const_float(d, 1) : uop_const_int(d, 1);
+  if (dt_is_float(d)) return uop_const_float(d, -INFINITY);
+  if (dt_is_bool(d) || dt_is_unsigned(d)) return uop_const_int(d, 0);
+  return uop_const_int(d, d.scalar == CG_INT64 ? INT64_MIN : d.scalar == CG_INT32 ? INT32_MIN : d.scalar == CG_INT16 ? INT16_MIN : INT8_MIN);
+}
+static uop *pad_gate(pad_ctx *c, uop *u) {
+  if (u->op == OP_DEFINE_GLOBAL || u->op == OP_CONST || u->op == OP_RANGE || !dep_on(c, u)) return u;
+  uop *r = uopset_get(&c->memo, u);
+  if (r) return r;
+  uop *src[UOP_MAX_DIMS + 4];
+  CG_ASSERT(u->nsrc <= UOP_MAX_DIMS + 4, "a node with %u sources", u->nsrc);
+  for (uint32_t i = 0; i < u->nsrc; i++) src[i] = pad_gate(c, u->src[i]);
+  int ns = (int)u->nsrc;
+  if (u->op == OP_INDEX && dep_on(c, u->src[1])) {
+    src[2] = ns > 2 ? uop_alu(OP_AND, src[2], c->valid) : c->valid;
+    ns = 3;
+  }
+  if (u->op == OP_LOAD && ns == 1 && src[0]->nsrc > 2) src[ns++] = dt_is_float(u->dt) ? uop_const_float(u->dt, 0) : uop_const_int(u->dt, 0);
+  bool over = false;
+  for (uint32_t i = 1; u->op == OP_REDUCE && i < u->nsrc; i++) over |= u->src[i] == c->rp;
+  if (over) src[0] = uop_where(c->valid, src[0], reduce_identity((int)u->arg.v[0], src[0]->dt));
+  r = uop_new(u->op, u->dt, src, ns, u->arg);
+  uopset_put(&c->memo, u, r);
+  return r;
+}
+static uop *padto(uop *sink, uop *r, int64_t m) {
+  int64_t n = r->src[0]->arg.i, np = (n + m - 1) / m * m;
+  if (np == n) return sink;
+  pad_ctx c = {.rp = uop_new1(OP_RANGE, DT_I32, ci(np), r->arg)};
+  c.valid = uop_alu(OP_CMPLT, c.rp, ci(n));
+  sink = pad_gate(&c, subst_range(sink, r, c.rp));
+  uopset_free(&c.memo), uopset_free(&c.dep);
+  return sink;
+}
+
 uop *opt_apply(uop *sink, const opt *o, int n) {
   for (int i = 0; i < n; i++) {
     uopset seen = {0};
@@ -287,20 +343,31 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
     char d[48];
     opts_str(&o[i], 1, d, sizeof d);
     bool reduce = r && r->arg.v[1] == RANGE_REDUCE;
-    if (!r || reduce != (o[i].kind == OPT_UNROLL))
-      return cg_fail_null(CG_ERR_INVALID, "opt %s: the kernel has no %s range with axis id %d", d, o[i].kind == OPT_UNROLL ? "reduce" : "output",
-                          o[i].axis);
+    if (!r || (o[i].kind != OPT_PADTO && reduce != (o[i].kind == OPT_UNROLL)))
+      return cg_fail_null(CG_ERR_INVALID, "opt %s: the kernel has no %s range with axis id %d", d,
+                          o[i].kind == OPT_UNROLL ? "reduce" : o[i].kind == OPT_PADTO ? "output or reduce" : "output", o[i].axis);
     int64_t size = r->src[0]->arg.i;
     if (o[i].kind == OPT_THREAD) {
       int64_t arg[2] = {r->arg.v[0], RANGE_THREAD};
       sink = subst_range(sink, r, uop_new1(OP_RANGE, DT_I32, r->src[0], arg_ints(arg, 2)));
       continue;
     }
+    if (o[i].kind == OPT_PADTO) {
+      if (o[i].amount < 1 || o[i].amount > 4096)
+        return cg_fail_null(CG_ERR_INVALID, "opt %s: expected a multiple from 1 to 4096, got %d", d, o[i].amount);
+      sink = uop_simplify(padto(sink, r, o[i].amount));
+      continue;
+    }
     if (o[i].amount < 1 || size % o[i].amount)
       return cg_fail_null(CG_ERR_INVALID, "opt %s: amount %d does not divide the axis's size %lld", d, o[i].amount, (long long)size);
-    if (o[i].amount == 1) continue;
+    if (o[i].amount == 1 || (o[i].kind == OPT_TILE && o[i].amount == size)) continue; /* one trip: nothing to do */
     if (o[i].kind == OPT_UPCAST) sink = upcast(sink, r, o[i].amount, i);
-    else {
+    else if (o[i].kind == OPT_TILE) {
+      int64_t arg[3] = {r->arg.v[0], RANGE_TILE, i};
+      uop *tile = uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), arg_ints(arg, 3));
+      uop *inner = uop_new1(OP_RANGE, DT_I32, ci(o[i].amount), r->arg);
+      sink = subst_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, tile, ci(o[i].amount)), inner));
+    } else {
       int64_t arg[3] = {r->arg.v[0], RANGE_UNROLL, i};
       unroll_ctx c = {r, uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), r->arg), uop_new1(OP_RANGE, DT_I32, ci(o[i].amount), arg_ints(arg, 3)), o[i].amount};
       sink = graph_rewrite(sink, &rs_unroll, &c);

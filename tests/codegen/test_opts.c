@@ -74,8 +74,8 @@ static void matmul_case(int64_t m, int64_t k, int64_t n) {
   cg_tensor *a = rand_t((int64_t[]){m, k}, 2), *b = rand_t((int64_t[]){k, n}, 2);
   cg_realize(a), cg_realize(b);
   cg_tensor *c = cg_matmul(a, b);
-  opt lists[64];
-  int lens[32], nl = 0, at = 0;
+  opt lists[96];
+  int lens[48], nl = 0, at = 0;
   int64_t out[2] = {m, n};
   opt combo[MAX_OPTS];
   int nc = 0;
@@ -99,6 +99,29 @@ static void matmul_case(int64_t m, int64_t k, int64_t n) {
     memcpy(lists + at, combo, sizeof(opt) * (size_t)nc);
     at += nc, lens[nl++] = nc;
   }
+  /* PADTO: every axis to a multiple it may not divide, alone and with the UPCAST / UNROLL
+   * it makes possible (masked vector tails) */
+  static const int pads[] = {16, 8, 3};
+  for (int i = 0; i < 3; i++) {
+    int p = pads[i];
+    if (n > 1) lists[at++] = (opt){OPT_PADTO, 1, p}, lens[nl++] = 1;
+    if (n > 1) lists[at++] = (opt){OPT_PADTO, 1, p}, lists[at++] = (opt){OPT_UPCAST, 1, p}, lens[nl++] = 2;
+    if (m > 1) lists[at++] = (opt){OPT_PADTO, 0, p}, lists[at++] = (opt){OPT_UPCAST, 0, p}, lens[nl++] = 2;
+    if (k > 1) lists[at++] = (opt){OPT_PADTO, 100, p}, lists[at++] = (opt){OPT_UNROLL, 100, p}, lens[nl++] = 2;
+  }
+  /* TILE of each output axis by a divisor, alone and under THREAD */
+  for (int ax = 0; ax < 2; ax++)
+    for (int t = 2; t <= out[ax]; t++)
+      if (out[ax] % t == 0) {
+        lists[at++] = (opt){OPT_TILE, (int16_t)ax, t}, lists[at++] = (opt){OPT_THREAD, 0, 0}, lens[nl++] = 2;
+        break;
+      }
+  /* the GEMM tile the heuristic builds, on any size: columns padded to 32 and upcast
+   * 16 x 2, rows padded to 8 and upcast, column blocks of 2 tiles outermost, threads */
+  opt gemm[] = {{OPT_PADTO, 1, 64}, {OPT_UPCAST, 1, 16}, {OPT_UPCAST, 1, 2}, {OPT_PADTO, 0, 8}, {OPT_UPCAST, 0, 8}, {OPT_TILE, 1, 2}, {OPT_THREAD, 0, 0}};
+  int ng = m > 8 ? 7 : 6; /* 8 rows or fewer: one row tile, no rows left to thread */
+  if (m > 1 && n > 1) memcpy(lists + at, gemm, sizeof(opt) * (size_t)ng), at += ng, lens[nl++] = ng;
+  CG_ASSERT(at <= 96 && nl <= 48, "test lists overflow");
   char what[64];
   snprintf(what, sizeof what, "matmul %lldx%lldx%lld", (long long)m, (long long)k, (long long)n);
   check_opts(what, c, lists, lens, nl, 1e-6f + 4e-7f * (float)k);
