@@ -72,8 +72,10 @@ int opt_heuristic(uop *sink, opt *out);
  * column panels the tensor layer packs B into before the GEMM kernel (the heuristic's
  * register tile is 2 vectors of 16 columns), or 0 to read B where it is: small, narrow or
  * short products, where the copy would cost about what it saves, and dtypes without a
- * vector tile. PACK=0 turns it off (to measure what it gains). */
-int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, dtype dt);
+ * vector tile; a b whose columns are not contiguous (b_transposed: x @ w.T) is packed
+ * from small sizes on, since it would be gathered. PACK=0 turns it off (to measure what
+ * it gains), PACK=2 packs every f32 product of 16 columns or more (tests). */
+int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, dtype dt);
 /* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */

@@ -143,9 +143,9 @@ void opts_str(const opt *o, int n, char *buf, size_t nbuf) {
  * only, ungated: a matmul (batched or with a fused epilogue). BLAS's recipe as opts:
  *   - a register tile of 8 rows x 2 vectors of 16 columns (16 zmm accumulators, 2 loads
  *     of b and 8 broadcasts of a per k step): PADTO to 32 columns and 8 rows first when
- *     they do not divide (masked tails), 16 rows x 16 columns for narrow outputs;
- *   - TILE of the columns: each thread sweeps all its rows over one block of columns
- *     whose packed panels (k x block floats) fit in half of L2 (512 KiB);
+ *     they do not divide (masked tails), 8 rows x 16 columns for narrow outputs;
+ *   - TILE of the columns when k is long: each thread sweeps all its rows over one block
+ *     of columns whose packed panels (k x block floats) fit in L2 (1 MiB);
  *   - THREAD on the rows (the batch for batched products with few rows).
  * k is not blocked: the accumulators stay in registers over all of k, and the panels it
  * reads come from L2 at a rate it sustains (measured: 93% of the FMA peak on 1 core). */
@@ -186,6 +186,11 @@ static bool gemm_match(uop *sink, uop **rng, int nr, gemm_shape *g) {
     for (int i = 0; i <= nr; i++) dep[l][i] = moves_with(ld[l], i < nr ? rng[i] : k);
   int b = dep[0][nr - 1] ? 0 : 1, a = 1 - b; /* b moves with the columns */
   if (!dep[b][nr - 1] || dep[a][nr - 1] || !dep[a][nr] || !dep[b][nr]) return false;
+  /* b's columns must be contiguous (packed or row-major): a transposed b would be gathered */
+  uop *bix = strip_cast(m->src[b])->src[0];
+  int unit, other;
+  strides_along(sink, &bix, 1, cols, 32, &unit, &other);
+  if (unit != 1) return false;
   g->rows = g->batch = NULL, g->cols = cols, g->k = k;
   for (int i = nr - 2; i >= 0; i--) {
     if (dep[a][i] && !dep[b][i] && !g->rows) g->rows = rng[i];
@@ -202,15 +207,17 @@ static int heuristic_gemm(const gemm_shape *g, opt *out) {
   if (ncp != nc) out[n++] = (opt){OPT_PADTO, ac, (int32_t)w};
   out[n++] = (opt){OPT_UPCAST, ac, 16};
   if (w == 32) out[n++] = (opt){OPT_UPCAST, ac, 2};
-  /* rows: 8 per tile (16 with one vector of columns), padded; fewer rows: all of them */
-  int64_t mr = w == 32 ? 8 : 16;
+  /* rows: 8 per tile, padded; fewer rows: all of them (16 rows with one vector of
+   * columns measured 0.67x of 8 at 512x576x10) */
+  int64_t mr = 8;
   if (nm < mr) mr = nm;
   if (nm % mr) out[n++] = (opt){OPT_PADTO, am, (int32_t)mr};
   out[n++] = (opt){OPT_UPCAST, am, (int32_t)mr};
-  /* column blocks: k x block floats in 512 KiB */
+  /* column blocks for long k (measured, 1 thread: 2048^3 175 -> 232 GFLOP/s, 4096^3
+   * 104 -> 207; no gain below k = 1024): k x block packed floats within L2 (1 MiB) */
   int64_t trips = ncp / w, block = 1;
-  while (block * 2 * w * nk * 4 <= 512 * 1024 && trips % (block * 2) == 0) block *= 2;
-  if (block < trips) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
+  while (block * 2 * w * nk * 4 <= 1024 * 1024 && trips % (block * 2) == 0) block *= 2;
+  if (nk >= 1024 && block < trips) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
   /* threads: the rows, or the batch when there are fewer row tiles than cores x 4 */
   int64_t row_tiles = (nm + mr - 1) / mr;
   uop *t = g->batch && row_tiles < 8 ? g->batch : row_tiles > 1 ? g->rows : trips > 1 ? g->cols : NULL;
@@ -316,8 +323,12 @@ int opt_heuristic(uop *sink, opt *out) {
   return n;
 }
 
-int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, dtype dt) {
-  if (!cfg_int("PACK", 1) || dt.scalar != CG_FLOAT32 || dt.count > 1) return 0;
+int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, dtype dt) {
+  int mode = (int)cfg_int("PACK", 1);
+  if (!mode || dt.scalar != CG_FLOAT32 || dt.count > 1 || cols < 16) return 0;
+  if (mode == 2) return 32; /* always (tests) */
+  /* a transposed b (x @ w.T) would be gathered: its copy pays from a few row tiles on */
+  if (b_transposed) return rows >= 32 && k >= 16 ? 32 : 0;
   /* measured on the Zen 5 VM: packing gains from N = 1024 up (rows of 4 KiB alias in L1/L2)
    * and costs a little at 512 */
   if (rows < 128 || cols < 64 || k < 128 || rows * k * cols < (int64_t)512 * 512 * 1024) return 0;
@@ -443,7 +454,8 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
     }
     if (o[i].amount < 1 || size % o[i].amount)
       return cg_fail_null(CG_ERR_INVALID, "opt %s: amount %d does not divide the axis's size %lld", d, o[i].amount, (long long)size);
-    if (o[i].amount == 1 || (o[i].kind == OPT_TILE && o[i].amount == size)) continue; /* one trip: nothing to do */
+    /* one trip: nothing to do (but TILE(axis, 1) moves the whole axis outermost) */
+    if ((o[i].amount == 1 && o[i].kind != OPT_TILE) || (o[i].kind == OPT_TILE && o[i].amount == size)) continue;
     if (o[i].kind == OPT_UPCAST) sink = upcast(sink, r, o[i].amount, i);
     else if (o[i].kind == OPT_TILE) {
       int64_t arg[3] = {r->arg.v[0], RANGE_TILE, i};

@@ -290,7 +290,8 @@ cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
   if (nb + 3 > CG_MAX_DIMS) return cg_fail(CG_ERR_INVALID, "matmul: too many batch dims"), op_end(NULL);
   dtype dt = promote(a->dt, b->dt);
   a = cast_to(a, dt), b = cast_to(b, dt);
-  int64_t pw = opt_gemm_pack(n, k, m, dt);
+  bool bt = b->op == OP_PERMUTE && b->arg.v[b->ndim - 1] != b->ndim - 1; /* columns strided */
+  int64_t pw = opt_gemm_pack(n, k, m, bt, dt);
   if (pw) b = pack_panels(b, pw);
   /* a: (..., n, 1, k)  b: (..., 1, m, k)  -> mul -> sum over k */
   int64_t sa[UOP_MAX_DIMS], sb[UOP_MAX_DIMS], full[UOP_MAX_DIMS];

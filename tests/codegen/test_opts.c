@@ -6,6 +6,8 @@
  * scheduler's kernels run through the engine with chosen opts. */
 #include "check.h"
 #include "engine/run_kernel.h"
+#include "codegen/codegen.h"
+#include "schedule/schedule.h"
 #include "runtime/buffer.h"
 #include "tensor/tensor.h"
 #include <math.h>
@@ -127,8 +129,72 @@ static void matmul_case(int64_t m, int64_t k, int64_t n) {
   check_opts(what, c, lists, lens, nl, 1e-6f + 4e-7f * (float)k);
 }
 
+/* The heuristic's opts for the GEMM kernel of an (m x k) @ (k x n) product (b given
+ * transposed: x @ w.T, as nn.Linear). */
+static void pin_gemm(int64_t m, int64_t k, int64_t n, bool bt, const char *want) {
+  cg_tensor *a = cg_empty(CG_FLOAT32, (int64_t[]){m, k}, 2);
+  cg_tensor *b = bt ? cg_transpose(cg_empty(CG_FLOAT32, (int64_t[]){n, k}, 2), 0, 1) : cg_empty(CG_FLOAT32, (int64_t[]){k, n}, 2);
+  cg_tensor *c = cg_matmul(a, b);
+  uop_pool_push();
+  schedule s;
+  CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
+  opt o[MAX_OPTS];
+  int no = opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o);
+  char got[256];
+  opts_str(o, no, got, sizeof got);
+  CHECK(!strcmp(got, want), "%lldx%lldx%lld%s: heuristic gives %s, pinned %s", (long long)m, (long long)k, (long long)n, bt ? " (b transposed)" : "", got, want);
+  sched_free(&s);
+  uop_pool_pop();
+}
+
+/* The whole path (packing copy, heuristic GEMM opts with PADTO tails) against float64,
+ * for sizes no tile divides; b optionally transposed (x @ w.T). */
+static void gemm_vs_f64(int64_t m, int64_t k, int64_t n, bool bt) {
+  float *a = malloc(sizeof(float) * (size_t)(m * k)), *b = malloc(sizeof(float) * (size_t)(k * n)), *c = malloc(sizeof(float) * (size_t)(m * n));
+  for (int64_t i = 0; i < m * k; i++) a[i] = frand();
+  for (int64_t i = 0; i < k * n; i++) b[i] = frand(); /* (k, n), or (n, k) when bt */
+  cg_tensor *ta = cg_from_data(a, CG_FLOAT32, (int64_t[]){m, k}, 2);
+  cg_tensor *tb = bt ? cg_transpose(cg_from_data(b, CG_FLOAT32, (int64_t[]){n, k}, 2), 0, 1) : cg_from_data(b, CG_FLOAT32, (int64_t[]){k, n}, 2);
+  cg_status st = cg_read(cg_matmul(ta, tb), CG_FLOAT32, c, sizeof(float) * (size_t)(m * n));
+  CHECK(st == CG_OK, "%s", cg_last_error());
+  double worst = 0;
+  for (int64_t i = 0; st == CG_OK && i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double want = 0;
+      for (int64_t q = 0; q < k; q++) want += (double)a[i * k + q] * (bt ? b[j * k + q] : b[q * n + j]);
+      worst = fmax(worst, fabs(c[i * n + j] - want) / (1 + fabs(want)));
+    }
+  /* float32 sums of k products of |x| <= 1: 1e-6 per term is generous */
+  CHECK(worst <= 1e-6 * (double)k, "%lldx%lldx%lld%s on %s: off by %g", (long long)m, (long long)k, (long long)n, bt ? " (b transposed)" : "",
+        cg_get_config("DEVICE") ? cg_get_config("DEVICE") : "CPU", worst);
+  free(a), free(b), free(c);
+}
+
 int main(void) {
   cg_scope_begin();
+  /* packed GEMMs end to end, against float64, on the C backend and the interpreter */
+  cg_set_config("PACK", "2");
+  for (int dev = 0; dev < 2; dev++) {
+    if (dev) cg_set_config("DEVICE", "INTERP");
+    gemm_vs_f64(33, 17, 1023, false);
+    gemm_vs_f64(37, 29, 100, true);
+    gemm_vs_f64(9, 64, 31, false);
+  }
+  cg_set_config("DEVICE", "CPU");
+  gemm_vs_f64(131, 257, 67, false);
+  gemm_vs_f64(64, 1000, 48, true);
+  cg_set_config("PACK", "1");
+  /* the heuristic's opts for the benchmark shapes (bench/bench_matmul.c), pinned */
+  pin_gemm(512, 512, 512, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
+  pin_gemm(1024, 1024, 1024, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+  pin_gemm(2048, 2048, 2048, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,4) THREAD(0)");
+  pin_gemm(4096, 4096, 4096, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,2) THREAD(0)");
+  pin_gemm(512, 576, 10, false, "PADTO(1,16) UPCAST(1,16) UPCAST(0,8) THREAD(0)");
+  pin_gemm(8192, 384, 1536, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
+  pin_gemm(8192, 1536, 384, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,4) THREAD(0)");
+  pin_gemm(1000, 1000, 1000, false, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
+  pin_gemm(1023, 1023, 1023, false, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) PADTO(0,8) UPCAST(0,8) THREAD(0)");
+  pin_gemm(512, 784, 100, true, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
   /* matmuls: sizes 1, 7, 13, 33, 1000, 1023 and primes */
   matmul_case(1, 1, 1);
   matmul_case(7, 13, 33);
