@@ -375,13 +375,33 @@ static uop *unroll_reduce(rw_match *m) {
 static const rw_rule unroll_rules[] = {RULE("REDUCE", unroll_reduce)};
 static RULESET(rs_unroll, "opt_unroll", unroll_rules);
 
-/* PADTO: r (size n) becomes rp (size np); every INDEX whose offset moves with rp gets the
- * gate rp < n (loads read 0 there, stores are masked), and a REDUCE over rp adds its
- * identity where the gate is off. */
+/* PADTO: r (size n) becomes rp (size np). Stores whose offset moves with rp get the gate
+ * rp < n; a REDUCE over rp adds its identity where the gate is off. A load that moves
+ * with rp either gets the gate too (reads 0 past the end: a masked vector load when rp
+ * runs along its contiguous elements, a row's tail) or, when rp strides over rows, reads
+ * at min(rp, n-1) instead: in bounds, computed once outside the inner loops, and its value
+ * only reaches masked stores or the identity (a gated scalar load in a GEMM's k loop
+ * costs a branch per element). */
 typedef struct {
-  uop *rp, *valid;
+  uop *rp, *valid, *clamped, *stand_in;
+  int64_t lanes; /* the lane groups in which a contiguous load is judged: the multiple, so a
+                  * packed operand's (j/32)*K*32 + j%32 counts as contiguous */
   uopset memo, dep;
 } pad_ctx;
+static bool lanes_contiguous(uop *off, uop *lane, int64_t w);
+/* Whether off steps by one element along rp, in groups of c->lanes. */
+static bool pad_contiguous(pad_ctx *c, uop *off) {
+  int64_t np = c->rp->src[0]->arg.i, w = c->lanes;
+  int64_t arg[3] = {c->rp->arg.v[0], RANGE_UPCAST, 98};
+  if (w == 1) { /* the step from a stand-in r2 to r2 + 1 */
+    uop *r2 = uop_new1(OP_RANGE, DT_I32, ci(np), arg_ints(arg, 3));
+    uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, c->rp, uop_alu(OP_ADD, r2, ci(1))), uop_alu1(OP_NEG, subst_range(off, c->rp, r2))));
+    return d->op == OP_CONST && d->arg.i == 1;
+  }
+  int64_t oarg[3] = {c->rp->arg.v[0], RANGE_UPCAST, 96};
+  uop *outer = uop_new1(OP_RANGE, DT_I32, ci(np / w), arg_ints(oarg, 3)), *lane = uop_new1(OP_RANGE, DT_I32, ci(w), arg_ints(arg, 3));
+  return lanes_contiguous(uop_simplify(subst_range(off, c->rp, uop_alu(OP_ADD, uop_alu(OP_MUL, outer, ci(w)), lane))), lane, w);
+}
 static bool dep_on(pad_ctx *c, uop *u) {
   if (u == c->rp) return true;
   uintptr_t m = (uintptr_t)uopset_get(&c->dep, u);
@@ -407,9 +427,16 @@ static uop *pad_gate(pad_ctx *c, uop *u) {
   CG_ASSERT(u->nsrc <= UOP_MAX_DIMS + 4, "a node with %u sources", u->nsrc);
   for (uint32_t i = 0; i < u->nsrc; i++) src[i] = pad_gate(c, u->src[i]);
   int ns = (int)u->nsrc;
-  if (u->op == OP_INDEX && dep_on(c, u->src[1])) {
-    src[2] = ns > 2 ? uop_alu(OP_AND, src[2], c->valid) : c->valid;
-    ns = 3;
+  if (u->op == OP_STORE && dep_on(c, u->src[0]->src[1])) { /* a store is always gated */
+    uop *ix = u->src[0], *is[3];
+    for (uint32_t i = 0; i < ix->nsrc; i++) is[i] = i == 2 ? pad_gate(c, ix->src[i]) : ix->src[i];
+    is[1] = pad_gate(c, ix->src[1]);
+    is[2] = ix->nsrc > 2 ? uop_alu(OP_AND, is[2], c->valid) : c->valid;
+    src[0] = uop_new(OP_INDEX, ix->dt, is, 3, ix->arg);
+  } else if (u->op == OP_INDEX && dep_on(c, u->src[1])) {
+    if (c->clamped && !pad_contiguous(c, u->src[1])) /* through a stand-in: clamped holds rp */
+      src[1] = subst_range(subst_range(src[1], c->rp, c->clamped), c->stand_in, c->rp);
+    else src[2] = ns > 2 ? uop_alu(OP_AND, src[2], c->valid) : c->valid, ns = 3;
   }
   if (u->op == OP_LOAD && ns == 1 && src[0]->nsrc > 2) src[ns++] = dt_is_float(u->dt) ? uop_const_float(u->dt, 0) : uop_const_int(u->dt, 0);
   bool over = false;
@@ -422,8 +449,13 @@ static uop *pad_gate(pad_ctx *c, uop *u) {
 static uop *padto(uop *sink, uop *r, int64_t m) {
   int64_t n = r->src[0]->arg.i, np = (n + m - 1) / m * m;
   if (np == n) return sink;
-  pad_ctx c = {.rp = uop_new1(OP_RANGE, DT_I32, ci(np), r->arg)};
+  pad_ctx c = {.rp = uop_new1(OP_RANGE, DT_I32, ci(np), r->arg), .lanes = m <= 64 ? m : 1};
   c.valid = uop_alu(OP_CMPLT, c.rp, ci(n));
+  /* loads of stores' sibling loads only: every STORE is gated, so a clamped load's value
+   * never lands (a reduce range's padding adds the identity instead) */
+  int64_t sarg[3] = {r->arg.v[0], RANGE_UPCAST, 97};
+  c.stand_in = uop_new1(OP_RANGE, DT_I32, ci(np), arg_ints(sarg, 3));
+  c.clamped = uop_where(uop_alu(OP_CMPLT, c.stand_in, ci(n)), c.stand_in, ci(n - 1));
   sink = pad_gate(&c, subst_range(sink, r, c.rp));
   uopset_free(&c.memo), uopset_free(&c.dep);
   return sink;
