@@ -76,6 +76,10 @@ int opt_heuristic(uop *sink, opt *out);
  * from small sizes on, since it would be gathered. PACK=0 turns it off (to measure what
  * it gains), PACK=2 packs every f32 product of 16 columns or more (tests). */
 int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, dtype dt);
+/* For a GEMM kernel, other complete opt lists worth timing (other register tiles and
+ * column blocks; BEAM starts from them with the heuristic's); returns how many (0: not a
+ * GEMM). */
+int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max);
 /* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */

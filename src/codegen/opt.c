@@ -225,6 +225,50 @@ static int heuristic_gemm(const gemm_shape *g, opt *out) {
   return n;
 }
 
+/* BEAM's starting points for a GEMM: the heuristic's tile with other column blocks (none,
+ * 1 .. 16 panels) and other register tiles (4 rows; 6 rows x 4 vectors). */
+int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
+  uop *rng[UOP_MAX_DIMS];
+  int nr = 0, n = 0;
+  bool has_reduce = false;
+  uopset seen = {0};
+  collect(sink, &seen, rng, &nr, &has_reduce);
+  uopset_free(&seen);
+  for (int i = 1; i < nr; i++)
+    for (int j = i; j > 0 && rng[j]->arg.v[0] < rng[j - 1]->arg.v[0]; j--) {
+      uop *t = rng[j];
+      rng[j] = rng[j - 1], rng[j - 1] = t;
+    }
+  gemm_shape g;
+  if (!has_reduce || !gemm_match(sink, rng, nr, &g) || g.cols->src[0]->arg.i < 8) return 0;
+  opt base[MAX_OPTS];
+  int nb = heuristic_gemm(&g, base);
+  int16_t ac = (int16_t)g.cols->arg.v[0], am = (int16_t)g.rows->arg.v[0];
+  int64_t nm = g.rows->src[0]->arg.i, nc = g.cols->src[0]->arg.i;
+  static const int blocks[] = {0, 1, 2, 4, 8, 16};
+  static const int tiles[][2] = {{8, 2}, {4, 2}, {6, 4}, {8, 1}}; /* rows, vectors of 16 columns */
+  for (int t = 0; t < 4; t++) {
+    int rows = tiles[t][0], vecs = tiles[t][1];
+    int64_t w = 16 * vecs, trips = (nc + w - 1) / w;
+    if (nc <= 16 * (vecs - 1) || nm < rows) continue;
+    for (int b = 0; b < 6 && n < max; b++) {
+      if (blocks[b] && (trips % blocks[b] || blocks[b] >= trips)) continue;
+      opt *o = lists[n];
+      int k = 0;
+      if (nc % w) o[k++] = (opt){OPT_PADTO, ac, (int32_t)w};
+      o[k++] = (opt){OPT_UPCAST, ac, 16};
+      if (vecs > 1) o[k++] = (opt){OPT_UPCAST, ac, vecs};
+      if (nm % rows) o[k++] = (opt){OPT_PADTO, am, rows};
+      o[k++] = (opt){OPT_UPCAST, am, rows};
+      if (blocks[b]) o[k++] = (opt){OPT_TILE, ac, blocks[b]};
+      for (int i = 0; i < nb; i++)
+        if (base[i].kind == OPT_THREAD) o[k++] = base[i];
+      lens[n++] = k;
+    }
+  }
+  return n;
+}
+
 int opt_heuristic(uop *sink, opt *out) {
   if (cfg_int("NOOPT", 0)) return 0;
   uop *rng[UOP_MAX_DIMS];
