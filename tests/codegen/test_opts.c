@@ -170,8 +170,27 @@ static void gemm_vs_f64(int64_t m, int64_t k, int64_t n, bool bt) {
   free(a), free(b), free(c);
 }
 
+/* The same for a batched product q @ k.T, q (b, t, d), k (b, t, d) (attention scores). */
+static void pin_batched(int64_t b, int64_t t, int64_t d, const char *want) {
+  cg_tensor *q = cg_empty(CG_FLOAT32, (int64_t[]){b, t, d}, 3), *k = cg_empty(CG_FLOAT32, (int64_t[]){b, t, d}, 3);
+  cg_tensor *c = cg_matmul(q, cg_transpose(k, 1, 2));
+  uop_pool_push();
+  schedule s;
+  CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
+  opt o[MAX_OPTS];
+  int no = opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o);
+  char got[256];
+  opts_str(o, no, got, sizeof got);
+  CHECK(s.n == (strstr(want, "UNROLL") ? 1 : 2) && !strcmp(got, want), "q @ k.T (%lld, %lld, %lld): %d kernels, heuristic gives %s, pinned %s", (long long)b, (long long)t, (long long)d, s.n,
+        got, want);
+  sched_free(&s);
+  uop_pool_pop();
+}
+
 int main(void) {
   cg_scope_begin();
+  pin_batched(8, 256, 64, "UPCAST(2,16) UPCAST(2,2) UPCAST(1,8) THREAD(1)"); /* packed k.T, the GEMM branch */
+  pin_batched(64, 20, 64, "UPCAST(0,4) UNROLL(100,16) UPCAST(1,4) THREAD(0)"); /* too few rows to pack: k read in place */
   /* packed GEMMs end to end, against float64, on the C backend and the interpreter */
   cg_set_config("PACK", "2");
   for (int dev = 0; dev < 2; dev++) {
@@ -181,6 +200,34 @@ int main(void) {
     gemm_vs_f64(9, 64, 31, false);
   }
   cg_set_config("DEVICE", "CPU");
+  { /* batched, with a broadcast batch and with b transposed per batch (q @ k.T) */
+    enum { B = 3, M = 37, K = 29, N = 70 };
+    float *a = malloc(sizeof(float) * B * M * K), *b = malloc(sizeof(float) * B * K * N), *c = malloc(sizeof(float) * B * M * N);
+    for (int i = 0; i < B * M * K; i++) a[i] = frand();
+    for (int i = 0; i < B * K * N; i++) b[i] = frand();
+    cg_tensor *ta = cg_from_data(a, CG_FLOAT32, (int64_t[]){B, M, K}, 3);
+    for (int v = 0; v < 3; v++) {
+      /* v 0: b (B, K, N); 1: b (K, N) broadcast; 2: b given as (B, N, K), transposed */
+      cg_tensor *tb = v == 0 ? cg_from_data(b, CG_FLOAT32, (int64_t[]){B, K, N}, 3)
+                      : v == 1 ? cg_from_data(b, CG_FLOAT32, (int64_t[]){K, N}, 2)
+                               : cg_transpose(cg_from_data(b, CG_FLOAT32, (int64_t[]){B, N, K}, 3), 1, 2);
+      cg_status st = cg_read(cg_matmul(ta, tb), CG_FLOAT32, c, sizeof(float) * B * M * N);
+      CHECK(st == CG_OK, "%s", cg_last_error());
+      double worst = 0;
+      for (int q = 0; st == CG_OK && q < B; q++)
+        for (int i = 0; i < M; i++)
+          for (int j = 0; j < N; j++) {
+            double want = 0;
+            for (int k = 0; k < K; k++) {
+              float bv = v == 0 ? b[(q * K + k) * N + j] : v == 1 ? b[k * N + j] : b[(q * N + j) * K + k];
+              want += (double)a[(q * M + i) * K + k] * bv;
+            }
+            worst = fmax(worst, fabs(c[(q * M + i) * N + j] - want) / (1 + fabs(want)));
+          }
+      CHECK(worst <= 1e-6 * K, "batched GEMM variant %d: off by %g", v, worst);
+    }
+    free(a), free(b), free(c);
+  }
   gemm_vs_f64(131, 257, 67, false);
   gemm_vs_f64(64, 1000, 48, true);
   cg_set_config("PACK", "1");
