@@ -213,11 +213,13 @@ static int heuristic_gemm(const gemm_shape *g, opt *out) {
   if (nm < mr) mr = nm;
   if (nm % mr) out[n++] = (opt){OPT_PADTO, am, (int32_t)mr};
   out[n++] = (opt){OPT_UPCAST, am, (int32_t)mr};
-  /* column blocks for long k (measured, 1 thread: 2048^3 175 -> 232 GFLOP/s, 4096^3
-   * 104 -> 207; no gain below k = 1024): k x block packed floats within L2 (1 MiB) */
+  /* column blocks for k >= 512 when b is over 512 KiB: k x block packed floats within L2
+   * (1 MiB), at least two
+   * blocks (measured, 1 thread, thread CPU time: 512^3 205 -> 240 GFLOP/s, 1000^3 143 ->
+   * 211, 2048^3 175 -> 232, 4096^3 104 -> 207; at k = 384 none gains) */
   int64_t trips = ncp / w, block = 1;
-  while (block * 2 * w * nk * 4 <= 1024 * 1024 && trips % (block * 2) == 0) block *= 2;
-  if (nk >= 1024 && block < trips) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
+  while (block * 2 * w * nk * 4 <= 1024 * 1024 && trips % (block * 2) == 0 && block * 2 < trips) block *= 2;
+  if (nk >= 512 && ncp * nk * 4 > 512 * 1024 && block < trips) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
   /* threads: the rows, or the batch when there are fewer row tiles than cores x 4 */
   int64_t row_tiles = (nm + mr - 1) / mr;
   uop *t = g->batch && row_tiles < 8 ? g->batch : row_tiles > 1 ? g->rows : trips > 1 ? g->cols : NULL;

@@ -232,15 +232,15 @@ int main(void) {
   gemm_vs_f64(64, 1000, 48, true);
   cg_set_config("PACK", "1");
   /* the heuristic's opts for the benchmark shapes (bench/bench_matmul.c), pinned */
-  pin_gemm(512, 512, 512, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
+  pin_gemm(512, 512, 512, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
   pin_gemm(1024, 1024, 1024, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
   pin_gemm(2048, 2048, 2048, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,4) THREAD(0)");
   pin_gemm(4096, 4096, 4096, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,2) THREAD(0)");
   pin_gemm(512, 576, 10, false, "PADTO(1,16) UPCAST(1,16) UPCAST(0,8) THREAD(0)");
   pin_gemm(8192, 384, 1536, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
   pin_gemm(8192, 1536, 384, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,4) THREAD(0)");
-  pin_gemm(1000, 1000, 1000, false, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
-  pin_gemm(1023, 1023, 1023, false, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) PADTO(0,8) UPCAST(0,8) THREAD(0)");
+  pin_gemm(1000, 1000, 1000, false, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+  pin_gemm(1023, 1023, 1023, false, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) PADTO(0,8) UPCAST(0,8) TILE(1,8) THREAD(0)");
   pin_gemm(512, 784, 100, true, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
   /* matmuls: sizes 1, 7, 13, 33, 1000, 1023 and primes */
   matmul_case(1, 1, 1);
