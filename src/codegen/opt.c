@@ -373,8 +373,9 @@ int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, 
   int mode = (int)cfg_int("PACK", 1);
   if (!mode || dt.scalar != CG_FLOAT32 || dt.count > 1 || cols < 16) return 0;
   if (mode == 2) return 32; /* always (tests) */
-  /* a transposed b (x @ w.T) would be gathered: its copy pays from a few row tiles on */
-  if (b_transposed) return rows >= 32 && k >= 16 ? 32 : 0;
+  /* a transposed b (x @ w.T) would be gathered: its copy pays from a few row tiles on
+   * (small products stay one kernel) */
+  if (b_transposed) return rows >= 64 && k >= 32 && cols >= 32 && rows * k * cols >= 64 * 64 * 64 ? 32 : 0;
   /* measured on the Zen 5 VM: packing gains from N = 1024 up (rows of 4 KiB alias in L1/L2)
    * and costs a little at 512 */
   if (rows < 128 || cols < 64 || k < 128 || rows * k * cols < (int64_t)512 * 512 * 1024) return 0;
