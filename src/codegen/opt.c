@@ -152,9 +152,9 @@ void opts_str(const opt *o, int n, char *buf, size_t nbuf) {
 typedef struct {
   uop *rows, *cols, *k, *batch;
 } gemm_shape;
-static bool is_load_ungated(uop *u) {
+static bool is_load_ungated(uop *u) { /* and float32: the tile is f32x16 vectors */
   while (u->op == OP_CAST) u = u->src[0];
-  return u->op == OP_LOAD && u->src[0]->nsrc == 2;
+  return u->op == OP_LOAD && u->src[0]->nsrc == 2 && u->dt.scalar == CG_FLOAT32 && u->dt.count <= 1;
 }
 static uop *strip_cast(uop *u) {
   while (u->op == OP_CAST) u = u->src[0];
@@ -214,9 +214,9 @@ static int heuristic_gemm(const gemm_shape *g, opt *out) {
   if (nm % mr) out[n++] = (opt){OPT_PADTO, am, (int32_t)mr};
   out[n++] = (opt){OPT_UPCAST, am, (int32_t)mr};
   /* column blocks for k >= 512 when b is over 512 KiB: k x block packed floats within L2
-   * (1 MiB), at least two
-   * blocks (measured, 1 thread, thread CPU time: 512^3 205 -> 240 GFLOP/s, 1000^3 143 ->
-   * 211, 2048^3 175 -> 232, 4096^3 104 -> 207; at k = 384 none gains) */
+   * (1 MiB), at least two blocks (measured, 1 thread, thread CPU time: 512^3 205 -> 240
+   * GFLOP/s, 1000^3 143 -> 211, 2048^3 175 -> 232, 4096^3 104 -> 207; none gains at
+   * k = 384) */
   int64_t trips = ncp / w, block = 1;
   while (block * 2 * w * nk * 4 <= 1024 * 1024 && trips % (block * 2) == 0 && block * 2 < trips) block *= 2;
   if (nk >= 512 && ncp * nk * 4 > 512 * 1024 && block < trips) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
