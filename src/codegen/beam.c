@@ -235,15 +235,17 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
   if (ok) {
     c[nc].n = opt_heuristic(low, c[nc].o);
     nc++;
-    /* a GEMM: other register tiles and column blocks too */
+    time_all(&s, c, nc, INFINITY); /* also measures what one compile takes */
+    /* a GEMM: other register tiles and column blocks too, as many as compile in half the
+     * time left */
     opt alt[24][MAX_OPTS];
-    int lens[24], na = opt_gemm_candidates(low, alt, lens, 24);
-    for (int i = 0; i < na; i++) {
+    int lens[24], na = opt_gemm_candidates(low, alt, lens, 24), fit = s.compile_s > 0 ? (int)((s.deadline - now()) / 2 / s.compile_s) : na;
+    for (int i = 0; i < na && nc - 1 < fit; i++) {
       cand x = {.n = lens[i]};
       memcpy(x.o, alt[i], sizeof(opt) * (size_t)lens[i]);
       if (!same_list(&x, &c[0])) c[nc++] = x;
     }
-    time_all(&s, c, nc, INFINITY);
+    if (nc > 1) time_all(&s, c + 1, nc - 1, c[0].t);
     qsort(c, (size_t)nc, sizeof *c, by_time);
     best = c[0];
   }
