@@ -240,6 +240,7 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
      * time left */
     opt alt[24][MAX_OPTS];
     int lens[24], na = opt_gemm_candidates(low, alt, lens, 24), fit = s.compile_s > 0 ? (int)((s.deadline - now()) / 2 / s.compile_s) : na;
+    if (fit < 2) fit = 2; /* as a round: at least two */
     for (int i = 0; i < na && nc - 1 < fit; i++) {
       cand x = {.n = lens[i]};
       memcpy(x.o, alt[i], sizeof(opt) * (size_t)lens[i]);

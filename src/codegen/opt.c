@@ -213,12 +213,13 @@ static int heuristic_gemm(const gemm_shape *g, opt *out) {
   if (nm < mr) mr = nm;
   if (nm % mr) out[n++] = (opt){OPT_PADTO, am, (int32_t)mr};
   out[n++] = (opt){OPT_UPCAST, am, (int32_t)mr};
-  /* column blocks for k >= 512 when b is over 512 KiB: k x block packed floats within L2
-   * (1 MiB), at least two blocks (measured, 1 thread, thread CPU time: 512^3 205 -> 240
-   * GFLOP/s, 1000^3 143 -> 211, 2048^3 175 -> 232, 4096^3 104 -> 207; none gains at
-   * k = 384) */
+  /* column blocks of up to 8 panels (256 columns), at least two blocks, for k >= 512 when
+   * b is over 512 KiB: fewer passes over a against a block of b in L2/L3 (measured, 1
+   * thread, thread CPU time, GFLOP/s: 512^3 205 -> 240; 1000^3 143 -> 211; 2048^3 175,
+   * blocks of 4/8/16 panels 215/228/232; 4096^3 104, blocks of 2/4/8/16/32 panels
+   * 200/209/227/210/178; none gains at k = 384) */
   int64_t trips = ncp / w, block = 1;
-  while (block * 2 * w * nk * 4 <= 1024 * 1024 && trips % (block * 2) == 0 && block * 2 < trips) block *= 2;
+  while (block < 8 && trips % (block * 2) == 0 && block * 2 < trips) block *= 2;
   if (nk >= 512 && ncp * nk * 4 > 512 * 1024 && block < trips) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
   /* threads: the rows, or the batch when there are fewer row tiles than cores x 4 */
   int64_t row_tiles = (nm + mr - 1) / mr;
