@@ -8,13 +8,17 @@
  *   register tile of 64 accumulators.
  *   UNROLL(axis, n): a reduce range r becomes r' (size/n); each trip adds n values.
  *   THREAD(axis): the output range split across threads.
+ *   TILE(axis, n): r = tile*n + r', the tile loop outermost (RANGE_TILE, linearize.c).
+ *   PADTO(axis, m): r runs to its size rounded up to m, the extra trips masked (padto).
  *
- * The heuristic: upcast the last output dim by 16, 8 or 4 (the lanes of an elementwise
- * kernel become one vector op each); kernels with a reduction get a register tile of up
- * to ~20 vector accumulators: the vector dim twice (2 x 16 lanes) or the rest of a short
- * row, times 8, 4 or 2 of the dim that shares the most loads (a GEMM: 8 rows x 32
- * columns); thread the outermost output range left.
- * NOOPT=1 turns it off. */
+ * The heuristic, one function per kind of kernel: a GEMM (heuristic_gemm: matched by
+ * structure, BLAS's register tile, column blocks, threads on rows); any other kernel
+ * (the generic branch in opt_heuristic): upcast the last output dim by 16, 8 or 4 (the
+ * lanes of an elementwise kernel become one vector op each); kernels with a reduction get
+ * a register tile of up to ~20 vector accumulators: the vector dim twice (2 x 16 lanes) or
+ * the rest of a short row, times 8, 4 or 2 of the dim that shares the most loads; thread
+ * the outermost output range left.
+ * NOOPT=1 turns it off; GEMM_OPTS=0 sends GEMMs to the generic branch. */
 #include "codegen.h"
 #include "core/config.h"
 #include "uop/rewrite.h"
