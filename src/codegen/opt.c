@@ -485,7 +485,9 @@ static uop *pad_gate(pad_ctx *c, uop *u) {
     is[1] = pad_gate(c, ix->src[1]);
     is[2] = ix->nsrc > 2 ? uop_alu(OP_AND, is[2], c->valid) : c->valid;
     src[0] = uop_new(OP_INDEX, ix->dt, is, 3, ix->arg);
-  } else if (u->op == OP_INDEX && dep_on(c, u->src[1])) {
+  } else if (u->op == OP_INDEX && dep_on(c, u->src[1]) && !(src[1]->vmin >= 0 && src[1]->vmax < u->src[0]->arg.v[1])) {
+    /* (a load in bounds for every padded trip, as a packed panel's zero padding is, needs
+     * nothing: its value only reaches masked stores or the identity) */
     if (c->clamped && !pad_contiguous(c, u->src[1])) /* through a stand-in: clamped holds rp */
       src[1] = subst_range(subst_range(src[1], c->rp, c->clamped), c->stand_in, c->rp);
     else src[2] = ns > 2 ? uop_alu(OP_AND, src[2], c->valid) : c->valid, ns = 3;
