@@ -57,6 +57,12 @@ void opts_str(const opt *o, int n, char *buf, size_t nbuf);
 uop *subst_range(uop *u, uop *from, uop *to);
 /* The heuristic's opts for a lowered kernel; returns how many (0 with NOOPT=1). */
 int opt_heuristic(uop *sink, opt *out);
+/* Of the addresses ix (INDEX nodes), how many loads step by one element along range r
+ * and how many by more (gathers). */
+void strides_along(uop *sink, uop **ix, int nix, uop *r, int *unit, int *other);
+/* The output range a reduction kernel vectorizes along (opt_vector.c): the last, or one
+ * with a wider vector and no gathers. rng: its output ranges by axis. */
+uop *opt_vector_dim(uop *sink, uop **ix, int nix, uop **rng, int nr);
 /* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */

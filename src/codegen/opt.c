@@ -88,7 +88,7 @@ static int shared_loads(uop **ix, int nix, uop *a, uop *b) {
 
 /* Of the addresses ix (INDEX nodes), how many step by one element along r (vector loads
  * if r were a vector) and how many by more (gathers). */
-static void strides_along(uop *sink, uop **ix, int nix, uop *r, int *unit, int *other) {
+void strides_along(uop *sink, uop **ix, int nix, uop *r, int *unit, int *other) {
   *unit = *other = 0;
   /* off(r2 + 1) - off(r2), with r2 a stand-in range (substituting r by r + 1 would never
    * reach a fixpoint) */
@@ -143,7 +143,7 @@ int opt_heuristic(uop *sink, opt *out) {
   uopset_free(&seen_ix);
   /* first: the last output dim by 16, 8 or 4 (contiguous lanes); if it does not divide,
    * the largest dim that divides by 4 (kernels with a reduction only) */
-  uop *last = rng[nr - 1];
+  uop *last = has_reduce ? opt_vector_dim(sink, ix, nix, rng, nr) : rng[nr - 1];
   int64_t n_last = last->src[0]->arg.i;
   static const int64_t tries[] = {16, 8, 4};
   int64_t first = 0;

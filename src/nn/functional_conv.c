@@ -162,6 +162,35 @@ static cg_tensor *transpose_weight(cg_tensor *w, int n, int64_t G) {
   return cg_reshape(wt, wf, n + 2);
 }
 
+/* A layout step: w (Cout, Cin/G, K...) with its output channels innermost in memory
+ * (G, Cin/G, K..., Cout/G), seen through a view as the same (Cout, Cin/G, K...) tensor. The
+ * convolution's kernel then reads a vector of output channels at one address step (the
+ * heuristic vectorizes along them, codegen/opt_vector.c), which NCHW's short spatial rows
+ * cannot give. One small copy kernel per use, O(weights). Only where a group has a vector
+ * of output channels. */
+static cg_tensor *channels_inner(cg_tensor *w, int n, int64_t G) {
+  const int64_t *ws = cg_shape(w);
+  int64_t cog = ws[0] / G, wg[3 + MAXSP] = {G, cog, ws[1]};
+  if (cog % 8) return w;
+  for (int j = 0; j < n; j++) wg[3 + j] = ws[2 + j];
+  int to[3 + MAXSP] = {0, 2}, back[3 + MAXSP] = {0, n + 2, 1};
+  for (int j = 0; j < n; j++) to[2 + j] = 3 + j, back[3 + j] = 2 + j;
+  to[n + 2] = 1;
+  int64_t keep[2 + MAXSP];
+  memcpy(keep, ws, sizeof(int64_t) * (size_t)(n + 2));
+  cg_tensor *t = cg_contiguous(cg_permute(cg_reshape(w, wg, n + 3), to, n + 3));
+  return cg_reshape(cg_permute(t, back, n + 3), keep, n + 2);
+}
+
+/* The same for an output gradient (N, C, O...): channels innermost, (N, O..., C) in
+ * memory; the weight gradient then vectorizes along C. */
+static cg_tensor *channels_last(cg_tensor *g, int n) {
+  int to[2 + MAXSP] = {0}, back[2 + MAXSP] = {0, n + 1};
+  for (int j = 0; j < n; j++) to[1 + j] = 2 + j, back[2 + j] = 1 + j;
+  to[n + 1] = 1;
+  return cg_permute(cg_contiguous(cg_permute(g, to, n + 2)), back, n + 2);
+}
+
 /* The windows of a strided op seen from its input: a (lead..., O...) per-window tensor a
  * of an op over an input of spatial size in (kernel k, stride s, dilation d, padding pb
  * before) becomes (lead..., in..., K...), where [.., i, .., t] is a's value for the window
@@ -219,7 +248,10 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   for (int j = 0; j < n; j++) gs[2 + j] = o[j];
   /* both gradients read each element of g once per tap and channel: a producer fused
    * into them (a ReLU mask, BatchNorm's backward) would be recomputed that many times */
-  cg_tensor *gy = cg_contiguous(cg_reshape(gt, gs, n + 2));
+  /* channels innermost where the weight gradient vectorizes along them (enough outputs:
+   * codegen/opt_vector.c); else NCHW, whose rows its reduction reads as vectors */
+  bool clast = cog % 8 == 0 && cout * cg * prod(k, n) >= 4096;
+  cg_tensor *gy = clast ? channels_last(cg_reshape(gt, gs, n + 2), n) : cg_contiguous(cg_reshape(gt, gs, n + 2));
   /* input: the stride-dilated, padded gradient convolved with the flipped, transposed
    * weights (stride 1, the same dilation) */
   cg_tensor *dx = conv_nd("conv backward", n, dilate_spatial(gy, n, s), transpose_weight(w, n, G), NULL, one, tb, ta, dil, G);
@@ -297,11 +329,11 @@ static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg
       sw[4 + j] = 1, sw[4 + n + j] = k[j];
       axes[1 + j] = 4 + n + j;
     }
-    y = cg_mul(cg_reshape(win, sx, 4 + 2 * n), cg_reshape(w, sw, 4 + 2 * n));
+    y = cg_mul(cg_reshape(win, sx, 4 + 2 * n), cg_reshape(channels_inner(w, n, G), sw, 4 + 2 * n));
     y = cg_sum(y, axes, 1 + n, false);
   } else {
     int64_t s6[6] = {N, G, 1, cg, O, K}, w6[6] = {1, G, cog, cg, 1, K};
-    y = cg_mul(cg_reshape(win, s6, 6), cg_reshape(w, w6, 6));
+    y = cg_mul(cg_reshape(win, s6, 6), cg_reshape(channels_inner(w, n, G), w6, 6));
     int axes[2] = {3, 5};
     y = cg_sum(y, axes, 2, false);
   }
