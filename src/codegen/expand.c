@@ -193,16 +193,28 @@ static uop *unroll(uop *sink, uop *lane) {
   return out;
 }
 
-/* Whether every load that moves along the lane reads contiguous addresses (no gathers),
- * and whether the kernel reduces. */
-static void loads_along(uop *u, uop *lane, int64_t w, uopset *dep, uopset *seen, bool *contig, bool *reduce) {
+static bool in_reduction(uop *u, uopset *memo) {
+  if (u->op == OP_RANGE) return u->arg.v[1] == RANGE_REDUCE;
+  uintptr_t m = (uintptr_t)uopset_get(memo, u);
+  if (m) return m == 2;
+  bool r = false;
+  if (u->op != OP_DEFINE_GLOBAL)
+    for (uint32_t i = 0; i < u->nsrc && !r; i++) r = in_reduction(u->src[i], memo);
+  uopset_put(memo, u, (void *)(uintptr_t)(1 + r));
+  return r;
+}
+
+/* Whether every load inside the reduction that moves along the lane reads contiguous
+ * addresses (no gathers; one per output outside it is cheap), and whether the kernel
+ * reduces. */
+static void loads_along(uop *u, uop *lane, int64_t w, uopset *dep, uopset *seen, uopset *red, bool *contig, bool *reduce) {
   if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_REDUCE) *reduce = true;
-  if (u->op == OP_LOAD && depends(u, lane, dep)) {
+  if (u->op == OP_LOAD && depends(u, lane, dep) && in_reduction(u->src[0], red)) {
     uop *ix = u->src[0];
     if ((ix->nsrc > 2 && depends(ix->src[2], lane, dep)) || !contiguous(ix->src[1], lane, w)) *contig = false;
   }
-  for (uint32_t i = 0; i < u->nsrc; i++) loads_along(u->src[i], lane, w, dep, seen, contig, reduce);
+  for (uint32_t i = 0; i < u->nsrc; i++) loads_along(u->src[i], lane, w, dep, seen, red, contig, reduce);
 }
 
 /* The lane to make vectors of: a vector width, every value along it of a vector dtype,
@@ -226,9 +238,9 @@ static uop *vector_lane(uop *sink, uop **lanes, int n) {
     ok = ok && vectorizable(sink, lanes[i], &dep, &seen);
     if (ok && !cstore) {
       bool contig = true, reduce = false;
-      uopset s2 = {0};
-      loads_along(sink, lanes[i], w, &dep, &s2, &contig, &reduce);
-      uopset_free(&s2);
+      uopset s2 = {0}, red = {0};
+      loads_along(sink, lanes[i], w, &dep, &s2, &red, &contig, &reduce);
+      uopset_free(&s2), uopset_free(&red);
       ok = contig && reduce;
     }
     uopset_free(&dep);

@@ -24,10 +24,28 @@ static void reduce_trips(uop *u, uopset *seen, int64_t *trips) {
 
 static int64_t vec_width(int64_t size) { return size % 16 == 0 ? 16 : size % 8 == 0 ? 8 : size % 4 == 0 && size >= 4 ? 4 : 0; }
 
-uop *opt_vector_dim(uop *sink, uop **ix, int nix, uop **rng, int nr) {
+static bool in_reduction(uop *u, uopset *memo) {
+  if (u->op == OP_RANGE) return u->arg.v[1] == RANGE_REDUCE;
+  uintptr_t m = (uintptr_t)uopset_get(memo, u);
+  if (m) return m == 2;
+  bool r = false;
+  for (uint32_t i = 0; i < u->nsrc && !r; i++) r = u->src[i]->op != OP_DEFINE_GLOBAL && in_reduction(u->src[i], memo);
+  uopset_put(memo, u, (void *)(uintptr_t)(1 + r));
+  return r;
+}
+
+uop *opt_vector_dim(uop *sink, uop **ix_all, int nix_all, uop **rng, int nr) {
   uop *best = rng[nr - 1];
+  /* the other dims are judged by the loads inside the reduction: one gather per output
+   * (a ReLU mask fused into an input gradient) costs little */
+  uop *ix[256];
+  int nix = 0;
+  uopset memo = {0};
+  for (int i = 0; i < nix_all && nix < 256; i++)
+    if (in_reduction(ix_all[i]->src[1], &memo)) ix[nix++] = ix_all[i];
+  uopset_free(&memo);
   int unit, other;
-  strides_along(sink, ix, nix, best, &unit, &other);
+  strides_along(sink, ix_all, nix_all, best, &unit, &other);
   int64_t wbest = other <= unit ? vec_width(best->src[0]->arg.i) : 0, outs = 1, red = 1;
   for (int i = 0; i < nr; i++) outs *= rng[i]->src[0]->arg.i;
   uopset seen = {0};

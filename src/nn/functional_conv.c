@@ -469,7 +469,12 @@ static void pool_grad(const composite *c, uop *g, uop **d) {
     ao[1 + j] = (in[j] + 2 * p[j] - k[j]) / s[j] + 1;
     axes[j] = 1 + n + j;
   }
-  cg_tensor *aw = windows_at_input(cg_contiguous(cg_reshape(a, ao, 1 + n)), n, in, k, s, one, p); /* read once per tap */
+  /* read once per tap: realized, in a's own shape (a convolution's input gradient fused
+   * into the copy keeps its channel dim for its vectors) */
+  int64_t full[CG_MAX_DIMS];
+  memcpy(full, cg_shape(x), sizeof(int64_t) * (size_t)lead);
+  for (int j = 0; j < n; j++) full[lead + j] = ao[1 + j];
+  cg_tensor *aw = windows_at_input(cg_reshape(cg_contiguous(cg_reshape(a, full, xd)), ao, 1 + n), n, in, k, s, one, p);
   if (is_max) {
     /* per window, K-1 minus the first tap (row-major) holding its max: the max of
      * K-1-t over the taps t that hold it. Seen from an input position, tap t' of
