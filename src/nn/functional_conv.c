@@ -454,6 +454,28 @@ static double lowest(cg_dtype dt) {
  * window's gradient (avg), or that of the windows whose first max (row-major) it is (max,
  * as torch.nn.functional.max_pool2d: ties in a window, common after ReLU and BatchNorm,
  * give everything to the first). */
+/* Windows that do not overlap (k <= s in every dim): an input position lies in at most one
+ * window, (i+p)/s, as its tap (i+p)%s when that is < k. A per-window tensor t (B, O...)
+ * is then spread to the positions by movement ops alone, no reduction: t at every tap of
+ * its window (B, O1, k1, O2, k2, ...), keep(t) where given (B, O1, k1, ...: a mask over
+ * the taps), the taps padded to the stride, rows joined and the padding cut off. */
+static cg_tensor *spread_disjoint(cg_tensor *t, cg_tensor *keep_if, int n, const int64_t *k, const int64_t *s, const int64_t *p,
+                                  const int64_t *in) {
+  int64_t B = cg_shape(t)[0], o[MAXSP], s1[1 + 2 * MAXSP] = {B}, e[1 + 2 * MAXSP] = {B}, pads[2 * (1 + 2 * MAXSP)] = {0};
+  int64_t flat[1 + MAXSP] = {B}, before[MAXSP], after[MAXSP];
+  for (int j = 0; j < n; j++) {
+    o[j] = cg_shape(t)[1 + j];
+    s1[1 + 2 * j] = e[1 + 2 * j] = o[j], s1[2 + 2 * j] = 1, e[2 + 2 * j] = k[j];
+    pads[2 * (2 + 2 * j) + 1] = s[j] - k[j];
+    flat[1 + j] = o[j] * s[j];
+    before[j] = -p[j], after[j] = in[j] + p[j] - o[j] * s[j];
+  }
+  t = cg_expand(cg_reshape(t, s1, 1 + 2 * n), e, 1 + 2 * n);
+  if (keep_if) t = cg_where(keep_if, t, cg_zeros(cg_dtype_of(t), NULL, 0));
+  t = cg_reshape(cg_pad(t, pads, 0), flat, 1 + n);
+  return pad_spatial(t, n, before, after, 0);
+}
+
 static void pool_grad(const composite *c, uop *g, uop **d) {
   int n = (int)c->p[0];
   bool is_max = c->p[1] != 0;
@@ -468,6 +490,25 @@ static void pool_grad(const composite *c, uop *g, uop **d) {
     in[j] = cg_shape(x)[lead + j];
     ao[1 + j] = (in[j] + 2 * p[j] - k[j]) / s[j] + 1;
     axes[j] = 1 + n + j;
+  }
+  bool disjoint = true;
+  for (int j = 0; j < n; j++) disjoint = disjoint && k[j] <= s[j];
+  if (disjoint) {
+    cg_tensor *a2 = cg_reshape(a, ao, 1 + n), *keep_if = NULL;
+    if (is_max) { /* the window's first max (row-major), as below, compared at each tap */
+      int64_t K = prod(k, n), ks[1 + 2 * MAXSP] = {1}, kt[1 + 2 * MAXSP] = {1};
+      for (int j = 0; j < n; j++) ks[1 + j] = 1, ks[1 + n + j] = k[j], kt[1 + 2 * j] = 1, kt[2 + 2 * j] = k[j];
+      cg_tensor *win = pool_windows(pad_spatial(x, n, p, p, lowest(cg_dtype_of(x))), n, k, s, one);
+      cg_tensor *rev = cg_arange((double)K - 1, -1, -1, CG_FLOAT32);
+      cg_tensor *first = cg_max(cg_where(cg_eq(win, tensor_new(c->out)), cg_reshape(rev, ks, 1 + 2 * n), cg_scalar(-1)), axes, n, false);
+      int64_t fe[1 + 2 * MAXSP] = {B};
+      for (int j = 0; j < n; j++) fe[1 + 2 * j] = ao[1 + j], fe[2 + 2 * j] = 1;
+      keep_if = cg_eq(cg_reshape(first, fe, 1 + 2 * n), cg_reshape(rev, kt, 1 + 2 * n));
+    }
+    cg_tensor *dx = cg_reshape(spread_disjoint(a2, keep_if, n, k, s, p, in), cg_shape(x), xd);
+    d[0] = grad_out(dx, c->in[0]->dt);
+    cg_scope_end();
+    return;
   }
   /* read once per tap: realized, in a's own shape (a convolution's input gradient fused
    * into the copy keeps its channel dim for its vectors) */

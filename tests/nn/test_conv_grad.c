@@ -110,6 +110,10 @@ static void pool_cases(void) {
       {"2,2,9,8", {3, 2}, {2, 3}, {1, 0}},
       {"3,5,6", {2, 3}, {1, 2}, {1, 1}}, /* unbatched */
       {"1,2,8,7", {4, 4}, {3, 2}, {2, 1}},
+      /* windows apart (k < s): positions in no window get 0 (the backward spreads the
+       * gradient by movement ops, no reduction) */
+      {"2,3,10,11", {2, 3}, {3, 3}, {1, 1}},
+      {"1,2,9,9", {1, 2}, {2, 3}, {0, 1}},
   };
   for (int avg = 0; avg < 2; avg++)
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
