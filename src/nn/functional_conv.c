@@ -257,7 +257,22 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   cg_tensor *dx = conv_nd("conv backward", n, dilate_spatial(gy, n, s), transpose_weight(w, n, G), NULL, one, tb, ta, dil, G);
   /* weight: windows of x times the gradient, summed over the batch and the outputs */
   cg_tensor *win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, s, dil), *dw;
-  if (4 + 2 * n <= CG_MAX_DIMS) {
+  /* vectorized along the output channels, every tile of the weight gradient streams the
+   * whole batch: in chunks of images whose x and gradient fit in L2 (1 MB) the tiles of
+   * one chunk reuse it; a partial per chunk, then their sum (a second, small reduction) */
+  int64_t chunk = 0, per_image = 4 * (cin * prod(in, n) + cout * prod(o, n));
+  for (int64_t c2 = N / 2; clast && G == 1 && 4 + 2 * n <= CG_MAX_DIMS && c2 >= 1 && !chunk; c2--)
+    if (N % c2 == 0 && c2 * per_image <= (1 << 20)) chunk = c2;
+  if (chunk) {
+    int64_t sx[CG_MAX_DIMS] = {N / chunk, chunk, 1, cg}, sg[CG_MAX_DIMS] = {N / chunk, chunk, cout, 1};
+    int axes[1 + MAXSP] = {1};
+    for (int j = 0; j < n; j++) {
+      sx[4 + j] = sg[4 + j] = o[j], sx[4 + n + j] = k[j], sg[4 + n + j] = 1;
+      axes[1 + j] = 4 + j;
+    }
+    cg_tensor *part = cg_sum(cg_mul(cg_reshape(win, sx, 4 + 2 * n), cg_reshape(gy, sg, 4 + 2 * n)), axes, 1 + n, false);
+    dw = cg_sum(cg_contiguous(part), (int[]){0}, 1, false);
+  } else if (4 + 2 * n <= CG_MAX_DIMS) {
     int64_t sx[CG_MAX_DIMS] = {N, G, 1, cg}, sg[CG_MAX_DIMS] = {N, G, cog, 1};
     int axes[1 + MAXSP] = {0};
     for (int j = 0; j < n; j++) {

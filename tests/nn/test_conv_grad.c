@@ -34,6 +34,7 @@ static void conv_cases(void) {
       {"2,16,12,10", "32,16,3,3", {1, 1}, {1, 1}, {1, 1}, 1, true},
       {"2,32,9,13", "32,16,3,3", {1, 1}, {2, 1}, {2, 1}, 2, false},
       {"8,8,23,19", "16,8,3,3", {3, 2}, {1, 1}, {1, 1}, 1, true},
+      {"6,8,9,9", "32,8,5,5", {1, 1}, {2, 2}, {1, 1}, 1, false}, /* weight gradient in chunks of 3 images */
   };
   for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
     const conv_c *c = &cs[i];
