@@ -243,9 +243,35 @@ static void rerealize(plan *a, plan *b, uopset *realized, void **saved) {
 }
 
 /* Whether kernel b can compute kernel a's single root where it reads it. */
-static bool can_merge(plan *a, plan *b, uopset *realized) {
+/* Whether u's value (up to realized nodes) reads one of the buffers in `bufs` as it was. */
+static bool reads_any(uop *u, uopset *bufs, uop *except, uopset *realized, uopset *seen) {
+  if (u->op == OP_BUFFER) return u != except && uopset_get(bufs, u);
+  if (uopset_get(realized, u) || !uopset_add(seen, u)) return false;
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (reads_any(u->src[i], bufs, except, realized, seen)) return true;
+  return false;
+}
+
+static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   uop *ra = a->roots[0];
-  if (a->n != 1 || ra->op == OP_ASSIGN) return false;
+  if (a->n != 1) return false;
+  /* an assign (an optimizer's moment) runs inside its reader (the parameter's update) only
+   * if the reader reads the overwritten buffer nowhere but through the assign itself
+   * (element i would otherwise read a neighbour another thread has already replaced), and
+   * if the assign reads no other assigned buffer's old value (the merged kernel could then
+   * have to run both before and after another assign: BatchNorm's weight and bias) */
+  if (ra->op == OP_ASSIGN) {
+    uopset seen = {0};
+    bool bad = reads_any(stored_value(ra), assigned, a->outs[0], realized, &seen);
+    uopset_free(&seen);
+    for (int k = 0; !bad && k < b->n; k++) { /* from the sources: b's roots are realized */
+      uopset s2 = {0};
+      uop *v = stored_value(b->roots[k]);
+      for (uint32_t i = 0; i < v->nsrc && !bad; i++) bad = reads_node(v->src[i], a->outs[0], realized, &s2);
+      uopset_free(&s2);
+    }
+    if (bad) return false;
+  }
   uint8_t ax[UOP_MAX_DIMS];
   bool ok = true;
   void **saved = malloc(sizeof(void *) * (size_t)(b->n + 1));
@@ -281,12 +307,16 @@ static bool plan_reads(plan *a, plan *b, uopset *realized) {
 }
 
 static void merge_plans(plan *ks, int *n, uopset *realized) {
+  uopset assigned = {0}; /* buffers an assign of this schedule overwrites */
+  for (int i = 0; i < *n; i++)
+    for (int k = 0; k < ks[i].n; k++)
+      if (ks[i].roots[k]->op == OP_ASSIGN) uopset_put(&assigned, ks[i].outs[k], (void *)1);
   for (int i = 0; i < *n; i++) {
     if (ks[i].n != 1) continue;
     for (int j = i + 1; j < *n; j++) {
       if (!plan_reads(&ks[i], &ks[j], realized)) continue;
       /* only the first reader may absorb it; the others read its buffer */
-      if (can_merge(&ks[i], &ks[j], realized)) {
+      if (can_merge(&ks[i], &ks[j], realized, &assigned)) {
         plan m = {0};
         plan_add(&m, ks[i].roots[0], ks[i].outs[0]);
         for (int k = 0; k < ks[j].n; k++) plan_add(&m, ks[j].roots[k], ks[j].outs[k]);
@@ -298,6 +328,7 @@ static void merge_plans(plan *ks, int *n, uopset *realized) {
       break;
     }
   }
+  uopset_free(&assigned);
 }
 
 /* ---- a plan becomes an AST over slots ------------------------------------------------ */
