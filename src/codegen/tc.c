@@ -242,10 +242,17 @@ static uop *operand_load(uop *x) {
 }
 bool tc_vector_fits(uop *red, uop *lane) {
   uop *x[2] = {operand_load(bf16_operand(red->src[0]->src[0])), operand_load(bf16_operand(red->src[0]->src[1]))};
-  if (!x[0] || !x[1]) return false;
+  if (!x[0] || !x[1] || lane->src[0]->arg.i % 16) return false;
+  /* as the heuristic's upcasts will make it: lane = outer*32 + u2*16 + u (or outer*16 + u),
+   * so that a packed panel's n % 32 becomes u2*16 + u */
+  int64_t n = lane->src[0]->arg.i, w = n % 32 ? 16 : 32, ao[2] = {lane->arg.v[0], 97}, au[2] = {lane->arg.v[0], 96}, a2[2] = {lane->arg.v[0], 95};
+  uop *outer = uop_new1(OP_RANGE, DT_I32, ci(n / w), arg_ints(ao, 2)), *u = uop_new1(OP_RANGE, DT_I32, ci(16), arg_ints(au, 2));
+  uop *at = uop_alu(OP_ADD, uop_alu(OP_MUL, outer, ci(w)), u);
+  if (w == 32) at = uop_alu(OP_ADD, at, uop_alu(OP_MUL, uop_new1(OP_RANGE, DT_I32, ci(2), arg_ints(a2, 2)), ci(16)));
   for (int a = 0; a < 2; a++) { /* A: the same for every lane (a broadcast); B: a vector load */
+    uop *oa = uop_simplify(subst_range(x[a]->src[0]->src[1], lane, at)), *ob = uop_simplify(subst_range(x[1 - a]->src[0]->src[1], lane, at));
     int64_t step;
-    if (!depends_on(x[a]->src[0]->src[1], lane) && step_along(x[1 - a]->src[0]->src[1], lane, &step) && step == 1) return true;
+    if (!depends_on(oa, u) && step_along(ob, u, &step) && step == 1) return true;
   }
   return false;
 }

@@ -76,6 +76,31 @@ const char cg_kernel_prelude[] =
     "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
     "  static inline i32x##n where_i32x##n(i32x##n m, i32x##n a, i32x##n b) { return (m & a) | (~m & b); }\n"
     "CG_VEC(2, 8) CG_VEC(4, 16) CG_VEC(8, 32) CG_VEC(16, 64)\n"
+    /* masked vector loads and stores (PADTO's row tails: lanes past the end are neither
+     * read nor written): AVX-512 mask moves where GCC has them, else lane by lane */
+    "#define CG_MASKED(t, e, n) \\\n"
+    "  static inline t##x##n mload_##t##x##n(const e *p, i32x##n m, t##x##n a) { \\\n"
+    "    for (int i = 0; i < n; i++) if (m[i]) a[i] = p[i]; return a; } \\\n"
+    "  static inline void mstore_##t##x##n(e *p, t##x##n v, i32x##n m) { for (int i = 0; i < n; i++) if (m[i]) p[i] = v[i]; }\n"
+    "CG_MASKED(f32, float, 2) CG_MASKED(i32, int32_t, 2) CG_MASKED(f32, float, 4) CG_MASKED(i32, int32_t, 4)\n"
+    "#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "#define CG_K16(m) ((unsigned short)__builtin_ia32_ptestmd512(m, m, (unsigned short)-1))\n"
+    "static inline f32x16 mload_f32x16(const float *p, i32x16 m, f32x16 a) { return __builtin_ia32_loadups512_mask(p, a, CG_K16(m)); }\n"
+    "static inline i32x16 mload_i32x16(const int32_t *p, i32x16 m, i32x16 a) { return __builtin_ia32_loaddqusi512_mask(p, a, CG_K16(m)); }\n"
+    "static inline void mstore_f32x16(float *p, f32x16 v, i32x16 m) { __builtin_ia32_storeups512_mask(p, v, CG_K16(m)); }\n"
+    "static inline void mstore_i32x16(int32_t *p, i32x16 v, i32x16 m) { __builtin_ia32_storedqusi512_mask(p, v, CG_K16(m)); }\n"
+    "#else\n"
+    "CG_MASKED(f32, float, 16) CG_MASKED(i32, int32_t, 16)\n"
+    "#endif\n"
+    "#if defined(__AVX512VL__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "#define CG_K8(m) ((unsigned char)__builtin_ia32_ptestmd256(m, m, (unsigned char)-1))\n"
+    "static inline f32x8 mload_f32x8(const float *p, i32x8 m, f32x8 a) { return __builtin_ia32_loadups256_mask(p, a, CG_K8(m)); }\n"
+    "static inline i32x8 mload_i32x8(const int32_t *p, i32x8 m, i32x8 a) { return __builtin_ia32_loaddqusi256_mask(p, a, CG_K8(m)); }\n"
+    "static inline void mstore_f32x8(float *p, f32x8 v, i32x8 m) { __builtin_ia32_storeups256_mask(p, v, CG_K8(m)); }\n"
+    "static inline void mstore_i32x8(int32_t *p, i32x8 v, i32x8 m) { __builtin_ia32_storedqusi256_mask(p, v, CG_K8(m)); }\n"
+    "#else\n"
+    "CG_MASKED(f32, float, 8) CG_MASKED(i32, int32_t, 8)\n"
+    "#endif\n"
     "#endif\n";
 
 /* What a kernel with WMMA (the TC opt, codegen/tc.c) adds: the unit's helpers (compiled
