@@ -616,6 +616,9 @@ const char *cg_device_of(cg_tensor *t);
 /* CG_DEVICES (default 1, at most 16): how many instances of the default device a program
  * that shards "over all devices" uses ("CPU", "CPU:1", ... "CPU:n-1"). */
 int cg_device_count(void);
+/* The names of those devices into names[0..max) ("CPU", "CPU:1", ...); returns how many
+ * there are (-1 + an error if one cannot be made). */
+int cg_devices(const char **names, int max);
 /* A copy of t on device (eager: t is realized first). Same device: a second handle, no
  * copy. A contiguous range of a buffer (the buffer, a reshape, a slice along the leading
  * axis) is copied straight from it; another view is first made contiguous on its own

@@ -34,12 +34,6 @@ bool cg_dist_available(void) {
 int cg_dist_rank(void) { return dist_rank; }
 int cg_dist_size(void) { return dist_size; }
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 cg_status cg_dist_init(int *argc, char ***argv) {
   if (started) return CG_OK;
 #ifdef CG_HAVE_MPI
@@ -81,6 +75,12 @@ void cg_dist_abort(int code) {
 }
 
 #ifdef CG_HAVE_MPI
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* Wait for reqs against the deadline; polling drives MPI's progress, sleeping between
  * polls (up to 1 ms) keeps a waiting rank off the cores the others compute on. */
 static cg_status wait_reqs(MPI_Request *reqs, int n, const char *what) {
@@ -106,7 +106,6 @@ static MPI_Datatype mpi_type(dtype dt) {
   if (dt_eq(dt, DT_I64)) return MPI_INT64_T;
   return MPI_DATATYPE_NULL;
 }
-#endif
 
 /* The host memory of a realized tensor (its whole buffer, in order), or NULL + error. */
 static void *host_ptr(const char *who, cg_tensor *t) {
@@ -118,6 +117,8 @@ static void *host_ptr(const char *who, cg_tensor *t) {
   if (buffer_alloc(b) != CG_OK) return NULL;
   return buf->ptr;
 }
+
+#endif
 
 /* Realize ts and check they share one dtype MPI knows. */
 static bool prepare(const char *who, cg_tensor *const *ts, int n, dtype *dt) {

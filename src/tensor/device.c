@@ -10,6 +10,7 @@
 #include "tensor.h"
 #include "core/config.h"
 #include "runtime/alloc.h"
+#include <stdio.h>
 #include <string.h>
 
 static int64_t transfer_bytes, staging_bytes;
@@ -27,6 +28,19 @@ const char *cg_device(const char *name) {
 int cg_device_count(void) {
   long n = cfg_int("CG_DEVICES", 1);
   return n < 1 ? 1 : n > RT_MAX_INSTANCES ? RT_MAX_INSTANCES : (int)n;
+}
+
+int cg_devices(const char **names, int max) {
+  rt_device *base = rt_default_device();
+  if (!base) return -1;
+  if (base->base) base = base->base; /* DEVICE=CPU:1: the instances are still CPU's */
+  int n = cg_device_count();
+  for (int i = 0; i < n && i < max && names; i++) {
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s:%d", base->name, i);
+    if (!(names[i] = cg_device(nm))) return -1;
+  }
+  return n;
 }
 
 /* The device t's value is (or will be) computed on. */

@@ -66,7 +66,17 @@ static void test_devices(void) {
   float dv[6];
   CHECK(d && cg_read(d, CG_FLOAT32, dv, sizeof dv) == CG_OK && dv[0] == h[1] && dv[5] == h[10], "slice copied");
   CHECK(s1 - s0 == 24 && t1 - t0 == 24, "staged %lld, sent %lld", (long long)(s1 - s0), (long long)(t1 - t0));
-  cg_free(a), cg_free(b), cg_free(c), cg_free(d);
+  /* the interpreter's instances come from the same table */
+  cg_tensor *ia = cg_to(a, "INTERP:1"), *ib = cg_add(ia, ia);
+  CHECK(ib && cg_read(ib, CG_FLOAT32, out, sizeof out) == CG_OK && !strcmp(cg_device_of(ib), "INTERP:1") && out[7] == 2 * h[7], "INTERP:1: %s",
+        cg_last_error());
+  /* CG_DEVICES: the instances a program spreads over */
+  const char *names[4];
+  setenv("CG_DEVICES", "3", 1);
+  CHECK(cg_devices(names, 4) == 3 && !strcmp(names[0], "CPU") && !strcmp(names[2], "CPU:2"), "CG_DEVICES=3");
+  unsetenv("CG_DEVICES");
+  CHECK(cg_devices(names, 4) == 1, "one device by default");
+  cg_free(a), cg_free(b), cg_free(c), cg_free(d), cg_free(ia), cg_free(ib);
 }
 
 static void test_bad_axis(void) {
