@@ -604,13 +604,20 @@ cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
  * ... ("CPU:0" is "CPU"). An instance is the same backend with its own allocator (memory
  * counted and cached apart), made on first use; 16 instances at most in all. Every tensor
  * knows its device: that of the buffers it reads (a result is computed where its inputs
- * are), or the DEVICE knob's for tensors that read none. An op whose operands are on two
+ * are), or the default device (cg_set_device, else the DEVICE knob) for tensors that read
+ * none. An op whose operands are on two
  * devices is refused with a message naming both; the scheduler never puts two devices in
  * one kernel. Instances share the one thread pool (kernels of one realize run one after
  * another). */
 /* The canonical name of a device ("cpu:1" -> "CPU:1", "CPU:0" -> "CPU"), making an
  * instance if needed; NULL + an error naming the devices there are. */
 const char *cg_device(const char *name);
+/* Make name (NULL: the DEVICE knob's device again) this thread's default device: where
+ * tensors that read no buffer are made and computed (cg_from_data, cg_zeros, and the small
+ * buffers ops make for themselves, such as the class indices of a cross entropy). Run a
+ * replica's work with its device set (one thread per device, or switching). Returns the
+ * canonical name now in effect, or NULL + an error for a bad name (nothing changes). */
+const char *cg_set_device(const char *name);
 /* The device t is on (or will be computed on). */
 const char *cg_device_of(cg_tensor *t);
 /* CG_DEVICES (default 1, at most 16): how many instances of the default device a program

@@ -103,7 +103,15 @@ rt_device *rt_get_device(const char *name) {
   return cg_fail_null(CG_ERR_INVALID, "unknown device '%s' (expected one of: %s, optionally with :N for instance N)", name, list);
 }
 
-rt_device *rt_default_device(void) { return rt_get_device(cfg_str("DEVICE", "CPU")); }
+static _Thread_local rt_device *thread_device;
+
+rt_device *rt_set_thread_device(rt_device *d) {
+  rt_device *old = thread_device;
+  thread_device = d;
+  return old;
+}
+
+rt_device *rt_default_device(void) { return thread_device ? thread_device : rt_get_device(cfg_str("DEVICE", "CPU")); }
 
 static rt_stats stats;
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -92,8 +92,11 @@ rt_device *rt_get_device(const char *name);
 /* True once any instance beyond a table entry was made: only then do graphs need their
  * device worked out (graph_device, buffer.h); one-device programs pay nothing. */
 bool rt_multi_device(void);
-/* The device tensors are made on: the DEVICE knob (default "CPU"). */
+/* The device tensors are made on: this thread's (rt_set_thread_device), else the DEVICE
+ * knob (default "CPU"). */
 rt_device *rt_default_device(void);
+/* Set this thread's default device (NULL: the DEVICE knob's again); returns the previous. */
+rt_device *rt_set_thread_device(rt_device *d);
 /* The i-th entry of the device table, then the instances made so far; NULL past the end
  * (for trimming, listing). */
 rt_device *rt_device_at(int i);

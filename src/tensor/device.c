@@ -25,6 +25,14 @@ const char *cg_device(const char *name) {
   return d ? d->name : NULL;
 }
 
+const char *cg_set_device(const char *name) {
+  rt_device *d = NULL;
+  if (name && !(d = rt_get_device(name))) return NULL;
+  rt_set_thread_device(d);
+  rt_device *now = rt_default_device();
+  return now ? now->name : NULL;
+}
+
 int cg_device_count(void) {
   long n = cfg_int("CG_DEVICES", 1);
   return n < 1 ? 1 : n > RT_MAX_INSTANCES ? RT_MAX_INSTANCES : (int)n;

@@ -49,16 +49,16 @@ int main(void) {
   cg_tensor *pr[NP], *p0[NP], *p1[NP];
   params_of(ref, pr), params_of(m0, p0);
   CHECK(cg_realize_many(pr, NP) == CG_OK, "init");
-  CHECK(cg_set_config("DEVICE", "CPU:1") == CG_OK, "DEVICE=CPU:1");
+  CHECK(cg_set_device("CPU:1") && !strcmp(cg_set_device("CPU:1"), "CPU:1"), "this thread on CPU:1");
   m1 = mlp(); /* made while CPU:1 is the default: its parameters live there */
   params_of(m1, p1);
   CHECK(cg_realize_many(p1, NP) == CG_OK && !strcmp(cg_device_of(p1[0]), "CPU:1"), "replica on CPU:1");
-  CHECK(cg_set_config("DEVICE", "CPU") == CG_OK, "DEVICE=CPU");
+  CHECK(cg_set_device(NULL) && !strcmp(cg_set_device(NULL), "CPU"), "back to the knob's device");
   copy_params(p0, pr, "CPU"), copy_params(p1, pr, "CPU:1"); /* every replica starts from ref's weights */
   cg_optimizer *or = cg_adam(pr, NP, 1e-2, 0.9, 0.999, 1e-8, 0), *o0 = cg_adam(p0, NP, 1e-2, 0.9, 0.999, 1e-8, 0);
-  cg_set_config("DEVICE", "CPU:1"); /* the replica's optimizer state lives there too */
+  cg_set_device("CPU:1"); /* the replica's optimizer state lives there too */
   cg_optimizer *o1 = cg_adam(p1, NP, 1e-2, 0.9, 0.999, 1e-8, 0);
-  cg_set_config("DEVICE", "CPU");
+  cg_set_device(NULL);
   static float xh[B * IN];
   int32_t yh[B];
   for (int step = 0; step < STEPS; step++) {
@@ -74,13 +74,13 @@ int main(void) {
     cg_multi *xs = cg_shard(x, devs, 2, 0), *ys = cg_shard(y, devs, 2, 0);
     cg_tensor *l0 = cg_cross_entropy(cg_module_forward(m0, cg_multi_shard(xs, 0)), cg_multi_shard(ys, 0), 0.0);
     CHECK(cg_backward(l0) == CG_OK, "backward on CPU");
-    /* the second replica's work under DEVICE=CPU:1: the small helper buffers ops make
-     * (the class indices of the cross entropy, Adam's scalars) go where the knob says */
-    cg_set_config("DEVICE", "CPU:1");
+    /* the second replica's work with CPU:1 as this thread's device: the small buffers ops
+     * make for themselves (the class indices of the cross entropy) are made there */
+    cg_set_device("CPU:1");
     cg_tensor *l1 = cg_cross_entropy(cg_module_forward(m1, cg_multi_shard(xs, 1)), cg_multi_shard(ys, 1), 0.0);
     CHECK(l1 && !strcmp(cg_device_of(l1), "CPU:1"), "the second replica computes on CPU:1: %s", cg_last_error());
     CHECK(cg_backward(l1) == CG_OK, "backward on CPU:1");
-    cg_set_config("DEVICE", "CPU");
+    cg_set_device(NULL);
     double loss_dp = (cg_item(l0) + cg_item(l1)) / 2;
     CHECK(fabs(loss_dp - loss_ref) <= 1e-5 * fabs(loss_ref), "step %d: loss %.9g (2 devices) vs %.9g (1)", step, loss_dp, loss_ref);
     for (int i = 0; i < NP; i++) { /* gradients: sum of the halves' means, halved */
@@ -91,9 +91,9 @@ int main(void) {
       cg_multi_free(g), cg_multi_free(s);
     }
     CHECK(cg_optimizer_step(or) == CG_OK && cg_optimizer_step(o0) == CG_OK, "steps: %s", cg_last_error());
-    cg_set_config("DEVICE", "CPU:1");
+    cg_set_device("CPU:1");
     CHECK(cg_optimizer_step(o1) == CG_OK, "step on CPU:1: %s", cg_last_error());
-    cg_set_config("DEVICE", "CPU");
+    cg_set_device(NULL);
     cg_optimizer_zero_grad(or), cg_optimizer_zero_grad(o0), cg_optimizer_zero_grad(o1);
     cg_multi_free(xs), cg_multi_free(ys);
     cg_scope_end();
