@@ -692,9 +692,10 @@ bool cg_dist_available(void);
 cg_status cg_dist_init(int *argc, char ***argv);
 int cg_dist_rank(void);
 int cg_dist_size(void);
-/* Reduce every tensor in place across ranks (float32/float64/int32/int64). Tensors are
- * packed into buckets of about bucket_bytes (0: 4 MB); each bucket's reduction is started
- * as soon as it is packed, so packing and unpacking overlap the transfers. */
+/* Reduce every tensor in place across ranks (float32/float64/int32/int64; one dtype per
+ * call). Small tensors are packed into buckets of about bucket_bytes (0: 4 MB), a tensor of
+ * that size or more is reduced in place in its buffer; each bucket's reduction starts as
+ * soon as it is formed, so packing and unpacking overlap the transfers of other buckets. */
 cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t bucket_bytes);
 /* Rank root's values into every rank's tensors (same shapes and dtypes everywhere). */
 cg_status cg_dist_broadcast(cg_tensor *const *ts, int n, int root);

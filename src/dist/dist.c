@@ -81,19 +81,24 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Wait for reqs against the deadline; polling drives MPI's progress, sleeping between
- * polls (up to 1 ms) keeps a waiting rank off the cores the others compute on. */
+/* Wait for reqs against the deadline. Polling drives MPI's progress: it spins for the
+ * first CG_DIST_SPIN_US (default 200 us: a small message's whole round trip, which a sleep
+ * would stretch to the timer's slack), then sleeps between polls, up to 1 ms, keeping a
+ * waiting rank off the cores the others compute on. */
 static cg_status wait_reqs(MPI_Request *reqs, int n, const char *what) {
-  double deadline = now_s() + (double)cfg_int("CG_DIST_TIMEOUT_S", 120);
+  double t0 = now_s(), spin = 1e-6 * (double)cfg_int("CG_DIST_SPIN_US", 200);
+  long timeout = cfg_int("CG_DIST_TIMEOUT_S", 120);
   long sleep_ns = 2000;
   for (;;) {
     int flag = 0;
     if (MPI_Testall(n, reqs, &flag, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
       return cg_fail(CG_ERR_RUNTIME, "dist: rank %d of %d: %s failed in MPI (a peer died?)", dist_rank, dist_size, what);
     if (flag) return CG_OK;
-    if (now_s() > deadline)
+    double t = now_s() - t0;
+    if (t > (double)timeout)
       return cg_fail(CG_ERR_RUNTIME, "dist: rank %d of %d: %s did not finish within %ld s (CG_DIST_TIMEOUT_S): another rank died or hangs",
-                     dist_rank, dist_size, what, cfg_int("CG_DIST_TIMEOUT_S", 120));
+                     dist_rank, dist_size, what, timeout);
+    if (t < spin) continue;
     nanosleep(&(struct timespec){0, sleep_ns}, NULL);
     if (sleep_ns < 1000000) sleep_ns *= 2;
   }
@@ -133,7 +138,12 @@ static bool prepare(const char *who, cg_tensor *const *ts, int n, dtype *dt) {
   *dt = ts[0]->u->dt;
   if (!(dt_eq(*dt, DT_F32) || dt_eq(*dt, DT_F64) || dt_eq(*dt, DT_I32) || dt_eq(*dt, DT_I64)))
     return !cg_fail(CG_ERR_INVALID, "%s: expected float32, float64, int32 or int64 tensors, got %s", who, dt_name(*dt));
-  return cg_realize_many(ts, n) == CG_OK;
+  bool all_buffers = true; /* the usual case (gradients just realized): no realize at all */
+  for (int i = 0; i < n && all_buffers; i++) {
+    uop *b = ts[i]->u->op == OP_RESHAPE ? ts[i]->u->src[0] : ts[i]->u;
+    all_buffers = b->op == OP_BUFFER;
+  }
+  return all_buffers || cg_realize_many(ts, n) == CG_OK;
 }
 
 cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t bucket_bytes) {
@@ -142,62 +152,75 @@ cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t b
   if (!prepare("dist_allreduce", ts, n, &dt)) return cg_last_status();
   if (!n || dist_size == 1) return CG_OK;
 #ifdef CG_HAVE_MPI
+  /* Buckets hold whole tensors, in order. A tensor of bucket_bytes or more (or the only
+   * one) is its own bucket, reduced in place in its buffer; smaller ones are packed into a
+   * host buffer until a bucket is full. Each bucket's reduction starts as soon as it is
+   * formed; buckets are then waited for in order and unpacked while later ones are still
+   * in flight. */
+  typedef struct { int t0, t1; size_t off, cnt; void *inplace; } bucket;
   size_t esz = (size_t)dt_scalar_size(dt), total = 0;
   if (!bucket_bytes) bucket_bytes = (size_t)4 << 20;
   for (int i = 0; i < n; i++) total += (size_t)cg_numel(ts[i]);
   char *flat = cg_malloc(total ? total * esz : 1);
-  int nb_max = (int)(total * esz / bucket_bytes) + n + 1;
-  MPI_Request *reqs = cg_malloc(sizeof(MPI_Request) * (size_t)nb_max);
-  size_t *bucket_end = cg_malloc(sizeof(size_t) * (size_t)nb_max); /* element offset where each bucket ends */
-  if (!flat || !reqs || !bucket_end) {
-    free(flat), free(reqs), free(bucket_end);
+  MPI_Request *reqs = cg_malloc(sizeof(MPI_Request) * (size_t)n);
+  bucket *bk = cg_malloc(sizeof(bucket) * (size_t)n);
+  if (!flat || !reqs || !bk) {
+    free(flat), free(reqs), free(bk);
     return CG_ERR_NOMEM;
   }
   MPI_Op mop = op == CG_DIST_MAX ? MPI_MAX : MPI_SUM;
   MPI_Datatype mt = mpi_type(dt);
   cg_status st = CG_OK;
   int nb = 0;
-  size_t at = 0, start = 0;
-  /* pack, starting each bucket's reduction the moment it is full */
+  size_t at = 0; /* elements packed into flat */
+  bucket cur = {0, 0, 0, 0, NULL};
   for (int i = 0; i < n && st == CG_OK; i++) {
     size_t cnt = (size_t)cg_numel(ts[i]);
-    void *p = host_ptr("dist_allreduce", ts[i]);
-    if (!p) st = cg_last_status();
-    else if (cnt) memcpy(flat + at * esz, p, cnt * esz);
-    at += cnt;
-    if (st == CG_OK && ((at - start) * esz >= bucket_bytes || i == n - 1) && at > start) {
-      if (MPI_Iallreduce(MPI_IN_PLACE, flat + start * esz, (int)(at - start), mt, mop, MPI_COMM_WORLD, &reqs[nb]) != MPI_SUCCESS)
+    char *p = host_ptr("dist_allreduce", ts[i]);
+    if (!p) {
+      st = cg_last_status();
+      break;
+    }
+    bool alone = cur.t1 == cur.t0 && (cnt * esz >= bucket_bytes || n == 1);
+    if (alone) cur = (bucket){i, i + 1, 0, cnt, p};
+    else {
+      if (cur.t1 == cur.t0) cur = (bucket){i, i, at, 0, NULL};
+      if (cnt) memcpy(flat + at * esz, p, cnt * esz);
+      at += cnt, cur.t1 = i + 1, cur.cnt += cnt;
+    }
+    if (alone || cur.cnt * esz >= bucket_bytes || i == n - 1) {
+      void *buf = cur.inplace ? cur.inplace : flat + cur.off * esz;
+      if (cur.cnt > (size_t)INT32_MAX)
+        st = cg_fail(CG_ERR_INVALID, "dist_allreduce: a bucket of %zu elements (at most 2^31-1)", cur.cnt);
+      else if (MPI_Iallreduce(MPI_IN_PLACE, buf, (int)cur.cnt, mt, mop, MPI_COMM_WORLD, &reqs[nb]) != MPI_SUCCESS)
         st = cg_fail(CG_ERR_RUNTIME, "dist_allreduce: rank %d: MPI_Iallreduce failed", dist_rank);
-      else bucket_end[nb++] = at, start = at;
+      else bk[nb++] = cur;
+      cur.t0 = cur.t1 = i + 1;
     }
   }
-  /* unpack bucket by bucket as each completes, the later ones still in flight */
-  size_t from = 0;
-  int ti = 0;
-  size_t toff = 0; /* elements of tensor ti already unpacked */
   for (int b = 0; b < nb && st == CG_OK; b++) {
     char what[64];
     snprintf(what, sizeof what, "allreduce of bucket %d/%d", b + 1, nb);
     if ((st = wait_reqs(&reqs[b], 1, what)) != CG_OK) break;
+    char *buf = bk[b].inplace ? bk[b].inplace : flat + bk[b].off * esz;
     if (op == CG_DIST_MEAN) {
-      if (dt_eq(dt, DT_F32)) for (size_t k = from; k < bucket_end[b]; k++) ((float *)flat)[k] /= (float)dist_size;
-      else if (dt_eq(dt, DT_F64)) for (size_t k = from; k < bucket_end[b]; k++) ((double *)flat)[k] /= dist_size;
-      else if (dt_eq(dt, DT_I32)) for (size_t k = from; k < bucket_end[b]; k++) ((int32_t *)flat)[k] /= dist_size;
-      else for (size_t k = from; k < bucket_end[b]; k++) ((int64_t *)flat)[k] /= dist_size;
+      size_t c = bk[b].cnt;
+      if (dt_eq(dt, DT_F32)) for (size_t k = 0; k < c; k++) ((float *)buf)[k] /= (float)dist_size;
+      else if (dt_eq(dt, DT_F64)) for (size_t k = 0; k < c; k++) ((double *)buf)[k] /= dist_size;
+      else if (dt_eq(dt, DT_I32)) for (size_t k = 0; k < c; k++) ((int32_t *)buf)[k] /= dist_size;
+      else for (size_t k = 0; k < c; k++) ((int64_t *)buf)[k] /= dist_size;
     }
-    size_t k = from;
-    while (k < bucket_end[b] && ti < n) {
-      size_t cnt = (size_t)cg_numel(ts[ti]), take = cnt - toff < bucket_end[b] - k ? cnt - toff : bucket_end[b] - k;
-      if (take) memcpy((char *)host_ptr("dist_allreduce", ts[ti]) + toff * esz, flat + k * esz, take * esz);
-      k += take, toff += take;
-      if (toff == cnt) ti++, toff = 0;
+    if (bk[b].inplace) continue;
+    for (int i = bk[b].t0; i < bk[b].t1; i++) {
+      size_t cnt = (size_t)cg_numel(ts[i]);
+      if (cnt) memcpy(host_ptr("dist_allreduce", ts[i]), buf, cnt * esz);
+      buf += cnt * esz;
     }
-    from = bucket_end[b];
   }
-  if (st != CG_OK) /* leave no request pointing at flat (it is freed below) */
-    for (int b = 0; b < nb; b++)
-      if (reqs[b] != MPI_REQUEST_NULL) MPI_Request_free(&reqs[b]);
-  free(flat), free(reqs), free(bucket_end);
+  /* After a failure, requests may still be in flight (MPI forbids freeing those of
+   * collectives), writing into flat: it is left allocated; the caller ends the job. */
+  if (st == CG_OK) free(flat);
+  free(reqs), free(bk);
   return st;
 #else
   return CG_OK;

@@ -38,14 +38,24 @@ static int worker_collectives(uint64_t seed) {
   static float h[3][R * C], got[R * C];
   cg_tensor *t[3];
   for (int k = 0; k < 3; k++) t[k] = input(seed + (uint64_t)k, rank, R, C, h[k]);
-  /* sum over tiny buckets (1000 bytes): many buckets, tensors split across them */
+  /* tensors of 8 kB: over 1000-byte buckets, each reduced in place; over 20 kB ones, two
+   * packed together and one alone */
   CHECK(cg_dist_allreduce(t, 3, CG_DIST_SUM, 1000) == CG_OK, "allreduce sum: %s", cg_last_error());
+  for (int k = 0; k < 3; k++) {
+    CHECK(cg_read(t[k], CG_FLOAT32, got, sizeof got) == CG_OK, "read");
+    for (int64_t i = 0; i < R * C; i++) got[i] = 0.5f * got[i];
+    cg_free(t[k]);
+    t[k] = cg_from_data(got, CG_FLOAT32, (int64_t[]){R, C}, 2); /* sum/2 */
+  }
+  CHECK(cg_dist_allreduce(t, 3, CG_DIST_SUM, 20000) == CG_OK, "allreduce sum, packed: %s", cg_last_error());
+  /* now sum over ranks of (sum/2) = size/2 * sum */
   for (int k = 0; k < 3; k++) {
     CHECK(cg_read(t[k], CG_FLOAT32, got, sizeof got) == CG_OK, "read");
     double worst = 0;
     for (int64_t i = 0; i < R * C; i++) {
       double ref = 0;
       for (int r = 0; r < size; r++) ref += val(seed + (uint64_t)k, r, i);
+      ref *= 0.5 * size;
       double e = fabs(got[i] - ref) / (1 + fabs(ref));
       if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
     }
