@@ -427,8 +427,12 @@ static int train(train_opts o) {
     fprintf(stderr, "cgrad train: Fashion-MNIST %" PRId64 " train / %" PRId64 " test images; %s with %d parameter tensors; batch %" PRId64
                     ", %" PRId64 " steps, seed %" PRIu64 "%s\n",
             ntrain, ntest, !strcmp(o.model, "mlp") ? "MLP" : "CNN", np, gbatch, o.steps, o.seed, o.resume ? " (resumed)" : "");
-  if (lead && o.distributed)
-    fprintf(stderr, "cgrad train: data-parallel over %d rank%s, %" PRId64 " examples each per step\n", world, world == 1 ? "" : "s", o.batch);
+  if (lead && o.distributed) {
+    int64_t nparam = 0; /* what each step allreduces: the gradients, float32 */
+    for (int i = 0; i < np; i++) nparam += cg_numel(params[i]);
+    fprintf(stderr, "cgrad train: data-parallel over %d rank%s, %" PRId64 " examples each per step; %" PRId64 " gradient values (%.2f MB) allreduced per step\n",
+            world, world == 1 ? "" : "s", o.batch, nparam, 4e-6 * (double)nparam);
+  }
   if (lead && o.resume) fprintf(stderr, "cgrad train: resuming at step %" PRId64 " from %s\n", start + 1, o.resume);
   bool tty = isatty(2);
   double t_first = 0, t_first_end = 0, t_warm = 0, t_loop = now(), last_loss = NAN;
