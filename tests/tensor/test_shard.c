@@ -163,13 +163,14 @@ static void test_reduce(int nd) {
   bias = cg_from_data(hb, CG_FLOAT32, (int64_t[]){C}, 1);
   cg_tensor *c = rand_t(hc, R, C);
   cg_multi *m0 = cg_shard(a, devs, nd, 0), *mb = cg_shard(bias, devs, nd, CG_REPLICATED), *m1 = cg_shard(c, devs, nd, 1);
-  cg_multi *y = cg_multi_mul(cg_multi_add(m0, mb), m1);
+  cg_multi *xb = cg_multi_add(m0, mb), *y = cg_multi_mul(xb, m1);
+  CHECK(xb && cg_multi_axis(xb) == 0, "x + bias stays split by rows");
   for (int i = 0; i < R * C; i++) ref[i] = ((double)h[i] + hb[i % C]) * hc[i];
   CHECK(y && read_gathered(y, got, R * C) && max_err(got, ref, R * C, 2) <= 1e-6, "(x + bias) * z with three layouts: %s", cg_last_error());
   cg_multi *relu = cg_multi_map(m0, cg_relu);
   for (int i = 0; i < R * C; i++) ref[i] = h[i] > 0 ? h[i] : 0;
   CHECK(relu && read_gathered(relu, got, R * C) && max_err(got, ref, R * C, 1) == 0, "map relu");
-  cg_multi_free(relu), cg_multi_free(y), cg_multi_free(m0), cg_multi_free(mb), cg_multi_free(m1);
+  cg_multi_free(relu), cg_multi_free(xb), cg_multi_free(y), cg_multi_free(m0), cg_multi_free(mb), cg_multi_free(m1);
   cg_free(a), cg_free(bias), cg_free(c);
 }
 
