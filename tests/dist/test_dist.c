@@ -217,6 +217,9 @@ int main(int argc, char **argv) {
   }
   setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1), setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
   setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+  /* containers often forbid the cross-process memory reads Open MPI's shared-memory
+   * transport tries first (CMA); plain copies work everywhere */
+  setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 0);
   snprintf(tmp_dir, sizeof tmp_dir, "/tmp/cg_dist_XXXXXX");
   if (!mkdtemp(tmp_dir)) return fprintf(stderr, "mkdtemp failed\n"), 1;
   char self[1024], cmd[2400], *out;
