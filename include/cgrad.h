@@ -629,7 +629,8 @@ int cg_devices(const char **names, int max);
 /* A copy of t on device (eager: t is realized first). Same device: a second handle, no
  * copy. A contiguous range of a buffer (the buffer, a reshape, a slice along the leading
  * axis) is copied straight from it; another view is first made contiguous on its own
- * device ("staging" bytes). The copy is a new leaf: gradients do not flow through it. */
+ * device ("staging" bytes). Differentiable: the gradient is copied back to t's device in
+ * the backward (the copy keeps t's graph alive for it, like any op). */
 cg_tensor *cg_to(cg_tensor *t, const char *device);
 /* Bytes copied between devices by cg_to, and bytes made contiguous before a copy, since
  * the start of the process (either pointer may be NULL). */

@@ -6,10 +6,13 @@
  * itself, a reshape of it, a slice along its leading non-trivial axis) the range is
  * copied straight from the buffer; any other view is first made contiguous on the source
  * device, and those bytes are counted apart ("staging"), so a caller (resharding) can see
- * whether a layout needed the extra copy. */
+ * whether a layout needed the extra copy. The copy is a CUSTOM node over its source, so
+ * gradients flow back across devices (copied the other way in the backward). */
 #include "tensor.h"
 #include "core/config.h"
 #include "runtime/alloc.h"
+#include "custom.h"
+#include "engine/realize.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -82,11 +85,16 @@ bool tensor_check_devices(const char *who, cg_tensor *const *ts, int n) {
 }
 
 /* Is u the elements [*off, *off + numel) of a BUFFER, in order? Follows reshapes and
- * shrinks (as a strided view: a reshape needs a contiguous input). */
+ * shrinks (as a strided view: a reshape needs a contiguous input), and CUSTOM nodes to
+ * their values. */
 static bool contiguous_range(uop *u, uop **base, int64_t *off) {
   uop *chain[64];
   int n = 0;
   while (u->op != OP_BUFFER) {
+    if (u->op == OP_CUSTOM) { /* worth its value (a copy's autograd node) */
+      u = u->src[0];
+      continue;
+    }
     if ((u->op != OP_RESHAPE && u->op != OP_SHRINK) || n == 64) return false;
     chain[n++] = u;
     u = u->src[0];
@@ -126,26 +134,13 @@ static bool contiguous_range(uop *u, uop **base, int64_t *off) {
 
 static bool host_addressable(rt_device *d) { return !d->allocator || d->allocator->host_memory; }
 
-cg_tensor *cg_to(cg_tensor *t, const char *device) {
-  if (!t) return cg_fail_null(CG_NULL_INPUT, "to: tensor is NULL");
-  rt_device *dst = rt_get_device(device), *src = dst ? device_of(t) : NULL;
-  if (!dst || !src) return NULL;
-  if (src == dst) return tensor_new(t->u); /* a second handle, no copy */
-  uop *base;
-  int64_t off = 0;
-  bool view = true; /* a view of a buffer (else a computation, realized in any case) */
-  uop *v = t->u;
-  while (view && v->op != OP_BUFFER) view = op_is_movement(v->op), v = view ? v->src[0] : v;
-  if (!contiguous_range(t->u, &base, &off)) {
-    cg_status st = cg_realize(t); /* computes t, or copies its view contiguous */
-    if (st != CG_OK) return NULL;
-    if (!contiguous_range(t->u, &base, &off)) return cg_fail_null(CG_ERR_RUNTIME, "to: a realized tensor is not a plain buffer");
-    if (view) __atomic_add_fetch(&staging_bytes, (int64_t)(cg_numel(t) * dt_scalar_size(t->u->dt)), __ATOMIC_RELAXED);
-  }
+/* A copy of the realized u (a contiguous range at off of base, on src) on dst: a new
+ * BUFFER view, or NULL + error. Owned by the current pool. */
+static uop *copy_range(uop *u, uop *base, int64_t off, rt_device *src, rt_device *dst) {
   if (buffer_alloc(base) != CG_OK) return NULL;
-  size_t esz = (size_t)dt_scalar_size(t->u->dt), nbytes = (size_t)cg_numel(t) * esz;
-  op_begin();
-  uop *b = buffer_new_on(dst, t->u->dt, cg_numel(t));
+  int64_t numel = shape_numel(u->shape, u->ndim);
+  size_t esz = (size_t)dt_scalar_size(u->dt), nbytes = (size_t)numel * esz;
+  uop *b = buffer_new_on(dst, u->dt, numel);
   cg_status st = b ? buffer_alloc(b) : cg_last_status();
   if (st == CG_OK && nbytes) {
     const char *from = (const char *)buffer_of(base)->ptr + (size_t)off * esz;
@@ -160,5 +155,53 @@ cg_tensor *cg_to(cg_tensor *t, const char *device) {
     }
     if (st == CG_OK) __atomic_add_fetch(&transfer_bytes, (int64_t)nbytes, __ATOMIC_RELAXED);
   }
-  return op_end(st == CG_OK ? view_reshape(b, t->u->shape, t->u->ndim) : NULL);
+  return st == CG_OK ? view_reshape(b, u->shape, u->ndim) : NULL;
+}
+
+/* The gradient of a copy goes back to the source's device: realized where it was computed
+ * (a backward may realize: custom.h), then copied. A gradient that reads no buffer (a
+ * constant) is made wherever it is used, so it needs no copy. */
+static void copy_backward(uop *node, uop *g, uop **d) {
+  rt_device *to = graph_device(node->src[1]), *from = graph_device(g);
+  if (!to) to = rt_default_device();
+  if (!from || from == to) {
+    d[1] = g;
+    return;
+  }
+  uop *view, *base;
+  int64_t off = 0;
+  cg_status st = realize_uops(&g, 1, &view);
+  if (st == CG_OK && !contiguous_range(view, &base, &off)) st = cg_fail(CG_ERR_RUNTIME, "to (backward): a realized gradient is not a plain buffer");
+  if (st == CG_OK && !(d[1] = copy_range(g, base, off, from, to))) st = cg_last_status();
+  if (st != CG_OK) custom_fail(st); /* cg_backward reports it */
+}
+
+static const custom_kind copy_kind = {"to", copy_backward};
+
+cg_tensor *cg_to(cg_tensor *t, const char *device) {
+  if (!t) return cg_fail_null(CG_NULL_INPUT, "to: tensor is NULL");
+  rt_device *dst = rt_get_device(device), *src = dst ? device_of(t) : NULL;
+  if (!dst || !src) return NULL;
+  if (src == dst) return tensor_new(t->u); /* a second handle, no copy */
+  uop *base, *orig = uop_retain(t->u); /* the graph the gradient goes back into */
+  int64_t off = 0;
+  bool view = true; /* a view of a buffer (else a computation, realized in any case) */
+  uop *v = t->u;
+  while (view && v->op != OP_BUFFER) view = op_is_movement(v->op) || v->op == OP_CUSTOM, v = view ? v->src[0] : v;
+  if (!contiguous_range(t->u, &base, &off)) {
+    cg_status st = cg_realize(t); /* computes t, or copies its view contiguous */
+    if (st == CG_OK && !contiguous_range(t->u, &base, &off)) st = cg_fail(CG_ERR_RUNTIME, "to: a realized tensor is not a plain buffer");
+    if (st != CG_OK) {
+      uop_release(orig);
+      return NULL;
+    }
+    if (view) __atomic_add_fetch(&staging_bytes, (int64_t)(cg_numel(t) * dt_scalar_size(t->u->dt)), __ATOMIC_RELAXED);
+  }
+  op_begin();
+  uop *c = copy_range(t->u, base, off, src, dst);
+  /* CUSTOM(copy, source): worth the copy (the engine drops the node), while autograd
+   * follows it back to the source (copy_backward) */
+  uop *r = c && dt_is_float(c->dt) ? custom_node(&copy_kind, c, &orig, 1, NULL, 0) : c;
+  uop_release(orig);
+  return op_end(r);
 }

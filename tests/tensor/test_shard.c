@@ -79,6 +79,36 @@ static void test_devices(void) {
   cg_free(a), cg_free(b), cg_free(c), cg_free(d), cg_free(ia), cg_free(ib);
 }
 
+/* Gradients flow back through copies: loss = sum(to(x, CPU:1)^2 * w) with w on CPU:1,
+ * x on CPU: dx = 2 x w on CPU, dw = x^2 on CPU:1; and through a sharded matmul's shards. */
+static void test_copy_grad(void) {
+  float hx[12], hw[12], g[12];
+  cg_tensor *x = rand_t(hx, 3, 4), *w0 = rand_t(hw, 3, 4), *w = cg_to(w0, "CPU:1");
+  CHECK(cg_set_requires_grad(x, true) == CG_OK && cg_realize(w) == CG_OK && cg_set_requires_grad(w, true) == CG_OK, "requires grad");
+  cg_tensor *y = cg_to(x, "CPU:1"), *loss = cg_sum(cg_mul(cg_mul(y, y), w), NULL, 0, false);
+  CHECK(loss && !strcmp(cg_device_of(loss), "CPU:1") && cg_backward(loss) == CG_OK, "backward across devices: %s", cg_last_error());
+  cg_tensor *gx = cg_grad(x), *gw = cg_grad(w);
+  CHECK(gx && !strcmp(cg_device_of(gx), "CPU") && gw && !strcmp(cg_device_of(gw), "CPU:1"), "gradients on their tensors' devices");
+  bool ok = gx && cg_read(gx, CG_FLOAT32, g, sizeof g) == CG_OK;
+  for (int i = 0; ok && i < 12; i++) ok = fabs(g[i] - 2.0 * hx[i] * hw[i]) <= 1e-6 * (1 + fabs(2.0 * hx[i] * hw[i]));
+  CHECK(ok, "dx = 2 x w");
+  ok = gw && cg_read(gw, CG_FLOAT32, g, sizeof g) == CG_OK;
+  for (int i = 0; ok && i < 12; i++) ok = fabs(g[i] - (double)hx[i] * hx[i]) <= 1e-6;
+  CHECK(ok, "dw = x^2");
+  /* the shards of x (rows over CPU and CPU:1): d sum(shard_i) / dx = 1 everywhere */
+  cg_zero_grad(x);
+  const char *devs[2] = {"CPU", "CPU:1"};
+  cg_tensor *x6 = cg_reshape(x, (int64_t[]){6, 2}, 2);
+  cg_multi *m = cg_shard(x6, devs, 2, 0);
+  cg_tensor *s0 = cg_sum(cg_multi_shard(m, 0), NULL, 0, false), *s1 = cg_sum(cg_multi_shard(m, 1), NULL, 0, false);
+  CHECK(s0 && s1 && cg_backward(s0) == CG_OK && cg_backward(s1) == CG_OK, "backward through shards: %s", cg_last_error());
+  ok = cg_grad(x) && cg_read(cg_grad(x), CG_FLOAT32, g, sizeof g) == CG_OK;
+  for (int i = 0; ok && i < 12; i++) ok = g[i] == 1.0f;
+  CHECK(ok, "every element of x reached once through its shard");
+  cg_multi_free(m);
+  cg_free(x), cg_free(w0), cg_free(w), cg_free(y), cg_free(loss), cg_free(x6), cg_free(s0), cg_free(s1);
+}
+
 static void test_bad_axis(void) {
   float h[20];
   cg_tensor *a = rand_t(h, 5, 4);
@@ -236,6 +266,7 @@ int main(void) {
   printf("seed %u\n", seed);
   test_devices();
   test_bad_axis();
+  test_copy_grad();
   test_matmul(2);
   test_matmul(4);
   test_reduce(2);
