@@ -39,8 +39,19 @@ typedef struct {
   uint64_t seed;
   bool seed_given, batch_given, distributed;
   double lr;
+  bool cosine;     /* --schedule cosine: warm-up, then cosine decay to lr / 100 */
+  int64_t warmup;  /* -1: the default, 5% of the steps */
   const char *out, *data, *resume, *model;
 } train_opts;
+
+/* The learning rate of step (1-based): constant, or a linear warm-up then a cosine decay. */
+static double lr_at(const train_opts *o, int64_t step) {
+  if (!o->cosine) return o->lr;
+  int64_t w = o->warmup >= 0 ? o->warmup : o->steps / 20;
+  if (step <= w) return o->lr * (double)step / (double)(w + 1);
+  double prog = o->steps > w ? (double)(step - w) / (double)(o->steps - w) : 1, lo = o->lr / 100;
+  return lo + 0.5 * (o->lr - lo) * (1 + cos(M_PI * prog));
+}
 
 enum { MAX_STEPS = 1000000000, MAX_BATCH = 1000000, WARM_STEPS = 2 /* steps that compile kernels */ };
 
@@ -53,9 +64,9 @@ static int usage_main(FILE *f) {
 }
 
 static int usage_train(FILE *f) {
-  fprintf(f, "usage: cgrad train [--steps N] [--batch B] [--seed S] [--lr LR] [--out FILE] [--data DIR]\n"
-             "                   [--eval-every N] [--eval-images N] [--save-every N] [--resume FILE]\n"
-             "                   [--model cnn|mlp] [--distributed] [--help]\n"
+  fprintf(f, "usage: cgrad train [--steps N] [--batch B] [--seed S] [--lr LR] [--schedule S] [--warmup N]\n"
+             "                   [--out FILE] [--data DIR] [--eval-every N] [--eval-images N] [--save-every N]\n"
+             "                   [--resume FILE] [--model cnn|mlp] [--distributed] [--help]\n"
              "  --steps N        optimizer steps in all, 1 to %d (default 700)\n"
              "  --batch B        examples per step, 1 to the training set's size (default 512); with\n"
              "                   --distributed, per rank: a step's global batch is B times the ranks\n"
@@ -67,7 +78,10 @@ static int usage_train(FILE *f) {
              "                   evaluates and writes the checkpoint. BatchNorm statistics stay per rank.\n"
              "                   A rank that dies or hangs makes the others exit within CG_DIST_TIMEOUT_S\n"
              "  --seed S         seed for initialization and shuffling, 0 to 2^64-1 (default 42)\n"
-             "  --lr LR          Adam learning rate, > 0 (default 0.001)\n"
+             "  --lr LR          Adam learning rate (the peak of a schedule), > 0 (default 0.001)\n"
+             "  --schedule S     constant (default) or cosine: a linear warm-up, then a cosine decay\n"
+             "                   to lr/100 at the last step\n"
+             "  --warmup N       warm-up steps of the cosine schedule (default: 5%% of --steps)\n"
              "  --out FILE       checkpoint to write (default fashion_cnn.safetensors); its directory\n"
              "                   is checked for writing before training starts\n"
              "  --data DIR       Fashion-MNIST IDX files (default: Debian's dataset-fashion-mnist)\n"
@@ -154,16 +168,21 @@ static cg_status train_step(cg_tensor *const *in, int n_in, cg_tensor **out, int
   (void)n_in, (void)n_out;
   cg_tensor *loss = cg_cross_entropy(cg_module_forward(c->model, in[0]), in[1], 0.0);
   cg_status st = loss ? cg_backward(loss) : cg_last_status();
+  cg_tensor *const *upd = NULL;
+  int nupd = 0;
+  if (st == CG_OK) st = cg_optimizer_step_lazy(c->opt, &upd, &nupd);
+  cg_tensor **run = st == CG_OK ? malloc(sizeof(cg_tensor *) * (size_t)(1 + nupd + c->ns)) : NULL;
+  if (st == CG_OK && !run) st = CG_ERR_NOMEM;
   if (st == CG_OK) {
-    /* one realize for the loss, every gradient and the running statistics */
-    cg_tensor *run[128];
+    /* one realize per step: the loss, the optimizer's updates (the gradients inside them)
+     * and the running statistics */
     int nr = 0;
     run[nr++] = loss;
-    for (int i = 0; i < c->np && nr < 128; i++) run[nr++] = cg_grad(c->params[i]);
-    for (int i = 0; i < c->ns && nr < 128; i++) run[nr++] = c->state[i];
+    for (int i = 0; i < nupd; i++) run[nr++] = upd[i];
+    for (int i = 0; i < c->ns; i++) run[nr++] = c->state[i];
     st = cg_realize_many(run, nr);
   }
-  if (st == CG_OK) st = cg_optimizer_step(c->opt);
+  free(run);
   cg_optimizer_zero_grad(c->opt);
   out[0] = loss;
   return st;
@@ -457,6 +476,12 @@ static int train(train_opts o) {
     cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){o.batch, 1, 28, 28}, 4);
     cg_tensor *ty = cg_from_data(y, CG_INT32, (int64_t[]){o.batch}, 1);
     cg_tensor *in[2] = {tx, ty}, *loss = NULL;
+    if (o.cosine && cg_optimizer_set_lr(opt, lr_at(&o, step)) != CG_OK) {
+      fprintf(stderr, "\ncgrad train: step %" PRId64 ": setting the learning rate: %s\n", step, cg_last_error());
+      cg_scope_end();
+      if (o.distributed) cg_dist_abort(1);
+      goto out;
+    }
     cg_status st;
     if (o.distributed) st = tx && ty ? dist_step(&sc, tx, ty, &last_loss) : cg_last_status();
     else {
@@ -576,7 +601,7 @@ static bool arg_lr(const char *s, double *out) {
 }
 
 static int train_main(int argc, char **argv) {
-  train_opts o = {.steps = 700, .batch = 512, .seed = 42, .lr = 1e-3, .out = "fashion_cnn.safetensors", .model = "cnn"};
+  train_opts o = {.steps = 700, .batch = 512, .seed = 42, .lr = 1e-3, .warmup = -1, .out = "fashion_cnn.safetensors", .model = "cnn"};
   for (int i = 0; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage_train(stdout);
   for (int i = 0; i < argc; i += 2) {
@@ -587,7 +612,7 @@ static int train_main(int argc, char **argv) {
     }
     bool known = !strcmp(a, "--steps") || !strcmp(a, "--batch") || !strcmp(a, "--eval-every") || !strcmp(a, "--save-every") || !strcmp(a, "--eval-images") ||
                  !strcmp(a, "--seed") || !strcmp(a, "--lr") || !strcmp(a, "--out") || !strcmp(a, "--data") || !strcmp(a, "--resume") ||
-                 !strcmp(a, "--model");
+                 !strcmp(a, "--schedule") || !strcmp(a, "--warmup") || !strcmp(a, "--model");
     if (!known) {
       fprintf(stderr, "cgrad train: unknown option '%s'\n", a);
       return bad_usage();
@@ -604,6 +629,12 @@ static int train_main(int argc, char **argv) {
     else if (!strcmp(a, "--eval-images")) ok = arg_int(a, v, 1, MAX_STEPS, &o.eval_images);
     else if (!strcmp(a, "--seed")) ok = arg_seed(v, &o.seed), o.seed_given = true;
     else if (!strcmp(a, "--lr")) ok = arg_lr(v, &o.lr);
+    else if (!strcmp(a, "--warmup")) ok = arg_int(a, v, 0, MAX_STEPS, &o.warmup);
+    else if (!strcmp(a, "--schedule")) {
+      ok = !strcmp(v, "constant") || !strcmp(v, "cosine");
+      o.cosine = !strcmp(v, "cosine");
+      if (!ok) fprintf(stderr, "cgrad train: --schedule expects constant or cosine, got '%s'\n", v);
+    }
     else if (!strcmp(a, "--out")) o.out = v;
     else if (!strcmp(a, "--data")) o.data = v;
     else if (!strcmp(a, "--model")) {

@@ -131,7 +131,7 @@ static char *wrap_source(const char *name, const char *source, const uint64_t ke
   symbol_of(name, key, sym, sizeof sym);
   size_t len = strlen(source) + 2 * strlen(name) + strlen(sym) + 32;
   char *w = cg_malloc(len);
-  if (w) snprintf(w, len, "#define %s %s\n%s\n#undef %s\n", name, sym, source, name);
+  if (w) snprintf(w, len, "#define %s %s\n#line 1\n%s\n#undef %s\n", name, sym, source, name); /* #line: messages keep the source's line numbers */
   return w;
 }
 
