@@ -38,6 +38,10 @@ void tensor_foreach(void (*fn)(cg_tensor *t, void *ctx), void *ctx);
  * naming who and both devices (device.c). */
 bool tensor_check_devices(const char *who, cg_tensor *const *ts, int n);
 
+/* A host update of a var's value (op OP_ADD or OP_MUL, runtime/var.h) that a JIT capture
+ * records, so its replays repeat it: an optimizer's step counter and beta^t. */
+cg_status tensor_var_update(cg_tensor *var, int op, double operand);
+
 /* ---- buffers: uop/buffer.h ------------------------------------------------------ */
 
 /* Write v, converted to dt as CAST converts (ints saturate, NaN gives 0; small floats
