@@ -123,9 +123,8 @@ static uop *vec_uncached(vctx *c, uop *x) {
   }
   if (x->op == OP_LOAD) {
     uop *ix = x->src[0];
-    bool gate_dep = ix->nsrc > 2 && depends(ix->src[2], c->lane, &c->dep);
-    if (!gate_dep && contiguous(ix->src[1], c->lane, c->w)) {
-      uop *s[3] = {ix->src[0], with_lane(ix->src[1], c->lane, 0), ix->nsrc > 2 ? ix->src[2] : NULL};
+    if (contiguous(ix->src[1], c->lane, c->w)) { /* a gate that varies by lane: a masked load */
+      uop *s[3] = {ix->src[0], with_lane(ix->src[1], c->lane, 0), ix->nsrc > 2 ? vec(c, ix->src[2]) : NULL};
       uop *vix = uop_new(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c->w), ADDR_GLOBAL), s, (int)ix->nsrc, arg_none());
       uop *ls[2] = {vix, x->nsrc > 1 ? broadcast(c, x->src[1]) : NULL};
       return uop_new(OP_LOAD, dt_vec(x->dt, (int)c->w), ls, (int)x->nsrc, arg_none());
@@ -160,7 +159,8 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
   CG_ASSERT(st, "out of memory");
   for (uint32_t i = 0; i < sink->nsrc; i++) {
     uop *ix = sink->src[i]->src[0], *v = sink->src[i]->src[1];
-    uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c.w), ADDR_GLOBAL), ix->src[0], with_lane(ix->src[1], lane, 0));
+    uop *s[3] = {ix->src[0], with_lane(ix->src[1], lane, 0), ix->nsrc > 2 ? vec(&c, ix->src[2]) : NULL};
+    uop *vix = uop_new(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c.w), ADDR_GLOBAL), s, (int)ix->nsrc, arg_none());
     st[i] = uop_new2(OP_STORE, dt_void(), vix, vec_or_broadcast(&c, v));
   }
   uop *out = uop_new(OP_SINK, dt_void(), st, (int)sink->nsrc, arg_none());
@@ -195,7 +195,7 @@ static uop *vector_lane(uop *sink, uop **lanes, int n) {
     uopset dep = {0}, seen = {0};
     for (uint32_t s = 0; s < sink->nsrc && ok; s++) {
       uop *ix = sink->src[s]->src[0];
-      ok = vec_dtype(ix->src[0]->dt) && !(ix->nsrc > 2) && contiguous(ix->src[1], lanes[i], w);
+      ok = vec_dtype(ix->src[0]->dt) && contiguous(ix->src[1], lanes[i], w);
     }
     ok = ok && vectorizable(sink, lanes[i], &dep, &seen);
     uopset_free(&dep);
