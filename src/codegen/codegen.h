@@ -80,6 +80,12 @@ int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, 
  * column blocks; BEAM starts from them with the heuristic's); returns how many (0: not a
  * GEMM). */
 int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max);
+/* Of the addresses ix (INDEX nodes), how many loads step by one element along range r
+ * and how many by more (gathers). */
+void strides_along(uop *sink, uop **ix, int nix, uop *r, int64_t w, int *unit, int *other);
+/* The output range a reduction kernel vectorizes along (opt_vector.c): the last, or one
+ * with a wider vector and no gathers. rng: its output ranges by axis. */
+uop *opt_vector_dim(uop *sink, uop **ix, int nix, uop **rng, int nr);
 /* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */

@@ -103,7 +103,7 @@ static bool lanes_contiguous(uop *off, uop *lane, int64_t w) {
   }
   return true;
 }
-static void strides_along(uop *sink, uop **ix, int nix, uop *r, int64_t w, int *unit, int *other) {
+void strides_along(uop *sink, uop **ix, int nix, uop *r, int64_t w, int *unit, int *other) {
   *unit = *other = 0;
   int64_t n = r->src[0]->arg.i;
   if (w < 2) w = 1;
@@ -276,6 +276,15 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
   return n;
 }
 
+/* The largest c <= min(8, cap) dividing sz (powers of two only if pow2), or 0. Unrolled
+ * lanes next to a vector dim need not be a power of two: a 7- or 14-wide output (resnet's
+ * last stages) gets 7 rows of accumulators instead of 1 or 2. */
+static int64_t tile_of(int64_t sz, int64_t cap, bool pow2) {
+  for (int64_t c = cap < 8 ? cap : 8; c >= 2; c--)
+    if (sz % c == 0 && (!pow2 || (c & (c - 1)) == 0)) return c;
+  return 0;
+}
+
 int opt_heuristic(uop *sink, opt *out) {
   if (cfg_int("NOOPT", 0)) return 0;
   uop *rng[UOP_MAX_DIMS];
@@ -299,7 +308,7 @@ int opt_heuristic(uop *sink, opt *out) {
   uopset_free(&seen_ix);
   /* first: the last output dim by 16, 8 or 4 (contiguous lanes); if it does not divide,
    * the largest dim that divides by 4 (kernels with a reduction only) */
-  uop *last = rng[nr - 1];
+  uop *last = has_reduce ? opt_vector_dim(sink, ix, nix, rng, nr) : rng[nr - 1];
   int64_t n_last = last->src[0]->arg.i;
   static const int64_t tries[] = {16, 8, 4};
   int64_t first = 0;
@@ -349,13 +358,14 @@ int opt_heuristic(uop *sink, opt *out) {
   int best_score = -1;
   for (int i = 0; nup == 1 && has_reduce && i < nr; i++) {
     int64_t sz = rng[i]->src[0]->arg.i;
-    if (rng[i] == up[0] || sz % 2 || sz < 4) continue;
+    if (rng[i] == up[0] || sz < 2 || (vec_out ? tile_of(sz, budget / nvec, false) < 2 : (sz % 2 || sz < 4))) continue;
     int score = shared_loads(ix, nix, rng[i], up[0]);
     if (score > best_score || (score == best_score && sz > best->src[0]->arg.i)) best = rng[i], best_score = score;
   }
   if (best) {
     int64_t sz = best->src[0]->arg.i, a = 0;
     if (!vec_out) budget = 16 / (first ? first : 1); /* every lane of the first is an accumulator */
+    if (vec_out) a = tile_of(sz, budget / nvec, false); /* 7 rows of a 7x7 output too */
     for (int64_t c = 8; c >= 2 && !a; c /= 2)
       if (sz % c == 0 && sz > c / 2 && nvec * c <= budget) a = c;
     if (!first && a) first = a; /* no vector dim: this one is the tile */

@@ -14,6 +14,7 @@ typedef struct {
   uopset order;       /* node -> 1 + topo index */
   uopset uses;        /* node -> number of consumers */
   uopset realize;     /* node -> 1 when it gets its own buffer */
+  uopset fused_in;    /* REDUCE -> the realize point whose kernel computes it */
   uop **work;         /* realize points to visit */
   size_t nwork, capwork;
 } sched_ctx;
@@ -67,10 +68,15 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
     return;
   }
   if (u->op == OP_REDUCE && u != root) {
-    if ((uintptr_t)uopset_get(&c->uses, u) > 1 || ctx == C_OTHER || ctx == C_OTHER_R) {
+    /* a reduction that a second kernel reaches (through elementwise consumers it shares,
+     * e.g. a convolution whose output feeds a ReLU and, in the backward, the ReLU's mask)
+     * is realized once and read by both, not recomputed in each */
+    uop *owner = uopset_get(&c->fused_in, u);
+    if ((uintptr_t)uopset_get(&c->uses, u) > 1 || ctx == C_OTHER || ctx == C_OTHER_R || (owner && owner != root)) {
       mark(c, u);
       return;
     }
+    uopset_put(&c->fused_in, u, root);
   }
   if (u->op == OP_REDUCE) {
     uint32_t m = 0;
@@ -155,13 +161,25 @@ static bool reaches(same_ctx *c, uop *u) {
   return y;
 }
 
+/* Equal shapes once their size-1 dims are dropped (a keepdim reduction and its reshape:
+ * a merged kernel stores both through one shape, see plan_to_kernel). */
+static bool same_dims(const int64_t *a, int na, const int64_t *b, int nb) {
+  int i = 0, j = 0;
+  for (;;) {
+    while (i < na && a[i] == 1) i++;
+    while (j < nb && b[j] == 1) j++;
+    if (i == na || j == nb) return i == na && j == nb;
+    if (a[i++] != b[j++]) return false;
+  }
+}
+
 static bool same_index(same_ctx *c, uop *u, const uint8_t *ax) {
   if (!reaches(c, u)) return true;
   if (--c->budget < 0) return false;
   if (u == c->target) {
-    if (!shape_eq(u->shape, u->ndim, c->oshape, c->ondim)) return false;
+    if (!same_dims(u->shape, u->ndim, c->oshape, c->ondim)) return false;
     for (int i = 0; i < u->ndim; i++)
-      if (!(ax[i] == AX_OUT || (ax[i] == AX_ZERO && u->shape[i] == 1))) return false;
+      if (!(ax[i] == AX_OUT || u->shape[i] == 1)) return false;
     return true;
   }
   if (u->op == OP_BUFFER || u->op == OP_CONST || u->op == OP_DEFINE_VAR || uopset_get(c->realized, u)) return true;
@@ -263,7 +281,7 @@ static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   for (int k = 0; k < b->n && ok; k++) {
     uop *rb = b->roots[k];
     /* an in-place update reads the buffer it replaces: never computed inside */
-    ok = shape_eq(rb->shape, rb->ndim, ra->shape, ra->ndim) && !(rb->op == OP_ASSIGN && b->outs[k] == a->outs[0]);
+    ok = same_dims(rb->shape, rb->ndim, ra->shape, ra->ndim) && !(rb->op == OP_ASSIGN && b->outs[k] == a->outs[0]);
     memset(ax, AX_OUT, sizeof ax);
     same_ctx c = {realized, ra, rb->shape, rb->ndim, 100000, {0}};
     ok = ok && same_index(&c, stored_value(rb), ax);
@@ -388,8 +406,10 @@ static void plan_to_kernel(plan *k, uopset *realized, sched_kernel *out, uopset 
   out->nout = out->nbufs;
   uop **st = malloc(sizeof(uop *) * (size_t)k->n);
   CG_ASSERT(st, "out of memory");
+  uop *last = stored_value(k->roots[k->n - 1]);
   for (int i = 0; i < k->n; i++) {
     uop *v = to_slots(&c, stored_value(k->roots[i]));
+    if (!shape_eq(v->shape, v->ndim, last->shape, last->ndim)) v = view_reshape(v, last->shape, last->ndim); /* merged: same_dims */
     st[i] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
   }
   out->ast = uop_new(OP_SINK, dt_void(), st, k->n, arg_none());
@@ -519,6 +539,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   uopset_free(&c.order);
   uopset_free(&c.uses);
   uopset_free(&c.realize);
+  uopset_free(&c.fused_in);
   uopset_free(&realized);
   if (!ok) sched_free(s);
   return ok;

@@ -262,6 +262,36 @@ int main(void) {
     int lens[] = {1, 1, 1, 3, 3};
     check_opts("conv2d (2,3,9,9) * (4,3,3,3)", y, lists, lens, 5, 2e-5f);
   }
+  { /* a convolution over weights laid out with the output channels innermost
+     * (nn/functional_conv.c): a vector along the output channels, stored lane by lane
+     * into the NCHW output (expand.c), alone and tiled; output (3, 16, 5, 5) */
+    cg_tensor *x = rand_t((int64_t[]){3, 8, 7, 7}, 4), *w = rand_t((int64_t[]){16, 8, 3, 3}, 4);
+    cg_realize(x), cg_realize(w);
+    cg_tensor *y = cg_conv2d(x, w, NULL, NULL, NULL, NULL, 1);
+    opt lists[] = {
+        {OPT_UPCAST, 1, 16},
+        {OPT_UPCAST, 1, 8}, {OPT_UPCAST, 0, 3}, {OPT_THREAD, 2, 0},
+        {OPT_UPCAST, 1, 16}, {OPT_UPCAST, 3, 5}, {OPT_UNROLL, 102, 3},
+    };
+    int lens[] = {1, 3, 3};
+    check_opts("conv2d (3,8,7,7) * (16,8,3,3), channels-inner weights", y, lists, lens, 3, 2e-5f);
+    /* the heuristic picks that vector where there are enough outputs (opt_vector.c) */
+    cg_tensor *x2 = rand_t((int64_t[]){2, 16, 12, 10}, 4), *w2 = rand_t((int64_t[]){32, 16, 3, 3}, 4);
+    cg_realize(x2), cg_realize(w2);
+    cg_tensor *y2 = cg_conv2d(x2, w2, NULL, NULL, (const int64_t[]){1, 1}, NULL, 1);
+    uop_pool_push();
+    schedule s;
+    CHECK(sched_build(&y2->u, 1, &s), "schedule: %s", cg_last_error());
+    opt h[MAX_OPTS];
+    int nh = s.n ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), h) : 0;
+    char d[128];
+    opts_str(h, nh, d, sizeof d);
+    CHECK(nh >= 1 && h[0].kind == OPT_UPCAST && h[0].axis == 1 && h[0].amount == 16,
+          "conv2d (2,16,12,10) * (32,16,3,3): the heuristic's first opt is UPCAST(1,16), got %s", d);
+    if (s.k) sched_free(&s);
+    uop_pool_pop();
+    check_opts("conv2d (2,16,12,10) * (32,16,3,3) p1 with the heuristic's opts", y2, h, &nh, 1, 2e-5f);
+  }
   { /* reductions over the batch axis and over the last axis */
     cg_tensor *x = rand_t((int64_t[]){1000, 33}, 2);
     cg_realize(x);
