@@ -2,6 +2,7 @@
 # Coverage-guided fuzzing of cgrad's readers and tensor API with libFuzzer (issue 14).
 #
 #   bench/fuzz.sh [seconds per harness] [harness ...]
+#   FUZZ_RUNS=10000000 bench/fuzz.sh 0 safetensors    # a number of executions instead of a time
 #
 # Builds the library and the harnesses of tests/fuzz/ with clang-14, -fsanitize=fuzzer,
 # address and undefined (build/fuzz), then runs each harness for the stated time (default
@@ -18,8 +19,9 @@ shift || true
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(safetensors npy idx cache_entry api)
 CC=${CC:-clang-14}
-out=build/fuzz
+out=${FUZZ_OUT:-build/fuzz}
 flags="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+mkdir -p "$out"
 cmake -S . -B "$out/lib" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$CC" -DBUILD_TESTING=OFF \
   -DCMAKE_C_FLAGS="$flags -fsanitize=fuzzer-no-link" >"$out.configure.log" 2>&1 || { cat "$out.configure.log"; exit 1; }
 cmake --build "$out/lib" -j2 --target cgrad_static >/dev/null
@@ -33,12 +35,14 @@ for n in "${names[@]}"; do
   cp -n tests/fuzz/corpus/$n/* "$out/corpus/$n/" 2>/dev/null || true
   log="$out/fuzz_$n.log"
   set +e
-  nice -n 19 "$out/fuzz_$n" -max_total_time="$secs" -print_final_stats=1 -max_len=4096 -timeout=60 -rss_limit_mb=4096 \
+  limit=(-max_total_time="$secs"); [ -z "${FUZZ_RUNS:-}" ] || limit=(-runs="$FUZZ_RUNS")
+  t0=$(date +%s)
+  nice -n 19 "$out/fuzz_$n" "${limit[@]}" -print_final_stats=1 -max_len=4096 -timeout=60 -rss_limit_mb=4096 \
     -artifact_prefix="$out/crash-$n-" "$out/corpus/$n" >"$log" 2>&1
   rc=$?
   set -e
   execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
   cov=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW)' "$log" | tail -1 | grep -oE 'cov: [0-9]+' || true)
-  printf '%-12s %6s s  %12s executions  %s  %s\n' "$n" "$secs" "${execs:-?}" "${cov:-}" \
+  printf '%-12s %6s s  %12s executions  %s  %s\n' "$n" "$(( $(date +%s) - t0 ))" "${execs:-?}" "${cov:-}" \
     "$([ $rc -eq 0 ] && echo 'no crash' || echo "CRASH (exit $rc): see $log")"
 done

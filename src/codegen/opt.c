@@ -40,7 +40,7 @@ uop *subst_range(uop *u, uop *from, uop *to) {
 }
 
 static void collect(uop *u, uopset *seen, uop **rng, int *nr, bool *has_reduce) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_REDUCE) *has_reduce = true;
   if (u->op == OP_RANGE && (u->arg.v[1] == RANGE_LOOP || u->arg.v[1] == RANGE_THREAD)) {
     if (*nr < UOP_MAX_DIMS) rng[(*nr)++] = u;
@@ -53,13 +53,13 @@ static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
 
 /* The reduce range with the largest axis id (the innermost reduced dim). */
 static void collect_reduce_ranges(uop *u, uopset *seen, uop **inner) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_RANGE && u->arg.v[1] == RANGE_REDUCE && (!*inner || u->arg.v[0] > (*inner)->arg.v[0])) *inner = u;
   for (uint32_t i = 0; i < u->nsrc; i++) collect_reduce_ranges(u->src[i], seen, inner);
 }
 
 static void collect_index(uop *u, uopset *seen, uop **out, int *n, int max) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_INDEX && *n < max) out[(*n)++] = u;
   for (uint32_t i = 0; i < u->nsrc; i++) collect_index(u->src[i], seen, out, n, max);
 }
@@ -100,7 +100,7 @@ static void strides_along(uop *sink, uop **ix, int nix, uop *r, int *unit, int *
     if (store) continue; /* loads only */
     uop *off = ix[i]->src[1];
     uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, r, uop_alu(OP_ADD, r2, ci(1))), uop_alu1(OP_NEG, subst_range(off, r, r2))));
-    if (d->op == OP_CONST && d->arg.i == 0) continue; /* does not move along r */
+    if (!d || (d->op == OP_CONST && d->arg.i == 0)) continue; /* does not move along r (!d: out of memory, the pass fails) */
     if (d->op == OP_CONST && d->arg.i == 1) (*unit)++;
     else (*other)++;
   }
@@ -219,7 +219,7 @@ int opt_heuristic(uop *sink, opt *out) {
 }
 
 static uop *find_range(uop *u, int64_t axis, uopset *seen) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return NULL;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return NULL;
   if (u->op == OP_RANGE) return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST && u->arg.v[1] != RANGE_UNROLL ? u : NULL;
   for (uint32_t i = 0; i < u->nsrc; i++) {
     uop *r = find_range(u->src[i], axis, seen);
@@ -258,7 +258,7 @@ static const rw_rule unroll_rules[] = {RULE("REDUCE", unroll_reduce)};
 static RULESET(rs_unroll, "opt_unroll", unroll_rules);
 
 uop *opt_apply(uop *sink, const opt *o, int n) {
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n && sink; i++) {
     uopset seen = {0};
     uop *r = find_range(sink, o[i].axis, &seen);
     uopset_free(&seen);

@@ -17,6 +17,7 @@ typedef struct {
 struct capture {
   launch *l;
   int n, cap;
+  bool nomem; /* a launch could not be recorded: the capture is incomplete */
 };
 
 static _Thread_local capture *current;
@@ -26,26 +27,34 @@ bool capture_begin(capture **c) {
     cg_fail(CG_ERR_INVALID, "jit: a JIT function called from inside a JIT function (capture is already open on this thread)");
     return false;
   }
-  *c = calloc(1, sizeof **c);
+  *c = cg_calloc(1, sizeof **c);
   if (!*c) return cg_fail(CG_ERR_NOMEM, "out of memory"), false;
   current = *c;
   return true;
 }
 void capture_end(void) { current = NULL; }
 bool capture_active(void) { return current != NULL; }
+bool capture_complete(const capture *c) { return !c->nomem; }
 int capture_count(const capture *c) { return c->n; }
 
 void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout) {
   capture *c = current;
+  if (c->nomem) return;
   if (c->n == c->cap) {
-    c->cap = c->cap ? 2 * c->cap : 64;
-    launch *l = realloc(c->l, sizeof *l * (size_t)c->cap);
-    CG_ASSERT(l, "out of memory");
-    c->l = l;
+    launch *l = cg_realloc(c->l, sizeof *l * (size_t)(c->cap ? 2 * c->cap : 64));
+    if (!l) {
+      c->nomem = true;
+      return;
+    }
+    c->l = l, c->cap = c->cap ? 2 * c->cap : 64;
+  }
+  uop **b = cg_malloc(sizeof(uop *) * (size_t)(nbufs ? nbufs : 1));
+  if (!b) {
+    c->nomem = true;
+    return;
   }
   launch *l = &c->l[c->n++];
-  *l = (launch){dev, p, global, malloc(sizeof(uop *) * (size_t)(nbufs ? nbufs : 1)), nbufs, nout};
-  CG_ASSERT(l->bufs, "out of memory");
+  *l = (launch){dev, p, global, b, nbufs, nout};
   for (int i = 0; i < nbufs; i++) l->bufs[i] = uop_retain(bufs[i]);
 }
 
@@ -78,7 +87,7 @@ typedef struct { int kind; int64_t at; } binding; /* input number, slab offset, 
 struct replay {
   launch *l;
   binding **bind;   /* per launch, per slot */
-  int n;
+  int n, nbind;
   uop **fixed;      /* buffers kept (retained): weights, state, outputs */
   int nfixed;
   size_t slab, state;
@@ -90,7 +99,7 @@ size_t replay_state_bytes(const replay *r) { return r->state; }
 int replay_launches(const replay *r) { return r->n; }
 
 replay *replay_new(capture *c, uop *const *inputs, int n_in) {
-  replay *r = calloc(1, sizeof *r);
+  replay *r = cg_calloc(1, sizeof *r);
   uopset id = {0};          /* buffer -> 1 + its number */
   uop **bufs = NULL;
   int nb = 0, cap = 0;
@@ -102,23 +111,29 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
       uintptr_t n = (uintptr_t)uopset_get(&id, b);
       if (!n) {
         if (nb == cap) {
-          cap = cap ? 2 * cap : 64;
-          bufs = realloc(bufs, sizeof(uop *) * (size_t)cap), first = realloc(first, sizeof(int) * (size_t)cap), last = realloc(last, sizeof(int) * (size_t)cap);
-          if (!bufs || !first || !last) goto oom;
+          int ncap = cap ? 2 * cap : 64;
+          uop **nbufs = cg_realloc(bufs, sizeof(uop *) * (size_t)ncap);
+          if (nbufs) bufs = nbufs;
+          int *nfirst = nbufs ? cg_realloc(first, sizeof(int) * (size_t)ncap) : NULL;
+          if (nfirst) first = nfirst;
+          int *nlast = nfirst ? cg_realloc(last, sizeof(int) * (size_t)ncap) : NULL;
+          if (!nlast) goto oom;
+          last = nlast, cap = ncap;
         }
         bufs[nb] = b, first[nb] = k < c->l[i].nout ? i : -1 - i, last[nb] = i; /* first < 0: read before any kernel wrote it */
-        uopset_put(&id, b, (void *)(uintptr_t)++nb);
+        if (!uopset_put(&id, b, (void *)(uintptr_t)(nb + 1))) goto oom;
+        nb++;
       } else last[n - 1] = i;
     }
   /* kinds: an input; else a buffer nobody else holds (the capture's retains and the
    * launches' are all its references) is an intermediate; else it is kept */
-  int *kind = calloc((size_t)(nb ? nb : 1), sizeof(int));
-  int64_t *at = calloc((size_t)(nb ? nb : 1), sizeof(int64_t));
+  int *kind = cg_calloc((size_t)(nb ? nb : 1), sizeof(int));
+  int64_t *at = cg_calloc((size_t)(nb ? nb : 1), sizeof(int64_t));
   if (!kind || !at) {
     free(kind), free(at);
     goto oom;
   }
-  int *uses = calloc((size_t)(nb ? nb : 1), sizeof(int));
+  int *uses = cg_calloc((size_t)(nb ? nb : 1), sizeof(int));
   if (!uses) {
     free(kind), free(at);
     goto oom;
@@ -148,7 +163,7 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   }
   /* the slab: intermediates packed by lifetime, first fit (64-byte aligned) */
   typedef struct { int64_t off, end; int until; } placed;
-  placed *live = calloc((size_t)(nb ? nb : 1), sizeof *live);
+  placed *live = cg_calloc((size_t)(nb ? nb : 1), sizeof *live);
   int nlive = 0;
   if (!live) {
     free(kind), free(at);
@@ -174,9 +189,9 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   }
   free(live);
   /* per launch, per slot: where its buffer is */
-  r->l = c->l, r->n = c->n;
-  r->bind = calloc((size_t)(c->n ? c->n : 1), sizeof *r->bind);
-  r->fixed = malloc(sizeof(uop *) * (size_t)(nb ? nb : 1));
+  r->bind = cg_calloc((size_t)(c->n ? c->n : 1), sizeof *r->bind);
+  if (r->bind) r->nbind = c->n;
+  r->fixed = cg_malloc(sizeof(uop *) * (size_t)(nb ? nb : 1));
   if (!r->bind || !r->fixed) {
     free(kind), free(at);
     goto oom;
@@ -184,7 +199,7 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   for (int b = 0; b < nb; b++)
     if (kind[b] == B_FIXED) r->fixed[r->nfixed++] = uop_retain(bufs[b]);
   for (int i = 0; i < c->n; i++) {
-    r->bind[i] = malloc(sizeof(binding) * (size_t)(c->l[i].nbufs ? c->l[i].nbufs : 1));
+    r->bind[i] = cg_malloc(sizeof(binding) * (size_t)(c->l[i].nbufs ? c->l[i].nbufs : 1));
     if (!r->bind[i]) {
       free(kind), free(at);
       goto oom;
@@ -196,6 +211,7 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
     r->dev = c->l[i].dev;
   }
   free(kind), free(at);
+  r->l = c->l, r->n = c->n;
   c->l = NULL, c->n = 0; /* the launches belong to the replay now (their buffers too) */
   for (int i = 0; i < r->n; i++) /* keep only the programs: buffers are bound above */
     for (int k = 0; k < r->l[i].nbufs; k++) uop_release(r->l[i].bufs[k]), r->l[i].bufs[k] = NULL;
@@ -219,7 +235,7 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
   if (slab_bytes < r->slab) slab_bytes = r->slab;
   if (slab_bytes && !(slab = r->dev->alloc(slab_bytes))) return cg_last_status();
   cg_status st = CG_OK;
-  void **in = malloc(sizeof(void *) * (size_t)(n_in ? n_in : 1));
+  void **in = cg_malloc(sizeof(void *) * (size_t)(n_in ? n_in : 1));
   if (!in) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int j = 0; j < n_in && st == CG_OK; j++) {
     st = buffer_alloc(inputs[j]);
@@ -229,7 +245,7 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
     launch *l = &r->l[i];
     if (l->nbufs > cap) {
       if (ptrs != small) free(ptrs);
-      if (!(ptrs = malloc(sizeof(void *) * (size_t)(cap = l->nbufs)))) {
+      if (!(ptrs = cg_malloc(sizeof(void *) * (size_t)(cap = l->nbufs)))) {
         ptrs = small, cap = 64;
         st = cg_fail(CG_ERR_NOMEM, "out of memory");
         break;
@@ -250,10 +266,8 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
 
 void replay_free(replay *r) {
   if (!r) return;
-  for (int i = 0; i < r->n; i++) {
-    if (r->bind) free(r->bind[i]);
-    free(r->l[i].bufs);
-  }
+  for (int i = 0; i < r->nbind; i++) free(r->bind[i]);
+  for (int i = 0; i < r->n; i++) free(r->l[i].bufs);
   free(r->bind);
   free(r->l);
   for (int i = 0; i < r->nfixed; i++) uop_release(r->fixed[i]);

@@ -19,6 +19,9 @@ void capture_end(void);
 bool capture_active(void);
 /* Called by realize for every launch while a capture is open. */
 void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout);
+/* False when a launch could not be recorded (out of memory): the capture is not to be
+ * replayed. */
+bool capture_complete(const capture *c);
 /* Number of launches recorded. */
 int capture_count(const capture *c);
 

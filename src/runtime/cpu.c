@@ -238,7 +238,7 @@ static void *compile_unit(void *arg) {
   unit *u = arg;
   size_t len = 1;
   for (int i = 0; i < u->n; i++) len += strlen(u->sources[u->idx[i]]) + 1;
-  char *tu = malloc(len), *w = tu;
+  char *tu = cg_malloc(len), *w = tu;
   if (!tu) {
     u->st = CG_ERR_NOMEM;
     return NULL;
@@ -265,7 +265,7 @@ static void *compile_unit(void *arg) {
 /* Copy the file at from to a new temporary file beside to_dir's entries; its path or NULL. */
 static char *copy_file(const char *from, const char *dir) {
   size_t dl = strlen(dir) + 32;
-  char *path = malloc(dl);
+  char *path = cg_malloc(dl);
   if (!path) return NULL;
   snprintf(path, dl, "%s/tmp-XXXXXX", dir);
   int out = mkstemp(path);
@@ -285,8 +285,8 @@ static char *copy_file(const char *from, const char *dir) {
 }
 
 static cg_status cpu_compile_many(const char *const *names, const char *const *sources, int n, rt_program **out) {
-  int *todo = malloc(sizeof(int) * (size_t)(n ? n : 1)), ntodo = 0;
-  uint64_t (*keys)[2] = malloc(sizeof *keys * (size_t)(n ? n : 1));
+  int *todo = cg_malloc(sizeof(int) * (size_t)(n ? n : 1)), ntodo = 0;
+  uint64_t (*keys)[2] = todo ? cg_malloc(sizeof *keys * (size_t)(n ? n : 1)) : NULL;
   if (!todo || !keys) {
     free(todo), free(keys);
     return cg_fail(CG_ERR_NOMEM, "out of memory");
@@ -313,9 +313,9 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
   }
   /* the rest in one unit per core; a unit never defines one name twice */
   int nunits = ntodo < rt_pool_size() ? ntodo : rt_pool_size();
-  unit *units = calloc((size_t)(nunits ? nunits : 1), sizeof *units);
-  int *slots = malloc(sizeof(int) * (size_t)(ntodo ? ntodo : 1));
-  pthread_t *th = calloc((size_t)(nunits ? nunits : 1), sizeof *th);
+  unit *units = cg_calloc((size_t)(nunits ? nunits : 1), sizeof *units);
+  int *slots = units ? cg_malloc(sizeof(int) * (size_t)(ntodo ? ntodo : 1)) : NULL;
+  pthread_t *th = slots ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof *th) : NULL;
   cg_status st = CG_OK;
   if (!units || !slots || !th) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int u = 0; u < nunits && st == CG_OK; u++) units[u] = (unit){names, sources, slots + u * (ntodo / nunits) + (u < ntodo % nunits ? u : ntodo % nunits), 0, NULL, CG_OK, ""};
@@ -326,8 +326,8 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
     if (dup) continue; /* compiled alone below */
     units[u].idx[units[u].n++] = todo[k];
   }
-  bool *started = calloc((size_t)(nunits ? nunits : 1), sizeof(bool));
-  if (!started) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  bool *started = st == CG_OK ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof(bool)) : NULL;
+  if (!started && st == CG_OK) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int u = 0; u < nunits && st == CG_OK; u++)
     if (units[u].n && !(started[u] = pthread_create(&th[u], NULL, compile_unit, &units[u]) == 0)) compile_unit(&units[u]);
   for (int u = 0; u < nunits && st == CG_OK; u++)

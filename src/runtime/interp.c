@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "uop/uop.h"
 #include <inttypes.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,15 +22,22 @@ typedef struct {
   int jump;         /* RANGE: the line after its END; END: its RANGE */
 } ins;
 
+typedef union { int64_t i; double f; } val;
+
 typedef struct {
   ins *code;
   int n, nbufs;
+  /* the values, allocated with the program so a launch never allocates (a launch that
+   * failed for want of memory midway through a schedule would leave half an update);
+   * launches of one program take turns */
+  val *v;
+  pthread_mutex_t lock;
 } program;
 
 static dtype dt_from(int scalar) { return (dtype){.scalar = (uint8_t)scalar, .count = 1}; }
 
 static void program_destroy(program *p) {
-  if (p) free(p->code);
+  if (p) free(p->code), free(p->v), pthread_mutex_destroy(&p->lock);
   free(p);
 }
 
@@ -45,8 +53,9 @@ static program *parse(const char *name, const char *src) {
   long long global;
   if (sscanf(src, "%31s %*d %127s %d %d %lld%n", tag, nm, &nbufs, &nout, &global, &used) != 5 || strcmp(tag, "cgrad-interp"))
     return cg_fail_null(CG_ERR_RUNTIME, "INTERP compile '%s': not interpreter code", name);
-  program *p = calloc(1, sizeof *p);
+  program *p = cg_calloc(1, sizeof *p);
   if (!p) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
+  pthread_mutex_init(&p->lock, NULL);
   p->nbufs = nbufs;
   int cap = 0, stack[64], depth = 0;
   const char *s = src + used;
@@ -55,7 +64,7 @@ static program *parse(const char *name, const char *src) {
     if (!*s) break;
     if (p->n == cap) {
       cap = cap ? 2 * cap : 256;
-      ins *c = realloc(p->code, sizeof(ins) * (size_t)cap);
+      ins *c = cg_realloc(p->code, sizeof(ins) * (size_t)cap);
       if (!c) return program_destroy(p), cg_fail_null(CG_ERR_NOMEM, "out of memory");
       p->code = c;
     }
@@ -90,13 +99,12 @@ static program *parse(const char *name, const char *src) {
     }
     p->n++;
   }
+  if (!(p->v = cg_calloc((size_t)(p->n ? p->n : 1) * LANES, sizeof(val)))) return program_destroy(p), NULL;
   return p;
 }
 
 /* A value: ints (and bools) as int64, floats as double holding a value of their dtype;
  * every instruction has LANES of them (a scalar uses lane 0). */
-typedef union { int64_t i; double f; } val;
-
 static double load_f(dtype d, const void *p, int64_t i) {
   switch (d.scalar) {
   case CG_FLOAT16: return cg_f16_to_f32(((const uint16_t *)p)[i]);
@@ -201,8 +209,9 @@ static bool alu_lane(program *p, val *v, ins *x, int k, val *out) {
 }
 
 static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
-  val *v = calloc((size_t)(p->n ? p->n : 1) * LANES, sizeof(val));
-  if (!v) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  pthread_mutex_lock(&p->lock);
+  val *v = p->v;
+  memset(v, 0, sizeof(val) * (size_t)(p->n ? p->n : 1) * LANES);
   for (int pc = 0; pc < p->n;) {
     ins *x = &p->code[pc];
     dtype d = dt_from(x->scalar);
@@ -263,7 +272,7 @@ static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
       ins *b = &p->code[ix->src[0]];
       int64_t at = LANE(ix->src[1], 0)->i;
       if (at < 0 || at + ix->lanes > b->a1) {
-        free(v);
+        pthread_mutex_unlock(&p->lock);
         return cg_fail(CG_ERR_RUNTIME, "INTERP: a store at element %lld of a buffer of %lld", (long long)at, (long long)b->a1);
       }
       for (int k = 0; k < ix->lanes; k++) store(dt_from(b->scalar), bufs[b->a0], at + k, *LANE(x->src[1], k));
@@ -272,21 +281,21 @@ static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
     default:
       for (int k = 0; k < x->lanes; k++)
         if (!op_is_alu(x->op) || !alu_lane(p, v, x, k, &me[k])) {
-          free(v);
+          pthread_mutex_unlock(&p->lock);
           return cg_fail(CG_ERR_RUNTIME, "INTERP: cannot run a %s", op_name(x->op));
         }
     }
     pc++;
   }
-  free(v);
+  pthread_mutex_unlock(&p->lock);
   return CG_OK;
 }
 
 static rt_program *interp_compile(const char *name, const char *source) {
   program *code = parse(name, source);
   if (!code) return NULL;
-  rt_program *p = calloc(1, sizeof *p);
-  char *nm = strdup(name);
+  rt_program *p = cg_calloc(1, sizeof *p);
+  char *nm = cg_strdup(name);
   if (!p || !nm) {
     free(p), free(nm), program_destroy(code);
     return cg_fail_null(CG_ERR_NOMEM, "out of memory");

@@ -15,17 +15,23 @@ typedef struct {
   uopset realize;     /* node -> 1 when it gets its own buffer */
   uop **work;         /* realize points to visit */
   size_t nwork, capwork;
+  uint64_t nomem0;    /* uop_nomem_events() at the start: walks stop once it moves */
 } sched_ctx;
+static bool sched_failed(const sched_ctx *c) { return uop_nomem_events() != c->nomem0; }
 
-static void grow(void ***arr, size_t n, size_t *cap) {
-  if (n < *cap) return;
-  *cap = *cap ? *cap * 2 : 64;
-  *arr = realloc(*arr, *cap * sizeof(void *));
-  CG_ASSERT(*arr, "out of memory");
+/* Out of memory here (ir_* allocations, in the checked pool of a realize) is not handled
+ * where it happens: the step is skipped, and sched_build fails as a whole at its end
+ * (uop_nomem_events moved), so a half-built schedule is never returned. */
+static bool grow(void ***arr, size_t n, size_t *cap) {
+  if (n < *cap) return true;
+  void **a = ir_realloc(*arr, (*cap ? *cap * 2 : 64) * sizeof(void *));
+  if (!a) return false;
+  *arr = a, *cap = *cap ? *cap * 2 : 64;
+  return true;
 }
 
 static void toposort(sched_ctx *c, uop *u, size_t *cap) {
-  if (uopset_get(&c->order, u)) return;
+  if (uopset_get(&c->order, u) || sched_failed(c)) return;
   uopset_put(&c->order, u, (void *)(uintptr_t)-1); /* in progress */
   if (u->op != OP_BUFFER)
     for (uint32_t i = 0; i < u->nsrc; i++) {
@@ -33,16 +39,14 @@ static void toposort(sched_ctx *c, uop *u, size_t *cap) {
       uopset_put(&c->uses, s, (void *)((uintptr_t)uopset_get(&c->uses, s) + 1));
       toposort(c, s, cap);
     }
-  grow((void ***)&c->topo, c->ntopo, cap);
-  c->topo[c->ntopo++] = u;
+  if (grow((void ***)&c->topo, c->ntopo, cap)) c->topo[c->ntopo++] = u;
   uopset_put(&c->order, u, (void *)(uintptr_t)c->ntopo);
 }
 
 static void mark(sched_ctx *c, uop *u) {
   if (uopset_get(&c->realize, u)) return;
   uopset_put(&c->realize, u, (void *)1);
-  grow((void ***)&c->work, c->nwork, &c->capwork);
-  c->work[c->nwork++] = u;
+  if (grow((void ***)&c->work, c->nwork, &c->capwork)) c->work[c->nwork++] = u;
 }
 
 /* C_DIRECT: computed once per output element; C_REDUCE: inside a reduction, over its
@@ -53,6 +57,7 @@ enum { C_DIRECT, C_REDUCE, C_OTHER, C_OTHER_R };
 /* Walk what kernel `root` computes, deciding which reductions it cannot hold. `axes` is
  * the mask of axes reduced by the enclosing reduction (C_REDUCE). */
 static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
+  if (sched_failed(c)) return;
   if (u->op == OP_BUFFER || u->op == OP_CONST || u->op == OP_DEFINE_VAR) return;
   if (u != root && uopset_get(&c->realize, u)) return;
   if (u != root && (u->op == OP_CONTIGUOUS || u->op == OP_ASSIGN)) {
@@ -112,10 +117,12 @@ typedef struct {
 
 static void plan_add(plan *k, uop *root, uop *buf) {
   if (k->n == k->cap) {
-    k->cap = k->cap ? 2 * k->cap : 2;
-    k->roots = realloc(k->roots, sizeof(uop *) * (size_t)k->cap);
-    k->outs = realloc(k->outs, sizeof(uop *) * (size_t)k->cap);
-    CG_ASSERT(k->roots && k->outs, "out of memory");
+    int cap = k->cap ? 2 * k->cap : 2;
+    uop **r = ir_realloc(k->roots, sizeof(uop *) * (size_t)cap);
+    if (r) k->roots = r;
+    uop **o = r ? ir_realloc(k->outs, sizeof(uop *) * (size_t)cap) : NULL;
+    if (!o) return; /* failed: see grow */
+    k->outs = o, k->cap = cap;
   }
   k->roots[k->n] = root, k->outs[k->n++] = buf;
 }
@@ -198,7 +205,7 @@ static bool same_index(same_ctx *c, uop *u, const uint8_t *ax) {
 
 static bool reads_node(uop *u, uop *target, uopset *realized, uopset *seen) {
   if (u == target) return true;
-  if (u->op == OP_BUFFER || uopset_get(realized, u) || !uopset_add(seen, u)) return false;
+  if (u->op == OP_BUFFER || uopset_get(realized, u) || uopset_add(seen, u) <= 0) return false;
   for (uint32_t i = 0; i < u->nsrc; i++)
     if (reads_node(u->src[i], target, realized, seen)) return true;
   return false;
@@ -225,8 +232,8 @@ static bool can_merge(plan *a, plan *b, uopset *realized) {
   if (a->n != 1 || ra->op == OP_ASSIGN) return false;
   uint8_t ax[UOP_MAX_DIMS];
   bool ok = true;
-  void **saved = malloc(sizeof(void *) * (size_t)(b->n + 1));
-  CG_ASSERT(saved, "out of memory");
+  void **saved = ir_malloc(sizeof(void *) * (size_t)(b->n + 1));
+  if (!saved) return false;
   unrealize(a, b, realized, saved);
   for (int k = 0; k < b->n && ok; k++) {
     uop *rb = b->roots[k];
@@ -243,8 +250,8 @@ static bool can_merge(plan *a, plan *b, uopset *realized) {
 }
 
 static bool plan_reads(plan *a, plan *b, uopset *realized) {
-  void **saved = malloc(sizeof(void *) * (size_t)(b->n + 1));
-  CG_ASSERT(saved, "out of memory");
+  void **saved = ir_malloc(sizeof(void *) * (size_t)(b->n + 1));
+  if (!saved) return false;
   unrealize(a, b, realized, saved);
   bool r = false;
   for (int k = 0; k < b->n && !r; k++) {
@@ -292,9 +299,9 @@ static uop *slot_for(slot_ctx *c, uop *buf) {
   uintptr_t s = (uintptr_t)uopset_get(&c->slot_of, buf);
   if (!s) {
     if (c->out->nbufs == c->cap) {
-      c->cap = c->cap ? 2 * c->cap : 8;
-      c->out->bufs = realloc(c->out->bufs, sizeof(uop *) * (size_t)c->cap);
-      CG_ASSERT(c->out->bufs, "out of memory");
+      uop **b = ir_realloc(c->out->bufs, sizeof(uop *) * (size_t)(c->cap ? 2 * c->cap : 8));
+      if (!b) return NULL;
+      c->out->bufs = b, c->cap = c->cap ? 2 * c->cap : 8;
     }
     c->out->bufs[c->out->nbufs++] = buf;
     s = (uintptr_t)c->out->nbufs;
@@ -334,40 +341,40 @@ static void plan_to_kernel(plan *k, uopset *realized, sched_kernel *out) {
   memset(out, 0, sizeof *out);
   for (int i = 0; i < k->n; i++) slot_for(&c, k->outs[i]);
   out->nout = out->nbufs;
-  uop **st = malloc(sizeof(uop *) * (size_t)k->n);
-  CG_ASSERT(st, "out of memory");
-  for (int i = 0; i < k->n; i++) {
+  uop **st = ir_malloc(sizeof(uop *) * (size_t)k->n);
+  for (int i = 0; i < k->n && st; i++) {
     uop *v = to_slots(&c, stored_value(k->roots[i]));
     st[i] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
   }
-  out->ast = uop_new(OP_SINK, dt_void(), st, k->n, arg_none());
+  out->ast = st ? uop_new(OP_SINK, dt_void(), st, k->n, arg_none()) : NULL;
   free(st);
   uopset_free(&c.slot_of);
   uopset_free(&c.memo);
 }
 
 bool sched_build(uop *const *outs, int nouts, schedule *s) {
-  sched_ctx c = {0};
+  sched_ctx c = {.nomem0 = uop_nomem_events()};
   size_t cap = 0;
   memset(s, 0, sizeof *s);
+  for (int i = 0; i < nouts; i++)
+    if (!outs[i]) return cg_fail(CG_NULL_INPUT, "schedule: output %d is NULL", i), false;
   for (int i = 0; i < nouts; i++) toposort(&c, outs[i], &cap);
   for (int i = 0; i < nouts; i++)
     if (!plain_buffer(outs[i])) mark(&c, outs[i]);
   for (size_t w = 0; w < c.nwork; w++) visit(&c, c.work[w], c.work[w], C_DIRECT, 0);
   /* kernels in dependency order */
-  uop **pts = malloc(sizeof(uop *) * (c.nwork ? c.nwork : 1));
-  plan *ks = calloc(c.nwork ? c.nwork : 1, sizeof *ks);
-  s->out_bufs = calloc((size_t)(nouts ? nouts : 1), sizeof(uop *));
-  CG_ASSERT(pts && ks && s->out_bufs, "out of memory");
-  if (c.nwork) memcpy(pts, c.work, sizeof(uop *) * c.nwork);
-  for (size_t i = 1; i < c.nwork; i++) /* insertion sort by topological position */
+  uop **pts = ir_malloc(sizeof(uop *) * (c.nwork ? c.nwork : 1));
+  plan *ks = pts ? ir_calloc(c.nwork ? c.nwork : 1, sizeof *ks) : NULL;
+  s->out_bufs = ks ? ir_calloc((size_t)(nouts ? nouts : 1), sizeof(uop *)) : NULL;
+  uopset realized = {0};
+  int nk = 0;
+  bool ok = s->out_bufs && !sched_failed(&c);
+  if (ok && c.nwork) memcpy(pts, c.work, sizeof(uop *) * c.nwork);
+  for (size_t i = 1; i < c.nwork && ok; i++) /* insertion sort by topological position */
     for (size_t j = i; j > 0 && order_of(&c, pts[j]) < order_of(&c, pts[j - 1]); j--) {
       uop *t = pts[j];
       pts[j] = pts[j - 1], pts[j - 1] = t;
     }
-  uopset realized = {0};
-  int nk = 0;
-  bool ok = true;
   for (size_t i = 0; i < c.nwork && ok; i++) {
     uop *p = pts[i], *buf;
     if (p->op == OP_ASSIGN) {
@@ -384,17 +391,17 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
     plan_add(&ks[nk++], p, buf);
     uopset_put(&realized, p, buf);
   }
-  if (ok) {
+  if (ok && !sched_failed(&c)) {
     merge_plans(ks, &nk, &realized);
-    s->k = calloc((size_t)(nk ? nk : 1), sizeof *s->k);
-    CG_ASSERT(s->k, "out of memory");
-    for (int i = 0; i < nk; i++) plan_to_kernel(&ks[i], &realized, &s->k[s->n++]);
+    if ((s->k = ir_calloc((size_t)(nk ? nk : 1), sizeof *s->k)))
+      for (int i = 0; i < nk; i++) plan_to_kernel(&ks[i], &realized, &s->k[s->n++]);
   }
+  if (sched_failed(&c)) ok = false; /* something above was skipped: fail as a whole */
   for (int i = 0; i < nouts && ok; i++) {
     uop *b = plain_buffer(outs[i]);
     s->out_bufs[i] = b ? b : uopset_get(&realized, outs[i]);
   }
-  for (int i = 0; i < nk; i++) free(ks[i].roots), free(ks[i].outs);
+  for (int i = 0; ks && i < nk; i++) free(ks[i].roots), free(ks[i].outs);
   free(ks);
   free(pts);
   free(c.topo);
@@ -403,7 +410,10 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   uopset_free(&c.uses);
   uopset_free(&c.realize);
   uopset_free(&realized);
-  if (!ok) sched_free(s);
+  if (!ok) {
+    if (sched_failed(&c) && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");
+    sched_free(s);
+  }
   return ok;
 }
 

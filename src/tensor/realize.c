@@ -10,7 +10,9 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   uop **outs = cg_malloc(sizeof(uop *) * (size_t)(2 * n + 1));
   if (!outs) return CG_ERR_NOMEM;
   uop **views = outs + n;
-  uop_pool_push();
+  /* checked: out of memory anywhere in scheduling, codegen or rendering fails this call
+   * with CG_ERR_NOMEM (each pass fails as a whole, nothing half-built is cached) */
+  uop_pool_push_checked();
   for (int i = 0; i < n; i++) {
     /* two tensors with one graph (two cg_zeros of a shape) must not share a buffer: an
      * in-place update of one would change the other */
@@ -21,6 +23,9 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
     outs[i] = u;
   }
   cg_status st = realize_uops(outs, n, views);
+  if (st == CG_OK)
+    for (int i = 0; i < n; i++)
+      if (!views[i]) st = op_status(CG_ERR_NOMEM);
   if (st == CG_OK)
     for (int i = 0; i < n; i++) tensor_realized(ts[i], views[i]);
   uop_pool_pop();
