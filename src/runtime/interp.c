@@ -27,17 +27,31 @@ typedef union { int64_t i; double f; } val;
 typedef struct {
   ins *code;
   int n, nbufs;
-  /* the values, allocated with the program so a launch never allocates (a launch that
-   * failed for want of memory midway through a schedule would leave half an update);
-   * launches of one program take turns */
-  val *v;
-  pthread_mutex_t lock;
 } program;
+
+/* The values of a run: one block per thread, grown when a program is compiled, so that a
+ * launch on the compiling thread never allocates (a launch failing for want of memory in
+ * the middle of a schedule would leave half an update behind). Freed at thread exit. */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local val *scratch;
+static _Thread_local size_t scratch_n;
+static void scratch_free(void *p) { free(p); }
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+static val *scratch_reserve(size_t n) {
+  if (n <= scratch_n) return scratch;
+  pthread_once(&scratch_once, scratch_init);
+  val *v = cg_realloc(scratch, n * sizeof(val));
+  if (!v) return NULL;
+  pthread_setspecific(scratch_key, v);
+  scratch = v, scratch_n = n;
+  return v;
+}
 
 static dtype dt_from(int scalar) { return (dtype){.scalar = (uint8_t)scalar, .count = 1}; }
 
 static void program_destroy(program *p) {
-  if (p) free(p->code), free(p->v), pthread_mutex_destroy(&p->lock);
+  if (p) free(p->code);
   free(p);
 }
 
@@ -55,7 +69,6 @@ static program *parse(const char *name, const char *src) {
     return cg_fail_null(CG_ERR_RUNTIME, "INTERP compile '%s': not interpreter code", name);
   program *p = cg_calloc(1, sizeof *p);
   if (!p) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
-  pthread_mutex_init(&p->lock, NULL);
   p->nbufs = nbufs;
   int cap = 0, stack[64], depth = 0;
   const char *s = src + used;
@@ -99,7 +112,7 @@ static program *parse(const char *name, const char *src) {
     }
     p->n++;
   }
-  if (!(p->v = cg_calloc((size_t)(p->n ? p->n : 1) * LANES, sizeof(val)))) return program_destroy(p), NULL;
+  if (!scratch_reserve((size_t)(p->n ? p->n : 1) * LANES)) return program_destroy(p), NULL;
   return p;
 }
 
@@ -209,8 +222,8 @@ static bool alu_lane(program *p, val *v, ins *x, int k, val *out) {
 }
 
 static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
-  pthread_mutex_lock(&p->lock);
-  val *v = p->v;
+  val *v = scratch_reserve((size_t)(p->n ? p->n : 1) * LANES);
+  if (!v) return cg_fail(CG_ERR_NOMEM, "INTERP: out of memory for the values of %d instructions", p->n);
   memset(v, 0, sizeof(val) * (size_t)(p->n ? p->n : 1) * LANES);
   for (int pc = 0; pc < p->n;) {
     ins *x = &p->code[pc];
@@ -271,23 +284,17 @@ static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
       ins *ix = &p->code[x->src[0]];
       ins *b = &p->code[ix->src[0]];
       int64_t at = LANE(ix->src[1], 0)->i;
-      if (at < 0 || at + ix->lanes > b->a1) {
-        pthread_mutex_unlock(&p->lock);
+      if (at < 0 || at + ix->lanes > b->a1)
         return cg_fail(CG_ERR_RUNTIME, "INTERP: a store at element %lld of a buffer of %lld", (long long)at, (long long)b->a1);
-      }
       for (int k = 0; k < ix->lanes; k++) store(dt_from(b->scalar), bufs[b->a0], at + k, *LANE(x->src[1], k));
       break;
     }
     default:
       for (int k = 0; k < x->lanes; k++)
-        if (!op_is_alu(x->op) || !alu_lane(p, v, x, k, &me[k])) {
-          pthread_mutex_unlock(&p->lock);
-          return cg_fail(CG_ERR_RUNTIME, "INTERP: cannot run a %s", op_name(x->op));
-        }
+        if (!op_is_alu(x->op) || !alu_lane(p, v, x, k, &me[k])) return cg_fail(CG_ERR_RUNTIME, "INTERP: cannot run a %s", op_name(x->op));
     }
     pc++;
   }
-  pthread_mutex_unlock(&p->lock);
   return CG_OK;
 }
 
