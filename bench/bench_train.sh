@@ -2,7 +2,7 @@
 # Training step time of the Fashion-MNIST CNN: cgrad (`cgrad train`) against PyTorch CPU
 # (Debian's python3-torch), same model, batch, data and thread count, one script; prints
 # time to the first step, steady-state ms/step and the ratio.
-#   usage: bench/bench_train.sh [build-dir] [steps] [batch]
+#   usage: bench/bench_train.sh [build-dir] [steps] [batch]   (needs GNU time: Debian package `time`)
 set -euo pipefail
 build=${1:-build}
 steps=${2:-30}
@@ -11,11 +11,15 @@ threads=${CG_THREADS:-2}
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE CG_THREADS=$threads
 echo "load average: $(cat /proc/loadavg)"
 out=$(mktemp -d)
-cg_line=$("$build/cgrad" train --steps "$steps" --batch "$batch" --out "$out/cg.safetensors" 2>/dev/null | grep '^test accuracy')
+# peak resident memory of each whole process (GNU time's "Maximum resident set size", KB)
+peak() { grep -E 'Maximum resident set size' "$1" | awk '{print $NF}'; }
+cg_all=$(/usr/bin/time -v -o "$out/cg.time" "$build/cgrad" train --steps "$steps" --batch "$batch" --out "$out/cg.safetensors" 2>/dev/null)
+cg_line=$(grep '^test accuracy' <<<"$cg_all")
+cg_peak=$(peak "$out/cg.time")
 echo "cgrad:   $cg_line"
 cg_first=$(sed -E 's/.*first step ([0-9.]+) s.*/\1/' <<<"$cg_line")
 cg_step=$(sed -E 's/.*then ([0-9.]+) ms\/step.*/\1/' <<<"$cg_line")
-pt=$(/usr/bin/python3 - "$steps" "$batch" "$threads" <<'PY'
+pt=$(/usr/bin/time -v -o "$out/pt.time" /usr/bin/python3 - "$steps" "$batch" "$threads" <<'PY'
 import gzip, sys, time
 import numpy as np, torch, torch.nn as nn
 steps, batch, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -44,10 +48,12 @@ for s in range(steps):
 print(f"{first:.3f} {1e3 * sorted(times[1:])[len(times[1:]) // 2]:.1f}")
 PY
 )
+pt_peak=$(peak "$out/pt.time")
 pt_first=${pt% *}
 pt_step=${pt#* }
 echo "pytorch: first step ${pt_first} s (process start to first step), then ${pt_step} ms/step (median)"
-awk -v a="$cg_step" -v b="$pt_step" -v c="$cg_first" -v d="$pt_first" 'BEGIN {
+awk -v a="$cg_step" -v b="$pt_step" -v c="$cg_first" -v d="$pt_first" -v e="$cg_peak" -v f="$pt_peak" 'BEGIN {
   printf "steady-state step: cgrad %.1f ms, pytorch %.1f ms, cgrad/pytorch %.2f\n", a, b, a / b
-  printf "time to first step: cgrad %.2f s, pytorch %.2f s, cgrad/pytorch %.2f\n", c, d, c / d }'
+  printf "time to first step: cgrad %.2f s, pytorch %.2f s, cgrad/pytorch %.2f\n", c, d, c / d
+  printf "peak resident memory (whole process, incl. evaluation for cgrad): cgrad %.0f MB, pytorch %.0f MB, cgrad/pytorch %.2f\n", e / 1024, f / 1024, e / f }'
 rm -rf "$out"

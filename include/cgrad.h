@@ -479,13 +479,27 @@ cg_optimizer *cg_sgd(cg_tensor *const *params, int n, double lr, double momentum
 cg_optimizer *cg_adam(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay);
 cg_optimizer *cg_adamw(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay);
 cg_optimizer *cg_lamb(cg_tensor *const *params, int n, double lr, double beta1, double beta2, double eps, double weight_decay);
-/* One step from the current gradients (cg_grad; a parameter with none is skipped; lazy
- * gradients are realized first). The updates are cg_assigns on the parameters and the
- * state, realized together in one cg_realize_many (after the gradients). Kernels per parameter: SGD 1, with momentum
- * 2, Adam/AdamW 3 plus two 0-d kernels for beta^t, LAMB 5 (two norms) plus two. The
- * learning rate and the bias corrections are read from 0-d tensors, so no step compiles
- * anything new after the first two. */
+/* One step from the current gradients (cg_grad; a parameter with none is skipped). The
+ * updates are cg_assigns on the parameters and the state, realized in one
+ * cg_realize_many; lazy gradients are computed in the same schedule (the scheduler runs
+ * every kernel that reads a weight's old value before the assign that overwrites it).
+ * Kernels per parameter: SGD 1, with momentum 2, Adam/AdamW 3 plus two 0-d kernels for
+ * beta^t, LAMB 5 (two norms) plus two. The learning rate and the bias corrections are
+ * read from 0-d tensors, so no step compiles anything new after the first two. */
 cg_status cg_optimizer_step(cg_optimizer *opt);
+/* The same step, built but not run: the assigns are made and *pending (owned by the
+ * optimizer, valid until its next step) lists the *npending tensors to realize, so that a
+ * training step is one cg_realize_many of the loss, these and any other state (BatchNorm
+ * statistics): one schedule per step. Counts as a step (cg_optimizer_steps) once built. */
+cg_status cg_optimizer_step_lazy(cg_optimizer *opt, cg_tensor *const **pending, int *npending);
+/* Gradient clipping, lazily (nothing runs; realize with the step): cg_grad_norm is the 2-norm
+ * of all the parameters' gradients together (a 0-d float32 tensor; parameters without a
+ * gradient are skipped); cg_scale_grads multiplies every gradient by a 0-d tensor (the
+ * cg_grad handles stay valid); cg_clip_grad_norm is torch's clip_grad_norm_: the gradients
+ * are scaled by min(1, max_norm / (norm + 1e-6)) and the norm before clipping is returned. */
+cg_tensor *cg_grad_norm(cg_tensor *const *params, int n);
+cg_status cg_scale_grads(cg_tensor *const *params, int n, cg_tensor *factor);
+cg_tensor *cg_clip_grad_norm(cg_tensor *const *params, int n, double max_norm);
 /* cg_zero_grad on every parameter. */
 void cg_optimizer_zero_grad(cg_optimizer *opt);
 /* Set the learning rate (finite, >= 0) for the next steps: an in-place write of the 0-d

@@ -133,16 +133,21 @@ static cg_status train_step(cg_tensor *const *in, int n_in, cg_tensor **out, int
   (void)n_in, (void)n_out;
   cg_tensor *loss = cg_cross_entropy(cg_module_forward(c->model, in[0]), in[1], 0.0);
   cg_status st = loss ? cg_backward(loss) : cg_last_status();
+  cg_tensor *const *upd = NULL;
+  int nupd = 0;
+  if (st == CG_OK) st = cg_optimizer_step_lazy(c->opt, &upd, &nupd);
+  cg_tensor **run = st == CG_OK ? malloc(sizeof(cg_tensor *) * (size_t)(1 + nupd + c->ns)) : NULL;
+  if (st == CG_OK && !run) st = CG_ERR_NOMEM;
   if (st == CG_OK) {
-    /* one realize for the loss, every gradient and the running statistics */
-    cg_tensor *run[128];
+    /* one realize per step: the loss, the optimizer's updates (the gradients inside them)
+     * and the running statistics */
     int nr = 0;
     run[nr++] = loss;
-    for (int i = 0; i < c->np && nr < 128; i++) run[nr++] = cg_grad(c->params[i]);
-    for (int i = 0; i < c->ns && nr < 128; i++) run[nr++] = c->state[i];
+    for (int i = 0; i < nupd; i++) run[nr++] = upd[i];
+    for (int i = 0; i < c->ns; i++) run[nr++] = c->state[i];
     st = cg_realize_many(run, nr);
   }
-  if (st == CG_OK) st = cg_optimizer_step(c->opt);
+  free(run);
   cg_optimizer_zero_grad(c->opt);
   out[0] = loss;
   return st;

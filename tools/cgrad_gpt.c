@@ -345,6 +345,42 @@ static double eval_loss(gpt *m, const corpus *c, const train_opts *o, int32_t *x
   return tot / (double)o->eval_batches;
 }
 
+/* One training step for float32, bf16 and fp8: (tokens, targets) -> (loss, gradient norm
+ * before clipping). Loss, gradients, clipping (lazily: the norm is never read on the host
+ * inside the step) and both optimizers' updates are one cg_realize_many. */
+typedef struct {
+  gpt *m;
+  cg_optimizer *od, *on;
+  double clip;
+} step_ctx;
+static cg_status gpt_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  step_ctx *c = user;
+  gpt *m = c->m;
+  (void)n_in, (void)n_out;
+  int64_t B = cg_shape(in[0])[0], T = cg_shape(in[0])[1];
+  cg_tensor *lg = gpt_forward(m, in[0], positions(T), NULL);
+  cg_tensor *loss = cg_cross_entropy(cg_reshape(lg, (int64_t[]){B * T, m->V}, 2), in[1], 0), *gn = NULL;
+  cg_status st = loss ? cg_backward(loss) : cg_last_status();
+  if (st == CG_OK && !(gn = c->clip > 0 ? cg_clip_grad_norm(m->p, m->np, c->clip) : cg_grad_norm(m->p, m->np))) st = cg_last_status();
+  cg_tensor *const *ud = NULL, *const *un = NULL;
+  int nd = 0, nn = 0;
+  if (st == CG_OK) st = cg_optimizer_step_lazy(c->od, &ud, &nd);
+  if (st == CG_OK) st = cg_optimizer_step_lazy(c->on, &un, &nn);
+  cg_tensor **run = st == CG_OK ? malloc(sizeof(cg_tensor *) * (size_t)(2 + nd + nn)) : NULL;
+  if (st == CG_OK && !run) st = CG_ERR_NOMEM;
+  if (st == CG_OK) {
+    int nr = 0;
+    run[nr++] = loss, run[nr++] = gn;
+    for (int i = 0; i < nd; i++) run[nr++] = ud[i];
+    for (int i = 0; i < nn; i++) run[nr++] = un[i];
+    st = cg_realize_many(run, nr);
+  }
+  free(run);
+  cg_optimizer_zero_grad(c->od), cg_optimizer_zero_grad(c->on);
+  out[0] = loss, out[1] = gn;
+  return st;
+}
+
 static int train_gpt(train_opts o) {
   int64_t n = 0;
   uint8_t *text = read_text(o.data, &n);
@@ -408,6 +444,8 @@ static int train_gpt(train_opts o) {
   bool tty = isatty(2);
   double t0 = now_s(), t_first = 0, last = NAN, best_val = INFINITY, loss_scale = 65536;
   long skipped = 0, good_steps = 0;
+  step_ctx sc = {&m, od, on, o.clip};
+  cg_jit *jit = NULL;
   int rc = 0;
   for (long step = 1; step <= o.steps && rc == 0; step++) {
     double lr = lr_at(&o, step);
@@ -415,41 +453,49 @@ static int train_gpt(train_opts o) {
     get_batch(&tr, o.batch, o.block, &rng, x, y);
     cg_scope_begin();
     cg_tensor *tx = cg_from_data(x, CG_INT32, (int64_t[]){o.batch, o.block}, 2), *ty = cg_from_data(y, CG_INT32, (int64_t[]){o.batch * o.block}, 1);
-    cg_tensor *lg = gpt_forward(&m, tx, positions(o.block), NULL);
-    cg_tensor *loss = cg_cross_entropy(cg_reshape(lg, (int64_t[]){o.batch * o.block, m.V}, 2), ty, 0);
-    /* fp16: the loss is scaled so that small gradients survive float16 */
-    float lsf = (float)loss_scale;
-    cg_status st = loss ? cg_backward(o.amp == CG_FLOAT16 ? cg_mul(loss, cg_from_data(&lsf, CG_FLOAT32, NULL, 0)) : loss) : cg_last_status();
-    double gnorm = 0, unscale = o.amp == CG_FLOAT16 ? 1 / loss_scale : 1;
+    cg_tensor *in[2] = {tx, ty}, *res[2] = {NULL, NULL}, *loss = NULL;
+    cg_status st = tx && ty ? CG_OK : cg_last_status();
+    double gnorm = 0;
     bool skip = false;
-    if (st == CG_OK) {
-      /* realize the loss and every gradient, then their global norm */
-      cg_tensor **run = malloc(sizeof(cg_tensor *) * (size_t)(m.np + 1)), *sq = NULL;
+    if (st == CG_OK && o.amp == CG_FLOAT16) {
+      /* fp16: the loss is scaled so that small gradients survive float16; whether the step
+       * is taken depends on the norm (overflow), so it is read on the host between the
+       * gradients' realize and the update's */
+      float lsf = (float)loss_scale;
+      cg_tensor *lg = gpt_forward(&m, tx, positions(o.block), NULL);
+      loss = cg_cross_entropy(cg_reshape(lg, (int64_t[]){o.batch * o.block, m.V}, 2), ty, 0);
+      st = loss ? cg_backward(cg_mul(loss, cg_from_data(&lsf, CG_FLOAT32, NULL, 0))) : cg_last_status();
+      cg_tensor **run = malloc(sizeof(cg_tensor *) * (size_t)(m.np + 2)), *gn = st == CG_OK ? cg_grad_norm(m.p, m.np) : NULL;
       int nr = 0;
-      run[nr++] = loss;
-      for (int i = 0; i < m.np; i++) run[nr++] = cg_grad(m.p[i]);
-      for (int at = 0; at < nr && st == CG_OK; at += 64) st = cg_realize_many(run + at, nr - at < 64 ? nr - at : 64);
-      for (int i = 0; i < m.np; i++) {
-        cg_tensor *g = cg_grad(m.p[i]), *s = cg_sum(cg_mul(g, g), NULL, 0, false);
-        sq = sq ? cg_add(sq, s) : s;
+      if (st == CG_OK && (!run || !gn)) st = run ? cg_last_status() : CG_ERR_NOMEM;
+      if (st == CG_OK) {
+        run[nr++] = loss, run[nr++] = gn;
+        for (int i = 0; i < m.np; i++)
+          if (cg_grad(m.p[i])) run[nr++] = cg_grad(m.p[i]);
+        st = cg_realize_many(run, nr);
       }
-      gnorm = st == CG_OK ? cg_item(cg_sqrt(sq)) * unscale : NAN;
       free(run);
-      if (st == CG_OK && !isfinite(gnorm) && o.amp == CG_FLOAT16) { /* overflow: skip the step, halve the scale */
+      gnorm = st == CG_OK ? cg_item(gn) / loss_scale : NAN;
+      if (st == CG_OK && !isfinite(gnorm)) { /* overflow: skip the step, halve the scale */
         skip = true, skipped++, good_steps = 0;
         loss_scale /= 2;
       } else if (st == CG_OK) {
-        double coef = unscale * (o.clip > 0 && gnorm > o.clip ? o.clip / (gnorm + 1e-6) : 1);
-        /* the coefficient is read from a 0-d buffer, not baked in as a constant: the same
+        /* unscale and clip; the coefficient from a 0-d buffer, not a constant: the same
          * kernels serve every step */
-        float cf = (float)coef;
-        cg_tensor *ct = coef != 1 ? cg_from_data(&cf, CG_FLOAT32, NULL, 0) : NULL;
-        for (int i = 0; ct && i < m.np && st == CG_OK; i++) st = cg_assign(cg_grad(m.p[i]), cg_mul(cg_grad(m.p[i]), ct));
-        if (o.amp == CG_FLOAT16 && ++good_steps == 200) loss_scale *= 2, good_steps = 0;
+        float cf = (float)(o.clip > 0 && gnorm > o.clip ? o.clip / (gnorm + 1e-6) / loss_scale : 1 / loss_scale);
+        st = cg_scale_grads(m.p, m.np, cg_from_data(&cf, CG_FLOAT32, NULL, 0));
+        if (++good_steps == 200) loss_scale *= 2, good_steps = 0;
+        if (st == CG_OK) st = cg_optimizer_step(od);
+        if (st == CG_OK) st = cg_optimizer_step(on);
       }
+    } else if (st == CG_OK) {
+      /* float32, bf16 and fp8: one realize per step (gpt_step); through a cg_jit where the
+       * step launches the same kernels every time (fp8 reads its scales on the host) */
+      if (!jit && o.amp != AMP_FP8 && !(jit = cg_jit_new(gpt_step, 2, &sc))) st = cg_last_status();
+      if (st == CG_OK) st = jit ? cg_jit_call(jit, in, 2, res) : gpt_step(in, 2, res, 2, &sc);
+      loss = res[0];
+      gnorm = st == CG_OK ? cg_item(res[1]) : NAN;
     }
-    if (st == CG_OK && !skip) st = cg_optimizer_step(od);
-    if (st == CG_OK && !skip) st = cg_optimizer_step(on);
     for (int i = 0; m.fp8 && st == CG_OK && i <= 4 * m.L; i++) st = cg_fp8_scaling_update(m.fp8[i]); /* the next step's scales */
     if (st != CG_OK) {
       fprintf(stderr, "\ncgrad train gpt: step %ld failed: %s\n", step, cg_last_error());
@@ -495,6 +541,7 @@ static int train_gpt(train_opts o) {
            (double)(o.batch * o.block) * (double)(o.steps > 1 ? o.steps - 1 : 1) / (el - t_first > 0 ? el - t_first : 1), last, best_val, o.out);
   }
   if (o.amp == CG_FLOAT16) printf("fp16 loss scaling: %ld steps skipped on overflow, final scale %g\n", skipped, loss_scale);
+  cg_jit_free(jit);
   cg_optimizer_free(od), cg_optimizer_free(on);
   gpt_free(&m);
   free(dec), free(nodec), free(x), free(y), free(text);

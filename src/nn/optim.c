@@ -3,11 +3,12 @@
  * A step is built from the public tensor ops and written with cg_assign, so every update
  * is one lazy in-place write that the scheduler fuses:
  *
- *   grads ──► realize (usually already buffers: no kernel)
+ *   grads ──► lazy or realized: computed in the same schedule
  *         ──► state: b1_t *= beta1, b2_t *= beta2 (Adam family, two 0-d kernels);
  *             per parameter, the momentum buffer or m and v, as assigns
  *         ──► parameters: p's assign reads the updated state
- *         ──► one cg_realize_many of state and parameters
+ *         ──► one cg_realize_many of state and parameters (and, with
+ *             cg_optimizer_step_lazy, of the loss and gradients too)
  *
  * Nothing that changes from step to step is a constant in a kernel: the learning rate is
  * a 0-d float32 tensor (cg_optimizer_set_lr assigns it from a buffer), and the Adam bias
@@ -45,6 +46,7 @@ struct cg_optimizer {
   bool nesterov;
   int64_t steps;
   char (*state_names)[16]; /* for cg_optimizer_state, made on first use */
+  cg_tensor **pending;     /* what the last step_lazy built, to realize */
 };
 
 /* Tensors the optimizer owns live at the top level: a scope the caller ends must not
@@ -60,7 +62,7 @@ void cg_optimizer_free(cg_optimizer *o) {
     if (o->m) cg_free(o->m[i]);
     if (o->v) cg_free(o->v[i]);
   }
-  free(o->m), free(o->v), free(o->params), free(o->state_names);
+  free(o->m), free(o->v), free(o->params), free(o->state_names), free(o->pending);
   cg_free(o->lr), cg_free(o->b1_t), cg_free(o->b2_t);
   free(o);
 }
@@ -230,17 +232,13 @@ static cg_tensor *param_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *
 }
 
 
-cg_status cg_optimizer_step(cg_optimizer *o) {
-  if (!o) return cg_fail(CG_NULL_INPUT, "optimizer_step: optimizer is NULL");
-  cg_tensor **outs = cg_malloc(sizeof(cg_tensor *) * (size_t)(3 * o->n + 2));
-  if (!outs) return CG_ERR_NOMEM;
+cg_status cg_optimizer_step_lazy(cg_optimizer *o, cg_tensor *const **pending, int *npending) {
+  if (!o || !pending || !npending) return cg_fail(CG_NULL_INPUT, "optimizer_step_lazy: %s is NULL", !o ? "the optimizer" : "an output pointer");
+  *pending = NULL, *npending = 0;
+  if (!o->pending && !(o->pending = cg_malloc(sizeof(cg_tensor *) * (size_t)(3 * o->n + 2)))) return CG_ERR_NOMEM;
+  cg_tensor **outs = o->pending;
   int nout = 0;
-  /* Gradients first: a lazy gradient may read parameters this step overwrites. */
-  for (int i = 0; i < o->n; i++)
-    if (cg_grad(o->params[i])) outs[nout++] = cg_grad(o->params[i]);
-  cg_status st = nout ? cg_realize_many(outs, nout) : CG_OK;
-  if (st != CG_OK) return free(outs), st;
-  nout = 0;
+  cg_status st = CG_OK;
   cg_scope_begin();
   if (o->kind != OPT_SGD) {
     if ((st = cg_assign(o->b1_t, cg_mul(o->b1_t, K(o->b1)))) != CG_OK || (st = cg_assign(o->b2_t, cg_mul(o->b2_t, K(o->b2)))) != CG_OK) goto done;
@@ -263,10 +261,18 @@ cg_status cg_optimizer_step(cg_optimizer *o) {
     if (st != CG_OK) goto done;
     outs[nout++] = p;
   }
-  if ((st = nout ? cg_realize_many(outs, nout) : CG_OK) == CG_OK) o->steps++;
+  o->steps++;
+  *pending = outs, *npending = nout;
 done:
   cg_scope_end();
-  free(outs);
+  return st;
+}
+
+cg_status cg_optimizer_step(cg_optimizer *o) {
+  cg_tensor *const *pending;
+  int n;
+  cg_status st = cg_optimizer_step_lazy(o, &pending, &n);
+  if (st == CG_OK && n) st = cg_realize_many(pending, n);
   return st;
 }
 

@@ -119,11 +119,29 @@ static void count(int64_t *counter) { /* atomic: realize reads the counters on a
 }
 
 /* dlopen path and find the entry; a program with one reference, or NULL + message. */
+/* A kernel's symbol in its shared object: its name and its key, so that kernels of one
+ * name with different sources (E_32_2 is common) share a translation unit. */
+static void symbol_of(const char *name, const uint64_t key[2], char *buf, size_t n) {
+  snprintf(buf, n, "%s_%016llx", name, (unsigned long long)key[0]);
+}
+
+/* The source as compiled: its function renamed to its symbol. */
+static char *wrap_source(const char *name, const char *source, const uint64_t key[2]) {
+  char sym[300];
+  symbol_of(name, key, sym, sizeof sym);
+  size_t len = strlen(source) + 2 * strlen(name) + strlen(sym) + 32;
+  char *w = cg_malloc(len);
+  if (w) snprintf(w, len, "#define %s %s\n#line 1\n%s\n#undef %s\n", name, sym, source, name); /* #line: messages keep the source's line numbers */
+  return w;
+}
+
 static rt_program *load(const char *path, const char *name, const uint64_t key[2]) {
   if (fault_hit()) return cg_fail_null(CG_ERR_NOMEM, "load '%s': out of memory (injected)", name);
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h) return cg_fail_null(CG_ERR_RUNTIME, "load '%s': %s", name, dlerror());
-  void *fn = dlsym(h, name);
+  char sym[300];
+  symbol_of(name, key, sym, sizeof sym);
+  void *fn = dlsym(h, sym);
   if (!fn) {
     dlclose(h);
     return cg_fail_null(CG_ERR_RUNTIME, "load '%s': the compiled source defines no function '%s'", name, name);
@@ -146,9 +164,11 @@ static rt_program *build(const char *name, const char *source, const char *dir, 
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s", t && *t ? t : "/tmp");
   }
-  char *so = NULL;
+  char *so = NULL, *wrapped = wrap_source(name, source, key);
+  if (!wrapped) return NULL;
   double t0 = seconds();
-  cg_status st = rt_cc_compile(name, source, dir ? dir : tmpdir, &so);
+  cg_status st = rt_cc_compile(name, wrapped, dir ? dir : tmpdir, &so);
+  free(wrapped);
   rt_stats_lock();
   rt_stats_mut()->compile_seconds += seconds() - t0;
   count(st == CG_OK ? &rt_stats_mut()->compiled : &rt_stats_mut()->compile_errors);
@@ -228,6 +248,7 @@ static rt_program *cpu_compile(const char *name, const char *source) {
 typedef struct {
   const char *const *names;
   const char *const *sources;
+  const uint64_t (*keys)[2];
   int *idx, n;            /* the kernels of this unit */
   char *so;               /* its shared object, when it compiled */
   cg_status st;
@@ -237,16 +258,24 @@ typedef struct {
 static void *compile_unit(void *arg) {
   unit *u = arg;
   size_t len = 1;
-  for (int i = 0; i < u->n; i++) len += strlen(u->sources[u->idx[i]]) + 1;
-  char *tu = cg_malloc(len), *w = tu;
+  char **wrapped = cg_calloc((size_t)u->n, sizeof *wrapped);
+  bool ok = wrapped != NULL;
+  for (int i = 0; ok && i < u->n; i++) {
+    int k = u->idx[i];
+    ok = (wrapped[i] = wrap_source(u->names[k], u->sources[k], u->keys[k])) != NULL;
+    if (ok) len += strlen(wrapped[i]);
+  }
+  char *tu = ok ? cg_malloc(len) : NULL, *w = tu;
+  for (int i = 0; tu && i < u->n; i++) {
+    size_t l = strlen(wrapped[i]);
+    memcpy(w, wrapped[i], l);
+    w += l;
+  }
+  for (int i = 0; wrapped && i < u->n; i++) free(wrapped[i]);
+  free(wrapped);
   if (!tu) {
     u->st = CG_ERR_NOMEM;
     return NULL;
-  }
-  for (int i = 0; i < u->n; i++) {
-    size_t l = strlen(u->sources[u->idx[i]]);
-    memcpy(w, u->sources[u->idx[i]], l);
-    w += l, *w++ = '\n';
   }
   *w = 0;
   char tmpdir[4096];
@@ -311,19 +340,20 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
     if (r == RT_CACHE_OK || n == 1) out[i] = cpu_compile(names[i], sources[i]);
     else todo[ntodo++] = i;
   }
-  /* the rest in one unit per core; a unit never defines one name twice */
+  /* the rest in one unit per core (symbols carry their key, so names may repeat) */
   int nunits = ntodo < rt_pool_size() ? ntodo : rt_pool_size();
   unit *units = cg_calloc((size_t)(nunits ? nunits : 1), sizeof *units);
   int *slots = units ? cg_malloc(sizeof(int) * (size_t)(ntodo ? ntodo : 1)) : NULL;
   pthread_t *th = slots ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof *th) : NULL;
   cg_status st = CG_OK;
   if (!units || !slots || !th) st = cg_fail(CG_ERR_NOMEM, "out of memory");
-  for (int u = 0; u < nunits && st == CG_OK; u++) units[u] = (unit){names, sources, slots + u * (ntodo / nunits) + (u < ntodo % nunits ? u : ntodo % nunits), 0, NULL, CG_OK, ""};
+  for (int u = 0; u < nunits && st == CG_OK; u++) units[u] = (unit){names, sources, (const uint64_t(*)[2])keys, slots + u * (ntodo / nunits) + (u < ntodo % nunits ? u : ntodo % nunits), 0, NULL, CG_OK, ""};
   for (int k = 0; k < ntodo && st == CG_OK; k++) {
     int u = k % nunits;
-    bool dup = false;
-    for (int j = 0; j < units[u].n; j++) dup |= !strcmp(names[units[u].idx[j]], names[todo[k]]);
-    if (dup) continue; /* compiled alone below */
+    bool dup = false; /* the same kernel twice (same key): loaded from the first below */
+    for (int v = 0; v < nunits && !dup; v++)
+      for (int j = 0; j < units[v].n && !dup; j++) dup = !memcmp(keys[units[v].idx[j]], keys[todo[k]], sizeof keys[0]);
+    if (dup) continue;
     units[u].idx[units[u].n++] = todo[k];
   }
   bool *started = st == CG_OK ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof(bool)) : NULL;
@@ -358,7 +388,7 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
     if (units[u].so) unlink(units[u].so);
     free(units[u].so);
   }
-  /* whatever is left (a unit that failed, a duplicate name): one at a time */
+  /* whatever is left (a unit that failed, a repeated kernel): one at a time */
   for (int k = 0; k < ntodo; k++)
     if (!out[todo[k]] && !(out[todo[k]] = cpu_compile(names[todo[k]], sources[todo[k]])) && st == CG_OK) st = cg_last_status();
   for (int i = 0; i < n; i++)

@@ -125,7 +125,7 @@ void rt_cc_key(const char *name, const char *source, uint64_t key[2]) {
   pthread_once(&cpu_once, read_cpu_id);
   uint64_t ver[2] = {0, 0};
   cc_version_hash(cc, ver);
-  key[0] = 0x63677261642d7274ULL, key[1] = 1; /* "cgrad-rt", format version 1 */
+  key[0] = 0x63677261642d7274ULL, key[1] = 2; /* "cgrad-rt", format version 2: symbols carry the key */
   rt_hash128_str(name, key);
   rt_hash128_str(source, key);
   rt_hash128_str(cc, key);

@@ -95,7 +95,12 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
     return;
   }
   if (op_is_movement(u->op)) {
-    visit(c, u->src[0], root, ctx == C_DIRECT ? C_DIRECT : (ctx == C_REDUCE || ctx == C_OTHER_R) ? C_OTHER_R : C_OTHER, 0);
+    /* a reduction under a pad would be evaluated (and thrown away) for every padded
+     * element too: a concatenation of matmuls (attention's q, k, v gradients) computes
+     * each in its own kernel */
+    bool padded = false;
+    for (int i = 0; u->op == OP_PAD && i < 2 * u->ndim; i++) padded |= u->arg.v[i] != 0;
+    visit(c, u->src[0], root, ctx == C_DIRECT && !padded ? C_DIRECT : (ctx == C_REDUCE || ctx == C_OTHER_R) ? C_OTHER_R : C_OTHER, 0);
     return;
   }
   for (uint32_t i = 0; i < u->nsrc; i++) visit(c, u->src[i], root, ctx, axes);
@@ -227,9 +232,35 @@ static void rerealize(plan *a, plan *b, uopset *realized, void **saved) {
 }
 
 /* Whether kernel b can compute kernel a's single root where it reads it. */
-static bool can_merge(plan *a, plan *b, uopset *realized) {
+/* Whether u's value (up to realized nodes) reads one of the buffers in `bufs` as it was. */
+static bool reads_any(uop *u, uopset *bufs, uop *except, uopset *realized, uopset *seen) {
+  if (u->op == OP_BUFFER) return u != except && uopset_get(bufs, u);
+  if (uopset_get(realized, u) || uopset_add(seen, u) <= 0) return false;
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (reads_any(u->src[i], bufs, except, realized, seen)) return true;
+  return false;
+}
+
+static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   uop *ra = a->roots[0];
-  if (a->n != 1 || ra->op == OP_ASSIGN) return false;
+  if (a->n != 1) return false;
+  /* an assign (an optimizer's moment) runs inside its reader (the parameter's update) only
+   * if the reader reads the overwritten buffer nowhere but through the assign itself
+   * (element i would otherwise read a neighbour another thread has already replaced), and
+   * if the assign reads no other assigned buffer's old value (the merged kernel could then
+   * have to run both before and after another assign: BatchNorm's weight and bias) */
+  if (ra->op == OP_ASSIGN) {
+    uopset seen = {0};
+    bool bad = reads_any(stored_value(ra), assigned, a->outs[0], realized, &seen);
+    uopset_free(&seen);
+    for (int k = 0; !bad && k < b->n; k++) { /* from the sources: b's roots are realized */
+      uopset s2 = {0};
+      uop *v = stored_value(b->roots[k]);
+      for (uint32_t i = 0; i < v->nsrc && !bad; i++) bad = reads_node(v->src[i], a->outs[0], realized, &s2);
+      uopset_free(&s2);
+    }
+    if (bad) return false;
+  }
   uint8_t ax[UOP_MAX_DIMS];
   bool ok = true;
   void **saved = ir_malloc(sizeof(void *) * (size_t)(b->n + 1));
@@ -265,12 +296,16 @@ static bool plan_reads(plan *a, plan *b, uopset *realized) {
 }
 
 static void merge_plans(plan *ks, int *n, uopset *realized) {
+  uopset assigned = {0}; /* buffers an assign of this schedule overwrites */
+  for (int i = 0; i < *n; i++)
+    for (int k = 0; k < ks[i].n; k++)
+      if (ks[i].roots[k]->op == OP_ASSIGN) uopset_put(&assigned, ks[i].outs[k], (void *)1);
   for (int i = 0; i < *n; i++) {
     if (ks[i].n != 1) continue;
     for (int j = i + 1; j < *n; j++) {
       if (!plan_reads(&ks[i], &ks[j], realized)) continue;
       /* only the first reader may absorb it; the others read its buffer */
-      if (can_merge(&ks[i], &ks[j], realized)) {
+      if (can_merge(&ks[i], &ks[j], realized, &assigned)) {
         plan m = {0};
         plan_add(&m, ks[i].roots[0], ks[i].outs[0]);
         for (int k = 0; k < ks[j].n; k++) plan_add(&m, ks[j].roots[k], ks[j].outs[k]);
@@ -282,6 +317,7 @@ static void merge_plans(plan *ks, int *n, uopset *realized) {
       break;
     }
   }
+  uopset_free(&assigned);
 }
 
 /* ---- a plan becomes an AST over slots ------------------------------------------------ */
@@ -293,6 +329,8 @@ typedef struct {
   uopset memo;      /* node -> its form over slots */
   sched_kernel *out;
   int cap;
+  uopset *old_reads; /* BUFFERs read as they were before this schedule */
+  uopset *new_reads; /* realize points of this schedule read (their results) */
 } slot_ctx;
 
 static uop *slot_for(slot_ctx *c, uop *buf) {
@@ -321,8 +359,8 @@ static uop *to_slots(slot_ctx *c, uop *u) {
   uop *r = uopset_get(&c->memo, u);
   if (r) return r;
   uop *b = uopset_get(c->realized, u);
-  if (u->op == OP_BUFFER) r = slot_for(c, u);
-  else if (b && !is_root(c->k, u)) r = view_reshape(slot_for(c, b), u->shape, u->ndim);
+  if (u->op == OP_BUFFER) r = slot_for(c, u), uopset_put(c->old_reads, u, u);
+  else if (b && !is_root(c->k, u)) r = view_reshape(slot_for(c, b), u->shape, u->ndim), uopset_put(c->new_reads, u, u);
   else if (u->op == OP_ASSIGN) r = to_slots(c, u->src[1]);
   else if (u->op == OP_CONTIGUOUS || u->op == OP_DETACH) r = to_slots(c, u->src[0]);
   else if (u->nsrc == 0) r = u;
@@ -336,8 +374,8 @@ static uop *to_slots(slot_ctx *c, uop *u) {
   return r;
 }
 
-static void plan_to_kernel(plan *k, uopset *realized, sched_kernel *out) {
-  slot_ctx c = {.realized = realized, .k = k, .out = out};
+static void plan_to_kernel(plan *k, uopset *realized, sched_kernel *out, uopset *old_reads, uopset *new_reads) {
+  slot_ctx c = {.realized = realized, .k = k, .out = out, .old_reads = old_reads, .new_reads = new_reads};
   memset(out, 0, sizeof *out);
   for (int i = 0; i < k->n; i++) slot_for(&c, k->outs[i]);
   out->nout = out->nbufs;
@@ -350,6 +388,67 @@ static void plan_to_kernel(plan *k, uopset *realized, sched_kernel *out) {
   free(st);
   uopset_free(&c.slot_of);
   uopset_free(&c.memo);
+}
+
+/* ---- order: every kernel after the kernels whose results it reads, and before any
+ * assign that overwrites a buffer it reads as it was (write after read: an optimizer step
+ * realized with the loss and gradients that read the old weights). Among the kernels that
+ * are free to run, the earliest in the dependency order first, so without assigns the
+ * order is unchanged. */
+static bool order_kernels(schedule *s, plan *ks, uopset *old_reads, uopset *new_reads) {
+  int n = s->n;
+  if (n < 2) return true;
+  uopset producer = {0}, assigner = {0}; /* realize point -> kernel + 1; assigned BUFFER -> kernel + 1 */
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < ks[i].n; k++) {
+      uopset_put(&producer, ks[i].roots[k], (void *)(uintptr_t)(i + 1));
+      if (ks[i].roots[k]->op == OP_ASSIGN) uopset_put(&assigner, ks[i].outs[k], (void *)(uintptr_t)(i + 1));
+    }
+  int *indeg = ir_calloc((size_t)n, sizeof *indeg), *order = indeg ? ir_malloc(sizeof(int) * (size_t)n) : NULL, nedge = 0, cap = 0;
+  int (*edge)[2] = NULL; /* before, after */
+  bool *done = order ? ir_calloc((size_t)n, sizeof *done) : NULL;
+  bool ok = done != NULL; /* false: out of memory (recorded; sched_build fails) */
+  for (int j = 0; j < n; j++)
+    for (int pass = 0; pass < 2; pass++) {
+      uopset *set = pass ? &old_reads[j] : &new_reads[j];
+      for (size_t e = 0; e < set->cap; e++) {
+        uop *u = set->keys[e];
+        if (!u) continue;
+        int i = (int)(uintptr_t)uopset_get(pass ? &assigner : &producer, u) - 1;
+        if (i < 0 || i == j) continue;
+        if (nedge == cap) {
+          int (*ne)[2] = ok ? ir_realloc(edge, sizeof *edge * (size_t)(cap ? 2 * cap : 64)) : NULL;
+          if (!ne) {
+            ok = false;
+            break;
+          }
+          edge = ne, cap = cap ? 2 * cap : 64;
+        }
+        edge[nedge][0] = pass ? j : i, edge[nedge][1] = pass ? i : j;
+        indeg[edge[nedge++][1]]++;
+      }
+    }
+  int placed = 0;
+  while (ok && placed < n) {
+    int pick = -1;
+    for (int i = 0; i < n && pick < 0; i++)
+      if (!done[i] && indeg[i] == 0) pick = i;
+    if (pick < 0) break;
+    done[pick] = true, order[placed++] = pick;
+    for (int e = 0; e < nedge; e++)
+      if (edge[e][0] == pick) indeg[edge[e][1]]--;
+  }
+  sched_kernel *k = ok ? ir_malloc(sizeof *k * (size_t)n) : NULL;
+  if (ok && placed != n) cg_fail(CG_ERR_INVALID, "schedule: a kernel reads both the old and the new value of an assigned buffer (realize the assign first)");
+  ok = ok && placed == n && k;
+  if (ok) {
+    for (int i = 0; i < n; i++) k[i] = s->k[order[i]];
+    memcpy(s->k, k, sizeof *k * (size_t)n);
+  }
+  free(k);
+  free(indeg), free(order), free(edge), free(done);
+  uopset_free(&producer), uopset_free(&assigner);
+  return ok;
 }
 
 bool sched_build(uop *const *outs, int nouts, schedule *s) {
@@ -393,8 +492,15 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   }
   if (ok && !sched_failed(&c)) {
     merge_plans(ks, &nk, &realized);
-    if ((s->k = ir_calloc((size_t)(nk ? nk : 1), sizeof *s->k)))
-      for (int i = 0; i < nk; i++) plan_to_kernel(&ks[i], &realized, &s->k[s->n++]);
+    s->k = ir_calloc((size_t)(nk ? nk : 1), sizeof *s->k);
+    uopset *old_reads = s->k ? ir_calloc((size_t)(nk ? nk : 1), sizeof *old_reads) : NULL;
+    uopset *new_reads = old_reads ? ir_calloc((size_t)(nk ? nk : 1), sizeof *new_reads) : NULL;
+    if (new_reads) {
+      for (int i = 0; i < nk; i++) plan_to_kernel(&ks[i], &realized, &s->k[s->n++], &old_reads[i], &new_reads[i]);
+      ok = sched_failed(&c) || order_kernels(s, ks, old_reads, new_reads);
+      for (int i = 0; i < nk; i++) uopset_free(&old_reads[i]), uopset_free(&new_reads[i]);
+    }
+    free(old_reads), free(new_reads);
   }
   if (sched_failed(&c)) ok = false; /* something above was skipped: fail as a whole */
   for (int i = 0; i < nouts && ok; i++) {

@@ -3,6 +3,10 @@
  *   outputs ─► realize points (outputs, CONTIGUOUS, ASSIGN, reductions that cannot fuse)
  *           ─► one kernel per point, in dependency order ─► merge a kernel into its only
  *              reader at the same index (softmax's max inside its sum)
+ *           ─► order: results before their readers, and every kernel that reads a
+ *              buffer's old value before the assign that overwrites it (an optimizer step
+ *              realized with the loss and gradients); a kernel that needs both the old
+ *              and the new value of one buffer is refused with a message
  *
  * Fusion rules (ARCHITECTURE §5): movement ops become index math; elementwise chains
  * fuse into their consumer; a reduction fuses into its consumer when it is used once and
