@@ -16,6 +16,7 @@ typedef struct {
   uop **work;         /* realize points to visit */
   size_t nwork, capwork;
   uint64_t nomem0;    /* uop_nomem_events() at the start: walks stop once it moves */
+  uopset walked[4];   /* per context: node -> the axes it was walked with + 1, this root */
 } sched_ctx;
 static bool sched_failed(const sched_ctx *c) { return uop_nomem_events() != c->nomem0; }
 
@@ -58,6 +59,10 @@ enum { C_DIRECT, C_REDUCE, C_OTHER, C_OTHER_R };
  * the mask of axes reduced by the enclosing reduction (C_REDUCE). */
 static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
   if (sched_failed(c)) return;
+  /* a node reached again the same way decides nothing new (marks only grow): without this
+   * a graph with shared nodes (x = x + x, 24 times) is walked once per path, 2^24 times */
+  if ((uintptr_t)uopset_get(&c->walked[ctx], u) == (uintptr_t)axes + 1) return;
+  uopset_put(&c->walked[ctx], u, (void *)((uintptr_t)axes + 1));
   if (u->op == OP_BUFFER || u->op == OP_CONST || u->op == OP_DEFINE_VAR) return;
   if (u != root && uopset_get(&c->realize, u)) return;
   if (u != root && (u->op == OP_CONTIGUOUS || u->op == OP_ASSIGN)) {
@@ -460,7 +465,10 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   for (int i = 0; i < nouts; i++) toposort(&c, outs[i], &cap);
   for (int i = 0; i < nouts; i++)
     if (!plain_buffer(outs[i])) mark(&c, outs[i]);
-  for (size_t w = 0; w < c.nwork; w++) visit(&c, c.work[w], c.work[w], C_DIRECT, 0);
+  for (size_t w = 0; w < c.nwork; w++) {
+    visit(&c, c.work[w], c.work[w], C_DIRECT, 0);
+    for (int k = 0; k < 4; k++) uopset_free(&c.walked[k]);
+  }
   /* kernels in dependency order */
   uop **pts = ir_malloc(sizeof(uop *) * (c.nwork ? c.nwork : 1));
   plan *ks = pts ? ir_calloc(c.nwork ? c.nwork : 1, sizeof *ks) : NULL;
