@@ -12,7 +12,7 @@
 # Builds the library and the harnesses with clang-14, -fsanitize=fuzzer, address and
 # undefined (in $FUZZ_OUT, default build/fuzz), then runs each under `nice -n 19`, one at
 # a time, starting from a copy of its checked-in seed corpus (tests/fuzz/corpus/<name>/;
-# for onnx and onnx_run every model of Debian's libonnx-testdata) in $FUZZ_OUT/corpus/<name>/.
+# for onnx and onnx_run also every model of Debian's libonnx-testdata) in $FUZZ_OUT/corpus/<name>/.
 # Prints, per harness, the wall time, executions and what libFuzzer found; a crash input
 # is saved as $FUZZ_OUT/crash-<name>-* (replay it: build/asan/test_fuzz_<name> FILE, or
 # the harness binary with the file as argument). Exit status 1 if any harness crashed.
@@ -53,6 +53,7 @@ for n in "${names[@]}"; do
         i=0
         for f in /usr/share/libonnx-testdata/data/*/*/model.onnx; do [ -f "$f" ] && cp "$f" "$out/corpus/$n/seed_$i.onnx" && i=$((i + 1)); done
       fi
+      cp -n tests/fuzz/corpus/$n/* "$out/corpus/$n/" 2>/dev/null || true # inputs that once crashed
       ;;
     *)
       mkdir -p "$out/corpus/$n"
