@@ -2,6 +2,14 @@
  * (Linear-BatchNorm-ReLU-Linear, Adam) whose kernels are tiny, so the time is almost all
  * host work: graph building, scheduling, cache lookups (eager) against binding buffers and
  * launching (replay). Same process, same threads; medians.
+ *
+ * Then the replay with a scalar that changes every call (kernel variables): the learning
+ * rate set with cg_optimizer_set_lr (a var: no kernel, no buffer), and a per-call scalar
+ * input (a gradient scale) passed three ways: a 0-d buffer made each call (cg_from_data: a
+ * host allocation and copy), a var set each call (cg_variable_set), and a constant
+ * (cg_full: the context's var). Each against the plain replay, in the same run; and, for
+ * comparison, what cg_optimizer_set_lr did before vars: assign a 0-d float32 buffer from
+ * host data and realize it (one tiny kernel, a schedule) before each call.
  *   usage: bench_jit [steps] [batch] */
 #include "cgrad.h"
 #include <stdio.h>
@@ -35,9 +43,45 @@ static cg_status step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out
   for (int i = 0; i < np; i++) run[nr++] = cg_grad(params[i]);
   nr += cg_module_state(m->net, NULL, run + nr, 32 - nr); /* BatchNorm's running stats with the step */
   if (st == CG_OK) st = cg_realize_many(run, nr);
+  if (st == CG_OK && n_in > 2) st = cg_assign(cg_grad(params[0]), cg_mul(cg_grad(params[0]), in[2])); /* a per-call scale */
   if (st == CG_OK) st = cg_optimizer_step(m->opt);
   out[0] = loss;
   return st;
+}
+
+/* Median seconds per replay of j over steps calls (after 3 warm-up calls); mode: 0 plain,
+ * 1 + set_lr, 2 scalar as a fresh 0-d buffer, 3 as a var, 4 as a constant, 5 + the old
+ * set_lr (an assign into a 0-d buffer, realized). */
+static double replays(cg_jit *j, model *m, int mode, int steps, int64_t batch, double *t, uint64_t *compiled) {
+  cg_tensor *g = cg_variable("g", 1, CG_FLOAT32), *old_lr = cg_zeros(CG_FLOAT32, NULL, 0);
+  cg_realize(old_lr);
+  uint64_t c0 = 0;
+  for (int s = 0; s < steps + 3; s++) {
+    if (s == 3) c0 = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached;
+    cg_scope_begin();
+    cg_tensor *x = cg_randn(CG_FLOAT32, (int64_t[]){batch, 32}, 2), *y = cg_randint(0, 10, &batch, 1), *out[1];
+    cg_realize(x), cg_realize(y);
+    float v = 1.0f + 0.001f * (float)s;
+    double t0 = now();
+    cg_tensor *in[3] = {x, y, NULL};
+    if (mode == 1) cg_optimizer_set_lr(m->opt, 1e-3 * v);
+    if (mode == 2) in[2] = cg_from_data(&v, CG_FLOAT32, NULL, 0);
+    if (mode == 3) cg_variable_set(g, v), in[2] = g;
+    if (mode == 4) in[2] = cg_full(v, CG_FLOAT32, NULL, 0);
+    if (mode == 5) cg_assign(old_lr, cg_from_data(&v, CG_FLOAT32, NULL, 0)), cg_realize(old_lr);
+    cg_status st = cg_jit_call(j, in, mode >= 2 && mode <= 4 ? 3 : 2, out);
+    if (st == CG_OK) st = cg_realize(out[0]);
+    if (s >= 3) t[s - 3] = now() - t0;
+    cg_scope_end();
+    if (st != CG_OK) {
+      fprintf(stderr, "step failed: %s\n", cg_last_error());
+      exit(1);
+    }
+  }
+  cg_free(g), cg_free(old_lr);
+  *compiled = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached - c0;
+  qsort(t, (size_t)steps, sizeof *t, cmp);
+  return t[steps / 2];
 }
 
 int main(int argc, char **argv) {
@@ -78,6 +122,16 @@ int main(int argc, char **argv) {
   printf("eager step: %.3f ms (%llu kernels, %.2f us per kernel)\n", 1e3 * me, (unsigned long long)k0, 1e6 * me / (double)k0);
   printf("jit replay: %.3f ms (%llu kernels, %.2f us per kernel)  -> %.1fx faster\n", 1e3 * mj, (unsigned long long)k0, 1e6 * mj / (double)k0, me / mj);
   (void)k1;
+  /* a scalar changing every call; nothing may compile after each mode's 3 warm-up calls */
+  static const char *const what[] = {"plain replay", "+ set_lr (a var)", "+ scalar input: 0-d buffer", "+ scalar input: var", "+ scalar input: constant", "+ old set_lr (0-d assign)"};
+  double base = 0;
+  for (int mode = 0; mode < 6; mode++) {
+    uint64_t compiled = 0;
+    double t = replays(j, &m, mode, steps, batch, tj, &compiled);
+    if (mode == 0) base = t;
+    printf("%-28s %.3f ms per call (%.2f us per kernel), %.2fx the plain replay; %llu compiles after warm-up\n", what[mode], 1e3 * t, 1e6 * t / (double)k0,
+           t / base, (unsigned long long)compiled);
+  }
   cg_jit_free(j);
   cg_optimizer_free(m.opt);
   cg_module_free(m.net);

@@ -108,6 +108,24 @@ cg_tensor *cg_full(double value, cg_dtype dt, const int64_t *shape, int ndim);
 /* A 0-d "weak" scalar: in a binary op it takes the other operand's dtype (like a Python
  * number in PyTorch), except that a float scalar with an integer tensor gives float32. */
 cg_tensor *cg_scalar(double value);
+/* A kernel variable: a 0-d tensor of dtype dt (CG_FLOAT32, CG_FLOAT64, CG_INT32 or
+ * CG_INT64) whose value kernels read when they run, never a constant compiled into them
+ * (tinygrad's Variable). Graphs that differ only in a var's value are the same kernels, so
+ * a learning rate or step counter that changes every step compiles nothing and fills no
+ * buffer. A kernel reads the value the var has when the kernel runs (cg_realize, a JIT
+ * replay), not when the graph was built. A float var holds its value rounded to dt, as a
+ * constant of dt would be. name: 1 to 32 letters, digits, '_' or '.' (shown in kernels and
+ * DEBUG output). Unlike cg_scalar it is not weak: it has dt in type promotion. */
+cg_tensor *cg_variable(const char *name, double value, cg_dtype dt);
+/* An int32 var with bounds min <= value <= max, which index math may use; setting it
+ * outside them fails. */
+cg_tensor *cg_variable_int(const char *name, int64_t value, int64_t min, int64_t max);
+/* Set a var's value (an int var: an integer within its bounds): no kernel runs, nothing
+ * compiles. CG_ERR_INVALID for a tensor that is not a var (a view of one included). */
+cg_status cg_variable_set(cg_tensor *var, double value);
+/* Its value now (NaN, with an error, for a tensor that is not a var). */
+double cg_variable_get(const cg_tensor *var);
+bool cg_is_variable(const cg_tensor *t);
 cg_tensor *cg_arange(double start, double stop, double step, cg_dtype dt);
 cg_tensor *cg_linspace(double start, double stop, int64_t steps, cg_dtype dt);
 cg_tensor *cg_eye(int64_t n, cg_dtype dt);
@@ -483,9 +501,10 @@ cg_optimizer *cg_lamb(cg_tensor *const *params, int n, double lr, double beta1, 
  * updates are cg_assigns on the parameters and the state, realized in one
  * cg_realize_many; lazy gradients are computed in the same schedule (the scheduler runs
  * every kernel that reads a weight's old value before the assign that overwrites it).
- * Kernels per parameter: SGD 1, with momentum 2, Adam/AdamW 3 plus two 0-d kernels for
- * beta^t, LAMB 5 (two norms) plus two. The learning rate and the bias corrections are
- * read from 0-d tensors, so no step compiles anything new after the first two. */
+ * Kernels per parameter: SGD 1, with momentum 2, Adam/AdamW 3, LAMB 5 (two norms). The
+ * learning rate, the step count and beta^t (the bias corrections) are kernel variables
+ * (cg_variable), so no step compiles anything new after the first two; under a cg_jit,
+ * replays update the step count and beta^t as the eager step does. */
 cg_status cg_optimizer_step(cg_optimizer *opt);
 /* The same step, built but not run: the assigns are made and *pending (owned by the
  * optimizer, valid until its next step) lists the *npending tensors to realize, so that a
@@ -502,16 +521,17 @@ cg_status cg_scale_grads(cg_tensor *const *params, int n, cg_tensor *factor);
 cg_tensor *cg_clip_grad_norm(cg_tensor *const *params, int n, double max_norm);
 /* cg_zero_grad on every parameter. */
 void cg_optimizer_zero_grad(cg_optimizer *opt);
-/* Set the learning rate (finite, >= 0) for the next steps: an in-place write of the 0-d
- * float32 tensor the kernels read, so a schedule needs no recompilation. */
+/* Set the learning rate (finite, >= 0) for the next steps: the float32 kernel variable the
+ * kernels read (no kernel runs, nothing compiles; a JIT'd step's replays read it too). */
 cg_status cg_optimizer_set_lr(cg_optimizer *opt, double lr);
 double cg_optimizer_get_lr(const cg_optimizer *opt);
 /* Steps taken (-1 for NULL). */
 int64_t cg_optimizer_steps(const cg_optimizer *opt);
 /* For resuming from a checkpoint: the step count, and the state tensors (owned by the
  * optimizer; loading values into them with cg_load_safetensors restores them). Names are
- * "b1_t", "b2_t" (beta^t, Adam family) and "m.<i>", "v.<i>" for parameter i (SGD's momentum
- * buffer is m). Writes up to max names (valid while opt lives) and tensors (either array
+ * "m.<i>", "v.<i>" for parameter i (SGD's momentum buffer is m); beta^t (Adam family) is
+ * made from the step count by cg_optimizer_set_steps, as that many steps make it (older
+ * checkpoints' "b1_t", "b2_t" are not read). Writes up to max names (valid while opt lives) and tensors (either array
  * may be NULL) and returns how many there are, -1 on error. Saving the parameters, this
  * state and the step count, then restoring all three, continues a run bit-identically. */
 cg_status cg_optimizer_set_steps(cg_optimizer *opt, int64_t steps);
@@ -624,9 +644,15 @@ cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
  * So fn must not depend on anything but its inputs' values and the state it updates
  * (weights, optimizer moments, BatchNorm statistics, which stay the same buffers): host
  * writes inside fn (cg_from_data, reading a value and branching on it) are not replayed.
- * A scalar that changes per call (a learning rate) is passed as a 0-d input tensor: a
- * constant one (cg_full, cg_scalar) is filled on the host, so a new value compiles nothing
- * (the kernels read it from a buffer; there are no kernel variables yet).
+ * A scalar that changes per call (a learning rate) is a kernel variable: pass a var
+ * (cg_variable, or a view of one) as the input, and each replay binds the value of the var
+ * passed; or pass a constant (cg_full, cg_scalar: never realized, dtype int32, int64,
+ * float32 or float64), which becomes the context's own var, set to it at each call; either
+ * way a new value compiles nothing and fills no buffer (constants of other dtypes are
+ * filled into a buffer on the host). Var and constant inputs are keyed apart from buffer
+ * inputs of the same shape. A var fn reads without it being an input (an optimizer's
+ * learning rate) is read at its current value by every replay; cg_variable_set inside fn
+ * is not replayed (the optimizer's own step-count updates are).
  * Outputs are realized tensors in the caller's scope; after a replay they view the same
  * buffers as the captured call's, so the next call overwrites them (copy to keep).
  * Refused with a message: a JIT called from inside a JIT function; a function that writes

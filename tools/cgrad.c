@@ -39,8 +39,19 @@ typedef struct {
   uint64_t seed;
   bool seed_given, batch_given;
   double lr;
+  bool cosine;     /* --schedule cosine: warm-up, then cosine decay to lr / 100 */
+  int64_t warmup;  /* -1: the default, 5% of the steps */
   const char *out, *data, *resume;
 } train_opts;
+
+/* The learning rate of step (1-based): constant, or a linear warm-up then a cosine decay. */
+static double lr_at(const train_opts *o, int64_t step) {
+  if (!o->cosine) return o->lr;
+  int64_t w = o->warmup >= 0 ? o->warmup : o->steps / 20;
+  if (step <= w) return o->lr * (double)step / (double)(w + 1);
+  double prog = o->steps > w ? (double)(step - w) / (double)(o->steps - w) : 1, lo = o->lr / 100;
+  return lo + 0.5 * (o->lr - lo) * (1 + cos(M_PI * prog));
+}
 
 enum { MAX_STEPS = 1000000000, MAX_BATCH = 1000000, WARM_STEPS = 2 /* steps that compile kernels */ };
 
@@ -53,12 +64,16 @@ static int usage_main(FILE *f) {
 }
 
 static int usage_train(FILE *f) {
-  fprintf(f, "usage: cgrad train [--steps N] [--batch B] [--seed S] [--lr LR] [--out FILE] [--data DIR]\n"
-             "                   [--eval-every N] [--eval-images N] [--save-every N] [--resume FILE] [--help]\n"
+  fprintf(f, "usage: cgrad train [--steps N] [--batch B] [--seed S] [--lr LR] [--schedule S] [--warmup N]\n"
+             "                   [--out FILE] [--data DIR] [--eval-every N] [--eval-images N] [--save-every N]\n"
+             "                   [--resume FILE] [--help]\n"
              "  --steps N        optimizer steps in all, 1 to %d (default 700)\n"
              "  --batch B        examples per step, 1 to the training set's size (default 512)\n"
              "  --seed S         seed for initialization and shuffling, 0 to 2^64-1 (default 42)\n"
-             "  --lr LR          Adam learning rate, > 0 (default 0.001)\n"
+             "  --lr LR          Adam learning rate (the peak of a schedule), > 0 (default 0.001)\n"
+             "  --schedule S     constant (default) or cosine: a linear warm-up, then a cosine decay\n"
+             "                   to lr/100 at the last step\n"
+             "  --warmup N       warm-up steps of the cosine schedule (default: 5%% of --steps)\n"
              "  --out FILE       checkpoint to write (default fashion_cnn.safetensors); its directory\n"
              "                   is checked for writing before training starts\n"
              "  --data DIR       Fashion-MNIST IDX files (default: Debian's dataset-fashion-mnist)\n"
@@ -389,6 +404,11 @@ static int train(train_opts o) {
     cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){o.batch, 1, 28, 28}, 4);
     cg_tensor *ty = cg_from_data(y, CG_INT32, (int64_t[]){o.batch}, 1);
     cg_tensor *in[2] = {tx, ty}, *loss = NULL;
+    if (o.cosine && cg_optimizer_set_lr(opt, lr_at(&o, step)) != CG_OK) {
+      fprintf(stderr, "\ncgrad train: step %" PRId64 ": setting the learning rate: %s\n", step, cg_last_error());
+      cg_scope_end();
+      goto out;
+    }
     if (!step_jit) step_jit = cg_jit_new(train_step, 1, &sc);
     cg_status st = tx && ty && step_jit ? cg_jit_call(step_jit, in, 2, &loss) : cg_last_status();
     if (st != CG_OK) {
@@ -483,13 +503,14 @@ static bool arg_lr(const char *s, double *out) {
 }
 
 static int train_main(int argc, char **argv) {
-  train_opts o = {.steps = 700, .batch = 512, .seed = 42, .lr = 1e-3, .out = "fashion_cnn.safetensors"};
+  train_opts o = {.steps = 700, .batch = 512, .seed = 42, .lr = 1e-3, .warmup = -1, .out = "fashion_cnn.safetensors"};
   for (int i = 0; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage_train(stdout);
   for (int i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool known = !strcmp(a, "--steps") || !strcmp(a, "--batch") || !strcmp(a, "--eval-every") || !strcmp(a, "--save-every") || !strcmp(a, "--eval-images") ||
-                 !strcmp(a, "--seed") || !strcmp(a, "--lr") || !strcmp(a, "--out") || !strcmp(a, "--data") || !strcmp(a, "--resume");
+                 !strcmp(a, "--seed") || !strcmp(a, "--lr") || !strcmp(a, "--out") || !strcmp(a, "--data") || !strcmp(a, "--resume") ||
+                 !strcmp(a, "--schedule") || !strcmp(a, "--warmup");
     if (!known) {
       fprintf(stderr, "cgrad train: unknown option '%s'\n", a);
       return bad_usage();
@@ -506,6 +527,12 @@ static int train_main(int argc, char **argv) {
     else if (!strcmp(a, "--eval-images")) ok = arg_int(a, v, 1, MAX_STEPS, &o.eval_images);
     else if (!strcmp(a, "--seed")) ok = arg_seed(v, &o.seed), o.seed_given = true;
     else if (!strcmp(a, "--lr")) ok = arg_lr(v, &o.lr);
+    else if (!strcmp(a, "--warmup")) ok = arg_int(a, v, 0, MAX_STEPS, &o.warmup);
+    else if (!strcmp(a, "--schedule")) {
+      ok = !strcmp(v, "constant") || !strcmp(v, "cosine");
+      o.cosine = !strcmp(v, "cosine");
+      if (!ok) fprintf(stderr, "cgrad train: --schedule expects constant or cosine, got '%s'\n", v);
+    }
     else if (!strcmp(a, "--out")) o.out = v;
     else if (!strcmp(a, "--data")) o.data = v;
     else o.resume = v;

@@ -133,10 +133,22 @@ typedef struct {
   rt_device *dev;
   void **bufs;
   int nbufs;
+  int64_t *vars;     /* zeros for the kernel's var slots (timing does not depend on them) */
   int64_t tries;
   double deadline;   /* BEAM_BUDGET_S after the start: candidates after it are not timed */
   double compile_s;  /* wall seconds one candidate's compile took, per core (measured) */
 } search;
+
+/* 1 + the largest var slot in u (0: none). */
+static int var_slots(uop *u, uopset *seen) {
+  if (uopset_add(seen, u) <= 0) return 0;
+  int n = u->op == OP_DEFINE_VAR && u->arg.n > 2 ? (int)u->arg.v[2] + 1 : 0;
+  for (uint32_t i = 0; i < u->nsrc; i++) {
+    int m = var_slots(u->src[i], seen);
+    if (m > n) n = m;
+  }
+  return n;
+}
 
 /* Time each candidate (in place): generate, compile all together, run each 1 + 3 times
  * on the scratch buffers and keep the median. */
@@ -172,7 +184,7 @@ static void time_all(search *s, cand *c, int n, double best) {
     int r = 0;
     for (; r < 4 && ok; r++) {
       double t0 = now();
-      ok = s->dev->launch(progs[j], s->bufs, NULL, k[i].lin.global) == CG_OK && s->dev->synchronize() == CG_OK;
+      ok = s->dev->launch(progs[j], s->bufs, s->vars, k[i].lin.global) == CG_OK && s->dev->synchronize() == CG_OK;
       t[r] = now() - t0;
       if (r == 0 && t[0] > 3 * best) break; /* far slower than the best: no need to know how much */
     }
@@ -217,8 +229,10 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
   find_slots(ast, &seen, slot, 256);
   uopset_free(&seen);
   while (nslots < 256 && slot[nslots]) nslots++;
-  search s = {ast, ren, dev, cg_calloc((size_t)(nslots ? nslots : 1), sizeof(void *)), nslots, 0, t0 + budget, 0};
-  bool ok = s.bufs != NULL && low;
+  int nvars = var_slots(ast, &seen);
+  uopset_free(&seen);
+  search s = {ast, ren, dev, cg_calloc((size_t)(nslots ? nslots : 1), sizeof(void *)), nslots, cg_calloc((size_t)nvars + 1, sizeof(int64_t)), 0, t0 + budget, 0};
+  bool ok = s.bufs != NULL && s.vars != NULL && low;
   for (int i = 0; i < nslots && ok; i++) {
     size_t bytes = (size_t)slot[i]->arg.v[1] * dt_scalar_size(slot[i]->dt);
     void *zeros = cg_calloc(bytes ? bytes : 1, 1);
@@ -286,7 +300,7 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
     size_t bytes = (size_t)slot[i]->arg.v[1] * dt_scalar_size(slot[i]->dt);
     if (s.bufs[i]) dev->free(s.bufs[i], bytes ? bytes : 1);
   }
-  free(s.bufs);
+  free(s.bufs), free(s.vars);
   free(c);
   uop_pool_pop();
   stats.candidates += s.tries;

@@ -291,6 +291,7 @@ void linear_print(FILE *f, const linear *l) {
       if (k) fprintf(f, " %%%d", (int)k - 1);
       else if (x->op == OP_CONST) dt_is_float(x->dt) ? fprintf(f, " %g", x->arg.f) : fprintf(f, " %" PRId64, x->arg.i);
       else if (x->op == OP_DEFINE_GLOBAL) fprintf(f, " buf%" PRId64, x->arg.v[0]);
+      else if (x->op == OP_DEFINE_VAR) fprintf(f, " var%" PRId64 "(%s)", x->arg.n > 2 ? x->arg.v[2] : 0, x->arg.s);
       else fprintf(f, " %s", op_name(x->op));
     }
     if (u->op == OP_RANGE) fprintf(f, "  axis %" PRId64 "%s", u->arg.v[0], u->arg.v[1] == RANGE_THREAD ? " (threads)" : u->arg.v[1] == RANGE_REDUCE ? " (reduce)" : "");

@@ -2,16 +2,23 @@
 #include "capture.h"
 #include "core/config.h"
 #include "runtime/buffer.h"
+#include "runtime/var.h"
 #include "uop/uopset.h"
 #include <stdlib.h>
 #include <string.h>
 
+/* A launch, or (p NULL) a host update of var vars[0]: value = value vop operand. */
 typedef struct {
   rt_device *dev;
   rt_program *p;
   int64_t global;
   uop **bufs;
   int nbufs, nout;   /* slots 0..nout-1 are written */
+  uop **vars;        /* the tensor-level var behind each var slot (released in a replay) */
+  int nvars;
+  int vop;
+  int64_t operand;
+  dtype vdt;         /* the updated var's dtype */
 } launch;
 
 struct capture {
@@ -37,32 +44,55 @@ bool capture_active(void) { return current != NULL; }
 bool capture_complete(const capture *c) { return !c->nomem; }
 int capture_count(const capture *c) { return c->n; }
 
-void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout) {
+/* Out of memory recording a launch marks the capture incomplete (never replayed: the
+ * call that made it ran eagerly and is right; cg_jit captures again next call). */
+static launch *add_launch(void) {
   capture *c = current;
-  if (c->nomem) return;
+  if (c->nomem) return NULL;
   if (c->n == c->cap) {
     launch *l = cg_realloc(c->l, sizeof *l * (size_t)(c->cap ? 2 * c->cap : 64));
-    if (!l) {
-      c->nomem = true;
-      return;
-    }
+    if (!l) return c->nomem = true, NULL;
     c->l = l, c->cap = c->cap ? 2 * c->cap : 64;
   }
-  uop **b = cg_malloc(sizeof(uop *) * (size_t)(nbufs ? nbufs : 1));
-  if (!b) {
-    c->nomem = true;
+  return &c->l[c->n];
+}
+
+static uop **retained(uop *const *us, int n) {
+  uop **r = cg_malloc(sizeof(uop *) * (size_t)(n ? n : 1));
+  if (!r) return current->nomem = true, NULL;
+  for (int i = 0; i < n; i++) r[i] = uop_retain(us[i]);
+  return r;
+}
+
+/* l (the next slot) becomes a launch once both arrays are there */
+static void commit(launch *l, launch v) {
+  if (v.bufs && v.vars) {
+    *l = v;
+    current->n++;
     return;
   }
-  launch *l = &c->l[c->n++];
-  *l = (launch){dev, p, global, b, nbufs, nout};
-  for (int i = 0; i < nbufs; i++) l->bufs[i] = uop_retain(bufs[i]);
+  for (int k = 0; v.bufs && k < v.nbufs; k++) uop_release(v.bufs[k]);
+  for (int k = 0; v.vars && k < v.nvars; k++) uop_release(v.vars[k]);
+  free(v.bufs), free(v.vars);
+}
+
+void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout, uop *const *vars, int nvars) {
+  launch *l = add_launch();
+  if (l) commit(l, (launch){.dev = dev, .p = p, .global = global, .bufs = retained(bufs, nbufs), .nbufs = nbufs, .nout = nout, .vars = retained(vars, nvars), .nvars = nvars});
+}
+
+void capture_var_update(uop *var, int op, int64_t operand) {
+  launch *l = add_launch();
+  if (l) commit(l, (launch){.bufs = retained(NULL, 0), .vars = retained(&var, 1), .nvars = 1, .vop = op, .operand = operand, .vdt = var->dt});
 }
 
 static void capture_free(capture *c) {
   for (int i = 0; i < c->n; i++) {
     for (int k = 0; k < c->l[i].nbufs; k++)
       if (c->l[i].bufs[k]) uop_release(c->l[i].bufs[k]);
-    free(c->l[i].bufs);
+    for (int k = 0; k < c->l[i].nvars; k++)
+      if (c->l[i].vars[k]) uop_release(c->l[i].vars[k]);
+    free(c->l[i].bufs), free(c->l[i].vars);
   }
   free(c->l);
   free(c);
@@ -70,8 +100,11 @@ static void capture_free(capture *c) {
 
 bool capture_same(const capture *a, const capture *b) {
   if (a->n != b->n) return false;
-  for (int i = 0; i < a->n; i++)
-    if (a->l[i].p != b->l[i].p || a->l[i].nbufs != b->l[i].nbufs) return false;
+  for (int i = 0; i < a->n; i++) {
+    const launch *x = &a->l[i], *y = &b->l[i];
+    if (x->p != y->p || x->nbufs != y->nbufs || x->nvars != y->nvars) return false;
+    if (!x->p && (x->vars[0] != y->vars[0] || x->vop != y->vop || x->operand != y->operand)) return false;
+  }
   return true;
 }
 
@@ -83,11 +116,14 @@ void capture_discard(capture *c) {
 
 enum { B_INPUT, B_SLAB, B_FIXED };
 typedef struct { int kind; int64_t at; } binding; /* input number, slab offset, or fixed index */
+/* a var: input number (B_INPUT) or its value cell (B_FIXED) */
+typedef struct { int kind; int at; int64_t *cell; } vbinding;
 
 struct replay {
   launch *l;
   binding **bind;   /* per launch, per slot */
-  int n, nbind;
+  vbinding **vbind; /* per launch, per var slot */
+  int n;
   uop **fixed;      /* buffers kept (retained): weights, state, outputs */
   int nfixed;
   size_t slab, state;
@@ -97,8 +133,16 @@ struct replay {
 size_t replay_slab_bytes(const replay *r) { return r->slab; }
 size_t replay_state_bytes(const replay *r) { return r->state; }
 int replay_launches(const replay *r) { return r->n; }
+void replay_var_counts(const replay *r, int *reads, int *updates) {
+  *reads = *updates = 0;
+  for (int i = 0; i < r->n; i++) {
+    if (!r->l[i].p) (*updates)++;
+    else if (r->l[i].nvars) (*reads)++;
+  }
+}
 
 replay *replay_new(capture *c, uop *const *inputs, int n_in) {
+  uop_pool_push_checked(); /* the uopset below fails softly (CG_ERR_NOMEM), as every allocation here */
   replay *r = cg_calloc(1, sizeof *r);
   uopset id = {0};          /* buffer -> 1 + its number */
   uop **bufs = NULL;
@@ -110,7 +154,7 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
       uop *b = c->l[i].bufs[k];
       uintptr_t n = (uintptr_t)uopset_get(&id, b);
       if (!n) {
-        if (nb == cap) {
+        if (nb == cap) { /* each kept on failure, so the frees below see every block */
           int ncap = cap ? 2 * cap : 64;
           uop **nbufs = cg_realloc(bufs, sizeof(uop *) * (size_t)ncap);
           if (nbufs) bufs = nbufs;
@@ -189,8 +233,8 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   }
   free(live);
   /* per launch, per slot: where its buffer is */
+  r->l = c->l, r->n = c->n;
   r->bind = cg_calloc((size_t)(c->n ? c->n : 1), sizeof *r->bind);
-  if (r->bind) r->nbind = c->n;
   r->fixed = cg_malloc(sizeof(uop *) * (size_t)(nb ? nb : 1));
   if (!r->bind || !r->fixed) {
     free(kind), free(at);
@@ -208,24 +252,52 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
       int b = (int)(uintptr_t)uopset_get(&id, c->l[i].bufs[k]) - 1;
       r->bind[i][k] = (binding){kind[b], kind[b] == B_FIXED ? (int64_t)(intptr_t)buffer_of(bufs[b])->ptr : at[b]};
     }
-    r->dev = c->l[i].dev;
+    if (c->l[i].dev) r->dev = c->l[i].dev;
+  }
+  /* vars: an input's is bound to the var given at each replay; any other (an optimizer's
+   * learning rate) is kept, and read at each launch */
+  r->vbind = cg_calloc((size_t)(c->n ? c->n : 1), sizeof *r->vbind);
+  if (!r->vbind) {
+    free(kind), free(at);
+    goto oom;
+  }
+  for (int i = 0; i < c->n; i++) {
+    if (!c->l[i].nvars) continue;
+    if (!(r->vbind[i] = cg_malloc(sizeof(vbinding) * (size_t)c->l[i].nvars))) {
+      free(kind), free(at);
+      goto oom;
+    }
+    for (int k = 0; k < c->l[i].nvars; k++) {
+      uop *v = c->l[i].vars[k];
+      int j = 0;
+      while (j < n_in && inputs[j] != v) j++;
+      r->vbind[i][k] = j < n_in ? (vbinding){B_INPUT, j, NULL} : (vbinding){B_FIXED, 0, var_cell(v)};
+    }
   }
   free(kind), free(at);
-  r->l = c->l, r->n = c->n;
   c->l = NULL, c->n = 0; /* the launches belong to the replay now (their buffers too) */
-  for (int i = 0; i < r->n; i++) /* keep only the programs: buffers are bound above */
+  for (int i = 0; i < r->n; i++) /* keep the programs and vars (their cells): buffers are bound above */
     for (int k = 0; k < r->l[i].nbufs; k++) uop_release(r->l[i].bufs[k]), r->l[i].bufs[k] = NULL;
   capture_free(c);
   uopset_free(&id);
   free(bufs), free(first), free(last);
+  uop_pool_pop();
   return r;
 oom:
   cg_fail(CG_ERR_NOMEM, "out of memory");
 fail:
   uopset_free(&id);
   free(bufs), free(first), free(last);
+  if (r && r->l == c->l) { /* the launches are still the capture's: freed with it */
+    for (int i = 0; i < r->n; i++) {
+      if (r->bind) free(r->bind[i]);
+      if (r->vbind) free(r->vbind[i]);
+    }
+    r->l = NULL, r->n = 0;
+  }
   replay_free(r);
   capture_free(c);
+  uop_pool_pop();
   return NULL;
 }
 
@@ -233,16 +305,41 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
   void *slab = NULL, *small[64], **ptrs = small;
   int cap = 64;
   if (slab_bytes < r->slab) slab_bytes = r->slab;
+  if (!r->dev) slab_bytes = 0; /* no kernels (only var updates) */
   if (slab_bytes && !(slab = r->dev->alloc(slab_bytes))) return cg_last_status();
   cg_status st = CG_OK;
   void **in = cg_malloc(sizeof(void *) * (size_t)(n_in ? n_in : 1));
   if (!in) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int j = 0; j < n_in && st == CG_OK; j++) {
+    if (var_is_tensor(inputs[j])) { /* a var input: its value cell */
+      in[j] = var_cell(inputs[j]);
+      continue;
+    }
     st = buffer_alloc(inputs[j]);
     in[j] = buffer_of(inputs[j])->ptr;
   }
+  int64_t vsmall[16], *vals = vsmall;
+  int vcap = 16;
   for (int i = 0; i < r->n && st == CG_OK; i++) {
     launch *l = &r->l[i];
+    if (l->nvars > vcap) {
+      if (vals != vsmall) free(vals);
+      if (!(vals = cg_malloc(sizeof(int64_t) * (size_t)(vcap = l->nvars)))) {
+        vals = vsmall, vcap = 16;
+        st = cg_fail(CG_ERR_NOMEM, "out of memory");
+        break;
+      }
+    }
+    for (int k = 0; k < l->nvars; k++) {
+      vbinding b = r->vbind[i][k];
+      vals[k] = var_load(b.kind == B_INPUT ? (int64_t *)in[b.at] : b.cell);
+    }
+    if (!l->p) { /* a host update of a var */
+      vbinding b = r->vbind[i][0];
+      int64_t *cell = b.kind == B_INPUT ? (int64_t *)in[b.at] : b.cell;
+      var_store(cell, var_apply(l->vdt, vals[0], l->vop, l->operand));
+      continue;
+    }
     if (l->nbufs > cap) {
       if (ptrs != small) free(ptrs);
       if (!(ptrs = cg_malloc(sizeof(void *) * (size_t)(cap = l->nbufs)))) {
@@ -255,9 +352,10 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
       binding b = r->bind[i][k];
       ptrs[k] = b.kind == B_INPUT ? in[b.at] : b.kind == B_SLAB ? (char *)slab + b.at : (void *)(intptr_t)b.at;
     }
-    st = l->dev->launch(l->p, ptrs, NULL, l->global);
+    st = l->dev->launch(l->p, ptrs, vals, l->global);
   }
   if (st == CG_OK) st = r->dev ? r->dev->synchronize() : CG_OK;
+  if (vals != vsmall) free(vals);
   if (ptrs != small) free(ptrs);
   free(in);
   if (slab) r->dev->free(slab, slab_bytes);
@@ -266,9 +364,13 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
 
 void replay_free(replay *r) {
   if (!r) return;
-  for (int i = 0; i < r->nbind; i++) free(r->bind[i]);
-  for (int i = 0; i < r->n; i++) free(r->l[i].bufs);
-  free(r->bind);
+  for (int i = 0; i < r->n; i++) {
+    if (r->bind) free(r->bind[i]);
+    if (r->vbind) free(r->vbind[i]);
+    for (int k = 0; k < r->l[i].nvars; k++) uop_release(r->l[i].vars[k]);
+    free(r->l[i].bufs), free(r->l[i].vars);
+  }
+  free(r->bind), free(r->vbind);
   free(r->l);
   for (int i = 0; i < r->nfixed; i++) uop_release(r->fixed[i]);
   free(r->fixed);

@@ -2,7 +2,8 @@
  * this thread, every kernel realize launches is recorded with its program and buffers;
  * the capture becomes a replay — the same launches over new input buffers, intermediates
  * carved from one slab, everything else (weights, optimizer state, outputs) the same
- * buffers — that runs with no graph, schedule, codegen or hashing. */
+ * buffers, every kernel variable read at its value when the replay runs — that runs with
+ * no graph, schedule, codegen or hashing. */
 #ifndef CG_ENGINE_CAPTURE_H
 #define CG_ENGINE_CAPTURE_H
 #include "runtime/device.h"
@@ -17,20 +18,26 @@ bool capture_begin(capture **c);
 /* Stop recording; the capture is returned to the caller. */
 void capture_end(void);
 bool capture_active(void);
-/* Called by realize for every launch while a capture is open. */
-void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout);
+/* Called by realize for every launch while a capture is open (vars: the tensor-level
+ * DEFINE_VAR behind each var slot). */
+void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout, uop *const *vars, int nvars);
+/* Called for a host update of a var's value (tensor_var_update) while a capture is open:
+ * the replay repeats it at the same place among the launches. */
+void capture_var_update(uop *var, int op, int64_t operand);
 /* False when a launch could not be recorded (out of memory): the capture is not to be
  * replayed. */
 bool capture_complete(const capture *c);
 /* Number of launches recorded. */
 int capture_count(const capture *c);
 
-/* The replay of c: inputs[i] is the buffer input i had; a buffer nothing but the capture
+/* The replay of c: inputs[i] is the buffer input i had (or the var, for a var input: the
+ * replay binds the value of the var given in its place); a buffer nothing but the capture
  * holds any more is an intermediate (its memory is released to the allocator now and
  * taken from the slab at each replay). Frees c. NULL + error if an input is also written
  * (an input that aliases an output or state). */
 replay *replay_new(capture *c, uop *const *inputs, int n_in);
-/* Run it with these input buffers (BUFFER UOps of the same sizes), the intermediates in
+/* Run it with these input buffers (BUFFER UOps of the same sizes; vars where the capture
+ * had vars), each var the kernels read bound to its value now, the intermediates in
  * one allocation of max(slab_bytes, replay_slab_bytes) from the device's allocator,
  * returned after (so replays of several sizes can share one cached block). */
 cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes);
@@ -40,6 +47,8 @@ void capture_discard(capture *c);
 size_t replay_slab_bytes(const replay *r);
 size_t replay_state_bytes(const replay *r);
 int replay_launches(const replay *r);
+/* Kernel launches that read vars, and host updates of vars, in the replay. */
+void replay_var_counts(const replay *r, int *reads, int *updates);
 void replay_free(replay *r);
 
 #endif

@@ -19,6 +19,7 @@
 #include "runtime/alloc.h"
 #include "runtime/buffer.h"
 #include "runtime/threadpool.h"
+#include "runtime/var.h"
 #include "schedule/schedule.h"
 #include "uop/rewrite.h"
 #include "uop/uopset.h"
@@ -372,6 +373,14 @@ static cg_status bind_buffers(sched_kernel *k, void **ptrs) {
   return st;
 }
 
+/* vals[i]: the value var slot i has now (a malloc'd array when a small one is too short). */
+static int64_t *bind_vars(sched_kernel *k, int64_t *small, int nsmall) {
+  int64_t *vals = k->nvars <= nsmall ? small : cg_malloc(sizeof(int64_t) * (size_t)k->nvars);
+  if (!vals) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < k->nvars; i++) vals[i] = var_load(var_cell(k->vars[i]));
+  return vals;
+}
+
 /* The device a kernel runs on: its buffers' (all on one). */
 static rt_device *kernel_device(sched_kernel *k) {
   rt_device *dev = buffer_of(k->bufs[0])->dev;
@@ -467,11 +476,13 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       }
     }
     st = bind_buffers(k, ptrs);
+    int64_t vsmall[16], *vals = st == CG_OK ? bind_vars(k, vsmall, 16) : NULL;
+    if (st == CG_OK && !vals) st = cg_last_status();
     if (st == CG_OK) {
       double t1 = now();
-      st = dev->launch(e->p, ptrs, NULL, e->global);
+      st = dev->launch(e->p, ptrs, vals, e->global);
       dev->synchronize();
-      if (capture_active()) capture_launch(dev, e->p, e->global, k->bufs, k->nbufs, k->nout);
+      if (capture_active()) capture_launch(dev, e->p, e->global, k->bufs, k->nbufs, k->nout, k->vars, k->nvars);
       double dt = now() - t1;
       t_kernels += dt;
       STAT_ADD(kernels_run);
@@ -485,6 +496,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
                 k->nbufs);
       }
     }
+    if (vals != vsmall) free(vals);
     for (int i = k->nout; i < k->nbufs; i++) {
       uop *b = k->bufs[i];
       if (uopset_get(&written, b) && !uopset_get(&is_out, b) && (intptr_t)uopset_get(&last_read, b) == ki + 1) buffer_release_memory(b);
@@ -521,12 +533,15 @@ cg_status kernel_run_with_opts(sched_kernel *k, const opt *o, int nopts, double 
   void **ptrs = cg_malloc(sizeof(void *) * (size_t)k->nbufs);
   if (!ptrs) return cg_fail(CG_ERR_NOMEM, "out of memory");
   cg_status st = bind_buffers(k, ptrs);
+  int64_t vsmall[16], *vals = st == CG_OK ? bind_vars(k, vsmall, 16) : NULL;
+  if (st == CG_OK && !vals) st = cg_last_status();
   if (st == CG_OK) {
     double t = now();
-    st = dev->launch(e->p, ptrs, NULL, e->global);
+    st = dev->launch(e->p, ptrs, vals, e->global);
     if (st == CG_OK) st = dev->synchronize();
     if (seconds) *seconds = now() - t;
   }
+  if (vals != vsmall) free(vals);
   free(ptrs);
   return st;
 }

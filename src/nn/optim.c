@@ -4,16 +4,19 @@
  * is one lazy in-place write that the scheduler fuses:
  *
  *   grads ──► lazy or realized: computed in the same schedule
- *         ──► state: b1_t *= beta1, b2_t *= beta2 (Adam family, two 0-d kernels);
- *             per parameter, the momentum buffer or m and v, as assigns
+ *         ──► host: b1_t *= beta1, b2_t *= beta2 (Adam family: kernel variables)
+ *         ──► state: per parameter, the momentum buffer or m and v, as assigns
  *         ──► parameters: p's assign reads the updated state
  *         ──► one cg_realize_many of state and parameters (and, with
  *             cg_optimizer_step_lazy, of the loss and gradients too)
  *
  * Nothing that changes from step to step is a constant in a kernel: the learning rate is
- * a 0-d float32 tensor (cg_optimizer_set_lr assigns it from a buffer), and the Adam bias
- * corrections are computed in the kernels from the 0-d float64 tensors b1_t = beta1^t and
- * b2_t = beta2^t. So a schedule, or a thousand steps, compiles nothing new.
+ * a float32 kernel variable (cg_variable: cg_optimizer_set_lr sets it, no kernel runs), the Adam
+ * bias corrections are computed in the kernels from the float64 vars b1_t = beta1^t and
+ * b2_t = beta2^t, and the step count is an int64 var. So a schedule, or a thousand steps,
+ * compiles nothing new. The step's host updates of the vars (t += 1, b1_t *= beta1) are
+ * recorded by a JIT capture and repeated by its replays (tensor_var_update), so a JIT'd
+ * step counts its steps too.
  *
  * Formulas are torch.optim's (1.13, single-tensor path):
  *   SGD:   d = g + wd p;  buf = d (first step) | momentum buf + (1 - dampening) d;
@@ -40,11 +43,11 @@ struct cg_optimizer {
   int n;
   cg_tensor **params;    /* the caller's (borrowed) */
   cg_tensor **m, **v;    /* state, owned: SGD's momentum buffers in m; Adam's moments */
-  cg_tensor *lr;         /* 0-d float32, owned */
-  cg_tensor *b1_t, *b2_t; /* 0-d float64: beta^t (Adam family), owned */
+  cg_tensor *lr;         /* float32 var, owned */
+  cg_tensor *b1_t, *b2_t; /* float64 vars: beta^t (Adam family), owned */
+  cg_tensor *t;          /* int64 var: steps taken, owned */
   double lr0, momentum, dampening, wd, b1, b2, eps;
   bool nesterov;
-  int64_t steps;
   char (*state_names)[16]; /* for cg_optimizer_state, made on first use */
   cg_tensor **pending;     /* what the last step_lazy built, to realize */
 };
@@ -63,7 +66,7 @@ void cg_optimizer_free(cg_optimizer *o) {
     if (o->v) cg_free(o->v[i]);
   }
   free(o->m), free(o->v), free(o->params), free(o->state_names), free(o->pending);
-  cg_free(o->lr), cg_free(o->b1_t), cg_free(o->b2_t);
+  cg_free(o->lr), cg_free(o->b1_t), cg_free(o->b2_t), cg_free(o->t);
   free(o);
 }
 
@@ -77,13 +80,6 @@ static cg_tensor *zeros_like(cg_tensor *p) {
   return own(t);
 }
 
-static cg_tensor *scalar_tensor(double v, cg_dtype dt) {
-  if (dt == CG_FLOAT32) {
-    float f = (float)v;
-    return own(cg_from_data(&f, CG_FLOAT32, NULL, 0));
-  }
-  return own(cg_from_data(&v, CG_FLOAT64, NULL, 0));
-}
 
 static cg_optimizer *opt_new(opt_kind kind, cg_tensor *const *params, int n, double lr) {
   const char *who = opt_names[kind];
@@ -107,8 +103,9 @@ static cg_optimizer *opt_new(opt_kind kind, cg_tensor *const *params, int n, dou
   if (!o->params) return cg_optimizer_free(o), NULL;
   memcpy(o->params, params, sizeof(cg_tensor *) * (size_t)n);
   o->n = n;
-  o->lr = scalar_tensor(lr, CG_FLOAT32);
-  if (!o->lr) return cg_optimizer_free(o), NULL;
+  o->lr = own(cg_variable("lr", lr, CG_FLOAT32));
+  o->t = own(cg_variable("step", 0, CG_INT64));
+  if (!o->lr || !o->t) return cg_optimizer_free(o), NULL;
   return o;
 }
 
@@ -123,8 +120,8 @@ static cg_optimizer *opt_state(cg_optimizer *o, bool two) {
     if (!o->m[i] || (two && !o->v[i])) return cg_optimizer_free(o), NULL;
   }
   if (two) {
-    o->b1_t = scalar_tensor(1.0, CG_FLOAT64);
-    o->b2_t = scalar_tensor(1.0, CG_FLOAT64);
+    o->b1_t = own(cg_variable("b1_t", 1.0, CG_FLOAT64));
+    o->b2_t = own(cg_variable("b2_t", 1.0, CG_FLOAT64));
     if (!o->b1_t || !o->b2_t) return cg_optimizer_free(o), NULL;
   }
   return o;
@@ -194,7 +191,7 @@ static cg_status state_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *g
     if (o->momentum == 0) return CG_OK;
     cg_tensor *buf = o->m[i];
     /* torch: the first step clones d into the buffer */
-    cg_tensor *nb = o->steps == 0 ? d : cg_add(cg_mul(buf, K(o->momentum)), o->dampening != 0 ? cg_mul(d, K(1 - o->dampening)) : d);
+    cg_tensor *nb = cg_variable_get(o->t) == 0 ? d : cg_add(cg_mul(buf, K(o->momentum)), o->dampening != 0 ? cg_mul(d, K(1 - o->dampening)) : d);
     return cg_assign(buf, nb);
   }
   cg_tensor *m = o->m[i], *v = o->v[i];
@@ -240,10 +237,8 @@ cg_status cg_optimizer_step_lazy(cg_optimizer *o, cg_tensor *const **pending, in
   int nout = 0;
   cg_status st = CG_OK;
   cg_scope_begin();
-  if (o->kind != OPT_SGD) {
-    if ((st = cg_assign(o->b1_t, cg_mul(o->b1_t, K(o->b1)))) != CG_OK || (st = cg_assign(o->b2_t, cg_mul(o->b2_t, K(o->b2)))) != CG_OK) goto done;
-    outs[nout++] = o->b1_t, outs[nout++] = o->b2_t;
-  }
+  /* beta^t on the host, in float64, as the kernels' float64 multiply did */
+  if (o->kind != OPT_SGD && ((st = tensor_var_update(o->b1_t, OP_MUL, o->b1)) != CG_OK || (st = tensor_var_update(o->b2_t, OP_MUL, o->b2)) != CG_OK)) goto done;
   for (int i = 0; i < o->n; i++) {
     cg_tensor *p = o->params[i], *g = cg_grad(p);
     if (!g) continue;
@@ -261,7 +256,7 @@ cg_status cg_optimizer_step_lazy(cg_optimizer *o, cg_tensor *const **pending, in
     if (st != CG_OK) goto done;
     outs[nout++] = p;
   }
-  o->steps++;
+  st = tensor_var_update(o->t, OP_ADD, 1);
   *pending = outs, *npending = nout;
 done:
   cg_scope_end();
@@ -284,25 +279,24 @@ void cg_optimizer_zero_grad(cg_optimizer *o) {
 cg_status cg_optimizer_set_lr(cg_optimizer *o, double lr) {
   if (!o) return cg_fail(CG_NULL_INPUT, "optimizer_set_lr: optimizer is NULL");
   if (!(lr >= 0) || !isfinite(lr)) return cg_fail(CG_ERR_INVALID, "optimizer_set_lr: expected a finite learning rate >= 0, got %g", lr);
-  /* from a buffer, not a constant: the copy kernel's source is the same for every value */
-  float f = (float)lr;
-  cg_scope_begin();
-  cg_tensor *src = cg_from_data(&f, CG_FLOAT32, NULL, 0);
-  cg_status st = src ? cg_assign(o->lr, src) : cg_last_status();
-  if (st == CG_OK) st = cg_realize(o->lr);
-  cg_scope_end();
+  cg_status st = cg_variable_set(o->lr, lr); /* a kernel variable: nothing runs or compiles */
   if (st == CG_OK) o->lr0 = lr;
   return st;
 }
 
 double cg_optimizer_get_lr(const cg_optimizer *o) { return o ? o->lr0 : NAN; }
-int64_t cg_optimizer_steps(const cg_optimizer *o) { return o ? o->steps : -1; }
+int64_t cg_optimizer_steps(const cg_optimizer *o) { return o ? (int64_t)cg_variable_get(o->t) : -1; }
 
 cg_status cg_optimizer_set_steps(cg_optimizer *o, int64_t steps) {
   if (!o) return cg_fail(CG_ERR_INVALID, "optimizer_set_steps: optimizer is NULL");
   if (steps < 0) return cg_fail(CG_ERR_INVALID, "optimizer_set_steps: expected steps >= 0, got %lld", (long long)steps);
-  o->steps = steps;
-  return CG_OK;
+  /* beta^t as `steps` steps would have made it: the same float64 products in order */
+  double b1t = 1, b2t = 1;
+  for (int64_t i = 0; o->kind != OPT_SGD && i < steps; i++) b1t *= o->b1, b2t *= o->b2;
+  cg_status st = cg_variable_set(o->t, (double)steps);
+  if (st == CG_OK && o->b1_t) st = cg_variable_set(o->b1_t, b1t);
+  if (st == CG_OK && o->b2_t) st = cg_variable_set(o->b2_t, b2t);
+  return st;
 }
 
 int cg_optimizer_state(cg_optimizer *o, const char **names, cg_tensor **ts, int max) {
@@ -317,8 +311,6 @@ int cg_optimizer_state(cg_optimizer *o, const char **names, cg_tensor **ts, int 
     if (k < max && ts) ts[k] = (t);                                                        \
     k++;                                                                                   \
   } while (0)
-  if (o->b1_t) PUT(o->b1_t, "b1_t");
-  if (o->b2_t) PUT(o->b2_t, "b2_t");
   for (int i = 0; i < o->n; i++) {
     if (o->m && o->m[i]) PUT(o->m[i], "m.%d", i);
     if (o->v && o->v[i]) PUT(o->v[i], "v.%d", i);

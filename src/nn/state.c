@@ -58,6 +58,13 @@ cg_status cg_save_safetensors(const char *path, const char *const *names, cg_ten
 
 /* Write nbytes of host data into t's own buffer (t realized to a plain buffer first). */
 static cg_status overwrite(cg_tensor *t, const void *data, size_t nbytes) {
+  if (cg_is_variable(t)) { /* a kernel variable: its value is set (one element of its dtype) */
+    union { float f; double d; int32_t i; int64_t l; } v;
+    CG_ASSERT(nbytes == (size_t)cg_dtype_size(cg_dtype_of(t)) && nbytes <= sizeof v, "a var of %zu bytes", nbytes);
+    memcpy(&v, data, nbytes);
+    cg_dtype dt = cg_dtype_of(t);
+    return cg_variable_set(t, dt == CG_FLOAT32 ? v.f : dt == CG_FLOAT64 ? v.d : dt == CG_INT32 ? v.i : (double)v.l);
+  }
   cg_status st = cg_realize(t);
   if (st != CG_OK) return st;
   uop *b = t->u;

@@ -331,7 +331,21 @@ static char *render_c(const char *name, const linear *l) {
     if (seen[i]) line(&r, "%s%s *restrict data%d = (%s *)bufs[%d];", i < l->nout ? "" : "const ", storage_type(slot_dt[i]), i, storage_type(slot_dt[i]), i);
   free(slot_dt);
   free(seen);
-  char expr[8192], elem[4200], nm[48];
+  /* kernel variables, read once from the launch's vars: ints as int64, floats as the bits
+   * of a double (runtime/var.h), rounded to the var's dtype as a constant would be */
+  char nm[48];
+  for (int i = 0; i < l->n; i++)
+    for (uint32_t k = 0; k < l->ins[i]->nsrc; k++) {
+      uop *v = l->ins[i]->src[k];
+      if (v->op != OP_DEFINE_VAR || uopset_get(&r.names, v)) continue;
+      int64_t slot = v->arg.n > 2 ? v->arg.v[2] : 0;
+      snprintf(nm, sizeof nm, "var%" PRId64, slot);
+      if (dt_is_float(v->dt))
+        line(&r, "const %s %s = (%s)({double d_; memcpy(&d_, &vars[%" PRId64 "], sizeof d_); d_;}); /* %s */", ctype(v->dt), nm, ctype(v->dt), slot, v->arg.s);
+      else line(&r, "const %s %s = (%s)vars[%" PRId64 "]; /* %s */", ctype(v->dt), nm, ctype(v->dt), slot, v->arg.s);
+      set_name(&r, v, nm);
+    }
+  char expr[8192], elem[4200];
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
     const char *a[3] = {0};

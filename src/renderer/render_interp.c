@@ -5,7 +5,8 @@
  * op and dtype are the op table's and cg_dtype's numbers, lanes the vector width; a source is the number of an
  * earlier line; immediates (CONST, DEFINE_GLOBAL, DEFINE_VAR) get lines of their own at
  * the top (a line inside a loop that runs no trip is never executed). a0/a1: CONST value (an int, or a float in
- * C's %a form), DEFINE_GLOBAL slot, RANGE [axis, kind], DEFINE_ACC number, GEP lane. */
+ * C's %a form), DEFINE_GLOBAL slot, DEFINE_VAR slot (its value: the launch's vars[slot]),
+ * RANGE [axis, kind], DEFINE_ACC number, GEP lane. */
 #include "render.h"
 #include "uop/uopset.h"
 #include <inttypes.h>
@@ -50,6 +51,7 @@ static void write_line(out *o, uop *u) {
   if (u->op == OP_CONST && dt_is_float(u->dt)) put(o, "%a 0", u->arg.f);
   else if (u->op == OP_CONST || u->op == OP_DEFINE_ACC || u->op == OP_GEP) put(o, "%" PRId64 " 0", u->arg.i);
   else if (u->op == OP_DEFINE_GLOBAL || u->op == OP_RANGE) put(o, "%" PRId64 " %" PRId64, u->arg.v[0], u->arg.v[1]);
+  else if (u->op == OP_DEFINE_VAR) put(o, "%" PRId64 " 0", u->arg.n > 2 ? u->arg.v[2] : 0);
   else put(o, "0 0");
   put(o, " %u", u->nsrc);
   for (uint32_t i = 0; i < u->nsrc; i++) put(o, " %d", s[i]);
@@ -74,17 +76,9 @@ static char *render_interp(const char *name, const linear *l) {
   for (int i = 0; i < l->n; i++)
     for (uint32_t k = 0; k < l->ins[i]->nsrc; k++) {
       uop *x = l->ins[i]->src[k];
-      if ((x->op == OP_CONST || x->op == OP_DEFINE_GLOBAL) && !uopset_get(&o.at, x)) write_line(&o, x);
+      if ((x->op == OP_CONST || x->op == OP_DEFINE_GLOBAL || x->op == OP_DEFINE_VAR) && !uopset_get(&o.at, x)) write_line(&o, x);
     }
-  for (int i = 0; i < l->n; i++) {
-    if (l->ins[i]->op == OP_DEFINE_VAR) {
-      cg_fail(CG_ERR_RUNTIME, "the interpreter has no kernel variables yet");
-      free(o.buf);
-      uopset_free(&o.at);
-      return NULL;
-    }
-    write_line(&o, l->ins[i]);
-  }
+  for (int i = 0; i < l->n; i++) write_line(&o, l->ins[i]);
   uopset_free(&o.at);
   if (o.nomem) { /* ir_* recorded CG_ERR_NOMEM */
     free(o.buf);

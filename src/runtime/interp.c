@@ -221,7 +221,7 @@ static bool alu_lane(program *p, val *v, ins *x, int k, val *out) {
   return alu_eval_int(x->op, op_has(x->op, F_CMP) ? od : d, xi, x->nsrc, &out->i);
 }
 
-static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
+static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, int64_t hi) {
   val *v = scratch_reserve((size_t)(p->n ? p->n : 1) * LANES);
   if (!v) return cg_fail(CG_ERR_NOMEM, "INTERP: out of memory for the values of %d instructions", p->n);
   memset(v, 0, sizeof(val) * (size_t)(p->n ? p->n : 1) * LANES);
@@ -235,6 +235,14 @@ static cg_status run(program *p, void **bufs, int64_t lo, int64_t hi) {
       else me->i = x->a0;
       break;
     case OP_DEFINE_GLOBAL: me->i = x->a0; break;
+    case OP_DEFINE_VAR: /* ints as int64, floats as a double's bits (runtime/var.h) */
+      if (!vars) return cg_fail(CG_ERR_RUNTIME, "INTERP: the kernel reads var %lld and the launch gave none", (long long)x->a0);
+      if (dt_is_float(d)) {
+        double f;
+        memcpy(&f, &vars[x->a0], sizeof f);
+        me->f = alu_round(d, f);
+      } else me->i = alu_wrap(d, vars[x->a0]);
+      break;
     case OP_RANGE: {
       int64_t start = x->a1 == 2 ? lo : 0, end = x->a1 == 2 ? hi : LANE(x->src[0], 0)->i;
       me->i = start;
@@ -320,10 +328,9 @@ static void interp_program_free(rt_program *p) {
 }
 
 static cg_status interp_launch(rt_program *p, void **bufs, const int64_t *vars, int64_t global_size) {
-  (void)vars;
   if (!p || p->dev != &rt_interp_device) return cg_fail(CG_ERR_INVALID, "INTERP launch: expected an INTERP program");
   __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
-  return run(p->fn, bufs, 0, global_size);
+  return run(p->fn, bufs, vars, 0, global_size);
 }
 
 static cg_status interp_synchronize(void) { return CG_OK; }

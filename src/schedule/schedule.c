@@ -1,6 +1,7 @@
 /* Realize points, kernels over slots and merging (see schedule.h). */
 #include "schedule.h"
 #include "runtime/buffer.h"
+#include "runtime/var.h"
 #include "uop/shape.h"
 #include "uop/view.h"
 #include "uop/rewrite.h"
@@ -333,10 +334,22 @@ typedef struct {
   uopset slot_of;   /* BUFFER -> slot + 1 */
   uopset memo;      /* node -> its form over slots */
   sched_kernel *out;
-  int cap;
+  int cap, capvars;
   uopset *old_reads; /* BUFFERs read as they were before this schedule */
   uopset *new_reads; /* realize points of this schedule read (their results) */
 } slot_ctx;
+
+/* A tensor-level var becomes var slot k of the kernel (k in the order first met). */
+static uop *var_slot_for(slot_ctx *c, uop *v) {
+  if (c->out->nvars == c->capvars) {
+    uop **vs = ir_realloc(c->out->vars, sizeof(uop *) * (size_t)(c->capvars ? 2 * c->capvars : 4));
+    if (!vs) return NULL; /* see grow */
+    c->out->vars = vs, c->capvars = c->capvars ? 2 * c->capvars : 4;
+  }
+  int64_t arg[3] = {v->arg.v[0], v->arg.v[1], c->out->nvars};
+  c->out->vars[c->out->nvars++] = v;
+  return uop_new0(OP_DEFINE_VAR, v->dt, (uarg){.kind = ARG_VAR, .n = 3, .v = arg, .s = v->arg.s});
+}
 
 static uop *slot_for(slot_ctx *c, uop *buf) {
   uintptr_t s = (uintptr_t)uopset_get(&c->slot_of, buf);
@@ -368,6 +381,7 @@ static uop *to_slots(slot_ctx *c, uop *u) {
   else if (b && !is_root(c->k, u)) r = view_reshape(slot_for(c, b), u->shape, u->ndim), uopset_put(c->new_reads, u, u);
   else if (u->op == OP_ASSIGN) r = to_slots(c, u->src[1]);
   else if (u->op == OP_CONTIGUOUS || u->op == OP_DETACH) r = to_slots(c, u->src[0]);
+  else if (var_is_tensor(u)) r = var_slot_for(c, u);
   else if (u->nsrc == 0) r = u;
   else {
     uop *src[UOP_MAX_DIMS + 4];
@@ -532,7 +546,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
 }
 
 void sched_free(schedule *s) {
-  for (int i = 0; i < s->n; i++) free(s->k[i].bufs);
+  for (int i = 0; i < s->n; i++) free(s->k[i].bufs), free(s->k[i].vars);
   free(s->k);
   free(s->out_bufs);
   memset(s, 0, sizeof *s);

@@ -16,8 +16,10 @@
  *     SINK(STORE(DEFINE_GLOBAL[slot, count], value), ...)
  * where value is a tensor-level graph (movement ops, ALU ops, REDUCE) whose leaves are
  * CONSTs, DEFINE_VARs and DEFINE_GLOBALs; slots 0..nout-1 are the outputs, the others
- * inputs in the order they are first met. Two graphs that differ only in which buffers
- * they read give the same AST (hash-consing: the same pointer), so everything after the
+ * inputs in the order they are first met. A kernel variable (a tensor-level DEFINE_VAR)
+ * becomes a var slot the same way: DEFINE_VAR(name, [min, max, slot]), its value passed at
+ * launch. Two graphs that differ only in which buffers they read (or which vars, or their
+ * values) give the same AST (hash-consing: the same pointer), so everything after the
  * scheduler (codegen, compiled programs) is cached by it. The scheduler never calls
  * codegen. */
 #ifndef CG_SCHEDULE_H
@@ -28,6 +30,8 @@ typedef struct {
   uop *ast;        /* SINK of STOREs over DEFINE_GLOBAL slots (owned by the caller's pool) */
   uop **bufs;      /* the BUFFER bound to each slot, outputs first */
   int nbufs, nout;
+  uop **vars;      /* the tensor-level DEFINE_VAR bound to each var slot (runtime/var.h) */
+  int nvars;
 } sched_kernel;
 
 typedef struct {

@@ -347,6 +347,8 @@ cg_status cg_set_requires_grad(cg_tensor *t, bool on) {
     return cg_fail(CG_ERR_INVALID, "set_requires_grad: only floating-point tensors can require gradients, got %s %s",
                    dt_name(t->u->dt), shape_str(t->u->shape, t->u->ndim));
   if (t->requires_grad) return CG_OK;
+  if (t->u->op == OP_DEFINE_VAR)
+    return cg_fail(CG_ERR_INVALID, "set_requires_grad: '%s' is a kernel variable (cg_variable), which has no gradient", t->u->arg.s);
   /* A lazy leaf (a constant, random numbers, x*2 of plain tensors) is realized into storage
    * of its own: hash-consing would otherwise make two equal leaves one node, sharing one
    * gradient. A tensor computed from tensors that require grad stays lazy (gradients flow

@@ -11,10 +11,17 @@
  * input of another length or a batch of another size gets its own; at most JIT_MAX_CONTEXTS
  * (default 8) are kept, the least recently used dropped. Intermediates live in one slab per
  * call, as large as the largest context's, taken from the device allocator and given back
- * when the call returns (so contexts share it, and the next call is a cache hit). */
+ * when the call returns (so contexts share it, and the next call is a cache hit).
+ *
+ * Scalars that change per call compile nothing: a var input (cg_variable, or a view of one) is
+ * bound at each replay to the value of the var passed; a constant input (cg_full,
+ * cg_scalar: never realized) of an int32/int64/float32/float64 dtype becomes the context's
+ * own var, set to the constant's value on each call (other dtypes are filled on the host).
+ * Var and constant inputs are keyed apart from buffer inputs of the same shape. */
 #include "tensor.h"
 #include "core/config.h"
 #include "engine/capture.h"
+#include "runtime/var.h"
 #include <string.h>
 
 typedef struct jctx {
@@ -23,6 +30,7 @@ typedef struct jctx {
   size_t nkey;
   int phase;          /* 0 new, 1 seen once, 2 replaying */
   capture *seen;      /* the launches of the last eager call */
+  uop **cvars;        /* per input: the var a constant input becomes (retained), or NULL */
   replay *r;
   uop **outs;         /* the outputs' views (retained) */
   uint64_t used;
@@ -51,6 +59,8 @@ cg_jit *cg_jit_new(cg_jit_fn fn, int n_out, void *user) {
 
 static void ctx_free(jctx *c, int n_out) {
   free(c->key);
+  for (int i = 0; c->cvars && i < c->n_in; i++) uop_release(c->cvars[i]);
+  free(c->cvars);
   capture_discard(c->seen);
   replay_free(c->r);
   for (int i = 0; c->outs && i < n_out; i++)
@@ -71,21 +81,6 @@ cg_jit_info cg_jit_stats(const cg_jit *j) {
   return i;
 }
 
-/* the key of these inputs (malloc'd) */
-static int64_t *make_key(cg_tensor *const *in, int n, size_t *len) {
-  size_t k = 0;
-  for (int i = 0; i < n; i++) k += 2 + (size_t)in[i]->u->ndim;
-  int64_t *key = cg_malloc(sizeof(int64_t) * (k ? k : 1));
-  if (!key) return NULL;
-  k = 0;
-  for (int i = 0; i < n; i++) {
-    key[k++] = in[i]->u->dt.scalar, key[k++] = in[i]->u->ndim;
-    for (int d = 0; d < in[i]->u->ndim; d++) key[k++] = in[i]->u->shape[d];
-  }
-  *len = k;
-  return key;
-}
-
 /* The value of a tensor that is a constant broadcast (cg_scalar, cg_full: never realized),
  * or false. */
 static bool const_value(const uop *u, double *v) {
@@ -94,14 +89,81 @@ static bool const_value(const uop *u, double *v) {
   *v = uop_const_value(u);
   return true;
 }
+/* The var a tensor is a broadcast of, or NULL. */
+static uop *var_under(uop *u) {
+  while (u->op == OP_RESHAPE || u->op == OP_EXPAND) u = u->src[0];
+  return var_is_tensor(u) ? u : NULL;
+}
+static bool var_dtype(dtype d) { return d.scalar == CG_INT32 || d.scalar == CG_INT64 || d.scalar == CG_FLOAT32 || d.scalar == CG_FLOAT64; }
+/* Input kinds in the key: a buffer, or a var (a var input or a constant that becomes one). */
+static int64_t input_kind(const cg_tensor *t) {
+  double v;
+  return var_under(t->u) || (var_dtype(t->u->dt) && const_value(t->u, &v)) ? 1 : 0;
+}
 
-/* A contiguous buffer for each input (realized here, outside any capture). A constant input
- * (a learning rate as cg_scalar(lr)) is filled on the host: realizing it would bake its value
- * into a fill kernel and compile a new one for every new value. */
-static cg_status input_buffers(cg_tensor *const *in, int n, cg_tensor **use, uop **bufs) {
+/* the key of these inputs (malloc'd) */
+static int64_t *make_key(cg_tensor *const *in, int n, size_t *len) {
+  size_t k = 0;
+  for (int i = 0; i < n; i++) k += 3 + (size_t)in[i]->u->ndim;
+  int64_t *key = cg_malloc(sizeof(int64_t) * (k ? k : 1));
+  if (!key) return NULL;
+  k = 0;
+  for (int i = 0; i < n; i++) {
+    key[k++] = input_kind(in[i]), key[k++] = in[i]->u->dt.scalar, key[k++] = in[i]->u->ndim;
+    for (int d = 0; d < in[i]->u->ndim; d++) key[k++] = in[i]->u->shape[d];
+  }
+  *len = k;
+  return key;
+}
+
+/* The context's var for constant input i, set to v, as a tensor of the input's shape (weak
+ * if the input was, so fn computes in the same dtypes as with the constant). */
+static cg_tensor *const_as_var(jctx *c, int i, const cg_tensor *in, double v) {
+  if (!c->cvars && !(c->cvars = cg_calloc((size_t)c->n_in, sizeof(uop *)))) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
+  dtype d = dt_base(in->u->dt);
+  if (!c->cvars[i]) {
+    char name[32];
+    snprintf(name, sizeof name, "in%d", i);
+    bool i32 = d.scalar == CG_INT32, i64 = d.scalar == CG_INT64;
+    uop_pool_push_checked(); /* out of memory: NULL, reported (not an abort) */
+    uop *u = var_new(name, d, i32 ? INT32_MIN : i64 ? INT64_MIN : 0, i32 ? INT32_MAX : i64 ? INT64_MAX : 0, 0);
+    c->cvars[i] = u ? uop_retain(u) : NULL;
+    uop_pool_pop();
+    if (!c->cvars[i]) return NULL;
+  }
+  var_store(var_cell(c->cvars[i]), var_bits_of(d, v));
+  uop_pool_push_checked();
+  uop *u = c->cvars[i];
+  if (in->u->ndim > 0) {
+    int64_t ones[UOP_MAX_DIMS];
+    for (int k = 0; k < in->u->ndim; k++) ones[k] = 1;
+    u = view_expand(view_reshape(u, ones, in->u->ndim), in->u->shape, in->u->ndim);
+  }
+  cg_tensor *t = u ? tensor_new(u) : NULL;
+  uop_pool_pop();
+  if (t) t->weak = in->weak;
+  return t;
+}
+
+/* A contiguous buffer for each input (realized here, outside any capture), or the var it
+ * is bound as (see the top). A constant input of a dtype a var cannot have is filled on the
+ * host: realizing it would bake its value into a fill kernel and compile a new one for
+ * every new value. */
+static cg_status input_buffers(jctx *c, cg_tensor *const *in, int n, cg_tensor **use, uop **bufs) {
   for (int i = 0; i < n; i++) {
     cg_tensor *t = in[i];
-    double v;
+    double v = 0;
+    uop *var = var_under(t->u);
+    if (var) { /* passed to fn as it is; the replay binds its var */
+      use[i] = t, bufs[i] = var;
+      continue;
+    }
+    if (input_kind(t)) { /* a constant of a var's dtype */
+      const_value(t->u, &v);
+      if (!(use[i] = const_as_var(c, i, t, v))) return cg_last_status();
+      bufs[i] = c->cvars[i];
+      continue;
+    }
     if (const_value(t->u, &v)) {
       int64_t count = shape_numel(t->u->shape, t->u->ndim);
       size_t esz = (size_t)dt_scalar_size(t->u->dt);
@@ -157,7 +219,6 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
   uop **bufs = cg_malloc(sizeof(uop *) * (size_t)(n_in ? n_in : 1));
   cg_status st = key && use && bufs ? CG_OK : cg_fail(CG_ERR_NOMEM, "out of memory");
   cg_scope_begin(); /* contiguous copies of strided inputs live for this call */
-  if (st == CG_OK) st = input_buffers(in, n_in, use, bufs);
   /* the context */
   jctx *c = NULL, **lru = NULL;
   for (jctx **p = &j->ctx; *p && st == CG_OK; p = &(*p)->next) {
@@ -182,6 +243,7 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
     }
   }
   if (st == CG_OK) c->used = ++j->tick;
+  if (st == CG_OK) st = input_buffers(c, in, n_in, use, bufs);
   if (st == CG_OK && c->phase == 2) { /* replay */
     st = replay_run(c->r, bufs, n_in, j->slab);
     for (int i = 0; i < j->n_out; i++) out[i] = st == CG_OK ? cg_keep(tensor_new(c->outs[i])) : NULL;
@@ -219,9 +281,12 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
         c->phase = 2;
         if (replay_slab_bytes(c->r) > j->slab) j->slab = replay_slab_bytes(c->r);
         j->info.captures++;
-        if (cfg_debug() >= 2)
-          fprintf(stderr, "*** jit: captured %d kernels for context %d: intermediates in a slab of %.2f MB, state and outputs %.2f MB\n", nl, j->nctx,
-                  (double)replay_slab_bytes(c->r) / 1e6, (double)replay_state_bytes(c->r) / 1e6);
+        if (cfg_debug() >= 2) {
+          int vr, vu;
+          replay_var_counts(c->r, &vr, &vu);
+          fprintf(stderr, "*** jit: captured %d launches for context %d (%d kernels read vars, %d var updates): intermediates in a slab of %.2f MB, state and outputs %.2f MB\n",
+                  nl, j->nctx, vr, vu, (double)replay_slab_bytes(c->r) / 1e6, (double)replay_state_bytes(c->r) / 1e6);
+        }
       }
     }
   }

@@ -1,5 +1,6 @@
 /* Movement ops: checked here, then built as views (no copy, no kernel). */
 #include "tensor.h"
+#include "runtime/var.h"
 #include <string.h>
 
 #define NULLCHK(who, t) \
@@ -391,6 +392,7 @@ cg_status cg_assign(cg_tensor *dst, cg_tensor *src) {
                    shape_str(d->shape, nd));
   /* the target must be a plain buffer: realize it (a pending assign included) first */
   uop *base = d->op == OP_RESHAPE ? d->src[0] : d;
+  if (var_is_tensor(base)) return cg_fail(CG_ERR_INVALID, "assign: the target is a kernel variable '%s' (set it with cg_variable_set)", base->arg.s);
   if (base->op != OP_BUFFER) {
     cg_status st = cg_realize(dst);
     if (st != CG_OK) return st;

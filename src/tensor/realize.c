@@ -1,6 +1,7 @@
 /* Realizing tensors: the engine runs the kernels; the tensors then hold views of their
  * buffers. Any number at once, in one schedule. */
 #include "tensor.h"
+#include "runtime/var.h"
 
 cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   if (n < 0) return cg_fail(CG_ERR_INVALID, "realize: expected n >= 0 tensors, got %d", n);
@@ -13,6 +14,17 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   /* checked: out of memory anywhere in scheduling, codegen or rendering fails this call
    * with CG_ERR_NOMEM (each pass fails as a whole, nothing half-built is cached) */
   uop_pool_push_checked();
+  /* a var is never a buffer: its value lives in the var table (cg_read reads it there) */
+  cg_tensor *const *all = ts;
+  cg_tensor **some = NULL;
+  int m = 0;
+  for (int i = 0; i < n; i++) m += !var_is_tensor(all[i]->u);
+  if (m < n) {
+    if (!(some = cg_malloc(sizeof(cg_tensor *) * (size_t)(m ? m : 1)))) return uop_pool_pop(), free(outs), CG_ERR_NOMEM;
+    for (int i = 0, k = 0; i < n; i++)
+      if (!var_is_tensor(all[i]->u)) some[k++] = all[i];
+    ts = some, n = m;
+  }
   for (int i = 0; i < n; i++) {
     /* two tensors with one graph (two cg_zeros of a shape) must not share a buffer: an
      * in-place update of one would change the other */
@@ -29,7 +41,7 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   if (st == CG_OK)
     for (int i = 0; i < n; i++) tensor_realized(ts[i], views[i]);
   uop_pool_pop();
-  free(outs);
+  free(outs), free(some);
   return st;
 }
 

@@ -52,7 +52,8 @@ const char *uop_check(int op, dtype dt, uop *const *src, int nsrc, const uarg *a
     if (dt_is_float(dt) ? arg->kind != ARG_FLOAT : arg->kind != ARG_INT) return "CONST's arg must match its dtype (int or float)";
     break;
   case OP_DEFINE_VAR:
-    if (arg->kind != ARG_VAR || arg->v[0] > arg->v[1]) return "DEFINE_VAR needs a name and min <= max";
+    if (arg->kind != ARG_VAR || arg->n < 2 || arg->n > 3 || arg->v[0] > arg->v[1]) return "DEFINE_VAR needs a name and min <= max";
+    if (dt.count > 1 || dt.addr || !(dt_is_int(dt) || dt.scalar == CG_FLOAT32 || dt.scalar == CG_FLOAT64)) return "DEFINE_VAR is a scalar int, float32 or float64";
     break;
   case OP_BUFFER: case OP_DEFINE_GLOBAL:
     if (arg->kind != ARG_INTS || arg->n != 2) return "BUFFER's arg is [id, count]; DEFINE_GLOBAL's [slot, count]";

@@ -15,7 +15,11 @@ static void print_arg(FILE *f, const uop *u) {
     break;
   case ARG_FLOAT: fprintf(f, " %.9g", a->f); break;
   case ARG_STR: fprintf(f, " \"%s\"", a->s); break;
-  case ARG_VAR: fprintf(f, " %s[%" PRId64 "..%" PRId64 "]", a->s, a->v[0], a->v[1]); break;
+  case ARG_VAR:
+    if (dt_is_float(u->dt)) fprintf(f, " %s", a->s); /* a float var has no bounds */
+    else fprintf(f, " %s[%" PRId64 "..%" PRId64 "]", a->s, a->v[0], a->v[1]);
+    if (a->n > 2) fprintf(f, a->v[2] < 0 ? " #%" PRId64 : " slot %" PRId64, a->v[2] < 0 ? -a->v[2] : a->v[2]);
+    break;
   case ARG_INTS:
     fputs(" (", f);
     for (int i = 0; i < a->n; i++) {

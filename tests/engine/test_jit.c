@@ -1,13 +1,16 @@
 /* cg_jit: a training step (forward, backward, Adam, BatchNorm statistics) replayed is bit
  * for bit the eager step over 20 steps; two batch sizes alternating are two contexts, both
- * right; a learning rate passed as a 0-d input changes every call with no compile after
- * warm-up; constant and list inputs; the refusals (a JIT inside a JIT, a function writing
- * its input); intermediates in one slab shared by contexts, and no growth over 1000
- * replays (the allocator's counters). */
+ * right; a scalar passed as a var input (cg_variable) or a constant changes every call with
+ * no compile after warm-up; an Adam step with its learning rate from a cosine schedule
+ * (cg_optimizer_set_lr: a kernel variable) replayed equals the eager one bit for bit, and
+ * replays count its steps; constant and list inputs; the refusals (a JIT inside a JIT, a
+ * function writing its input); intermediates in one slab shared by contexts, and no growth
+ * over 1000 replays (the allocator's counters). */
 #include "check.h"
 #include "runtime/alloc.h"
 #include "runtime/device.h"
 #include "tensor/tensor.h"
+#include <math.h>
 #include <string.h>
 
 typedef struct {
@@ -29,7 +32,7 @@ static void model_free(model *m) {
   cg_module_free(m->net);
 }
 
-/* one step: in = {x (B, 8), y (B,) int32, lr (0-d)}; out = {loss} */
+/* one step: in = {x (B, 8), y (B,) int32, g (0-d: a gradient scale)}; out = {loss * g} */
 static cg_status step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
   model *m = user;
   (void)n_in, (void)n_out;
@@ -45,9 +48,9 @@ static cg_status step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out
   int ns = cg_module_state(m->net, NULL, state, 16);
   for (int i = 0; i < ns && nr < 32; i++) run[nr++] = state[i];
   if (st == CG_OK) st = cg_realize_many(run, nr);
-  if (st == CG_OK && n_in > 2) st = cg_assign(cg_grad(m->params[0]), cg_mul(cg_grad(m->params[0]), cg_div(in[2], in[2]))); /* reads lr */
+  if (st == CG_OK && n_in > 2) st = cg_assign(cg_grad(m->params[0]), cg_mul(cg_grad(m->params[0]), in[2])); /* reads g */
   if (st == CG_OK) st = cg_optimizer_step(m->opt);
-  out[0] = loss;
+  out[0] = n_in > 2 ? cg_mul(loss, in[2]) : loss;
   return st;
 }
 
@@ -112,7 +115,8 @@ int main(void) {
     for (int s = 0; s < 20; s++) {
       cg_scope_begin();
       int64_t bs = s % 2 ? 16 : 24;
-      cg_tensor *x = batch(bs, s, false), *y = batch(bs, s, true), *l = cg_from_data(&lr, CG_FLOAT32, NULL, 0);
+      /* the gradient scale, a new var each step (value and var both change) */
+      cg_tensor *x = batch(bs, s, false), *y = batch(bs, s, true), *l = cg_variable("g", 0.5 + 0.25 * (s % 5), CG_FLOAT32);
       cg_tensor *in[3] = {x, y, l}, *eager[1], *jit[1];
       CHECK(step(in, 3, eager, 1, &a) == CG_OK, "%s", cg_last_error());
       CHECK(cg_jit_call(j, in, 3, jit) == CG_OK, "step %d: %s", s, cg_last_error());
@@ -126,14 +130,16 @@ int main(void) {
     cg_jit_info in = cg_jit_stats(j);
     CHECK(in.contexts == 2 && in.captures == 2 && in.replays == 16 && in.eager == 2, "contexts %d captures %lld replays %lld eager %lld", in.contexts,
           (long long)in.captures, (long long)in.replays, (long long)in.eager);
-    /* replays compile nothing, even with the learning rate changing each call */
+    /* replays compile nothing, even with the scale changing each call */
     uint64_t c0 = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached;
     rt_alloc_stats m0 = rt_lru_stats(rt_cpu_device.allocator);
+    cg_tensor *g = cg_variable("g", 1, CG_FLOAT32);
     for (int s = 0; s < 1000; s++) {
       cg_scope_begin();
       lr = 1.0f + (float)(s % 7);
-      /* the scalar as a constant tensor half the time (never realized: filled on the host) */
-      cg_tensor *lt = s % 2 ? cg_from_data(&lr, CG_FLOAT32, NULL, 0) : cg_full(lr, CG_FLOAT32, NULL, 0);
+      /* the scalar as a var set to it, or a constant (never realized: the context's var) */
+      cg_variable_set(g, lr);
+      cg_tensor *lt = s % 2 ? g : cg_full(lr, CG_FLOAT32, NULL, 0);
       cg_tensor *in[3] = {batch(16, s, false), batch(16, s, true), lt}, *out[1];
       CHECK(cg_jit_call(j, in, 3, out) == CG_OK || s > 0, "%s", cg_last_error());
       cg_scope_end();
@@ -205,6 +211,74 @@ int main(void) {
     CHECK(cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached == c0, "a new scalar value compiled a kernel");
     CHECK(cg_jit_stats(j).replays == 6, "replays %lld", (long long)cg_jit_stats(j).replays);
     cg_jit_free(j);
+  }
+  { /* a var input (cg_variable): one var set each call, or a new var each call; an int32
+     * step counter too. Values right every call, nothing compiles after the first two. */
+    cg_jit *j = cg_jit_new(scale, 1, NULL), *ji = cg_jit_new(scale, 1, NULL);
+    float x[6] = {1, -2, 3.5f, 4, 0.25f, -8}, got[6];
+    int32_t xi[6] = {1, -2, 3, 40000, 5, -7}, goti[6];
+    cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){6}, 1), *txi = cg_from_data(xi, CG_INT32, (int64_t[]){6}, 1);
+    cg_tensor *v = cg_variable("lr", 0, CG_FLOAT32), *step = cg_variable("step", 0, CG_INT32);
+    uint64_t c0 = 0;
+    int wrong = 0;
+    for (int s = 0; s < 50; s++) {
+      cg_scope_begin();
+      if (s == 2) c0 = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached;
+      double val = 0.1 * s - 2;
+      cg_variable_set(v, val);
+      cg_tensor *in[2] = {tx, s % 3 ? v : cg_variable("lr", val, CG_FLOAT32)}, *out[1];
+      CHECK(cg_jit_call(j, in, 2, out) == CG_OK && cg_read(out[0], CG_FLOAT32, got, sizeof got) == CG_OK, "%s", cg_last_error());
+      for (int i = 0; i < 6; i++) wrong += got[i] != x[i] * (float)val;
+      cg_variable_set(step, s * 1000 + 1);
+      cg_tensor *ini[2] = {txi, step};
+      CHECK(cg_jit_call(ji, ini, 2, out) == CG_OK && cg_read(out[0], CG_INT32, goti, sizeof goti) == CG_OK, "%s", cg_last_error());
+      for (int i = 0; i < 6; i++) wrong += goti[i] != (int32_t)((int64_t)xi[i] * (s * 1000 + 1));
+      cg_scope_end();
+    }
+    CHECK(wrong == 0, "%d values wrong with var inputs", wrong);
+    CHECK(cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached == c0, "a new var value compiled a kernel");
+    CHECK(cg_jit_stats(j).replays == 48 && cg_jit_stats(ji).replays == 48 && cg_jit_stats(j).contexts == 1, "replays %lld %lld",
+          (long long)cg_jit_stats(j).replays, (long long)cg_jit_stats(ji).replays);
+    cg_jit_free(j), cg_jit_free(ji);
+  }
+  { /* Adam with a cosine learning-rate schedule (warm-up, then decay): the JIT'd step is
+     * the eager one bit for bit over 20 steps, compiles nothing after warm-up, and its
+     * replays count the optimizer's steps (the step count and beta^t are vars updated on
+     * the host: the capture records the updates, the replay repeats them) */
+    model a, b;
+    model_init(&a, 5), model_init(&b, 5);
+    cg_jit *j = cg_jit_new(step, 1, &b);
+    bool same = true;
+    uint64_t c0 = 0;
+    for (int s = 0; s < 20; s++) {
+      cg_scope_begin();
+      if (s == 2) c0 = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached;
+      double lr = s < 4 ? 1e-2 * (s + 1) / 4 : 1e-3 + 0.5 * (1e-2 - 1e-3) * (1 + cos(M_PI * (s - 4) / 16.0));
+      CHECK(cg_optimizer_set_lr(a.opt, lr) == CG_OK && cg_optimizer_set_lr(b.opt, lr) == CG_OK, "%s", cg_last_error());
+      cg_tensor *in[2] = {batch(16, s, false), batch(16, s, true)}, *eager[1], *jit[1];
+      CHECK(step(in, 2, eager, 1, &a) == CG_OK, "%s", cg_last_error());
+      CHECK(cg_jit_call(j, in, 2, jit) == CG_OK, "step %d: %s", s, cg_last_error());
+      float le = (float)cg_item(eager[0]), lj = (float)cg_item(jit[0]);
+      same &= !memcmp(&le, &lj, sizeof le);
+      cg_scope_end();
+    }
+    CHECK(same && same_weights(&a, &b), "Adam with a cosine schedule: jit == eager bit for bit over 20 steps");
+    CHECK(cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached == c0, "a new learning rate or step compiled a kernel");
+    CHECK(cg_jit_stats(j).replays == 18, "replays %lld", (long long)cg_jit_stats(j).replays);
+    CHECK(cg_optimizer_steps(a.opt) == 20 && cg_optimizer_steps(b.opt) == 20, "steps counted: eager %lld, jit %lld", (long long)cg_optimizer_steps(a.opt),
+          (long long)cg_optimizer_steps(b.opt));
+    /* set_steps (a resumed run) makes beta^t as that many steps would: a's recomputed,
+     * b's as its replays left it, both continue the same */
+    CHECK(cg_optimizer_set_steps(a.opt, 20) == CG_OK, "%s", cg_last_error());
+    for (int s = 20; s < 23; s++) {
+      cg_scope_begin();
+      cg_tensor *in[2] = {batch(16, s, false), batch(16, s, true)}, *eager[1], *jit[1];
+      CHECK(step(in, 2, eager, 1, &a) == CG_OK && cg_jit_call(j, in, 2, jit) == CG_OK, "%s", cg_last_error());
+      cg_scope_end();
+    }
+    CHECK(same_weights(&a, &b), "after set_steps, still equal");
+    cg_jit_free(j);
+    model_free(&a), model_free(&b);
   }
   { /* refusals */
     inner = cg_jit_new(sum_all, 1, NULL);

@@ -56,7 +56,7 @@ static bool exists(const char *name) {
 
 static void usage_and_options(void) {
   static char out[1 << 14];
-  const char *opts[] = {"--steps", "--batch", "--seed", "--lr", "--out", "--data", "--eval-every", "--eval-images", "--save-every", "--resume", "--help"};
+  const char *opts[] = {"--steps", "--batch", "--seed", "--lr", "--out", "--data", "--eval-every", "--eval-images", "--save-every", "--resume", "--schedule", "--warmup", "--help"};
   CHECK(run("", "train --help", out, sizeof out) == 0, "train --help exits 0:\n%s", out);
   char first[1024] = "";
   sscanf(out, "%1023[^\n]", first);
@@ -85,7 +85,8 @@ static void usage_and_options(void) {
       {"train --seed -1", "--seed expects"},                  {"train --seed 18446744073709551616", "--seed expects"},
       {"train --lr nan", "--lr expects"},                     {"train --lr 0", "--lr expects"},
       {"train --eval-every -1", "--eval-every expects"},      {"train --save-every x", "--save-every expects"},
-      {"train --steps", "--steps needs a value"},
+      {"train --steps", "--steps needs a value"},              {"train --schedule linear", "--schedule expects constant or cosine"},
+      {"train --warmup -2", "--warmup expects"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
     CHECK(run("", bad[i].args, out, sizeof out) == 2 && strstr(out, bad[i].want), "'%s' is refused saying '%s':\n%s", bad[i].args,
@@ -143,6 +144,21 @@ static void training(void) {
   char p[4200];
   snprintf(p, sizeof p, "%s/a0.safetensors", dir);
   CHECK(stat(p, &sb) == 0 && sb.st_size > 100000, "the checkpoint is written (%lld bytes)", (long long)sb.st_size);
+
+  /* a cosine schedule: the first step's loss is the constant run's (computed before any
+   * update), the next ones differ (the rate changes every step), and it is deterministic */
+  {
+    static char k0[1 << 16], k1[1 << 16];
+    char lk0[4096], lk1[4096];
+    snprintf(args, sizeof args, "train --steps 4 --seed 7 %s --schedule cosine --lr 0.003 --out k0.safetensors", quick);
+    CHECK(run("CG_PRINT_LOSS=1", args, k0, sizeof k0) == 0, "cosine run:\n%s", k0);
+    snprintf(args, sizeof args, "train --steps 4 --seed 7 %s --schedule cosine --lr 0.003 --out k1.safetensors", quick);
+    CHECK(run("CG_PRINT_LOSS=1", args, k1, sizeof k1) == 0, "cosine run again:\n%s", k1);
+    loss_lines(k0, lk0, sizeof lk0), loss_lines(k1, lk1, sizeof lk1);
+    const char *s2c = strstr(lk0, "step 2 loss"), *s2 = strstr(l0, "step 2 loss");
+    CHECK(s2c && s2 && !strncmp(lk0, l0, (size_t)(s2c - lk0)) && strcmp(s2c, s2), "cosine: step 1 as the constant run, then different:\n%s---\n%s", lk0, l0);
+    CHECK(!strcmp(lk0, lk1) && same_file("k0.safetensors", "k1.safetensors"), "cosine: the same losses and checkpoint twice");
+  }
 
   /* steps 1-2, then --resume for 3-4: the same losses and the same final checkpoint */
   snprintf(args, sizeof args, "train --steps 2 --seed 7 %s --out b.safetensors", quick);
