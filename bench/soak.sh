@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-10000}
+asked=$steps # (the loop below reuses the positional parameters)
 bin=${2:-build/release}/cgrad
 [ -x "$bin" ] || { echo "no $bin: build first (cmake -S . -B build/release && cmake --build build/release)"; exit 1; }
 work=$(mktemp -d /tmp/cg_soak_XXXXXX)
@@ -42,7 +43,7 @@ done
 if ! wait "$pid"; then
   [ -e "$stopped" ] || { echo "cgrad train failed:"; tail -5 "$work/stderr"; exit 1; }
   steps=$(( $(tail -1 "$out" | cut -f1) + 1 )) # every sample counts: no final evaluation ran
-  echo "stopped after ${SOAK_MAX_S} s (SOAK_MAX_S), at step $((steps - 1)) of the run's ${1:-10000}"
+  echo "stopped after ${SOAK_MAX_S} s (SOAK_MAX_S), at step $((steps - 1)) of $asked"
 else
   tail -1 "$work/stderr" | tr '\r' '\n' | tail -1
 fi
