@@ -1,30 +1,46 @@
-/* fp32 matmul: cgrad against OpenBLAS cblas_sgemm in the same process, same thread count.
+/* fp32 matmul: cgrad against OpenBLAS cblas_sgemm in the same process, same thread count,
+ * and against the FMA peak measured in the same run.
  *
- * cgrad: cg_matmul of two realized N x N float32 tensors, realized; each timed run builds
- * the graph again inside a scope (so it includes scheduling, the compiled-kernel lookup
- * and the launch; the kernel is compiled once, in the warm-up run).
+ * Shapes: N (an N x N x N product) or MxKxN (A is M x K, B is K x N, C = A @ B row-major).
+ * Default: 512 1024 2048 4096 512x576x10 8192x384x1536 8192x1536x384.
+ * Threads: CG_BENCH_THREADS, a list (default "1,2"); each count runs in its own child
+ * process (cgrad's thread pool is sized once per process), one after the other.
+ *
+ * cgrad: cg_matmul of two realized float32 tensors, realized; each timed run builds the
+ * graph again inside a scope, so it includes scheduling, the compiled-kernel lookup, the
+ * layout step (B packed into 32-column panels, its own copy kernel, when the heuristic
+ * asks for it) and the GEMM kernel. The packing copy alone is timed too ("pack ms": the
+ * same view realized by itself), and with CG_BENCH_NOPACK=1 the product once more with
+ * PACK=0 (what packing gains).
  * OpenBLAS: loaded at run time (dlopen "libopenblas.so.0", no link-time dependency), row-
- * major C = A @ B with alpha 1, beta 0, threads set to CG_THREADS (OPENBLAS_NUM_THREADS
- * before loading, and openblas_set_num_threads). All cgrad runs come first and all
- * OpenBLAS runs after them, so OpenBLAS's spinning worker threads never compete with
- * cgrad's pool. Before OpenBLAS is timed at a size its result is compared with cgrad's
- * (max abs difference, and that over max |C|).
+ * major C = A @ B with alpha 1, beta 0, threads set to the same count. All cgrad runs come
+ * first and all OpenBLAS runs after them, so OpenBLAS's spinning worker threads never
+ * compete with cgrad's pool. Before OpenBLAS is timed at a shape its result is compared
+ * with cgrad's (max abs difference, and that over max |C|).
+ * Peak: every thread runs 12 independent chains of 16-lane FMAs (GCC vector types, this
+ * file builds with -march=native); "peak" is the measured rate, "% peak" each figure's
+ * share of it. Under load the measured peak drops with everything else.
  *
- * GFLOP/s = 2 N^3 / median seconds. After one warm-up run, cgrad gets as many timed runs
- * as fit in about CG_BENCH_BUDGET seconds per size (default 60), at most 7 and at least 1;
- * the count used is printed. OpenBLAS gets 3 warm-up and 11 timed runs. The process's CPU
- * time over cgrad's timed runs, as a share of wall time x threads, is printed too: well
- * under 100% means other processes took the cores and the figure is not to be trusted.
+ * GFLOP/s = 2 M K N / median seconds. After one warm-up run, cgrad gets as many timed runs
+ * as fit in about CG_BENCH_BUDGET seconds per shape (default 60), at most 7 and at least 1.
+ * OpenBLAS gets 3 warm-up and up to 11 timed runs (within the same budget). The process's
+ * CPU time over cgrad's timed runs, as a share of wall time x threads, is printed too:
+ * well under 100% means other processes took the cores and the figure is not to be
+ * trusted.
  *
- *   CG_THREADS=2 build/bench_matmul [N...]       (default 512 1024 2048; CG_THREADS default 2) */
+ *   CG_BENCH_THREADS=1,2 build/release/bench_matmul [N | MxKxN ...]
+ * Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for the baseline (PERF-NOTES.md). */
 #define _GNU_SOURCE
 #include "cgrad.h"
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now(void) {
   struct timespec t;
@@ -49,24 +65,82 @@ static void die_cg(const char *what) {
   exit(1);
 }
 
+/* ---- the FMA peak: 12 independent accumulator chains per thread (latency 4 x 2 ports
+ * needs 8), kept in registers ---------------------------------------------------------- */
+typedef float v16 __attribute__((vector_size(64)));
+static void *fma_loop(void *arg) {
+  long iters = *(long *)arg;
+  v16 x, y, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11;
+  for (int i = 0; i < 16; i++) x[i] = 1.0f - 1e-7f * (float)i, y[i] = 1e-7f;
+  a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = y;
+  for (long it = 0; it < iters; it++) {
+    a0 = a0 * x + y, a1 = a1 * x + y, a2 = a2 * x + y, a3 = a3 * x + y, a4 = a4 * x + y, a5 = a5 * x + y;
+    a6 = a6 * x + y, a7 = a7 * x + y, a8 = a8 * x + y, a9 = a9 * x + y, a10 = a10 * x + y, a11 = a11 * x + y;
+    __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+  }
+  v16 s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+  *(long *)arg = s[0] > 1e30f; /* keep the result alive */
+  return NULL;
+}
+static double fma_peak(int threads) {
+  long iters = 20000000;
+  pthread_t t[64];
+  long args[64];
+  double best = 0;
+  for (int rep = 0; rep < 3; rep++) {
+    double t0 = now();
+    for (int i = 0; i < threads; i++) args[i] = iters, pthread_create(&t[i], NULL, fma_loop, &args[i]);
+    for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+    double g = (double)threads * (double)iters * 12 * 16 * 2 / (now() - t0) * 1e-9;
+    if (g > best) best = g;
+  }
+  return best;
+}
+
 /* cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) */
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 enum { CblasRowMajor = 101, CblasNoTrans = 111 };
 
-enum { MAXN = 16 };
+enum { MAXS = 16 };
+typedef struct {
+  int m, k, n;
+} shape;
 
-int main(int argc, char **argv) {
-  int ns[MAXN], nn = 0;
-  for (int i = 1; i < argc && nn < MAXN; i++) ns[nn++] = atoi(argv[i]);
-  if (!nn) ns[nn++] = 512, ns[nn++] = 1024, ns[nn++] = 2048;
-  if (!cg_get_config("CG_THREADS")) cg_set_config("CG_THREADS", "2");
-  int threads = atoi(cg_get_config("CG_THREADS"));
-  const char *be = getenv("CG_BENCH_BUDGET");
-  double budget = be ? atof(be) : 60.0;
+/* One cgrad product: median seconds of the timed runs (graph built each time). */
+static double time_cgrad(cg_tensor *ta, cg_tensor *tb, int runs, double *share, int threads) {
+  double t[7], wall0 = now(), cpu0 = cpu_now();
+  for (int r = 0; r < runs; r++) {
+    cg_scope_begin();
+    double t0 = now();
+    cg_tensor *c = cg_matmul(ta, tb);
+    if (!c || cg_realize(c)) die_cg("matmul");
+    t[r] = now() - t0;
+    cg_scope_end();
+  }
+  *share = (cpu_now() - cpu0) / ((now() - wall0) * threads);
+  return median(t, runs);
+}
 
-  /* OpenBLAS, before anything starts threads */
+/* The layout step alone: B (k, n) padded to 32 columns, viewed as panels, realized. */
+static double time_pack(cg_tensor *tb, int k, int n, int runs) {
+  int np = (n + 31) / 32 * 32;
+  double t[7];
+  for (int r = 0; r < runs + 1; r++) {
+    cg_scope_begin();
+    double t0 = now();
+    cg_tensor *p = cg_pad(tb, (int64_t[]){0, 0, 0, np - n}, 0.0);
+    p = cg_contiguous(cg_permute(cg_reshape(p, (int64_t[]){k, np / 32, 32}, 3), (int[]){1, 0, 2}, 3));
+    if (!p || cg_realize(p)) die_cg("pack");
+    if (r) t[r - 1] = now() - t0;
+    cg_scope_end();
+  }
+  return median(t, runs);
+}
+
+static void run(const shape *sh, int ns, int threads, double budget) {
   char tn[16];
   snprintf(tn, sizeof tn, "%d", threads);
+  cg_set_config("CG_THREADS", tn);
   setenv("OPENBLAS_NUM_THREADS", tn, 1);
   void *blas = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
   sgemm_fn sgemm = blas ? (sgemm_fn)dlsym(blas, "cblas_sgemm") : NULL;
@@ -76,89 +150,143 @@ int main(int argc, char **argv) {
     char *(*get_config)(void) = (char *(*)(void))dlsym(blas, "openblas_get_config");
     char *(*get_core)(void) = (char *(*)(void))dlsym(blas, "openblas_get_corename");
     if (set_threads) set_threads(threads);
-    printf("OpenBLAS: %s, core %s, %d threads\n", get_config ? get_config() : "?", get_core ? get_core() : "?",
-           get_threads ? get_threads() : -1);
+    printf("OpenBLAS: %s, core %s, %d threads\n", get_config ? get_config() : "?", get_core ? get_core() : "?", get_threads ? get_threads() : -1);
   }
   if (!sgemm) printf("OpenBLAS not available (%s): cgrad only\n", blas ? "no cblas_sgemm" : dlerror());
-  printf("cgrad fp32 matmul, CG_THREADS=%d, cgrad budget %.0f s per size\n\n", threads, budget);
-
-  float *A[MAXN], *B[MAXN], *Ccg[MAXN];
-  double gcg[MAXN], tcg[MAXN];
-  int runs_cg[MAXN];
+  double peak = fma_peak(threads);
+  printf("cgrad fp32 matmul, %d thread%s, measured FMA peak %.1f GFLOP/s, cgrad budget %.0f s per shape\n\n", threads, threads == 1 ? "" : "s", peak,
+         budget);
+  fflush(stdout);
+  bool nopack = getenv("CG_BENCH_NOPACK") && atoi(getenv("CG_BENCH_NOPACK"));
+  float *A[MAXS], *B[MAXS], *Ccg[MAXS];
+  double gcg[MAXS], tcg[MAXS], tpk[MAXS], gnp[MAXS];
+  int runs_cg[MAXS];
   /* ---- phase 1: cgrad ---- */
-  for (int s = 0; s < nn; s++) {
-    int n = ns[s];
-    size_t nel = (size_t)n * n;
-    A[s] = malloc(nel * 4), B[s] = malloc(nel * 4), Ccg[s] = malloc(nel * 4);
-    if (!A[s] || !B[s] || !Ccg[s]) return fprintf(stderr, "out of memory\n"), 1;
-    srand(1000 + n);
-    for (size_t i = 0; i < nel; i++) A[s][i] = (float)rand() / RAND_MAX * 2 - 1, B[s][i] = (float)rand() / RAND_MAX * 2 - 1;
-    int64_t shp[2] = {n, n};
-    cg_tensor *ta = cg_from_data(A[s], CG_FLOAT32, shp, 2), *tb = cg_from_data(B[s], CG_FLOAT32, shp, 2);
+  for (int s = 0; s < ns; s++) {
+    int m = sh[s].m, k = sh[s].k, n = sh[s].n;
+    size_t na = (size_t)m * k, nb = (size_t)k * n, nc = (size_t)m * n;
+    A[s] = malloc(na * 4), B[s] = malloc(nb * 4), Ccg[s] = malloc(nc * 4);
+    if (!A[s] || !B[s] || !Ccg[s]) fprintf(stderr, "out of memory\n"), exit(1);
+    srand(1000 + m + 7 * k + 13 * n);
+    for (size_t i = 0; i < na; i++) A[s][i] = (float)rand() / RAND_MAX * 2 - 1;
+    for (size_t i = 0; i < nb; i++) B[s][i] = (float)rand() / RAND_MAX * 2 - 1;
+    cg_tensor *ta = cg_from_data(A[s], CG_FLOAT32, (int64_t[]){m, k}, 2), *tb = cg_from_data(B[s], CG_FLOAT32, (int64_t[]){k, n}, 2);
     if (!ta || !tb || cg_realize(ta) || cg_realize(tb)) die_cg("creating inputs");
-    /* warm-up (compiles the kernel), also the result to check */
-    cg_scope_begin();
+    cg_scope_begin(); /* warm-up (compiles the kernels), also the result to check */
     double t0 = now();
     cg_tensor *c = cg_matmul(ta, tb);
     if (!c || cg_realize(c)) die_cg("matmul");
     double twarm = now() - t0;
-    if (cg_read(c, CG_FLOAT32, Ccg[s], nel * 4)) die_cg("cg_read");
+    if (cg_read(c, CG_FLOAT32, Ccg[s], nc * 4)) die_cg("cg_read");
     cg_scope_end();
     int runs = (int)(budget / twarm);
     runs = runs < 1 ? 1 : runs > 7 ? 7 : runs;
-    double t[7], wall0 = now(), cpu0 = cpu_now();
-    for (int r = 0; r < runs; r++) {
-      cg_scope_begin();
-      t0 = now();
-      c = cg_matmul(ta, tb);
-      if (!c || cg_realize(c)) die_cg("matmul");
-      t[r] = now() - t0;
-      cg_scope_end();
-    }
-    double share = (cpu_now() - cpu0) / ((now() - wall0) * threads);
-    tcg[s] = median(t, runs);
-    gcg[s] = 2.0 * n * n * (double)n / tcg[s] * 1e-9;
+    double share;
+    tcg[s] = time_cgrad(ta, tb, runs, &share, threads);
+    gcg[s] = 2.0 * m * (double)k * n / tcg[s] * 1e-9;
     runs_cg[s] = runs;
-    printf("cgrad    N=%5d  %10.2f ms  %8.2f GFLOP/s  (warm-up incl. compile %.2f ms; median of %d run%s; CPU use %.0f%% of %d threads%s)\n",
-           n, 1e3 * tcg[s], gcg[s], 1e3 * twarm, runs, runs == 1 ? "" : "s", 100 * share, threads,
+    tpk[s] = time_pack(tb, k, n, runs);
+    gnp[s] = NAN;
+    if (nopack) {
+      double sh2;
+      cg_set_config("PACK", "0");
+      cg_scope_begin();
+      cg_tensor *c2 = cg_matmul(ta, tb); /* compiles the unpacked kernel */
+      if (!c2 || cg_realize(c2)) die_cg("matmul");
+      cg_scope_end();
+      gnp[s] = 2.0 * m * (double)k * n / time_cgrad(ta, tb, runs, &sh2, threads) * 1e-9;
+      cg_set_config("PACK", "1");
+    }
+    printf("cgrad    %5dx%5dx%5d  %10.2f ms  %8.2f GFLOP/s  %5.1f%% peak  (warm-up incl. compile %.2f ms; median of %d run%s; CPU use %.0f%% of %d "
+           "threads%s)\n",
+           m, k, n, 1e3 * tcg[s], gcg[s], 100 * gcg[s] / peak, 1e3 * twarm, runs, runs == 1 ? "" : "s", 100 * share, threads,
            share < 0.9 ? ": CONTENDED, rerun on a quiet machine" : "");
     fflush(stdout);
     cg_free(ta), cg_free(tb);
   }
   /* ---- phase 2: OpenBLAS ---- */
-  double gbl[MAXN], tbl[MAXN], diff[MAXN], rel[MAXN];
-  for (int s = 0; s < nn; s++) {
-    gbl[s] = tbl[s] = diff[s] = rel[s] = NAN;
+  double gbl[MAXS], tbl[MAXS], rel[MAXS];
+  for (int s = 0; s < ns; s++) {
+    gbl[s] = tbl[s] = rel[s] = NAN;
     if (!sgemm) continue;
-    int n = ns[s];
-    size_t nel = (size_t)n * n;
-    float *C = malloc(nel * 4);
-    if (!C) return fprintf(stderr, "out of memory\n"), 1;
-    sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A[s], n, B[s], n, 0.0f, C, n);
-    double m = 0, cmax = 0;
-    for (size_t i = 0; i < nel; i++) {
-      double d = fabs((double)C[i] - (double)Ccg[s][i]);
-      if (!(d <= m)) m = d;
+    int m = sh[s].m, k = sh[s].k, n = sh[s].n;
+    size_t nc = (size_t)m * n;
+    float *C = malloc(nc * 4);
+    if (!C) fprintf(stderr, "out of memory\n"), exit(1);
+    sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A[s], k, B[s], n, 0.0f, C, n);
+    double d = 0, cmax = 0;
+    for (size_t i = 0; i < nc; i++) {
+      double e = fabs((double)C[i] - (double)Ccg[s][i]);
+      if (!(e <= d)) d = e;
       if (fabs(C[i]) > cmax) cmax = fabs(C[i]);
     }
-    diff[s] = m, rel[s] = m / cmax;
-    for (int r = 0; r < 3; r++) sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A[s], n, B[s], n, 0.0f, C, n);
+    rel[s] = d / (cmax > 0 ? cmax : 1);
+    double t0 = now();
+    for (int r = 0; r < 3; r++) sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A[s], k, B[s], n, 0.0f, C, n);
+    int runs = (int)(budget / ((now() - t0) / 3 + 1e-9));
+    runs = runs < 3 ? 3 : runs > 11 ? 11 : runs;
     double t[11];
-    for (int r = 0; r < 11; r++) {
-      double t0 = now();
-      sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A[s], n, B[s], n, 0.0f, C, n);
+    for (int r = 0; r < runs; r++) {
+      t0 = now();
+      sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A[s], k, B[s], n, 0.0f, C, n);
       t[r] = now() - t0;
     }
-    tbl[s] = median(t, 11);
-    gbl[s] = 2.0 * n * n * (double)n / tbl[s] * 1e-9;
-    printf("OpenBLAS N=%5d  %10.2f ms  %8.2f GFLOP/s  (median of 11 runs)  max|cgrad - OpenBLAS| %.3g (%.2g of max|C|)%s\n", n,
-           1e3 * tbl[s], gbl[s], m, rel[s], rel[s] > 1e-4 ? "  <-- MISMATCH" : "");
+    tbl[s] = median(t, runs);
+    gbl[s] = 2.0 * m * (double)k * n / tbl[s] * 1e-9;
+    printf("OpenBLAS %5dx%5dx%5d  %10.2f ms  %8.2f GFLOP/s  %5.1f%% peak  (median of %d runs)  max|cgrad - OpenBLAS| %.3g (%.2g of max|C|)%s\n", m, k,
+           n, 1e3 * tbl[s], gbl[s], 100 * gbl[s] / peak, runs, d, rel[s], rel[s] > 1e-4 ? "  <-- MISMATCH" : "");
     free(C);
   }
-  printf("\n  %6s %12s %12s %12s %12s %12s %10s\n", "N", "cgrad ms", "cgrad GF/s", "BLAS ms", "BLAS GF/s", "cgrad/BLAS", "cg runs");
-  for (int s = 0; s < nn; s++)
-    printf("  %6d %12.2f %12.2f %12.3f %12.2f %12.4f %10d\n", ns[s], 1e3 * tcg[s], gcg[s], 1e3 * tbl[s], gbl[s], gcg[s] / gbl[s],
-           runs_cg[s]);
-  for (int s = 0; s < nn; s++) free(A[s]), free(B[s]), free(Ccg[s]);
+  printf("\n  threads %d, FMA peak %.1f GFLOP/s\n  %-16s %10s %10s %7s %10s %10s %7s %10s %8s%s\n", threads, peak, "MxKxN", "cgrad ms", "cgrad GF/s", "%peak",
+         "BLAS ms", "BLAS GF/s", "%peak", "cgrad/BLAS", "pack ms", nopack ? "  no-pack GF/s" : "");
+
+  for (int s = 0; s < ns; s++) {
+    char nm[48];
+    snprintf(nm, sizeof nm, "%dx%dx%d", sh[s].m, sh[s].k, sh[s].n);
+    printf("  %-16s %10.2f %10.2f %7.1f %10.3f %10.2f %7.1f %10.3f %8.3f", nm, 1e3 * tcg[s], gcg[s], 100 * gcg[s] / peak, 1e3 * tbl[s], gbl[s],
+           100 * gbl[s] / peak, gcg[s] / gbl[s], 1e3 * tpk[s]);
+    if (nopack) printf("  %13.2f", gnp[s]);
+    printf("\n");
+  }
+  printf("  (cgrad runs per shape:");
+  for (int s = 0; s < ns; s++) printf(" %d", runs_cg[s]);
+  printf(")\n");
+  printf("\n");
+  fflush(stdout);
+  for (int s = 0; s < ns; s++) free(A[s]), free(B[s]), free(Ccg[s]);
+}
+
+int main(int argc, char **argv) {
+  shape sh[MAXS];
+  int ns = 0;
+  for (int i = 1; i < argc && ns < MAXS; i++) {
+    int m, k, n;
+    if (sscanf(argv[i], "%dx%dx%d", &m, &k, &n) == 3) sh[ns++] = (shape){m, k, n};
+    else if ((m = atoi(argv[i])) > 0) sh[ns++] = (shape){m, m, m};
+    else return fprintf(stderr, "bench_matmul: expected N or MxKxN, got '%s'\n", argv[i]), 2;
+  }
+  if (!ns) {
+    static const shape def[] = {{512, 512, 512}, {1024, 1024, 1024}, {2048, 2048, 2048}, {4096, 4096, 4096},
+                                {512, 576, 10},  {8192, 384, 1536}, {8192, 1536, 384}};
+    for (size_t i = 0; i < sizeof def / sizeof def[0]; i++) sh[ns++] = def[i];
+  }
+  const char *be = getenv("CG_BENCH_BUDGET");
+  double budget = be ? atof(be) : 60.0;
+  const char *tl = getenv("CG_BENCH_THREADS");
+  char list[64];
+  snprintf(list, sizeof list, "%s", tl ? tl : "1,2");
+  for (char *save = NULL, *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+    int threads = atoi(w);
+    if (threads < 1) continue;
+    fflush(stdout);
+    pid_t pid = fork(); /* a fresh process per thread count: the pool is sized once */
+    if (pid == 0) {
+      run(sh, ns, threads, budget);
+      fflush(stdout);
+      _exit(0);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) return fprintf(stderr, "bench_matmul: the %d-thread run failed\n", threads), 1;
+  }
   return 0;
 }

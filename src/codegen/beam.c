@@ -1,5 +1,7 @@
 /* BEAM search over opt lists (ARCHITECTURE §6): BEAM=n keeps the n fastest lists each
- * round, extends each by one opt (an UPCAST, UNROLL or THREAD that divides its axis),
+ * round, extends each by one opt (an UPCAST, UNROLL, THREAD or TILE that divides its axis;
+ * a GEMM starts from the heuristic's list and other register tiles and column blocks,
+ * opt_gemm_candidates),
  * compiles the new candidates together (dev->compile_many: every core) and times them on
  * scratch buffers of the kernel's sizes; it stops when a round finds nothing faster or
  * BEAM_BUDGET_S (default 10) seconds have passed. The winner is kept on disk in the
@@ -247,7 +249,18 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
   if (ok) {
     c[nc].n = opt_heuristic(low, c[nc].o);
     nc++;
-    time_all(&s, c, nc, INFINITY);
+    time_all(&s, c, nc, INFINITY); /* also measures what one compile takes */
+    /* a GEMM: other register tiles and column blocks too, as many as compile in half the
+     * time left */
+    opt alt[24][MAX_OPTS];
+    int lens[24], na = opt_gemm_candidates(low, alt, lens, 24), fit = s.compile_s > 0 ? (int)((s.deadline - now()) / 2 / s.compile_s) : na;
+    if (fit < 2) fit = 2; /* as a round: at least two */
+    for (int i = 0; i < na && nc - 1 < fit; i++) {
+      cand x = {.n = lens[i]};
+      memcpy(x.o, alt[i], sizeof(opt) * (size_t)lens[i]);
+      if (!same_list(&x, &c[0])) c[nc++] = x;
+    }
+    if (nc > 1) time_all(&s, c + 1, nc - 1, c[0].t);
     qsort(c, (size_t)nc, sizeof *c, by_time);
     best = c[0];
   }
@@ -259,15 +272,19 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
     if (!next) break;
     for (int b = 0; b < nbeam && isfinite(c[b].t); b++) {
       if (c[b].n >= MAX_OPTS - 1) continue;
-      bool threaded = false;
-      for (int i = 0; i < c[b].n; i++) threaded |= c[b].o[i].kind == OPT_THREAD;
+      bool threaded = false, tiled = false;
+      for (int i = 0; i < c[b].n; i++) threaded |= c[b].o[i].kind == OPT_THREAD, tiled |= c[b].o[i].kind == OPT_TILE;
       for (int r = 0; r < nr; r++) {
         bool red = rng[r]->arg.v[1] == RANGE_REDUCE;
         int64_t size = rng[r]->src[0]->arg.i;
         static const int amounts[] = {2, 3, 4, 5, 7, 8, 16};
-        for (int a = -1; a < 7 && nn < 32; a++) { /* a round compiles at most 32 */
+        for (int a = -6; a < 7 && nn < 32; a++) { /* a round compiles at most 32 */
           cand x = c[b];
-          if (a < 0) {
+          if (a < -1) { /* cache blocks of an output axis: 1, 2, 4, 8, 16 trips (opt_apply
+                         * refuses those that do not divide what the list left) */
+            if (red || tiled) continue;
+            x.o[x.n++] = (opt){OPT_TILE, (int16_t)rng[r]->arg.v[0], 1 << (a + 6)};
+          } else if (a < 0) {
             if (red || threaded) continue;
             x.o[x.n++] = (opt){OPT_THREAD, (int16_t)rng[r]->arg.v[0], 0};
           } else {

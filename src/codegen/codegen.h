@@ -21,12 +21,14 @@
 #include <stddef.h>
 
 /* RANGE arg = [axis id, kind]. Output ranges have axis id = their dim, reduce ranges 100+;
- * an UPCAST range holds the lanes of an upcast axis until the expand pass removes it. */
-enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3, RANGE_UNROLL = 4 };
+ * an UPCAST range holds the lanes of an upcast axis until the expand pass removes it; a
+ * TILE range (arg [axis, RANGE_TILE, n]) is the block loop of a tiled output axis, which
+ * the linearizer places outside every other loop. */
+enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3, RANGE_UNROLL = 4, RANGE_TILE = 5 };
 
 /* ---- opts (opt.c) ---------------------------------------------------------------------- */
 typedef enum {
-#define OPT_KINDS(X) X(UPCAST) X(UNROLL) X(THREAD)
+#define OPT_KINDS(X) X(UPCAST) X(UNROLL) X(THREAD) X(TILE) X(PADTO)
 #define OPT_ENUM_(n) OPT_##n,
   OPT_KINDS(OPT_ENUM_)
 #undef OPT_ENUM_
@@ -35,7 +37,16 @@ typedef enum {
 /* UPCAST(axis, n): output axis split into n lanes computed together (a vector when the
  *                 lanes are contiguous in memory, else unrolled copies).
  * UNROLL(axis, n): reduce axis split into n unrolled steps per loop trip.
- * THREAD(axis, 0): this output axis is the one split across threads (at most one). */
+ * THREAD(axis, 0): this output axis is the one split across threads (at most one).
+ * TILE(axis, n):   cache blocking: output axis r = tile*n + r', the tile loop (r/n trips)
+ *                 outermost, outside the THREAD loop, so every thread works through one
+ *                 block of n trips of r for all of its rows before the next (a GEMM's B
+ *                 panels stay in L2 while A streams past them).
+ * PADTO(axis, m):  the axis (output or reduce) runs to its size rounded up to m; loads and
+ *                 stores of the extra trips are masked off (a reduction adds its identity
+ *                 there), so UPCAST / UNROLL by m apply to sizes m does not divide (1000,
+ *                 1023, primes). Masked vector loads and stores where the mask varies by
+ *                 lane (the tail of a row). */
 typedef struct {
   uint8_t kind;
   int16_t axis;   /* the RANGE's axis id */
@@ -57,6 +68,24 @@ void opts_str(const opt *o, int n, char *buf, size_t nbuf);
 uop *subst_range(uop *u, uop *from, uop *to);
 /* The heuristic's opts for a lowered kernel; returns how many (0 with NOOPT=1). */
 int opt_heuristic(uop *sink, opt *out);
+/* The layout step of a GEMM C(rows, cols) = A(rows, k) B(k, cols): the width of the
+ * column panels the tensor layer packs B into before the GEMM kernel (the heuristic's
+ * register tile is 2 vectors of 16 columns), or 0 to read B where it is: small, narrow or
+ * short products, where the copy would cost about what it saves, and dtypes without a
+ * vector tile; a b whose columns are not contiguous (b_transposed: x @ w.T) is packed
+ * from small sizes on, since it would be gathered. PACK=0 turns it off (to measure what
+ * it gains), PACK=2 packs every f32 product of 16 columns or more (tests). */
+int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, dtype dt);
+/* For a GEMM kernel, other complete opt lists worth timing (other register tiles and
+ * column blocks; BEAM starts from them with the heuristic's); returns how many (0: not a
+ * GEMM). */
+int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max);
+/* Of the addresses ix (INDEX nodes), how many loads step by one element along range r
+ * and how many by more (gathers). */
+void strides_along(uop *sink, uop **ix, int nix, uop *r, int64_t w, int *unit, int *other);
+/* The output range a reduction kernel vectorizes along (opt_vector.c): the last, or one
+ * with a wider vector and no gathers. rng: its output ranges by axis. */
+uop *opt_vector_dim(uop *sink, uop **ix, int nix, uop **rng, int nr);
 /* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */

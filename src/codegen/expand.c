@@ -127,9 +127,8 @@ static uop *vec_uncached(vctx *c, uop *x) {
   }
   if (x->op == OP_LOAD) {
     uop *ix = x->src[0];
-    bool gate_dep = ix->nsrc > 2 && depends(ix->src[2], c->lane, &c->dep);
-    if (!gate_dep && contiguous(ix->src[1], c->lane, c->w)) {
-      uop *s[3] = {ix->src[0], with_lane(ix->src[1], c->lane, 0), ix->nsrc > 2 ? ix->src[2] : NULL};
+    if (contiguous(ix->src[1], c->lane, c->w)) { /* a gate that varies by lane: a masked load */
+      uop *s[3] = {ix->src[0], with_lane(ix->src[1], c->lane, 0), ix->nsrc > 2 ? vec(c, ix->src[2]) : NULL};
       uop *vix = uop_new(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c->w), ADDR_GLOBAL), s, (int)ix->nsrc, arg_none());
       uop *ls[2] = {vix, x->nsrc > 1 ? broadcast(c, x->src[1]) : NULL};
       return uop_new(OP_LOAD, dt_vec(x->dt, (int)c->w), ls, (int)x->nsrc, arg_none());
@@ -160,14 +159,24 @@ static uop *vec(vctx *c, uop *x) {
 
 static uop *vectorize_stores(uop *sink, uop *lane) {
   vctx c = {.lane = lane, .w = lane->src[0]->arg.i};
-  uop **st = ir_malloc(sizeof(uop *) * sink->nsrc);
+  uop **st = ir_malloc(sizeof(uop *) * sink->nsrc * (size_t)c.w);
   if (!st) return NULL;
+  int ns = 0;
   for (uint32_t i = 0; i < sink->nsrc; i++) {
     uop *ix = sink->src[i]->src[0], *v = sink->src[i]->src[1];
-    uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c.w), ADDR_GLOBAL), ix->src[0], with_lane(ix->src[1], lane, 0));
-    st[i] = uop_new2(OP_STORE, dt_void(), vix, vec_or_broadcast(&c, v));
+    if (!contiguous(ix->src[1], lane, c.w)) { /* a strided output (see vector_lane): lane by lane */
+      uop *vv = vec_or_broadcast(&c, v);
+      for (int64_t k = 0; k < c.w && vv; k++) { /* !vv: out of memory, the pass fails */
+        uop *six = uop_new2(OP_INDEX, ix->dt, ix->src[0], with_lane(ix->src[1], lane, k));
+        st[ns++] = uop_new2(OP_STORE, dt_void(), six, uop_new1(OP_GEP, dt_scalar_of(vv->dt), vv, arg_int(k)));
+      }
+      continue;
+    }
+    uop *s[3] = {ix->src[0], with_lane(ix->src[1], lane, 0), ix->nsrc > 2 ? vec(&c, ix->src[2]) : NULL};
+    uop *vix = uop_new(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c.w), ADDR_GLOBAL), s, (int)ix->nsrc, arg_none());
+    st[ns++] = uop_new2(OP_STORE, dt_void(), vix, vec_or_broadcast(&c, v));
   }
-  uop *out = uop_new(OP_SINK, dt_void(), st, (int)sink->nsrc, arg_none());
+  uop *out = uop_new(OP_SINK, dt_void(), st, ns, arg_none());
   free(st);
   uopset_free(&c.dep);
   uopset_free(&c.memo);
@@ -189,23 +198,62 @@ static uop *unroll(uop *sink, uop *lane) {
   return out;
 }
 
-/* The lane to make vectors of: contiguous in every store, a vector width, and every
- * value along it of a vector dtype. The widest such. */
+static bool in_reduction(uop *u, uopset *memo) {
+  if (u->op == OP_RANGE) return u->arg.v[1] == RANGE_REDUCE;
+  uintptr_t m = (uintptr_t)uopset_get(memo, u);
+  if (m) return m == 2;
+  bool r = false;
+  if (u->op != OP_DEFINE_GLOBAL)
+    for (uint32_t i = 0; i < u->nsrc && !r; i++) r = in_reduction(u->src[i], memo);
+  uopset_put(memo, u, (void *)(uintptr_t)(1 + r));
+  return r;
+}
+
+/* Whether every load inside the reduction that moves along the lane reads contiguous
+ * addresses (no gathers; one per output outside it is cheap), and whether the kernel
+ * reduces. */
+static void loads_along(uop *u, uop *lane, int64_t w, uopset *dep, uopset *seen, uopset *red, bool *contig, bool *reduce) {
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
+  if (u->op == OP_REDUCE) *reduce = true;
+  if (u->op == OP_LOAD && depends(u, lane, dep) && in_reduction(u->src[0], red)) {
+    uop *ix = u->src[0];
+    if ((ix->nsrc > 2 && depends(ix->src[2], lane, dep)) || !contiguous(ix->src[1], lane, w)) *contig = false;
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++) loads_along(u->src[i], lane, w, dep, seen, red, contig, reduce);
+}
+
+/* The lane to make vectors of: a vector width, every value along it of a vector dtype,
+ * and contiguous in every store -- or, in a reduction whose loads along it are all
+ * contiguous or lane-invariant (a convolution vectorized along its output channels over
+ * a re-laid-out weight), stored lane by lane once the reduction is done. The widest such,
+ * contiguous stores first among equals. */
 static uop *vector_lane(uop *sink, uop **lanes, int n) {
   uop *best = NULL;
+  int64_t best_score = 0;
   for (int i = 0; i < n; i++) {
     int64_t w = lanes[i]->src[0]->arg.i;
-    if ((w != 2 && w != 4 && w != 8 && w != 16) || (best && w <= best->src[0]->arg.i)) continue;
-    bool ok = true;
+    if (w != 2 && w != 4 && w != 8 && w != 16) continue;
+    bool ok = true, cstore = true;
     uopset dep = {0}, seen = {0};
     for (uint32_t s = 0; s < sink->nsrc && ok; s++) {
       uop *ix = sink->src[s]->src[0];
-      ok = vec_dtype(ix->src[0]->dt) && !(ix->nsrc > 2) && contiguous(ix->src[1], lanes[i], w);
+      bool cont = contiguous(ix->src[1], lanes[i], w);
+      /* a gated store (PADTO's tail) is a vector only where it is contiguous */
+      ok = vec_dtype(ix->src[0]->dt) && (cont || ix->nsrc <= 2);
+      cstore = cstore && cont;
     }
     ok = ok && vectorizable(sink, lanes[i], &dep, &seen);
+    if (ok && !cstore) {
+      bool contig = true, reduce = false;
+      uopset s2 = {0}, red = {0};
+      loads_along(sink, lanes[i], w, &dep, &s2, &red, &contig, &reduce);
+      uopset_free(&s2), uopset_free(&red);
+      ok = contig && reduce;
+    }
     uopset_free(&dep);
     uopset_free(&seen);
-    if (ok) best = lanes[i];
+    int64_t score = 2 * w + cstore;
+    if (ok && score > best_score) best = lanes[i], best_score = score;
   }
   return best;
 }

@@ -1,6 +1,7 @@
 /* The linearizer: an optimized kernel graph becomes an ordered, block-structured list of
  * instructions (codegen.h). Decided here, once, for every backend:
- *   - loop order: the THREAD range outermost, then the other output ranges by axis;
+ *   - loop order: cache-tile ranges outermost, then the THREAD range, then the other
+ *     output ranges by axis;
  *   - placement: a value is computed in the innermost loop it depends on; what does not
  *     depend on a reduction's ranges is computed before its loop (hoisted);
  *   - accumulators: every pending REDUCE over the same ranges (the lanes of an upcast
@@ -220,6 +221,9 @@ static int max_slot(uop *u, uopset *seen) {
   return m;
 }
 
+/* Where an output loop goes: tiles outermost, then the thread range, then the others. */
+static int loop_rank(const uop *r) { return r->arg.v[1] == RANGE_TILE ? 0 : r->arg.v[1] == RANGE_THREAD ? 1 : 2; }
+
 bool linearize(uop *sink, linear *out) {
   memset(out, 0, sizeof *out);
   lctx c = {.l = out, .ok = true, .nomem0 = uop_nomem_events()};
@@ -241,7 +245,8 @@ bool linearize(uop *sink, linear *out) {
     int s = (int)sink->src[i]->src[0]->src[0]->arg.v[0] + 1;
     if (s > out->nout) out->nout = s;
   }
-  /* output loops: the thread range first, then by axis */
+  /* output loops: cache tiles first (in the order their opts came), then the thread range,
+   * then by axis */
   uop *outer[64];
   int no = 0;
   for (int i = 0; i < nr; i++)
@@ -249,11 +254,14 @@ bool linearize(uop *sink, linear *out) {
   for (int i = 1; i < no; i++)
     for (int j = i; j > 0; j--) {
       uop *a = outer[j - 1], *b = outer[j];
-      bool swap = b->arg.v[1] == RANGE_THREAD || (a->arg.v[1] != RANGE_THREAD && b->arg.v[0] < a->arg.v[0]);
+      int ka = loop_rank(a), kb = loop_rank(b);
+      bool swap = kb < ka || (kb == ka && (ka == 0 ? b->arg.v[2] < a->arg.v[2] : b->arg.v[0] < a->arg.v[0]));
       if (!swap) break;
       outer[j - 1] = b, outer[j] = a;
     }
-  out->global = no && outer[0]->arg.v[1] == RANGE_THREAD ? outer[0]->src[0]->arg.i : 1;
+  out->global = 1;
+  for (int i = 0; i < no; i++)
+    if (outer[i]->arg.v[1] == RANGE_THREAD) out->global = outer[i]->src[0]->arg.i;
   for (int i = 0; i < no; i++) open_loop(&c, outer[i]);
   for (uint32_t s = 0; s < sink->nsrc; s++) {
     uop *st = sink->src[s];

@@ -8,19 +8,24 @@
  *   register tile of 64 accumulators.
  *   UNROLL(axis, n): a reduce range r becomes r' (size/n); each trip adds n values.
  *   THREAD(axis): the output range split across threads.
+ *   TILE(axis, n): r = tile*n + r', the tile loop outermost (RANGE_TILE, linearize.c).
+ *   PADTO(axis, m): r runs to its size rounded up to m, the extra trips masked (padto).
  *
- * The heuristic: upcast the last output dim by 16, 8 or 4 (the lanes of an elementwise
- * kernel become one vector op each); kernels with a reduction get a register tile of up
- * to ~20 vector accumulators: the vector dim twice (2 x 16 lanes) or the rest of a short
- * row, times 8, 4 or 2 of the dim that shares the most loads (a GEMM: 8 rows x 32
- * columns); thread the outermost output range left.
- * NOOPT=1 turns it off. */
+ * The heuristic, one function per kind of kernel: a GEMM (heuristic_gemm: matched by
+ * structure, BLAS's register tile, column blocks, threads on rows); any other kernel
+ * (the generic branch in opt_heuristic): upcast the last output dim by 16, 8 or 4 (the
+ * lanes of an elementwise kernel become one vector op each); kernels with a reduction get
+ * a register tile of up to ~20 vector accumulators: the vector dim twice (2 x 16 lanes) or
+ * the rest of a short row, times 8, 4 or 2 of the dim that shares the most loads; thread
+ * the outermost output range left.
+ * NOOPT=1 turns it off; GEMM_OPTS=0 sends GEMMs to the generic branch. */
 #include "codegen.h"
 #include "core/config.h"
 #include "uop/rewrite.h"
 #include "uop/symbolic.h"
 #include "uop/uopset.h"
 #include "core/error.h"
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -87,21 +92,35 @@ static int shared_loads(uop **ix, int nix, uop *a, uop *b) {
 }
 
 /* Of the addresses ix (INDEX nodes), how many step by one element along r (vector loads
- * if r were a vector) and how many by more (gathers). */
-static void strides_along(uop *sink, uop **ix, int nix, uop *r, int *unit, int *other) {
+ * if r were a vector) and how many by more (gathers). Judged over a tile of w lanes,
+ * r = r'*w + lane, so that a packed operand's index ((r/32)*K*32 + r%32) counts as
+ * contiguous when w divides its panel. */
+static bool lanes_contiguous(uop *off, uop *lane, int64_t w) {
+  uop *base = uop_simplify(subst_range(off, lane, ci(0)));
+  for (int64_t k = 1; k < w; k++) {
+    uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, lane, ci(k)), uop_alu1(OP_NEG, base)));
+    if (!d || d->op != OP_CONST || d->arg.i != k) return false; /* !d: out of memory, the pass fails */
+  }
+  return true;
+}
+void strides_along(uop *sink, uop **ix, int nix, uop *r, int64_t w, int *unit, int *other) {
   *unit = *other = 0;
-  /* off(r2 + 1) - off(r2), with r2 a stand-in range (substituting r by r + 1 would never
-   * reach a fixpoint) */
-  int64_t arg[2] = {r->arg.v[0], 99};
-  uop *r2 = uop_new1(OP_RANGE, DT_I32, r->src[0], arg_ints(arg, 2));
+  int64_t n = r->src[0]->arg.i;
+  if (w < 2) w = 1;
+  /* r = outer*w + lane; with w = 1 a stand-in range r2 (r -> r2 + 1 would never reach a
+   * fixpoint) and the step from r2 to r2 + 1 */
+  int64_t arg[3] = {r->arg.v[0], RANGE_UPCAST, 99};
+  uop *outer = uop_new1(OP_RANGE, DT_I32, ci((n + w - 1) / w), r->arg), *lane = uop_new1(OP_RANGE, DT_I32, ci(w > 1 ? w : n), arg_ints(arg, 3));
+  uop *as = w > 1 ? uop_alu(OP_ADD, uop_alu(OP_MUL, outer, ci(w)), lane) : lane;
   for (int i = 0; i < nix; i++) {
     bool store = false;
     for (uint32_t k = 0; k < sink->nsrc; k++) store |= sink->src[k]->src[0] == ix[i];
     if (store) continue; /* loads only */
-    uop *off = ix[i]->src[1];
-    uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, r, uop_alu(OP_ADD, r2, ci(1))), uop_alu1(OP_NEG, subst_range(off, r, r2))));
+    uop *off = uop_simplify(subst_range(ix[i]->src[1], r, as));
+    uop *d = w > 1 ? uop_simplify(uop_alu(OP_ADD, subst_range(off, lane, ci(1)), uop_alu1(OP_NEG, subst_range(off, lane, ci(0)))))
+                   : uop_simplify(uop_alu(OP_ADD, subst_range(ix[i]->src[1], r, uop_alu(OP_ADD, lane, ci(1))), uop_alu1(OP_NEG, off)));
     if (!d || (d->op == OP_CONST && d->arg.i == 0)) continue; /* does not move along r (!d: out of memory, the pass fails) */
-    if (d->op == OP_CONST && d->arg.i == 1) (*unit)++;
+    if (w > 1 ? lanes_contiguous(off, lane, w) : d->op == OP_CONST && d->arg.i == 1) (*unit)++;
     else (*other)++;
   }
 }
@@ -122,6 +141,150 @@ void opts_str(const opt *o, int n, char *buf, size_t nbuf) {
                           o[i].axis, o[i].amount);
 }
 
+/* ---- the heuristic's GEMM branch ------------------------------------------------------
+ * A kernel whose one REDUCE (ADD) sums MUL(LOAD a, LOAD b) over one range k, where a moves
+ * with an output range `rows` and k only and b with k and the last output range `cols`
+ * only, ungated: a matmul (batched or with a fused epilogue). BLAS's recipe as opts:
+ *   - a register tile of 8 rows x 2 vectors of 16 columns (16 zmm accumulators, 2 loads
+ *     of b and 8 broadcasts of a per k step): PADTO to 32 columns and 8 rows first when
+ *     they do not divide (masked tails), 8 rows x 16 columns for narrow outputs;
+ *   - TILE of the columns when k is long: each thread sweeps all its rows over one block
+ *     of columns whose packed panels (k x block floats) fit in L2 (1 MiB);
+ *   - THREAD on the rows (the batch for batched products with few rows).
+ * k is not blocked: the accumulators stay in registers over all of k, and the panels it
+ * reads come from L2 at a rate it sustains (measured: 93% of the FMA peak on 1 core). */
+typedef struct {
+  uop *rows, *cols, *k, *batch;
+} gemm_shape;
+static bool is_load_ungated(uop *u) { /* and float32: the tile is f32x16 vectors */
+  while (u->op == OP_CAST) u = u->src[0];
+  return u->op == OP_LOAD && u->src[0]->nsrc == 2 && u->dt.scalar == CG_FLOAT32 && u->dt.count <= 1;
+}
+static uop *strip_cast(uop *u) {
+  while (u->op == OP_CAST) u = u->src[0];
+  return u;
+}
+static void collect_reduces(uop *u, uopset *seen, uop **out, int *n) {
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
+  if (u->op == OP_REDUCE && *n < 4) out[(*n)++] = u;
+  for (uint32_t i = 0; i < u->nsrc; i++) collect_reduces(u->src[i], seen, out, n);
+}
+static bool moves_with(uop *off, uop *r) {
+  uopset m = {0};
+  bool d = depends_on(off, r, &m);
+  uopset_free(&m);
+  return d;
+}
+static bool gemm_match(uop *sink, uop **rng, int nr, gemm_shape *g) {
+  uop *red[4];
+  int nred = 0;
+  uopset seen = {0};
+  collect_reduces(sink, &seen, red, &nred);
+  uopset_free(&seen);
+  if (nred != 1 || red[0]->nsrc != 2 || red[0]->arg.v[0] != OP_ADD || red[0]->src[0]->op != OP_MUL || nr < 2) return false;
+  uop *m = red[0]->src[0], *k = red[0]->src[1];
+  if (!is_load_ungated(m->src[0]) || !is_load_ungated(m->src[1])) return false;
+  uop *cols = rng[nr - 1], *ld[2] = {strip_cast(m->src[0])->src[0]->src[1], strip_cast(m->src[1])->src[0]->src[1]};
+  bool dep[2][UOP_MAX_DIMS + 1];
+  for (int l = 0; l < 2; l++)
+    for (int i = 0; i <= nr; i++) dep[l][i] = moves_with(ld[l], i < nr ? rng[i] : k);
+  int b = dep[0][nr - 1] ? 0 : 1, a = 1 - b; /* b moves with the columns */
+  if (!dep[b][nr - 1] || dep[a][nr - 1] || !dep[a][nr] || !dep[b][nr]) return false;
+  /* b's columns must be contiguous (packed or row-major): a transposed b would be gathered */
+  uop *bix = strip_cast(m->src[b])->src[0];
+  int unit, other;
+  strides_along(sink, &bix, 1, cols, 32, &unit, &other);
+  if (unit != 1) return false;
+  g->rows = g->batch = NULL, g->cols = cols, g->k = k;
+  for (int i = nr - 2; i >= 0; i--) {
+    if (dep[a][i] && !dep[b][i] && !g->rows) g->rows = rng[i];
+    else if (!g->batch) g->batch = rng[i];
+  }
+  return g->rows != NULL;
+}
+static int heuristic_gemm(const gemm_shape *g, opt *out) {
+  int n = 0;
+  int64_t nc = g->cols->src[0]->arg.i, nm = g->rows->src[0]->arg.i, nk = g->k->src[0]->arg.i;
+  int16_t ac = (int16_t)g->cols->arg.v[0], am = (int16_t)g->rows->arg.v[0];
+  /* columns: 2 vectors of 16 (1 for narrow outputs), padded up when they do not divide */
+  int64_t w = nc > 16 ? 32 : 16, ncp = (nc + w - 1) / w * w;
+  if (ncp != nc) out[n++] = (opt){OPT_PADTO, ac, (int32_t)w};
+  out[n++] = (opt){OPT_UPCAST, ac, 16};
+  if (w == 32) out[n++] = (opt){OPT_UPCAST, ac, 2};
+  /* rows: 8 per tile, padded; fewer rows: all of them (16 rows with one vector of
+   * columns measured 0.67x of 8 at 512x576x10) */
+  int64_t mr = 8;
+  if (nm < mr) mr = nm;
+  if (nm % mr) out[n++] = (opt){OPT_PADTO, am, (int32_t)mr};
+  out[n++] = (opt){OPT_UPCAST, am, (int32_t)mr};
+  /* column blocks of up to 8 panels (256 columns), at least two blocks, for k >= 512 when
+   * b is over 512 KiB: fewer passes over a against a block of b in L2/L3 (measured, 1
+   * thread, thread CPU time, GFLOP/s: 512^3 205 -> 240; 1000^3 143 -> 211; 2048^3 175,
+   * blocks of 4/8/16 panels 215/228/232; 4096^3 104, blocks of 2/4/8/16/32 panels
+   * 200/209/227/210/178; none gains at k = 384) */
+  int64_t trips = ncp / w, block = 1;
+  while (block < 8 && trips % (block * 2) == 0 && block * 2 < trips) block *= 2;
+  if (nk >= 512 && ncp * nk * 4 > 512 * 1024 && block < trips) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
+  /* threads: the rows, or the batch when there are fewer row tiles than cores x 4 */
+  int64_t row_tiles = (nm + mr - 1) / mr;
+  uop *t = g->batch && row_tiles < 8 ? g->batch : row_tiles > 1 ? g->rows : trips > 1 ? g->cols : NULL;
+  if (t) out[n++] = (opt){OPT_THREAD, (int16_t)t->arg.v[0], 0};
+  return n;
+}
+
+/* BEAM's starting points for a GEMM: the heuristic's tile with other column blocks (none,
+ * 1 .. 16 panels) and other register tiles (4 rows; 6 rows x 4 vectors). */
+int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
+  uop *rng[UOP_MAX_DIMS];
+  int nr = 0, n = 0;
+  bool has_reduce = false;
+  uopset seen = {0};
+  collect(sink, &seen, rng, &nr, &has_reduce);
+  uopset_free(&seen);
+  for (int i = 1; i < nr; i++)
+    for (int j = i; j > 0 && rng[j]->arg.v[0] < rng[j - 1]->arg.v[0]; j--) {
+      uop *t = rng[j];
+      rng[j] = rng[j - 1], rng[j - 1] = t;
+    }
+  gemm_shape g;
+  if (!has_reduce || !gemm_match(sink, rng, nr, &g) || g.cols->src[0]->arg.i < 8) return 0;
+  opt base[MAX_OPTS];
+  int nb = heuristic_gemm(&g, base);
+  int16_t ac = (int16_t)g.cols->arg.v[0], am = (int16_t)g.rows->arg.v[0];
+  int64_t nm = g.rows->src[0]->arg.i, nc = g.cols->src[0]->arg.i;
+  static const int blocks[] = {0, 1, 2, 4, 8, 16};
+  static const int tiles[][2] = {{8, 2}, {4, 2}, {6, 4}, {8, 1}}; /* rows, vectors of 16 columns */
+  for (int t = 0; t < 4; t++) {
+    int rows = tiles[t][0], vecs = tiles[t][1];
+    int64_t w = 16 * vecs, trips = (nc + w - 1) / w;
+    if (nc <= 16 * (vecs - 1) || nm < rows) continue;
+    for (int b = 0; b < 6 && n < max; b++) {
+      if (blocks[b] && (trips % blocks[b] || blocks[b] >= trips)) continue;
+      opt *o = lists[n];
+      int k = 0;
+      if (nc % w) o[k++] = (opt){OPT_PADTO, ac, (int32_t)w};
+      o[k++] = (opt){OPT_UPCAST, ac, 16};
+      if (vecs > 1) o[k++] = (opt){OPT_UPCAST, ac, vecs};
+      if (nm % rows) o[k++] = (opt){OPT_PADTO, am, rows};
+      o[k++] = (opt){OPT_UPCAST, am, rows};
+      if (blocks[b]) o[k++] = (opt){OPT_TILE, ac, blocks[b]};
+      for (int i = 0; i < nb; i++)
+        if (base[i].kind == OPT_THREAD) o[k++] = base[i];
+      lens[n++] = k;
+    }
+  }
+  return n;
+}
+
+/* The largest c <= min(8, cap) dividing sz (powers of two only if pow2), or 0. Unrolled
+ * lanes next to a vector dim need not be a power of two: a 7- or 14-wide output (resnet's
+ * last stages) gets 7 rows of accumulators instead of 1 or 2. */
+static int64_t tile_of(int64_t sz, int64_t cap, bool pow2) {
+  for (int64_t c = cap < 8 ? cap : 8; c >= 2; c--)
+    if (sz % c == 0 && (!pow2 || (c & (c - 1)) == 0)) return c;
+  return 0;
+}
+
 int opt_heuristic(uop *sink, opt *out) {
   if (cfg_int("NOOPT", 0)) return 0;
   uop *rng[UOP_MAX_DIMS];
@@ -136,6 +299,8 @@ int opt_heuristic(uop *sink, opt *out) {
       uop *t = rng[j];
       rng[j] = rng[j - 1], rng[j - 1] = t;
     }
+  gemm_shape g;
+  if (has_reduce && cfg_int("GEMM_OPTS", 1) && gemm_match(sink, rng, nr, &g) && g.cols->src[0]->arg.i >= 8) return heuristic_gemm(&g, out);
   uop *ix[256], *up[2];
   int nix = 0, nup = 0;
   uopset seen_ix = {0};
@@ -143,14 +308,14 @@ int opt_heuristic(uop *sink, opt *out) {
   uopset_free(&seen_ix);
   /* first: the last output dim by 16, 8 or 4 (contiguous lanes); if it does not divide,
    * the largest dim that divides by 4 (kernels with a reduction only) */
-  uop *last = rng[nr - 1];
+  uop *last = has_reduce ? opt_vector_dim(sink, ix, nix, rng, nr) : rng[nr - 1];
   int64_t n_last = last->src[0]->arg.i;
   static const int64_t tries[] = {16, 8, 4};
   int64_t first = 0;
   /* a vector along the output's last dim only if its loads are mostly contiguous there
    * (else they would be gathers: a reduction's rows, e.g., are better read as vectors) */
   int unit, other;
-  strides_along(sink, ix, nix, last, &unit, &other);
+  strides_along(sink, ix, nix, last, n_last % 32 == 0 ? 32 : n_last % 16 == 0 ? 16 : n_last % 8 == 0 ? 8 : 4, &unit, &other);
   for (int t = 0; t < 3 && !first && (!has_reduce || other <= unit); t++)
     if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
   bool vec_out = first != 0;
@@ -193,13 +358,14 @@ int opt_heuristic(uop *sink, opt *out) {
   int best_score = -1;
   for (int i = 0; nup == 1 && has_reduce && i < nr; i++) {
     int64_t sz = rng[i]->src[0]->arg.i;
-    if (rng[i] == up[0] || sz % 2 || sz < 4) continue;
+    if (rng[i] == up[0] || sz < 2 || (vec_out ? tile_of(sz, budget / nvec, false) < 2 : (sz % 2 || sz < 4))) continue;
     int score = shared_loads(ix, nix, rng[i], up[0]);
     if (score > best_score || (score == best_score && sz > best->src[0]->arg.i)) best = rng[i], best_score = score;
   }
   if (best) {
     int64_t sz = best->src[0]->arg.i, a = 0;
     if (!vec_out) budget = 16 / (first ? first : 1); /* every lane of the first is an accumulator */
+    if (vec_out) a = tile_of(sz, budget / nvec, false); /* 7 rows of a 7x7 output too */
     for (int64_t c = 8; c >= 2 && !a; c /= 2)
       if (sz % c == 0 && sz > c / 2 && nvec * c <= budget) a = c;
     if (!first && a) first = a; /* no vector dim: this one is the tile */
@@ -218,9 +384,24 @@ int opt_heuristic(uop *sink, opt *out) {
   return n;
 }
 
+int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, dtype dt) {
+  int mode = (int)cfg_int("PACK", 1);
+  if (!mode || dt.scalar != CG_FLOAT32 || dt.count > 1 || cols < 16) return 0;
+  if (mode == 2) return 32; /* always (tests) */
+  /* a transposed b (x @ w.T) would be gathered: its copy pays from a few row tiles on
+   * (small products stay one kernel) */
+  if (b_transposed) return rows >= 64 && k >= 32 && cols >= 32 && rows * k * cols >= 64 * 64 * 64 ? 32 : 0;
+  /* measured on the Zen 5 VM: packing gains from N = 1024 up (rows of 4 KiB alias in L1/L2)
+   * and costs a little at 512 */
+  if (rows < 128 || cols < 64 || k < 128 || rows * k * cols < (int64_t)512 * 512 * 1024) return 0;
+  return 32;
+}
+
 static uop *find_range(uop *u, int64_t axis, uopset *seen) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return NULL;
-  if (u->op == OP_RANGE) return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST && u->arg.v[1] != RANGE_UNROLL ? u : NULL;
+  if (u->op == OP_RANGE)
+    return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST && u->arg.v[1] != RANGE_UNROLL && u->arg.v[1] != RANGE_TILE ? u : NULL;
+
   for (uint32_t i = 0; i < u->nsrc; i++) {
     uop *r = find_range(u->src[i], axis, seen);
     if (r) return r;
@@ -257,6 +438,95 @@ static uop *unroll_reduce(rw_match *m) {
 static const rw_rule unroll_rules[] = {RULE("REDUCE", unroll_reduce)};
 static RULESET(rs_unroll, "opt_unroll", unroll_rules);
 
+/* PADTO: r (size n) becomes rp (size np). Stores whose offset moves with rp get the gate
+ * rp < n; a REDUCE over rp adds its identity where the gate is off. A load that moves
+ * with rp either gets the gate too (reads 0 past the end: a masked vector load when rp
+ * runs along its contiguous elements, a row's tail) or, when rp strides over rows, reads
+ * at min(rp, n-1) instead: in bounds, computed once outside the inner loops, and its value
+ * only reaches masked stores or the identity (a gated scalar load in a GEMM's k loop
+ * costs a branch per element). */
+typedef struct {
+  uop *rp, *valid, *clamped, *stand_in;
+  int64_t lanes; /* the lane groups in which a contiguous load is judged: the multiple, so a
+                  * packed operand's (j/32)*K*32 + j%32 counts as contiguous */
+  uopset memo, dep;
+} pad_ctx;
+static bool lanes_contiguous(uop *off, uop *lane, int64_t w);
+/* Whether off steps by one element along rp, in groups of c->lanes. */
+static bool pad_contiguous(pad_ctx *c, uop *off) {
+  int64_t np = c->rp->src[0]->arg.i, w = c->lanes;
+  int64_t arg[3] = {c->rp->arg.v[0], RANGE_UPCAST, 98};
+  if (w == 1) { /* the step from a stand-in r2 to r2 + 1 */
+    uop *r2 = uop_new1(OP_RANGE, DT_I32, ci(np), arg_ints(arg, 3));
+    uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, c->rp, uop_alu(OP_ADD, r2, ci(1))), uop_alu1(OP_NEG, subst_range(off, c->rp, r2))));
+    return d && d->op == OP_CONST && d->arg.i == 1;
+  }
+  int64_t oarg[3] = {c->rp->arg.v[0], RANGE_UPCAST, 96};
+  uop *outer = uop_new1(OP_RANGE, DT_I32, ci(np / w), arg_ints(oarg, 3)), *lane = uop_new1(OP_RANGE, DT_I32, ci(w), arg_ints(arg, 3));
+  return lanes_contiguous(uop_simplify(subst_range(off, c->rp, uop_alu(OP_ADD, uop_alu(OP_MUL, outer, ci(w)), lane))), lane, w);
+}
+static bool dep_on(pad_ctx *c, uop *u) {
+  if (u == c->rp) return true;
+  uintptr_t m = (uintptr_t)uopset_get(&c->dep, u);
+  if (m) return m == 2;
+  bool d = false;
+  if (u->op != OP_DEFINE_GLOBAL)
+    for (uint32_t i = 0; i < u->nsrc && !d; i++) d = dep_on(c, u->src[i]);
+  uopset_put(&c->dep, u, (void *)(uintptr_t)(1 + d));
+  return d;
+}
+static uop *reduce_identity(int op, dtype d) {
+  if (op == OP_ADD) return dt_is_float(d) ? uop_const_float(d, 0) : uop_const_int(d, 0);
+  if (op == OP_MUL) return dt_is_float(d) ? uop_const_float(d, 1) : uop_const_int(d, 1);
+  if (dt_is_float(d)) return uop_const_float(d, -INFINITY);
+  if (dt_is_bool(d) || dt_is_unsigned(d)) return uop_const_int(d, 0);
+  return uop_const_int(d, d.scalar == CG_INT64 ? INT64_MIN : d.scalar == CG_INT32 ? INT32_MIN : d.scalar == CG_INT16 ? INT16_MIN : INT8_MIN);
+}
+static uop *pad_gate(pad_ctx *c, uop *u) {
+  if (u->op == OP_DEFINE_GLOBAL || u->op == OP_CONST || u->op == OP_RANGE || !dep_on(c, u)) return u;
+  uop *r = uopset_get(&c->memo, u);
+  if (r) return r;
+  uop *src[UOP_MAX_DIMS + 4];
+  CG_ASSERT(u->nsrc <= UOP_MAX_DIMS + 4, "a node with %u sources", u->nsrc);
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (!(src[i] = pad_gate(c, u->src[i]))) return NULL; /* out of memory: the pass fails */
+  int ns = (int)u->nsrc;
+  if (u->op == OP_STORE && dep_on(c, u->src[0]->src[1])) { /* a store is always gated */
+    uop *ix = u->src[0], *is[3];
+    for (uint32_t i = 0; i < ix->nsrc; i++) is[i] = i == 2 ? pad_gate(c, ix->src[i]) : ix->src[i];
+    is[1] = pad_gate(c, ix->src[1]);
+    is[2] = ix->nsrc > 2 ? uop_alu(OP_AND, is[2], c->valid) : c->valid;
+    src[0] = uop_new(OP_INDEX, ix->dt, is, 3, ix->arg);
+  } else if (u->op == OP_INDEX && dep_on(c, u->src[1]) && !(src[1]->vmin >= 0 && src[1]->vmax < u->src[0]->arg.v[1])) {
+    /* (a load in bounds for every padded trip, as a packed panel's zero padding is, needs
+     * nothing: its value only reaches masked stores or the identity) */
+    if (c->clamped && !pad_contiguous(c, u->src[1])) /* through a stand-in: clamped holds rp */
+      src[1] = subst_range(subst_range(src[1], c->rp, c->clamped), c->stand_in, c->rp);
+    else src[2] = ns > 2 ? uop_alu(OP_AND, src[2], c->valid) : c->valid, ns = 3;
+  }
+  if (u->op == OP_LOAD && ns == 1 && src[0]->nsrc > 2) src[ns++] = dt_is_float(u->dt) ? uop_const_float(u->dt, 0) : uop_const_int(u->dt, 0);
+  bool over = false;
+  for (uint32_t i = 1; u->op == OP_REDUCE && i < u->nsrc; i++) over |= u->src[i] == c->rp;
+  if (over) src[0] = uop_where(c->valid, src[0], reduce_identity((int)u->arg.v[0], src[0]->dt));
+  r = uop_new(u->op, u->dt, src, ns, u->arg);
+  uopset_put(&c->memo, u, r);
+  return r;
+}
+static uop *padto(uop *sink, uop *r, int64_t m) {
+  int64_t n = r->src[0]->arg.i, np = (n + m - 1) / m * m;
+  if (np == n) return sink;
+  pad_ctx c = {.rp = uop_new1(OP_RANGE, DT_I32, ci(np), r->arg), .lanes = m <= 64 ? m : 1};
+  c.valid = uop_alu(OP_CMPLT, c.rp, ci(n));
+  /* loads of stores' sibling loads only: every STORE is gated, so a clamped load's value
+   * never lands (a reduce range's padding adds the identity instead) */
+  int64_t sarg[3] = {r->arg.v[0], RANGE_UPCAST, 97};
+  c.stand_in = uop_new1(OP_RANGE, DT_I32, ci(np), arg_ints(sarg, 3));
+  c.clamped = uop_where(uop_alu(OP_CMPLT, c.stand_in, ci(n)), c.stand_in, ci(n - 1));
+  sink = pad_gate(&c, subst_range(sink, r, c.rp));
+  uopset_free(&c.memo), uopset_free(&c.dep);
+  return sink;
+}
+
 uop *opt_apply(uop *sink, const opt *o, int n) {
   for (int i = 0; i < n && sink; i++) {
     uopset seen = {0};
@@ -265,20 +535,32 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
     char d[48];
     opts_str(&o[i], 1, d, sizeof d);
     bool reduce = r && r->arg.v[1] == RANGE_REDUCE;
-    if (!r || reduce != (o[i].kind == OPT_UNROLL))
-      return cg_fail_null(CG_ERR_INVALID, "opt %s: the kernel has no %s range with axis id %d", d, o[i].kind == OPT_UNROLL ? "reduce" : "output",
-                          o[i].axis);
+    if (!r || (o[i].kind != OPT_PADTO && reduce != (o[i].kind == OPT_UNROLL)))
+      return cg_fail_null(CG_ERR_INVALID, "opt %s: the kernel has no %s range with axis id %d", d,
+                          o[i].kind == OPT_UNROLL ? "reduce" : o[i].kind == OPT_PADTO ? "output or reduce" : "output", o[i].axis);
     int64_t size = r->src[0]->arg.i;
     if (o[i].kind == OPT_THREAD) {
       int64_t arg[2] = {r->arg.v[0], RANGE_THREAD};
       sink = subst_range(sink, r, uop_new1(OP_RANGE, DT_I32, r->src[0], arg_ints(arg, 2)));
       continue;
     }
+    if (o[i].kind == OPT_PADTO) {
+      if (o[i].amount < 1 || o[i].amount > 4096)
+        return cg_fail_null(CG_ERR_INVALID, "opt %s: expected a multiple from 1 to 4096, got %d", d, o[i].amount);
+      sink = uop_simplify(padto(sink, r, o[i].amount));
+      continue;
+    }
     if (o[i].amount < 1 || size % o[i].amount)
       return cg_fail_null(CG_ERR_INVALID, "opt %s: amount %d does not divide the axis's size %lld", d, o[i].amount, (long long)size);
-    if (o[i].amount == 1) continue;
+    /* one trip: nothing to do (but TILE(axis, 1) moves the whole axis outermost) */
+    if ((o[i].amount == 1 && o[i].kind != OPT_TILE) || (o[i].kind == OPT_TILE && o[i].amount == size)) continue;
     if (o[i].kind == OPT_UPCAST) sink = upcast(sink, r, o[i].amount, i);
-    else {
+    else if (o[i].kind == OPT_TILE) {
+      int64_t arg[3] = {r->arg.v[0], RANGE_TILE, i};
+      uop *tile = uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), arg_ints(arg, 3));
+      uop *inner = uop_new1(OP_RANGE, DT_I32, ci(o[i].amount), r->arg);
+      sink = subst_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, tile, ci(o[i].amount)), inner));
+    } else {
       int64_t arg[3] = {r->arg.v[0], RANGE_UNROLL, i};
       unroll_ctx c = {r, uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), r->arg), uop_new1(OP_RANGE, DT_I32, ci(o[i].amount), arg_ints(arg, 3)), o[i].amount};
       sink = graph_rewrite(sink, &rs_unroll, &c);

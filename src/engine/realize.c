@@ -58,14 +58,22 @@ static uop *split_reduce(rw_match *m) {
   if (r->arg.kind != ARG_INTS || r->ndim < 0 || x->ndim < 0) return NULL;
   int64_t out = shape_numel(r->shape, r->ndim), red = shape_numel(x->shape, x->ndim) / (out ? out : 1);
   if (out > 64 || red < 32768) return NULL;
-  int64_t f = 0;
+  int nd = x->ndim;
+  bool reduced[UOP_MAX_DIMS] = {0};
+  for (int i = 1; i < r->arg.n; i++) reduced[r->arg.v[i]] = true;
+  /* split at a boundary between reduced dims where one leaves partials of 64+ elements:
+   * each partial then reads whole rows (BatchNorm's statistics over NCHW: one partial per
+   * (channel, image), a contiguous H*W row, no div/mod of a flattened index) */
+  int64_t f = 0, lead = 1;
+  int last = -1;
+  for (int i = 0; i < nd; i++)
+    if (reduced[i]) last = i;
+  for (int i = 0; i < last && !f; i++)
+    if (reduced[i] && (lead *= x->shape[i]) >= 8 && lead <= 65536 && red / lead >= 64) f = lead;
   for (int64_t c = 256; c >= 8 && !f; c--)
     if (red % c == 0 && red / c >= 1024) f = c;
   if (!f) return NULL;
   /* (kept..., reduced...) -> (kept, f, red/f) -> sum last -> contiguous -> sum f */
-  int nd = x->ndim;
-  bool reduced[UOP_MAX_DIMS] = {0};
-  for (int i = 1; i < r->arg.n; i++) reduced[r->arg.v[i]] = true;
   int64_t perm[UOP_MAX_DIMS];
   int np = 0;
   for (int i = 0; i < nd; i++)

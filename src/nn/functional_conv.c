@@ -162,6 +162,35 @@ static cg_tensor *transpose_weight(cg_tensor *w, int n, int64_t G) {
   return cg_reshape(wt, wf, n + 2);
 }
 
+/* A layout step: w (Cout, Cin/G, K...) with its output channels innermost in memory
+ * (G, Cin/G, K..., Cout/G), seen through a view as the same (Cout, Cin/G, K...) tensor. The
+ * convolution's kernel then reads a vector of output channels at one address step (the
+ * heuristic vectorizes along them, codegen/opt_vector.c), which NCHW's short spatial rows
+ * cannot give. One small copy kernel per use, O(weights). Only where a group has a vector
+ * of output channels. */
+static cg_tensor *channels_inner(cg_tensor *w, int n, int64_t G) {
+  const int64_t *ws = cg_shape(w);
+  int64_t cog = ws[0] / G, wg[3 + MAXSP] = {G, cog, ws[1]};
+  if (cog % 8) return w;
+  for (int j = 0; j < n; j++) wg[3 + j] = ws[2 + j];
+  int to[3 + MAXSP] = {0, 2}, back[3 + MAXSP] = {0, n + 2, 1};
+  for (int j = 0; j < n; j++) to[2 + j] = 3 + j, back[3 + j] = 2 + j;
+  to[n + 2] = 1;
+  int64_t keep[2 + MAXSP];
+  memcpy(keep, ws, sizeof(int64_t) * (size_t)(n + 2));
+  cg_tensor *t = cg_contiguous(cg_permute(cg_reshape(w, wg, n + 3), to, n + 3));
+  return cg_reshape(cg_permute(t, back, n + 3), keep, n + 2);
+}
+
+/* The same for an output gradient (N, C, O...): channels innermost, (N, O..., C) in
+ * memory; the weight gradient then vectorizes along C. */
+static cg_tensor *channels_last(cg_tensor *g, int n) {
+  int to[2 + MAXSP] = {0}, back[2 + MAXSP] = {0, n + 1};
+  for (int j = 0; j < n; j++) to[1 + j] = 2 + j, back[2 + j] = 1 + j;
+  to[n + 1] = 1;
+  return cg_permute(cg_contiguous(cg_permute(g, to, n + 2)), back, n + 2);
+}
+
 /* The windows of a strided op seen from its input: a (lead..., O...) per-window tensor a
  * of an op over an input of spatial size in (kernel k, stride s, dilation d, padding pb
  * before) becomes (lead..., in..., K...), where [.., i, .., t] is a's value for the window
@@ -219,13 +248,31 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   for (int j = 0; j < n; j++) gs[2 + j] = o[j];
   /* both gradients read each element of g once per tap and channel: a producer fused
    * into them (a ReLU mask, BatchNorm's backward) would be recomputed that many times */
-  cg_tensor *gy = cg_contiguous(cg_reshape(gt, gs, n + 2));
+  /* channels innermost where the weight gradient vectorizes along them (enough outputs:
+   * codegen/opt_vector.c); else NCHW, whose rows its reduction reads as vectors */
+  bool clast = cog % 8 == 0 && cout * cg * prod(k, n) >= 4096;
+  cg_tensor *gy = clast ? channels_last(cg_reshape(gt, gs, n + 2), n) : cg_contiguous(cg_reshape(gt, gs, n + 2));
   /* input: the stride-dilated, padded gradient convolved with the flipped, transposed
    * weights (stride 1, the same dilation) */
   cg_tensor *dx = conv_nd("conv backward", n, dilate_spatial(gy, n, s), transpose_weight(w, n, G), NULL, one, tb, ta, dil, G);
   /* weight: windows of x times the gradient, summed over the batch and the outputs */
   cg_tensor *win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, s, dil), *dw;
-  if (4 + 2 * n <= CG_MAX_DIMS) {
+  /* vectorized along the output channels, every tile of the weight gradient streams the
+   * whole batch: in chunks of images whose x and gradient fit in L2 (1 MB) the tiles of
+   * one chunk reuse it; a partial per chunk, then their sum (a second, small reduction) */
+  int64_t chunk = 0, per_image = 4 * (cin * prod(in, n) + cout * prod(o, n));
+  for (int64_t c2 = N / 2; clast && G == 1 && 4 + 2 * n <= CG_MAX_DIMS && c2 >= 1 && !chunk; c2--)
+    if (N % c2 == 0 && c2 * per_image <= (1 << 20)) chunk = c2;
+  if (chunk) {
+    int64_t sx[CG_MAX_DIMS] = {N / chunk, chunk, 1, cg}, sg[CG_MAX_DIMS] = {N / chunk, chunk, cout, 1};
+    int axes[1 + MAXSP] = {1};
+    for (int j = 0; j < n; j++) {
+      sx[4 + j] = sg[4 + j] = o[j], sx[4 + n + j] = k[j], sg[4 + n + j] = 1;
+      axes[1 + j] = 4 + j;
+    }
+    cg_tensor *part = cg_sum(cg_mul(cg_reshape(win, sx, 4 + 2 * n), cg_reshape(gy, sg, 4 + 2 * n)), axes, 1 + n, false);
+    dw = cg_sum(cg_contiguous(part), (int[]){0}, 1, false);
+  } else if (4 + 2 * n <= CG_MAX_DIMS) {
     int64_t sx[CG_MAX_DIMS] = {N, G, 1, cg}, sg[CG_MAX_DIMS] = {N, G, cog, 1};
     int axes[1 + MAXSP] = {0};
     for (int j = 0; j < n; j++) {
@@ -297,11 +344,11 @@ static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg
       sw[4 + j] = 1, sw[4 + n + j] = k[j];
       axes[1 + j] = 4 + n + j;
     }
-    y = cg_mul(cg_reshape(win, sx, 4 + 2 * n), cg_reshape(w, sw, 4 + 2 * n));
+    y = cg_mul(cg_reshape(win, sx, 4 + 2 * n), cg_reshape(channels_inner(w, n, G), sw, 4 + 2 * n));
     y = cg_sum(y, axes, 1 + n, false);
   } else {
     int64_t s6[6] = {N, G, 1, cg, O, K}, w6[6] = {1, G, cog, cg, 1, K};
-    y = cg_mul(cg_reshape(win, s6, 6), cg_reshape(w, w6, 6));
+    y = cg_mul(cg_reshape(win, s6, 6), cg_reshape(channels_inner(w, n, G), w6, 6));
     int axes[2] = {3, 5};
     y = cg_sum(y, axes, 2, false);
   }
@@ -422,6 +469,28 @@ static double lowest(cg_dtype dt) {
  * window's gradient (avg), or that of the windows whose first max (row-major) it is (max,
  * as torch.nn.functional.max_pool2d: ties in a window, common after ReLU and BatchNorm,
  * give everything to the first). */
+/* Windows that do not overlap (k <= s in every dim): an input position lies in at most one
+ * window, (i+p)/s, as its tap (i+p)%s when that is < k. A per-window tensor t (B, O...)
+ * is then spread to the positions by movement ops alone, no reduction: t at every tap of
+ * its window (B, O1, k1, O2, k2, ...), keep(t) where given (B, O1, k1, ...: a mask over
+ * the taps), the taps padded to the stride, rows joined and the padding cut off. */
+static cg_tensor *spread_disjoint(cg_tensor *t, cg_tensor *keep_if, int n, const int64_t *k, const int64_t *s, const int64_t *p,
+                                  const int64_t *in) {
+  int64_t B = cg_shape(t)[0], o[MAXSP], s1[1 + 2 * MAXSP] = {B}, e[1 + 2 * MAXSP] = {B}, pads[2 * (1 + 2 * MAXSP)] = {0};
+  int64_t flat[1 + MAXSP] = {B}, before[MAXSP], after[MAXSP];
+  for (int j = 0; j < n; j++) {
+    o[j] = cg_shape(t)[1 + j];
+    s1[1 + 2 * j] = e[1 + 2 * j] = o[j], s1[2 + 2 * j] = 1, e[2 + 2 * j] = k[j];
+    pads[2 * (2 + 2 * j) + 1] = s[j] - k[j];
+    flat[1 + j] = o[j] * s[j];
+    before[j] = -p[j], after[j] = in[j] + p[j] - o[j] * s[j];
+  }
+  t = cg_expand(cg_reshape(t, s1, 1 + 2 * n), e, 1 + 2 * n);
+  if (keep_if) t = cg_where(keep_if, t, cg_zeros(cg_dtype_of(t), NULL, 0));
+  t = cg_reshape(cg_pad(t, pads, 0), flat, 1 + n);
+  return pad_spatial(t, n, before, after, 0);
+}
+
 static void pool_grad(const composite *c, uop *g, uop **d) {
   int n = (int)c->p[0];
   bool is_max = c->p[1] != 0;
@@ -437,7 +506,31 @@ static void pool_grad(const composite *c, uop *g, uop **d) {
     ao[1 + j] = (in[j] + 2 * p[j] - k[j]) / s[j] + 1;
     axes[j] = 1 + n + j;
   }
-  cg_tensor *aw = windows_at_input(cg_contiguous(cg_reshape(a, ao, 1 + n)), n, in, k, s, one, p); /* read once per tap */
+  bool disjoint = true;
+  for (int j = 0; j < n; j++) disjoint = disjoint && k[j] <= s[j];
+  if (disjoint) {
+    cg_tensor *a2 = cg_reshape(a, ao, 1 + n), *keep_if = NULL;
+    if (is_max) { /* the window's first max (row-major), as below, compared at each tap */
+      int64_t K = prod(k, n), ks[1 + 2 * MAXSP] = {1}, kt[1 + 2 * MAXSP] = {1};
+      for (int j = 0; j < n; j++) ks[1 + j] = 1, ks[1 + n + j] = k[j], kt[1 + 2 * j] = 1, kt[2 + 2 * j] = k[j];
+      cg_tensor *win = pool_windows(pad_spatial(x, n, p, p, lowest(cg_dtype_of(x))), n, k, s, one);
+      cg_tensor *rev = cg_arange((double)K - 1, -1, -1, CG_FLOAT32);
+      cg_tensor *first = cg_max(cg_where(cg_eq(win, tensor_new(c->out)), cg_reshape(rev, ks, 1 + 2 * n), cg_scalar(-1)), axes, n, false);
+      int64_t fe[1 + 2 * MAXSP] = {B};
+      for (int j = 0; j < n; j++) fe[1 + 2 * j] = ao[1 + j], fe[2 + 2 * j] = 1;
+      keep_if = cg_eq(cg_reshape(first, fe, 1 + 2 * n), cg_reshape(rev, kt, 1 + 2 * n));
+    }
+    cg_tensor *dx = cg_reshape(spread_disjoint(a2, keep_if, n, k, s, p, in), cg_shape(x), xd);
+    d[0] = grad_out(dx, c->in[0]->dt);
+    cg_scope_end();
+    return;
+  }
+  /* read once per tap: realized, in a's own shape (a convolution's input gradient fused
+   * into the copy keeps its channel dim for its vectors) */
+  int64_t full[CG_MAX_DIMS];
+  memcpy(full, cg_shape(x), sizeof(int64_t) * (size_t)lead);
+  for (int j = 0; j < n; j++) full[lead + j] = ao[1 + j];
+  cg_tensor *aw = windows_at_input(cg_reshape(cg_contiguous(cg_reshape(a, full, xd)), ao, 1 + n), n, in, k, s, one, p);
   if (is_max) {
     /* per window, K-1 minus the first tap (row-major) holding its max: the max of
      * K-1-t over the taps t that hold it. Seen from an input position, tap t' of

@@ -351,7 +351,8 @@ static char *render_c(const char *name, const linear *l) {
     const char *a[3] = {0};
     switch (u->op) {
     case OP_RANGE:
-      snprintf(nm, sizeof nm, "%sidx%" PRId64, u->arg.v[1] == RANGE_REDUCE ? "r" : "g", u->arg.v[0]);
+      if (u->arg.v[1] == RANGE_TILE) snprintf(nm, sizeof nm, "tidx%" PRId64 "_%" PRId64, u->arg.v[0], u->arg.v[2]);
+      else snprintf(nm, sizeof nm, "%sidx%" PRId64, u->arg.v[1] == RANGE_REDUCE ? "r" : "g", u->arg.v[0]);
       if (u->arg.v[1] == RANGE_THREAD) line(&r, "for (int32_t %s = (int32_t)lo; %s < (int32_t)hi; %s++) {", nm, nm, nm);
       else line(&r, "for (int32_t %s = 0; %s < %s; %s++) {", nm, nm, name_of(&r, u->src[0]), nm);
       set_name(&r, u, nm);
@@ -387,16 +388,26 @@ static char *render_c(const char *name, const linear *l) {
       uop *ix = u->src[0], *b = ix->src[0];
       element(&r, ix, false, elem, sizeof elem);
       const char *v = name_of(&r, u->src[1]);
-      if (ix->dt.count > 1) line(&r, "%s = %s;", elem, v);
-      else if (is_small_float(b->dt)) line(&r, "%s = f32_to_%s(%s);", elem, conv_name(b->dt), v);
-      else if (dt_is_bool(b->dt)) line(&r, "%s = (uint8_t)(%s);", elem, v);
-      else line(&r, "%s = %s;", elem, v);
+      uop *g = ix->nsrc > 2 ? ix->src[2] : NULL;
+      char gate[96] = "";
+      if (g && g->dt.count > 1) { /* a mask that varies by lane (PADTO's tail) */
+        line(&r, "mstore_%s(data%d + %s, %s, %s);", type_of(dt_base(ix->dt)), (int)b->arg.v[0], name_of(&r, ix->src[1]), v, name_of(&r, g));
+        continue;
+      }
+      if (g) snprintf(gate, sizeof gate, "if (%s) ", name_of(&r, g));
+      if (ix->dt.count > 1) line(&r, "%s%s = %s;", gate, elem, v);
+      else if (is_small_float(b->dt)) line(&r, "%s%s = f32_to_%s(%s);", gate, elem, conv_name(b->dt), v);
+      else if (dt_is_bool(b->dt)) line(&r, "%s%s = (uint8_t)(%s);", gate, elem, v);
+      else line(&r, "%s%s = %s;", gate, elem, v);
       continue;
     }
     case OP_LOAD: {
       uop *ix = u->src[0];
       element(&r, ix, true, elem, sizeof elem);
-      if (ix->nsrc > 2) snprintf(expr, sizeof expr, "(%s ? %s : %s)", name_of(&r, ix->src[2]), elem, name_of(&r, u->src[1]));
+      if (ix->nsrc > 2 && ix->src[2]->dt.count > 1)
+        snprintf(expr, sizeof expr, "mload_%s(data%d + %s, %s, %s)", type_of(dt_base(ix->dt)), (int)ix->src[0]->arg.v[0], name_of(&r, ix->src[1]),
+                 name_of(&r, ix->src[2]), name_of(&r, u->src[1]));
+      else if (ix->nsrc > 2) snprintf(expr, sizeof expr, "(%s ? %s : %s)", name_of(&r, ix->src[2]), elem, name_of(&r, u->src[1]));
       else snprintf(expr, sizeof expr, "%s", elem);
       break;
     }

@@ -275,10 +275,10 @@ static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, i
     case OP_LOAD: {
       ins *ix = &p->code[x->src[0]];
       ins *b = &p->code[ix->src[0]];
-      bool on = ix->nsrc < 3 || LANE(ix->src[2], 0)->i;
       dtype bd = dt_from(b->scalar);
       int64_t at = LANE(ix->src[1], 0)->i;
       for (int k = 0; k < x->lanes; k++) {
+        bool on = ix->nsrc < 3 || LANE(ix->src[2], k)->i; /* a gate per lane (PADTO's tail) */
         /* a load hoisted out of a loop that runs no trip may point past an empty buffer:
          * its value is never used */
         if (on && (at + k < 0 || at + k >= b->a1)) me[k].i = 0, me[k].f = 0;
@@ -292,9 +292,12 @@ static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, i
       ins *ix = &p->code[x->src[0]];
       ins *b = &p->code[ix->src[0]];
       int64_t at = LANE(ix->src[1], 0)->i;
-      if (at < 0 || at + ix->lanes > b->a1)
-        return cg_fail(CG_ERR_RUNTIME, "INTERP: a store at element %lld of a buffer of %lld", (long long)at, (long long)b->a1);
-      for (int k = 0; k < ix->lanes; k++) store(dt_from(b->scalar), bufs[b->a0], at + k, *LANE(x->src[1], k));
+      for (int k = 0; k < ix->lanes; k++) {
+        if (ix->nsrc > 2 && !LANE(ix->src[2], k)->i) continue; /* masked off */
+        if (at + k < 0 || at + k >= b->a1)
+          return cg_fail(CG_ERR_RUNTIME, "INTERP: a store at element %lld of a buffer of %lld", (long long)(at + k), (long long)b->a1);
+        store(dt_from(b->scalar), bufs[b->a0], at + k, *LANE(x->src[1], k));
+      }
       break;
     }
     default:

@@ -14,6 +14,7 @@ typedef struct {
   uopset order;       /* node -> 1 + topo index */
   uopset uses;        /* node -> number of consumers */
   uopset realize;     /* node -> 1 when it gets its own buffer */
+  uopset fused_in;    /* REDUCE -> the realize point whose kernel computes it */
   uop **work;         /* realize points to visit */
   size_t nwork, capwork;
   uint64_t nomem0;    /* uop_nomem_events() at the start: walks stop once it moves */
@@ -77,10 +78,15 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
     return;
   }
   if (u->op == OP_REDUCE && u != root) {
-    if ((uintptr_t)uopset_get(&c->uses, u) > 1 || ctx == C_OTHER || ctx == C_OTHER_R) {
+    /* a reduction that a second kernel reaches (through elementwise consumers it shares,
+     * e.g. a convolution whose output feeds a ReLU and, in the backward, the ReLU's mask)
+     * is realized once and read by both, not recomputed in each */
+    uop *owner = uopset_get(&c->fused_in, u);
+    if ((uintptr_t)uopset_get(&c->uses, u) > 1 || ctx == C_OTHER || ctx == C_OTHER_R || (owner && owner != root)) {
       mark(c, u);
       return;
     }
+    uopset_put(&c->fused_in, u, root);
   }
   if (u->op == OP_REDUCE) {
     uint32_t m = 0;
@@ -167,13 +173,25 @@ static bool reaches(same_ctx *c, uop *u) {
   return y;
 }
 
+/* Equal shapes once their size-1 dims are dropped (a keepdim reduction and its reshape:
+ * a merged kernel stores both through one shape, see plan_to_kernel). */
+static bool same_dims(const int64_t *a, int na, const int64_t *b, int nb) {
+  int i = 0, j = 0;
+  for (;;) {
+    while (i < na && a[i] == 1) i++;
+    while (j < nb && b[j] == 1) j++;
+    if (i == na || j == nb) return i == na && j == nb;
+    if (a[i++] != b[j++]) return false;
+  }
+}
+
 static bool same_index(same_ctx *c, uop *u, const uint8_t *ax) {
   if (!reaches(c, u)) return true;
   if (--c->budget < 0) return false;
   if (u == c->target) {
-    if (!shape_eq(u->shape, u->ndim, c->oshape, c->ondim)) return false;
+    if (!same_dims(u->shape, u->ndim, c->oshape, c->ondim)) return false;
     for (int i = 0; i < u->ndim; i++)
-      if (!(ax[i] == AX_OUT || (ax[i] == AX_ZERO && u->shape[i] == 1))) return false;
+      if (!(ax[i] == AX_OUT || u->shape[i] == 1)) return false;
     return true;
   }
   if (u->op == OP_BUFFER || u->op == OP_CONST || u->op == OP_DEFINE_VAR || uopset_get(c->realized, u)) return true;
@@ -275,7 +293,7 @@ static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   for (int k = 0; k < b->n && ok; k++) {
     uop *rb = b->roots[k];
     /* an in-place update reads the buffer it replaces: never computed inside */
-    ok = shape_eq(rb->shape, rb->ndim, ra->shape, ra->ndim) && !(rb->op == OP_ASSIGN && b->outs[k] == a->outs[0]);
+    ok = same_dims(rb->shape, rb->ndim, ra->shape, ra->ndim) && !(rb->op == OP_ASSIGN && b->outs[k] == a->outs[0]);
     memset(ax, AX_OUT, sizeof ax);
     same_ctx c = {realized, ra, rb->shape, rb->ndim, 100000, {0}};
     ok = ok && same_index(&c, stored_value(rb), ax);
@@ -399,8 +417,10 @@ static void plan_to_kernel(plan *k, uopset *realized, sched_kernel *out, uopset 
   for (int i = 0; i < k->n; i++) slot_for(&c, k->outs[i]);
   out->nout = out->nbufs;
   uop **st = ir_malloc(sizeof(uop *) * (size_t)k->n);
+  uop *last = stored_value(k->roots[k->n - 1]);
   for (int i = 0; i < k->n && st; i++) {
     uop *v = to_slots(&c, stored_value(k->roots[i]));
+    if (v && !shape_eq(v->shape, v->ndim, last->shape, last->ndim)) v = view_reshape(v, last->shape, last->ndim); /* merged: same_dims */
     st[i] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
   }
   out->ast = st ? uop_new(OP_SINK, dt_void(), st, k->n, arg_none()) : NULL;
@@ -537,6 +557,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   uopset_free(&c.order);
   uopset_free(&c.uses);
   uopset_free(&c.realize);
+  uopset_free(&c.fused_in);
   uopset_free(&realized);
   if (!ok) {
     if (sched_failed(&c) && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");

@@ -1,6 +1,7 @@
 /* Reductions and the composites built on them: mean/var/std, arg-reductions, cumsum,
  * softmax, matmul, gather. All are REDUCE UOps over elementwise graphs. */
 #include "tensor.h"
+#include "codegen/codegen.h"
 #include <math.h>
 #include <string.h>
 
@@ -235,6 +236,31 @@ cg_tensor *cg_log_softmax(cg_tensor *a, int axis) { return softmax_impl(a, axis,
 
 /* ---- matmul ------------------------------------------------------------------------ */
 
+/* The layout step (BLAS's packing): b (..., k, m) copied once into panels of w columns,
+ * (..., m'/w, k, w) with m' = m rounded up to w and zeros in the pad, then viewed back as
+ * (..., k, m). The GEMM kernel then reads each k-step of a register tile's columns from
+ * one contiguous panel instead of a row of stride m (at m = 1024, 2048 those rows alias in
+ * the caches, and a transposed b would be gathered). The copy is its own kernel (the
+ * CONTIGUOUS), O(k m) against the GEMM's O(n k m); codegen decides w (opt_gemm_pack). */
+static uop *pack_panels(uop *b, int64_t w) {
+  int nd = b->ndim;
+  int64_t k = b->shape[nd - 2], m = b->shape[nd - 1], mp = (m + w - 1) / w * w;
+  int64_t pads[2 * UOP_MAX_DIMS] = {0}, sh[UOP_MAX_DIMS], perm[UOP_MAX_DIMS], box[2 * UOP_MAX_DIMS];
+  pads[2 * (nd - 1) + 1] = mp - m;
+  uop *p = mp != m ? view_pad(b, pads) : b;
+  for (int i = 0; i < nd - 2; i++) sh[i] = b->shape[i], perm[i] = i;
+  sh[nd - 2] = k, sh[nd - 1] = mp / w, sh[nd] = w;
+  perm[nd - 2] = nd - 1, perm[nd - 1] = nd - 2, perm[nd] = nd; /* (..., m'/w, k, w) and back */
+  p = view_reshape(p, sh, nd + 1);
+  p = uop_new1(OP_CONTIGUOUS, p->dt, view_permute(p, perm), arg_none());
+  p = view_permute(p, perm);
+  sh[nd - 1] = mp;
+  p = view_reshape(p, sh, nd);
+  if (mp == m) return p;
+  for (int i = 0; i < nd; i++) box[2 * i] = 0, box[2 * i + 1] = b->shape[i];
+  return view_shrink(p, box);
+}
+
 cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
   if (!ta || !tb) return cg_fail_null(CG_NULL_INPUT, "matmul: an operand is NULL");
   uop *a = ta->u, *b = tb->u;
@@ -264,6 +290,9 @@ cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
   if (nb + 3 > CG_MAX_DIMS) return cg_fail(CG_ERR_INVALID, "matmul: too many batch dims"), op_end(NULL);
   dtype dt = promote(a->dt, b->dt);
   a = cast_to(a, dt), b = cast_to(b, dt);
+  bool bt = b->op == OP_PERMUTE && b->arg.v[b->ndim - 1] != b->ndim - 1; /* columns strided */
+  int64_t pw = opt_gemm_pack(n, k, m, bt, dt);
+  if (pw) b = pack_panels(b, pw);
   /* a: (..., n, 1, k)  b: (..., 1, m, k)  -> mul -> sum over k */
   int64_t sa[UOP_MAX_DIMS], sb[UOP_MAX_DIMS], full[UOP_MAX_DIMS];
   for (int i = 0; i < nb; i++) full[i] = batch[i];

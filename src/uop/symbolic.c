@@ -173,6 +173,39 @@ static void lin_range(const linform *L, i128 *lo, i128 *hi) {
   }
 }
 
+/* x = g*B + s with s in [0, g) for a g > 1 that divides c (x >= 0, no wrap): then
+ * x/c = B/(c/g) and x%c = (B%(c/g))*g + s. The largest such g of the coefficients' gcds
+ * with c; B's and s's forms into *B, *S. (An index through a reshape of a padded or
+ * channel-broadcast view: ((n*C + c)*HW + p)/(C*HW) with p < HW is n.) */
+static int64_t gcd64(int64_t a, int64_t b) {
+  if (a < 0) a = -a;
+  while (b) {
+    int64_t t = a % b;
+    a = b, b = t;
+  }
+  return a;
+}
+static int64_t lin_split_gcd(const linform *L, int64_t c, linform *B, linform *S) {
+  int64_t best = 0;
+  for (int i = 0; i < L->n; i++) {
+    int64_t g = gcd64(L->k[i], c);
+    if (g <= 1 || g <= best) continue;
+    linform s = {.dt = L->dt, .ok = true};
+    for (int j = 0; j < L->n; j++)
+      if (L->k[j] % g) s.atom[s.n] = L->atom[j], s.k[s.n++] = L->k[j];
+    s.K = ((L->K % g) + g) % g;
+    i128 lo, hi;
+    lin_range(&s, &lo, &hi);
+    if (lo >= 0 && hi < g) best = g, *S = s;
+  }
+  if (!best) return 0;
+  *B = (linform){.dt = L->dt, .ok = true};
+  for (int j = 0; j < L->n; j++)
+    if (L->k[j] % best == 0) B->atom[B->n] = L->atom[j], B->k[B->n++] = L->k[j] / best;
+  B->K = (L->K - S->K) / best;
+  return best;
+}
+
 /* Merge divmod pairs inside a sum (any sign unless noted):
  *   k*(x/c)*c + k*(x%c)            -> k*x
  *   k*((x/c1)%c2)*c1 + k*(x%c1)    -> k*(x%(c1*c2))     when x >= 0 */
@@ -211,6 +244,34 @@ static uop *combine_sum(rw_match *m) {
   if (!L.ok) return NULL;
   bool merged = L.occurrences > L.n || L.nconst > 1;
   while (lin_recombine(&L)) merged = true;
+  /* k*((g*B + s) % c) with g | c becomes k*g*(B % (c/g)) + k*s where that lets a divmod
+   * pair merge: (n*4 + 1) % 32 * 400 + (n/8) * 12800 is n*1600 + 400 */
+  linform E = L;
+  bool expanded = false;
+  for (int i = 0; i < L.n && E.ok; i++) {
+    uop *md = L.atom[i];
+    if (md->op != OP_MOD || !uop_is_const(md->src[1]) || cval(md->src[1]) <= 0 || md->src[0]->vmin < 0) continue;
+    int64_t c = cval(md->src[1]);
+    linform X = lin_of(md->src[0]), Bf, Sf;
+    if (!X.ok || !X.fits || X.n == 0) continue;
+    int64_t g = lin_split_gcd(&X, c, &Bf, &Sf);
+    if (!g) continue;
+    int at = -1;
+    for (int j = 0; j < E.n; j++)
+      if (E.atom[j] == md) at = j;
+    if (at < 0) continue;
+    int64_t k = E.k[at];
+    E.atom[at] = uop_alu(OP_MOD, lin_build(&Bf, md), iconst(md, c / g));
+    E.k[at] = wrap_mul(E.dt, k, g);
+    for (int j = 0; j < Sf.n; j++) lin_read(&E, uop_alu(OP_MUL, Sf.atom[j], iconst(md, Sf.k[j])), k);
+    E.K = wrap_add(E.dt, E.K, wrap_mul(E.dt, k, Sf.K));
+    expanded = true;
+  }
+  if (expanded && E.ok) {
+    bool any = false;
+    while (lin_recombine(&E)) any = true;
+    if (any) L = E, merged = true;
+  }
   lin_drop_zeros(&L);
   return merged ? lin_build(&L, u) : NULL; /* the engine refuses it if larger */
 }
@@ -232,6 +293,11 @@ static uop *fold_divmod(rw_match *m) {
   }
   linform L = lin_of(x);
   if (!L.ok || !L.fits || L.n == 0) return NULL;
+  if (div && x->vmin >= 0) {
+    linform Bf, Sf;
+    int64_t g = lin_split_gcd(&L, c, &Bf, &Sf);
+    if (g && (Sf.n || Sf.K)) return c == g ? lin_build(&Bf, u) : uop_alu(OP_IDIV, lin_build(&Bf, u), iconst(u, c / g));
+  }
   linform Q = {.dt = L.dt, .ok = true}, R = {.dt = L.dt, .ok = true};
   /* each coefficient splits as k = q*c + r with r in [0, c): x[i+j] through a window
    * view reads (j*(N+1) + i) % N = j + i */

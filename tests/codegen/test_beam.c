@@ -74,6 +74,45 @@ int main(void) {
   CHECK(text && !memcmp(text, "cgrad-beam 1 ", 13) && !strstr((char *)text, "garbage"), "a fresh entry replaces it");
   free(text);
 
+  /* a GEMM no register tile divides (37 x 100): the search starts from the heuristic's
+   * list and the other tiles and column blocks (PADTO, TILE), its choice computes the
+   * product and comes back from the disk with its PADTO */
+  {
+    enum { M2 = 37, K2 = 64, N2 = 100 };
+    static float a2[M2 * K2], b2[K2 * N2], c2[M2 * N2];
+    for (int i = 0; i < M2 * K2; i++) a2[i] = (float)((r = r * 6364136223846793005ull + 1) >> 40) / 16777216.0f - 0.5f;
+    for (int i = 0; i < K2 * N2; i++) b2[i] = (float)((r = r * 6364136223846793005ull + 1) >> 40) / 16777216.0f - 0.5f;
+    cg_tensor *ta2 = cg_from_data(a2, CG_FLOAT32, (int64_t[]){M2, K2}, 2), *tb2 = cg_from_data(b2, CG_FLOAT32, (int64_t[]){K2, N2}, 2);
+    beam_stats g0 = beam_get_stats();
+    cg_set_config("BEAM_BUDGET_S", "8"); /* room for the seeds' compiles on a loaded machine */
+    CHECK(cg_read(cg_matmul(ta2, tb2), CG_FLOAT32, c2, sizeof c2) == CG_OK, "%s", cg_last_error());
+    cg_set_config("BEAM_BUDGET_S", "4");
+    beam_stats g1 = beam_get_stats();
+    CHECK(g1.searches == g0.searches + 1 && g1.candidates >= g0.candidates + 3, "a search over the GEMM candidates (%lld timed)",
+          (long long)(g1.candidates - g0.candidates));
+    double worst2 = 0;
+    for (int i = 0; i < M2; i++)
+      for (int j = 0; j < N2; j++) {
+        double want = 0;
+        for (int k = 0; k < K2; k++) want += (double)a2[i * K2 + k] * b2[k * N2 + j];
+        worst2 = fmax(worst2, fabs(c2[i * N2 + j] - want));
+      }
+    CHECK(worst2 < 1e-5, "BEAM's GEMM kernel is off by %g", worst2);
+    uop_pool_push();
+    cg_tensor *p2 = cg_matmul(ta2, tb2);
+    schedule s5;
+    CHECK(sched_build(&p2->u, 1, &s5));
+    opt o5[MAX_OPTS];
+    int n5 = beam_search(s5.k[s5.n - 1].ast, &renderer_c, cpu, 2, o5);
+    bool padded = false;
+    for (int i = 0; i < n5; i++) padded |= o5[i].kind == OPT_PADTO;
+    char d5[256];
+    opts_str(o5, n5 > 0 ? n5 : 0, d5, sizeof d5);
+    CHECK(n5 > 0 && beam_get_stats().hits == g1.hits + 1 && padded, "the stored GEMM choice (%s) with its PADTO", d5);
+    sched_free(&s5);
+    uop_pool_pop();
+  }
+
   /* a broken compiler: the search says so; realize falls back and reports the compiler */
   cg_set_config("CG_CC", "/bin/false");
   cg_tensor *x = cg_from_data(a, CG_FLOAT32, (int64_t[]){M * K / 8, 8}, 2);

@@ -6,6 +6,8 @@
  * scheduler's kernels run through the engine with chosen opts. */
 #include "check.h"
 #include "engine/run_kernel.h"
+#include "codegen/codegen.h"
+#include "schedule/schedule.h"
 #include "runtime/buffer.h"
 #include "tensor/tensor.h"
 #include <math.h>
@@ -74,8 +76,8 @@ static void matmul_case(int64_t m, int64_t k, int64_t n) {
   cg_tensor *a = rand_t((int64_t[]){m, k}, 2), *b = rand_t((int64_t[]){k, n}, 2);
   cg_realize(a), cg_realize(b);
   cg_tensor *c = cg_matmul(a, b);
-  opt lists[64];
-  int lens[32], nl = 0, at = 0;
+  opt lists[96];
+  int lens[48], nl = 0, at = 0;
   int64_t out[2] = {m, n};
   opt combo[MAX_OPTS];
   int nc = 0;
@@ -99,13 +101,147 @@ static void matmul_case(int64_t m, int64_t k, int64_t n) {
     memcpy(lists + at, combo, sizeof(opt) * (size_t)nc);
     at += nc, lens[nl++] = nc;
   }
+  /* PADTO: every axis to a multiple it may not divide, alone and with the UPCAST / UNROLL
+   * it makes possible (masked vector tails) */
+  static const int pads[] = {16, 8, 3};
+  for (int i = 0; i < 3; i++) {
+    int p = pads[i];
+    if (n > 1) lists[at++] = (opt){OPT_PADTO, 1, p}, lens[nl++] = 1;
+    if (n > 1) lists[at++] = (opt){OPT_PADTO, 1, p}, lists[at++] = (opt){OPT_UPCAST, 1, p}, lens[nl++] = 2;
+    if (m > 1) lists[at++] = (opt){OPT_PADTO, 0, p}, lists[at++] = (opt){OPT_UPCAST, 0, p}, lens[nl++] = 2;
+    if (k > 1) lists[at++] = (opt){OPT_PADTO, 100, p}, lists[at++] = (opt){OPT_UNROLL, 100, p}, lens[nl++] = 2;
+  }
+  /* TILE of each output axis by a divisor, alone and under THREAD */
+  for (int ax = 0; ax < 2; ax++)
+    for (int t = 2; t <= out[ax]; t++)
+      if (out[ax] % t == 0) {
+        lists[at++] = (opt){OPT_TILE, (int16_t)ax, t}, lists[at++] = (opt){OPT_THREAD, 0, 0}, lens[nl++] = 2;
+        break;
+      }
+  /* the GEMM tile the heuristic builds, on any size: columns padded to 32 and upcast
+   * 16 x 2, rows padded to 8 and upcast, column blocks of 2 tiles outermost, threads */
+  opt gemm[] = {{OPT_PADTO, 1, 64}, {OPT_UPCAST, 1, 16}, {OPT_UPCAST, 1, 2}, {OPT_PADTO, 0, 8}, {OPT_UPCAST, 0, 8}, {OPT_TILE, 1, 2}, {OPT_THREAD, 0, 0}};
+  int ng = m > 8 ? 7 : 6; /* 8 rows or fewer: one row tile, no rows left to thread */
+  if (m > 1 && n > 1) memcpy(lists + at, gemm, sizeof(opt) * (size_t)ng), at += ng, lens[nl++] = ng;
+  CG_ASSERT(at <= 96 && nl <= 48, "test lists overflow");
   char what[64];
   snprintf(what, sizeof what, "matmul %lldx%lldx%lld", (long long)m, (long long)k, (long long)n);
   check_opts(what, c, lists, lens, nl, 1e-6f + 4e-7f * (float)k);
 }
 
+/* The heuristic's opts for the GEMM kernel of an (m x k) @ (k x n) product (b given
+ * transposed: x @ w.T, as nn.Linear). */
+static void pin_gemm(int64_t m, int64_t k, int64_t n, bool bt, const char *want) {
+  cg_tensor *a = cg_empty(CG_FLOAT32, (int64_t[]){m, k}, 2);
+  cg_tensor *b = bt ? cg_transpose(cg_empty(CG_FLOAT32, (int64_t[]){n, k}, 2), 0, 1) : cg_empty(CG_FLOAT32, (int64_t[]){k, n}, 2);
+  cg_tensor *c = cg_matmul(a, b);
+  uop_pool_push();
+  schedule s;
+  CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
+  opt o[MAX_OPTS];
+  int no = opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o);
+  char got[256];
+  opts_str(o, no, got, sizeof got);
+  CHECK(!strcmp(got, want), "%lldx%lldx%lld%s: heuristic gives %s, pinned %s", (long long)m, (long long)k, (long long)n, bt ? " (b transposed)" : "", got, want);
+  sched_free(&s);
+  uop_pool_pop();
+}
+
+/* The whole path (packing copy, heuristic GEMM opts with PADTO tails) against float64,
+ * for sizes no tile divides; b optionally transposed (x @ w.T). */
+static void gemm_vs_f64(int64_t m, int64_t k, int64_t n, bool bt) {
+  float *a = malloc(sizeof(float) * (size_t)(m * k)), *b = malloc(sizeof(float) * (size_t)(k * n)), *c = malloc(sizeof(float) * (size_t)(m * n));
+  for (int64_t i = 0; i < m * k; i++) a[i] = frand();
+  for (int64_t i = 0; i < k * n; i++) b[i] = frand(); /* (k, n), or (n, k) when bt */
+  cg_tensor *ta = cg_from_data(a, CG_FLOAT32, (int64_t[]){m, k}, 2);
+  cg_tensor *tb = bt ? cg_transpose(cg_from_data(b, CG_FLOAT32, (int64_t[]){n, k}, 2), 0, 1) : cg_from_data(b, CG_FLOAT32, (int64_t[]){k, n}, 2);
+  cg_status st = cg_read(cg_matmul(ta, tb), CG_FLOAT32, c, sizeof(float) * (size_t)(m * n));
+  CHECK(st == CG_OK, "%s", cg_last_error());
+  double worst = 0;
+  for (int64_t i = 0; st == CG_OK && i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double want = 0;
+      for (int64_t q = 0; q < k; q++) want += (double)a[i * k + q] * (bt ? b[j * k + q] : b[q * n + j]);
+      worst = fmax(worst, fabs(c[i * n + j] - want) / (1 + fabs(want)));
+    }
+  /* float32 sums of k products of |x| <= 1: 1e-6 per term is generous */
+  CHECK(worst <= 1e-6 * (double)k, "%lldx%lldx%lld%s on %s: off by %g", (long long)m, (long long)k, (long long)n, bt ? " (b transposed)" : "",
+        cg_get_config("DEVICE") ? cg_get_config("DEVICE") : "CPU", worst);
+  free(a), free(b), free(c);
+}
+
+/* The same for a batched product q @ k.T, q (b, t, d), k (b, t, d) (attention scores). */
+static void pin_batched(int64_t b, int64_t t, int64_t d, const char *want) {
+  cg_tensor *q = cg_empty(CG_FLOAT32, (int64_t[]){b, t, d}, 3), *k = cg_empty(CG_FLOAT32, (int64_t[]){b, t, d}, 3);
+  cg_tensor *c = cg_matmul(q, cg_transpose(k, 1, 2));
+  uop_pool_push();
+  schedule s;
+  CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
+  opt o[MAX_OPTS];
+  int no = opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o);
+  char got[256];
+  opts_str(o, no, got, sizeof got);
+  CHECK(s.n == (strstr(want, "UNROLL") ? 1 : 2) && !strcmp(got, want), "q @ k.T (%lld, %lld, %lld): %d kernels, heuristic gives %s, pinned %s", (long long)b, (long long)t, (long long)d, s.n,
+        got, want);
+  sched_free(&s);
+  uop_pool_pop();
+}
+
 int main(void) {
   cg_scope_begin();
+  pin_batched(8, 256, 64, "UPCAST(2,16) UPCAST(2,2) UPCAST(1,8) THREAD(1)"); /* packed k.T, the GEMM branch */
+  pin_batched(64, 20, 64, "UPCAST(0,4) UNROLL(100,16) UPCAST(1,4) THREAD(0)"); /* too few rows to pack: k read in place */
+  /* packed GEMMs end to end, against float64, on the C backend and the interpreter */
+  cg_set_config("PACK", "2");
+  for (int dev = 0; dev < 2; dev++) {
+    if (dev) cg_set_config("DEVICE", "INTERP");
+    gemm_vs_f64(33, 17, 1023, false);
+    gemm_vs_f64(37, 29, 100, true);
+    gemm_vs_f64(9, 64, 31, false);
+  }
+  cg_set_config("DEVICE", "CPU");
+  { /* batched, with a broadcast batch and with b transposed per batch (q @ k.T) */
+    enum { B = 3, M = 37, K = 29, N = 70 };
+    float *a = malloc(sizeof(float) * B * M * K), *b = malloc(sizeof(float) * B * K * N), *c = malloc(sizeof(float) * B * M * N);
+    for (int i = 0; i < B * M * K; i++) a[i] = frand();
+    for (int i = 0; i < B * K * N; i++) b[i] = frand();
+    cg_tensor *ta = cg_from_data(a, CG_FLOAT32, (int64_t[]){B, M, K}, 3);
+    for (int v = 0; v < 3; v++) {
+      /* v 0: b (B, K, N); 1: b (K, N) broadcast; 2: b given as (B, N, K), transposed */
+      cg_tensor *tb = v == 0 ? cg_from_data(b, CG_FLOAT32, (int64_t[]){B, K, N}, 3)
+                      : v == 1 ? cg_from_data(b, CG_FLOAT32, (int64_t[]){K, N}, 2)
+                               : cg_transpose(cg_from_data(b, CG_FLOAT32, (int64_t[]){B, N, K}, 3), 1, 2);
+      cg_status st = cg_read(cg_matmul(ta, tb), CG_FLOAT32, c, sizeof(float) * B * M * N);
+      CHECK(st == CG_OK, "%s", cg_last_error());
+      double worst = 0;
+      for (int q = 0; st == CG_OK && q < B; q++)
+        for (int i = 0; i < M; i++)
+          for (int j = 0; j < N; j++) {
+            double want = 0;
+            for (int k = 0; k < K; k++) {
+              float bv = v == 0 ? b[(q * K + k) * N + j] : v == 1 ? b[k * N + j] : b[(q * N + j) * K + k];
+              want += (double)a[(q * M + i) * K + k] * bv;
+            }
+            worst = fmax(worst, fabs(c[(q * M + i) * N + j] - want) / (1 + fabs(want)));
+          }
+      CHECK(worst <= 1e-6 * K, "batched GEMM variant %d: off by %g", v, worst);
+    }
+    free(a), free(b), free(c);
+  }
+  gemm_vs_f64(131, 257, 67, false);
+  gemm_vs_f64(64, 1000, 48, true);
+  cg_set_config("PACK", "1");
+  /* the heuristic's opts for the benchmark shapes (bench/bench_matmul.c), pinned */
+  pin_gemm(512, 512, 512, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+  pin_gemm(1024, 1024, 1024, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+  pin_gemm(2048, 2048, 2048, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+  pin_gemm(4096, 4096, 4096, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+  pin_gemm(512, 576, 10, false, "PADTO(1,16) UPCAST(1,16) UPCAST(0,8) THREAD(0)");
+  pin_gemm(8192, 384, 1536, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
+  pin_gemm(8192, 1536, 384, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,4) THREAD(0)");
+  pin_gemm(1000, 1000, 1000, false, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+  pin_gemm(1023, 1023, 1023, false, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) PADTO(0,8) UPCAST(0,8) TILE(1,8) THREAD(0)");
+  pin_gemm(512, 784, 100, true, "PADTO(1,32) UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
   /* matmuls: sizes 1, 7, 13, 33, 1000, 1023 and primes */
   matmul_case(1, 1, 1);
   matmul_case(7, 13, 33);
@@ -125,6 +261,36 @@ int main(void) {
     };
     int lens[] = {1, 1, 1, 3, 3};
     check_opts("conv2d (2,3,9,9) * (4,3,3,3)", y, lists, lens, 5, 2e-5f);
+  }
+  { /* a convolution over weights laid out with the output channels innermost
+     * (nn/functional_conv.c): a vector along the output channels, stored lane by lane
+     * into the NCHW output (expand.c), alone and tiled; output (3, 16, 5, 5) */
+    cg_tensor *x = rand_t((int64_t[]){3, 8, 7, 7}, 4), *w = rand_t((int64_t[]){16, 8, 3, 3}, 4);
+    cg_realize(x), cg_realize(w);
+    cg_tensor *y = cg_conv2d(x, w, NULL, NULL, NULL, NULL, 1);
+    opt lists[] = {
+        {OPT_UPCAST, 1, 16},
+        {OPT_UPCAST, 1, 8}, {OPT_UPCAST, 0, 3}, {OPT_THREAD, 2, 0},
+        {OPT_UPCAST, 1, 16}, {OPT_UPCAST, 3, 5}, {OPT_UNROLL, 102, 3},
+    };
+    int lens[] = {1, 3, 3};
+    check_opts("conv2d (3,8,7,7) * (16,8,3,3), channels-inner weights", y, lists, lens, 3, 2e-5f);
+    /* the heuristic picks that vector where there are enough outputs (opt_vector.c) */
+    cg_tensor *x2 = rand_t((int64_t[]){2, 16, 12, 10}, 4), *w2 = rand_t((int64_t[]){32, 16, 3, 3}, 4);
+    cg_realize(x2), cg_realize(w2);
+    cg_tensor *y2 = cg_conv2d(x2, w2, NULL, NULL, (const int64_t[]){1, 1}, NULL, 1);
+    uop_pool_push();
+    schedule s;
+    CHECK(sched_build(&y2->u, 1, &s), "schedule: %s", cg_last_error());
+    opt h[MAX_OPTS];
+    int nh = s.n ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), h) : 0;
+    char d[128];
+    opts_str(h, nh, d, sizeof d);
+    CHECK(nh >= 1 && h[0].kind == OPT_UPCAST && h[0].axis == 1 && h[0].amount == 16,
+          "conv2d (2,16,12,10) * (32,16,3,3): the heuristic's first opt is UPCAST(1,16), got %s", d);
+    if (s.k) sched_free(&s);
+    uop_pool_pop();
+    check_opts("conv2d (2,16,12,10) * (32,16,3,3) p1 with the heuristic's opts", y2, h, &nh, 1, 2e-5f);
   }
   { /* reductions over the batch axis and over the last axis */
     cg_tensor *x = rand_t((int64_t[]){1000, 33}, 2);

@@ -29,6 +29,12 @@ static void conv_cases(void) {
       {"1,2,5,5", "2,2,2,2", {2, 2}, {3, 3}, {1, 1}, 1, false}, /* padding beyond the kernel's reach */
       {"3,3,6,5", "5,3,1,1", {2, 1}, {0, 0}, {1, 1}, 1, true},  /* 1x1, stride > kernel */
       {"1,2,10,9", "2,1,3,2", {3, 2}, {0, 1}, {2, 1}, 2, true},
+      /* 8+ output channels a group and 4096+ outputs: weights laid out channels-innermost,
+       * vectors along the output channels, the output gradient channels-last */
+      {"2,16,12,10", "32,16,3,3", {1, 1}, {1, 1}, {1, 1}, 1, true},
+      {"2,32,9,13", "32,16,3,3", {1, 1}, {2, 1}, {2, 1}, 2, false},
+      {"8,8,23,19", "16,8,3,3", {3, 2}, {1, 1}, {1, 1}, 1, true},
+      {"6,8,9,9", "32,8,5,5", {1, 1}, {2, 2}, {1, 1}, 1, false}, /* weight gradient in chunks of 3 images */
   };
   for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
     const conv_c *c = &cs[i];
@@ -105,6 +111,10 @@ static void pool_cases(void) {
       {"2,2,9,8", {3, 2}, {2, 3}, {1, 0}},
       {"3,5,6", {2, 3}, {1, 2}, {1, 1}}, /* unbatched */
       {"1,2,8,7", {4, 4}, {3, 2}, {2, 1}},
+      /* windows apart (k < s): positions in no window get 0 (the backward spreads the
+       * gradient by movement ops, no reduction) */
+      {"2,3,10,11", {2, 3}, {3, 3}, {1, 1}},
+      {"1,2,9,9", {1, 2}, {2, 3}, {0, 1}},
   };
   for (int avg = 0; avg < 2; avg++)
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {

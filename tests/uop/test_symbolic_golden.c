@@ -25,6 +25,11 @@ static const struct { const char *in, *out; } golden[] = {
     {"(z*4)/4", "z"},
     {"(z*4)%4", "0"},
     {"(z*6+4)/2", "z*3+2"},
+    /* a common factor g of the divisor (g*B + s, s in [0, g)): through reshapes of
+     * channel-broadcast or padded views */
+    {"(x*4+y+4)/8", "(x+1)/2"},
+    {"((x*4+1)%8)*2 + (x/2)*16", "x*8+2"},
+    {"((x*4+y)%8)*400 + (x/2)*3200", "x*1600+y*400"},
     /* a 4-d index unflattened and flattened again: x = i over 2*3*4*5 = 120 */
     {"(((i/60)*3 + (i/20)%3)*4 + (i/5)%4)*5 + i%5", "i"},
     {"i%5 + ((i/5)%4)*5 + ((i/20)%3)*20 + (i/60)*60", "i"},

@@ -1,0 +1,85 @@
+/* The GEMM kernel alone, on one thread, timed in thread CPU time: for comparing opt lists
+ * (and the layout step) on a machine other people load, where wall-clock figures are
+ * noise. Per-thread CPU time still drops when an SMT sibling is busy, but it does not
+ * count time spent waiting for a core.
+ *
+ * The product: C = A @ B of two cg_rand float32 inputs (M x K, K x N), scheduled; every
+ * kernel before the last (B's packing copy, when matmul packs) runs once with the
+ * heuristic's opts; the last kernel (the GEMM) runs with each opt list given, the best of 3
+ * timed runs after a warm-up. "H" means the heuristic's list. PACK=0 in the environment
+ * reads B unpacked.
+ *
+ *   build/release/bench_gemm_kernel M K N H "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)" ...
+ *
+ * Compare with OpenBLAS on one thread the same way (numpy is linked to the same library):
+ *   OPENBLAS_NUM_THREADS=1 /usr/bin/python3 -c "import numpy as np, time; ..." with
+ *   time.thread_time() around a @ b. */
+#define _GNU_SOURCE
+#include "cgrad.h"
+#include "engine/run_kernel.h"
+#include "tensor/tensor.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double thread_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* "KIND(axis,amount) ..." as printed by opts_str; -1 on a word it does not know. */
+static int parse_opts(const char *s, opt *o) {
+  int n = 0;
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", s);
+  for (char *save = NULL, *w = strtok_r(buf, " ", &save); w && n < MAX_OPTS; w = strtok_r(NULL, " ", &save)) {
+    char k[16];
+    int a = 0, b = 0, kind = -1;
+    if (sscanf(w, "%15[A-Z](%d,%d)", k, &a, &b) < 2) return -1;
+    for (int i = 0; i < OPT_NKINDS; i++)
+      if (!strcmp(opt_name(i), k)) kind = i;
+    if (kind < 0) return -1;
+    o[n++] = (opt){(uint8_t)kind, (int16_t)a, b};
+  }
+  return n;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) return fprintf(stderr, "usage: bench_gemm_kernel M K N (H | \"OPTS\")...\n"), 2;
+  cg_set_config("CG_THREADS", "1");
+  int64_t m = atoll(argv[1]), k = atoll(argv[2]), n = atoll(argv[3]);
+  cg_tensor *a = cg_rand(CG_FLOAT32, (int64_t[]){m, k}, 2), *b = cg_rand(CG_FLOAT32, (int64_t[]){k, n}, 2);
+  if (!a || !b || cg_realize(a) || cg_realize(b)) return fprintf(stderr, "inputs: %s\n", cg_last_error()), 1;
+  cg_tensor *c = cg_matmul(a, b);
+  uop_pool_push();
+  schedule s;
+  if (!c || !sched_build(&c->u, 1, &s)) return fprintf(stderr, "schedule: %s\n", cg_last_error()), 1;
+  for (int i = 0; i < s.n - 1; i++)
+    if (kernel_run_with_opts(&s.k[i], NULL, 0, NULL)) return fprintf(stderr, "kernel %d: %s\n", i, cg_last_error()), 1;
+  printf("%lldx%lldx%lld, %d kernel%s (the last timed), 1 thread, thread CPU time\n", (long long)m, (long long)k, (long long)n, s.n, s.n == 1 ? "" : "s");
+  for (int l = 4; l < argc; l++) {
+    opt o[MAX_OPTS];
+    int no = !strcmp(argv[l], "H") ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o) : parse_opts(argv[l], o);
+    if (no < 0) {
+      fprintf(stderr, "cannot read opts '%s'\n", argv[l]);
+      continue;
+    }
+    double best = 1e30;
+    bool ok = true;
+    for (int r = 0; r < 4 && ok; r++) {
+      double t = thread_now();
+      ok = kernel_run_with_opts(&s.k[s.n - 1], o, no, NULL) == CG_OK;
+      t = thread_now() - t;
+      if (r && t < best) best = t;
+    }
+    char d[256];
+    opts_str(o, no, d, sizeof d);
+    if (!ok) printf("%-72s refused: %s\n", d, cg_last_error());
+    else printf("%-72s %9.2f ms %8.1f GFLOP/s\n", d, best * 1e3, 2.0 * (double)m * (double)k * (double)n / best * 1e-9);
+  }
+  sched_free(&s);
+  uop_pool_pop();
+  return 0;
+}
