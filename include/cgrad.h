@@ -633,6 +633,117 @@ cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int 
 /* A serialized onnx.SequenceProto of tensors: a malloc'd array of *n new tensors. */
 cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
 
+/* ---- devices and sharding ------------------------------------------------------------
+ * Devices are named by strings: "CPU", "INTERP", and instances of them, "CPU:1", "CPU:2",
+ * ... ("CPU:0" is "CPU"). An instance is the same backend with its own allocator (memory
+ * counted and cached apart), made on first use; 16 instances at most in all. Every tensor
+ * knows its device: that of the buffers it reads (a result is computed where its inputs
+ * are), or the default device (cg_set_device, else the DEVICE knob) for tensors that read
+ * none. An op whose operands are on two
+ * devices is refused with a message naming both; the scheduler never puts two devices in
+ * one kernel. Instances share the one thread pool (kernels of one realize run one after
+ * another). */
+/* The canonical name of a device ("cpu:1" -> "CPU:1", "CPU:0" -> "CPU"), making an
+ * instance if needed; NULL + an error naming the devices there are. */
+const char *cg_device(const char *name);
+/* Make name (NULL: the DEVICE knob's device again) this thread's default device: where
+ * tensors that read no buffer are made and computed (cg_from_data, cg_zeros, and the small
+ * buffers ops make for themselves, such as the class indices of a cross entropy). Run a
+ * replica's work with its device set (one thread per device, or switching). Returns the
+ * canonical name now in effect, or NULL + an error for a bad name (nothing changes). */
+const char *cg_set_device(const char *name);
+/* The device t is on (or will be computed on). */
+const char *cg_device_of(cg_tensor *t);
+/* CG_DEVICES (default 1, at most 16): how many instances of the default device a program
+ * that shards "over all devices" uses ("CPU", "CPU:1", ... "CPU:n-1"). */
+int cg_device_count(void);
+/* The names of those devices into names[0..max) ("CPU", "CPU:1", ...); returns how many
+ * there are (-1 + an error if one cannot be made). */
+int cg_devices(const char **names, int max);
+/* A copy of t on device (eager: t is realized first). Same device: a second handle, no
+ * copy. A contiguous range of a buffer (the buffer, a reshape, a slice along the leading
+ * axis) is copied straight from it; another view is first made contiguous on its own
+ * device ("staging" bytes). Differentiable: the gradient is copied back to t's device in
+ * the backward (the copy keeps t's graph alive for it, like any op). */
+cg_tensor *cg_to(cg_tensor *t, const char *device);
+/* Bytes copied between devices by cg_to, and bytes made contiguous before a copy, since
+ * the start of the process (either pointer may be NULL). */
+void cg_copy_stats(int64_t *transfer_bytes, int64_t *staging_bytes);
+
+/* A tensor split over devices (tinygrad's MultiLazyBuffer): one lazy tensor per device and
+ * the axis they split. axis >= 0: shard i holds the i-th of n equal slices along axis;
+ * CG_REPLICATED: every shard holds the whole tensor; CG_PARTIAL: the value is the sum of
+ * the shards (what a reduction across the sharded axis gives before its allreduce).
+ * Ops run per shard; where layouts differ they are matched first: a replicated operand is
+ * sliced in place (a view, no copy), operands sharded on different axes are resharded
+ * (all-to-all), a partial one is allreduced. Results are new cg_multis (cg_multi_free);
+ * shards read with cg_multi_shard are new tensors in the current scope. */
+#define CG_REPLICATED (-1)
+#define CG_PARTIAL (-2)
+typedef struct cg_multi cg_multi;
+/* Split t over n distinct devices along axis (negative counts from the end; CG_REPLICATED:
+ * copies). Refused: shape[axis] not divisible by n, a device twice, bad names. */
+cg_multi *cg_shard(cg_tensor *t, const char *const *devices, int n, int axis);
+/* A cg_multi of existing per-device tensors (same dtype; shapes equal, or for axis >= 0
+ * equal except along axis, where they must be equal too). */
+cg_multi *cg_multi_from(cg_tensor *const *shards, int n, int axis);
+void cg_multi_free(cg_multi *m);
+int cg_multi_count(const cg_multi *m);
+int cg_multi_axis(const cg_multi *m);
+/* The whole (logical) shape; returns ndim. */
+int cg_multi_shape(const cg_multi *m, int64_t *shape);
+const char *cg_multi_device(const cg_multi *m, int i);
+cg_tensor *cg_multi_shard(const cg_multi *m, int i);
+/* The whole tensor on one device (shards copied and concatenated; partial: summed). */
+cg_tensor *cg_multi_gather(const cg_multi *m, const char *device);
+cg_status cg_multi_realize(cg_multi *m);
+/* Elementwise (broadcasting as cg_add), unary maps, matmul, reductions. */
+cg_multi *cg_multi_add(cg_multi *a, cg_multi *b);
+cg_multi *cg_multi_sub(cg_multi *a, cg_multi *b);
+cg_multi *cg_multi_mul(cg_multi *a, cg_multi *b);
+cg_multi *cg_multi_map(cg_multi *a, cg_tensor *(*fn)(cg_tensor *));
+cg_multi *cg_multi_matmul(cg_multi *a, cg_multi *b);
+cg_multi *cg_multi_sum(cg_multi *a, const int *axes, int naxes, bool keepdim);
+cg_multi *cg_multi_max(cg_multi *a, const int *axes, int naxes, bool keepdim);
+/* A partial (or any) cg_multi summed over its shards onto every device: a replicated
+ * result. Reduce-scatter then all-gather over chunks of the flattened tensor, so each
+ * device sends and receives 2(n-1)/n of it (cg_copy_stats counts it). */
+cg_multi *cg_multi_allreduce(cg_multi *a);
+/* The same value laid out along another axis (all-to-all: shard j gets slice j of every
+ * shard; CG_REPLICATED: all-gather). Pieces are views of the shards: a piece that is a
+ * contiguous range is copied straight, others are made contiguous first (staging). */
+cg_multi *cg_multi_reshard(cg_multi *a, int axis);
+
+/* ---- distributed (MPI) --------------------------------------------------------------
+ * An optional build part (-DCG_MPI=ON, Debian libopenmpi-dev): collectives over the ranks of
+ * MPI_COMM_WORLD, on realized tensors, in place. Without it (or outside mpirun, where the
+ * world has one rank) every call works on a world of one rank, except that
+ * cg_dist_available() says false. Collectives are non-blocking MPI calls polled against a
+ * deadline (CG_DIST_TIMEOUT_S, default 120): a rank that died or hangs makes the others
+ * fail with a message naming the collective and the timeout (then cg_dist_abort). */
+typedef enum { CG_DIST_SUM, CG_DIST_MAX, CG_DIST_MEAN } cg_dist_op;
+bool cg_dist_available(void);
+/* MPI_Init (threads: funneled) unless already done; idempotent. */
+cg_status cg_dist_init(int *argc, char ***argv);
+int cg_dist_rank(void);
+int cg_dist_size(void);
+/* Reduce every tensor in place across ranks (float32/float64/int32/int64; one dtype per
+ * call). Small tensors are packed into buckets of about bucket_bytes (0: 4 MB), a tensor of
+ * that size or more is reduced in place in its buffer; each bucket's reduction starts as
+ * soon as it is formed, so packing and unpacking overlap the transfers of other buckets. */
+cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t bucket_bytes);
+/* Rank root's values into every rank's tensors (same shapes and dtypes everywhere). */
+cg_status cg_dist_broadcast(cg_tensor *const *ts, int n, int root);
+/* All-to-all along axis: t's slice j (of size shape[axis]/size) goes to rank j; the result
+ * holds the slices received, from rank 0 first, along axis. Slices that are contiguous
+ * ranges are sent straight from the buffer. */
+cg_tensor *cg_dist_alltoall(cg_tensor *t, int axis);
+cg_status cg_dist_barrier(void);
+/* End the whole job now (MPI_Abort): after a failed collective, a clean exit would wait
+ * for the dead rank. */
+void cg_dist_abort(int code);
+void cg_dist_finalize(void);
+
 /* ---- JIT ----------------------------------------------------------------------------
  * cg_jit captures the kernels a function launches and replays them (ARCHITECTURE §8).
  * fn(in, n_in, out, n_out, user) builds its n_out outputs from the inputs with any cgrad

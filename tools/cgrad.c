@@ -37,11 +37,11 @@ static double now(void) {
 typedef struct {
   int64_t steps, batch, eval_every, save_every, eval_images;
   uint64_t seed;
-  bool seed_given, batch_given;
+  bool seed_given, batch_given, distributed;
   double lr;
   bool cosine;     /* --schedule cosine: warm-up, then cosine decay to lr / 100 */
   int64_t warmup;  /* -1: the default, 5% of the steps */
-  const char *out, *data, *resume;
+  const char *out, *data, *resume, *model;
 } train_opts;
 
 /* The learning rate of step (1-based): constant, or a linear warm-up then a cosine decay. */
@@ -66,9 +66,17 @@ static int usage_main(FILE *f) {
 static int usage_train(FILE *f) {
   fprintf(f, "usage: cgrad train [--steps N] [--batch B] [--seed S] [--lr LR] [--schedule S] [--warmup N]\n"
              "                   [--out FILE] [--data DIR] [--eval-every N] [--eval-images N] [--save-every N]\n"
-             "                   [--resume FILE] [--help]\n"
+             "                   [--resume FILE] [--model cnn|mlp] [--distributed] [--help]\n"
              "  --steps N        optimizer steps in all, 1 to %d (default 700)\n"
-             "  --batch B        examples per step, 1 to the training set's size (default 512)\n"
+             "  --batch B        examples per step, 1 to the training set's size (default 512); with\n"
+             "                   --distributed, per rank: a step's global batch is B times the ranks\n"
+             "  --model M        cnn (default: the CNN above) or mlp (Linear 784-128, ReLU, Linear 128-10:\n"
+             "                   no BatchNorm, so a distributed run matches a one-process run)\n"
+             "  --distributed    data-parallel over MPI (run under mpirun -np N; needs -DCG_MPI=ON): every\n"
+             "                   rank starts from rank 0's weights and takes its B examples of each global\n"
+             "                   batch; gradients are averaged (allreduce in buckets); rank 0 prints,\n"
+             "                   evaluates and writes the checkpoint. BatchNorm statistics stay per rank.\n"
+             "                   A rank that dies or hangs makes the others exit within CG_DIST_TIMEOUT_S\n"
              "  --seed S         seed for initialization and shuffling, 0 to 2^64-1 (default 42)\n"
              "  --lr LR          Adam learning rate (the peak of a schedule), > 0 (default 0.001)\n"
              "  --schedule S     constant (default) or cosine: a linear warm-up, then a cosine decay\n"
@@ -95,7 +103,19 @@ static int bad_usage(void) {
   return 2;
 }
 
-static cg_module *build_model(void) {
+static cg_module *build_mlp(void) {
+  cg_module *layers[] = {cg_flatten_layer(), cg_linear(784, 128, true), cg_relu_layer(), cg_linear(128, 10, true)};
+  int n = (int)(sizeof layers / sizeof *layers);
+  for (int i = 0; i < n; i++)
+    if (!layers[i]) {
+      for (int j = 0; j < n; j++) cg_module_free(layers[j]);
+      return NULL;
+    }
+  return cg_sequential(layers, n);
+}
+
+static cg_module *build_model(const char *kind) {
+  if (!strcmp(kind, "mlp")) return build_mlp();
   cg_module *layers[] = {
       cg_conv2d_layer(1, 32, 5, 1, 0, 1, 1, true),  cg_relu_layer(), cg_conv2d_layer(32, 32, 5, 1, 0, 1, 1, true), cg_relu_layer(),
       cg_batchnorm2d(32),                             cg_maxpool2d(2, 2, 0),
@@ -165,6 +185,32 @@ static cg_status train_step(cg_tensor *const *in, int n_in, cg_tensor **out, int
   free(run);
   cg_optimizer_zero_grad(c->opt);
   out[0] = loss;
+  return st;
+}
+
+/* The data-parallel step (--distributed), eager: forward and backward on this rank's part
+ * of the batch, one realize for the loss, gradients and statistics, then the gradients
+ * (and the loss, for printing) averaged over the ranks in buckets, then the optimizer step
+ * on every rank alike. What overlaps: each bucket's allreduce starts when it is packed, so
+ * packing, unpacking and the transfers of other buckets overlap; the backward itself is one
+ * fused realize, so the communication cannot start inside it. */
+static cg_status dist_step(step_ctx *c, cg_tensor *x, cg_tensor *y, double *loss_out) {
+  cg_tensor *loss = cg_cross_entropy(cg_module_forward(c->model, x), y, 0.0);
+  cg_status st = loss ? cg_backward(loss) : cg_last_status();
+  cg_tensor *run[128], *grads[64];
+  int nr = 0, ng = 0;
+  if (st == CG_OK) {
+    run[nr++] = loss;
+    for (int i = 0; i < c->np && nr < 128; i++)
+      if (cg_grad(c->params[i])) run[nr++] = grads[ng++] = cg_grad(c->params[i]);
+    for (int i = 0; i < c->ns && nr < 128; i++) run[nr++] = c->state[i];
+    st = cg_realize_many(run, nr);
+  }
+  if (st == CG_OK) st = cg_dist_allreduce(grads, ng, CG_DIST_MEAN, 0);
+  if (st == CG_OK) st = cg_dist_allreduce(&loss, 1, CG_DIST_MEAN, 0);
+  if (st == CG_OK) *loss_out = cg_item(loss);
+  if (st == CG_OK) st = cg_optimizer_step(c->opt);
+  cg_optimizer_zero_grad(c->opt);
   return st;
 }
 
@@ -300,7 +346,19 @@ static int train(train_opts o) {
   cg_module *model = NULL;
   cg_optimizer *opt = NULL;
   cg_batcher *batches = NULL;
-  if (!check_out(o.out)) return 1;
+  int rank = 0, world = 1;
+  if (o.distributed) {
+    if (cg_dist_init(NULL, NULL) != CG_OK) {
+      fprintf(stderr, "cgrad train: --distributed: %s\n", cg_last_error());
+      return 1;
+    }
+    rank = cg_dist_rank(), world = cg_dist_size();
+  }
+  bool lead = rank == 0; /* prints, evaluates and writes the checkpoint */
+  if (lead && !check_out(o.out)) {
+    if (o.distributed) cg_dist_abort(1);
+    return 1;
+  }
   cg_tensor *trx, *try_, *tex, *tey;
   if (cg_fashion_mnist(o.data, &trx, &try_, &tex, &tey) != CG_OK) {
     fprintf(stderr, "cgrad train: %s\n", cg_last_error());
@@ -318,7 +376,7 @@ static int train(train_opts o) {
   }
 
   cg_manual_seed(o.seed);
-  model = build_model();
+  model = build_model(o.model);
   if (!model) {
     fprintf(stderr, "cgrad train: building the model: %s\n", cg_last_error());
     goto out;
@@ -353,14 +411,21 @@ static int train(train_opts o) {
     }
     cg_optimizer_set_steps(opt, start);
   }
-  if (o.batch > ntrain) {
-    fprintf(stderr, "cgrad train: --batch %" PRId64 " is larger than the training set (%" PRId64 " images)\n", o.batch, ntrain);
+  int64_t gbatch = o.batch * world; /* the global batch: rank r takes its r-th part */
+  if (gbatch > ntrain) {
+    fprintf(stderr, "cgrad train: --batch %" PRId64 "%s is larger than the training set (%" PRId64 " images)\n", o.batch,
+            world > 1 ? " times the ranks" : "", ntrain);
     rc = 2;
     goto out;
   }
+  /* every rank starts from rank 0's weights and optimizer state */
+  if (o.distributed && cg_dist_broadcast(ck.ts, ck.nfixed, 0) != CG_OK) {
+    fprintf(stderr, "cgrad train: rank %d: %s\n", rank, cg_last_error());
+    cg_dist_abort(1);
+  }
   x = malloc(sizeof(float) * (size_t)o.batch * 784);
-  y = malloc(sizeof(int32_t) * (size_t)o.batch), idx = malloc(sizeof(int32_t) * (size_t)o.batch);
-  batches = cg_batcher_new(ntrain, o.batch, o.seed, true, true);
+  y = malloc(sizeof(int32_t) * (size_t)o.batch), idx = malloc(sizeof(int32_t) * (size_t)gbatch);
+  batches = cg_batcher_new(ntrain, gbatch, o.seed, true, true);
   if (!x || !y || !idx) {
     fprintf(stderr, "cgrad train: out of memory for a batch of %" PRId64 " (%.1f MB)\n", o.batch, (double)o.batch * 784 * 4 / 1e6);
     goto out;
@@ -377,10 +442,17 @@ static int train(train_opts o) {
     cg_batcher_next(batches, &bi);
     cg_free(bi);
   }
-  fprintf(stderr, "cgrad train: Fashion-MNIST %" PRId64 " train / %" PRId64 " test images; CNN with %d parameter tensors; batch %" PRId64
-                  ", %" PRId64 " steps, seed %" PRIu64 "%s\n",
-          ntrain, ntest, np, o.batch, o.steps, o.seed, o.resume ? " (resumed)" : "");
-  if (o.resume) fprintf(stderr, "cgrad train: resuming at step %" PRId64 " from %s\n", start + 1, o.resume);
+  if (lead)
+    fprintf(stderr, "cgrad train: Fashion-MNIST %" PRId64 " train / %" PRId64 " test images; %s with %d parameter tensors; batch %" PRId64
+                    ", %" PRId64 " steps, seed %" PRIu64 "%s\n",
+            ntrain, ntest, !strcmp(o.model, "mlp") ? "MLP" : "CNN", np, gbatch, o.steps, o.seed, o.resume ? " (resumed)" : "");
+  if (lead && o.distributed) {
+    int64_t nparam = 0; /* what each step allreduces: the gradients, float32 */
+    for (int i = 0; i < np; i++) nparam += cg_numel(params[i]);
+    fprintf(stderr, "cgrad train: data-parallel over %d rank%s, %" PRId64 " examples each per step; %" PRId64 " gradient values (%.2f MB) allreduced per step\n",
+            world, world == 1 ? "" : "s", o.batch, nparam, 4e-6 * (double)nparam);
+  }
+  if (lead && o.resume) fprintf(stderr, "cgrad train: resuming at step %" PRId64 " from %s\n", start + 1, o.resume);
   bool tty = isatty(2);
   double t_first = 0, t_first_end = 0, t_warm = 0, t_loop = now(), last_loss = NAN;
   int64_t nrun = o.steps - start, warm_at = start + (nrun > WARM_STEPS ? WARM_STEPS : nrun);
@@ -393,13 +465,13 @@ static int train(train_opts o) {
       cg_batcher_reset(batches, cg_batcher_epoch(batches) + 1);
       got = cg_batcher_next(batches, &bi);
     }
-    if (got <= 0 || !bi || cg_read(bi, CG_INT32, idx, sizeof(int32_t) * (size_t)o.batch) != CG_OK) {
+    if (got <= 0 || !bi || cg_read(bi, CG_INT32, idx, sizeof(int32_t) * (size_t)gbatch) != CG_OK) {
       fprintf(stderr, "\ncgrad train: step %" PRId64 ": no batch: %s\n", step, got < 0 || bi ? cg_last_error() : "the batcher gave none");
       cg_free(bi);
       goto out;
     }
     cg_free(bi);
-    make_batch(img, lab, idx, o.batch, x, y);
+    make_batch(img, lab, idx + (size_t)rank * (size_t)o.batch, o.batch, x, y);
     cg_scope_begin();
     cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){o.batch, 1, 28, 28}, 4);
     cg_tensor *ty = cg_from_data(y, CG_INT32, (int64_t[]){o.batch}, 1);
@@ -407,16 +479,24 @@ static int train(train_opts o) {
     if (o.cosine && cg_optimizer_set_lr(opt, lr_at(&o, step)) != CG_OK) {
       fprintf(stderr, "\ncgrad train: step %" PRId64 ": setting the learning rate: %s\n", step, cg_last_error());
       cg_scope_end();
+      if (o.distributed) cg_dist_abort(1);
       goto out;
     }
-    if (!step_jit) step_jit = cg_jit_new(train_step, 1, &sc);
-    cg_status st = tx && ty && step_jit ? cg_jit_call(step_jit, in, 2, &loss) : cg_last_status();
+    cg_status st;
+    if (o.distributed) st = tx && ty ? dist_step(&sc, tx, ty, &last_loss) : cg_last_status();
+    else {
+      if (!step_jit) step_jit = cg_jit_new(train_step, 1, &sc);
+      st = tx && ty && step_jit ? cg_jit_call(step_jit, in, 2, &loss) : cg_last_status();
+    }
     if (st != CG_OK) {
-      fprintf(stderr, "\ncgrad train: step %" PRId64 " failed: %s\n", step, cg_last_error());
+      char who[32] = "";
+      if (o.distributed) snprintf(who, sizeof who, "rank %d: ", rank);
+      fprintf(stderr, "\ncgrad train: %sstep %" PRId64 " failed: %s\n", who, step, cg_last_error());
       cg_scope_end();
+      if (o.distributed) cg_dist_abort(1); /* the others would wait for this rank */
       goto out;
     }
-    last_loss = cg_item(loss);
+    if (!o.distributed) last_loss = cg_item(loss);
     cg_scope_end();
     double t = now();
     if (step == start + 1) t_first = t - t_start, t_first_end = t;
@@ -426,6 +506,7 @@ static int train(train_opts o) {
       fprintf(stderr, "\ncgrad train: the loss became %g at step %" PRId64 "\n", last_loss, step);
       goto out;
     }
+    if (!lead) continue; /* the rest is the lead rank's: printing, evaluating, saving */
     if (getenv("CG_PRINT_LOSS")) printf("step %" PRId64 " loss %.9g\n", step, last_loss);
     if (tty || step % 20 == 0 || step == o.steps) {
       /* time left from the steady steps only: the first ones compile the kernels */
@@ -440,10 +521,18 @@ static int train(train_opts o) {
     }
   }
   double t_end = now(), train_s = t_end - t_loop;
+  if (!lead) { /* wait for the lead's checkpoint, so the job ends together */
+    if (cg_dist_barrier() != CG_OK) {
+      fprintf(stderr, "cgrad train: rank %d: %s\n", rank, cg_last_error());
+      cg_dist_abort(1);
+    }
+    rc = 0;
+    goto out;
+  }
   long rss_end = rss_kb(); /* before evaluation, which runs other shapes */
   double acc = evaluate(model, timg, tlab, neval);
   fprintf(stderr, "%s", tty ? "\n" : "");
-  printf("test accuracy %.2f%% after %" PRId64 " steps (batch %" PRId64 ") in %.1f s: first step %.2f s", 100 * acc, o.steps, o.batch, train_s,
+  printf("test accuracy %.2f%% after %" PRId64 " steps (batch %" PRId64 ") in %.1f s: first step %.2f s", 100 * acc, o.steps, gbatch, train_s,
          t_first);
   if (nrun > 1) printf(", then %.0f ms/step", 1e3 * (t_end - t_first_end) / (double)(nrun - 1));
   printf("; final loss %.4f", last_loss);
@@ -453,6 +542,11 @@ static int train(train_opts o) {
   printf("checkpoint: %s (%d tensors: model, optimizer state and position; --resume continues from it)\n", o.out, ck.nfixed + 4);
   printf("resident memory while training: %.1f MB after warm-up (step %" PRId64 "), %.1f MB after the last step (%+.2f%%)\n", rss_warm / 1024.0,
          rss_step, rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
+  fflush(stdout);
+  if (o.distributed && cg_dist_barrier() != CG_OK) {
+    fprintf(stderr, "cgrad train: rank 0: %s\n", cg_last_error());
+    cg_dist_abort(1);
+  }
   rc = 0;
 out:
   cg_jit_free(step_jit);
@@ -461,6 +555,10 @@ out:
   cg_optimizer_free(opt);
   cg_module_free(model);
   free(img), free(lab), free(timg), free(tlab), free(x), free(y), free(idx);
+  if (o.distributed) {
+    if (rc) cg_dist_abort(rc); /* a failed rank ends the job rather than leave the others waiting */
+    cg_dist_finalize();
+  }
   return rc;
 }
 
@@ -503,14 +601,18 @@ static bool arg_lr(const char *s, double *out) {
 }
 
 static int train_main(int argc, char **argv) {
-  train_opts o = {.steps = 700, .batch = 512, .seed = 42, .lr = 1e-3, .warmup = -1, .out = "fashion_cnn.safetensors"};
+  train_opts o = {.steps = 700, .batch = 512, .seed = 42, .lr = 1e-3, .warmup = -1, .out = "fashion_cnn.safetensors", .model = "cnn"};
   for (int i = 0; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage_train(stdout);
   for (int i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--distributed")) { /* a flag: no value */
+      o.distributed = true, i--;
+      continue;
+    }
     bool known = !strcmp(a, "--steps") || !strcmp(a, "--batch") || !strcmp(a, "--eval-every") || !strcmp(a, "--save-every") || !strcmp(a, "--eval-images") ||
                  !strcmp(a, "--seed") || !strcmp(a, "--lr") || !strcmp(a, "--out") || !strcmp(a, "--data") || !strcmp(a, "--resume") ||
-                 !strcmp(a, "--schedule") || !strcmp(a, "--warmup");
+                 !strcmp(a, "--schedule") || !strcmp(a, "--warmup") || !strcmp(a, "--model");
     if (!known) {
       fprintf(stderr, "cgrad train: unknown option '%s'\n", a);
       return bad_usage();
@@ -535,6 +637,13 @@ static int train_main(int argc, char **argv) {
     }
     else if (!strcmp(a, "--out")) o.out = v;
     else if (!strcmp(a, "--data")) o.data = v;
+    else if (!strcmp(a, "--model")) {
+      if (strcmp(v, "cnn") && strcmp(v, "mlp")) {
+        fprintf(stderr, "cgrad train: --model expects cnn or mlp, got '%s'\n", v);
+        ok = false;
+      }
+      o.model = v;
+    }
     else o.resume = v;
     if (!ok) return bad_usage();
   }

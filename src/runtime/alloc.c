@@ -172,7 +172,10 @@ rt_alloc_stats rt_lru_stats(rt_allocator *a) {
 
 size_t rt_alloc_trim(void) {
   size_t bytes = 0;
-  for (int i = 0; rt_device_at(i); i++)
+  int n = 0;
+  while (rt_device_at(n)) n++;
+  /* instances (listed last) first: an INTERP instance's blocks go back to the CPU's cache */
+  for (int i = n - 1; i >= 0; i--)
     if (rt_device_at(i)->allocator) bytes += rt_lru_trim(rt_device_at(i)->allocator);
   return bytes;
 }

@@ -2,6 +2,8 @@
 #include "buffer.h"
 #include "uop/uopset.h"
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
 static uopset registry;
@@ -38,6 +40,36 @@ uop *buffer_new_on(rt_device *dev, dtype dt, int64_t count) {
     return NULL;
   }
   return u;
+}
+
+rt_device *graph_device(uop *u) {
+  uop *stack_small[64], **stack = stack_small;
+  size_t n = 0, cap = 64;
+  uopset seen = {0};
+  rt_device *dev = NULL;
+  if (u) stack[n++] = u;
+  while (n && !dev) {
+    uop *x = stack[--n];
+    if (x->op == OP_BUFFER) {
+      dev = buffer_of(x)->dev;
+      break;
+    }
+    if (uopset_get(&seen, x)) continue;
+    uopset_put(&seen, x, (void *)1);
+    for (uint32_t i = x->nsrc; i-- > 0;) { /* src[0] popped first: a chain's own input */
+      if (n == cap) {
+        uop **bigger = ir_malloc(sizeof(uop *) * cap * 2); /* in a realize: counted, the schedule fails as a whole */
+        if (!bigger) break; /* out of memory: an answer from what was seen (NULL: the default) */
+        memcpy(bigger, stack, sizeof(uop *) * n);
+        if (stack != stack_small) free(stack);
+        stack = bigger, cap *= 2;
+      }
+      stack[n++] = x->src[i];
+    }
+  }
+  if (stack != stack_small) free(stack);
+  uopset_free(&seen);
+  return dev;
 }
 
 cg_buffer *buffer_of(uop *u) {

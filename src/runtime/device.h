@@ -24,6 +24,7 @@
 #ifndef CG_RUNTIME_DEVICE_H
 #define CG_RUNTIME_DEVICE_H
 #include "cgrad.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,14 +77,28 @@ struct rt_device {
   cg_status (*launch)(rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size);
   /* Wait until every launch issued so far has finished. */
   cg_status (*synchronize)(void);
+  /* Instances (device.c): "CPU:1" is a copy of "CPU" (its base) with its own name and
+   * allocator; the base is instance 0 and answers to "CPU" and "CPU:0". */
+  rt_device *base; /* NULL for a table entry (instance 0) */
+  int index;       /* the instance number */
 };
 
-/* The device called name (case-insensitive: "CPU"), or NULL + CG_ERR_INVALID naming the
- * devices there are (or the device's own message when it cannot be opened). */
+/* The device called name (case-insensitive: "CPU", or an instance "CPU:1"; "CPU:0" is
+ * "CPU"), or NULL + CG_ERR_INVALID naming the devices there are (or the device's own
+ * message when it cannot be opened). An instance is made on its first lookup and lives
+ * until exit; RT_MAX_INSTANCES bounds the instances of all kinds together. */
+#define RT_MAX_INSTANCES 16
 rt_device *rt_get_device(const char *name);
-/* The device tensors are made on: the DEVICE knob (default "CPU"). */
+/* True once any instance beyond a table entry was made: only then do graphs need their
+ * device worked out (graph_device, buffer.h); one-device programs pay nothing. */
+bool rt_multi_device(void);
+/* The device tensors are made on: this thread's (rt_set_thread_device), else the DEVICE
+ * knob (default "CPU"). */
 rt_device *rt_default_device(void);
-/* The i-th entry of the device table, NULL past the end (for trimming, listing). */
+/* Set this thread's default device (NULL: the DEVICE knob's again); returns the previous. */
+rt_device *rt_set_thread_device(rt_device *d);
+/* The i-th entry of the device table, then the instances made so far; NULL past the end
+ * (for trimming, listing). */
 rt_device *rt_device_at(int i);
 
 /* Counters over all devices, for DEBUG printing. */

@@ -516,6 +516,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
       uop *t = pts[j];
       pts[j] = pts[j - 1], pts[j - 1] = t;
     }
+  /* a result's buffer is on the device its inputs are on (once there are several) */
   for (size_t i = 0; i < c.nwork && ok; i++) {
     uop *p = pts[i], *buf;
     if (p->op == OP_ASSIGN) {
@@ -525,7 +526,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
         ok = false;
         break;
       }
-    } else if (!(buf = buffer_new(p->dt, shape_numel(p->shape, p->ndim)))) {
+    } else if (!(buf = buffer_new_on(rt_multi_device() ? graph_device(p) : NULL, p->dt, shape_numel(p->shape, p->ndim)))) {
       ok = false;
       break;
     }

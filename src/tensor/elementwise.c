@@ -85,7 +85,7 @@ static bool prep2(const char *who, cg_tensor *ta, cg_tensor *tb, dtype dt, uop *
   }
   int64_t shp[UOP_MAX_DIMS];
   int nd;
-  if (!broadcast_shape(who, ta->u, tb->u, shp, &nd)) return false;
+  if (!broadcast_shape(who, ta->u, tb->u, shp, &nd) || !tensor_check_devices(who, (cg_tensor *[]){ta, tb}, 2)) return false;
   if (dt_is_void(dt)) dt = binary_dtype(ta, tb);
   *a = view_broadcast(cast_to(ta->u, dt), shp, nd);
   *b = view_broadcast(cast_to(tb->u, dt), shp, nd);
@@ -190,7 +190,8 @@ cg_tensor *cg_where(cg_tensor *c, cg_tensor *a, cg_tensor *b) {
   op_begin();
   int64_t s1[UOP_MAX_DIMS], s2[UOP_MAX_DIMS];
   int n1, n2;
-  if (!broadcast_shape("where", a->u, b->u, s1, &n1) || !broadcast_dims("where", c->u->shape, c->u->ndim, s1, n1, s2, &n2))
+  if (!broadcast_shape("where", a->u, b->u, s1, &n1) || !broadcast_dims("where", c->u->shape, c->u->ndim, s1, n1, s2, &n2) ||
+      !tensor_check_devices("where", (cg_tensor *[]){c, a, b}, 3))
     return op_end(NULL);
   dtype dt = binary_dtype(a, b);
   uop *cu = view_broadcast(cast_to(c->u, DT_BOOL), s2, n2);

@@ -257,6 +257,7 @@ cg_tensor *cg_flatten(cg_tensor *a, int start, int end) {
 cg_tensor *cg_cat(cg_tensor *const *ts, int n, int dim) {
   if (n <= 0 || !ts) return cg_fail_null(CG_ERR_INVALID, "cat: expected at least one tensor");
   for (int i = 0; i < n; i++) NULLCHK("cat", ts[i]);
+  if (!tensor_check_devices("cat", ts, n)) return NULL;
   int nd = ts[0]->u->ndim;
   bool ok;
   int d = norm_dim("cat", nd, dim, &ok);
@@ -380,6 +381,7 @@ cg_tensor *cg_detach(cg_tensor *a) {
 
 cg_status cg_assign(cg_tensor *dst, cg_tensor *src) {
   if (!dst || !src) return cg_fail(CG_NULL_INPUT, "assign: a tensor is NULL");
+  if (!tensor_check_devices("assign", (cg_tensor *[]){dst, src}, 2)) return cg_last_status();
   uop *d = dst->u, *s = src->u;
   int nd = d->ndim;
   bool fits = s->ndim <= nd;

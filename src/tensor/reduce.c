@@ -265,6 +265,7 @@ cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
   if (!ta || !tb) return cg_fail_null(CG_NULL_INPUT, "matmul: an operand is NULL");
   uop *a = ta->u, *b = tb->u;
   if (a->ndim == 0 || b->ndim == 0) return cg_fail_null(CG_ERR_INVALID, "matmul: expected tensors of at least 1 dim, got %s and %s", shape_str(a->shape, a->ndim), shape_str(b->shape, b->ndim));
+  if (!tensor_check_devices("matmul", (cg_tensor *[]){ta, tb}, 2)) return NULL;
   op_begin();
   bool va = a->ndim == 1, vb = b->ndim == 1;
   if (va) a = view_reshape(a, (int64_t[]){1, a->shape[0]}, 2);

@@ -34,6 +34,10 @@ cg_status op_status(cg_status st);
 /* Call fn(t, ctx) for every live tensor of this thread (all scopes); fn must not free any. */
 void tensor_foreach(void (*fn)(cg_tensor *t, void *ctx), void *ctx);
 
+/* True if the tensors (NULLs skipped) read one device at most; else false + an error
+ * naming who and both devices (device.c). */
+bool tensor_check_devices(const char *who, cg_tensor *const *ts, int n);
+
 /* A host update of a var's value (op OP_ADD or OP_MUL, runtime/var.h) that a JIT capture
  * records, so its replays repeat it: an optimizer's step counter and beta^t. */
 cg_status tensor_var_update(cg_tensor *var, int op, double operand);

@@ -56,7 +56,8 @@ static bool exists(const char *name) {
 
 static void usage_and_options(void) {
   static char out[1 << 14];
-  const char *opts[] = {"--steps", "--batch", "--seed", "--lr", "--out", "--data", "--eval-every", "--eval-images", "--save-every", "--resume", "--schedule", "--warmup", "--help"};
+  const char *opts[] = {"--steps", "--batch", "--seed", "--lr", "--out", "--data", "--eval-every", "--eval-images", "--save-every", "--resume",
+                        "--schedule", "--warmup", "--model", "--distributed", "--help"};
   CHECK(run("", "train --help", out, sizeof out) == 0, "train --help exits 0:\n%s", out);
   char first[1024] = "";
   sscanf(out, "%1023[^\n]", first);
@@ -74,6 +75,7 @@ static void usage_and_options(void) {
   CHECK(run("", "help --help", out, sizeof out) == 0, "help --help:\n%s", out);
   CHECK(run("", "train --steps 3 --help", out, sizeof out) == 0 && strstr(out, "usage"), "--help after other options");
   CHECK(run("", "", out, sizeof out) == 2 && strstr(out, "usage"), "no command is a usage error");
+  CHECK(run("", "train --model resnet", out, sizeof out) == 2 && strstr(out, "--model expects cnn or mlp, got 'resnet'"), "bad --model:\n%s", out);
   CHECK(run("", "fly", out, sizeof out) == 2 && strstr(out, "unknown command"), "an unknown command:\n%s", out);
   CHECK(run("", "train --fly 1", out, sizeof out) == 2 && strstr(out, "unknown option '--fly'"), "an unknown option:\n%s", out);
 
