@@ -48,6 +48,31 @@ tsan() {
     fi
   done
 }
+# libFuzzer (issues 12 and 14): a short coverage-guided run of the ONNX harness (decoder and
+# importer 20 s, then load + import + run on INTERP 30 s, seeded with Debian's ONNX test
+# models) and of the tensor-API harness (10 s), clang-14 with ASan + UBSan (bench/fuzz.sh:
+# the library is built once more, with clang). Where clang-14 or libFuzzer is missing it
+# is skipped with a message. A crash fails the suite; its input is in build/fuzz_ci/.
+fuzz_ci() {
+  echo "=== libFuzzer (short runs) ==="
+  if ! command -v clang-14 >/dev/null ||
+     ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+       clang-14 -fsanitize=fuzzer -x c - -o build/fuzz_probe 2>/dev/null; then
+    echo "libFuzzer: skipped (needs clang-14 and libfuzzer-14-dev)"
+    return
+  fi
+  rm -f build/fuzz_probe
+  local h secs
+  for h in onnx:20 onnx_run:30 api:10; do
+    secs=${h#*:} h=${h%%:*}
+    [ "$h" = api ] || [ -d /usr/share/libonnx-testdata/data ] || { echo "libFuzzer $h: skipped (no libonnx-testdata)"; continue; }
+    if FUZZ_OUT=build/fuzz_ci bench/fuzz.sh "$secs" "$h" 2>&1 | tail -2; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+      echo "libfuzzer $h: passed"; total_pass=$((total_pass + 1))
+    else
+      echo "libfuzzer $h: FAILED (build/fuzz_ci/fuzz_$h.log)"; total_fail=$((total_fail + 1)); status=1
+    fi
+  done
+}
 mkdir -p build
 # Release with MPI when an MPI library is there (tests/dist runs mpirun -np 2); the ASan build
 # without it, so the build without MPI stays tested (and Open MPI's own allocations stay out
@@ -57,5 +82,6 @@ command -v mpicc >/dev/null 2>&1 && mpi=-DCG_MPI=ON
 run release -DCMAKE_BUILD_TYPE=Release -DCG_FAULT_INJECTION=ON $mpi
 run asan -DCMAKE_BUILD_TYPE=Debug -DCG_SANITIZE=ON -DCG_FAULT_INJECTION=ON -DCG_MPI=OFF
 tsan
+fuzz_ci
 echo "$total_pass passed, $total_fail failed"
 exit $status

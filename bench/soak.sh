@@ -8,9 +8,12 @@
 # resident memory after warm-up (a tenth of the run, in whole hundreds; at least step 100) against the last sample,
 # the largest sample after warm-up, descriptor and cache ranges. The kernel cache is a fresh
 # directory (CG_CACHE_DIR) so its growth is this run's. Needs the Fashion-MNIST package.
+# SOAK_MAX_S=seconds stops the run after that long (on a loaded machine 10,000 steps can
+# take hours) and summarizes the steps it reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-10000}
+asked=$steps # (the loop below reuses the positional parameters)
 bin=${2:-build/release}/cgrad
 [ -x "$bin" ] || { echo "no $bin: build first (cmake -S . -B build/release && cmake --build build/release)"; exit 1; }
 work=$(mktemp -d /tmp/cg_soak_XXXXXX)
@@ -22,6 +25,9 @@ echo "command: $bin train --steps $steps --batch 32 --out $work/soak.safetensors
 printf 'step\trss_kb\tfds\tcache_bytes\tcache_files\n' >"$out"
 coproc TRAIN { exec stdbuf -oL "$bin" train --steps "$steps" --batch 32 --out "$work/soak.safetensors" 2>"$work/stderr"; }
 pid=$TRAIN_PID
+stopped=$work/stopped
+[ -z "${SOAK_MAX_S:-}" ] || { sleep "$SOAK_MAX_S" && touch "$stopped" && kill "$pid" 2>/dev/null; } &
+timer=$!
 while IFS= read -r line <&"${TRAIN[0]}"; do
   set -- $line
   [ "${1:-}" = step ] || { echo "$line"; continue; }
@@ -34,8 +40,14 @@ while IFS= read -r line <&"${TRAIN[0]}"; do
     printf '%s\t%s\t%s\t%s\t%s\n' "$step" "$rss" "$fds" "${cache:-0}" "$files" >>"$out"
   fi
 done
-wait "$pid" || { echo "cgrad train failed:"; tail -5 "$work/stderr"; exit 1; }
-tail -1 "$work/stderr" | tr '\r' '\n' | tail -1
+if ! wait "$pid"; then
+  [ -e "$stopped" ] || { echo "cgrad train failed:"; tail -5 "$work/stderr"; exit 1; }
+  steps=$(( $(tail -1 "$out" | cut -f1) + 1 )) # every sample counts: no final evaluation ran
+  echo "stopped after ${SOAK_MAX_S} s (SOAK_MAX_S), at step $((steps - 1)) of $asked"
+else
+  tail -1 "$work/stderr" | tr '\r' '\n' | tail -1
+fi
+kill "$timer" 2>/dev/null || true
 # The last step's sample is left out: the tool starts its test-set evaluation (other shapes,
 # one more kernel) right after printing that step, while the sample is being taken.
 awk -v warm="$warm" -v last_step="$steps" 'NR > 1 && $1 < last_step {

@@ -55,7 +55,7 @@ static char *entry_path(const uint64_t key[2]) {
   char *dir = rt_cache_dir();
   if (!dir) return NULL;
   size_t n = strlen(dir) + 64;
-  char *p = malloc(n);
+  char *p = cg_malloc(n);
   if (p) snprintf(p, n, "%s/beam-%016" PRIx64 "%016" PRIx64 ".txt", dir, key[0], key[1]);
   free(dir);
   return p;
@@ -116,7 +116,7 @@ typedef struct {
 static bool same_list(const cand *a, const cand *b) { return opts_eq(a->o, a->n, b->o, b->n); }
 
 static void find_ranges(uop *u, uopset *seen, uop **out, int *n) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_RANGE && *n < 32) {
     for (int i = 0; i < *n; i++)
       if (out[i]->arg.v[0] == u->arg.v[0]) return;
@@ -126,7 +126,7 @@ static void find_ranges(uop *u, uopset *seen, uop **out, int *n) {
 }
 
 static void find_slots(uop *u, uopset *seen, uop **slot, int max) {
-  if (!uopset_add(seen, u)) return;
+  if (uopset_add(seen, u) <= 0) return;
   if (u->op == OP_DEFINE_GLOBAL && u->arg.v[0] < max) slot[u->arg.v[0]] = u;
   for (uint32_t i = 0; i < u->nsrc; i++) find_slots(u->src[i], seen, slot, max);
 }
@@ -145,7 +145,7 @@ typedef struct {
 
 /* 1 + the largest var slot in u (0: none). */
 static int var_slots(uop *u, uopset *seen) {
-  if (!uopset_add(seen, u)) return 0;
+  if (uopset_add(seen, u) <= 0) return 0;
   int n = u->op == OP_DEFINE_VAR && u->arg.n > 2 ? (int)u->arg.v[2] + 1 : 0;
   for (uint32_t i = 0; i < u->nsrc; i++) {
     int m = var_slots(u->src[i], seen);
@@ -157,10 +157,10 @@ static int var_slots(uop *u, uopset *seen) {
 /* Time each candidate (in place): generate, compile all together, run each 1 + 3 times
  * on the scratch buffers and keep the median. */
 static void time_all(search *s, cand *c, int n, double best) {
-  ckernel *k = calloc((size_t)n, sizeof *k);
-  const char **names = calloc((size_t)n, sizeof(char *)), **srcs = calloc((size_t)n, sizeof(char *));
-  rt_program **progs = calloc((size_t)n, sizeof(rt_program *));
-  int *which = calloc((size_t)n, sizeof(int)), m = 0;
+  ckernel *k = cg_calloc((size_t)n, sizeof *k);
+  const char **names = cg_calloc((size_t)n, sizeof(char *)), **srcs = cg_calloc((size_t)n, sizeof(char *));
+  rt_program **progs = cg_calloc((size_t)n, sizeof(rt_program *));
+  int *which = cg_calloc((size_t)n, sizeof(int)), m = 0;
   if (!k || !names || !srcs || !progs || !which) goto done;
   for (int i = 0; i < n; i++) {
     c[i].t = INFINITY;
@@ -224,29 +224,29 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
   double t0 = now(), budget = (double)cfg_int("BEAM_BUDGET_S", 10);
   stats.searches++;
   /* the kernel's axes, and scratch buffers of its slots' sizes */
-  uop_pool_push();
+  uop_pool_push_inherit();
   uop *low = lower_kernel(ast), *rng[32], *slot[256] = {0};
   int nr = 0, nslots = 0;
   uopset seen = {0};
-  find_ranges(low, &seen, rng, &nr);
+  if (low) find_ranges(low, &seen, rng, &nr);
   uopset_free(&seen);
   find_slots(ast, &seen, slot, 256);
   uopset_free(&seen);
   while (nslots < 256 && slot[nslots]) nslots++;
   int nvars = var_slots(ast, &seen);
   uopset_free(&seen);
-  search s = {ast, ren, dev, calloc((size_t)(nslots ? nslots : 1), sizeof(void *)), nslots, calloc((size_t)nvars + 1, sizeof(int64_t)), 0, t0 + budget, 0};
-  bool ok = s.bufs != NULL && s.vars != NULL;
+  search s = {ast, ren, dev, cg_calloc((size_t)(nslots ? nslots : 1), sizeof(void *)), nslots, cg_calloc((size_t)nvars + 1, sizeof(int64_t)), 0, t0 + budget, 0};
+  bool ok = s.bufs != NULL && s.vars != NULL && low;
   for (int i = 0; i < nslots && ok; i++) {
     size_t bytes = (size_t)slot[i]->arg.v[1] * dt_scalar_size(slot[i]->dt);
-    void *zeros = calloc(bytes ? bytes : 1, 1);
+    void *zeros = cg_calloc(bytes ? bytes : 1, 1);
     ok = zeros && (s.bufs[i] = dev->alloc(bytes ? bytes : 1)) && dev->copyin(s.bufs[i], zeros, bytes) == CG_OK;
     free(zeros);
   }
   /* round 0: the heuristic's list (no opts at all is never close on a kernel worth a
    * search, and timing it would take most of the budget) */
   int cap = 1024, nc = 0;
-  cand *c = calloc((size_t)cap, sizeof *c), best = {.t = INFINITY};
+  cand *c = cg_calloc((size_t)cap, sizeof *c), best = {.t = INFINITY};
   ok = ok && c;
   /* a bf16 sum of products: TC is a candidate where the unit is (tc.c) */
   uop *tcr = strcmp(ren->name, "c") ? NULL : tc_find(low);
@@ -282,7 +282,7 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
   int nbeam = nc < width ? nc : width;
   for (int round = 0; ok && round < MAX_OPTS && now() - t0 < budget; round++) {
     /* extend every list of the beam by one opt */
-    cand *next = calloc((size_t)cap, sizeof *next);
+    cand *next = cg_calloc((size_t)cap, sizeof *next);
     int nn = 0;
     if (!next) break;
     for (int b = 0; b < nbeam && isfinite(c[b].t); b++) {

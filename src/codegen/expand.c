@@ -22,7 +22,7 @@ static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
 static uop *with_lane(uop *u, uop *lane, int64_t k) { return uop_simplify(subst_range(u, lane, ci(k))); }
 
 static void collect_lanes(uop *u, uopset *seen, uop **out, int *n) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_RANGE && u->arg.v[1] == RANGE_UPCAST) {
     if (*n < UOP_MAX_DIMS) out[(*n)++] = u;
     return;
@@ -46,7 +46,7 @@ static bool contiguous(uop *off, uop *lane, int64_t n) {
   uop *base = with_lane(off, lane, 0);
   for (int64_t k = 1; k < n; k++) {
     uop *d = uop_simplify(uop_alu(OP_ADD, with_lane(off, lane, k), uop_alu1(OP_NEG, base)));
-    if (d->op != OP_CONST || d->arg.i != k) return false;
+    if (!d || d->op != OP_CONST || d->arg.i != k) return false; /* !d: out of memory, the pass fails */
   }
   return true;
 }
@@ -61,7 +61,7 @@ static bool bf16_vec_load(uop *u, uop *lane) {
 
 /* Whether every value that depends on the lane can be a vector (or a mask). */
 static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
-  if (!uopset_add(seen, u) || !depends(u, lane, dep)) return true;
+  if (uopset_add(seen, u) <= 0 || !depends(u, lane, dep)) return true;
   if (u->op == OP_GEP || u->op == OP_VECTORIZE || u->dt.count > 1) return false; /* vectors already */
   if (u->op == OP_TILE_AT) return false;                                           /* an AMX tile's lanes are read one by one */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
@@ -94,6 +94,7 @@ typedef struct {
 } vctx;
 
 static uop *broadcast(vctx *c, uop *x) {
+  if (!x) return NULL;
   uop *s[16];
   for (int64_t k = 0; k < c->w; k++) s[k] = x;
   return uop_new(OP_VECTORIZE, dt_vec(x->dt, (int)c->w), s, (int)c->w, arg_none());
@@ -102,7 +103,7 @@ static uop *broadcast(vctx *c, uop *x) {
 static uop *vec(vctx *c, uop *x);
 static uop *vec_or_broadcast(vctx *c, uop *x) {
   uop *v = vec(c, x);
-  return v->dt.count == 1 ? broadcast(c, v) : v;
+  return v && v->dt.count == 1 ? broadcast(c, v) : v;
 }
 
 /* lane by lane: op on lane k of each vector operand, then the vector of the results */
@@ -110,6 +111,8 @@ static uop *per_lane(vctx *c, uop *x, uop *const *src) {
   uop *lanes[16];
   for (int64_t k = 0; k < c->w; k++) {
     uop *s[4];
+    for (uint32_t i = 0; i < x->nsrc; i++)
+      if (!src[i]) return NULL;
     for (uint32_t i = 0; i < x->nsrc; i++) s[i] = src[i]->dt.count > 1 ? uop_new1(OP_GEP, dt_scalar_of(src[i]->dt), src[i], arg_int(k)) : src[i];
     lanes[k] = uop_new(x->op, dt_scalar_of(x->dt), s, (int)x->nsrc, x->arg);
   }
@@ -130,6 +133,7 @@ static bool native(int op, dtype d, dtype sd) {
 }
 
 static uop *vec_uncached(vctx *c, uop *x) {
+  if (!x) return NULL;
   if (!depends(x, c->lane, &c->dep)) return x;
   if (x == c->lane) {
     uop *s[16];
@@ -186,8 +190,8 @@ static bool bf16_store(uop *st) {
 
 static uop *vectorize_stores(uop *sink, uop *lane) {
   vctx c = {.lane = lane, .w = lane->src[0]->arg.i};
-  uop **st = malloc(sizeof(uop *) * sink->nsrc * (size_t)c.w);
-  CG_ASSERT(st, "out of memory");
+  uop **st = ir_malloc(sizeof(uop *) * sink->nsrc * (size_t)c.w);
+  if (!st) return NULL;
   int ns = 0;
   for (uint32_t i = 0; i < sink->nsrc; i++) {
     uop *ix = sink->src[i]->src[0], *v = sink->src[i]->src[1];
@@ -199,7 +203,7 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
     }
     if (!contiguous(ix->src[1], lane, c.w)) { /* a gated strided output: lane by lane */
       uop *vv = vec_or_broadcast(&c, v);
-      for (int64_t k = 0; k < c.w; k++) {
+      for (int64_t k = 0; k < c.w && vv; k++) { /* !vv: out of memory, the pass fails */
         uop *six = uop_new2(OP_INDEX, ix->dt, ix->src[0], with_lane(ix->src[1], lane, k));
         st[ns++] = uop_new2(OP_STORE, dt_void(), six, uop_new1(OP_GEP, dt_scalar_of(vv->dt), vv, arg_int(k)));
       }
@@ -220,11 +224,12 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
 
 static uop *unroll(uop *sink, uop *lane) {
   int64_t n = lane->src[0]->arg.i;
-  uop **st = malloc(sizeof(uop *) * (size_t)n * sink->nsrc);
-  CG_ASSERT(st, "out of memory");
+  uop **st = ir_malloc(sizeof(uop *) * (size_t)n * sink->nsrc);
+  if (!st) return NULL;
   int ns = 0;
   for (int64_t k = 0; k < n; k++) {
     uop *body = with_lane(sink, lane, k);
+    if (!body) return free(st), NULL; /* out of memory */
     for (uint32_t i = 0; i < body->nsrc; i++) st[ns++] = body->src[i];
   }
   uop *out = uop_new(OP_SINK, dt_void(), st, ns, arg_none());
@@ -247,7 +252,7 @@ static bool in_reduction(uop *u, uopset *memo) {
  * addresses (no gathers; one per output outside it is cheap), and whether the kernel
  * reduces. */
 static void loads_along(uop *u, uop *lane, int64_t w, uopset *dep, uopset *seen, uopset *red, bool *contig, bool *reduce) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_REDUCE) *reduce = true;
   if (u->op == OP_LOAD && depends(u, lane, dep) && in_reduction(u->src[0], red)) {
     uop *ix = u->src[0];
@@ -334,6 +339,7 @@ static RULESET(rs_reduce_lanes, "expand_reduce_lanes", reduce_lane_rules);
 
 uop *expand_lanes(uop *sink, bool vectors) {
   sink = graph_rewrite(sink, &rs_reduce_lanes, &vectors);
+  if (!sink) return NULL;
   uop *lanes[UOP_MAX_DIMS];
   int n = 0;
   uopset seen = {0};
@@ -341,8 +347,8 @@ uop *expand_lanes(uop *sink, bool vectors) {
   uopset_free(&seen);
   if (!n) return sink;
   uop *v = vectors ? vector_lane(sink, lanes, n) : NULL;
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n && sink; i++)
     if (lanes[i] != v) sink = unroll(sink, lanes[i]);
-  if (v) sink = vectorize_stores(sink, v);
+  if (v && sink) sink = vectorize_stores(sink, v);
   return sink;
 }

@@ -29,14 +29,20 @@ typedef struct {
   uop **reduces;     /* every REDUCE, sources first */
   int nreduces, nacc;
   bool ok;
+  uint64_t nomem0;   /* uop_nomem_events() at the start */
 } lctx;
+
+/* Out of memory (an ir_* allocation or a node, in a realize's checked pool): from then on
+ * nothing more is built and linearize() fails as a whole. */
+static bool failed(const lctx *c) { return uop_nomem_events() != c->nomem0; }
 
 static void emit(lctx *c, uop *u) {
   linear *l = c->l;
+  if (!u || failed(c)) return;
   if (l->n == l->cap) {
-    l->cap = l->cap ? 2 * l->cap : 256;
-    l->ins = realloc(l->ins, sizeof(uop *) * (size_t)l->cap);
-    CG_ASSERT(l->ins, "out of memory");
+    uop **ins = ir_realloc(l->ins, sizeof(uop *) * (size_t)(l->cap ? 2 * l->cap : 256));
+    if (!ins) return;
+    l->ins = ins, l->cap = l->cap ? 2 * l->cap : 256;
   }
   l->ins[l->n++] = uop_retain(u);
 }
@@ -57,11 +63,12 @@ static uint64_t deps(lctx *c, uop *u) {
 }
 
 static void find_ranges(lctx *c, uop *u, uopset *seen, uop **out, int *n) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   for (uint32_t i = 0; i < u->nsrc; i++) find_ranges(c, u->src[i], seen, out, n);
   if (u->op == OP_REDUCE) {
-    c->reduces = realloc(c->reduces, sizeof(uop *) * (size_t)(c->nreduces + 1));
-    CG_ASSERT(c->reduces, "out of memory");
+    uop **r = ir_realloc(c->reduces, sizeof(uop *) * (size_t)(c->nreduces + 1));
+    if (!r) return;
+    c->reduces = r;
     c->reduces[c->nreduces++] = u;
   }
   if (u->op == OP_RANGE) {
@@ -77,10 +84,12 @@ static void find_ranges(lctx *c, uop *u, uopset *seen, uop **out, int *n) {
 static uop *define(lctx *c, uop *u, uop *ins) {
   uopset_put(&c->live, u, ins);
   if (c->ndef == c->capdef) {
-    c->capdef = c->capdef ? 2 * c->capdef : 64;
-    c->defined = realloc(c->defined, c->capdef * sizeof(uop *));
-    c->depth_of = realloc(c->depth_of, c->capdef * sizeof(int));
-    CG_ASSERT(c->defined && c->depth_of, "out of memory");
+    size_t cap = c->capdef ? 2 * c->capdef : 64;
+    uop **d = ir_realloc(c->defined, cap * sizeof(uop *));
+    if (d) c->defined = d;
+    int *dep = d ? ir_realloc(c->depth_of, cap * sizeof(int)) : NULL;
+    if (!dep) return ins;
+    c->depth_of = dep, c->capdef = cap;
   }
   c->defined[c->ndef] = u;
   c->depth_of[c->ndef++] = c->depth;
@@ -88,16 +97,18 @@ static uop *define(lctx *c, uop *u, uop *ins) {
 }
 
 static void open_loop(lctx *c, uop *r) {
+  uop **o = ir_realloc(c->openr, sizeof(uop *) * (size_t)(c->nopen + 1));
+  if (!o) return;
   emit(c, r);
   c->depth++;
-  c->openr = realloc(c->openr, sizeof(uop *) * (size_t)(c->nopen + 1));
-  CG_ASSERT(c->openr, "out of memory");
+  c->openr = o;
   c->openr[c->nopen++] = r;
   c->open |= range_bit(c, r);
   define(c, r, r);
 }
 
 static void close_loop(lctx *c) {
+  if (!c->nopen) return; /* its open_loop ran out of memory */
   uop *r = c->openr[--c->nopen];
   while (c->ndef && c->depth_of[c->ndef - 1] == c->depth) uopset_del(&c->live, c->defined[--c->ndef]);
   c->depth--;
@@ -110,14 +121,14 @@ static uop *value(lctx *c, uop *u);
 /* Compute now whatever in src depends only on loops already open (not addresses: those
  * are cheap and stay beside their load). */
 static void hoist(lctx *c, uop *src) {
-  uop **stack = malloc(sizeof(uop *) * 4096);
-  CG_ASSERT(stack, "out of memory");
+  uop **stack = ir_malloc(sizeof(uop *) * 4096);
+  if (!stack) return;
   int n = 0;
   uopset seen = {0};
   stack[n++] = src;
   while (n) {
     uop *x = stack[--n];
-    if (!uopset_add(&seen, x) || x->op == OP_DEFINE_GLOBAL || x->op == OP_CONST || x->op == OP_RANGE || x->op == OP_DEFINE_VAR) continue;
+    if (uopset_add(&seen, x) <= 0 || x->op == OP_DEFINE_GLOBAL || x->op == OP_CONST || x->op == OP_RANGE || x->op == OP_DEFINE_VAR) continue;
     if (!(deps(c, x) & ~c->open) && x->op != OP_INDEX) {
       value(c, x);
       continue;
@@ -178,7 +189,7 @@ static uop *reduce_value(lctx *c, uop *u) {
   uop *v[256];
   for (int g = 0; g < ng; g++) {
     uop *x = group[g]->src[0];
-    if (op == OP_ADD && x->op == OP_WMMA && zero_acc(x->src[4])) {
+    if (op == OP_ADD && x && x->op == OP_WMMA && zero_acc(x->src[4])) {
       uop *s[5];
       for (int i = 0; i < 4; i++) s[i] = value(c, x->src[i]);
       s[4] = acc[g];
@@ -187,7 +198,7 @@ static uop *reduce_value(lctx *c, uop *u) {
   }
   uop *upd[256];
   for (int g = 0; g < ng; g++) {
-    uop *nv = v[g]->op == OP_WMMA && v[g]->src[4] == acc[g] ? v[g] : uop_alu(op, acc[g], v[g]);
+    uop *nv = v[g] && v[g]->op == OP_WMMA && v[g]->src[4] == acc[g] ? v[g] : uop_alu(op, acc[g], v[g]); /* NULL: out of memory, the pass fails */
     emit(c, nv);
     emit(c, upd[g] = uop_new2(OP_ASSIGN, group[g]->dt, acc[g], nv));
   }
@@ -203,6 +214,7 @@ static uop *reduce_value(lctx *c, uop *u) {
 static uop *value(lctx *c, uop *u) {
   uop *r = uopset_get(&c->live, u);
   if (r) return r;
+  if (failed(c)) return NULL;
   switch (u->op) {
   case OP_CONST: case OP_DEFINE_GLOBAL: case OP_DEFINE_VAR: return u;
   case OP_RANGE: CG_ASSERT(0, "a RANGE used outside its loop"); return u;
@@ -218,7 +230,7 @@ static uop *value(lctx *c, uop *u) {
 }
 
 static int max_slot(uop *u, uopset *seen) {
-  if (!uopset_add(seen, u)) return -1;
+  if (uopset_add(seen, u) <= 0) return -1;
   if (u->op == OP_DEFINE_GLOBAL) return (int)u->arg.v[0];
   int m = -1;
   for (uint32_t i = 0; i < u->nsrc; i++) {
@@ -233,16 +245,16 @@ static int loop_rank(const uop *r) { return r->arg.v[1] == RANGE_TILE ? 0 : r->a
 
 bool linearize(uop *sink, linear *out) {
   memset(out, 0, sizeof *out);
-  lctx c = {.l = out, .ok = true};
+  lctx c = {.l = out, .ok = true, .nomem0 = uop_nomem_events()};
   uop *rng[64];
   int nr = 0;
   uopset seen = {0};
   find_ranges(&c, sink, &seen, rng, &nr);
   uopset_free(&seen);
-  if (!c.ok) {
+  if (!c.ok || failed(&c)) {
     free(c.reduces);
     uopset_free(&c.ranges);
-    cg_fail(CG_ERR_INVALID, "linearize: a kernel with more than 64 loops");
+    if (!c.ok) cg_fail(CG_ERR_INVALID, "linearize: a kernel with more than 64 loops");
     return false;
   }
   uopset slots = {0};
@@ -283,7 +295,8 @@ bool linearize(uop *sink, linear *out) {
   free(c.depth_of);
   free(c.openr);
   free(c.reduces);
-  return true;
+  if (failed(&c)) linear_free(out);
+  return !failed(&c);
 }
 
 void linear_free(linear *l) {

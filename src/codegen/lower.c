@@ -22,6 +22,7 @@ static uop *range_of(int64_t size, int64_t axis, int64_t kind) {
   return uop_new1(OP_RANGE, DT_I32, ci(size), arg_ints(arg, 2));
 }
 static uop *band(uop *a, uop *b) {
+  if (!a) return NULL;
   if (a->op == OP_CONST) return a->arg.i ? b : a;
   return uop_alu(OP_AND, a, b);
 }
@@ -40,6 +41,7 @@ static uop *flat_index(uop *const *idx, const int64_t *shape, int nd) {
 static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid);
 
 static uop *load_buffer(uop *buf, uop *n, uop *const *idx, uop *valid) {
+  if (!valid) return NULL;
   uop *off = flat_index(idx, n->shape, n->ndim);
   uop *src[3] = {buf, off, valid};
   bool gated = !(valid->op == OP_CONST && valid->arg.i);
@@ -104,7 +106,7 @@ static uop *lower_uncached(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
     }
     srcs[0] = lower(c, s, sidx, valid);
     int64_t op = n->arg.v[0];
-    return uop_new(OP_REDUCE, srcs[0]->dt, srcs, nr, arg_ints(&op, 1));
+    return !srcs[0] ? NULL : uop_new(OP_REDUCE, srcs[0]->dt, srcs, nr, arg_ints(&op, 1));
   }
   default: break;
   }
@@ -115,12 +117,15 @@ static uop *lower_uncached(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
 }
 
 static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
+  for (int i = 0; i < n->ndim; i++)
+    if (!idx[i]) return NULL; /* out of memory building it: the pass fails (pipeline.c) */
   uop *key_src[UOP_MAX_DIMS + 2];
   int nk = 0;
   key_src[nk++] = n;
   for (int i = 0; i < n->ndim; i++) key_src[nk++] = idx[i];
   key_src[nk++] = valid;
   uop *key = uop_new(OP_NOOP, dt_void(), key_src, nk, arg_none());
+  if (!key) return NULL;
   uop *r = uopset_get(&c->memo, key);
   if (!r) {
     r = lower_uncached(c, n, idx, valid);
@@ -131,8 +136,8 @@ static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
 
 uop *lower_kernel(uop *ast) {
   lower_ctx c = {.next_axis = 100};
-  uop **st = malloc(sizeof(uop *) * (ast->nsrc ? ast->nsrc : 1));
-  CG_ASSERT(st, "out of memory");
+  uop **st = ir_malloc(sizeof(uop *) * (ast->nsrc ? ast->nsrc : 1));
+  if (!st) return NULL;
   for (uint32_t k = 0; k < ast->nsrc; k++) {
     uop *slot = ast->src[k]->src[0], *v = ast->src[k]->src[1];
     uop *idx[UOP_MAX_DIMS];

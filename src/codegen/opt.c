@@ -45,7 +45,7 @@ uop *subst_range(uop *u, uop *from, uop *to) {
 }
 
 static void collect(uop *u, uopset *seen, uop **rng, int *nr, bool *has_reduce) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_REDUCE) *has_reduce = true;
   if (u->op == OP_RANGE && (u->arg.v[1] == RANGE_LOOP || u->arg.v[1] == RANGE_THREAD)) {
     if (*nr < UOP_MAX_DIMS) rng[(*nr)++] = u;
@@ -58,13 +58,13 @@ static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
 
 /* The reduce range with the largest axis id (the innermost reduced dim). */
 static void collect_reduce_ranges(uop *u, uopset *seen, uop **inner) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_RANGE && u->arg.v[1] == RANGE_REDUCE && (!*inner || u->arg.v[0] > (*inner)->arg.v[0])) *inner = u;
   for (uint32_t i = 0; i < u->nsrc; i++) collect_reduce_ranges(u->src[i], seen, inner);
 }
 
 static void collect_index(uop *u, uopset *seen, uop **out, int *n, int max) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_INDEX && *n < max) out[(*n)++] = u;
   for (uint32_t i = 0; i < u->nsrc; i++) collect_index(u->src[i], seen, out, n, max);
 }
@@ -99,7 +99,7 @@ static bool lanes_contiguous(uop *off, uop *lane, int64_t w) {
   uop *base = uop_simplify(subst_range(off, lane, ci(0)));
   for (int64_t k = 1; k < w; k++) {
     uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, lane, ci(k)), uop_alu1(OP_NEG, base)));
-    if (d->op != OP_CONST || d->arg.i != k) return false;
+    if (!d || d->op != OP_CONST || d->arg.i != k) return false; /* !d: out of memory, the pass fails */
   }
   return true;
 }
@@ -119,7 +119,7 @@ void strides_along(uop *sink, uop **ix, int nix, uop *r, int64_t w, int *unit, i
     uop *off = uop_simplify(subst_range(ix[i]->src[1], r, as));
     uop *d = w > 1 ? uop_simplify(uop_alu(OP_ADD, subst_range(off, lane, ci(1)), uop_alu1(OP_NEG, subst_range(off, lane, ci(0)))))
                    : uop_simplify(uop_alu(OP_ADD, subst_range(ix[i]->src[1], r, uop_alu(OP_ADD, lane, ci(1))), uop_alu1(OP_NEG, off)));
-    if (d->op == OP_CONST && d->arg.i == 0) continue; /* does not move along r */
+    if (!d || (d->op == OP_CONST && d->arg.i == 0)) continue; /* does not move along r (!d: out of memory, the pass fails) */
     if (w > 1 ? lanes_contiguous(off, lane, w) : d->op == OP_CONST && d->arg.i == 1) (*unit)++;
     else (*other)++;
   }
@@ -165,7 +165,7 @@ static uop *strip_cast(uop *u) {
   return u;
 }
 static void collect_reduces(uop *u, uopset *seen, uop **out, int *n) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_REDUCE && *n < 4) out[(*n)++] = u;
   for (uint32_t i = 0; i < u->nsrc; i++) collect_reduces(u->src[i], seen, out, n);
 }
@@ -411,9 +411,10 @@ int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, 
 }
 
 static uop *find_range(uop *u, int64_t axis, uopset *seen) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return NULL;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return NULL;
   if (u->op == OP_RANGE)
     return u->arg.v[0] == axis && u->arg.v[1] != RANGE_UPCAST && u->arg.v[1] != RANGE_UNROLL && u->arg.v[1] != RANGE_TILE ? u : NULL;
+
   for (uint32_t i = 0; i < u->nsrc; i++) {
     uop *r = find_range(u->src[i], axis, seen);
     if (r) return r;
@@ -471,7 +472,7 @@ static bool pad_contiguous(pad_ctx *c, uop *off) {
   if (w == 1) { /* the step from a stand-in r2 to r2 + 1 */
     uop *r2 = uop_new1(OP_RANGE, DT_I32, ci(np), arg_ints(arg, 3));
     uop *d = uop_simplify(uop_alu(OP_ADD, subst_range(off, c->rp, uop_alu(OP_ADD, r2, ci(1))), uop_alu1(OP_NEG, subst_range(off, c->rp, r2))));
-    return d->op == OP_CONST && d->arg.i == 1;
+    return d && d->op == OP_CONST && d->arg.i == 1;
   }
   int64_t oarg[3] = {c->rp->arg.v[0], RANGE_UPCAST, 96};
   uop *outer = uop_new1(OP_RANGE, DT_I32, ci(np / w), arg_ints(oarg, 3)), *lane = uop_new1(OP_RANGE, DT_I32, ci(w), arg_ints(arg, 3));
@@ -500,7 +501,8 @@ static uop *pad_gate(pad_ctx *c, uop *u) {
   if (r) return r;
   uop *src[UOP_MAX_DIMS + 4];
   CG_ASSERT(u->nsrc <= UOP_MAX_DIMS + 4, "a node with %u sources", u->nsrc);
-  for (uint32_t i = 0; i < u->nsrc; i++) src[i] = pad_gate(c, u->src[i]);
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (!(src[i] = pad_gate(c, u->src[i]))) return NULL; /* out of memory: the pass fails */
   int ns = (int)u->nsrc;
   if (u->op == OP_STORE && dep_on(c, u->src[0]->src[1])) { /* a store is always gated */
     uop *ix = u->src[0], *is[3];
@@ -539,7 +541,7 @@ static uop *padto(uop *sink, uop *r, int64_t m) {
 }
 
 uop *opt_apply(uop *sink, const opt *o, int n) {
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n && sink; i++) {
     uopset seen = {0};
     uop *r = find_range(sink, o[i].axis, &seen);
     uopset_free(&seen);

@@ -17,7 +17,7 @@
 #include "uop/uopset.h"
 
 static void reduce_trips(uop *u, uopset *seen, int64_t *trips) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_RANGE && u->arg.v[1] == RANGE_REDUCE) *trips *= u->src[0]->arg.i;
   for (uint32_t i = 0; i < u->nsrc; i++) reduce_trips(u->src[i], seen, trips);
 }

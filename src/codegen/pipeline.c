@@ -43,7 +43,7 @@ static bool pass_opt(ckernel *k) {
  * types would need) */
 static bool pass_expand(ckernel *k) {
   k->ast = expand_lanes(k->ast, cfg_int("VECTORS", 1) != 0);
-  return true;
+  return k->ast != NULL;
 }
 
 static bool pass_linearize(ckernel *k) {
@@ -76,7 +76,7 @@ static const pass passes[] = {
 /* ---- the verifier --------------------------------------------------------------------- */
 
 static const char *verify_graph(uop *u, uopset *seen) {
-  if (!uopset_add(seen, u)) return NULL;
+  if (uopset_add(seen, u) <= 0) return NULL;
   if (op_is_movement(u->op) || u->op == OP_BUFFER || u->op == OP_CONTIGUOUS || u->op == OP_ASSIGN) return "a tensor-level op is left after lowering";
   if (u->op == OP_RANGE && (u->src[0]->op != OP_CONST || u->src[0]->arg.i < 0)) return "a RANGE without a constant size";
   if (u->op == OP_INDEX && u->src[0]->op != OP_DEFINE_GLOBAL) return "an INDEX not into a DEFINE_GLOBAL";
@@ -150,10 +150,16 @@ bool codegen_run(ckernel *k) {
   bool check = cfg_int("CG_VERIFY", 1) != 0;
 #endif
   const char *show = cfg_str("DEBUG_PASS", "");
-  uop_pool_push();
+  /* Out of memory (in the checked pool of a realize) fails the kernel as a whole: a pass
+   * that lost an allocation (a rewrite that did not happen, a skipped step) may have left a
+   * kernel that is wrong, so the compile stops at the end of that pass and nothing of it
+   * is kept or cached. */
+  uint64_t nomem0 = uop_nomem_events();
+  uop_pool_push_inherit();
   bool ok = true;
   for (size_t i = 0; i < sizeof passes / sizeof passes[0] && ok; i++) {
-    ok = passes[i].run(k) && (!check || verify(k, &passes[i]));
+    ok = passes[i].run(k) && uop_nomem_events() == nomem0 && (!check || verify(k, &passes[i]));
+    if (!ok && uop_nomem_events() != nomem0 && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory compiling %s (pass %s)", k->name, passes[i].name);
     if (ok && (!strcmp(show, passes[i].name) || !strcmp(show, "all"))) print_after(k, &passes[i]);
   }
   k->ast = ok ? uop_retain(k->ast) : NULL;

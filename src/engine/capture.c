@@ -24,6 +24,7 @@ typedef struct {
 struct capture {
   launch *l;
   int n, cap;
+  bool nomem; /* a launch could not be recorded: the capture is incomplete */
 };
 
 static _Thread_local capture *current;
@@ -33,41 +34,56 @@ bool capture_begin(capture **c) {
     cg_fail(CG_ERR_INVALID, "jit: a JIT function called from inside a JIT function (capture is already open on this thread)");
     return false;
   }
-  *c = calloc(1, sizeof **c);
+  *c = cg_calloc(1, sizeof **c);
   if (!*c) return cg_fail(CG_ERR_NOMEM, "out of memory"), false;
   current = *c;
   return true;
 }
 void capture_end(void) { current = NULL; }
 bool capture_active(void) { return current != NULL; }
+bool capture_complete(const capture *c) { return !c->nomem; }
 int capture_count(const capture *c) { return c->n; }
 
+/* Out of memory recording a launch marks the capture incomplete (never replayed: the
+ * call that made it ran eagerly and is right; cg_jit captures again next call). */
 static launch *add_launch(void) {
   capture *c = current;
+  if (c->nomem) return NULL;
   if (c->n == c->cap) {
-    c->cap = c->cap ? 2 * c->cap : 64;
-    launch *l = realloc(c->l, sizeof *l * (size_t)c->cap);
-    CG_ASSERT(l, "out of memory");
-    c->l = l;
+    launch *l = cg_realloc(c->l, sizeof *l * (size_t)(c->cap ? 2 * c->cap : 64));
+    if (!l) return c->nomem = true, NULL;
+    c->l = l, c->cap = c->cap ? 2 * c->cap : 64;
   }
-  return memset(&c->l[c->n++], 0, sizeof(launch));
+  return &c->l[c->n];
 }
 
 static uop **retained(uop *const *us, int n) {
-  uop **r = malloc(sizeof(uop *) * (size_t)(n ? n : 1));
-  CG_ASSERT(r, "out of memory");
+  uop **r = cg_malloc(sizeof(uop *) * (size_t)(n ? n : 1));
+  if (!r) return current->nomem = true, NULL;
   for (int i = 0; i < n; i++) r[i] = uop_retain(us[i]);
   return r;
 }
 
+/* l (the next slot) becomes a launch once both arrays are there */
+static void commit(launch *l, launch v) {
+  if (v.bufs && v.vars) {
+    *l = v;
+    current->n++;
+    return;
+  }
+  for (int k = 0; v.bufs && k < v.nbufs; k++) uop_release(v.bufs[k]);
+  for (int k = 0; v.vars && k < v.nvars; k++) uop_release(v.vars[k]);
+  free(v.bufs), free(v.vars);
+}
+
 void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout, uop *const *vars, int nvars) {
   launch *l = add_launch();
-  *l = (launch){.dev = dev, .p = p, .global = global, .bufs = retained(bufs, nbufs), .nbufs = nbufs, .nout = nout, .vars = retained(vars, nvars), .nvars = nvars};
+  if (l) commit(l, (launch){.dev = dev, .p = p, .global = global, .bufs = retained(bufs, nbufs), .nbufs = nbufs, .nout = nout, .vars = retained(vars, nvars), .nvars = nvars});
 }
 
 void capture_var_update(uop *var, int op, int64_t operand) {
   launch *l = add_launch();
-  *l = (launch){.bufs = retained(NULL, 0), .vars = retained(&var, 1), .nvars = 1, .vop = op, .operand = operand, .vdt = var->dt};
+  if (l) commit(l, (launch){.bufs = retained(NULL, 0), .vars = retained(&var, 1), .nvars = 1, .vop = op, .operand = operand, .vdt = var->dt});
 }
 
 static void capture_free(capture *c) {
@@ -126,7 +142,8 @@ void replay_var_counts(const replay *r, int *reads, int *updates) {
 }
 
 replay *replay_new(capture *c, uop *const *inputs, int n_in) {
-  replay *r = calloc(1, sizeof *r);
+  uop_pool_push_checked(); /* the uopset below fails softly (CG_ERR_NOMEM), as every allocation here */
+  replay *r = cg_calloc(1, sizeof *r);
   uopset id = {0};          /* buffer -> 1 + its number */
   uop **bufs = NULL;
   int nb = 0, cap = 0;
@@ -137,24 +154,30 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
       uop *b = c->l[i].bufs[k];
       uintptr_t n = (uintptr_t)uopset_get(&id, b);
       if (!n) {
-        if (nb == cap) {
-          cap = cap ? 2 * cap : 64;
-          bufs = realloc(bufs, sizeof(uop *) * (size_t)cap), first = realloc(first, sizeof(int) * (size_t)cap), last = realloc(last, sizeof(int) * (size_t)cap);
-          if (!bufs || !first || !last) goto oom;
+        if (nb == cap) { /* each kept on failure, so the frees below see every block */
+          int ncap = cap ? 2 * cap : 64;
+          uop **nbufs = cg_realloc(bufs, sizeof(uop *) * (size_t)ncap);
+          if (nbufs) bufs = nbufs;
+          int *nfirst = nbufs ? cg_realloc(first, sizeof(int) * (size_t)ncap) : NULL;
+          if (nfirst) first = nfirst;
+          int *nlast = nfirst ? cg_realloc(last, sizeof(int) * (size_t)ncap) : NULL;
+          if (!nlast) goto oom;
+          last = nlast, cap = ncap;
         }
         bufs[nb] = b, first[nb] = k < c->l[i].nout ? i : -1 - i, last[nb] = i; /* first < 0: read before any kernel wrote it */
-        uopset_put(&id, b, (void *)(uintptr_t)++nb);
+        if (!uopset_put(&id, b, (void *)(uintptr_t)(nb + 1))) goto oom;
+        nb++;
       } else last[n - 1] = i;
     }
   /* kinds: an input; else a buffer nobody else holds (the capture's retains and the
    * launches' are all its references) is an intermediate; else it is kept */
-  int *kind = calloc((size_t)(nb ? nb : 1), sizeof(int));
-  int64_t *at = calloc((size_t)(nb ? nb : 1), sizeof(int64_t));
+  int *kind = cg_calloc((size_t)(nb ? nb : 1), sizeof(int));
+  int64_t *at = cg_calloc((size_t)(nb ? nb : 1), sizeof(int64_t));
   if (!kind || !at) {
     free(kind), free(at);
     goto oom;
   }
-  int *uses = calloc((size_t)(nb ? nb : 1), sizeof(int));
+  int *uses = cg_calloc((size_t)(nb ? nb : 1), sizeof(int));
   if (!uses) {
     free(kind), free(at);
     goto oom;
@@ -184,7 +207,7 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   }
   /* the slab: intermediates packed by lifetime, first fit (64-byte aligned) */
   typedef struct { int64_t off, end; int until; } placed;
-  placed *live = calloc((size_t)(nb ? nb : 1), sizeof *live);
+  placed *live = cg_calloc((size_t)(nb ? nb : 1), sizeof *live);
   int nlive = 0;
   if (!live) {
     free(kind), free(at);
@@ -211,8 +234,8 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   free(live);
   /* per launch, per slot: where its buffer is */
   r->l = c->l, r->n = c->n;
-  r->bind = calloc((size_t)(c->n ? c->n : 1), sizeof *r->bind);
-  r->fixed = malloc(sizeof(uop *) * (size_t)(nb ? nb : 1));
+  r->bind = cg_calloc((size_t)(c->n ? c->n : 1), sizeof *r->bind);
+  r->fixed = cg_malloc(sizeof(uop *) * (size_t)(nb ? nb : 1));
   if (!r->bind || !r->fixed) {
     free(kind), free(at);
     goto oom;
@@ -220,7 +243,7 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   for (int b = 0; b < nb; b++)
     if (kind[b] == B_FIXED) r->fixed[r->nfixed++] = uop_retain(bufs[b]);
   for (int i = 0; i < c->n; i++) {
-    r->bind[i] = malloc(sizeof(binding) * (size_t)(c->l[i].nbufs ? c->l[i].nbufs : 1));
+    r->bind[i] = cg_malloc(sizeof(binding) * (size_t)(c->l[i].nbufs ? c->l[i].nbufs : 1));
     if (!r->bind[i]) {
       free(kind), free(at);
       goto oom;
@@ -233,14 +256,14 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   }
   /* vars: an input's is bound to the var given at each replay; any other (an optimizer's
    * learning rate) is kept, and read at each launch */
-  r->vbind = calloc((size_t)(c->n ? c->n : 1), sizeof *r->vbind);
+  r->vbind = cg_calloc((size_t)(c->n ? c->n : 1), sizeof *r->vbind);
   if (!r->vbind) {
     free(kind), free(at);
     goto oom;
   }
   for (int i = 0; i < c->n; i++) {
     if (!c->l[i].nvars) continue;
-    if (!(r->vbind[i] = malloc(sizeof(vbinding) * (size_t)c->l[i].nvars))) {
+    if (!(r->vbind[i] = cg_malloc(sizeof(vbinding) * (size_t)c->l[i].nvars))) {
       free(kind), free(at);
       goto oom;
     }
@@ -258,6 +281,7 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in) {
   capture_free(c);
   uopset_free(&id);
   free(bufs), free(first), free(last);
+  uop_pool_pop();
   return r;
 oom:
   cg_fail(CG_ERR_NOMEM, "out of memory");
@@ -273,6 +297,7 @@ fail:
   }
   replay_free(r);
   capture_free(c);
+  uop_pool_pop();
   return NULL;
 }
 
@@ -283,7 +308,7 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
   if (!r->dev) slab_bytes = 0; /* no kernels (only var updates) */
   if (slab_bytes && !(slab = r->dev->alloc(slab_bytes))) return cg_last_status();
   cg_status st = CG_OK;
-  void **in = malloc(sizeof(void *) * (size_t)(n_in ? n_in : 1));
+  void **in = cg_malloc(sizeof(void *) * (size_t)(n_in ? n_in : 1));
   if (!in) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int j = 0; j < n_in && st == CG_OK; j++) {
     if (var_is_tensor(inputs[j])) { /* a var input: its value cell */
@@ -299,7 +324,7 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
     launch *l = &r->l[i];
     if (l->nvars > vcap) {
       if (vals != vsmall) free(vals);
-      if (!(vals = malloc(sizeof(int64_t) * (size_t)(vcap = l->nvars)))) {
+      if (!(vals = cg_malloc(sizeof(int64_t) * (size_t)(vcap = l->nvars)))) {
         vals = vsmall, vcap = 16;
         st = cg_fail(CG_ERR_NOMEM, "out of memory");
         break;
@@ -317,7 +342,7 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
     }
     if (l->nbufs > cap) {
       if (ptrs != small) free(ptrs);
-      if (!(ptrs = malloc(sizeof(void *) * (size_t)(cap = l->nbufs)))) {
+      if (!(ptrs = cg_malloc(sizeof(void *) * (size_t)(cap = l->nbufs)))) {
         ptrs = small, cap = 64;
         st = cg_fail(CG_ERR_NOMEM, "out of memory");
         break;

@@ -24,6 +24,9 @@ void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *b
 /* Called for a host update of a var's value (tensor_var_update) while a capture is open:
  * the replay repeats it at the same place among the launches. */
 void capture_var_update(uop *var, int op, int64_t operand);
+/* False when a launch could not be recorded (out of memory): the capture is not to be
+ * replayed. */
+bool capture_complete(const capture *c);
 /* Number of launches recorded. */
 int capture_count(const capture *c);
 

@@ -107,8 +107,23 @@ static uop *done_assign(rw_match *m) {
   pthread_mutex_unlock(&done_lock);
   return done ? m->root->src[0] : NULL;
 }
+static int count_assigns(uop *u, uopset *seen) {
+  if (uopset_add(seen, u) <= 0 || u->op == OP_BUFFER) return 0;
+  int n = u->op == OP_ASSIGN;
+  for (uint32_t i = 0; i < u->nsrc; i++) n += count_assigns(u->src[i], seen);
+  return n;
+}
+/* Room in done_assigns for k more, taken before any kernel runs: marking them after the
+ * kernels ran must not fail (an update applied but not marked would be applied twice). */
+static bool reserve_assigns(size_t k) {
+  pthread_mutex_lock(&done_lock);
+  bool ok = true;
+  while (ok && (done_assigns.n + k + 1) * 2 > done_assigns.cap) ok = uopset_grow(&done_assigns);
+  pthread_mutex_unlock(&done_lock);
+  return ok;
+}
 static void mark_assigns(uop *u, uopset *seen) {
-  if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_BUFFER) return;
   if (u->op == OP_ASSIGN) {
     pthread_mutex_lock(&done_lock);
     uopset_put(&done_assigns, u, (void *)1);
@@ -121,7 +136,7 @@ static void mark_assigns(uop *u, uopset *seen) {
 static uop *drop_custom(rw_match *m) { return m->root->src[0]; }
 
 static void keep_assign_targets(uop *u, uopset *keep, uopset *seen) {
-  if (!uopset_add(seen, u) || u->op == OP_BUFFER) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_BUFFER) return;
   if (u->op == OP_ASSIGN) {
     uop *b = u->src[0];
     while (b->op != OP_BUFFER && b->nsrc) b = b->src[0];
@@ -159,7 +174,7 @@ static prog_entry *progs[4096];
 static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool has_reduce(uop *u, uopset *seen) {
-  if (!uopset_add(seen, u)) return false;
+  if (uopset_add(seen, u) <= 0) return false;
   if (u->op == OP_REDUCE) return true;
   for (uint32_t i = 0; i < u->nsrc; i++)
     if (has_reduce(u->src[i], seen)) return true;
@@ -189,10 +204,11 @@ static prog_entry *lookup(rt_device *dev, sched_kernel *sk, const opt *o, int no
 /* A new entry with its source generated (not compiled, not yet in the cache). */
 static prog_entry *generate(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
   if (nopts > MAX_OPTS) return cg_fail_null(CG_ERR_INVALID, "at most %d opts per kernel, got %d", MAX_OPTS, nopts);
-  prog_entry *e = calloc(1, sizeof *e);
+  prog_entry *e = cg_calloc(1, sizeof *e);
   if (!e) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
   e->k.ren = renderer_find(dev->renderer);
   if (!e->k.ren) return free(e), NULL;
+  uint64_t nomem0 = uop_nomem_events(); /* a failure absorbed below fails the entry (never cached half-built) */
   uopset seen = {0};
   e->reduce = has_reduce(sk->ast, &seen);
   uopset_free(&seen);
@@ -203,7 +219,8 @@ static prog_entry *generate(rt_device *dev, sched_kernel *sk, const opt *o, int 
     e->k.opts_given = true, e->k.nopts = nopts;
     if (nopts) memcpy(e->k.opts, o, sizeof *o * (size_t)nopts);
   }
-  if (!codegen_run(&e->k)) {
+  if (!codegen_run(&e->k) || uop_nomem_events() != nomem0) {
+    if (uop_nomem_events() != nomem0 && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory compiling %s", e->k.name);
     ckernel_free(&e->k);
     free(e);
     return NULL;
@@ -244,7 +261,7 @@ static prog_entry *get_program(rt_device *dev, sched_kernel *sk, const opt *o, i
 /* Programs for every kernel of a schedule; the new ones generated, then compiled together
  * (dev->compile_many: a few compiler runs on every core). */
 static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
-  prog_entry **fresh = calloc((size_t)(s->n ? s->n : 1), sizeof *fresh);
+  prog_entry **fresh = cg_calloc((size_t)(s->n ? s->n : 1), sizeof *fresh);
   if (!fresh) return cg_fail(CG_ERR_NOMEM, "out of memory");
   cg_status st = CG_OK;
   int nf = 0;
@@ -272,9 +289,9 @@ static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
     if (fresh[a]->p) continue;
     rt_device *dev = fresh[a]->dev;
     int n = 0;
-    const char **names = malloc(sizeof(char *) * (size_t)nf), **srcs = malloc(sizeof(char *) * (size_t)nf);
-    rt_program **progs_out = malloc(sizeof(rt_program *) * (size_t)nf);
-    int *which = malloc(sizeof(int) * (size_t)nf);
+    const char **names = cg_malloc(sizeof(char *) * (size_t)nf), **srcs = cg_malloc(sizeof(char *) * (size_t)nf);
+    rt_program **progs_out = cg_malloc(sizeof(rt_program *) * (size_t)nf);
+    int *which = cg_malloc(sizeof(int) * (size_t)nf);
     if (!names || !srcs || !progs_out || !which) st = cg_fail(CG_ERR_NOMEM, "out of memory");
     for (int b = a; b < nf && st == CG_OK; b++)
       if (fresh[b]->dev == dev && !fresh[b]->p) names[n] = fresh[b]->k.name, srcs[n] = fresh[b]->k.src, which[n++] = b;
@@ -316,7 +333,7 @@ static cg_status plan_arena(schedule *s, rt_device **devs, uopset *is_out, uopse
   typedef struct { size_t off, end; int from, until; uop *b; } slot;
   int cap = 0;
   for (int ki = 0; ki < s->n; ki++) cap += s->k[ki].nout;
-  slot *sl = calloc((size_t)(cap ? cap : 1), sizeof *sl);
+  slot *sl = cg_calloc((size_t)(cap ? cap : 1), sizeof *sl);
   if (!sl) return cg_fail(CG_ERR_NOMEM, "out of memory");
   int n = 0;
   for (int ki = 0; ki < s->n; ki++) {
@@ -341,7 +358,7 @@ static cg_status plan_arena(schedule *s, rt_device **devs, uopset *is_out, uopse
     }
   }
   cg_status st = CG_OK;
-  if (n && (!(a->mem = a->dev->alloc(a->bytes)) || !(a->bufs = malloc(sizeof(uop *) * (size_t)n)))) st = cg_last_status() ? cg_last_status() : CG_ERR_NOMEM;
+  if (n && (!(a->mem = a->dev->alloc(a->bytes)) || !(a->bufs = cg_malloc(sizeof(uop *) * (size_t)n)))) st = cg_last_status() ? cg_last_status() : CG_ERR_NOMEM;
   for (int j = 0; j < n && st == CG_OK; j++) buffer_borrow(sl[j].b, (char *)a->mem + sl[j].off), a->bufs[a->n++] = sl[j].b;
   free(sl);
   return st;
@@ -366,7 +383,7 @@ static cg_status bind_buffers(sched_kernel *k, void **ptrs) {
 
 /* vals[i]: the value var slot i has now (a malloc'd array when a small one is too short). */
 static int64_t *bind_vars(sched_kernel *k, int64_t *small, int nsmall) {
-  int64_t *vals = k->nvars <= nsmall ? small : malloc(sizeof(int64_t) * (size_t)k->nvars);
+  int64_t *vals = k->nvars <= nsmall ? small : cg_malloc(sizeof(int64_t) * (size_t)k->nvars);
   if (!vals) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
   for (int i = 0; i < k->nvars; i++) vals[i] = var_load(var_cell(k->vars[i]));
   return vals;
@@ -384,11 +401,13 @@ static rt_device *kernel_device(sched_kernel *k) {
 
 cg_status realize_uops(uop *const *outs, int n, uop **views) {
   double t0 = now();
-  uop **pre = malloc(sizeof(uop *) * (size_t)(n ? n : 1));
+  uop **pre = cg_malloc(sizeof(uop *) * (size_t)(n ? n : 1));
   if (!pre) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  uint64_t nomem0 = uop_nomem_events();
   for (int i = 0; i < n; i++) pre[i] = graph_rewrite(outs[i], &rs_split_reduce, NULL);
   schedule s;
-  if (!sched_build(pre, n, &s)) {
+  if (uop_nomem_events() != nomem0 || !sched_build(pre, n, &s)) {
+    if (uop_nomem_events() != nomem0 && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");
     free(pre);
     return cg_last_status();
   }
@@ -409,12 +428,21 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   uopset_free(&seen_t);
   for (int ki = 0; ki < s.n; ki++)
     for (int i = s.k[ki].nout; i < s.k[ki].nbufs; i++) uopset_put(&last_read, s.k[ki].bufs[i], (void *)(intptr_t)(ki + 1));
-  cg_status st = CG_OK;
+  /* everything that can fail for want of memory is done before the first kernel runs: an
+   * output left unmarked (a parameter taken for an intermediate) or a view not made after
+   * an in-place update ran would leave wrong state behind */
+  for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
+  uopset seen_a = {0};
+  int nassign = 0;
+  for (int i = 0; i < n; i++) nassign += count_assigns(pre[i], &seen_a);
+  uopset_free(&seen_a);
+  if (nassign) reserve_assigns((size_t)nassign);
+  cg_status st = uop_nomem_events() == nomem0 ? CG_OK : cg_fail(CG_ERR_NOMEM, "out of memory while planning the run");
   void *ptrs_small[64], **ptrs = ptrs_small;
   int ptrs_cap = 64;
   /* every program first: the new ones compile together */
-  rt_device **devs = calloc((size_t)(s.n ? s.n : 1), sizeof *devs);
-  prog_entry **entries = calloc((size_t)(s.n ? s.n : 1), sizeof *entries);
+  rt_device **devs = cg_calloc((size_t)(s.n ? s.n : 1), sizeof *devs);
+  prog_entry **entries = cg_calloc((size_t)(s.n ? s.n : 1), sizeof *entries);
   if (!devs || !entries) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     int64_t out_elems = 0;
@@ -447,7 +475,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     if (dbg >= 4) fprintf(stderr, "%s\n", e->k.src);
     if (k->nbufs > ptrs_cap) {
       if (ptrs != ptrs_small) free(ptrs);
-      ptrs = malloc(sizeof(void *) * (size_t)k->nbufs);
+      ptrs = cg_malloc(sizeof(void *) * (size_t)k->nbufs);
       ptrs_cap = k->nbufs;
       if (!ptrs) {
         ptrs = ptrs_small, ptrs_cap = 64;
@@ -489,7 +517,6 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   uopset_free(&is_out);
   uopset_free(&written);
   if (st == CG_OK) {
-    for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
     pthread_once(&assign_hook_once, set_assign_hook);
     uopset seen = {0};
     for (int i = 0; i < n; i++) mark_assigns(pre[i], &seen);
@@ -511,7 +538,7 @@ cg_status kernel_run_with_opts(sched_kernel *k, const opt *o, int nopts, double 
   rt_device *dev = kernel_device(k);
   prog_entry *e = dev ? get_program(dev, k, o, nopts) : NULL;
   if (!e) return cg_last_status();
-  void **ptrs = malloc(sizeof(void *) * (size_t)k->nbufs);
+  void **ptrs = cg_malloc(sizeof(void *) * (size_t)k->nbufs);
   if (!ptrs) return cg_fail(CG_ERR_NOMEM, "out of memory");
   cg_status st = bind_buffers(k, ptrs);
   int64_t vsmall[16], *vals = st == CG_OK ? bind_vars(k, vsmall, 16) : NULL;

@@ -297,16 +297,16 @@ static size_t build_header(cg_dtype dtype, int ndim, const int64_t *shape, const
   if (ndim < 0 || ndim > NPY_MAX_DIMS || (ndim && !shape))
     return cg_fail(CG_ERR_INVALID, "npy_save: expected 0..%d dimensions with a shape, got ndim %d", NPY_MAX_DIMS, ndim), 0;
   uint64_t nb = cg_dtype_size(dtype);
-  bool zero = false;
+  bool zero = false, overflow = false; /* as the reader: a zero dim makes the others' product harmless */
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0)
       return cg_fail(CG_ERR_INVALID, "npy_save: shape[%d] is %lld, expected >= 0", d, (long long)shape[d]), 0;
     if (!shape[d]) zero = true;
-    else if (nb > SIZE_MAX / (uint64_t)shape[d])
-      return cg_fail(CG_ERR_INVALID, "npy_save: the shape's byte size overflows"), 0;
+    else if (nb > SIZE_MAX / (uint64_t)shape[d]) overflow = true;
     else nb *= (uint64_t)shape[d];
   }
   if (zero) nb = 0;
+  else if (overflow) return cg_fail(CG_ERR_INVALID, "npy_save: the shape's byte size overflows"), 0;
   if (nb && !data) return cg_fail(CG_ERR_INVALID, "npy_save: %llu bytes of data expected, got NULL", (unsigned long long)nb), 0;
   *nbytes = (size_t)nb;
 

@@ -3,11 +3,14 @@
  * state is realized after every iteration so that graphs do not grow with the count. */
 #include "onnx/onnx.h"
 #include "onnx/ops.h"
+#include "core/config.h"
 #include "core/error.h"
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ITERS 100000 /* a hostile endless loop fails instead of spinning */
+/* A hostile endless loop fails instead of spinning: at most ONNX_MAX_ITERS iterations of a
+ * Loop or Scan (default 100000; the fuzzer lowers it so one input cannot take minutes). */
+#define MAX_ITERS cfg_int("ONNX_MAX_ITERS", 100000)
 #define MAX_VALS 64
 
 static cg_status read_bool(onnx_ctx *c, cg_tensor *t, const char *what, bool *out) {
@@ -53,7 +56,7 @@ static cg_status op_Loop(onnx_ctx *c) {
   cg_status st = scans ? CG_OK : CG_ERR_NOMEM;
   for (int64_t it = 0; st == CG_OK && cond && (trip < 0 || it < trip); it++) {
     if (it >= MAX_ITERS) {
-      st = onnx_fail(c, "more than %d iterations", MAX_ITERS);
+      st = onnx_fail(c, "more than %ld iterations (ONNX_MAX_ITERS)", MAX_ITERS);
       break;
     }
     uint8_t cv = 1;
@@ -108,7 +111,7 @@ static cg_status scan_once(onnx_ctx *c, cg_tensor **state, int ns, cg_tensor **x
     if (T >= 0 && len != T) return onnx_fail(c, "scan inputs differ in length (%lld and %lld)", (long long)T, (long long)len);
     T = len;
   }
-  if (T < 0 || T > MAX_ITERS) return onnx_fail(c, "scan length %lld", (long long)T);
+  if (T < 0 || T > MAX_ITERS) return onnx_fail(c, "scan length %lld (at most ONNX_MAX_ITERS = %ld)", (long long)T, MAX_ITERS);
   cg_tensor *in[MAX_VALS], *out[MAX_VALS], *st_[MAX_VALS];
   cg_tensor **outs = cg_calloc((size_t)(nso * T + 1), sizeof *outs);
   if (!outs) return CG_ERR_NOMEM;

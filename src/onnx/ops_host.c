@@ -293,8 +293,8 @@ static double gs_reflect(double x, double twice_lo, double twice_hi) {
   double mn = twice_lo / 2, span = (twice_hi - twice_lo) / 2;
   x = fabs(x - mn);
   double extra = fmod(x, span);
-  int64_t flips = (int64_t)floor(x / span);
-  return flips % 2 == 0 ? extra + mn : span - extra + mn;
+  bool even = fmod(floor(x / span), 2.0) == 0; /* not through int64: x / span may be 1e300 */
+  return even ? extra + mn : span - extra + mn;
 }
 
 /* padding applied to a coordinate (border, reflection); zeros leaves it */

@@ -29,13 +29,20 @@ static double src_coord(const resize_opts *o, int64_t i, int64_t in, double out,
   return x / scale; /* asymmetric */
 }
 
+/* A whole double as int64, saturating (a hostile scale or roi gives 1e30 or NaN: casting
+ * those is undefined); callers clamp indices to the axis after. */
+static int64_t sat_i64(double x) {
+  if (!(x == x)) return 0;
+  return x >= 9.2e18 ? INT64_MAX : x <= -9.2e18 ? INT64_MIN : (int64_t)x;
+}
+
 static int64_t nearest_index(const resize_opts *o, double x) {
   const char *m = o->nearest;
-  if (!strcmp(m, "floor")) return (int64_t)floor(x);
-  if (!strcmp(m, "ceil")) return (int64_t)ceil(x);
+  if (!strcmp(m, "floor")) return sat_i64(floor(x));
+  if (!strcmp(m, "ceil")) return sat_i64(ceil(x));
   double f = floor(x);
-  if (x - f == 0.5) return !strcmp(m, "round_prefer_ceil") ? (int64_t)f + 1 : (int64_t)f;
-  return (int64_t)floor(x + 0.5);
+  if (x - f == 0.5) return sat_i64(!strcmp(m, "round_prefer_ceil") ? f + 1 : f);
+  return sat_i64(floor(x + 0.5));
 }
 
 static void cubic_coeffs(double r, double A, double *c) {
@@ -66,7 +73,8 @@ static cg_tensor *resize_axis(cg_tensor *x, int d, int64_t out, double scale, do
       continue;
     }
     double f = floor(xs), rr = xs - f, c[4];
-    int64_t base = (int64_t)f - (taps == 4 ? 1 : 0);
+    int64_t base = sat_i64(f); /* far outside (a hostile roi): every tap is outside either way */
+    base = (base < -8 ? -8 : base > in + 8 ? in + 8 : base) - (taps == 4 ? 1 : 0);
     if (taps == 2) c[0] = 1 - rr, c[1] = rr;
     else cubic_coeffs(rr, o->cubic_a, c);
     double sum = 0;
@@ -111,7 +119,7 @@ static cg_status resize_all(onnx_ctx *c, cg_tensor *x, const double *scales, con
     return onnx_fail(c, "mode '%s' is not supported (nearest, linear, cubic)", o->mode);
   cg_tensor *r = x;
   for (int d = 0; d < nd && r; d++) {
-    int64_t in = cg_shape(x)[d], out = sizes ? sizes[d] : (int64_t)floor((double)in * scales[d] + 1e-9);
+    int64_t in = cg_shape(x)[d], out = sizes ? sizes[d] : sat_i64(floor((double)in * scales[d] + 1e-9));
     double scale = sizes ? (double)out / (double)in : scales[d];
     if (out < 0 || out > ((int64_t)1 << 31)) return onnx_fail(c, "output size %lld on axis %d", (long long)out, d);
     if (out == in && scale == 1.0 && strcmp(o->coord, "tf_crop_and_resize")) continue;

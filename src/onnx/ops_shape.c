@@ -421,8 +421,8 @@ static cg_status op_Range(onnx_ctx *c) {
   if (v[2] == 0) return onnx_fail(c, "delta is 0");
   cg_dtype dt = cg_dtype_of(c->in[0]);
   double nf = __builtin_ceil((v[1] - v[0]) / v[2]);
-  int64_t n = nf > 0 ? (int64_t)nf : 0;
-  if (n > ((int64_t)1 << 32)) return onnx_fail(c, "%lld elements", (long long)n);
+  if (nf > (double)((int64_t)1 << 32)) return onnx_fail(c, "%g elements (start %g, limit %g, delta %g)", nf, v[0], v[1], v[2]); /* before the cast: 1e34 is no int64 */
+  int64_t n = nf > 0 ? (int64_t)nf : 0; /* NaN: none */
   cg_tensor *r = cg_add(cg_mul(cg_arange(0, (double)n, 1, CG_FLOAT64), onnx_const(v[2], CG_FLOAT64)), onnx_const(v[0], CG_FLOAT64));
   if (n == 0) r = cg_zeros(dt, &n, 1);
   return onnx_set(c, 0, cg_cast(r, dt));

@@ -21,6 +21,7 @@ typedef struct {
   int nval;
   char **strs;       /* name strings, owned */
   size_t nstrs, capstrs;
+  bool nomem;        /* an allocation failed: the source is dropped at the end */
 } rc;
 
 static void emit(rc *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -35,9 +36,12 @@ static void emit(rc *r, const char *fmt, ...) {
       r->len += (size_t)n;
       return;
     }
-    r->cap = (r->cap + (size_t)n) * 2;
-    r->buf = realloc(r->buf, r->cap);
-    CG_ASSERT(r->buf, "out of memory");
+    char *b = r->nomem ? NULL : ir_realloc(r->buf, (r->cap + (size_t)n) * 2);
+    if (!b) {
+      r->nomem = true;
+      return;
+    }
+    r->buf = b, r->cap = (r->cap + (size_t)n) * 2;
   }
 }
 static void line(rc *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -52,13 +56,13 @@ static void line(rc *r, const char *fmt, ...) {
 
 static const char *save_str(rc *r, const char *s) {
   if (r->nstrs == r->capstrs) {
-    r->capstrs = r->capstrs ? r->capstrs * 2 : 64;
-    r->strs = realloc(r->strs, r->capstrs * sizeof(char *));
-    CG_ASSERT(r->strs, "out of memory");
+    char **strs = ir_realloc(r->strs, (r->capstrs ? r->capstrs * 2 : 64) * sizeof(char *));
+    if (!strs) return r->nomem = true, NULL;
+    r->strs = strs, r->capstrs = r->capstrs ? r->capstrs * 2 : 64;
   }
-  char *c = strdup(s);
-  CG_ASSERT(c, "out of memory");
-  return r->strs[r->nstrs++] = c;
+  char *c = ir_malloc(strlen(s) + 1);
+  if (!c) return r->nomem = true, NULL;
+  return r->strs[r->nstrs++] = strcpy(c, s);
 }
 
 /* ---- types ------------------------------------------------------------------------ */
@@ -287,12 +291,12 @@ static void alu_expr(uop *u, const char **a, char *out, size_t n) {
 static const char *name_of(rc *r, uop *u) {
   if (u->op == OP_CONST) return literal(r, u);
   uintptr_t i = (uintptr_t)uopset_get(&r->names, u);
+  if (!i && r->nomem) return "0"; /* its name was lost to out of memory: the source is dropped */
   CG_ASSERT(i, "the C renderer met %s before it was computed", op_name(u->op));
   return r->strs[i - 1];
 }
 static void set_name(rc *r, uop *u, const char *name) {
-  save_str(r, name);
-  uopset_put(&r->names, u, (void *)(uintptr_t)r->nstrs);
+  if (!save_str(r, name) || !uopset_put(&r->names, u, (void *)(uintptr_t)r->nstrs)) r->nomem = true;
 }
 
 /* The element a (linear) INDEX points at, as an lvalue or loaded value. */
@@ -370,9 +374,13 @@ static char *render_c(const char *name, const linear *l) {
   r.indent = 1;
   line(&r, "(void)vars; (void)lo; (void)hi;");
   /* slot dtypes from the instructions that index them */
-  dtype *slot_dt = calloc((size_t)(l->nbufs ? l->nbufs : 1), sizeof(dtype));
-  bool *seen = calloc((size_t)(l->nbufs ? l->nbufs : 1), 1);
-  CG_ASSERT(slot_dt && seen, "out of memory");
+  dtype *slot_dt = ir_calloc((size_t)(l->nbufs ? l->nbufs : 1), sizeof(dtype));
+  bool *seen = slot_dt ? ir_calloc((size_t)(l->nbufs ? l->nbufs : 1), 1) : NULL;
+  if (!seen) {
+    free(slot_dt);
+    r.nomem = true;
+    goto done;
+  }
   for (int i = 0; i < l->n; i++)
     for (int s = 0; s < 3; s += 2) /* INDEX's buffer; AMX_TILE's two */
       if (l->ins[i]->op == OP_INDEX || l->ins[i]->op == OP_AMX_TILE) {
@@ -504,6 +512,10 @@ static char *render_c(const char *name, const linear *l) {
   emit(&r, "}\n");
   if (tc & 2) emit(&r, "#pragma GCC pop_options\n");
 done:
+  if (r.nomem) { /* ir_* recorded CG_ERR_NOMEM; the pipeline fails the kernel */
+    free(r.buf);
+    r.buf = NULL;
+  }
   for (size_t i = 0; i < r.nstrs; i++) free(r.strs[i]);
   free(r.strs);
   uopset_free(&r.names);

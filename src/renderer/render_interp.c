@@ -18,6 +18,7 @@ typedef struct {
   size_t len, cap;
   int nlines;
   uopset at;   /* node -> line + 1 (latest) */
+  bool nomem;  /* an allocation failed: the program is dropped at the end */
 } out;
 
 static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -25,15 +26,18 @@ static void put(out *o, const char *fmt, ...) {
   va_list ap;
   for (;;) {
     va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    int n = vsnprintf(o->buf ? o->buf + o->len : NULL, o->cap - o->len, fmt, ap); /* no NULL + 0 (UB) before the first grow */
     va_end(ap);
     if ((size_t)n < o->cap - o->len) {
       o->len += (size_t)n;
       return;
     }
-    o->cap = (o->cap + (size_t)n) * 2;
-    o->buf = realloc(o->buf, o->cap);
-    CG_ASSERT(o->buf, "out of memory");
+    char *b = o->nomem ? NULL : ir_realloc(o->buf, (o->cap + (size_t)n) * 2);
+    if (!b) {
+      o->nomem = true;
+      return;
+    }
+    o->buf = b, o->cap = (o->cap + (size_t)n) * 2;
   }
 }
 
@@ -52,11 +56,12 @@ static void write_line(out *o, uop *u) {
   put(o, " %u", u->nsrc);
   for (uint32_t i = 0; i < u->nsrc; i++) put(o, " %d", s[i]);
   put(o, "\n");
-  uopset_put(&o->at, u, (void *)(uintptr_t)++o->nlines);
+  if (!uopset_put(&o->at, u, (void *)(uintptr_t)++o->nlines)) o->nomem = true;
 }
 
 static int line_of(out *o, uop *u) {
   uintptr_t l = (uintptr_t)uopset_get(&o->at, u);
+  if (!l && o->nomem) return 0; /* lost to out of memory: the program is dropped */
   if (!l) {
     CG_ASSERT(u->op == OP_CONST || u->op == OP_DEFINE_GLOBAL || u->op == OP_DEFINE_VAR, "a %s read before it was computed", op_name(u->op));
     write_line(o, u);
@@ -75,6 +80,10 @@ static char *render_interp(const char *name, const linear *l) {
     }
   for (int i = 0; i < l->n; i++) write_line(&o, l->ins[i]);
   uopset_free(&o.at);
+  if (o.nomem) { /* ir_* recorded CG_ERR_NOMEM */
+    free(o.buf);
+    return NULL;
+  }
   return o.buf;
 }
 

@@ -58,7 +58,7 @@ rt_device *graph_device(uop *u) {
     uopset_put(&seen, x, (void *)1);
     for (uint32_t i = x->nsrc; i-- > 0;) { /* src[0] popped first: a chain's own input */
       if (n == cap) {
-        uop **bigger = malloc(sizeof(uop *) * cap * 2);
+        uop **bigger = ir_malloc(sizeof(uop *) * cap * 2); /* in a realize: counted, the schedule fails as a whole */
         if (!bigger) break; /* out of memory: an answer from what was seen (NULL: the default) */
         memcpy(bigger, stack, sizeof(uop *) * n);
         if (stack != stack_small) free(stack);

@@ -258,14 +258,14 @@ typedef struct {
 static void *compile_unit(void *arg) {
   unit *u = arg;
   size_t len = 1;
-  char **wrapped = calloc((size_t)u->n, sizeof *wrapped);
+  char **wrapped = cg_calloc((size_t)u->n, sizeof *wrapped);
   bool ok = wrapped != NULL;
   for (int i = 0; ok && i < u->n; i++) {
     int k = u->idx[i];
     ok = (wrapped[i] = wrap_source(u->names[k], u->sources[k], u->keys[k])) != NULL;
     if (ok) len += strlen(wrapped[i]);
   }
-  char *tu = ok ? malloc(len) : NULL, *w = tu;
+  char *tu = ok ? cg_malloc(len) : NULL, *w = tu;
   for (int i = 0; tu && i < u->n; i++) {
     size_t l = strlen(wrapped[i]);
     memcpy(w, wrapped[i], l);
@@ -294,7 +294,7 @@ static void *compile_unit(void *arg) {
 /* Copy the file at from to a new temporary file beside to_dir's entries; its path or NULL. */
 static char *copy_file(const char *from, const char *dir) {
   size_t dl = strlen(dir) + 32;
-  char *path = malloc(dl);
+  char *path = cg_malloc(dl);
   if (!path) return NULL;
   snprintf(path, dl, "%s/tmp-XXXXXX", dir);
   int out = mkstemp(path);
@@ -314,8 +314,8 @@ static char *copy_file(const char *from, const char *dir) {
 }
 
 static cg_status cpu_compile_many(const char *const *names, const char *const *sources, int n, rt_program **out) {
-  int *todo = malloc(sizeof(int) * (size_t)(n ? n : 1)), ntodo = 0;
-  uint64_t (*keys)[2] = malloc(sizeof *keys * (size_t)(n ? n : 1));
+  int *todo = cg_malloc(sizeof(int) * (size_t)(n ? n : 1)), ntodo = 0;
+  uint64_t (*keys)[2] = todo ? cg_malloc(sizeof *keys * (size_t)(n ? n : 1)) : NULL;
   if (!todo || !keys) {
     free(todo), free(keys);
     return cg_fail(CG_ERR_NOMEM, "out of memory");
@@ -345,10 +345,11 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
    * first, each into the unit with the least source so far (round robin left one unit
    * with 1.3x the other's source in the CNN step) */
   int nunits = ntodo < rt_pool_size() ? ntodo : rt_pool_size();
-  unit *units = calloc((size_t)(nunits ? nunits : 1), sizeof *units);
-  int *slots = malloc(sizeof(int) * (size_t)(ntodo ? ntodo : 1) * (size_t)(nunits ? nunits : 1));
-  size_t *lens = calloc((size_t)(ntodo ? ntodo : 1), sizeof *lens), *unit_src = calloc((size_t)(nunits ? nunits : 1), sizeof *unit_src);
-  pthread_t *th = calloc((size_t)(nunits ? nunits : 1), sizeof *th);
+  unit *units = cg_calloc((size_t)(nunits ? nunits : 1), sizeof *units);
+  int *slots = units ? cg_malloc(sizeof(int) * (size_t)(ntodo ? ntodo : 1) * (size_t)(nunits ? nunits : 1)) : NULL;
+  size_t *lens = slots ? cg_calloc((size_t)(ntodo ? ntodo : 1), sizeof *lens) : NULL;
+  size_t *unit_src = lens ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof *unit_src) : NULL;
+  pthread_t *th = unit_src ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof *th) : NULL;
   cg_status st = CG_OK;
   if (!units || !slots || !lens || !unit_src || !th) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int u = 0; u < nunits && st == CG_OK; u++) units[u] = (unit){names, sources, (const uint64_t(*)[2])keys, slots + (size_t)u * (size_t)ntodo, 0, NULL, CG_OK, ""};
@@ -372,8 +373,8 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
     unit_src[u] += lens[k];
   }
   free(lens), free(unit_src);
-  bool *started = calloc((size_t)(nunits ? nunits : 1), sizeof(bool));
-  if (!started) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  bool *started = st == CG_OK ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof(bool)) : NULL;
+  if (!started && st == CG_OK) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int u = 0; u < nunits && st == CG_OK; u++)
     if (units[u].n && !(started[u] = pthread_create(&th[u], NULL, compile_unit, &units[u]) == 0)) compile_unit(&units[u]);
   for (int u = 0; u < nunits && st == CG_OK; u++)

@@ -54,7 +54,7 @@ static int run_capture(char *const argv[], char **out) {
     return -1;
   }
   size_t len = 0;
-  char *buf = malloc(MAX_OUTPUT), chunk[4096];
+  char *buf = cg_malloc(MAX_OUTPUT), chunk[4096]; /* NULL: the output is dropped, the status still counts */
   for (;;) {
     ssize_t r = read(fds[0], chunk, sizeof chunk);
     if (r < 0 && errno == EINTR) continue;
@@ -81,16 +81,17 @@ static void cc_version_hash(const char *cc, uint64_t h[2]) {
   pthread_mutex_lock(&version_lock);
   if (!version_cc || strcmp(version_cc, cc)) {
     free(version_cc), free(version_text);
-    version_cc = strdup(cc), version_text = NULL;
+    version_cc = cg_strdup(cc), version_text = NULL;
     char buf[1024], *argv[MAX_ARGS];
     int argc = 0;
-    if (!split_words(cc, buf, sizeof buf, argv, &argc) && argc > 0) {
+    if (version_cc && !split_words(cc, buf, sizeof buf, argv, &argc) && argc > 0) {
       argv[argc++] = "--version";
       argv[argc] = NULL;
       if (run_capture(argv, &version_text) < 0) version_text = NULL;
     }
   }
   rt_hash128_str(version_text, h);
+  if (!version_text) free(version_cc), version_cc = NULL; /* not remembered: asked again next time */
   pthread_mutex_unlock(&version_lock);
 }
 

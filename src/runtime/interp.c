@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "uop/uop.h"
 #include <inttypes.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,31 @@ typedef struct {
   int jump;         /* RANGE: the line after its END; END: its RANGE */
 } ins;
 
+typedef union { int64_t i; double f; } val;
+
 typedef struct {
   ins *code;
   int n, nbufs;
 } program;
+
+/* The values of a run: one block per thread, grown when a program is compiled, so that a
+ * launch on the compiling thread never allocates (a launch failing for want of memory in
+ * the middle of a schedule would leave half an update behind). Freed at thread exit. */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local val *scratch;
+static _Thread_local size_t scratch_n;
+static void scratch_free(void *p) { free(p); }
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+static val *scratch_reserve(size_t n) {
+  if (n <= scratch_n) return scratch;
+  pthread_once(&scratch_once, scratch_init);
+  val *v = cg_realloc(scratch, n * sizeof(val));
+  if (!v) return NULL;
+  pthread_setspecific(scratch_key, v);
+  scratch = v, scratch_n = n;
+  return v;
+}
 
 static dtype dt_from(int scalar) { return (dtype){.scalar = (uint8_t)scalar, .count = 1}; }
 
@@ -45,7 +67,7 @@ static program *parse(const char *name, const char *src) {
   long long global;
   if (sscanf(src, "%31s %*d %127s %d %d %lld%n", tag, nm, &nbufs, &nout, &global, &used) != 5 || strcmp(tag, "cgrad-interp"))
     return cg_fail_null(CG_ERR_RUNTIME, "INTERP compile '%s': not interpreter code", name);
-  program *p = calloc(1, sizeof *p);
+  program *p = cg_calloc(1, sizeof *p);
   if (!p) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
   p->nbufs = nbufs;
   int cap = 0, stack[64], depth = 0;
@@ -55,7 +77,7 @@ static program *parse(const char *name, const char *src) {
     if (!*s) break;
     if (p->n == cap) {
       cap = cap ? 2 * cap : 256;
-      ins *c = realloc(p->code, sizeof(ins) * (size_t)cap);
+      ins *c = cg_realloc(p->code, sizeof(ins) * (size_t)cap);
       if (!c) return program_destroy(p), cg_fail_null(CG_ERR_NOMEM, "out of memory");
       p->code = c;
     }
@@ -90,13 +112,12 @@ static program *parse(const char *name, const char *src) {
     }
     p->n++;
   }
+  if (!scratch_reserve((size_t)(p->n ? p->n : 1) * LANES)) return program_destroy(p), NULL;
   return p;
 }
 
 /* A value: ints (and bools) as int64, floats as double holding a value of their dtype;
  * every instruction has LANES of them (a scalar uses lane 0). */
-typedef union { int64_t i; double f; } val;
-
 static double load_f(dtype d, const void *p, int64_t i) {
   switch (d.scalar) {
   case CG_FLOAT16: return cg_f16_to_f32(((const uint16_t *)p)[i]);
@@ -201,8 +222,9 @@ static bool alu_lane(program *p, val *v, ins *x, int k, val *out) {
 }
 
 static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, int64_t hi) {
-  val *v = calloc((size_t)(p->n ? p->n : 1) * LANES, sizeof(val));
-  if (!v) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  val *v = scratch_reserve((size_t)(p->n ? p->n : 1) * LANES);
+  if (!v) return cg_fail(CG_ERR_NOMEM, "INTERP: out of memory for the values of %d instructions", p->n);
+  memset(v, 0, sizeof(val) * (size_t)(p->n ? p->n : 1) * LANES);
   for (int pc = 0; pc < p->n;) {
     ins *x = &p->code[pc];
     dtype d = dt_from(x->scalar);
@@ -214,10 +236,7 @@ static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, i
       break;
     case OP_DEFINE_GLOBAL: me->i = x->a0; break;
     case OP_DEFINE_VAR: /* ints as int64, floats as a double's bits (runtime/var.h) */
-      if (!vars) {
-        free(v);
-        return cg_fail(CG_ERR_RUNTIME, "INTERP: the kernel reads var %lld and the launch gave none", (long long)x->a0);
-      }
+      if (!vars) return cg_fail(CG_ERR_RUNTIME, "INTERP: the kernel reads var %lld and the launch gave none", (long long)x->a0);
       if (dt_is_float(d)) {
         double f;
         memcpy(&f, &vars[x->a0], sizeof f);
@@ -279,32 +298,26 @@ static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, i
       for (int k = 0; k < ix->lanes; k++) {
         if (scatter) at = LANE(ix->src[1], k)->i - k;
         if (ix->nsrc > 2 && !LANE(ix->src[2], k)->i) continue; /* masked off */
-        if (at + k < 0 || at + k >= b->a1) {
-          free(v);
+        if (at + k < 0 || at + k >= b->a1)
           return cg_fail(CG_ERR_RUNTIME, "INTERP: a store at element %lld of a buffer of %lld", (long long)(at + k), (long long)b->a1);
-        }
         store(dt_from(b->scalar), bufs[b->a0], at + k, *LANE(x->src[1], k));
       }
       break;
     }
     default:
       for (int k = 0; k < x->lanes; k++)
-        if (!op_is_alu(x->op) || !alu_lane(p, v, x, k, &me[k])) {
-          free(v);
-          return cg_fail(CG_ERR_RUNTIME, "INTERP: cannot run a %s", op_name(x->op));
-        }
+        if (!op_is_alu(x->op) || !alu_lane(p, v, x, k, &me[k])) return cg_fail(CG_ERR_RUNTIME, "INTERP: cannot run a %s", op_name(x->op));
     }
     pc++;
   }
-  free(v);
   return CG_OK;
 }
 
 static rt_program *interp_compile(const char *name, const char *source) {
   program *code = parse(name, source);
   if (!code) return NULL;
-  rt_program *p = calloc(1, sizeof *p);
-  char *nm = strdup(name);
+  rt_program *p = cg_calloc(1, sizeof *p);
+  char *nm = cg_strdup(name);
   if (!p || !nm) {
     free(p), free(nm), program_destroy(code);
     return cg_fail_null(CG_ERR_NOMEM, "out of memory");

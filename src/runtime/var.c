@@ -21,7 +21,7 @@ static void set_hook(void) { uop_set_free_hook(OP_DEFINE_VAR, on_free); }
 
 uop *var_new(const char *name, dtype dt, int64_t min, int64_t max, int64_t bits) {
   pthread_once(&hook_once, set_hook);
-  int64_t *cell = malloc(sizeof *cell);
+  int64_t *cell = cg_malloc(sizeof *cell);
   if (!cell) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
   *cell = bits;
   pthread_mutex_lock(&var_lock);

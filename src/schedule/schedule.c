@@ -18,22 +18,29 @@ typedef struct {
   uop **work;         /* realize points to visit */
   size_t nwork, capwork;
   int reduce_axes;    /* reduced axes fused into the kernel being visited */
+  uint64_t nomem0;    /* uop_nomem_events() at the start: walks stop once it moves */
+  uopset walked[4];   /* per context: node -> the axes it was walked with + 1, this root */
 } sched_ctx;
+static bool sched_failed(const sched_ctx *c) { return uop_nomem_events() != c->nomem0; }
 
 /* A kernel holds at most this many reduced axes (each a loop; the linearizer tracks a
  * kernel's loops, upcast lanes included, in 64 bits): a sum of many reductions (a global
  * gradient norm over 76 parameters) realizes the ones beyond it on their own. */
 enum { MAX_FUSED_REDUCE_AXES = 24 };
 
-static void grow(void ***arr, size_t n, size_t *cap) {
-  if (n < *cap) return;
-  *cap = *cap ? *cap * 2 : 64;
-  *arr = realloc(*arr, *cap * sizeof(void *));
-  CG_ASSERT(*arr, "out of memory");
+/* Out of memory here (ir_* allocations, in the checked pool of a realize) is not handled
+ * where it happens: the step is skipped, and sched_build fails as a whole at its end
+ * (uop_nomem_events moved), so a half-built schedule is never returned. */
+static bool grow(void ***arr, size_t n, size_t *cap) {
+  if (n < *cap) return true;
+  void **a = ir_realloc(*arr, (*cap ? *cap * 2 : 64) * sizeof(void *));
+  if (!a) return false;
+  *arr = a, *cap = *cap ? *cap * 2 : 64;
+  return true;
 }
 
 static void toposort(sched_ctx *c, uop *u, size_t *cap) {
-  if (uopset_get(&c->order, u)) return;
+  if (uopset_get(&c->order, u) || sched_failed(c)) return;
   uopset_put(&c->order, u, (void *)(uintptr_t)-1); /* in progress */
   if (u->op != OP_BUFFER)
     for (uint32_t i = 0; i < u->nsrc; i++) {
@@ -41,16 +48,14 @@ static void toposort(sched_ctx *c, uop *u, size_t *cap) {
       uopset_put(&c->uses, s, (void *)((uintptr_t)uopset_get(&c->uses, s) + 1));
       toposort(c, s, cap);
     }
-  grow((void ***)&c->topo, c->ntopo, cap);
-  c->topo[c->ntopo++] = u;
+  if (grow((void ***)&c->topo, c->ntopo, cap)) c->topo[c->ntopo++] = u;
   uopset_put(&c->order, u, (void *)(uintptr_t)c->ntopo);
 }
 
 static void mark(sched_ctx *c, uop *u) {
   if (uopset_get(&c->realize, u)) return;
   uopset_put(&c->realize, u, (void *)1);
-  grow((void ***)&c->work, c->nwork, &c->capwork);
-  c->work[c->nwork++] = u;
+  if (grow((void ***)&c->work, c->nwork, &c->capwork)) c->work[c->nwork++] = u;
 }
 
 /* C_DIRECT: computed once per output element; C_REDUCE: inside a reduction, over its
@@ -61,6 +66,11 @@ enum { C_DIRECT, C_REDUCE, C_OTHER, C_OTHER_R };
 /* Walk what kernel `root` computes, deciding which reductions it cannot hold. `axes` is
  * the mask of axes reduced by the enclosing reduction (C_REDUCE). */
 static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
+  if (sched_failed(c)) return;
+  /* a node reached again the same way decides nothing new (marks only grow): without this
+   * a graph with shared nodes (x = x + x, 24 times) is walked once per path, 2^24 times */
+  if ((uintptr_t)uopset_get(&c->walked[ctx], u) == (uintptr_t)axes + 1) return;
+  uopset_put(&c->walked[ctx], u, (void *)((uintptr_t)axes + 1));
   if (u->op == OP_BUFFER || u->op == OP_CONST || u->op == OP_DEFINE_VAR) return;
   if (u != root && uopset_get(&c->realize, u)) return;
   if (u != root && (u->op == OP_CONTIGUOUS || u->op == OP_ASSIGN)) {
@@ -135,10 +145,12 @@ typedef struct {
 
 static void plan_add(plan *k, uop *root, uop *buf) {
   if (k->n == k->cap) {
-    k->cap = k->cap ? 2 * k->cap : 2;
-    k->roots = realloc(k->roots, sizeof(uop *) * (size_t)k->cap);
-    k->outs = realloc(k->outs, sizeof(uop *) * (size_t)k->cap);
-    CG_ASSERT(k->roots && k->outs, "out of memory");
+    int cap = k->cap ? 2 * k->cap : 2;
+    uop **r = ir_realloc(k->roots, sizeof(uop *) * (size_t)cap);
+    if (r) k->roots = r;
+    uop **o = r ? ir_realloc(k->outs, sizeof(uop *) * (size_t)cap) : NULL;
+    if (!o) return; /* failed: see grow */
+    k->outs = o, k->cap = cap;
   }
   k->roots[k->n] = root, k->outs[k->n++] = buf;
 }
@@ -233,7 +245,7 @@ static bool same_index(same_ctx *c, uop *u, const uint8_t *ax) {
 
 static bool reads_node(uop *u, uop *target, uopset *realized, uopset *seen) {
   if (u == target) return true;
-  if (u->op == OP_BUFFER || uopset_get(realized, u) || !uopset_add(seen, u)) return false;
+  if (u->op == OP_BUFFER || uopset_get(realized, u) || uopset_add(seen, u) <= 0) return false;
   for (uint32_t i = 0; i < u->nsrc; i++)
     if (reads_node(u->src[i], target, realized, seen)) return true;
   return false;
@@ -258,7 +270,7 @@ static void rerealize(plan *a, plan *b, uopset *realized, void **saved) {
 /* Whether u's value (up to realized nodes) reads one of the buffers in `bufs` as it was. */
 static bool reads_any(uop *u, uopset *bufs, uop *except, uopset *realized, uopset *seen) {
   if (u->op == OP_BUFFER) return u != except && uopset_get(bufs, u);
-  if (uopset_get(realized, u) || !uopset_add(seen, u)) return false;
+  if (uopset_get(realized, u) || uopset_add(seen, u) <= 0) return false;
   for (uint32_t i = 0; i < u->nsrc; i++)
     if (reads_any(u->src[i], bufs, except, realized, seen)) return true;
   return false;
@@ -306,8 +318,8 @@ static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   }
   uint8_t ax[UOP_MAX_DIMS];
   bool ok = true;
-  void **saved = malloc(sizeof(void *) * (size_t)(b->n + 1));
-  CG_ASSERT(saved, "out of memory");
+  void **saved = ir_malloc(sizeof(void *) * (size_t)(b->n + 1));
+  if (!saved) return false;
   unrealize(a, b, realized, saved);
   for (int k = 0; k < b->n && ok; k++) {
     uop *rb = b->roots[k];
@@ -324,8 +336,8 @@ static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
 }
 
 static bool plan_reads(plan *a, plan *b, uopset *realized) {
-  void **saved = malloc(sizeof(void *) * (size_t)(b->n + 1));
-  CG_ASSERT(saved, "out of memory");
+  void **saved = ir_malloc(sizeof(void *) * (size_t)(b->n + 1));
+  if (!saved) return false;
   unrealize(a, b, realized, saved);
   bool r = false;
   for (int k = 0; k < b->n && !r; k++) {
@@ -379,9 +391,9 @@ typedef struct {
 /* A tensor-level var becomes var slot k of the kernel (k in the order first met). */
 static uop *var_slot_for(slot_ctx *c, uop *v) {
   if (c->out->nvars == c->capvars) {
-    c->capvars = c->capvars ? 2 * c->capvars : 4;
-    c->out->vars = realloc(c->out->vars, sizeof(uop *) * (size_t)c->capvars);
-    CG_ASSERT(c->out->vars, "out of memory");
+    uop **vs = ir_realloc(c->out->vars, sizeof(uop *) * (size_t)(c->capvars ? 2 * c->capvars : 4));
+    if (!vs) return NULL; /* see grow */
+    c->out->vars = vs, c->capvars = c->capvars ? 2 * c->capvars : 4;
   }
   int64_t arg[3] = {v->arg.v[0], v->arg.v[1], c->out->nvars};
   c->out->vars[c->out->nvars++] = v;
@@ -392,9 +404,9 @@ static uop *slot_for(slot_ctx *c, uop *buf) {
   uintptr_t s = (uintptr_t)uopset_get(&c->slot_of, buf);
   if (!s) {
     if (c->out->nbufs == c->cap) {
-      c->cap = c->cap ? 2 * c->cap : 8;
-      c->out->bufs = realloc(c->out->bufs, sizeof(uop *) * (size_t)c->cap);
-      CG_ASSERT(c->out->bufs, "out of memory");
+      uop **b = ir_realloc(c->out->bufs, sizeof(uop *) * (size_t)(c->cap ? 2 * c->cap : 8));
+      if (!b) return NULL;
+      c->out->bufs = b, c->cap = c->cap ? 2 * c->cap : 8;
     }
     c->out->bufs[c->out->nbufs++] = buf;
     s = (uintptr_t)c->out->nbufs;
@@ -435,15 +447,14 @@ static void plan_to_kernel(plan *k, uopset *realized, sched_kernel *out, uopset 
   memset(out, 0, sizeof *out);
   for (int i = 0; i < k->n; i++) slot_for(&c, k->outs[i]);
   out->nout = out->nbufs;
-  uop **st = malloc(sizeof(uop *) * (size_t)k->n);
-  CG_ASSERT(st, "out of memory");
+  uop **st = ir_malloc(sizeof(uop *) * (size_t)k->n);
   uop *last = stored_value(k->roots[k->n - 1]);
-  for (int i = 0; i < k->n; i++) {
+  for (int i = 0; i < k->n && st; i++) {
     uop *v = to_slots(&c, stored_value(k->roots[i]));
-    if (!shape_eq(v->shape, v->ndim, last->shape, last->ndim)) v = view_reshape(v, last->shape, last->ndim); /* merged: same_dims */
+    if (v && !shape_eq(v->shape, v->ndim, last->shape, last->ndim)) v = view_reshape(v, last->shape, last->ndim); /* merged: same_dims */
     st[i] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
   }
-  out->ast = uop_new(OP_SINK, dt_void(), st, k->n, arg_none());
+  out->ast = st ? uop_new(OP_SINK, dt_void(), st, k->n, arg_none()) : NULL;
   free(st);
   uopset_free(&c.slot_of);
   uopset_free(&c.memo);
@@ -463,9 +474,10 @@ static bool order_kernels(schedule *s, plan *ks, uopset *old_reads, uopset *new_
       uopset_put(&producer, ks[i].roots[k], (void *)(uintptr_t)(i + 1));
       if (ks[i].roots[k]->op == OP_ASSIGN) uopset_put(&assigner, ks[i].outs[k], (void *)(uintptr_t)(i + 1));
     }
-  int *indeg = calloc((size_t)n, sizeof *indeg), *order = malloc(sizeof(int) * (size_t)n), nedge = 0, cap = 0;
+  int *indeg = ir_calloc((size_t)n, sizeof *indeg), *order = indeg ? ir_malloc(sizeof(int) * (size_t)n) : NULL, nedge = 0, cap = 0;
   int (*edge)[2] = NULL; /* before, after */
-  CG_ASSERT(indeg && order, "out of memory");
+  bool *done = order ? ir_calloc((size_t)n, sizeof *done) : NULL;
+  bool ok = done != NULL; /* false: out of memory (recorded; sched_build fails) */
   for (int j = 0; j < n; j++)
     for (int pass = 0; pass < 2; pass++) {
       uopset *set = pass ? &old_reads[j] : &new_reads[j];
@@ -475,18 +487,19 @@ static bool order_kernels(schedule *s, plan *ks, uopset *old_reads, uopset *new_
         int i = (int)(uintptr_t)uopset_get(pass ? &assigner : &producer, u) - 1;
         if (i < 0 || i == j) continue;
         if (nedge == cap) {
-          cap = cap ? 2 * cap : 64;
-          edge = realloc(edge, sizeof *edge * (size_t)cap);
-          CG_ASSERT(edge, "out of memory");
+          int (*ne)[2] = ok ? ir_realloc(edge, sizeof *edge * (size_t)(cap ? 2 * cap : 64)) : NULL;
+          if (!ne) {
+            ok = false;
+            break;
+          }
+          edge = ne, cap = cap ? 2 * cap : 64;
         }
         edge[nedge][0] = pass ? j : i, edge[nedge][1] = pass ? i : j;
         indeg[edge[nedge++][1]]++;
       }
     }
-  bool *done = calloc((size_t)n, sizeof *done);
-  CG_ASSERT(done, "out of memory");
   int placed = 0;
-  while (placed < n) {
+  while (ok && placed < n) {
     int pick = -1;
     for (int i = 0; i < n && pick < 0; i++)
       if (!done[i] && indeg[i] == 0) pick = i;
@@ -495,24 +508,25 @@ static bool order_kernels(schedule *s, plan *ks, uopset *old_reads, uopset *new_
     for (int e = 0; e < nedge; e++)
       if (edge[e][0] == pick) indeg[edge[e][1]]--;
   }
-  bool ok = placed == n;
-  if (!ok) cg_fail(CG_ERR_INVALID, "schedule: a kernel reads both the old and the new value of an assigned buffer (realize the assign first)");
-  else {
-    sched_kernel *k = malloc(sizeof *k * (size_t)n);
-    CG_ASSERT(k, "out of memory");
+  sched_kernel *k = ok ? ir_malloc(sizeof *k * (size_t)n) : NULL;
+  if (ok && placed != n) cg_fail(CG_ERR_INVALID, "schedule: a kernel reads both the old and the new value of an assigned buffer (realize the assign first)");
+  ok = ok && placed == n && k;
+  if (ok) {
     for (int i = 0; i < n; i++) k[i] = s->k[order[i]];
     memcpy(s->k, k, sizeof *k * (size_t)n);
-    free(k);
   }
+  free(k);
   free(indeg), free(order), free(edge), free(done);
   uopset_free(&producer), uopset_free(&assigner);
   return ok;
 }
 
 bool sched_build(uop *const *outs, int nouts, schedule *s) {
-  sched_ctx c = {0};
+  sched_ctx c = {.nomem0 = uop_nomem_events()};
   size_t cap = 0;
   memset(s, 0, sizeof *s);
+  for (int i = 0; i < nouts; i++)
+    if (!outs[i]) return cg_fail(CG_NULL_INPUT, "schedule: output %d is NULL", i), false;
   for (int i = 0; i < nouts; i++) toposort(&c, outs[i], &cap);
   for (int i = 0; i < nouts; i++)
     if (!plain_buffer(outs[i])) mark(&c, outs[i]);
@@ -520,21 +534,21 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
     uop *r = c.work[w];
     c.reduce_axes = r->op == OP_REDUCE ? r->arg.n - 1 : 0;
     visit(&c, r, r, C_DIRECT, 0);
+    for (int k = 0; k < 4; k++) uopset_free(&c.walked[k]);
   }
   /* kernels in dependency order */
-  uop **pts = malloc(sizeof(uop *) * (c.nwork ? c.nwork : 1));
-  plan *ks = calloc(c.nwork ? c.nwork : 1, sizeof *ks);
-  s->out_bufs = calloc((size_t)(nouts ? nouts : 1), sizeof(uop *));
-  CG_ASSERT(pts && ks && s->out_bufs, "out of memory");
-  if (c.nwork) memcpy(pts, c.work, sizeof(uop *) * c.nwork);
-  for (size_t i = 1; i < c.nwork; i++) /* insertion sort by topological position */
+  uop **pts = ir_malloc(sizeof(uop *) * (c.nwork ? c.nwork : 1));
+  plan *ks = pts ? ir_calloc(c.nwork ? c.nwork : 1, sizeof *ks) : NULL;
+  s->out_bufs = ks ? ir_calloc((size_t)(nouts ? nouts : 1), sizeof(uop *)) : NULL;
+  uopset realized = {0};
+  int nk = 0;
+  bool ok = s->out_bufs && !sched_failed(&c);
+  if (ok && c.nwork) memcpy(pts, c.work, sizeof(uop *) * c.nwork);
+  for (size_t i = 1; i < c.nwork && ok; i++) /* insertion sort by topological position */
     for (size_t j = i; j > 0 && order_of(&c, pts[j]) < order_of(&c, pts[j - 1]); j--) {
       uop *t = pts[j];
       pts[j] = pts[j - 1], pts[j - 1] = t;
     }
-  uopset realized = {0};
-  int nk = 0;
-  bool ok = true;
   /* a result's buffer is on the device its inputs are on (once there are several) */
   for (size_t i = 0; i < c.nwork && ok; i++) {
     uop *p = pts[i], *buf;
@@ -552,21 +566,24 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
     plan_add(&ks[nk++], p, buf);
     uopset_put(&realized, p, buf);
   }
-  if (ok) {
+  if (ok && !sched_failed(&c)) {
     merge_plans(ks, &nk, &realized);
-    s->k = calloc((size_t)(nk ? nk : 1), sizeof *s->k);
-    uopset *old_reads = calloc((size_t)(nk ? nk : 1), sizeof *old_reads), *new_reads = calloc((size_t)(nk ? nk : 1), sizeof *new_reads);
-    CG_ASSERT(s->k && old_reads && new_reads, "out of memory");
-    for (int i = 0; i < nk; i++) plan_to_kernel(&ks[i], &realized, &s->k[s->n++], &old_reads[i], &new_reads[i]);
-    ok = order_kernels(s, ks, old_reads, new_reads);
-    for (int i = 0; i < nk; i++) uopset_free(&old_reads[i]), uopset_free(&new_reads[i]);
+    s->k = ir_calloc((size_t)(nk ? nk : 1), sizeof *s->k);
+    uopset *old_reads = s->k ? ir_calloc((size_t)(nk ? nk : 1), sizeof *old_reads) : NULL;
+    uopset *new_reads = old_reads ? ir_calloc((size_t)(nk ? nk : 1), sizeof *new_reads) : NULL;
+    if (new_reads) {
+      for (int i = 0; i < nk; i++) plan_to_kernel(&ks[i], &realized, &s->k[s->n++], &old_reads[i], &new_reads[i]);
+      ok = sched_failed(&c) || order_kernels(s, ks, old_reads, new_reads);
+      for (int i = 0; i < nk; i++) uopset_free(&old_reads[i]), uopset_free(&new_reads[i]);
+    }
     free(old_reads), free(new_reads);
   }
+  if (sched_failed(&c)) ok = false; /* something above was skipped: fail as a whole */
   for (int i = 0; i < nouts && ok; i++) {
     uop *b = plain_buffer(outs[i]);
     s->out_bufs[i] = b ? b : uopset_get(&realized, outs[i]);
   }
-  for (int i = 0; i < nk; i++) free(ks[i].roots), free(ks[i].outs);
+  for (int i = 0; ks && i < nk; i++) free(ks[i].roots), free(ks[i].outs);
   free(ks);
   free(pts);
   free(c.topo);
@@ -576,7 +593,10 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   uopset_free(&c.realize);
   uopset_free(&c.fused_in);
   uopset_free(&realized);
-  if (!ok) sched_free(s);
+  if (!ok) {
+    if (sched_failed(&c) && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");
+    sched_free(s);
+  }
   return ok;
 }
 

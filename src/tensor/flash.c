@@ -161,8 +161,8 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_tensor *pre[5] = {dO, Dv, qc, kc, vc};
   cg_status st = cg_realize_many(pre, 5);
   int64_t nblk = (S + block - 1) / block;
-  cg_tensor **dk = calloc((size_t)(nblk ? nblk : 1), sizeof *dk), **dv = calloc((size_t)(nblk ? nblk : 1), sizeof *dv);
-  CG_ASSERT(dk && dv, "out of memory");
+  cg_tensor **dk = cg_calloc((size_t)(nblk ? nblk : 1), sizeof *dk), **dv = cg_calloc((size_t)(nblk ? nblk : 1), sizeof *dv);
+  if (st == CG_OK && (!dk || !dv)) st = CG_ERR_NOMEM; /* recorded by cg_calloc */
   cg_tensor *dq = cg_zeros(cdt, cg_shape(qc), nd);
   for (int64_t b = 0; b < nblk && st == CG_OK; b++) {
     int64_t j0 = b * block, j1 = j0 + block < S ? j0 + block : S;

@@ -428,10 +428,11 @@ void tensor_realized(cg_tensor *t, uop *view) {
   if (keep) {
     tlist l = {0};
     tensor_foreach(collect_rg, &l);
-    uop **us = malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1));
-    CG_ASSERT(us, "out of memory");
-    for (int i = 0; i < l.n; i++) us[i] = base_of(l.t[i]->u);
-    keep = l.n && grad_depends_on(old, us, l.n);
+    uop **us = l.nomem ? NULL : cg_malloc(sizeof(uop *) * (size_t)(l.n ? l.n : 1));
+    if (us) { /* out of memory: the graph is kept (backward through this value still works) */
+      for (int i = 0; i < l.n; i++) us[i] = base_of(l.t[i]->u);
+      keep = l.n && grad_depends_on(old, us, l.n);
+    }
     free(us);
     free(l.t);
   }

@@ -51,7 +51,7 @@ struct cg_jit {
 cg_jit *cg_jit_new(cg_jit_fn fn, int n_out, void *user) {
   if (!fn) return cg_fail_null(CG_NULL_INPUT, "jit_new: the function is NULL");
   if (n_out < 1) return cg_fail_null(CG_ERR_INVALID, "jit_new: expected at least one output, got %d", n_out);
-  cg_jit *j = calloc(1, sizeof *j);
+  cg_jit *j = cg_calloc(1, sizeof *j);
   if (!j) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
   j->fn = fn, j->user = user, j->n_out = n_out;
   return j;
@@ -105,7 +105,7 @@ static int64_t input_kind(const cg_tensor *t) {
 static int64_t *make_key(cg_tensor *const *in, int n, size_t *len) {
   size_t k = 0;
   for (int i = 0; i < n; i++) k += 3 + (size_t)in[i]->u->ndim;
-  int64_t *key = malloc(sizeof(int64_t) * (k ? k : 1));
+  int64_t *key = cg_malloc(sizeof(int64_t) * (k ? k : 1));
   if (!key) return NULL;
   k = 0;
   for (int i = 0; i < n; i++) {
@@ -119,27 +119,27 @@ static int64_t *make_key(cg_tensor *const *in, int n, size_t *len) {
 /* The context's var for constant input i, set to v, as a tensor of the input's shape (weak
  * if the input was, so fn computes in the same dtypes as with the constant). */
 static cg_tensor *const_as_var(jctx *c, int i, const cg_tensor *in, double v) {
-  if (!c->cvars && !(c->cvars = calloc((size_t)c->n_in, sizeof(uop *)))) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
+  if (!c->cvars && !(c->cvars = cg_calloc((size_t)c->n_in, sizeof(uop *)))) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
   dtype d = dt_base(in->u->dt);
   if (!c->cvars[i]) {
     char name[32];
     snprintf(name, sizeof name, "in%d", i);
     bool i32 = d.scalar == CG_INT32, i64 = d.scalar == CG_INT64;
-    uop_pool_push();
+    uop_pool_push_checked(); /* out of memory: NULL, reported (not an abort) */
     uop *u = var_new(name, d, i32 ? INT32_MIN : i64 ? INT64_MIN : 0, i32 ? INT32_MAX : i64 ? INT64_MAX : 0, 0);
     c->cvars[i] = u ? uop_retain(u) : NULL;
     uop_pool_pop();
     if (!c->cvars[i]) return NULL;
   }
   var_store(var_cell(c->cvars[i]), var_bits_of(d, v));
-  uop_pool_push();
+  uop_pool_push_checked();
   uop *u = c->cvars[i];
   if (in->u->ndim > 0) {
     int64_t ones[UOP_MAX_DIMS];
     for (int k = 0; k < in->u->ndim; k++) ones[k] = 1;
     u = view_expand(view_reshape(u, ones, in->u->ndim), in->u->shape, in->u->ndim);
   }
-  cg_tensor *t = tensor_new(u);
+  cg_tensor *t = u ? tensor_new(u) : NULL;
   uop_pool_pop();
   if (t) t->weak = in->weak;
   return t;
@@ -167,7 +167,7 @@ static cg_status input_buffers(jctx *c, cg_tensor *const *in, int n, cg_tensor *
     if (const_value(t->u, &v)) {
       int64_t count = shape_numel(t->u->shape, t->u->ndim);
       size_t esz = (size_t)dt_scalar_size(t->u->dt);
-      void *host = malloc(esz * (size_t)(count ? count : 1));
+      void *host = cg_malloc(esz * (size_t)(count ? count : 1));
       if (!host) return cg_fail(CG_ERR_NOMEM, "out of memory");
       for (int64_t k = 0; k < count; k++) host_store(t->u->dt, host, k, v);
       t = cg_from_data(host, (cg_dtype)t->u->dt.scalar, t->u->shape, t->u->ndim);
@@ -215,8 +215,8 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
   }
   size_t nkey = 0;
   int64_t *key = make_key(in, n_in, &nkey);
-  cg_tensor **use = malloc(sizeof(cg_tensor *) * (size_t)(n_in ? n_in : 1));
-  uop **bufs = malloc(sizeof(uop *) * (size_t)(n_in ? n_in : 1));
+  cg_tensor **use = cg_malloc(sizeof(cg_tensor *) * (size_t)(n_in ? n_in : 1));
+  uop **bufs = cg_malloc(sizeof(uop *) * (size_t)(n_in ? n_in : 1));
   cg_status st = key && use && bufs ? CG_OK : cg_fail(CG_ERR_NOMEM, "out of memory");
   cg_scope_begin(); /* contiguous copies of strided inputs live for this call */
   /* the context */
@@ -232,8 +232,8 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
       ctx_free(old, j->n_out);
       j->nctx--;
     }
-    c = calloc(1, sizeof *c);
-    if (!c || !(c->outs = calloc((size_t)j->n_out, sizeof(uop *)))) {
+    c = cg_calloc(1, sizeof *c);
+    if (!c || !(c->outs = cg_calloc((size_t)j->n_out, sizeof(uop *)))) {
       free(c);
       c = NULL;
       st = cg_fail(CG_ERR_NOMEM, "out of memory");
@@ -256,8 +256,11 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
       capture_end();
       for (int i = 0; i < j->n_out && st == CG_OK; i++) cg_keep(out[i]);
     }
-    if (st != CG_OK) {
-      if (cap) capture_discard(cap);
+    if (st != CG_OK || !capture_complete(cap)) {
+      /* an incomplete capture (out of memory recording a launch): the call ran and its
+       * outputs are right; the next call captures again */
+      capture_discard(cap);
+      if (st == CG_OK) j->info.eager++;
     } else if (c->phase == 0 || !capture_same(c->seen, cap)) {
       if (c->phase == 1 && cfg_debug() >= 1)
         fprintf(stderr, "*** jit: the function launched other kernels than on its last call with these inputs: capturing again\n");
@@ -268,8 +271,12 @@ cg_status cg_jit_call(cg_jit *j, cg_tensor *const *in, int n_in, cg_tensor **out
       int nl = capture_count(cap);
       capture_discard(c->seen);
       c->seen = NULL;
-      if (!(c->r = replay_new(cap, bufs, n_in))) st = cg_last_status();
-      else {
+      if (!(c->r = replay_new(cap, bufs, n_in))) {
+        /* the call itself ran (its outputs are right, its updates applied): out of memory
+         * making the replay is not this call's failure; the next call captures again */
+        if (cg_last_status() == CG_ERR_NOMEM) c->phase = 0, j->info.eager++;
+        else st = cg_last_status();
+      } else {
         for (int i = 0; i < j->n_out; i++) c->outs[i] = uop_retain(out[i]->u);
         c->phase = 2;
         if (replay_slab_bytes(c->r) > j->slab) j->slab = replay_slab_bytes(c->r);

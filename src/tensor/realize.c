@@ -11,7 +11,9 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   uop **outs = cg_malloc(sizeof(uop *) * (size_t)(2 * n + 1));
   if (!outs) return CG_ERR_NOMEM;
   uop **views = outs + n;
-  uop_pool_push();
+  /* checked: out of memory anywhere in scheduling, codegen or rendering fails this call
+   * with CG_ERR_NOMEM (each pass fails as a whole, nothing half-built is cached) */
+  uop_pool_push_checked();
   /* a var is never a buffer: its value lives in the var table (cg_read reads it there) */
   cg_tensor *const *all = ts;
   cg_tensor **some = NULL;
@@ -33,6 +35,9 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
     outs[i] = u;
   }
   cg_status st = realize_uops(outs, n, views);
+  if (st == CG_OK)
+    for (int i = 0; i < n; i++)
+      if (!views[i]) st = op_status(CG_ERR_NOMEM);
   if (st == CG_OK)
     for (int i = 0; i < n; i++) tensor_realized(ts[i], views[i]);
   uop_pool_pop();

@@ -335,7 +335,7 @@ int64_t uop_const_ivalue(const uop *u) { return u->arg.kind == ARG_FLOAT ? alu_f
 
 #include "uopset.h"
 static size_t dag_visit(uopset *seen, uop *u) {
-  if (!uopset_add(seen, u)) return 0;
+  if (uopset_add(seen, u) <= 0) return 0;
   size_t n = 1;
   for (uint32_t i = 0; i < u->nsrc; i++) n += dag_visit(seen, u->src[i]);
   return n;

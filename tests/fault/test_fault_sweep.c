@@ -9,7 +9,10 @@
  * Scenarios: ops (matmul, relu, softmax, reductions, checked against float64 too), train
  * (two SGD-momentum steps of a small MLP with cross-entropy), safetensors (save over an
  * existing checkpoint, load back), compile (a new kernel compiled by cc into an empty
- * disk cache and loaded with dlopen).
+ * disk cache and loaded with dlopen), jit (a JIT'd training step: capture, compare,
+ * replay), interp (the ops on the INTERP device). ops, train, jit and interp load their
+ * kernels from a warm disk cache; every allocation of scheduling, codegen and rendering
+ * counts (a realize's checked pool).
  *
  * Environment: FAULT_STRIDE=k tries every k-th N (default: about 60 runs per scenario,
  * the CI sweep; 1 = every N), FAULT_PERSIST=1 makes every allocation from the N-th on fail,
@@ -184,6 +187,90 @@ static cg_status sc_compile(result *r, const char *dir) {
   return CG_OK;
 }
 
+/* jit: a JIT'd SGD step of a linear model (matmul, squared error, backward, the update in
+ * place) called three times: eager under capture, eager compared, then replayed; the
+ * losses and the weights after, checked against float64. An out-of-memory anywhere (the
+ * capture, the replay's plan, the compile inside) must end the call with CG_ERR_NOMEM or
+ * be absorbed (the call ran eagerly). */
+typedef struct {
+  cg_tensor *w;
+} jit_model;
+static cg_status jit_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  (void)n_in, (void)n_out;
+  jit_model *m = user;
+  cg_tensor *d = cg_sub(cg_matmul(in[0], m->w), in[1]);
+  cg_tensor *loss = cg_mean(cg_mul(d, d), NULL, 0, false);
+  cg_status st = loss ? cg_backward(loss) : cg_last_status();
+  cg_tensor *both[2] = {loss, cg_grad(m->w)}; /* the loss before the update reads w */
+  if (st == CG_OK) st = cg_realize_many(both, 2);
+  if (st == CG_OK) st = cg_assign(m->w, cg_sub(m->w, cg_mul(cg_grad(m->w), cg_scalar(0.25))));
+  if (st == CG_OK) st = cg_realize(m->w);
+  cg_zero_grad(m->w);
+  out[0] = loss;
+  return st;
+}
+static void jit_reference(double *losses, double *w) {
+  for (int j = 0; j < 15; j++) w[j] = WS[j];
+  for (int step = 0; step < 3; step++) {
+    double d[12], g[15] = {0}, l = 0;
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 3; j++) {
+        double z = 0;
+        for (int k = 0; k < 5; k++) z += (double)(XS[i * 5 + k] + (float)step) * w[k * 3 + j];
+        d[i * 3 + j] = z - (double)(0.5f * (float)(i - j));
+        l += d[i * 3 + j] * d[i * 3 + j] / 12;
+      }
+    for (int k = 0; k < 5; k++)
+      for (int j = 0; j < 3; j++)
+        for (int i = 0; i < 4; i++) g[k * 3 + j] += 2 * (double)(XS[i * 5 + k] + (float)step) * d[i * 3 + j] / 12;
+    for (int j = 0; j < 15; j++) w[j] -= 0.25 * g[j];
+    losses[step] = l;
+  }
+}
+static cg_status sc_jit(result *r, const char *dir) {
+  (void)dir;
+  int64_t sx[2] = {4, 5}, sw[2] = {5, 3}, sy[2] = {4, 3};
+  jit_model m = {cg_from_data(WS, CG_FLOAT32, sw, 2)};
+  cg_status st = m.w ? cg_set_requires_grad(m.w, true) : cg_last_status();
+  cg_jit *j = st == CG_OK ? cg_jit_new(jit_step, 1, &m) : NULL;
+  if (st == CG_OK && !j) st = cg_last_status();
+  float out[3 + 15];
+  for (int step = 0; step < 3 && st == CG_OK; step++) {
+    float x[20], y[12];
+    for (int i = 0; i < 20; i++) x[i] = XS[i] + (float)step;
+    for (int i = 0; i < 12; i++) y[i] = 0.5f * (float)(i / 3 - i % 3);
+    cg_scope_begin();
+    cg_tensor *in[2] = {cg_from_data(x, CG_FLOAT32, sx, 2), cg_from_data(y, CG_FLOAT32, sy, 2)}, *loss = NULL;
+    st = in[0] && in[1] ? cg_jit_call(j, in, 2, &loss) : cg_last_status();
+    if (st == CG_OK) st = cg_read(loss, CG_FLOAT32, &out[step], sizeof(float));
+    cg_free(loss);
+    cg_scope_end();
+  }
+  if (st == CG_OK) st = cg_read(m.w, CG_FLOAT32, out + 3, sizeof(float) * 15);
+  /* with no failure injected the third call is a replay (so the sweep covers replays) */
+  if (st == CG_OK && !fault_fired() && cg_jit_stats(j).replays != 1)
+    fprintf(stderr, "jit: %d replays, expected 1\n", (int)cg_jit_stats(j).replays), st = CG_ERR_INVALID;
+  cg_jit_free(j);
+  cg_free(m.w);
+  if (st != CG_OK) return st;
+  double rl[3], rw[15];
+  jit_reference(rl, rw);
+  for (int i = 0; i < 18; i++) {
+    double want = i < 3 ? rl[i] : rw[i - 3];
+    if (fabs(out[i] - want) > 1e-4 * (1 + fabs(want))) return fprintf(stderr, "jit: value %d = %g, float64 says %g\n", i, out[i], want), CG_ERR_INVALID;
+  }
+  put(r, out, 18);
+  return CG_OK;
+}
+
+/* interp: the ops scenario on the INTERP device (render to its code, parse, run). */
+static cg_status sc_interp(result *r, const char *dir) {
+  cg_status st = cg_set_config("DEVICE", "INTERP");
+  if (st == CG_OK) st = sc_ops(r, dir);
+  cg_set_config("DEVICE", "CPU");
+  return st;
+}
+
 /* Every file in the cache directory is a sound entry (no temporaries, nothing torn). */
 static bool cache_clean(const char *dir) {
   DIR *d = opendir(dir);
@@ -217,6 +304,8 @@ static const scenario SCENARIOS[] = {
     {"train", sc_train, false},
     {"safetensors", sc_safetensors, false},
     {"compile", sc_compile, true},
+    {"jit", sc_jit, false},
+    {"interp", sc_interp, false},
 };
 
 /* ---- the driver ----------------------------------------------------------------------- */

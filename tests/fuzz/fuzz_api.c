@@ -8,8 +8,14 @@
  * equal the model's exactly (small integers, exact in float32 and int32; a tensor whose
  * values leave the exact range is no longer compared).
  *
- * Realizing compiles kernels (seconds per new one), so it is rationed: FUZZ_API_REALIZE
- * = how many inputs in 1 realize their checked tensors (default 1: all; 0: never). */
+ * Speed: on the CPU device every new kernel is compiled by cc (tens of milliseconds each,
+ * and the random shapes keep making new ones), which held the harness to ~3k executions/s
+ * realizing one input in 64. So it runs on the INTERP device unless DEVICE says otherwise:
+ * the same scheduler, codegen passes and linearizer, rendered to the interpreter's code
+ * and run there, with no compiler process (~2k executions/s realizing every input). The
+ * values are still checked exactly against the float64 model. FUZZ_API_REALIZE = how many
+ * inputs in 1 realize their checked tensors (default 1: all; 0: never). The corpus replay
+ * (test_fuzz_api) runs every input on both devices, CPU and INTERP. */
 #include "fuzz.h"
 #include <math.h>
 
@@ -334,11 +340,24 @@ static void op_invalid(input *in, const slot *a) {
 
 static long realize_every = -1, inputs;
 
+static int run_input(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (realize_every < 0) {
     const char *e = getenv("FUZZ_API_REALIZE");
     realize_every = e && *e ? strtol(e, NULL, 10) : 1;
+    if (!getenv("DEVICE")) FUZZ_CHECK(cg_set_config("DEVICE", "INTERP") == CG_OK);
   }
+#ifdef FUZZ_API_BOTH_DEVICES
+  if (!getenv("DEVICE")) {
+    FUZZ_CHECK(cg_set_config("DEVICE", "CPU") == CG_OK);
+    run_input(data, size);
+    FUZZ_CHECK(cg_set_config("DEVICE", "INTERP") == CG_OK);
+  }
+#endif
+  return run_input(data, size);
+}
+
+static int run_input(const uint8_t *data, size_t size) {
   bool may_realize = realize_every > 0 && inputs++ % realize_every == 0;
   input in = {data, size};
   slot s[NT];
