@@ -107,7 +107,7 @@ static void usage_and_options(void) {
 static void training(void) {
   static char a0[1 << 16], a1[1 << 16], b[1 << 16], c[1 << 16], out[1 << 16];
   char l0[4096], l1[4096], lc[4096];
-  const char *quick = "--batch 16 --eval-images 500";
+  const char *quick = "--batch 16 --eval-images 500 --schedule constant";
   char args[1024];
 
   /* temp files of a writer killed mid-save (a pid that no longer exists) go on the next save */
@@ -165,7 +165,7 @@ static void training(void) {
   /* steps 1-2, then --resume for 3-4: the same losses and the same final checkpoint */
   snprintf(args, sizeof args, "train --steps 2 --seed 7 %s --out b.safetensors", quick);
   CHECK(run("CG_PRINT_LOSS=1", args, b, sizeof b) == 0 && exists("b.safetensors"), "run b:\n%s", b);
-  snprintf(args, sizeof args, "train --steps 4 --resume b.safetensors --eval-images 500 --out c.safetensors");
+  snprintf(args, sizeof args, "train --steps 4 --resume b.safetensors --eval-images 500 --schedule constant --out c.safetensors");
   CHECK(run("CG_PRINT_LOSS=1", args, c, sizeof c) == 0 && strstr(c, "resuming at step 3"), "run c:\n%s", c);
   loss_lines(c, lc, sizeof lc);
   const char *tail = strstr(l0, "step 3 loss");
