@@ -413,6 +413,13 @@ cg_tensor *cg_rope(cg_tensor *x, int64_t offset, double theta, bool interleaved)
  * history and sets the next scales. The forward realizes copies of x and w and the
  * backward realizes the gradient (the amaxes are read on the host); the scaling object
  * must outlive the backward. cg_fp8_scale: the current scale of x (0), w (1), grad (2). */
+/* bf16 autocast linear: x @ w^T + b with x and w rounded to bfloat16 and float32 sums;
+ * the backward rounds the output gradient to bfloat16 too (torch.autocast's numerics) and
+ * its matmuls are bf16 as well. Each matmul reads realized bf16 copies laid out for the
+ * CPU's bf16 unit (the TC opt: AVX512-BF16 where CPUID has it, float32 FMAs elsewhere);
+ * the forward realizes the copies of x and w. Float32 w stays the master copy. */
+cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b);
+
 typedef struct cg_fp8_scaling cg_fp8_scaling;
 cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin);
 cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b);

@@ -123,6 +123,7 @@ static cg_tensor *low(gpt *m, cg_tensor *t) { return cg_cast(cg_cast(t, (cg_dtyp
 static cg_tensor *linear(gpt *m, int id, cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   if (!m->amp) return cg_linear_fn(x, w, b);
   if (m->amp == AMP_FP8) return cg_linear_fp8(m->fp8[id], x, w, b);
+  if (m->amp == CG_BFLOAT16) return cg_linear_bf16(x, w, b); /* bf16 copies laid out for the bf16 unit (TC) */
   return cg_linear_fn(low(m, x), low(m, w), b);
 }
 

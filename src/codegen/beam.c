@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/fileio.h"
 #include "runtime/cpu_compile.h"
+#include "runtime/cpu_features.h"
 #include "runtime/device.h"
 #include "runtime/disk_cache.h"
 #include "runtime/hash128.h"
@@ -46,6 +47,7 @@ static void beam_key(uop *ast, const renderer *ren, rt_device *dev, uint64_t key
   rt_hash128_str(ren->name, key);
   rt_hash128(cc, sizeof cc, key);
   rt_hash128_str(CG_VERSION, key);
+  rt_hash128_str(rt_cpu_features_str(rt_cpu_features()), key); /* the TC units it may use (CG_CPU_FEATURES) */
   free(s);
 }
 
@@ -246,8 +248,21 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
   int cap = 1024, nc = 0;
   cand *c = cg_calloc((size_t)cap, sizeof *c), best = {.t = INFINITY};
   ok = ok && c;
+  /* a bf16 sum of products: TC is a candidate where the unit is (tc.c) */
+  uop *tcr = strcmp(ren->name, "c") ? NULL : tc_find(low);
+  int tcu = tcr ? tc_unit() : 0, tc_axis = -1;
+  for (uint32_t i = 1; tcu && i < tcr->nsrc; i++)
+    if (tcr->src[i]->arg.v[0] > tc_axis) tc_axis = (int)tcr->src[i]->arg.v[0];
+  if (!tcu) tcr = NULL;
   if (ok) {
     c[nc].n = opt_heuristic(low, c[nc].o);
+    if (strcmp(ren->name, "c")) { /* the heuristic's TC only where the renderer spells it */
+      int m = 0;
+      for (int i = 0; i < c[nc].n; i++)
+        if (c[nc].o[i].kind != OPT_TC) c[nc].o[m++] = c[nc].o[i];
+      c[nc].n = m;
+    }
+    for (int i = 0; i < c[nc].n; i++) stats.tc_candidates += c[nc].o[i].kind == OPT_TC;
     nc++;
     time_all(&s, c, nc, INFINITY); /* also measures what one compile takes */
     /* a GEMM: other register tiles and column blocks too, as many as compile in half the
@@ -274,6 +289,16 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
       if (c[b].n >= MAX_OPTS - 1) continue;
       bool threaded = false, tiled = false;
       for (int i = 0; i < c[b].n; i++) threaded |= c[b].o[i].kind == OPT_THREAD, tiled |= c[b].o[i].kind == OPT_TILE;
+      /* TC on a bf16 sum of products's reduce axis, where the CPU has a unit and the
+       * renderer spells it (tc.c) */
+      bool has_tc = false;
+      for (int i = 0; i < c[b].n; i++) has_tc |= c[b].o[i].kind == OPT_TC;
+      if (tcr && !has_tc && nn < 32) {
+        cand x = c[b];
+        x.o[x.n++] = (opt){OPT_TC, (int16_t)tc_axis, tcu};
+        next[nn++] = x;
+        stats.tc_candidates++;
+      }
       for (int r = 0; r < nr; r++) {
         bool red = rng[r]->arg.v[1] == RANGE_REDUCE;
         int64_t size = rng[r]->src[0]->arg.i;

@@ -28,7 +28,7 @@ enum { RANGE_LOOP = 0, RANGE_REDUCE = 1, RANGE_THREAD = 2, RANGE_UPCAST = 3, RAN
 
 /* ---- opts (opt.c) ---------------------------------------------------------------------- */
 typedef enum {
-#define OPT_KINDS(X) X(UPCAST) X(UNROLL) X(THREAD) X(TILE) X(PADTO)
+#define OPT_KINDS(X) X(UPCAST) X(UNROLL) X(THREAD) X(TILE) X(PADTO) X(TC)
 #define OPT_ENUM_(n) OPT_##n,
   OPT_KINDS(OPT_ENUM_)
 #undef OPT_ENUM_
@@ -46,7 +46,9 @@ typedef enum {
  *                 stores of the extra trips are masked off (a reduction adds its identity
  *                 there), so UPCAST / UNROLL by m apply to sizes m does not divide (1000,
  *                 1023, primes). Masked vector loads and stores where the mask varies by
- *                 lane (the tail of a row). */
+ *                 lane (the tail of a row).
+ * TC(axis, unit):  the bf16 sum of products over this reduce axis runs on a matrix unit,
+ *                 pairs of k per step (tc.c; unit TC_AVX512BF16 or TC_AMX). */
 typedef struct {
   uint8_t kind;
   int16_t axis;   /* the RANGE's axis id */
@@ -90,6 +92,25 @@ uop *opt_vector_dim(uop *sink, uop **ix, int nix, uop **rng, int nr);
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */
 uop *opt_apply(uop *sink, const opt *o, int n);
+
+/* ---- the TC opt (tc.c) ------------------------------------------------------------------ */
+/* WMMA's arg: the unit, and a flag per operand pair (src0/src1, src2/src3) whose two
+ * elements are adjacent bf16s in memory, so one 32-bit read gets both */
+enum { TC_AVX512BF16 = 1, TC_AMX = 2, TC_UNIT_MASK = 0xff, TC_PAIR_ADJACENT = 0x100 };
+/* The first REDUCE of the kernel that is a bf16 sum of products (TC applies), or NULL. */
+uop *tc_find(uop *sink);
+/* The unit this CPU offers for TC (0: none; CPUID less CG_CPU_FEATURES). */
+int tc_unit(void);
+const char *tc_unit_name(int unit);
+/* Whether AMX kernels may run here (CPUID less CG_CPU_FEATURES, and Linux allowed the
+ * tile data); the heuristic's opts for an AMX kernel (0: the kernel does not suit it). */
+bool tc_amx_ready(void);
+/* Whether REDUCE red (tc_find's) makes WMMA vectors along output range lane: one operand
+ * the same in every lane, the other contiguous along it. */
+bool tc_vector_fits(uop *red, uop *lane);
+int tc_amx_opts(uop *sink, opt *out);
+/* TC on reduce range r (opt_apply's case): NULL + error when nothing there is bf16. */
+uop *tc_apply(uop *sink, uop *r, int unit);
 
 /* ---- lowering (lower.c) ------------------------------------------------------------------ */
 uop *lower_kernel(uop *ast);
@@ -159,6 +180,7 @@ typedef struct rt_device rt_device;
 int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *out);
 typedef struct {
   int64_t searches, hits, rejects, candidates; /* searches run, answered from disk, corrupt entries */
+  int64_t tc_candidates;                        /* lists with a TC opt put forward (tc.c) */
   double seconds;
 } beam_stats;
 beam_stats beam_get_stats(void);

@@ -52,12 +52,25 @@ static bool contiguous(uop *off, uop *lane, int64_t n) {
 }
 
 static bool vec_dtype(dtype d) { return d.count <= 1 && (d.scalar == CG_FLOAT32 || d.scalar == CG_INT32); }
+/* bfloat16 vectors: an ungated load contiguous along the lane, and its cast to float32
+ * (bf16 arithmetic stays lane by lane) */
+static bool bf16_vec_load(uop *u, uop *lane) {
+  uop *ix = u->src[0];
+  return u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && ix->nsrc == 2 && contiguous(ix->src[1], lane, lane->src[0]->arg.i);
+}
 
 /* Whether every value that depends on the lane can be a vector (or a mask). */
 static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
   if (uopset_add(seen, u) <= 0 || !depends(u, lane, dep)) return true;
   if (u->op == OP_GEP || u->op == OP_VECTORIZE || u->dt.count > 1) return false; /* vectors already */
+  if (u->op == OP_TILE_AT) return false;                                           /* an AMX tile's lanes are read one by one */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
+  } else if (u->dt.scalar == CG_BFLOAT16 && u->op == OP_LOAD) {
+    if (!bf16_vec_load(u, lane)) return false;
+  } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && u->src[0]->dt.scalar == CG_BFLOAT16) {
+    if (u->src[0]->op != OP_LOAD) return false;
+  } else if (u->op == OP_CAST && u->dt.scalar == CG_BFLOAT16 && u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1) {
+    /* rounding for a bf16 store (vectorize_stores checks it is one) */
   } else if (op_has(u->op, F_CMP)) {
     if (!vec_dtype(u->src[0]->dt)) return false;
   } else if (u->op == OP_CAST) {
@@ -112,7 +125,9 @@ static bool native(int op, dtype d, dtype sd) {
   case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ: return true;
   case OP_AND: case OP_OR: case OP_XOR: return dt_is_int(d) || dt_is_bool(d);
   case OP_RECIPROCAL: return true;
-  case OP_CAST: return vec_dtype(d) && vec_dtype(sd) && !(dt_is_int(d) && dt_is_float(sd)); /* float->int saturates: per lane */
+  case OP_CAST:
+    if (d.scalar == CG_FLOAT32 && sd.scalar == CG_BFLOAT16) return true; /* a bf16 vector load's value */
+    return vec_dtype(d) && vec_dtype(sd) && !(dt_is_int(d) && dt_is_float(sd)); /* float->int saturates: per lane */
   default: return false;
   }
 }
@@ -143,6 +158,11 @@ static uop *vec_uncached(vctx *c, uop *x) {
     src[0] = vec_or_broadcast(c, x->src[0]);
     return uop_new(OP_REDUCE, dt_vec(x->dt, (int)c->w), src, (int)x->nsrc, x->arg);
   }
+  if (x->op == OP_WMMA) { /* a TC step: lane by lane, so one vector op (tc.c) */
+    uop *src[5];
+    for (int i = 0; i < 5; i++) src[i] = vec_or_broadcast(c, x->src[i]);
+    return uop_new(OP_WMMA, dt_vec(x->dt, (int)c->w), src, 5, x->arg);
+  }
   CG_ASSERT(op_is_alu(x->op), "expand: cannot vectorize a %s", op_name(x->op));
   uop *src[4];
   bool vector = native(x->op, x->dt, x->src[0]->dt);
@@ -155,6 +175,13 @@ static uop *vec(vctx *c, uop *x) {
   uop *r = uopset_get(&c->memo, x);
   if (!r) uopset_put(&c->memo, x, r = vec_uncached(c, x));
   return r;
+}
+
+/* a bf16 buffer's store of a rounded float32: a vector of rounded bits */
+static bool bf16_store(uop *st) {
+  uop *v = st->src[1];
+  return st->src[0]->src[0]->dt.scalar == CG_BFLOAT16 && v->op == OP_CAST && v->dt.scalar == CG_BFLOAT16 && v->src[0]->dt.scalar == CG_FLOAT32 &&
+         v->src[0]->dt.count <= 1;
 }
 
 static uop *vectorize_stores(uop *sink, uop *lane) {
@@ -174,7 +201,9 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
     }
     uop *s[3] = {ix->src[0], with_lane(ix->src[1], lane, 0), ix->nsrc > 2 ? vec(&c, ix->src[2]) : NULL};
     uop *vix = uop_new(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c.w), ADDR_GLOBAL), s, (int)ix->nsrc, arg_none());
-    st[ns++] = uop_new2(OP_STORE, dt_void(), vix, vec_or_broadcast(&c, v));
+    /* a bf16 store: the rounded bits of the float32 vector */
+    uop *val = bf16_store(sink->src[i]) ? uop_new1(OP_CAST, dt_vec(v->dt, (int)c.w), vec_or_broadcast(&c, v->src[0]), arg_none()) : vec_or_broadcast(&c, v);
+    st[ns++] = uop_new2(OP_STORE, dt_void(), vix, val);
   }
   uop *out = uop_new(OP_SINK, dt_void(), st, ns, arg_none());
   free(st);
@@ -237,9 +266,10 @@ static uop *vector_lane(uop *sink, uop **lanes, int n) {
     uopset dep = {0}, seen = {0};
     for (uint32_t s = 0; s < sink->nsrc && ok; s++) {
       uop *ix = sink->src[s]->src[0];
-      bool cont = contiguous(ix->src[1], lanes[i], w);
-      /* a gated store (PADTO's tail) is a vector only where it is contiguous */
-      ok = vec_dtype(ix->src[0]->dt) && (cont || ix->nsrc <= 2);
+      bool cont = contiguous(ix->src[1], lanes[i], w), bst = bf16_store(sink->src[s]);
+      /* a gated store (PADTO's tail) is a vector only where it is contiguous; a bf16 one
+       * (rounded bits) only contiguous */
+      ok = (vec_dtype(ix->src[0]->dt) || bst) && (cont || (ix->nsrc <= 2 && !bst));
       cstore = cstore && cont;
     }
     ok = ok && vectorizable(sink, lanes[i], &dep, &seen);

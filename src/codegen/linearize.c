@@ -159,6 +159,15 @@ static uop *identity(int op, dtype d) {
   return uop_const_int(d, d.scalar == CG_INT64 ? INT64_MIN : d.scalar == CG_INT32 ? INT32_MIN : d.scalar == CG_INT16 ? INT16_MIN : INT8_MIN);
 }
 
+static bool zero_acc(const uop *u) { /* 0.0, or a vector of them */
+  if (u->op == OP_VECTORIZE) {
+    for (uint32_t i = 0; i < u->nsrc; i++)
+      if (!zero_acc(u->src[i])) return false;
+    return true;
+  }
+  return u->op == OP_CONST && u->arg.f == 0;
+}
+
 /* A REDUCE, with every other pending REDUCE over the same ranges: one set of loops. */
 static uop *reduce_value(lctx *c, uop *u) {
   int op = (int)u->arg.v[0];
@@ -175,11 +184,21 @@ static uop *reduce_value(lctx *c, uop *u) {
     emit(c, acc[g]);
   }
   for (uint32_t i = 1; i < u->nsrc; i++) open_loop(c, u->src[i]);
+  /* a TC step (WMMA with a zero accumulator) takes the accumulator as its last source:
+   * one vdpbf16ps per step, no separate add */
   uop *v[256];
-  for (int g = 0; g < ng; g++) v[g] = value(c, group[g]->src[0]);
+  for (int g = 0; g < ng; g++) {
+    uop *x = group[g]->src[0];
+    if (op == OP_ADD && x->op == OP_WMMA && zero_acc(x->src[4])) {
+      uop *s[5];
+      for (int i = 0; i < 4; i++) s[i] = value(c, x->src[i]);
+      s[4] = acc[g];
+      v[g] = uop_new(OP_WMMA, x->dt, s, 5, x->arg);
+    } else v[g] = value(c, x);
+  }
   uop *upd[256];
   for (int g = 0; g < ng; g++) {
-    uop *nv = uop_alu(op, acc[g], v[g]);
+    uop *nv = v[g] && v[g]->op == OP_WMMA && v[g]->src[4] == acc[g] ? v[g] : uop_alu(op, acc[g], v[g]); /* !v[g]: out of memory, the pass fails */
     emit(c, nv);
     emit(c, upd[g] = uop_new2(OP_ASSIGN, group[g]->dt, acc[g], nv));
   }
@@ -320,8 +339,10 @@ double linear_flops(const linear *l) {
       depth++;
     } else if (u->op == OP_END && depth > 0) {
       depth--;
-    } else if (op_is_alu(u->op) && dt_is_float(u->dt)) {
-      flops += trips[depth] * (u->dt.count > 1 ? u->dt.count : 1);
+    } else if (u->op == OP_AMX_TILE) { /* 256 outputs, K products and sums each */
+      flops += trips[depth] * 512.0 * (double)u->arg.v[0];
+    } else if ((op_is_alu(u->op) || u->op == OP_WMMA) && dt_is_float(u->dt)) { /* a WMMA lane: 2 products, 2 sums */
+      flops += trips[depth] * (u->dt.count > 1 ? u->dt.count : 1) * (u->op == OP_WMMA ? 4 : 1);
     }
   }
   return flops;

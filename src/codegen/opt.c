@@ -294,6 +294,8 @@ int opt_heuristic(uop *sink, opt *out) {
   collect(sink, &seen, rng, &nr, &has_reduce);
   uopset_free(&seen);
   if (nr == 0) return 0;
+  int namx = has_reduce && tc_amx_ready() ? tc_amx_opts(sink, out) : 0; /* a bf16 GEMM on AMX tiles (tc.c) */
+  if (namx) return namx;
   for (int i = 1; i < nr; i++) /* ranges by axis */
     for (int j = i; j > 0 && rng[j]->arg.v[0] < rng[j - 1]->arg.v[0]; j--) {
       uop *t = rng[j];
@@ -370,6 +372,17 @@ int opt_heuristic(uop *sink, opt *out) {
       if (sz % c == 0 && sz > c / 2 && nvec * c <= budget) a = c;
     if (!first && a) first = a; /* no vector dim: this one is the tile */
     if (a) out[n++] = (opt){OPT_UPCAST, (int16_t)best->arg.v[0], (int32_t)a}, up[nup++] = best;
+  }
+  /* a bf16 sum of products whose B operand is a 16-wide vector along the output's last
+   * dim runs on the bf16 unit, if the CPU has one (tc.c) */
+  uop *tcr = has_reduce && vec_out && first == 16 && n < MAX_OPTS - 2 ? tc_find(sink) : NULL;
+  int tcu = tcr && tc_vector_fits(tcr, last) ? tc_unit() : 0;
+  if (tcu) {
+    uop *k = NULL;
+    for (uint32_t i = 1; i < tcr->nsrc; i++)
+      if (!k || tcr->src[i]->arg.v[0] > k->arg.v[0]) k = tcr->src[i];
+    memmove(out + 1, out, sizeof *out * (size_t)n);
+    out[0] = (opt){OPT_TC, (int16_t)k->arg.v[0], tcu}, n++;
   }
   /* threads split the outermost output range that is left (after the upcasts) */
   for (int i = 0; i < nr; i++) {
@@ -534,10 +547,15 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
     uopset_free(&seen);
     char d[48];
     opts_str(&o[i], 1, d, sizeof d);
-    bool reduce = r && r->arg.v[1] == RANGE_REDUCE;
-    if (!r || (o[i].kind != OPT_PADTO && reduce != (o[i].kind == OPT_UNROLL)))
+    bool reduce = r && r->arg.v[1] == RANGE_REDUCE, want = o[i].kind == OPT_UNROLL || o[i].kind == OPT_TC;
+    if (!r || (o[i].kind != OPT_PADTO && reduce != want))
       return cg_fail_null(CG_ERR_INVALID, "opt %s: the kernel has no %s range with axis id %d", d,
-                          o[i].kind == OPT_UNROLL ? "reduce" : o[i].kind == OPT_PADTO ? "output or reduce" : "output", o[i].axis);
+                          want ? "reduce" : o[i].kind == OPT_PADTO ? "output or reduce" : "output", o[i].axis);
+    if (o[i].kind == OPT_TC) { /* tc.c */
+      if (!(sink = tc_apply(sink, r, o[i].amount))) return NULL;
+      sink = uop_simplify(sink);
+      continue;
+    }
     int64_t size = r->src[0]->arg.i;
     if (o[i].kind == OPT_THREAD) {
       int64_t arg[2] = {r->arg.v[0], RANGE_THREAD};

@@ -3,6 +3,7 @@
  * it after the named pass. */
 #include "codegen.h"
 #include "core/config.h"
+#include "runtime/cpu_features.h"
 #include "uop/uopset.h"
 #include <stdio.h>
 #include <string.h>
@@ -14,8 +15,26 @@ static bool pass_lower(ckernel *k) {
   return k->ast != NULL;
 }
 
+/* The heuristic's TC opt only where the renderer spells WMMA (C); DEBUG=2 says which
+ * unit a bf16 sum of products runs on. */
 static bool pass_opt(ckernel *k) {
-  if (!k->opts_given) k->nopts = opt_heuristic(k->ast, k->opts);
+  if (!k->opts_given) {
+    k->nopts = opt_heuristic(k->ast, k->opts);
+    if (strcmp(k->ren->name, "c")) {
+      int n = 0;
+      for (int i = 0; i < k->nopts; i++)
+        if (k->opts[i].kind != OPT_TC) k->opts[n++] = k->opts[i];
+      k->nopts = n;
+    }
+  }
+  if (cfg_debug() >= 2 && tc_find(k->ast)) {
+    int unit = 0;
+    for (int i = 0; i < k->nopts; i++)
+      if (k->opts[i].kind == OPT_TC) unit = k->opts[i].amount;
+    unsigned f = rt_cpu_features();
+    fprintf(stderr, "*** TC %s: bf16 sum of products on %s%s%s%s\n", k->name, tc_unit_name(unit), unit ? "" : f ? " (the kernel's shape does not suit " : " (this CPU has no bf16 unit",
+            unit || !f ? "" : rt_cpu_features_str(f), unit ? "" : f ? ")" : cfg_str("CG_CPU_FEATURES", "")[0] ? " under CG_CPU_FEATURES)" : ")");
+  }
   k->ast = opt_apply(k->ast, k->opts, k->nopts);
   return k->ast != NULL;
 }

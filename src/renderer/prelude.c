@@ -1,5 +1,7 @@
 /* What every generated C kernel starts with: headers, and the small-float formats (stored
  * as bits, computed in float, rounded to nearest even like the library's conversions). */
+#include "render.h"
+
 const char cg_kernel_prelude[] =
     /* guarded: several kernels compile as one translation unit (runtime/cpu.c) */
     "#ifndef CG_KERNEL_PRELUDE\n"
@@ -60,6 +62,12 @@ const char cg_kernel_prelude[] =
     "  typedef float f32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
     "  typedef int32_t i32x##n __attribute__((vector_size(bytes))); \\\n"
     "  typedef int32_t i32x##n##_u __attribute__((vector_size(bytes), aligned(4))); \\\n"
+    "  typedef uint16_t u16x##n __attribute__((vector_size((bytes) / 2))); \\\n"
+    "  typedef uint16_t u16x##n##_u __attribute__((vector_size((bytes) / 2), aligned(2))); \\\n"
+    "  static inline f32x##n bf16v_to_f32x##n(u16x##n h) { return (f32x##n)(__builtin_convertvector(h, i32x##n) << 16); } \\\n"
+    "  static inline u16x##n f32x##n##_to_bf16v(f32x##n x) { i32x##n u = (i32x##n)x, nan = (u & 0x7fffffff) > 0x7f800000; \\\n"
+    "    i32x##n r = (nan & ((u >> 16) | 0x40)) | (~nan & ((u + 0x7fff + ((u >> 16) & 1)) >> 16)); \\\n"
+    "    return __builtin_convertvector(r, u16x##n); } \\\n"
     "  static inline f32x##n max_f32x##n(f32x##n a, f32x##n b) { i32x##n m = (a > b) | (a != a), e = a == b; \\\n"
     "    i32x##n r = (m & (i32x##n)a) | (~m & (i32x##n)b); \\\n"
     "    return (f32x##n)((e & (i32x##n)a & (i32x##n)b) | (~e & r)); } \\\n"
@@ -93,4 +101,89 @@ const char cg_kernel_prelude[] =
     "#else\n"
     "CG_MASKED(f32, float, 8) CG_MASKED(i32, int32_t, 8)\n"
     "#endif\n"
+    "#endif\n";
+
+/* What a kernel with WMMA (the TC opt, codegen/tc.c) adds: the unit's helpers (compiled
+ * for the unit whatever the flags; called only where CPUID found it) and the same meaning
+ * in plain C for other widths (ops.def's WMMA: inputs rounded to bf16 with denormals as
+ * zero, odd pair added first). */
+const char cg_tc_prelude[] =
+    "#ifndef CG_TC_PRELUDE\n"
+    "#define CG_TC_PRELUDE\n"
+    "#include <immintrin.h>\n"
+    "static inline float tc_bf16(float x) { uint32_t u; memcpy(&u, &x, 4); if (!(u & 0x7f800000u)) u &= 0x80000000u;\n"
+    "  memcpy(&x, &u, 4); return bf16_round(x); }\n"
+    "static inline float tc_wmma_f32(float a0, float a1, float b0, float b1, float acc) {\n"
+    "  float t = acc + tc_bf16(a1) * tc_bf16(b1); return t + tc_bf16(a0) * tc_bf16(b0); }\n"
+    "#define CG_TC_EMU(n) static inline f32x##n tc_wmma_f32x##n(f32x##n a0, f32x##n a1, f32x##n b0, f32x##n b1, f32x##n acc) { \\\n"
+    "  for (int i = 0; i < n; i++) acc[i] = tc_wmma_f32(a0[i], a1[i], b0[i], b1[i], acc[i]); return acc; }\n"
+    "CG_TC_EMU(2) CG_TC_EMU(4) CG_TC_EMU(8) CG_TC_EMU(16)\n"
+    "#define CG_TC_T __attribute__((target(\"" CG_TC_AVX512BF16_TARGET "\"), always_inline)) static inline\n"
+    /* pairs: lane i holds (x0[i], x1[i]) as two bf16, x0 in the low half */
+    "CG_TC_T __m512i tc_pair_u16(u16x16 x0, u16x16 x1) {\n"
+    "  const __m512i ix = _mm512_set_epi16(47,15,46,14,45,13,44,12,43,11,42,10,41,9,40,8,39,7,38,6,37,5,36,4,35,3,34,2,33,1,32,0);\n"
+    "  return _mm512_permutex2var_epi16(_mm512_castsi256_si512((__m256i)x0), ix, _mm512_castsi256_si512((__m256i)x1)); }\n"
+    "CG_TC_T __m512i tc_pair_f32(f32x16 x0, f32x16 x1) {\n"
+    "  const __m512i ix = _mm512_set_epi16(31,15,30,14,29,13,28,12,27,11,26,10,25,9,24,8,23,7,22,6,21,5,20,4,19,3,18,2,17,1,16,0);\n"
+    "  return _mm512_permutexvar_epi16(ix, (__m512i)_mm512_cvtne2ps_pbh((__m512)x1, (__m512)x0)); }\n"
+    "CG_TC_T __m512i tc_bcast_u32(const uint16_t *p) { uint32_t w; memcpy(&w, p, 4); return _mm512_set1_epi32((int)w); }\n"
+    "CG_TC_T __m512i tc_bcast_u16(uint16_t a, uint16_t b) { return _mm512_set1_epi32((int)((uint32_t)a | (uint32_t)b << 16)); }\n"
+    "CG_TC_T __m512i tc_bcast_f32(float a, float b) {\n"
+    "  return _mm512_broadcastd_epi32((__m128i)_mm_cvtneps_pbh(_mm_set_ps(0.0f, 0.0f, b, a))); }\n"
+    /* AMX: c (16x16 float32, row-major) = sum over k < K of a[i*lda + k] * b[k*ldb + j];
+     * tiles: 0 = C, 1 = A (16 rows x 32 k), 2 = B (16 pairs of k x 16 columns, each pair in
+     * a 32-bit lane: the VNNI layout, interleaved here from two rows of b) */
+    /* CG_TC_AMX_EMULATE (a -D in CG_CFLAGS_ADD): the tile operations in plain C, so that
+     * a CPU without AMX checks everything around them (offsets, strides, the B layout) */
+    "#ifdef CG_TC_AMX_EMULATE\n"
+    "#define TC_AMX_TARGET \"" CG_TC_AVX512BF16_TARGET "\"\n"
+    "#define TC_CFG(cfg) (void)cfg\n"
+    "#define TC_ZERO() memset(ec, 0, sizeof ec)\n"
+    "#define TC_LOAD(t, p, stride) for (int r_ = 0; r_ < 16; r_++) memcpy(t + 32 * r_, (const char *)(p) + (stride) * r_, 64)\n"
+    "#define TC_LOAD_A(p, stride) TC_LOAD(ea, p, stride)\n"
+    "#define TC_LOAD_B(p) TC_LOAD(eb, p, 64)\n"
+    "#define TC_DP() for (int i_ = 0; i_ < 16; i_++) for (int j_ = 0; j_ < 16; j_++) for (int p_ = 0; p_ < 16; p_++) { \\\n"
+    "    ec[i_ * 16 + j_] += bf16_to_f32(ea[i_ * 32 + 2 * p_ + 1]) * bf16_to_f32(eb[p_ * 32 + 2 * j_ + 1]); \\\n"
+    "    ec[i_ * 16 + j_] += bf16_to_f32(ea[i_ * 32 + 2 * p_]) * bf16_to_f32(eb[p_ * 32 + 2 * j_]); }\n"
+    "#define TC_STORE(c) memcpy(c, ec, sizeof ec)\n"
+    "#define TC_RELEASE()\n"
+    "#else\n"
+    "#define TC_AMX_TARGET \"amx-tile,amx-bf16," CG_TC_AVX512BF16_TARGET "\"\n"
+    "#define TC_CFG(cfg) _tile_loadconfig(cfg)\n"
+    "#define TC_ZERO() _tile_zero(0)\n"
+    "#define TC_LOAD_A(p, stride) _tile_loadd(1, p, stride)\n"
+    "#define TC_LOAD_B(p) _tile_loadd(2, p, 64)\n"
+    "#define TC_DP() _tile_dpbf16ps(0, 1, 2)\n"
+    "#define TC_STORE(c) _tile_stored(0, c, 64)\n"
+    "#define TC_RELEASE() _tile_release()\n"
+    "#endif\n"
+    /* AMX: c (16x16 float32, row-major) = sum over k < K of a[i*lda + k] * b[k*ldb + j];
+     * tiles: 0 = C, 1 = A (16 rows x 32 k), 2 = B (16 pairs of k x 16 columns, each pair in
+     * a 32-bit lane: the VNNI layout, interleaved here from two rows of b) */
+    "__attribute__((target(TC_AMX_TARGET))) static void tc_amx_tile(float *c, const uint16_t *a,\n"
+    "    int64_t lda, const uint16_t *b, int64_t ldb, int64_t K) {\n"
+    "  struct { uint8_t palette, start; uint8_t r0[14]; uint16_t colsb[16]; uint8_t rows[16]; } __attribute__((aligned(64))) cfg;\n"
+    "  memset(&cfg, 0, sizeof cfg); cfg.palette = 1;\n"
+    "  for (int t = 0; t < 3; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;\n"
+    "  TC_CFG(&cfg);\n"
+    "  uint16_t at[16 * 32] __attribute__((aligned(64))), bt[16 * 32] __attribute__((aligned(64)));\n"
+    "#ifdef CG_TC_AMX_EMULATE\n"
+    "  float ec[256]; uint16_t ea[512], eb[512];\n"
+    "#endif\n"
+    "  TC_ZERO();\n"
+    "  for (int64_t k0 = 0; k0 < K; k0 += 32) {\n"
+    "    int64_t kk = K - k0 < 32 ? K - k0 : 32;\n"
+    "    if (kk == 32) TC_LOAD_A(a + k0, lda * 2);\n"
+    "    else { for (int i = 0; i < 16; i++) for (int q = 0; q < 32; q++) at[i * 32 + q] = q < kk ? a[i * lda + k0 + q] : 0;\n"
+    "      TC_LOAD_A(at, 64); }\n"
+    "    for (int p = 0; p < 16; p++) { int64_t k = k0 + 2 * p; u16x16 z = {0};\n"
+    "      u16x16 lo = k < K ? *(const u16x16_u *)(b + k * ldb) : z, hi = k + 1 < K ? *(const u16x16_u *)(b + (k + 1) * ldb) : z;\n"
+    "      _mm512_store_si512((void *)(bt + p * 32), tc_pair_u16(lo, hi)); }\n"
+    "    TC_LOAD_B(bt);\n"
+    "    TC_DP();\n"
+    "  }\n"
+    "  TC_STORE(c);\n"
+    "  TC_RELEASE();\n"
+    "}\n"
+    "CG_TC_T f32x16 tc_dp16(f32x16 acc, __m512i a, __m512i b) { return (f32x16)_mm512_dpbf16_ps((__m512)acc, (__m512bh)a, (__m512bh)b); }\n"
     "#endif\n";

@@ -10,4 +10,7 @@ extern const renderer renderer_interp; /* bytecode for the interpreter device (I
 /* The renderer called name, or NULL + an error naming the ones there are. */
 const renderer *renderer_find(const char *name);
 
+/* The target the TC helpers and TC kernels of unit 1 (AVX512-BF16) compile for. */
+#define CG_TC_AVX512BF16_TARGET "avx512f,avx512bw,avx512vl,avx512bf16"
+
 #endif

@@ -108,10 +108,11 @@ static bool is_f64(dtype d) { return d.scalar == CG_FLOAT64; }
 /* The C type of a value: scalars as ctype, vectors as the prelude's f32xN / i32xN (a bool
  * vector is an int32 mask). */
 static const char *type_of(dtype d) {
-  static const char *const f[] = {"f32x2", "f32x4", "f32x8", "f32x16"}, *const i[] = {"i32x2", "i32x4", "i32x8", "i32x16"};
+  static const char *const f[] = {"f32x2", "f32x4", "f32x8", "f32x16"}, *const i[] = {"i32x2", "i32x4", "i32x8", "i32x16"},
+                           *const h[] = {"u16x2", "u16x4", "u16x8", "u16x16"};
   if (d.count <= 1) return ctype(d);
   int k = d.count == 2 ? 0 : d.count == 4 ? 1 : d.count == 8 ? 2 : 3;
-  return d.scalar == CG_FLOAT32 ? f[k] : i[k];
+  return d.scalar == CG_FLOAT32 ? f[k] : d.scalar == CG_BFLOAT16 ? h[k] : i[k]; /* bf16 vectors: loaded bits */
 }
 
 /* ---- values ------------------------------------------------------------------------- */
@@ -235,7 +236,11 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
     else snprintf(out, n, "where_%s(%s,%s,%s)", t, a[0], a[1], a[2]);
     return true;
   case OP_NEG: snprintf(out, n, dt_is_bool(d) ? "(~%s)" : "(-%s)", a[0]); return true;
-  case OP_CAST: snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t); return true;
+  case OP_CAST:
+    if (sd.scalar == CG_BFLOAT16) snprintf(out, n, "bf16v_to_%s(%s)", t, a[0]); /* bits to float: a shift */
+    else if (d.scalar == CG_BFLOAT16) snprintf(out, n, "%s_to_bf16v(%s)", type_of(sd), a[0]); /* rounded to bits */
+    else snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t);
+    return true;
   case OP_RECIPROCAL: snprintf(out, n, "(1.0f/%s)", a[0]); return true;
   default: return false; /* the scalar templates spell vector operators too */
   }
@@ -304,13 +309,66 @@ static void element(rc *r, uop *ix, bool load, char *out, size_t n) {
   else snprintf(out, n, "data%d[%s]", slot, off);
 }
 
+/* ---- TC: WMMA (codegen/tc.c) --------------------------------------------------------------
+ * A 16-lane WMMA of unit 1 is one vdpbf16ps of an A and a B operand, each 16 pairs of
+ * bf16 (the first element of a pair in the low half of its 32-bit lane) built from the
+ * step's two float32 vectors by the cheapest route the sources allow: two bf16 vector
+ * loads interleaved; a broadcast pair of scalars (the raw bits when both are bf16 loads);
+ * or two float32 vectors converted (vcvtne2ps2bf16) and interleaved. Other widths and
+ * units run prelude code with the same meaning (ops.def). */
+
+/* u is VECTORIZE(x, x, ..., x): x, else NULL */
+static uop *broadcast_of(uop *u) {
+  if (u->op != OP_VECTORIZE) return NULL;
+  for (uint32_t i = 1; i < u->nsrc; i++)
+    if (u->src[i] != u->src[0]) return NULL;
+  return u->src[0];
+}
+static bool bf16_load_cast(uop *u) { return u->op == OP_CAST && u->src[0]->op == OP_LOAD && u->src[0]->dt.scalar == CG_BFLOAT16 && u->src[0]->src[0]->nsrc == 2; }
+
+static void tc_pair(rc *r, uop *x0, uop *x1, bool adjacent, char *out, size_t n) {
+  uop *s0 = broadcast_of(x0), *s1 = broadcast_of(x1);
+  char e0[1900], e1[1900];
+  if (bf16_load_cast(x0) && bf16_load_cast(x1))
+    snprintf(out, n, "tc_pair_u16(%s,%s)", name_of(r, x0->src[0]), name_of(r, x1->src[0]));
+  else if (s0 && s1 && bf16_load_cast(s0) && bf16_load_cast(s1) && adjacent) { /* the pair as one word */
+    uop *ix = s0->src[0]->src[0];
+    snprintf(out, n, "tc_bcast_u32(data%d + %s)", (int)ix->src[0]->arg.v[0], name_of(r, ix->src[1]));
+  } else if (s0 && s1 && bf16_load_cast(s0) && bf16_load_cast(s1)) {
+    element(r, s0->src[0]->src[0], false, e0, sizeof e0), element(r, s1->src[0]->src[0], false, e1, sizeof e1);
+    snprintf(out, n, "tc_bcast_u16(%s,%s)", e0, e1);
+  } else if (s0 && s1) snprintf(out, n, "tc_bcast_f32(%s,%s)", name_of(r, s0), name_of(r, s1));
+  else snprintf(out, n, "tc_pair_f32(%s,%s)", name_of(r, x0), name_of(r, x1));
+}
+
+static void wmma_expr(rc *r, uop *u, char *out, size_t n) {
+  const char *acc = name_of(r, u->src[4]);
+  if ((u->arg.i & TC_UNIT_MASK) == TC_AVX512BF16 && u->dt.count == 16) {
+    char pa[4000], pb[4000];
+    tc_pair(r, u->src[0], u->src[1], u->arg.i & TC_PAIR_ADJACENT, pa, sizeof pa);
+    tc_pair(r, u->src[2], u->src[3], u->arg.i & (TC_PAIR_ADJACENT << 1), pb, sizeof pb);
+    snprintf(out, n, "tc_dp16(%s,%s,%s)", acc, pa, pb);
+    return;
+  }
+  snprintf(out, n, "tc_wmma_%s(%s,%s,%s,%s,%s)", u->dt.count > 1 ? type_of(u->dt) : "f32", name_of(r, u->src[0]), name_of(r, u->src[1]),
+           name_of(r, u->src[2]), name_of(r, u->src[3]), acc);
+}
+
 /* ---- the kernel ------------------------------------------------------------------------ */
 
-extern const char cg_kernel_prelude[];
+extern const char cg_kernel_prelude[], cg_tc_prelude[];
 
 static char *render_c(const char *name, const linear *l) {
   rc r = {0};
   emit(&r, "%s", cg_kernel_prelude);
+  /* TC kernels: the unit's helpers, and the kernel compiled for the unit's instructions
+   * whatever the flags (it runs only where CPUID found the unit: codegen/tc.c) */
+  int tc = 0;
+  for (int i = 0; i < l->n; i++)
+    if (l->ins[i]->op == OP_WMMA) tc |= (l->ins[i]->arg.i & TC_UNIT_MASK) == TC_AVX512BF16 && l->ins[i]->dt.count == 16 ? 2 : 1;
+    else if (l->ins[i]->op == OP_AMX_TILE) tc |= 1; /* a call to the AMX helper (its own target) */
+  if (tc) emit(&r, "%s", cg_tc_prelude);
+  if (tc & 2) emit(&r, "#pragma GCC push_options\n#pragma GCC target(\"%s\")\n", CG_TC_AVX512BF16_TARGET);
   emit(&r, "void %s(void **bufs, const int64_t *vars, int64_t lo, int64_t hi) {\n", name);
   r.indent = 1;
   line(&r, "(void)vars; (void)lo; (void)hi;");
@@ -323,10 +381,12 @@ static char *render_c(const char *name, const linear *l) {
     goto done;
   }
   for (int i = 0; i < l->n; i++)
-    if (l->ins[i]->op == OP_INDEX) {
-      uop *b = l->ins[i]->src[0];
-      slot_dt[b->arg.v[0]] = b->dt, seen[b->arg.v[0]] = true;
-    }
+    for (int s = 0; s < 3; s += 2) /* INDEX's buffer; AMX_TILE's two */
+      if (l->ins[i]->op == OP_INDEX || l->ins[i]->op == OP_AMX_TILE) {
+        uop *b = l->ins[i]->src[s];
+        slot_dt[b->arg.v[0]] = b->dt, seen[b->arg.v[0]] = true;
+        if (l->ins[i]->op == OP_INDEX) break;
+      }
   for (int i = 0; i < l->nbufs; i++)
     if (seen[i]) line(&r, "%s%s *restrict data%d = (%s *)bufs[%d];", i < l->nout ? "" : "const ", storage_type(slot_dt[i]), i, storage_type(slot_dt[i]), i);
   free(slot_dt);
@@ -381,6 +441,19 @@ static char *render_c(const char *name, const linear *l) {
       if (w < sizeof expr) snprintf(expr + w, sizeof expr - w, "}");
       break;
     }
+    case OP_WMMA:
+      wmma_expr(&r, u, expr, sizeof expr);
+      break;
+    case OP_AMX_TILE: /* a 16x16 tile on the stack, computed by the prelude's AMX helper */
+      snprintf(nm, sizeof nm, "val%d", r.nval++);
+      line(&r, "float %s[256] __attribute__((aligned(64)));", nm);
+      line(&r, "tc_amx_tile(%s, data%d + %s, %" PRId64 ", data%d + %s, %" PRId64 ", %" PRId64 ");", nm, (int)u->src[0]->arg.v[0], name_of(&r, u->src[1]),
+           u->arg.v[1], (int)u->src[2]->arg.v[0], name_of(&r, u->src[3]), u->arg.v[2], u->arg.v[0]);
+      set_name(&r, u, nm);
+      continue;
+    case OP_TILE_AT:
+      snprintf(expr, sizeof expr, "%s[%s]", name_of(&r, u->src[0]), name_of(&r, u->src[1]));
+      break;
     case OP_GEP:
       snprintf(expr, sizeof expr, dt_is_bool(u->dt) ? "(%s[%" PRId64 "]!=0)" : "%s[%" PRId64 "]", name_of(&r, u->src[0]), u->arg.i);
       break;
@@ -420,7 +493,7 @@ static char *render_c(const char *name, const linear *l) {
       }
       for (uint32_t s = 0; s < u->nsrc; s++) a[s] = name_of(&r, u->src[s]);
       alu_expr(u, a, expr, sizeof expr);
-      if (is_small_float(u->dt) && u->op != OP_BITCAST && !op_has(u->op, F_CMP)) {
+      if (is_small_float(u->dt) && u->dt.count <= 1 && u->op != OP_BITCAST && !op_has(u->op, F_CMP)) { /* bf16 vectors are rounded bits already */
         /* round every result to the small format, as its hardware would */
         char t[8300];
         snprintf(t, sizeof t, "%s_round(%s)", conv_name(u->dt), expr);
@@ -432,6 +505,7 @@ static char *render_c(const char *name, const linear *l) {
     set_name(&r, u, nm);
   }
   emit(&r, "}\n");
+  if (tc & 2) emit(&r, "#pragma GCC pop_options\n");
 done:
   if (r.nomem) { /* ir_* recorded CG_ERR_NOMEM; the pipeline fails the kernel */
     free(r.buf);

@@ -293,7 +293,10 @@ cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
   a = cast_to(a, dt), b = cast_to(b, dt);
   bool bt = b->op == OP_PERMUTE && b->arg.v[b->ndim - 1] != b->ndim - 1; /* columns strided */
   int64_t pw = opt_gemm_pack(n, k, m, bt, dt);
-  if (pw) b = pack_panels(b, pw);
+  /* float32 of bf16 values (autocast): the bf16 values are packed and cast after, so the
+   * copy moves half the bytes and the GEMM still reads bf16 operands (the TC opt) */
+  if (pw && b->op == OP_CAST && b->src[0]->dt.scalar == CG_BFLOAT16 && b->src[0]->dt.count <= 1) b = cast_to(pack_panels(b->src[0], pw), dt);
+  else if (pw) b = pack_panels(b, pw);
   /* a: (..., n, 1, k)  b: (..., 1, m, k)  -> mul -> sum over k */
   int64_t sa[UOP_MAX_DIMS], sb[UOP_MAX_DIMS], full[UOP_MAX_DIMS];
   for (int i = 0; i < nb; i++) full[i] = batch[i];

@@ -1,0 +1,65 @@
+/* bf16 autocast linear: y = bf16(x) @ bf16(w)^T + b with float32 sums, and a backward
+ * whose matmuls are bf16 too (the output gradient rounded to bf16, as torch.autocast's
+ * is, since its matmul outputs are bf16):
+ *
+ *   dx = bf16(g) @ bf16(w),   dw = bf16(g)^T @ bf16(x)
+ *
+ * Every operand is a realized bfloat16 buffer laid out so that each matmul is a bf16 sum
+ * of products whose B operand runs along the output's rows and whose A pairs of k are
+ * adjacent: the TC opt (codegen/tc.c) puts them on the CPU's bf16 unit (vdpbf16ps), and
+ * where there is none they run on float32 FMAs with the same values. w is stored
+ * transposed (in, out) for the forward, as is (out, in) for dx; g transposed (out, N)
+ * for dw. Those layout copies are O(N*in + N*out + in*out) against the O(N*in*out)
+ * matmuls. A custom-gradient node (custom.h) holds the saved bf16 copies. */
+#include "custom.h"
+#include "tensor.h"
+#include <string.h>
+
+static cg_tensor *rows(cg_tensor *t) { return cg_reshape(t, (int64_t[]){-1, cg_shape(t)[cg_ndim(t) - 1]}, 2); }
+static cg_tensor *bf16_copy(cg_tensor *t) { return cg_contiguous(cg_cast(t, CG_BFLOAT16)); }
+static cg_tensor *f32(cg_tensor *t) { return cg_cast(t, CG_FLOAT32); }
+
+static void bf16_backward(uop *node, uop *g, uop **d) {
+  cg_scope_begin();
+  cg_tensor *x = tensor_new(node->src[1]), *w = tensor_new(node->src[2]), *x16 = tensor_new(node->src[3]);
+  cg_tensor *g2 = rows(tensor_new(g));                                              /* (N, out) */
+  cg_tensor *g16 = bf16_copy(g2), *g16t = bf16_copy(cg_transpose(g2, 0, 1));         /* (N, out), (out, N) */
+  cg_tensor *dx = cg_matmul(f32(g16), f32(bf16_copy(cg_detach(w))));                 /* (N, in) */
+  cg_tensor *dw = cg_matmul(f32(g16t), f32(x16));                                   /* (out, in) */
+  cg_tensor *r[2] = {cg_cast(cg_reshape(dx, cg_shape(x), cg_ndim(x)), cg_dtype_of(x)), cg_cast(dw, cg_dtype_of(w))};
+  if (!r[0] || !r[1]) custom_fail(cg_last_status());
+  for (int i = 0; i < 2; i++) d[1 + i] = r[i] ? uop_pool_keep(uop_retain(r[i]->u)) : NULL;
+  cg_scope_end();
+}
+static const custom_kind BF16 = {"linear_bf16", bf16_backward};
+
+cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b) {
+  const char *who = "linear_bf16";
+  if (!x || !w) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, !x ? "x" : "w");
+  int nx = cg_ndim(x);
+  if (nx < 1 || nx > 8 || cg_ndim(w) != 2 || cg_shape(w)[1] != cg_shape(x)[nx - 1] || !dt_is_float(x->u->dt) || !dt_is_float(w->u->dt))
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected float x (..., in) and w (out, in), got x %s %s and w %s %s", who, dt_name(x->u->dt),
+                        shape_str(x->u->shape, x->u->ndim), dt_name(w->u->dt), shape_str(w->u->shape, w->u->ndim));
+  if (b && (cg_ndim(b) != 1 || cg_shape(b)[0] != cg_shape(w)[0]))
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected b of shape (%lld,), got %s", who, (long long)cg_shape(w)[0], shape_str(b->u->shape, b->u->ndim));
+  cg_scope_begin();
+  cg_tensor *res = NULL;
+  /* the saved copies are realized here, so the backward reads them instead of recomputing x */
+  cg_tensor *x16 = bf16_copy(rows(cg_detach(x))), *wt16 = bf16_copy(cg_transpose(cg_detach(w), 0, 1)); /* (N, in), (in, out) */
+  cg_tensor *both[2] = {x16, wt16};
+  if (x16 && wt16 && cg_realize_many(both, 2) == CG_OK) {
+    int64_t shape[8];
+    memcpy(shape, cg_shape(x), sizeof(int64_t) * (size_t)nx);
+    shape[nx - 1] = cg_shape(w)[0];
+    cg_tensor *y = cg_cast(cg_reshape(cg_matmul(f32(x16), f32(wt16)), shape, nx), cg_dtype_of(x));
+    if (y) {
+      uop *srcs[3] = {x->u, w->u, x16->u};
+      op_begin();
+      res = op_end(custom_node(&BF16, y->u, srcs, 3, NULL, 0));
+      if (res && b) res = cg_add(res, b);
+    }
+  }
+  res = cg_keep(res);
+  cg_scope_end();
+  return res;
+}
