@@ -148,7 +148,11 @@ static uop *vec_uncached(vctx *c, uop *x) {
       uop *ls[2] = {vix, x->nsrc > 1 ? broadcast(c, x->src[1]) : NULL};
       return uop_new(OP_LOAD, dt_vec(x->dt, (int)c->w), ls, (int)x->nsrc, arg_none());
     }
-    uop *lanes[16]; /* a gather: one scalar load per lane */
+    if (ix->nsrc <= 2 && ix->src[0]->dt.scalar == x->dt.scalar) { /* a gather at a vector of offsets */
+      uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c->w), ADDR_GLOBAL), ix->src[0], vec_or_broadcast(c, ix->src[1]));
+      return uop_new1(OP_LOAD, dt_vec(x->dt, (int)c->w), vix, arg_none());
+    }
+    uop *lanes[16]; /* a gated gather: one scalar load per lane */
     for (int64_t k = 0; k < c->w; k++) lanes[k] = with_lane(x, c->lane, k);
     return uop_new(OP_VECTORIZE, dt_vec(x->dt, (int)c->w), lanes, (int)c->w, arg_none());
   }
@@ -191,7 +195,13 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
   int ns = 0;
   for (uint32_t i = 0; i < sink->nsrc; i++) {
     uop *ix = sink->src[i]->src[0], *v = sink->src[i]->src[1];
-    if (!contiguous(ix->src[1], lane, c.w)) { /* a strided output (see vector_lane): lane by lane */
+    if (!contiguous(ix->src[1], lane, c.w) && ix->nsrc <= 2 && ix->src[0]->dt.scalar == v->dt.scalar) {
+      /* a strided output (see vector_lane): a scatter at a vector of offsets */
+      uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c.w), ADDR_GLOBAL), ix->src[0], vec_or_broadcast(&c, ix->src[1]));
+      st[ns++] = uop_new2(OP_STORE, dt_void(), vix, vec_or_broadcast(&c, v));
+      continue;
+    }
+    if (!contiguous(ix->src[1], lane, c.w)) { /* a gated strided output: lane by lane */
       uop *vv = vec_or_broadcast(&c, v);
       for (int64_t k = 0; k < c.w && vv; k++) { /* !vv: out of memory, the pass fails */
         uop *six = uop_new2(OP_INDEX, ix->dt, ix->src[0], with_lane(ix->src[1], lane, k));

@@ -46,7 +46,13 @@ static bool pass_expand(ckernel *k) {
   return k->ast != NULL;
 }
 
-static bool pass_linearize(ckernel *k) { return linearize(k->ast, &k->lin); }
+static bool pass_linearize(ckernel *k) {
+  if (linearize(k->ast, &k->lin)) return true;
+  char why[256];
+  snprintf(why, sizeof why, "%s", cg_last_error());
+  cg_fail(cg_last_status(), "kernel %s: %s", k->name, why); /* which kernel, for the bug report */
+  return false;
+}
 
 static bool pass_render(ckernel *k) {
   k->src = k->ren->render(k->name, &k->lin);

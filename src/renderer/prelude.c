@@ -101,6 +101,29 @@ const char cg_kernel_prelude[] =
     "#else\n"
     "CG_MASKED(f32, float, 8) CG_MASKED(i32, int32_t, 8)\n"
     "#endif\n"
+    /* a gather / scatter at a vector of offsets (expand's strided lanes, e.g. an NCHW output
+     * stored along its channels): one instruction with AVX-512, else a loop; either way the
+     * kernel's C does not grow by a few lines per lane */
+    "#define CG_GATHER(t, e, n) \\\n"
+    "  static inline t##x##n gather_##t##x##n(const e *p, i32x##n o) { t##x##n r = {0}; for (int i = 0; i < n; i++) r[i] = p[o[i]]; return r; } \\\n"
+    "  static inline void scatter_##t##x##n(e *p, i32x##n o, t##x##n v) { for (int i = 0; i < n; i++) p[o[i]] = v[i]; }\n"
+    "CG_GATHER(f32, float, 2) CG_GATHER(i32, int32_t, 2) CG_GATHER(f32, float, 4) CG_GATHER(i32, int32_t, 4)\n"
+    "#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "static inline f32x16 gather_f32x16(const float *p, i32x16 o) { return __builtin_ia32_gathersiv16sf((f32x16){0}, p, o, 0xFFFF, 4); }\n"
+    "static inline i32x16 gather_i32x16(const int32_t *p, i32x16 o) { return __builtin_ia32_gathersiv16si((i32x16){0}, p, o, 0xFFFF, 4); }\n"
+    "static inline void scatter_f32x16(float *p, i32x16 o, f32x16 v) { __builtin_ia32_scattersiv16sf(p, 0xFFFF, o, v, 4); }\n"
+    "static inline void scatter_i32x16(int32_t *p, i32x16 o, i32x16 v) { __builtin_ia32_scattersiv16si(p, 0xFFFF, o, v, 4); }\n"
+    "#else\n"
+    "CG_GATHER(f32, float, 16) CG_GATHER(i32, int32_t, 16)\n"
+    "#endif\n"
+    "#if defined(__AVX512VL__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "static inline f32x8 gather_f32x8(const float *p, i32x8 o) { return __builtin_ia32_gather3siv8sf((f32x8){0}, p, o, 0xFF, 4); }\n"
+    "static inline i32x8 gather_i32x8(const int32_t *p, i32x8 o) { return __builtin_ia32_gather3siv8si((i32x8){0}, p, o, 0xFF, 4); }\n"
+    "static inline void scatter_f32x8(float *p, i32x8 o, f32x8 v) { __builtin_ia32_scattersiv8sf(p, 0xFF, o, v, 4); }\n"
+    "static inline void scatter_i32x8(int32_t *p, i32x8 o, i32x8 v) { __builtin_ia32_scattersiv8si(p, 0xFF, o, v, 4); }\n"
+    "#else\n"
+    "CG_GATHER(f32, float, 8) CG_GATHER(i32, int32_t, 8)\n"
+    "#endif\n"
     "#endif\n";
 
 /* What a kernel with WMMA (the TC opt, codegen/tc.c) adds: the unit's helpers (compiled

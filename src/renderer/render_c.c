@@ -304,7 +304,8 @@ static void element(rc *r, uop *ix, bool load, char *out, size_t n) {
   uop *b = ix->src[0];
   int slot = (int)b->arg.v[0];
   const char *off = name_of(r, ix->src[1]);
-  if (ix->dt.count > 1) snprintf(out, n, "(*(%s%s_u *)(data%d + %s))", load ? "const " : "", type_of(dt_base(ix->dt)), slot, off);
+  if (ix->src[1]->dt.count > 1) snprintf(out, n, "gather_%s(data%d, %s)", type_of(dt_base(ix->dt)), slot, off); /* loads only */
+  else if (ix->dt.count > 1) snprintf(out, n, "(*(%s%s_u *)(data%d + %s))", load ? "const " : "", type_of(dt_base(ix->dt)), slot, off);
   else if (load && is_small_float(b->dt)) snprintf(out, n, "%s_to_f32(data%d[%s])", conv_name(b->dt), slot, off);
   else snprintf(out, n, "data%d[%s]", slot, off);
 }
@@ -465,6 +466,10 @@ static char *render_c(const char *name, const linear *l) {
       char gate[96] = "";
       if (g && g->dt.count > 1) { /* a mask that varies by lane (PADTO's tail) */
         line(&r, "mstore_%s(data%d + %s, %s, %s);", type_of(dt_base(ix->dt)), (int)b->arg.v[0], name_of(&r, ix->src[1]), v, name_of(&r, g));
+        continue;
+      }
+      if (ix->src[1]->dt.count > 1) { /* a scatter (expand's strided output) */
+        line(&r, "scatter_%s(data%d, %s, %s);", type_of(dt_base(ix->dt)), (int)b->arg.v[0], name_of(&r, ix->src[1]), v);
         continue;
       }
       if (g) snprintf(gate, sizeof gate, "if (%s) ", name_of(&r, g));

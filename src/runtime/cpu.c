@@ -340,22 +340,37 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
     if (r == RT_CACHE_OK || n == 1) out[i] = cpu_compile(names[i], sources[i]);
     else todo[ntodo++] = i;
   }
-  /* the rest in one unit per core (symbols carry their key, so names may repeat) */
+  /* the rest in one unit per core (symbols carry their key, so names may repeat); compile
+   * time grows with source size and a few kernels are 10x the rest, so the largest go
+   * first, each into the unit with the least source so far (round robin left one unit
+   * with 1.3x the other's source in the CNN step) */
   int nunits = ntodo < rt_pool_size() ? ntodo : rt_pool_size();
   unit *units = cg_calloc((size_t)(nunits ? nunits : 1), sizeof *units);
-  int *slots = units ? cg_malloc(sizeof(int) * (size_t)(ntodo ? ntodo : 1)) : NULL;
-  pthread_t *th = slots ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof *th) : NULL;
-  cg_status st = CG_OK;
-  if (!units || !slots || !th) st = cg_fail(CG_ERR_NOMEM, "out of memory");
-  for (int u = 0; u < nunits && st == CG_OK; u++) units[u] = (unit){names, sources, (const uint64_t(*)[2])keys, slots + u * (ntodo / nunits) + (u < ntodo % nunits ? u : ntodo % nunits), 0, NULL, CG_OK, ""};
+  int *slots = units ? cg_malloc(sizeof(int) * (size_t)(ntodo ? ntodo : 1) * (size_t)(nunits ? nunits : 1)) : NULL;
+  size_t *lens = cg_calloc((size_t)(ntodo ? ntodo : 1), sizeof *lens), *unit_src = cg_calloc((size_t)(nunits ? nunits : 1), sizeof *unit_src);
+  pthread_t *th = slots ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof *th) : NULL;  cg_status st = CG_OK;
+  if (!units || !slots || !lens || !unit_src || !th) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  for (int u = 0; u < nunits && st == CG_OK; u++) units[u] = (unit){names, sources, (const uint64_t(*)[2])keys, slots + (size_t)u * (size_t)ntodo, 0, NULL, CG_OK, ""};
+  for (int k = 0; k < ntodo && st == CG_OK; k++) lens[k] = strlen(sources[todo[k]]);
+  for (int k = 1; k < ntodo && st == CG_OK; k++) /* by size, largest first; ties keep schedule order */
+    for (int j = k; j > 0 && lens[j] > lens[j - 1]; j--) {
+      size_t l = lens[j];
+      lens[j] = lens[j - 1], lens[j - 1] = l;
+      int t = todo[j];
+      todo[j] = todo[j - 1], todo[j - 1] = t;
+    }
   for (int k = 0; k < ntodo && st == CG_OK; k++) {
-    int u = k % nunits;
+    int u = 0;
+    for (int v = 1; v < nunits; v++)
+      if (unit_src[v] < unit_src[u]) u = v;
     bool dup = false; /* the same kernel twice (same key): loaded from the first below */
     for (int v = 0; v < nunits && !dup; v++)
       for (int j = 0; j < units[v].n && !dup; j++) dup = !memcmp(keys[units[v].idx[j]], keys[todo[k]], sizeof keys[0]);
     if (dup) continue;
     units[u].idx[units[u].n++] = todo[k];
+    unit_src[u] += lens[k];
   }
+  free(lens), free(unit_src);
   bool *started = st == CG_OK ? cg_calloc((size_t)(nunits ? nunits : 1), sizeof(bool)) : NULL;
   if (!started && st == CG_OK) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int u = 0; u < nunits && st == CG_OK; u++)

@@ -277,7 +277,9 @@ static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, i
       ins *b = &p->code[ix->src[0]];
       dtype bd = dt_from(b->scalar);
       int64_t at = LANE(ix->src[1], 0)->i;
+      bool gather = p->code[ix->src[1]].lanes > 1; /* a vector of offsets: lane k at offset k */
       for (int k = 0; k < x->lanes; k++) {
+        if (gather) at = LANE(ix->src[1], k)->i - k;
         bool on = ix->nsrc < 3 || LANE(ix->src[2], k)->i; /* a gate per lane (PADTO's tail) */
         /* a load hoisted out of a loop that runs no trip may point past an empty buffer:
          * its value is never used */
@@ -292,7 +294,9 @@ static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, i
       ins *ix = &p->code[x->src[0]];
       ins *b = &p->code[ix->src[0]];
       int64_t at = LANE(ix->src[1], 0)->i;
+      bool scatter = p->code[ix->src[1]].lanes > 1; /* a vector of offsets: lane k at offset k */
       for (int k = 0; k < ix->lanes; k++) {
+        if (scatter) at = LANE(ix->src[1], k)->i - k;
         if (ix->nsrc > 2 && !LANE(ix->src[2], k)->i) continue; /* masked off */
         if (at + k < 0 || at + k >= b->a1)
           return cg_fail(CG_ERR_RUNTIME, "INTERP: a store at element %lld of a buffer of %lld", (long long)(at + k), (long long)b->a1);

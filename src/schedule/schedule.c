@@ -19,8 +19,13 @@ typedef struct {
   size_t nwork, capwork;
   uint64_t nomem0;    /* uop_nomem_events() at the start: walks stop once it moves */
   uopset walked[4];   /* per context: node -> the axes it was walked with + 1, this root */
-} sched_ctx;
+  int reduce_axes;    /* reduced axes fused into the kernel being visited */} sched_ctx;
 static bool sched_failed(const sched_ctx *c) { return uop_nomem_events() != c->nomem0; }
+
+/* A kernel holds at most this many reduced axes (each a loop; the linearizer tracks a
+ * kernel's loops, upcast lanes included, in 64 bits): a sum of many reductions (a global
+ * gradient norm over 76 parameters) realizes the ones beyond it on their own. */
+enum { MAX_FUSED_REDUCE_AXES = 24 };
 
 /* Out of memory here (ir_* allocations, in the checked pool of a realize) is not handled
  * where it happens: the step is skipped, and sched_build fails as a whole at its end
@@ -30,8 +35,7 @@ static bool grow(void ***arr, size_t n, size_t *cap) {
   void **a = ir_realloc(*arr, (*cap ? *cap * 2 : 64) * sizeof(void *));
   if (!a) return false;
   *arr = a, *cap = *cap ? *cap * 2 : 64;
-  return true;
-}
+  return true;}
 
 static void toposort(sched_ctx *c, uop *u, size_t *cap) {
   if (uopset_get(&c->order, u) || sched_failed(c)) return;
@@ -89,6 +93,11 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
     uopset_put(&c->fused_in, u, root);
   }
   if (u->op == OP_REDUCE) {
+    if (u != root && (c->reduce_axes += u->arg.n - 1) > MAX_FUSED_REDUCE_AXES) {
+      c->reduce_axes -= u->arg.n - 1;
+      mark(c, u);
+      return;
+    }
     uint32_t m = 0;
     for (int i = 1; i < u->arg.n; i++) m |= 1u << u->arg.v[i];
     visit(c, u->src[0], root, C_REDUCE, m);
@@ -265,9 +274,29 @@ static bool reads_any(uop *u, uopset *bufs, uop *except, uopset *realized, uopse
   return false;
 }
 
+/* The reduced axes a value computes (up to realized nodes; `start` is walked into). */
+static int reduce_axes_below(uop *u, uop *start, uopset *realized, uopset *seen) {
+  if (u->op == OP_BUFFER || (u != start && uopset_get(realized, u)) || !uopset_add(seen, u)) return 0;
+  int n = u->op == OP_REDUCE ? u->arg.n - 1 : 0;
+  for (uint32_t i = 0; i < u->nsrc; i++) n += reduce_axes_below(u->src[i], start, realized, seen);
+  return n;
+}
+static int plan_reduce_axes(plan *k, uopset *realized) {
+  int n = 0;
+  for (int i = 0; i < k->n; i++) {
+    uopset seen = {0};
+    uop *v = stored_value(k->roots[i]);
+    n += reduce_axes_below(v, v, realized, &seen);
+    uopset_free(&seen);
+  }
+  return n;
+}
+
 static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   uop *ra = a->roots[0];
   if (a->n != 1) return false;
+  /* the loops of both must fit one kernel (76 parameters' squared norms summed) */
+  if (ra->op == OP_REDUCE && plan_reduce_axes(a, realized) + plan_reduce_axes(b, realized) > MAX_FUSED_REDUCE_AXES) return false;
   /* an assign (an optimizer's moment) runs inside its reader (the parameter's update) only
    * if the reader reads the overwritten buffer nowhere but through the assign itself
    * (element i would otherwise read a neighbour another thread has already replaced), and
@@ -500,7 +529,9 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   for (int i = 0; i < nouts; i++)
     if (!plain_buffer(outs[i])) mark(&c, outs[i]);
   for (size_t w = 0; w < c.nwork; w++) {
-    visit(&c, c.work[w], c.work[w], C_DIRECT, 0);
+    uop *r = c.work[w];
+    c.reduce_axes = r->op == OP_REDUCE ? r->arg.n - 1 : 0;
+    visit(&c, r, r, C_DIRECT, 0);
     for (int k = 0; k < 4; k++) uopset_free(&c.walked[k]);
   }
   /* kernels in dependency order */

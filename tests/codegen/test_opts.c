@@ -292,6 +292,20 @@ int main(void) {
     uop_pool_pop();
     check_opts("conv2d (2,16,12,10) * (32,16,3,3) p1 with the heuristic's opts", y2, h, &nh, 1, 2e-5f);
   }
+  { /* a transposed read: a vector along the output's last dim gathers at stride 48 (one
+     * gather at a vector of offsets, codegen/expand.c), beside a contiguous operand */
+    cg_tensor *x = rand_t((int64_t[]){32, 48}, 2), *z = rand_t((int64_t[]){48, 32}, 2);
+    cg_realize(x), cg_realize(z);
+    cg_tensor *y = cg_relu(cg_mul(cg_permute(x, (int[]){1, 0}, 2), z));
+    opt lists[] = {
+        {OPT_UPCAST, 1, 16},
+        {OPT_UPCAST, 1, 8}, {OPT_UPCAST, 0, 3}, {OPT_THREAD, 0, 0},
+        {OPT_UPCAST, 1, 4}, {OPT_UPCAST, 1, 2},
+        {OPT_UPCAST, 1, 2},
+    };
+    int lens[] = {1, 3, 2, 1};
+    check_opts("relu(x.T * z), x (32,48)", y, lists, lens, 4, 1e-6f);
+  }
   { /* reductions over the batch axis and over the last axis */
     cg_tensor *x = rand_t((int64_t[]){1000, 33}, 2);
     cg_realize(x);

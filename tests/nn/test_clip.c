@@ -50,6 +50,26 @@ int main(void) {
     CHECK(cg_grad(p[NP - 1]) == NULL, "a parameter with no gradient keeps none");
     cg_scope_end();
   }
+  { /* a norm over many parameters (a 6-layer GPT has 76): more reductions than one
+     * kernel's loops can hold, so the scheduler splits them */
+    enum { MANY = 90 };
+    cg_scope_begin();
+    cg_tensor *p[MANY], *loss = NULL;
+    static float cm[MANY][6];
+    double sq = 0;
+    for (int i = 0; i < MANY; i++) {
+      for (int j = 0; j < 6; j++) cm[i][j] = frand(), sq += (double)cm[i][j] * cm[i][j];
+      p[i] = cg_rand(CG_FLOAT32, (int64_t[]){2, 3}, 2);
+      CHECK(p[i] && cg_realize(p[i]) == CG_OK && cg_set_requires_grad(p[i], true) == CG_OK, "param %d", i);
+      cg_tensor *t = cg_sum(cg_mul(p[i], cg_from_data(cm[i], CG_FLOAT32, (int64_t[]){2, 3}, 2)), NULL, 0, false);
+      loss = loss ? cg_add(loss, t) : t;
+    }
+    CHECK(cg_backward(loss) == CG_OK, "backward: %s", cg_last_error());
+    cg_tensor *n = cg_grad_norm(p, MANY);
+    CHECK(n && cg_realize(n) == CG_OK, "the norm of %d gradients realizes: %s", MANY, cg_last_error());
+    CHECK(n && fabs(cg_item(n) - sqrt(sq)) <= 1e-5 * sqrt(sq), "norm of %d gradients %.9g, want %.9g", MANY, n ? cg_item(n) : NAN, sqrt(sq));
+    cg_scope_end();
+  }
   /* bad input: a message, no crash */
   CHECK(cg_clip_grad_norm(NULL, 1, 1.0) == NULL && strstr(cg_last_error(), "NULL"), "NULL params: '%s'", cg_last_error());
   cg_tensor *q = cg_zeros(CG_FLOAT32, (int64_t[]){3}, 1);
