@@ -51,7 +51,7 @@ static bool tc_reduce(uop *u, uop *r) {
 }
 
 static void find_tc(uop *u, uopset *seen, uop **out) {
-  if (*out || !uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (*out || uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (tc_reduce(u, NULL)) {
     *out = u;
     return;
@@ -162,7 +162,7 @@ static bool step_along(uop *off, uop *r, int64_t *step) {
   return true;
 }
 static void out_ranges(uop *u, uopset *seen, uop **out, int *n) {
-  if (!uopset_add(seen, u) || u->op == OP_DEFINE_GLOBAL) return;
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_RANGE && (u->arg.v[1] == RANGE_LOOP || u->arg.v[1] == RANGE_THREAD)) {
     if (*n < UOP_MAX_DIMS) out[(*n)++] = u;
     return;
