@@ -1,7 +1,7 @@
 /* Gradients of convolutions and pools (their own backward, tensor/composite.h) against
  * torch.nn.functional: input, weight and bias gradients for strides 1-3, padding (also
  * wider than the kernel's reach), dilation, groups and odd, non-square sizes; float32,
- * rtol 1e-4, atol 1e-5. Inputs are fresh random values each run (seeded from the clock,
+ * rtol 1e-4, atol 5e-5 (see AT). Inputs are fresh random values each run (seeded from the clock,
  * printed), the output gradient too. Then max pools over ties, and a conv and a
  * transposed conv sharing weights. */
 #include "test_functional_ref.h"
@@ -10,7 +10,10 @@
 #define A2(a, b) ((const int64_t[]){a, b})
 #define A3(a, b, c) ((const int64_t[]){a, b, c})
 
-static const double RT = 1e-4, AT = 1e-5;
+/* atol: a gradient element here is a float32 sum of up to 800 products (32 channels x 5x5),
+ * summed in another order than torch's; where they cancel, the two differ by up to ~K eps
+ * times the products' size (measured: 1.2e-5 on a -0.0148 input gradient) */
+static const double RT = 1e-4, AT = 5e-5;
 
 typedef struct {
   const char *x, *w;
@@ -170,9 +173,10 @@ int main(void) {
   uint64_t seed = (uint64_t)time(NULL);
   if (getenv("CG_TEST_SEED")) seed = strtoull(getenv("CG_TEST_SEED"), NULL, 10);
   printf("seed %llu (CG_TEST_SEED to repeat)\n", (unsigned long long)seed);
-  ref_rng ^= seed * 0x9E3779B97F4A7C15ull;
+  uint64_t base = ref_rng;
+  ref_init(); /* it sets ref_rng from CG_TEST_SEED its own way: the same stream either way */
+  ref_rng = base ^ seed * 0x9E3779B97F4A7C15ull;
   if (!ref_rng) ref_rng = 1;
-  ref_init();
   cg_scope_begin();
   conv_cases();
   transpose_cases();
