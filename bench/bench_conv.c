@@ -11,24 +11,12 @@
  * FLOPs for every pass), then a checksum line per layer so two builds can be compared.
  *
  *   CG_THREADS=2 build/bench_conv [B] [runs]     (runs default 5) */
+#include "bench_util.h"
 #include "cgrad.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-static void die_cg(const char *what) {
-  fprintf(stderr, "cgrad failed in %s: %s\n", what, cg_last_error());
-  exit(1);
-}
 
 typedef struct {
   int64_t cin, cout, k, in;

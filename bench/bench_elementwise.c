@@ -23,6 +23,7 @@
  *   CG_THREADS=2 build/bench_elementwise [sizes...]     (default sizes 1M 16M; CG_THREADS default 2;
  *                                                        a size may end in K or M) */
 #define _GNU_SOURCE
+#include "bench_util.h"
 #include "cgrad.h"
 #include <math.h>
 #include <pthread.h>
@@ -32,15 +33,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 static double median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_double);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
@@ -52,10 +44,6 @@ static void *xmalloc(size_t n) {
     exit(1);
   }
   return p;
-}
-static void die_cg(const char *what) {
-  fprintf(stderr, "cgrad failed in %s: %s\n", what, cg_last_error());
-  exit(1);
 }
 
 /* ---- plain C kernels (-O2) ----------------------------------------------------------- */

@@ -31,6 +31,7 @@
  *   CG_BENCH_THREADS=1,2 build/release/bench_matmul [N | MxKxN ...]
  * Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for the baseline (PERF-NOTES.md). */
 #define _GNU_SOURCE
+#include "bench_util.h"
 #include "cgrad.h"
 #include <dlfcn.h>
 #include <math.h>
@@ -42,27 +43,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 static double cpu_now(void) { /* CPU time of the whole process, all threads */
   struct timespec t;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 static double median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_double);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-static void die_cg(const char *what) {
-  fprintf(stderr, "cgrad failed in %s: %s\n", what, cg_last_error());
-  exit(1);
 }
 
 /* ---- the FMA peak: 12 independent accumulator chains per thread (latency 4 x 2 ports

@@ -14,6 +14,7 @@
  *
  *   CG_THREADS=2 build/bench_matmul_bf16 [N...]     (default 1024 2048 4096) */
 #define _GNU_SOURCE
+#include "bench_util.h"
 #include "cgrad.h"
 #include <math.h>
 #include <pthread.h>
@@ -26,19 +27,6 @@
 #include <immintrin.h>
 #endif
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-static void die_cg(const char *what) {
-  fprintf(stderr, "cgrad failed in %s: %s\n", what, cg_last_error());
-  exit(1);
-}
 
 /* ---- the unit's peak ---- */
 #if defined(__x86_64__)

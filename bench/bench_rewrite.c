@@ -8,6 +8,7 @@
  * Each figure is the median of 5 timed runs after one warm-up run.
  *
  *   build/bench_rewrite [N] [M] [seed]     (defaults 1000000 1000000 1) */
+#include "bench_util.h"
 #include "uop/rewrite.h"
 #include "uop/symbolic.h"
 #include "uop/uopset.h"
@@ -27,15 +28,6 @@ static uint64_t rnd(void) { /* xorshift64* */
 }
 static int64_t rnd_in(int64_t lo, int64_t hi) { return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1)); }
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 static double median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_double);
   return v[n / 2];

@@ -104,15 +104,19 @@ static int bad_usage(void) {
   return 2;
 }
 
-static cg_module *build_mlp(void) {
-  cg_module *layers[] = {cg_flatten_layer(), cg_linear(784, 128, true), cg_relu_layer(), cg_linear(128, 10, true)};
-  int n = (int)(sizeof layers / sizeof *layers);
+/* The layers as a sequential model, or NULL (and every layer freed) when one was not made. */
+static cg_module *sequential_or_free(cg_module **layers, int n) {
   for (int i = 0; i < n; i++)
     if (!layers[i]) {
       for (int j = 0; j < n; j++) cg_module_free(layers[j]);
       return NULL;
     }
   return cg_sequential(layers, n);
+}
+
+static cg_module *build_mlp(void) {
+  cg_module *layers[] = {cg_flatten_layer(), cg_linear(784, 128, true), cg_relu_layer(), cg_linear(128, 10, true)};
+  return sequential_or_free(layers, (int)(sizeof layers / sizeof *layers));
 }
 
 static cg_module *build_model(const char *kind) {
@@ -124,13 +128,7 @@ static cg_module *build_model(const char *kind) {
       cg_batchnorm2d(64),                             cg_maxpool2d(2, 2, 0),
       cg_flatten_layer(),                             cg_linear(576, 10, true),
   };
-  int n = (int)(sizeof layers / sizeof *layers);
-  for (int i = 0; i < n; i++)
-    if (!layers[i]) {
-      for (int j = 0; j < n; j++) cg_module_free(layers[j]);
-      return NULL;
-    }
-  return cg_sequential(layers, n);
+  return sequential_or_free(layers, (int)(sizeof layers / sizeof *layers));
 }
 
 /* Copy the rows idx of a (N, 784) uint8 image array into a float batch (B, 1, 28, 28),

@@ -232,20 +232,27 @@ static int heuristic_gemm(const gemm_shape *g, opt *out) {
   return n;
 }
 
-/* BEAM's starting points for a GEMM: the heuristic's tile with other column blocks (none,
- * 1 .. 16 panels) and other register tiles (4 rows; 6 rows x 4 vectors). */
-int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
-  uop *rng[UOP_MAX_DIMS];
-  int nr = 0, n = 0;
-  bool has_reduce = false;
+/* A kernel's output (loop and thread) ranges, ordered by axis; whether it reduces. */
+static int output_ranges(uop *sink, uop **rng, bool *has_reduce) {
+  int nr = 0;
   uopset seen = {0};
-  collect(sink, &seen, rng, &nr, &has_reduce);
+  collect(sink, &seen, rng, &nr, has_reduce);
   uopset_free(&seen);
   for (int i = 1; i < nr; i++)
     for (int j = i; j > 0 && rng[j]->arg.v[0] < rng[j - 1]->arg.v[0]; j--) {
       uop *t = rng[j];
       rng[j] = rng[j - 1], rng[j - 1] = t;
     }
+  return nr;
+}
+
+/* BEAM's starting points for a GEMM: the heuristic's tile with other column blocks (none,
+ * 1 .. 16 panels) and other register tiles (4 rows; 6 rows x 4 vectors). */
+int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
+  uop *rng[UOP_MAX_DIMS];
+  int n = 0;
+  bool has_reduce = false;
+  int nr = output_ranges(sink, rng, &has_reduce);
   gemm_shape g;
   if (!has_reduce || !gemm_match(sink, rng, nr, &g) || g.cols->src[0]->arg.i < 8) return 0;
   opt base[MAX_OPTS];
@@ -288,19 +295,12 @@ static int64_t tile_of(int64_t sz, int64_t cap, bool pow2) {
 int opt_heuristic(uop *sink, opt *out) {
   if (cfg_int("NOOPT", 0)) return 0;
   uop *rng[UOP_MAX_DIMS];
-  int nr = 0, n = 0;
+  int n = 0;
   bool has_reduce = false;
-  uopset seen = {0};
-  collect(sink, &seen, rng, &nr, &has_reduce);
-  uopset_free(&seen);
+  int nr = output_ranges(sink, rng, &has_reduce);
   if (nr == 0) return 0;
   int namx = has_reduce && tc_amx_ready() ? tc_amx_opts(sink, out) : 0; /* a bf16 GEMM on AMX tiles (tc.c) */
   if (namx) return namx;
-  for (int i = 1; i < nr; i++) /* ranges by axis */
-    for (int j = i; j > 0 && rng[j]->arg.v[0] < rng[j - 1]->arg.v[0]; j--) {
-      uop *t = rng[j];
-      rng[j] = rng[j - 1], rng[j - 1] = t;
-    }
   gemm_shape g;
   if (has_reduce && cfg_int("GEMM_OPTS", 1) && gemm_match(sink, rng, nr, &g) && g.cols->src[0]->arg.i >= 8) return heuristic_gemm(&g, out);
   uop *ix[256], *up[2];
