@@ -90,7 +90,7 @@ static double bcast_at(const slot *src, const int64_t *os, int nd, int64_t i) {
     int sd = d - (nd - src->ndim);
     if (sd >= 0 && src->shape[sd] != 1) off += c * sst[sd];
   }
-  return src->v[off];
+  return off < MAXE ? src->v[off] : NAN; /* past the modelled values: the slot is not exact then */
 }
 
 static void op_new(slot *s, input *in) {
@@ -276,7 +276,8 @@ static void op_permute(slot *out, const slot *a, input *in) {
   int64_t ost[4], ast[4], n = numel(s.shape, nd);
   strides(s.shape, nd, ost);
   strides(a->shape, nd, ast);
-  for (int64_t i = 0; i < n && i < MAXE; i++) {
+  if (n > MAXE) s.exact = false; /* only the first MAXE values are modelled: a permutation reads past them */
+  for (int64_t i = 0; s.exact && i < n; i++) {
     int64_t off = 0;
     for (int d = 0; d < nd; d++) off += ((i / ost[d]) % s.shape[d]) * ast[perm[d]];
     s.v[i] = a->v[off];
