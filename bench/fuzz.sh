@@ -4,6 +4,7 @@
 #
 #   bench/fuzz.sh [seconds per harness] [harness ...]
 #   FUZZ_RUNS=10000000 bench/fuzz.sh 0 safetensors    # a number of executions instead of a time
+#   FUZZ_SEED=1 FUZZ_RUNS=50000 bench/fuzz.sh 0 api     # the same executions every time (CI)
 #
 # Harnesses: safetensors npy idx cache_entry api (tests/fuzz/fuzz_<name>.c), onnx (the
 # decoder and importer: fuzz/fuzz_onnx.c) and onnx_run (the same, and every model that
@@ -73,7 +74,8 @@ for n in "${names[@]}"; do
       limit=(-max_total_time="$secs")
     fi
     set +e
-    env "${run_env[@]}" nice -n 19 "$out/fuzz_$n" "${limit[@]}" -print_final_stats=1 -max_len=$max_len -timeout=60 \
+    seedarg=(); [ -z "${FUZZ_SEED:-}" ] || seedarg=(-seed="$FUZZ_SEED")
+    env "${run_env[@]}" nice -n 19 "$out/fuzz_$n" "${limit[@]}" "${seedarg[@]}" -print_final_stats=1 -max_len=$max_len -timeout=60 \
       -rss_limit_mb=4096 -artifact_prefix="$out/crash-$n-" "$out/corpus/$n" >>"$log" 2>&1
     rc=$?
     set -e

@@ -18,7 +18,10 @@
 
 static void reduce_trips(uop *u, uopset *seen, int64_t *trips) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
-  if (u->op == OP_RANGE && u->arg.v[1] == RANGE_REDUCE) *trips *= u->src[0]->arg.i;
+  if (u->op == OP_RANGE && u->arg.v[1] == RANGE_REDUCE) { /* saturating: only compared with small bounds */
+    int64_t n = u->src[0]->arg.i;
+    *trips = n > 0 && *trips > INT64_MAX / n ? INT64_MAX : *trips * n;
+  }
   for (uint32_t i = 0; i < u->nsrc; i++) reduce_trips(u->src[i], seen, trips);
 }
 
