@@ -170,13 +170,7 @@ static void nested(void) {
 }
 
 int main(void) {
-  uint64_t seed = (uint64_t)time(NULL);
-  if (getenv("CG_TEST_SEED")) seed = strtoull(getenv("CG_TEST_SEED"), NULL, 10);
-  printf("seed %llu (CG_TEST_SEED to repeat)\n", (unsigned long long)seed);
-  uint64_t base = ref_rng;
-  ref_init(); /* it sets ref_rng from CG_TEST_SEED its own way: the same stream either way */
-  ref_rng = base ^ seed * 0x9E3779B97F4A7C15ull;
-  if (!ref_rng) ref_rng = 1;
+  ref_init_seeded();
   cg_scope_begin();
   conv_cases();
   transpose_cases();

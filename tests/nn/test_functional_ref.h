@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,6 +91,19 @@ REF_FN void ref_init(void) {
   if (!ref_spec) exit(1);
   const char *seed = getenv("CG_TEST_SEED");
   if (seed && *seed) ref_rng = strtoull(seed, NULL, 10) * 2654435761ull + 1;
+}
+
+/* ref_init with fresh inputs each run: a seed from the clock (or CG_TEST_SEED, which then
+ * replays that run's inputs), printed and returned. */
+REF_FN uint64_t ref_init_seeded(void) {
+  uint64_t seed = (uint64_t)time(NULL);
+  if (getenv("CG_TEST_SEED")) seed = strtoull(getenv("CG_TEST_SEED"), NULL, 10);
+  printf("seed %llu (CG_TEST_SEED to repeat)\n", (unsigned long long)seed);
+  uint64_t base = ref_rng;
+  ref_init(); /* it reads CG_TEST_SEED its own way: set the stream after it */
+  ref_rng = base ^ seed * 0x9E3779B97F4A7C15ull;
+  if (!ref_rng) ref_rng = 1;
+  return seed;
 }
 
 REF_FN ref_case_t *ref_cur(void) { return &ref_cases[ref_n - 1]; }

@@ -19,13 +19,7 @@
 #define KERNELS_STEP 68 /* forward, loss, gradients of 10 parameters, 4 running stats, 2 counters and Adam (moments inside the parameter updates), one realize (52 + 44 = 96 as two realizes before; 66 before beta^t became kernel variables: no 0-d kernels); 64 before the conv branch, which adds 7 weight layout copies (channels innermost: 4 forward, 3 input-gradient convs) and realizes a reduction read by two kernels once instead of recomputing it (3 fewer) */
 
 int main(void) {
-  uint64_t seed = (uint64_t)time(NULL);
-  if (getenv("CG_TEST_SEED")) seed = strtoull(getenv("CG_TEST_SEED"), NULL, 10);
-  printf("seed %llu (CG_TEST_SEED to repeat)\n", (unsigned long long)seed);
-  uint64_t base = ref_rng;
-  ref_init(); /* it sets ref_rng from CG_TEST_SEED its own way: the same stream either way */
-  ref_rng = base ^ seed * 0x9E3779B97F4A7C15ull;
-  if (!ref_rng) ref_rng = 1;
+  uint64_t seed = ref_init_seeded();
   cg_manual_seed(seed);
   cg_scope_begin();
   cg_module *layers[] = {
