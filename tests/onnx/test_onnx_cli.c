@@ -4,6 +4,7 @@
  * arguments and a broken model fail with a message. Skips where the test data or ONNX
  * support is missing. */
 #include <cgrad.h>
+#include "run_cli.h"
 #include "check.h"
 #include <math.h>
 #include <stdio.h>
@@ -13,14 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int run(const char *cmd, char *out, size_t n) {
-  FILE *p = popen(cmd, "r");
-  if (!p) return -1;
-  size_t len = fread(out, 1, n - 1, p);
-  out[len] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *cmd, char *out, size_t n) { return run_command(cmd, out, n); }
 
 int main(void) {
   const char *cs = "/usr/share/libonnx-testdata/data/node/test_conv_with_strides_and_asymmetric_padding";

@@ -5,6 +5,7 @@
  * sample; bad options and inputs give
  * clear errors. The default corpus (Debian's fortunes) is used when installed. */
 #include "check.h"
+#include "run_cli.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int run(const char *cmd, char *out, size_t n) {
-  FILE *p = popen(cmd, "r");
-  if (!p) return -1;
-  size_t len = fread(out, 1, n - 1, p);
-  out[len] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *cmd, char *out, size_t n) { return run_command(cmd, out, n); }
 
 /* The lines of s that start with prefix, concatenated. */
 static void lines(const char *s, const char *prefix, char *out, size_t n) {

@@ -4,6 +4,7 @@
  * -ldl -lz) and with CMake's find_package(cgrad), and run. The .pc file must follow the
  * prefix it was installed to. Skipped (with a note) when pkg-config or cmake is missing. */
 #include "check.h"
+#include "run_cli.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +17,7 @@ static char dir[] = "/tmp/cgrad-install-test-XXXXXX";
 static int sh(const char *cmd, char *out, size_t n) {
   char full[16384];
   snprintf(full, sizeof full, "( %s ) 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  if (!p) return -1;
-  size_t len = fread(out, 1, n - 1, p);
-  out[len] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return run_command(full, out, n);
 }
 
 static void write_text(const char *name, const char *text) {

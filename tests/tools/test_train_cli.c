@@ -7,6 +7,7 @@
  * temp files of a killed writer removed by the next save. Training runs are skipped (with
  * a note) when the dataset is not installed. */
 #include "check.h"
+#include "run_cli.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +22,7 @@ static char cgrad[4096], dir[] = "/tmp/cgrad-train-test-XXXXXX";
 static int run(const char *env, const char *args, char *out, size_t n) {
   char cmd[8192];
   snprintf(cmd, sizeof cmd, "cd '%s' && %s '%s' %s 2>&1", dir, env, cgrad, args);
-  FILE *p = popen(cmd, "r");
-  if (!p) return -1;
-  size_t len = fread(out, 1, n - 1, p);
-  out[len] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return run_command(cmd, out, n);
 }
 
 /* The "step N loss X" lines of a run, in order. */
