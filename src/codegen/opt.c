@@ -496,6 +496,7 @@ static uop *reduce_identity(int op, dtype d) {
   return uop_const_int(d, d.scalar == CG_INT64 ? INT64_MIN : d.scalar == CG_INT32 ? INT32_MIN : d.scalar == CG_INT16 ? INT16_MIN : INT8_MIN);
 }
 static uop *pad_gate(pad_ctx *c, uop *u) {
+  if (!u) return NULL; /* out of memory building it: the pass fails */
   if (u->op == OP_DEFINE_GLOBAL || u->op == OP_CONST || u->op == OP_RANGE || !dep_on(c, u)) return u;
   uop *r = uopset_get(&c->memo, u);
   if (r) return r;
@@ -535,6 +536,7 @@ static uop *padto(uop *sink, uop *r, int64_t m) {
   int64_t sarg[3] = {r->arg.v[0], RANGE_UPCAST, 97};
   c.stand_in = uop_new1(OP_RANGE, DT_I32, ci(np), arg_ints(sarg, 3));
   c.clamped = uop_where(uop_alu(OP_CMPLT, c.stand_in, ci(n)), c.stand_in, ci(n - 1));
+  if (!c.rp || !c.valid || !c.clamped) return NULL; /* out of memory: the pass fails */
   sink = pad_gate(&c, subst_range(sink, r, c.rp));
   uopset_free(&c.memo), uopset_free(&c.dep);
   return sink;
