@@ -3,8 +3,8 @@
  *   - convolutions with padding (forward) and their input gradients (transposed
  *     convolutions: the output gradient padded by k-1), of awkward sizes (1, 7, 13, 33,
  *     primes; kernels 1, 3, 5; padding 0-4; stride 1 and 2; dilation 1 and 2) against
- *     float64 references in plain C, with the heuristic's opts, with none (NOOPT=1) and with
- *     the bounds off (GATE_BOUNDS=0);
+ *     float64 references in plain C, with the heuristic's opts, with none (NOOPT=1), with
+ *     the bounds off (GATE_BOUNDS=0) and, for the small ones, on the interpreter;
  *   - that the bounds are there: the input gradient's kernel has reduce loops whose trip
  *     count is computed (not a constant), and none with GATE_BOUNDS=0;
  *   - padding is skipped, not multiplied: an infinite weight tap that only ever meets the
@@ -92,10 +92,14 @@ static void run_case(const conv_case *c) {
   double *ref_y = malloc(sizeof(double) * (size_t)ny), *ref_dx = malloc(sizeof(double) * (size_t)nx);
   ref_conv(c, x, w, ref_y);
   ref_input_grad(c, g, w, ref_dx);
-  static const char *const modes[3][2] = {{"NOOPT", "0"}, {"GATE_BOUNDS", "1"}, {"GATE_BOUNDS", "0"}};
-  for (int m = 0; m < 3; m++) {
+  /* the interpreter (DEVICE=INTERP, the reference backend: loops with computed trip
+   * counts) on the small cases */
+  static const char *const modes[4][2] = {{"NOOPT", "0"}, {"GATE_BOUNDS", "1"}, {"GATE_BOUNDS", "0"}, {"DEVICE", "INTERP"}};
+  bool small = c->n * c->cin * c->cout * c->h * c->w * c->k * c->k <= 200000;
+  for (int m = 0; m < (small ? 4 : 3); m++) {
     cg_set_config("NOOPT", m == 0 ? "1" : "0");
     cg_set_config("GATE_BOUNDS", m == 2 ? "0" : "1");
+    cg_set_config("DEVICE", m == 3 ? "INTERP" : "CPU");
     cg_scope_begin();
     cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){c->n, c->cin, c->h, c->w}, 4);
     cg_tensor *tw = cg_from_data(w, CG_FLOAT32, (int64_t[]){c->cout, c->cin, c->k, c->k}, 4);
@@ -116,6 +120,7 @@ static void run_case(const conv_case *c) {
   }
   cg_set_config("NOOPT", "0");
   cg_set_config("GATE_BOUNDS", "1");
+  cg_set_config("DEVICE", "CPU");
   free(x), free(w), free(g), free(got), free(ref_y), free(ref_dx);
 }
 
