@@ -6,7 +6,8 @@
  *     float64 references in plain C, with the heuristic's opts, with none (NOOPT=1), with
  *     the bounds off (GATE_BOUNDS=0) and, for the small ones, on the interpreter;
  *   - that the bounds are there: the input gradient's kernel has reduce loops whose trip
- *     count is computed (not a constant), and none with GATE_BOUNDS=0;
+ *     count is computed (not a constant), and none with GATE_BOUNDS=0; a padded input
+ *     flipped before a convolution (gates of step -1 in the tap) too, against float64;
  *   - padding is skipped, not multiplied: an infinite weight tap that only ever meets the
  *     padding leaves the result finite (PyTorch's convolutions skip padding too; the
  *     all-trip loop gave 0 * inf = NaN).
@@ -183,6 +184,38 @@ int main(void) {
     CHECK(on >= 2, "the input gradient's tap loops are bounded by its gates: %d bounded loops, expected 2 or more", on);
     CHECK(off == 0, "GATE_BOUNDS=0: %d bounded loops, expected none", off);
     free(g), free(w);
+    cg_scope_end();
+  }
+
+  /* gates of step -1 in the tap (a padded input flipped before the convolution: tap k
+   * reads padded position L-1-(o+k)), against float64, with bounds */
+  {
+    cg_scope_begin();
+    enum { N = 3, C = 16, CO = 32, W = 13, K = 3, P = 2 };
+    float *x = rand_buf(N * C * W), *w = rand_buf(CO * C * K);
+    cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){N, C, W}, 3), *tw = cg_from_data(w, CG_FLOAT32, (int64_t[]){CO, C, K}, 3);
+    cg_tensor *xp = cg_flip(cg_pad(tx, (int64_t[]){0, 0, 0, 0, P, P}, 0), (int[]){2}, 1);
+    cg_tensor *y = cg_conv1d(xp, tw, NULL, NULL, NULL, NULL, 1);
+    enum { L = W + 2 * P, O = L - K + 1 };
+    float got[N * CO * O];
+    int nb = y ? bounded_loops(y) : 0; /* before the read realizes it */
+    CHECK(y && cg_read(y, CG_FLOAT32, got, sizeof got) == CG_OK, "%s", cg_last_error());
+    int64_t bad = -1;
+    double want_bad = 0;
+    for (int n = 0; n < N && bad < 0; n++)
+      for (int co = 0; co < CO && bad < 0; co++)
+        for (int o = 0; o < O && bad < 0; o++) {
+          double want = 0;
+          for (int ci = 0; ci < C; ci++)
+            for (int k = 0; k < K; k++) {
+              int at = L - 1 - (o + k) - P; /* the flipped padded position, in x */
+              if (at >= 0 && at < W) want += (double)x[(n * C + ci) * W + at] * w[(co * C + ci) * K + k];
+            }
+          if (!(fabs(got[(n * CO + co) * O + o] - want) <= 1e-5 * (1 + C * K))) bad = (n * CO + co) * O + o, want_bad = want;
+        }
+    CHECK(bad < 0, "flipped padded input: element %lld is %g, float64 gives %g", (long long)bad, bad < 0 ? 0 : got[bad], want_bad);
+    CHECK(nb >= 1, "the flipped view's tap loop is bounded by its gates (step -1): %d bounded loops", nb);
+    free(x), free(w);
     cg_scope_end();
   }
 
