@@ -119,6 +119,15 @@ uop *lower_kernel(uop *ast);
  * unrolled copies (the others); no RANGE_UPCAST is left. */
 uop *expand_lanes(uop *sink, bool vectors);
 
+/* ---- loop bounds from gates (gate_bounds.c, used by linearize) -------------------------
+ * For the sums body[0..nb) (one set of reduce loops), reduce range r (inner: the reduce
+ * ranges whose loops open inside r's): when some scalar gate term is an affine comparison
+ * with step 1 in r and every body is zero where it is false (a padded view), the trips
+ * that can count, r = r' + *lo with 0 <= r' < *cnt (both computed outside r's loop), and
+ * the bodies with those terms made true. false: r keeps all its trips. GATE_BOUNDS=0
+ * turns it off. */
+bool gate_bounds(uop **body, int nb, uop *r, uop *const *inner, int ninner, uop **lo, uop **cnt);
+
 /* ---- the linear program (linearize.c) --------------------------------------------------- */
 /* Instructions in order; each is a UOp whose sources are earlier instructions, CONSTs,
  * DEFINE_GLOBALs or DEFINE_VARs (immediates, never listed). Blocks:
