@@ -383,6 +383,8 @@ int opt_heuristic(uop *sink, opt *out) {
       if (!k || tcr->src[i]->arg.v[0] > k->arg.v[0]) k = tcr->src[i];
     memmove(out + 1, out, sizeof *out * (size_t)n);
     out[0] = (opt){OPT_TC, (int16_t)k->arg.v[0], tcu}, n++;
+    int32_t block = tc_col_block(tcr, last, 16 * nvec); /* cache blocks of B's columns */
+    if (block) out[n++] = (opt){OPT_TILE, (int16_t)last->arg.v[0], block};
   }
   /* threads split the outermost output range that is left (after the upcasts) */
   for (int i = 0; i < nr; i++) {
