@@ -272,6 +272,25 @@ int32_t tc_col_block(uop *red, uop *cols, int64_t width) {
   return block < trips && block > 1 ? (int32_t)block : 0;
 }
 
+/* The GEMM heuristic's list (n opts in out, opt.c's heuristic_gemm: register tile, PADTO,
+ * TILE, THREAD) with TC in front when the kernel is a bf16 sum of products this CPU's unit
+ * runs along the tile's vector (the columns, cols; PADTO'd columns count as their padded
+ * size: the pad's lanes are masked at the store and read packed zeros or masked loads). */
+int tc_gemm_opts(uop *sink, uop *cols, opt *out, int n) {
+  uop *red = n < MAX_OPTS ? tc_find(sink) : NULL;
+  int unit = red ? tc_unit() : 0;
+  if (!unit || red->nsrc != 2) return n;
+  int64_t nc = cols->src[0]->arg.i, np = (nc + 15) / 16 * 16;
+  for (int i = 0; i < n; i++)
+    if (out[i].kind == OPT_PADTO && out[i].axis == cols->arg.v[0]) np = (nc + out[i].amount - 1) / out[i].amount * out[i].amount;
+  uop *lane = np != nc ? uop_new1(OP_RANGE, DT_I32, ci(np), cols->arg) : cols;
+  if (np != nc) red = subst_range(red, cols, lane);
+  if (!lane || !red || !tc_vector_fits(red, lane)) return n;
+  memmove(out + 1, out, sizeof *out * (size_t)n);
+  out[0] = (opt){OPT_TC, (int16_t)red->src[1]->arg.v[0], unit};
+  return n + 1;
+}
+
 bool tc_amx_ready(void) { return (rt_cpu_features() & RT_CPU_AMX_BF16) && rt_amx_enable(); }
 
 int tc_amx_opts(uop *sink, opt *out) {
