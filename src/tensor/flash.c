@@ -109,6 +109,12 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_scope_end();
     return NULL;
   }
+  /* q, k, v computed once (every block reads them) and saved for the backward */
+  cg_tensor *qkv[3] = {qc, kc, vc};
+  if (realize_keep(qkv, 3) != CG_OK) {
+    cg_scope_end();
+    return NULL;
+  }
   sh[nb] = L, sh[nb + 1] = 1;
   cg_tensor *m = cg_full(-INFINITY, cdt, sh, nb + 2), *l = cg_zeros(cdt, sh, nb + 2);
   sh[nb + 1] = Ev;
@@ -139,13 +145,14 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_tensor *fin[2] = {cg_cast(cg_div(o, where_eq(l, 0, 1)), dt),
                          cg_where(cg_eq(l, cg_scalar(0)), cg_scalar(INFINITY), cg_add(where_eq(m, -INFINITY, 0), cg_log(l)))};
     if (fin[0] && fin[1] && cg_realize_many(fin, 2) == CG_OK) {
-      /* CUSTOM(out, q, k, v, lse[, mask]) with params [scale bits, causal, block, mask kind] */
+      /* CUSTOM(out, q, k, v, lse, saved q, k, v[, mask]) with params [scale bits, causal,
+       * block, mask kind] */
       int64_t par[4];
       memcpy(&par[0], &scale, sizeof scale);
       par[1] = causal, par[2] = block, par[3] = mask_kind;
-      uop *srcs[5] = {qe->u, ke->u, ve->u, fin[1]->u, mask ? mask->u : NULL};
+      uop *srcs[8] = {qe->u, ke->u, ve->u, fin[1]->u, qc->u, kc->u, vc->u, mask ? mask->u : NULL};
       op_begin();
-      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 5 : 4, par, 4));
+      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 8 : 7, par, 4));
       cg_keep(res);
     }
   }
@@ -164,11 +171,12 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   int mask_kind = (int)custom_param(node, 3);
   cg_scope_begin();
   cg_tensor *q = wrap(node->src[1]), *k = wrap(node->src[2]), *v = wrap(node->src[3]), *lse = wrap(node->src[4]);
-  cg_tensor *mask = node->nsrc > 5 ? wrap(node->src[5]) : NULL, *out = wrap(node->src[0]);
+  cg_tensor *mask = node->nsrc > 8 ? wrap(node->src[8]) : NULL, *out = wrap(node->src[0]);
   cg_dtype cdt = cg_dtype_of(lse);
   int nd = cg_ndim(q);
   int64_t L = cg_shape(q)[nd - 2], S = cg_shape(k)[nd - 2];
-  cg_tensor *qc = cg_cast(q, cdt), *kc = cg_cast(k, cdt), *vc = cg_cast(v, cdt);
+  /* the forward's stored copies (computing q, k, v again would run the layers below) */
+  cg_tensor *qc = wrap(node->src[5]), *kc = wrap(node->src[6]), *vc = wrap(node->src[7]);
   cg_tensor *dO = cg_cast(wrap(g), cdt);
   int last = -1;
   cg_tensor *Dv = cg_sum(cg_mul(dO, cg_cast(out, cdt)), &last, 1, true);
@@ -213,4 +221,4 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_scope_end();
 }
 
-static const custom_kind FLASH = {"flash_attention", flash_backward};
+static const custom_kind FLASH = {"flash_attention", flash_backward, true};

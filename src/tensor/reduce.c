@@ -328,7 +328,7 @@ static void matmul_backward(uop *node, uop *g, uop **d) {
     d[2] = matmul_same_batch(swap_last2(a2), g2);
   } else d[2] = matmul_same_batch(swap_last2(a), g);
 }
-static const custom_kind MATMUL = {"matmul", matmul_backward};
+static const custom_kind MATMUL = {"matmul", matmul_backward, false};
 /* whether the custom backward covers a @ b: both at least 2-d, one float dtype, b's batch
  * dims none or a's (other products keep the derivative of their forward graph) */
 static bool matmul_custom_grad(const uop *a, const uop *b) {
