@@ -109,6 +109,12 @@ bool tc_amx_ready(void);
  * the same in every lane, the other contiguous along it. */
 bool tc_vector_fits(uop *red, uop *lane);
 int tc_amx_opts(uop *sink, opt *out);
+/* A TC GEMM's column block: the TILE amount on its vector axis cols (register tile `width`
+ * columns wide), or 0 for none. */
+int32_t tc_col_block(uop *red, uop *cols, int64_t width);
+/* The GEMM heuristic's n opts in out with TC put in front where the kernel is a bf16 sum
+ * of products the unit runs along the columns cols; returns the new count. */
+int tc_gemm_opts(uop *sink, uop *cols, opt *out, int n);
 /* TC on reduce range r (opt_apply's case): NULL + error when nothing there is bf16. */
 uop *tc_apply(uop *sink, uop *r, int unit);
 
