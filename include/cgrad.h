@@ -648,8 +648,9 @@ cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
  * are), or the default device (cg_set_device, else the DEVICE knob) for tensors that read
  * none. An op whose operands are on two
  * devices is refused with a message naming both; the scheduler never puts two devices in
- * one kernel. Instances share the one thread pool (kernels of one realize run one after
- * another). */
+ * one kernel. Each CPU instance owns its thread pool (CG_THREADS split evenly over
+ * CG_DEVICES instances), so replicas driven by one host thread per device compute at the
+ * same time; the kernels of one realize run one after another. */
 /* The canonical name of a device ("cpu:1" -> "CPU:1", "CPU:0" -> "CPU"), making an
  * instance if needed; NULL + an error naming the devices there are. */
 const char *cg_device(const char *name);
