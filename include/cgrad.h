@@ -371,6 +371,15 @@ cg_tensor *cg_avg_pool2d(cg_tensor *x, const int64_t *kernel, const int64_t *str
  * normalizes with the running stats. */
 cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *running_var, cg_tensor *weight, cg_tensor *bias,
                          bool training, double momentum, double eps);
+/* cg_batch_norm whose training statistics are those of every rank's batch together
+ * (torch's SyncBatchNorm; collectives over MPI, see "distributed" below): N ranks with
+ * batch B train as one process with batch N*B. Realizes x, then allreduces the
+ * per-channel sums in the forward (two passes: mean, then squared deviations) and the
+ * per-channel sums of g and g*xhat in the backward; so every rank must run it in the same
+ * order. Its weight and bias gradients are this rank's share (average them over ranks
+ * with the other gradients). Evaluation mode is cg_batch_norm's. float32/float64. */
+cg_tensor *cg_sync_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *running_var, cg_tensor *weight, cg_tensor *bias,
+                              bool training, double momentum, double eps);
 /* Normalize over the last n dims, which must equal normalized_shape; weight and bias have
  * that shape or are NULL. rms_norm: x / sqrt(mean(x^2) + eps) * weight. */
 cg_tensor *cg_layer_norm(cg_tensor *x, const int64_t *normalized_shape, int n, cg_tensor *weight, cg_tensor *bias, double eps);
@@ -458,6 +467,9 @@ cg_module *cg_conv_transpose2d_layer(int64_t in, int64_t out, int64_t kernel, in
  * any (N, C, ...) input. */
 cg_module *cg_batchnorm(int64_t channels, double eps, double momentum);
 cg_module *cg_batchnorm2d(int64_t channels);
+/* Switch every BatchNorm in m (and its children) to cg_sync_batch_norm (on) or back;
+ * returns how many were switched. */
+int cg_module_sync_batchnorm(cg_module *m, bool on);
 cg_module *cg_layernorm(const int64_t *normalized_shape, int n, double eps, bool affine);
 cg_module *cg_rmsnorm(const int64_t *normalized_shape, int n, double eps);
 cg_module *cg_groupnorm(int64_t groups, int64_t channels, double eps, bool affine);

@@ -70,12 +70,12 @@ static int usage_train(FILE *f) {
              "  --steps N        optimizer steps in all, 1 to %d (default 600)\n"
              "  --batch B        examples per step, 1 to the training set's size (default 512); with\n"
              "                   --distributed, per rank: a step's global batch is B times the ranks\n"
-             "  --model M        cnn (default: the CNN above) or mlp (Linear 784-128, ReLU, Linear 128-10:\n"
-             "                   no BatchNorm, so a distributed run matches a one-process run)\n"
+             "  --model M        cnn (default: the CNN above) or mlp (Linear 784-128, ReLU, Linear 128-10)\n"
              "  --distributed    data-parallel over MPI (run under mpirun -np N; needs -DCG_MPI=ON): every\n"
              "                   rank starts from rank 0's weights and takes its B examples of each global\n"
              "                   batch; gradients are averaged (allreduce in buckets); rank 0 prints,\n"
-             "                   evaluates and writes the checkpoint. BatchNorm statistics stay per rank.\n"
+             "                   evaluates and writes the checkpoint. BatchNorm is synchronized (its batch\n"
+             "                   statistics are the global batch's), so N ranks x B train as 1 x N*B.\n"
              "                   A rank that dies or hangs makes the others exit within CG_DIST_TIMEOUT_S\n"
              "  --seed S         seed for initialization and shuffling, 0 to 2^64-1 (default 42)\n"
              "  --lr LR          Adam learning rate (the peak of a schedule), > 0 (default 0.002)\n"
@@ -380,6 +380,7 @@ static int train(train_opts o) {
     fprintf(stderr, "cgrad train: building the model: %s\n", cg_last_error());
     goto out;
   }
+  if (o.distributed) cg_module_sync_batchnorm(model, true);
   cg_tensor *params[64], *state[64];
   const char *names[64];
   int np = cg_module_parameters(model, params, 64), ns = cg_module_state(model, names, state, 64);
