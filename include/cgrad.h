@@ -783,7 +783,9 @@ void cg_dist_finalize(void);
  * filled into a buffer on the host). Var and constant inputs are keyed apart from buffer
  * inputs of the same shape. A var fn reads without it being an input (an optimizer's
  * learning rate) is read at its current value by every replay; cg_variable_set inside fn
- * is not replayed (the optimizer's own step-count updates are).
+ * is not replayed (the optimizer's own step-count updates are). Collectives inside fn
+ * (cg_dist_allreduce, and so cg_sync_batch_norm) are recorded among the launches and
+ * repeated by each replay on its buffers: a data-parallel step replays whole.
  * Outputs are realized tensors in the caller's scope; after a replay they view the same
  * buffers as the captured call's, so the next call overwrites them (copy to keep).
  * Refused with a message: a JIT called from inside a JIT function; a function that writes

@@ -187,14 +187,18 @@ static cg_status train_step(cg_tensor *const *in, int n_in, cg_tensor **out, int
   return st;
 }
 
-/* The data-parallel step (--distributed), eager: forward and backward on this rank's part
- * of the batch, one realize for the loss, gradients and statistics, then the gradients
- * (and the loss, for printing) averaged over the ranks in buckets, then the optimizer step
- * on every rank alike. What overlaps: each bucket's allreduce starts when it is packed, so
- * packing, unpacking and the transfers of other buckets overlap; the backward itself is one
- * fused realize, so the communication cannot start inside it. */
-static cg_status dist_step(step_ctx *c, cg_tensor *x, cg_tensor *y, double *loss_out) {
-  cg_tensor *loss = cg_cross_entropy(cg_module_forward(c->model, x), y, 0.0);
+/* The data-parallel step (--distributed) as a function of (images, labels) -> loss, run
+ * through a cg_jit like the one-process step: forward and backward on this rank's part of
+ * the batch (synchronized BatchNorms allreduce their statistics inside), one realize for
+ * the loss, gradients and statistics, the gradients (and the loss, for printing) averaged
+ * over the ranks in buckets, then the optimizer step on every rank alike. The capture
+ * records the collectives among the kernels (engine/capture.h), so a replay repeats them
+ * with the replay's buffers. What overlaps: each bucket's allreduce starts when it is
+ * packed, so packing, unpacking and the transfers of other buckets overlap. */
+static cg_status dist_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  step_ctx *c = user;
+  (void)n_in, (void)n_out;
+  cg_tensor *loss = cg_cross_entropy(cg_module_forward(c->model, in[0]), in[1], 0.0);
   cg_status st = loss ? cg_backward(loss) : cg_last_status();
   cg_tensor *run[128], *grads[64];
   int nr = 0, ng = 0;
@@ -207,9 +211,9 @@ static cg_status dist_step(step_ctx *c, cg_tensor *x, cg_tensor *y, double *loss
   }
   if (st == CG_OK) st = cg_dist_allreduce(grads, ng, CG_DIST_MEAN, 0);
   if (st == CG_OK) st = cg_dist_allreduce(&loss, 1, CG_DIST_MEAN, 0);
-  if (st == CG_OK) *loss_out = cg_item(loss);
   if (st == CG_OK) st = cg_optimizer_step(c->opt);
   cg_optimizer_zero_grad(c->opt);
+  out[0] = loss;
   return st;
 }
 
@@ -482,12 +486,8 @@ static int train(train_opts o) {
       if (o.distributed) cg_dist_abort(1);
       goto out;
     }
-    cg_status st;
-    if (o.distributed) st = tx && ty ? dist_step(&sc, tx, ty, &last_loss) : cg_last_status();
-    else {
-      if (!step_jit) step_jit = cg_jit_new(train_step, 1, &sc);
-      st = tx && ty && step_jit ? cg_jit_call(step_jit, in, 2, &loss) : cg_last_status();
-    }
+    if (!step_jit) step_jit = cg_jit_new(o.distributed ? dist_step : train_step, 1, &sc);
+    cg_status st = tx && ty && step_jit ? cg_jit_call(step_jit, in, 2, &loss) : cg_last_status();
     if (st != CG_OK) {
       char who[32] = "";
       if (o.distributed) snprintf(who, sizeof who, "rank %d: ", rank);
@@ -496,7 +496,7 @@ static int train(train_opts o) {
       if (o.distributed) cg_dist_abort(1); /* the others would wait for this rank */
       goto out;
     }
-    if (!o.distributed) last_loss = cg_item(loss);
+    last_loss = cg_item(loss);
     cg_scope_end();
     double t = now();
     if (step == start + 1) t_first = t - t_start, t_first_end = t;

@@ -14,6 +14,7 @@
 #include "tensor/tensor.h"
 #include "core/config.h"
 #include "runtime/alloc.h"
+#include "engine/capture.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -146,21 +147,17 @@ static bool prepare(const char *who, cg_tensor *const *ts, int n, dtype *dt) {
   return all_buffers || cg_realize_many(ts, n) == CG_OK;
 }
 
-cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t bucket_bytes) {
-  dtype dt;
-  if (op != CG_DIST_SUM && op != CG_DIST_MAX && op != CG_DIST_MEAN) return cg_fail(CG_ERR_INVALID, "dist_allreduce: unknown op %d", (int)op);
-  if (!prepare("dist_allreduce", ts, n, &dt)) return cg_last_status();
-  if (!n || dist_size == 1) return CG_OK;
 #ifdef CG_HAVE_MPI
-  /* Buckets hold whole tensors, in order. A tensor of bucket_bytes or more (or the only
-   * one) is its own bucket, reduced in place in its buffer; smaller ones are packed into a
-   * host buffer until a bucket is full. Each bucket's reduction starts as soon as it is
-   * formed; buckets are then waited for in order and unpacked while later ones are still
-   * in flight. */
+/* The allreduce of n host arrays (ptrs[i]: cnt[i] elements of dt), in buckets. Buckets
+ * hold whole arrays, in order. An array of bucket_bytes or more (or the only one) is its
+ * own bucket, reduced in place; smaller ones are packed into a host buffer until a bucket
+ * is full. Each bucket's reduction starts as soon as it is formed; buckets are then waited
+ * for in order and unpacked while later ones are still in flight. */
+static cg_status allreduce_ptrs(void *const *ptrs, const int64_t *cnts, int n, dtype dt, cg_dist_op op, size_t bucket_bytes) {
   typedef struct { int t0, t1; size_t off, cnt; void *inplace; } bucket;
   size_t esz = (size_t)dt_scalar_size(dt), total = 0;
   if (!bucket_bytes) bucket_bytes = (size_t)4 << 20;
-  for (int i = 0; i < n; i++) total += (size_t)cg_numel(ts[i]);
+  for (int i = 0; i < n; i++) total += (size_t)cnts[i];
   char *flat = cg_malloc(total ? total * esz : 1);
   MPI_Request *reqs = cg_malloc(sizeof(MPI_Request) * (size_t)n);
   bucket *bk = cg_malloc(sizeof(bucket) * (size_t)n);
@@ -175,12 +172,8 @@ cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t b
   size_t at = 0; /* elements packed into flat */
   bucket cur = {0, 0, 0, 0, NULL};
   for (int i = 0; i < n && st == CG_OK; i++) {
-    size_t cnt = (size_t)cg_numel(ts[i]);
-    char *p = host_ptr("dist_allreduce", ts[i]);
-    if (!p) {
-      st = cg_last_status();
-      break;
-    }
+    size_t cnt = (size_t)cnts[i];
+    char *p = ptrs[i];
     bool alone = cur.t1 == cur.t0 && (cnt * esz >= bucket_bytes || n == 1);
     if (alone) cur = (bucket){i, i + 1, 0, cnt, p};
     else {
@@ -212,8 +205,8 @@ cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t b
     }
     if (bk[b].inplace) continue;
     for (int i = bk[b].t0; i < bk[b].t1; i++) {
-      size_t cnt = (size_t)cg_numel(ts[i]);
-      if (cnt) memcpy(host_ptr("dist_allreduce", ts[i]), buf, cnt * esz);
+      size_t cnt = (size_t)cnts[i];
+      if (cnt) memcpy(ptrs[i], buf, cnt * esz);
       buf += cnt * esz;
     }
   }
@@ -221,6 +214,49 @@ cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t b
    * collectives), writing into flat: it is left allocated; the caller ends the job. */
   if (st == CG_OK) free(flat);
   free(reqs), free(bk);
+  return st;
+}
+
+/* A JIT capture's record of an allreduce (engine/capture.h): the same call on the
+ * replay's buffers. The element counts follow the header. */
+typedef struct {
+  dtype dt;
+  cg_dist_op op;
+  size_t bucket_bytes;
+  int n;
+  int64_t cnt[];
+} allreduce_rec;
+
+static cg_status allreduce_replay(const void *ctx, void *const *ptrs, int nbufs) {
+  const allreduce_rec *r = ctx;
+  if (nbufs != r->n) return cg_fail(CG_ERR_RUNTIME, "dist_allreduce (JIT replay): %d buffers for %d tensors", nbufs, r->n);
+  return dist_size == 1 ? CG_OK : allreduce_ptrs(ptrs, r->cnt, r->n, r->dt, r->op, r->bucket_bytes);
+}
+#endif
+
+cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t bucket_bytes) {
+  dtype dt;
+  if (op != CG_DIST_SUM && op != CG_DIST_MAX && op != CG_DIST_MEAN) return cg_fail(CG_ERR_INVALID, "dist_allreduce: unknown op %d", (int)op);
+  if (!prepare("dist_allreduce", ts, n, &dt)) return cg_last_status();
+  if (!n) return CG_OK;
+#ifdef CG_HAVE_MPI
+  bool rec = capture_active(); /* a JIT replay repeats the collective */
+  if (dist_size == 1 && !rec) return CG_OK;
+  void **ptrs = cg_malloc(sizeof(void *) * (size_t)n);
+  uop **bufs = cg_malloc(sizeof(uop *) * (size_t)n);
+  allreduce_rec *r = cg_calloc(1, sizeof *r + sizeof(int64_t) * (size_t)n); /* zeroed: captures compare records bytewise */
+  cg_status st = ptrs && bufs && r ? CG_OK : CG_ERR_NOMEM;
+  for (int i = 0; i < n && st == CG_OK; i++) {
+    if (!(ptrs[i] = host_ptr("dist_allreduce", ts[i]))) st = cg_last_status();
+    bufs[i] = ts[i]->u->op == OP_RESHAPE ? ts[i]->u->src[0] : ts[i]->u;
+    r->cnt[i] = cg_numel(ts[i]);
+  }
+  if (st == CG_OK && dist_size > 1) st = allreduce_ptrs(ptrs, r->cnt, n, dt, op, bucket_bytes);
+  if (st == CG_OK && rec) {
+    r->dt = dt, r->op = op, r->bucket_bytes = bucket_bytes, r->n = n;
+    capture_host(allreduce_replay, r, sizeof *r + sizeof(int64_t) * (size_t)n, bufs, n);
+  }
+  free(ptrs), free(bufs), free(r);
   return st;
 #else
   return CG_OK;

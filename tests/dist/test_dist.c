@@ -32,6 +32,41 @@ static cg_tensor *input(uint64_t seed, int r, int64_t rows, int64_t cols, float 
   return cg_from_data(host, CG_FLOAT32, (int64_t[]){rows, cols}, 2);
 }
 
+/* A JIT function with a collective between two realizes: y = 2x realized, allreduced
+ * (sum), out = y + 1. Its replays must repeat the allreduce on the replay's buffers. */
+static cg_status jit_fn(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  (void)n_in, (void)n_out, (void)user;
+  cg_tensor *y = cg_contiguous(cg_mul(in[0], cg_scalar(2)));
+  cg_status st = y ? cg_realize(y) : cg_last_status();
+  if (st == CG_OK) st = cg_dist_allreduce(&y, 1, CG_DIST_SUM, 0);
+  out[0] = st == CG_OK ? cg_add(y, cg_scalar(1)) : NULL;
+  return out[0] ? CG_OK : cg_last_status();
+}
+
+static void worker_jit(uint64_t seed) {
+  int rank = cg_dist_rank(), size = cg_dist_size();
+  enum { R = 16, C = 9 };
+  static float h[R * C], got[R * C];
+  cg_jit *j = cg_jit_new(jit_fn, 1, NULL);
+  bool ok = j != NULL;
+  for (int call = 0; call < 5 && ok; call++) { /* eager, capture, then replays */
+    cg_scope_begin();
+    cg_tensor *x = input(seed + 100 + (uint64_t)call, rank, R, C, h), *o = NULL;
+    ok = cg_jit_call(j, &x, 1, &o) == CG_OK && cg_read(o, CG_FLOAT32, got, sizeof got) == CG_OK;
+    for (int64_t i = 0; ok && i < R * C; i++) {
+      double ref = 1;
+      for (int r = 0; r < size; r++) ref += 2.0 * val(seed + 100 + (uint64_t)call, r, i);
+      ok = fabs(got[i] - ref) <= 1e-5 * (1 + fabs(ref));
+    }
+    CHECK(ok, "JIT call %d with an allreduce inside: %s", call + 1, cg_last_error());
+    cg_scope_end();
+  }
+  cg_jit_info info = cg_jit_stats(j);
+  CHECK(info.replays == 3 && info.captures == 1, "the JIT replayed the step with its collective (%lld captures, %lld replays)",
+        (long long)info.captures, (long long)info.replays);
+  cg_jit_free(j);
+}
+
 static int worker_collectives(uint64_t seed) {
   int rank = cg_dist_rank(), size = cg_dist_size();
   enum { R = 64, C = 33 }; /* odd sizes: buckets split tensors mid-way */
@@ -105,6 +140,7 @@ static int worker_collectives(uint64_t seed) {
   }
   cg_tensor *bad = cg_from_data(x, CG_FLOAT32, (int64_t[]){3, 5}, 2);
   CHECK(size == 1 || (!cg_dist_alltoall(bad, 0) && strstr(cg_last_error(), "not divisible")), "bad all-to-all axis: %s", cg_last_error());
+  worker_jit(seed);
   CHECK(cg_dist_barrier() == CG_OK, "barrier");
   printf("rank %d: %d passed, %d failed\n", rank, t_pass, t_fail);
   return t_fail ? 1 : 0;
