@@ -752,6 +752,16 @@ int cg_dist_size(void);
  * that size or more is reduced in place in its buffer; each bucket's reduction starts as
  * soon as it is formed, so packing and unpacking overlap the transfers of other buckets. */
 cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t bucket_bytes);
+/* Realize ts[0..n) and also[0..nalso) in one realize, and reduce ts in place across ranks
+ * as cg_dist_allreduce does, overlapped with that realize (as PyTorch's DDP overlaps the
+ * gradients' allreduce with the backward): each tensor joins a bucket as soon as the
+ * kernels that compute it have run, and a full bucket's reduction starts while the rest
+ * of the realize runs. Buckets are formed in the order the tensors are completed, so
+ * bucket_bytes (0: 4 MB) should be a fraction of the total for the overlap to help. */
+cg_status cg_dist_realize_allreduce(cg_tensor *const *ts, int n, cg_tensor *const *also, int nalso, cg_dist_op op, size_t bucket_bytes);
+/* Buckets cg_dist_realize_allreduce started since the process began, and how many of them
+ * started while kernels of their realize were still to run (the overlap). */
+void cg_dist_stats(int64_t *buckets, int64_t *early);
 /* Rank root's values into every rank's tensors (same shapes and dtypes everywhere). */
 cg_status cg_dist_broadcast(cg_tensor *const *ts, int n, int root);
 /* All-to-all along axis: t's slice j (of size shape[axis]/size) goes to rank j; the result

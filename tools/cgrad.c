@@ -160,6 +160,8 @@ typedef struct {
   cg_optimizer *opt;
   cg_tensor **params, **state;
   int np, ns;
+  size_t bucket_bytes; /* --distributed: the gradients' allreduce buckets */
+  bool overlap;        /* --distributed: allreduce overlapped with the backward */
 } step_ctx;
 
 static cg_status train_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
@@ -193,8 +195,9 @@ static cg_status train_step(cg_tensor *const *in, int n_in, cg_tensor **out, int
  * the loss, gradients and statistics, the gradients (and the loss, for printing) averaged
  * over the ranks in buckets, then the optimizer step on every rank alike. The capture
  * records the collectives among the kernels (engine/capture.h), so a replay repeats them
- * with the replay's buffers. What overlaps: each bucket's allreduce starts when it is
- * packed, so packing, unpacking and the transfers of other buckets overlap. */
+ * with the replay's buffers. The allreduce overlaps the backward (CG_DIST_OVERLAP=0: after
+ * it): a bucket of gradients (CG_DIST_BUCKET_KB; default a quarter of all, at least
+ * 16 KB) starts as soon as the kernels computing them have run. */
 static cg_status dist_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
   step_ctx *c = user;
   (void)n_in, (void)n_out;
@@ -204,12 +207,16 @@ static cg_status dist_step(cg_tensor *const *in, int n_in, cg_tensor **out, int 
   int nr = 0, ng = 0;
   if (st == CG_OK) {
     run[nr++] = loss;
-    for (int i = 0; i < c->np && nr < 128; i++)
-      if (cg_grad(c->params[i])) run[nr++] = grads[ng++] = cg_grad(c->params[i]);
+    for (int i = 0; i < c->np && ng < 64; i++)
+      if (cg_grad(c->params[i])) grads[ng++] = cg_grad(c->params[i]);
     for (int i = 0; i < c->ns && nr < 128; i++) run[nr++] = c->state[i];
-    st = cg_realize_many(run, nr);
+    if (c->overlap) st = cg_dist_realize_allreduce(grads, ng, run, nr, CG_DIST_MEAN, c->bucket_bytes);
+    else {
+      for (int i = 0; i < ng && nr < 128; i++) run[nr++] = grads[i];
+      st = cg_realize_many(run, nr);
+      if (st == CG_OK) st = cg_dist_allreduce(grads, ng, CG_DIST_MEAN, c->bucket_bytes);
+    }
   }
-  if (st == CG_OK) st = cg_dist_allreduce(grads, ng, CG_DIST_MEAN, 0);
   if (st == CG_OK) st = cg_dist_allreduce(&loss, 1, CG_DIST_MEAN, 0);
   if (st == CG_OK) st = cg_optimizer_step(c->opt);
   cg_optimizer_zero_grad(c->opt);
@@ -389,7 +396,13 @@ static int train(train_opts o) {
   const char *names[64];
   int np = cg_module_parameters(model, params, 64), ns = cg_module_state(model, names, state, 64);
   opt = cg_adam(params, np, o.lr, 0.9, 0.999, 1e-8, 0);
-  step_ctx sc = {model, opt, params, state, np, ns};
+  step_ctx sc = {model, opt, params, state, np, ns, 0, !cg_get_config("CG_DIST_OVERLAP") || atoi(cg_get_config("CG_DIST_OVERLAP")) != 0};
+  if (o.distributed) {
+    int64_t nparam = 0;
+    for (int i = 0; i < np; i++) nparam += cg_numel(params[i]);
+    long kb = cg_get_config("CG_DIST_BUCKET_KB") ? atol(cg_get_config("CG_DIST_BUCKET_KB")) : 0;
+    sc.bucket_bytes = kb > 0 ? (size_t)kb << 10 : (size_t)nparam * 4 / 4 > (16 << 10) ? (size_t)nparam * 4 / 4 : (16 << 10);
+  }
   ckpt ck;
   if (!opt || !ckpt_init(&ck, model, opt)) {
     fprintf(stderr, "cgrad train: %s\n", cg_last_error());
@@ -453,8 +466,9 @@ static int train(train_opts o) {
   if (lead && o.distributed) {
     int64_t nparam = 0; /* what each step allreduces: the gradients, float32 */
     for (int i = 0; i < np; i++) nparam += cg_numel(params[i]);
-    fprintf(stderr, "cgrad train: data-parallel over %d rank%s, %" PRId64 " examples each per step; %" PRId64 " gradient values (%.2f MB) allreduced per step\n",
-            world, world == 1 ? "" : "s", o.batch, nparam, 4e-6 * (double)nparam);
+    fprintf(stderr, "cgrad train: data-parallel over %d rank%s, %" PRId64 " examples each per step; %" PRId64 " gradient values (%.2f MB) allreduced per step "
+                    "in buckets of %zu KB, %s the backward\n",
+            world, world == 1 ? "" : "s", o.batch, nparam, 4e-6 * (double)nparam, sc.bucket_bytes >> 10, sc.overlap ? "overlapped with" : "after");
   }
   if (lead && o.resume) fprintf(stderr, "cgrad train: resuming at step %" PRId64 " from %s\n", start + 1, o.resume);
   bool tty = isatty(2);

@@ -1,5 +1,6 @@
 /* Capture and replay (see capture.h). */
 #include "capture.h"
+#include "realize.h"
 #include "core/config.h"
 #include "runtime/buffer.h"
 #include "runtime/var.h"
@@ -391,6 +392,7 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
       ptrs[k] = b.kind == B_INPUT ? in[b.at] : b.kind == B_SLAB ? (char *)slab + b.at : (void *)(intptr_t)b.at;
     }
     st = l->dev->launch(l->p, ptrs, vals, l->global);
+    realize_progress();
   }
   if (st == CG_OK) st = r->dev ? r->dev->synchronize() : CG_OK;
   if (vals != vsmall) free(vals);
