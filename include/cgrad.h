@@ -759,9 +759,11 @@ cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t b
  * of the realize runs. Buckets are formed in the order the tensors are completed, so
  * bucket_bytes (0: 4 MB) should be a fraction of the total for the overlap to help. */
 cg_status cg_dist_realize_allreduce(cg_tensor *const *ts, int n, cg_tensor *const *also, int nalso, cg_dist_op op, size_t bucket_bytes);
-/* Buckets cg_dist_realize_allreduce started since the process began, and how many of them
- * started while kernels of their realize were still to run (the overlap). */
-void cg_dist_stats(int64_t *buckets, int64_t *early);
+/* Since the process began: buckets cg_dist_realize_allreduce started (eagerly or while a
+ * JIT captured), how many of them while kernels of their realize were still to run (the
+ * overlap), and the seconds this rank spent waiting for collectives to finish (replays
+ * too). Any pointer may be NULL. */
+void cg_dist_stats(int64_t *buckets, int64_t *early, double *wait_seconds);
 /* Rank root's values into every rank's tensors (same shapes and dtypes everywhere). */
 cg_status cg_dist_broadcast(cg_tensor *const *ts, int n, int root);
 /* All-to-all along axis: t's slice j (of size shape[axis]/size) goes to rank j; the result

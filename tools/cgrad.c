@@ -472,7 +472,7 @@ static int train(train_opts o) {
   }
   if (lead && o.resume) fprintf(stderr, "cgrad train: resuming at step %" PRId64 " from %s\n", start + 1, o.resume);
   bool tty = isatty(2);
-  double t_first = 0, t_first_end = 0, t_warm = 0, t_loop = now(), last_loss = NAN;
+  double t_first = 0, t_first_end = 0, t_warm = 0, t_loop = now(), last_loss = NAN, wait_first = 0;
   int64_t nrun = o.steps - start, warm_at = start + (nrun > WARM_STEPS ? WARM_STEPS : nrun);
   long rss_warm = -1;
   int64_t rss_step = start + (nrun < 10 ? 1 : nrun / 10 < 50 ? nrun / 10 : 50);
@@ -513,7 +513,7 @@ static int train(train_opts o) {
     last_loss = cg_item(loss);
     cg_scope_end();
     double t = now();
-    if (step == start + 1) t_first = t - t_start, t_first_end = t;
+    if (step == start + 1) t_first = t - t_start, t_first_end = t, cg_dist_stats(NULL, NULL, &wait_first);
     if (step == warm_at) t_warm = t;
     if (step == rss_step) rss_warm = rss_kb();
     if (!isfinite(last_loss)) {
@@ -554,6 +554,12 @@ static int train(train_opts o) {
   printf("\n");
   if (!ckpt_save(&ck, o.out, o.steps, &o)) goto out;
   printf("checkpoint: %s (%d tensors: model, optimizer state and position; --resume continues from it)\n", o.out, ck.nfixed + 4);
+  if (o.distributed && nrun > 1) {
+    double waited;
+    cg_dist_stats(NULL, NULL, &waited);
+    printf("collectives: rank 0 waited %.1f ms per step for them (allreduce %s the backward)\n", 1e3 * (waited - wait_first) / (double)(nrun - 1),
+           sc.overlap ? "overlapped with" : "after");
+  }
   printf("resident memory while training: %.1f MB after warm-up (step %" PRId64 "), %.1f MB after the last step (%+.2f%%)\n", rss_warm / 1024.0,
          rss_step, rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
   fflush(stdout);

@@ -92,7 +92,15 @@ static double now_s(void) {
  * first CG_DIST_SPIN_US (default 200 us: a small message's whole round trip, which a sleep
  * would stretch to the timer's slack), then sleeps between polls, up to 1 ms, keeping a
  * waiting rank off the cores the others compute on. */
+static double waited; /* seconds spent in wait_reqs (cg_dist_stats) */
+static cg_status wait_reqs_(MPI_Request *reqs, int n, const char *what);
 static cg_status wait_reqs(MPI_Request *reqs, int n, const char *what) {
+  double t0 = now_s();
+  cg_status st = wait_reqs_(reqs, n, what);
+  waited += now_s() - t0;
+  return st;
+}
+static cg_status wait_reqs_(MPI_Request *reqs, int n, const char *what) {
   double t0 = now_s(), spin = 1e-6 * (double)cfg_int("CG_DIST_SPIN_US", 200);
   long timeout = cfg_int("CG_DIST_TIMEOUT_S", 120);
   long sleep_ns = 2000;
@@ -525,13 +533,15 @@ static void on_ready(void *ctx, int out, uop *buf, int left) {
 }
 #endif
 
-void cg_dist_stats(int64_t *buckets, int64_t *early) {
+void cg_dist_stats(int64_t *buckets, int64_t *early, double *wait_seconds) {
 #ifdef CG_HAVE_MPI
   if (buckets) *buckets = stat_buckets;
   if (early) *early = stat_early;
+  if (wait_seconds) *wait_seconds = waited;
 #else
   if (buckets) *buckets = 0;
   if (early) *early = 0;
+  if (wait_seconds) *wait_seconds = 0;
 #endif
 }
 

@@ -83,12 +83,12 @@ static void check_overlap(uint64_t seed, cg_tensor **out, const char *what) {
 static void worker_overlap(uint64_t seed) {
   static float h[OR * OC];
   int64_t b0, e0, b1, e1;
-  cg_dist_stats(&b0, &e0);
+  cg_dist_stats(&b0, &e0, NULL);
   cg_scope_begin();
   cg_tensor *x = input(seed + 200, cg_dist_rank(), OR, OC, h), *out[ON + 1];
   CHECK(overlap_fn(&x, 1, out, ON + 1, NULL) == CG_OK, "realize_allreduce: %s", cg_last_error());
   check_overlap(seed + 200, out, "realize_allreduce");
-  cg_dist_stats(&b1, &e1);
+  cg_dist_stats(&b1, &e1, NULL);
   /* 160-byte tensors in 256-byte buckets: 3 buckets, 2 of them formed while kernels ran */
   CHECK(b1 - b0 == 3 && e1 - e0 >= 2, "buckets %lld, started during the realize %lld", (long long)(b1 - b0), (long long)(e1 - e0));
   cg_scope_end();
