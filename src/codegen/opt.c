@@ -321,6 +321,10 @@ int opt_heuristic(uop *sink, opt *out) {
   for (int t = 0; t < 3 && !first && (!has_reduce || other <= unit); t++)
     if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
   bool vec_out = first != 0;
+  if (!vec_out) { /* short inner dims (opt_small.c) */
+    int ns = opt_small_dims(sink, rng, nr, out);
+    if (ns) return ns;
+  }
   if (!first && has_reduce) {
     uop *big = NULL;
     for (int i = 0; i < nr - 1; i++) {
@@ -444,6 +448,12 @@ static uop *unroll_reduce(rw_match *m) {
   if (at < 0 || u->nsrc > UOP_MAX_DIMS) return NULL;
   uop *src[UOP_MAX_DIMS + 2];
   for (uint32_t i = 0; i < u->nsrc; i++) src[i] = u->src[i];
+  if (c->shorter->src[0]->arg.i == 1) { /* unrolled completely: no loop of one trip (and no identity to start it) */
+    src[0] = subst_range(u->src[0], c->r, c->lane);
+    memmove(src + at, src + at + 1, sizeof(uop *) * (u->nsrc - (uint32_t)at - 1)); /* the lanes last, in the order of the opts */
+    src[u->nsrc - 1] = c->lane;
+    return uop_new(OP_REDUCE, u->dt, src, (int)u->nsrc, u->arg);
+  }
   src[0] = subst_range(u->src[0], c->r, uop_alu(OP_ADD, uop_alu(OP_MUL, c->shorter, ci(c->amount)), c->lane));
   src[at] = c->shorter, src[u->nsrc] = c->lane;
   return uop_new(OP_REDUCE, u->dt, src, (int)u->nsrc + 1, u->arg);
