@@ -317,7 +317,12 @@ int opt_heuristic(uop *sink, opt *out) {
   /* a vector along the output's last dim only if its loads are mostly contiguous there
    * (else they would be gathers: a reduction's rows, e.g., are better read as vectors) */
   int unit, other;
-  strides_along(sink, ix, nix, last, n_last % 32 == 0 ? 32 : n_last % 16 == 0 ? 16 : n_last % 8 == 0 ? 8 : 4, &unit, &other);
+  /* in a reduction, judged by the loads of every term (a per-channel bias added to each
+   * term is read once per output: it made a tie with the gathered input of BatchNorm's
+   * partial sums over (N, C, H*W), vectorized along C) */
+  uop *rix[256];
+  int nrix = has_reduce ? opt_reduce_loads(ix, nix, rix, 256) : 0;
+  strides_along(sink, has_reduce ? rix : ix, has_reduce ? nrix : nix, last, n_last % 32 == 0 ? 32 : n_last % 16 == 0 ? 16 : n_last % 8 == 0 ? 8 : 4, &unit, &other);
   for (int t = 0; t < 3 && !first && (!has_reduce || other <= unit); t++)
     if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
   bool vec_out = first != 0;
