@@ -292,6 +292,13 @@ static int64_t tile_of(int64_t sz, int64_t cap, bool pow2) {
   return 0;
 }
 
+/* A reduction whose vectors run along its terms (UNROLL of a contiguous inner reduce
+ * range: each accumulator a vector, summed across once at the end) tiles first x a of
+ * its outputs, up to ~20 vector accumulators as an output vector's tile does, with a of
+ * any size (the 5 taps of a 5x5 kernel): conv1's weight gradient (32 x 5 x 5 outputs,
+ * 512*24*24 terms) read 5 vectors per 4 FMAs with first = 4 alone (70 GFLOP/s). */
+static bool wide_red_tile(bool vec_red, int64_t first, int64_t sz) { return vec_red && first >= 2 && tile_of(sz, 20 / first, false) >= 2; }
+
 int opt_heuristic(uop *sink, opt *out) {
   if (cfg_int("NOOPT", 0)) return 0;
   uop *rng[UOP_MAX_DIMS];
@@ -341,6 +348,7 @@ int opt_heuristic(uop *sink, opt *out) {
   if (first) out[n++] = (opt){OPT_UPCAST, (int16_t)up[0]->arg.v[0], (int32_t)first};
   /* no vector along the output (a convolution's weight gradient: (Cout, Cin, 5, 5)): the
    * innermost reduction's lanes (contiguous, as a row is) make a vector accumulator */
+  bool vec_red = false; /* the terms' lanes are the vector accumulators (UNROLL below) */
   if (!vec_out && has_reduce) {
     uop *inner = NULL;
     uopset rs = {0};
@@ -350,6 +358,7 @@ int opt_heuristic(uop *sink, opt *out) {
     for (int t = 0; t < 3 && inner; t++)
       if (sz % tries[t] == 0 && sz >= tries[t]) {
         out[n++] = (opt){OPT_UNROLL, (int16_t)inner->arg.v[0], (int32_t)tries[t]};
+        vec_red = true;
         break;
       }
   }
@@ -369,7 +378,8 @@ int opt_heuristic(uop *sink, opt *out) {
   int best_score = -1;
   for (int i = 0; nup == 1 && has_reduce && i < nr; i++) {
     int64_t sz = rng[i]->src[0]->arg.i;
-    if (rng[i] == up[0] || sz < 2 || (vec_out ? tile_of(sz, budget / nvec, false) < 2 : (sz % 2 || sz < 4))) continue;
+    if (rng[i] == up[0] || sz < 2 || (vec_out ? tile_of(sz, budget / nvec, false) < 2 : wide_red_tile(vec_red, first, sz) ? false : (sz % 2 || sz < 4)))
+      continue;
     int score = shared_loads(ix, nix, rng[i], up[0]);
     if (score > best_score || (score == best_score && sz > best->src[0]->arg.i)) best = rng[i], best_score = score;
   }
@@ -377,6 +387,7 @@ int opt_heuristic(uop *sink, opt *out) {
     int64_t sz = best->src[0]->arg.i, a = 0;
     if (!vec_out) budget = 16 / (first ? first : 1); /* every lane of the first is an accumulator */
     if (vec_out) a = tile_of(sz, budget / nvec, false); /* 7 rows of a 7x7 output too */
+    else if (wide_red_tile(vec_red, first, sz)) a = tile_of(sz, 20 / first, false);
     for (int64_t c = 8; c >= 2 && !a; c /= 2)
       if (sz % c == 0 && sz > c / 2 && nvec * c <= budget) a = c;
     if (!first && a) first = a; /* no vector dim: this one is the tile */
