@@ -295,8 +295,10 @@ static int64_t tile_of(int64_t sz, int64_t cap, bool pow2) {
 /* A reduction whose vectors run along its terms (UNROLL of a contiguous inner reduce
  * range: each accumulator a vector, summed across once at the end) tiles first x a of
  * its outputs, up to ~20 vector accumulators as an output vector's tile does, with a of
- * any size (the 5 taps of a 5x5 kernel): conv1's weight gradient (32 x 5 x 5 outputs,
- * 512*24*24 terms) read 5 vectors per 4 FMAs with first = 4 alone (70 GFLOP/s). */
+ * any size (the 5 taps of a 5x5 kernel), where each operand is shared along one of the
+ * two dims (score 2: a tile of a x first reads a + first vectors per a*first FMAs):
+ * conv1's weight gradient (32 x 5 x 5 outputs, 512*24*24 terms) read 5 vectors per 4
+ * FMAs with first = 4 alone (70 GFLOP/s). */
 static bool wide_red_tile(bool vec_red, int64_t first, int64_t sz) { return vec_red && first >= 2 && tile_of(sz, 20 / first, false) >= 2; }
 
 int opt_heuristic(uop *sink, opt *out) {
@@ -376,18 +378,20 @@ int opt_heuristic(uop *sink, opt *out) {
    * across output columns), then the largest; by 8, 4 or 2 as the budget allows */
   uop *best = NULL;
   int best_score = -1;
+  bool best_wide = false;
   for (int i = 0; nup == 1 && has_reduce && i < nr; i++) {
     int64_t sz = rng[i]->src[0]->arg.i;
-    if (rng[i] == up[0] || sz < 2 || (vec_out ? tile_of(sz, budget / nvec, false) < 2 : wide_red_tile(vec_red, first, sz) ? false : (sz % 2 || sz < 4)))
-      continue;
+    if (rng[i] == up[0] || sz < 2) continue;
     int score = shared_loads(ix, nix, rng[i], up[0]);
-    if (score > best_score || (score == best_score && sz > best->src[0]->arg.i)) best = rng[i], best_score = score;
+    bool wide = !vec_out && score >= 2 && wide_red_tile(vec_red, first, sz);
+    if (vec_out ? tile_of(sz, budget / nvec, false) < 2 : !wide && (sz % 2 || sz < 4)) continue;
+    if (score > best_score || (score == best_score && sz > best->src[0]->arg.i)) best = rng[i], best_score = score, best_wide = wide;
   }
   if (best) {
     int64_t sz = best->src[0]->arg.i, a = 0;
     if (!vec_out) budget = 16 / (first ? first : 1); /* every lane of the first is an accumulator */
     if (vec_out) a = tile_of(sz, budget / nvec, false); /* 7 rows of a 7x7 output too */
-    else if (wide_red_tile(vec_red, first, sz)) a = tile_of(sz, 20 / first, false);
+    else if (best_wide) a = tile_of(sz, 20 / first, false);
     for (int64_t c = 8; c >= 2 && !a; c /= 2)
       if (sz % c == 0 && sz > c / 2 && nvec * c <= budget) a = c;
     if (!first && a) first = a; /* no vector dim: this one is the tile */
