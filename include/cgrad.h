@@ -290,6 +290,12 @@ cg_tensor *cg_index_select(cg_tensor *a, int dim, cg_tensor *index);
 cg_status cg_realize(cg_tensor *t);
 /* Realize n tensors (any number) in one schedule. */
 cg_status cg_realize_many(cg_tensor *const *ts, int n);
+/* x computed now and stored: a new tensor whose value is the stored result (later graphs
+ * read it instead of computing x again) and whose gradient flows to x's graph. For a value
+ * that several eager realizes would otherwise each recompute (a transformer's residual
+ * stream between blocks, when attention realizes per key block). NULL and an error if the
+ * realize fails. */
+cg_tensor *cg_realize_stored(cg_tensor *x);
 /* The value of a one-element tensor as double (NaN and an error if not one element). */
 double cg_item(cg_tensor *t);
 /* Copy the (realized) contents to dst, row-major. dt must be the tensor's dtype and

@@ -69,7 +69,7 @@ static void sync_bn_backward(uop *node, uop *g, uop **d) {
   }
   cg_scope_end();
 }
-static const custom_kind SYNC_BN = {"sync_batch_norm", sync_bn_backward};
+static const custom_kind SYNC_BN = {"sync_batch_norm", sync_bn_backward, true}; /* its backward realizes and allreduces */
 
 /* The tensors' scope ends at the caller's; r is kept. */
 static cg_tensor *finish(cg_tensor *r) {

@@ -298,7 +298,7 @@ static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
     rt_device *dev = fresh[a]->dev;
     int n = 0;
     const char **names = cg_malloc(sizeof(char *) * (size_t)nf), **srcs = cg_malloc(sizeof(char *) * (size_t)nf);
-    rt_program **progs_out = cg_malloc(sizeof(rt_program *) * (size_t)nf);
+    rt_program **progs_out = cg_calloc((size_t)nf, sizeof(rt_program *));
     int *which = cg_malloc(sizeof(int) * (size_t)nf);
     if (!names || !srcs || !progs_out || !which) st = cg_fail(CG_ERR_NOMEM, "out of memory");
     for (int b = a; b < nf && st == CG_OK; b++)

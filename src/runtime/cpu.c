@@ -342,6 +342,7 @@ static char *copy_file(const char *from, const char *dir) {
 }
 
 static cg_status cpu_compile_many(const char *const *names, const char *const *sources, int n, rt_program **out) {
+  for (int i = 0; i < n; i++) out[i] = NULL; /* on every path, the first allocation's failure too */
   int *todo = cg_malloc(sizeof(int) * (size_t)(n ? n : 1)), ntodo = 0;
   uint64_t (*keys)[2] = todo ? cg_malloc(sizeof *keys * (size_t)(n ? n : 1)) : NULL;
   if (!todo || !keys) {
