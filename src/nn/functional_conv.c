@@ -31,6 +31,7 @@
 #include "tensor/composite.h"
 #include "tensor/tensor.h"
 #include "uop/shape.h"
+#include "nn/conv_weight.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -166,9 +167,10 @@ static cg_tensor *transpose_weight(cg_tensor *w, int n, int64_t G) {
  * (G, Cin/G, K..., Cout/G), seen through a view as the same (Cout, Cin/G, K...) tensor. The
  * convolution's kernel then reads a vector of output channels at one address step (the
  * heuristic vectorizes along them, codegen/opt_vector.c), which NCHW's short spatial rows
- * cannot give. One small copy kernel per use, O(weights). Only where a group has a vector
- * of output channels. */
-static cg_tensor *channels_inner(cg_tensor *w, int n, int64_t G) {
+ * cannot give. One small copy kernel per use, O(weights), unless w is laid out so already
+ * (nn_conv_pack_weight: a constant weight packed once). Only where a group has a vector of
+ * output channels. realize: the copy is realized here (else it stays lazy). */
+static cg_tensor *channels_inner_(cg_tensor *w, int n, int64_t G, bool realize) {
   const int64_t *ws = cg_shape(w);
   int64_t cog = ws[0] / G, wg[3 + MAXSP] = {G, cog, ws[1]};
   if (cog % 8) return w;
@@ -176,10 +178,32 @@ static cg_tensor *channels_inner(cg_tensor *w, int n, int64_t G) {
   int to[3 + MAXSP] = {0, 2}, back[3 + MAXSP] = {0, n + 2, 1};
   for (int j = 0; j < n; j++) to[2 + j] = 3 + j, back[3 + j] = 2 + j;
   to[n + 2] = 1;
+  /* packed already: a view permuting a buffer back to (G, Cout/G, Cin/G, K...) */
+  const uop *u = w->u->op == OP_RESHAPE ? w->u->src[0] : w->u;
+  bool packed = u->op == OP_PERMUTE && shape_eq(u->shape, u->ndim, wg, n + 3);
+  for (int i = 0; packed && i < n + 3; i++) packed = u->arg.v[i] == back[i];
+  if (packed) {
+    const uop *b = u->src[0]->op == OP_RESHAPE ? u->src[0]->src[0] : u->src[0];
+    if (b->op == OP_BUFFER) return w;
+  }
   int64_t keep[2 + MAXSP];
   memcpy(keep, ws, sizeof(int64_t) * (size_t)(n + 2));
   cg_tensor *t = cg_contiguous(cg_permute(cg_reshape(w, wg, n + 3), to, n + 3));
+  if (realize && cg_realize(t) != CG_OK) return NULL;
   return cg_reshape(cg_permute(t, back, n + 3), keep, n + 2);
+}
+static cg_tensor *channels_inner(cg_tensor *w, int n, int64_t G) { return channels_inner_(w, n, G, false); }
+
+cg_status nn_conv_pack_weight(cg_tensor *w, int n, int64_t groups) {
+  if (!w) return cg_fail(CG_NULL_INPUT, "conv weight packing: the weight is NULL");
+  /* anything a convolution would refuse is left alone for it to refuse */
+  if (n < 1 || n > MAXSP || cg_ndim(w) != n + 2 || groups < 1 || cg_shape(w)[0] % groups || w->requires_grad || w->graph) return CG_OK;
+  cg_scope_begin();
+  cg_tensor *t = channels_inner_(w, n, groups, true);
+  cg_status st = t ? CG_OK : cg_last_status();
+  if (t && t != w) tensor_realized(w, t->u); /* w now views the packed buffer */
+  cg_scope_end();
+  return st;
 }
 
 /* The same for an output gradient (N, C, O...): channels innermost, (N, O..., C) in

@@ -5,6 +5,8 @@
  * and ceil_mode. */
 #include "onnx/onnx.h"
 #include "onnx/ops.h"
+#include "onnx/graph.h"
+#include "nn/conv_weight.h"
 #include "nn/pool_windows.h"
 #include <math.h>
 #include <string.h>
@@ -103,6 +105,21 @@ cg_status onnx_conv(onnx_ctx *c) {
                  : ns == 2 ? cg_conv2d(x, w, b, g.s, pad, g.d, groups)
                            : cg_conv3d(x, w, b, g.s, pad, g.d, groups);
   return onnx_set(c, 0, r);
+}
+
+/* Conv weights that are initializers of gr are laid out once, as the convolution reads
+ * them (output channels innermost), instead of copied by every run: a weight read at
+ * batch 1 costs as much as the convolution's activations. The values stay the same, so a
+ * failure (out of memory) only leaves the copy per run. */
+void onnx_pack_conv_weights(onnx_graph *gr) {
+  for (int i = 0; i < gr->n_nodes; i++) {
+    if (gr->ops[i]->fn != onnx_conv || gr->g->node[i]->n_input < 2) continue;
+    int sl = gr->node_in[i][1], j = 0;
+    while (j < gr->n_init && gr->init_slot[j] != sl) j++;
+    if (j == gr->n_init || !gr->init[j]) continue;
+    onnx_ctx c = {.node = gr->g->node[i], .opset = gr->opset, .idx = i, .graph = gr};
+    if (nn_conv_pack_weight(gr->init[j], cg_ndim(gr->init[j]) - 2, onnx_attr_i(&c, "group", 1)) != CG_OK) return;
+  }
 }
 
 static cg_status op_ConvTranspose(onnx_ctx *c) {
