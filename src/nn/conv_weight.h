@@ -1,5 +1,5 @@
-/* A convolution weight's layout, for callers that hold a constant weight (the ONNX
- * importer's initializers). */
+/* Weight layouts (a convolution's, a transposed GEMM operand's), for callers that hold a
+ * constant weight (the ONNX importer's initializers). */
 #ifndef CG_NN_CONV_WEIGHT_H
 #define CG_NN_CONV_WEIGHT_H
 #include "cgrad.h"
@@ -10,4 +10,9 @@
  * output channels per group), for a weight that requires grad, or for a shape a
  * convolution would refuse. */
 cg_status nn_conv_pack_weight(cg_tensor *w, int n, int64_t groups);
+/* Re-lay a constant weight w, in place, as permute(w, perm) in memory: w keeps its shape
+ * and values but views that buffer (a Gemm's transposed B read along its rows). One copy
+ * kernel, realized now; nothing for an identity, a weight that requires grad, or one laid
+ * out so already. */
+cg_status nn_weight_relayout(cg_tensor *w, const int *perm);
 #endif

@@ -206,6 +206,29 @@ cg_status nn_conv_pack_weight(cg_tensor *w, int n, int64_t groups) {
   return st;
 }
 
+cg_status nn_weight_relayout(cg_tensor *w, const int *perm) {
+  if (!w || !perm) return cg_fail(CG_NULL_INPUT, "weight relayout: the %s is NULL", w ? "permutation" : "weight");
+  int nd = cg_ndim(w), inv[CG_MAX_DIMS];
+  bool seen[CG_MAX_DIMS] = {0}, id = true;
+  for (int i = 0; i < nd; i++) {
+    if (perm[i] < 0 || perm[i] >= nd || seen[perm[i]]) return cg_fail(CG_ERR_INVALID, "weight relayout: not a permutation of %d dims", nd);
+    seen[perm[i]] = true, inv[perm[i]] = i, id = id && perm[i] == i;
+  }
+  if (id || w->requires_grad || w->graph) return CG_OK;
+  const uop *u = w->u; /* done already: a permuted view of a buffer */
+  bool done = u->op == OP_PERMUTE && (u->src[0]->op == OP_BUFFER || (u->src[0]->op == OP_RESHAPE && u->src[0]->src[0]->op == OP_BUFFER));
+  for (int i = 0; done && i < nd; i++) done = u->arg.v[i] == inv[i];
+  if (done) return CG_OK;
+  cg_scope_begin();
+  cg_tensor *t = cg_contiguous(cg_permute(w, perm, nd));
+  cg_status st = t ? cg_realize(t) : cg_last_status();
+  cg_tensor *v = st == CG_OK ? cg_permute(t, inv, nd) : NULL;
+  if (v) tensor_realized(w, v->u);
+  else if (st == CG_OK) st = cg_last_status();
+  cg_scope_end();
+  return st;
+}
+
 /* The same for an output gradient (N, C, O...): channels innermost, (N, O..., C) in
  * memory; the weight gradient then vectorizes along C. */
 static cg_tensor *channels_last(cg_tensor *g, int n) {

@@ -254,7 +254,7 @@ void onnx_graph_free(onnx_graph *gr) {
 
 cg_status onnx_graph_run(onnx_graph *gr, cg_tensor **vals, onnx_seq **svals, onnx_run_state *rs) {
   const Onnx__GraphProto *g = gr->g;
-  if (!gr->packed) gr->packed = true, onnx_pack_conv_weights(gr);
+  if (!gr->packed) gr->packed = true, onnx_pack_weights(gr);
   for (int i = 0; i < gr->n_init; i++) vals[gr->init_slot[i]] = gr->init[i];
   cg_tensor *in[64], *out[64];
   onnx_seq *sin[64], *sout[64];

@@ -28,7 +28,7 @@ struct onnx_graph {
   const char **map_keys;      /* name -> slot, while resolving */
   int *map_vals;
   size_t map_cap;
-  bool packed;                /* onnx_pack_conv_weights ran */
+  bool packed;                /* onnx_pack_weights ran */
 };
 
 void onnx_io_from_value_info(onnx_io *io, const Onnx__ValueInfoProto *vi);

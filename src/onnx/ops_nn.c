@@ -107,18 +107,28 @@ cg_status onnx_conv(onnx_ctx *c) {
   return onnx_set(c, 0, r);
 }
 
-/* Conv weights that are initializers of gr are laid out once, as the convolution reads
- * them (output channels innermost), instead of copied by every run: a weight read at
- * batch 1 costs as much as the convolution's activations. The values stay the same, so a
- * failure (out of memory) only leaves the copy per run. */
-void onnx_pack_conv_weights(onnx_graph *gr) {
+/* Weights that are initializers of gr are laid out once, as their op reads them, instead
+ * of copied (or read across rows) by every run: Conv's with the output channels innermost,
+ * Gemm's transposed B as B. At batch 1 a weight costs as much to read as the activations.
+ * The values stay the same, so a failure (out of memory) only leaves the per-run cost. */
+static cg_tensor *init_of(onnx_graph *gr, int node, int k) {
+  if (gr->g->node[node]->n_input <= (size_t)k) return NULL;
+  int sl = gr->node_in[node][k];
+  for (int j = 0; j < gr->n_init; j++)
+    if (gr->init_slot[j] == sl) return gr->init[j];
+  return NULL;
+}
+
+void onnx_pack_weights(onnx_graph *gr) {
   for (int i = 0; i < gr->n_nodes; i++) {
-    if (gr->ops[i]->fn != onnx_conv || gr->g->node[i]->n_input < 2) continue;
-    int sl = gr->node_in[i][1], j = 0;
-    while (j < gr->n_init && gr->init_slot[j] != sl) j++;
-    if (j == gr->n_init || !gr->init[j]) continue;
     onnx_ctx c = {.node = gr->g->node[i], .opset = gr->opset, .idx = i, .graph = gr};
-    if (nn_conv_pack_weight(gr->init[j], cg_ndim(gr->init[j]) - 2, onnx_attr_i(&c, "group", 1)) != CG_OK) return;
+    cg_tensor *w;
+    cg_status st = CG_OK;
+    if (gr->ops[i]->fn == onnx_conv && (w = init_of(gr, i, 1)))
+      st = nn_conv_pack_weight(w, cg_ndim(w) - 2, onnx_attr_i(&c, "group", 1));
+    else if (gr->ops[i]->fn == op_Gemm && onnx_attr_i(&c, "transB", 0) && (w = init_of(gr, i, 1)) && cg_ndim(w) == 2)
+      st = nn_weight_relayout(w, (const int[]){1, 0});
+    if (st != CG_OK) return;
   }
 }
 

@@ -1,10 +1,12 @@
-/* nn_conv_pack_weight (a constant convolution weight laid out once, output channels
- * innermost): the packed weight keeps its shape and values (read back bit for bit), a
+/* Weight layouts. nn_conv_pack_weight (a constant convolution weight laid out once, output
+ * channels innermost): the packed weight keeps its shape and values (read back bit for bit), a
  * convolution with it equals a float64 reference in plain C (float32: rtol 1e-4, atol
  * 1e-5) and launches one kernel fewer than with the unpacked weight (the per-use layout
  * copy is gone); nothing changes where no copy was made (< 8 output channels per group),
- * for a weight that requires grad, or for shapes a convolution refuses. Random inputs from
- * a fresh seed (CG_TEST_SEED replays one). */
+ * for a weight that requires grad, or for shapes a convolution refuses. nn_weight_relayout
+ * (a transposed GEMM operand stored transposed): same values, a matmul through it equals
+ * the float64 reference, a second call changes nothing, a bad permutation is refused.
+ * Random inputs from a fresh seed (CG_TEST_SEED replays one). */
 #include "check.h"
 #include "cgrad.h"
 #include "nn/conv_weight.h"
@@ -112,6 +114,33 @@ int main(void) {
   CHECK(nn_conv_pack_weight(v, 2, 3) == CG_OK && v->u == u, "16 channels in 3 groups were re-laid");
   CHECK(nn_conv_pack_weight(v, 1, 1) == CG_OK && v->u == u, "a 4-d weight as conv1d's was re-laid");
   CHECK(nn_conv_pack_weight(NULL, 2, 1) != CG_OK && strstr(cg_last_error(), "NULL"), "a NULL weight: %s", cg_last_error());
+  cg_scope_end();
+
+  /* a Gemm's B (N, K) read as B^T: stored (K, N) */
+  cg_scope_begin();
+  int64_t M = 3, K = 37, N = 24, bs[2] = {N, K}, as[2] = {M, K};
+  float *ad = rnd(M * K), *bd = rnd(N * K), *yd = malloc(sizeof(float) * (size_t)(M * N)), *back = malloc(sizeof(float) * (size_t)(N * K));
+  cg_tensor *a = cg_from_data(ad, CG_FLOAT32, as, 2), *b = cg_from_data(bd, CG_FLOAT32, bs, 2);
+  CHECK(nn_weight_relayout(b, (const int[]){1, 0}) == CG_OK, "%s", cg_last_error());
+  const uop *bu = b->u;
+  CHECK(bu->op == OP_PERMUTE, "the relaid weight is not a view of its transpose");
+  CHECK(nn_weight_relayout(b, (const int[]){1, 0}) == CG_OK && b->u == bu, "relaying out twice made another copy");
+  CHECK(cg_ndim(b) == 2 && cg_shape(b)[0] == N && cg_shape(b)[1] == K, "the relaid weight changed shape");
+  CHECK(cg_read(cg_contiguous(b), CG_FLOAT32, back, sizeof(float) * (size_t)(N * K)) == CG_OK, "%s", cg_last_error());
+  CHECK(!memcmp(back, bd, sizeof(float) * (size_t)(N * K)), "the relaid weight reads back other values");
+  cg_tensor *y = cg_matmul(a, cg_transpose(b, 0, 1));
+  CHECK(y && cg_read(y, CG_FLOAT32, yd, sizeof(float) * (size_t)(M * N)) == CG_OK, "%s", cg_last_error());
+  double worst = 0;
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double r = 0;
+      for (int64_t k = 0; k < K; k++) r += (double)ad[i * K + k] * bd[j * K + k];
+      double e = fabs(yd[i * N + j] - r) - (1e-5 + 1e-4 * fabs(r));
+      if (e > worst) worst = e;
+    }
+  CHECK(worst <= 0, "matmul through the relaid weight: off the reference by %g beyond the tolerance", worst);
+  CHECK(nn_weight_relayout(b, (const int[]){1, 1}) != CG_OK && strstr(cg_last_error(), "permutation"), "a bad permutation: %s", cg_last_error());
+  free(ad), free(bd), free(yd), free(back);
   cg_scope_end();
   return test_summary();
 }
