@@ -214,7 +214,18 @@ static cg_status pool(onnx_ctx *c, bool is_max) {
   }
   int64_t p[2 * CG_MAX_DIMS] = {0};
   for (int i = 0; i < ns; i++) p[2 * (i + 2)] = g.pb[i], p[2 * (i + 2) + 1] = g.pe[i] + extra[i];
-  cg_tensor *xp = cg_pad(x, p, is_max ? onnx_saturate(-INFINITY, cg_dtype_of(x)) : 0), *mask = NULL;
+  /* max: padded with zeros, then the padding's taps set to the lowest value in the windows
+   * (a mask of constants): padding x with that value directly makes the padded x a
+   * computed tensor reached through the windows, which the scheduler realizes as a
+   * kernel of its own (a copy of x with a border), where now x is read where it is */
+  bool padded = false;
+  for (int i = 0; i < 2 * nd; i++) padded |= p[i] != 0;
+  cg_tensor *xp = cg_pad(x, p, 0), *mask = NULL, *inside = NULL;
+  if (is_max && padded) {
+    int64_t ms[CG_MAX_DIMS];
+    for (int d = 0; d < nd; d++) ms[d] = d < 2 ? 1 : in[d - 2];
+    inside = cg_pad(cg_ones(CG_BOOL, ms, nd), p, 0);
+  }
   if (!is_max) { /* counts: 1 for input, incl for pads, 0 for the ceil_mode extra */
     int64_t ms[CG_MAX_DIMS], q[2 * CG_MAX_DIMS] = {0}, q2[2 * CG_MAX_DIMS] = {0};
     for (int d = 0; d < nd; d++) ms[d] = d < 2 ? 1 : in[d - 2];
@@ -225,6 +236,7 @@ static cg_status pool(onnx_ctx *c, bool is_max) {
   int red[3], nx = cg_ndim(x);
   for (int i = 0; i < ns; i++) red[i] = 1 + ns + i;
   cg_tensor *w = nn_pool_windows(xp, ns, g.k, g.s, g.d);
+  if (inside) w = cg_where(nn_pool_windows(inside, ns, g.k, g.s, g.d), w, onnx_const(onnx_saturate(-INFINITY, cg_dtype_of(x)), cg_dtype_of(x)));
   if (!w) return onnx_set(c, 0, NULL);
   for (int i = 0; i < ns; i++) /* ceil_mode's extra padding may allow one window more */
     if (cg_shape(w)[1 + i] > out[i]) w = cg_slice(w, 1 + i, 0, out[i], 1);
