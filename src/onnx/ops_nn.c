@@ -95,15 +95,18 @@ cg_status onnx_conv(onnx_ctx *c) {
   if (get_geom(c, cg_shape(x) + 2, ns, cg_shape(w) + 2, &g) != CG_OK) return cg_last_status();
   int64_t groups = onnx_attr_i(c, "group", 1), pad[3];
   bool sym = true, padded = false;
-  for (int i = 0; i < ns; i++) sym = sym && g.pb[i] == g.pe[i], pad[i] = g.pb[i], padded |= g.pb[i] || g.pe[i];
-  /* a padded input is padded once, in a buffer of its own: read through the pad, every
-   * tap of the convolution's inner loop tests (and branches on) whether it fell on the
-   * border, which costs it about a third of its speed; the copy costs one read and write
-   * of x */
-  if (!sym || padded) {
+  int64_t reuse = groups > 0 ? cg_shape(w)[0] / groups : 1; /* reads of each input element */
+  for (int i = 0; i < ns; i++) sym = sym && g.pb[i] == g.pe[i], pad[i] = g.pb[i], padded |= g.pb[i] || g.pe[i], reuse *= g.k[i];
+  /* a padded input read many times is padded once, in a buffer of its own: read through
+   * the pad, every tap of the convolution's inner loop tests (and branches on) whether it
+   * fell on the border, which costs it about a third of its speed; the copy costs one read
+   * and write of x, as much as a depthwise convolution itself (those keep the pad) */
+  bool copy = padded && reuse >= 64;
+  if (!sym || copy) {
     int64_t p[2 * CG_MAX_DIMS] = {0};
     for (int i = 0; i < ns; i++) p[2 * (i + 2)] = g.pb[i], p[2 * (i + 2) + 1] = g.pe[i], pad[i] = 0;
-    x = cg_contiguous(cg_pad(x, p, 0));
+    x = cg_pad(x, p, 0);
+    if (copy) x = cg_contiguous(x);
   }
   cg_tensor *r = ns == 1 ? cg_conv1d(x, w, b, g.s, pad, g.d, groups)
                  : ns == 2 ? cg_conv2d(x, w, b, g.s, pad, g.d, groups)
