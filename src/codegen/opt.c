@@ -318,7 +318,8 @@ int opt_heuristic(uop *sink, opt *out) {
    * (else they would be gathers: a reduction's rows, e.g., are better read as vectors) */
   int unit, other;
   strides_along(sink, ix, nix, last, n_last % 32 == 0 ? 32 : n_last % 16 == 0 ? 16 : n_last % 8 == 0 ? 8 : 4, &unit, &other);
-  for (int t = 0; t < 3 && !first && (!has_reduce || other <= unit); t++)
+  bool pool = has_reduce && other > unit && opt_strided_pool(sink, ix, nix, last);
+  for (int t = 0; t < 3 && !first && (!has_reduce || other <= unit || pool); t++)
     if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
   bool vec_out = first != 0;
   if (!first && has_reduce) {
