@@ -5,6 +5,7 @@
 #include "onnx/ops.h"
 #include "core/error.h"
 #include "engine/capture.h"
+#include "tensor/tensor.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +229,13 @@ static cg_status run_once(cg_onnx_model *m, const cg_onnx_value *inputs, cg_onnx
   return st;
 }
 
+/* The buffer t views without a kernel (itself, or a reshape of it), or NULL. */
+static const uop *view_base_buffer(const cg_tensor *t) {
+  const uop *u = t ? t->u : NULL;
+  if (u && u->op == OP_RESHAPE) u = u->src[0];
+  return u && u->op == OP_BUFFER ? u : NULL;
+}
+
 /* The graph as a cg_jit function. */
 static cg_status jit_fn(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
   cg_onnx_model *m = user;
@@ -236,6 +244,11 @@ static cg_status jit_fn(cg_tensor *const *in, int n_in, cg_tensor **out, int n_o
   for (int i = 0; i < n_in && st == CG_OK; i++) iv[i].tensor = in[i];
   bool value_read = false;
   if (st == CG_OK) st = run_once(m, iv, ov, &value_read);
+  /* an output that is an input or a view of one needs no kernel, so a replay (which runs
+   * kernels) would hand back the captured run's input: such graphs are built every run */
+  for (int i = 0; i < n_out && st == CG_OK; i++)
+    for (int k = 0; k < n_in; k++)
+      if (view_base_buffer(ov[i].tensor) && view_base_buffer(ov[i].tensor) == view_base_buffer(in[k])) value_read = true;
   if (value_read) m->replay = -1;
   for (int i = 0; i < n_out; i++) out[i] = st == CG_OK ? ov[i].tensor : NULL;
   free(iv), free(ov);
@@ -255,7 +268,8 @@ static cg_tensor *own_copy(cg_tensor *t) {
  * no subgraphs, sequences or randomness) and until a run reads an input-dependent value
  * on the host: the first runs for an input shape build the graph and schedule it, later
  * ones replay the kernels they launched, with no graph building or scheduling. Outputs are
- * copied out of the replay's buffers. Inside another JIT's function, and with JIT=0, every
+ * copied out of the replay's buffers. A graph with an output that is an input (or a view
+ * of one, which no kernel computes) is built every run too. Inside another JIT's function, and with JIT=0, every
  * run is built. */
 cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int n_inputs, cg_onnx_value *outputs, int n_outputs) {
   if (!m) return cg_fail(CG_ERR_INVALID, "onnx_run: model is NULL");

@@ -8,6 +8,8 @@
  *   - Reshape whose shape is an input value, NonZero whose output shape is the count of
  *     its input's nonzeros: the runs read input values on the host, so every run is built
  *     from the graph: a new shape value, or a new count, gives a new output shape.
+ *   - Identity and Flatten, whose output is the input or a view of it (no kernel): every
+ *     run's output is that run's input.
  *   - The same Gemm runs with JIT=0 (no replay, same results). */
 #include <cgrad.h>
 #include "check.h"
@@ -106,6 +108,29 @@ static void nonzero_runs(void) {
   cg_onnx_free(m);
 }
 
+
+/* Outputs that are the input itself (Identity) or a view of it (Flatten: a reshape, no
+ * kernel): every run's output holds that run's input. */
+static void view_runs(const char *model, int nd, const int64_t *shape) {
+  cg_onnx_model *m = cg_onnx_load(model);
+  CHECK(m != NULL, "%s", cg_last_error());
+  if (!m) return;
+  int64_t n = 1;
+  for (int d = 0; d < nd; d++) n *= shape[d];
+  float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
+  for (int r = 0; r < 5; r++) {
+    cg_scope_begin();
+    for (int64_t i = 0; i < n; i++) x[i] = frand();
+    cg_tensor *in = cg_from_data(x, CG_FLOAT32, shape, nd), *out = NULL;
+    CHECK(cg_onnx_run(m, &in, 1, &out, 1) == CG_OK, "%s run %d: %s", model, r, cg_last_error());
+    if (out) CHECK(cg_numel(out) == n && cg_read(out, CG_FLOAT32, y, sizeof(float) * (size_t)n) == CG_OK && !memcmp(x, y, sizeof(float) * (size_t)n),
+                   "%s run %d: the output is not this run's input", model, r);
+    cg_scope_end();
+  }
+  free(x), free(y);
+  cg_onnx_free(m);
+}
+
 int main(void) {
 #ifndef CG_HAVE_ONNX
   printf("SKIP: built without ONNX support\n");
@@ -122,6 +147,8 @@ int main(void) {
   gemm_runs("jit");
   reshape_runs();
   nonzero_runs();
+  view_runs(NODE "test_identity/model.onnx", 4, (const int64_t[]){1, 1, 2, 2});
+  view_runs(NODE "test_flatten_axis1/model.onnx", 4, (const int64_t[]){2, 3, 4, 5});
   cg_set_config("JIT", "0");
   gemm_runs("JIT=0");
   return test_summary();
