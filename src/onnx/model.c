@@ -17,7 +17,8 @@ struct cg_onnx_model {
   int64_t opset;
   onnx_graph *graph;
   cg_jit *jit;  /* the runs, replayed (see cg_onnx_run_values) */
-  int replay;   /* 0 until a run read an input-dependent value on the host, then -1 */
+  int replay;   /* -1 once a run read an input-dependent value on the host or returned an
+                 * input: every run is built from then on */
 };
 
 cg_onnx_model *cg_onnx_load_memory(const void *data, size_t size, const char *base_dir) {
@@ -269,8 +270,8 @@ static cg_tensor *own_copy(cg_tensor *t) {
  * on the host: the first runs for an input shape build the graph and schedule it, later
  * ones replay the kernels they launched, with no graph building or scheduling. Outputs are
  * copied out of the replay's buffers. A graph with an output that is an input (or a view
- * of one, which no kernel computes) is built every run too. Inside another JIT's function, and with JIT=0, every
- * run is built. */
+ * of one, which no kernel computes) is built every run too, and so is every run inside
+ * another JIT's function or with JIT=0. */
 cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int n_inputs, cg_onnx_value *outputs, int n_outputs) {
   if (!m) return cg_fail(CG_ERR_INVALID, "onnx_run: model is NULL");
   onnx_graph *gr = m->graph;
