@@ -622,8 +622,9 @@ const char *cg_onnx_node_op(const cg_onnx_model *m, int i);
  * caller frees them or lets a scope do it). Values the graph needs as shapes (Reshape
  * targets, Slice bounds ...) are computed on the way. On error no outputs are written and
  * the message names the node. Runs replay through a JIT (cg_jit) where that is sound: the
- * first runs for an input shape build and schedule the graph, later ones launch the same
- * kernels on the new inputs (outputs are then realized copies); not for graphs with
+ * first run builds the graph (its outputs lazy), the next ones for an input shape build,
+ * schedule and record it, later ones launch the same kernels on the new inputs (outputs
+ * are then realized copies); not for graphs with
  * subgraphs (If, Loop, Scan), random ops, sequences, an output that is an input, or that
  * read an input-dependent value on the host (NonZero, Reshape to an input's values ...),
  * nor inside another JIT's function or with JIT=0. */

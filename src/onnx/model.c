@@ -17,8 +17,9 @@ struct cg_onnx_model {
   int64_t opset;
   onnx_graph *graph;
   cg_jit *jit;  /* the runs, replayed (see cg_onnx_run_values) */
-  int replay;   /* -1 once a run read an input-dependent value on the host or returned an
-                 * input: every run is built from then on */
+  int replay;   /* runs so far (the first is built: its outputs stay lazy), or -1 once a
+                 * run read an input-dependent value on the host or returned an input:
+                 * every run is built from then on */
 };
 
 cg_onnx_model *cg_onnx_load_memory(const void *data, size_t size, const char *base_dir) {
@@ -265,11 +266,13 @@ static cg_tensor *own_copy(cg_tensor *t) {
   return r;
 }
 
-/* Runs go through a cg_jit (ARCHITECTURE §8) where the graph allows (onnx_graph_plan_replay:
- * no subgraphs, sequences or randomness) and until a run reads an input-dependent value
- * on the host: the first runs for an input shape build the graph and schedule it, later
- * ones replay the kernels they launched, with no graph building or scheduling. Outputs are
- * copied out of the replay's buffers. A graph with an output that is an input (or a view
+/* Runs after the first go through a cg_jit (ARCHITECTURE §8) where the graph allows
+ * (onnx_graph_plan_replay: no subgraphs, sequences or randomness) and until a run reads an
+ * input-dependent value on the host: the first runs for an input shape build the graph and
+ * schedule it, later ones replay the kernels they launched, with no graph building or
+ * scheduling. Outputs are realized and copied out of the replay's buffers (the first run's
+ * stay lazy: a caller that only builds them, as the fuzzer does for huge outputs, pays
+ * nothing). A graph with an output that is an input (or a view
  * of one, which no kernel computes) is built every run too, and so is every run inside
  * another JIT's function or with JIT=0. */
 cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int n_inputs, cg_onnx_value *outputs, int n_outputs) {
@@ -288,6 +291,14 @@ cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int 
   bool value_read = false;
   if (!gr->jit_ok || m->replay < 0 || (jit_cfg && !strcmp(jit_cfg, "0")) || capture_active() || !n_outputs)
     return run_once(m, inputs, outputs, &value_read);
+  if (m->replay == 0) { /* the first run: built, its outputs lazy (a caller may not realize them) */
+    cg_status st = run_once(m, inputs, outputs, &value_read);
+    for (int i = 0; i < n_outputs && st == CG_OK; i++)
+      for (int k = 0; k < n_inputs; k++)
+        if (view_base_buffer(outputs[i].tensor) && view_base_buffer(outputs[i].tensor) == view_base_buffer(inputs[k].tensor)) value_read = true;
+    m->replay = value_read ? -1 : 1;
+    return st;
+  }
   if (!m->jit && !(m->jit = cg_jit_new(jit_fn, n_outputs, m))) return cg_last_status();
   cg_tensor **in = cg_calloc((size_t)n_inputs + 1, sizeof *in), **out = cg_calloc((size_t)n_outputs + 1, sizeof *out);
   cg_status st = in && out ? CG_OK : CG_ERR_NOMEM;
