@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The CNN's four convolutions (forward, input gradient, weight gradient) at batch B:
 # cgrad (bench_conv) against PyTorch CPU (oneDNN) on the same shapes and threads; prints
-# both medians and cgrad's speed relative to PyTorch (>1: cgrad faster).
+# both medians and cgrad's speed relative to PyTorch (>1: cgrad faster), by wall time and by
+# CPU time (the process's, all threads: under load the CPU ratio still compares the work
+# each does, where the wall ratio compares who got the cores).
 #   usage: bench/bench_conv.sh [build-dir] [batch] [runs]
 set -euo pipefail
 build=${1:-build}
@@ -25,15 +27,17 @@ for i, (cin, cout, k, n) in enumerate([(1, 32, 5, 28), (32, 32, 5, 24), (32, 64,
     for name, f in passes:
         if i == 1 and name == "input_grad": continue
         f()
-        t = []
+        t, c = [], []
         for _ in range(runs):
-            t0 = time.perf_counter(); f(); t.append(time.perf_counter() - t0)
-        print(f"conv{i} {name} {1e3 * sorted(t)[len(t) // 2]:.3f}")
+            t0, c0 = time.perf_counter(), time.process_time(); f(); t.append(time.perf_counter() - t0); c.append(time.process_time() - c0)
+        print(f"conv{i} {name} {1e3 * sorted(t)[len(t) // 2]:.3f} {1e3 * sorted(c)[len(c) // 2]:.3f}")
 PY
 )
 echo "$cg" | head -1
-printf "%-6s %-12s %10s %10s %10s\n" layer pass cgrad_ms torch_ms speed
-join <(echo "$cg" | awk '$2 != "checksums" && NF == 4 {print $1 "_" $2, $3}' | sort) \
-     <(echo "$pt" | awk '{print $1 "_" $2, $3}' | sort) |
-  awk '{split($1, a, "_"); p = substr($1, length(a[1]) + 2); printf "%-6s %-12s %10.2f %10.2f %9.2fx\n", a[1], p, $2, $3, $3 / $2; c += $2; t += $3}
-       END {printf "%-6s %-12s %10.2f %10.2f %9.2fx\n", "all", "", c, t, t / c}'
+printf "%-6s %-12s %10s %10s %10s %12s %12s %10s\n" layer pass cgrad_ms torch_ms speed cgrad_cpu_ms torch_cpu_ms cpu_speed
+join <(echo "$cg" | awk '$2 != "checksums" && NF == 5 {print $1 "_" $2, $3, $5}' | sort) \
+     <(echo "$pt" | awk '{print $1 "_" $2, $3, $4}' | sort) |
+  awk '{split($1, a, "_"); p = substr($1, length(a[1]) + 2)
+        printf "%-6s %-12s %10.2f %10.2f %9.2fx %12.2f %12.2f %9.2fx\n", a[1], p, $2, $4, $4 / $2, $3, $5, $5 / $3
+        c += $2; t += $4; cc += $3; tc += $5}
+       END {printf "%-6s %-12s %10.2f %10.2f %9.2fx %12.2f %12.2f %9.2fx\n", "all", "", c, t, t / c, cc, tc, tc / cc}'
