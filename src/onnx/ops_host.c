@@ -12,6 +12,7 @@
 static double *host_f64(onnx_ctx *c, int i, int64_t *n) {
   cg_tensor *t = onnx_in(c, i);
   if (!t) return NULL;
+  onnx_host_read(c, i);
   *n = cg_numel(t);
   double *v = cg_malloc(sizeof(double) * (size_t)(*n + 1));
   cg_tensor *d = cg_cast(t, CG_FLOAT64);
