@@ -479,7 +479,7 @@ static uop *unroll_reduce(rw_match *m) {
   int at = -1;
   for (uint32_t i = 1; i < u->nsrc; i++)
     if (u->src[i] == c->r) at = (int)i;
-  if (at < 0 || u->nsrc > UOP_MAX_DIMS) return NULL;
+  if (at < 0 || u->nsrc > UOP_MAX_DIMS || !c->shorter || !c->lane) return NULL; /* NULL ranges: out of memory, the pass fails */
   uop *src[UOP_MAX_DIMS + 2];
   for (uint32_t i = 0; i < u->nsrc; i++) src[i] = u->src[i];
   if (c->shorter->src[0]->arg.i == 1) { /* unrolled completely: no loop of one trip (and no identity to start it) */
