@@ -141,16 +141,6 @@ static int worker(uint64_t seed) {
 
 static const char *MPIRUN = "timeout 600 mpirun --allow-run-as-root --oversubscribe -np 2";
 
-static int parse_losses(const char *out, double *loss, int max) {
-  int n = 0;
-  for (const char *p = strstr(out, "step "); p && n < max; p = strstr(p + 1, "\nstep ")) {
-    int step;
-    double l;
-    if (sscanf(*p == '\n' ? p + 1 : p, "step %d loss %lf", &step, &l) == 2 && step == n + 1) loss[n++] = l;
-  }
-  return n;
-}
-
 static void test_train_cnn(void) {
   const char *bin = getenv("CG_BIN_DIR");
   char cgrad[600], cmd[2400];
