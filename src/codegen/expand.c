@@ -4,8 +4,8 @@
  *   - one of them, whose lanes are contiguous in every STORE (the last dim of a row-major
  *     output), becomes the lanes of VECTORS: loads at contiguous addresses become one
  *     vector load, ALU ops vector ops (GCC vector types in C), reductions vector
- *     accumulators, and what has no vector form (transcendentals, integer division, a
- *     gather) is computed lane by lane (GEP, then VECTORIZE);
+ *     accumulators, and what has no vector form (float64 transcendentals, integer
+ *     division, a gather) is computed lane by lane (GEP, then VECTORIZE);
  *   - the others are unrolled: the kernel body is made once per lane (substitution), and
  *     hash-consing shares what lanes have in common (the register tile of a matmul).
  *
@@ -127,6 +127,7 @@ static bool native(int op, dtype d, dtype sd) {
   case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ: return true;
   case OP_AND: case OP_OR: case OP_XOR: return dt_is_int(d) || dt_is_bool(d);
   case OP_RECIPROCAL: return true;
+  case OP_EXP2: case OP_LOG2: case OP_SIN: return d.scalar == CG_FLOAT32; /* polynomials (renderer/vmath.h) */
   case OP_CAST:
     if (d.scalar == CG_FLOAT32 && sd.scalar == CG_BFLOAT16) return true; /* a bf16 vector load's value */
     return vec_dtype(d) && vec_dtype(sd) && !(dt_is_int(d) && dt_is_float(sd)); /* float->int saturates: per lane */

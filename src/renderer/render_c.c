@@ -242,6 +242,12 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
     else snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t);
     return true;
   case OP_RECIPROCAL: snprintf(out, n, "(1.0f/%s)", a[0]); return true;
+  case OP_EXP2: case OP_LOG2: case OP_SIN: { /* vmath.c's polynomials */
+    char f[32];
+    vmath_name(u->op, d.count, f, sizeof f);
+    snprintf(out, n, "%s(%s)", f, a[0]);
+    return true;
+  }
   default: return false; /* the scalar templates spell vector operators too */
   }
 }
@@ -249,10 +255,16 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
 /* The C expression of an ALU node over named operands. */
 static void alu_expr(uop *u, const char **a, char *out, size_t n) {
   dtype d = u->dt, sd = u->nsrc ? u->src[0]->dt : d;
+  char expr_fn[32];
   if (vector_expr(u, a, out, n)) return;
   /* comparisons and WHERE's condition are spelled by their operands' dtype */
   dtype td = op_has(u->op, F_CMP) ? sd : d;
   switch (u->op) {
+  case OP_EXP2: case OP_LOG2: case OP_SIN: /* float32 (and the small floats, computed in it): vmath.c's */
+    if (is_f64(d)) break;
+    vmath_name(u->op, 1, expr_fn, sizeof expr_fn);
+    snprintf(out, n, "%s(%s)", expr_fn, a[0]);
+    return;
   case OP_CAST:
     if (dt_is_bool(d)) snprintf(out, n, "(%s!=0)", a[0]);
     else if (dt_is_int(d) && dt_is_float(sd)) { /* saturating, NaN gives 0 (alu_float_to_int) */
@@ -369,6 +381,24 @@ static char *render_c(const char *name, const linear *l) {
     if (l->ins[i]->op == OP_WMMA) tc |= (l->ins[i]->arg.i & TC_UNIT_MASK) == TC_AVX512BF16 && l->ins[i]->dt.count == 16 ? 2 : 1;
     else if (l->ins[i]->op == OP_AMX_TILE) tc |= 1; /* a call to the AMX helper (its own target) */
   if (tc) emit(&r, "%s", cg_tc_prelude);
+  /* the transcendentals this kernel uses, at the widths it uses them (vmath.c) */
+  unsigned vm[OP_COUNT] = {0};
+  for (int i = 0; i < l->n; i++) {
+    uop *u = l->ins[i];
+    if (vmath_has(u->op) && !is_f64(u->dt)) vm[u->op] |= 1u << (u->dt.count <= 1 ? 0 : __builtin_ctz((unsigned)u->dt.count));
+  }
+  for (int op = 0; op < OP_COUNT; op++)
+    if (vm[op]) {
+      size_t len = vmath_source(op, vm[op], NULL, 0);
+      char *src = ir_malloc(len + 1);
+      if (!src) {
+        r.nomem = true;
+        continue;
+      }
+      vmath_source(op, vm[op], src, len + 1);
+      emit(&r, "%s", src);
+      free(src);
+    }
   if (tc & 2) emit(&r, "#pragma GCC push_options\n#pragma GCC target(\"%s\")\n", CG_TC_AVX512BF16_TARGET);
   emit(&r, "void %s(void **bufs, const int64_t *vars, int64_t lo, int64_t hi) {\n", name);
   r.indent = 1;

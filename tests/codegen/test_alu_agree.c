@@ -7,9 +7,10 @@
  *   INTERP  the interpreter device, on the same kind of kernel
  * float32 and int32 also with UPCAST(0, 8) forced, so ops take their vector forms.
  * They must agree bit for bit (any NaN matches any NaN), except the transcendentals EXP2,
- * LOG2, SIN, which may differ by 1 ulp of the result dtype (the C compiler may pick
- * another libm path than the folder's; in practice they match exactly). SQRT, the
- * division RECIPROCAL and everything else must be exact.
+ * LOG2, SIN, which may differ by 2 ulps of the result dtype (the folder and INTERP use
+ * libm, the C kernels the polynomials of renderer/vmath.h, each within its stated bound
+ * of the true value; tests/codegen/test_vmath.c sweeps them). SQRT, the division
+ * RECIPROCAL and everything else must be exact.
  * The tensor API on constants (cg_full, cg_cast, cg_add, ...: folded before any kernel
  * runs) must give the kernels' answers too.
  * Then the NaN rules of MAX checked against torch's meaning (a fixed expectation, not
@@ -145,7 +146,7 @@ static int64_t ordered(cg_dtype d, uint64_t b) {
 }
 static bool is_nan_bits(cg_dtype d, uint64_t b) { return is_float(d) && isnan(to_f(d, b)); }
 
-static int ulp_hits; /* transcendental results that needed the 1-ulp allowance */
+static int ulp_hits; /* transcendental results that needed the 2-ulp allowance */
 
 static bool agree(int op, cg_dtype d, uint64_t want, uint64_t got) {
   if (want == got) return true;
@@ -153,7 +154,7 @@ static bool agree(int op, cg_dtype d, uint64_t want, uint64_t got) {
   if (is_nan_bits(d, want) || is_nan_bits(d, got)) return is_nan_bits(d, want) && is_nan_bits(d, got);
   if (!transcendental(op) || isinf(to_f(d, want)) || isinf(to_f(d, got))) return false;
   int64_t diff = ordered(d, want) - ordered(d, got);
-  if (diff == 1 || diff == -1) return ulp_hits++, true;
+  if (diff >= -2 && diff <= 2) return ulp_hits++, true;
   return false;
 }
 
@@ -521,7 +522,7 @@ static void test_max_nan(const char *dev) {
 
 int main(void) {
   for (int d = 0; d < CG_NUM_DTYPES; d++) test_dtype((cg_dtype)d);
-  if (ulp_hits) printf("transcendentals: %d results 1 ulp off the folder (allowed)\n", ulp_hits);
+  if (ulp_hits) printf("transcendentals: %d results 1-2 ulps off the folder (allowed)\n", ulp_hits);
   test_const_api("CPU");
   test_const_api("INTERP");
   test_max_nan("CPU");

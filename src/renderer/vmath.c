@@ -1,0 +1,100 @@
+/* The transcendentals' C (vmath.h has the coefficients and the error bounds): a kernel
+ * that uses EXP2, LOG2 or SIN in float32 gets only the functions and widths it uses, each
+ * guarded (several kernels compile as one translation unit). Plain GCC vector types, no
+ * <immintrin.h> (~100 ms of cc per translation unit). The scalar form is lane 0 of the
+ * f32x4 one, so scalar tails and vector bodies agree bit for bit whatever the compiler
+ * contracts. */
+#include "render.h"
+#include "vmath.h"
+#include <stdio.h>
+#include <string.h>
+
+#define S_(x) #x
+#define S(x) S_(x)
+
+/* Each body is a macro of the width n over the prelude's f32x##n / i32x##n / where_. */
+static const char exp2_def[] =
+    "#define CG_VM_EXP2(n) static inline f32x##n cg_exp2_f32x##n(f32x##n x) { \\\n"
+    "  const f32x##n z = {0}; \\\n"
+    "  f32x##n xc = where_f32x##n(x < -151.0f, z - 151.0f, x); xc = where_f32x##n(xc > 129.0f, z + 129.0f, xc); \\\n"
+    "  f32x##n t = xc + 0x1.8p23f, r = t - 0x1.8p23f, f = xc - r; \\\n"
+    "  i32x##n k = (i32x##n)t - 0x4b400000, k1 = k >> 1, k2 = k - k1; \\\n"
+    "  f32x##n p = f * " S(CG_VM_EXP2_E5) " + " S(CG_VM_EXP2_E4) "; \\\n"
+    "  p = p * f + " S(CG_VM_EXP2_E3) "; p = p * f + " S(CG_VM_EXP2_E2) "; p = p * f + " S(CG_VM_EXP2_E1) "; \\\n"
+    "  p = p * f + " S(CG_VM_EXP2_E0) "; p = p * f + 1.0f; \\\n"
+    "  return p * (f32x##n)((k1 + 127) << 23) * (f32x##n)((k2 + 127) << 23); }\n";
+
+static const char log2_def[] =
+    "#define CG_VM_LOG2(n) static inline f32x##n cg_log2_f32x##n(f32x##n x) { \\\n"
+    "  const f32x##n z = {0}; \\\n"
+    "  i32x##n sub = x < 0x1p-126f; \\\n"
+    "  f32x##n xs = where_f32x##n(sub, x * 0x1p23f, x); \\\n"
+    "  i32x##n i = (i32x##n)xs, e = (i32x##n)(i - " S(CG_VM_LOG2_MBASE) ") >> 23; \\\n"
+    "  f32x##n r = (f32x##n)(i - (e << 23)) - 1.0f; \\\n"
+    "  f32x##n q = r * " S(CG_VM_LOG2_L9) " + " S(CG_VM_LOG2_L8) "; \\\n"
+    "  q = q * r + " S(CG_VM_LOG2_L7) "; q = q * r + " S(CG_VM_LOG2_L6) "; q = q * r + " S(CG_VM_LOG2_L5) "; \\\n"
+    "  q = q * r + " S(CG_VM_LOG2_L4) "; q = q * r + " S(CG_VM_LOG2_L3) "; q = q * r + " S(CG_VM_LOG2_L2) "; \\\n"
+    "  q = q * r + " S(CG_VM_LOG2_L1) "; \\\n"
+    "  i32x##n et = e - (sub & 23); \\\n"
+    "  f32x##n rr = q * r, yh = (rr + " S(CG_VM_LOG2_L0) ") * r + __builtin_convertvector(et, f32x##n); \\\n"
+    "  f32x##n yl = r * " S(CG_VM_LOG2_L0) " + (r * " S(CG_VM_LOG2_L0LO) " + r * rr); \\\n"
+    "  f32x##n y = where_f32x##n(et == 0, yl, yh); \\\n"
+    "  y = where_f32x##n(x == 0.0f, z - INFINITY, y); \\\n"
+    "  y = where_f32x##n((x < 0.0f) | (x != x), z + NAN, y); \\\n"
+    "  return where_f32x##n(x == INFINITY, z + INFINITY, y); }\n";
+
+/* q = rint(x * 2/pi), d = x - q pi/2: sin(x) is sin(d), cos(d), -sin(d), -cos(d) for q mod 4 */
+static const char sin_def[] =
+    "#define CG_VM_SIN(n) static inline f32x##n cg_sin_f32x##n(f32x##n x) { \\\n"
+    "  f32x##n t = x * " S(CG_VM_SIN_2PI) " + 0x1.8p23f, q = t - 0x1.8p23f; \\\n"
+    "  typedef double f64v __attribute__((vector_size(8 * n))); \\\n"
+    "  f64v qd = __builtin_convertvector(q, f64v), dd = __builtin_convertvector(x, f64v) - qd * " S(CG_VM_SIN_P1) "; \\\n"
+    "  dd = dd - qd * " S(CG_VM_SIN_P2) "; \\\n"
+    "  f32x##n d = __builtin_convertvector(dd, f32x##n), dl = __builtin_convertvector(dd - __builtin_convertvector(d, f64v), f32x##n); \\\n"
+    "  f32x##n s = d * d, p = s * " S(CG_VM_SIN_S3) " + " S(CG_VM_SIN_S2) "; \\\n"
+    "  p = p * s + " S(CG_VM_SIN_S1) "; p = p * s + " S(CG_VM_SIN_S0) "; \\\n"
+    "  f32x##n c = s * " S(CG_VM_SIN_C3) " + " S(CG_VM_SIN_C2) "; \\\n"
+    "  c = c * s + " S(CG_VM_SIN_C1) "; c = c * s + " S(CG_VM_SIN_C0) "; \\\n"
+    "  f32x##n ds = d * s, ys = (ds * p + dl) + d, yc = (s * c - d * dl) + 1.0f; \\\n"
+    "  i32x##n j = (i32x##n)t, y = where_i32x##n(-(j & 1), (i32x##n)yc, (i32x##n)ys) ^ ((j & 2) << 30); \\\n"
+    "  i32x##n big = ~((f32x##n)((i32x##n)x & 0x7fffffff) <= " S(CG_VM_SIN_MAX) "); \\\n"
+    "  f32x##n r = where_f32x##n(x == 0.0f, x, (f32x##n)y); /* -0 keeps its sign */ \\\n"
+    "  for (int l = 0; l < n; l++) if (big[l]) r[l] = sinf(x[l]); \\\n"
+    "  return r; }\n";
+
+static const struct {
+  int op;
+  const char *name, *def;
+} fns[] = {{OP_EXP2, "EXP2", exp2_def}, {OP_LOG2, "LOG2", log2_def}, {OP_SIN, "SIN", sin_def}};
+
+bool vmath_has(int op) {
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+    if (fns[i].op == op) return true;
+  return false;
+}
+
+void vmath_name(int op, int width, char *out, size_t n) {
+  const char *s = op == OP_EXP2 ? "exp2" : op == OP_LOG2 ? "log2" : "sin";
+  if (width <= 1) snprintf(out, n, "cg_%sf", s);
+  else snprintf(out, n, "cg_%s_f32x%d", s, width);
+}
+
+/* widths: bit w set for each vector width 2^w used (bit 0: the scalar form) */
+size_t vmath_source(int op, unsigned widths, char *out, size_t n) {
+  size_t w = 0;
+#define PUT(...) (w += (size_t)snprintf(out && w < n ? out + w : NULL, out && w < n ? n - w : 0, __VA_ARGS__))
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    if (fns[i].op != op) continue;
+    const char *nm = fns[i].name;
+    char lower[8];
+    size_t k = 0;
+    for (; nm[k] && k < sizeof lower - 1; k++) lower[k] = (char)(nm[k] | 0x20);
+    lower[k] = 0;
+    PUT("#ifndef CG_VM_%s\n%s", nm, fns[i].def);
+    PUT("CG_VM_%s(4)\nstatic inline float cg_%sf(float x) { return cg_%s_f32x4((f32x4){x})[0]; }\n#endif\n", nm, lower, lower);
+    for (int b = 1; b <= 4; b++)
+      if ((widths >> b & 1) && b != 2) PUT("#ifndef CG_VM_%s_%d\n#define CG_VM_%s_%d\nCG_VM_%s(%d)\n#endif\n", nm, 1 << b, nm, 1 << b, nm, 1 << b);
+  }
+#undef PUT
+  return w;
+}
