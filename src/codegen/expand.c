@@ -15,6 +15,7 @@
 #include "uop/rewrite.h"
 #include "uop/symbolic.h"
 #include "uop/uopset.h"
+#include <math.h>
 #include <string.h>
 
 static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
@@ -52,11 +53,14 @@ static bool contiguous(uop *off, uop *lane, int64_t n) {
 }
 
 static bool vec_dtype(dtype d) { return d.count <= 1 && (d.scalar == CG_FLOAT32 || d.scalar == CG_INT32); }
-/* bfloat16 vectors: an ungated load contiguous along the lane, and its cast to float32
- * (bf16 arithmetic stays lane by lane) */
+/* bfloat16 vectors: a load contiguous along the lane, ungated or gated with +0 where the
+ * gate is off (PADTO's column tail: a masked load), and its cast to float32 (bf16
+ * arithmetic stays lane by lane) */
 static bool bf16_vec_load(uop *u, uop *lane) {
   uop *ix = u->src[0];
-  return u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && ix->nsrc == 2 && contiguous(ix->src[1], lane, lane->src[0]->arg.i);
+  bool zero_alt = ix->nsrc == 3 && u->nsrc > 1 && u->src[1]->op == OP_CONST && u->src[1]->arg.f == 0 && !signbit(u->src[1]->arg.f);
+  return u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && (ix->nsrc == 2 || zero_alt) &&
+         contiguous(ix->src[1], lane, lane->src[0]->arg.i);
 }
 
 /* Whether every value that depends on the lane can be a vector (or a mask). */
