@@ -30,19 +30,22 @@
 
 static cg_tensor *wrap(uop *u) { return tensor_new(u); }
 
-/* The key-block's validity (bool (L - r0, bc)) for the causal mask over rows r0 .. L-1. */
+/* The key-block's validity (bool (L - r0, bc)) for the causal mask over rows r0 .. L-1, from
+ * int32 positions (int64 ones would keep the kernel from vectorizing: expand.c) */
 static cg_tensor *causal_valid(int64_t r0, int64_t L, int64_t j0, int64_t j1) {
-  cg_tensor *rows = cg_reshape(cg_arange((double)r0, (double)L, 1, CG_INT64), (int64_t[]){L - r0, 1}, 2);
-  cg_tensor *cols = cg_reshape(cg_arange((double)j0, (double)j1, 1, CG_INT64), (int64_t[]){1, j1 - j0}, 2);
+  cg_tensor *rows = cg_reshape(cg_arange((double)r0, (double)L, 1, CG_INT32), (int64_t[]){L - r0, 1}, 2);
+  cg_tensor *cols = cg_reshape(cg_arange((double)j0, (double)j1, 1, CG_INT32), (int64_t[]){1, j1 - j0}, 2);
   return cg_ge(rows, cols);
 }
 
 /* Scores of one key block with the masks applied (-inf where not valid); q holds the
- * query rows from r0 on (r0 > 0 only without a mask: see rows_from). */
-static cg_tensor *block_scores(cg_tensor *q, cg_tensor *kj, cg_tensor *mask, int mask_kind, bool causal, double scale, int64_t r0,
+ * query rows from r0 on (r0 > 0 only without a mask: see rows_from). kt is k transposed
+ * and stored so, (..., E, S): the block's scores read it along the keys, contiguous (k
+ * itself would be read across its rows, a gather per key lane). */
+static cg_tensor *block_scores(cg_tensor *q, cg_tensor *kt, cg_tensor *mask, int mask_kind, bool causal, double scale, int64_t r0,
                                int64_t j0, int64_t j1) {
   int64_t L = r0 + cg_shape(q)[cg_ndim(q) - 2];
-  cg_tensor *s = cg_mul(cg_matmul(q, cg_transpose(kj, -2, -1)), cg_scalar(scale));
+  cg_tensor *s = cg_mul(cg_matmul(q, cg_slice(kt, -1, j0, j1, 1)), cg_scalar(scale));
   cg_tensor *mj = NULL;
   if (mask) mj = cg_shape(mask)[cg_ndim(mask) - 1] == 1 ? mask : cg_slice(mask, -1, j0, j1, 1);
   if (mask_kind == FLASH_MASK_ADD) s = cg_add(s, cg_cast(mj, cg_dtype_of(s)));
@@ -109,9 +112,11 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_scope_end();
     return NULL;
   }
-  /* q, k, v computed once (every block reads them) and saved for the backward */
-  cg_tensor *qkv[3] = {qc, kc, vc};
-  if (realize_keep(qkv, 3) != CG_OK) {
+  /* q, k, v computed once (every block reads them) and saved for the backward; k^T stored
+   * for the scores */
+  cg_tensor *kt = cg_contiguous(cg_transpose(kc, -2, -1));
+  cg_tensor *qkv[4] = {qc, kc, vc, kt};
+  if (!kt || realize_keep(qkv, 4) != CG_OK) {
     cg_scope_end();
     return NULL;
   }
@@ -125,10 +130,10 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     int64_t j1 = j0 + block < S ? j0 + block : S;
     if (causal && j0 > L - 1) break; /* every key of the block is after every query */
     cg_scope_begin();
-    cg_tensor *kj = cg_slice(kc, -2, j0, j1, 1), *vj = cg_slice(vc, -2, j0, j1, 1);
+    cg_tensor *vj = cg_slice(vc, -2, j0, j1, 1);
     int64_t r0 = rows_from(causal, mk, j0);
     cg_tensor *mr = rows(m, r0, L), *lr = rows(l, r0, L), *orr = rows(o, r0, L);
-    cg_tensor *s = block_scores(rows(qc, r0, L), kj, mk, mask_kind, causal, scale, r0, j0, j1);
+    cg_tensor *s = block_scores(rows(qc, r0, L), kt, mk, mask_kind, causal, scale, r0, j0, j1);
     cg_tensor *mn = cg_maximum(mr, cg_max(s, &last, 1, true));
     cg_tensor *shift = where_eq(mn, -INFINITY, 0);
     cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mr, shift));
@@ -180,8 +185,10 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_tensor *dO = cg_cast(wrap(g), cdt);
   int last = -1;
   cg_tensor *Dv = cg_sum(cg_mul(dO, cg_cast(out, cdt)), &last, 1, true);
-  cg_tensor *pre[5] = {dO, Dv, qc, kc, vc};
-  cg_status st = cg_realize_many(pre, 5);
+  /* k^T for the scores and v^T for dO v^T, stored so that a block reads them along keys */
+  cg_tensor *kt = cg_contiguous(cg_transpose(kc, -2, -1)), *vt = cg_contiguous(cg_transpose(vc, -2, -1));
+  cg_tensor *pre[7] = {dO, Dv, qc, kc, vc, kt, vt};
+  cg_status st = kt && vt ? cg_realize_many(pre, 7) : cg_last_status();
   int64_t nblk = (S + block - 1) / block;
   cg_tensor **dk = cg_calloc((size_t)(nblk ? nblk : 1), sizeof *dk), **dv = cg_calloc((size_t)(nblk ? nblk : 1), sizeof *dv);
   if (st == CG_OK && (!dk || !dv)) st = CG_ERR_NOMEM; /* recorded by cg_calloc */
@@ -196,12 +203,12 @@ static void flash_backward(uop *node, uop *g, uop **d) {
       continue;
     }
     cg_scope_begin();
-    cg_tensor *kj = cg_slice(kc, -2, j0, j1, 1), *vj = cg_slice(vc, -2, j0, j1, 1);
+    cg_tensor *kj = cg_slice(kc, -2, j0, j1, 1);
     int64_t r0 = rows_from(causal, mask, j0); /* rows before r0 have p = 0 for this block */
     cg_tensor *qr = rows(qc, r0, L), *dOr = rows(dO, r0, L);
-    cg_tensor *s = block_scores(qr, kj, mask, mask_kind, causal, scale, r0, j0, j1);
+    cg_tensor *s = block_scores(qr, kt, mask, mask_kind, causal, scale, r0, j0, j1);
     cg_tensor *p = cg_exp(cg_sub(s, rows(lse, r0, L)));
-    cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_transpose(vj, -2, -1)), rows(Dv, r0, L)));
+    cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_slice(vt, -1, j0, j1, 1)), rows(Dv, r0, L)));
     cg_tensor *nx[3] = {with_rows(dq, cg_add(rows(dq, r0, L), cg_mul(cg_matmul(ds, kj), cg_scalar(scale))), r0),
                         cg_mul(cg_matmul(cg_transpose(ds, -2, -1), qr), cg_scalar(scale)), cg_matmul(cg_transpose(p, -2, -1), dOr)};
     st = nx[0] && nx[1] && nx[2] ? realize_keep(nx, 3) : cg_last_status();

@@ -2,11 +2,13 @@
  * WHERE over index comparisons, so it fuses into its consumer and costs no kernel. */
 #include "tensor.h"
 
-uop *iota_along(int64_t n, int axis, int ndim) {
-  uop *b = buffer_new(DT_I64, n);
+uop *iota_along(dtype dt, int64_t n, int axis, int ndim) {
+  uop *b = buffer_new(dt, n);
   if (!b || buffer_alloc(b) != CG_OK) return NULL;
-  int64_t *p = buffer_of(b)->ptr;
-  for (int64_t i = 0; i < n; i++) p[i] = i;
+  if (dt.scalar == CG_INT32)
+    for (int64_t i = 0; i < n; i++) ((int32_t *)buffer_of(b)->ptr)[i] = (int32_t)i;
+  else
+    for (int64_t i = 0; i < n; i++) ((int64_t *)buffer_of(b)->ptr)[i] = i;
   int64_t s[UOP_MAX_DIMS];
   for (int i = 0; i < ndim; i++) s[i] = i == axis ? n : 1;
   return view_reshape(b, s, ndim);
@@ -20,7 +22,11 @@ static cg_tensor *triangle(const char *who, cg_tensor *a, int64_t diagonal, bool
   op_begin();
   uop *x = a->u;
   int64_t R = x->shape[nd - 2], Cc = x->shape[nd - 1];
-  uop *row = iota_along(R, 0, 2), *col = iota_along(Cc, 1, 2);
+  /* int32 positions where they fit (an int64 comparison keeps the consumer from
+   * vectorizing: codegen/expand.c), the diagonal clamped to where it still decides */
+  bool small = R < ((int64_t)1 << 29) && Cc < ((int64_t)1 << 29);
+  if (small) diagonal = diagonal > Cc ? Cc : diagonal < -R ? -R : diagonal;
+  uop *row = iota_along(small ? DT_I32 : DT_I64, R, 0, 2), *col = iota_along(small ? DT_I32 : DT_I64, Cc, 1, 2);
   if (!row || !col) return op_end(NULL);
   int64_t rc[2] = {R, Cc};
   row = view_expand(row, rc, 2), col = view_expand(col, rc, 2);

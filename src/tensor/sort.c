@@ -61,7 +61,7 @@ static cg_status rank_select(const char *who, cg_tensor *a, int64_t k, bool kgiv
   memcpy(sj, sq, sizeof sj);
   sj[nd] = 1;
   uop *xj = view_expand(view_reshape(x, sj, N), sq, N), *xie = view_expand(xi, sq, N);
-  uop *jj = iota_along(n, N - 2, N), *ii = iota_along(n, N - 1, N);
+  uop *jj = iota_along(DT_I64, n, N - 2, N), *ii = iota_along(DT_I64, n, N - 1, N);
   if (!jj || !ii) {
     op_end(NULL);
     return cg_last_status();
@@ -72,7 +72,7 @@ static cg_status rank_select(const char *who, cg_tensor *a, int64_t k, bool kgiv
   uop *rank = reduce_uop(cast_to(before, DT_I64), OP_ADD, &ax, 1); /* (..., 1, n) */
   /* (..., r, i): position r < k takes the i whose rank is r */
   sk[nd - 1] = k, sk[nd] = n;
-  uop *rr = iota_along(k, N - 2, N);
+  uop *rr = iota_along(DT_I64, k, N - 2, N);
   if (!rr) {
     op_end(NULL);
     return cg_last_status();

@@ -63,8 +63,8 @@ uop *cast_to(uop *u, dtype dt);
 uop *ew2(int op, uop *a, uop *b);       /* same shape and dtype */
 uop *ew1(int op, uop *a);
 uop *ew_const(uop *like, double v);     /* constant with like's shape and dtype */
-/* [0, n) as int64 along `axis` of an ndim-d shape of 1s (a small host buffer; mask.c). */
-uop *iota_along(int64_t n, int axis, int ndim);
+/* [0, n) as dt (int32 or int64) along `axis` of an ndim-d shape of 1s (a small host buffer; mask.c). */
+uop *iota_along(dtype dt, int64_t n, int axis, int ndim);
 /* Normalize axes (negative count from end); false + error on a bad axis. */
 bool norm_axes(const char *who, int ndim, const int *axes, int naxes, int *out, int *nout);
 int norm_dim(const char *who, int ndim, int dim, bool *ok);
