@@ -26,20 +26,22 @@ def hwm():
         if l.startswith('VmHWM:'): return int(l.split()[1])
 base = hwm()
 mask = torch.ones(T, T, dtype=torch.bool).tril()
-best = 1e30
+best = best_cpu = 1e30
 for r in range(4):
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     s = (q @ k.transpose(-2, -1)) / 8.0
     o = torch.softmax(s.masked_fill(~mask, float('-inf')), -1) @ v
     o.sum().backward()
-    dt = time.time() - t0
-    if r: best = min(best, dt)
+    dt, dc = time.time() - t0, time.process_time() - c0
+    if r: best, best_cpu = min(best, dt), min(best_cpu, dc)
     q.grad = k.grad = v.grad = None
-print(f"{1e3 * best:.1f} {(hwm() - base) / 1024:.1f}")
+print(f"{1e3 * best:.1f} {(hwm() - base) / 1024:.1f} {1e3 * best_cpu:.1f}")
 PY
 )
   echo "$cg"
-  echo "pytorch T=$T: fwd+bwd ${pt% *} ms, peak RSS +${pt#* } MB"
+  read -r ptms ptmb ptcpu <<<"$pt"
+  echo "pytorch T=$T: fwd+bwd $ptms ms, cpu $ptcpu ms, peak RSS +$ptmb MB"
   cgms=$(sed -E 's/.*fwd\+bwd ([0-9.]+) ms.*/\1/' <<<"$cg")
-  awk -v a="$cgms" -v b="${pt% *}" -v T="$T" 'BEGIN { printf "T=%s: cgrad/pytorch time %.2f\n", T, a / b }'
+  cgcpu=$(sed -E 's/.*cpu ([0-9.]+) ms.*/\1/' <<<"$cg")
+  awk -v a="$cgms" -v b="$ptms" -v c="$cgcpu" -v d="$ptcpu" -v T="$T" 'BEGIN { printf "T=%s: cgrad/pytorch time %.2f, cpu time %.2f\n", T, a / b, c / d }'
 done
