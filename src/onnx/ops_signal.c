@@ -119,7 +119,11 @@ static cg_status op_TfIdfVectorizer(onnx_ctx *c) {
   int nd = cg_ndim(x);
   if (nd < 1 || nd > 2 || minn < 1 || maxn < minn || maxn > (int64_t)cnts->n_ints || skip < 0) return onnx_fail(c, "bad attributes or input rank");
   int64_t rows = nd == 2 ? cg_shape(x)[0] : 1, cols = cg_shape(x)[nd - 1], width = 0, n;
-  for (size_t i = 0; i < idxs->n_ints; i++) width = idxs->ints[i] + 1 > width ? idxs->ints[i] + 1 : width;
+  for (size_t i = 0; i < idxs->n_ints; i++) { /* computed on the host: indexes inside a bounded output */
+    if (idxs->ints[i] < 0 || idxs->ints[i] >= (1 << 26)) return onnx_fail(c, "ngram_indexes[%zu] = %lld is not in [0, 2^26)", i, (long long)idxs->ints[i]);
+    width = idxs->ints[i] + 1 > width ? idxs->ints[i] + 1 : width;
+  }
+  if (rows * width > (1 << 26)) return onnx_fail(c, "output of %lld x %lld elements", (long long)rows, (long long)width);
   if (wa && wa->n_floats != idxs->n_ints) return onnx_fail(c, "weights and ngram_indexes differ in length");
   int64_t *v = onnx_read_indices(c, 0, &n);
   double *out = cg_calloc((size_t)(rows * width + 1), sizeof(double));
