@@ -8,7 +8,8 @@
  * Coefficients: weighted least squares iterated to minimax (Lawson) on the intervals below,
  * in float64 against mpmath, then rounded to float32. Max errors over all 2^32 float32
  * inputs against float64 libm (a one-off sweep; tests/codegen/test_vmath.c checks ~10^7 of
- * them and every edge through real kernels on each run):
+ * them and every edge through real kernels on each run); the scalar form equalled the
+ * f32x16 one bit for bit on all 2^32 inputs of each:
  *
  *   exp2  x = k + f, k = rint(x), f in [-1/2, 1/2]; 2^f = 1 + f*(E0 + f*(E1 + ... f*E5))
  *         (approximation error 2.0e-9 relative); 2^k applied as two exact powers of two so
@@ -23,7 +24,7 @@
  *         float d + dl; by q mod 4: sin(d), cos(d), -sin(d), -cos(d) with
  *         sin(d) = d + (d*s*(S0 + ... s^3*S3) + dl), cos(d) = 1 + (s*(C0 + ... s^3*C3) - d*dl),
  *         s = d^2. |x| > CG_VM_SIN_MAX, inf and NaN lanes call libm's sinf (rare in
- *         practice); -0 -> -0. Measured 1.15 ulp (every 61st input).
+ *         practice); -0 -> -0. Measured 1.177 ulp.
  */
 #ifndef CG_VMATH_H
 #define CG_VMATH_H
