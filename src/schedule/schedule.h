@@ -8,6 +8,10 @@
  *              realized with the loss and gradients); a kernel that needs both the old
  *              and the new value of one buffer is refused with a message
  *
+ * A COPY (tensor/device.c, cg_to) is a realize point of its own on its target device: its
+ * source is read straight from a buffer where it is a contiguous range of one (a buffer,
+ * a reshape, a slice along the leading axis), else realized on the source device first.
+ *
  * Fusion rules (ARCHITECTURE §5): movement ops become index math; elementwise chains
  * fuse into their consumer; a reduction fuses into its consumer when it is used once and
  * reached without broadcasting (or broadcast only along an enclosing reduction's axes).
@@ -32,6 +36,12 @@ typedef struct {
   int nbufs, nout;
   uop **vars;      /* the tensor-level DEFINE_VAR bound to each var slot (runtime/var.h) */
   int nvars;
+  /* A copy between devices (a COPY node: its own item, never a kernel; ast is
+   * SINK(STORE(slot 0, COPY(view of slot 1)))): bufs[0], on the COPY's device, takes the
+   * elements [copy_off, copy_off + count) of bufs[1]; copy_staged: bufs[1] is a view of a
+   * buffer that was made contiguous for it (the "staging" bytes of cg_copy_stats). */
+  bool copy, copy_staged;
+  int64_t copy_off;
 } sched_kernel;
 
 typedef struct {
