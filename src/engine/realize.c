@@ -449,15 +449,19 @@ static cg_status run_copy(run_ctx *rc, int ki) {
   if (st != CG_OK) return st;
   cg_buffer *dst = buffer_of(k->bufs[0]), *src = buffer_of(k->bufs[1]);
   size_t esz = (size_t)dt_scalar_size(k->bufs[0]->dt);
-  copy_step c = {dst->dev, src->dev, (size_t)k->copy_off * esz, (size_t)k->bufs[0]->arg.v[1] * esz, k->copy_staged};
+  copy_step c;
+  memset(&c, 0, sizeof c); /* padding too: captures compare steps byte by byte */
+  c.dst = dst->dev, c.src = src->dev, c.off = (size_t)k->copy_off * esz, c.nbytes = (size_t)k->bufs[0]->arg.v[1] * esz, c.staged = k->copy_staged;
   double t1 = now();
   st = engine_copy(c.dst, dst->ptr, c.src, (const char *)src->ptr + c.off, c.nbytes, c.staged);
   double dt = now() - t1;
   rc->secs[ki] = dt;
   if (st == CG_OK && rc->serial && capture_active()) capture_host_io(copy_step_run, &c, sizeof c, k->bufs, 2, 1);
-  if (st == CG_OK && rc->dbg >= 1)
-    fprintf(stderr, "  copy %-6s -> %-6s     %9.3f ms  %8s    %7.2f GB/s  (%zu bytes%s)\n", c.src->name, c.dst->name, 1e3 * dt, "", (double)c.nbytes / dt * 1e-9,
-            c.nbytes, c.staged ? ", staged" : "");
+  if (st == CG_OK && rc->dbg >= 1) {
+    char name[64];
+    snprintf(name, sizeof name, "copy %s -> %s", c.src->name, c.dst->name);
+    fprintf(stderr, "  %-24s %9.3f ms  %17s  %7.2f GB/s  (%zu bytes%s)\n", name, 1e3 * dt, "", (double)c.nbytes / dt * 1e-9, c.nbytes, c.staged ? ", staged" : "");
+  }
   return st;
 }
 

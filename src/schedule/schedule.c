@@ -20,7 +20,7 @@ typedef struct {
   int reduce_axes;    /* reduced axes fused into the kernel being visited */
   uint64_t nomem0;    /* uop_nomem_events() at the start: walks stop once it moves */
   uopset walked[4];   /* per context: node -> the axes it was walked with + 1, this root */
-  uopset staged;      /* a COPY's source realized only to make a view contiguous -> 1 */
+  uopset staged;      /* a COPY whose source is realized only to make a view contiguous -> 1 */
   bool custom;        /* a CUSTOM node was met (toposort) */
 } sched_ctx;
 static bool sched_failed(const sched_ctx *c) { return uop_nomem_events() != c->nomem0; }
@@ -139,12 +139,11 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
     }
     uop *leaf, *s = u->src[0];
     int64_t off;
-    if (copy_range(s, &leaf, &off)) {
-      if (leaf->op != OP_BUFFER) mark(c, leaf);
-    } else {
-      if (view_of_buffer(s)) uopset_put(&c->staged, s, (void *)1);
-      mark(c, s);
-    }
+    if (!copy_range(s, &leaf, &off)) leaf = s; /* realized whole, then read whole */
+    if (leaf->op == OP_BUFFER) return;
+    /* a view made contiguous only to be copied: the staging bytes */
+    if (op_is_movement(leaf->op) && view_of_buffer(leaf)) uopset_put(&c->staged, u, (void *)1);
+    mark(c, leaf);
     return;
   }
   if (u != root && (u->op == OP_CONTIGUOUS || u->op == OP_ASSIGN)) {
@@ -523,7 +522,7 @@ static void plan_to_kernel(plan *k, uopset *realized, uopset *staged, sched_kern
     uop *src = k->roots[0]->src[0], *leaf;
     int64_t off = 0;
     out->copy = true;
-    out->copy_staged = uopset_get(staged, src) != NULL;
+    out->copy_staged = uopset_get(staged, k->roots[0]) != NULL;
     out->copy_off = !uopset_get(realized, src) && copy_range(src, &leaf, &off) ? off : 0;
   }
   for (int i = 0; i < k->n; i++) slot_for(&c, k->outs[i]);

@@ -1,8 +1,8 @@
 /* Tensors split over devices (cgrad.h, "devices and sharding"; tinygrad's MultiLazyBuffer):
  * a cg_multi is one lazy UOp per device plus the axis they split. Every op here is a
  * per-shard application of the ordinary tensor ops, after the operands' layouts were
- * matched; the only data movement is cg_to (device.c), whose byte counters show what a
- * layout change cost. Internally shards are held as retained UOps, and each op wraps them
+ * matched; the only data movement is cg_to (device.c: a lazy COPY), whose byte counters
+ * show what a layout change cost. Internally shards are held as retained UOps, and each op wraps them
  * in tensor handles inside a scope of its own. */
 #include "tensor.h"
 #include <string.h>
@@ -120,13 +120,13 @@ cg_status cg_multi_realize(cg_multi *m) {
   cg_scope_begin();
   cg_tensor *t[MAXN];
   for (int i = 0; i < m->n; i++) t[i] = tensor_new(m->u[i]);
-  /* one realize per device: a kernel never reads two */
-  cg_status st = CG_OK;
-  for (int i = 0; i < m->n && st == CG_OK; i++)
-    if ((st = cg_realize(t[i])) == CG_OK) {
-      uop_release(m->u[i]);
-      m->u[i] = uop_retain(t[i]->u);
-    }
+  /* one realize: the devices' kernels (and the copies between them) run at once, each
+   * device on its own lane (engine/queue.h) */
+  cg_status st = cg_realize_many(t, m->n);
+  for (int i = 0; i < m->n && st == CG_OK; i++) {
+    uop_release(m->u[i]);
+    m->u[i] = uop_retain(t[i]->u);
+  }
   cg_scope_end();
   return st;
 }
