@@ -656,7 +656,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   if (st == CG_OK && nlanes >= 2) st = queue_run(s.n, lane, (const int(*)[2])dep, nlanes, run_item, &rc);
   else
     for (int ki = 0; ki < s.n && st == CG_OK; ki++) st = run_item(&rc, ki);
-  for (int ki = 0; ki < s.n && secs; ki++) {
+  for (int ki = 0; ki < s.n && secs && threads; ki++) {
     t_kernels += secs[ki];
     if (threads[ki] > (int64_t)last_threads) last_threads = (uint64_t)threads[ki];
   }
