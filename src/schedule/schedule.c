@@ -63,16 +63,18 @@ static void mark(sched_ctx *c, uop *u) {
 
 /* ---- copies between devices ------------------------------------------------------- */
 
-/* Is u the elements [*off, *off + numel) of one buffer, in order? Follows reshapes and
- * shrinks (as a strided view: a reshape needs a contiguous input) down to the leaf, the
- * first other node: a BUFFER (its elements) or a node realized into a buffer of its
- * shape. */
+/* Is u the elements [*off, *off + numel) of one buffer, in order? Follows reshapes,
+ * shrinks (as a strided view: a reshape needs a contiguous input) and detaches down to
+ * the leaf, the first other node: a BUFFER (its elements) or a node realized into a
+ * buffer of its shape. */
 static bool copy_range(uop *u, uop **leaf, int64_t *off) {
   uop *chain[64];
   int n = 0;
-  while (u->op == OP_RESHAPE || u->op == OP_SHRINK) {
-    if (n == 64) return false;
-    chain[n++] = u;
+  while (u->op == OP_RESHAPE || u->op == OP_SHRINK || u->op == OP_DETACH) {
+    if (u->op != OP_DETACH) { /* worth its value */
+      if (n == 64) return false;
+      chain[n++] = u;
+    }
     u = u->src[0];
   }
   *leaf = u;
@@ -113,7 +115,7 @@ static bool copy_range(uop *u, uop **leaf, int64_t *off) {
 
 /* A view (movement ops only) of a buffer or of a node realized by itself. */
 static bool view_of_buffer(uop *u) {
-  while (op_is_movement(u->op)) u = u->src[0];
+  while (op_is_movement(u->op) || u->op == OP_DETACH) u = u->src[0];
   return u->op == OP_BUFFER || u->op == OP_CONTIGUOUS || u->op == OP_COPY || u->op == OP_ASSIGN;
 }
 

@@ -95,7 +95,13 @@ static void test_one_realize(void) {
   bool ok = cg_read(c, CG_FLOAT32, got, sizeof got) == CG_OK;
   for (int i = 0; ok && i < R * C; i++) ok = fabs(got[i] - ((double)ha[i] * ha[i] + hb[i])) <= 1e-6 * (1 + fabs((double)ha[i] * ha[i] + hb[i]));
   CHECK(ok, "values of to(a*a) + b");
-  /* a chain over three devices and back in one realize: 3 copies, 3 kernels */
+  /* a detached buffer is copied straight (no kernel) */
+  s0 = cg_get_stats(), t0 = sent();
+  cg_tensor *da = cg_to(cg_detach(a), "CPU:1");
+  CHECK(da && cg_read(da, CG_FLOAT32, got, sizeof got) == CG_OK && !memcmp(got, ha, sizeof got), "detached: %s", cg_last_error());
+  CHECK(cg_get_stats().kernels_run == s0.kernels_run && sent() - t0 == R * C * 4, "detached: no kernel, one copy");
+  cg_free(da);
+  /* a chain over three devices and back in one realize: 3 copies, 2 kernels */
   s0 = cg_get_stats(), t0 = sent();
   cg_tensor *d = cg_to(cg_sum(cg_to(cg_exp(cg_to(a, "CPU:2")), "CPU:1"), (int[]){1}, 1, false), "CPU");
   float gd[R];
