@@ -149,7 +149,8 @@ cg_multi *cg_multi_allreduce(cg_multi *a) {
   cg_tensor *flat[MAXN], *red[MAXN];
   bool ok = true;
   for (int i = 0; i < n && ok; i++) ok = (flat[i] = cg_reshape(tensor_new(a->u[i]), (int64_t[]){total}, 1)) != NULL;
-  /* reduce-scatter: device j sums chunk j of every shard (each a contiguous range) */
+  /* reduce-scatter: device j sums chunk j of every shard (each a contiguous range); one
+   * realize, the devices at once */
   for (int j = 0; j < n && ok; j++) {
     int64_t lo = j * chunk < total ? j * chunk : total, hi = lo + chunk < total ? lo + chunk : total;
     red[j] = NULL;
@@ -158,8 +159,8 @@ cg_multi *cg_multi_allreduce(cg_multi *a) {
       red[j] = red[j] ? cg_add(red[j], piece) : piece;
       ok = red[j] != NULL;
     }
-    ok = ok && cg_realize(red[j]) == CG_OK;
   }
+  ok = ok && cg_realize_many(red, n) == CG_OK;
   /* all-gather: every device concatenates the n reduced chunks */
   for (int i = 0; i < n && ok; i++) {
     cg_tensor *parts[MAXN];

@@ -297,10 +297,28 @@ static void test_bad_input(void) {
   cg_free(a), cg_free(b);
 }
 
+/* Before any instance exists: a copy between two table devices (CPU -> INTERP) makes the
+ * graphs after it place their buffers by device too. */
+static void test_table_devices(void) {
+  float h[12], got[12];
+  cg_tensor *a = rand_t(h, 3, 4), *b = cg_to(a, "INTERP"), *c = cg_add(b, b);
+  CHECK(b && c && !strcmp(cg_device_of(c), "INTERP"), "on INTERP: %s", cg_last_error());
+  CHECK(!cg_mul(c, a) && strstr(cg_last_error(), "on INTERP") && strstr(cg_last_error(), "on CPU"), "mixed: %s", cg_last_error());
+  bool ok = c && cg_read(c, CG_FLOAT32, got, sizeof got) == CG_OK;
+  for (int i = 0; ok && i < 12; i++) ok = got[i] == h[i] + h[i];
+  CHECK(ok, "CPU -> INTERP, then a kernel on INTERP: %s", cg_last_error());
+  cg_tensor *back = cg_to(c, "CPU");
+  ok = back && cg_read(back, CG_FLOAT32, got, sizeof got) == CG_OK && !strcmp(cg_device_of(back), "CPU");
+  for (int i = 0; ok && i < 12; i++) ok = got[i] == h[i] + h[i];
+  CHECK(ok, "and back");
+  cg_free(a), cg_free(b), cg_free(c), cg_free(back);
+}
+
 int main(void) {
   unsigned seed = (unsigned)time(NULL);
   srand(seed);
   printf("seed %u\n", seed);
+  test_table_devices();
   test_lazy_equals_eager();
   test_one_realize();
   test_same_device();
