@@ -429,6 +429,7 @@ static rt_device *kernel_device(sched_kernel *k) {
  * (queue.h) when the schedule drives several devices. */
 typedef struct {
   schedule *s;
+  const bool *copy;     /* per item: a copy (sched_copy_of) */
   rt_device **devs;     /* per item: the kernel's device (NULL: a copy, or nothing to run) */
   prog_entry **entries; /* per item: its program (NULL: a copy, or nothing to run) */
   uop ***release;       /* per item: intermediates whose last reader it is (NULL-terminated) */
@@ -451,7 +452,9 @@ static cg_status run_copy(run_ctx *rc, int ki) {
   size_t esz = (size_t)dt_scalar_size(k->bufs[0]->dt);
   copy_step c;
   memset(&c, 0, sizeof c); /* padding too: captures compare steps byte by byte */
-  c.dst = dst->dev, c.src = src->dev, c.off = (size_t)k->copy_off * esz, c.nbytes = (size_t)k->bufs[0]->arg.v[1] * esz, c.staged = k->copy_staged;
+  int64_t off = 0;
+  sched_copy_of(k, &off);
+  c.dst = dst->dev, c.src = src->dev, c.off = (size_t)off * esz, c.nbytes = (size_t)k->bufs[0]->arg.v[1] * esz, c.staged = k->copy_staged;
   double t1 = now();
   st = engine_copy(c.dst, dst->ptr, c.src, (const char *)src->ptr + c.off, c.nbytes, c.staged);
   double dt = now() - t1;
@@ -509,7 +512,7 @@ static cg_status run_item(void *ctx, int ki) {
   sched_kernel *k = &rc->s->k[ki];
   cg_status st = CG_OK;
   bool ran = true;
-  if (k->copy && k->bufs[0]->arg.v[1]) st = run_copy(rc, ki);
+  if (rc->copy[ki] && k->bufs[0]->arg.v[1]) st = run_copy(rc, ki);
   else if (rc->entries[ki]) st = run_kernel_item(rc, ki);
   else {
     ran = false;
@@ -528,12 +531,12 @@ static cg_status run_item(void *ctx, int ki) {
  * of first use; lane 0 the calling thread), and per item the fences: the last earlier item
  * on another lane that touched a device this one touches (a copy touches two). Returns the
  * number of lanes (1: run in order here), or -1 out of memory. */
-static int plan_lanes(schedule *s, int *lane, int (*dep)[2]) {
+static int plan_lanes(schedule *s, const bool *copy, int *lane, int (*dep)[2]) {
   rt_device *dev_of_lane[QUEUE_MAX_LANES];
   int nl = 0, last[QUEUE_MAX_LANES]; /* per lane (= device): the last item that touched it */
   for (int ki = 0; ki < s->n; ki++) {
     sched_kernel *k = &s->k[ki];
-    rt_device *touch[2] = {buffer_of(k->bufs[0])->dev, k->copy ? buffer_of(k->bufs[1])->dev : NULL};
+    rt_device *touch[2] = {buffer_of(k->bufs[0])->dev, copy[ki] ? buffer_of(k->bufs[1])->dev : NULL};
     int tl[2] = {-1, -1};
     for (int t = 0; t < 2 && touch[t]; t++) {
       for (int l = 0; l < nl && tl[t] < 0; l++)
@@ -572,11 +575,13 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   last_threads = 0, last_max_buffer = 0;
   int64_t compiled0 = RT_STAT(compiled), disk0 = RT_STAT(disk_hits);
   int dbg = cfg_debug(), ncopies = 0;
-  for (int ki = 0; ki < s.n; ki++) ncopies += s.k[ki].copy;
+  bool *copy = cg_calloc((size_t)(s.n ? s.n : 1), sizeof *copy);
+  int64_t off;
+  for (int ki = 0; copy && ki < s.n; ki++) ncopies += copy[ki] = sched_copy_of(&s.k[ki], &off);
   double t_sched = now() - t0, t_kernels = 0;
   if (dbg >= 2)
-    fprintf(stderr, "*** schedule: %d kernel%s%s for %d output%s (%.2f ms)\n", s.n - ncopies, s.n - ncopies == 1 ? "" : "s", ncopies ? (ncopies == 1 ? " + 1 copy" : " + copies") : "",
-            n, n == 1 ? "" : "s", 1e3 * t_sched);
+    fprintf(stderr, "*** schedule: %d kernel%s%s%.0d%s for %d output%s (%.2f ms)\n", s.n - ncopies, s.n - ncopies == 1 ? "" : "s", ncopies ? " + " : "", ncopies,
+            ncopies ? (ncopies == 1 ? " copy" : " copies") : "", n, n == 1 ? "" : "s", 1e3 * t_sched);
   /* intermediates (written here, not asked for) are dead after their last reader: they
    * share one arena, packed by lifetime (plan_arena), and are forgotten after it */
   uopset last_read = {0}, is_out = {0}, written = {0};
@@ -606,13 +611,13 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   double *secs = cg_calloc(nk, sizeof *secs);
   int64_t *threads = cg_calloc(nk, sizeof *threads);
   int *lane = cg_malloc(sizeof(int) * nk), (*dep)[2] = cg_malloc(sizeof *dep * nk);
-  if (!devs || !entries || !release || !secs || !threads || !lane || !dep) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  if (!copy || !devs || !entries || !release || !secs || !threads || !lane || !dep) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     int64_t out_elems = 0;
     for (int i = 0; i < s.k[ki].nout; i++) out_elems += s.k[ki].bufs[i]->arg.v[1];
     /* an empty output: nothing to compute (its index math may divide by 0); a copy is no
      * kernel */
-    if (out_elems && !s.k[ki].copy && !(devs[ki] = kernel_device(&s.k[ki]))) st = cg_last_status();
+    if (out_elems && !copy[ki] && !(devs[ki] = kernel_device(&s.k[ki]))) st = cg_last_status();
   }
   if (st == CG_OK) st = get_programs(&s, devs, entries);
   arena ar = {0};
@@ -651,8 +656,13 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   /* several devices: each on a lane of its own, unless a capture or an observer needs the
    * items in order on this thread (CG_CONCURRENT=0: always in order) */
   int nlanes = 1;
-  if (st == CG_OK && s.n > 1 && rt_multi_device() && !capture_active() && !obs.ready && cfg_int("CG_CONCURRENT", 1) != 0) nlanes = plan_lanes(&s, lane, dep);
-  run_ctx rc = {&s, devs, entries, release, secs, threads, dbg, nlanes < 2, &obs, ready_at, n, s.out_bufs};
+  if (st == CG_OK && s.n > 1 && rt_multi_device() && !capture_active() && !obs.ready && cfg_int("CG_CONCURRENT", 1) != 0) nlanes = plan_lanes(&s, copy, lane, dep);
+  if (dbg >= 2 && nlanes > 1) {
+    int fences = 0;
+    for (int ki = 0; ki < s.n; ki++) fences += (dep[ki][0] >= 0) + (dep[ki][1] >= 0);
+    fprintf(stderr, "*** %d lanes (one host thread per device, at once), %d fence%s between them\n", nlanes, fences, fences == 1 ? "" : "s");
+  }
+  run_ctx rc = {&s, copy, devs, entries, release, secs, threads, dbg, nlanes < 2, &obs, ready_at, n, s.out_bufs};
   if (st == CG_OK && nlanes >= 2) st = queue_run(s.n, lane, (const int(*)[2])dep, nlanes, run_item, &rc);
   else
     for (int ki = 0; ki < s.n && st == CG_OK; ki++) st = run_item(&rc, ki);
@@ -662,11 +672,11 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   }
   /* kernels that launched nothing (empty outputs) still make their outputs ready */
   for (int i = 0; ready_at && st == CG_OK && i < n; i++)
-    if (ready_at[i] >= 0 && !entries[ready_at[i]] && !(s.k[ready_at[i]].copy && s.k[ready_at[i]].bufs[0]->arg.v[1])) obs.ready(obs.ctx, i, s.out_bufs[i], 0);
+    if (ready_at[i] >= 0 && !entries[ready_at[i]] && !(copy[ready_at[i]] && s.k[ready_at[i]].bufs[0]->arg.v[1])) obs.ready(obs.ctx, i, s.out_bufs[i], 0);
   free(ready_at);
   free_arena(&ar);
   for (int ki = 0; release && ki < s.n; ki++) free(release[ki]);
-  free(devs), free(entries), free(release), free(secs), free(threads), free(lane), free(dep);
+  free(copy), free(devs), free(entries), free(release), free(secs), free(threads), free(lane), free(dep);
   uopset_free(&last_read);
   uopset_free(&is_out);
   uopset_free(&written);

@@ -80,7 +80,7 @@ static bool copy_range(uop *u, uop **leaf, int64_t *off) {
   *leaf = u;
   int64_t shape[UOP_MAX_DIMS], stride[UOP_MAX_DIMS], o = 0;
   int nd;
-  if (u->op == OP_BUFFER) nd = 1, shape[0] = u->arg.v[1];
+  if (u->op == OP_BUFFER || u->op == OP_DEFINE_GLOBAL) nd = 1, shape[0] = u->arg.v[1]; /* both: arg [id or slot, count] */
   else {
     if (u->ndim < 0) return false;
     nd = u->ndim;
@@ -520,13 +520,7 @@ static uop *to_slots(slot_ctx *c, uop *u) {
 static void plan_to_kernel(plan *k, uopset *realized, uopset *staged, sched_kernel *out, uopset *old_reads, uopset *new_reads) {
   slot_ctx c = {.realized = realized, .k = k, .out = out, .old_reads = old_reads, .new_reads = new_reads};
   memset(out, 0, sizeof *out);
-  if (k->roots[0]->op == OP_COPY) { /* reads its source's buffer from an offset, or all of it */
-    uop *src = k->roots[0]->src[0], *leaf;
-    int64_t off = 0;
-    out->copy = true;
-    out->copy_staged = uopset_get(staged, k->roots[0]) != NULL;
-    out->copy_off = !uopset_get(realized, src) && copy_range(src, &leaf, &off) ? off : 0;
-  }
+  out->copy_staged = uopset_get(staged, k->roots[0]) != NULL;
   for (int i = 0; i < k->n; i++) slot_for(&c, k->outs[i]);
   out->nout = out->nbufs;
   uop **st = ir_malloc(sizeof(uop *) * (size_t)k->n);
@@ -697,6 +691,15 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
     sched_free(s);
   }
   return ok;
+}
+
+bool sched_copy_of(const sched_kernel *k, int64_t *off) {
+  uop *v = k->ast && k->ast->nsrc == 1 ? k->ast->src[0]->src[1] : NULL, *leaf;
+  if (!v || v->op != OP_COPY) return false;
+  *off = 0;
+  bool range = copy_range(v->src[0], &leaf, off);
+  CG_ASSERT(range && leaf->op == OP_DEFINE_GLOBAL, "a copy item reads a %s, not a range of a buffer", op_name(leaf->op));
+  return true;
 }
 
 void sched_free(schedule *s) {

@@ -36,12 +36,9 @@ typedef struct {
   int nbufs, nout;
   uop **vars;      /* the tensor-level DEFINE_VAR bound to each var slot (runtime/var.h) */
   int nvars;
-  /* A copy between devices (a COPY node: its own item, never a kernel; ast is
-   * SINK(STORE(slot 0, COPY(view of slot 1)))): bufs[0], on the COPY's device, takes the
-   * elements [copy_off, copy_off + count) of bufs[1]; copy_staged: bufs[1] is a view of a
-   * buffer that was made contiguous for it (the "staging" bytes of cg_copy_stats). */
-  bool copy, copy_staged;
-  int64_t copy_off;
+  /* A copy item (sched_copy_of) whose source bufs[1] is a view of a buffer made
+   * contiguous for it: the "staging" bytes of cg_copy_stats (a counter only). */
+  bool copy_staged;
 } sched_kernel;
 
 typedef struct {
@@ -53,6 +50,11 @@ typedef struct {
 /* Build the schedule for outs (tensor-level UOps); nodes are owned by the current pool.
  * Returns false with an error recorded on failure. */
 bool sched_build(uop *const *outs, int nouts, schedule *s);
+/* Whether k is a copy between devices (a COPY: an item of its own, never a kernel; its ast
+ * is SINK(STORE(slot 0, COPY(a view of slot 1)))), read from the ast alone, so a schedule
+ * rebuilt from its ASTs (a cache) keeps it: bufs[0], on the COPY's device, takes the
+ * elements [*off, *off + count) of bufs[1]. */
+bool sched_copy_of(const sched_kernel *k, int64_t *off);
 void sched_free(schedule *s);
 
 #endif
