@@ -292,6 +292,38 @@ static int64_t tile_of(int64_t sz, int64_t cap, bool pow2) {
   return 0;
 }
 
+/* Whether u holds a bound check of r's index against a constant (r < c, r + k < c): a PAD's
+ * validity, so r selects between the pieces of a concatenation. */
+static bool bounds_check_on(uop *u, uop *r, uopset *seen) {
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return false;
+  if (u->op == OP_CMPLT && u->src[1]->op == OP_CONST) {
+    uop *a = u->src[0];
+    if (a == r || (a->op == OP_ADD && ((a->src[0] == r && a->src[1]->op == OP_CONST) || (a->src[1] == r && a->src[0]->op == OP_CONST))))
+      return true;
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (bounds_check_on(u->src[i], r, seen)) return true;
+  return false;
+}
+
+/* Elementwise kernels: small output dims that select between concatenated pieces (a cat,
+ * Winograd's transforms: a sum of constant multiples of slices per row) are unrolled whole,
+ * at most 64 lanes in all, so each lane's selections fold to constants and only its own
+ * piece is computed; left as loops, every element would compute every piece and mask all
+ * but one. */
+static int unroll_selectors(uop *sink, uop **rng, int nr, uop *vec, opt *out, int n) {
+  int64_t lanes = 1;
+  for (int i = nr - 1; i >= 0 && n < MAX_OPTS - 1; i--) {
+    int64_t sz = rng[i]->src[0]->arg.i;
+    if (rng[i] == vec || sz < 2 || sz > 16 || lanes * sz > 64) continue;
+    uopset seen = {0};
+    bool sel = bounds_check_on(sink, rng[i], &seen);
+    uopset_free(&seen);
+    if (sel) out[n++] = (opt){OPT_UPCAST, (int16_t)rng[i]->arg.v[0], (int32_t)sz}, lanes *= sz;
+  }
+  return n;
+}
+
 int opt_heuristic(uop *sink, opt *out) {
   if (cfg_int("NOOPT", 0)) return 0;
   uop *rng[UOP_MAX_DIMS];
@@ -330,6 +362,7 @@ int opt_heuristic(uop *sink, opt *out) {
     if (big) first = 4, up[nup++] = big;
   }
   if (first) out[n++] = (opt){OPT_UPCAST, (int16_t)up[0]->arg.v[0], (int32_t)first};
+  if (!has_reduce) n = unroll_selectors(sink, rng, nr, first ? up[0] : NULL, out, n);
   /* no vector along the output (a convolution's weight gradient: (Cout, Cin, 5, 5)): the
    * innermost reduction's lanes (contiguous, as a row is) make a vector accumulator */
   if (!vec_out && has_reduce) {

@@ -31,6 +31,7 @@
 #include "tensor/composite.h"
 #include "tensor/tensor.h"
 #include "uop/shape.h"
+#include "wino.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -331,11 +332,17 @@ static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg
   bool unbatched = xd == n + 1;
   if (unbatched) x = cg_unsqueeze(x, 0);
   int64_t N = cg_shape(x)[0], G = groups, cg = cin / G, cog = cout / G, K = prod(k, n), O = prod(o, n);
-  cg_tensor *win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, stride, dil);
+  cg_tensor *y, *win = NULL;
+  int64_t xs4[2 + MAXSP];
+  memcpy(xs4, cg_shape(x), sizeof(int64_t) * (size_t)(n + 2));
+  if (wino_wanted(cg_dtype_of(x), n, xs4, ws, stride, dil, G)) {
+    y = wino_conv2d(x, w, pb, pa); /* functional_wino.c */
+    goto record;
+  }
+  win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, stride, dil);
   /* windows (N, G, 1, cg, O..., K...) times weights (1, G, cog, cg, 1..., K...), summed
    * over cg and K...; spatial dims stay separate when they fit in CG_MAX_DIMS, so the
    * kernel's index math is affine (no div/mod of flattened windows) */
-  cg_tensor *y;
   if (4 + 2 * n <= CG_MAX_DIMS) {
     int64_t sx[CG_MAX_DIMS] = {N, G, 1, cg}, sw[CG_MAX_DIMS] = {1, G, cog, cg};
     int axes[1 + MAXSP] = {3};
@@ -352,6 +359,7 @@ static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg
     int axes[2] = {3, 5};
     y = cg_sum(y, axes, 2, false);
   }
+record:
   if (y) {
     int64_t p[2 + 4 * MAXSP] = {n, G};
     for (int j = 0; j < n; j++) p[2 + 4 * j] = stride[j], p[3 + 4 * j] = pb[j], p[4 + 4 * j] = pa[j], p[5 + 4 * j] = dil[j];

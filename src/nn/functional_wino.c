@@ -1,0 +1,165 @@
+/* Winograd convolution at the tensor level (Lavin & Gray 2015, "Fast Algorithms for
+ * Convolutional Neural Networks"). For an output tile of m x m and a kernel of r x r,
+ * F(m, r) reads an alpha x alpha input tile (alpha = m + r - 1) and computes
+ *
+ *   Y = AT [ (G g GT) * (BT d B) ] A      (* elementwise over the alpha x alpha points)
+ *
+ * so a layer does alpha^2 products per tile and channel pair where the direct algorithm
+ * does m^2 r^2 (F(4,3): 36 vs 144; F(4,5): 64 vs 400). Over channels the elementwise
+ * product becomes alpha^2 independent matrix products: M[p] = V[p] @ U[p] with V the
+ * transformed input tiles (tiles x C) and U the transformed weights (C x Cout).
+ *
+ * Four steps, each an ordinary tensor expression the scheduler turns into kernels:
+ *   U = G w GT               per (Cout, C): small, realized once per use
+ *   V = BT d B               per (N, C, tile): realized in (alpha, alpha, N, tiles, C)
+ *   M = V @ U                alpha^2 batched matmuls over C (the matmul path: GEMM opts)
+ *   y = AT M A               per (N, Cout, tile), realized in (N, tiles, m, Cout) blocks
+ * A matrix is applied along one axis as a sum of shrunk slices times constants (zeros
+ * skipped, +-1 without a multiply) concatenated along the axis; the kernel that computes a
+ * transform unrolls the small axes the concatenation selects on (codegen/opt.c), so the
+ * selections fold away and only the nonzero terms are computed.
+ *
+ * Error: the transforms' constants grow with the tile (F(6,3) and F(4,5) use the points
+ * +-1/2), so float32 error grows too; tests/nn/test_wino.c measures each F(m, r) against
+ * float64 and wino_tile's defaults come from those figures. */
+#include "wino.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "pool_windows.h"
+#include <math.h>
+#include <string.h>
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int wino_tile(int64_t r) {
+  if (r != 3 && r != 5) return 0;
+  long t = cfg_int("WINO_TILE", 0);
+  if (t == 2 || t == 4 || t == 6) return (int)t;
+  return 4; /* F(4,3) and F(4,5): see the error figures in test_wino.c and RESULTS.md */
+}
+
+bool wino_matrices(int m, int r, double *AT, double *G, double *BT) {
+  static const double pts[] = {0, 1, -1, 2, -2, 0.5, -0.5, 3, -3};
+  int a = m + r - 1;
+  if (m < 1 || r < 1 || a > WINO_MAX_ALPHA || a - 1 > (int)(sizeof pts / sizeof *pts)) return false;
+  /* V: the values at the points (and infinity: the leading coefficient) of a polynomial of
+   * degree a-1; BT = V^-T. [V | I] reduced to [I | V^-1] with partial pivoting. */
+  double V[WINO_MAX_ALPHA][2 * WINO_MAX_ALPHA] = {{0}};
+  for (int j = 0; j < a; j++) {
+    for (int k = 0; k < a; k++) V[j][k] = j < a - 1 ? pow(pts[j], k) : (k == a - 1);
+    V[j][a + j] = 1;
+  }
+  for (int c = 0; c < a; c++) {
+    int piv = c;
+    for (int j = c + 1; j < a; j++)
+      if (fabs(V[j][c]) > fabs(V[piv][c])) piv = j;
+    for (int k = 0; k < 2 * a; k++) {
+      double t = V[c][k];
+      V[c][k] = V[piv][k], V[piv][k] = t;
+    }
+    double d = V[c][c];
+    for (int k = 0; k < 2 * a; k++) V[c][k] /= d;
+    for (int j = 0; j < a; j++) {
+      if (j == c || V[j][c] == 0) continue;
+      double f = V[j][c];
+      for (int k = 0; k < 2 * a; k++) V[j][k] -= f * V[c][k];
+    }
+  }
+  /* The Lagrange denominators f_j move from BT into G (wincnn's scaling): BT's rows then
+   * hold small integers and halves, G the fractions. */
+  for (int j = 0; j < a; j++) {
+    double f = 1;
+    for (int l = 0; j < a - 1 && l < a - 1; l++)
+      if (l != j) f *= pts[j] - pts[l];
+    for (int k = 0; k < a; k++) {
+      double v = V[k][a + j] * f; /* (V^-1)[k][j] = BT[j][k] */
+      BT[j * a + k] = fabs(v - nearbyint(v)) < 1e-9 ? nearbyint(v) : v;
+    }
+    for (int k = 0; k < r; k++) G[j * r + k] = (j < a - 1 ? pow(pts[j], k) : (k == r - 1)) / f;
+  }
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < a; j++) AT[i * a + j] = j < a - 1 ? pow(pts[j], i) : (i == m - 1);
+  return true;
+}
+
+/* t with mat (rows x cols) applied along axis (of length cols): row i is the sum of
+ * mat[i][k] * t[.., k, ..] over the nonzero entries, then the rows are concatenated. */
+static cg_tensor *apply(cg_tensor *t, int axis, const double *mat, int rows, int cols) {
+  cg_tensor *piece[WINO_MAX_ALPHA];
+  for (int i = 0; i < rows; i++) {
+    cg_tensor *acc = NULL;
+    for (int k = 0; k < cols; k++) {
+      double c = mat[i * cols + k];
+      if (c == 0) continue;
+      cg_tensor *s = cg_slice(t, axis, k, k + 1, 1);
+      if (c == -1) acc = acc ? cg_sub(acc, s) : cg_neg(s);
+      else {
+        cg_tensor *term = c == 1 ? s : cg_mul(s, cg_scalar(c));
+        acc = acc ? cg_add(acc, term) : term;
+      }
+    }
+    if (!acc) acc = cg_mul(cg_slice(t, axis, 0, 1, 1), cg_scalar(0));
+    piece[i] = acc;
+  }
+  return cg_cat(piece, rows, axis);
+}
+
+bool wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const int64_t *stride, const int64_t *dil,
+                 int64_t groups) {
+  if (n != 2 || dt != CG_FLOAT32 || groups != 1) return false;
+  for (int j = 0; j < 2; j++)
+    if (stride[j] != 1 || dil[j] != 1 || !wino_tile(ws[2 + j])) return false;
+  long mode = cfg_int("WINO", -1);
+  if (mode == 0) return false;
+  if (mode == 1) return true;
+  (void)xs;
+  return false; /* the default: see below once measured */
+}
+
+cg_tensor *wino_conv2d(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa) {
+  if (!x || !w) return NULL;
+  const int64_t *xs = cg_shape(x), *ws = cg_shape(w);
+  int64_t N = xs[0], C = xs[1], Co = ws[0], m[2], r[2], a[2], T[2], o[2];
+  double AT[2][WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[2][WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[2][WINO_MAX_ALPHA * WINO_MAX_ALPHA];
+  int64_t box[8] = {0, N, 0, C, 0, 0, 0, 0}, pads[8] = {0};
+  bool shrink = false;
+  for (int j = 0; j < 2; j++) {
+    r[j] = ws[2 + j], m[j] = wino_tile(r[j]), a[j] = m[j] + r[j] - 1;
+    if (!wino_matrices((int)m[j], (int)r[j], AT[j], G[j], BT[j]))
+      return cg_fail_null(CG_ERR_INVALID, "winograd: no F(%lld,%lld)", (long long)m[j], (long long)r[j]);
+    o[j] = xs[2 + j] + pb[j] + pa[j] - r[j] + 1;
+    T[j] = cdiv(o[j], m[j]);
+    /* the input the tiles cover: T*m + r - 1 (at least the padded input: T*m >= o) */
+    int64_t before = pb[j], after = T[j] * m[j] + r[j] - 1 - xs[2 + j] - pb[j];
+    box[4 + 2 * j] = before < 0 ? -before : 0, box[5 + 2 * j] = xs[2 + j] + (after < 0 ? after : 0);
+    shrink = shrink || before < 0 || after < 0;
+    pads[4 + 2 * j] = before > 0 ? before : 0, pads[5 + 2 * j] = after > 0 ? after : 0;
+  }
+  if (shrink) x = cg_shrink(x, box);
+  x = cg_pad(x, pads, 0);
+  /* tiles: (N*C, T0, T1, a0, a1) windows of a with stride m */
+  cg_tensor *d = nn_pool_windows(x, 2, a, m, (const int64_t[]){1, 1});
+  d = cg_reshape(d, (const int64_t[]){N, C, T[0], T[1], a[0], a[1]}, 6);
+  cg_tensor *V = apply(apply(d, 4, BT[0], (int)a[0], (int)a[0]), 5, BT[1], (int)a[1], (int)a[1]);
+  V = cg_contiguous(cg_permute(V, (const int[]){4, 5, 0, 2, 3, 1}, 6));
+  V = cg_reshape(V, (const int64_t[]){a[0] * a[1], N * T[0] * T[1], C}, 3);
+  /* U: a dense product with G0 x G1 (a constant tensor): the weights are few, and a small
+   * reduction compiles to a loop where the unrolled transform would be thousands of lines */
+  float gk[WINO_MAX_ALPHA * WINO_MAX_ALPHA * 25];
+  for (int64_t i = 0; i < a[0]; i++)
+    for (int64_t j = 0; j < a[1]; j++)
+      for (int64_t p = 0; p < r[0]; p++)
+        for (int64_t q = 0; q < r[1]; q++) gk[((i * a[1] + j) * r[0] + p) * r[1] + q] = (float)(G[0][i * r[0] + p] * G[1][j * r[1] + q]);
+  cg_tensor *Gk = cg_from_data(gk, CG_FLOAT32, (const int64_t[]){a[0], a[1], 1, 1, r[0], r[1]}, 6);
+  cg_tensor *U = cg_mul(cg_reshape(w, (const int64_t[]){1, 1, Co, C, r[0], r[1]}, 6), Gk);
+  U = cg_sum(U, (const int[]){4, 5}, 2, false); /* (a0, a1, Co, C) */
+  U = cg_contiguous(cg_permute(U, (const int[]){0, 1, 3, 2}, 4));
+  U = cg_reshape(U, (const int64_t[]){a[0] * a[1], C, Co}, 3);
+  cg_tensor *M = cg_reshape(cg_matmul(V, U), (const int64_t[]){a[0], a[1], N, T[0], T[1], Co}, 6);
+  cg_tensor *Y = apply(apply(M, 0, AT[0], (int)m[0], (int)a[0]), 1, AT[1], (int)m[1], (int)a[1]);
+  /* (m0, m1, N, T0, T1, Co) -> (N, T0, m0, T1, m1, Co): the output rows in order */
+  Y = cg_contiguous(cg_permute(Y, (const int[]){2, 3, 0, 4, 1, 5}, 6));
+  Y = cg_reshape(Y, (const int64_t[]){N, T[0] * m[0], T[1] * m[1], Co}, 4);
+  if (T[0] * m[0] != o[0] || T[1] * m[1] != o[1]) Y = cg_shrink(Y, (const int64_t[]){0, N, 0, o[0], 0, o[1], 0, Co});
+  return cg_permute(Y, (const int[]){0, 3, 1, 2}, 4);
+}

@@ -1,0 +1,189 @@
+/* Winograd convolution (nn/functional_wino.c):
+ *   1. the F(m, r) matrices (Cook-Toom) give the exact correlation in float64, for every
+ *      tile the code can make (m = 2, 4, 6; r = 3, 5);
+ *   2. the float32 error of each tile size against a float64 direct convolution in C, next
+ *      to the direct float32 algorithm's, printed (the figures that chose the default tile)
+ *      and bounded;
+ *   3. forward, input, weight and bias gradients with WINO=1 against torch: 3x3, 5x5 and
+ *      5x3 kernels, image sizes 1, 7, 10, 33 (not multiples of the tile), batch 1,
+ *      channels 1, 3 and 64, padding 0/1/2, bias, a stride-1 transposed convolution (a
+ *      Winograd convolution of the padded input with flipped weights), and the cases
+ *      that fall back to the direct algorithm (groups, stride, dilation, 7x7, float64);
+ *   4. which convolutions take the path (wino_wanted) under WINO=0/1.
+ * Tolerances: see WT below (derived from part 2's measured error). */
+#include "nn/wino.h"
+#include "test_functional_ref.h"
+
+#define A2(a, b) ((const int64_t[]){a, b})
+
+/* float32 Winograd error, measured in part 2 as max |y - y64| / max |y64| (32 channels,
+ * values in [-1, 1]): F(4,3) 4.2e-6, F(4,5) 5.9e-6, the direct algorithm 0.5-1e-6. The
+ * outputs and gradients here reach |y| ~ 30 (sums of up to 64*9 products), so the error
+ * reaches ~2e-4 absolute on the largest: atol 5e-4 plus rtol 1e-4 keeps a factor >= 2. */
+static const double WRT = 1e-4, WAT = 5e-4;
+
+static void matrices_exact(void) {
+  for (int r = 3; r <= 5; r += 2)
+    for (int m = 2; m <= 6; m += 2) {
+      int a = m + r - 1;
+      double AT[WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
+      CHECK(wino_matrices(m, r, AT, G, BT), "F(%d,%d)", m, r);
+      double worst = 0;
+      for (int trial = 0; trial < 20; trial++) {
+        double d[WINO_MAX_ALPHA], g[5], u[WINO_MAX_ALPHA], v[WINO_MAX_ALPHA];
+        for (int i = 0; i < a; i++) d[i] = ref_unif(-1, 1);
+        for (int k = 0; k < r; k++) g[k] = ref_unif(-1, 1);
+        for (int j = 0; j < a; j++) {
+          u[j] = v[j] = 0;
+          for (int k = 0; k < r; k++) u[j] += G[j * r + k] * g[k];
+          for (int l = 0; l < a; l++) v[j] += BT[j * a + l] * d[l];
+        }
+        for (int i = 0; i < m; i++) {
+          double y = 0, want = 0;
+          for (int j = 0; j < a; j++) y += AT[i * a + j] * u[j] * v[j];
+          for (int k = 0; k < r; k++) want += g[k] * d[i + k];
+          worst = fmax(worst, fabs(y - want));
+        }
+      }
+      CHECK(worst < 1e-9, "F(%d,%d) in float64: error %g", m, r, worst);
+    }
+  double AT[WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
+  CHECK(!wino_matrices(8, 5, AT, G, BT), "F(8,5) has alpha 12 > %d: refused", WINO_MAX_ALPHA);
+}
+
+/* Direct convolution in float64 (stride 1, no padding): x (N, C, H, W), w (Co, C, k, k). */
+static void conv64(const float *x, const float *w, double *y, int N, int C, int Co, int H, int W, int k) {
+  int OH = H - k + 1, OW = W - k + 1;
+  for (int n = 0; n < N; n++)
+    for (int o = 0; o < Co; o++)
+      for (int i = 0; i < OH; i++)
+        for (int j = 0; j < OW; j++) {
+          double s = 0;
+          for (int c = 0; c < C; c++)
+            for (int p = 0; p < k; p++)
+              for (int q = 0; q < k; q++) s += (double)x[((n * C + c) * H + i + p) * W + j + q] * w[((o * C + c) * k + p) * k + q];
+          y[((n * Co + o) * OH + i) * OW + j] = s;
+        }
+}
+
+static double rel_err(cg_tensor *t, const double *want, int64_t n) {
+  float *got = malloc(sizeof(float) * (size_t)n);
+  double e = INFINITY, mx = 0;
+  if (t && cg_realize(t) == CG_OK && cg_read(t, CG_FLOAT32, got, sizeof(float) * (size_t)n) == CG_OK) {
+    e = 0;
+    for (int64_t i = 0; i < n; i++) e = fmax(e, fabs(got[i] - want[i])), mx = fmax(mx, fabs(want[i]));
+    e /= mx;
+  }
+  free(got);
+  return e;
+}
+
+static void error_table(void) {
+  const int N = 2, C = 32, Co = 8, H = 20, W = 19;
+  printf("float32 error, max |y - y64| / max |y64|, x and w uniform in [-1, 1], %d channels:\n", C);
+  for (int k = 3; k <= 5; k += 2) {
+    int OH = H - k + 1, OW = W - k + 1;
+    int64_t nx = (int64_t)N * C * H * W, nw = (int64_t)Co * C * k * k, ny = (int64_t)N * Co * OH * OW;
+    float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
+    double *y = malloc(sizeof(double) * (size_t)ny);
+    for (int64_t i = 0; i < nx; i++) x[i] = (float)ref_unif(-1, 1);
+    for (int64_t i = 0; i < nw; i++) w[i] = (float)ref_unif(-1, 1);
+    conv64(x, w, y, N, C, Co, H, W, k);
+    cg_scope_begin();
+    cg_tensor *xt = cg_from_data(x, CG_FLOAT32, (const int64_t[]){N, C, H, W}, 4);
+    cg_tensor *wt = cg_from_data(w, CG_FLOAT32, (const int64_t[]){Co, C, k, k}, 4);
+    cg_set_config("WINO", "0");
+    double direct = rel_err(cg_conv2d(xt, wt, NULL, NULL, NULL, NULL, 1), y, ny);
+    printf("  %dx%d direct %.2e", k, k, direct);
+    CHECK(direct < 1e-5, "direct %dx%d: %g", k, k, direct);
+    cg_set_config("WINO", "1");
+    for (int m = 2; m <= 6; m += 2) {
+      char tile[4];
+      snprintf(tile, sizeof tile, "%d", m);
+      cg_set_config("WINO_TILE", tile);
+      CHECK(wino_tile(k) == m, "WINO_TILE=%d gives %d", m, wino_tile(k));
+      double e = rel_err(cg_conv2d(xt, wt, NULL, NULL, NULL, NULL, 1), y, ny);
+      printf("  F(%d,%d) %.2e", m, k, e);
+      /* sanity for every tile; the defaults (m = 4) within the tolerance the torch cases use */
+      CHECK(e < (m == 4 ? 2e-5 : 1e-3), "F(%d,%d): error %g", m, k, e);
+    }
+    printf("\n");
+    cg_set_config("WINO_TILE", "");
+    cg_set_config("WINO", "");
+    cg_scope_end();
+    free(x), free(w), free(y);
+  }
+}
+
+typedef struct {
+  const char *x, *w;
+  int64_t s[2], p[2], d[2], g;
+  bool bias, wino; /* wino: the case takes the Winograd path under WINO=1 */
+} conv_c;
+
+static void torch_cases(void) {
+  static const conv_c cs[] = {
+      {"1,1,1,1", "1,1,3,3", {1, 1}, {1, 1}, {1, 1}, 1, true, true},     /* a 1x1 image */
+      {"2,3,7,7", "4,3,3,3", {1, 1}, {1, 1}, {1, 1}, 1, true, true},     /* 7: not a multiple of 4 */
+      {"1,3,10,10", "5,3,5,5", {1, 1}, {2, 2}, {1, 1}, 1, true, true},   /* 5x5, padding 2 */
+      {"2,64,10,10", "64,64,3,3", {1, 1}, {0, 0}, {1, 1}, 1, false, true},
+      {"1,3,33,33", "2,3,5,5", {1, 1}, {0, 0}, {1, 1}, 1, false, true},  /* 33 */
+      {"2,1,7,10", "3,1,5,3", {1, 1}, {2, 1}, {1, 1}, 1, true, true},    /* 5x3, one channel */
+      {"1,32,12,12", "32,32,5,5", {1, 1}, {0, 0}, {1, 1}, 1, true, true}, /* the CNN's conv2 */
+      {"1,4,9,9", "4,2,3,3", {1, 1}, {1, 1}, {1, 1}, 2, true, false},    /* groups: direct */
+      {"1,3,9,9", "4,3,3,3", {2, 2}, {1, 1}, {1, 1}, 1, true, false},    /* stride 2: direct */
+      {"1,3,9,9", "4,3,3,3", {1, 1}, {2, 2}, {2, 2}, 1, false, false},   /* dilation 2: direct */
+      {"1,2,9,9", "2,2,7,7", {1, 1}, {3, 3}, {1, 1}, 1, false, false},   /* 7x7: direct */
+  };
+  cg_set_config("WINO", "1");
+  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+    const conv_c *c = &cs[i];
+    int64_t xs[4], ws[4];
+    ref_parse(c->x, xs), ref_parse(c->w, ws);
+    CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, c->s, c->d, c->g) == c->wino, "case %zu: wino_wanted", i);
+    char name[96], code[256], bs[16];
+    snprintf(name, sizeof name, "wino conv2d x %s w %s s%lld p(%lld,%lld) d%lld g%lld", c->x, c->w, (long long)c->s[0], (long long)c->p[0],
+             (long long)c->p[1], (long long)c->d[0], (long long)c->g);
+    ref_case(name, WRT, WAT);
+    cg_tensor *x = ref_float(c->x, -1, 1, true), *w = ref_float(c->w, -1, 1, true);
+    snprintf(bs, sizeof bs, "%lld", (long long)ws[0]);
+    cg_tensor *b = c->bias ? ref_float(bs, -1, 1, true) : NULL;
+    snprintf(code, sizeof code, "out = F.conv2d(x[0], x[1], %s, stride=(%lld,%lld), padding=(%lld,%lld), dilation=(%lld,%lld), groups=%lld)",
+             c->bias ? "x[2]" : "None", (long long)c->s[0], (long long)c->s[1], (long long)c->p[0], (long long)c->p[1], (long long)c->d[0],
+             (long long)c->d[1], (long long)c->g);
+    ref_out(cg_conv2d(x, w, b, c->s, c->p, c->d, c->g), code);
+  }
+  /* a stride-1 transposed convolution is a Winograd convolution too (padding k-1-p) */
+  ref_case("wino conv_transpose2d x 2,6,9,8 w 6,4,3,3 p1", WRT, WAT);
+  cg_tensor *x = ref_float("2,6,9,8", -1, 1, true), *w = ref_float("6,4,3,3", -1, 1, true);
+  ref_out(cg_conv_transpose2d(x, w, NULL, NULL, A2(1, 1), NULL, NULL, 1), "out = F.conv_transpose2d(x[0], x[1], padding=1)");
+  /* and a float64 convolution falls back (Winograd is for float32) */
+  x = cg_randn(CG_FLOAT64, (const int64_t[]){1, 2, 6, 6}, 4), w = cg_randn(CG_FLOAT64, (const int64_t[]){2, 2, 3, 3}, 4);
+  CHECK(!wino_wanted(CG_FLOAT64, 2, cg_shape(x), cg_shape(w), A2(1, 1), A2(1, 1), 1), "float64 falls back");
+  cg_set_config("WINO", "");
+}
+
+static void knob(void) {
+  const int64_t xs[4] = {512, 32, 24, 24}, ws[4] = {32, 32, 5, 5}, w3[4] = {32, 32, 3, 3}, one[2] = {1, 1};
+  cg_set_config("WINO", "0");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, 1), "WINO=0: never");
+  cg_set_config("WINO", "1");
+  CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, 1) && wino_wanted(CG_FLOAT32, 2, xs, w3, one, one, 1), "WINO=1: 3x3 and 5x5");
+  CHECK(!wino_wanted(CG_FLOAT32, 1, xs, ws, one, one, 1), "WINO=1: 2-d only");
+  cg_set_config("WINO_TILE", "3");
+  CHECK(wino_tile(5) == 4 && wino_tile(3) == 4 && wino_tile(7) == 0, "WINO_TILE=3 is not a tile: the default");
+  cg_set_config("WINO_TILE", "");
+  cg_set_config("WINO", "");
+}
+
+int main(void) {
+  ref_init_seeded();
+  cg_scope_begin();
+  matrices_exact();
+  knob();
+  error_table();
+  torch_cases();
+  cg_scope_end();
+  ref_finish();
+  return test_summary();
+}
