@@ -22,9 +22,10 @@ bool wino_matrices(int m, int r, double *AT, double *G, double *BT);
 
 /* Whether conv_nd should take the Winograd path for this convolution: WINO=1 always where
  * it applies, WINO=0 never, unset: where measured faster (functional_wino.c). xs is the
- * batched input shape (N, C, H, W), ws the weight's (Cout, C/G, KH, KW). */
+ * batched input shape (N, C, H, W), ws the weight's (Cout, C/G, KH, KW), pb/pa the pads
+ * before and after per spatial dim. */
 bool wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const int64_t *stride, const int64_t *dil,
-                 int64_t groups);
+                 const int64_t *pb, const int64_t *pa, int64_t groups);
 
 /* y (N, Cout, OH, OW) = the stride-1 convolution of x (N, C, H, W) with w (Cout, C, KH, KW),
  * padded by pb before and pa after (per spatial dim; negative pads shrink), no bias. The

@@ -140,7 +140,7 @@ static void torch_cases(void) {
     const conv_c *c = &cs[i];
     int64_t xs[4], ws[4];
     ref_parse(c->x, xs), ref_parse(c->w, ws);
-    CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, c->s, c->d, c->g) == c->wino, "case %zu: wino_wanted", i);
+    CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, c->s, c->d, c->p, c->p, c->g) == c->wino, "case %zu: wino_wanted", i);
     char name[96], code[256], bs[16];
     snprintf(name, sizeof name, "wino conv2d x %s w %s s%lld p(%lld,%lld) d%lld g%lld", c->x, c->w, (long long)c->s[0], (long long)c->p[0],
              (long long)c->p[1], (long long)c->d[0], (long long)c->g);
@@ -159,21 +159,31 @@ static void torch_cases(void) {
   ref_out(cg_conv_transpose2d(x, w, NULL, NULL, A2(1, 1), NULL, NULL, 1), "out = F.conv_transpose2d(x[0], x[1], padding=1)");
   /* and a float64 convolution falls back (Winograd is for float32) */
   x = cg_randn(CG_FLOAT64, (const int64_t[]){1, 2, 6, 6}, 4), w = cg_randn(CG_FLOAT64, (const int64_t[]){2, 2, 3, 3}, 4);
-  CHECK(!wino_wanted(CG_FLOAT64, 2, cg_shape(x), cg_shape(w), A2(1, 1), A2(1, 1), 1), "float64 falls back");
+  CHECK(!wino_wanted(CG_FLOAT64, 2, cg_shape(x), cg_shape(w), A2(1, 1), A2(1, 1), A2(0, 0), A2(0, 0), 1), "float64 falls back");
   cg_set_config("WINO", "");
 }
 
 static void knob(void) {
-  const int64_t xs[4] = {512, 32, 24, 24}, ws[4] = {32, 32, 5, 5}, w3[4] = {32, 32, 3, 3}, one[2] = {1, 1};
+  const int64_t xs[4] = {512, 32, 24, 24}, ws[4] = {32, 32, 5, 5}, w3[4] = {32, 32, 3, 3}, one[2] = {1, 1}, zero[2] = {0, 0};
   cg_set_config("WINO", "0");
-  CHECK(!wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, 1), "WINO=0: never");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1), "WINO=0: never");
   cg_set_config("WINO", "1");
-  CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, 1) && wino_wanted(CG_FLOAT32, 2, xs, w3, one, one, 1), "WINO=1: 3x3 and 5x5");
-  CHECK(!wino_wanted(CG_FLOAT32, 1, xs, ws, one, one, 1), "WINO=1: 2-d only");
+  CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1) && wino_wanted(CG_FLOAT32, 2, xs, w3, one, one, zero, zero, 1),
+        "WINO=1: 3x3 and 5x5");
+  CHECK(!wino_wanted(CG_FLOAT32, 1, xs, ws, one, one, zero, zero, 1), "WINO=1: 2-d only");
   cg_set_config("WINO_TILE", "3");
   CHECK(wino_tile(5) == 4 && wino_tile(3) == 4 && wino_tile(7) == 0, "WINO_TILE=3 is not a tile: the default");
   cg_set_config("WINO_TILE", "");
+  /* unset: the measured rule (both channel counts >= 64, tiles covering <= 1.3x the output) */
   cg_set_config("WINO", "");
+  const int64_t x64[4] = {64, 64, 16, 16}, w64[4] = {64, 64, 3, 3}, x8[4] = {512, 64, 8, 8}, x128[4] = {64, 128, 16, 16},
+                w128[4] = {128, 128, 5, 5};
+  CHECK(wino_wanted(CG_FLOAT32, 2, x64, w64, one, one, one, one, 1), "64->64 3x3 16x16: Winograd");
+  CHECK(wino_wanted(CG_FLOAT32, 2, x128, w128, one, one, (const int64_t[]){2, 2}, (const int64_t[]){2, 2}, 1), "128->128 5x5: Winograd");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, x8, w64, one, one, zero, zero, 1), "64->64 3x3 with 6x6 outputs: direct");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1), "the CNN's 32->32 5x5: direct");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 1, 28, 28}, (const int64_t[]){32, 1, 5, 5}, one, one, zero, zero, 1),
+        "1->32: direct");
 }
 
 int main(void) {
