@@ -100,7 +100,19 @@ void *rt_lru_alloc(rt_allocator *a, size_t size) {
     if (a->host_memory) UNPOISON(p, sz);
     return p;
   }
+  /* A miss. Keep what is reserved (in use + cached) within a quarter above the highest use
+   * so far: a program that changes shapes (training at one batch, then evaluating at
+   * another) would otherwise keep both sets of blocks, and its resident memory would be
+   * their sum. A steady loop asks for the same sizes every step and never gets here. */
+  size_t need = a->st.in_use + sz, high = need > a->st.peak ? need : a->st.peak;
+  rt_block *victims = NULL;
+  while (a->lru_old && need + a->st.cached > high + high / 4) {
+    rt_block *old = a->lru_old;
+    unlink_block(a, old);
+    old->bnext = victims, victims = old;
+  }
   pthread_mutex_unlock(&a->lock);
+  release_list(a, victims);
   void *p = fault_hit() ? NULL : a->sys_alloc(sz);
   if (!p && rt_lru_trim(a) > 0) p = fault_hit() ? NULL : a->sys_alloc(sz);
   if (!p)

@@ -1,7 +1,9 @@
 /* The LRU caching allocator (ARCHITECTURE §7), one per device. Freed blocks are kept in
  * per-size free lists and handed out again for the same (64-byte rounded) size before the
  * device is asked; when the cache holds more than its cap (knob CG_ALLOC_CACHE_MB, default
- * 1024), the least recently freed blocks go back to the device. If the device cannot
+ * 1024), the least recently freed blocks go back to the device; so do they when a new
+ * block would make in use + cached exceed the highest use so far by a quarter (a change of
+ * shapes does not keep the old shapes' blocks resident). If the device cannot
  * allocate, the whole cache is released and the allocation tried once more. Thread safe.
  *
  * A backend defines its allocator statically over its raw functions:

@@ -2,6 +2,42 @@
  * buffers. Any number at once, in one schedule. */
 #include "tensor.h"
 #include "runtime/var.h"
+#include "engine/capture.h"
+#include <string.h>
+
+/* One value everywhere (cg_zeros, cg_ones, cg_full: a module's constructor realizes a few):
+ * filled on the host, since a kernel for it costs a compiler run the first time (~30 ms
+ * each, most of a model's construction with an empty kernel cache). Only dtypes and values
+ * a C cast gives exactly, and never while a JIT records kernels (a replay must redo it).
+ * false: take the kernel path. */
+static bool fill_on_host(cg_tensor *t) {
+  uop *u = t->u;
+  while (u->op == OP_RESHAPE || u->op == OP_EXPAND) u = u->src[0];
+  if (u->op != OP_CONST || u->dt.count != 1 || capture_active()) return false;
+  double v = uop_const_value(u);
+  int64_t n = shape_numel(t->u->shape, t->u->ndim);
+  union { float f; double d; int32_t i; int64_t l; uint8_t b; } one;
+  size_t size;
+  switch (u->dt.scalar) {
+  case CG_FLOAT32: one.f = (float)v, size = 4; if ((double)one.f != v && v == v) return false; break;
+  case CG_FLOAT64: one.d = v, size = 8; break;
+  case CG_INT32: if (v != (double)(int32_t)v) return false; one.i = (int32_t)v, size = 4; break;
+  case CG_INT64: if (v < -9.2e18 || v > 9.2e18 || v != (double)(int64_t)v) return false; one.l = (int64_t)v, size = 8; break;
+  case CG_BOOL: one.b = v != 0, size = 1; break;
+  default: return false;
+  }
+  uop *b = buffer_new(u->dt, n);
+  if (!b || buffer_alloc(b) != CG_OK) return false; /* the kernel path reports it */
+  cg_buffer *buf = buffer_of(b);
+  char *host = n ? cg_malloc((size_t)n * size) : NULL;
+  if (n && !host) return false;
+  for (int64_t i = 0; i < n; i++) memcpy(host + (size_t)i * size, &one, size);
+  bool ok = !n || buf->dev->copyin(buf->ptr, host, (size_t)n * size) == CG_OK;
+  free(host);
+  uop *view = ok ? view_reshape(b, t->u->shape, t->u->ndim) : NULL;
+  if (view) tensor_realized(t, view);
+  return view != NULL;
+}
 
 cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   if (n < 0) return cg_fail(CG_ERR_INVALID, "realize: expected n >= 0 tensors, got %d", n);
@@ -19,6 +55,7 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
   cg_tensor **some = NULL;
   int m = 0;
   for (int i = 0; i < n; i++) m += !var_is_tensor(all[i]->u);
+  if (n == 1 && m == 1 && fill_on_host(all[0])) return uop_pool_pop(), free(outs), CG_OK;
   if (m < n) {
     if (!(some = cg_malloc(sizeof(cg_tensor *) * (size_t)(m ? m : 1)))) return uop_pool_pop(), free(outs), CG_ERR_NOMEM;
     for (int i = 0, k = 0; i < n; i++)

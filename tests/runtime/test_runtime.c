@@ -203,6 +203,35 @@ static void test_lru(void) {
   CHECK(rt_lru_stats(&ta).in_use == 0, "in_use back to 0: %zu", rt_lru_stats(&ta).in_use);
 }
 
+/* Reserved memory (in use + cached) stays within a quarter above the highest use: a
+ * program that switches to other shapes (training, then evaluating at another batch) does
+ * not keep both sets of blocks; a loop repeating its sizes is answered from the cache. */
+static void test_reserve_bound(void) {
+  rt_lru_trim(&ta);
+  rt_lru_set_cap(&ta, 1 << 30);
+  rt_allocator fresh = RT_ALLOCATOR_INIT("BOUND", t_sys_alloc, t_sys_free, 1);
+  rt_allocator *a = &fresh;
+  void *p[8];
+  for (int step = 0; step < 3; step++) { /* "training": 8 blocks of 64 KiB, all freed */
+    int allocs0 = sys_allocs;
+    for (int i = 0; i < 8; i++) p[i] = rt_lru_alloc(a, 64 << 10);
+    for (int i = 0; i < 8; i++) rt_lru_free(a, p[i], 64 << 10);
+    CHECK(step == 0 || sys_allocs == allocs0, "step %d repeats its sizes from the cache: %d new blocks", step, sys_allocs - allocs0);
+  }
+  size_t peak = rt_lru_stats(a).peak;
+  CHECK(peak == 8 << 16 && rt_lru_stats(a).cached == peak, "peak %zu, cached %zu", peak, rt_lru_stats(a).cached);
+  int frees0 = sys_frees;
+  for (int i = 0; i < 8; i++) { /* "evaluation": other sizes, the same total */
+    p[i] = rt_lru_alloc(a, (64 << 10) - 64 * (i + 1));
+    rt_alloc_stats s = rt_lru_stats(a);
+    CHECK(p[i] && s.in_use + s.cached <= peak + peak / 4, "block %d: reserved %zu over 1.25 x peak %zu", i, s.in_use + s.cached, peak);
+  }
+  CHECK(sys_frees - frees0 >= 6, "the old sizes went back to the device: %d", sys_frees - frees0);
+  for (int i = 0; i < 8; i++) rt_lru_free(a, p[i], (64 << 10) - 64 * (i + 1));
+  rt_lru_trim(a);
+  CHECK(rt_lru_stats(a).in_use == 0 && rt_lru_stats(a).cached == 0, "all released");
+}
+
 static void *alloc_worker(void *arg) {
   uint32_t s = (uint32_t)(uintptr_t)arg;
   void *held[16] = {0};
@@ -502,6 +531,7 @@ int main(int argc, char **argv) {
   if (!cpu) return test_summary();
   test_cpu_alloc();
   test_lru();
+  test_reserve_bound();
   test_alloc_threads();
   test_saxpy();
   test_corruption();

@@ -26,6 +26,37 @@ static void test_from_data_full(void) {
     cg_tensor *e = cg_empty(dt, s, nd);
     CHECK(e && cg_dtype_of(e) == dt && cg_ndim(e) == nd && cg_numel(e) == shape_numel(s, nd), "empty %s %s", cg_dtype_name(dt), shape_str(s, nd));
   }
+  /* a constant realized alone is filled on the host (no kernel to compile or run) where a
+   * C cast gives the value exactly; other values take the kernel path, as CAST converts */
+  {
+    static const cg_dtype HD[] = {CG_FLOAT32, CG_FLOAT64, CG_INT32, CG_INT64, CG_BOOL};
+    static const double HV[] = {-2.5, 1e300, -7, 1e15, 1};
+    int64_t hs[2] = {3, 37};
+    for (int d = 0; d < 5; d++) {
+      cg_stats s0 = cg_get_stats();
+      cg_tensor *t = cg_full(HV[d], HD[d], hs, 2);
+      CHECK(t && cg_realize(t) == CG_OK, "full %s: %s", cg_dtype_name(HD[d]), cg_last_error());
+      cg_stats s1 = cg_get_stats();
+      CHECK(s1.kernels_run == s0.kernels_run && s1.schedules == s0.schedules, "full(%g) %s realized without a kernel", HV[d], cg_dtype_name(HD[d]));
+      double got[111];
+      cg_tensor *t64 = cg_cast(t, CG_FLOAT64);
+      CHECK(cg_read(t64, CG_FLOAT64, got, sizeof got) == CG_OK, "read: %s", cg_last_error());
+      cg_free(t64);
+      double want = HD[d] == CG_FLOAT32 ? (double)(float)HV[d] : HV[d];
+      int bad = 0;
+      for (int i = 0; i < 111; i++) bad += got[i] != want;
+      CHECK(!bad, "full(%g) %s: %d of 111 values wrong (%g)", HV[d], cg_dtype_name(HD[d]), bad, got[0]);
+      cg_free(t);
+    }
+    cg_tensor *t = cg_full(3.75, CG_INT32, hs, 2); /* converted as CAST converts */
+    int32_t iv[111];
+    CHECK(t && cg_read(t, CG_INT32, iv, sizeof iv) == CG_OK && iv[0] == 3 && iv[110] == 3, "full(3.75) int32 gives 3: %d", t ? iv[0] : -1);
+    cg_free(t);
+    cg_tensor *a = cg_full(0.1, CG_FLOAT32, hs, 2), *b = cg_mul(a, cg_scalar(2)); /* realized as part of a graph */
+    float fv2[111];
+    CHECK(b && cg_read(b, CG_FLOAT32, fv2, sizeof fv2) == CG_OK && fv2[5] == (float)0.1 * 2, "full in a graph still fuses: %g", b ? fv2[5] : 0);
+    cg_free(a), cg_free(b);
+  }
   /* properties */
   int64_t s[3] = {2, 0, 3};
   cg_tensor *z = cg_zeros(CG_FLOAT16, s, 3);
