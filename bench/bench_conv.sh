@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # The CNN's four convolutions (forward, input gradient, weight gradient) at batch B:
-# cgrad (bench_conv) against PyTorch CPU (oneDNN) on the same shapes and threads; prints
-# both medians and cgrad's speed relative to PyTorch (>1: cgrad faster).
-#   usage: bench/bench_conv.sh [build-dir] [batch] [runs]
+# cgrad (bench_conv) with the direct algorithm (WINO=0) and with Winograd (WINO=1; the
+# weight gradient is direct in both) against PyTorch CPU (oneDNN) on the same shapes and
+# threads; prints the medians and cgrad's speed relative to PyTorch (>1: cgrad faster).
+# wide=1 adds two layers with more channels (64->64 3x3, 128->128 5x5 at 16x16 outputs),
+# where the default (WINO unset) picks Winograd.
+#   usage: bench/bench_conv.sh [build-dir] [batch] [runs] [wide]
 set -euo pipefail
 build=${1:-build}
 batch=${2:-512}
 runs=${3:-5}
+wide=${4:-0}
 threads=${CG_THREADS:-2}
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE CG_THREADS=$threads
 echo "load average: $(cat /proc/loadavg)"
-cg=$("$build/bench_conv" "$batch" "$runs")
-pt=$(/usr/bin/python3 - "$batch" "$runs" "$threads" <<'PY'
+cg0=$(WINO=0 "$build/bench_conv" "$batch" "$runs" "$wide")
+cg1=$(WINO=1 "$build/bench_conv" "$batch" "$runs" "$wide")
+pt=$(/usr/bin/python3 - "$batch" "$runs" "$threads" "$wide" <<'PY'
 import sys, time, torch
 import torch.nn.functional as F
-B, runs, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+B, runs, threads, wide = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
-for i, (cin, cout, k, n) in enumerate([(1, 32, 5, 28), (32, 32, 5, 24), (32, 64, 3, 10), (64, 64, 3, 8)], 1):
+layers = [(1, 32, 5, 28), (32, 32, 5, 24), (32, 64, 3, 10), (64, 64, 3, 8)] + ([(64, 64, 3, 18), (128, 128, 5, 20)] if wide else [])
+for i, (cin, cout, k, n) in enumerate(layers, 1):
     o = n - k + 1
     x, w, g = torch.randn(B, cin, n, n), torch.randn(cout, cin, k, k), torch.randn(B, cout, o, o)
     passes = [("forward", lambda: F.conv2d(x, w)),
@@ -31,9 +37,11 @@ for i, (cin, cout, k, n) in enumerate([(1, 32, 5, 28), (32, 32, 5, 24), (32, 64,
         print(f"conv{i} {name} {1e3 * sorted(t)[len(t) // 2]:.3f}")
 PY
 )
-echo "$cg" | head -1
-printf "%-6s %-12s %10s %10s %10s\n" layer pass cgrad_ms torch_ms speed
-join <(echo "$cg" | awk '$2 != "checksums" && NF == 4 {print $1 "_" $2, $3}' | sort) \
-     <(echo "$pt" | awk '{print $1 "_" $2, $3}' | sort) |
-  awk '{split($1, a, "_"); p = substr($1, length(a[1]) + 2); printf "%-6s %-12s %10.2f %10.2f %9.2fx\n", a[1], p, $2, $3, $3 / $2; c += $2; t += $3}
-       END {printf "%-6s %-12s %10.2f %10.2f %9.2fx\n", "all", "", c, t, t / c}'
+echo "$cg0" | head -1
+printf "%-6s %-12s %10s %10s %10s %10s %10s\n" layer pass direct_ms wino_ms torch_ms direct wino
+join <(echo "$cg0" | awk '$2 != "checksums" && NF == 4 {print $1 "_" $2, $3}' | sort) \
+     <(echo "$cg1" | awk '$2 != "checksums" && NF == 4 {print $1 "_" $2, $3}' | sort) |
+  join - <(echo "$pt" | awk '{print $1 "_" $2, $3}' | sort) |
+  awk '{split($1, a, "_"); p = substr($1, length(a[1]) + 2);
+        printf "%-6s %-12s %10.2f %10.2f %10.2f %9.2fx %9.2fx\n", a[1], p, $2, $3, $4, $4 / $2, $4 / $3; c += $2; w += $3; t += $4}
+       END {printf "%-6s %-12s %10.2f %10.2f %10.2f %9.2fx %9.2fx\n", "all", "", c, w, t, t / c, t / w}'

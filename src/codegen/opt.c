@@ -292,21 +292,24 @@ static int64_t tile_of(int64_t sz, int64_t cap, bool pow2) {
   return 0;
 }
 
-/* Whether u holds a bound check of r's index against a constant (r < c, r + k < c): a PAD's
- * validity, so r selects between the pieces of a concatenation. */
-static bool bounds_check_on(uop *u, uop *r, uopset *seen) {
-  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return false;
+/* The distinct constants r's index is compared with (r < c, r + k < c: PAD validity), up
+ * to 4, in seen_c. */
+static void bounds_checks_on(uop *u, uop *r, uopset *seen, int64_t *seen_c, int *nc) {
+  if (*nc >= 4 || uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_CMPLT && u->src[1]->op == OP_CONST) {
     uop *a = u->src[0];
-    if (a == r || (a->op == OP_ADD && ((a->src[0] == r && a->src[1]->op == OP_CONST) || (a->src[1] == r && a->src[0]->op == OP_CONST))))
-      return true;
+    int64_t c = u->src[1]->arg.i;
+    if (a->op == OP_ADD && a->src[0] == r && a->src[1]->op == OP_CONST) c -= a->src[1]->arg.i, a = r;
+    else if (a->op == OP_ADD && a->src[1] == r && a->src[0]->op == OP_CONST) c -= a->src[0]->arg.i, a = r;
+    bool dup = false;
+    for (int i = 0; i < *nc; i++) dup = dup || seen_c[i] == c;
+    if (a == r && !dup) seen_c[(*nc)++] = c;
   }
-  for (uint32_t i = 0; i < u->nsrc; i++)
-    if (bounds_check_on(u->src[i], r, seen)) return true;
-  return false;
+  for (uint32_t i = 0; i < u->nsrc; i++) bounds_checks_on(u->src[i], r, seen, seen_c, nc);
 }
 
-/* Elementwise kernels: small output dims that select between concatenated pieces (a cat,
+/* Elementwise kernels: small output dims that select between concatenated pieces (three or
+ * more distinct bounds on the index: a cat of four pieces or more,
  * Winograd's transforms: a sum of constant multiples of slices per row) are unrolled whole,
  * at most 64 lanes in all, so each lane's selections fold to constants and only its own
  * piece is computed; left as loops, every element would compute every piece and mask all
@@ -317,8 +320,11 @@ static int unroll_selectors(uop *sink, uop **rng, int nr, uop *vec, opt *out, in
     int64_t sz = rng[i]->src[0]->arg.i;
     if (rng[i] == vec || sz < 2 || sz > 16 || lanes * sz > 64) continue;
     uopset seen = {0};
-    bool sel = bounds_check_on(sink, rng[i], &seen);
+    int64_t cs[4];
+    int nc = 0;
+    bounds_checks_on(sink, rng[i], &seen, cs, &nc);
     uopset_free(&seen);
+    bool sel = nc >= 3; /* a plain pad checks two bounds; pieces of a cat, one per seam */
     if (sel) out[n++] = (opt){OPT_UPCAST, (int16_t)rng[i]->arg.v[0], (int32_t)sz}, lanes *= sz;
   }
   return n;

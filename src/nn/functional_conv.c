@@ -26,7 +26,12 @@
  *   - pools: each input position gathers, through the same dilate-pad-window view of the
  *     (small) output gradient, the windows it lies in: sum them (avg) or keep those whose
  *     first max it is (max; torch's max_pool2d convention for ties).
- * Every one is a single reduction over a view, nothing larger than its input or output. */
+ * Every one is a single reduction over a view, nothing larger than its input or output.
+ *
+ * Winograd: a stride-1, dilation-1, ungrouped float32 2-d convolution with 3 or 5 taps per
+ * dim may instead go through functional_wino.c (wino_wanted: the WINO knob, else a measured
+ * rule); it records the same composite, so both gradients stay the ones above (the input
+ * gradient, itself a stride-1 convolution, may take the Winograd path again). */
 #include "core/error.h"
 #include "tensor/composite.h"
 #include "tensor/tensor.h"

@@ -1,11 +1,11 @@
 /* Winograd convolution (nn/functional_wino.c):
  *   1. the F(m, r) matrices (Cook-Toom) give the exact correlation in float64, for every
  *      tile the code can make (m = 2, 4, 6; r = 3, 5);
- *   2. the float32 error of each tile size against a float64 direct convolution in C, next
- *      to the direct float32 algorithm's, printed (the figures that chose the default tile)
- *      and bounded;
+ *   2. the float32 error of tiles 2 and 4 against a float64 direct convolution in C, next
+ *      to the direct float32 algorithm's, printed and bounded (with tile 6, the figures
+ *      that chose the default tile are in bench/RESULTS.md: F(6,5) is 100x worse);
  *   3. forward, input, weight and bias gradients with WINO=1 against torch: 3x3, 5x5 and
- *      5x3 kernels, image sizes 1, 7, 10, 33 (not multiples of the tile), batch 1,
+ *      5x3 kernels, image sizes 1, 7, 10, 33 (not multiples of the tile), batch 1 and 2,
  *      channels 1, 3 and 64, padding 0/1/2, bias, a stride-1 transposed convolution (a
  *      Winograd convolution of the padded input with flipped weights), and the cases
  *      that fall back to the direct algorithm (groups, stride, dilation, 7x7, float64);
@@ -97,15 +97,14 @@ static void error_table(void) {
     printf("  %dx%d direct %.2e", k, k, direct);
     CHECK(direct < 1e-5, "direct %dx%d: %g", k, k, direct);
     cg_set_config("WINO", "1");
-    for (int m = 2; m <= 6; m += 2) {
+    for (int m = 2; m <= 4; m += 2) { /* F(6,r) too: WINO_TILE=6 (RESULTS.md); slow to compile */
       char tile[4];
       snprintf(tile, sizeof tile, "%d", m);
       cg_set_config("WINO_TILE", tile);
       CHECK(wino_tile(k) == m, "WINO_TILE=%d gives %d", m, wino_tile(k));
       double e = rel_err(cg_conv2d(xt, wt, NULL, NULL, NULL, NULL, 1), y, ny);
       printf("  F(%d,%d) %.2e", m, k, e);
-      /* sanity for every tile; the defaults (m = 4) within the tolerance the torch cases use */
-      CHECK(e < (m == 4 ? 2e-5 : 1e-3), "F(%d,%d): error %g", m, k, e);
+      CHECK(e < 2e-5, "F(%d,%d): error %g", m, k, e); /* within the torch cases' tolerance */
     }
     printf("\n");
     cg_set_config("WINO_TILE", "");
@@ -123,17 +122,14 @@ typedef struct {
 
 static void torch_cases(void) {
   static const conv_c cs[] = {
-      {"1,1,1,1", "1,1,3,3", {1, 1}, {1, 1}, {1, 1}, 1, true, true},     /* a 1x1 image */
-      {"2,3,7,7", "4,3,3,3", {1, 1}, {1, 1}, {1, 1}, 1, true, true},     /* 7: not a multiple of 4 */
-      {"1,3,10,10", "5,3,5,5", {1, 1}, {2, 2}, {1, 1}, 1, true, true},   /* 5x5, padding 2 */
-      {"2,64,10,10", "64,64,3,3", {1, 1}, {0, 0}, {1, 1}, 1, false, true},
-      {"1,3,33,33", "2,3,5,5", {1, 1}, {0, 0}, {1, 1}, 1, false, true},  /* 33 */
-      {"2,1,7,10", "3,1,5,3", {1, 1}, {2, 1}, {1, 1}, 1, true, true},    /* 5x3, one channel */
-      {"1,32,12,12", "32,32,5,5", {1, 1}, {0, 0}, {1, 1}, 1, true, true}, /* the CNN's conv2 */
-      {"1,4,9,9", "4,2,3,3", {1, 1}, {1, 1}, {1, 1}, 2, true, false},    /* groups: direct */
-      {"1,3,9,9", "4,3,3,3", {2, 2}, {1, 1}, {1, 1}, 1, true, false},    /* stride 2: direct */
-      {"1,3,9,9", "4,3,3,3", {1, 1}, {2, 2}, {2, 2}, 1, false, false},   /* dilation 2: direct */
-      {"1,2,9,9", "2,2,7,7", {1, 1}, {3, 3}, {1, 1}, 1, false, false},   /* 7x7: direct */
+      {"1,1,1,1", "1,1,3,3", {1, 1}, {1, 1}, {1, 1}, 1, true, true},       /* a 1x1 image, batch 1, 1 channel */
+      {"2,3,7,10", "4,3,3,3", {1, 1}, {1, 1}, {1, 1}, 1, true, true},      /* 7, 10: not multiples of the tile */
+      {"1,3,33,7", "2,3,5,5", {1, 1}, {0, 2}, {1, 1}, 1, false, true},     /* 5x5, 33, padding 0 and 2 */
+      {"1,64,10,33", "64,64,5,3", {1, 1}, {2, 1}, {1, 1}, 1, true, true},  /* 64 channels, a 5x3 kernel */
+      {"1,4,9,9", "4,2,3,3", {1, 1}, {1, 1}, {1, 1}, 2, true, false},      /* groups: direct */
+      {"1,3,9,9", "4,3,3,3", {2, 2}, {1, 1}, {1, 1}, 1, true, false},      /* stride 2: direct */
+      {"1,3,9,9", "4,3,3,3", {1, 1}, {2, 2}, {2, 2}, 1, false, false},     /* dilation 2: direct */
+      {"1,2,9,9", "2,2,7,7", {1, 1}, {3, 3}, {1, 1}, 1, false, false},     /* 7x7: direct */
   };
   cg_set_config("WINO", "1");
   for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
