@@ -159,6 +159,27 @@ static void torch_cases(void) {
   cg_set_config("WINO", "");
 }
 
+/* A transposed convolution with padding beyond the kernel's reach: the Winograd input is
+ * shrunk (a negative pad) on one dim. WINO=1 against WINO=0, on the interpreter (no
+ * compiles); the same tolerance as the torch cases. */
+static void negative_pads(void) {
+  cg_set_device("INTERP");
+  cg_scope_begin();
+  cg_tensor *x = cg_randn(CG_FLOAT32, (const int64_t[]){2, 3, 9, 8}, 4), *w = cg_randn(CG_FLOAT32, (const int64_t[]){3, 4, 3, 5}, 4);
+  float a[240], b[240];
+  for (int k = 0; k < 2; k++) {
+    cg_set_config("WINO", k ? "1" : "0");
+    cg_tensor *y = cg_conv_transpose2d(x, w, NULL, NULL, A2(3, 3), NULL, NULL, 1);
+    CHECK(y && cg_numel(y) == 240 && cg_read(y, CG_FLOAT32, k ? b : a, sizeof a) == CG_OK, "transpose p3: %s", cg_last_error());
+  }
+  double worst = 0;
+  for (int i = 0; i < 240; i++) worst = fmax(worst, fabs(a[i] - b[i]) - WRT * fabs(a[i]));
+  CHECK(worst <= WAT, "transpose p3 (pad -1 on one dim): Winograd vs direct %g", worst);
+  cg_set_config("WINO", "");
+  cg_scope_end();
+  cg_set_device(NULL); /* the DEVICE knob's again */
+}
+
 static void knob(void) {
   const int64_t xs[4] = {512, 32, 24, 24}, ws[4] = {32, 32, 5, 5}, w3[4] = {32, 32, 3, 3}, one[2] = {1, 1}, zero[2] = {0, 0};
   cg_set_config("WINO", "0");
@@ -187,6 +208,7 @@ int main(void) {
   cg_scope_begin();
   matrices_exact();
   knob();
+  negative_pads();
   error_table();
   torch_cases();
   cg_scope_end();
