@@ -7,8 +7,10 @@
  *   input gradient   dx = conv_transpose2d(g, w)               what conv2d's backward runs
  *   weight gradient  dw = grad of w for backward_with(conv2d(x, w), g)   (x, g realized)
  *
- * Output: one line per layer and pass, "conv<i> <pass> <ms> <GFLOP/s>" (2*N*Cout*Cin*K*K*OH*OW
- * FLOPs for every pass), then a checksum line per layer so two builds can be compared.
+ * Output: one line per layer and pass, "conv<i> <pass> <ms> <GFLOP/s> <cpu ms>" (2*N*Cout*Cin*K*K*OH*OW
+ * FLOPs for every pass; cpu ms: the median of the process's CPU time per run, all threads,
+ * which under load still counts the work and not the waits), then a checksum line per
+ * layer so two builds can be compared.
  *
  *   CG_THREADS=2 build/bench_conv [B] [runs] [wide]     (runs default 5)
  *
@@ -53,21 +55,22 @@ int main(int argc, char **argv) {
     double sums[3] = {0};
     for (int p = 0; p < 3; p++) {
       if (l == 0 && p == 1) continue; /* the first layer's input needs no gradient */
-      double t[64];
+      double t[64], c[64];
       int n = runs < 64 ? runs : 64;
       for (int r = -1; r < n; r++) {
         cg_scope_begin();
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         cg_tensor *y = run(p, x, w, g);
         if (!y || cg_realize(y) != CG_OK) die_cg(pass_name[p]);
-        double dt = now() - t0;
-        if (r >= 0) t[r] = dt;
+        double dt = now() - t0, dc = cpu_now() - c0;
+        if (r >= 0) t[r] = dt, c[r] = dc;
         if (r == n - 1) sums[p] = cg_item(cg_sum(y, NULL, 0, false));
         cg_scope_end();
       }
       qsort(t, (size_t)n, sizeof *t, cmp_double);
+      qsort(c, (size_t)n, sizeof *c, cmp_double);
       double med = t[n / 2];
-      printf("conv%d %s %.3f %.1f\n", l + 1, pass_name[p], med * 1e3, flops / med * 1e-9);
+      printf("conv%d %s %.3f %.1f %.3f\n", l + 1, pass_name[p], med * 1e3, flops / med * 1e-9, c[n / 2] * 1e3);
       fflush(stdout);
     }
     printf("conv%d checksums %.6g %.6g %.6g\n", l + 1, sums[0], sums[1], sums[2]);

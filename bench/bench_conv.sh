@@ -2,7 +2,9 @@
 # The CNN's four convolutions (forward, input gradient, weight gradient) at batch B:
 # cgrad (bench_conv) with the direct algorithm (WINO=0) and with Winograd (WINO=1; the
 # weight gradient is direct in both) against PyTorch CPU (oneDNN) on the same shapes and
-# threads; prints the medians and cgrad's speed relative to PyTorch (>1: cgrad faster).
+# threads; prints the medians and cgrad's speed relative to PyTorch (>1: cgrad faster), by
+# wall time and by CPU time (the process's, all threads: under load the CPU ratio still
+# compares the work each does, where the wall ratio compares who got the cores).
 # wide=1 adds two layers with more channels (64->64 3x3, 128->128 5x5 at 16x16 outputs),
 # where the default (WINO unset) picks Winograd.
 #   usage: bench/bench_conv.sh [build-dir] [batch] [runs] [wide]
@@ -31,17 +33,18 @@ for i, (cin, cout, k, n) in enumerate(layers, 1):
     for name, f in passes:
         if i == 1 and name == "input_grad": continue
         f()
-        t = []
+        t, c = [], []
         for _ in range(runs):
-            t0 = time.perf_counter(); f(); t.append(time.perf_counter() - t0)
-        print(f"conv{i} {name} {1e3 * sorted(t)[len(t) // 2]:.3f}")
+            t0, c0 = time.perf_counter(), time.process_time(); f(); t.append(time.perf_counter() - t0); c.append(time.process_time() - c0)
+        print(f"conv{i} {name} {1e3 * sorted(t)[len(t) // 2]:.3f} {1e3 * sorted(c)[len(c) // 2]:.3f}")
 PY
 )
 echo "$cg0" | head -1
-printf "%-6s %-12s %10s %10s %10s %10s %10s\n" layer pass direct_ms wino_ms torch_ms direct wino
-join <(echo "$cg0" | awk '$2 != "checksums" && NF == 4 {print $1 "_" $2, $3}' | sort) \
-     <(echo "$cg1" | awk '$2 != "checksums" && NF == 4 {print $1 "_" $2, $3}' | sort) |
-  join - <(echo "$pt" | awk '{print $1 "_" $2, $3}' | sort) |
-  awk '{split($1, a, "_"); p = substr($1, length(a[1]) + 2);
-        printf "%-6s %-12s %10.2f %10.2f %10.2f %9.2fx %9.2fx\n", a[1], p, $2, $3, $4, $4 / $2, $4 / $3; c += $2; w += $3; t += $4}
-       END {printf "%-6s %-12s %10.2f %10.2f %10.2f %9.2fx %9.2fx\n", "all", "", c, w, t, t / c, t / w}'
+printf "%-6s %-12s %9s %9s %9s %8s %8s %9s %9s %9s %8s %8s\n" layer pass direct_ms wino_ms torch_ms direct wino dir_cpu wino_cpu torch_cpu cpu_dir cpu_wino
+join <(echo "$cg0" | awk '$2 != "checksums" && NF == 5 {print $1 "_" $2, $3, $5}' | sort) \
+     <(echo "$cg1" | awk '$2 != "checksums" && NF == 5 {print $1 "_" $2, $3, $5}' | sort) |
+  join - <(echo "$pt" | awk '{print $1 "_" $2, $3, $4}' | sort) |
+  awk '{split($1, a, "_"); p = substr($1, length(a[1]) + 2)
+        printf "%-6s %-12s %9.2f %9.2f %9.2f %7.2fx %7.2fx %9.2f %9.2f %9.2f %7.2fx %7.2fx\n", a[1], p, $2, $4, $6, $6 / $2, $6 / $4, $3, $5, $7, $7 / $3, $7 / $5
+        d += $2; w += $4; t += $6; dc += $3; wc += $5; tc += $7}
+       END {printf "%-6s %-12s %9.2f %9.2f %9.2f %7.2fx %7.2fx %9.2f %9.2f %9.2f %7.2fx %7.2fx\n", "all", "", d, w, t, t / d, t / w, dc, wc, tc, tc / dc, tc / wc}'

@@ -7,7 +7,8 @@
  * kernel before the last (B's packing copy, when matmul packs) runs once with the
  * heuristic's opts; the last kernel (the GEMM) runs with each opt list given, the best of 3
  * timed runs after a warm-up. "H" means the heuristic's list. PACK=0 in the environment
- * reads B unpacked.
+ * reads B unpacked; BF16=1 rounds A and B to realized bfloat16 buffers and multiplies their
+ * float32 casts (the TC opt's kernel, as autocast and bench_matmul_bf16 make it).
  *
  *   build/release/bench_gemm_kernel M K N H "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)" ...
  *
@@ -51,14 +52,16 @@ int main(int argc, char **argv) {
   cg_set_config("CG_THREADS", "1");
   int64_t m = atoll(argv[1]), k = atoll(argv[2]), n = atoll(argv[3]);
   cg_tensor *a = cg_rand(CG_FLOAT32, (int64_t[]){m, k}, 2), *b = cg_rand(CG_FLOAT32, (int64_t[]){k, n}, 2);
+  bool bf16 = getenv("BF16") && atoi(getenv("BF16"));
+  if (bf16) a = cg_contiguous(cg_cast(a, CG_BFLOAT16)), b = cg_contiguous(cg_cast(b, CG_BFLOAT16));
   if (!a || !b || cg_realize(a) || cg_realize(b)) return fprintf(stderr, "inputs: %s\n", cg_last_error()), 1;
-  cg_tensor *c = cg_matmul(a, b);
+  cg_tensor *c = bf16 ? cg_matmul(cg_cast(a, CG_FLOAT32), cg_cast(b, CG_FLOAT32)) : cg_matmul(a, b);
   uop_pool_push();
   schedule s;
   if (!c || !sched_build(&c->u, 1, &s)) return fprintf(stderr, "schedule: %s\n", cg_last_error()), 1;
   for (int i = 0; i < s.n - 1; i++)
     if (kernel_run_with_opts(&s.k[i], NULL, 0, NULL)) return fprintf(stderr, "kernel %d: %s\n", i, cg_last_error()), 1;
-  printf("%lldx%lldx%lld, %d kernel%s (the last timed), 1 thread, thread CPU time\n", (long long)m, (long long)k, (long long)n, s.n, s.n == 1 ? "" : "s");
+  printf("%lldx%lldx%lld, %d kernel%s (the last timed), 1 thread, thread CPU time%s\n", (long long)m, (long long)k, (long long)n, s.n, s.n == 1 ? "" : "s", bf16 ? ", bf16 operands" : "");
   for (int l = 4; l < argc; l++) {
     opt o[MAX_OPTS];
     int no = !strcmp(argv[l], "H") ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o) : parse_opts(argv[l], o);

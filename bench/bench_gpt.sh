@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # GPT training step, cgrad (`cgrad train gpt`, float32 and --amp bf16) against the same
-# model in PyTorch (bench/gpt_torch.py), and sampling speed with the KV cache.
+# model in PyTorch (bench/gpt_torch.py, float32 and torch.autocast bf16), and sampling
+# speed with the KV cache. Each line gives the wall-clock ms/step (after the first step)
+# and the process CPU time per step (all threads): on a machine others load, the wall clock
+# counts waiting for a core and only the CPU time is the step's own cost (compare them at
+# CG_THREADS=1, where neither side's thread pool spins).
 #   usage: bench/bench_gpt.sh [build-dir] [steps] [layers embd heads block batch]
-# The issue's configuration is 6 384 6 256 8 (the default here).
+# The issue's configuration is 6 384 6 256 8 (the default here). CG_THREADS: threads (2).
 set -euo pipefail
 build=${1:-build}
 steps=${2:-4}
 L=${3:-6} C=${4:-384} H=${5:-6} T=${6:-256} B=${7:-8}
 threads=${CG_THREADS:-2}
 export OMP_NUM_THREADS=$threads CG_THREADS=$threads
-echo "load average: $(cat /proc/loadavg)"
+echo "load average: $(cat /proc/loadavg); $threads thread(s)"
 out=$(mktemp -d)
 model="--layers $L --embd $C --heads $H --block $T --batch $B --steps $steps --warmup 1 --eval-every 0 --eval-batches 1"
 for amp in "" "--amp bf16"; do
-  line=$("$build/cgrad" train gpt $model $amp --out "$out/g.safetensors" 2>/dev/null | grep '^trained')
-  echo "cgrad ${amp:-float32}: $line"
+  lines=$("$build/cgrad" train gpt $model $amp --out "$out/g.safetensors" 2>/dev/null | grep -E '^(trained|cpu:)' | tr '\n' ' ')
+  echo "cgrad ${amp:-float32}: $lines"
 done
-/usr/bin/python3 "$(dirname "$0")/gpt_torch.py" --layers "$L" --embd "$C" --heads "$H" --block "$T" --batch "$B" --time-steps "$steps" --threads "$threads" 2>/dev/null
+for amp in "" "--amp bf16"; do
+  /usr/bin/python3 "$(dirname "$0")/gpt_torch.py" --layers "$L" --embd "$C" --heads "$H" --block "$T" --batch "$B" --time-steps "$steps" --threads "$threads" $amp 2>/dev/null
+done
 "$build/cgrad" sample --checkpoint "$out/g.safetensors" --tokens 100 --seed 1 2>&1 >/dev/null | tail -1
+echo "load average: $(cat /proc/loadavg)"
 rm -rf "$out"

@@ -1,4 +1,4 @@
-/* Helpers the benchmark programs share: a monotonic clock, a comparison for qsort (medians),
+/* Helpers the benchmark programs share: a monotonic clock, the process's CPU time, a comparison for qsort (medians),
  * and a fatal message for a failed cgrad call. */
 #ifndef CG_BENCH_UTIL_H
 #define CG_BENCH_UTIL_H
@@ -10,6 +10,13 @@
 static inline double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+/* CPU time of the whole process (all threads): under load it counts the work done, not the
+ * time others held the cores. */
+static inline double cpu_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 static inline int cmp_double(const void *a, const void *b) {

@@ -11,8 +11,9 @@
 # loads is run on the INTERP device). Default: all but onnx and onnx_run.
 #
 # Builds the library and the harnesses with clang-14, -fsanitize=fuzzer, address and
-# undefined (in $FUZZ_OUT, default build/fuzz), then runs each under `nice -n 19`, one at
-# a time, starting from a copy of its checked-in seed corpus (tests/fuzz/corpus/<name>/;
+# undefined (in $FUZZ_OUT, default build/fuzz), then runs each under `nice -n 19`
+# (FUZZ_NICE=n: another niceness, 0 for a counted run that needs the CPU), one at a
+# time, starting from a copy of its checked-in seed corpus (tests/fuzz/corpus/<name>/;
 # for onnx and onnx_run also every model of Debian's libonnx-testdata) in $FUZZ_OUT/corpus/<name>/.
 # Prints, per harness, the wall time, executions and what libFuzzer found; a crash input
 # is saved as $FUZZ_OUT/crash-<name>-* (replay it: build/asan/test_fuzz_<name> FILE, or
@@ -75,7 +76,7 @@ for n in "${names[@]}"; do
     fi
     set +e
     seedarg=(); [ -z "${FUZZ_SEED:-}" ] || seedarg=(-seed="$FUZZ_SEED")
-    env "${run_env[@]}" nice -n 19 "$out/fuzz_$n" "${limit[@]}" "${seedarg[@]}" -print_final_stats=1 -max_len=$max_len -timeout=60 \
+    env "${run_env[@]}" nice -n "${FUZZ_NICE:-19}" "$out/fuzz_$n" "${limit[@]}" "${seedarg[@]}" -print_final_stats=1 -max_len=$max_len -timeout=60 \
       -rss_limit_mb=4096 -artifact_prefix="$out/crash-$n-" "$out/corpus/$n" >>"$log" 2>&1
     rc=$?
     set -e

@@ -6,7 +6,8 @@ norm 1. For the baselines in bench/RESULTS.md:
     /usr/bin/python3 bench/gpt_torch.py [--steps N] [--batch B] [--block T] [--layers L]
         [--heads H] [--embd C] [--lr LR] [--warmup N] [--eval-every N] [--eval-batches N]
         [--data FILE] [--threads N] [--time-steps N]
---time-steps N: only time N training steps (median ms/step after the first) and exit."""
+--time-steps N: only time N training steps (median ms/step after the first, wall and process
+CPU time) and exit. --amp bf16: the forward under torch.autocast (bfloat16 matmuls)."""
 import argparse, glob, math, os, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 
@@ -16,6 +17,7 @@ for name, default in [("steps", 2000), ("batch", 16), ("block", 128), ("layers",
     p.add_argument("--" + name, type=int, default=default)
 p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--data", default=None)
+p.add_argument("--amp", default=None, choices=["bf16"], help="torch.autocast to bfloat16 (CPU)")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
@@ -81,19 +83,22 @@ def evaluate():
     with torch.no_grad():
         return sum(m(*batch(val, r)).item() for _ in range(a.eval_batches)) / a.eval_batches
 steps = a.time_steps or a.steps
-times = []
+times, cpus = [], []
 print(f"pytorch GPT: {sum(q.numel() for q in m.parameters()) / 1e6:.2f}M parameters, vocabulary {V}", file=sys.stderr)
 for step in range(1, steps + 1):
     for g in opt.param_groups: g["lr"] = lr_at(step)
     x, y = batch(train, rng)
-    t0 = time.time()
-    loss = m(x, y)
+    t0, c0 = time.time(), time.process_time()
+    if a.amp:
+        with torch.autocast("cpu", dtype=torch.bfloat16): loss = m(x, y)
+    else: loss = m(x, y)
     opt.zero_grad(); loss.backward()
     torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
     opt.step()
     l = loss.item()
-    times.append(time.time() - t0)
+    times.append(time.time() - t0); cpus.append(time.process_time() - c0)
     if not a.time_steps and (step % a.eval_every == 0 or step == a.steps):
         print(f"step {step} train loss {l:.4f} val loss {evaluate():.4f}", flush=True)
 med = sorted(times[1:])[len(times[1:]) // 2] if len(times) > 1 else times[0]
-print(f"pytorch: {1e3 * med:.1f} ms/step (median), {a.batch * T / med:.0f} tokens/s")
+cmed = sorted(cpus[1:])[len(cpus[1:]) // 2] if len(cpus) > 1 else cpus[0]
+print(f"pytorch{' ' + a.amp if a.amp else ''}: {1e3 * med:.1f} ms/step (median), {a.batch * T / med:.0f} tokens/s; cpu: {1e3 * cmed:.0f} ms/step (process CPU time, median)")

@@ -290,6 +290,12 @@ cg_tensor *cg_index_select(cg_tensor *a, int dim, cg_tensor *index);
 cg_status cg_realize(cg_tensor *t);
 /* Realize n tensors (any number) in one schedule. */
 cg_status cg_realize_many(cg_tensor *const *ts, int n);
+/* x computed now and stored: a new tensor whose value is the stored result (later graphs
+ * read it instead of computing x again) and whose gradient flows to x's graph. For a value
+ * that several eager realizes would otherwise each recompute (a transformer's residual
+ * stream between blocks, when attention realizes per key block). NULL and an error if the
+ * realize fails. */
+cg_tensor *cg_realize_stored(cg_tensor *x);
 /* The value of a one-element tensor as double (NaN and an error if not one element). */
 double cg_item(cg_tensor *t);
 /* Copy the (realized) contents to dst, row-major. dt must be the tensor's dtype and
@@ -371,6 +377,15 @@ cg_tensor *cg_avg_pool2d(cg_tensor *x, const int64_t *kernel, const int64_t *str
  * normalizes with the running stats. */
 cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *running_var, cg_tensor *weight, cg_tensor *bias,
                          bool training, double momentum, double eps);
+/* cg_batch_norm whose training statistics are those of every rank's batch together
+ * (torch's SyncBatchNorm; collectives over MPI, see "distributed" below): N ranks with
+ * batch B train as one process with batch N*B. Realizes x, then allreduces the
+ * per-channel sums in the forward (two passes: mean, then squared deviations) and the
+ * per-channel sums of g and g*xhat in the backward; so every rank must run it in the same
+ * order. Its weight and bias gradients are this rank's share (average them over ranks
+ * with the other gradients). Evaluation mode is cg_batch_norm's. float32/float64. */
+cg_tensor *cg_sync_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *running_var, cg_tensor *weight, cg_tensor *bias,
+                              bool training, double momentum, double eps);
 /* Normalize over the last n dims, which must equal normalized_shape; weight and bias have
  * that shape or are NULL. rms_norm: x / sqrt(mean(x^2) + eps) * weight. */
 cg_tensor *cg_layer_norm(cg_tensor *x, const int64_t *normalized_shape, int n, cg_tensor *weight, cg_tensor *bias, double eps);
@@ -458,6 +473,9 @@ cg_module *cg_conv_transpose2d_layer(int64_t in, int64_t out, int64_t kernel, in
  * any (N, C, ...) input. */
 cg_module *cg_batchnorm(int64_t channels, double eps, double momentum);
 cg_module *cg_batchnorm2d(int64_t channels);
+/* Switch every BatchNorm in m (and its children) to cg_sync_batch_norm (on) or back;
+ * returns how many were switched. */
+int cg_module_sync_batchnorm(cg_module *m, bool on);
 cg_module *cg_layernorm(const int64_t *normalized_shape, int n, double eps, bool affine);
 cg_module *cg_rmsnorm(const int64_t *normalized_shape, int n, double eps);
 cg_module *cg_groupnorm(int64_t groups, int64_t channels, double eps, bool affine);
@@ -648,8 +666,9 @@ cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
  * are), or the default device (cg_set_device, else the DEVICE knob) for tensors that read
  * none. An op whose operands are on two
  * devices is refused with a message naming both; the scheduler never puts two devices in
- * one kernel. Instances share the one thread pool (kernels of one realize run one after
- * another). */
+ * one kernel. Each CPU instance owns its thread pool (CG_THREADS split evenly over
+ * CG_DEVICES instances), so replicas driven by one host thread per device compute at the
+ * same time; the kernels of one realize run one after another. */
 /* The canonical name of a device ("cpu:1" -> "CPU:1", "CPU:0" -> "CPU"), making an
  * instance if needed; NULL + an error naming the devices there are. */
 const char *cg_device(const char *name);
@@ -739,6 +758,18 @@ int cg_dist_size(void);
  * that size or more is reduced in place in its buffer; each bucket's reduction starts as
  * soon as it is formed, so packing and unpacking overlap the transfers of other buckets. */
 cg_status cg_dist_allreduce(cg_tensor *const *ts, int n, cg_dist_op op, size_t bucket_bytes);
+/* Realize ts[0..n) and also[0..nalso) in one realize, and reduce ts in place across ranks
+ * as cg_dist_allreduce does, overlapped with that realize (as PyTorch's DDP overlaps the
+ * gradients' allreduce with the backward): each tensor joins a bucket as soon as the
+ * kernels that compute it have run, and a full bucket's reduction starts while the rest
+ * of the realize runs. Buckets are formed in the order the tensors are completed, so
+ * bucket_bytes (0: 4 MB) should be a fraction of the total for the overlap to help. */
+cg_status cg_dist_realize_allreduce(cg_tensor *const *ts, int n, cg_tensor *const *also, int nalso, cg_dist_op op, size_t bucket_bytes);
+/* Since the process began: buckets cg_dist_realize_allreduce started (eagerly or while a
+ * JIT captured), how many of them while kernels of their realize were still to run (the
+ * overlap), and the seconds this rank spent waiting for collectives to finish (replays
+ * too). Any pointer may be NULL. */
+void cg_dist_stats(int64_t *buckets, int64_t *early, double *wait_seconds);
 /* Rank root's values into every rank's tensors (same shapes and dtypes everywhere). */
 cg_status cg_dist_broadcast(cg_tensor *const *ts, int n, int root);
 /* All-to-all along axis: t's slice j (of size shape[axis]/size) goes to rank j; the result
@@ -770,7 +801,9 @@ void cg_dist_finalize(void);
  * filled into a buffer on the host). Var and constant inputs are keyed apart from buffer
  * inputs of the same shape. A var fn reads without it being an input (an optimizer's
  * learning rate) is read at its current value by every replay; cg_variable_set inside fn
- * is not replayed (the optimizer's own step-count updates are).
+ * is not replayed (the optimizer's own step-count updates are). Collectives inside fn
+ * (cg_dist_allreduce, and so cg_sync_batch_norm) are recorded among the launches and
+ * repeated by each replay on its buffers: a data-parallel step replays whole.
  * Outputs are realized tensors in the caller's scope; after a replay they view the same
  * buffers as the captured call's, so the next call overwrites them (copy to keep).
  * Refused with a message: a JIT called from inside a JIT function; a function that writes

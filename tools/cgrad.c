@@ -70,12 +70,12 @@ static int usage_train(FILE *f) {
              "  --steps N        optimizer steps in all, 1 to %d (default 600)\n"
              "  --batch B        examples per step, 1 to the training set's size (default 512); with\n"
              "                   --distributed, per rank: a step's global batch is B times the ranks\n"
-             "  --model M        cnn (default: the CNN above) or mlp (Linear 784-128, ReLU, Linear 128-10:\n"
-             "                   no BatchNorm, so a distributed run matches a one-process run)\n"
+             "  --model M        cnn (default: the CNN above) or mlp (Linear 784-128, ReLU, Linear 128-10)\n"
              "  --distributed    data-parallel over MPI (run under mpirun -np N; needs -DCG_MPI=ON): every\n"
              "                   rank starts from rank 0's weights and takes its B examples of each global\n"
              "                   batch; gradients are averaged (allreduce in buckets); rank 0 prints,\n"
-             "                   evaluates and writes the checkpoint. BatchNorm statistics stay per rank.\n"
+             "                   evaluates and writes the checkpoint. BatchNorm is synchronized (its batch\n"
+             "                   statistics are the global batch's), so N ranks x B train as 1 x N*B.\n"
              "                   A rank that dies or hangs makes the others exit within CG_DIST_TIMEOUT_S\n"
              "  --seed S         seed for initialization and shuffling, 0 to 2^64-1 (default 42)\n"
              "  --lr LR          Adam learning rate (the peak of a schedule), > 0 (default 0.002)\n"
@@ -160,6 +160,8 @@ typedef struct {
   cg_optimizer *opt;
   cg_tensor **params, **state;
   int np, ns;
+  size_t bucket_bytes; /* --distributed: the gradients' allreduce buckets */
+  bool overlap;        /* --distributed: allreduce overlapped with the backward */
 } step_ctx;
 
 static cg_status train_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
@@ -187,29 +189,38 @@ static cg_status train_step(cg_tensor *const *in, int n_in, cg_tensor **out, int
   return st;
 }
 
-/* The data-parallel step (--distributed), eager: forward and backward on this rank's part
- * of the batch, one realize for the loss, gradients and statistics, then the gradients
- * (and the loss, for printing) averaged over the ranks in buckets, then the optimizer step
- * on every rank alike. What overlaps: each bucket's allreduce starts when it is packed, so
- * packing, unpacking and the transfers of other buckets overlap; the backward itself is one
- * fused realize, so the communication cannot start inside it. */
-static cg_status dist_step(step_ctx *c, cg_tensor *x, cg_tensor *y, double *loss_out) {
-  cg_tensor *loss = cg_cross_entropy(cg_module_forward(c->model, x), y, 0.0);
+/* The data-parallel step (--distributed) as a function of (images, labels) -> loss, run
+ * through a cg_jit like the one-process step: forward and backward on this rank's part of
+ * the batch (synchronized BatchNorms allreduce their statistics inside), one realize for
+ * the loss, gradients and statistics, the gradients (and the loss, for printing) averaged
+ * over the ranks in buckets, then the optimizer step on every rank alike. The capture
+ * records the collectives among the kernels (engine/capture.h), so a replay repeats them
+ * with the replay's buffers. The allreduce overlaps the backward (CG_DIST_OVERLAP=0: after
+ * it): a bucket of gradients (CG_DIST_BUCKET_KB; default a quarter of all, at least
+ * 16 KB) starts as soon as the kernels computing them have run. */
+static cg_status dist_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  step_ctx *c = user;
+  (void)n_in, (void)n_out;
+  cg_tensor *loss = cg_cross_entropy(cg_module_forward(c->model, in[0]), in[1], 0.0);
   cg_status st = loss ? cg_backward(loss) : cg_last_status();
   cg_tensor *run[128], *grads[64];
   int nr = 0, ng = 0;
   if (st == CG_OK) {
     run[nr++] = loss;
-    for (int i = 0; i < c->np && nr < 128; i++)
-      if (cg_grad(c->params[i])) run[nr++] = grads[ng++] = cg_grad(c->params[i]);
+    for (int i = 0; i < c->np && ng < 64; i++)
+      if (cg_grad(c->params[i])) grads[ng++] = cg_grad(c->params[i]);
     for (int i = 0; i < c->ns && nr < 128; i++) run[nr++] = c->state[i];
-    st = cg_realize_many(run, nr);
+    if (c->overlap) st = cg_dist_realize_allreduce(grads, ng, run, nr, CG_DIST_MEAN, c->bucket_bytes);
+    else {
+      for (int i = 0; i < ng && nr < 128; i++) run[nr++] = grads[i];
+      st = cg_realize_many(run, nr);
+      if (st == CG_OK) st = cg_dist_allreduce(grads, ng, CG_DIST_MEAN, c->bucket_bytes);
+    }
   }
-  if (st == CG_OK) st = cg_dist_allreduce(grads, ng, CG_DIST_MEAN, 0);
   if (st == CG_OK) st = cg_dist_allreduce(&loss, 1, CG_DIST_MEAN, 0);
-  if (st == CG_OK) *loss_out = cg_item(loss);
   if (st == CG_OK) st = cg_optimizer_step(c->opt);
   cg_optimizer_zero_grad(c->opt);
+  out[0] = loss;
   return st;
 }
 
@@ -380,11 +391,18 @@ static int train(train_opts o) {
     fprintf(stderr, "cgrad train: building the model: %s\n", cg_last_error());
     goto out;
   }
+  if (o.distributed) cg_module_sync_batchnorm(model, true);
   cg_tensor *params[64], *state[64];
   const char *names[64];
   int np = cg_module_parameters(model, params, 64), ns = cg_module_state(model, names, state, 64);
   opt = cg_adam(params, np, o.lr, 0.9, 0.999, 1e-8, 0);
-  step_ctx sc = {model, opt, params, state, np, ns};
+  step_ctx sc = {model, opt, params, state, np, ns, 0, !cg_get_config("CG_DIST_OVERLAP") || atoi(cg_get_config("CG_DIST_OVERLAP")) != 0};
+  if (o.distributed) {
+    int64_t nparam = 0;
+    for (int i = 0; i < np; i++) nparam += cg_numel(params[i]);
+    long kb = cg_get_config("CG_DIST_BUCKET_KB") ? atol(cg_get_config("CG_DIST_BUCKET_KB")) : 0;
+    sc.bucket_bytes = kb > 0 ? (size_t)kb << 10 : (size_t)nparam * 4 / 4 > (16 << 10) ? (size_t)nparam * 4 / 4 : (16 << 10);
+  }
   ckpt ck;
   if (!opt || !ckpt_init(&ck, model, opt)) {
     fprintf(stderr, "cgrad train: %s\n", cg_last_error());
@@ -448,12 +466,13 @@ static int train(train_opts o) {
   if (lead && o.distributed) {
     int64_t nparam = 0; /* what each step allreduces: the gradients, float32 */
     for (int i = 0; i < np; i++) nparam += cg_numel(params[i]);
-    fprintf(stderr, "cgrad train: data-parallel over %d rank%s, %" PRId64 " examples each per step; %" PRId64 " gradient values (%.2f MB) allreduced per step\n",
-            world, world == 1 ? "" : "s", o.batch, nparam, 4e-6 * (double)nparam);
+    fprintf(stderr, "cgrad train: data-parallel over %d rank%s, %" PRId64 " examples each per step; %" PRId64 " gradient values (%.2f MB) allreduced per step "
+                    "in buckets of %zu KB, %s the backward\n",
+            world, world == 1 ? "" : "s", o.batch, nparam, 4e-6 * (double)nparam, sc.bucket_bytes >> 10, sc.overlap ? "overlapped with" : "after");
   }
   if (lead && o.resume) fprintf(stderr, "cgrad train: resuming at step %" PRId64 " from %s\n", start + 1, o.resume);
   bool tty = isatty(2);
-  double t_first = 0, t_first_end = 0, t_warm = 0, t_loop = now(), last_loss = NAN;
+  double t_first = 0, t_first_end = 0, t_warm = 0, t_loop = now(), last_loss = NAN, wait_first = 0;
   int64_t nrun = o.steps - start, warm_at = start + (nrun > WARM_STEPS ? WARM_STEPS : nrun);
   long rss_warm = -1;
   int64_t rss_step = start + (nrun < 10 ? 1 : nrun / 10 < 50 ? nrun / 10 : 50);
@@ -481,12 +500,8 @@ static int train(train_opts o) {
       if (o.distributed) cg_dist_abort(1);
       goto out;
     }
-    cg_status st;
-    if (o.distributed) st = tx && ty ? dist_step(&sc, tx, ty, &last_loss) : cg_last_status();
-    else {
-      if (!step_jit) step_jit = cg_jit_new(train_step, 1, &sc);
-      st = tx && ty && step_jit ? cg_jit_call(step_jit, in, 2, &loss) : cg_last_status();
-    }
+    if (!step_jit) step_jit = cg_jit_new(o.distributed ? dist_step : train_step, 1, &sc);
+    cg_status st = tx && ty && step_jit ? cg_jit_call(step_jit, in, 2, &loss) : cg_last_status();
     if (st != CG_OK) {
       char who[32] = "";
       if (o.distributed) snprintf(who, sizeof who, "rank %d: ", rank);
@@ -495,10 +510,10 @@ static int train(train_opts o) {
       if (o.distributed) cg_dist_abort(1); /* the others would wait for this rank */
       goto out;
     }
-    if (!o.distributed) last_loss = cg_item(loss);
+    last_loss = cg_item(loss);
     cg_scope_end();
     double t = now();
-    if (step == start + 1) t_first = t - t_start, t_first_end = t;
+    if (step == start + 1) t_first = t - t_start, t_first_end = t, cg_dist_stats(NULL, NULL, &wait_first);
     if (step == warm_at) t_warm = t;
     if (step == rss_step) rss_warm = rss_kb();
     if (!isfinite(last_loss)) {
@@ -539,6 +554,12 @@ static int train(train_opts o) {
   printf("\n");
   if (!ckpt_save(&ck, o.out, o.steps, &o)) goto out;
   printf("checkpoint: %s (%d tensors: model, optimizer state and position; --resume continues from it)\n", o.out, ck.nfixed + 4);
+  if (o.distributed && nrun > 1) {
+    double waited;
+    cg_dist_stats(NULL, NULL, &waited);
+    printf("collectives: rank 0 waited %.1f ms per step for them (allreduce %s the backward)\n", 1e3 * (waited - wait_first) / (double)(nrun - 1),
+           sc.overlap ? "overlapped with" : "after");
+  }
   printf("resident memory while training: %.1f MB after warm-up (step %" PRId64 "), %.1f MB after the last step (%+.2f%%)\n", rss_warm / 1024.0,
          rss_step, rss_end / 1024.0, rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0.0);
   fflush(stdout);

@@ -35,6 +35,14 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* CPU time of the whole process (all threads): on a loaded machine the step's own cost,
+ * where the wall clock also counts waiting for a core */
+static double cpu_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static uint64_t mix64(uint64_t *s) {
   uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -176,6 +184,9 @@ static cg_tensor *gpt_forward(gpt *m, cg_tensor *idx, cg_tensor *pos, kvcache *k
     h = cg_layer_norm(x, &C, 1, P(m, l, P_LN2W), P(m, l, P_LN2B), 1e-5);
     h = cg_gelu(linear(m, (int)(4 * l + 2), h, P(m, l, P_FCW), P(m, l, P_FCB)));
     x = cg_add(x, linear(m, (int)(4 * l + 3), h, P(m, l, P_FC2W), P(m, l, P_FC2B)));
+    /* the residual stream stored between blocks: attention realizes (per key block, and in
+     * the backward), and each realize would otherwise compute every block below again */
+    if (!kv && l + 1 < m->L) x = cg_realize_stored(x);
   }
   x = cg_layer_norm(x, &C, 1, m->p[m->np - 2], m->p[m->np - 1], 1e-5);
   if (kv) kv->len++;
@@ -443,6 +454,7 @@ static int train_gpt(train_opts o) {
   int32_t *x = malloc(sizeof(int32_t) * (size_t)(o.batch * o.block)), *y = malloc(sizeof(int32_t) * (size_t)(o.batch * o.block));
   uint64_t rng = o.seed;
   bool tty = isatty(2);
+  double c_first = 0, c_eval = 0;
   double t0 = now_s(), t_first = 0, last = NAN, best_val = INFINITY, loss_scale = 65536;
   long skipped = 0, good_steps = 0;
   step_ctx sc = {&m, od, on, o.clip};
@@ -506,7 +518,7 @@ static int train_gpt(train_opts o) {
     cg_optimizer_zero_grad(od), cg_optimizer_zero_grad(on);
     cg_scope_end();
     if (rc) break;
-    if (step == 1) t_first = now_s() - t0;
+    if (step == 1) t_first = now_s() - t0, c_first = cpu_s();
     if (!isfinite(last)) {
       fprintf(stderr, "\ncgrad train gpt: the loss became %g at step %ld\n", last, step);
       rc = 1;
@@ -524,7 +536,9 @@ static int train_gpt(train_opts o) {
               tps, (long)left / 60, (long)left % 60, tty ? "  " : "\n");
     }
     if ((o.eval_every && step % o.eval_every == 0) || step == o.steps) {
+      double ce = cpu_s();
       double vl = eval_loss(&m, &va, &o, x, y);
+      c_eval += cpu_s() - ce;
       if (vl < best_val) best_val = vl;
       fprintf(stderr, "%sstep %ld: train loss %.4f, val loss %.4f\n", tty ? "\n" : "", step, last, vl);
       printf("step %ld val loss %.4f\n", step, vl);
@@ -540,6 +554,8 @@ static int train_gpt(train_opts o) {
            "checkpoint: %s\n",
            o.steps, el, t_first, 1e3 * (el - t_first) / (double)(o.steps > 1 ? o.steps - 1 : 1),
            (double)(o.batch * o.block) * (double)(o.steps > 1 ? o.steps - 1 : 1) / (el - t_first > 0 ? el - t_first : 1), last, best_val, o.out);
+    if (o.steps > 1) /* after the first step (compiles), less the evaluations */
+      printf("cpu: %.0f ms/step (process CPU time, all threads, after the first step)\n", 1e3 * (cpu_s() - c_first - c_eval) / (double)(o.steps - 1));
   }
   if (o.amp == CG_FLOAT16) printf("fp16 loss scaling: %ld steps skipped on overflow, final scale %g\n", skipped, loss_scale);
   cg_jit_free(jit);

@@ -4,7 +4,8 @@
  * opt_gemm_candidates),
  * compiles the new candidates together (dev->compile_many: every core) and times them on
  * scratch buffers of the kernel's sizes; it stops when a round finds nothing faster or
- * BEAM_BUDGET_S (default 10) seconds have passed. The winner is kept on disk in the
+ * BEAM_BUDGET_S (default 10) seconds have passed, or 2000 runs of its best time (at least
+ * 1 s: a cheap kernel is worth little search). The winner is kept on disk in the
  * kernel cache directory, under a key of the kernel's structure, device, renderer,
  * compiler, flags, CPU and cgrad version (tinygrad once served BEAM results tuned under
  * other flags from a key that omitted them), so a second process takes it with no search.
@@ -162,6 +163,7 @@ static void time_all(search *s, cand *c, int n, double best) {
   rt_program **progs = cg_calloc((size_t)n, sizeof(rt_program *));
   int *which = cg_calloc((size_t)n, sizeof(int)), m = 0;
   if (!k || !names || !srcs || !progs || !which) goto done;
+  double tg = now();
   for (int i = 0; i < n; i++) {
     c[i].t = INFINITY;
     k[i].ast = s->ast, k[i].ren = s->ren, k[i].opts_given = true, k[i].nopts = c[i].n;
@@ -170,35 +172,53 @@ static void time_all(search *s, cand *c, int n, double best) {
     if (!codegen_run(&k[i])) continue; /* an opt that does not apply */
     names[m] = k[i].name, srcs[m] = k[i].src, which[m++] = i;
   }
+  if (cfg_debug() >= 3) fprintf(stderr, "*** BEAM: %d candidates generated in %.2f s\n", m, now() - tg);
   cg_clear_error();
-  double tc = now();
-  if (m > 1 && s->dev->compile_many) s->dev->compile_many(names, srcs, m, progs);
-  else
-    for (int j = 0; j < m; j++) progs[j] = s->dev->compile(names[j], srcs[j]);
-  if (m) s->compile_s = (now() - tc) / m;
-  for (int j = 0; j < m; j++) {
-    if (!progs[j]) continue;
-    int i = which[j];
-    if (now() > s->deadline) { /* out of time: the rest count as not found */
+  /* compiled a few at a time, the deadline looked at between them: one compile_many of
+   * every candidate ran 23 GEMM candidates in 42.6 s at load 17 against a 10 s budget (the
+   * time one compile took, measured alone, did not foresee 23 under load) */
+  enum { PER_BATCH = 4 };
+  for (int j0 = 0; j0 < m; j0 += PER_BATCH) {
+    if (j0 && now() > s->deadline) break; /* out of time: the rest count as not found */
+    int mb = m - j0 < PER_BATCH ? m - j0 : PER_BATCH;
+    double tc = now();
+    if (mb > 1 && s->dev->compile_many) s->dev->compile_many(names + j0, srcs + j0, mb, progs + j0);
+    else
+      for (int j = j0; j < j0 + mb; j++) progs[j] = s->dev->compile(names[j], srcs[j]);
+    s->compile_s = (now() - tc) / mb;
+    if (cfg_debug() >= 3) {
+      fprintf(stderr, "*** BEAM: compiled %d in %.2f s:", mb, now() - tc);
+      for (int j = j0; j < j0 + mb; j++) {
+        char d[256];
+        opts_str(c[which[j]].o, c[which[j]].n, d, sizeof d);
+        fprintf(stderr, " [%s]", d);
+      }
+      fprintf(stderr, "\n");
+    }
+    for (int j = j0; j < j0 + mb; j++) {
+      if (!progs[j]) continue;
+      int i = which[j];
+      if (now() > s->deadline) { /* out of time: the rest count as not found */
+        s->dev->program_free(progs[j]);
+        continue;
+      }
+      double t[4];
+      bool ok = true;
+      int r = 0;
+      for (; r < 4 && ok; r++) {
+        double t0 = now();
+        ok = s->dev->launch(progs[j], s->bufs, s->vars, k[i].lin.global) == CG_OK && s->dev->synchronize() == CG_OK;
+        t[r] = now() - t0;
+        if (r == 0 && t[0] > 3 * best) break; /* far slower than the best: no need to know how much */
+      }
+      s->tries++;
+      if (ok && r < 4) c[i].t = t[0];
+      else if (ok) { /* median of the three after the warm-up */
+        double a = t[1], b = t[2], d = t[3];
+        c[i].t = a > b ? (b > d ? b : a > d ? d : a) : (a > d ? a : b > d ? d : b);
+      }
       s->dev->program_free(progs[j]);
-      continue;
     }
-    double t[4];
-    bool ok = true;
-    int r = 0;
-    for (; r < 4 && ok; r++) {
-      double t0 = now();
-      ok = s->dev->launch(progs[j], s->bufs, s->vars, k[i].lin.global) == CG_OK && s->dev->synchronize() == CG_OK;
-      t[r] = now() - t0;
-      if (r == 0 && t[0] > 3 * best) break; /* far slower than the best: no need to know how much */
-    }
-    s->tries++;
-    if (ok && r < 4) c[i].t = t[0];
-    else if (ok) { /* median of the three after the warm-up */
-      double a = t[1], b = t[2], d = t[3];
-      c[i].t = a > b ? (b > d ? b : a > d ? d : a) : (a > d ? a : b > d ? d : b);
-    }
-    s->dev->program_free(progs[j]);
   }
 done:
   for (int i = 0; k && i < n; i++) ckernel_free(&k[i]);
@@ -278,9 +298,14 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
     if (nc > 1) time_all(&s, c + 1, nc - 1, c[0].t);
     qsort(c, (size_t)nc, sizeof *c, by_time);
     best = c[0];
+    /* a kernel that takes little time is worth little search: at most 2000 runs of the best
+     * so far (at least 1 s); a 1024^2 GEMM's packing copy (0.06 ms) searched 62 candidates
+     * for 5.9 s */
+    double worth = 2000 * best.t;
+    if (isfinite(worth) && t0 + (worth > 1 ? worth : 1) < s.deadline) s.deadline = t0 + (worth > 1 ? worth : 1);
   }
   int nbeam = nc < width ? nc : width;
-  for (int round = 0; ok && round < MAX_OPTS && now() - t0 < budget; round++) {
+  for (int round = 0; ok && round < MAX_OPTS && now() < s.deadline; round++) {
     /* extend every list of the beam by one opt */
     cand *next = cg_calloc((size_t)cap, sizeof *next);
     int nn = 0;
@@ -316,6 +341,15 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
             if (size % amounts[a] || size < amounts[a] || (red && amounts[a] > 8)) continue;
             x.o[x.n++] = (opt){red ? OPT_UNROLL : OPT_UPCAST, (int16_t)rng[r]->arg.v[0], amounts[a]};
           }
+          /* register tiles beyond 512 lanes (1024 with the unrolled steps) spill and take
+           * seconds to compile: UNROLL(k, 8) on a GEMM's 6 x 64 tile took 15-23 s (load 17)
+           * of a 10 s budget */
+          int64_t up = 1, unr = 1;
+          for (int i = 0; i < x.n; i++) {
+            if (x.o[i].kind == OPT_UPCAST) up *= x.o[i].amount;
+            if (x.o[i].kind == OPT_UNROLL) unr *= x.o[i].amount;
+          }
+          if (up > 512 || up * unr > 1024) continue;
           bool dup = false;
           for (int i = 0; i < nn && !dup; i++) dup = same_list(&next[i], &x);
           if (!dup) next[nn++] = x;

@@ -109,6 +109,12 @@ bool tc_amx_ready(void);
  * the same in every lane, the other contiguous along it. */
 bool tc_vector_fits(uop *red, uop *lane);
 int tc_amx_opts(uop *sink, opt *out);
+/* A TC GEMM's column block: the TILE amount on its vector axis cols (register tile `width`
+ * columns wide), or 0 for none. */
+int32_t tc_col_block(uop *red, uop *cols, int64_t width);
+/* The GEMM heuristic's n opts in out with TC put in front where the kernel is a bf16 sum
+ * of products the unit runs along the columns cols; returns the new count. */
+int tc_gemm_opts(uop *sink, uop *cols, opt *out, int n);
 /* TC on reduce range r (opt_apply's case): NULL + error when nothing there is bf16. */
 uop *tc_apply(uop *sink, uop *r, int unit);
 
@@ -118,6 +124,15 @@ uop *lower_kernel(uop *ast);
 /* ---- expanding upcast lanes (expand.c): into vectors (one lane range, if vectors) and
  * unrolled copies (the others); no RANGE_UPCAST is left. */
 uop *expand_lanes(uop *sink, bool vectors);
+
+/* ---- loop bounds from gates (gate_bounds.c, used by linearize) -------------------------
+ * For the sums body[0..nb) (one set of reduce loops), reduce range r (inner: the reduce
+ * ranges whose loops open inside r's): when some scalar gate term is an affine comparison
+ * with step 1 in r and every body is zero where it is false (a padded view), the trips
+ * that can count, r = r' + *lo with 0 <= r' < *cnt (both computed outside r's loop), and
+ * the bodies with those terms made true. false: r keeps all its trips. GATE_BOUNDS=0
+ * turns it off. */
+bool gate_bounds(uop **body, int nb, uop *r, uop *const *inner, int ninner, uop **lo, uop **cnt);
 
 /* ---- the linear program (linearize.c) --------------------------------------------------- */
 /* Instructions in order; each is a UOp whose sources are earlier instructions, CONSTs,

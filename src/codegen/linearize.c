@@ -9,6 +9,7 @@
  * A value defined inside a loop goes out of scope at its END; a later use recomputes it
  * where it is needed. */
 #include "codegen.h"
+#include "core/config.h"
 #include "uop/uopset.h"
 #include <inttypes.h>
 #include <math.h>
@@ -25,6 +26,7 @@ typedef struct {
   uop **openr;       /* open ranges, innermost last */
   int nopen;
   uopset ranges;     /* RANGE -> bit index + 1 */
+  int nranges;       /* bits used (at most 64) */
   uopset dep_memo;   /* node -> mask of ranges + 1 */
   uop **reduces;     /* every REDUCE, sources first */
   int nreduces, nacc;
@@ -183,12 +185,27 @@ static uop *reduce_value(lctx *c, uop *u) {
     acc[g] = uop_new(OP_DEFINE_ACC, group[g]->dt, &init, 1, arg_int(c->nacc++));
     emit(c, acc[g]);
   }
-  for (uint32_t i = 1; i < u->nsrc; i++) open_loop(c, u->src[i]);
+  /* each reduce loop runs only the trips where the gates of a padded view can hold
+   * (gate_bounds.c): r = r' + lo, r' < cnt, both computed here, outside the loop */
+  uop *body[256];
+  for (int g = 0; g < ng; g++) body[g] = group[g]->src[0];
+  for (uint32_t i = 1; i < u->nsrc; i++) {
+    uop *r = u->src[i], *lo, *cnt;
+    if (op == OP_ADD && c->nranges < 64 && cfg_int("GATE_BOUNDS", 1) && gate_bounds(body, ng, r, u->src + i + 1, (int)u->nsrc - (int)i - 1, &lo, &cnt)) {
+      int64_t a[3] = {r->arg.v[0], r->arg.v[1], r->src[0]->arg.i}; /* v[2]: the trips without bounds */
+      uop *r2 = uop_new1(OP_RANGE, r->dt, value(c, cnt), arg_ints(a, 3));
+      if (r2 && uopset_put(&c->ranges, r2, (void *)(uintptr_t)++c->nranges)) {
+        for (int g = 0; g < ng; g++) body[g] = subst_range(body[g], r, uop_alu(OP_ADD, r2, lo));
+        r = r2;
+      }
+    }
+    open_loop(c, r);
+  }
   /* a TC step (WMMA with a zero accumulator) takes the accumulator as its last source:
    * one vdpbf16ps per step, no separate add */
   uop *v[256];
   for (int g = 0; g < ng; g++) {
-    uop *x = group[g]->src[0];
+    uop *x = body[g];
     if (op == OP_ADD && x && x->op == OP_WMMA && zero_acc(x->src[4])) {
       uop *s[5];
       for (int i = 0; i < 4; i++) s[i] = value(c, x->src[i]);
@@ -251,6 +268,7 @@ bool linearize(uop *sink, linear *out) {
   uopset seen = {0};
   find_ranges(&c, sink, &seen, rng, &nr);
   uopset_free(&seen);
+  c.nranges = nr;
   if (!c.ok || failed(&c)) {
     free(c.reduces);
     uopset_free(&c.ranges);
@@ -334,8 +352,8 @@ double linear_flops(const linear *l) {
   int depth = 0;
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
-    if (u->op == OP_RANGE && depth < 64) {
-      trips[depth + 1] = trips[depth] * (double)u->src[0]->arg.i;
+    if (u->op == OP_RANGE && depth < 64) { /* a loop bounded by gates: its trips without them */
+      trips[depth + 1] = trips[depth] * (double)(u->src[0]->op == OP_CONST ? u->src[0]->arg.i : u->arg.n > 2 ? u->arg.v[2] : 1);
       depth++;
     } else if (u->op == OP_END && depth > 0) {
       depth--;

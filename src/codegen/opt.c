@@ -156,9 +156,10 @@ void opts_str(const opt *o, int n, char *buf, size_t nbuf) {
 typedef struct {
   uop *rows, *cols, *k, *batch;
 } gemm_shape;
-static bool is_load_ungated(uop *u) { /* and float32: the tile is f32x16 vectors */
+static bool is_load_ungated(uop *u) { /* and float32 (or bf16 read as float32): the tile is f32x16 vectors */
+  bool cast = u->op == OP_CAST && u->dt.scalar == CG_FLOAT32;
   while (u->op == OP_CAST) u = u->src[0];
-  return u->op == OP_LOAD && u->src[0]->nsrc == 2 && u->dt.scalar == CG_FLOAT32 && u->dt.count <= 1;
+  return u->op == OP_LOAD && u->src[0]->nsrc == 2 && (u->dt.scalar == CG_FLOAT32 || (cast && u->dt.scalar == CG_BFLOAT16)) && u->dt.count <= 1;
 }
 static uop *strip_cast(uop *u) {
   while (u->op == OP_CAST) u = u->src[0];
@@ -340,7 +341,8 @@ int opt_heuristic(uop *sink, opt *out) {
   int namx = has_reduce && tc_amx_ready() ? tc_amx_opts(sink, out) : 0; /* a bf16 GEMM on AMX tiles (tc.c) */
   if (namx) return namx;
   gemm_shape g;
-  if (has_reduce && cfg_int("GEMM_OPTS", 1) && gemm_match(sink, rng, nr, &g) && g.cols->src[0]->arg.i >= 8) return heuristic_gemm(&g, out);
+  if (has_reduce && cfg_int("GEMM_OPTS", 1) && gemm_match(sink, rng, nr, &g) && g.cols->src[0]->arg.i >= 8)
+    return tc_gemm_opts(sink, g.cols, out, heuristic_gemm(&g, out)); /* a bf16 GEMM: TC in front (tc.c) */
   uop *ix[256], *up[2];
   int nix = 0, nup = 0;
   uopset seen_ix = {0};
@@ -422,6 +424,8 @@ int opt_heuristic(uop *sink, opt *out) {
       if (!k || tcr->src[i]->arg.v[0] > k->arg.v[0]) k = tcr->src[i];
     memmove(out + 1, out, sizeof *out * (size_t)n);
     out[0] = (opt){OPT_TC, (int16_t)k->arg.v[0], tcu}, n++;
+    int32_t block = tc_col_block(tcr, last, 16 * nvec); /* cache blocks of B's columns */
+    if (block) out[n++] = (opt){OPT_TILE, (int16_t)last->arg.v[0], block};
   }
   /* threads split the outermost output range that is left (after the upcasts) */
   for (int i = 0; i < nr; i++) {
@@ -535,6 +539,7 @@ static uop *reduce_identity(int op, dtype d) {
   return uop_const_int(d, d.scalar == CG_INT64 ? INT64_MIN : d.scalar == CG_INT32 ? INT32_MIN : d.scalar == CG_INT16 ? INT16_MIN : INT8_MIN);
 }
 static uop *pad_gate(pad_ctx *c, uop *u) {
+  if (!u) return NULL; /* out of memory building it: the pass fails */
   if (u->op == OP_DEFINE_GLOBAL || u->op == OP_CONST || u->op == OP_RANGE || !dep_on(c, u)) return u;
   uop *r = uopset_get(&c->memo, u);
   if (r) return r;
@@ -574,6 +579,7 @@ static uop *padto(uop *sink, uop *r, int64_t m) {
   int64_t sarg[3] = {r->arg.v[0], RANGE_UPCAST, 97};
   c.stand_in = uop_new1(OP_RANGE, DT_I32, ci(np), arg_ints(sarg, 3));
   c.clamped = uop_where(uop_alu(OP_CMPLT, c.stand_in, ci(n)), c.stand_in, ci(n - 1));
+  if (!c.rp || !c.valid || !c.clamped) return NULL; /* out of memory: the pass fails */
   sink = pad_gate(&c, subst_range(sink, r, c.rp));
   uopset_free(&c.memo), uopset_free(&c.dep);
   return sink;

@@ -1,5 +1,6 @@
 /* Capture and replay (see capture.h). */
 #include "capture.h"
+#include "realize.h"
 #include "core/config.h"
 #include "runtime/buffer.h"
 #include "runtime/var.h"
@@ -7,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A launch, or (p NULL) a host update of var vars[0]: value = value vop operand. */
+/* A launch; or (p NULL) a host step (host set) or a host update of var vars[0]: value =
+ * value vop operand. */
 typedef struct {
+  capture_host_fn host; /* a host step: host(hctx, buffers) */
+  void *hctx;
+  size_t hsize;
   rt_device *dev;
   rt_program *p;
   int64_t global;
@@ -86,8 +91,23 @@ void capture_var_update(uop *var, int op, int64_t operand) {
   if (l) commit(l, (launch){.bufs = retained(NULL, 0), .vars = retained(&var, 1), .nvars = 1, .vop = op, .operand = operand, .vdt = var->dt});
 }
 
+void capture_host(capture_host_fn fn, const void *ctx, size_t ctx_bytes, uop *const *bufs, int nbufs) {
+  launch *l = add_launch();
+  if (!l) return;
+  void *h = cg_malloc(ctx_bytes ? ctx_bytes : 1);
+  if (!h) {
+    current->nomem = true;
+    return;
+  }
+  memcpy(h, ctx, ctx_bytes);
+  /* every buffer counts as written: the step works in place */
+  commit(l, (launch){.host = fn, .hctx = h, .hsize = ctx_bytes, .bufs = retained(bufs, nbufs), .nbufs = nbufs, .nout = nbufs, .vars = retained(NULL, 0)});
+  if (current->n == 0 || current->l[current->n - 1].hctx != h) free(h); /* not committed */
+}
+
 static void capture_free(capture *c) {
   for (int i = 0; i < c->n; i++) {
+    free(c->l[i].hctx);
     for (int k = 0; k < c->l[i].nbufs; k++)
       if (c->l[i].bufs[k]) uop_release(c->l[i].bufs[k]);
     for (int k = 0; k < c->l[i].nvars; k++)
@@ -102,8 +122,9 @@ bool capture_same(const capture *a, const capture *b) {
   if (a->n != b->n) return false;
   for (int i = 0; i < a->n; i++) {
     const launch *x = &a->l[i], *y = &b->l[i];
-    if (x->p != y->p || x->nbufs != y->nbufs || x->nvars != y->nvars) return false;
-    if (!x->p && (x->vars[0] != y->vars[0] || x->vop != y->vop || x->operand != y->operand)) return false;
+    if (x->p != y->p || x->host != y->host || x->nbufs != y->nbufs || x->nvars != y->nvars) return false;
+    if (x->host && (x->hsize != y->hsize || memcmp(x->hctx, y->hctx, x->hsize))) return false;
+    if (!x->p && !x->host && (x->vars[0] != y->vars[0] || x->vop != y->vop || x->operand != y->operand)) return false;
   }
   return true;
 }
@@ -136,6 +157,7 @@ int replay_launches(const replay *r) { return r->n; }
 void replay_var_counts(const replay *r, int *reads, int *updates) {
   *reads = *updates = 0;
   for (int i = 0; i < r->n; i++) {
+    if (r->l[i].host) continue;
     if (!r->l[i].p) (*updates)++;
     else if (r->l[i].nvars) (*reads)++;
   }
@@ -334,6 +356,23 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
       vbinding b = r->vbind[i][k];
       vals[k] = var_load(b.kind == B_INPUT ? (int64_t *)in[b.at] : b.cell);
     }
+    if (l->host) { /* a host step: the launches before it have finished */
+      if (l->nbufs > cap) {
+        if (ptrs != small) free(ptrs);
+        if (!(ptrs = cg_malloc(sizeof(void *) * (size_t)(cap = l->nbufs)))) {
+          ptrs = small, cap = 64;
+          st = cg_fail(CG_ERR_NOMEM, "out of memory");
+          break;
+        }
+      }
+      for (int k = 0; k < l->nbufs; k++) {
+        binding b = r->bind[i][k];
+        ptrs[k] = b.kind == B_INPUT ? in[b.at] : b.kind == B_SLAB ? (char *)slab + b.at : (void *)(intptr_t)b.at;
+      }
+      if (r->dev) st = r->dev->synchronize();
+      if (st == CG_OK) st = l->host(l->hctx, ptrs, l->nbufs);
+      continue;
+    }
     if (!l->p) { /* a host update of a var */
       vbinding b = r->vbind[i][0];
       int64_t *cell = b.kind == B_INPUT ? (int64_t *)in[b.at] : b.cell;
@@ -353,6 +392,7 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
       ptrs[k] = b.kind == B_INPUT ? in[b.at] : b.kind == B_SLAB ? (char *)slab + b.at : (void *)(intptr_t)b.at;
     }
     st = l->dev->launch(l->p, ptrs, vals, l->global);
+    realize_progress();
   }
   if (st == CG_OK) st = r->dev ? r->dev->synchronize() : CG_OK;
   if (vals != vsmall) free(vals);
@@ -368,7 +408,7 @@ void replay_free(replay *r) {
     if (r->bind) free(r->bind[i]);
     if (r->vbind) free(r->vbind[i]);
     for (int k = 0; k < r->l[i].nvars; k++) uop_release(r->l[i].vars[k]);
-    free(r->l[i].bufs), free(r->l[i].vars);
+    free(r->l[i].bufs), free(r->l[i].vars), free(r->l[i].hctx);
   }
   free(r->bind), free(r->vbind);
   free(r->l);

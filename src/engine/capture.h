@@ -24,6 +24,12 @@ void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *b
 /* Called for a host update of a var's value (tensor_var_update) while a capture is open:
  * the replay repeats it at the same place among the launches. */
 void capture_var_update(uop *var, int op, int64_t operand);
+/* A host step among the launches (a collective over MPI): the replay calls
+ * fn(ctx, ptrs, nbufs) at the same place, with ptrs the memory bufs have in that replay
+ * (all of them may be read and written). ctx (ctx_bytes, copied) belongs to the capture.
+ * Launches before it have finished when it runs. */
+typedef cg_status (*capture_host_fn)(const void *ctx, void *const *ptrs, int nbufs);
+void capture_host(capture_host_fn fn, const void *ctx, size_t ctx_bytes, uop *const *bufs, int nbufs);
 /* False when a launch could not be recorded (out of memory): the capture is not to be
  * replayed. */
 bool capture_complete(const capture *c);
@@ -47,7 +53,8 @@ void capture_discard(capture *c);
 size_t replay_slab_bytes(const replay *r);
 size_t replay_state_bytes(const replay *r);
 int replay_launches(const replay *r);
-/* Kernel launches that read vars, and host updates of vars, in the replay. */
+/* Kernel launches that read vars, and host updates of vars, in the replay (host steps
+ * count as neither). */
 void replay_var_counts(const replay *r, int *reads, int *updates);
 void replay_free(replay *r);
 

@@ -33,6 +33,14 @@
 /* Counters are atomic (realize runs on any thread); last_threads is the calling thread's. */
 static cg_stats stats;
 static _Thread_local uint64_t last_threads, last_max_buffer;
+static _Thread_local realize_observer observer; /* for the next realize (realize_observe_next) */
+static void (*progress_hook)(void);
+void realize_observe_next(const realize_observer *o) { observer = o ? *o : (realize_observer){0}; }
+void realize_set_progress(void (*fn)(void)) { __atomic_store_n(&progress_hook, fn, __ATOMIC_RELEASE); }
+void realize_progress(void) {
+  void (*fn)(void) = __atomic_load_n(&progress_hook, __ATOMIC_ACQUIRE);
+  if (fn) fn();
+}
 #define STAT_ADD(field) __atomic_fetch_add(&stats.field, 1, __ATOMIC_RELAXED)
 #define RT_STAT(field) __atomic_load_n(&rt_get_stats()->field, __ATOMIC_RELAXED)
 cg_stats cg_get_stats(void) {
@@ -290,7 +298,7 @@ static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
     rt_device *dev = fresh[a]->dev;
     int n = 0;
     const char **names = cg_malloc(sizeof(char *) * (size_t)nf), **srcs = cg_malloc(sizeof(char *) * (size_t)nf);
-    rt_program **progs_out = cg_malloc(sizeof(rt_program *) * (size_t)nf);
+    rt_program **progs_out = cg_calloc((size_t)nf, sizeof(rt_program *));
     int *which = cg_malloc(sizeof(int) * (size_t)nf);
     if (!names || !srcs || !progs_out || !which) st = cg_fail(CG_ERR_NOMEM, "out of memory");
     for (int b = a; b < nf && st == CG_OK; b++)
@@ -400,6 +408,8 @@ static rt_device *kernel_device(sched_kernel *k) {
 }
 
 cg_status realize_uops(uop *const *outs, int n, uop **views) {
+  realize_observer obs = observer;
+  observer = (realize_observer){0}; /* one realize only (the ones inside this one see none) */
   double t0 = now();
   uop **pre = cg_malloc(sizeof(uop *) * (size_t)(n ? n : 1));
   if (!pre) return cg_fail(CG_ERR_NOMEM, "out of memory");
@@ -453,6 +463,16 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   if (st == CG_OK) st = get_programs(&s, devs, entries);
   arena ar = {0};
   if (st == CG_OK) st = plan_arena(&s, devs, &is_out, &last_read, &ar);
+  /* the observer: each output is ready after the last kernel that touches its buffer */
+  int *ready_at = obs.ready && st == CG_OK ? cg_malloc(sizeof(int) * (size_t)(n ? n : 1)) : NULL;
+  if (obs.ready && st == CG_OK && !ready_at) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  for (int i = 0; ready_at && i < n; i++) {
+    ready_at[i] = -1;
+    for (int ki = 0; ki < s.n; ki++)
+      for (int b = 0; b < s.k[ki].nbufs; b++)
+        if (s.k[ki].bufs[b] == s.out_bufs[i]) ready_at[i] = ki;
+    if (ready_at[i] < 0) obs.ready(obs.ctx, i, s.out_bufs[i], s.n);
+  }
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
     for (int i = 0; i < k->nout; i++) {
@@ -491,6 +511,9 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       st = dev->launch(e->p, ptrs, vals, e->global);
       dev->synchronize();
       if (capture_active()) capture_launch(dev, e->p, e->global, k->bufs, k->nbufs, k->nout, k->vars, k->nvars);
+      for (int i = 0; ready_at && st == CG_OK && i < n; i++)
+        if (ready_at[i] == ki) obs.ready(obs.ctx, i, s.out_bufs[i], s.n - 1 - ki);
+      realize_progress();
       double dt = now() - t1;
       t_kernels += dt;
       STAT_ADD(kernels_run);
@@ -511,6 +534,10 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     }
   }
   if (ptrs != ptrs_small) free(ptrs);
+  /* kernels that launched nothing (empty outputs) still make their outputs ready */
+  for (int i = 0; ready_at && st == CG_OK && i < n; i++)
+    if (ready_at[i] >= 0 && !entries[ready_at[i]]) obs.ready(obs.ctx, i, s.out_bufs[i], 0);
+  free(ready_at);
   free_arena(&ar);
   free(devs), free(entries);
   uopset_free(&last_read);

@@ -96,7 +96,7 @@ cg_module *cg_conv_transpose2d_layer(int64_t in, int64_t out, int64_t kernel, in
 /* ---- BatchNorm ------------------------------------------------------------------------------ */
 
 static cg_tensor *bn_forward(cg_module *m, cg_tensor *x) {
-  cg_tensor *y = cg_batch_norm(x, mod_get(m, "running_mean"), mod_get(m, "running_var"), mod_get(m, "weight"), mod_get(m, "bias"), m->training,
+  cg_tensor *y = (m->cfg.sync ? cg_sync_batch_norm : cg_batch_norm)(x, mod_get(m, "running_mean"), mod_get(m, "running_var"), mod_get(m, "weight"), mod_get(m, "bias"), m->training,
                                m->cfg.momentum, m->cfg.eps);
   if (y && m->training) {
     cg_tensor *n = mod_get(m, "num_batches_tracked");
@@ -127,6 +127,14 @@ cg_module *cg_batchnorm(int64_t channels, double eps, double momentum) {
 }
 
 cg_module *cg_batchnorm2d(int64_t channels) { return cg_batchnorm(channels, 1e-5, 0.1); }
+
+int cg_module_sync_batchnorm(cg_module *m, bool on) {
+  if (!m) return 0;
+  int n = 0;
+  if (m->vt == &BN_VT) m->cfg.sync = on, n++;
+  for (int i = 0; i < m->nchildren; i++) n += cg_module_sync_batchnorm(m->children[i], on);
+  return n;
+}
 
 /* ---- LayerNorm / RMSNorm / GroupNorm -------------------------------------------------------- */
 

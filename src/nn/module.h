@@ -25,6 +25,7 @@ typedef struct {
   int64_t shape[CG_MAX_DIMS];
   int nshape;
   double eps, momentum, p;
+  bool sync; /* BatchNorm: statistics over every rank's batch (cg_module_sync_batchnorm) */
 } mod_cfg;
 
 struct cg_module {

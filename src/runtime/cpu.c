@@ -342,6 +342,7 @@ static char *copy_file(const char *from, const char *dir) {
 }
 
 static cg_status cpu_compile_many(const char *const *names, const char *const *sources, int n, rt_program **out) {
+  for (int i = 0; i < n; i++) out[i] = NULL; /* on every path, the first allocation's failure too */
   int *todo = cg_malloc(sizeof(int) * (size_t)(n ? n : 1)), ntodo = 0;
   uint64_t (*keys)[2] = todo ? cg_malloc(sizeof *keys * (size_t)(n ? n : 1)) : NULL;
   if (!todo || !keys) {
@@ -471,7 +472,8 @@ static void launch_chunk(void *ctx, int c, int nchunks) {
   l->fn(l->bufs, l->vars, chunk_start(l->n, c, nchunks), chunk_start(l->n, c + 1, nchunks));
 }
 
-static cg_status cpu_launch(rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size) {
+/* On instance self's own pool, so two instances' kernels run at once (threadpool.h). */
+static cg_status cpu_launch_on(rt_device *self, rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size) {
   if (!prog || prog->dev != &rt_cpu_device) return cg_fail(CG_ERR_INVALID, "CPU launch: expected a CPU program");
   if (global_size < 0) return cg_fail(CG_ERR_INVALID, "CPU launch '%s': global size %lld < 0", prog->name, (long long)global_size);
   __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
@@ -480,10 +482,15 @@ static cg_status cpu_launch(rt_program *prog, void **bufs, const int64_t *vars, 
     if (global_size == 1) fn(bufs, vars, 0, 1);
     return CG_OK;
   }
-  int threads = rt_pool_size();
+  rt_pool *pool = rt_pool_of(self->index);
+  int threads = rt_pool_threads(pool);
   launch_ctx l = {fn, bufs, vars, global_size};
-  rt_pool_run(global_size < threads ? (int)global_size : threads, launch_chunk, &l);
+  rt_pool_run_on(pool, global_size < threads ? (int)global_size : threads, launch_chunk, &l);
   return CG_OK;
+}
+
+static cg_status cpu_launch(rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size) {
+  return cpu_launch_on(&rt_cpu_device, prog, bufs, vars, global_size);
 }
 
 static cg_status cpu_synchronize(void) { return CG_OK; } /* launches are synchronous */
@@ -500,5 +507,6 @@ rt_device rt_cpu_device = {
     .compile_many = cpu_compile_many,
     .program_free = cpu_program_free,
     .launch = cpu_launch,
+    .launch_on = cpu_launch_on,
     .synchronize = cpu_synchronize,
 };

@@ -19,8 +19,9 @@ static rt_device *const devices[] = {
 
 /* Instances: "CPU:1" is rt_cpu_device's table of functions under another name with an
  * allocator of its own (over the base's raw allocation), so each instance's memory is
- * counted and cached apart. Device functions take no device argument, hence one
- * alloc/free trampoline per instance slot. Slots are filled once, under inst_lock, and
+ * counted and cached apart, and launches of its own (launch_on: the CPU's own thread
+ * pool). Device functions take no device argument, hence one alloc/free/launch trampoline
+ * per instance slot. Slots are filled once, under inst_lock, and
  * published through ninst (read without the lock: a slot below ninst never changes). */
 static rt_device inst[RT_MAX_INSTANCES];
 static rt_allocator inst_alloc[RT_MAX_INSTANCES];
@@ -30,11 +31,16 @@ static pthread_mutex_t inst_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define TRAMPOLINE(i)                                                                   \
   static void *inst_alloc_##i(size_t n) { return rt_lru_alloc(&inst_alloc[i], n); } \
-  static void inst_free_##i(void *p, size_t n) { rt_lru_free(&inst_alloc[i], p, n); }
+  static void inst_free_##i(void *p, size_t n) { rt_lru_free(&inst_alloc[i], p, n); } \
+  static cg_status inst_launch_##i(rt_program *p, void **b, const int64_t *v, int64_t g) { return inst[i].base->launch_on(&inst[i], p, b, v, g); }
 TRAMPOLINE(0) TRAMPOLINE(1) TRAMPOLINE(2) TRAMPOLINE(3) TRAMPOLINE(4) TRAMPOLINE(5) TRAMPOLINE(6) TRAMPOLINE(7)
 TRAMPOLINE(8) TRAMPOLINE(9) TRAMPOLINE(10) TRAMPOLINE(11) TRAMPOLINE(12) TRAMPOLINE(13) TRAMPOLINE(14) TRAMPOLINE(15)
-#define T(i) {inst_alloc_##i, inst_free_##i}
-static const struct { void *(*alloc)(size_t); void (*free)(void *, size_t); } trampolines[RT_MAX_INSTANCES] = {
+#define T(i) {inst_alloc_##i, inst_free_##i, inst_launch_##i}
+static const struct {
+  void *(*alloc)(size_t);
+  void (*free)(void *, size_t);
+  cg_status (*launch)(rt_program *, void **, const int64_t *, int64_t);
+} trampolines[RT_MAX_INSTANCES] = {
     T(0), T(1), T(2), T(3), T(4), T(5), T(6), T(7), T(8), T(9), T(10), T(11), T(12), T(13), T(14), T(15)};
 #undef T
 
@@ -66,6 +72,7 @@ static rt_device *instance(rt_device *base, int index) {
     d = &inst[i];
     *d = *base;
     d->name = inst_name[i], d->allocator = a, d->alloc = trampolines[i].alloc, d->free = trampolines[i].free;
+    if (base->launch_on) d->launch = trampolines[i].launch;
     d->base = base, d->index = index;
     __atomic_store_n(&ninst, i + 1, __ATOMIC_RELEASE);
   }

@@ -75,10 +75,14 @@ struct rt_device {
   void (*program_free)(rt_program *prog);
   /* Run prog over [0, global_size) of its outermost parallel dimension. */
   cg_status (*launch)(rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size);
+  /* Optional: launch on instance self (its own workers: an instance's launch calls this
+   * with itself); without it, instances launch as the base does. */
+  cg_status (*launch_on)(rt_device *self, rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size);
   /* Wait until every launch issued so far has finished. */
   cg_status (*synchronize)(void);
-  /* Instances (device.c): "CPU:1" is a copy of "CPU" (its base) with its own name and
-   * allocator; the base is instance 0 and answers to "CPU" and "CPU:0". */
+  /* Instances (device.c): "CPU:1" is a copy of "CPU" (its base) with its own name,
+   * allocator and (CPU) thread pool; the base is instance 0 and answers to "CPU" and
+   * "CPU:0". */
   rt_device *base; /* NULL for a table entry (instance 0) */
   int index;       /* the instance number */
 };

@@ -49,7 +49,10 @@ struct pool {
 };
 
 static pool solo = {.size = 1}; /* when no pool could be made: everything runs inline */
-static pool *the_pool;
+/* the pools made so far, by instance number (few: RT_MAX_INSTANCES + the base) */
+#define MAX_POOLS 32
+static struct { int index; pool *p; } pools[MAX_POOLS];
+static int npools;
 static pool *stale_pools; /* pools of a parent process, after fork: kept reachable, never used */
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int in_pool_job; /* a chunk that launches runs its job inline */
@@ -120,20 +123,22 @@ static void *worker_main(void *arg) {
 }
 
 static void forget_pool_after_fork(void) {
-  /* The child has the parent's pool but none of its threads: start afresh. */
-  if (the_pool && the_pool != &solo) {
-    the_pool->stale_next = stale_pools;
-    stale_pools = the_pool;
-  }
-  the_pool = NULL;
+  /* The child has the parent's pools but none of their threads: start afresh. */
+  for (int i = 0; i < npools; i++)
+    if (pools[i].p != &solo) {
+      pools[i].p->stale_next = stale_pools;
+      stale_pools = pools[i].p;
+    }
+  __atomic_store_n(&npools, 0, __ATOMIC_RELEASE);
   pthread_mutex_init(&create_lock, NULL);
 }
 
-static pool *pool_create(void) {
+static pool *pool_create(int index) {
   static int atfork_done;
   if (!atfork_done) atfork_done = !pthread_atfork(NULL, NULL, forget_pool_after_fork);
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  long n = cfg_int("CG_THREADS", ncpu > 0 ? ncpu : 1);
+  long n = cfg_int("CG_THREADS", ncpu > 0 ? ncpu : 1), ndev = cfg_int("CG_DEVICES", 1);
+  if (ndev > 1) n /= ndev; /* the instances split the cores */
   if (n < 1) n = 1;
   if (n > 1024) n = 1024;
   if (n == 1) return &solo;
@@ -158,7 +163,8 @@ static pool *pool_create(void) {
     ws[i].p = p, ws[i].index = i;
     if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i])) break;
     char tname[32]; /* the kernel keeps 15 characters */
-    snprintf(tname, sizeof tname, "cgrad-pool-%d", i);
+    if (index) snprintf(tname, sizeof tname, "cgrad-%d-pool-%d", index, i);
+    else snprintf(tname, sizeof tname, "cgrad-pool-%d", i);
     tname[15] = 0;
     pthread_setname_np(ws[i].tid, tname);
     size++;
@@ -168,21 +174,33 @@ static pool *pool_create(void) {
   return p;
 }
 
-static pool *get_pool(void) {
-  pool *p = __atomic_load_n(&the_pool, __ATOMIC_ACQUIRE);
-  if (p) return p;
+/* Slots below npools never change once published (under create_lock). */
+rt_pool *rt_pool_of(int index) {
+  int n = __atomic_load_n(&npools, __ATOMIC_ACQUIRE);
+  for (int i = 0; i < n; i++)
+    if (pools[i].index == index) return pools[i].p;
   pthread_mutex_lock(&create_lock);
-  if (!the_pool) __atomic_store_n(&the_pool, pool_create(), __ATOMIC_RELEASE);
-  p = the_pool;
+  pool *p = NULL;
+  for (int i = 0; i < npools && !p; i++)
+    if (pools[i].index == index) p = pools[i].p;
+  if (!p) {
+    p = pool_create(index);
+    if (npools < MAX_POOLS) { /* else (never: instances are bounded) unlisted, made again next time */
+      pools[npools].index = index, pools[npools].p = p;
+      __atomic_store_n(&npools, npools + 1, __ATOMIC_RELEASE);
+    }
+  }
   pthread_mutex_unlock(&create_lock);
   return p;
 }
 
-int rt_pool_size(void) { return get_pool()->size; }
+int rt_pool_threads(rt_pool *p) { return p ? p->size : 1; }
+int rt_pool_size(void) { return rt_pool_of(0)->size; }
+void rt_pool_run(int nchunks, rt_task_fn fn, void *ctx) { rt_pool_run_on(nchunks > 1 && !in_pool_job ? rt_pool_of(0) : NULL, nchunks, fn, ctx); }
 
-void rt_pool_run(int nchunks, rt_task_fn fn, void *ctx) {
+void rt_pool_run_on(rt_pool *p, int nchunks, rt_task_fn fn, void *ctx) {
   if (nchunks <= 0) return;
-  pool *p = nchunks > 1 && !in_pool_job ? get_pool() : NULL;
+  if (in_pool_job) p = NULL; /* a chunk that launches runs its job inline */
   if (!p || p->size == 1) {
     for (int c = 0; c < nchunks; c++) fn(ctx, c, nchunks);
     return;

@@ -10,12 +10,22 @@
 
 /* One chunk of a parallel job: chunk in [0, nchunks). */
 typedef void (*rt_task_fn)(void *ctx, int chunk, int nchunks);
+typedef struct pool rt_pool;
 
-/* Threads in the pool, the caller included (>= 1). Creates the pool if needed. */
-int rt_pool_size(void);
-/* Run fn(ctx, i, nchunks) for every i in [0, nchunks) and return when all are done.
+/* Every device instance owns a pool (device.c: "CPU" is instance 0, "CPU:1" instance 1),
+ * so kernels of two instances, launched from two host threads, run at the same time on
+ * their own workers. Sizes: CG_THREADS (default: the online CPUs) split evenly over
+ * CG_DEVICES instances (default 1: every pool gets all of them), at least 1 each. The
+ * pool of instance index, made on first use (a pool that cannot be made runs inline). */
+rt_pool *rt_pool_of(int index);
+/* Threads in a pool, the caller included (>= 1). */
+int rt_pool_threads(rt_pool *p);
+/* Run fn(ctx, i, nchunks) for every i in [0, nchunks) on p and return when all are done.
  * Thread t of the pool (the caller is thread 0) runs chunks t, t + size, t + 2*size, ...
- * Launches from several host threads are serialized. */
+ * Jobs from several host threads on one pool are serialized. */
+void rt_pool_run_on(rt_pool *p, int nchunks, rt_task_fn fn, void *ctx);
+/* The same on instance 0's pool (the default device's). */
+int rt_pool_size(void);
 void rt_pool_run(int nchunks, rt_task_fn fn, void *ctx);
 
 #endif

@@ -20,6 +20,7 @@ typedef struct {
   int reduce_axes;    /* reduced axes fused into the kernel being visited */
   uint64_t nomem0;    /* uop_nomem_events() at the start: walks stop once it moves */
   uopset walked[4];   /* per context: node -> the axes it was walked with + 1, this root */
+  bool custom;        /* a CUSTOM node was met (toposort) */
 } sched_ctx;
 static bool sched_failed(const sched_ctx *c) { return uop_nomem_events() != c->nomem0; }
 
@@ -42,6 +43,7 @@ static bool grow(void ***arr, size_t n, size_t *cap) {
 static void toposort(sched_ctx *c, uop *u, size_t *cap) {
   if (uopset_get(&c->order, u) || sched_failed(c)) return;
   uopset_put(&c->order, u, (void *)(uintptr_t)-1); /* in progress */
+  c->custom |= u->op == OP_CUSTOM;
   if (u->op != OP_BUFFER)
     for (uint32_t i = 0; i < u->nsrc; i++) {
       uop *s = u->src[i];
@@ -521,6 +523,12 @@ static bool order_kernels(schedule *s, plan *ks, uopset *old_reads, uopset *new_
   return ok;
 }
 
+/* A custom-gradient node is worth its value (tensor/custom.h). realize drops them before
+ * scheduling; a caller that schedules a tensor's graph itself (tests, benchmarks) may not. */
+static uop *drop_custom(rw_match *m) { return m->root->src[0]; }
+static const rw_rule custom_rules[] = {RULE("CUSTOM", drop_custom)};
+static RULESET(rs_drop_custom, "schedule_drop_custom", custom_rules);
+
 bool sched_build(uop *const *outs, int nouts, schedule *s) {
   sched_ctx c = {.nomem0 = uop_nomem_events()};
   size_t cap = 0;
@@ -528,6 +536,16 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   for (int i = 0; i < nouts; i++)
     if (!outs[i]) return cg_fail(CG_NULL_INPUT, "schedule: output %d is NULL", i), false;
   for (int i = 0; i < nouts; i++) toposort(&c, outs[i], &cap);
+  if (c.custom) {
+    free(c.topo), uopset_free(&c.order), uopset_free(&c.uses);
+    uop **o = ir_malloc(sizeof(uop *) * (size_t)(nouts ? nouts : 1));
+    bool ok = o != NULL;
+    for (int i = 0; ok && i < nouts; i++) ok = (o[i] = graph_rewrite(outs[i], &rs_drop_custom, NULL)) != NULL;
+    if (!ok) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");
+    ok = ok && sched_build(o, nouts, s);
+    free(o);
+    return ok;
+  }
   for (int i = 0; i < nouts; i++)
     if (!plain_buffer(outs[i])) mark(&c, outs[i]);
   for (size_t w = 0; w < c.nwork; w++) {

@@ -18,7 +18,7 @@
 #include "cgrad.h"
 #include "uop/uop.h"
 
-#define CUSTOM_MAX_SRC 8
+#define CUSTOM_MAX_SRC 10
 
 typedef struct custom_kind {
   const char *name;
@@ -26,6 +26,10 @@ typedef struct custom_kind {
    * gradient; leave the others NULL (d[0], the value, is ignored). g = d(loss)/d(node).
    * Called inside grad_compute with a uop pool open; it may realize (realize_uops). */
   void (*backward)(uop *node, uop *g, uop **d);
+  /* The backward realizes (flash attention's key blocks): autograd first realizes the
+   * gradients accumulated so far for the nodes it has not reached (gradient.c), so that
+   * what this realize computes is stored once, not recomputed by every later realize. */
+  bool realizes;
 } custom_kind;
 
 /* A backward that cannot finish (out of memory in a realize) calls custom_fail(status):

@@ -176,7 +176,7 @@ static void copy_backward(uop *node, uop *g, uop **d) {
   if (st != CG_OK) custom_fail(st); /* cg_backward reports it */
 }
 
-static const custom_kind copy_kind = {"to", copy_backward};
+static const custom_kind copy_kind = {"to", copy_backward, false};
 
 cg_tensor *cg_to(cg_tensor *t, const char *device) {
   if (!t) return cg_fail_null(CG_NULL_INPUT, "to: tensor is NULL");

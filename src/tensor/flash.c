@@ -30,23 +30,34 @@
 
 static cg_tensor *wrap(uop *u) { return tensor_new(u); }
 
-/* The key-block's validity (bool (L, bc)) for the causal mask, or NULL. */
-static cg_tensor *causal_valid(int64_t L, int64_t j0, int64_t j1) {
-  cg_tensor *rows = cg_reshape(cg_arange(0, (double)L, 1, CG_INT64), (int64_t[]){L, 1}, 2);
+/* The key-block's validity (bool (L - r0, bc)) for the causal mask over rows r0 .. L-1. */
+static cg_tensor *causal_valid(int64_t r0, int64_t L, int64_t j0, int64_t j1) {
+  cg_tensor *rows = cg_reshape(cg_arange((double)r0, (double)L, 1, CG_INT64), (int64_t[]){L - r0, 1}, 2);
   cg_tensor *cols = cg_reshape(cg_arange((double)j0, (double)j1, 1, CG_INT64), (int64_t[]){1, j1 - j0}, 2);
   return cg_ge(rows, cols);
 }
 
-/* Scores of one key block with the masks applied (-inf where not valid). */
-static cg_tensor *block_scores(cg_tensor *q, cg_tensor *kj, cg_tensor *mask, int mask_kind, bool causal, double scale, int64_t j0,
-                               int64_t j1) {
-  int64_t L = cg_shape(q)[cg_ndim(q) - 2];
+/* Scores of one key block with the masks applied (-inf where not valid); q holds the
+ * query rows from r0 on (r0 > 0 only without a mask: see rows_from). */
+static cg_tensor *block_scores(cg_tensor *q, cg_tensor *kj, cg_tensor *mask, int mask_kind, bool causal, double scale, int64_t r0,
+                               int64_t j0, int64_t j1) {
+  int64_t L = r0 + cg_shape(q)[cg_ndim(q) - 2];
   cg_tensor *s = cg_mul(cg_matmul(q, cg_transpose(kj, -2, -1)), cg_scalar(scale));
   cg_tensor *mj = NULL;
   if (mask) mj = cg_shape(mask)[cg_ndim(mask) - 1] == 1 ? mask : cg_slice(mask, -1, j0, j1, 1);
   if (mask_kind == FLASH_MASK_ADD) s = cg_add(s, cg_cast(mj, cg_dtype_of(s)));
-  cg_tensor *valid = mask_kind == FLASH_MASK_BOOL ? mj : causal ? causal_valid(L, j0, j1) : NULL;
+  cg_tensor *valid = mask_kind == FLASH_MASK_BOOL ? mj : causal ? causal_valid(r0, L, j0, j1) : NULL;
   return valid ? cg_where(valid, s, cg_scalar(-INFINITY)) : s;
+}
+
+/* Causal attention without a mask: the query rows a key block [j0, j1) can change, those
+ * from j0 on (a row i sees keys j <= i); rows before it keep their running values, so each
+ * block computes only L - j0 rows (about half of the work at T >> block). */
+static int64_t rows_from(bool causal, const cg_tensor *mask, int64_t j0) { return causal && !mask ? j0 : 0; }
+static cg_tensor *rows(cg_tensor *x, int64_t r0, int64_t L) { return r0 ? cg_slice(x, -2, r0, L, 1) : x; }
+/* x with rows r0 .. L-1 replaced by new rows nr */
+static cg_tensor *with_rows(cg_tensor *x, cg_tensor *nr, int64_t r0) {
+  return r0 ? cg_cat((cg_tensor *[]){cg_slice(x, -2, 0, r0, 1), nr}, 2, -2) : nr;
 }
 
 static cg_tensor *where_eq(cg_tensor *x, double v, double then) { return cg_where(cg_eq(x, cg_scalar(v)), cg_scalar(then), x); }
@@ -98,6 +109,12 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_scope_end();
     return NULL;
   }
+  /* q, k, v computed once (every block reads them) and saved for the backward */
+  cg_tensor *qkv[3] = {qc, kc, vc};
+  if (realize_keep(qkv, 3) != CG_OK) {
+    cg_scope_end();
+    return NULL;
+  }
   sh[nb] = L, sh[nb + 1] = 1;
   cg_tensor *m = cg_full(-INFINITY, cdt, sh, nb + 2), *l = cg_zeros(cdt, sh, nb + 2);
   sh[nb + 1] = Ev;
@@ -109,11 +126,14 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     if (causal && j0 > L - 1) break; /* every key of the block is after every query */
     cg_scope_begin();
     cg_tensor *kj = cg_slice(kc, -2, j0, j1, 1), *vj = cg_slice(vc, -2, j0, j1, 1);
-    cg_tensor *s = block_scores(qc, kj, mk, mask_kind, causal, scale, j0, j1);
-    cg_tensor *mn = cg_maximum(m, cg_max(s, &last, 1, true));
+    int64_t r0 = rows_from(causal, mk, j0);
+    cg_tensor *mr = rows(m, r0, L), *lr = rows(l, r0, L), *orr = rows(o, r0, L);
+    cg_tensor *s = block_scores(rows(qc, r0, L), kj, mk, mask_kind, causal, scale, r0, j0, j1);
+    cg_tensor *mn = cg_maximum(mr, cg_max(s, &last, 1, true));
     cg_tensor *shift = where_eq(mn, -INFINITY, 0);
-    cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(m, shift));
-    cg_tensor *nx[3] = {mn, cg_add(cg_mul(l, a), cg_sum(p, &last, 1, true)), cg_add(cg_mul(o, a), cg_matmul(p, vj))};
+    cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mr, shift));
+    cg_tensor *nx[3] = {with_rows(m, mn, r0), with_rows(l, cg_add(cg_mul(lr, a), cg_sum(p, &last, 1, true)), r0),
+                        with_rows(o, cg_add(cg_mul(orr, a), cg_matmul(p, vj)), r0)};
     st = nx[0] && nx[1] && nx[2] ? realize_keep(nx, 3) : cg_last_status();
     cg_scope_end();
     if (st != CG_OK) break;
@@ -125,13 +145,14 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_tensor *fin[2] = {cg_cast(cg_div(o, where_eq(l, 0, 1)), dt),
                          cg_where(cg_eq(l, cg_scalar(0)), cg_scalar(INFINITY), cg_add(where_eq(m, -INFINITY, 0), cg_log(l)))};
     if (fin[0] && fin[1] && cg_realize_many(fin, 2) == CG_OK) {
-      /* CUSTOM(out, q, k, v, lse[, mask]) with params [scale bits, causal, block, mask kind] */
+      /* CUSTOM(out, q, k, v, lse, saved q, k, v[, mask]) with params [scale bits, causal,
+       * block, mask kind] */
       int64_t par[4];
       memcpy(&par[0], &scale, sizeof scale);
       par[1] = causal, par[2] = block, par[3] = mask_kind;
-      uop *srcs[5] = {qe->u, ke->u, ve->u, fin[1]->u, mask ? mask->u : NULL};
+      uop *srcs[8] = {qe->u, ke->u, ve->u, fin[1]->u, qc->u, kc->u, vc->u, mask ? mask->u : NULL};
       op_begin();
-      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 5 : 4, par, 4));
+      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 8 : 7, par, 4));
       cg_keep(res);
     }
   }
@@ -150,11 +171,12 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   int mask_kind = (int)custom_param(node, 3);
   cg_scope_begin();
   cg_tensor *q = wrap(node->src[1]), *k = wrap(node->src[2]), *v = wrap(node->src[3]), *lse = wrap(node->src[4]);
-  cg_tensor *mask = node->nsrc > 5 ? wrap(node->src[5]) : NULL, *out = wrap(node->src[0]);
+  cg_tensor *mask = node->nsrc > 8 ? wrap(node->src[8]) : NULL, *out = wrap(node->src[0]);
   cg_dtype cdt = cg_dtype_of(lse);
   int nd = cg_ndim(q);
   int64_t L = cg_shape(q)[nd - 2], S = cg_shape(k)[nd - 2];
-  cg_tensor *qc = cg_cast(q, cdt), *kc = cg_cast(k, cdt), *vc = cg_cast(v, cdt);
+  /* the forward's stored copies (computing q, k, v again would run the layers below) */
+  cg_tensor *qc = wrap(node->src[5]), *kc = wrap(node->src[6]), *vc = wrap(node->src[7]);
   cg_tensor *dO = cg_cast(wrap(g), cdt);
   int last = -1;
   cg_tensor *Dv = cg_sum(cg_mul(dO, cg_cast(out, cdt)), &last, 1, true);
@@ -175,11 +197,13 @@ static void flash_backward(uop *node, uop *g, uop **d) {
     }
     cg_scope_begin();
     cg_tensor *kj = cg_slice(kc, -2, j0, j1, 1), *vj = cg_slice(vc, -2, j0, j1, 1);
-    cg_tensor *s = block_scores(qc, kj, mask, mask_kind, causal, scale, j0, j1);
-    cg_tensor *p = cg_exp(cg_sub(s, lse));
-    cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dO, cg_transpose(vj, -2, -1)), Dv));
-    cg_tensor *nx[3] = {cg_add(dq, cg_mul(cg_matmul(ds, kj), cg_scalar(scale))),
-                        cg_mul(cg_matmul(cg_transpose(ds, -2, -1), qc), cg_scalar(scale)), cg_matmul(cg_transpose(p, -2, -1), dO)};
+    int64_t r0 = rows_from(causal, mask, j0); /* rows before r0 have p = 0 for this block */
+    cg_tensor *qr = rows(qc, r0, L), *dOr = rows(dO, r0, L);
+    cg_tensor *s = block_scores(qr, kj, mask, mask_kind, causal, scale, r0, j0, j1);
+    cg_tensor *p = cg_exp(cg_sub(s, rows(lse, r0, L)));
+    cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_transpose(vj, -2, -1)), rows(Dv, r0, L)));
+    cg_tensor *nx[3] = {with_rows(dq, cg_add(rows(dq, r0, L), cg_mul(cg_matmul(ds, kj), cg_scalar(scale))), r0),
+                        cg_mul(cg_matmul(cg_transpose(ds, -2, -1), qr), cg_scalar(scale)), cg_matmul(cg_transpose(p, -2, -1), dOr)};
     st = nx[0] && nx[1] && nx[2] ? realize_keep(nx, 3) : cg_last_status();
     cg_scope_end();
     if (st != CG_OK) break;
@@ -197,4 +221,4 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_scope_end();
 }
 
-static const custom_kind FLASH = {"flash_attention", flash_backward};
+static const custom_kind FLASH = {"flash_attention", flash_backward, true};

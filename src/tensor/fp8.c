@@ -114,7 +114,7 @@ static void fp8_backward(uop *node, uop *g, uop **d) {
   }
   cg_scope_end();
 }
-static const custom_kind FP8 = {"linear_fp8", fp8_backward};
+static const custom_kind FP8 = {"linear_fp8", fp8_backward, true};
 
 cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   const char *who = "linear_fp8";

@@ -31,7 +31,7 @@ static void bf16_backward(uop *node, uop *g, uop **d) {
   for (int i = 0; i < 2; i++) d[1 + i] = r[i] ? uop_pool_keep(uop_retain(r[i]->u)) : NULL;
   cg_scope_end();
 }
-static const custom_kind BF16 = {"linear_bf16", bf16_backward};
+static const custom_kind BF16 = {"linear_bf16", bf16_backward, false};
 
 cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   const char *who = "linear_bf16";

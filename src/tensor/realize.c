@@ -1,6 +1,7 @@
 /* Realizing tensors: the engine runs the kernels; the tensors then hold views of their
  * buffers. Any number at once, in one schedule. */
 #include "tensor.h"
+#include "custom.h"
 #include "runtime/var.h"
 #include "engine/capture.h"
 #include <string.h>
@@ -83,3 +84,23 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n) {
 }
 
 cg_status cg_realize(cg_tensor *t) { return cg_realize_many(&t, 1); }
+
+/* CUSTOM(stored value, x): the engine drops the node for its value (a buffer); autograd
+ * passes the gradient to x unchanged. */
+static void stored_backward(uop *node, uop *g, uop **d) {
+  (void)node;
+  d[1] = g;
+}
+static const custom_kind STORED = {"stored", stored_backward, false};
+
+cg_tensor *cg_realize_stored(cg_tensor *x) {
+  if (!x) return cg_fail_null(CG_NULL_INPUT, "realize_stored: x is NULL");
+  cg_scope_begin();
+  cg_tensor *v = cg_detach(x), *res = NULL;
+  if (v && cg_realize(v) == CG_OK) {
+    op_begin();
+    res = cg_keep(op_end(custom_node(&STORED, v->u, &x->u, 1, NULL, 0)));
+  }
+  cg_scope_end();
+  return res;
+}

@@ -2,6 +2,8 @@
  * softmax, matmul, gather. All are REDUCE UOps over elementwise graphs. */
 #include "tensor.h"
 #include "codegen/codegen.h"
+#include "core/config.h"
+#include "custom.h"
 #include <math.h>
 #include <string.h>
 
@@ -261,34 +263,11 @@ static uop *pack_panels(uop *b, int64_t w) {
   return view_shrink(p, box);
 }
 
-cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
-  if (!ta || !tb) return cg_fail_null(CG_NULL_INPUT, "matmul: an operand is NULL");
-  uop *a = ta->u, *b = tb->u;
-  if (a->ndim == 0 || b->ndim == 0) return cg_fail_null(CG_ERR_INVALID, "matmul: expected tensors of at least 1 dim, got %s and %s", shape_str(a->shape, a->ndim), shape_str(b->shape, b->ndim));
-  if (!tensor_check_devices("matmul", (cg_tensor *[]){ta, tb}, 2)) return NULL;
-  op_begin();
-  bool va = a->ndim == 1, vb = b->ndim == 1;
-  if (va) a = view_reshape(a, (int64_t[]){1, a->shape[0]}, 2);
-  if (vb) b = view_reshape(b, (int64_t[]){b->shape[0], 1}, 2);
-  int64_t n = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], k2 = b->shape[b->ndim - 2], m = b->shape[b->ndim - 1];
-  if (k != k2) {
-    cg_fail(CG_ERR_INVALID, "matmul: inner dimensions differ: %s @ %s (%lld != %lld)", shape_str(ta->u->shape, ta->u->ndim),
-            shape_str(tb->u->shape, tb->u->ndim), (long long)k, (long long)k2);
-    return op_end(NULL);
-  }
-  /* batch dims broadcast */
-  int ba = a->ndim - 2, bb = b->ndim - 2, nb = ba > bb ? ba : bb;
-  int64_t batch[UOP_MAX_DIMS];
-  for (int i = 0; i < nb; i++) {
-    int ia = i - (nb - ba), ib = i - (nb - bb);
-    int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
-    if (da != db && da != 1 && db != 1) {
-      cg_fail(CG_ERR_INVALID, "matmul: cannot broadcast batch dims of %s and %s", shape_str(ta->u->shape, ta->u->ndim), shape_str(tb->u->shape, tb->u->ndim));
-      return op_end(NULL);
-    }
-    batch[i] = da == 1 ? db : da;
-  }
-  if (nb + 3 > CG_MAX_DIMS) return cg_fail(CG_ERR_INVALID, "matmul: too many batch dims"), op_end(NULL);
+/* The product's graph for operands already checked: a (..., n, k), b (..., k, m) (va/vb:
+ * a 1-d operand made 2-d, whose axis the result drops), batch the broadcast batch dims. */
+static uop *matmul_graph(uop *a, uop *b, bool va, bool vb, const int64_t *batch, int nb) {
+  int64_t n = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], m = b->shape[b->ndim - 1];
+  int ba = a->ndim - 2, bb = b->ndim - 2;
   dtype dt = promote(a->dt, b->dt);
   a = cast_to(a, dt), b = cast_to(b, dt);
   bool bt = b->op == OP_PERMUTE && b->arg.v[b->ndim - 1] != b->ndim - 1; /* columns strided */
@@ -320,7 +299,78 @@ cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
   for (int i = 0; i < nb; i++) out[no++] = batch[i];
   if (!va) out[no++] = n;
   if (!vb) out[no++] = m;
-  return op_end(view_reshape(r, out, no));
+  return view_reshape(r, out, no);
+}
+
+/* x with its last two axes swapped (a view) */
+static uop *swap_last2(uop *x) {
+  int64_t perm[UOP_MAX_DIMS];
+  for (int i = 0; i < x->ndim; i++) perm[i] = i;
+  perm[x->ndim - 2] = x->ndim - 1, perm[x->ndim - 1] = x->ndim - 2;
+  return view_permute(x, perm);
+}
+/* a @ b for a (..., n, k) and b with a's batch dims or none (k, m) */
+static uop *matmul_same_batch(uop *a, uop *b) { return matmul_graph(a, b, false, false, a->shape, a->ndim - 2); }
+
+/* The GEMMs' layouts in the backward: dA = g @ B^T and dB = A^T @ g as products of their
+ * own (matmul_graph: B^T is read in packed panels where opt_gemm_pack says so, and the
+ * heuristic sees a GEMM), instead of the derivative of the forward's broadcast-multiply-sum
+ * (reductions over the forward's packed panels, read across them: a GPT's dx = dh @ W_fc
+ * ran at ~1/10 of the GEMM's speed). A 2-d B under a batched A (a linear layer) gets
+ * dB = A'^T @ g' over the flattened batch rows. */
+static void matmul_backward(uop *node, uop *g, uop **d) {
+  uop *a = node->src[1], *b = node->src[2];
+  d[1] = matmul_same_batch(g, swap_last2(b));
+  if (b->ndim == 2 && a->ndim > 2) {
+    int64_t rows = 1;
+    for (int i = 0; i < a->ndim - 1; i++) rows *= a->shape[i];
+    uop *a2 = view_reshape(a, (int64_t[]){rows, a->shape[a->ndim - 1]}, 2), *g2 = view_reshape(g, (int64_t[]){rows, g->shape[g->ndim - 1]}, 2);
+    d[2] = matmul_same_batch(swap_last2(a2), g2);
+  } else d[2] = matmul_same_batch(swap_last2(a), g);
+}
+static const custom_kind MATMUL = {"matmul", matmul_backward, false};
+/* whether the custom backward covers a @ b: both at least 2-d, one float dtype, b's batch
+ * dims none or a's (other products keep the derivative of their forward graph) */
+static bool matmul_custom_grad(const uop *a, const uop *b) {
+  if (a->ndim < 2 || b->ndim < 2 || a->dt.scalar != b->dt.scalar || a->dt.count > 1 || !dt_is_float(a->dt) || a->shape[a->ndim - 1] < 1) return false;
+  if (b->ndim == 2) return true;
+  if (a->ndim != b->ndim) return false;
+  for (int i = 0; i < a->ndim - 2; i++)
+    if (a->shape[i] != b->shape[i]) return false;
+  return true;
+}
+
+cg_tensor *cg_matmul(cg_tensor *ta, cg_tensor *tb) {
+  if (!ta || !tb) return cg_fail_null(CG_NULL_INPUT, "matmul: an operand is NULL");
+  uop *a = ta->u, *b = tb->u;
+  if (a->ndim == 0 || b->ndim == 0) return cg_fail_null(CG_ERR_INVALID, "matmul: expected tensors of at least 1 dim, got %s and %s", shape_str(a->shape, a->ndim), shape_str(b->shape, b->ndim));
+  if (!tensor_check_devices("matmul", (cg_tensor *[]){ta, tb}, 2)) return NULL;
+  op_begin();
+  bool va = a->ndim == 1, vb = b->ndim == 1;
+  if (va) a = view_reshape(a, (int64_t[]){1, a->shape[0]}, 2);
+  if (vb) b = view_reshape(b, (int64_t[]){b->shape[0], 1}, 2);
+  int64_t k = a->shape[a->ndim - 1], k2 = b->shape[b->ndim - 2];
+  if (k != k2) {
+    cg_fail(CG_ERR_INVALID, "matmul: inner dimensions differ: %s @ %s (%lld != %lld)", shape_str(ta->u->shape, ta->u->ndim),
+            shape_str(tb->u->shape, tb->u->ndim), (long long)k, (long long)k2);
+    return op_end(NULL);
+  }
+  /* batch dims broadcast */
+  int ba = a->ndim - 2, bb = b->ndim - 2, nb = ba > bb ? ba : bb;
+  int64_t batch[UOP_MAX_DIMS];
+  for (int i = 0; i < nb; i++) {
+    int ia = i - (nb - ba), ib = i - (nb - bb);
+    int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+    if (da != db && da != 1 && db != 1) {
+      cg_fail(CG_ERR_INVALID, "matmul: cannot broadcast batch dims of %s and %s", shape_str(ta->u->shape, ta->u->ndim), shape_str(tb->u->shape, tb->u->ndim));
+      return op_end(NULL);
+    }
+    batch[i] = da == 1 ? db : da;
+  }
+  if (nb + 3 > CG_MAX_DIMS) return cg_fail(CG_ERR_INVALID, "matmul: too many batch dims"), op_end(NULL);
+  uop *r = matmul_graph(a, b, va, vb, batch, nb);
+  if (r && matmul_custom_grad(ta->u, tb->u) && cfg_int("CG_MATMUL_GRAD", 1)) r = custom_node(&MATMUL, r, (uop *[]){ta->u, tb->u}, 2, NULL, 0);
+  return op_end(r);
 }
 
 cg_tensor *cg_dot(cg_tensor *a, cg_tensor *b) {

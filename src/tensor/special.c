@@ -83,7 +83,7 @@ static void erf_backward(uop *u, uop *g, uop **d) {
   uop *x = u->src[1];
   d[1] = mul(g, mulc(expu(ew1(OP_NEG, mul(x, x))), M_2_SQRTPI));
 }
-static const custom_kind ERF = {"erf", erf_backward};
+static const custom_kind ERF = {"erf", erf_backward, false};
 
 static uop *erf_u(uop *x) {
   uop *v;

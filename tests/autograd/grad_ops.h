@@ -300,6 +300,9 @@ static const gop GRAD_OPS[] = {
   {"matmul", "3,4|4,2", f_matmul, "x[0] @ x[1]", -2, 2, ""},
   {"matmul_batch", "2,1,2,3|3,3,2", f_matmul, "x[0] @ x[1]", -2, 2, ""},
   {"matmul_vec", "3|3,2", f_matmul, "x[0] @ x[1]", -2, 2, ""},
+  /* the custom backward's two shapes (a linear layer's batched rows @ a 2-d weight; equal batches) */
+  {"matmul_rows", "2,3,4|4,5", f_matmul, "x[0] @ x[1]", -2, 2, ""},
+  {"matmul_bmm", "2,3,4|2,4,5", f_matmul, "x[0] @ x[1]", -2, 2, ""},
   {"dot", "4|4", f_dot, "torch.dot(x[0], x[1])", -2, 2, ""},
   U("gather", f_gather, "torch.gather(x[0], 1, torch.tensor([[0, 3], [1, 1], [2, 0]]))", -2, 2, ""),
   U("index_select", f_index_select, "torch.index_select(x[0], 0, torch.tensor([2, 0, 2, 1]))", -2, 2, ""),

@@ -3,10 +3,15 @@
  * Reference: float64 sums of the bf16-rounded inputs (exact products). The unit rounds
  * its inputs to bf16 and accumulates in float32, so an output may differ from the
  * reference by float32 rounding of the running sum only:
- *     |c - ref| <= 1e-5 * sum_k |a_k b_k| + 1e-30
- * (K <= 300 here: K * 2^-24 ~ 2e-5 is the worst case, random signs stay far below; an
- * index error is off by O(1) of that sum). Fresh random inputs every run (seeded from
- * the clock; the seed is printed).
+ *     |c - ref| <= max(1e-5, K * 2^-24) * sum_k |a_k b_k| + 1e-30
+ * (K * 2^-24 bounds float32 summation of K terms in any order; random signs stay far
+ * below it; an index error is off by O(1) of that sum). Fresh random inputs every run
+ * (seeded from the clock; the seed is printed).
+ *
+ * The GEMM's cache recipe with TC (the float32 GEMM heuristic's list with TC in front:
+ * B packed in panels, PADTO of columns and rows, TILE of column blocks for K >= 512): 1000^3,
+ * primes (K 1009, 1021, 1031; 1013 columns), 1, 7 and 33 rows, checked the same way and
+ * the heuristic's list checked for TC and TILE.
  *
  * What is checked: the heuristic's TC kernels on matmuls of awkward sizes (K odd: the
  * last pair padded with a zero; 1-row; batched); TC with other opts (UNROLL after it, a
@@ -62,7 +67,8 @@ static bool check_mm(const char *what, const float *c, const float *a, const flo
           s += p, sa += fabs(p);
         }
         double got = c[(z * m + i) * n + j];
-        if (!(fabs(got - s) <= 1e-5 * sa + 1e-30)) {
+        double tol = (double)k * 0x1p-24 > 1e-5 ? (double)k * 0x1p-24 : 1e-5;
+        if (!(fabs(got - s) <= tol * sa + 1e-30)) {
           CHECK(0, "%s: c[%lld,%lld,%lld] = %.9g, float64 reference %.9g (sum|ab| %.4g)", what, (long long)z, (long long)i, (long long)j, got, s, sa);
           return false;
         }
@@ -112,6 +118,12 @@ static cg_status run_last(cg_tensor *t, const opt *o, int n, float *out, int64_t
 
 /* A bf16 matmul (batch, m, k) @ (batch, k, n) realized with the heuristic and checked; with
  * `expect_tc` the heuristic must have chosen TC (a CPU with the unit), else must not. */
+static bool has_kind(const opt *o, int n, int kind) {
+  for (int i = 0; i < n; i++)
+    if (o[i].kind == kind) return true;
+  return false;
+}
+static int expect_tile; /* matmul_case: 1 = the heuristic's list must have a TILE too */
 static void matmul_case(int64_t batch, int64_t m, int64_t k, int64_t n, int expect_tc) {
   float *av, *bv;
   int64_t sa[3] = {batch, m, k}, sb[3] = {batch, k, n};
@@ -125,6 +137,7 @@ static void matmul_case(int64_t batch, int64_t m, int64_t k, int64_t n, int expe
   char d[128] = "?";
   if (no >= 0) opts_str(o, no, d, sizeof d);
   if (expect_tc >= 0) CHECK(no >= 0 && has_tc(o, no) == (expect_tc == 1), "%s: heuristic opts %s, expected %s TC", what, d, expect_tc ? "a" : "no");
+  if (expect_tile) CHECK(no >= 0 && has_kind(o, no, OPT_TILE), "%s: heuristic opts %s, expected a TILE", what, d);
   float *cv = malloc(sizeof(float) * (size_t)(batch * m * n));
   CHECK(cg_realize(c) == CG_OK && cg_read(c, CG_FLOAT32, cv, sizeof(float) * (size_t)(batch * m * n)) == CG_OK, "%s: %s", what, cg_last_error());
   check_mm(what, cv, av, bv, batch, m, k, n);
@@ -187,6 +200,14 @@ int main(void) {
   matmul_case(1, 40, 300, 96, want);
   matmul_case(3, 17, 30, 32, want);   /* batched */
   matmul_case(2, 5, 1, 16, -1);       /* K = 1: one pair, its second a zero */
+
+  /* the GEMM recipe with TC: packed B, PADTO, column blocks (TILE) for K >= 512 */
+  expect_tile = 1;
+  matmul_case(1, 1000, 1000, 1000, want);
+  matmul_case(1, 7, 1009, 512, want); /* K prime (odd: padded pair) */
+  matmul_case(1, 33, 1021, 1013, want);
+  expect_tile = 0;
+  matmul_case(1, 1, 1031, 544, -1); /* one row: 17 panels, no block */
 
   /* float32 matmuls never get TC */
   {

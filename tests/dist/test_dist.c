@@ -32,6 +32,104 @@ static cg_tensor *input(uint64_t seed, int r, int64_t rows, int64_t cols, float 
   return cg_from_data(host, CG_FLOAT32, (int64_t[]){rows, cols}, 2);
 }
 
+/* A JIT function with a collective between two realizes: y = 2x realized, allreduced
+ * (sum), out = y + 1. Its replays must repeat the allreduce on the replay's buffers. */
+static cg_status jit_fn(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  (void)n_in, (void)n_out, (void)user;
+  cg_tensor *y = cg_contiguous(cg_mul(in[0], cg_scalar(2)));
+  cg_status st = y ? cg_realize(y) : cg_last_status();
+  if (st == CG_OK) st = cg_dist_allreduce(&y, 1, CG_DIST_SUM, 0);
+  out[0] = st == CG_OK ? cg_add(y, cg_scalar(1)) : NULL;
+  return out[0] ? CG_OK : cg_last_status();
+}
+
+/* cg_dist_realize_allreduce: six tensors, each the output of its own reduction kernel
+ * (sums of x along axis 1 scaled by k+1), realized with a seventh tensor that is not
+ * reduced, in buckets of 256 bytes (so several start while later kernels still run):
+ * against float64 sums over every rank's inputs. Run twice in a JIT as well (replays). */
+enum { OR = 40, OC = 24, ON = 6 };
+static cg_status overlap_fn(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  (void)n_in, (void)user;
+  cg_tensor *t[ON], *other = cg_max(in[0], (int[]){0}, 1, false);
+  for (int k = 0; k < ON; k++) t[k] = cg_sum(cg_mul(in[0], cg_scalar(k + 1)), (int[]){1}, 1, false);
+  cg_status st = cg_dist_realize_allreduce(t, ON, &other, 1, CG_DIST_SUM, 256);
+  for (int k = 0; k < n_out; k++) out[k] = k < ON ? t[k] : other;
+  return st;
+}
+
+static void check_overlap(uint64_t seed, cg_tensor **out, const char *what) {
+  int rank = cg_dist_rank(), size = cg_dist_size();
+  float got[OR > OC ? OR : OC];
+  bool ok = true;
+  for (int k = 0; k < ON && ok; k++) {
+    ok = cg_read(out[k], CG_FLOAT32, got, sizeof(float) * OR) == CG_OK;
+    for (int i = 0; ok && i < OR; i++) {
+      double ref = 0;
+      for (int r = 0; r < size; r++)
+        for (int j = 0; j < OC; j++) ref += (k + 1) * (double)val(seed, r, (int64_t)i * OC + j);
+      ok = fabs(got[i] - ref) <= 1e-5 * (1 + fabs(ref));
+    }
+  }
+  CHECK(ok, "%s: the six reduced tensors", what);
+  ok = cg_read(out[ON], CG_FLOAT32, got, sizeof(float) * OC) == CG_OK;
+  for (int j = 0; ok && j < OC; j++) {
+    float ref = -INFINITY;
+    for (int i = 0; i < OR; i++) ref = fmaxf(ref, val(seed, rank, (int64_t)i * OC + j));
+    ok = got[j] == ref;
+  }
+  CHECK(ok, "%s: the tensor realized with them, not reduced", what);
+}
+
+static void worker_overlap(uint64_t seed) {
+  static float h[OR * OC];
+  int64_t b0, e0, b1, e1;
+  cg_dist_stats(&b0, &e0, NULL);
+  cg_scope_begin();
+  cg_tensor *x = input(seed + 200, cg_dist_rank(), OR, OC, h), *out[ON + 1];
+  CHECK(overlap_fn(&x, 1, out, ON + 1, NULL) == CG_OK, "realize_allreduce: %s", cg_last_error());
+  check_overlap(seed + 200, out, "realize_allreduce");
+  cg_dist_stats(&b1, &e1, NULL);
+  /* 160-byte tensors in 256-byte buckets: 3 buckets, 2 of them formed while kernels ran */
+  CHECK(b1 - b0 == 3 && e1 - e0 >= 2, "buckets %lld, started during the realize %lld", (long long)(b1 - b0), (long long)(e1 - e0));
+  cg_scope_end();
+  cg_jit *j = cg_jit_new(overlap_fn, ON + 1, NULL);
+  for (int call = 0; call < 4; call++) {
+    cg_scope_begin();
+    cg_tensor *xi = input(seed + 300 + (uint64_t)call, cg_dist_rank(), OR, OC, h);
+    char what[64];
+    snprintf(what, sizeof what, "JIT call %d", call + 1);
+    CHECK(cg_jit_call(j, &xi, 1, out) == CG_OK, "%s: %s", what, cg_last_error());
+    check_overlap(seed + 300 + (uint64_t)call, out, what);
+    cg_scope_end();
+  }
+  CHECK(cg_jit_stats(j).replays == 2, "replayed (%lld)", (long long)cg_jit_stats(j).replays);
+  cg_jit_free(j);
+}
+
+static void worker_jit(uint64_t seed) {
+  int rank = cg_dist_rank(), size = cg_dist_size();
+  enum { R = 16, C = 9 };
+  static float h[R * C], got[R * C];
+  cg_jit *j = cg_jit_new(jit_fn, 1, NULL);
+  bool ok = j != NULL;
+  for (int call = 0; call < 5 && ok; call++) { /* eager, capture, then replays */
+    cg_scope_begin();
+    cg_tensor *x = input(seed + 100 + (uint64_t)call, rank, R, C, h), *o = NULL;
+    ok = cg_jit_call(j, &x, 1, &o) == CG_OK && cg_read(o, CG_FLOAT32, got, sizeof got) == CG_OK;
+    for (int64_t i = 0; ok && i < R * C; i++) {
+      double ref = 1;
+      for (int r = 0; r < size; r++) ref += 2.0 * val(seed + 100 + (uint64_t)call, r, i);
+      ok = fabs(got[i] - ref) <= 1e-5 * (1 + fabs(ref));
+    }
+    CHECK(ok, "JIT call %d with an allreduce inside: %s", call + 1, cg_last_error());
+    cg_scope_end();
+  }
+  cg_jit_info info = cg_jit_stats(j);
+  CHECK(info.replays == 3 && info.captures == 1, "the JIT replayed the step with its collective (%lld captures, %lld replays)",
+        (long long)info.captures, (long long)info.replays);
+  cg_jit_free(j);
+}
+
 static int worker_collectives(uint64_t seed) {
   int rank = cg_dist_rank(), size = cg_dist_size();
   enum { R = 64, C = 33 }; /* odd sizes: buckets split tensors mid-way */
@@ -105,6 +203,8 @@ static int worker_collectives(uint64_t seed) {
   }
   cg_tensor *bad = cg_from_data(x, CG_FLOAT32, (int64_t[]){3, 5}, 2);
   CHECK(size == 1 || (!cg_dist_alltoall(bad, 0) && strstr(cg_last_error(), "not divisible")), "bad all-to-all axis: %s", cg_last_error());
+  worker_jit(seed);
+  worker_overlap(seed);
   CHECK(cg_dist_barrier() == CG_OK, "barrier");
   printf("rank %d: %d passed, %d failed\n", rank, t_pass, t_fail);
   return t_fail ? 1 : 0;

@@ -360,7 +360,9 @@ static int child(const scenario *sc, long n, bool persist, result *ref, int idx)
     if (!st_holds(path, st == CG_OK ? 2.0f : 0.5f) && !st_holds(path, 2.0f)) code = RUN_FILE;
     if (count_entries(dir) != 1) code = RUN_FILE; /* no temporary left behind */
   }
-  if (sc->fresh_cache && !cache_clean(cache)) code = RUN_FILE;
+  /* every cache entry sound, no temporary left: the run's own cache, or the warm one the
+   * other scenarios share (a failed run must not have published a torn entry there) */
+  if (!cache_clean(sc->fresh_cache ? cache : warm_cache)) code = RUN_FILE;
   if (n > 0 && (code == RUN_NOMEM || code == RUN_OK)) { /* still usable: the same again, no failure */
     memset(r, 0, sizeof *r);
     cg_status again = sc->fn(r, dir);
