@@ -14,12 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-static double cpu_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 typedef struct {
   int64_t n, cin, cout, k, in, pad;
   const char *what;
