@@ -88,6 +88,12 @@ void strides_along(uop *sink, uop **ix, int nix, uop *r, int64_t w, int *unit, i
 /* The output range a reduction kernel vectorizes along (opt_vector.c): the last, or one
  * with a wider vector and no gathers. rng: its output ranges by axis. */
 uop *opt_vector_dim(uop *sink, uop **ix, int nix, uop **rng, int nr);
+/* Of the addresses ix_all, those that move with a reduce range (read once per term; the
+ * others once per output); returns how many, at most max. */
+int opt_reduce_loads(uop **ix_all, int nix_all, uop **ix, int max);
+/* The heuristic's opts for a kernel whose inner dims are too short for vectors and whose
+ * reduction (if any) is a small window (opt_small.c); 0 when it does not apply. */
+int opt_small_dims(uop *sink, uop **rng, int nr, opt *out);
 /* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */
@@ -120,6 +126,9 @@ uop *tc_apply(uop *sink, uop *r, int unit);
 
 /* ---- lowering (lower.c) ------------------------------------------------------------------ */
 uop *lower_kernel(uop *ast);
+/* Adjacent output dims read only together merged into one range (merge_dims.c; the end
+ * of lower_kernel). */
+uop *merge_output_dims(uop *sink);
 
 /* ---- expanding upcast lanes (expand.c): into vectors (one lane range, if vectors) and
  * unrolled copies (the others); no RANGE_UPCAST is left. */

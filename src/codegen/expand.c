@@ -319,7 +319,8 @@ static uop *reduce_lane(rw_match *m) {
     vctx c = {.lane = lane, .w = w};
     rest[0] = vec_or_broadcast(&c, u->src[0]);
     uopset_free(&c.dep), uopset_free(&c.memo);
-    uop *r = uop_new(OP_REDUCE, dt_vec(u->dt, (int)w), rest, nr, u->arg), *acc = NULL;
+    /* no range left (UNROLL took the whole reduction): the lanes combined directly */
+    uop *r = nr > 1 ? uop_new(OP_REDUCE, dt_vec(u->dt, (int)w), rest, nr, u->arg) : rest[0], *acc = NULL;
     for (int64_t k = 0; k < w; k++) {
       uop *x = uop_new1(OP_GEP, u->dt, r, arg_int(k));
       acc = acc ? uop_alu(op, acc, x) : x;
@@ -332,7 +333,7 @@ static uop *reduce_lane(rw_match *m) {
     acc = acc ? uop_alu(op, acc, x) : x;
   }
   rest[0] = acc;
-  return uop_new(OP_REDUCE, u->dt, rest, nr, u->arg);
+  return nr > 1 ? uop_new(OP_REDUCE, u->dt, rest, nr, u->arg) : acc;
 }
 static const rw_rule reduce_lane_rules[] = {RULE("REDUCE", reduce_lane)};
 static RULESET(rs_reduce_lanes, "expand_reduce_lanes", reduce_lane_rules);

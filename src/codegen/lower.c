@@ -149,5 +149,6 @@ uop *lower_kernel(uop *ast) {
   uop *sink = uop_new(OP_SINK, dt_void(), st, (int)ast->nsrc, arg_none());
   free(st);
   uopset_free(&c.memo);
-  return uop_simplify(sink);
+  sink = uop_simplify(sink);
+  return sink ? merge_output_dims(sink) : NULL;
 }

@@ -331,6 +331,15 @@ static int unroll_selectors(uop *sink, uop **rng, int nr, uop *vec, opt *out, in
   return n;
 }
 
+/* A reduction whose vectors run along its terms (UNROLL of a contiguous inner reduce
+ * range: each accumulator a vector, summed across once at the end) tiles first x a of
+ * its outputs, up to ~20 vector accumulators as an output vector's tile does, with a of
+ * any size (the 5 taps of a 5x5 kernel), where each operand is shared along one of the
+ * two dims (score 2: a tile of a x first reads a + first vectors per a*first FMAs):
+ * conv1's weight gradient (32 x 5 x 5 outputs, 512*24*24 terms) read 5 vectors per 4
+ * FMAs with first = 4 alone (70 GFLOP/s). */
+static bool wide_red_tile(bool vec_red, int64_t first, int64_t sz) { return vec_red && first >= 2 && tile_of(sz, 20 / first, false) >= 2; }
+
 int opt_heuristic(uop *sink, opt *out) {
   if (cfg_int("NOOPT", 0)) return 0;
   uop *rng[UOP_MAX_DIMS];
@@ -357,10 +366,19 @@ int opt_heuristic(uop *sink, opt *out) {
   /* a vector along the output's last dim only if its loads are mostly contiguous there
    * (else they would be gathers: a reduction's rows, e.g., are better read as vectors) */
   int unit, other;
-  strides_along(sink, ix, nix, last, n_last % 32 == 0 ? 32 : n_last % 16 == 0 ? 16 : n_last % 8 == 0 ? 8 : 4, &unit, &other);
+  /* in a reduction, judged by the loads of every term (a per-channel bias added to each
+   * term is read once per output: it made a tie with the gathered input of BatchNorm's
+   * partial sums over (N, C, H*W), vectorized along C) */
+  uop *rix[256];
+  int nrix = has_reduce ? opt_reduce_loads(ix, nix, rix, 256) : 0;
+  strides_along(sink, has_reduce ? rix : ix, has_reduce ? nrix : nix, last, n_last % 32 == 0 ? 32 : n_last % 16 == 0 ? 16 : n_last % 8 == 0 ? 8 : 4, &unit, &other);
   for (int t = 0; t < 3 && !first && (!has_reduce || other <= unit); t++)
     if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
   bool vec_out = first != 0;
+  if (!vec_out) { /* short inner dims (opt_small.c) */
+    int ns = opt_small_dims(sink, rng, nr, out);
+    if (ns) return ns;
+  }
   if (!first && has_reduce) {
     uop *big = NULL;
     for (int i = 0; i < nr - 1; i++) {
@@ -373,6 +391,7 @@ int opt_heuristic(uop *sink, opt *out) {
   if (!has_reduce) n = unroll_selectors(sink, rng, nr, first ? up[0] : NULL, out, n);
   /* no vector along the output (a convolution's weight gradient: (Cout, Cin, 5, 5)): the
    * innermost reduction's lanes (contiguous, as a row is) make a vector accumulator */
+  bool vec_red = false; /* the terms' lanes are the vector accumulators (UNROLL below) */
   if (!vec_out && has_reduce) {
     uop *inner = NULL;
     uopset rs = {0};
@@ -382,6 +401,7 @@ int opt_heuristic(uop *sink, opt *out) {
     for (int t = 0; t < 3 && inner; t++)
       if (sz % tries[t] == 0 && sz >= tries[t]) {
         out[n++] = (opt){OPT_UNROLL, (int16_t)inner->arg.v[0], (int32_t)tries[t]};
+        vec_red = true;
         break;
       }
   }
@@ -399,16 +419,20 @@ int opt_heuristic(uop *sink, opt *out) {
    * across output columns), then the largest; by 8, 4 or 2 as the budget allows */
   uop *best = NULL;
   int best_score = -1;
+  bool best_wide = false;
   for (int i = 0; nup == 1 && has_reduce && i < nr; i++) {
     int64_t sz = rng[i]->src[0]->arg.i;
-    if (rng[i] == up[0] || sz < 2 || (vec_out ? tile_of(sz, budget / nvec, false) < 2 : (sz % 2 || sz < 4))) continue;
+    if (rng[i] == up[0] || sz < 2) continue;
     int score = shared_loads(ix, nix, rng[i], up[0]);
-    if (score > best_score || (score == best_score && sz > best->src[0]->arg.i)) best = rng[i], best_score = score;
+    bool wide = !vec_out && score >= 2 && wide_red_tile(vec_red, first, sz);
+    if (vec_out ? tile_of(sz, budget / nvec, false) < 2 : !wide && (sz % 2 || sz < 4)) continue;
+    if (score > best_score || (score == best_score && sz > best->src[0]->arg.i)) best = rng[i], best_score = score, best_wide = wide;
   }
   if (best) {
     int64_t sz = best->src[0]->arg.i, a = 0;
     if (!vec_out) budget = 16 / (first ? first : 1); /* every lane of the first is an accumulator */
     if (vec_out) a = tile_of(sz, budget / nvec, false); /* 7 rows of a 7x7 output too */
+    else if (best_wide) a = tile_of(sz, 20 / first, false);
     for (int64_t c = 8; c >= 2 && !a; c /= 2)
       if (sz % c == 0 && sz > c / 2 && nvec * c <= budget) a = c;
     if (!first && a) first = a; /* no vector dim: this one is the tile */
@@ -487,6 +511,12 @@ static uop *unroll_reduce(rw_match *m) {
   if (at < 0 || u->nsrc > UOP_MAX_DIMS) return NULL;
   uop *src[UOP_MAX_DIMS + 2];
   for (uint32_t i = 0; i < u->nsrc; i++) src[i] = u->src[i];
+  if (c->shorter->src[0]->arg.i == 1) { /* unrolled completely: no loop of one trip (and no identity to start it) */
+    src[0] = subst_range(u->src[0], c->r, c->lane);
+    memmove(src + at, src + at + 1, sizeof(uop *) * (u->nsrc - (uint32_t)at - 1)); /* the lanes last, in the order of the opts */
+    src[u->nsrc - 1] = c->lane;
+    return uop_new(OP_REDUCE, u->dt, src, (int)u->nsrc, u->arg);
+  }
   src[0] = subst_range(u->src[0], c->r, uop_alu(OP_ADD, uop_alu(OP_MUL, c->shorter, ci(c->amount)), c->lane));
   src[at] = c->shorter, src[u->nsrc] = c->lane;
   return uop_new(OP_REDUCE, u->dt, src, (int)u->nsrc + 1, u->arg);

@@ -37,16 +37,21 @@ static bool in_reduction(uop *u, uopset *memo) {
   return r;
 }
 
+int opt_reduce_loads(uop **ix_all, int nix_all, uop **ix, int max) {
+  int nix = 0;
+  uopset memo = {0};
+  for (int i = 0; i < nix_all && nix < max; i++)
+    if (in_reduction(ix_all[i]->src[1], &memo)) ix[nix++] = ix_all[i];
+  uopset_free(&memo);
+  return nix;
+}
+
 uop *opt_vector_dim(uop *sink, uop **ix_all, int nix_all, uop **rng, int nr) {
   uop *best = rng[nr - 1];
   /* the other dims are judged by the loads inside the reduction: one gather per output
    * (a ReLU mask fused into an input gradient) costs little */
   uop *ix[256];
-  int nix = 0;
-  uopset memo = {0};
-  for (int i = 0; i < nix_all && nix < 256; i++)
-    if (in_reduction(ix_all[i]->src[1], &memo)) ix[nix++] = ix_all[i];
-  uopset_free(&memo);
+  int nix = opt_reduce_loads(ix_all, nix_all, ix, 256);
   int unit, other;
   strides_along(sink, ix_all, nix_all, best, 1, &unit, &other);
   int64_t wbest = other <= unit ? vec_width(best->src[0]->arg.i) : 0, outs = 1, red = 1;

@@ -73,11 +73,25 @@ static uop *split_reduce(rw_match *m) {
    * each partial then reads whole rows (BatchNorm's statistics over NCHW: one partial per
    * (channel, image), a contiguous H*W row, no div/mod of a flattened index) */
   int64_t f = 0, lead = 1;
-  int last = -1;
+  int last = -1, at = -1;
   for (int i = 0; i < nd; i++)
     if (reduced[i]) last = i;
   for (int i = 0; i < last && !f; i++)
-    if (reduced[i] && (lead *= x->shape[i]) >= 8 && lead <= 65536 && red / lead >= 64) f = lead;
+    if (reduced[i] && (lead *= x->shape[i]) >= 8 && lead <= 65536 && red / lead >= 64) f = lead, at = i;
+  if (f) {
+    /* the reduced dims after the boundary summed in place (no view between the reduction
+     * and its body, so the scheduler computes the body inside the partial sums instead of
+     * writing it to a buffer first), then the ones before it */
+    int inner[UOP_MAX_DIMS], outer[UOP_MAX_DIMS], ni = 0, no = 0;
+    for (int i = 0; i < nd; i++)
+      if (reduced[i]) {
+        if (i > at) inner[ni++] = i;
+        else outer[no++] = i;
+      }
+    uop *part = reduce_uop(x, (int)r->arg.v[0], inner, ni);
+    part = uop_new1(OP_CONTIGUOUS, part->dt, part, arg_none());
+    return view_reshape(reduce_uop(part, (int)r->arg.v[0], outer, no), r->shape, r->ndim);
+  }
   for (int64_t c = 256; c >= 8 && !f; c--)
     if (red % c == 0 && red / c >= 1024) f = c;
   if (!f) return NULL;

@@ -64,7 +64,11 @@ cg_tensor *cg_scaled_dot_product_attention(cg_tensor *q, cg_tensor *k, cg_tensor
     return flash_attention(q, k, v, attn_mask, !attn_mask ? FLASH_MASK_NONE : cg_dtype_of(attn_mask) == CG_BOOL ? FLASH_MASK_BOOL : FLASH_MASK_ADD,
                            is_causal, scale, block > 0 ? block : 128);
   cg_scope_begin();
-  cg_tensor *s = cg_mul(cg_matmul(q, cg_transpose(k, -2, -1)), cg_scalar(scale));
+  /* the scale on q, not on the scores: the softmax then reads the scores as the matmul
+   * stored them. Scaled in its kernels, each recomputed s*scale - max(s*scale) where the
+   * C compiler's contraction (-ffp-contract=fast) made an FMA of one and not the other: a
+   * residual of half an ulp of the scores (NaN at a scale of 1e30, p off by 1e-5 at 1e4) */
+  cg_tensor *s = cg_matmul(cg_mul(q, cg_scalar(scale)), cg_transpose(k, -2, -1));
   cg_tensor *valid = NULL;
   if (is_causal) valid = cg_cast(cg_tril(cg_ones(CG_BOOL, (int64_t[]){L, S}, 2), 0), CG_BOOL);
   else if (attn_mask && cg_dtype_of(attn_mask) == CG_BOOL) valid = attn_mask;

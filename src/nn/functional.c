@@ -1,6 +1,8 @@
 /* Normalization, embedding, dropout and linear: compositions of public tensor ops (so
  * autograd covers them), each in a scope of its own that keeps only the result. */
 #include "core/error.h"
+#include "tensor/composite.h"
+#include "tensor/tensor.h"
 #include "uop/shape.h"
 #include "cgrad.h"
 #include <math.h>
@@ -27,6 +29,37 @@ static cg_tensor *per_channel(cg_tensor *v, int nd) {
   for (int i = 0; i < nd; i++) s[i] = 1;
   s[1] = cg_shape(v)[0];
   return cg_reshape(v, s, nd);
+}
+
+/* BatchNorm's gradient in training mode, in closed form (as torch's batch_norm_backward):
+ *   xhat = (x - mean) * rstd,  S1 = sum(g),  S2 = sum(g * xhat)  over (N, spatial...)
+ *   dx = w * rstd * (g - S1/M - xhat * S2/M),  dw = S2,  db = S1
+ * Two reductions of the output gradient. Autograd through the per-op graph made six,
+ * each over a body of its own realized first (the CNN's first BatchNorm: twelve passes
+ * over a 26 MB tensor). xhat, mean and rstd are built as the forward built them, so they
+ * are the forward's nodes (hash-consing). p: has weight, has bias, eps (a double's bits). */
+static uop *grad_node(cg_tensor *t, dtype dt) { return t ? uop_pool_keep(uop_retain(cast_to(t->u, dt))) : NULL; }
+static void bn_grad(const composite *c, uop *g, uop **d) {
+  bool has_w = c->p[0] != 0, has_b = c->p[1] != 0;
+  double eps;
+  memcpy(&eps, &c->p[2], sizeof eps);
+  cg_scope_begin();
+  cg_tensor *x = tensor_new(c->in[0]), *gt = tensor_new(g), *w = has_w ? tensor_new(c->in[1]) : NULL;
+  int nd = cg_ndim(x), axes[CG_MAX_DIMS], na = 0;
+  for (int i = 0; i < nd; i++)
+    if (i != 1) axes[na++] = i;
+  int64_t C = cg_shape(x)[1], M = cg_numel(x) / (C ? C : 1), cs[1] = {C};
+  cg_tensor *mean = cg_mean(x, axes, na, true), *var = cg_var(x, axes, na, 0, true);
+  cg_tensor *rstd = cg_rsqrt(cg_add(var, cg_scalar(eps)));
+  cg_tensor *xhat = cg_mul(cg_sub(x, mean), rstd);
+  cg_tensor *s1 = cg_sum(gt, axes, na, true), *s2 = cg_sum(cg_mul(gt, xhat), axes, na, true);
+  cg_tensor *k = w ? cg_mul(rstd, per_channel(w, nd)) : rstd;
+  cg_tensor *inner = cg_sub(cg_sub(gt, cg_mul(s1, cg_scalar(1.0 / (double)M))), cg_mul(xhat, cg_mul(s2, cg_scalar(1.0 / (double)M))));
+  d[0] = grad_node(cg_mul(k, inner), c->in[0]->dt);
+  int at = 1;
+  if (has_w) d[at] = grad_node(cg_reshape(s2, cs, 1), c->in[at]->dt), at++;
+  if (has_b) d[at] = grad_node(cg_reshape(s1, cs, 1), c->in[at]->dt);
+  cg_scope_end();
 }
 
 cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *running_var, cg_tensor *weight, cg_tensor *bias, bool training,
@@ -77,6 +110,15 @@ cg_tensor *cg_batch_norm(cg_tensor *x, cg_tensor *running_mean, cg_tensor *runni
   cg_tensor *y = cg_mul(cg_sub(x, mean), cg_rsqrt(cg_add(var, cg_scalar(eps))));
   if (weight) y = cg_mul(y, per_channel(weight, nd));
   if (bias) y = cg_add(y, per_channel(bias, nd));
+  if (training && y && dt_is_float(x->u->dt) && y->u->op != OP_RESHAPE) {
+    uop *in[3] = {x->u};
+    int nin = 1;
+    if (weight) in[nin++] = weight->u;
+    if (bias) in[nin++] = bias->u;
+    int64_t p[3] = {weight != NULL, bias != NULL};
+    memcpy(&p[2], &eps, sizeof eps);
+    composite_record(y->u, in, nin, bn_grad, p, 3);
+  }
   return finish(y);
 }
 

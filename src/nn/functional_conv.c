@@ -527,7 +527,8 @@ static void pool_grad(const composite *c, uop *g, uop **d) {
       int64_t K = prod(k, n), ks[1 + 2 * MAXSP] = {1}, kt[1 + 2 * MAXSP] = {1};
       for (int j = 0; j < n; j++) ks[1 + j] = 1, ks[1 + n + j] = k[j], kt[1 + 2 * j] = 1, kt[2 + 2 * j] = k[j];
       cg_tensor *win = pool_windows(pad_spatial(x, n, p, p, lowest(cg_dtype_of(x))), n, k, s, one);
-      cg_tensor *rev = cg_arange((double)K - 1, -1, -1, CG_FLOAT32);
+      /* int32 taps: a max of integers is one instruction (float MAX has NaN's rule to keep) */
+      cg_tensor *rev = cg_arange((double)K - 1, -1, -1, CG_INT32);
       cg_tensor *first = cg_max(cg_where(cg_eq(win, tensor_new(c->out)), cg_reshape(rev, ks, 1 + 2 * n), cg_scalar(-1)), axes, n, false);
       int64_t fe[1 + 2 * MAXSP] = {B};
       for (int j = 0; j < n; j++) fe[1 + 2 * j] = ao[1 + j], fe[2 + 2 * j] = 1;
@@ -552,10 +553,10 @@ static void pool_grad(const composite *c, uop *g, uop **d) {
     int64_t K = prod(k, n), ks[1 + 2 * MAXSP] = {1};
     for (int j = 0; j < n; j++) ks[1 + j] = 1, ks[1 + n + j] = k[j];
     cg_tensor *win = pool_windows(pad_spatial(x, n, p, p, lowest(cg_dtype_of(x))), n, k, s, one);
-    cg_tensor *rev = cg_reshape(cg_arange((double)K - 1, -1, -1, CG_FLOAT32), ks, 1 + 2 * n);
+    cg_tensor *rev = cg_reshape(cg_arange((double)K - 1, -1, -1, CG_INT32), ks, 1 + 2 * n);
     cg_tensor *first = cg_max(cg_where(cg_eq(win, tensor_new(c->out)), rev, cg_scalar(-1)), axes, n, true);
     cg_tensor *fw = windows_at_input(cg_contiguous(cg_reshape(first, ao, 1 + n)), n, in, k, s, one, p);
-    cg_tensor *tap = cg_reshape(cg_arange(0, (double)K, 1, CG_FLOAT32), ks, 1 + 2 * n);
+    cg_tensor *tap = cg_reshape(cg_arange(0, (double)K, 1, CG_INT32), ks, 1 + 2 * n);
     aw = cg_where(cg_eq(fw, tap), aw, cg_zeros(cg_dtype_of(a), NULL, 0));
   }
   cg_tensor *dx = cg_reshape(cg_sum(aw, axes, n, false), cg_shape(x), xd);

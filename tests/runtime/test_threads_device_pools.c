@@ -1,10 +1,11 @@
-/* (Named test_threads_*: test.sh runs it under TSan too.) Every CPU device instance owns its thread pool (runtime/threadpool.h): with CG_THREADS=4
+/* Every CPU device instance owns its thread pool (runtime/threadpool.h): with CG_THREADS=4
  * and CG_DEVICES=2, "CPU" and "CPU:1" get 2 threads each, and a kernel launched on each
  * from two host threads runs on both pools at once. The proof is a rendezvous, not a
  * timing: each of the 4 chunks (2 per launch) arrives, then waits (up to 20 s) until all 4
  * have arrived. On one shared pool, jobs run one at a time, so a launch's chunks could
  * never meet the other's and the first two would time out. Then tensors: a matmul on each
- * device from two threads at once equals a float64 reference. */
+ * device from two threads at once equals a float64 reference. (Named test_threads_*:
+ * test.sh runs it under TSan too.) */
 #include "check.h"
 #include "runtime/device.h"
 #include "runtime/threadpool.h"
