@@ -108,22 +108,29 @@ bool wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const
                  const int64_t *pb, const int64_t *pa, int64_t groups) {
   if (n != 2 || dt != CG_FLOAT32 || groups != 1) return false;
   int64_t o[2], covered[2];
+  double gain = 1, padded = 1;
   for (int j = 0; j < 2; j++) {
     if (stride[j] != 1 || dil[j] != 1 || !wino_tile(ws[2 + j])) return false;
-    int64_t m = wino_tile(ws[2 + j]);
-    o[j] = xs[2 + j] + pb[j] + pa[j] - ws[2 + j] + 1;
+    int64_t m = wino_tile(ws[2 + j]), r = ws[2 + j];
+    o[j] = xs[2 + j] + pb[j] + pa[j] - r + 1;
     covered[j] = cdiv(o[j], m) * m;
+    gain *= (double)(m * r) / (double)(m + r - 1); /* direct / Winograd products, per dim */
+    padded *= (double)(xs[2 + j] + (pb[j] > 0 ? pb[j] : 0) + (pa[j] > 0 ? pa[j] : 0)) / (double)xs[2 + j];
   }
   long mode = cfg_int("WINO", -1);
   if (mode == 0) return false;
   if (mode == 1) return true;
-  /* Measured on the Zen 5 VM, 2 threads (bench/RESULTS.md): the transforms write and read
-   * alpha^2/m^2 (2.25x for F(4,3), 4x for F(4,5)) the input and output through memory,
-   * which the product over channels saves only where both channel counts are large: 64->64
-   * 3x3 at 16x16 and 128->128 5x5 run 2.5x and 4.6x faster; the CNN's 32->32 5x5 1.6x
-   * slower, 1->32 far slower (a product over one channel), 64->64 3x3 at 6x6 outputs equal
-   * (tiles of 4 cover 8x8: 1.8x the outputs). */
-  return xs[1] >= 64 && ws[0] >= 64 && 10 * covered[0] * covered[1] <= 13 * o[0] * o[1];
+  /* Measured on the Zen 5 VM, one thread (bench/bench_wino.c, RESULTS.md): the transforms
+   * write and read alpha^2/m^2 (2.25x for F(4,3), 4x for F(4,5)) the input and output
+   * through memory, which the product over channels saves only where both channel counts
+   * are large: 64->64 3x3 at 16x16 and 128->128 5x5 run 2x and 3-4x faster; the CNN's
+   * 32->32 5x5 1.4x slower, 1->32 far slower (a product over one channel); 64->64 3x3 at
+   * 6x6 outputs slower (tiles of 4 cover 8x8: 1.8x the outputs). And the direct algorithm
+   * skips a padding's zeros (GATE_BOUNDS) where Winograd transforms them: an input
+   * gradient (padded by k-1-p) pays only where the products saved outweigh the padding,
+   * gain / padded area >= 2.7 (64->64 3x3 onto 16x16 from 16x16, pads 2: 2.56, direct
+   * 7.4 ms against 8.9; 128->128 5x5, pads 4: 2.78, 93 against 42). */
+  return xs[1] >= 64 && ws[0] >= 64 && 10 * covered[0] * covered[1] <= 13 * o[0] * o[1] && gain >= 2.7 * padded;
 }
 
 cg_tensor *wino_conv2d(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa) {

@@ -196,7 +196,8 @@ static void selector_unroll(void) {
   cg_realize(x);
   cg_tensor *rows[8];
   for (int i = 0; i < 8; i++) {
-    cg_tensor *a = cg_slice(x, 1, i, i + 1, 1), *b = cg_slice(x, 1, (i * 3) % 8, (i * 3) % 8 + 1, 1);
+    /* b reversed along the last dim: the rows dim cannot merge with it (codegen/merge_dims.c) */
+    cg_tensor *a = cg_slice(x, 1, i, i + 1, 1), *b = cg_flip(cg_slice(x, 1, (i * 3) % 8, (i * 3) % 8 + 1, 1), (const int[]){2}, 1);
     rows[i] = cg_add(cg_mul(a, cg_scalar(i + 1)), b);
   }
   cg_tensor *cat = cg_cat(rows, 8, 1), *pad = cg_pad(x, (const int64_t[]){0, 0, 1, 1, 0, 0}, 0);

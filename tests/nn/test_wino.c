@@ -191,7 +191,8 @@ static void knob(void) {
   cg_set_config("WINO_TILE", "3");
   CHECK(wino_tile(5) == 4 && wino_tile(3) == 4 && wino_tile(7) == 0, "WINO_TILE=3 is not a tile: the default");
   cg_set_config("WINO_TILE", "");
-  /* unset: the measured rule (both channel counts >= 64, tiles covering <= 1.3x the output) */
+  /* unset: the measured rule (both channel counts >= 64, tiles covering <= 1.3x the output,
+   * the products saved >= 2.7x the padded area's growth) */
   cg_set_config("WINO", "");
   const int64_t x64[4] = {64, 64, 16, 16}, w64[4] = {64, 64, 3, 3}, x8[4] = {512, 64, 8, 8}, x128[4] = {64, 128, 16, 16},
                 w128[4] = {128, 128, 5, 5};
@@ -201,6 +202,11 @@ static void knob(void) {
   CHECK(!wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1), "the CNN's 32->32 5x5: direct");
   CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 1, 28, 28}, (const int64_t[]){32, 1, 5, 5}, one, one, zero, zero, 1),
         "1->32: direct");
+  /* input gradients: padded by k-1-p, whose zeros the direct algorithm skips */
+  const int64_t two[2] = {2, 2}, four[2] = {4, 4}, g16[4] = {64, 64, 16, 16}, g6[4] = {512, 64, 6, 6}, g128[4] = {64, 128, 16, 16};
+  CHECK(!wino_wanted(CG_FLOAT32, 2, g16, w64, one, one, two, two, 1), "64->64 3x3 input gradient of a p0 conv (pads 2): direct");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, g6, w64, one, one, two, two, 1), "conv4's input gradient (6x6 padded by 2): direct");
+  CHECK(wino_wanted(CG_FLOAT32, 2, g128, w128, one, one, four, four, 1), "128->128 5x5 input gradient (pads 4): Winograd");
 }
 
 int main(void) {
