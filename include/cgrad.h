@@ -636,10 +636,16 @@ int64_t cg_onnx_opset(const cg_onnx_model *m);
 int cg_onnx_num_nodes(const cg_onnx_model *m);
 const char *cg_onnx_node_op(const cg_onnx_model *m, int i);
 /* Run the graph on inputs (one per graph input, in order, dtype as declared, shapes
- * matching the declared fixed dims): writes one new lazy tensor per output to outputs
- * (the caller frees them or lets a scope do it). Values the graph needs as shapes (Reshape
+ * matching the declared fixed dims): writes one new tensor per output to outputs (the
+ * caller frees them or lets a scope do it). Values the graph needs as shapes (Reshape
  * targets, Slice bounds ...) are computed on the way. On error no outputs are written and
- * the message names the node. */
+ * the message names the node. Runs replay through a JIT (cg_jit) where that is sound: the
+ * first run builds the graph (its outputs lazy), the next ones for an input shape build,
+ * schedule and record it, later ones launch the same kernels on the new inputs (outputs
+ * are then realized copies); not for graphs with
+ * subgraphs (If, Loop, Scan), random ops, sequences, an output that is an input, or that
+ * read an input-dependent value on the host (NonZero, Reshape to an input's values ...),
+ * nor inside another JIT's function or with JIT=0. */
 cg_status cg_onnx_run(cg_onnx_model *m, cg_tensor *const *inputs, int n_inputs, cg_tensor **outputs, int n_outputs);
 /* A serialized onnx.TensorProto (the .pb files of ONNX's test data) as a tensor. */
 cg_tensor *cg_onnx_load_tensor(const char *path);

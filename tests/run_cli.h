@@ -2,6 +2,7 @@
 #ifndef CG_TEST_RUN_CLI_H
 #define CG_TEST_RUN_CLI_H
 #include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 
 /* Run cmd through sh; out gets its stdout (n - 1 bytes at most, NUL-terminated). Returns
@@ -14,4 +15,16 @@ static inline int run_command(const char *cmd, char *out, size_t n) {
   int st = pclose(p);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+/* The losses of `cgrad train` run with CG_PRINT_LOSS=1 ("step N loss L" lines, N = 1, 2,
+ * ...) into loss[0..max); returns how many in order from step 1. */
+static inline int parse_losses(const char *out, double *loss, int max) {
+  int n = 0;
+  for (const char *p = strstr(out, "step "); p && n < max; p = strstr(p + 1, "\nstep ")) {
+    int step;
+    double l;
+    if (sscanf(*p == '\n' ? p + 1 : p, "step %d loss %lf", &step, &l) == 2 && step == n + 1) loss[n++] = l;
+  }
+  return n;
+}
+
 #endif

@@ -88,6 +88,9 @@ void strides_along(uop *sink, uop **ix, int nix, uop *r, int64_t w, int *unit, i
 /* The output range a reduction kernel vectorizes along (opt_vector.c): the last, or one
  * with a wider vector and no gathers. rng: its output ranges by axis. */
 uop *opt_vector_dim(uop *sink, uop **ix, int nix, uop **rng, int nr);
+/* Whether a pool's strided loads along r should still make vectors along it (gathers):
+ * few terms per output, every load stepping along r by a constant of at most 4. */
+bool opt_strided_pool(uop *sink, uop **ix, int nix, uop *r);
 /* Of the addresses ix_all, those that move with a reduce range (read once per term; the
  * others once per output); returns how many, at most max. */
 int opt_reduce_loads(uop **ix_all, int nix_all, uop **ix, int max);

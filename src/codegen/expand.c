@@ -61,7 +61,9 @@ static bool bf16_vec_load(uop *u, uop *lane) {
 
 /* Whether every value that depends on the lane can be a vector (or a mask). */
 static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
-  if (uopset_add(seen, u) <= 0 || !depends(u, lane, dep)) return true;
+  int fresh = uopset_add(seen, u);
+  if (fresh < 0) return false; /* out of memory: not a vector (the pass fails on it anyway) */
+  if (fresh == 0 || !depends(u, lane, dep)) return true;
   if (u->op == OP_GEP || u->op == OP_VECTORIZE || u->dt.count > 1) return false; /* vectors already */
   if (u->op == OP_TILE_AT) return false;                                           /* an AMX tile's lanes are read one by one */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {

@@ -39,6 +39,47 @@ static uop *flat_index(uop *const *idx, const int64_t *shape, int nd) {
 }
 
 static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid);
+/* A reshape's source index from its output index, group by group: runs of output dims
+ * and source dims with equal products (dims of size 1 join any group) map through their
+ * own row-major offset, so a reshape that only adds or drops 1s, or splits and merges
+ * aligned dims, costs no division. Flattening the whole index instead would divide by
+ * every source dim, and where a PAD (or a window view) shifted the index below zero on
+ * some lanes the symbolic rules cannot remove those divisions (the lanes are gated off,
+ * but the bounds include them): a padded convolution then divides in its inner loop.
+ * The same as the flat form wherever every index is in range, i.e. on every lane that
+ * is not gated off. */
+static void reshape_index(uop *const *idx, const int64_t *oshape, int ond, const int64_t *sshape, int snd, uop **sidx) {
+  int i = 0, j = 0;
+  while (i < ond || j < snd) {
+    int i0 = i, j0 = j;
+    int64_t po = 1, ps = 1;
+    /* one group: at least one dim that is not 1 on each side, until the products meet */
+    do {
+      if (po <= ps && i < ond) po *= oshape[i++];
+      else if (j < snd) ps *= sshape[j++];
+      else {
+        CG_ASSERT(i < ond, "reshape of %d dims to %d: the element counts differ", snd, ond);
+        po *= oshape[i++];
+      }
+    } while (po != ps);
+    while (i < ond && oshape[i] == 1) i++; /* trailing 1s join it */
+    while (j < snd && sshape[j] == 1) j++;
+    uop *lin = flat_index(idx + i0, oshape + i0, i - i0);
+    int64_t stride = 1;
+    int first = j0;
+    while (first < j - 1 && sshape[first] == 1) first++; /* the outermost dim that is not 1 needs no mod */
+    for (int k = j - 1; k >= j0; k--) {
+      if (sshape[k] == 1) {
+        sidx[k] = ci(0);
+        continue;
+      }
+      uop *v = stride == 1 ? lin : uop_alu(OP_IDIV, lin, ci(stride));
+      sidx[k] = k == first ? v : uop_alu(OP_MOD, v, ci(sshape[k]));
+      stride *= sshape[k];
+    }
+  }
+}
+
 
 static uop *load_buffer(uop *buf, uop *n, uop *const *idx, uop *valid) {
   if (!valid) return NULL;
@@ -60,17 +101,11 @@ static uop *lower_uncached(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
   case OP_CONST: case OP_DEFINE_VAR: return n;
   case OP_DETACH: case OP_CONTIGUOUS: return lower(c, s, idx, valid);
   case OP_RESHAPE: {
-    uop *lin = flat_index(idx, n->shape, nd);
     if (shape_numel(s->shape, s->ndim) == 0) { /* nothing there: only gated-off loads reach it */
       for (int i = 0; i < s->ndim; i++) sidx[i] = ci(0);
       return lower(c, s, sidx, valid);
     }
-    int64_t stride = 1;
-    for (int i = s->ndim - 1; i >= 0; i--) {
-      uop *v = stride == 1 ? lin : uop_alu(OP_IDIV, lin, ci(stride));
-      sidx[i] = i == 0 ? v : s->shape[i] == 1 ? ci(0) : uop_alu(OP_MOD, v, ci(s->shape[i]));
-      stride *= s->shape[i];
-    }
+    reshape_index(idx, n->shape, nd, s->shape, s->ndim, sidx);
     return lower(c, s, sidx, valid);
   }
   case OP_PERMUTE:

@@ -37,7 +37,8 @@ int opt_small_dims(uop *sink, uop **rng, int nr, opt *out) {
   reduce_ranges(sink, &seen, red, &nred);
   uopset_free(&seen);
   int64_t terms = 1;
-  for (int i = 0; i < nred; i++) terms *= red[i]->src[0]->arg.i;
+  for (int i = 0; i < nred && terms <= SMALL_RED; i++) /* saturates: trip counts may be huge */
+    terms = red[i]->src[0]->arg.i > SMALL_RED ? SMALL_RED + 1 : terms * red[i]->src[0]->arg.i;
   if (terms > SMALL_RED || nr == 0) return 0;
   for (int i = 0; i < nred && n < MAX_OPTS - 4; i++)
     if (red[i]->src[0]->arg.i > 1) out[n++] = (opt){OPT_UNROLL, (int16_t)red[i]->arg.v[0], (int32_t)red[i]->src[0]->arg.i};

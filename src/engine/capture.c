@@ -356,24 +356,7 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
       vbinding b = r->vbind[i][k];
       vals[k] = var_load(b.kind == B_INPUT ? (int64_t *)in[b.at] : b.cell);
     }
-    if (l->host) { /* a host step: the launches before it have finished */
-      if (l->nbufs > cap) {
-        if (ptrs != small) free(ptrs);
-        if (!(ptrs = cg_malloc(sizeof(void *) * (size_t)(cap = l->nbufs)))) {
-          ptrs = small, cap = 64;
-          st = cg_fail(CG_ERR_NOMEM, "out of memory");
-          break;
-        }
-      }
-      for (int k = 0; k < l->nbufs; k++) {
-        binding b = r->bind[i][k];
-        ptrs[k] = b.kind == B_INPUT ? in[b.at] : b.kind == B_SLAB ? (char *)slab + b.at : (void *)(intptr_t)b.at;
-      }
-      if (r->dev) st = r->dev->synchronize();
-      if (st == CG_OK) st = l->host(l->hctx, ptrs, l->nbufs);
-      continue;
-    }
-    if (!l->p) { /* a host update of a var */
+    if (!l->p && !l->host) { /* a host update of a var */
       vbinding b = r->vbind[i][0];
       int64_t *cell = b.kind == B_INPUT ? (int64_t *)in[b.at] : b.cell;
       var_store(cell, var_apply(l->vdt, vals[0], l->vop, l->operand));
@@ -390,6 +373,11 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
     for (int k = 0; k < l->nbufs; k++) {
       binding b = r->bind[i][k];
       ptrs[k] = b.kind == B_INPUT ? in[b.at] : b.kind == B_SLAB ? (char *)slab + b.at : (void *)(intptr_t)b.at;
+    }
+    if (l->host) { /* a host step: the launches before it have finished */
+      if (r->dev) st = r->dev->synchronize();
+      if (st == CG_OK) st = l->host(l->hctx, ptrs, l->nbufs);
+      continue;
     }
     st = l->dev->launch(l->p, ptrs, vals, l->global);
     realize_progress();

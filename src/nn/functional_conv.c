@@ -36,6 +36,7 @@
 #include "tensor/composite.h"
 #include "tensor/tensor.h"
 #include "uop/shape.h"
+#include "nn/conv_weight.h"
 #include "wino.h"
 #include <math.h>
 #include <stdio.h>
@@ -172,9 +173,10 @@ static cg_tensor *transpose_weight(cg_tensor *w, int n, int64_t G) {
  * (G, Cin/G, K..., Cout/G), seen through a view as the same (Cout, Cin/G, K...) tensor. The
  * convolution's kernel then reads a vector of output channels at one address step (the
  * heuristic vectorizes along them, codegen/opt_vector.c), which NCHW's short spatial rows
- * cannot give. One small copy kernel per use, O(weights). Only where a group has a vector
- * of output channels. */
-static cg_tensor *channels_inner(cg_tensor *w, int n, int64_t G) {
+ * cannot give. One small copy kernel per use, O(weights), unless w is laid out so already
+ * (nn_conv_pack_weight: a constant weight packed once). Only where a group has a vector of
+ * output channels. realize: the copy is realized here (else it stays lazy). */
+static cg_tensor *channels_inner_(cg_tensor *w, int n, int64_t G, bool realize) {
   const int64_t *ws = cg_shape(w);
   int64_t cog = ws[0] / G, wg[3 + MAXSP] = {G, cog, ws[1]};
   if (cog % 8) return w;
@@ -182,10 +184,55 @@ static cg_tensor *channels_inner(cg_tensor *w, int n, int64_t G) {
   int to[3 + MAXSP] = {0, 2}, back[3 + MAXSP] = {0, n + 2, 1};
   for (int j = 0; j < n; j++) to[2 + j] = 3 + j, back[3 + j] = 2 + j;
   to[n + 2] = 1;
+  /* packed already: a view permuting a buffer back to (G, Cout/G, Cin/G, K...) */
+  const uop *u = w->u->op == OP_RESHAPE ? w->u->src[0] : w->u;
+  bool packed = u->op == OP_PERMUTE && shape_eq(u->shape, u->ndim, wg, n + 3);
+  for (int i = 0; packed && i < n + 3; i++) packed = u->arg.v[i] == back[i];
+  if (packed) {
+    const uop *b = u->src[0]->op == OP_RESHAPE ? u->src[0]->src[0] : u->src[0];
+    if (b->op == OP_BUFFER) return w;
+  }
   int64_t keep[2 + MAXSP];
   memcpy(keep, ws, sizeof(int64_t) * (size_t)(n + 2));
   cg_tensor *t = cg_contiguous(cg_permute(cg_reshape(w, wg, n + 3), to, n + 3));
+  if (realize && cg_realize(t) != CG_OK) return NULL;
   return cg_reshape(cg_permute(t, back, n + 3), keep, n + 2);
+}
+static cg_tensor *channels_inner(cg_tensor *w, int n, int64_t G) { return channels_inner_(w, n, G, false); }
+
+cg_status nn_conv_pack_weight(cg_tensor *w, int n, int64_t groups) {
+  if (!w) return cg_fail(CG_NULL_INPUT, "conv weight packing: the weight is NULL");
+  /* anything a convolution would refuse is left alone for it to refuse */
+  if (n < 1 || n > MAXSP || cg_ndim(w) != n + 2 || groups < 1 || cg_shape(w)[0] % groups || w->requires_grad || w->graph) return CG_OK;
+  cg_scope_begin();
+  cg_tensor *t = channels_inner_(w, n, groups, true);
+  cg_status st = t ? CG_OK : cg_last_status();
+  if (t && t != w) tensor_realized(w, t->u); /* w now views the packed buffer */
+  cg_scope_end();
+  return st;
+}
+
+cg_status nn_weight_relayout(cg_tensor *w, const int *perm) {
+  if (!w || !perm) return cg_fail(CG_NULL_INPUT, "weight relayout: the %s is NULL", w ? "permutation" : "weight");
+  int nd = cg_ndim(w), inv[CG_MAX_DIMS];
+  bool seen[CG_MAX_DIMS] = {0}, id = true;
+  for (int i = 0; i < nd; i++) {
+    if (perm[i] < 0 || perm[i] >= nd || seen[perm[i]]) return cg_fail(CG_ERR_INVALID, "weight relayout: not a permutation of %d dims", nd);
+    seen[perm[i]] = true, inv[perm[i]] = i, id = id && perm[i] == i;
+  }
+  if (id || w->requires_grad || w->graph) return CG_OK;
+  const uop *u = w->u; /* done already: a permuted view of a buffer */
+  bool done = u->op == OP_PERMUTE && (u->src[0]->op == OP_BUFFER || (u->src[0]->op == OP_RESHAPE && u->src[0]->src[0]->op == OP_BUFFER));
+  for (int i = 0; done && i < nd; i++) done = u->arg.v[i] == inv[i];
+  if (done) return CG_OK;
+  cg_scope_begin();
+  cg_tensor *t = cg_contiguous(cg_permute(w, perm, nd));
+  cg_status st = t ? cg_realize(t) : cg_last_status();
+  cg_tensor *v = st == CG_OK ? cg_permute(t, inv, nd) : NULL;
+  if (v) tensor_realized(w, v->u);
+  else if (st == CG_OK) st = cg_last_status();
+  cg_scope_end();
+  return st;
 }
 
 /* The same for an output gradient (N, C, O...): channels innermost, (N, O..., C) in

@@ -8,6 +8,7 @@
  * subgraphs nest at most ONNX_MAX_DEPTH deep, every initializer's data matches its shape. */
 #include "onnx/onnx.h"
 #include "onnx/graph.h"
+#include "onnx/ops.h"
 #include "core/error.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,12 +248,43 @@ void onnx_graph_free(onnx_graph *gr) {
     for (size_t i = 0; i < gr->g->n_initializer; i++) cg_free(gr->init[i]);
   free(gr->map_keys), free(gr->map_vals);
   free(gr->node_in), free(gr->node_out), free(gr->subs), free(gr->ops), free(gr->in), free(gr->out);
-  free(gr->init), free(gr->init_slot), free(gr->cap_in), free(gr->cap_out);
+  free(gr->init), free(gr->init_slot), free(gr->cap_in), free(gr->cap_out), free(gr->value_dep);
   free(gr);
+}
+
+cg_status onnx_graph_plan_replay(onnx_graph *gr) {
+  static const char *const random_ops[] = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli", "Multinomial", "Dropout"};
+  if (!(gr->value_dep = cg_calloc((size_t)gr->n_slots + 1, sizeof(bool)))) return CG_ERR_NOMEM;
+  gr->jit_ok = true;
+  for (int i = 0; i < gr->n_in; i++) {
+    gr->value_dep[gr->in[i].slot] = true;
+    gr->jit_ok = gr->jit_ok && !gr->in[i].is_seq;
+  }
+  for (int i = 0; i < gr->n_out; i++) gr->jit_ok = gr->jit_ok && !gr->out[i].is_seq;
+  for (int i = 0; i < gr->n_nodes; i++) {
+    const Onnx__NodeProto *n = gr->g->node[i];
+    if (gr->subs[i]) gr->jit_ok = false;
+    for (size_t r = 0; r < sizeof random_ops / sizeof *random_ops; r++)
+      if (!strcmp(n->op_type, random_ops[r])) gr->jit_ok = false;
+    /* Shape and Size see only shapes (a replay is keyed by them); Constant nothing */
+    bool dep = false;
+    if (strcmp(n->op_type, "Shape") && strcmp(n->op_type, "Size") && strcmp(n->op_type, "Constant"))
+      for (size_t k = 0; k < n->n_input; k++) dep = dep || (gr->node_in[i][k] >= 0 && gr->value_dep[gr->node_in[i][k]]);
+    for (size_t k = 0; k < n->n_output; k++)
+      if (gr->node_out[i][k] >= 0) gr->value_dep[gr->node_out[i][k]] = dep;
+  }
+  return CG_OK;
+}
+
+void onnx_host_read(onnx_ctx *c, int i) {
+  onnx_graph *gr = c->graph;
+  int sl = i < c->nin ? gr->node_in[c->idx][i] : -1;
+  if (!gr->value_dep || sl < 0 || gr->value_dep[sl]) c->rs->value_read = true;
 }
 
 cg_status onnx_graph_run(onnx_graph *gr, cg_tensor **vals, onnx_seq **svals, onnx_run_state *rs) {
   const Onnx__GraphProto *g = gr->g;
+  if (!gr->packed) gr->packed = true, onnx_pack_weights(gr);
   for (int i = 0; i < gr->n_init; i++) vals[gr->init_slot[i]] = gr->init[i];
   cg_tensor *in[64], *out[64];
   onnx_seq *sin[64], *sout[64];

@@ -28,12 +28,22 @@ struct onnx_graph {
   const char **map_keys;      /* name -> slot, while resolving */
   int *map_vals;
   size_t map_cap;
+  bool packed;                /* onnx_pack_weights ran */
+  /* Replay (cg_jit) is sound for the root graph when its kernels depend on the input
+   * shapes alone: jit_ok says no node has a subgraph, a sequence or randomness;
+   * value_dep[slot] says a slot's value depends on the input values (not only on their
+   * shapes); a run that reads such a value on the host (onnx_host_read) is not
+   * replayable. */
+  bool jit_ok;
+  bool *value_dep;
 };
 
 void onnx_io_from_value_info(onnx_io *io, const Onnx__ValueInfoProto *vi);
 /* Check and resolve g (and its subgraphs), load its initializers. NULL + message. */
 onnx_graph *onnx_graph_new(const Onnx__GraphProto *g, int64_t opset, const char *base_dir);
 void onnx_graph_free(onnx_graph *gr);
+/* The analysis above (root graph only). */
+cg_status onnx_graph_plan_replay(onnx_graph *gr);
 /* Run with vals/svals[n_slots] holding the inputs (and captures); fills the rest. */
 cg_status onnx_graph_run(onnx_graph *gr, cg_tensor **vals, onnx_seq **svals, onnx_run_state *rs);
 #endif

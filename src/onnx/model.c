@@ -2,7 +2,10 @@
  * cg_onnx_* API. */
 #include "onnx/onnx.h"
 #include "onnx/graph.h"
+#include "onnx/ops.h"
 #include "core/error.h"
+#include "engine/capture.h"
+#include "tensor/tensor.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,10 @@ struct cg_onnx_model {
   char *dir;
   int64_t opset;
   onnx_graph *graph;
+  cg_jit *jit;  /* the runs, replayed (see cg_onnx_run_values) */
+  int replay;   /* runs so far (the first is built: its outputs stay lazy), or -1 once a
+                 * run read an input-dependent value on the host or returned an input:
+                 * every run is built from then on */
 };
 
 cg_onnx_model *cg_onnx_load_memory(const void *data, size_t size, const char *base_dir) {
@@ -42,7 +49,7 @@ cg_onnx_model *cg_onnx_load_memory(const void *data, size_t size, const char *ba
             (long long)m->opset);
     goto fail;
   }
-  if (!(m->graph = onnx_graph_new(g, m->opset, m->dir))) goto fail;
+  if (!(m->graph = onnx_graph_new(g, m->opset, m->dir)) || onnx_graph_plan_replay(m->graph) != CG_OK) goto fail;
   return m;
 fail:
   cg_onnx_free(m);
@@ -86,6 +93,7 @@ cg_onnx_model *cg_onnx_load(const char *path) {
 
 void cg_onnx_free(cg_onnx_model *m) {
   if (!m) return;
+  cg_jit_free(m->jit);
   onnx_graph_free(m->graph);
   free(m->dir);
   if (m->proto) onnx__model_proto__free_unpacked(m->proto, NULL);
@@ -160,17 +168,11 @@ static cg_status check_seq_input(const onnx_io *io, const cg_onnx_value *v, int 
   return CG_OK;
 }
 
-cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int n_inputs, cg_onnx_value *outputs, int n_outputs) {
-  if (!m) return cg_fail(CG_ERR_INVALID, "onnx_run: model is NULL");
+/* One run of the graph on checked inputs: res[i] new handles in the caller's scope, or
+ * nothing on failure. *value_read: a value depending on the inputs was read on the host. */
+static cg_status run_once(cg_onnx_model *m, const cg_onnx_value *inputs, cg_onnx_value *outputs, bool *value_read) {
   onnx_graph *gr = m->graph;
-  if (n_inputs != gr->n_in || (n_inputs && !inputs))
-    return cg_fail(CG_ERR_INVALID, "onnx_run: the model has %d inputs, got %d", gr->n_in, n_inputs);
-  if (n_outputs != gr->n_out || (n_outputs && !outputs))
-    return cg_fail(CG_ERR_INVALID, "onnx_run: the model has %d outputs, got room for %d", gr->n_out, n_outputs);
-  for (int i = 0; i < n_inputs; i++) {
-    cg_status st = gr->in[i].is_seq ? check_seq_input(&gr->in[i], &inputs[i], i) : check_input(&gr->in[i], inputs[i].tensor, i);
-    if (st != CG_OK) return st;
-  }
+  int n_outputs = gr->n_out;
   cg_tensor **vals = cg_calloc((size_t)gr->n_slots + 1, sizeof *vals);
   onnx_seq **svals = cg_calloc((size_t)gr->n_slots + 1, sizeof *svals);
   cg_onnx_value *res = cg_calloc((size_t)n_outputs + 1, sizeof *res);
@@ -215,6 +217,7 @@ cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int 
   }
   cg_scope_end();
   onnx_seq_free_all(&rs);
+  *value_read = rs.value_read;
   for (int i = 0; i < n_outputs; i++) {
     if (st == CG_OK) {
       outputs[i] = res[i];
@@ -225,6 +228,93 @@ cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int 
     free(res[i].items);
   }
   free(vals), free(svals), free(res);
+  return st;
+}
+
+/* The buffer t views without a kernel (itself, or a reshape of it), or NULL. */
+static const uop *view_base_buffer(const cg_tensor *t) {
+  const uop *u = t ? t->u : NULL;
+  if (u && u->op == OP_RESHAPE) u = u->src[0];
+  return u && u->op == OP_BUFFER ? u : NULL;
+}
+
+/* The graph as a cg_jit function. */
+static cg_status jit_fn(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  cg_onnx_model *m = user;
+  cg_onnx_value *iv = cg_calloc((size_t)n_in + 1, sizeof *iv), *ov = cg_calloc((size_t)n_out + 1, sizeof *ov);
+  cg_status st = iv && ov ? CG_OK : CG_ERR_NOMEM;
+  for (int i = 0; i < n_in && st == CG_OK; i++) iv[i].tensor = in[i];
+  bool value_read = false;
+  if (st == CG_OK) st = run_once(m, iv, ov, &value_read);
+  /* an output that is an input or a view of one needs no kernel, so a replay (which runs
+   * kernels) would hand back the captured run's input: such graphs are built every run */
+  for (int i = 0; i < n_out && st == CG_OK; i++)
+    for (int k = 0; k < n_in; k++)
+      if (view_base_buffer(ov[i].tensor) && view_base_buffer(ov[i].tensor) == view_base_buffer(in[k])) value_read = true;
+  if (value_read) m->replay = -1;
+  for (int i = 0; i < n_out; i++) out[i] = st == CG_OK ? ov[i].tensor : NULL;
+  free(iv), free(ov);
+  return st;
+}
+
+/* A copy of t that no later run writes (a replay's outputs view the same buffers). */
+static cg_tensor *own_copy(cg_tensor *t) {
+  size_t nb = (size_t)cg_numel(t) * cg_dtype_size(cg_dtype_of(t));
+  void *buf = cg_malloc(nb + 1);
+  cg_tensor *r = buf && cg_read(t, cg_dtype_of(t), buf, nb) == CG_OK ? cg_from_data(buf, cg_dtype_of(t), cg_shape(t), cg_ndim(t)) : NULL;
+  free(buf);
+  return r;
+}
+
+/* Runs after the first go through a cg_jit (ARCHITECTURE §8) where the graph allows
+ * (onnx_graph_plan_replay: no subgraphs, sequences or randomness) and until a run reads an
+ * input-dependent value on the host: the first runs for an input shape build the graph and
+ * schedule it, later ones replay the kernels they launched, with no graph building or
+ * scheduling. Outputs are realized and copied out of the replay's buffers (the first run's
+ * stay lazy: a caller that only builds them, as the fuzzer does for huge outputs, pays
+ * nothing). A graph with an output that is an input (or a view
+ * of one, which no kernel computes) is built every run too, and so is every run inside
+ * another JIT's function or with JIT=0. */
+cg_status cg_onnx_run_values(cg_onnx_model *m, const cg_onnx_value *inputs, int n_inputs, cg_onnx_value *outputs, int n_outputs) {
+  if (!m) return cg_fail(CG_ERR_INVALID, "onnx_run: model is NULL");
+  onnx_graph *gr = m->graph;
+  if (n_inputs != gr->n_in || (n_inputs && !inputs))
+    return cg_fail(CG_ERR_INVALID, "onnx_run: the model has %d inputs, got %d", gr->n_in, n_inputs);
+  if (n_outputs != gr->n_out || (n_outputs && !outputs))
+    return cg_fail(CG_ERR_INVALID, "onnx_run: the model has %d outputs, got room for %d", gr->n_out, n_outputs);
+  for (int i = 0; i < n_inputs; i++) {
+    cg_status st = gr->in[i].is_seq ? check_seq_input(&gr->in[i], &inputs[i], i) : check_input(&gr->in[i], inputs[i].tensor, i);
+    if (st != CG_OK) return st;
+  }
+  if (!gr->packed) gr->packed = true, onnx_pack_weights(gr); /* before a JIT records the runs */
+  const char *jit_cfg = cg_get_config("JIT");
+  bool value_read = false;
+  if (!gr->jit_ok || m->replay < 0 || (jit_cfg && !strcmp(jit_cfg, "0")) || capture_active() || !n_outputs)
+    return run_once(m, inputs, outputs, &value_read);
+  if (m->replay == 0) { /* the first run: built, its outputs lazy (a caller may not realize them) */
+    cg_status st = run_once(m, inputs, outputs, &value_read);
+    for (int i = 0; i < n_outputs && st == CG_OK; i++)
+      for (int k = 0; k < n_inputs; k++)
+        if (view_base_buffer(outputs[i].tensor) && view_base_buffer(outputs[i].tensor) == view_base_buffer(inputs[k].tensor)) value_read = true;
+    m->replay = value_read ? -1 : 1;
+    return st;
+  }
+  if (!m->jit && !(m->jit = cg_jit_new(jit_fn, n_outputs, m))) return cg_last_status();
+  cg_tensor **in = cg_calloc((size_t)n_inputs + 1, sizeof *in), **out = cg_calloc((size_t)n_outputs + 1, sizeof *out);
+  cg_status st = in && out ? CG_OK : CG_ERR_NOMEM;
+  for (int i = 0; i < n_inputs && st == CG_OK; i++) in[i] = inputs[i].tensor;
+  if (st == CG_OK) st = cg_jit_call(m->jit, in, n_inputs, out);
+  for (int i = 0; i < n_outputs && st == CG_OK; i++)
+    if (!(outputs[i].tensor = own_copy(out[i]))) {
+      st = cg_last_status() ? cg_last_status() : CG_ERR_NOMEM;
+      for (int k = 0; k < i; k++) cg_free(outputs[k].tensor), outputs[k].tensor = NULL;
+    }
+  for (int i = 0; i < n_outputs && out; i++) cg_free(out[i]);
+  free(in), free(out);
+  if (m->replay < 0) { /* this run read a value on the host: build every run from now */
+    cg_jit_free(m->jit);
+    m->jit = NULL;
+  }
   return st;
 }
 

@@ -37,6 +37,7 @@ typedef struct onnx_seq {
 } onnx_seq;
 typedef struct {
   onnx_seq *seqs;
+  bool value_read; /* a value that depends on the input values was read on the host */
 } onnx_run_state;
 
 typedef struct {
@@ -90,6 +91,9 @@ const char *onnx_attr_s(onnx_ctx *c, const char *name, const char *dflt, char *b
 int onnx_attr_ints(onnx_ctx *c, const char *name, int64_t *out, int max);
 int onnx_attr_floats(onnx_ctx *c, const char *name, double *out, int max);
 
+/* Input i's values are about to be read on the host (for a shape, a count, a branch):
+ * noted where they depend on the model's input values, so runs are not replayed. */
+void onnx_host_read(onnx_ctx *c, int i);
 /* Input i, or NULL with an error if it is required and absent. */
 cg_tensor *onnx_in(onnx_ctx *c, int i);
 /* The values of a (small) integer input, realized now: count, or -1 with an error. */

@@ -16,6 +16,7 @@ extern const onnx_op onnx_ops_seq[];
 extern const onnx_op onnx_ops_train[]; /* domain ai.onnx.preview.training */
 /* Conv on c's inputs 0..2 (QLinearConv and ConvInteger reuse it). */
 cg_status onnx_conv(onnx_ctx *c);
+void onnx_pack_weights(onnx_graph *gr); /* once, before the first run */
 /* data with data.flat[pos[j]] = updates.flat[j] (reduction "none", "add", "mul", "max",
  * "min"), as output 0 of c. */
 cg_status onnx_scatter_flat(onnx_ctx *c, cg_tensor *data, cg_tensor *upd, const int64_t *pos, int64_t nupd, const char *red);

@@ -64,6 +64,7 @@ cg_tensor *onnx_in(onnx_ctx *c, int i) {
 static int in_values(onnx_ctx *c, int i, cg_dtype dt, void *out, int max) {
   cg_tensor *t = onnx_in(c, i);
   if (!t) return -1;
+  onnx_host_read(c, i);
   int64_t n = cg_numel(t);
   if (n > max) return onnx_fail(c, "input %d has %lld values, at most %d are supported here", i, (long long)n, max), -1;
   cg_tensor *v = cg_dtype_of(t) == dt ? t : cg_cast(t, dt);

@@ -15,6 +15,7 @@
 
 static cg_status read_bool(onnx_ctx *c, cg_tensor *t, const char *what, bool *out) {
   uint8_t v = 0;
+  c->rs->value_read = true; /* a branch on a value: never replayed */
   cg_tensor *b = t && cg_numel(t) == 1 ? cg_cast(t, CG_BOOL) : NULL;
   if (!b || cg_realize(b) != CG_OK || cg_read(b, CG_BOOL, &v, 1) != CG_OK)
     return onnx_fail(c, "%s must be one boolean%s%s", what, cg_last_error()[0] ? ": " : "", cg_last_error());

@@ -12,6 +12,7 @@
 static double *host_f64(onnx_ctx *c, int i, int64_t *n) {
   cg_tensor *t = onnx_in(c, i);
   if (!t) return NULL;
+  onnx_host_read(c, i);
   *n = cg_numel(t);
   double *v = cg_malloc(sizeof(double) * (size_t)(*n + 1));
   cg_tensor *d = cg_cast(t, CG_FLOAT64);
@@ -402,7 +403,8 @@ static cg_status op_RoiAlign(onnx_ctx *c) {
   for (int64_t r = 0; r < R; r++) {
     double rh = (rois[r * 4 + 3] - rois[r * 4 + 1]) * scale, rw = (rois[r * 4 + 2] - rois[r * 4]) * scale;
     if (!half) rh = rh > 1 ? rh : 1, rw = rw > 1 ? rw : 1;
-    int64_t gh = sr ? sr : (int64_t)ceil(rh / (double)oh), gw = sr ? sr : (int64_t)ceil(rw / (double)ow);
+    double ch = ceil(rh / (double)oh), cw = ceil(rw / (double)ow); /* hostile rois: clamp before converting */
+    int64_t gh = sr ? sr : !(ch < 64) ? 64 : ch < 1 ? 1 : (int64_t)ch, gw = sr ? sr : !(cw < 64) ? 64 : cw < 1 ? 1 : (int64_t)cw;
     if (gh > gmax) gmax = gh;
     if (gw > gmax) gmax = gw;
   }

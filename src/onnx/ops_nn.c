@@ -5,6 +5,8 @@
  * and ceil_mode. */
 #include "onnx/onnx.h"
 #include "onnx/ops.h"
+#include "onnx/graph.h"
+#include "nn/conv_weight.h"
 #include "nn/pool_windows.h"
 #include <math.h>
 #include <string.h>
@@ -92,17 +94,49 @@ cg_status onnx_conv(onnx_ctx *c) {
   geom g;
   if (get_geom(c, cg_shape(x) + 2, ns, cg_shape(w) + 2, &g) != CG_OK) return cg_last_status();
   int64_t groups = onnx_attr_i(c, "group", 1), pad[3];
-  bool sym = true;
-  for (int i = 0; i < ns; i++) sym = sym && g.pb[i] == g.pe[i], pad[i] = g.pb[i];
-  if (!sym) {
+  bool sym = true, padded = false;
+  int64_t reuse = groups > 0 ? cg_shape(w)[0] / groups : 1; /* reads of each input element */
+  for (int i = 0; i < ns; i++) sym = sym && g.pb[i] == g.pe[i], pad[i] = g.pb[i], padded |= g.pb[i] || g.pe[i], reuse *= g.k[i];
+  /* a padded input read many times is padded once, in a buffer of its own: read through
+   * the pad, every tap of the convolution's inner loop tests (and branches on) whether it
+   * fell on the border, which costs it about a third of its speed; the copy costs one read
+   * and write of x, as much as a depthwise convolution itself (those keep the pad) */
+  bool copy = padded && reuse >= 64;
+  if (!sym || copy) {
     int64_t p[2 * CG_MAX_DIMS] = {0};
     for (int i = 0; i < ns; i++) p[2 * (i + 2)] = g.pb[i], p[2 * (i + 2) + 1] = g.pe[i], pad[i] = 0;
     x = cg_pad(x, p, 0);
+    if (copy) x = cg_contiguous(x);
   }
   cg_tensor *r = ns == 1 ? cg_conv1d(x, w, b, g.s, pad, g.d, groups)
                  : ns == 2 ? cg_conv2d(x, w, b, g.s, pad, g.d, groups)
                            : cg_conv3d(x, w, b, g.s, pad, g.d, groups);
   return onnx_set(c, 0, r);
+}
+
+/* Weights that are initializers of gr are laid out once, as their op reads them, instead
+ * of copied (or read across rows) by every run: Conv's with the output channels innermost,
+ * Gemm's transposed B as B. At batch 1 a weight costs as much to read as the activations.
+ * The values stay the same, so a failure (out of memory) only leaves the per-run cost. */
+static cg_tensor *init_of(onnx_graph *gr, int node, int k) {
+  if (gr->g->node[node]->n_input <= (size_t)k) return NULL;
+  int sl = gr->node_in[node][k];
+  for (int j = 0; j < gr->n_init; j++)
+    if (gr->init_slot[j] == sl) return gr->init[j];
+  return NULL;
+}
+
+void onnx_pack_weights(onnx_graph *gr) {
+  for (int i = 0; i < gr->n_nodes; i++) {
+    onnx_ctx c = {.node = gr->g->node[i], .opset = gr->opset, .idx = i, .graph = gr};
+    cg_tensor *w;
+    cg_status st = CG_OK;
+    if (gr->ops[i]->fn == onnx_conv && (w = init_of(gr, i, 1)))
+      st = nn_conv_pack_weight(w, cg_ndim(w) - 2, onnx_attr_i(&c, "group", 1));
+    else if (gr->ops[i]->fn == op_Gemm && onnx_attr_i(&c, "transB", 0) && (w = init_of(gr, i, 1)) && cg_ndim(w) == 2)
+      st = nn_weight_relayout(w, (const int[]){1, 0});
+    if (st != CG_OK) return;
+  }
 }
 
 static cg_status op_ConvTranspose(onnx_ctx *c) {
@@ -187,7 +221,18 @@ static cg_status pool(onnx_ctx *c, bool is_max) {
   }
   int64_t p[2 * CG_MAX_DIMS] = {0};
   for (int i = 0; i < ns; i++) p[2 * (i + 2)] = g.pb[i], p[2 * (i + 2) + 1] = g.pe[i] + extra[i];
-  cg_tensor *xp = cg_pad(x, p, is_max ? onnx_saturate(-INFINITY, cg_dtype_of(x)) : 0), *mask = NULL;
+  /* max: padded with zeros, then the padding's taps set to the lowest value in the windows
+   * (a mask of constants): padding x with that value directly makes the padded x a
+   * computed tensor reached through the windows, which the scheduler realizes as a
+   * kernel of its own (a copy of x with a border), where now x is read where it is */
+  bool padded = false;
+  for (int i = 0; i < 2 * nd; i++) padded |= p[i] != 0;
+  cg_tensor *xp = cg_pad(x, p, 0), *mask = NULL, *inside = NULL;
+  if (is_max && padded) {
+    int64_t ms[CG_MAX_DIMS];
+    for (int d = 0; d < nd; d++) ms[d] = d < 2 ? 1 : in[d - 2];
+    inside = cg_pad(cg_ones(CG_BOOL, ms, nd), p, 0);
+  }
   if (!is_max) { /* counts: 1 for input, incl for pads, 0 for the ceil_mode extra */
     int64_t ms[CG_MAX_DIMS], q[2 * CG_MAX_DIMS] = {0}, q2[2 * CG_MAX_DIMS] = {0};
     for (int d = 0; d < nd; d++) ms[d] = d < 2 ? 1 : in[d - 2];
@@ -198,6 +243,7 @@ static cg_status pool(onnx_ctx *c, bool is_max) {
   int red[3], nx = cg_ndim(x);
   for (int i = 0; i < ns; i++) red[i] = 1 + ns + i;
   cg_tensor *w = nn_pool_windows(xp, ns, g.k, g.s, g.d);
+  if (inside) w = cg_where(nn_pool_windows(inside, ns, g.k, g.s, g.d), w, onnx_const(onnx_saturate(-INFINITY, cg_dtype_of(x)), cg_dtype_of(x)));
   if (!w) return onnx_set(c, 0, NULL);
   for (int i = 0; i < ns; i++) /* ceil_mode's extra padding may allow one window more */
     if (cg_shape(w)[1 + i] > out[i]) w = cg_slice(w, 1 + i, 0, out[i], 1);

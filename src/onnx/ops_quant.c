@@ -180,6 +180,7 @@ cg_status onnx_scatter_flat(onnx_ctx *c, cg_tensor *data, cg_tensor *upd, const 
 int64_t *onnx_read_indices(onnx_ctx *c, int i, int64_t *n) {
   cg_tensor *t = onnx_in(c, i);
   if (!t) return NULL;
+  onnx_host_read(c, i);
   *n = cg_numel(t);
   int64_t *v = cg_malloc(sizeof(int64_t) * (size_t)(*n + 1));
   cg_tensor *t64 = cg_cast(t, CG_INT64);

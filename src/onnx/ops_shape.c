@@ -112,6 +112,7 @@ static cg_status op_Concat(onnx_ctx *c) {
 
 static cg_status op_Split(onnx_ctx *c) {
   X0();
+  if (nd == 0) return onnx_fail(c, "cannot split a scalar (rank 0)"); /* onnx_axis takes axis 0 of a scalar; sh[0] is past its shape */
   int ax = onnx_axis(c, onnx_attr_i(c, "axis", 0), nd);
   if (ax < 0) return cg_last_status();
   int64_t sp[64];
@@ -498,6 +499,7 @@ static cg_status op_OneHot(onnx_ctx *c) {
 static cg_status op_NonZero(onnx_ctx *c) {
   X0();
   int64_t n = cg_numel(x);
+  onnx_host_read(c, 0);
   uint8_t *nz = cg_malloc((size_t)n + 1);
   if (!nz) return CG_ERR_NOMEM;
   cg_tensor *b = cg_ne(x, onnx_const(0, cg_dtype_of(x)));
@@ -532,6 +534,7 @@ static cg_status op_Compress(onnx_ctx *c) {
   X0();
   cg_tensor *cond = onnx_in(c, 1);
   if (!cond) return cg_last_status();
+  onnx_host_read(c, 1);
   const Onnx__AttributeProto *a = onnx_attr(c, "axis");
   cg_tensor *src = x;
   int ax = 0;

@@ -12,6 +12,7 @@
  * batch 512 over 20 steps: the losses agree within 2e-5 relative (fp32 sums in another
  * order: measured ~1e-6). Fresh inputs: the seed is the time, passed to the workers. */
 #include "check.h"
+#include "run_cli.h"
 #include "tmpfiles.h"
 #include <cgrad.h>
 #include <math.h>
@@ -249,16 +250,6 @@ static int run(const char *cmd, char **out, double *secs) {
 }
 
 static const char *MPIRUN = "timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2";
-
-static int parse_losses(const char *out, double *loss, int max) {
-  int n = 0;
-  for (const char *p = strstr(out, "step "); p && n < max; p = strstr(p + 1, "\nstep ")) {
-    int step;
-    double l;
-    if (sscanf(*p == '\n' ? p + 1 : p, "step %d loss %lf", &step, &l) == 2 && step == n + 1) loss[n++] = l;
-  }
-  return n;
-}
 
 static void test_train(void) {
   const char *bin = getenv("CG_BIN_DIR");
