@@ -14,10 +14,8 @@
  *   V = BT d B               per (N, C, tile): realized in (alpha, alpha, N, tiles, C)
  *   M = V @ U                alpha^2 batched matmuls over C (the matmul path: GEMM opts)
  *   y = AT M A               per (N, Cout, tile), realized in (N, tiles, m, Cout) blocks
- * A matrix is applied along one axis as a sum of shrunk slices times constants (zeros
- * skipped, +-1 without a multiply) concatenated along the axis; the kernel that computes a
- * transform unrolls the small axes the concatenation selects on (codegen/opt.c), so the
- * selections fold away and only the nonzero terms are computed.
+ * A matrix is applied along one axis at a time as a sum over a small constant tensor
+ * (contract below), a loop in the kernel: V and Y take two small kernels each.
  *
  * Error: the transforms' constants grow with the tile (F(6,3) and F(4,5) use the points
  * +-1/2), so float32 error grows too; tests/nn/test_wino.c measures each F(m, r) against
@@ -82,26 +80,24 @@ bool wino_matrices(int m, int r, double *AT, double *G, double *BT) {
   return true;
 }
 
-/* t with mat (rows x cols) applied along axis (of length cols): row i is the sum of
- * mat[i][k] * t[.., k, ..] over the nonzero entries, then the rows are concatenated. */
-static cg_tensor *apply(cg_tensor *t, int axis, const double *mat, int rows, int cols) {
-  cg_tensor *piece[WINO_MAX_ALPHA];
-  for (int i = 0; i < rows; i++) {
-    cg_tensor *acc = NULL;
-    for (int k = 0; k < cols; k++) {
-      double c = mat[i * cols + k];
-      if (c == 0) continue;
-      cg_tensor *s = cg_slice(t, axis, k, k + 1, 1);
-      if (c == -1) acc = acc ? cg_sub(acc, s) : cg_neg(s);
-      else {
-        cg_tensor *term = c == 1 ? s : cg_mul(s, cg_scalar(c));
-        acc = acc ? cg_add(acc, term) : term;
-      }
-    }
-    if (!acc) acc = cg_mul(cg_slice(t, axis, 0, 1, 1), cg_scalar(0));
-    piece[i] = acc;
-  }
-  return cg_cat(piece, rows, axis);
+/* mat (rows x cols) applied along axis of t (length cols): a sum over a constant matrix,
+ * so the kernel keeps the tile as a loop (a few dozen lines of C) where the sparse form
+ * (each row a sum of slices, concatenated) unrolled every point and compiled for minutes.
+ * perm (over t's dims plus one, or NULL) orders the product's axes before the sum, so the
+ * realized result is laid out as its consumer reads it; the contracted axis, axis + 1 in
+ * the product, must be last in perm. */
+static cg_tensor *contract(cg_tensor *t, int axis, const double *mat, int rows, int cols, const int *perm) {
+  if (!t) return NULL;
+  int nd = cg_ndim(t);
+  float c[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
+  int64_t cs[8];
+  for (int i = 0; i < rows * cols; i++) c[i] = (float)mat[i];
+  for (int i = 0; i <= nd; i++) cs[i] = i == axis ? rows : i == axis + 1 ? cols : 1;
+  cg_tensor *u = cg_unsqueeze(t, axis), *k = cg_from_data(c, CG_FLOAT32, cs, nd + 1);
+  /* the operands are permuted, not the product: an ALU node under a movement op inside a
+   * reduction gets a buffer of its own (schedule.c), here the whole product */
+  if (perm) u = cg_permute(u, perm, nd + 1), k = cg_permute(k, perm, nd + 1);
+  return cg_sum(cg_mul(u, k), (const int[]){nd}, 1, false);
 }
 
 bool wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const int64_t *stride, const int64_t *dil,
@@ -153,12 +149,19 @@ cg_tensor *wino_conv2d(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int6
     pads[4 + 2 * j] = before > 0 ? before : 0, pads[5 + 2 * j] = after > 0 ? after : 0;
   }
   if (shrink) x = cg_shrink(x, box);
-  x = cg_pad(x, pads, 0);
-  /* tiles: (N*C, T0, T1, a0, a1) windows of a with stride m */
-  cg_tensor *d = nn_pool_windows(x, 2, a, m, (const int64_t[]){1, 1});
-  d = cg_reshape(d, (const int64_t[]){N, C, T[0], T[1], a[0], a[1]}, 6);
-  cg_tensor *V = apply(apply(d, 4, BT[0], (int)a[0], (int)a[0]), 5, BT[1], (int)a[1], (int)a[1]);
-  V = cg_contiguous(cg_permute(V, (const int[]){4, 5, 0, 2, 3, 1}, 6));
+  /* channels last first (one copy of the input, the smallest tensor here): every
+   * transform then reads and writes along C, and V comes out as the product reads it */
+  x = cg_contiguous(cg_permute(cg_pad(x, pads, 0), (const int[]){0, 2, 3, 1}, 4)); /* (N, Hp, Wp, C) */
+  int64_t Wp = T[1] * m[1] + r[1] - 1;
+  /* V = BT d B one dim at a time, each a small realized sum: along H over windows of the
+   * rows (V1: (N, T0, a0, Wp, C), the width not yet cut into overlapping tiles), then
+   * along W into (a0, a1, N, T0, T1, C) */
+  cg_tensor *d = nn_pool_windows(cg_permute(x, (const int[]){0, 2, 3, 1}, 4), 1, &a[0], &m[0], (const int64_t[]){1});
+  d = cg_reshape(d, (const int64_t[]){N, Wp, C, T[0], a[0]}, 5); /* (N, Wp, C, T0, k) */
+  cg_tensor *V = contract(d, 4, BT[0], (int)a[0], (int)a[0], (const int[]){0, 3, 4, 1, 2, 5});
+  d = nn_pool_windows(cg_permute(V, (const int[]){0, 1, 2, 4, 3}, 5), 1, &a[1], &m[1], (const int64_t[]){1});
+  d = cg_reshape(d, (const int64_t[]){N, T[0], a[0], C, T[1], a[1]}, 6); /* (N, T0, a0, C, T1, l) */
+  V = contract(d, 5, BT[1], (int)a[1], (int)a[1], (const int[]){2, 5, 0, 1, 4, 3, 6});
   V = cg_reshape(V, (const int64_t[]){a[0] * a[1], N * T[0] * T[1], C}, 3);
   /* U: a dense product with G0 x G1 (a constant tensor): the weights are few, and a small
    * reduction compiles to a loop where the unrolled transform would be thousands of lines */
@@ -168,14 +171,14 @@ cg_tensor *wino_conv2d(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int6
       for (int64_t p = 0; p < r[0]; p++)
         for (int64_t q = 0; q < r[1]; q++) gk[((i * a[1] + j) * r[0] + p) * r[1] + q] = (float)(G[0][i * r[0] + p] * G[1][j * r[1] + q]);
   cg_tensor *Gk = cg_from_data(gk, CG_FLOAT32, (const int64_t[]){a[0], a[1], 1, 1, r[0], r[1]}, 6);
-  cg_tensor *U = cg_mul(cg_reshape(w, (const int64_t[]){1, 1, Co, C, r[0], r[1]}, 6), Gk);
-  U = cg_sum(U, (const int[]){4, 5}, 2, false); /* (a0, a1, Co, C) */
-  U = cg_contiguous(cg_permute(U, (const int[]){0, 1, 3, 2}, 4));
+  cg_tensor *U = cg_permute(cg_reshape(w, (const int64_t[]){1, 1, Co, C, r[0], r[1]}, 6), (const int[]){0, 1, 3, 2, 4, 5}, 6);
+  U = cg_sum(cg_mul(U, cg_permute(Gk, (const int[]){0, 1, 3, 2, 4, 5}, 6)), (const int[]){4, 5}, 2, false); /* (a0, a1, C, Co) */
   U = cg_reshape(U, (const int64_t[]){a[0] * a[1], C, Co}, 3);
   cg_tensor *M = cg_reshape(cg_matmul(V, U), (const int64_t[]){a[0], a[1], N, T[0], T[1], Co}, 6);
-  cg_tensor *Y = apply(apply(M, 0, AT[0], (int)m[0], (int)a[0]), 1, AT[1], (int)m[1], (int)a[1]);
-  /* (m0, m1, N, T0, T1, Co) -> (N, T0, m0, T1, m1, Co): the output rows in order */
-  Y = cg_contiguous(cg_permute(Y, (const int[]){2, 3, 0, 4, 1, 5}, 6));
+  /* Y = AT M A: along a1 (Y1: (a0, N, T0, T1, m1, Co)), then along a0 into the output's
+   * row order (N, T0, m0, T1, m1, Co) */
+  cg_tensor *Y = contract(M, 1, AT[1], (int)m[1], (int)a[1], (const int[]){0, 3, 4, 5, 1, 6, 2});
+  Y = cg_contiguous(contract(Y, 0, AT[0], (int)m[0], (int)a[0], (const int[]){2, 3, 0, 4, 5, 6, 1}));
   Y = cg_reshape(Y, (const int64_t[]){N, T[0] * m[0], T[1] * m[1], Co}, 4);
   if (T[0] * m[0] != o[0] || T[1] * m[1] != o[1]) Y = cg_shrink(Y, (const int64_t[]){0, N, 0, o[0], 0, o[1], 0, Co});
   return cg_permute(Y, (const int[]){0, 3, 1, 2}, 4);
