@@ -387,8 +387,9 @@ static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg
   cg_tensor *y, *win = NULL;
   int64_t xs4[2 + MAXSP];
   memcpy(xs4, cg_shape(x), sizeof(int64_t) * (size_t)(n + 2));
-  if (wino_wanted(cg_dtype_of(x), n, xs4, ws, stride, dil, pb, pa, G)) {
-    y = wino_conv2d(x, w, pb, pa); /* functional_wino.c */
+  int wino = wino_wanted(cg_dtype_of(x), n, xs4, ws, stride, dil, pb, pa, G);
+  if (wino != WINO_NONE) {
+    y = wino == WINO_ROWS ? wino_conv2d_rows(x, w, pb, pa) : wino_conv2d(x, w, pb, pa); /* functional_wino.c */
     goto record;
   }
   win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, stride, dil);

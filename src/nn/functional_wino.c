@@ -100,22 +100,50 @@ static cg_tensor *contract(cg_tensor *t, int axis, const double *mat, int rows, 
   return cg_sum(cg_mul(u, k), (const int[]){nd}, 1, false);
 }
 
-bool wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const int64_t *stride, const int64_t *dil,
-                 const int64_t *pb, const int64_t *pa, int64_t groups) {
-  if (n != 2 || dt != CG_FLOAT32 || groups != 1) return false;
+/* t with mat (rows x cols) applied along axis as the sum of its nonzero terms per row, the
+ * rows concatenated: the kernel unrolls the concatenation's axis (codegen/opt.c), so each
+ * input is loaded once and only the nonzero products are computed. Along one axis the
+ * unrolled kernel stays small (alpha rows). */
+static cg_tensor *apply_sparse(cg_tensor *t, int axis, const double *mat, int rows, int cols) {
+  cg_tensor *piece[WINO_MAX_ALPHA];
+  for (int i = 0; i < rows; i++) {
+    cg_tensor *acc = NULL;
+    for (int k = 0; k < cols; k++) {
+      double c = mat[i * cols + k];
+      if (c == 0) continue;
+      cg_tensor *s = cg_slice(t, axis, k, k + 1, 1);
+      if (c == -1) acc = acc ? cg_sub(acc, s) : cg_neg(s);
+      else {
+        cg_tensor *term = c == 1 ? s : cg_mul(s, cg_scalar(c));
+        acc = acc ? cg_add(acc, term) : term;
+      }
+    }
+    if (!acc) acc = cg_mul(cg_slice(t, axis, 0, 1, 1), cg_scalar(0));
+    piece[i] = acc;
+  }
+  return cg_cat(piece, rows, axis);
+}
+
+int wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const int64_t *stride, const int64_t *dil,
+                const int64_t *pb, const int64_t *pa, int64_t groups) {
+  if (n != 2 || dt != CG_FLOAT32 || groups != 1) return WINO_NONE;
+  for (int j = 0; j < 2; j++)
+    if (stride[j] != 1 || dil[j] != 1) return WINO_NONE;
+  if (!wino_tile(ws[2])) return WINO_NONE; /* rows need F(m, KH); 2-d F(m, KW) too */
+  bool both = wino_tile(ws[3]) != 0;
   int64_t o[2], covered[2];
   double gain = 1, padded = 1;
   for (int j = 0; j < 2; j++) {
-    if (stride[j] != 1 || dil[j] != 1 || !wino_tile(ws[2 + j])) return false;
-    int64_t m = wino_tile(ws[2 + j]), r = ws[2 + j];
+    int64_t r = ws[2 + j], m = j == 0 || both ? wino_tile(r) : 1;
     o[j] = xs[2 + j] + pb[j] + pa[j] - r + 1;
     covered[j] = cdiv(o[j], m) * m;
     gain *= (double)(m * r) / (double)(m + r - 1); /* direct / Winograd products, per dim */
     padded *= (double)(xs[2 + j] + (pb[j] > 0 ? pb[j] : 0) + (pa[j] > 0 ? pa[j] : 0)) / (double)xs[2 + j];
   }
   long mode = cfg_int("WINO", -1);
-  if (mode == 0) return false;
-  if (mode == 1) return true;
+  if (mode == 0) return WINO_NONE;
+  if (mode == 1) return both ? WINO_2D : WINO_NONE;
+  if (mode == 2) return WINO_ROWS;
   /* Measured on the Zen 5 VM, one thread (bench/bench_wino.c, RESULTS.md): the transforms
    * write and read alpha^2/m^2 (2.25x for F(4,3), 4x for F(4,5)) the input and output
    * through memory, which the product over channels saves only where both channel counts
@@ -126,7 +154,13 @@ bool wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const
    * gradient (padded by k-1-p) pays only where the products saved outweigh the padding,
    * gain / padded area >= 2.7 (64->64 3x3 onto 16x16 from 16x16, pads 2: 2.56, direct
    * 7.4 ms against 8.9; 128->128 5x5, pads 4: 2.78, 93 against 42). */
-  return xs[1] >= 64 && ws[0] >= 64 && 10 * covered[0] * covered[1] <= 13 * o[0] * o[1] && gain >= 2.7 * padded;
+  if (both && xs[1] >= 64 && ws[0] >= 64 && 10 * covered[0] * covered[1] <= 13 * o[0] * o[1] && gain >= 2.7 * padded) return WINO_2D;
+  /* Rows (F(4,5) along H only) expand the data only 2x, so the CNN's 32->32 5x5 forward
+   * gains (conv2: 36.9 vs 48.1 ms); its input gradient (padded by 4 rows, whose zeros the
+   * direct kernel skips) measured even (45.0 vs 45.1), 3x3 kernels (F(4,3): 1.5 products
+   * per output row saved) slower (conv3 10.4 vs 6.2 ms) or even (conv4 6.4 vs 7.1). */
+  if (ws[2] == 5 && xs[1] >= 32 && ws[0] >= 32 && pb[0] == 0 && pa[0] == 0 && 10 * covered[0] <= 13 * o[0]) return WINO_ROWS;
+  return WINO_NONE;
 }
 
 cg_tensor *wino_conv2d(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa) {
@@ -182,4 +216,45 @@ cg_tensor *wino_conv2d(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int6
   Y = cg_reshape(Y, (const int64_t[]){N, T[0] * m[0], T[1] * m[1], Co}, 4);
   if (T[0] * m[0] != o[0] || T[1] * m[1] != o[1]) Y = cg_shrink(Y, (const int64_t[]){0, N, 0, o[0], 0, o[1], 0, Co});
   return cg_permute(Y, (const int[]){0, 3, 1, 2}, 4);
+}
+
+cg_tensor *wino_conv2d_rows(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa) {
+  if (!x || !w) return NULL;
+  const int64_t *xs = cg_shape(x), *ws = cg_shape(w);
+  int64_t N = xs[0], C = xs[1], Co = ws[0], r = ws[2], r1 = ws[3], m = wino_tile(r), a = m + r - 1;
+  double AT[WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
+  if (!wino_matrices((int)m, (int)r, AT, G, BT)) return cg_fail_null(CG_ERR_INVALID, "winograd: no F(%lld,%lld)", (long long)m, (long long)r);
+  int64_t o = xs[2] + pb[0] + pa[0] - r + 1, T = cdiv(o, m), before = pb[0], after = T * m + r - 1 - xs[2] - pb[0];
+  /* H: the tiles' cover (T*m + r - 1 rows); W: the convolution's own pads, the direct
+   * kernel below skips their zeros */
+  bool wsym = pb[1] == pa[1] && pb[1] >= 0; /* W's pads go to the convolution below */
+  int64_t wb = wsym ? 0 : pb[1], wa = wsym ? 0 : pa[1];
+  if (before < 0 || after < 0 || wb < 0 || wa < 0)
+    x = cg_shrink(x, (const int64_t[]){0, N, 0, C, before < 0 ? -before : 0, xs[2] + (after < 0 ? after : 0), wb < 0 ? -wb : 0,
+                                       xs[3] + (wa < 0 ? wa : 0)});
+  x = cg_pad(x, (const int64_t[]){0, 0, 0, 0, before > 0 ? before : 0, after > 0 ? after : 0, wb > 0 ? wb : 0, wa > 0 ? wa : 0}, 0);
+  int64_t Wd = cg_shape(x)[3];
+  /* V1 = BT d along H: (N, T, a, C, W), rows of the input kept whole along W; along one dim
+   * the sparse form (nonzero terms only, each input loaded once) measured faster than the
+   * sum over the matrix (conv2: 36.9 vs 41.4 ms forward) and unrolls to ~300 lines */
+  cg_tensor *d = nn_pool_windows(cg_permute(x, (const int[]){0, 1, 3, 2}, 4), 1, &a, &m, (const int64_t[]){1});
+  d = cg_reshape(d, (const int64_t[]){N, C, Wd, T, a}, 5);
+  cg_tensor *V = cg_contiguous(cg_permute(apply_sparse(d, 4, BT, (int)a, (int)a), (const int[]){0, 3, 4, 1, 2}, 5));
+  /* U1 = G w along H: (a, Co, C, r1) */
+  float g[WINO_MAX_ALPHA * 5];
+  for (int i = 0; i < a * r; i++) g[i] = (float)G[i];
+  cg_tensor *Gt = cg_from_data(g, CG_FLOAT32, (const int64_t[]){a, 1, 1, 1, r}, 5);
+  cg_tensor *U = cg_mul(cg_reshape(cg_permute(w, (const int[]){0, 1, 3, 2}, 4), (const int64_t[]){1, Co, C, r1, r}, 5), Gt);
+  U = cg_sum(U, (const int[]){4}, 1, false);
+  /* per point of the tile, a 1 x r1 convolution along W over C: one grouped convolution
+   * (groups = the a points), the direct kernel's implicit GEMM with K = C * r1 */
+  cg_tensor *M = cg_conv2d(cg_reshape(V, (const int64_t[]){N * T, a * C, 1, Wd}, 4), cg_reshape(U, (const int64_t[]){a * Co, C, 1, r1}, 4), NULL,
+                           NULL, (const int64_t[]){0, wsym ? pb[1] : 0}, NULL, a);
+  int64_t Wo = Wd + (wsym ? 2 * pb[1] : 0) - r1 + 1;
+  M = cg_reshape(M, (const int64_t[]){N, T, a, Co, Wo}, 5);
+  /* Y = AT M along H, read by the consumer as (N, Co, T, m, Wo): NCHW */
+  cg_tensor *Y = cg_permute(apply_sparse(M, 2, AT, (int)m, (int)a), (const int[]){0, 3, 1, 2, 4}, 5);
+  Y = cg_reshape(Y, (const int64_t[]){N, Co, T * m, Wo}, 4);
+  if (T * m != o) Y = cg_shrink(Y, (const int64_t[]){0, N, 0, Co, 0, o, 0, Wo});
+  return Y;
 }

@@ -20,16 +20,23 @@ int wino_tile(int64_t r);
  * Returns false for sizes out of range. */
 bool wino_matrices(int m, int r, double *AT, double *G, double *BT);
 
-/* Whether conv_nd should take the Winograd path for this convolution: WINO=1 always where
- * it applies, WINO=0 never, unset: where measured faster (functional_wino.c). xs is the
- * batched input shape (N, C, H, W), ws the weight's (Cout, C/G, KH, KW), pb/pa the pads
- * before and after per spatial dim. */
-bool wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const int64_t *stride, const int64_t *dil,
-                 const int64_t *pb, const int64_t *pa, int64_t groups);
+/* Which path conv_nd takes: WINO_2D (wino_conv2d), WINO_ROWS (wino_conv2d_rows) or
+ * WINO_NONE (direct). Knob WINO: 1 the 2-d path wherever both kernel dims are 3 or 5, 2 rows
+ * wherever the kernel height is, 0 never; unset: where measured faster (functional_wino.c).
+ * xs is the batched input shape (N, C, H, W), ws the weight's (Cout, C/G, KH, KW), pb/pa
+ * the pads before and after per spatial dim. */
+enum { WINO_NONE, WINO_2D, WINO_ROWS };
+int wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const int64_t *stride, const int64_t *dil,
+                const int64_t *pb, const int64_t *pa, int64_t groups);
 
 /* y (N, Cout, OH, OW) = the stride-1 convolution of x (N, C, H, W) with w (Cout, C, KH, KW),
  * padded by pb before and pa after (per spatial dim; negative pads shrink), no bias. The
  * caller's scope owns the intermediates. */
 cg_tensor *wino_conv2d(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa);
+
+/* The same with Winograd F(m, r) along H only and the direct algorithm along W (a 1 x r1
+ * convolution per point of the tile, grouped by point): alpha/m of the products along H
+ * (8/4 for F(4,5)) and transforms that expand the data only alpha/m times. pb/pa as above. */
+cg_tensor *wino_conv2d_rows(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa);
 
 #endif

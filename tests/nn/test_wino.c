@@ -9,7 +9,9 @@
  *      channels 1, 3 and 64, padding 0/1/2, bias, a stride-1 transposed convolution (a
  *      Winograd convolution of the padded input with flipped weights), and the cases
  *      that fall back to the direct algorithm (groups, stride, dilation, 7x7, float64);
- *   4. which convolutions take the path (wino_wanted) under WINO=0/1.
+ *   4. which convolutions take which path (wino_wanted) under WINO=0/1/2 and unset.
+ * Parts 2 and 3 run the 2-d path (WINO=1) and the rows path (WINO=2: F(m, r) along H, the
+ * direct algorithm along W) alike.
  * Tolerances: see WT below (derived from part 2's measured error). */
 #include "nn/wino.h"
 #include "test_functional_ref.h"
@@ -105,6 +107,11 @@ static void error_table(void) {
       double e = rel_err(cg_conv2d(xt, wt, NULL, NULL, NULL, NULL, 1), y, ny);
       printf("  F(%d,%d) %.2e", m, k, e);
       CHECK(e < 2e-5, "F(%d,%d): error %g", m, k, e); /* within the torch cases' tolerance */
+      cg_set_config("WINO", "2"); /* along H only */
+      e = rel_err(cg_conv2d(xt, wt, NULL, NULL, NULL, NULL, 1), y, ny);
+      printf("  rows F(%d,%d) %.2e", m, k, e);
+      CHECK(e < 2e-5, "rows F(%d,%d): error %g", m, k, e);
+      cg_set_config("WINO", "1");
     }
     printf("\n");
     cg_set_config("WINO_TILE", "");
@@ -131,15 +138,17 @@ static void torch_cases(void) {
       {"1,3,9,9", "4,3,3,3", {1, 1}, {2, 2}, {2, 2}, 1, false, false},     /* dilation 2: direct */
       {"1,2,9,9", "2,2,7,7", {1, 1}, {3, 3}, {1, 1}, 1, false, false},     /* 7x7: direct */
   };
-  cg_set_config("WINO", "1");
+  for (int mode = 1; mode <= 2; mode++) /* the 2-d path, then rows (H only) */
   for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
     const conv_c *c = &cs[i];
     int64_t xs[4], ws[4];
     ref_parse(c->x, xs), ref_parse(c->w, ws);
-    CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, c->s, c->d, c->p, c->p, c->g) == c->wino, "case %zu: wino_wanted", i);
+    cg_set_config("WINO", mode == 1 ? "1" : "2");
+    CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, c->s, c->d, c->p, c->p, c->g) == (c->wino ? (mode == 1 ? WINO_2D : WINO_ROWS) : WINO_NONE),
+          "case %zu, WINO=%d: wino_wanted", i, mode);
     char name[96], code[256], bs[16];
-    snprintf(name, sizeof name, "wino conv2d x %s w %s s%lld p(%lld,%lld) d%lld g%lld", c->x, c->w, (long long)c->s[0], (long long)c->p[0],
-             (long long)c->p[1], (long long)c->d[0], (long long)c->g);
+    snprintf(name, sizeof name, "wino%s x %s w %s s%lld p(%lld,%lld) d%lld g%lld", mode == 1 ? "" : " rows", c->x, c->w, (long long)c->s[0],
+             (long long)c->p[0], (long long)c->p[1], (long long)c->d[0], (long long)c->g);
     ref_case(name, WRT, WAT);
     cg_tensor *x = ref_float(c->x, -1, 1, true), *w = ref_float(c->w, -1, 1, true);
     snprintf(bs, sizeof bs, "%lld", (long long)ws[0]);
@@ -150,6 +159,7 @@ static void torch_cases(void) {
     ref_out(cg_conv2d(x, w, b, c->s, c->p, c->d, c->g), code);
   }
   /* a stride-1 transposed convolution is a Winograd convolution too (padding k-1-p) */
+  cg_set_config("WINO", "1");
   ref_case("wino conv_transpose2d x 2,6,9,8 w 6,4,3,3 p1", WRT, WAT);
   cg_tensor *x = ref_float("2,6,9,8", -1, 1, true), *w = ref_float("6,4,3,3", -1, 1, true);
   ref_out(cg_conv_transpose2d(x, w, NULL, NULL, A2(1, 1), NULL, NULL, 1), "out = F.conv_transpose2d(x[0], x[1], padding=1)");
@@ -167,14 +177,14 @@ static void negative_pads(void) {
   cg_scope_begin();
   cg_tensor *x = cg_randn(CG_FLOAT32, (const int64_t[]){2, 3, 9, 8}, 4), *w = cg_randn(CG_FLOAT32, (const int64_t[]){3, 4, 3, 5}, 4);
   float a[240], b[240];
-  for (int k = 0; k < 2; k++) {
-    cg_set_config("WINO", k ? "1" : "0");
+  for (int k = 0; k < 3; k++) { /* direct, 2-d, rows (H: pads -1, W: pads 1) */
+    cg_set_config("WINO", k == 0 ? "0" : k == 1 ? "1" : "2");
     cg_tensor *y = cg_conv_transpose2d(x, w, NULL, NULL, A2(3, 3), NULL, NULL, 1);
     CHECK(y && cg_numel(y) == 240 && cg_read(y, CG_FLOAT32, k ? b : a, sizeof a) == CG_OK, "transpose p3: %s", cg_last_error());
+    double worst = 0;
+    for (int i = 0; k && i < 240; i++) worst = fmax(worst, fabs(a[i] - b[i]) - WRT * fabs(a[i]));
+    CHECK(worst <= WAT, "transpose p3 (pad -1 on one dim), WINO=%d: Winograd vs direct %g", k, worst);
   }
-  double worst = 0;
-  for (int i = 0; i < 240; i++) worst = fmax(worst, fabs(a[i] - b[i]) - WRT * fabs(a[i]));
-  CHECK(worst <= WAT, "transpose p3 (pad -1 on one dim): Winograd vs direct %g", worst);
   cg_set_config("WINO", "");
   cg_scope_end();
   cg_set_device(NULL); /* the DEVICE knob's again */
@@ -184,6 +194,11 @@ static void knob(void) {
   const int64_t xs[4] = {512, 32, 24, 24}, ws[4] = {32, 32, 5, 5}, w3[4] = {32, 32, 3, 3}, one[2] = {1, 1}, zero[2] = {0, 0};
   cg_set_config("WINO", "0");
   CHECK(!wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1), "WINO=0: never");
+  cg_set_config("WINO", "2");
+  CHECK(wino_wanted(CG_FLOAT32, 2, xs, w3, one, one, zero, zero, 1) == WINO_ROWS &&
+            wino_wanted(CG_FLOAT32, 2, xs, (const int64_t[]){32, 32, 5, 7}, one, one, zero, zero, 1) == WINO_ROWS,
+        "WINO=2: rows for kernel heights 3 and 5, any width");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, xs, (const int64_t[]){32, 32, 7, 5}, one, one, zero, zero, 1), "WINO=2: not for a kernel height of 7");
   cg_set_config("WINO", "1");
   CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1) && wino_wanted(CG_FLOAT32, 2, xs, w3, one, one, zero, zero, 1),
         "WINO=1: 3x3 and 5x5");
@@ -199,7 +214,13 @@ static void knob(void) {
   CHECK(wino_wanted(CG_FLOAT32, 2, x64, w64, one, one, one, one, 1), "64->64 3x3 16x16: Winograd");
   CHECK(wino_wanted(CG_FLOAT32, 2, x128, w128, one, one, (const int64_t[]){2, 2}, (const int64_t[]){2, 2}, 1), "128->128 5x5: Winograd");
   CHECK(!wino_wanted(CG_FLOAT32, 2, x8, w64, one, one, zero, zero, 1), "64->64 3x3 with 6x6 outputs: direct");
-  CHECK(!wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1), "the CNN's 32->32 5x5: direct");
+  CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1) == WINO_ROWS, "the CNN's 32->32 5x5 (conv2) forward: rows");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 20, 20}, ws, one, one, (const int64_t[]){4, 4}, (const int64_t[]){4, 4}, 1),
+        "conv2's input gradient (padded by 4): direct");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 10, 10}, (const int64_t[]){64, 32, 3, 3}, one, one, zero, zero, 1),
+        "conv3 (32->64 3x3): direct");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 16, 24, 24}, (const int64_t[]){32, 16, 5, 5}, one, one, zero, zero, 1),
+        "16->32 5x5: direct");
   CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 1, 28, 28}, (const int64_t[]){32, 1, 5, 5}, one, one, zero, zero, 1),
         "1->32: direct");
   /* input gradients: padded by k-1-p, whose zeros the direct algorithm skips */
