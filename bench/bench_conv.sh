@@ -7,7 +7,7 @@
 # compares the work each does, where the wall ratio compares who got the cores).
 # wide=1 adds two layers with more channels (64->64 3x3, 128->128 5x5 at 16x16 outputs),
 # where the default (WINO unset) picks Winograd.
-#   usage: bench/bench_conv.sh [build-dir] [batch] [runs] [wide]
+#   usage: [WINO_COL=1|2|rule] bench/bench_conv.sh [build-dir] [batch] [runs] [wide]
 set -euo pipefail
 build=${1:-build}
 batch=${2:-512}
@@ -17,7 +17,12 @@ threads=${CG_THREADS:-2}
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE CG_THREADS=$threads
 echo "load average: $(cat /proc/loadavg)"
 cg0=$(WINO=0 "$build/bench_conv" "$batch" "$runs" "$wide")
-cg1=$(WINO=1 "$build/bench_conv" "$batch" "$runs" "$wide")
+# the wino columns: WINO_COL=1 (default: the 2-d path everywhere), 2 (rows everywhere) or
+# "rule" (WINO unset: the measured rule, what training runs)
+col=${WINO_COL:-1}
+if [ "$col" = rule ]; then cg1=$(env -u WINO "$build/bench_conv" "$batch" "$runs" "$wide")
+else cg1=$(WINO=$col "$build/bench_conv" "$batch" "$runs" "$wide"); fi
+echo "wino columns: WINO=${col/rule/unset}"
 pt=$(/usr/bin/python3 - "$batch" "$runs" "$threads" "$wide" <<'PY'
 import sys, time, torch
 import torch.nn.functional as F

@@ -308,8 +308,14 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   /* input: the stride-dilated, padded gradient convolved with the flipped, transposed
    * weights (stride 1, the same dilation) */
   cg_tensor *dx = conv_nd("conv backward", n, dilate_spatial(gy, n, s), transpose_weight(w, n, G), NULL, one, tb, ta, dil, G);
-  /* weight: windows of x times the gradient, summed over the batch and the outputs */
-  cg_tensor *win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, s, dil), *dw;
+  /* weight: windows of x times the gradient, summed over the batch and the outputs; or
+   * Winograd along H where the forward took the rows path (functional_wino.c) */
+  cg_tensor *win = NULL, *dw;
+  if (wino_wanted(cg_dtype_of(x), n, xs, ws, s, dil, pb, pa, G) == WINO_ROWS) {
+    dw = wino_rows_weight_grad(x, gy, ws, pb, pa);
+    goto done;
+  }
+  win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, s, dil);
   /* vectorized along the output channels, every tile of the weight gradient streams the
    * whole batch: in chunks of images whose x and gradient fit in L2 (1 MB) the tiles of
    * one chunk reuse it; a partial per chunk, then their sum (a second, small reduction) */
@@ -338,6 +344,7 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
     int axes[2] = {0, 4};
     dw = cg_sum(cg_mul(cg_reshape(win, s6, 6), cg_reshape(gy, g6, 6)), axes, 2, false);
   }
+done:
   dw = cg_reshape(dw, ws, n + 2);
   d[0] = grad_out(dx, c->in[0]->dt), d[1] = grad_out(dw, c->in[1]->dt);
   cg_scope_end();

@@ -83,7 +83,7 @@ bool wino_matrices(int m, int r, double *AT, double *G, double *BT) {
 /* mat (rows x cols) applied along axis of t (length cols): a sum over a constant matrix,
  * so the kernel keeps the tile as a loop (a few dozen lines of C) where the sparse form
  * (each row a sum of slices, concatenated) unrolled every point and compiled for minutes.
- * perm (over t's dims plus one, or NULL) orders the product's axes before the sum, so the
+ * perm (over t's dims plus one) orders the product's axes before the sum, so the
  * realized result is laid out as its consumer reads it; the contracted axis, axis + 1 in
  * the product, must be last in perm. */
 static cg_tensor *contract(cg_tensor *t, int axis, const double *mat, int rows, int cols, const int *perm) {
@@ -96,7 +96,7 @@ static cg_tensor *contract(cg_tensor *t, int axis, const double *mat, int rows, 
   cg_tensor *u = cg_unsqueeze(t, axis), *k = cg_from_data(c, CG_FLOAT32, cs, nd + 1);
   /* the operands are permuted, not the product: an ALU node under a movement op inside a
    * reduction gets a buffer of its own (schedule.c), here the whole product */
-  if (perm) u = cg_permute(u, perm, nd + 1), k = cg_permute(k, perm, nd + 1);
+  u = cg_permute(u, perm, nd + 1), k = cg_permute(k, perm, nd + 1);
   return cg_sum(cg_mul(u, k), (const int[]){nd}, 1, false);
 }
 
@@ -218,28 +218,41 @@ cg_tensor *wino_conv2d(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int6
   return cg_permute(Y, (const int[]){0, 3, 1, 2}, 4);
 }
 
-cg_tensor *wino_conv2d_rows(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa) {
-  if (!x || !w) return NULL;
-  const int64_t *xs = cg_shape(x), *ws = cg_shape(w);
-  int64_t N = xs[0], C = xs[1], Co = ws[0], r = ws[2], r1 = ws[3], m = wino_tile(r), a = m + r - 1;
-  double AT[WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
-  if (!wino_matrices((int)m, (int)r, AT, G, BT)) return cg_fail_null(CG_ERR_INVALID, "winograd: no F(%lld,%lld)", (long long)m, (long long)r);
-  int64_t o = xs[2] + pb[0] + pa[0] - r + 1, T = cdiv(o, m), before = pb[0], after = T * m + r - 1 - xs[2] - pb[0];
-  /* H: the tiles' cover (T*m + r - 1 rows); W: the convolution's own pads, the direct
-   * kernel below skips their zeros */
-  bool wsym = pb[1] == pa[1] && pb[1] >= 0; /* W's pads go to the convolution below */
-  int64_t wb = wsym ? 0 : pb[1], wa = wsym ? 0 : pa[1];
+/* The rows path's input side: x (N, C, H, W) cut into T tiles of a rows with stride m along
+ * H (padded or shrunk by pb/pa; along W too where W's pads are not symmetric, else *wsym
+ * and the caller's direct product pads W) and transformed, V1 = BT d: (N, T, a, C, Wd).
+ * The forward and the weight gradient build the same nodes, so a training step computes
+ * it once. Along one dim the sparse form (nonzero terms only, each input loaded once)
+ * measured faster than the sum over the matrix (conv2: 36.9 vs 41.4 ms forward) and
+ * unrolls to ~300 lines. */
+static cg_tensor *rows_input(cg_tensor *x, int64_t m, int64_t r, const double *BT, const int64_t *pb, const int64_t *pa, int64_t *T,
+                             bool *wsym) {
+  const int64_t *xs = cg_shape(x);
+  int64_t N = xs[0], C = xs[1], a = m + r - 1, o = xs[2] + pb[0] + pa[0] - r + 1;
+  *T = cdiv(o, m);
+  int64_t before = pb[0], after = *T * m + r - 1 - xs[2] - pb[0];
+  *wsym = pb[1] == pa[1] && pb[1] >= 0;
+  int64_t wb = *wsym ? 0 : pb[1], wa = *wsym ? 0 : pa[1];
   if (before < 0 || after < 0 || wb < 0 || wa < 0)
     x = cg_shrink(x, (const int64_t[]){0, N, 0, C, before < 0 ? -before : 0, xs[2] + (after < 0 ? after : 0), wb < 0 ? -wb : 0,
                                        xs[3] + (wa < 0 ? wa : 0)});
   x = cg_pad(x, (const int64_t[]){0, 0, 0, 0, before > 0 ? before : 0, after > 0 ? after : 0, wb > 0 ? wb : 0, wa > 0 ? wa : 0}, 0);
   int64_t Wd = cg_shape(x)[3];
-  /* V1 = BT d along H: (N, T, a, C, W), rows of the input kept whole along W; along one dim
-   * the sparse form (nonzero terms only, each input loaded once) measured faster than the
-   * sum over the matrix (conv2: 36.9 vs 41.4 ms forward) and unrolls to ~300 lines */
   cg_tensor *d = nn_pool_windows(cg_permute(x, (const int[]){0, 1, 3, 2}, 4), 1, &a, &m, (const int64_t[]){1});
-  d = cg_reshape(d, (const int64_t[]){N, C, Wd, T, a}, 5);
-  cg_tensor *V = cg_contiguous(cg_permute(apply_sparse(d, 4, BT, (int)a, (int)a), (const int[]){0, 3, 4, 1, 2}, 5));
+  d = cg_reshape(d, (const int64_t[]){N, C, Wd, *T, a}, 5);
+  return cg_contiguous(cg_permute(apply_sparse(d, 4, BT, (int)a, (int)a), (const int[]){0, 3, 4, 1, 2}, 5));
+}
+
+cg_tensor *wino_conv2d_rows(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa) {
+  if (!x || !w) return NULL;
+  const int64_t *xs = cg_shape(x), *ws = cg_shape(w);
+  int64_t N = xs[0], C = xs[1], Co = ws[0], r = ws[2], r1 = ws[3], m = wino_tile(r), a = m + r - 1, T;
+  double AT[WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
+  if (!wino_matrices((int)m, (int)r, AT, G, BT)) return cg_fail_null(CG_ERR_INVALID, "winograd: no F(%lld,%lld)", (long long)m, (long long)r);
+  int64_t o = xs[2] + pb[0] + pa[0] - r + 1;
+  bool wsym; /* W's pads go to the direct product below, which skips their zeros */
+  cg_tensor *V = rows_input(x, m, r, BT, pb, pa, &T, &wsym);
+  int64_t Wd = cg_shape(V)[4];
   /* U1 = G w along H: (a, Co, C, r1) */
   float g[WINO_MAX_ALPHA * 5];
   for (int i = 0; i < a * r; i++) g[i] = (float)G[i];
@@ -257,4 +270,45 @@ cg_tensor *wino_conv2d_rows(cg_tensor *x, cg_tensor *w, const int64_t *pb, const
   Y = cg_reshape(Y, (const int64_t[]){N, Co, T * m, Wo}, 4);
   if (T * m != o) Y = cg_shrink(Y, (const int64_t[]){0, N, 0, Co, 0, o, 0, Wo});
   return Y;
+}
+
+cg_tensor *wino_rows_weight_grad(cg_tensor *x, cg_tensor *gy, const int64_t *ws, const int64_t *pb, const int64_t *pa) {
+  if (!x || !gy) return NULL;
+  const int64_t *xs = cg_shape(x);
+  int64_t N = xs[0], C = xs[1], Co = ws[0], r = ws[2], r1 = ws[3], m = wino_tile(r), a = m + r - 1, T;
+  /* dw[p] = sum_i x[i + p] g[i] along H, i cut into tiles of m: per tile a correlation of
+   * a rows of x with m rows of g giving r outputs, F(r, m): the same alpha and points as
+   * the forward's F(m, r), so the same BT, taken from F(m, r) so that V1 is the forward's */
+  double AT[WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
+  double ATf[WINO_MAX_ALPHA * WINO_MAX_ALPHA], Gf[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
+  if (!wino_matrices((int)r, (int)m, AT, G, BT) || !wino_matrices((int)m, (int)r, ATf, Gf, BT))
+    return cg_fail_null(CG_ERR_INVALID, "winograd: no F(%lld,%lld)", (long long)r, (long long)m);
+  bool wsym;
+  cg_tensor *V = rows_input(x, m, r, BT, pb, pa, &T, &wsym); /* (N, T, a, C, Wd) */
+  int64_t o = cg_shape(gy)[2], Wo = cg_shape(gy)[3];
+  /* Ug = G g along H per tile of m rows (zeros past o): (N, T, a, Wo, Co), Co innermost */
+  cg_tensor *h = cg_permute(gy, (const int[]){0, 2, 3, 1}, 4); /* (N, o, Wo, Co) */
+  if (T * m != o) h = cg_pad(h, (const int64_t[]){0, 0, 0, T * m - o, 0, 0, 0, 0}, 0);
+  h = cg_reshape(h, (const int64_t[]){N, T, m, Wo, Co}, 5);
+  cg_tensor *Ug = cg_contiguous(apply_sparse(h, 2, G, (int)a, (int)m));
+  /* M[a, c, q, co] = sum over (n, t, j) of V1[n, t, a, c, j + q] Ug[n, t, a, j, co]: as the
+   * direct weight gradient, a partial per chunk of tile rows whose V1 and Ug fit in L2,
+   * then their sum */
+  cg_tensor *Vw = cg_reshape(V, (const int64_t[]){N * T * a * C, 1, cg_shape(V)[4]}, 3);
+  if (wsym) Vw = cg_pad(Vw, (const int64_t[]){0, 0, 0, 0, pb[1], pa[1]}, 0);
+  Vw = nn_pool_windows(Vw, 1, &r1, (const int64_t[]){1}, (const int64_t[]){1}); /* (N*T*a*C, Wo, r1) */
+  int64_t NT = N * T, per_row = 4 * a * (C * cg_shape(V)[4] + Wo * Co), chunk = 1;
+  for (int64_t c2 = NT / 2; c2 >= 1; c2--)
+    if (NT % c2 == 0 && c2 * per_row <= (1 << 20)) {
+      chunk = c2;
+      break;
+    }
+  /* (NT/chunk, chunk, a, Wo, C, r1, Co) */
+  Vw = cg_permute(cg_reshape(Vw, (const int64_t[]){NT / chunk, chunk, a, C, Wo, r1, 1}, 7), (const int[]){0, 1, 2, 4, 3, 5, 6}, 7);
+  cg_tensor *Uw = cg_reshape(Ug, (const int64_t[]){NT / chunk, chunk, a, Wo, 1, 1, Co}, 7);
+  cg_tensor *M = cg_sum(cg_mul(Vw, Uw), (const int[]){1, 3}, 2, false); /* (NT/chunk, a, C, r1, Co) */
+  M = cg_sum(cg_contiguous(M), (const int[]){0}, 1, false);          /* (a, C, r1, Co) */
+  /* dw = AT M along the points: (r, C, r1, Co) -> (Co, C, r, r1) */
+  cg_tensor *dw = contract(M, 0, AT, (int)r, (int)a, (const int[]){0, 2, 3, 4, 1});
+  return cg_permute(dw, (const int[]){3, 1, 0, 2}, 4);
 }

@@ -39,4 +39,9 @@ cg_tensor *wino_conv2d(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int6
  * (8/4 for F(4,5)) and transforms that expand the data only alpha/m times. pb/pa as above. */
 cg_tensor *wino_conv2d_rows(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa);
 
+/* The weight gradient of a convolution that took the rows path (same x, ws, pb, pa) from its
+ * output gradient gy (N, Cout, OH, OW): Winograd F(KH, m) along H (the same points and
+ * input transform as the forward), the direct algorithm along W. (Cout, C, KH, KW). */
+cg_tensor *wino_rows_weight_grad(cg_tensor *x, cg_tensor *gy, const int64_t *ws, const int64_t *pb, const int64_t *pa);
+
 #endif
