@@ -31,7 +31,8 @@
  * Winograd: a stride-1, dilation-1, ungrouped float32 2-d convolution with 3 or 5 taps per
  * dim may instead go through functional_wino.c (wino_wanted: the WINO knob, else a measured
  * rule); it records the same composite, so both gradients stay the ones above (the input
- * gradient, itself a stride-1 convolution, may take the Winograd path again). */
+ * gradient, itself a stride-1 convolution, may take the Winograd path again), except that
+ * where the forward took the rows path the weight gradient does too (same input transform). */
 #include "core/error.h"
 #include "tensor/composite.h"
 #include "tensor/tensor.h"

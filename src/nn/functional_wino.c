@@ -17,6 +17,11 @@
  * A matrix is applied along one axis at a time as a sum over a small constant tensor
  * (contract below), a loop in the kernel: V and Y take two small kernels each.
  *
+ * Rows (wino_conv2d_rows): F(m, r) along H only and the direct algorithm along W, so the
+ * data grow alpha/m (2x for F(4,5)) instead of (alpha/m)^2 and the per-point product is a
+ * direct 1 x r convolution (compute-bound, K = C * r1) instead of a batched matmul over C
+ * alone (memory-bound at 32 channels). The weight gradient follows (wino_rows_weight_grad).
+ *
  * Error: the transforms' constants grow with the tile (F(6,3) and F(4,5) use the points
  * +-1/2), so float32 error grows too; tests/nn/test_wino.c measures each F(m, r) against
  * float64 and wino_tile's defaults come from those figures. */
@@ -156,9 +161,11 @@ int wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const 
    * 7.4 ms against 8.9; 128->128 5x5, pads 4: 2.78, 93 against 42). */
   if (both && xs[1] >= 64 && ws[0] >= 64 && 10 * covered[0] * covered[1] <= 13 * o[0] * o[1] && gain >= 2.7 * padded) return WINO_2D;
   /* Rows (F(4,5) along H only) expand the data only 2x, so the CNN's 32->32 5x5 forward
-   * gains (conv2: 36.9 vs 48.1 ms); its input gradient (padded by 4 rows, whose zeros the
-   * direct kernel skips) measured even (45.0 vs 45.1), 3x3 kernels (F(4,3): 1.5 products
-   * per output row saved) slower (conv3 10.4 vs 6.2 ms) or even (conv4 6.4 vs 7.1). */
+   * gains (conv2, one thread: 36.9 vs 48.1 ms) and its weight gradient (41 vs 48 ms with
+   * the input transform, which the step shares with the forward); its input gradient
+   * (padded by 4 rows, whose zeros the direct kernel skips) measured even (45.0 vs 45.1)
+   * and stays direct; 3x3 kernels (F(4,3): 1.5 products per output row saved) slower
+   * (conv3 10.4 vs 6.2 ms) or even (conv4 6.4 vs 7.1). */
   if (ws[2] == 5 && xs[1] >= 32 && ws[0] >= 32 && pb[0] == 0 && pa[0] == 0 && 10 * covered[0] <= 13 * o[0]) return WINO_ROWS;
   return WINO_NONE;
 }

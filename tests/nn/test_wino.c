@@ -11,7 +11,7 @@
  *      that fall back to the direct algorithm (groups, stride, dilation, 7x7, float64);
  *   4. which convolutions take which path (wino_wanted) under WINO=0/1/2 and unset.
  * Parts 2 and 3 run the 2-d path (WINO=1) and the rows path (WINO=2: F(m, r) along H, the
- * direct algorithm along W) alike.
+ * direct algorithm along W; its weight gradient is Winograd too, F(r, m) along H) alike.
  * Tolerances: see WT below (derived from part 2's measured error). */
 #include "nn/wino.h"
 #include "test_functional_ref.h"
