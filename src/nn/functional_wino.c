@@ -161,7 +161,7 @@ int wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const 
    * 7.4 ms against 8.9; 128->128 5x5, pads 4: 2.78, 93 against 42). */
   if (both && xs[1] >= 64 && ws[0] >= 64 && 10 * covered[0] * covered[1] <= 13 * o[0] * o[1] && gain >= 2.7 * padded) return WINO_2D;
   /* Rows (F(4,5) along H only) expand the data only 2x, so the CNN's 32->32 5x5 forward
-   * gains (conv2, one thread: 36.9 vs 48.1 ms) and its weight gradient (41 vs 48 ms with
+   * gains (conv2, one thread: 36.9 vs 48.1 ms) and its weight gradient (32 vs 47.5 ms with
    * the input transform, which the step shares with the forward); its input gradient
    * (padded by 4 rows, whose zeros the direct kernel skips) measured even (45.0 vs 45.1)
    * and stays direct; 3x3 kernels (F(4,3): 1.5 products per output row saved) slower
@@ -297,7 +297,10 @@ cg_tensor *wino_rows_weight_grad(cg_tensor *x, cg_tensor *gy, const int64_t *ws,
   cg_tensor *h = cg_permute(gy, (const int[]){0, 2, 3, 1}, 4); /* (N, o, Wo, Co) */
   if (T * m != o) h = cg_pad(h, (const int64_t[]){0, 0, 0, T * m - o, 0, 0, 0, 0}, 0);
   h = cg_reshape(h, (const int64_t[]){N, T, m, Wo, Co}, 5);
-  cg_tensor *Ug = cg_contiguous(apply_sparse(h, 2, G, (int)a, (int)m));
+  /* stored (N, T, Wo, a, Co): with the points next to the vector dims in both layouts the
+   * kernel's dims merge and every vector computes all a pieces, masked (3x slower) */
+  cg_tensor *Ug = cg_contiguous(cg_permute(apply_sparse(h, 2, G, (int)a, (int)m), (const int[]){0, 1, 3, 2, 4}, 5));
+  Ug = cg_permute(Ug, (const int[]){0, 1, 3, 2, 4}, 5); /* (N, T, a, Wo, Co) */
   /* M[a, c, q, co] = sum over (n, t, j) of V1[n, t, a, c, j + q] Ug[n, t, a, j, co]: as the
    * direct weight gradient, a partial per chunk of tile rows whose V1 and Ug fit in L2,
    * then their sum */
