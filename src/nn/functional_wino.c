@@ -276,7 +276,9 @@ cg_tensor *wino_conv2d_rows(cg_tensor *x, cg_tensor *w, const int64_t *pb, const
   cg_tensor *Y = cg_permute(apply_sparse(M, 2, AT, (int)m, (int)a), (const int[]){0, 3, 1, 2, 4}, 5);
   Y = cg_reshape(Y, (const int64_t[]){N, Co, T * m, Wo}, 4);
   if (T * m != o) Y = cg_shrink(Y, (const int64_t[]){0, N, 0, Co, 0, o, 0, Wo});
-  return Y;
+  /* realized here: left elementwise, every reduction that reads the output (BatchNorm's
+   * statistics) fused the transform and recomputed it */
+  return cg_contiguous(Y);
 }
 
 cg_tensor *wino_rows_weight_grad(cg_tensor *x, cg_tensor *gy, const int64_t *ws, const int64_t *pb, const int64_t *pa) {
