@@ -160,13 +160,12 @@ int wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const 
    * gain / padded area >= 2.7 (64->64 3x3 onto 16x16 from 16x16, pads 2: 2.56, direct
    * 7.4 ms against 8.9; 128->128 5x5, pads 4: 2.78, 93 against 42). */
   if (both && xs[1] >= 64 && ws[0] >= 64 && 10 * covered[0] * covered[1] <= 13 * o[0] * o[1] && gain >= 2.7 * padded) return WINO_2D;
-  /* Rows (F(4,5) along H only) expand the data only 2x, so the CNN's 32->32 5x5 forward
-   * gains (conv2, one thread: 36.9 vs 48.1 ms) and its weight gradient (32 vs 47.5 ms with
-   * the input transform, which the step shares with the forward); its input gradient
-   * (padded by 4 rows, whose zeros the direct kernel skips) measured even (45.0 vs 45.1)
-   * and stays direct; 3x3 kernels (F(4,3): 1.5 products per output row saved) slower
-   * (conv3 10.4 vs 6.2 ms) or even (conv4 6.4 vs 7.1). */
-  if (ws[2] == 5 && xs[1] >= 32 && ws[0] >= 32 && pb[0] == 0 && pa[0] == 0 && 10 * covered[0] <= 13 * o[0]) return WINO_ROWS;
+  /* Rows (F(4,5) along H only) expand the data only 2x, so the CNN's 32->32 5x5 gains
+   * (conv2, one thread, bench_wino: forward 33.0 vs 47.7 ms, weight gradient 32.2 vs 46.0
+   * with the input transform, which a step shares with the forward, input gradient, padded
+   * by 4 rows whose zeros the direct kernel skips, 39.1 vs 44.1); 3x3 kernels (F(4,3): 1.5
+   * products per output row saved) slower (conv3 10.4 vs 6.2 ms) or even (conv4 6.4 vs 7.1). */
+  if (ws[2] == 5 && xs[1] >= 32 && ws[0] >= 32 && pb[0] <= 4 && pa[0] <= 4 && 10 * covered[0] <= 13 * o[0]) return WINO_ROWS;
   return WINO_NONE;
 }
 

@@ -215,8 +215,9 @@ static void knob(void) {
   CHECK(wino_wanted(CG_FLOAT32, 2, x128, w128, one, one, (const int64_t[]){2, 2}, (const int64_t[]){2, 2}, 1), "128->128 5x5: Winograd");
   CHECK(!wino_wanted(CG_FLOAT32, 2, x8, w64, one, one, zero, zero, 1), "64->64 3x3 with 6x6 outputs: direct");
   CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1) == WINO_ROWS, "the CNN's 32->32 5x5 (conv2) forward: rows");
-  CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 20, 20}, ws, one, one, (const int64_t[]){4, 4}, (const int64_t[]){4, 4}, 1),
-        "conv2's input gradient (padded by 4): direct");
+  CHECK(wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 20, 20}, ws, one, one, (const int64_t[]){4, 4}, (const int64_t[]){4, 4}, 1) ==
+            WINO_ROWS,
+        "conv2's input gradient (padded by 4): rows");
   CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 10, 10}, (const int64_t[]){64, 32, 3, 3}, one, one, zero, zero, 1),
         "conv3 (32->64 3x3): direct");
   CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 16, 24, 24}, (const int64_t[]){32, 16, 5, 5}, one, one, zero, zero, 1),
