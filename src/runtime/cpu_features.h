@@ -2,7 +2,7 @@
  * assumed: kernels that use one are generated only where it was found (codegen/tc.c).
  *
  *   knob CG_CPU_FEATURES: features to pretend are absent, e.g. "-avx512bf16" or
- *   "-avx512bf16,-amx" (tests use it to exercise the fp32 fallback on a CPU that has the
+ *   "-avx512bf16,-amx" or "-avx512" (tests use it to exercise the fp32 fallback on a CPU that has the
  *   unit). A feature the CPU lacks cannot be added. */
 #ifndef CG_RUNTIME_CPU_FEATURES_H
 #define CG_RUNTIME_CPU_FEATURES_H
@@ -11,6 +11,7 @@
 enum {
   RT_CPU_AVX512BF16 = 1, /* vdpbf16ps (AMD Zen 4/5, Intel Cooper Lake, Sapphire Rapids+) */
   RT_CPU_AMX_BF16 = 2,   /* AMX tiles with _tile_dpbf16ps (Intel Sapphire Rapids+) */
+  RT_CPU_AVX512 = 4,     /* AVX-512 F, BW, DQ, VL with the OS saving zmm (the x86 renderer) */
 };
 /* The features present, less those CG_CPU_FEATURES takes away. */
 unsigned rt_cpu_features(void);
