@@ -6,6 +6,9 @@
  *   compile(name, "x86-64 N bytes\n<hex>")  ─► mmap RW, copy, mprotect RX (W^X) ─► program
  *   compile(name, "x86-64 refused: ...\n#c\n<C>") ─► rt_cpu_device.compile
  *
+ * As every device's compile, the same source gives the same program (one more reference):
+ * the JIT compares launches by program.
+ *
  * Tiering (knob CG_TIER=1, opt-in): the renderer also sends the kernel's C source. A
  * kernel whose shared object is in the disk cache loads it (the steady-state code from the
  * start); otherwise it runs as machine code at once while a background thread compiles the
@@ -19,6 +22,7 @@
 #include "device.h"
 #include "cpu_compile.h"
 #include "disk_cache.h"
+#include "hash128.h"
 #include "threadpool.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -40,6 +44,7 @@ typedef struct xprog {
   bool pending;          /* a background compile holds this program */
   bool orphan;           /* freed while pending: the worker frees it */
   struct xprog *qnext;
+  struct xprog *cnext;   /* the loaded list */
   char *csrc;            /* C source waiting for the background compiler */
 } xprog;
 
@@ -90,6 +95,26 @@ static void xprog_destroy(xprog *x) {
   free(x->csrc);
   free(x->p.name);
   free(x);
+}
+
+/* ---- the loaded programs, by a hash of name and source ---------------------------------- */
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static xprog *loaded; /* a list: programs per process are a few hundred */
+
+static void key_of(const char *name, const char *source, uint64_t key[2]) {
+  key[0] = 0x7838362d636f6465ull, key[1] = 1; /* "x86-code" */
+  rt_hash128_str(name, key);
+  rt_hash128_str(source, key);
+}
+
+static xprog *cache_get(const uint64_t key[2]) {
+  pthread_mutex_lock(&cache_lock);
+  xprog *x = loaded;
+  while (x && (x->p.key[0] != key[0] || x->p.key[1] != key[1])) x = x->cnext;
+  if (x) x->p.refs++;
+  pthread_mutex_unlock(&cache_lock);
+  return x;
 }
 
 /* ---- tiering: the background compiler --------------------------------------------------- */
@@ -196,9 +221,27 @@ static rt_program *x86_compile(const char *name, const char *source) {
     return rt_cpu_device.compile(name, c);
   }
   if (c && on_disk(name, c)) return rt_cpu_device.compile(name, c); /* tiering, warm cache */
-  xprog *x = map_code(name, source);
-  if (x && c) tier_enqueue(x, c);
-  return x ? &x->p : NULL;
+  uint64_t key[2];
+  key_of(name, source, key);
+  xprog *x = cache_get(key);
+  if (x) {
+    __atomic_fetch_add(&rt_stats_mut()->mem_hits, 1, __ATOMIC_RELAXED);
+    return &x->p;
+  }
+  if (!(x = map_code(name, source))) return NULL;
+  x->p.key[0] = key[0], x->p.key[1] = key[1];
+  pthread_mutex_lock(&cache_lock);
+  xprog *y = loaded; /* another thread may have mapped it meanwhile: keep one */
+  while (y && (y->p.key[0] != key[0] || y->p.key[1] != key[1])) y = y->cnext;
+  if (y) y->p.refs++;
+  else x->cnext = loaded, loaded = x;
+  pthread_mutex_unlock(&cache_lock);
+  if (y) {
+    xprog_destroy(x);
+    return &y->p;
+  }
+  if (c) tier_enqueue(x, c);
+  return &x->p;
 }
 
 static cg_status x86_compile_many(const char *const *names, const char *const *sources, int n, rt_program **out) {
@@ -234,8 +277,17 @@ static void x86_program_free(rt_program *p) {
     rt_cpu_device.program_free(p);
     return;
   }
-  if (--p->refs > 0) return;
   xprog *x = (xprog *)p;
+  pthread_mutex_lock(&cache_lock);
+  bool last = --p->refs == 0;
+  if (last)
+    for (xprog **pp = &loaded; *pp; pp = &(*pp)->cnext)
+      if (*pp == x) {
+        *pp = x->cnext;
+        break;
+      }
+  pthread_mutex_unlock(&cache_lock);
+  if (!last) return;
   pthread_mutex_lock(&tq_lock);
   bool pending = x->pending;
   if (pending) x->orphan = true;
