@@ -106,6 +106,9 @@ typedef struct {
   loc *at;         /* def -> home */
   int *uses;       /* def -> readers */
   bool *fused;     /* MUL emitted inside its ADD */
+  int *user;       /* def -> its last reader */
+  double *weight;  /* def -> its reads, each weighted 8^(loops around it): what a spill costs */
+  int *srcoff, *srcdef; /* instruction k's source s read def srcdef[srcoff[k] + s] (-1 immediate) */
   int *loop_end;   /* RANGE -> its END */
   uopset cur;      /* uop -> def + 1 (latest appearance) */
   int nspill;
@@ -125,6 +128,7 @@ static int open_loops[64], nopen;
 static void use(xr *x, uop *u, int at) {
   int d = def_of(x, u);
   if (d < 0) return; /* an immediate */
+  x->weight[d] += ldexp(1.0, 3 * (nopen < 8 ? nopen : 8));
   int p = at;
   for (int k = 0; k < nopen; k++) /* outermost loop around the use that the def is not in */
     if (open_loops[k] > d) {
@@ -155,11 +159,32 @@ static void liveness(xr *x) {
     uop *u = l->ins[i];
     for (uint32_t s = 0; s < u->nsrc; s++) {
       int d = def_of(x, u->src[s]);
-      if (d >= 0) x->uses[d]++;
+      x->srcdef[x->srcoff[i] + (int)s] = d;
+      if (d >= 0) x->uses[d]++, x->user[d] = i;
     }
     x->def[i] = i;
     if (u->op == OP_ASSIGN) x->def[i] = def_of(x, u->src[0]);
-    if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
+    /* acc = acc op v (ADD, MUL, MAX of vectors / floats) read once, by the ASSIGN to that
+     * accumulator, with no other read of the accumulator in between: computed in place */
+    if ((u->op == OP_ADD || u->op == OP_MUL || u->op == OP_MAX) && !is_g(u->dt) && !cfg_int("X86_NOINPLACE", 0))
+      for (uint32_t s = 0; s < 2 && x->def[i] == i; s++) {
+        int acc = x->srcdef[x->srcoff[i] + (int)s];
+        if (acc >= 0 && l->ins[acc]->op == OP_DEFINE_ACC) x->def[i] = -2 - acc; /* a candidate, settled below */
+      }
+    if (x->def[i] <= -2) {
+      if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(i + 1))) x->nomem = true;
+    } else if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
+  }
+  for (int i = 0; i < l->n; i++) {
+    if (x->def[i] > -2) continue;
+    int acc = -2 - x->def[i], j = x->user[i];
+    bool ok = x->uses[i] == 1 && l->ins[j]->op == OP_ASSIGN && x->def[j] == acc;
+    for (int k = i + 1; k < j && ok; k++) {
+      uop *v = l->ins[k];
+      ok = v->op != OP_RANGE && v->op != OP_END;
+      for (uint32_t s = 0; s < v->nsrc && ok; s++) ok = x->srcdef[x->srcoff[k] + (int)s] != acc;
+    }
+    x->def[i] = ok ? acc : i;
   }
   uopset_free(&x->cur);
   x->cur = (uopset){0};
@@ -267,21 +292,36 @@ static void regalloc(xr *x) {
       active[nact++] = i;
       continue;
     }
-    int far = -1; /* the same-class interval that ends last */
+    /* none free: the cheapest interval to keep in memory (reads weighted by loop depth,
+     * per instruction it spans), this one or an active one */
+    int far = -1;
+    double wi = x->weight[i] / (x->end[i] - i + 1), wf = 0;
     for (int k = 0; k < nact; k++) {
       int d = active[k];
-      if (x->at[d].kind == LOC_REG && is_g(l->ins[d]->dt) == g && (far < 0 || x->end[d] > x->end[far])) far = d;
+      if (x->at[d].kind != LOC_REG || is_g(l->ins[d]->dt) != g) continue;
+      double w = x->weight[d] / (x->end[d] - d + 1);
+      if (far < 0 || w < wf || (w == wf && x->end[d] > x->end[far])) far = d, wf = w;
     }
-    if (far >= 0 && x->end[far] > x->end[i]) {
+    if (far >= 0 && wf < wi) {
       x->at[i] = x->at[far];
       spill(x, far);
       active[nact++] = i;
     } else spill(x, i);
   }
   free(active);
+  if (cfg_int("X86_RA_DEBUG", 0))
+    for (int i = 0; i < l->n; i++)
+      if (x->def[i] == i && has_value(l->ins[i]) && !x->fused[i])
+        fprintf(stderr, "%4d %-10s [%d, %d] %s %d\n", i, op_name(l->ins[i]->op), i, x->end[i], x->at[i].kind == LOC_REG ? "reg" : "stack", x->at[i].kind == LOC_REG ? x->at[i].reg : x->at[i].off);
 }
 
 /* ---- emitting helpers --------------------------------------------------------------------- */
+
+/* where def d's result is computed: its home register, else scratch (rax / zmm0). A home
+ * register never holds a source of the same instruction (an interval ending at i keeps its
+ * register through i), except an accumulator updated in place. */
+static int gtarget(xr *x, int d) { return x->at[d].kind == LOC_REG ? x->at[d].reg : RAX; }
+static int vtarget(xr *x, int d) { return x->at[d].kind == LOC_REG ? x->at[d].reg : 0; }
 
 static xop frame(int off) { return xa_mem(RSP, -1, 1, off); }
 
@@ -416,7 +456,8 @@ static void emit_log2(xr *x, int dst, int src) {
   xa_evex(a, XE_VMOVUPS_LOAD, 2, dst, 0, xa_pool(vconstf(a, INFINITY)), 1, false, -1);
 }
 
-/* float MAX (ops.def): NaN if either is, +0 over -0; lanes of zmm a, b into dst (scratch 4, 5) */
+/* float MAX (ops.def): NaN if either is, +0 over -0; lanes of zmm a, b into dst (scratch 4).
+ * (vrangeps keeps the sign of one operand and drops NaN: not this.) */
 static void emit_fmax(xr *x, int dst, int ra, int rb, bool f64) {
   xasm *a = &x->a;
   xe_ins cmp = f64 ? XE(1, 1, 0xc2, 1) : XE_VCMPPS, blend = f64 ? XE(2, 1, 0x65, 1) : XE_VBLENDMPS, pand = f64 ? XE(1, 1, 0xdb, 1) : XE_VPANDD;
@@ -470,14 +511,14 @@ static void emit_load(xr *x, int i, uop *u) {
   xasm *a = &x->a;
   uop *ix = u->src[0], *g = ix->nsrc > 2 ? ix->src[2] : NULL;
   dtype d = u->dt;
-  int lanes = d.count;
+  int lanes = d.count, R = gtarget(x, i), T = vtarget(x, i);
   size_t skip = 0;
   bool vg = g && g->dt.count > 1;
   if (g && !vg) { /* scalar gate: the alternative, and a jump over the load */
-    if (is_g(d)) gload(x, RAX, u->src[1]);
+    if (is_g(d)) gload(x, R, u->src[1]);
     else {
       int r = vsrc(x, u->src[1], 0);
-      if (r) xa_evex(a, XE_VMOVAPS, 2, 0, 0, xa_reg(r), 0, false, -1);
+      if (r != T) xa_evex(a, XE_VMOVAPS, 2, T, 0, xa_reg(r), 0, false, -1);
     }
     bool imm;
     int64_t v;
@@ -492,32 +533,34 @@ static void emit_load(xr *x, int i, uop *u) {
   int vidx;
   xop m = address(x, ix, &vidx);
   if (is_g(d)) {
-    if (d.scalar == CG_BOOL) xa_movzx8(a, RAX, m);
-    else xa_mov_load(a, d.scalar == CG_INT64, RAX, m);
-  } else if (lanes <= 1) xa_evex(a, is_f64(d) ? XE_VMOVSD_LOAD : XE_VMOVSS_LOAD, 0, 0, 0, m, 0, false, -1);
-  else if (vidx >= 0) { /* gather: merges into z0 where the mask is off */
+    if (d.scalar == CG_BOOL) xa_movzx8(a, R, m);
+    else xa_mov_load(a, d.scalar == CG_INT64, R, m);
+  } else if (lanes <= 1) xa_evex(a, is_f64(d) ? XE_VMOVSD_LOAD : XE_VMOVSS_LOAD, 0, T, 0, m, 0, false, -1);
+  else if (vidx >= 0) { /* gather: merges into T where the mask is off */
     if (vg) {
       int r = vsrc(x, u->src[1], 0);
-      if (r) xa_evex(a, XE_VMOVAPS, 2, 0, 0, xa_reg(r), 0, false, -1);
+      if (r != T) xa_evex(a, XE_VMOVAPS, 2, T, 0, xa_reg(r), 0, false, -1);
       gate_mask(x, g, lanes);
     } else {
-      if (!g) xa_evex(a, XE_VPXORD, 2, 0, 0, xa_reg(0), 0, false, -1);
+      if (!g) xa_evex(a, XE_VPXORD, 2, T, T, xa_reg(T), 0, false, -1);
       lane_mask(x, 1, lanes);
     }
-    xa_evex(a, d.scalar == CG_FLOAT32 ? XE_VGATHERDPS : XE_VPGATHERDD, 2, 0, 0, m, 1, false, -1);
+    xa_evex(a, d.scalar == CG_FLOAT32 ? XE_VGATHERDPS : XE_VPGATHERDD, 2, T, 0, m, 1, false, -1);
   } else if (vg) {
     int r = vsrc(x, u->src[1], 0);
-    if (r) xa_evex(a, XE_VMOVAPS, 2, 0, 0, xa_reg(r), 0, false, -1);
+    if (r != T) xa_evex(a, XE_VMOVAPS, 2, T, 0, xa_reg(r), 0, false, -1);
     gate_mask(x, g, lanes);
-    xa_evex(a, XE_VMOVUPS_LOAD, 2, 0, 0, m, 1, false, -1);
-  } else if (lanes < 16) {
+    xa_evex(a, XE_VMOVUPS_LOAD, 2, T, 0, m, 1, false, -1);
+  } else if (lanes == 2) xa_evex(a, XE_VMOVSD_LOAD, 0, T, 0, m, 0, false, -1); /* 8 bytes, the rest zeroed */
+  else if (lanes == 4 || lanes == 8 || lanes == 16) xa_evex(a, XE_VMOVUPS_LOAD, lanes == 4 ? 0 : lanes == 8 ? 1 : 2, T, 0, m, 0, false, -1);
+  else {
     lane_mask(x, 1, lanes);
-    xa_evex(a, XE_VMOVUPS_LOAD, 2, 0, 0, m, 1, true, -1);
-  } else xa_evex(a, XE_VMOVUPS_LOAD, 2, 0, 0, m, 0, false, -1);
+    xa_evex(a, XE_VMOVUPS_LOAD, 2, T, 0, m, 1, true, -1);
+  }
   if (skip) xa_patch(a, skip, a->len);
 put:
-  if (is_g(d)) gput(x, i, RAX);
-  else vput(x, i, 0);
+  if (is_g(d)) gput(x, i, R);
+  else vput(x, i, T);
 }
 
 static void emit_store(xr *x, uop *u) {
@@ -540,7 +583,7 @@ static void emit_store(xr *x, uop *u) {
   if (is_g(v->dt)) gload(x, RAX, v);
   else r = vsrc(x, v, 0);
   if (d.count > 1 && g && g->dt.count > 1) gate_mask(x, g, d.count); /* before address: it may load z2 */
-  else if (d.count > 1 && (d.count < 16 || ix->src[1]->dt.count > 1)) lane_mask(x, 1, d.count);
+  else if (d.count > 1 && ((d.count != 2 && d.count != 4 && d.count != 8 && d.count < 16) || ix->src[1]->dt.count > 1)) lane_mask(x, 1, d.count);
   int vidx;
   xop m = address(x, ix, &vidx);
   if (is_g(v->dt)) {
@@ -548,61 +591,63 @@ static void emit_store(xr *x, uop *u) {
     else xa_mov_store(a, d.scalar == CG_INT64, m, RAX);
   } else if (d.count <= 1) xa_evex(a, is_f64(d) ? XE_VMOVSD_STORE : XE_VMOVSS_STORE, 0, r, 0, m, 0, false, -1);
   else if (vidx >= 0) xa_evex(a, d.scalar == CG_FLOAT32 ? XE_VSCATTERDPS : XE_VPSCATTERDD, 2, r, 0, m, 1, false, -1);
-  else if (g || d.count < 16) xa_evex(a, XE_VMOVUPS_STORE, 2, r, 0, m, 1, false, -1);
-  else xa_evex(a, XE_VMOVUPS_STORE, 2, r, 0, m, 0, false, -1);
+  else if (g) xa_evex(a, XE_VMOVUPS_STORE, 2, r, 0, m, 1, false, -1);
+  else if (d.count == 2) xa_evex(a, XE_VMOVSD_STORE, 0, r, 0, m, 0, false, -1);
+  else if (d.count == 4 || d.count == 8 || d.count == 16) xa_evex(a, XE_VMOVUPS_STORE, d.count == 4 ? 0 : d.count == 8 ? 1 : 2, r, 0, m, 0, false, -1);
+  else xa_evex(a, XE_VMOVUPS_STORE, 2, r, 0, m, 1, false, -1);
   if (skip) xa_patch(a, skip, a->len);
 }
 
 /* a scalar general op rax = rax op src */
-static void galu(xr *x, xa_alu op, bool w, uop *s) {
+static void galu(xr *x, xa_alu op, bool w, uop *s, int R) {
   bool imm;
   int64_t v;
   xop o = gsrc(x, s, &imm, &v);
-  if (imm && v >= INT32_MIN && v <= INT32_MAX) xa_alu_imm(&x->a, op, w, xa_reg(RAX), (int32_t)v);
+  if (imm && v >= INT32_MIN && v <= INT32_MAX) xa_alu_imm(&x->a, op, w, xa_reg(R), (int32_t)v);
   else if (imm) {
     xa_mov_imm(&x->a, w, RCX, v);
-    xa_rr(&x->a, op, w, RAX, RCX);
-  } else xa_alu_rm(&x->a, op, w, RAX, o);
+    xa_rr(&x->a, op, w, R, RCX);
+  } else xa_alu_rm(&x->a, op, w, R, o);
 }
 
 /* general (int / bool scalar) ALU ops into rax */
-static void emit_galu(xr *x, uop *u) {
+static void emit_galu(xr *x, uop *u, int R) {
   xasm *a = &x->a;
   dtype d = u->dt, sd = u->nsrc ? u->src[0]->dt : d;
   bool w = (op_has(u->op, F_CMP) ? sd : d).scalar == CG_INT64, b = dt_is_bool(d);
   switch (u->op) {
-  case OP_ADD: gload(x, RAX, u->src[0]), galu(x, b ? XA_OR : XA_ADD, w, u->src[1]); return;
-  case OP_XOR: gload(x, RAX, u->src[0]), galu(x, XA_XOR, w, u->src[1]); return;
-  case OP_OR: gload(x, RAX, u->src[0]), galu(x, XA_OR, w, u->src[1]); return;
-  case OP_AND: gload(x, RAX, u->src[0]), galu(x, XA_AND, w, u->src[1]); return;
+  case OP_ADD: gload(x, R, u->src[0]), galu(x, b ? XA_OR : XA_ADD, w, u->src[1], R); return;
+  case OP_XOR: gload(x, R, u->src[0]), galu(x, XA_XOR, w, u->src[1], R); return;
+  case OP_OR: gload(x, R, u->src[0]), galu(x, XA_OR, w, u->src[1], R); return;
+  case OP_AND: gload(x, R, u->src[0]), galu(x, XA_AND, w, u->src[1], R); return;
   case OP_MUL:
-    gload(x, RAX, u->src[0]);
-    if (b) galu(x, XA_AND, w, u->src[1]);
+    gload(x, R, u->src[0]);
+    if (b) galu(x, XA_AND, w, u->src[1], R);
     else {
       bool imm;
       int64_t v;
       xop o = gsrc(x, u->src[1], &imm, &v);
-      if (imm && v >= INT32_MIN && v <= INT32_MAX) xa_imul_imm(a, w, RAX, xa_reg(RAX), (int32_t)v);
-      else if (imm) xa_mov_imm(a, w, RCX, v), xa_imul(a, w, RAX, xa_reg(RCX));
-      else xa_imul(a, w, RAX, o);
+      if (imm && v >= INT32_MIN && v <= INT32_MAX) xa_imul_imm(a, w, R, xa_reg(R), (int32_t)v);
+      else if (imm) xa_mov_imm(a, w, RCX, v), xa_imul(a, w, R, xa_reg(RCX));
+      else xa_imul(a, w, R, o);
     }
     return;
   case OP_MAX:
-    gload(x, RAX, u->src[0]), gload(x, RCX, u->src[1]);
-    if (b) xa_rr(a, XA_OR, false, RAX, RCX);
-    else xa_rr(a, XA_CMP, w, RAX, RCX), xa_cmov(a, XCC_L, w, RAX, xa_reg(RCX));
+    gload(x, R, u->src[0]), gload(x, RCX, u->src[1]);
+    if (b) xa_rr(a, XA_OR, false, R, RCX);
+    else xa_rr(a, XA_CMP, w, R, RCX), xa_cmov(a, XCC_L, w, R, xa_reg(RCX));
     return;
   case OP_NEG:
-    gload(x, RAX, u->src[0]);
-    if (b) xa_alu_imm(a, XA_XOR, false, xa_reg(RAX), 1);
-    else xa_unary(a, 3, w, xa_reg(RAX));
+    gload(x, R, u->src[0]);
+    if (b) xa_alu_imm(a, XA_XOR, false, xa_reg(R), 1);
+    else xa_unary(a, 3, w, xa_reg(R));
     return;
-  case OP_TRUNC: gload(x, RAX, u->src[0]); return;
+  case OP_TRUNC: gload(x, R, u->src[0]); return;
   case OP_SHL: case OP_SHR:
-    gload(x, RAX, u->src[0]);
+    gload(x, R, u->src[0]);
     if (b) return;
     gload(x, RCX, u->src[1]); /* the count: the hardware takes it modulo the width */
-    xa_shift_cl(a, u->op == OP_SHL ? 4 : 7, w, xa_reg(RAX));
+    xa_shift_cl(a, u->op == OP_SHL ? 4 : 7, w, xa_reg(R));
     return;
   case OP_IDIV: case OP_MOD: { /* x/0 = 0, x/-1 = -x (MOD: 0), else idiv */
     gload(x, RAX, u->src[0]), gload(x, RCX, u->src[1]);
@@ -626,18 +671,18 @@ static void emit_galu(xr *x, uop *u) {
       xa_rr(a, XA_XOR, false, RAX, RAX);
     }
     xa_patch(a, out, a->len);
-    if (!w) xa_mov_load(a, false, RAX, xa_reg(RAX));
+    xa_mov_load(a, w, R, xa_reg(RAX)); /* 32-bit: zero-extended */
     return;
   }
   case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ:
     if (dt_is_float(sd)) { /* ucomis: unordered sets ZF PF CF */
       int ra = vsrc(x, u->src[0], 1), rb = vsrc(x, u->src[1], 2);
       xe_ins uc = is_f64(sd) ? XE_VUCOMISD : XE_VUCOMISS;
-      if (u->op == OP_CMPLT) xa_evex(a, uc, 0, rb, 0, xa_reg(ra), 0, false, -1), xa_setcc(a, XCC_A, RAX); /* b > a */
+      if (u->op == OP_CMPLT) xa_evex(a, uc, 0, rb, 0, xa_reg(ra), 0, false, -1), xa_setcc(a, XCC_A, R); /* b > a */
       else {
         xa_evex(a, uc, 0, ra, 0, xa_reg(rb), 0, false, -1);
-        xa_setcc(a, u->op == OP_CMPEQ ? XCC_E : XCC_NE, RAX), xa_setcc(a, u->op == OP_CMPEQ ? XCC_NP : XCC_P, RCX);
-        xa_rr(a, u->op == OP_CMPEQ ? XA_AND : XA_OR, false, RAX, RCX);
+        xa_setcc(a, u->op == OP_CMPEQ ? XCC_E : XCC_NE, R), xa_setcc(a, u->op == OP_CMPEQ ? XCC_NP : XCC_P, RCX);
+        xa_rr(a, u->op == OP_CMPEQ ? XA_AND : XA_OR, false, R, RCX);
       }
     } else {
       gload(x, RCX, u->src[0]);
@@ -647,27 +692,27 @@ static void emit_galu(xr *x, uop *u) {
       if (imm && v >= INT32_MIN && v <= INT32_MAX) xa_alu_imm(a, XA_CMP, w, xa_reg(RCX), (int32_t)v);
       else if (imm) xa_mov_imm(a, w, RDX, v), xa_rr(a, XA_CMP, w, RCX, RDX);
       else xa_alu_rm(a, XA_CMP, w, RCX, o);
-      xa_setcc(a, u->op == OP_CMPNE ? XCC_NE : u->op == OP_CMPEQ ? XCC_E : dt_is_bool(sd) ? XCC_B : XCC_L, RAX);
+      xa_setcc(a, u->op == OP_CMPNE ? XCC_NE : u->op == OP_CMPEQ ? XCC_E : dt_is_bool(sd) ? XCC_B : XCC_L, R);
     }
-    xa_movzx8(a, RAX, xa_reg(RAX));
+    xa_movzx8(a, R, xa_reg(R));
     return;
   case OP_WHERE:
-    gload(x, RAX, u->src[2]), gload(x, RCX, u->src[1]), gload(x, RDX, u->src[0]);
+    gload(x, R, u->src[2]), gload(x, RCX, u->src[1]), gload(x, RDX, u->src[0]);
     xa_test(a, false, RDX, xa_reg(RDX));
-    xa_cmov(a, XCC_NE, true, RAX, xa_reg(RCX));
+    xa_cmov(a, XCC_NE, true, R, xa_reg(RCX));
     return;
   case OP_MULACC:
-    gload(x, RAX, u->src[0]);
-    if (b) galu(x, XA_AND, false, u->src[1]), galu(x, XA_OR, false, u->src[2]);
+    gload(x, R, u->src[0]);
+    if (b) galu(x, XA_AND, false, u->src[1], R), galu(x, XA_OR, false, u->src[2], R);
     else {
       gload(x, RCX, u->src[1]);
-      xa_imul(a, w, RAX, xa_reg(RCX));
-      galu(x, XA_ADD, w, u->src[2]);
+      xa_imul(a, w, R, xa_reg(RCX));
+      galu(x, XA_ADD, w, u->src[2], R);
     }
     return;
   case OP_BITCAST: { /* float -> int bits */
     int r = vsrc(x, u->src[0], 1);
-    xa_evex(a, w ? XE_VMOVQ_FROMX : XE_VMOVD_FROMX, 0, r, 0, xa_reg(RAX), 0, false, -1);
+    xa_evex(a, w ? XE_VMOVQ_FROMX : XE_VMOVD_FROMX, 0, r, 0, xa_reg(R), 0, false, -1);
     return;
   }
   case OP_CAST:
@@ -677,15 +722,15 @@ static void emit_galu(xr *x, uop *u) {
       if (b) { /* x != 0, NaN -> true */
         xa_evex(a, XE_VPXORD, 0, 2, 2, xa_reg(2), 0, false, -1);
         xa_evex(a, sf64 ? XE_VUCOMISD : XE_VUCOMISS, 0, r, 0, xa_reg(2), 0, false, -1);
-        xa_setcc(a, XCC_NE, RAX), xa_setcc(a, XCC_P, RCX);
-        xa_rr(a, XA_OR, false, RAX, RCX);
-        xa_movzx8(a, RAX, xa_reg(RAX));
+        xa_setcc(a, XCC_NE, R), xa_setcc(a, XCC_P, RCX);
+        xa_rr(a, XA_OR, false, R, RCX);
+        xa_movzx8(a, R, xa_reg(R));
         return;
       }
       /* truncate; saturate at the top (the instruction gives INT_MIN there); NaN -> 0 */
       xe_ins cvt = sf64 ? XE_VCVTTSD2SI : XE_VCVTTSS2SI;
       cvt.w = w;
-      xa_evex(a, cvt, 0, RAX, 0, xa_reg(r), 0, false, -1);
+      xa_evex(a, cvt, 0, R, 0, xa_reg(r), 0, false, -1);
       double top = w ? 9223372036854775808.0 : 2147483648.0;
       uint8_t cb[8];
       if (sf64) memcpy(cb, &top, 8);
@@ -695,30 +740,32 @@ static void emit_galu(xr *x, uop *u) {
       }
       xa_mov_imm(a, w, RCX, w ? INT64_MAX : INT32_MAX);
       xa_evex(a, sf64 ? XE_VUCOMISD : XE_VUCOMISS, 0, r, 0, xa_pool(xa_const(a, cb, sf64 ? 8 : 4)), 0, false, -1);
-      xa_cmov(a, XCC_AE, w, RAX, xa_reg(RCX));
+      xa_cmov(a, XCC_AE, w, R, xa_reg(RCX));
       xa_rr(a, XA_XOR, false, RCX, RCX);
       xa_evex(a, sf64 ? XE_VUCOMISD : XE_VUCOMISS, 0, r, 0, xa_reg(r), 0, false, -1);
-      xa_cmov(a, XCC_P, w, RAX, xa_reg(RCX));
-      if (!w) xa_mov_load(a, false, RAX, xa_reg(RAX));
+      xa_cmov(a, XCC_P, w, R, xa_reg(RCX));
+      if (!w) xa_mov_load(a, false, R, xa_reg(R));
       return;
     }
     if (b) { /* int -> bool */
       gload(x, RCX, u->src[0]);
       xa_test(a, sd.scalar == CG_INT64, RCX, xa_reg(RCX));
-      xa_setcc(a, XCC_NE, RAX);
-      xa_movzx8(a, RAX, xa_reg(RAX));
+      xa_setcc(a, XCC_NE, R);
+      xa_movzx8(a, R, xa_reg(R));
       return;
     }
-    gload(x, RAX, u->src[0]);
-    if (d.scalar == CG_INT64 && sd.scalar == CG_INT32) xa_movsxd(a, RAX, xa_reg(RAX));
-    else if (d.scalar == CG_INT32) xa_mov_load(a, false, RAX, xa_reg(RAX));
+    gload(x, R, u->src[0]);
+    if (d.scalar == CG_INT64 && sd.scalar == CG_INT32) xa_movsxd(a, R, xa_reg(R));
+    else if (d.scalar == CG_INT32) xa_mov_load(a, false, R, xa_reg(R));
     return;
   default: CG_ASSERT(0, "x86: no general %s", op_name(u->op));
   }
 }
 
 /* vector / float ops into zmm0 */
-static void emit_valu(xr *x, int i, uop *u) {
+/* T: the result register for ops whose last instruction writes it (the rest use zmm0);
+ * returns where the result is */
+static int emit_valu(xr *x, int i, uop *u, int T) {
   xasm *a = &x->a;
   dtype d = u->dt, sd = u->nsrc ? u->src[0]->dt : d;
   bool vec = d.count > 1, f = dt_is_float(d), f64 = is_f64(d), bv = dt_is_bool(d);
@@ -731,9 +778,10 @@ static void emit_valu(xr *x, int i, uop *u) {
       uop *m = dm0 >= 0 && x->fused[dm0] ? s0 : s1, *o = m == s0 ? s1 : s0;
       int ro = vsrc(x, o, 3);
       int r1 = vsrc(x, m->src[0], 1), r2 = vsrc(x, m->src[1], 2);
-      xa_evex(a, XE_VMOVAPS, 2, 0, 0, xa_reg(ro), 0, false, -1);
-      xa_evex(a, vec ? XE_VFMADD231PS : f64 ? XE_VFMADD231SD : XE_VFMADD231SS, vec ? 2 : 0, 0, r1, xa_reg(r2), 0, false, -1);
-      return;
+      if (T == r1 || T == r2) T = 0; /* an accumulator times itself: not in place */
+      if (ro != T) xa_evex(a, XE_VMOVAPS, 2, T, 0, xa_reg(ro), 0, false, -1);
+      xa_evex(a, vec ? XE_VFMADD231PS : f64 ? XE_VFMADD231SD : XE_VFMADD231SS, vec ? 2 : 0, T, r1, xa_reg(r2), 0, false, -1);
+      return T;
     }
     int r1 = vsrc(x, s0, 1), r2 = vsrc(x, s1, 2);
     xe_ins in;
@@ -741,8 +789,8 @@ static void emit_valu(xr *x, int i, uop *u) {
     else if (!f) in = u->op == OP_ADD ? XE_VPADDD : XE_VPMULLD;
     else if (vec) in = u->op == OP_ADD ? XE_VADDPS : XE_VMULPS;
     else in = f64 ? (u->op == OP_ADD ? XE_VADDSD : XE_VMULSD) : (u->op == OP_ADD ? XE_VADDSS : XE_VMULSS);
-    xa_evex(a, in, ll, 0, r1, xa_reg(r2), 0, false, -1);
-    return;
+    xa_evex(a, in, ll, T, r1, xa_reg(r2), 0, false, -1);
+    return T;
   }
   case OP_MULACC: {
     int r0 = vsrc(x, u->src[2], 3), r1 = vsrc(x, u->src[0], 1), r2 = vsrc(x, u->src[1], 2);
@@ -751,41 +799,46 @@ static void emit_valu(xr *x, int i, uop *u) {
       xa_evex(a, bv ? XE_VPANDD : XE_VPMULLD, 2, 4, r1, xa_reg(r2), 0, false, -1);
       xa_evex(a, bv ? XE_VPORD : XE_VPADDD, 2, 0, 0, xa_reg(4), 0, false, -1);
     } else xa_evex(a, vec ? XE_VFMADD231PS : f64 ? XE_VFMADD231SD : XE_VFMADD231SS, vec ? 2 : 0, 0, r1, xa_reg(r2), 0, false, -1);
-    return;
+    return 0;
   }
   case OP_XOR: case OP_OR: case OP_AND: {
     int r1 = vsrc(x, u->src[0], 1), r2 = vsrc(x, u->src[1], 2);
-    xa_evex(a, u->op == OP_XOR ? XE_VPXORD : u->op == OP_OR ? XE_VPORD : XE_VPANDD, 2, 0, r1, xa_reg(r2), 0, false, -1);
-    return;
+    xa_evex(a, u->op == OP_XOR ? XE_VPXORD : u->op == OP_OR ? XE_VPORD : XE_VPANDD, 2, T, r1, xa_reg(r2), 0, false, -1);
+    return T;
   }
   case OP_SHL: case OP_SHR: {
     int r1 = vsrc(x, u->src[0], 1), r2 = vsrc(x, u->src[1], 2);
     if (bv) {
       xa_evex(a, XE_VMOVAPS, 2, 0, 0, xa_reg(r1), 0, false, -1);
-      return;
+      return 0;
     }
     xa_evex(a, XE_VPANDD, 2, 2, r2, xa_pool(vconst32(a, 31)), 0, false, -1);
     xa_evex(a, u->op == OP_SHL ? XE_VPSLLVD : XE_VPSRAVD, 2, 0, r1, xa_reg(2), 0, false, -1);
-    return;
+    return 0;
   }
   case OP_MAX: {
     int r1 = vsrc(x, u->src[0], 1), r2 = vsrc(x, u->src[1], 2);
-    if (f) emit_fmax(x, 0, r1, r2, f64);
-    else xa_evex(a, bv ? XE_VPORD : XE_VPMAXSD, 2, 0, r1, xa_reg(r2), 0, false, -1);
-    return;
+    if (f) {
+      emit_fmax(x, T == r1 || T == r2 ? 0 : T, r1, r2, f64);
+      return T == r1 || T == r2 ? 0 : T;
+    } else {
+      xa_evex(a, bv ? XE_VPORD : XE_VPMAXSD, 2, T, r1, xa_reg(r2), 0, false, -1);
+      return T;
+    }
+    return 0;
   }
   case OP_NEG: {
     int r1 = vsrc(x, u->src[0], 1);
     if (f) xa_evex(a, f64 ? XE(1, 1, 0x57, 1) : XE_VXORPS, 2, 0, r1, xa_pool(f64 ? xa_const(a, (uint64_t[]){0x8000000000000000ull}, 8) : vconst32(a, 0x80000000u)), 0, false, -1);
     else if (bv) xa_evex(a, XE_VPXORD, 2, 0, r1, xa_pool(vconst32(a, 0xffffffffu)), 0, false, -1);
     else xa_evex(a, XE_VPXORD, 2, 2, 2, xa_reg(2), 0, false, -1), xa_evex(a, XE_VPSUBD, 2, 0, 2, xa_reg(r1), 0, false, -1);
-    return;
+    return 0;
   }
   case OP_SQRT: {
     int r1 = vsrc(x, u->src[0], 1);
     if (vec) xa_evex(a, XE_VSQRTPS, 2, 0, 0, xa_reg(r1), 0, false, -1);
     else xa_evex(a, f64 ? XE_VSQRTSD : XE_VSQRTSS, 0, 0, r1, xa_reg(r1), 0, false, -1);
-    return;
+    return 0;
   }
   case OP_RECIPROCAL: {
     int r1 = vsrc(x, u->src[0], 1);
@@ -797,19 +850,19 @@ static void emit_valu(xr *x, int i, uop *u) {
       xa_evex(a, XE_VMOVUPS_LOAD, 2, 0, 0, xa_pool(vconstf(a, 1.0f)), 0, false, -1);
       xa_evex(a, vec ? XE_VDIVPS : XE_VDIVSS, vec ? 2 : 0, 0, 0, xa_reg(r1), 0, false, -1);
     }
-    return;
+    return 0;
   }
   case OP_TRUNC: {
     int r1 = vsrc(x, u->src[0], 1);
     if (f) xa_evex(a, f64 ? XE(3, 1, 0x09, 1) : XE_VRNDSCALEPS, 2, 0, 0, xa_reg(r1), 0, false, 0x0b); /* toward zero, no precision exception */
     else xa_evex(a, XE_VMOVAPS, 2, 0, 0, xa_reg(r1), 0, false, -1);
-    return;
+    return 0;
   }
   case OP_EXP2: case OP_LOG2: {
     int r1 = vsrc(x, u->src[0], 1);
     if (u->op == OP_EXP2) emit_exp2(x, 0, r1);
     else emit_log2(x, 0, r1);
-    return;
+    return 0;
   }
   case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ: { /* vectors: an int32 mask */
     int r1 = vsrc(x, u->src[0], 1), r2 = vsrc(x, u->src[1], 2);
@@ -817,8 +870,8 @@ static void emit_valu(xr *x, int i, uop *u) {
     else if (dt_is_bool(sd) && u->op == OP_CMPLT) /* a < b for bools: !a & b */
       xa_evex(a, XE_VPANDND, 2, 3, r1, xa_reg(r2), 0, false, -1), xa_evex(a, XE_VPTESTMD, 2, 1, 3, xa_reg(3), 0, false, -1);
     else xa_evex(a, XE_VPCMPD, 2, 1, r1, xa_reg(r2), 0, false, u->op == OP_CMPLT ? 1 : u->op == OP_CMPEQ ? 0 : 4);
-    xa_evex(a, XE_VPMOVM2D, 2, 0, 0, xa_reg(1), 0, false, -1);
-    return;
+    xa_evex(a, XE_VPMOVM2D, 2, T, 0, xa_reg(1), 0, false, -1);
+    return T;
   }
   case OP_WHERE: {
     uop *c = u->src[0];
@@ -831,8 +884,8 @@ static void emit_valu(xr *x, int i, uop *u) {
       xa_unary(a, 3, false, xa_reg(RAX));
       xa_kmovw_kr(a, 1, RAX);
     }
-    xa_evex(a, f64 ? XE(2, 1, 0x65, 1) : XE_VPBLENDMD, 2, 0, r2, xa_reg(r1), 1, false, -1);
-    return;
+    xa_evex(a, f64 ? XE(2, 1, 0x65, 1) : XE_VPBLENDMD, 2, T, r2, xa_reg(r1), 1, false, -1);
+    return T;
   }
   case OP_CAST: {
     dtype s = sd;
@@ -848,7 +901,7 @@ static void emit_valu(xr *x, int i, uop *u) {
         if (is_f64(s) == f64) xa_evex(a, XE_VMOVAPS, 2, 0, 0, xa_reg(r1), 0, false, -1);
         else xa_evex(a, f64 ? XE_VCVTSS2SD : XE_VCVTSD2SS, 0, 0, r1, xa_reg(r1), 0, false, -1);
       }
-      return;
+      return 0;
     }
     int r1 = vsrc(x, u->src[0], 1);
     if (s.scalar == d.scalar) xa_evex(a, XE_VMOVAPS, 2, 0, 0, xa_reg(r1), 0, false, -1);
@@ -867,23 +920,25 @@ static void emit_valu(xr *x, int i, uop *u) {
       xa_evex(a, XE_VCMPPS, 2, 1, r1, xa_reg(r1), 0, false, 0x03);
       xa_evex(a, XE_VPXORD, 2, 0, 0, xa_reg(0), 1, false, -1);
     }
-    return;
+    return 0;
   }
   case OP_BITCAST: {
     if (is_g(sd)) {
       gload(x, RAX, u->src[0]);
       xa_evex(a, f64 ? XE_VMOVQ_TOX : XE_VMOVD_TOX, 0, 0, 0, xa_reg(RAX), 0, false, -1);
     } else xa_evex(a, XE_VMOVAPS, 2, 0, 0, xa_reg(vsrc(x, u->src[0], 1)), 0, false, -1);
-    return;
+    return 0;
   }
   default: CG_ASSERT(0, "x86: no vector %s", op_name(u->op));
   }
   (void)i;
+  return 0;
 }
 
 static void emit_vectorize(xr *x, int i, uop *u) {
   xasm *a = &x->a;
   dtype d = u->dt;
+  int T = vtarget(x, i);
   bool same = true, consts = true;
   for (uint32_t s = 0; s < u->nsrc; s++) {
     same &= u->src[s] == u->src[0];
@@ -898,19 +953,19 @@ static void emit_vectorize(xr *x, int i, uop *u) {
         memcpy(&b[s], &fv, 4);
       } else b[s] = d.scalar == CG_BOOL ? (c->arg.i ? 0xffffffffu : 0) : (uint32_t)c->arg.i;
     }
-    xa_evex(a, XE_VMOVUPS_LOAD, 2, 0, 0, xa_pool(xa_const(a, b, 64)), 0, false, -1);
+    xa_evex(a, XE_VMOVUPS_LOAD, 2, T, 0, xa_pool(xa_const(a, b, 64)), 0, false, -1);
   } else if (same && d.scalar != CG_BOOL) {
     uop *s = u->src[0];
     if (is_g(s->dt)) {
       bool imm;
       int64_t v;
       xop o = gsrc(x, s, &imm, &v);
-      if (o.mem && !imm) xa_evex(a, XE_VPBROADCASTD, 2, 0, 0, o, 0, false, -1);
+      if (o.mem && !imm) xa_evex(a, XE_VPBROADCASTD, 2, T, 0, o, 0, false, -1);
       else {
         gload(x, RAX, s);
-        xa_evex(a, XE_VPBROADCASTD_GPR, 2, 0, 0, xa_reg(RAX), 0, false, -1);
+        xa_evex(a, XE_VPBROADCASTD_GPR, 2, T, 0, xa_reg(RAX), 0, false, -1);
       }
-    } else xa_evex(a, XE_VBROADCASTSS, 2, 0, 0, xa_reg(vsrc(x, s, 1)), 0, false, -1);
+    } else xa_evex(a, XE_VBROADCASTSS, 2, T, 0, xa_reg(vsrc(x, s, 1)), 0, false, -1);
   } else { /* lane by lane through the scratch block */
     for (uint32_t s = 0; s < u->nsrc; s++) {
       uop *v = u->src[s];
@@ -920,36 +975,40 @@ static void emit_vectorize(xr *x, int i, uop *u) {
         xa_mov_store(a, false, frame(F_TMP + 4 * (int)s), RAX);
       } else xa_evex(a, XE_VMOVSS_STORE, 0, vsrc(x, v, 1), 0, frame(F_TMP + 4 * (int)s), 0, false, -1);
     }
-    xa_evex(a, XE_VMOVUPS_LOAD, 2, 0, 0, frame(F_TMP), 0, false, -1);
+    xa_evex(a, XE_VMOVUPS_LOAD, 2, T, 0, frame(F_TMP), 0, false, -1);
     x->tmp_holds = -1;
   }
-  vput(x, i, 0);
+  vput(x, i, T);
 }
 
 static void emit_gep(xr *x, int i, uop *u) {
   xasm *a = &x->a;
   uop *v = u->src[0];
   int lane = (int)u->arg.i, dv = def_of(x, v);
-  xop m;
-  if (dv >= 0 && x->at[dv].kind == LOC_STACK) m = frame(x->at[dv].off + 4 * lane);
-  else {
-    if (x->tmp_holds != dv || dv < 0) {
-      int r = vsrc(x, v, 1);
-      xa_evex(a, XE_VMOVUPS_STORE, 2, r, 0, frame(F_TMP), 0, false, -1);
-      x->tmp_holds = dv;
+  if (dv >= 0 && x->at[dv].kind == LOC_STACK) { /* straight from its slot */
+    xop m = frame(x->at[dv].off + 4 * lane);
+    if (is_g(u->dt)) {
+      int R = gtarget(x, i);
+      xa_mov_load(a, false, R, m);
+      if (dt_is_bool(u->dt)) xa_alu_imm(a, XA_AND, false, xa_reg(R), 1);
+      gput(x, i, R);
+    } else {
+      int T = vtarget(x, i);
+      xa_evex(a, XE_VMOVSS_LOAD, 0, T, 0, m, 0, false, -1);
+      vput(x, i, T);
     }
-    m = frame(F_TMP + 4 * lane);
+    return;
   }
+  /* lane k to lane 0: valignd t, v, v, k (a rotation of the 16 lanes) */
+  int r = vsrc(x, v, 1), T = is_g(u->dt) ? 0 : vtarget(x, i);
+  if (lane) xa_evex(a, XE(3, 1, 0x03, 0), 2, T, r, xa_reg(r), 0, false, lane);
+  else if (T != r) xa_evex(a, XE_VMOVAPS, 2, T, 0, xa_reg(r), 0, false, -1);
   if (is_g(u->dt)) {
-    xa_mov_load(a, false, RAX, m);
-    if (dt_is_bool(u->dt)) xa_alu_imm(a, XA_AND, false, xa_reg(RAX), 1);
-    gput(x, i, RAX);
-  } else {
-    xa_evex(a, XE_VMOVSS_LOAD, 0, 0, 0, m, 0, false, -1);
-    int keep = x->tmp_holds;
-    vput(x, i, 0);
-    x->tmp_holds = keep;
-  }
+    int R = gtarget(x, i);
+    xa_evex(a, XE_VMOVD_FROMX, 0, T, 0, xa_reg(R), 0, false, -1);
+    if (dt_is_bool(u->dt)) xa_alu_imm(a, XA_AND, false, xa_reg(R), 1);
+    gput(x, i, R);
+  } else vput(x, i, T);
 }
 
 /* ---- the kernel --------------------------------------------------------------------------- */
@@ -1045,8 +1104,10 @@ static bool emit_all(xr *x) {
     else if (u->op == OP_STORE) emit_store(x, u);
     else if (u->op == OP_VECTORIZE) emit_vectorize(x, i, u);
     else if (u->op == OP_GEP) emit_gep(x, i, u);
-    else if (is_g(u->dt)) emit_galu(x, u), gput(x, i, RAX);
-    else emit_valu(x, i, u), vput(x, i, 0);
+    else if (is_g(u->dt)) {
+      int R = gtarget(x, d);
+      emit_galu(x, u, R), gput(x, d, R);
+    } else vput(x, d, emit_valu(x, i, u, vtarget(x, d)));
     if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(d + 1))) x->nomem = true;
   }
   free(lf);
@@ -1073,15 +1134,19 @@ static uint8_t *emit_kernel(const linear *l, size_t *n, char *why, size_t nwhy, 
   size_t n1 = (size_t)l->n + 1;
   x.def = ir_calloc(n1, sizeof(int)), x.end = ir_calloc(n1, sizeof(int)), x.uses = ir_calloc(n1, sizeof(int)),
   x.loop_end = ir_calloc(n1, sizeof(int)), x.at = ir_calloc(n1, sizeof(loc)), x.fused = ir_calloc(n1, sizeof(bool));
+  x.user = ir_calloc(n1, sizeof(int)), x.srcoff = ir_calloc(n1, sizeof(int)), x.weight = ir_calloc(n1, sizeof(double));
+  size_t nsrc = 1;
+  for (int i = 0; x.srcoff && i < l->n; i++) x.srcoff[i] = (int)nsrc, nsrc += l->ins[i]->nsrc;
+  x.srcdef = ir_calloc(nsrc, sizeof(int));
   uint8_t *code = NULL;
-  if (x.def && x.end && x.uses && x.loop_end && x.at && x.fused) {
+  if (x.def && x.end && x.uses && x.loop_end && x.at && x.fused && x.user && x.srcoff && x.srcdef && x.weight) {
     liveness(&x);
     index_uses(&x);
     regalloc(&x);
     if (!x.nomem && emit_all(&x)) code = xa_finish(&x.a, n);
   }
   if (!code) snprintf(why, nwhy, "out of memory");
-  free(x.def), free(x.end), free(x.uses), free(x.loop_end), free(x.at), free(x.fused);
+  free(x.def), free(x.end), free(x.uses), free(x.loop_end), free(x.at), free(x.fused), free(x.user), free(x.srcoff), free(x.srcdef), free(x.weight);
   uopset_free(&x.cur);
   *a_out = x.a;
   return code;

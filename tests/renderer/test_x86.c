@@ -72,7 +72,7 @@ static void check_elementwise(int64_t n) {
     bad[0] += !close_to(x86[i], r1, isnan(A * B) ? 1e-6 * fabs(A) : 1e-6 * (fabs(A * B) + fabs(C) + fabs(A)) + 1e-30);
     bad[1] += !same_bits(x86[n + i], (float)r2) || !same_bits(x86[n + i], cpu[n + i]);
     bad[2] += !same_bits(x86[2 * n + i], (float)r3) || !same_bits(x86[2 * n + i], cpu[2 * n + i]);
-    if (getenv("X86_TEST_VERBOSE") && (!same_bits(x86[3 * n + i], cpu[3 * n + i]) || !close_to(x86[3 * n + i], r4, 1e-6 * (sqrt(fabs(A)) + fabs(1 / B)) + 1e-30)))
+    if (getenv("X86_TEST_VERBOSE") && (!same_bits(x86[n + i], (float)r2) || !same_bits(x86[3 * n + i], cpu[3 * n + i]) || !close_to(x86[3 * n + i], r4, 1e-6 * (sqrt(fabs(A)) + fabs(1 / B)) + 1e-30)))
       printf("i=%lld a=%a b=%a c=%a: e1 %a (ref %a, C %a) max %a (ref %a C %a) e4 %a (C %a)\n", (long long)i, A, B, C, (double)x86[i], r1, (double)cpu[i], (double)x86[n + i], r2, (double)cpu[n + i], (double)x86[3 * n + i], (double)cpu[3 * n + i]);
     bad[3] += !same_bits(x86[3 * n + i], cpu[3 * n + i]) || (isfinite(A) && isfinite(B) && fabs(B) > 1e-30 && !close_to(x86[3 * n + i], r4, 1e-6 * (sqrt(fabs(A)) + fabs(1 / B)) + 1e-30));
   }
