@@ -513,6 +513,7 @@ static void emit_load(xr *x, int i, uop *u) {
   dtype d = u->dt;
   int lanes = d.count, R = gtarget(x, i), T = vtarget(x, i);
   size_t skip = 0;
+  if (g && g->op == OP_CONST && g->arg.i) g = NULL; /* always on */
   bool vg = g && g->dt.count > 1;
   if (g && !vg) { /* scalar gate: the alternative, and a jump over the load */
     if (is_g(d)) gload(x, R, u->src[1]);
@@ -568,6 +569,10 @@ static void emit_store(xr *x, uop *u) {
   uop *ix = u->src[0], *g = ix->nsrc > 2 ? ix->src[2] : NULL, *v = u->src[1];
   dtype d = dt_base(ix->dt);
   size_t skip = 0;
+  if (g && g->op == OP_CONST) { /* a constant gate: always or never */
+    if (!g->arg.i) return;
+    g = NULL;
+  }
   if (g && g->dt.count <= 1) {
     bool imm;
     int64_t gv;
@@ -591,7 +596,7 @@ static void emit_store(xr *x, uop *u) {
     else xa_mov_store(a, d.scalar == CG_INT64, m, RAX);
   } else if (d.count <= 1) xa_evex(a, is_f64(d) ? XE_VMOVSD_STORE : XE_VMOVSS_STORE, 0, r, 0, m, 0, false, -1);
   else if (vidx >= 0) xa_evex(a, d.scalar == CG_FLOAT32 ? XE_VSCATTERDPS : XE_VPSCATTERDD, 2, r, 0, m, 1, false, -1);
-  else if (g) xa_evex(a, XE_VMOVUPS_STORE, 2, r, 0, m, 1, false, -1);
+  else if (g && g->dt.count > 1) xa_evex(a, XE_VMOVUPS_STORE, 2, r, 0, m, 1, false, -1);
   else if (d.count == 2) xa_evex(a, XE_VMOVSD_STORE, 0, r, 0, m, 0, false, -1);
   else if (d.count == 4 || d.count == 8 || d.count == 16) xa_evex(a, XE_VMOVUPS_STORE, d.count == 4 ? 0 : d.count == 8 ? 1 : 2, r, 0, m, 0, false, -1);
   else xa_evex(a, XE_VMOVUPS_STORE, 2, r, 0, m, 1, false, -1);

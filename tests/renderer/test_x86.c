@@ -243,6 +243,7 @@ int main(void) {
   for (int i = 0; i < 6; i++) check_elementwise(sizes[i]), check_casts(sizes[i]);
   check_reduce(1, 1), check_reduce(7, 33), check_reduce(33, 1000), check_reduce(997, 13);
   check_matmul(1, 1, 1), check_matmul(7, 33, 5), check_matmul(64, 128, 64), check_matmul(33, 97, 130);
+  check_matmul(9, 64, 31), check_matmul(33, 17, 1023); /* PADTO tails: a constant gate, a scalar gate on a vector store */
   check_gated();
   check_transcendental();
   check_refused();
