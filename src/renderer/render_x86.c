@@ -35,6 +35,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- what is supported -------------------------------------------------------------- */
 
@@ -113,6 +114,7 @@ typedef struct {
   uopset cur;      /* uop -> def + 1 (latest appearance) */
   int nspill;
   int tmp_holds;   /* the def whose vector is in the lane scratch, -1 none */
+  int r11_slot;    /* the buffer whose address r11 holds (within straight-line code), -1 none */
   bool nomem;
 } xr;
 
@@ -202,6 +204,19 @@ static void liveness(xr *x) {
           }
         }
       }
+    /* a scalar load read only by a broadcast right after it: one vbroadcastss from memory */
+    if (u->op == OP_VECTORIZE && !cfg_int("X86_NOBLOAD", 0)) {
+      bool same = true;
+      for (uint32_t s = 1; s < u->nsrc; s++) same &= u->src[s] == u->src[0];
+      int d = def_of(x, u->src[0]);
+      uop *ld = d >= 0 ? l->ins[d] : NULL;
+      if (same && ld && ld->op == OP_LOAD && ld->src[0]->nsrc == 2 && x->uses[d] == 1 && ld->dt.count == 1 && dt_scalar_size(ld->dt) == 4 &&
+          !dt_is_bool(ld->dt) && ld->src[0]->src[1]->dt.count == 1 && dt_eq(dt_scalar_of(u->dt), ld->dt)) {
+        bool plain = true;
+        for (int k = d + 1; k < i && plain; k++) plain = l->ins[k]->op != OP_RANGE && l->ins[k]->op != OP_END && l->ins[k]->op != OP_STORE;
+        if (plain) x->fused[d] = true;
+      }
+    }
     uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1));
   }
   uopset_free(&x->cur);
@@ -221,6 +236,8 @@ static void liveness(xr *x) {
         uop *v = u->src[s];
         if (fusable_mul(x, v, i))
           for (uint32_t t = 0; t < v->nsrc; t++) use(x, v->src[t], i);
+        else if (v->op == OP_LOAD && def_of(x, v) >= 0 && x->fused[def_of(x, v)])
+          for (uint32_t t = 1; t < v->src[0]->nsrc; t++) use(x, v->src[0]->src[t], i);
         else use(x, v, i);
       }
     if (u->op == OP_INDEX) { /* read where it is loaded or stored: its sources live to there */
@@ -243,7 +260,7 @@ static void index_uses(xr *x) {
       if (nopen) nopen--;
       continue;
     }
-    if (u->op == OP_LOAD || u->op == OP_STORE)
+    if ((u->op == OP_LOAD && !x->fused[i]) || u->op == OP_STORE)
       for (uint32_t s = 1; s < u->src[0]->nsrc; s++) use(x, u->src[0]->src[s], i);
     uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1));
     if (u->op == OP_RANGE && nopen < 64) open_loops[nopen++] = i;
@@ -479,7 +496,8 @@ static int elem_size(dtype d) { return d.scalar == CG_BOOL ? 1 : dt_scalar_size(
 static xop address(xr *x, uop *ix, int *vidx) {
   xasm *a = &x->a;
   int slot = (int)ix->src[0]->arg.v[0], sz = elem_size(dt_base(ix->dt));
-  xa_mov_load(a, true, R11, xa_mem(RDI, -1, 1, 8 * slot));
+  if (x->r11_slot != slot) xa_mov_load(a, true, R11, xa_mem(RDI, -1, 1, 8 * slot));
+  x->r11_slot = slot;
   uop *off = ix->src[1];
   *vidx = -1;
   if (off->dt.count > 1) {
@@ -491,6 +509,8 @@ static xop address(xr *x, uop *ix, int *vidx) {
   bool imm;
   int64_t v;
   xop o = gsrc(x, off, &imm, &v);
+  /* an int32 in a register is kept zero-extended: the index itself when it is never negative */
+  if (!imm && !o.mem && (off->dt.scalar == CG_INT64 || off->vmin >= 0)) return xa_mem(R11, o.reg, sz, 0);
   if (imm) xa_mov_imm(a, true, RCX, v);
   else if (off->dt.scalar == CG_INT64) xa_mov_load(a, true, RCX, o);
   else xa_movsxd(a, RCX, o);
@@ -558,7 +578,7 @@ static void emit_load(xr *x, int i, uop *u) {
     lane_mask(x, 1, lanes);
     xa_evex(a, XE_VMOVUPS_LOAD, 2, T, 0, m, 1, true, -1);
   }
-  if (skip) xa_patch(a, skip, a->len);
+  if (skip) xa_patch(a, skip, a->len), x->r11_slot = -1;
 put:
   if (is_g(d)) gput(x, i, R);
   else vput(x, i, T);
@@ -600,7 +620,7 @@ static void emit_store(xr *x, uop *u) {
   else if (d.count == 2) xa_evex(a, XE_VMOVSD_STORE, 0, r, 0, m, 0, false, -1);
   else if (d.count == 4 || d.count == 8 || d.count == 16) xa_evex(a, XE_VMOVUPS_STORE, d.count == 4 ? 0 : d.count == 8 ? 1 : 2, r, 0, m, 0, false, -1);
   else xa_evex(a, XE_VMOVUPS_STORE, 2, r, 0, m, 1, false, -1);
-  if (skip) xa_patch(a, skip, a->len);
+  if (skip) xa_patch(a, skip, a->len), x->r11_slot = -1;
 }
 
 /* a scalar general op rax = rax op src */
@@ -959,6 +979,10 @@ static void emit_vectorize(xr *x, int i, uop *u) {
       } else b[s] = d.scalar == CG_BOOL ? (c->arg.i ? 0xffffffffu : 0) : (uint32_t)c->arg.i;
     }
     xa_evex(a, XE_VMOVUPS_LOAD, 2, T, 0, xa_pool(xa_const(a, b, 64)), 0, false, -1);
+  } else if (same && d.scalar != CG_BOOL && def_of(x, u->src[0]) >= 0 && x->fused[def_of(x, u->src[0])]) { /* broadcast from memory */
+    int vidx;
+    xop m = address(x, u->src[0]->src[0], &vidx);
+    xa_evex(a, d.scalar == CG_FLOAT32 ? XE_VBROADCASTSS : XE_VPBROADCASTD, 2, T, 0, m, 0, false, -1);
   } else if (same && d.scalar != CG_BOOL) {
     uop *s = u->src[0];
     if (is_g(s->dt)) {
@@ -1036,7 +1060,7 @@ static bool emit_all(xr *x) {
   xa_mov_store(a, true, frame(F_HI), RCX);
   loopfix *lf = ir_calloc((size_t)l->n + 1, sizeof *lf);
   if (!lf) return false;
-  x->tmp_holds = -1;
+  x->tmp_holds = -1, x->r11_slot = -1;
   uopset_free(&x->cur);
   x->cur = (uopset){0};
   for (int i = 0; i < l->n; i++) {
@@ -1059,7 +1083,7 @@ static bool emit_all(xr *x) {
       }
       lf[i].exit = xa_jcc(a, XCC_GE);
       lf[i].top = a->len;
-      x->tmp_holds = -1;
+      x->tmp_holds = -1, x->r11_slot = -1;
       continue;
     }
     case OP_END: {
@@ -1091,7 +1115,7 @@ static bool emit_all(xr *x) {
       size_t j = xa_jcc(a, XCC_L);
       xa_patch(a, j, lf[ri].top);
       xa_patch(a, lf[ri].exit, a->len);
-      x->tmp_holds = -1;
+      x->tmp_holds = -1, x->r11_slot = -1;
       continue;
     }
     default: break;
@@ -1125,11 +1149,12 @@ static bool emit_all(xr *x) {
 
 /* ---- the output text ------------------------------------------------------------------------ */
 
-static _Atomic long long emitted_count, refused_count;
+static _Atomic long long emitted_count, refused_count, emit_ns;
 
 void render_x86_counts(long long *emitted, long long *refused) {
   *emitted = emitted_count, *refused = refused_count;
 }
+double render_x86_emit_seconds(void) { return 1e-9 * (double)emit_ns; }
 
 /* The machine code of l, or NULL and why not (in why). *n its size. */
 static uint8_t *emit_kernel(const linear *l, size_t *n, char *why, size_t nwhy, xasm *a_out) {
@@ -1161,7 +1186,13 @@ static char *render_x86(const char *name, const linear *l) {
   char why[200] = "";
   size_t n = 0;
   xasm a = {0};
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   uint8_t *code = emit_kernel(l, &n, why, sizeof why, &a);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  long long ns = (long long)(t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec);
+  __atomic_fetch_add(&emit_ns, ns, __ATOMIC_RELAXED);
+  if (code && cfg_debug() >= 3) fprintf(stderr, "*** x86: %s: %zu bytes of machine code in %.1f us\n", name, n, 1e-3 * (double)ns);
   bool with_c = !code || cfg_int("CG_TIER", 0) > 0;
   char *c = with_c ? renderer_c.render(name, l) : NULL;
   if (with_c && !c) {
