@@ -210,7 +210,7 @@ static void liveness(xr *x) {
       for (uint32_t s = 1; s < u->nsrc; s++) same &= u->src[s] == u->src[0];
       int d = def_of(x, u->src[0]);
       uop *ld = d >= 0 ? l->ins[d] : NULL;
-      if (same && ld && ld->op == OP_LOAD && ld->src[0]->nsrc == 2 && x->uses[d] == 1 && ld->dt.count == 1 && dt_scalar_size(ld->dt) == 4 &&
+      if (same && ld && ld->op == OP_LOAD && ld->src[0]->nsrc == 2 && x->uses[d] == (int)u->nsrc && x->user[d] == i && ld->dt.count == 1 && dt_scalar_size(ld->dt) == 4 &&
           !dt_is_bool(ld->dt) && ld->src[0]->src[1]->dt.count == 1 && dt_eq(dt_scalar_of(u->dt), ld->dt)) {
         bool plain = true;
         for (int k = d + 1; k < i && plain; k++) plain = l->ins[k]->op != OP_RANGE && l->ins[k]->op != OP_END && l->ins[k]->op != OP_STORE;
@@ -1121,9 +1121,10 @@ static bool emit_all(xr *x) {
     default: break;
     }
     int d = x->def[i];
-    if (u->op == OP_ASSIGN) { /* the accumulator takes the value */
+    if (u->op == OP_ASSIGN) { /* the accumulator takes the value (already there when computed in place) */
       uop *v = u->src[1];
-      if (is_g(u->dt)) gload(x, RAX, v), gput(x, d, RAX);
+      if (def_of(x, v) == d) {
+      } else if (is_g(u->dt)) gload(x, RAX, v), gput(x, d, RAX);
       else vput(x, d, vsrc(x, v, 0));
     } else if (u->op == OP_DEFINE_ACC) {
       if (is_g(u->dt)) gload(x, RAX, u->src[0]), gput(x, i, RAX);
