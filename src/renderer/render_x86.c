@@ -326,7 +326,7 @@ static void regalloc(xr *x) {
     } else spill(x, i);
   }
   free(active);
-  if (cfg_int("X86_RA_DEBUG", 0))
+  if (cfg_debug() >= 5) /* every value's interval and home */
     for (int i = 0; i < l->n; i++)
       if (x->def[i] == i && has_value(l->ins[i]) && !x->fused[i])
         fprintf(stderr, "%4d %-10s [%d, %d] %s %d\n", i, op_name(l->ins[i]->op), i, x->end[i], x->at[i].kind == LOC_REG ? "reg" : "stack", x->at[i].kind == LOC_REG ? x->at[i].reg : x->at[i].off);

@@ -10,6 +10,7 @@
 #include "cgrad.h"
 #include "renderer/render.h"
 #include "runtime/cpu_features.h"
+#include "runtime/device.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -230,6 +231,35 @@ static void check_refused(void) {
   CHECK(r1 > r0, "a float16 kernel was refused (refused %lld -> %lld)", r0, r1);
 }
 
+/* ---- tiering: machine code first, gcc's function swapped in when it is compiled ---------- */
+static void check_tier(void) {
+  char dir[] = "/tmp/cg_x86_tier_XXXXXX";
+  CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+  cg_set_config("CG_CACHE_DIR", dir);
+  cg_set_config("CG_TIER", "1");
+  int64_t c0 = rt_get_stats()->compiled;
+  float a[37], got[37];
+  for (int i = 0; i < 37; i++) a[i] = (float)(i - 18) / 7;
+  cg_set_device("X86");
+  for (int round = 0; round < 2; round++) { /* machine code, then (after the wait) gcc's */
+    cg_scope_begin();
+    cg_tensor *t = cg_add(cg_mul(cg_from_data(a, CG_FLOAT32, (int64_t[]){37}, 1), cg_full(3.0, CG_FLOAT32, NULL, 0)), cg_full(0.25, CG_FLOAT32, NULL, 0));
+    CHECK(read_on(t, got, 37), "%s", cg_last_error());
+    int bad = 0;
+    for (int i = 0; i < 37; i++) bad += !close_to(got[i], a[i] * 3.0 + 0.25, 1e-6 * (fabs(a[i] * 3.0) + 0.25));
+    CHECK(!bad, "tiering round %d: %d wrong", round, bad);
+    cg_scope_end();
+    if (!round) rt_x86_tier_wait();
+  }
+  CHECK(rt_get_stats()->compiled > c0, "the background compiler built the kernel (compiled %lld -> %lld)", (long long)c0, (long long)rt_get_stats()->compiled);
+  cg_set_device(NULL);
+  cg_set_config("CG_TIER", "0");
+  cg_set_config("CG_CACHE_DIR", NULL);
+  char cmd[64];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0, "%s", cmd);
+}
+
 int main(void) {
   rng_s = (uint64_t)time(NULL);
   if (getenv("CG_TEST_SEED")) rng_s = strtoull(getenv("CG_TEST_SEED"), NULL, 10);
@@ -247,5 +277,6 @@ int main(void) {
   check_gated();
   check_transcendental();
   check_refused();
+  check_tier();
   return test_summary();
 }
