@@ -31,7 +31,7 @@ static bool pass_opt(ckernel *k) {
     int unit = 0;
     for (int i = 0; i < k->nopts; i++)
       if (k->opts[i].kind == OPT_TC) unit = k->opts[i].amount;
-    unsigned f = rt_cpu_features() & (RT_CPU_AVX512BF16 | RT_CPU_AMX_BF16);
+    unsigned f = rt_cpu_features();
     fprintf(stderr, "*** TC %s: bf16 sum of products on %s%s%s%s\n", k->name, tc_unit_name(unit), unit ? "" : f ? " (the kernel's shape does not suit " : " (this CPU has no bf16 unit",
             unit || !f ? "" : rt_cpu_features_str(f), unit ? "" : f ? ")" : cfg_str("CG_CPU_FEATURES", "")[0] ? " under CG_CPU_FEATURES)" : ")");
   }

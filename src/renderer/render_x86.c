@@ -1159,7 +1159,7 @@ double render_x86_emit_seconds(void) { return 1e-9 * (double)emit_ns; }
 
 /* The machine code of l, or NULL and why not (in why). *n its size. */
 static uint8_t *emit_kernel(const linear *l, size_t *n, char *why, size_t nwhy, xasm *a_out) {
-  if (!(rt_cpu_features() & RT_CPU_AVX512)) return snprintf(why, nwhy, "this CPU lacks AVX-512 F/BW/DQ/VL"), NULL;
+  if (!rt_cpu_avx512()) return snprintf(why, nwhy, "this CPU lacks AVX-512 F/BW/DQ/VL"), NULL;
   if (check(l, why, nwhy)) return NULL;
   xr x = {.l = l};
   size_t n1 = (size_t)l->n + 1;

@@ -11,12 +11,14 @@
 enum {
   RT_CPU_AVX512BF16 = 1, /* vdpbf16ps (AMD Zen 4/5, Intel Cooper Lake, Sapphire Rapids+) */
   RT_CPU_AMX_BF16 = 2,   /* AMX tiles with _tile_dpbf16ps (Intel Sapphire Rapids+) */
-  RT_CPU_AVX512 = 4,     /* AVX-512 F, BW, DQ, VL with the OS saving zmm (the x86 renderer) */
 };
 /* The features present, less those CG_CPU_FEATURES takes away. */
 unsigned rt_cpu_features(void);
 /* Those the hardware and OS have, knob ignored. */
 unsigned rt_cpu_features_hw(void);
+/* AVX-512 F, BW, DQ and VL, with the OS saving zmm state (what the x86 renderer emits),
+ * unless CG_CPU_FEATURES has "-avx512". */
+bool rt_cpu_avx512(void);
 /* "avx512bf16 amx-bf16" style list of a feature set ("none" when empty). */
 const char *rt_cpu_features_str(unsigned f);
 /* Asks Linux once per process for permission to use AMX tile data

@@ -264,7 +264,7 @@ int main(void) {
   rng_s = (uint64_t)time(NULL);
   if (getenv("CG_TEST_SEED")) rng_s = strtoull(getenv("CG_TEST_SEED"), NULL, 10);
   printf("seed %llu\n", (unsigned long long)rng_s);
-  if (!(rt_cpu_features() & RT_CPU_AVX512)) {
+  if (!rt_cpu_avx512()) {
     printf("skipped: this CPU lacks AVX-512 F/BW/DQ/VL (every kernel goes to the C compiler)\n");
     check_refused();
     return test_summary();

@@ -184,7 +184,7 @@ static void check_objdump(void) {
 
 /* a function built from the pool: returns (float)pool[0] + the float argument's bits */
 static void check_pool_runs(void) {
-  if (!(rt_cpu_features() & RT_CPU_AVX512)) {
+  if (!rt_cpu_avx512()) {
     printf("skipped: running AVX-512 code (this CPU lacks it)\n");
     return;
   }
