@@ -640,6 +640,27 @@ static void emit_galu(xr *x, uop *u, int R) {
   xasm *a = &x->a;
   dtype d = u->dt, sd = u->nsrc ? u->src[0]->dt : d;
   bool w = (op_has(u->op, F_CMP) ? sd : d).scalar == CG_INT64, b = dt_is_bool(d);
+  if ((u->op == OP_ADD || u->op == OP_MUL) && !b) { /* three-operand forms: lea, imul r, rm, imm */
+    bool i0, i1;
+    int64_t v0, v1;
+    xop o0 = gsrc(x, u->src[0], &i0, &v0), o1 = gsrc(x, u->src[1], &i1, &v1);
+    if (i0 && !i1) { /* the immediate second */
+      xop t = o0;
+      o0 = o1, o1 = t;
+      bool ti = i0;
+      i0 = i1, i1 = ti;
+      int64_t tv = v0;
+      v0 = v1, v1 = tv;
+    }
+    bool fits = i1 && v1 >= INT32_MIN && v1 <= INT32_MAX;
+    if (u->op == OP_MUL && fits && !i0) return xa_imul_imm(a, w, R, o0, (int32_t)v1);
+    if (u->op == OP_ADD && !i0 && !o0.mem && (fits || (!i1 && !o1.mem))) {
+      xop m = fits ? xa_mem(o0.reg, -1, 1, (int32_t)v1) : xa_mem(o0.reg, o1.reg, 1, 0);
+      if (w) xa_lea(a, R, m);
+      else xa_lea32(a, R, m);
+      return;
+    }
+  }
   switch (u->op) {
   case OP_ADD: gload(x, R, u->src[0]), galu(x, b ? XA_OR : XA_ADD, w, u->src[1], R); return;
   case OP_XOR: gload(x, R, u->src[0]), galu(x, XA_XOR, w, u->src[1], R); return;

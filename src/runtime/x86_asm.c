@@ -130,6 +130,10 @@ void xa_lea(xasm *a, int r, xop m) {
   gop(a, true, (uint8_t[]){0x8d}, 1, r, m, false);
   done(a);
 }
+void xa_lea32(xasm *a, int r, xop m) {
+  gop(a, false, (uint8_t[]){0x8d}, 1, r, m, false);
+  done(a);
+}
 void xa_unary(xasm *a, int ext, bool w, xop rm) {
   gop(a, w, (uint8_t[]){0xf7}, 1, ext, rm, false);
   done(a);

@@ -63,6 +63,7 @@ void xa_store8(xasm *a, xop m, int r);            /* mov byte m, r8 */
 void xa_imul(xasm *a, bool w, int r, xop rm);      /* imul r, rm */
 void xa_imul_imm(xasm *a, bool w, int r, xop rm, int32_t imm);
 void xa_lea(xasm *a, int r, xop m);
+void xa_lea32(xasm *a, int r, xop m); /* the 32-bit sum, zero-extended (int32 wrap) */
 /* unary group 3 / shifts: NEG(3) NOT(2) IDIV(7) DIV(6); SHL(4) SHR(5) SAR(7) by cl */
 void xa_unary(xasm *a, int ext, bool w, xop rm);
 void xa_shift_cl(xasm *a, int ext, bool w, xop rm);

@@ -33,7 +33,7 @@ static const char *const expect[] = {
     "vucomiss xmm2,xmm20", "vcvtdq2ps zmm0,zmm9", "vcvttps2dq zmm0,zmm1", "vpxord zmm0{k1},zmm0,zmm0", "vsqrtps zmm0,zmm12",
     "vdivss xmm0,xmm0,xmm13", "vrndscaleps zmm5,zmm4,0x0", "vscalefps zmm0,zmm0,zmm5", "vgetmantps zmm4,zmm1,0x3",
     "vgetexpps zmm5,zmm1", "vpsrld zmm0,zmm2,0x1f", "vmovd eax,xmm3", "vmovd xmm0,eax", "vpmulld zmm0,zmm1,zmm27",
-    "vpsravd zmm0,zmm1,zmm2"};
+    "vpsravd zmm0,zmm1,zmm2", "lea eax,[r11+r12*1+0x1000]", "valignd zmm0,zmm1,zmm1,0x5"};
 #define N ((int)(sizeof expect / sizeof expect[0]))
 
 static void emit(xasm *a, int k) {
@@ -119,6 +119,8 @@ static void emit(xasm *a, int k) {
   case 76: xa_evex(a, XE_VMOVD_TOX, 0, 0, 0, xa_reg(RAX), 0, false, -1); break;
   case 77: xa_evex(a, XE_VPMULLD, 2, 0, 1, xa_reg(27), 0, false, -1); break;
   case 78: xa_evex(a, XE_VPSRAVD, 2, 0, 1, xa_reg(2), 0, false, -1); break;
+  case 79: xa_lea32(a, RAX, M(R11, R12, 1)); break;
+  case 80: xa_evex(a, XE(3, 1, 0x03, 0), 2, 0, 1, xa_reg(1), 0, false, 5); break;
   }
 }
 
