@@ -425,8 +425,9 @@ static void lane_mask(xr *x, int k, int n) {
  * exp2: t = clamp(x, -151, 130) (NaN kept), n = round(t), f = t - n in [-1/2, 1/2],
  *       2^f by its Taylor polynomial of degree 7 (truncation < 6e-9 relative), then
  *       vscalefps(p, n) = p * 2^n with one rounding (overflow to inf, gradual underflow).
- * log2: x = m * 2^e with m in [3/4, 3/2) (vgetmant / vgetexp, denormals included),
- *       log2(m) = 2/ln2 * atanh(s), s = (m-1)/(m+1), |s| <= 1/5, by its series to s^11;
+ * log2: x = m * 2^e with m in [sqrt(1/2), sqrt(2)) (vgetmant / vgetexp, denormals
+ *       included), log2(m) = 2/ln2 * atanh(s), s = (m-1)/(m+1) (|s| <= 0.172, one Newton
+ *       correction), by its series to s^11;
  *       x < 0 or NaN -> NaN, +-0 -> -inf, +inf -> +inf by masks. */
 static void emit_exp2(xr *x, int dst, int src) {
   xasm *a = &x->a;
@@ -446,15 +447,24 @@ static void emit_exp2(xr *x, int dst, int src) {
 }
 
 static void emit_log2(xr *x, int dst, int src) {
-  xasm *a = &x->a;
-  xa_evex(a, XE_VGETMANTPS, 2, 4, 0, xa_reg(src), 0, false, 0x03);     /* z4 = m in [3/4, 3/2) */
+  xasm *a = &x->a; /* dst, src: neither is z2..z5 */
+  xa_evex(a, XE_VGETMANTPS, 2, 4, 0, xa_reg(src), 0, false, 0x00);     /* z4 = m in [1, 2) */
   xa_evex(a, XE_VGETEXPPS, 2, 5, 0, xa_reg(src), 0, false, -1);        /* z5 = floor(log2 |x|) */
-  /* m < 1 means the mantissa was halved: e + 1 */
-  xa_evex(a, XE_VCMPPS, 2, 1, 4, xa_pool(vconstf(a, 1.0f)), 0, false, 0x11); /* k1 = m < 1 */
+  /* m in [sqrt(1/2), sqrt(2)): e + log2(m) never cancels below half of e */
+  xa_evex(a, XE_VCMPPS, 2, 1, 4, xa_pool(vconstf(a, 1.41421356f)), 0, false, 0x1e); /* k1 = m > sqrt 2 */
+  xa_evex(a, XE_VMULPS, 2, 4, 4, xa_pool(vconstf(a, 0.5f)), 1, false, -1);   /* z4{k1} *= 1/2 */
   xa_evex(a, XE_VADDPS, 2, 5, 5, xa_pool(vconstf(a, 1.0f)), 1, false, -1);   /* z5{k1} += 1 */
-  xa_evex(a, XE_VSUBPS, 2, 3, 4, xa_pool(vconstf(a, 1.0f)), 0, false, -1);   /* z3 = m - 1 */
-  xa_evex(a, XE_VADDPS, 2, 4, 4, xa_pool(vconstf(a, 1.0f)), 0, false, -1);   /* z4 = m + 1 */
-  xa_evex(a, XE_VDIVPS, 2, 3, 3, xa_reg(4), 0, false, -1);                   /* z3 = s */
+  xa_evex(a, XE_VSUBPS, 2, 3, 4, xa_pool(vconstf(a, 1.0f)), 0, false, -1);   /* z3 = f = m - 1 (exact) */
+  xa_evex(a, XE_VADDPS, 2, 4, 4, xa_pool(vconstf(a, 1.0f)), 0, false, -1);   /* z4 = d = m + 1 */
+  xa_evex(a, XE_VDIVPS, 2, 2, 3, xa_reg(4), 0, false, -1);                   /* z2 = s = f / d */
+  /* one correction, s += (f - 2s - sf) / d: the residual by two fmas cancels to nearly
+   * exact, so s is good to about half an ulp */
+  xa_evex(a, XE_VMOVUPS_LOAD, 2, dst, 0, xa_pool(vconstf(a, -2.0f)), 0, false, -1);
+  xa_evex(a, XE_VFMADD213PS, 2, dst, 2, xa_reg(3), 0, false, -1);            /* dst = f - 2s */
+  xa_evex(a, XE_VXORPS, 2, 3, 3, xa_pool(vconst32(a, 0x80000000u)), 0, false, -1); /* z3 = -f */
+  xa_evex(a, XE_VFMADD231PS, 2, dst, 2, xa_reg(3), 0, false, -1);            /* dst += s * -f */
+  xa_evex(a, XE_VDIVPS, 2, dst, dst, xa_reg(4), 0, false, -1);
+  xa_evex(a, XE_VADDPS, 2, 3, 2, xa_reg(dst), 0, false, -1);                 /* z3 = s */
   xa_evex(a, XE_VMULPS, 2, 4, 3, xa_reg(3), 0, false, -1);                   /* z4 = s^2 */
   /* 2/ln2 * (1 + s2/3 + s2^2/5 + ... + s2^5/11) */
   const double k = 2.0 / 0.6931471805599453;

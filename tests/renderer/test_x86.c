@@ -4,7 +4,7 @@
  * vectors, gated loads (padding, convolution), sizes 1, 7, 33, 1000 and primes; EXP2 and
  * LOG2 over a sweep of float32 values, their error in ulp against libm printed and bounded;
  * a refused kernel (float16) runs through the C compiler with the right values.
- * exp2 <= 2 ulp, log2 <= 3.5 ulp against float64 (libm: 0.5 / 0.7). Tolerances: float32 elementwise 2 ulp-ish (1e-6 relative + 1e-30), reductions
+ * exp2 <= 2 ulp, log2 <= 2.5 ulp against float64 (measured 0.9 / 2.0; libm 0.5 / 0.7). Tolerances: float32 elementwise 2 ulp-ish (1e-6 relative + 1e-30), reductions
  * sqrt(n) * 1e-6 of the scale; MAX / WHERE / casts exact. Skips where the CPU lacks AVX-512. */
 #include "check.h"
 #include "cgrad.h"
@@ -210,7 +210,7 @@ static void check_transcendental(void) {
   printf("exp2: max error %.2f ulp (libm exp2f %.2f); log2: %.2f ulp (libm log2f %.2f) against float64, %lld values each\n", me, me_libm, ml, ml_libm,
          (long long)n);
   CHECK(me <= 2.0, "exp2: %.2f ulp", me);
-  CHECK(ml <= 3.5, "log2: %.2f ulp", ml); /* e + log2(m) cancels near -0.4: the rounding of s = (m-1)/(m+1) doubles there */
+  CHECK(ml <= 2.5, "log2: %.2f ulp", ml);
   free(a), free(b), free(e), free(l);
 }
 
