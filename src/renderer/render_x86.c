@@ -1181,12 +1181,12 @@ static bool emit_all(xr *x) {
 
 /* ---- the output text ------------------------------------------------------------------------ */
 
-static _Atomic long long emitted_count, refused_count, emit_ns;
+static long long emitted_count, refused_count, emit_ns; /* atomic adds and loads */
 
 void render_x86_counts(long long *emitted, long long *refused) {
-  *emitted = emitted_count, *refused = refused_count;
+  *emitted = __atomic_load_n(&emitted_count, __ATOMIC_RELAXED), *refused = __atomic_load_n(&refused_count, __ATOMIC_RELAXED);
 }
-double render_x86_emit_seconds(void) { return 1e-9 * (double)emit_ns; }
+double render_x86_emit_seconds(void) { return 1e-9 * (double)__atomic_load_n(&emit_ns, __ATOMIC_RELAXED); }
 
 /* The machine code of l, or NULL and why not (in why). *n its size. */
 static uint8_t *emit_kernel(const linear *l, size_t *n, char *why, size_t nwhy, xasm *a_out) {
