@@ -174,7 +174,7 @@ static void entry_free(sched_entry *e) {
 
 static bool key_eq(const sched_entry *e, const sched_key *k) {
   return e->hash == k->hash && e->n == k->n && e->nbufs == k->nbufs && e->defdev == k->defdev && e->multi == k->multi &&
-         !memcmp(e->norm, k->norm, sizeof(uop *) * (size_t)k->n) && !memcmp(e->devs, k->devs, sizeof(rt_device *) * (size_t)k->nbufs);
+         !memcmp(e->norm, k->norm, sizeof(uop *) * (size_t)k->n) && (!k->nbufs || !memcmp(e->devs, k->devs, sizeof(rt_device *) * (size_t)k->nbufs));
 }
 
 static void lru_unlink(sched_entry *e) {
@@ -339,7 +339,7 @@ void sched_cache_add(const sched_key *k, const schedule *s, rt_device *const *de
     return;
   }
   e->hash = k->hash, e->n = k->n, e->nbufs = k->nbufs, e->defdev = k->defdev, e->multi = k->multi, e->gen = gen, e->nkeep = nkeep;
-  memcpy(e->devs, k->devs, sizeof(rt_device *) * (size_t)k->nbufs);
+  if (k->nbufs) memcpy(e->devs, k->devs, sizeof(rt_device *) * (size_t)k->nbufs);
   for (int i = 0; i < k->n; i++) e->norm[i] = uop_retain(k->norm[i]);
   /* the size: the nodes the key keeps alive, plus the template */
   e->bytes = sizeof *e + k->nodes * (sizeof(uop) + 64) + (size_t)e->nfresh * sizeof(fresh_buf) + (size_t)k->n * (sizeof(uop *) + 2 * sizeof(int32_t));
