@@ -228,7 +228,9 @@ static void test_alias(void) {
       cg_tensor *y = cg_mul(x, cg_scalar(2));
       CHECK(cg_assign(w, cg_add(w, cg_scalar(1))) == CG_OK, "%s", cg_last_error());
       cg_tensor *all[2] = {w, y};
+      uint64_t h0 = hits();
       CHECK(cg_realize_many(all, 2) == CG_OK, "%s", cg_last_error());
+      CHECK(rep ? hits() > h0 : hits() == h0, "assign beside a read, x %s w, rep %d: %s", same ? "is" : "is not", rep, rep ? "missed" : "hit");
       double wy[64], ww[64];
       for (int i = 0; i < 64; i++) wy[i] = 2.0 * (same ? a[i] : b[i]), ww[i] = (double)a[i] + 1;
       CHECK(read_near(y, wy, 64, 1e-6, "y = 2x"), "y read the %s (x %s w, rep %d)", "wrong value", same ? "is" : "is not", rep);
@@ -248,7 +250,10 @@ static void test_assigns(void) {
       cg_scope_begin();
       cg_tensor *x = from(a, 50), *y = from(b, 50);
       cg_tensor *t = into_b ? y : x;
-      CHECK(cg_assign(t, cg_add(x, cg_mul(y, cg_scalar(2)))) == CG_OK && cg_realize(t) == CG_OK, "%s", cg_last_error());
+      CHECK(cg_assign(t, cg_add(x, cg_mul(y, cg_scalar(2)))) == CG_OK, "%s", cg_last_error());
+      uint64_t h0 = hits();
+      CHECK(cg_realize(t) == CG_OK, "%s", cg_last_error());
+      CHECK(rep ? hits() > h0 : hits() == h0, "assign into %s, rep %d: %s", into_b ? "b" : "a", rep, rep ? "missed" : "hit the other target's entry");
       double wx[50], wy[50];
       for (int i = 0; i < 50; i++) {
         double v = (double)a[i] + 2.0 * b[i];
