@@ -1,8 +1,10 @@
-/* The schedule cache under threads: two threads realize graphs of a few shapes at once with
- * room for two entries (CG_SCHED_CACHE_ENTRIES=2), so entries are hit, added and evicted
- * while the other thread binds them; every result is checked against float64 in plain C.
+/* The schedule cache under threads: two threads realize graphs of three shapes at once (five
+ * iterations of a shape, then the next; the threads one shape apart) with room for two
+ * entries, so entries are hit, added and evicted while the other thread binds them; every
+ * result is checked against float64 in plain C.
  * Built with ThreadSanitizer by test.sh (the "tsan" step), which must report no race. */
 #include "check.h"
+#include "engine/sched_cache.h"
 #include <cgrad.h>
 #include <math.h>
 #include <pthread.h>
@@ -20,7 +22,7 @@ static void *work(void *arg) {
   job *j = arg;
   float a[MAXN], b[MAXN], out[MAXN];
   for (int it = 0; it < ITERS && !j->err[0]; it++) {
-    int64_t n = 32 + 32 * ((it + j->id) % 3); /* three shapes: three keys for two entries */
+    int64_t n = 32 + 32 * ((it / 5 + j->id) % 3);
     for (int i = 0; i < n; i++) a[i] = (float)((i * 7 + it + j->id) % 19) / 9.0f - 1.0f, b[i] = (float)((i * 3 + it) % 11) / 5.0f - 1.0f;
     cg_scope_begin();
     cg_tensor *x = cg_from_data(a, CG_FLOAT32, &n, 1), *y = cg_from_data(b, CG_FLOAT32, &n, 1);
@@ -50,5 +52,7 @@ int main(void) {
   cg_stats st = cg_get_stats();
   CHECK(st.schedule_hits > 0 && st.schedule_hits < st.schedules, "hits and misses both happen (%llu of %llu)", (unsigned long long)st.schedule_hits,
         (unsigned long long)st.schedules);
+  CHECK(sched_cache_get_stats().evictions > 0 && sched_cache_get_stats().entries <= 2, "entries evicted (%llu), at most 2 kept (%zu)",
+        (unsigned long long)sched_cache_get_stats().evictions, sched_cache_get_stats().entries);
   return test_summary();
 }
