@@ -128,8 +128,9 @@ typedef struct {
   uop *ast; /* retained */
   int nbufs, nout, nvars;
   int32_t *bufs, *vars;
-  rt_device *dev; /* NULL: nothing to run (an empty output) */
+  rt_device *dev; /* NULL: nothing to run (an empty output, a copy) */
   void *prog;
+  bool copy_staged;
 } tkernel;
 
 struct sched_entry {
@@ -244,7 +245,7 @@ cg_status sched_entry_bind(sched_entry *e, const sched_key *k, schedule *s, rt_d
   for (int i = 0; i < e->nk && st == CG_OK; i++) {
     const tkernel *t = &e->k[i];
     sched_kernel *sk = &s->k[s->n++];
-    sk->ast = t->ast, sk->nbufs = t->nbufs, sk->nout = t->nout, sk->nvars = t->nvars;
+    sk->ast = t->ast, sk->nbufs = t->nbufs, sk->nout = t->nout, sk->nvars = t->nvars, sk->copy_staged = t->copy_staged;
     if (!(sk->bufs = cg_malloc(sizeof(uop *) * (size_t)(t->nbufs ? t->nbufs : 1))) || (t->nvars && !(sk->vars = cg_malloc(sizeof(uop *) * (size_t)t->nvars)))) {
       st = CG_ERR_NOMEM;
       break;
@@ -312,7 +313,7 @@ void sched_cache_add(const sched_key *k, const schedule *s, rt_device *const *de
   for (int i = 0; ok && i < s->n; i++) {
     const sched_kernel *sk = &s->k[i];
     tkernel *t = &e->k[i];
-    t->nbufs = sk->nbufs, t->nout = sk->nout, t->nvars = sk->nvars, t->dev = devs[i], t->prog = progs[i];
+    t->nbufs = sk->nbufs, t->nout = sk->nout, t->nvars = sk->nvars, t->dev = devs[i], t->prog = progs[i], t->copy_staged = sk->copy_staged;
     ok = (t->bufs = cg_malloc(sizeof(int32_t) * (size_t)(sk->nbufs ? sk->nbufs : 1))) && (!sk->nvars || (t->vars = cg_malloc(sizeof(int32_t) * (size_t)sk->nvars)));
     for (int b = 0; ok && b < sk->nbufs; b++) ok = bind_of(&map, sk->bufs[b], b < sk->nout, e, &t->bufs[b]);
     for (int v = 0; ok && v < sk->nvars; v++) {
