@@ -1,14 +1,20 @@
-/* The launch thread pool. One job at a time:
+/* The launch thread pool. One job at a time; its chunks are claimed in order by whichever
+ * thread is free, the caller included:
  *
- *   caller: write job → pending = workers → gen++ → [wake sleepers] → run chunk 0
- *           → spin/sleep until pending == 0
- *   worker: spin/sleep until gen changes → run its chunks → pending-- → [wake caller]
+ *   caller: close the old job → write the job → open it (gen++, next chunk 0) → [wake
+ *           sleepers] → claim and run chunks → spin/sleep until every chunk has finished
+ *   worker: spin/sleep until gen changes → claim and run chunks until none are left
  *
- * Every worker acknowledges every generation (even with no chunk to run), so the caller
- * never rewrites the job while a slow worker may still read it. Sleeping uses the
- * "announce, then re-check" pattern on seq_cst atomics: a waiter bumps a sleeper count
- * before its last check, the waker reads the count after publishing, so one of them
- * always sees the other and no wakeup is lost. */
+ * A chunk is claimed by a CAS on one word holding (gen, next chunk), so a worker that
+ * wakes late (asleep, or its core taken by another process) finds the chunks already
+ * claimed and runs none, and the caller never waits for it: a late thread costs its share
+ * of the work, not the whole job (a 1 ms GEMM used to run at one thread's speed when the
+ * worker came 0.5 ms late, measured under load). Closing the old job first (its counter
+ * set past any chunk) makes a CAS that read the old word fail, so a slow worker never runs
+ * a chunk of a job it read half-written. Sleeping uses the "announce, then re-check"
+ * pattern on seq_cst atomics: a waiter bumps a sleeper count before its last check, the
+ * waker reads the count after publishing, so one of them always sees the other and no
+ * wakeup is lost. */
 #define _GNU_SOURCE
 #include "threadpool.h"
 #include "core/config.h"
@@ -35,12 +41,13 @@ struct pool {
   int64_t spin_ns;   /* how long to spin before sleeping */
   worker *workers;   /* size - 1 of them */
   pthread_mutex_t run_lock; /* one job at a time */
-  /* the job: written by the caller before gen++, read by workers after they see it */
-  rt_task_fn fn;
-  void *ctx;
-  int nchunks;
-  _Atomic uint64_t gen;
-  _Atomic int pending;         /* workers yet to finish the current generation */
+  /* the job: written by the caller between closing the old job and opening this one */
+  _Atomic(rt_task_fn) fn;
+  _Atomic(void *) ctx;
+  _Atomic int nchunks;
+  _Atomic uint64_t work;       /* gen << 32 | the next chunk to claim (CLOSED: none) */
+  uint32_t gen;                /* the caller's count of jobs (under run_lock) */
+  _Atomic int finished;        /* chunks of the current job run to their end */
   _Atomic int sleepers;        /* workers asleep (or about to be) on wake */
   _Atomic int caller_sleeping; /* the caller is asleep (or about to be) on done */
   pthread_mutex_t m;
@@ -93,31 +100,44 @@ static int64_t now_ns(void) {
     }                                                                \
   } while (0)
 
-static void run_chunks(pool *p, int t) {
-  for (int c = t; c < p->nchunks; c += p->size) p->fn(p->ctx, c, p->nchunks);
+#define CLOSED 0xffffffffu
+static uint32_t gen_of(uint64_t w) { return (uint32_t)(w >> 32); }
+
+/* Claim and run chunks of job g until none is left (or another job has started). */
+static void run_chunks(pool *p, uint32_t g) {
+  for (;;) {
+    uint64_t w = atomic_load(&p->work);
+    uint32_t c = (uint32_t)w;
+    int n = atomic_load(&p->nchunks);
+    if (gen_of(w) != g || c == CLOSED || c >= (uint32_t)n) return;
+    rt_task_fn fn = atomic_load(&p->fn);
+    void *ctx = atomic_load(&p->ctx);
+    if (!atomic_compare_exchange_weak(&p->work, &w, w + 1)) continue; /* read before a close or another claim: again */
+    fn(ctx, (int)c, n);
+    if (atomic_fetch_add(&p->finished, 1) == n - 1 && atomic_load(&p->caller_sleeping)) {
+      pthread_mutex_lock(&p->m);
+      pthread_cond_broadcast(&p->done);
+      pthread_mutex_unlock(&p->m);
+    }
+  }
 }
 
 static void *worker_main(void *arg) {
   worker *w = arg;
   pool *p = w->p;
-  uint64_t seen = 0; /* the generation when the pool was made */
+  uint32_t seen = 0; /* the generation when the pool was made */
   in_pool_job = 1;
   for (;;) {
-    SPIN_UNTIL(p, atomic_load(&p->gen) != seen);
-    if (atomic_load(&p->gen) == seen) {
+    SPIN_UNTIL(p, gen_of(atomic_load(&p->work)) != seen);
+    if (gen_of(atomic_load(&p->work)) == seen) {
       pthread_mutex_lock(&p->m);
       atomic_fetch_add(&p->sleepers, 1);
-      while (atomic_load(&p->gen) == seen) pthread_cond_wait(&p->wake, &p->m);
+      while (gen_of(atomic_load(&p->work)) == seen) pthread_cond_wait(&p->wake, &p->m);
       atomic_fetch_sub(&p->sleepers, 1);
       pthread_mutex_unlock(&p->m);
     }
-    seen = atomic_load(&p->gen);
-    run_chunks(p, w->index);
-    if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_sleeping)) {
-      pthread_mutex_lock(&p->m);
-      pthread_cond_broadcast(&p->done);
-      pthread_mutex_unlock(&p->m);
-    }
+    seen = gen_of(atomic_load(&p->work));
+    run_chunks(p, seen);
   }
   return NULL;
 }
@@ -149,6 +169,7 @@ static pool *pool_create(int index) {
     return &solo;
   }
   p->workers = ws;
+  atomic_init(&p->work, CLOSED);
   p->spin_ns = cfg_int("CG_SPIN_US", 100) * 1000;
   pthread_mutex_init(&p->run_lock, NULL);
   pthread_mutex_init(&p->m, NULL);
@@ -206,22 +227,24 @@ void rt_pool_run_on(rt_pool *p, int nchunks, rt_task_fn fn, void *ctx) {
     return;
   }
   pthread_mutex_lock(&p->run_lock);
-  p->fn = fn, p->ctx = ctx, p->nchunks = nchunks;
-  atomic_store(&p->pending, p->size - 1);
-  atomic_fetch_add(&p->gen, 1);
+  uint32_t g = ++p->gen;
+  atomic_store(&p->work, (uint64_t)(g - 1) << 32 | CLOSED); /* before the job is rewritten: see the top */
+  atomic_store(&p->fn, fn), atomic_store(&p->ctx, ctx), atomic_store(&p->nchunks, nchunks);
+  atomic_store(&p->finished, 0);
+  atomic_store(&p->work, (uint64_t)g << 32);
   if (atomic_load(&p->sleepers)) {
     pthread_mutex_lock(&p->m);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->m);
   }
   in_pool_job = 1;
-  run_chunks(p, 0);
+  run_chunks(p, g);
   in_pool_job = 0;
-  SPIN_UNTIL(p, atomic_load(&p->pending) == 0);
-  if (atomic_load(&p->pending)) {
+  SPIN_UNTIL(p, atomic_load(&p->finished) == nchunks);
+  if (atomic_load(&p->finished) != nchunks) {
     pthread_mutex_lock(&p->m);
     atomic_store(&p->caller_sleeping, 1);
-    while (atomic_load(&p->pending)) pthread_cond_wait(&p->done, &p->m);
+    while (atomic_load(&p->finished) != nchunks) pthread_cond_wait(&p->done, &p->m);
     atomic_store(&p->caller_sleeping, 0);
     pthread_mutex_unlock(&p->m);
   }
