@@ -7,8 +7,9 @@
  * BEAM_BUDGET_S (default 10) seconds have passed, or 2000 runs of its best time (at least
  * 1 s: a cheap kernel is worth little search). The winner is kept on disk in the
  * kernel cache directory, under a key of the kernel's structure, device, renderer,
- * compiler, flags, CPU and cgrad version (tinygrad once served BEAM results tuned under
- * other flags from a key that omitted them), so a second process takes it with no search.
+ * compiler, flags, CPU, the device's thread count and cgrad version (tinygrad once served
+ * BEAM results tuned under other flags from a key that omitted them; a tile chosen for
+ * one thread is not the one for two), so a second process takes it with no search.
  * An entry that does not check out is deleted and searched again. */
 #include "codegen.h"
 #include "core/config.h"
@@ -18,6 +19,7 @@
 #include "runtime/device.h"
 #include "runtime/disk_cache.h"
 #include "runtime/hash128.h"
+#include "runtime/threadpool.h"
 #include "uop/uopset.h"
 #include <inttypes.h>
 #include <math.h>
@@ -42,13 +44,15 @@ static void beam_key(uop *ast, const renderer *ren, rt_device *dev, uint64_t key
   char *s = uop_to_string(ast);
   uint64_t cc[2];
   rt_cc_key("beam", "", cc); /* compiler, its version, flags, CPU model and features */
-  key[0] = 0x6265616d2d6b6579ULL, key[1] = 2; /* 2: lowering merges output dims (merge_dims.c): axis ids of older entries differ */
+  key[0] = 0x6265616d2d6b6579ULL, key[1] = 3; /* 2: lowering merges output dims (merge_dims.c): axis ids of older entries differ; 3: the thread count */
   rt_hash128_str(s ? s : "", key);
   rt_hash128_str(dev->name, key);
   rt_hash128_str(ren->name, key);
   rt_hash128(cc, sizeof cc, key);
   rt_hash128_str(CG_VERSION, key);
   rt_hash128_str(rt_cpu_features_str(rt_cpu_features()), key); /* the TC units it may use (CG_CPU_FEATURES) */
+  int64_t threads = rt_pool_threads(rt_pool_of(dev->index)); /* the pool its launches split over */
+  rt_hash128(&threads, sizeof threads, key);
   free(s);
 }
 
@@ -156,7 +160,9 @@ static int var_slots(uop *u, uopset *seen) {
 }
 
 /* Time each candidate (in place): generate, compile all together, run each 1 + 3 times
- * on the scratch buffers and keep the median. */
+ * on the scratch buffers and keep the fastest of the three (what the kernel takes when
+ * nothing else takes its cores: on a loaded machine the median of three timed other
+ * processes' time slices as often as the kernel). */
 static void time_all(search *s, cand *c, int n, double best) {
   ckernel *k = cg_calloc((size_t)n, sizeof *k);
   const char **names = cg_calloc((size_t)n, sizeof(char *)), **srcs = cg_calloc((size_t)n, sizeof(char *));
@@ -213,10 +219,7 @@ static void time_all(search *s, cand *c, int n, double best) {
       }
       s->tries++;
       if (ok && r < 4) c[i].t = t[0];
-      else if (ok) { /* median of the three after the warm-up */
-        double a = t[1], b = t[2], d = t[3];
-        c[i].t = a > b ? (b > d ? b : a > d ? d : a) : (a > d ? a : b > d ? d : b);
-      }
+      else if (ok) c[i].t = fmin(t[1], fmin(t[2], t[3])); /* the fastest after the warm-up */
       s->dev->program_free(progs[j]);
     }
   }
