@@ -424,6 +424,7 @@ static rt_device *kernel_device(sched_kernel *k) {
 cg_status realize_uops(uop *const *outs, int n, uop **views) {
   realize_observer obs = observer;
   observer = (realize_observer){0}; /* one realize only (the ones inside this one see none) */
+  rt_pool_wake_all(); /* the pool's workers wake while this realize schedules */
   double t0 = now();
   uop **pre = cg_malloc(sizeof(uop *) * (size_t)(n ? n : 1));
   if (!pre) return cg_fail(CG_ERR_NOMEM, "out of memory");

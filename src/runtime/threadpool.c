@@ -49,6 +49,7 @@ struct pool {
   uint32_t gen;                /* the caller's count of jobs (under run_lock) */
   _Atomic int finished;        /* chunks of the current job run to their end */
   _Atomic int sleepers;        /* workers asleep (or about to be) on wake */
+  _Atomic uint32_t poke;       /* bumped by rt_pool_wake_all: sleepers spin again */
   _Atomic int caller_sleeping; /* the caller is asleep (or about to be) on done */
   pthread_mutex_t m;
   pthread_cond_t wake, done;
@@ -128,13 +129,15 @@ static void *worker_main(void *arg) {
   uint32_t seen = 0; /* the generation when the pool was made */
   in_pool_job = 1;
   for (;;) {
+    uint32_t poked = atomic_load(&p->poke);
     SPIN_UNTIL(p, gen_of(atomic_load(&p->work)) != seen);
     if (gen_of(atomic_load(&p->work)) == seen) {
       pthread_mutex_lock(&p->m);
       atomic_fetch_add(&p->sleepers, 1);
-      while (gen_of(atomic_load(&p->work)) == seen) pthread_cond_wait(&p->wake, &p->m);
+      while (gen_of(atomic_load(&p->work)) == seen && atomic_load(&p->poke) == poked) pthread_cond_wait(&p->wake, &p->m);
       atomic_fetch_sub(&p->sleepers, 1);
       pthread_mutex_unlock(&p->m);
+      if (gen_of(atomic_load(&p->work)) == seen) continue; /* woken ahead of a job: spin for it */
     }
     seen = gen_of(atomic_load(&p->work));
     run_chunks(p, seen);
@@ -216,6 +219,18 @@ rt_pool *rt_pool_of(int index) {
 }
 
 int rt_pool_threads(rt_pool *p) { return p ? p->size : 1; }
+
+void rt_pool_wake_all(void) {
+  int n = __atomic_load_n(&npools, __ATOMIC_ACQUIRE);
+  for (int i = 0; i < n; i++) {
+    pool *p = pools[i].p;
+    if (p->size == 1 || !atomic_load(&p->sleepers)) continue; /* spinning already (or no workers) */
+    pthread_mutex_lock(&p->m);
+    atomic_fetch_add(&p->poke, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->m);
+  }
+}
 int rt_pool_size(void) { return rt_pool_of(0)->size; }
 void rt_pool_run(int nchunks, rt_task_fn fn, void *ctx) { rt_pool_run_on(nchunks > 1 && !in_pool_job ? rt_pool_of(0) : NULL, nchunks, fn, ctx); }
 

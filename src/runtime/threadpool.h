@@ -25,6 +25,11 @@ int rt_pool_threads(rt_pool *p);
  * caller included), so which thread runs which chunk is not fixed: a chunk must not
  * depend on it. Jobs from several host threads on one pool are serialized. */
 void rt_pool_run_on(rt_pool *p, int nchunks, rt_task_fn fn, void *ctx);
+/* Wake the sleeping workers of every pool made so far, ahead of launches to come: they
+ * spin again (CG_SPIN_US), so the host work before the next launch (a realize's
+ * scheduling and lookups) hides their wake-up, which on a VM's idle vCPU takes tens of
+ * microseconds. Cheap when none sleeps (a load per pool). */
+void rt_pool_wake_all(void);
 /* The same on instance 0's pool (the default device's). */
 int rt_pool_size(void);
 void rt_pool_run(int nchunks, rt_task_fn fn, void *ctx);
