@@ -79,20 +79,19 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Busy turns (PAUSE, ~10-40 ns each) before the spin starts yielding. Measured on a
- * 2-vCPU VM: a few hundred keeps an idle machine's launch at ~0.5 us and cuts the launch
- * median of 4 test processes sharing 2 cores from ~400 us to ~15 us. */
-#define SPIN_PAUSES 256
 /* Spin until done_expr holds or (p)->spin_ns have passed (the clock is read every 64
- * turns). After the first few hundred turns each turn also yields the CPU: when there are
- * more runnable threads than cores (other processes, ctest -j), the thread we wait for
- * may need our core, and a pure busy-wait would hold it for a whole time slice. */
+ * turns), then the caller of SPIN_UNTIL sleeps on a condition variable. No sched_yield
+ * while spinning: on Linux's EEVDF scheduler each yield pushes the thread's deadline a
+ * whole slice later when another task shares its core, so a worker that spun by
+ * yielding was passed over for milliseconds by any other process and joined a 1 ms
+ * kernel after the caller had run it alone (measured: the worker's chunk started when
+ * the caller's ended, load ~7). Sleeping resets that; a pure spin holds the core at most
+ * spin_ns. */
 #define SPIN_UNTIL(p, done_expr)                                     \
   do {                                                               \
     int64_t t0_ = 0;                                                 \
     for (unsigned i_ = 0; !(done_expr); i_++) {                      \
-      if (i_ < SPIN_PAUSES) cpu_relax();                             \
-      else sched_yield();                                            \
+      cpu_relax();                                                   \
       if ((i_ & 63) == 63) {                                         \
         int64_t t_ = now_ns();                                       \
         if (!t0_) t0_ = t_;                                          \
