@@ -20,7 +20,6 @@
 #include "core/config.h"
 #include "core/fault.h"
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
