@@ -295,8 +295,8 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
     time_all(&s, c, nc, INFINITY); /* also measures what one compile takes */
     /* a GEMM: other register tiles and column blocks too, as many as compile in half the
      * time left */
-    opt alt[24][MAX_OPTS];
-    int lens[24], na = opt_gemm_candidates(low, alt, lens, 24), fit = s.compile_s > 0 ? (int)((s.deadline - now()) / 2 / s.compile_s) : na;
+    opt alt[32][MAX_OPTS];
+    int lens[32], na = opt_gemm_candidates(low, alt, lens, 32), fit = s.compile_s > 0 ? (int)((s.deadline - now()) / 2 / s.compile_s) : na;
     if (fit < 2) fit = 2; /* as a round: at least two */
     for (int i = 0; i < na && nc - 1 < fit; i++) {
       cand x = {.n = lens[i]};
