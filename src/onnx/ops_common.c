@@ -84,7 +84,7 @@ int onnx_in_ints(onnx_ctx *c, int i, int64_t *out, int max) {
 int onnx_in_doubles(onnx_ctx *c, int i, double *out, int max) { return in_values(c, i, CG_FLOAT64, out, max); }
 
 int onnx_axis(onnx_ctx *c, int64_t axis, int ndim) {
-  if (axis < -ndim || axis >= (ndim ? ndim : 1)) return onnx_fail(c, "axis %lld is out of range for %d dims", (long long)axis, ndim), -1;
+  if (axis < -ndim || axis >= ndim) return onnx_fail(c, "axis %lld is out of range for %d dims", (long long)axis, ndim), -1;
   return (int)(axis < 0 ? axis + ndim : axis);
 }
 

@@ -112,7 +112,6 @@ static cg_status op_Concat(onnx_ctx *c) {
 
 static cg_status op_Split(onnx_ctx *c) {
   X0();
-  if (nd == 0) return onnx_fail(c, "cannot split a scalar (rank 0)"); /* onnx_axis takes axis 0 of a scalar; sh[0] is past its shape */
   int ax = onnx_axis(c, onnx_attr_i(c, "axis", 0), nd);
   if (ax < 0) return cg_last_status();
   int64_t sp[64];

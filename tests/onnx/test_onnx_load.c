@@ -198,11 +198,58 @@ static cg_status run_range(float start, float limit, float delta) {
   return st;
 }
 
+/* One node whose data input is a float scalar (rank 0): run, the status back. Ops that take
+ * an axis of their input must refuse a scalar (axis 0 of a rank-0 tensor is past its shape:
+ * Split read its size from there, an ASan overflow found by fuzzing). k: an int64 scalar
+ * second input when >= 0 (Gather's indices, TopK's K). */
+static cg_status run_on_scalar(const char *op, int opset, int64_t k) {
+  Onnx__ModelProto model;
+  Onnx__GraphProto graph;
+  Onnx__OperatorSetIdProto opset_id, *opsets[1] = {&opset_id};
+  onnx__model_proto__init(&model), onnx__graph_proto__init(&graph), onnx__operator_set_id_proto__init(&opset_id);
+  opset_id.domain = "", opset_id.has_version = 1, opset_id.version = opset;
+  model.has_ir_version = 1, model.ir_version = 8, model.n_opset_import = 1, model.opset_import = opsets, model.graph = &graph;
+  Onnx__NodeProto *nd = node(op, "n", "x", k >= 0 ? "k" : NULL, "y");
+  float xv = 1.5f;
+  Onnx__TensorProto *inits[2] = {tensor("x", 1, NULL, 0, &xv, 4), tensor("k", 7, NULL, 0, &k, 8)};
+  static const int64_t one[1] = {1};
+  Onnx__ValueInfoProto *outs[1] = {vinfo("y", 1, one, 1)};
+  graph.name = "g", graph.n_node = 1, graph.node = &nd, graph.n_initializer = k >= 0 ? 2 : 1, graph.initializer = inits;
+  graph.n_output = 1, graph.output = outs;
+  size_t n = onnx__model_proto__get_packed_size(&model);
+  uint8_t *b = malloc(n + 1);
+  onnx__model_proto__pack(&model, b);
+  cg_onnx_model *m = cg_onnx_load_memory(b, n, NULL);
+  cg_tensor *out = NULL;
+  cg_status st = m ? cg_onnx_run(m, NULL, 0, &out, 1) : cg_last_status();
+  if (st == CG_OK) st = cg_realize(out);
+  cg_free(out);
+  cg_onnx_free(m);
+  free(b);
+  free(nd->input), free(nd->output), free(nd);
+  for (int i = 0; i < 2; i++) free(inits[i]);
+  Onnx__TensorShapeProto *sh = outs[0]->type->tensor_type->shape;
+  free(sh->dim[0]), free(sh->dim), free(sh), free(outs[0]->type->tensor_type), free(outs[0]->type), free(outs[0]);
+  return st;
+}
+
 int main(void) {
   /* Range with 1e34 elements is refused with its count (it was a cast of 1e34 to int64:
    * undefined; found by fuzzing import + run), and a small one still runs */
   CHECK(run_range(0, 1e34f, 1) != CG_OK && strstr(cg_last_error(), "elements"), "%s", cg_last_error());
   CHECK(run_range(0, 4, 1.5f) == CG_OK, "%s", cg_last_error());
+  /* every op with an axis of its input refuses a scalar with the axis in the message */
+  static const struct { const char *op; int opset; int64_t k; } axis_ops[] = {
+      {"Split", 13, -1}, {"Gather", 13, 0}, {"GatherElements", 13, 0}, {"TopK", 11, 1}, {"ArgMax", 13, -1},
+      {"ArgMin", 12, -1}, {"Hardmax", 13, -1}, {"Softmax", 13, -1}, {"LogSoftmax", 11, -1}, {"Concat", 13, -1},
+      {"CumSum", 14, 0}, {"SplitToSequence", 11, -1}, {"ReverseSequence", 10, -1}};
+  for (size_t i = 0; i < sizeof axis_ops / sizeof axis_ops[0]; i++) {
+    cg_status st = run_on_scalar(axis_ops[i].op, axis_ops[i].opset, axis_ops[i].k);
+    if (getenv("VERBOSE")) printf("%s: %s\n", axis_ops[i].op, cg_last_error());
+    CHECK(st != CG_OK && strstr(cg_last_error(), axis_ops[i].op), "%s on a scalar: status %d, '%s'", axis_ops[i].op, st, cg_last_error());
+  }
+  /* and an op without an axis still runs on one */
+  CHECK(run_on_scalar("Neg", 13, -1) == CG_OK, "%s", cg_last_error());
   unsigned seed = (unsigned)time(NULL);
   printf("seed %u\n", seed);
   srand(seed);
