@@ -603,19 +603,16 @@ static uop *padto(uop *sink, uop *r, int64_t m) {
   return sink;
 }
 
-/* TILE of a reduce range r: r = tile*n + r' with the tile loop outermost, and the store
+/* TILE of a reduce range r: r = tile*n + inner with the tile loop outermost, and the store
  * writes the tile's sum plus what the output held (read only where tile > 0: the first
  * tile's store starts it). Only for a kernel whose one STORE writes an ADD REDUCE over r
  * itself (a GEMM): a fused epilogue would apply once per tile. */
-static uop *tile_reduce(uop *sink, uop *r, int64_t amount, int nth, const char *d) {
+static uop *tile_reduce(uop *sink, uop *r, uop *tile, uop *inner, int64_t amount, const char *d) {
   uop *st = sink->nsrc == 1 ? sink->src[0] : NULL, *red = st && st->op == OP_STORE ? st->src[1] : NULL;
   bool over = false;
   for (uint32_t i = 1; red && red->op == OP_REDUCE && i < red->nsrc; i++) over |= red->src[i] == r;
   if (!over || red->arg.v[0] != OP_ADD || red->nsrc > UOP_MAX_DIMS + 1 || red->dt.scalar != st->src[0]->src[0]->dt.scalar)
     return cg_fail_null(CG_ERR_INVALID, "opt %s: a reduce axis is tiled only where the kernel's one store writes its sum (ADD) directly", d);
-  int64_t arg[3] = {r->arg.v[0], RANGE_TILE, nth};
-  uop *tile = uop_new1(OP_RANGE, DT_I32, ci(r->src[0]->arg.i / amount), arg_ints(arg, 3));
-  uop *inner = uop_new1(OP_RANGE, DT_I32, ci(amount), r->arg);
   uop *src[UOP_MAX_DIMS + 2];
   src[0] = subst_range(red->src[0], r, uop_alu(OP_ADD, uop_alu(OP_MUL, tile, ci(amount)), inner));
   for (uint32_t i = 1; i < red->nsrc; i++) src[i] = red->src[i] == r ? inner : red->src[i];
@@ -664,7 +661,7 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
       int64_t arg[3] = {r->arg.v[0], RANGE_TILE, i};
       uop *tile = uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), arg_ints(arg, 3));
       uop *inner = uop_new1(OP_RANGE, DT_I32, ci(o[i].amount), r->arg);
-      sink = reduce ? tile_reduce(sink, r, o[i].amount, i, d) : subst_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, tile, ci(o[i].amount)), inner));
+      sink = reduce ? tile_reduce(sink, r, tile, inner, o[i].amount, d) : subst_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, tile, ci(o[i].amount)), inner));
     } else {
       int64_t arg[3] = {r->arg.v[0], RANGE_UNROLL, i};
       unroll_ctx c = {r, uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), r->arg), uop_new1(OP_RANGE, DT_I32, ci(o[i].amount), arg_ints(arg, 3)), o[i].amount};
