@@ -119,21 +119,26 @@ static cg_status op_TfIdfVectorizer(onnx_ctx *c) {
   int nd = cg_ndim(x);
   if (nd < 1 || nd > 2 || minn < 1 || maxn < minn || maxn > (int64_t)cnts->n_ints || skip < 0) return onnx_fail(c, "bad attributes or input rank");
   int64_t rows = nd == 2 ? cg_shape(x)[0] : 1, cols = cg_shape(x)[nd - 1], width = 0, n;
-  for (size_t i = 0; i < idxs->n_ints; i++) width = idxs->ints[i] + 1 > width ? idxs->ints[i] + 1 : width;
+  for (size_t i = 0; i < idxs->n_ints; i++) { /* computed on the host: indexes inside a bounded output */
+    if (idxs->ints[i] < 0 || idxs->ints[i] >= (1 << 26)) return onnx_fail(c, "ngram_indexes[%zu] = %lld is not in [0, 2^26)", i, (long long)idxs->ints[i]);
+    width = idxs->ints[i] + 1 > width ? idxs->ints[i] + 1 : width;
+  }
+  if (rows * width > (1 << 26)) return onnx_fail(c, "output of %lld x %lld elements", (long long)rows, (long long)width);
   if (wa && wa->n_floats != idxs->n_ints) return onnx_fail(c, "weights and ngram_indexes differ in length");
+  for (int64_t gl = 1; gl <= maxn; gl++) { /* every gram length's pool slice, also those below min_gram_length */
+    int64_t start = cnts->ints[gl - 1], end = gl < (int64_t)cnts->n_ints ? cnts->ints[gl] : (int64_t)pool->n_ints;
+    if (start < 0 || end > (int64_t)pool->n_ints || start > end || (end - start) % gl)
+      return onnx_fail(c, "ngram_counts do not split the pool into %lld-grams", (long long)gl);
+  }
   int64_t *v = onnx_read_indices(c, 0, &n);
   double *out = cg_calloc((size_t)(rows * width + 1), sizeof(double));
   if (!v || !out) {
     free(v), free(out);
     return cg_last_status() ? cg_last_status() : CG_ERR_NOMEM;
   }
-  cg_status st = CG_OK;
-  for (int64_t gl = minn; gl <= maxn && st == CG_OK; gl++) {
+  if (skip > cols) skip = cols; /* a longer skip matches nothing more (and a hostile one would loop for ever) */
+  for (int64_t gl = minn; gl <= maxn; gl++) {
     int64_t start = cnts->ints[gl - 1], end = gl < (int64_t)cnts->n_ints ? cnts->ints[gl] : (int64_t)pool->n_ints;
-    if (start < 0 || end > (int64_t)pool->n_ints || start > end || (end - start) % gl) {
-      st = onnx_fail(c, "ngram_counts do not split the pool into %lld-grams", (long long)gl);
-      break;
-    }
     int64_t before = 0; /* grams of shorter lengths come first in ngram_indexes */
     for (int64_t g2 = 1; g2 < gl; g2++) {
       int64_t s2 = cnts->ints[g2 - 1], e2 = g2 < (int64_t)cnts->n_ints ? cnts->ints[g2] : (int64_t)pool->n_ints;
@@ -148,17 +153,16 @@ static cg_status op_TfIdfVectorizer(onnx_ctx *c) {
             if (eq && k < (int64_t)idxs->n_ints) out[r * width + idxs->ints[k]] += 1;
           }
   }
-  if (st == CG_OK)
-    for (int64_t r = 0; r < rows; r++)
-      for (size_t k = 0; k < idxs->n_ints; k++) {
-        double *o = &out[r * width + idxs->ints[k]], w = wa ? wa->floats[k] : 1;
-        if (!strcmp(mode, "IDF")) *o = *o > 0 ? w : 0;
-        else if (!strcmp(mode, "TFIDF")) *o *= w;
-      }
+  for (int64_t r = 0; r < rows; r++)
+    for (size_t k = 0; k < idxs->n_ints; k++) {
+      double *o = &out[r * width + idxs->ints[k]], w = wa ? wa->floats[k] : 1;
+      if (!strcmp(mode, "IDF")) *o = *o > 0 ? w : 0;
+      else if (!strcmp(mode, "TFIDF")) *o *= w;
+    }
   int64_t os[2] = {rows, width};
-  cg_tensor *t = st == CG_OK ? cg_cast(cg_from_data(out, CG_FLOAT64, nd == 2 ? os : os + 1, nd), CG_FLOAT32) : NULL;
+  cg_tensor *t = cg_cast(cg_from_data(out, CG_FLOAT64, nd == 2 ? os : os + 1, nd), CG_FLOAT32);
   free(v), free(out);
-  return st == CG_OK ? onnx_set(c, 0, t) : st;
+  return onnx_set(c, 0, t);
 }
 
 const onnx_op onnx_ops_signal[] = {{"DFT", op_DFT, false}, {"STFT", op_STFT, false}, {"TfIdfVectorizer", op_TfIdfVectorizer, false}, {NULL, NULL, false}};
