@@ -673,8 +673,10 @@ cg_tensor **cg_onnx_load_sequence(const char *path, int *n);
  * none. An op whose operands are on two
  * devices is refused with a message naming both; the scheduler never puts two devices in
  * one kernel. Each CPU instance owns its thread pool (CG_THREADS split evenly over
- * CG_DEVICES instances), so replicas driven by one host thread per device compute at the
- * same time; the kernels of one realize run one after another. */
+ * CG_DEVICES instances), and a realize whose kernels are on several devices runs each
+ * device's kernels (and the copies between them) on a host thread of its own, at the same
+ * time, in the schedule's order per device (results identical to running them one after
+ * another: CG_CONCURRENT=0). */
 /* The canonical name of a device ("cpu:1" -> "CPU:1", "CPU:0" -> "CPU"), making an
  * instance if needed; NULL + an error naming the devices there are. */
 const char *cg_device(const char *name);
@@ -692,14 +694,17 @@ int cg_device_count(void);
 /* The names of those devices into names[0..max) ("CPU", "CPU:1", ...); returns how many
  * there are (-1 + an error if one cannot be made). */
 int cg_devices(const char **names, int max);
-/* A copy of t on device (eager: t is realized first). Same device: a second handle, no
- * copy. A contiguous range of a buffer (the buffer, a reshape, a slice along the leading
- * axis) is copied straight from it; another view is first made contiguous on its own
- * device ("staging" bytes). Differentiable: the gradient is copied back to t's device in
- * the backward (the copy keeps t's graph alive for it, like any op). */
+/* A copy of t on device, lazy like every op: a COPY node, run when a result needing it is
+ * realized, in the same realize as the kernels on both sides (cg_to(a, "CPU:1") + b, b on
+ * CPU:1, is one realize: a's kernels on CPU, the copy, the sum on CPU:1). Same device: a
+ * second handle, no copy. A contiguous range of a buffer (the buffer, a reshape, a slice
+ * along the leading axis) is copied straight from it; another view is first made
+ * contiguous on its own device ("staging" bytes). Differentiable: the gradient is a copy
+ * back to t's device. */
 cg_tensor *cg_to(cg_tensor *t, const char *device);
-/* Bytes copied between devices by cg_to, and bytes made contiguous before a copy, since
- * the start of the process (either pointer may be NULL). */
+/* Bytes copied between devices (by realized cg_to copies, JIT replays included), and
+ * bytes made contiguous before a copy, since the start of the process (either pointer may
+ * be NULL). */
 void cg_copy_stats(int64_t *transfer_bytes, int64_t *staging_bytes);
 
 /* A tensor split over devices (tinygrad's MultiLazyBuffer): one lazy tensor per device and

@@ -92,6 +92,11 @@ void capture_var_update(uop *var, int op, int64_t operand) {
 }
 
 void capture_host(capture_host_fn fn, const void *ctx, size_t ctx_bytes, uop *const *bufs, int nbufs) {
+  /* every buffer counts as written: the step works in place */
+  capture_host_io(fn, ctx, ctx_bytes, bufs, nbufs, nbufs);
+}
+
+void capture_host_io(capture_host_fn fn, const void *ctx, size_t ctx_bytes, uop *const *bufs, int nbufs, int nout) {
   launch *l = add_launch();
   if (!l) return;
   void *h = cg_malloc(ctx_bytes ? ctx_bytes : 1);
@@ -100,8 +105,7 @@ void capture_host(capture_host_fn fn, const void *ctx, size_t ctx_bytes, uop *co
     return;
   }
   memcpy(h, ctx, ctx_bytes);
-  /* every buffer counts as written: the step works in place */
-  commit(l, (launch){.host = fn, .hctx = h, .hsize = ctx_bytes, .bufs = retained(bufs, nbufs), .nbufs = nbufs, .nout = nbufs, .vars = retained(NULL, 0)});
+  commit(l, (launch){.host = fn, .hctx = h, .hsize = ctx_bytes, .bufs = retained(bufs, nbufs), .nbufs = nbufs, .nout = nout, .vars = retained(NULL, 0)});
   if (current->n == 0 || current->l[current->n - 1].hctx != h) free(h); /* not committed */
 }
 

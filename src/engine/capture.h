@@ -30,6 +30,9 @@ void capture_var_update(uop *var, int op, int64_t operand);
  * Launches before it have finished when it runs. */
 typedef cg_status (*capture_host_fn)(const void *ctx, void *const *ptrs, int nbufs);
 void capture_host(capture_host_fn fn, const void *ctx, size_t ctx_bytes, uop *const *bufs, int nbufs);
+/* The same when only bufs[0..nout) are written (a copy between devices: its destination),
+ * so the others may be inputs of the JIT function. */
+void capture_host_io(capture_host_fn fn, const void *ctx, size_t ctx_bytes, uop *const *bufs, int nbufs, int nout);
 /* False when a launch could not be recorded (out of memory): the capture is not to be
  * replayed. */
 bool capture_complete(const capture *c);

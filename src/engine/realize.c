@@ -13,6 +13,8 @@
 #include "core/config.h"
 #include "realize.h"
 #include "capture.h"
+#include "copy.h"
+#include "queue.h"
 #include "run_kernel.h"
 #include "codegen/codegen.h"
 #include "renderer/render.h"
@@ -421,6 +423,140 @@ static rt_device *kernel_device(sched_kernel *k) {
   return dev;
 }
 
+/* ---- running the items ------------------------------------------------------------ */
+
+/* What every item of one realize needs; items run on the calling thread, or on lanes
+ * (queue.h) when the schedule drives several devices. */
+typedef struct {
+  schedule *s;
+  const bool *copy;     /* per item: a copy (sched_copy_of) */
+  rt_device **devs;     /* per item: the kernel's device (NULL: a copy, or nothing to run) */
+  prog_entry **entries; /* per item: its program (NULL: a copy, or nothing to run) */
+  uop ***release;       /* per item: intermediates whose last reader it is (NULL-terminated) */
+  double *secs;         /* per item: time it ran */
+  int64_t *threads;     /* per item: threads it used */
+  int dbg;
+  bool serial;          /* on the calling thread, in order: capture and observers allowed */
+  realize_observer *obs;
+  int *ready_at;
+  int nout;
+  uop **out_bufs;
+} run_ctx;
+
+static cg_status run_copy(run_ctx *rc, int ki) {
+  sched_kernel *k = &rc->s->k[ki];
+  cg_status st = buffer_alloc(k->bufs[0]);
+  if (st == CG_OK) st = buffer_alloc(k->bufs[1]);
+  if (st != CG_OK) return st;
+  cg_buffer *dst = buffer_of(k->bufs[0]), *src = buffer_of(k->bufs[1]);
+  size_t esz = (size_t)dt_scalar_size(k->bufs[0]->dt);
+  copy_step c;
+  memset(&c, 0, sizeof c); /* padding too: captures compare steps byte by byte */
+  int64_t off = 0;
+  sched_copy_of(k, &off);
+  c.dst = dst->dev, c.src = src->dev, c.off = (size_t)off * esz, c.nbytes = (size_t)k->bufs[0]->arg.v[1] * esz, c.staged = k->copy_staged;
+  double t1 = now();
+  st = engine_copy(c.dst, dst->ptr, c.src, (const char *)src->ptr + c.off, c.nbytes, c.staged);
+  double dt = now() - t1;
+  rc->secs[ki] = dt;
+  if (st == CG_OK && rc->serial && capture_active()) capture_host_io(copy_step_run, &c, sizeof c, k->bufs, 2, 1);
+  if (st == CG_OK && rc->dbg >= 1) {
+    char name[64];
+    snprintf(name, sizeof name, "copy %s -> %s", c.src->name, c.dst->name);
+    fprintf(stderr, "  %-24s %9.3f ms  %17s  %7.2f GB/s  (%zu bytes%s)\n", name, 1e3 * dt, "", (double)c.nbytes / dt * 1e-9, c.nbytes, c.staged ? ", staged" : "");
+  }
+  return st;
+}
+
+static cg_status run_kernel_item(run_ctx *rc, int ki) {
+  sched_kernel *k = &rc->s->k[ki];
+  prog_entry *e = rc->entries[ki];
+  rt_device *dev = rc->devs[ki];
+  if (rc->dbg >= 3) {
+    char o[256];
+    opts_str(e->k.opts, e->k.nopts, o, sizeof o);
+    fprintf(stderr, "--- kernel %d: %s on %s  (opts: %s)\n", ki, e->k.name, dev->name, o);
+    uop_print(stderr, e->k.ast);
+  }
+  if (rc->dbg >= 4) fprintf(stderr, "%s\n", e->k.src);
+  void *small[64], **ptrs = k->nbufs <= 64 ? small : cg_malloc(sizeof(void *) * (size_t)k->nbufs);
+  if (!ptrs) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  cg_status st = bind_buffers(k, ptrs);
+  int64_t vsmall[16], *vals = st == CG_OK ? bind_vars(k, vsmall, 16) : NULL;
+  if (st == CG_OK && !vals) st = cg_last_status();
+  if (st == CG_OK) {
+    double t1 = now();
+    st = dev->launch(e->p, ptrs, vals, e->global);
+    dev->synchronize();
+    if (rc->serial && capture_active()) capture_launch(dev, e->p, e->global, k->bufs, k->nbufs, k->nout, k->vars, k->nvars);
+    double dt = now() - t1;
+    rc->secs[ki] = dt;
+    STAT_ADD(kernels_run);
+    rc->threads[ki] = e->global < rt_pool_size() ? e->global : rt_pool_size();
+    if (rc->dbg >= 1) {
+      double bytes = 0;
+      for (int i = 0; i < k->nbufs; i++) bytes += (double)buffer_of(k->bufs[i])->nbytes;
+      fprintf(stderr, "  %-24s %9.3f ms  %8.2f GFLOP/s  %7.2f GB/s  (%d buffers%s%s)\n", e->k.name, 1e3 * dt, e->flops / dt * 1e-9, bytes / dt * 1e-9, k->nbufs,
+              rt_multi_device() ? ", " : "", rt_multi_device() ? dev->name : "");
+    }
+  }
+  if (vals != vsmall) free(vals);
+  if (ptrs != small) free(ptrs);
+  return st;
+}
+
+/* Item ki: a copy, a kernel, or (empty outputs) only its buffers; then the intermediates
+ * it read last go back to their allocator. */
+static cg_status run_item(void *ctx, int ki) {
+  run_ctx *rc = ctx;
+  sched_kernel *k = &rc->s->k[ki];
+  cg_status st = CG_OK;
+  bool ran = true;
+  if (rc->copy[ki] && k->bufs[0]->arg.v[1]) st = run_copy(rc, ki);
+  else if (rc->entries[ki]) st = run_kernel_item(rc, ki);
+  else {
+    ran = false;
+    for (int i = 0; i < k->nout && st == CG_OK; i++) st = buffer_alloc(k->bufs[i]);
+  }
+  if (st == CG_OK && ran && rc->serial) {
+    for (int i = 0; rc->ready_at && i < rc->nout; i++)
+      if (rc->ready_at[i] == ki) rc->obs->ready(rc->obs->ctx, i, rc->out_bufs[i], rc->s->n - 1 - ki);
+    realize_progress();
+  }
+  for (uop **r = rc->release[ki]; r && *r; r++) buffer_release_memory(*r);
+  return st;
+}
+
+/* The lanes of a schedule over several devices: one per device an item runs on (in order
+ * of first use; lane 0 the calling thread), and per item the fences: the last earlier item
+ * on another lane that touched a device this one touches (a copy touches two). Returns the
+ * number of lanes (1: run in order here), or -1 out of memory. */
+static int plan_lanes(schedule *s, const bool *copy, int *lane, int (*dep)[2]) {
+  rt_device *dev_of_lane[QUEUE_MAX_LANES];
+  int nl = 0, last[QUEUE_MAX_LANES]; /* per lane (= device): the last item that touched it */
+  for (int ki = 0; ki < s->n; ki++) {
+    sched_kernel *k = &s->k[ki];
+    rt_device *touch[2] = {buffer_of(k->bufs[0])->dev, copy[ki] ? buffer_of(k->bufs[1])->dev : NULL};
+    int tl[2] = {-1, -1};
+    for (int t = 0; t < 2 && touch[t]; t++) {
+      for (int l = 0; l < nl && tl[t] < 0; l++)
+        if (dev_of_lane[l] == touch[t]) tl[t] = l;
+      if (tl[t] < 0) {
+        if (nl == QUEUE_MAX_LANES) return 1;
+        dev_of_lane[nl] = touch[t], last[nl] = -1, tl[t] = nl++;
+      }
+    }
+    lane[ki] = tl[0]; /* a copy runs on its destination's lane */
+    dep[ki][0] = dep[ki][1] = -1;
+    for (int t = 0; t < 2 && tl[t] >= 0; t++) {
+      int d = last[tl[t]];
+      if (d >= 0 && lane[d] != lane[ki]) dep[ki][t] = d;
+      last[tl[t]] = ki;
+    }
+  }
+  return nl;
+}
+
 cg_status realize_uops(uop *const *outs, int n, uop **views) {
   realize_observer obs = observer;
   observer = (realize_observer){0}; /* one realize only (the ones inside this one see none) */
@@ -439,9 +575,14 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   STAT_ADD(schedules);
   last_threads = 0, last_max_buffer = 0;
   int64_t compiled0 = RT_STAT(compiled), disk0 = RT_STAT(disk_hits);
-  int dbg = cfg_debug();
+  int dbg = cfg_debug(), ncopies = 0;
+  bool *copy = cg_calloc((size_t)(s.n ? s.n : 1), sizeof *copy);
+  int64_t off;
+  for (int ki = 0; copy && ki < s.n; ki++) ncopies += copy[ki] = sched_copy_of(&s.k[ki], &off);
   double t_sched = now() - t0, t_kernels = 0;
-  if (dbg >= 2) fprintf(stderr, "*** schedule: %d kernel%s for %d output%s (%.2f ms)\n", s.n, s.n == 1 ? "" : "s", n, n == 1 ? "" : "s", 1e3 * t_sched);
+  if (dbg >= 2)
+    fprintf(stderr, "*** schedule: %d kernel%s%s%.0d%s for %d output%s (%.2f ms)\n", s.n - ncopies, s.n - ncopies == 1 ? "" : "s", ncopies ? " + " : "", ncopies,
+            ncopies ? (ncopies == 1 ? " copy" : " copies") : "", n, n == 1 ? "" : "s", 1e3 * t_sched);
   /* intermediates (written here, not asked for) are dead after their last reader: they
    * share one arena, packed by lifetime (plan_arena), and are forgotten after it */
   uopset last_read = {0}, is_out = {0}, written = {0};
@@ -463,21 +604,46 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   uopset_free(&seen_a);
   if (nassign) reserve_assigns((size_t)nassign);
   cg_status st = uop_nomem_events() == nomem0 ? CG_OK : cg_fail(CG_ERR_NOMEM, "out of memory while planning the run");
-  void *ptrs_small[64], **ptrs = ptrs_small;
-  int ptrs_cap = 64;
   /* every program first: the new ones compile together */
-  rt_device **devs = cg_calloc((size_t)(s.n ? s.n : 1), sizeof *devs);
-  prog_entry **entries = cg_calloc((size_t)(s.n ? s.n : 1), sizeof *entries);
-  if (!devs || !entries) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  size_t nk = (size_t)(s.n ? s.n : 1);
+  rt_device **devs = cg_calloc(nk, sizeof *devs);
+  prog_entry **entries = cg_calloc(nk, sizeof *entries);
+  uop ***release = cg_calloc(nk, sizeof *release);
+  double *secs = cg_calloc(nk, sizeof *secs);
+  int64_t *threads = cg_calloc(nk, sizeof *threads);
+  int *lane = cg_malloc(sizeof(int) * nk), (*dep)[2] = cg_malloc(sizeof *dep * nk);
+  if (!copy || !devs || !entries || !release || !secs || !threads || !lane || !dep) st = cg_fail(CG_ERR_NOMEM, "out of memory");
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     int64_t out_elems = 0;
     for (int i = 0; i < s.k[ki].nout; i++) out_elems += s.k[ki].bufs[i]->arg.v[1];
-    /* an empty output: nothing to compute (its index math may divide by 0) */
-    if (out_elems && !(devs[ki] = kernel_device(&s.k[ki]))) st = cg_last_status();
+    /* an empty output: nothing to compute (its index math may divide by 0); a copy is no
+     * kernel */
+    if (out_elems && !copy[ki] && !(devs[ki] = kernel_device(&s.k[ki]))) st = cg_last_status();
   }
   if (st == CG_OK) st = get_programs(&s, devs, entries);
   arena ar = {0};
   if (st == CG_OK) st = plan_arena(&s, devs, &is_out, &last_read, &ar);
+  /* what each item releases after it ran: the intermediates it is the last reader of */
+  for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
+    sched_kernel *k = &s.k[ki];
+    for (int i = 0; i < k->nout; i++) {
+      uopset_add(&written, k->bufs[i]);
+      uint64_t nb = (uint64_t)k->bufs[i]->arg.v[1] * dt_scalar_size(k->bufs[i]->dt);
+      if (nb > last_max_buffer) last_max_buffer = nb;
+    }
+    int nr = 0;
+    for (int i = k->nout; i < k->nbufs; i++) {
+      uop *b = k->bufs[i];
+      if (uopset_get(&written, b) && !uopset_get(&is_out, b) && (intptr_t)uopset_get(&last_read, b) == ki + 1) {
+        uop **r = cg_realloc(release[ki], sizeof(uop *) * (size_t)(nr + 2));
+        if (!r) {
+          st = cg_fail(CG_ERR_NOMEM, "out of memory");
+          break;
+        }
+        release[ki] = r, r[nr++] = b, r[nr] = NULL;
+      }
+    }
+  }
   /* the observer: each output is ready after the last kernel that touches its buffer */
   int *ready_at = obs.ready && st == CG_OK ? cg_malloc(sizeof(int) * (size_t)(n ? n : 1)) : NULL;
   if (obs.ready && st == CG_OK && !ready_at) st = cg_fail(CG_ERR_NOMEM, "out of memory");
@@ -488,73 +654,30 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
         if (s.k[ki].bufs[b] == s.out_bufs[i]) ready_at[i] = ki;
     if (ready_at[i] < 0) obs.ready(obs.ctx, i, s.out_bufs[i], s.n);
   }
-  for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
-    sched_kernel *k = &s.k[ki];
-    for (int i = 0; i < k->nout; i++) {
-      uopset_add(&written, k->bufs[i]);
-      uint64_t nb = (uint64_t)k->bufs[i]->arg.v[1] * dt_scalar_size(k->bufs[i]->dt);
-      if (nb > last_max_buffer) last_max_buffer = nb;
-    }
-    prog_entry *e = entries[ki];
-    rt_device *dev = devs[ki];
-    if (!e) {
-      for (int i = 0; i < k->nout && st == CG_OK; i++) st = buffer_alloc(k->bufs[i]);
-      continue;
-    }
-    if (dbg >= 3) {
-      char o[256];
-      opts_str(e->k.opts, e->k.nopts, o, sizeof o);
-      fprintf(stderr, "--- kernel %d: %s on %s  (opts: %s)\n", ki, e->k.name, dev->name, o);
-      uop_print(stderr, e->k.ast);
-    }
-    if (dbg >= 4) fprintf(stderr, "%s\n", e->k.src);
-    if (k->nbufs > ptrs_cap) {
-      if (ptrs != ptrs_small) free(ptrs);
-      ptrs = cg_malloc(sizeof(void *) * (size_t)k->nbufs);
-      ptrs_cap = k->nbufs;
-      if (!ptrs) {
-        ptrs = ptrs_small, ptrs_cap = 64;
-        st = cg_fail(CG_ERR_NOMEM, "out of memory");
-        break;
-      }
-    }
-    st = bind_buffers(k, ptrs);
-    int64_t vsmall[16], *vals = st == CG_OK ? bind_vars(k, vsmall, 16) : NULL;
-    if (st == CG_OK && !vals) st = cg_last_status();
-    if (st == CG_OK) {
-      double t1 = now();
-      st = dev->launch(e->p, ptrs, vals, e->global);
-      dev->synchronize();
-      if (capture_active()) capture_launch(dev, e->p, e->global, k->bufs, k->nbufs, k->nout, k->vars, k->nvars);
-      for (int i = 0; ready_at && st == CG_OK && i < n; i++)
-        if (ready_at[i] == ki) obs.ready(obs.ctx, i, s.out_bufs[i], s.n - 1 - ki);
-      realize_progress();
-      double dt = now() - t1;
-      t_kernels += dt;
-      STAT_ADD(kernels_run);
-      int64_t global = e->global;
-      uint64_t th = (uint64_t)(global < rt_pool_size() ? global : rt_pool_size());
-      if (th > last_threads) last_threads = th;
-      if (dbg >= 1) {
-        double bytes = 0;
-        for (int i = 0; i < k->nbufs; i++) bytes += (double)buffer_of(k->bufs[i])->nbytes;
-        fprintf(stderr, "  %-24s %9.3f ms  %8.2f GFLOP/s  %7.2f GB/s  (%d buffers)\n", e->k.name, 1e3 * dt, e->flops / dt * 1e-9, bytes / dt * 1e-9,
-                k->nbufs);
-      }
-    }
-    if (vals != vsmall) free(vals);
-    for (int i = k->nout; i < k->nbufs; i++) {
-      uop *b = k->bufs[i];
-      if (uopset_get(&written, b) && !uopset_get(&is_out, b) && (intptr_t)uopset_get(&last_read, b) == ki + 1) buffer_release_memory(b);
-    }
+  /* several devices: each on a lane of its own, unless a capture or an observer needs the
+   * items in order on this thread (CG_CONCURRENT=0: always in order) */
+  int nlanes = 1;
+  if (st == CG_OK && s.n > 1 && rt_multi_device() && !capture_active() && !obs.ready && cfg_int("CG_CONCURRENT", 1) != 0) nlanes = plan_lanes(&s, copy, lane, dep);
+  if (dbg >= 2 && nlanes > 1) {
+    int fences = 0;
+    for (int ki = 0; ki < s.n; ki++) fences += (dep[ki][0] >= 0) + (dep[ki][1] >= 0);
+    fprintf(stderr, "*** %d lanes (one host thread per device, at once), %d fence%s between them\n", nlanes, fences, fences == 1 ? "" : "s");
   }
-  if (ptrs != ptrs_small) free(ptrs);
+  run_ctx rc = {&s, copy, devs, entries, release, secs, threads, dbg, nlanes < 2, &obs, ready_at, n, s.out_bufs};
+  if (st == CG_OK && nlanes >= 2) st = queue_run(s.n, lane, (const int(*)[2])dep, nlanes, run_item, &rc);
+  else
+    for (int ki = 0; ki < s.n && st == CG_OK; ki++) st = run_item(&rc, ki);
+  for (int ki = 0; ki < s.n && secs && threads; ki++) {
+    t_kernels += secs[ki];
+    if (threads[ki] > (int64_t)last_threads) last_threads = (uint64_t)threads[ki];
+  }
   /* kernels that launched nothing (empty outputs) still make their outputs ready */
   for (int i = 0; ready_at && st == CG_OK && i < n; i++)
-    if (ready_at[i] >= 0 && !entries[ready_at[i]]) obs.ready(obs.ctx, i, s.out_bufs[i], 0);
+    if (ready_at[i] >= 0 && !entries[ready_at[i]] && !(copy[ready_at[i]] && s.k[ready_at[i]].bufs[0]->arg.v[1])) obs.ready(obs.ctx, i, s.out_bufs[i], 0);
   free(ready_at);
   free_arena(&ar);
-  free(devs), free(entries);
+  for (int ki = 0; release && ki < s.n; ki++) free(release[ki]);
+  free(copy), free(devs), free(entries), free(release), free(secs), free(threads), free(lane), free(dep);
   uopset_free(&last_read);
   uopset_free(&is_out);
   uopset_free(&written);
@@ -567,9 +690,10 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   if (dbg >= 2) {
     rt_alloc_stats a = rt_lru_stats(rt_cpu_device.allocator);
     double total = now() - t0;
-    fprintf(stderr, "*** realized in %.2f ms (kernels %.2f ms, host %.2f ms): compiled %lld kernels, %lld loaded from the disk cache; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n",
-            1e3 * total, 1e3 * t_kernels, 1e3 * (total - t_kernels), (long long)(RT_STAT(compiled) - compiled0), (long long)(RT_STAT(disk_hits) - disk0),
-            (double)a.in_use / 1e6, (double)a.cached / 1e6, (double)a.peak / 1e6);
+    fprintf(stderr, "*** realized in %.2f ms (kernels %.2f ms%s, host %.2f ms): compiled %lld kernels, %lld loaded from the disk cache; memory in use %.1f MB, cached %.1f MB, peak %.1f MB\n",
+            1e3 * total, 1e3 * t_kernels, nlanes > 1 ? " summed over the lanes" : "", 1e3 * (total - t_kernels > 0 ? total - t_kernels : 0),
+            (long long)(RT_STAT(compiled) - compiled0), (long long)(RT_STAT(disk_hits) - disk0), (double)a.in_use / 1e6, (double)a.cached / 1e6,
+            (double)a.peak / 1e6);
   }
   sched_free(&s);
   free(pre);

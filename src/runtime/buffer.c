@@ -54,6 +54,10 @@ rt_device *graph_device(uop *u) {
       dev = buffer_of(x)->dev;
       break;
     }
+    if (x->op == OP_COPY) { /* its value lives on its target, whatever it reads */
+      dev = rt_get_device(x->arg.s);
+      break;
+    }
     if (uopset_get(&seen, x)) continue;
     uopset_put(&seen, x, (void *)1);
     for (uint32_t i = x->nsrc; i-- > 0;) { /* src[0] popped first: a chain's own input */

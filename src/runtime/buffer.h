@@ -18,9 +18,10 @@ typedef struct {
  * DEVICE knob); memory is allocated on first use. */
 uop *buffer_new(dtype dt, int64_t count);
 uop *buffer_new_on(rt_device *dev, dtype dt, int64_t count);
-/* The device a tensor-level graph computes on: that of the first BUFFER found below u
- * (ops check that a graph reads one device only), or NULL when it reads none (constants,
- * random bits: they are made wherever the result is put). */
+/* The device a tensor-level graph computes on: that of the first BUFFER found below u, or
+ * the target of the first COPY (its arg: a device name) met before one (ops check that a
+ * graph reads one device only, a COPY being the boundary between two), or NULL when it
+ * reads none (constants, random bits: they are made wherever the result is put). */
 rt_device *graph_device(uop *u);
 /* The buffer behind a BUFFER UOp. */
 cg_buffer *buffer_of(uop *b);

@@ -80,7 +80,9 @@ static rt_device *instance(rt_device *base, int index) {
   return d;
 }
 
-bool rt_multi_device(void) { return __atomic_load_n(&ninst, __ATOMIC_ACQUIRE) > 0; }
+static int copies_made; /* a copy between two table entries (CPU -> INTERP) was made */
+bool rt_multi_device(void) { return __atomic_load_n(&ninst, __ATOMIC_ACQUIRE) > 0 || __atomic_load_n(&copies_made, __ATOMIC_ACQUIRE); }
+void rt_note_copy(void) { __atomic_store_n(&copies_made, 1, __ATOMIC_RELEASE); }
 
 rt_device *rt_device_at(int i) {
   if (i >= 0 && i < NDEVICES) return devices[i];

@@ -96,6 +96,9 @@ rt_device *rt_get_device(const char *name);
 /* True once any instance beyond a table entry was made: only then do graphs need their
  * device worked out (graph_device, buffer.h); one-device programs pay nothing. */
 bool rt_multi_device(void);
+/* A graph copies between two devices (tensor/device.c, cg_to): from then on graphs need
+ * their device worked out even without instances (CPU and INTERP). */
+void rt_note_copy(void);
 /* The device tensors are made on: this thread's (rt_set_thread_device), else the DEVICE
  * knob (default "CPU"). */
 rt_device *rt_default_device(void);

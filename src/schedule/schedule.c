@@ -20,6 +20,7 @@ typedef struct {
   int reduce_axes;    /* reduced axes fused into the kernel being visited */
   uint64_t nomem0;    /* uop_nomem_events() at the start: walks stop once it moves */
   uopset walked[4];   /* per context: node -> the axes it was walked with + 1, this root */
+  uopset staged;      /* a COPY whose source is realized only to make a view contiguous -> 1 */
   bool custom;        /* a CUSTOM node was met (toposort) */
 } sched_ctx;
 static bool sched_failed(const sched_ctx *c) { return uop_nomem_events() != c->nomem0; }
@@ -60,6 +61,64 @@ static void mark(sched_ctx *c, uop *u) {
   if (grow((void ***)&c->work, c->nwork, &c->capwork)) c->work[c->nwork++] = u;
 }
 
+/* ---- copies between devices ------------------------------------------------------- */
+
+/* Is u the elements [*off, *off + numel) of one buffer, in order? Follows reshapes,
+ * shrinks (as a strided view: a reshape needs a contiguous input) and detaches down to
+ * the leaf, the first other node: a BUFFER (its elements) or a node realized into a
+ * buffer of its shape. */
+static bool copy_range(uop *u, uop **leaf, int64_t *off) {
+  uop *chain[64];
+  int n = 0;
+  while (u->op == OP_RESHAPE || u->op == OP_SHRINK || u->op == OP_DETACH) {
+    if (u->op != OP_DETACH) { /* worth its value */
+      if (n == 64) return false;
+      chain[n++] = u;
+    }
+    u = u->src[0];
+  }
+  *leaf = u;
+  int64_t shape[UOP_MAX_DIMS], stride[UOP_MAX_DIMS], o = 0;
+  int nd;
+  if (u->op == OP_BUFFER || u->op == OP_DEFINE_GLOBAL) nd = 1, shape[0] = u->arg.v[1]; /* both: arg [id or slot, count] */
+  else {
+    if (u->ndim < 0) return false;
+    nd = u->ndim;
+    memcpy(shape, u->shape, sizeof(int64_t) * (size_t)nd);
+  }
+  for (int i = nd - 1; i >= 0; i--) stride[i] = i == nd - 1 ? 1 : stride[i + 1] * shape[i + 1];
+  for (int c = n - 1; c >= -1; c--) {
+    /* contiguous so far? (row-major strides, size-1 dims aside) */
+    int64_t want = 1;
+    bool contig = true;
+    for (int i = nd - 1; i >= 0; i--) {
+      if (shape[i] == 1) continue;
+      contig = contig && stride[i] == want;
+      want *= shape[i];
+    }
+    if (c < 0) {
+      *off = o;
+      return contig;
+    }
+    uop *v = chain[c];
+    if (v->op == OP_RESHAPE) {
+      if (!contig) return false;
+      nd = v->ndim;
+      int64_t st = 1;
+      for (int i = nd - 1; i >= 0; i--) shape[i] = v->shape[i], stride[i] = st, st *= v->shape[i];
+    } else {
+      for (int i = 0; i < nd; i++) o += v->arg.v[2 * i] * stride[i], shape[i] = v->shape[i];
+    }
+  }
+  return false;
+}
+
+/* A view (movement ops only) of a buffer or of a node realized by itself. */
+static bool view_of_buffer(uop *u) {
+  while (op_is_movement(u->op) || u->op == OP_DETACH) u = u->src[0];
+  return u->op == OP_BUFFER || u->op == OP_CONTIGUOUS || u->op == OP_COPY || u->op == OP_ASSIGN;
+}
+
 /* C_DIRECT: computed once per output element; C_REDUCE: inside a reduction, over its
  * axes; C_OTHER: repeated through a broadcast; C_OTHER_R: repeated through a broadcast or a
  * window inside a reduction. */
@@ -75,6 +134,20 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
   uopset_put(&c->walked[ctx], u, (void *)((uintptr_t)axes + 1));
   if (u->op == OP_BUFFER || u->op == OP_CONST || u->op == OP_DEFINE_VAR) return;
   if (u != root && uopset_get(&c->realize, u)) return;
+  if (u->op == OP_COPY) { /* its own item: the source read from a buffer (see schedule.h) */
+    if (u != root) {
+      mark(c, u);
+      return;
+    }
+    uop *leaf, *s = u->src[0];
+    int64_t off;
+    if (!copy_range(s, &leaf, &off)) leaf = s; /* realized whole, then read whole */
+    if (leaf->op == OP_BUFFER) return;
+    /* a view made contiguous only to be copied: the staging bytes */
+    if (op_is_movement(leaf->op) && view_of_buffer(leaf)) uopset_put(&c->staged, u, (void *)1);
+    mark(c, leaf);
+    return;
+  }
   if (u != root && (u->op == OP_CONTIGUOUS || u->op == OP_ASSIGN)) {
     mark(c, u);
     return;
@@ -298,7 +371,7 @@ static int plan_reduce_axes(plan *k, uopset *realized) {
 
 static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   uop *ra = a->roots[0];
-  if (a->n != 1) return false;
+  if (a->n != 1 || ra->op == OP_COPY || b->roots[0]->op == OP_COPY) return false; /* copies are items of their own */
   /* the loops of both must fit one kernel (76 parameters' squared norms summed) */
   if (ra->op == OP_REDUCE && plan_reduce_axes(a, realized) + plan_reduce_axes(b, realized) > MAX_FUSED_REDUCE_AXES) return false;
   /* an assign (an optimizer's moment) runs inside its reader (the parameter's update) only
@@ -444,9 +517,10 @@ static uop *to_slots(slot_ctx *c, uop *u) {
   return r;
 }
 
-static void plan_to_kernel(plan *k, uopset *realized, sched_kernel *out, uopset *old_reads, uopset *new_reads) {
+static void plan_to_kernel(plan *k, uopset *realized, uopset *staged, sched_kernel *out, uopset *old_reads, uopset *new_reads) {
   slot_ctx c = {.realized = realized, .k = k, .out = out, .old_reads = old_reads, .new_reads = new_reads};
   memset(out, 0, sizeof *out);
+  out->copy_staged = uopset_get(staged, k->roots[0]) != NULL;
   for (int i = 0; i < k->n; i++) slot_for(&c, k->outs[i]);
   out->nout = out->nbufs;
   uop **st = ir_malloc(sizeof(uop *) * (size_t)k->n);
@@ -590,7 +664,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
     uopset *old_reads = s->k ? ir_calloc((size_t)(nk ? nk : 1), sizeof *old_reads) : NULL;
     uopset *new_reads = old_reads ? ir_calloc((size_t)(nk ? nk : 1), sizeof *new_reads) : NULL;
     if (new_reads) {
-      for (int i = 0; i < nk; i++) plan_to_kernel(&ks[i], &realized, &s->k[s->n++], &old_reads[i], &new_reads[i]);
+      for (int i = 0; i < nk; i++) plan_to_kernel(&ks[i], &realized, &c.staged, &s->k[s->n++], &old_reads[i], &new_reads[i]);
       ok = sched_failed(&c) || order_kernels(s, ks, old_reads, new_reads);
       for (int i = 0; i < nk; i++) uopset_free(&old_reads[i]), uopset_free(&new_reads[i]);
     }
@@ -610,12 +684,22 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   uopset_free(&c.uses);
   uopset_free(&c.realize);
   uopset_free(&c.fused_in);
+  uopset_free(&c.staged);
   uopset_free(&realized);
   if (!ok) {
     if (sched_failed(&c) && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");
     sched_free(s);
   }
   return ok;
+}
+
+bool sched_copy_of(const sched_kernel *k, int64_t *off) {
+  uop *v = k->ast && k->ast->nsrc == 1 ? k->ast->src[0]->src[1] : NULL, *leaf;
+  if (!v || v->op != OP_COPY) return false;
+  *off = 0;
+  bool range = copy_range(v->src[0], &leaf, off);
+  CG_ASSERT(range && leaf->op == OP_DEFINE_GLOBAL, "a copy item reads a %s, not a range of a buffer", op_name(leaf->op));
+  return true;
 }
 
 void sched_free(schedule *s) {

@@ -8,6 +8,10 @@
  *              realized with the loss and gradients); a kernel that needs both the old
  *              and the new value of one buffer is refused with a message
  *
+ * A COPY (tensor/device.c, cg_to) is a realize point of its own on its target device: its
+ * source is read straight from a buffer where it is a contiguous range of one (a buffer,
+ * a reshape, a slice along the leading axis), else realized on the source device first.
+ *
  * Fusion rules (ARCHITECTURE §5): movement ops become index math; elementwise chains
  * fuse into their consumer; a reduction fuses into its consumer when it is used once and
  * reached without broadcasting (or broadcast only along an enclosing reduction's axes).
@@ -32,6 +36,9 @@ typedef struct {
   int nbufs, nout;
   uop **vars;      /* the tensor-level DEFINE_VAR bound to each var slot (runtime/var.h) */
   int nvars;
+  /* A copy item (sched_copy_of) whose source bufs[1] is a view of a buffer made
+   * contiguous for it: the "staging" bytes of cg_copy_stats (a counter only). */
+  bool copy_staged;
 } sched_kernel;
 
 typedef struct {
@@ -43,6 +50,11 @@ typedef struct {
 /* Build the schedule for outs (tensor-level UOps); nodes are owned by the current pool.
  * Returns false with an error recorded on failure. */
 bool sched_build(uop *const *outs, int nouts, schedule *s);
+/* Whether k is a copy between devices (a COPY: an item of its own, never a kernel; its ast
+ * is SINK(STORE(slot 0, COPY(a view of slot 1)))), read from the ast alone, so a schedule
+ * rebuilt from its ASTs (a cache) keeps it: bufs[0], on the COPY's device, takes the
+ * elements [*off, *off + count) of bufs[1]. */
+bool sched_copy_of(const sched_kernel *k, int64_t *off);
 void sched_free(schedule *s);
 
 #endif

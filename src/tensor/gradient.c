@@ -132,6 +132,12 @@ static void g_mulacc(uop *u, uop *g, uop **d) { d[0] = mul(g, X1), d[1] = mul(g,
 static void g_cast(uop *u, uop *g, uop **d) { d[0] = dt_is_float(X0->dt) ? cast_to(g, X0->dt) : NULL; }
 static void g_assign(uop *u, uop *g, uop **d) { d[1] = g; }
 static void g_custom(uop *u, uop *g, uop **d) { custom_kind_of(u)->backward(u, g, d); }
+/* back to the source's device (a gradient that reads no buffer goes anywhere as it is) */
+static void g_copy(uop *u, uop *g, uop **d) {
+  rt_device *to = graph_device(X0), *from = graph_device(g);
+  if (!to) to = rt_default_device();
+  d[0] = !to || !from || from == to ? g : uop_new1(OP_COPY, g->dt, g, arg_str(to->name));
+}
 
 /* One rule per op; ops not listed have no gradient (integer, comparison and bit ops,
  * BITCAST) or are leaves (BUFFER, CONST, DEFINE_VAR) or stop it (DETACH). */
@@ -144,7 +150,7 @@ static const grad_rule RULES[OP_COUNT] = {
   [OP_FLIP] = g_flip,           /* dx = flip(g) on the same axes */
   [OP_REDUCE] = g_reduce,       /* ADD: expand(g); MAX: g/count to each max; MUL: g * prod(others) */
   [OP_CONTIGUOUS] = g_pass,     /* dx = g */
-  [OP_COPY] = g_pass,           /* dx = g */
+  [OP_COPY] = g_copy,           /* dx = copy(g) back to x's device */
   [OP_ASSIGN] = g_assign,       /* d(value) = g; the overwritten buffer gets none */
   [OP_EXP2] = g_exp2,           /* d 2^x = g * 2^x * ln2 */
   [OP_LOG2] = g_log2,           /* d log2 x = g / (x ln2) */

@@ -1,8 +1,8 @@
 /* Tensors split over devices (cgrad.h, "devices and sharding"; tinygrad's MultiLazyBuffer):
  * a cg_multi is one lazy UOp per device plus the axis they split. Every op here is a
  * per-shard application of the ordinary tensor ops, after the operands' layouts were
- * matched; the only data movement is cg_to (device.c), whose byte counters show what a
- * layout change cost. Internally shards are held as retained UOps, and each op wraps them
+ * matched; the only data movement is cg_to (device.c: a lazy COPY), whose byte counters
+ * show what a layout change cost. Internally shards are held as retained UOps, and each op wraps them
  * in tensor handles inside a scope of its own. */
 #include "tensor.h"
 #include <string.h>
@@ -120,13 +120,13 @@ cg_status cg_multi_realize(cg_multi *m) {
   cg_scope_begin();
   cg_tensor *t[MAXN];
   for (int i = 0; i < m->n; i++) t[i] = tensor_new(m->u[i]);
-  /* one realize per device: a kernel never reads two */
-  cg_status st = CG_OK;
-  for (int i = 0; i < m->n && st == CG_OK; i++)
-    if ((st = cg_realize(t[i])) == CG_OK) {
-      uop_release(m->u[i]);
-      m->u[i] = uop_retain(t[i]->u);
-    }
+  /* one realize: the devices' kernels (and the copies between them) run at once, each
+   * device on its own lane (engine/queue.h) */
+  cg_status st = cg_realize_many(t, m->n);
+  for (int i = 0; i < m->n && st == CG_OK; i++) {
+    uop_release(m->u[i]);
+    m->u[i] = uop_retain(t[i]->u);
+  }
   cg_scope_end();
   return st;
 }
@@ -149,7 +149,8 @@ cg_multi *cg_multi_allreduce(cg_multi *a) {
   cg_tensor *flat[MAXN], *red[MAXN];
   bool ok = true;
   for (int i = 0; i < n && ok; i++) ok = (flat[i] = cg_reshape(tensor_new(a->u[i]), (int64_t[]){total}, 1)) != NULL;
-  /* reduce-scatter: device j sums chunk j of every shard (each a contiguous range) */
+  /* reduce-scatter: device j sums chunk j of every shard (each a contiguous range); one
+   * realize, the devices at once */
   for (int j = 0; j < n && ok; j++) {
     int64_t lo = j * chunk < total ? j * chunk : total, hi = lo + chunk < total ? lo + chunk : total;
     red[j] = NULL;
@@ -158,8 +159,8 @@ cg_multi *cg_multi_allreduce(cg_multi *a) {
       red[j] = red[j] ? cg_add(red[j], piece) : piece;
       ok = red[j] != NULL;
     }
-    ok = ok && cg_realize(red[j]) == CG_OK;
   }
+  ok = ok && cg_realize_many(red, n) == CG_OK;
   /* all-gather: every device concatenates the n reduced chunks */
   for (int i = 0; i < n && ok; i++) {
     cg_tensor *parts[MAXN];

@@ -44,8 +44,11 @@ static void test_devices(void) {
   int64_t t0, s0, t1, s1;
   cg_copy_stats(&t0, &s0);
   cg_tensor *b = cg_to(a, "CPU:1");
-  cg_copy_stats(&t1, &s1);
   CHECK(b && !strcmp(cg_device_of(b), "CPU:1") && !strcmp(cg_device_of(a), "CPU"), "devices of a copy");
+  cg_copy_stats(&t1, &s1);
+  CHECK(t1 == t0, "a copy is lazy: nothing is copied before it is realized (%lld bytes)", (long long)(t1 - t0));
+  CHECK(cg_realize(b) == CG_OK, "realize the copy: %s", cg_last_error());
+  cg_copy_stats(&t1, &s1);
   CHECK(t1 - t0 == 48 && s1 == s0, "a whole buffer is copied straight: %lld bytes, staging %lld", (long long)(t1 - t0), (long long)(s1 - s0));
   rt_alloc_stats st = rt_lru_stats(rt_get_device("CPU:1")->allocator);
   CHECK(st.in_use >= 48, "CPU:1 has its own allocator (%zu bytes in use)", st.in_use);
@@ -62,9 +65,9 @@ static void test_devices(void) {
   /* a slice along a non-leading axis is not a contiguous range: staged */
   cg_copy_stats(&t0, &s0);
   cg_tensor *d = cg_to(cg_slice(a, 1, 1, 3, 1), "CPU:2");
-  cg_copy_stats(&t1, &s1);
   float dv[6];
   CHECK(d && cg_read(d, CG_FLOAT32, dv, sizeof dv) == CG_OK && dv[0] == h[1] && dv[5] == h[10], "slice copied");
+  cg_copy_stats(&t1, &s1);
   CHECK(s1 - s0 == 24 && t1 - t0 == 24, "staged %lld, sent %lld", (long long)(s1 - s0), (long long)(t1 - t0));
   /* the interpreter's instances come from the same table */
   cg_tensor *ia = cg_to(a, "INTERP:1"), *ib = cg_add(ia, ia);
