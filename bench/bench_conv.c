@@ -12,7 +12,10 @@
  * which under load still counts the work and not the waits), then a checksum line per
  * layer so two builds can be compared.
  *
- *   CG_THREADS=2 build/bench_conv [B] [runs]     (runs default 5) */
+ *   CG_THREADS=2 build/bench_conv [B] [runs] [wide]     (runs default 5)
+ *
+ * wide = 1 adds two layers with more channels, where Winograd convolution pays (WINO):
+ * conv5 64->64 3x3 on 18x18 and conv6 128->128 5x5 on 20x20 (both 16x16 outputs). */
 #include "bench_util.h"
 #include "cgrad.h"
 #include <stdio.h>
@@ -36,11 +39,12 @@ static cg_tensor *run(int pass, cg_tensor *x, cg_tensor *w, cg_tensor *g) {
 int main(int argc, char **argv) {
   int64_t B = argc > 1 ? atoll(argv[1]) : 512;
   int runs = argc > 2 ? atoi(argv[2]) : 5;
-  if (B < 1 || runs < 1) return fprintf(stderr, "usage: bench_conv [batch] [runs]\n"), 2;
-  static const layer L[4] = {{1, 32, 5, 28}, {32, 32, 5, 24}, {32, 64, 3, 10}, {64, 64, 3, 8}};
+  int nl = argc > 3 && atoi(argv[3]) ? 6 : 4;
+  if (B < 1 || runs < 1) return fprintf(stderr, "usage: bench_conv [batch] [runs] [wide]\n"), 2;
+  static const layer L[6] = {{1, 32, 5, 28}, {32, 32, 5, 24}, {32, 64, 3, 10}, {64, 64, 3, 8}, {64, 64, 3, 18}, {128, 128, 5, 20}};
   static const char *pass_name[3] = {"forward", "input_grad", "weight_grad"};
   printf("batch %lld, %d runs, threads %s\n", (long long)B, runs, getenv("CG_THREADS") ? getenv("CG_THREADS") : "(default)");
-  for (int l = 0; l < 4; l++) {
+  for (int l = 0; l < nl; l++) {
     int64_t o = L[l].in - L[l].k + 1;
     double flops = 2.0 * (double)B * (double)L[l].cout * (double)L[l].cin * (double)(L[l].k * L[l].k) * (double)(o * o);
     cg_scope_begin();

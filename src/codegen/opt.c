@@ -310,6 +310,44 @@ static int64_t tile_of(int64_t sz, int64_t cap, bool pow2) {
   return 0;
 }
 
+/* The distinct constants r's index is compared with (r < c, r + k < c: PAD validity), up
+ * to 4, in seen_c. */
+static void bounds_checks_on(uop *u, uop *r, uopset *seen, int64_t *seen_c, int *nc) {
+  if (*nc >= 4 || uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
+  if (u->op == OP_CMPLT && u->src[1]->op == OP_CONST) {
+    uop *a = u->src[0];
+    int64_t c = u->src[1]->arg.i;
+    if (a->op == OP_ADD && a->src[0] == r && a->src[1]->op == OP_CONST) c -= a->src[1]->arg.i, a = r;
+    else if (a->op == OP_ADD && a->src[1] == r && a->src[0]->op == OP_CONST) c -= a->src[0]->arg.i, a = r;
+    bool dup = false;
+    for (int i = 0; i < *nc; i++) dup = dup || seen_c[i] == c;
+    if (a == r && !dup) seen_c[(*nc)++] = c;
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++) bounds_checks_on(u->src[i], r, seen, seen_c, nc);
+}
+
+/* Elementwise kernels: small output dims that select between concatenated pieces (three or
+ * more distinct bounds on the index: a cat of four pieces or more,
+ * Winograd's transforms: a sum of constant multiples of slices per row) are unrolled whole,
+ * at most 64 lanes in all, so each lane's selections fold to constants and only its own
+ * piece is computed; left as loops, every element would compute every piece and mask all
+ * but one. */
+static int unroll_selectors(uop *sink, uop **rng, int nr, uop *vec, opt *out, int n) {
+  int64_t lanes = 1;
+  for (int i = nr - 1; i >= 0 && n < MAX_OPTS - 1; i--) {
+    int64_t sz = rng[i]->src[0]->arg.i;
+    if (rng[i] == vec || sz < 2 || sz > 16 || lanes * sz > 64) continue;
+    uopset seen = {0};
+    int64_t cs[4];
+    int nc = 0;
+    bounds_checks_on(sink, rng[i], &seen, cs, &nc);
+    uopset_free(&seen);
+    bool sel = nc >= 3; /* a plain pad checks two bounds; pieces of a cat, one per seam */
+    if (sel) out[n++] = (opt){OPT_UPCAST, (int16_t)rng[i]->arg.v[0], (int32_t)sz}, lanes *= sz;
+  }
+  return n;
+}
+
 /* A reduction whose vectors run along its terms (UNROLL of a contiguous inner reduce
  * range: each accumulator a vector, summed across once at the end) tiles first x a of
  * its outputs, up to ~20 vector accumulators as an output vector's tile does, with a of
@@ -377,6 +415,7 @@ int opt_heuristic(uop *sink, opt *out) {
     if (big) first = 4, up[nup++] = big;
   }
   if (first) out[n++] = (opt){OPT_UPCAST, (int16_t)up[0]->arg.v[0], (int32_t)first};
+  if (!has_reduce) n = unroll_selectors(sink, rng, nr, first ? up[0] : NULL, out, n);
   /* no vector along the output (a convolution's weight gradient: (Cout, Cin, 5, 5)): the
    * innermost reduction's lanes (contiguous, as a row is) make a vector accumulator */
   bool vec_red = false; /* the terms' lanes are the vector accumulators (UNROLL below) */

@@ -26,12 +26,19 @@
  *   - pools: each input position gathers, through the same dilate-pad-window view of the
  *     (small) output gradient, the windows it lies in: sum them (avg) or keep those whose
  *     first max it is (max; torch's max_pool2d convention for ties).
- * Every one is a single reduction over a view, nothing larger than its input or output. */
+ * Every one is a single reduction over a view, nothing larger than its input or output.
+ *
+ * Winograd: a stride-1, dilation-1, ungrouped float32 2-d convolution with 3 or 5 taps per
+ * dim may instead go through functional_wino.c (wino_wanted: the WINO knob, else a measured
+ * rule); it records the same composite, so both gradients stay the ones above (the input
+ * gradient, itself a stride-1 convolution, may take the Winograd path again), except that
+ * where the forward took the rows path the weight gradient does too (same input transform). */
 #include "core/error.h"
 #include "tensor/composite.h"
 #include "tensor/tensor.h"
 #include "uop/shape.h"
 #include "nn/conv_weight.h"
+#include "wino.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -302,8 +309,14 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   /* input: the stride-dilated, padded gradient convolved with the flipped, transposed
    * weights (stride 1, the same dilation) */
   cg_tensor *dx = conv_nd("conv backward", n, dilate_spatial(gy, n, s), transpose_weight(w, n, G), NULL, one, tb, ta, dil, G);
-  /* weight: windows of x times the gradient, summed over the batch and the outputs */
-  cg_tensor *win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, s, dil), *dw;
+  /* weight: windows of x times the gradient, summed over the batch and the outputs; or
+   * Winograd along H where the forward took the rows path (functional_wino.c) */
+  cg_tensor *win = NULL, *dw;
+  if (wino_wanted(cg_dtype_of(x), n, xs, ws, s, dil, pb, pa, G) == WINO_ROWS) {
+    dw = wino_rows_weight_grad(x, gy, ws, pb, pa);
+    goto done;
+  }
+  win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, s, dil);
   /* vectorized along the output channels, every tile of the weight gradient streams the
    * whole batch: in chunks of images whose x and gradient fit in L2 (1 MB) the tiles of
    * one chunk reuse it; a partial per chunk, then their sum (a second, small reduction) */
@@ -332,6 +345,7 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
     int axes[2] = {0, 4};
     dw = cg_sum(cg_mul(cg_reshape(win, s6, 6), cg_reshape(gy, g6, 6)), axes, 2, false);
   }
+done:
   dw = cg_reshape(dw, ws, n + 2);
   d[0] = grad_out(dx, c->in[0]->dt), d[1] = grad_out(dw, c->in[1]->dt);
   cg_scope_end();
@@ -378,11 +392,18 @@ static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg
   bool unbatched = xd == n + 1;
   if (unbatched) x = cg_unsqueeze(x, 0);
   int64_t N = cg_shape(x)[0], G = groups, cg = cin / G, cog = cout / G, K = prod(k, n), O = prod(o, n);
-  cg_tensor *win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, stride, dil);
+  cg_tensor *y, *win = NULL;
+  int64_t xs4[2 + MAXSP];
+  memcpy(xs4, cg_shape(x), sizeof(int64_t) * (size_t)(n + 2));
+  int wino = wino_wanted(cg_dtype_of(x), n, xs4, ws, stride, dil, pb, pa, G);
+  if (wino != WINO_NONE) {
+    y = wino == WINO_ROWS ? wino_conv2d_rows(x, w, pb, pa) : wino_conv2d(x, w, pb, pa); /* functional_wino.c */
+    goto record;
+  }
+  win = pool_windows(pad_spatial(x, n, pb, pa, 0), n, k, stride, dil);
   /* windows (N, G, 1, cg, O..., K...) times weights (1, G, cog, cg, 1..., K...), summed
    * over cg and K...; spatial dims stay separate when they fit in CG_MAX_DIMS, so the
    * kernel's index math is affine (no div/mod of flattened windows) */
-  cg_tensor *y;
   if (4 + 2 * n <= CG_MAX_DIMS) {
     int64_t sx[CG_MAX_DIMS] = {N, G, 1, cg}, sw[CG_MAX_DIMS] = {1, G, cog, cg};
     int axes[1 + MAXSP] = {3};
@@ -399,6 +420,7 @@ static cg_tensor *conv_nd(const char *who, int n, cg_tensor *x, cg_tensor *w, cg
     int axes[2] = {3, 5};
     y = cg_sum(y, axes, 2, false);
   }
+record:
   if (y) {
     int64_t p[2 + 4 * MAXSP] = {n, G};
     for (int j = 0; j < n; j++) p[2 + 4 * j] = stride[j], p[3 + 4 * j] = pb[j], p[4 + 4 * j] = pa[j], p[5 + 4 * j] = dil[j];

@@ -53,9 +53,9 @@ int main(void) {
   static const pin pins[] = {
       {1, 0, 9437184, "UPCAST(3,8) UPCAST(3,3) UPCAST(1,4) THREAD(0)"},
       {1, 2, 800, "UPCAST(0,4) UNROLL(102,8) UPCAST(2,5) THREAD(0)"}, /* UPCAST(2,5): opt_small.c (stepk) */
-      {2, 0, 6553600, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
-      {2, 1, 9437184, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
-      {2, 2, 1638400, "UPCAST(1,16) UPCAST(1,2) UPCAST(2,8) THREAD(0)"},
+      {2, 0, 13107200, "UPCAST(2,16) UPCAST(2,2) UPCAST(0,8) THREAD(0)"}, /* Winograd rows: the grouped 1x5 product (functional_wino.c) */
+      {2, 1, 18874368, "UPCAST(2,16) UPCAST(2,2) UPCAST(0,8) THREAD(0)"}, /* Winograd rows, as the forward */
+      {2, 2, 5242880, "UPCAST(4,16) UPCAST(4,2) UPCAST(2,8) THREAD(0)"}, /* Winograd rows: partials of M per chunk of tile rows */
       {3, 0, 2097152, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
       {3, 1, 1638400, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
       {3, 2, 294912, "UPCAST(1,16) UPCAST(1,2) UPCAST(2,8) THREAD(0)"},

@@ -212,6 +212,38 @@ static void pin_batched(int64_t b, int64_t t, int64_t d, const char *want) {
   uop_pool_pop();
 }
 
+/* An elementwise kernel whose small output dim selects between the pieces of a cat (8
+ * rows, each a different sum of slices: Winograd's transforms are built so): the heuristic
+ * unrolls that dim whole, so each lane's selection folds; a plain pad (two bounds) is not
+ * unrolled. Both against NOOPT. */
+static void selector_unroll(void) {
+  cg_tensor *x = rand_t((int64_t[]){6, 8, 32}, 3);
+  cg_realize(x);
+  cg_tensor *rows[8];
+  for (int i = 0; i < 8; i++) {
+    /* b reversed along the last dim: the rows dim cannot merge with it (codegen/merge_dims.c) */
+    cg_tensor *a = cg_slice(x, 1, i, i + 1, 1), *b = cg_flip(cg_slice(x, 1, (i * 3) % 8, (i * 3) % 8 + 1, 1), (const int[]){2}, 1);
+    rows[i] = cg_add(cg_mul(a, cg_scalar(i + 1)), b);
+  }
+  cg_tensor *cat = cg_cat(rows, 8, 1), *pad = cg_pad(x, (const int64_t[]){0, 0, 1, 1, 0, 0}, 0);
+  for (int k = 0; k < 2; k++) {
+    cg_tensor *y = k ? pad : cat;
+    uop_pool_push();
+    schedule s;
+    CHECK(sched_build(&y->u, 1, &s) && s.n == 1, "cat/pad: one kernel: %s", cg_last_error());
+    opt h[MAX_OPTS];
+    int nh = s.n ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), h) : 0;
+    char d[128];
+    opts_str(h, nh, d, sizeof d);
+    bool unrolled = false;
+    for (int i = 0; i < nh; i++) unrolled = unrolled || (h[i].kind == OPT_UPCAST && h[i].axis == 1 && h[i].amount == (k ? 10 : 8));
+    CHECK(unrolled == !k, "%s: the heuristic gives %s", k ? "a plain pad: dim 1 not unrolled" : "a cat of 8 rows: dim 1 unrolled whole", d);
+    if (s.k) sched_free(&s);
+    uop_pool_pop();
+    check_opts(k ? "pad with the heuristic's opts" : "cat of 8 rows with the heuristic's opts", y, h, &nh, 1, 1e-6f);
+  }
+}
+
 int main(void) {
   cg_scope_begin();
   pin_batched(8, 256, 64, "UPCAST(2,16) UPCAST(2,2) UPCAST(1,8) THREAD(1)"); /* packed k.T, the GEMM branch */
@@ -342,6 +374,7 @@ int main(void) {
     int n1[] = {1, 1, 3};
     check_opts("max over 33 columns", s1, l1, n1, 3, 0);
   }
+  selector_unroll();
   CHECK(nchecked >= 40, "only %d opt lists checked", nchecked);
   { /* refusals name the opt and the problem */
     cg_tensor *a = rand_t((int64_t[]){16, 12}, 2), *b = rand_t((int64_t[]){12, 10}, 2);
