@@ -12,6 +12,7 @@
 #endif
 
 static unsigned hw;
+static bool hw_avx512;
 static pthread_once_t hw_once = PTHREAD_ONCE_INIT;
 
 #if defined(__x86_64__)
@@ -35,6 +36,7 @@ static void detect(void) {
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   if (avx512_os && avx512f && avx512bw && (a1 & (1u << 5))) hw |= RT_CPU_AVX512BF16;
+  hw_avx512 = avx512_os && avx512f && avx512bw && (b & (1u << 17)) && (b & (1u << 31)); /* + DQ, VL */
   if (amx_os && amx_bf16 && amx_tile) hw |= RT_CPU_AMX_BF16;
 #endif
 }
@@ -50,6 +52,13 @@ unsigned rt_cpu_features(void) {
   if (strstr(k, "-avx512bf16")) f &= ~(unsigned)RT_CPU_AVX512BF16;
   if (strstr(k, "-amx")) f &= ~(unsigned)RT_CPU_AMX_BF16;
   return f;
+}
+
+bool rt_cpu_avx512(void) {
+  pthread_once(&hw_once, detect);
+  const char *k = cfg_str("CG_CPU_FEATURES", "");
+  size_t n = strlen(k);
+  return hw_avx512 && !strstr(k, "-avx512,") && !(n >= 7 && !strcmp(k + n - 7, "-avx512"));
 }
 
 const char *rt_cpu_features_str(unsigned f) {

@@ -2,7 +2,7 @@
  * assumed: kernels that use one are generated only where it was found (codegen/tc.c).
  *
  *   knob CG_CPU_FEATURES: features to pretend are absent, e.g. "-avx512bf16" or
- *   "-avx512bf16,-amx" (tests use it to exercise the fp32 fallback on a CPU that has the
+ *   "-avx512bf16,-amx" or "-avx512" (tests use it to exercise the fp32 fallback on a CPU that has the
  *   unit). A feature the CPU lacks cannot be added. */
 #ifndef CG_RUNTIME_CPU_FEATURES_H
 #define CG_RUNTIME_CPU_FEATURES_H
@@ -16,6 +16,9 @@ enum {
 unsigned rt_cpu_features(void);
 /* Those the hardware and OS have, knob ignored. */
 unsigned rt_cpu_features_hw(void);
+/* AVX-512 F, BW, DQ and VL, with the OS saving zmm state (what the x86 renderer emits),
+ * unless CG_CPU_FEATURES has "-avx512". */
+bool rt_cpu_avx512(void);
 /* "avx512bf16 amx-bf16" style list of a feature set ("none" when empty). */
 const char *rt_cpu_features_str(unsigned f);
 /* Asks Linux once per process for permission to use AMX tile data

@@ -13,6 +13,7 @@
 static rt_device *const devices[] = {
     &rt_cpu_device,
     &rt_interp_device,
+    &rt_x86_device,
     /* &rt_cuda_device, */
 };
 #define NDEVICES ((int)(sizeof devices / sizeof devices[0]))

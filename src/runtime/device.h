@@ -128,5 +128,8 @@ void rt_stats_unlock(void);
 
 extern rt_device rt_cpu_device;
 extern rt_device rt_interp_device;
+extern rt_device rt_x86_device; /* x86.c: machine code from renderer/render_x86.c */
+/* Wait until the X86 device's background compiles (CG_TIER=1) are done. */
+void rt_x86_tier_wait(void);
 
 #endif
