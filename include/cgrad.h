@@ -836,7 +836,8 @@ typedef struct {
   uint64_t kernels_run;      /* kernels launched */
   uint64_t kernels_compiled; /* compiled by the C compiler in this process */
   uint64_t kernels_cached;   /* loaded from the disk cache */
-  uint64_t schedules;        /* schedules built */
+  uint64_t schedules;        /* schedules run: built, or taken from the schedule cache */
+  uint64_t schedule_hits;    /* of those, taken from the schedule cache (CG_SCHED_CACHE) */
   uint64_t last_threads;     /* most threads any kernel of this thread's last realize ran on */
   uint64_t last_max_buffer;  /* bytes of the largest buffer a kernel of this thread's last realize wrote */
 } cg_stats;

@@ -14,6 +14,7 @@
 #include "realize.h"
 #include "capture.h"
 #include "copy.h"
+#include "sched_cache.h"
 #include "queue.h"
 #include "run_kernel.h"
 #include "codegen/codegen.h"
@@ -50,6 +51,7 @@ cg_stats cg_get_stats(void) {
                 .kernels_compiled = (uint64_t)RT_STAT(compiled),
                 .kernels_cached = (uint64_t)RT_STAT(disk_hits),
                 .schedules = __atomic_load_n(&stats.schedules, __ATOMIC_RELAXED),
+                .schedule_hits = __atomic_load_n(&stats.schedule_hits, __ATOMIC_RELAXED),
                 .last_threads = last_threads,
                 .last_max_buffer = last_max_buffer};
   return s;
@@ -134,12 +136,13 @@ static void forget_assign(uop *u) { /* free hook: runs under the intern lock */
 }
 static pthread_once_t assign_hook_once = PTHREAD_ONCE_INIT;
 static void set_assign_hook(void) { uop_set_free_hook(OP_ASSIGN, forget_assign); } /* once, for every thread */
-static uop *done_assign(rw_match *m) {
+static bool assign_done(uop *u) {
   pthread_mutex_lock(&done_lock);
-  bool done = uopset_get(&done_assigns, m->root) != NULL;
+  bool done = uopset_get(&done_assigns, u) != NULL;
   pthread_mutex_unlock(&done_lock);
-  return done ? m->root->src[0] : NULL;
+  return done;
 }
+static uop *done_assign(rw_match *m) { return assign_done(m->root) ? m->root->src[0] : NULL; }
 static int count_assigns(uop *u, uopset *seen) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_BUFFER) return 0;
   int n = u->op == OP_ASSIGN;
@@ -354,13 +357,7 @@ static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
  * a later one, not asked for) live in one arena per device, at offsets packed by their
  * lifetimes (first fit), so two whose lifetimes do not overlap share bytes. */
 
-typedef struct {
-  rt_device *dev;
-  void *mem;
-  size_t bytes;
-  uop **bufs;   /* borrowed into it */
-  int n;
-} arena;
+typedef sched_arena arena; /* engine/sched_cache.h: a cache hit takes the same plan */
 
 static cg_status plan_arena(schedule *s, rt_device **devs, uopset *is_out, uopset *last_read, arena *a) {
   typedef struct { size_t off, end; int from, until; uop *b; } slot;
@@ -566,22 +563,104 @@ static int plan_lanes(schedule *s, const bool *copy, int *lane, int (*dep)[2]) {
   return nl;
 }
 
+/* The schedule of a miss: built from the graph (split reductions, sched_build), the
+ * buffers that outlive the realize added to is_out (outputs and assign targets), each
+ * kernel's device (none for a copy). pre: the graph as scheduled (the caller frees it). */
+static cg_status build_schedule(uop *const *outs, int n, schedule *s, uop ***pre_out, uopset *is_out, rt_device ***devs_out) {
+  uint64_t nomem0 = uop_nomem_events();
+  uop **pre = *pre_out = cg_malloc(sizeof(uop *) * (size_t)(n ? n : 1));
+  if (!pre) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < n; i++) pre[i] = graph_rewrite(outs[i], &rs_split_reduce, NULL);
+  if (uop_nomem_events() != nomem0 || !sched_build(pre, n, s)) {
+    if (uop_nomem_events() != nomem0 && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");
+    return cg_last_status();
+  }
+  for (int i = 0; i < n; i++) uopset_add(is_out, s->out_bufs[i]);
+  /* an assign's target is a tensor's storage, not an intermediate, even when it is not
+   * among the outputs asked for (a pending BatchNorm statistic realized with the loss) */
+  uopset seen_t = {0};
+  for (int i = 0; i < n; i++) keep_assign_targets(pre[i], is_out, &seen_t);
+  uopset_free(&seen_t);
+  rt_device **devs = *devs_out = cg_calloc((size_t)(s->n ? s->n : 1), sizeof *devs);
+  if (!devs) return cg_fail(CG_ERR_NOMEM, "out of memory");
+  for (int ki = 0; ki < s->n; ki++) {
+    int64_t out_elems = 0, off;
+    for (int i = 0; i < s->k[ki].nout; i++) out_elems += s->k[ki].bufs[i]->arg.v[1];
+    /* an empty output: nothing to compute (its index math may divide by 0); a copy is no
+     * kernel */
+    if (out_elems && !sched_copy_of(&s->k[ki], &off) && !(devs[ki] = kernel_device(&s->k[ki]))) return cg_last_status();
+  }
+  return CG_OK;
+}
+
+/* Remember a miss's schedule: is_out's members are the buffers kept. */
+static void remember(const sched_key *key, const schedule *s, rt_device **devs, prog_entry **entries, unsigned long gen, uopset *is_out, const sched_arena *ar) {
+  uop **keep = cg_malloc(sizeof(uop *) * (is_out->n ? is_out->n : 1));
+  if (!keep) {
+    cg_clear_error(); /* the cache is a shortcut: nothing lost */
+    return;
+  }
+  int nkeep = 0;
+  for (size_t i = 0; i < is_out->cap; i++)
+    if (is_out->keys[i]) keep[nkeep++] = is_out->keys[i];
+  sched_cache_add(key, s, devs, (void *const *)entries, gen, keep, nkeep, ar);
+  free(keep);
+}
+
 cg_status realize_uops(uop *const *outs, int n, uop **views) {
   realize_observer obs = observer;
   observer = (realize_observer){0}; /* one realize only (the ones inside this one see none) */
   rt_pool_wake_all(); /* the pool's workers wake while this realize schedules */
   double t0 = now();
-  uop **pre = cg_malloc(sizeof(uop *) * (size_t)(n ? n : 1));
-  if (!pre) return cg_fail(CG_ERR_NOMEM, "out of memory");
   uint64_t nomem0 = uop_nomem_events();
-  for (int i = 0; i < n; i++) pre[i] = graph_rewrite(outs[i], &rs_split_reduce, NULL);
-  schedule s;
-  if (uop_nomem_events() != nomem0 || !sched_build(pre, n, &s)) {
-    if (uop_nomem_events() != nomem0 && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");
-    free(pre);
-    return cg_last_status();
+  /* the schedule cache: a graph met before up to which buffers and vars it reads (the
+   * next training step) binds them into the kernels planned then (engine/sched_cache.h) */
+  sched_key key = {0};
+  sched_entry *hit = NULL;
+  if (sched_cache_on()) {
+    cg_status ks = sched_key_build(outs, n, assign_done, &key);
+    if (ks != CG_OK) return ks;
+    hit = sched_cache_get(&key);
+  }
+  double t_key = now() - t0;
+  schedule s = {0};
+  uop **pre = NULL;
+  uopset last_read = {0}, is_out = {0}, written = {0};
+  rt_device **devs = NULL;
+  prog_entry **entries = NULL;
+  arena ar = {0};
+  unsigned long gen = cfg_generation();
+  cg_status st = CG_OK;
+  if (hit) {
+    int nk = sched_entry_kernels(hit);
+    devs = cg_calloc((size_t)(nk ? nk : 1), sizeof *devs);
+    entries = cg_calloc((size_t)(nk ? nk : 1), sizeof *entries);
+    uop **keep = NULL;
+    int nkeep = 0;
+    unsigned long pgen = 0;
+    st = devs && entries ? sched_entry_bind(hit, &key, &s, devs, (void **)entries, &pgen, &keep, &nkeep, &ar) : CG_ERR_NOMEM;
+    for (int i = 0; i < nkeep && st == CG_OK; i++) uopset_add(&is_out, keep[i]);
+    free(keep);
+    if (st == CG_OK && pgen != gen) { /* programs made under other knobs (NOOPT, BEAM, ...): fetched again */
+      st = get_programs(&s, devs, entries);
+      if (st == CG_OK) sched_entry_set_progs(hit, (void *const *)entries, gen);
+    }
+  } else {
+    st = build_schedule(outs, n, &s, &pre, &is_out, &devs);
+  }
+  if (st != CG_OK) {
+    if (st == CG_ERR_NOMEM && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");
+    st = cg_last_status();
+    free_arena(&ar);
+    sched_free(&s);
+    free(pre), free(devs), free(entries);
+    uopset_free(&is_out);
+    sched_cache_put(hit);
+    sched_key_free(&key);
+    return st;
   }
   STAT_ADD(schedules);
+  if (hit) STAT_ADD(schedule_hits);
   last_threads = 0, last_max_buffer = 0;
   int64_t compiled0 = RT_STAT(compiled), disk0 = RT_STAT(disk_hits);
   int dbg = cfg_debug(), ncopies = 0;
@@ -590,48 +669,38 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   for (int ki = 0; copy && ki < s.n; ki++) ncopies += copy[ki] = sched_copy_of(&s.k[ki], &off);
   double t_sched = now() - t0, t_kernels = 0;
   if (dbg >= 2)
-    fprintf(stderr, "*** schedule: %d kernel%s%s%.0d%s for %d output%s (%.2f ms)\n", s.n - ncopies, s.n - ncopies == 1 ? "" : "s", ncopies ? " + " : "", ncopies,
-            ncopies ? (ncopies == 1 ? " copy" : " copies") : "", n, n == 1 ? "" : "s", 1e3 * t_sched);
+    fprintf(stderr, "*** schedule: %d kernel%s%s%.0d%s for %d output%s (%.2f ms%s, key %.2f ms)\n", s.n - ncopies, s.n - ncopies == 1 ? "" : "s", ncopies ? " + " : "",
+            ncopies, ncopies ? (ncopies == 1 ? " copy" : " copies") : "", n, n == 1 ? "" : "s", 1e3 * t_sched, !key.norm ? "" : hit ? ", cache hit" : ", cache miss",
+            1e3 * t_key);
   /* intermediates (written here, not asked for) are dead after their last reader: they
    * share one arena, packed by lifetime (plan_arena), and are forgotten after it */
-  uopset last_read = {0}, is_out = {0}, written = {0};
-  for (int i = 0; i < n; i++) uopset_add(&is_out, s.out_bufs[i]);
-  /* an assign's target is a tensor's storage, not an intermediate, even when it is not
-   * among the outputs asked for (a pending BatchNorm statistic realized with the loss) */
-  uopset seen_t = {0};
-  for (int i = 0; i < n; i++) keep_assign_targets(pre[i], &is_out, &seen_t);
-  uopset_free(&seen_t);
   for (int ki = 0; ki < s.n; ki++)
     for (int i = s.k[ki].nout; i < s.k[ki].nbufs; i++) uopset_put(&last_read, s.k[ki].bufs[i], (void *)(intptr_t)(ki + 1));
   /* everything that can fail for want of memory is done before the first kernel runs: an
    * output left unmarked (a parameter taken for an intermediate) or a view not made after
    * an in-place update ran would leave wrong state behind */
   for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
-  uopset seen_a = {0};
-  int nassign = 0;
-  for (int i = 0; i < n; i++) nassign += count_assigns(pre[i], &seen_a);
-  uopset_free(&seen_a);
+  int nassign = key.nassigns;
+  if (pre) {
+    uopset seen_a = {0};
+    for (int i = 0; i < n; i++) nassign += count_assigns(pre[i], &seen_a);
+    uopset_free(&seen_a);
+  }
   if (nassign) reserve_assigns((size_t)nassign);
-  cg_status st = uop_nomem_events() == nomem0 ? CG_OK : cg_fail(CG_ERR_NOMEM, "out of memory while planning the run");
-  /* every program first: the new ones compile together */
+  if (uop_nomem_events() != nomem0) st = cg_fail(CG_ERR_NOMEM, "out of memory while planning the run");
   size_t nk = (size_t)(s.n ? s.n : 1);
-  rt_device **devs = cg_calloc(nk, sizeof *devs);
-  prog_entry **entries = cg_calloc(nk, sizeof *entries);
   uop ***release = cg_calloc(nk, sizeof *release);
   double *secs = cg_calloc(nk, sizeof *secs);
   int64_t *threads = cg_calloc(nk, sizeof *threads);
   int *lane = cg_malloc(sizeof(int) * nk), (*dep)[2] = cg_malloc(sizeof *dep * nk);
-  if (!copy || !devs || !entries || !release || !secs || !threads || !lane || !dep) st = cg_fail(CG_ERR_NOMEM, "out of memory");
-  for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
-    int64_t out_elems = 0;
-    for (int i = 0; i < s.k[ki].nout; i++) out_elems += s.k[ki].bufs[i]->arg.v[1];
-    /* an empty output: nothing to compute (its index math may divide by 0); a copy is no
-     * kernel */
-    if (out_elems && !copy[ki] && !(devs[ki] = kernel_device(&s.k[ki]))) st = cg_last_status();
+  if (!copy || !release || !secs || !threads || !lane || !dep) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+  /* a miss: every program first (the new ones compile together), then the memory plan */
+  if (!hit) {
+    if (st == CG_OK && !(entries = cg_calloc(nk, sizeof *entries))) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+    if (st == CG_OK) st = get_programs(&s, devs, entries);
+    if (st == CG_OK) st = plan_arena(&s, devs, &is_out, &last_read, &ar);
+    if (st == CG_OK && key.norm) remember(&key, &s, devs, entries, gen, &is_out, &ar);
   }
-  if (st == CG_OK) st = get_programs(&s, devs, entries);
-  arena ar = {0};
-  if (st == CG_OK) st = plan_arena(&s, devs, &is_out, &last_read, &ar);
   /* what each item releases after it ran: the intermediates it is the last reader of */
   for (int ki = 0; ki < s.n && st == CG_OK; ki++) {
     sched_kernel *k = &s.k[ki];
@@ -687,13 +756,19 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   free_arena(&ar);
   for (int ki = 0; release && ki < s.n; ki++) free(release[ki]);
   free(copy), free(devs), free(entries), free(release), free(secs), free(threads), free(lane), free(dep);
+  sched_cache_put(hit);
   uopset_free(&last_read);
   uopset_free(&is_out);
   uopset_free(&written);
   if (st == CG_OK) {
     pthread_once(&assign_hook_once, set_assign_hook);
+    /* the graph's own pending assigns (what the cache key met) and, on a miss, those of
+     * the graph as scheduled (an assign whose sources the split rewrote is a new node) */
+    pthread_mutex_lock(&done_lock);
+    for (int i = 0; i < key.nassigns; i++) uopset_put(&done_assigns, key.assigns[i], (void *)1);
+    pthread_mutex_unlock(&done_lock);
     uopset seen = {0};
-    for (int i = 0; i < n; i++) mark_assigns(pre[i], &seen);
+    for (int i = 0; pre && i < n; i++) mark_assigns(pre[i], &seen);
     uopset_free(&seen);
   }
   if (dbg >= 2) {
@@ -705,6 +780,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
             (double)a.peak / 1e6);
   }
   sched_free(&s);
+  sched_key_free(&key);
   free(pre);
   return st;
 }
