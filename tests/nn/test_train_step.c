@@ -1,7 +1,7 @@
 /* Three training steps of a CNN shaped like `cgrad train`'s (conv-relu-conv-relu-BN-pool
  * twice, then a linear layer; fewer channels, batch 16), with Adam, against torch:
  *   - the three losses and BatchNorm's running stats (and num_batches_tracked) after the
- *     three steps equal torch's (float32; rtol 1e-3, atol 1e-4, see below): the stats are pending
+ *     three steps equal torch's (float32; rtol 1e-3, atol 3e-4, see below): the stats are pending
  *     assigns realized with the loss and the gradients;
  *   - no kernel runs while the forward and backward graphs are built;
  *   - no kernel of a step writes a buffer larger than twice the biggest activation (the
@@ -36,8 +36,11 @@ int main(void) {
   /* rtol 1e-3, atol 1e-4: through BatchNorm, a channel that ReLU leaves almost all zero
    * has a tiny variance, and 1/sqrt(var + eps) amplifies both libraries' float32 rounding
    * (seen up to ~1e-3 relative at batch 6, before this change too). A stats update
-   * skipped or applied twice is off by ~10% (momentum 0.1). */
-  ref_case("CNN, 3 Adam steps: losses, BatchNorm running stats", 1e-3, 1e-4);
+   * skipped or applied twice is off by ~10% (momentum 0.1). atol 3e-4 (was 1e-4): a channel
+   * whose running mean is ~0.02 came out 1.5e-4 off torch for one seed in ~50 (1796033501;
+   * Adam turns the two libraries' rounding of near-zero gradients into ±lr weight steps);
+   * it only widens values under ~0.3, where the losses (~2.3) are not. */
+  ref_case("CNN, 3 Adam steps: losses, BatchNorm running stats", 1e-3, 3e-4);
   const char *names[32];
   cg_tensor *st[32], *ps[16];
   int ns = cg_module_state(m, names, st, 32), np = cg_module_parameters(m, ps, 16);
