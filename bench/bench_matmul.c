@@ -22,6 +22,12 @@
  * file builds with -march=native); "peak" is the measured rate, "% peak" each figure's
  * share of it. Under load the measured peak drops with everything else.
  *
+ * BEAM: with CG_BENCH_BEAM=n, each thread count first runs a search process (BEAM=n, one
+ * product per shape: every kernel searched, BEAM_BUDGET_S each, the choices stored in the
+ * kernel cache directory; the search's wall time per shape is printed), then the timed
+ * process with BEAM=n, which takes the stored choices with no search: cgrad's figures are
+ * BEAM's cached choice. Use an empty CG_CACHE_DIR for a fresh search.
+ *
  * GFLOP/s = 2 M K N / median seconds. After one warm-up run, cgrad gets as many timed runs
  * as fit in about CG_BENCH_BUDGET seconds per shape (default 60), at most 7 and at least 1.
  * OpenBLAS gets 3 warm-up and up to 11 timed runs (within the same budget). The process's
@@ -29,7 +35,7 @@
  * well under 100% means other processes took the cores and the figure is not to be
  * trusted.
  *
- *   CG_BENCH_THREADS=1,2 build/release/bench_matmul [N | MxKxN ...]
+ *   CG_BENCH_THREADS=1,2 [CG_BENCH_BEAM=2] build/release/bench_matmul [N | MxKxN ...]
  * Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for the baseline (PERF-NOTES.md). */
 #define _GNU_SOURCE
 #include "bench_util.h"
@@ -121,14 +127,39 @@ static double time_pack(cg_tensor *tb, int k, int n, int runs) {
   return median(t, runs);
 }
 
+/* The search process of CG_BENCH_BEAM: one product per shape with BEAM on. */
+static void search(const shape *sh, int ns, int threads, const char *beam) {
+  char tn[16];
+  snprintf(tn, sizeof tn, "%d", threads);
+  cg_set_config("CG_THREADS", tn);
+  cg_set_config("BEAM", beam);
+  printf("BEAM=%s search, %d thread%s (choices stored in the kernel cache directory):\n", beam, threads, threads == 1 ? "" : "s");
+  for (int s = 0; s < ns; s++) {
+    int m = sh[s].m, k = sh[s].k, n = sh[s].n;
+    cg_tensor *ta = cg_rand(CG_FLOAT32, (int64_t[]){m, k}, 2), *tb = cg_rand(CG_FLOAT32, (int64_t[]){k, n}, 2);
+    if (!ta || !tb || cg_realize(ta) || cg_realize(tb)) die_cg("creating inputs");
+    cg_scope_begin();
+    double t0 = now();
+    cg_tensor *c = cg_matmul(ta, tb);
+    if (!c || cg_realize(c)) die_cg("matmul");
+    cg_scope_end();
+    time_pack(tb, k, n, 1); /* the packing copy timed alone ("pack ms") is a kernel too */
+    printf("  %dx%dx%d: %.2f s (search, compiles and one run)\n", m, k, n, now() - t0);
+    fflush(stdout);
+    cg_free(ta), cg_free(tb);
+  }
+  printf("\n");
+}
+
 static void run(const shape *sh, int ns, int threads, double budget) {
   char tn[16];
   snprintf(tn, sizeof tn, "%d", threads);
   cg_set_config("CG_THREADS", tn);
   setenv("OPENBLAS_NUM_THREADS", tn, 1);
   double peak = fma_peak(threads);
-  printf("cgrad fp32 matmul, %d thread%s, measured FMA peak %.1f GFLOP/s, cgrad budget %.0f s per shape\n\n", threads, threads == 1 ? "" : "s", peak,
-         budget);
+  const char *beam = cg_get_config("BEAM");
+  printf("cgrad fp32 matmul, %d thread%s, measured FMA peak %.1f GFLOP/s, cgrad budget %.0f s per shape, opts: %s%s\n\n", threads,
+         threads == 1 ? "" : "s", peak, budget, beam && atoi(beam) > 0 ? "BEAM=" : "the heuristic", beam && atoi(beam) > 0 ? beam : "");
   fflush(stdout);
   bool nopack = getenv("CG_BENCH_NOPACK") && atoi(getenv("CG_BENCH_NOPACK"));
   float *A[MAXS], *B[MAXS], *Ccg[MAXS];
@@ -266,6 +297,18 @@ int main(int argc, char **argv) {
     int threads = atoi(w);
     if (threads < 1) continue;
     fflush(stdout);
+    const char *bb = getenv("CG_BENCH_BEAM");
+    if (bb && atoi(bb) > 0) { /* the search in a process of its own, then the timed one takes its choices */
+      pid_t sp = fork();
+      if (sp == 0) {
+        search(sh, ns, threads, bb);
+        fflush(stdout);
+        _exit(0);
+      }
+      int sst = 0;
+      if (sp < 0 || waitpid(sp, &sst, 0) < 0 || !WIFEXITED(sst) || WEXITSTATUS(sst)) return fprintf(stderr, "bench_matmul: the %d-thread search failed\n", threads), 1;
+      cg_set_config("BEAM", bb);
+    }
     pid_t pid = fork(); /* a fresh process per thread count: the pool is sized once */
     if (pid == 0) {
       run(sh, ns, threads, budget);

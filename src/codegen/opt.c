@@ -9,6 +9,8 @@
  *   UNROLL(axis, n): a reduce range r becomes r' (size/n); each trip adds n values.
  *   THREAD(axis): the output range split across threads.
  *   TILE(axis, n): r = tile*n + r', the tile loop outermost (RANGE_TILE, linearize.c).
+ *   On a reduce axis (k blocks, BLAS's KC): each tile adds its partial sum to what the
+ *   output holds, so a block of B's rows is read from L2 by every row tile (tile_reduce).
  *   PADTO(axis, m): r runs to its size rounded up to m, the extra trips masked (padto).
  *
  * The heuristic, one function per kind of kernel: a GEMM (heuristic_gemm: matched by
@@ -248,7 +250,9 @@ static int output_ranges(uop *sink, uop **rng, bool *has_reduce) {
 }
 
 /* BEAM's starting points for a GEMM: the heuristic's tile with other column blocks (none,
- * 1 .. 16 panels) and other register tiles (4 rows; 6 rows x 4 vectors). */
+ * 1 .. 16 panels), with k blocks of 256 and 512 (k >= 1024: a block of B's rows stays in
+ * L2 for every row tile, where two threads share the L3), and other register tiles (4
+ * rows; 6 rows x 4 vectors). */
 int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
   uop *rng[UOP_MAX_DIMS];
   int n = 0;
@@ -278,6 +282,19 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
       if (blocks[b]) o[k++] = (opt){OPT_TILE, ac, blocks[b]};
       for (int i = 0; i < nb; i++)
         if (base[i].kind == OPT_THREAD) o[k++] = base[i];
+      lens[n++] = k;
+    }
+    for (int kc = 256; t == 0 && kc <= 512 && n < max; kc *= 2) { /* the heuristic's list, k blocks in front of its column block */
+      int64_t nk = g.k->src[0]->arg.i;
+      if (nk < 1024 || nk % kc || nb >= MAX_OPTS) continue;
+      opt *o = lists[n];
+      int k = 0;
+      bool put = false;
+      for (int i = 0; i < nb; i++) {
+        if (!put && (base[i].kind == OPT_TILE || base[i].kind == OPT_THREAD)) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc}, put = true;
+        o[k++] = base[i];
+      }
+      if (!put) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc};
       lens[n++] = k;
     }
   }
@@ -625,6 +642,27 @@ static uop *padto(uop *sink, uop *r, int64_t m) {
   return sink;
 }
 
+/* TILE of a reduce range r: r = tile*n + inner with the tile loop outermost, and the store
+ * writes the tile's sum plus what the output held (read only where tile > 0: the first
+ * tile's store starts it). Only for a kernel whose one STORE writes an ADD REDUCE over r
+ * itself (a GEMM): a fused epilogue would apply once per tile. */
+static uop *tile_reduce(uop *sink, uop *r, uop *tile, uop *inner, int64_t amount, const char *d) {
+  uop *st = sink->nsrc == 1 ? sink->src[0] : NULL, *red = st && st->op == OP_STORE ? st->src[1] : NULL;
+  bool over = false;
+  for (uint32_t i = 1; red && red->op == OP_REDUCE && i < red->nsrc; i++) over |= red->src[i] == r;
+  if (!over || red->arg.v[0] != OP_ADD || red->nsrc > UOP_MAX_DIMS + 1 || red->dt.scalar != st->src[0]->src[0]->dt.scalar)
+    return cg_fail_null(CG_ERR_INVALID, "opt %s: a reduce axis is tiled only where the kernel's one store writes its sum (ADD) directly", d);
+  uop *src[UOP_MAX_DIMS + 2];
+  src[0] = subst_range(red->src[0], r, uop_alu(OP_ADD, uop_alu(OP_MUL, tile, ci(amount)), inner));
+  for (uint32_t i = 1; i < red->nsrc; i++) src[i] = red->src[i] == r ? inner : red->src[i];
+  uop *ix = st->src[0], *later = uop_alu(OP_CMPLT, ci(0), tile);
+  uop *is[3] = {ix->src[0], ix->src[1], ix->nsrc > 2 ? uop_alu(OP_AND, ix->src[2], later) : later};
+  uop *ls[2] = {uop_new(OP_INDEX, ix->dt, is, 3, ix->arg), uop_const_like(ix->src[0], 0)};
+  uop *sum = uop_alu(OP_ADD, uop_new(OP_REDUCE, red->dt, src, (int)red->nsrc, red->arg), uop_new(OP_LOAD, ix->src[0]->dt, ls, 2, arg_none()));
+  uop *nst = uop_replace_src(st, (uop *[]){ix, sum}, 2);
+  return nst ? uop_replace_src(sink, &nst, 1) : NULL;
+}
+
 uop *opt_apply(uop *sink, const opt *o, int n) {
   for (int i = 0; i < n && sink; i++) {
     uopset seen = {0};
@@ -633,9 +671,9 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
     char d[48];
     opts_str(&o[i], 1, d, sizeof d);
     bool reduce = r && r->arg.v[1] == RANGE_REDUCE, want = o[i].kind == OPT_UNROLL || o[i].kind == OPT_TC;
-    if (!r || (o[i].kind != OPT_PADTO && reduce != want))
+    if (!r || (o[i].kind != OPT_PADTO && o[i].kind != OPT_TILE && reduce != want))
       return cg_fail_null(CG_ERR_INVALID, "opt %s: the kernel has no %s range with axis id %d", d,
-                          want ? "reduce" : o[i].kind == OPT_PADTO ? "output or reduce" : "output", o[i].axis);
+                          want ? "reduce" : o[i].kind == OPT_PADTO || o[i].kind == OPT_TILE ? "output or reduce" : "output", o[i].axis);
     if (o[i].kind == OPT_TC) { /* tc.c */
       if (!(sink = tc_apply(sink, r, o[i].amount))) return NULL;
       sink = uop_simplify(sink);
@@ -662,7 +700,7 @@ uop *opt_apply(uop *sink, const opt *o, int n) {
       int64_t arg[3] = {r->arg.v[0], RANGE_TILE, i};
       uop *tile = uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), arg_ints(arg, 3));
       uop *inner = uop_new1(OP_RANGE, DT_I32, ci(o[i].amount), r->arg);
-      sink = subst_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, tile, ci(o[i].amount)), inner));
+      sink = reduce ? tile_reduce(sink, r, tile, inner, o[i].amount, d) : subst_range(sink, r, uop_alu(OP_ADD, uop_alu(OP_MUL, tile, ci(o[i].amount)), inner));
     } else {
       int64_t arg[3] = {r->arg.v[0], RANGE_UNROLL, i};
       unroll_ctx c = {r, uop_new1(OP_RANGE, DT_I32, ci(size / o[i].amount), r->arg), uop_new1(OP_RANGE, DT_I32, ci(o[i].amount), arg_ints(arg, 3)), o[i].amount};

@@ -610,6 +610,7 @@ static void remember(const sched_key *key, const schedule *s, rt_device **devs, 
 cg_status realize_uops(uop *const *outs, int n, uop **views) {
   realize_observer obs = observer;
   observer = (realize_observer){0}; /* one realize only (the ones inside this one see none) */
+  rt_pool_wake_all(); /* the pool's workers wake while this realize schedules */
   double t0 = now();
   uint64_t nomem0 = uop_nomem_events();
   /* the schedule cache: a graph met before up to which buffers and vars it reads (the

@@ -459,17 +459,34 @@ typedef struct launch_ctx {
   rt_cpu_kernel_fn fn;
   void **bufs;
   const int64_t *vars;
-  int64_t n;
+  const int64_t *at; /* chunk c runs [at[c], at[c + 1]) */
 } launch_ctx;
-
-/* Chunk c of nchunks over [0, n): the first n % nchunks chunks get one more element. */
-static int64_t chunk_start(int64_t n, int c, int nchunks) {
-  return (int64_t)c * (n / nchunks) + (c < n % nchunks ? c : n % nchunks);
-}
 
 static void launch_chunk(void *ctx, int c, int nchunks) {
   launch_ctx *l = ctx;
-  l->fn(l->bufs, l->vars, chunk_start(l->n, c, nchunks), chunk_start(l->n, c + 1, nchunks));
+  (void)nchunks;
+  l->fn(l->bufs, l->vars, l->at[c], l->at[c + 1]);
+}
+
+/* The chunks of [0, n) for a pool of t threads, into at (returns their number). Threads
+ * claim them in order as they get free (threadpool.c), so one that starts late takes
+ * fewer instead of the others waiting for it. Sizes shrink as the work is handed out
+ * (guided self-scheduling): the trips left / 2t each, down to n / 8t. The first chunks
+ * are long (a GEMM sweeps its column blocks over many rows: each chunk reads them again),
+ * the last short (the threads finish together). At most 6t + 4 chunks (max: the last
+ * takes the rest). */
+static int launch_chunks(int64_t n, int t, int64_t *at, int max) {
+  int64_t floor = (n + 8 * t - 1) / (8 * t), pos = 0;
+  int c = 0;
+  at[0] = 0;
+  while (pos < n && c < max - 1) {
+    int64_t left = n - pos, sz = (left + 2 * t - 1) / (2 * t);
+    if (sz < floor) sz = floor;
+    pos += sz < left ? sz : left;
+    at[++c] = pos;
+  }
+  at[c] = n; /* (max reached: the last chunk takes the rest) */
+  return c;
 }
 
 /* On instance self's own pool, so two instances' kernels run at once (threadpool.h). */
@@ -478,14 +495,19 @@ static cg_status cpu_launch_on(rt_device *self, rt_program *prog, void **bufs, c
   if (global_size < 0) return cg_fail(CG_ERR_INVALID, "CPU launch '%s': global size %lld < 0", prog->name, (long long)global_size);
   __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
   rt_cpu_kernel_fn fn = (rt_cpu_kernel_fn)prog->fn;
-  if (global_size <= 1) {
-    if (global_size == 1) fn(bufs, vars, 0, 1);
+  rt_pool *pool = global_size > 1 ? rt_pool_of(self->index) : NULL;
+  int threads = rt_pool_threads(pool);
+  if (threads == 1) {
+    if (global_size > 0) fn(bufs, vars, 0, global_size);
     return CG_OK;
   }
-  rt_pool *pool = rt_pool_of(self->index);
-  int threads = rt_pool_threads(pool);
-  launch_ctx l = {fn, bufs, vars, global_size};
-  rt_pool_run_on(pool, global_size < threads ? (int)global_size : threads, launch_chunk, &l);
+  int64_t small[129], *at = small;
+  int cap = 129;
+  if (6 * threads + 5 > cap && (at = malloc(sizeof *at * (size_t)(6 * threads + 5)))) cap = 6 * threads + 5;
+  if (!at) at = small; /* out of memory: fewer, longer chunks */
+  launch_ctx l = {fn, bufs, vars, at};
+  rt_pool_run_on(pool, launch_chunks(global_size, threads, at, cap), launch_chunk, &l);
+  if (at != small) free(at);
   return CG_OK;
 }
 

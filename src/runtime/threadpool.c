@@ -1,20 +1,25 @@
-/* The launch thread pool. One job at a time:
+/* The launch thread pool. One job at a time; its chunks are claimed in order by whichever
+ * thread is free, the caller included:
  *
- *   caller: write job → pending = workers → gen++ → [wake sleepers] → run chunk 0
- *           → spin/sleep until pending == 0
- *   worker: spin/sleep until gen changes → run its chunks → pending-- → [wake caller]
+ *   caller: close the old job → write the job → open it (gen++, next chunk 0) → [wake
+ *           sleepers] → claim and run chunks → spin/sleep until every chunk has finished
+ *   worker: spin/sleep until gen changes → claim and run chunks until none are left
  *
- * Every worker acknowledges every generation (even with no chunk to run), so the caller
- * never rewrites the job while a slow worker may still read it. Sleeping uses the
- * "announce, then re-check" pattern on seq_cst atomics: a waiter bumps a sleeper count
- * before its last check, the waker reads the count after publishing, so one of them
- * always sees the other and no wakeup is lost. */
+ * A chunk is claimed by a CAS on one word holding (gen, next chunk), so a worker that
+ * wakes late (asleep, or its core taken by another process) finds the chunks already
+ * claimed and runs none, and the caller never waits for it: a late thread costs its share
+ * of the work, not the whole job (a 1 ms GEMM used to run at one thread's speed when the
+ * worker came 0.5 ms late, measured under load). Closing the old job first (its counter
+ * set past any chunk) makes a CAS that read the old word fail, so a slow worker never runs
+ * a chunk of a job it read half-written. Sleeping uses the "announce, then re-check"
+ * pattern on seq_cst atomics: a waiter bumps a sleeper count before its last check, the
+ * waker reads the count after publishing, so one of them always sees the other and no
+ * wakeup is lost. */
 #define _GNU_SOURCE
 #include "threadpool.h"
 #include "core/config.h"
 #include "core/fault.h"
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -35,13 +40,15 @@ struct pool {
   int64_t spin_ns;   /* how long to spin before sleeping */
   worker *workers;   /* size - 1 of them */
   pthread_mutex_t run_lock; /* one job at a time */
-  /* the job: written by the caller before gen++, read by workers after they see it */
-  rt_task_fn fn;
-  void *ctx;
-  int nchunks;
-  _Atomic uint64_t gen;
-  _Atomic int pending;         /* workers yet to finish the current generation */
+  /* the job: written by the caller between closing the old job and opening this one */
+  _Atomic(rt_task_fn) fn;
+  _Atomic(void *) ctx;
+  _Atomic int nchunks;
+  _Atomic uint64_t work;       /* gen << 32 | the next chunk to claim (CLOSED: none) */
+  uint32_t gen;                /* the caller's count of jobs (under run_lock) */
+  _Atomic int finished;        /* chunks of the current job run to their end */
   _Atomic int sleepers;        /* workers asleep (or about to be) on wake */
+  _Atomic uint32_t poke;       /* bumped by rt_pool_wake_all: sleepers spin again */
   _Atomic int caller_sleeping; /* the caller is asleep (or about to be) on done */
   pthread_mutex_t m;
   pthread_cond_t wake, done;
@@ -71,20 +78,19 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Busy turns (PAUSE, ~10-40 ns each) before the spin starts yielding. Measured on a
- * 2-vCPU VM: a few hundred keeps an idle machine's launch at ~0.5 us and cuts the launch
- * median of 4 test processes sharing 2 cores from ~400 us to ~15 us. */
-#define SPIN_PAUSES 256
 /* Spin until done_expr holds or (p)->spin_ns have passed (the clock is read every 64
- * turns). After the first few hundred turns each turn also yields the CPU: when there are
- * more runnable threads than cores (other processes, ctest -j), the thread we wait for
- * may need our core, and a pure busy-wait would hold it for a whole time slice. */
+ * turns), then the caller of SPIN_UNTIL sleeps on a condition variable. No sched_yield
+ * while spinning: on Linux's EEVDF scheduler each yield pushes the thread's deadline a
+ * whole slice later when another task shares its core, so a worker that spun by
+ * yielding was passed over for milliseconds by any other process and joined a 1 ms
+ * kernel after the caller had run it alone (measured: the worker's chunk started when
+ * the caller's ended, load ~7). Sleeping resets that; a pure spin holds the core at most
+ * spin_ns. */
 #define SPIN_UNTIL(p, done_expr)                                     \
   do {                                                               \
     int64_t t0_ = 0;                                                 \
     for (unsigned i_ = 0; !(done_expr); i_++) {                      \
-      if (i_ < SPIN_PAUSES) cpu_relax();                             \
-      else sched_yield();                                            \
+      cpu_relax();                                                   \
       if ((i_ & 63) == 63) {                                         \
         int64_t t_ = now_ns();                                       \
         if (!t0_) t0_ = t_;                                          \
@@ -93,31 +99,46 @@ static int64_t now_ns(void) {
     }                                                                \
   } while (0)
 
-static void run_chunks(pool *p, int t) {
-  for (int c = t; c < p->nchunks; c += p->size) p->fn(p->ctx, c, p->nchunks);
+#define CLOSED 0xffffffffu
+static uint32_t gen_of(uint64_t w) { return (uint32_t)(w >> 32); }
+
+/* Claim and run chunks of job g until none is left (or another job has started). */
+static void run_chunks(pool *p, uint32_t g) {
+  for (;;) {
+    uint64_t w = atomic_load(&p->work);
+    uint32_t c = (uint32_t)w;
+    int n = atomic_load(&p->nchunks);
+    if (gen_of(w) != g || c == CLOSED || c >= (uint32_t)n) return;
+    rt_task_fn fn = atomic_load(&p->fn);
+    void *ctx = atomic_load(&p->ctx);
+    if (!atomic_compare_exchange_weak(&p->work, &w, w + 1)) continue; /* read before a close or another claim: again */
+    fn(ctx, (int)c, n);
+    if (atomic_fetch_add(&p->finished, 1) == n - 1 && atomic_load(&p->caller_sleeping)) {
+      pthread_mutex_lock(&p->m);
+      pthread_cond_broadcast(&p->done);
+      pthread_mutex_unlock(&p->m);
+    }
+  }
 }
 
 static void *worker_main(void *arg) {
   worker *w = arg;
   pool *p = w->p;
-  uint64_t seen = 0; /* the generation when the pool was made */
+  uint32_t seen = 0; /* the generation when the pool was made */
   in_pool_job = 1;
   for (;;) {
-    SPIN_UNTIL(p, atomic_load(&p->gen) != seen);
-    if (atomic_load(&p->gen) == seen) {
+    uint32_t poked = atomic_load(&p->poke);
+    SPIN_UNTIL(p, gen_of(atomic_load(&p->work)) != seen);
+    if (gen_of(atomic_load(&p->work)) == seen) {
       pthread_mutex_lock(&p->m);
       atomic_fetch_add(&p->sleepers, 1);
-      while (atomic_load(&p->gen) == seen) pthread_cond_wait(&p->wake, &p->m);
+      while (gen_of(atomic_load(&p->work)) == seen && atomic_load(&p->poke) == poked) pthread_cond_wait(&p->wake, &p->m);
       atomic_fetch_sub(&p->sleepers, 1);
       pthread_mutex_unlock(&p->m);
+      if (gen_of(atomic_load(&p->work)) == seen) continue; /* woken ahead of a job: spin for it */
     }
-    seen = atomic_load(&p->gen);
-    run_chunks(p, w->index);
-    if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_sleeping)) {
-      pthread_mutex_lock(&p->m);
-      pthread_cond_broadcast(&p->done);
-      pthread_mutex_unlock(&p->m);
-    }
+    seen = gen_of(atomic_load(&p->work));
+    run_chunks(p, seen);
   }
   return NULL;
 }
@@ -149,6 +170,7 @@ static pool *pool_create(int index) {
     return &solo;
   }
   p->workers = ws;
+  atomic_init(&p->work, CLOSED);
   p->spin_ns = cfg_int("CG_SPIN_US", 100) * 1000;
   pthread_mutex_init(&p->run_lock, NULL);
   pthread_mutex_init(&p->m, NULL);
@@ -195,6 +217,18 @@ rt_pool *rt_pool_of(int index) {
 }
 
 int rt_pool_threads(rt_pool *p) { return p ? p->size : 1; }
+
+void rt_pool_wake_all(void) {
+  int n = __atomic_load_n(&npools, __ATOMIC_ACQUIRE);
+  for (int i = 0; i < n; i++) {
+    pool *p = pools[i].p;
+    if (p->size == 1 || !atomic_load(&p->sleepers)) continue; /* spinning already (or no workers) */
+    pthread_mutex_lock(&p->m);
+    atomic_fetch_add(&p->poke, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->m);
+  }
+}
 int rt_pool_size(void) { return rt_pool_of(0)->size; }
 void rt_pool_run(int nchunks, rt_task_fn fn, void *ctx) { rt_pool_run_on(nchunks > 1 && !in_pool_job ? rt_pool_of(0) : NULL, nchunks, fn, ctx); }
 
@@ -206,22 +240,24 @@ void rt_pool_run_on(rt_pool *p, int nchunks, rt_task_fn fn, void *ctx) {
     return;
   }
   pthread_mutex_lock(&p->run_lock);
-  p->fn = fn, p->ctx = ctx, p->nchunks = nchunks;
-  atomic_store(&p->pending, p->size - 1);
-  atomic_fetch_add(&p->gen, 1);
+  uint32_t g = ++p->gen;
+  atomic_store(&p->work, (uint64_t)(g - 1) << 32 | CLOSED); /* before the job is rewritten: see the top */
+  atomic_store(&p->fn, fn), atomic_store(&p->ctx, ctx), atomic_store(&p->nchunks, nchunks);
+  atomic_store(&p->finished, 0);
+  atomic_store(&p->work, (uint64_t)g << 32);
   if (atomic_load(&p->sleepers)) {
     pthread_mutex_lock(&p->m);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->m);
   }
   in_pool_job = 1;
-  run_chunks(p, 0);
+  run_chunks(p, g);
   in_pool_job = 0;
-  SPIN_UNTIL(p, atomic_load(&p->pending) == 0);
-  if (atomic_load(&p->pending)) {
+  SPIN_UNTIL(p, atomic_load(&p->finished) == nchunks);
+  if (atomic_load(&p->finished) != nchunks) {
     pthread_mutex_lock(&p->m);
     atomic_store(&p->caller_sleeping, 1);
-    while (atomic_load(&p->pending)) pthread_cond_wait(&p->done, &p->m);
+    while (atomic_load(&p->finished) != nchunks) pthread_cond_wait(&p->done, &p->m);
     atomic_store(&p->caller_sleeping, 0);
     pthread_mutex_unlock(&p->m);
   }

@@ -4,7 +4,7 @@
  * Launching must be cheap — training runs thousands of small kernels — so a launch is one
  * store to a generation counter: workers spin on it briefly (knob CG_SPIN_US, default
  * 100 µs) before sleeping on a condition variable, and the caller wakes sleepers only when
- * there are some. The caller runs chunk 0 itself, then waits the same way. */
+ * there are some. The caller claims chunks too, then waits the same way. */
 #ifndef CG_RUNTIME_THREADPOOL_H
 #define CG_RUNTIME_THREADPOOL_H
 
@@ -21,9 +21,15 @@ rt_pool *rt_pool_of(int index);
 /* Threads in a pool, the caller included (>= 1). */
 int rt_pool_threads(rt_pool *p);
 /* Run fn(ctx, i, nchunks) for every i in [0, nchunks) on p and return when all are done.
- * Thread t of the pool (the caller is thread 0) runs chunks t, t + size, t + 2*size, ...
- * Jobs from several host threads on one pool are serialized. */
+ * Chunks are claimed in increasing order by whichever thread of the pool is free (the
+ * caller included), so which thread runs which chunk is not fixed: a chunk must not
+ * depend on it. Jobs from several host threads on one pool are serialized. */
 void rt_pool_run_on(rt_pool *p, int nchunks, rt_task_fn fn, void *ctx);
+/* Wake the sleeping workers of every pool made so far, ahead of launches to come: they
+ * spin again (CG_SPIN_US), so the host work before the next launch (a realize's
+ * scheduling and lookups) hides their wake-up, which on a VM's idle vCPU takes tens of
+ * microseconds. Cheap when none sleeps (a load per pool). */
+void rt_pool_wake_all(void);
 /* The same on instance 0's pool (the default device's). */
 int rt_pool_size(void);
 void rt_pool_run(int nchunks, rt_task_fn fn, void *ctx);

@@ -1,16 +1,19 @@
 /* BEAM search: its choice computes the same matmul as plain C; the choice is kept on disk
  * and a second search (as a second process would) takes it with no timing; a corrupt
- * entry is detected, deleted and searched again; with a broken compiler (CG_CC=/bin/false)
+ * entry is detected, deleted and searched again; a process with another thread count
+ * searches for itself (the key holds it); with a broken compiler (CG_CC=/bin/false)
  * the search reports and the engine falls back to the heuristic's opts (which then fail
  * to compile, with a message, not a crash). */
 #include "check.h"
 #include "renderer/render.h"
 #include "runtime/device.h"
+#include "runtime/threadpool.h"
 #include "schedule/schedule.h"
 #include "tensor/tensor.h"
 #include "tmpfiles.h"
 #include <dirent.h>
 #include <math.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *beam_entry(void) {
@@ -29,6 +32,7 @@ int main(void) {
   if (!mkdtemp(tmp_dir)) return 1;
   cg_set_config("CG_CACHE_DIR", tmp_dir);
   cg_set_config("BEAM_BUDGET_S", "4");
+  cg_set_config("CG_THREADS", "2"); /* the pool is made with the first launch */
   enum { M = 24, K = 40, N = 48 };
   static float a[M * K], b[K * N], c[M * N];
   uint64_t r = 5;
@@ -112,6 +116,30 @@ int main(void) {
     sched_free(&s5);
     uop_pool_pop();
   }
+
+  /* the thread count is in the key: a process with one thread does not take the choice
+   * made for two, it searches and stores its own */
+  CHECK(rt_pool_size() == 2, "2 threads here (%d)", rt_pool_size());
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    cg_set_config("CG_THREADS", "1");
+    cg_set_config("BEAM_BUDGET_S", "2");
+    beam_stats c0 = beam_get_stats();
+    opt oc[MAX_OPTS];
+    int nc = beam_search(s.k[s.n - 1].ast, &renderer_c, cpu, 2, oc);
+    beam_stats c1 = beam_get_stats();
+    _exit(nc >= 0 && rt_pool_size() == 1 && c1.searches == c0.searches + 1 && c1.hits == c0.hits ? 0 : 1);
+  }
+  int wst = -1;
+  CHECK(pid > 0 && waitpid(pid, &wst, 0) == pid && WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "a 1-thread process searched for itself (status %d)", wst);
+  int entries = 0;
+  DIR *dd = opendir(tmp_dir);
+  for (struct dirent *e; dd && (e = readdir(dd));) entries += !strncmp(e->d_name, "beam-", 5);
+  if (dd) closedir(dd);
+  beam_stats h0 = beam_get_stats();
+  CHECK(beam_search(s.k[s.n - 1].ast, &renderer_c, cpu, 2, o) >= 0 && beam_get_stats().hits == h0.hits + 1, "the 2-thread choice is still found");
+  CHECK(entries == 3, "an entry per kernel and thread count (%d)", entries);
 
   /* a broken compiler: the search says so; realize falls back and reports the compiler */
   cg_set_config("CG_CC", "/bin/false");

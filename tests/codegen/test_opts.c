@@ -127,6 +127,31 @@ static void matmul_case(int64_t m, int64_t k, int64_t n) {
   char what[64];
   snprintf(what, sizeof what, "matmul %lldx%lldx%lld", (long long)m, (long long)k, (long long)n);
   check_opts(what, c, lists, lens, nl, 1e-6f + 4e-7f * (float)k);
+  /* TILE of the reduce axis (k blocks, each adding to what the output holds) by its
+   * smallest and largest proper divisors: alone, under THREAD, and inside the GEMM tile
+   * before and after its column blocks */
+  opt kl[64];
+  int kn[16], nk = 0, kat = 0;
+  for (int64_t t = 2; t < k; t++) {
+    if (k % t) continue;
+    int32_t kt = (int32_t)t;
+    kl[kat++] = (opt){OPT_TILE, 100, kt}, kn[nk++] = 1;
+    if (m > 1) kl[kat++] = (opt){OPT_TILE, 100, kt}, kl[kat++] = (opt){OPT_THREAD, 0, 0}, kn[nk++] = 2;
+    if (m > 1 && n > 1) {
+      for (int before = 0; before < 2; before++) {
+        for (int i = 0; i < ng; i++) {
+          if (gemm[i].kind == OPT_TILE && before) kl[kat++] = (opt){OPT_TILE, 100, kt};
+          kl[kat++] = gemm[i];
+          if (gemm[i].kind == OPT_TILE && !before) kl[kat++] = (opt){OPT_TILE, 100, kt};
+        }
+        kn[nk++] = ng + 1;
+      }
+    }
+    if (t * t >= k) break;
+    t = k / t - 1; /* then the largest (the loop adds 1) */
+  }
+  CG_ASSERT(kat <= 64 && nk <= 16, "test lists overflow");
+  if (nk) check_opts(what, c, kl, kn, nk, 1e-6f + 4e-7f * (float)k);
 }
 
 /* The heuristic's opts for the GEMM kernel of an (m x k) @ (k x n) product (b given
@@ -362,6 +387,12 @@ int main(void) {
     CHECK(run_last(c, bad2, 1, out, 160) == CG_ERR_INVALID && strstr(cg_last_error(), "no output range with axis id 7"), "got: %s", cg_last_error());
     CHECK(run_last(c, bad3, 1, out, 160) == CG_ERR_INVALID && strstr(cg_last_error(), "no reduce range"), "got: %s", cg_last_error());
     CHECK(run_last(c, bad4, 1, out, 160) == CG_ERR_INVALID && strstr(cg_last_error(), "size 12"), "got: %s", cg_last_error());
+    /* k blocks add to the output: not where an epilogue follows the sum, nor for a max */
+    opt bad5[] = {{OPT_TILE, 100, 4}};
+    CHECK(run_last(cg_relu(c), bad5, 1, out, 160) == CG_ERR_INVALID && strstr(cg_last_error(), "TILE(100,4)") && strstr(cg_last_error(), "store writes its sum"),
+          "got: %s", cg_last_error());
+    float mx[16];
+    CHECK(run_last(cg_max(a, (int[]){1}, 1, false), bad5, 1, mx, 16) == CG_ERR_INVALID && strstr(cg_last_error(), "(ADD)"), "got: %s", cg_last_error());
   }
   { /* the program cache: a kernel of the same structure over other buffers compiles nothing */
     cg_tensor *x = rand_t((int64_t[]){5, 6}, 2), *y = rand_t((int64_t[]){5, 6}, 2);

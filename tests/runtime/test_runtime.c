@@ -440,34 +440,69 @@ static void test_nocache(void) {
   cg_set_config("CG_NOCACHE", "0");
 }
 
+/* Chunk c of a launch blocks until every other chunk has run (or 20 s): only a pool whose
+ * free threads claim the chunks left (threadpool.c) finishes without the timeout; one
+ * that gave each thread a fixed share would leave the blocked thread's share waiting. */
+static const char *LATE = "#include <stdint.h>\n"
+                          "#include <sched.h>\n"
+                          "#include <time.h>\n"
+                          "static double now_s(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }\n"
+                          "void late(void **bufs, const int64_t *vars, int64_t lo, int64_t hi) {\n"
+                          "  int64_t *c = bufs[0];\n"
+                          "  if (__atomic_fetch_add(&c[0], 1, __ATOMIC_SEQ_CST) == 0) {\n"
+                          "    double t0 = now_s();\n"
+                          "    while (__atomic_load_n(&c[1], __ATOMIC_SEQ_CST) < vars[0] - (hi - lo) && now_s() - t0 < 20) sched_yield();\n"
+                          "    c[2] = __atomic_load_n(&c[1], __ATOMIC_SEQ_CST);\n"
+                          "  }\n"
+                          "  __atomic_fetch_add(&c[1], hi - lo, __ATOMIC_SEQ_CST);\n"
+                          "}\n";
+
 static void test_threads(void) {
   CHECK(rt_pool_size() == 2, "CG_THREADS=2 gives 2 threads, got %d", rt_pool_size());
   rt_program *p = cpu->compile("probe", PROBE);
   CHECK(p != NULL, "compile probe: %s", cg_last_error());
   if (!p) return;
+  /* the chunks of [0, gs) on 2 threads, pinned (cpu.c, launch_chunks): the trips left / 4
+   * each, at least gs / 16 */
+  static const int64_t want1000[] = {0, 250, 438, 579, 685, 764, 827, 890, 953, 1000};
   int64_t sizes[] = {1000, 3, 2, 1, 0};
   for (int t = 0; t < 5; t++) {
     int64_t gs = sizes[t], count = 0;
-    uint64_t rec[3 * 8] = {0};
-    CHECK(cpu->launch(p, (void *[]){&count, rec}, (int64_t[]){8}, gs) == CG_OK, "launch");
-    int64_t want = gs < 2 ? gs : 2;
+    uint64_t rec[3 * 16] = {0};
+    CHECK(cpu->launch(p, (void *[]){&count, rec}, (int64_t[]){16}, gs) == CG_OK, "launch");
+    int64_t want = gs == 1000 ? 9 : gs;
     CHECK(count == want, "global %lld: %lld chunks, want %lld", (long long)gs, (long long)count, (long long)want);
     if (count != want || want == 0) continue;
-    /* chunks cover [0, gs) contiguously, in some order */
-    int64_t covered = 0;
-    for (int i = 0; i < count; i++) covered += (int64_t)(rec[3 * i + 2] - rec[3 * i + 1]);
-    CHECK(covered == gs, "chunks cover %lld of %lld", (long long)covered, (long long)gs);
-    int caller = 0;
-    for (int i = 0; i < count; i++) caller += rec[3 * i] == (uint64_t)pthread_self();
-    CHECK(caller == 1, "the caller runs exactly one chunk (%d)", caller);
-    if (want == 2) {
-      CHECK(rec[0] != rec[3], "two chunks on two different threads");
-      int64_t lo0 = (int64_t)(rec[1] < rec[4] ? rec[1] : rec[4]), hi_first = (int64_t)(rec[1] < rec[4] ? rec[2] : rec[5]);
-      int64_t lo1 = (int64_t)(rec[1] < rec[4] ? rec[4] : rec[1]);
-      CHECK(lo0 == 0 && hi_first == lo1 && hi_first == (gs + 1) / 2, "split at %lld", (long long)hi_first);
-    }
+    /* each chunk once: sorted by start, they are the pinned ranges (1 trip each when small) */
+    for (int i = 1; i < count; i++)
+      for (int j = i; j > 0 && rec[3 * j + 1] < rec[3 * (j - 1) + 1]; j--)
+        for (int f = 0; f < 3; f++) {
+          uint64_t x = rec[3 * j + f];
+          rec[3 * j + f] = rec[3 * (j - 1) + f], rec[3 * (j - 1) + f] = x;
+        }
+    bool exact = true;
+    for (int i = 0; i < count; i++)
+      exact &= gs == 1000 ? rec[3 * i + 1] == (uint64_t)want1000[i] && rec[3 * i + 2] == (uint64_t)want1000[i + 1]
+                          : rec[3 * i + 1] == (uint64_t)i && rec[3 * i + 2] == (uint64_t)i + 1;
+    CHECK(exact, "global %lld: the chunks are the pinned ranges, each once", (long long)gs);
+    bool on_pool = true;
+    uint64_t other = 0;
+    for (int i = 0; i < count; i++)
+      if (rec[3 * i] != (uint64_t)pthread_self()) on_pool &= !other || other == rec[3 * i], other = rec[3 * i];
+    CHECK(on_pool, "global %lld: chunks ran on the caller and at most one worker", (long long)gs);
   }
   cpu->program_free(p);
+  /* a thread held up in one chunk does not hold up the rest: the other claims them all */
+  rt_program *q = cpu->compile("late", LATE);
+  CHECK(q != NULL, "compile late: %s", cg_last_error());
+  if (!q) return;
+  int64_t c[3] = {0, 0, -1};
+  CHECK(cpu->launch(q, (void *[]){c}, (int64_t[]){1000}, 1000) == CG_OK, "launch");
+  CHECK(c[0] == 9 && c[1] == 1000, "9 chunks covering 1000 trips (%lld, %lld)", (long long)c[0], (long long)c[1]);
+  CHECK(c[2] == 1000 - 250 || c[2] == 1000 - 188 || c[2] == 1000 - 141 || c[2] == 1000 - 106 || c[2] == 1000 - 79 || c[2] == 1000 - 63 ||
+            c[2] == 1000 - 47,
+        "the held-up chunk saw every other chunk done (%lld trips of the rest)", (long long)c[2]);
+  cpu->program_free(q);
 }
 
 static void *compile_same(void *arg) {
