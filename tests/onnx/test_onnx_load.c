@@ -164,22 +164,21 @@ static void check_numbers(cg_onnx_model *m, const char *what) {
   cg_free(out);
 }
 
-/* Range(start, limit, delta) from float initializers, one output: run, the status back. */
-static cg_status run_range(float start, float limit, float delta) {
+/* A model of one node (inputs named ins[], all of them initializers) with one float output
+ * "y": load, run, realize; the status back. */
+static cg_status run_one_node(const char *op, int opset, char **ins, int nin, Onnx__TensorProto **inits) {
   Onnx__ModelProto model;
   Onnx__GraphProto graph;
-  Onnx__OperatorSetIdProto opset, *opsets[1] = {&opset};
-  onnx__model_proto__init(&model), onnx__graph_proto__init(&graph), onnx__operator_set_id_proto__init(&opset);
-  opset.domain = "", opset.has_version = 1, opset.version = 13;
-  model.has_ir_version = 1, model.ir_version = 7, model.n_opset_import = 1, model.opset_import = opsets, model.graph = &graph;
-  Onnx__NodeProto *nd = node("Range", "range", "s", "l", "y");
-  char *ins[3] = {"s", "l", "d"};
+  Onnx__OperatorSetIdProto opset_id, *opsets[1] = {&opset_id};
+  onnx__model_proto__init(&model), onnx__graph_proto__init(&graph), onnx__operator_set_id_proto__init(&opset_id);
+  opset_id.domain = "", opset_id.has_version = 1, opset_id.version = opset;
+  model.has_ir_version = 1, model.ir_version = 8, model.n_opset_import = 1, model.opset_import = opsets, model.graph = &graph;
+  Onnx__NodeProto *nd = node(op, "n", ins[0], NULL, "y");
   free(nd->input);
-  nd->input = ins, nd->n_input = 3;
-  Onnx__TensorProto *inits[3] = {tensor("s", 1, NULL, 0, &start, 4), tensor("l", 1, NULL, 0, &limit, 4), tensor("d", 1, NULL, 0, &delta, 4)};
+  nd->input = ins, nd->n_input = (size_t)nin;
   static const int64_t one[1] = {1};
   Onnx__ValueInfoProto *outs[1] = {vinfo("y", 1, one, 1)};
-  graph.name = "g", graph.n_node = 1, graph.node = &nd, graph.n_initializer = 3, graph.initializer = inits;
+  graph.name = "g", graph.n_node = 1, graph.node = &nd, graph.n_initializer = (size_t)nin, graph.initializer = inits;
   graph.n_output = 1, graph.output = outs;
   size_t n = onnx__model_proto__get_packed_size(&model);
   uint8_t *b = malloc(n + 1);
@@ -192,45 +191,29 @@ static cg_status run_range(float start, float limit, float delta) {
   cg_onnx_free(m);
   free(b);
   free(nd->output), free(nd);
-  for (int i = 0; i < 3; i++) free(inits[i]);
+  for (int i = 0; i < nin; i++) free(inits[i]);
   Onnx__TensorShapeProto *sh = outs[0]->type->tensor_type->shape;
   free(sh->dim[0]), free(sh->dim), free(sh), free(outs[0]->type->tensor_type), free(outs[0]->type), free(outs[0]);
   return st;
 }
 
-/* One node whose data input is a float scalar (rank 0): run, the status back. Ops that take
- * an axis of their input must refuse a scalar (axis 0 of a rank-0 tensor is past its shape:
- * Split read its size from there, an ASan overflow found by fuzzing). k: an int64 scalar
- * second input when >= 0 (Gather's indices, TopK's K). */
+/* Range(start, limit, delta) from float initializers. */
+static cg_status run_range(float start, float limit, float delta) {
+  char *ins[3] = {"s", "l", "d"};
+  Onnx__TensorProto *inits[3] = {tensor("s", 1, NULL, 0, &start, 4), tensor("l", 1, NULL, 0, &limit, 4), tensor("d", 1, NULL, 0, &delta, 4)};
+  return run_one_node("Range", 13, ins, 3, inits);
+}
+
+/* One node whose data input is a float scalar (rank 0). Ops that take an axis of their
+ * input must refuse a scalar (axis 0 of a rank-0 tensor is past its shape: Split read its
+ * size from there, an ASan overflow found by fuzzing). k: an int64 scalar second input when
+ * >= 0 (Gather's indices, TopK's K). */
 static cg_status run_on_scalar(const char *op, int opset, int64_t k) {
-  Onnx__ModelProto model;
-  Onnx__GraphProto graph;
-  Onnx__OperatorSetIdProto opset_id, *opsets[1] = {&opset_id};
-  onnx__model_proto__init(&model), onnx__graph_proto__init(&graph), onnx__operator_set_id_proto__init(&opset_id);
-  opset_id.domain = "", opset_id.has_version = 1, opset_id.version = opset;
-  model.has_ir_version = 1, model.ir_version = 8, model.n_opset_import = 1, model.opset_import = opsets, model.graph = &graph;
-  Onnx__NodeProto *nd = node(op, "n", "x", k >= 0 ? "k" : NULL, "y");
   float xv = 1.5f;
-  Onnx__TensorProto *inits[2] = {tensor("x", 1, NULL, 0, &xv, 4), tensor("k", 7, NULL, 0, &k, 8)};
-  static const int64_t one[1] = {1};
-  Onnx__ValueInfoProto *outs[1] = {vinfo("y", 1, one, 1)};
-  graph.name = "g", graph.n_node = 1, graph.node = &nd, graph.n_initializer = k >= 0 ? 2 : 1, graph.initializer = inits;
-  graph.n_output = 1, graph.output = outs;
-  size_t n = onnx__model_proto__get_packed_size(&model);
-  uint8_t *b = malloc(n + 1);
-  onnx__model_proto__pack(&model, b);
-  cg_onnx_model *m = cg_onnx_load_memory(b, n, NULL);
-  cg_tensor *out = NULL;
-  cg_status st = m ? cg_onnx_run(m, NULL, 0, &out, 1) : cg_last_status();
-  if (st == CG_OK) st = cg_realize(out);
-  cg_free(out);
-  cg_onnx_free(m);
-  free(b);
-  free(nd->input), free(nd->output), free(nd);
-  for (int i = 0; i < 2; i++) free(inits[i]);
-  Onnx__TensorShapeProto *sh = outs[0]->type->tensor_type->shape;
-  free(sh->dim[0]), free(sh->dim), free(sh), free(outs[0]->type->tensor_type), free(outs[0]->type), free(outs[0]);
-  return st;
+  char *ins[2] = {"x", "k"};
+  Onnx__TensorProto *inits[2] = {tensor("x", 1, NULL, 0, &xv, 4), NULL};
+  if (k >= 0) inits[1] = tensor("k", 7, NULL, 0, &k, 8);
+  return run_one_node(op, opset, ins, k >= 0 ? 2 : 1, inits);
 }
 
 int main(void) {
