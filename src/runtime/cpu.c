@@ -22,6 +22,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
@@ -41,10 +42,12 @@ static size_t page_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
 static void *raw_alloc(size_t size) {
   /* More than RAM + swap can never be backed; refuse it here rather than let malloc (or a
    * sanitizer's allocator) decide. */
-  static size_t limit;
+  static _Atomic size_t limit_cache; /* threads allocate at once: the same value, stored atomically */
+  size_t limit = atomic_load_explicit(&limit_cache, memory_order_relaxed);
   if (!limit) {
     struct sysinfo si;
     limit = sysinfo(&si) ? SIZE_MAX : (size_t)(si.totalram + si.totalswap) * si.mem_unit;
+    atomic_store_explicit(&limit_cache, limit, memory_order_relaxed);
   }
   if (size > limit) return NULL;
   if (size >= RAW_MAP_MIN) {
