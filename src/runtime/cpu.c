@@ -492,17 +492,12 @@ static int launch_chunks(int64_t n, int t, int64_t *at, int max) {
   return c;
 }
 
-/* On instance self's own pool, so two instances' kernels run at once (threadpool.h). */
-static cg_status cpu_launch_on(rt_device *self, rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size) {
-  if (!prog || prog->dev != &rt_cpu_device) return cg_fail(CG_ERR_INVALID, "CPU launch: expected a CPU program");
-  if (global_size < 0) return cg_fail(CG_ERR_INVALID, "CPU launch '%s': global size %lld < 0", prog->name, (long long)global_size);
-  __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
-  rt_cpu_kernel_fn fn = (rt_cpu_kernel_fn)prog->fn;
-  rt_pool *pool = global_size > 1 ? rt_pool_of(self->index) : NULL;
+void rt_cpu_run_kernel(int index, rt_cpu_kernel_fn fn, void **bufs, const int64_t *vars, int64_t global_size) {
+  rt_pool *pool = global_size > 1 ? rt_pool_of(index) : NULL;
   int threads = rt_pool_threads(pool);
   if (threads == 1) {
     if (global_size > 0) fn(bufs, vars, 0, global_size);
-    return CG_OK;
+    return;
   }
   int64_t small[129], *at = small;
   int cap = 129;
@@ -511,6 +506,14 @@ static cg_status cpu_launch_on(rt_device *self, rt_program *prog, void **bufs, c
   launch_ctx l = {fn, bufs, vars, at};
   rt_pool_run_on(pool, launch_chunks(global_size, threads, at, cap), launch_chunk, &l);
   if (at != small) free(at);
+}
+
+/* On instance self's own pool, so two instances' kernels run at once (threadpool.h). */
+static cg_status cpu_launch_on(rt_device *self, rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size) {
+  if (!prog || prog->dev != &rt_cpu_device) return cg_fail(CG_ERR_INVALID, "CPU launch: expected a CPU program");
+  if (global_size < 0) return cg_fail(CG_ERR_INVALID, "CPU launch '%s': global size %lld < 0", prog->name, (long long)global_size);
+  __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
+  rt_cpu_run_kernel(self->index, (rt_cpu_kernel_fn)prog->fn, bufs, vars, global_size);
   return CG_OK;
 }
 

@@ -50,6 +50,9 @@ typedef struct rt_program {
  * and computes the slice [lo, hi) of its outermost parallel dimension [0, global_size).
  * launch() calls it once per chunk, from several threads at once. */
 typedef void (*rt_cpu_kernel_fn)(void **bufs, const int64_t *vars, int64_t lo, int64_t hi);
+/* Run fn over [0, global_size) on CPU instance `index`'s thread pool, in the chunks every
+ * CPU-ABI device uses (cpu.c: guided, claimed by whichever thread is free). */
+void rt_cpu_run_kernel(int index, rt_cpu_kernel_fn fn, void **bufs, const int64_t *vars, int64_t global_size);
 
 struct rt_device {
   const char *name; /* "CPU", "CUDA", ... */

@@ -295,35 +295,14 @@ static void x86_program_free(rt_program *p) {
   if (!pending) xprog_destroy(x);
 }
 
-typedef struct {
-  rt_cpu_kernel_fn fn;
-  void **bufs;
-  const int64_t *vars;
-  int64_t n;
-} launch_ctx;
-
-static int64_t chunk_start(int64_t n, int c, int nchunks) { return (int64_t)c * (n / nchunks) + (c < n % nchunks ? c : n % nchunks); }
-
-static void launch_chunk(void *ctx, int c, int nchunks) {
-  launch_ctx *l = ctx;
-  l->fn(l->bufs, l->vars, chunk_start(l->n, c, nchunks), chunk_start(l->n, c + 1, nchunks));
-}
-
-/* Machine code and C programs alike: the same ABI, chunked over the instance's pool as
- * the CPU device does. */
+/* Machine code and C programs alike: the same ABI, run over the instance's pool in the CPU
+ * device's chunks. */
 static cg_status x86_launch_on(rt_device *self, rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size) {
   if (!prog || (prog->dev != &rt_x86_device && prog->dev != &rt_cpu_device)) return cg_fail(CG_ERR_INVALID, "X86 launch: expected an X86 or CPU program");
   if (global_size < 0) return cg_fail(CG_ERR_INVALID, "X86 launch '%s': global size %lld < 0", prog->name, (long long)global_size);
   __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
   rt_cpu_kernel_fn fn = (rt_cpu_kernel_fn)__atomic_load_n(&prog->fn, __ATOMIC_ACQUIRE); /* once: one version per launch */
-  if (global_size <= 1) {
-    if (global_size == 1) fn(bufs, vars, 0, 1);
-    return CG_OK;
-  }
-  rt_pool *pool = rt_pool_of(self->index);
-  int threads = rt_pool_threads(pool);
-  launch_ctx l = {fn, bufs, vars, global_size};
-  rt_pool_run_on(pool, global_size < threads ? (int)global_size : threads, launch_chunk, &l);
+  rt_cpu_run_kernel(self->index, fn, bufs, vars, global_size);
   return CG_OK;
 }
 
