@@ -26,6 +26,7 @@
  * executable), then, when asked for (tiering) or when the kernel is refused, "#c" and the
  * C renderer's source for the same kernel. */
 #include "render.h"
+#include "vmath.h"
 #include "core/config.h"
 #include "runtime/cpu_features.h"
 #include "runtime/x86_asm.h"
@@ -423,11 +424,10 @@ static void lane_mask(xr *x, int k, int n) {
 
 /* ---- transcendentals (float32, every lane) ---------------------------------------------------
  * exp2: t = clamp(x, -151, 130) (NaN kept), n = round(t), f = t - n in [-1/2, 1/2],
- *       2^f by its Taylor polynomial of degree 7 (truncation < 6e-9 relative), then
+ *       2^f by vmath.h's degree-6 polynomial (the C backend's, same order), then
  *       vscalefps(p, n) = p * 2^n with one rounding (overflow to inf, gradual underflow).
  * log2: x = m * 2^e with m in [sqrt(1/2), sqrt(2)) (vgetmant / vgetexp, denormals
- *       included), log2(m) = 2/ln2 * atanh(s), s = (m-1)/(m+1) (|s| <= 0.172, one Newton
- *       correction), by its series to s^11;
+ *       included), r = m - 1, then vmath.h's polynomial and its e = 0 path (the C backend's);
  *       x < 0 or NaN -> NaN, +-0 -> -inf, +inf -> +inf by masks. */
 static void emit_exp2(xr *x, int dst, int src) {
   xasm *a = &x->a;
@@ -438,40 +438,40 @@ static void emit_exp2(xr *x, int dst, int src) {
   xa_evex(a, XE(1, 0, 0x5d, 0), 2, 4, 5, xa_reg(4), 0, false, -1);     /* z4 = min(130, z4), NaN kept */
   xa_evex(a, XE_VRNDSCALEPS, 2, 5, 0, xa_reg(4), 0, false, 0);         /* z5 = n */
   xa_evex(a, XE_VSUBPS, 2, 4, 4, xa_reg(5), 0, false, -1);             /* z4 = f */
-  static const double c[] = {1.0, 0.6931471805599453, 0.2402265069591007, 0.05550410866482158, 0.009618129107628477,
-                             0.0013333558146428443, 0.00015403530393381606, 1.525273380405984e-05};
-  xa_evex(a, XE_VMOVUPS_LOAD, 2, dst, 0, xa_pool(vconstf(a, (float)c[7])), 0, false, -1);
-  for (int i = 6; i >= 0; i--) /* dst = dst * f + c[i] */
-    xa_evex(a, XE_VFMADD213PS, 2, dst, 4, xa_pool(vconstf(a, (float)c[i])), 0, false, -1);
+  /* the C backend's polynomial (vmath.h) in its order, so both give the same bits */
+  static const float c[] = {1.0f, CG_VM_EXP2_E0, CG_VM_EXP2_E1, CG_VM_EXP2_E2, CG_VM_EXP2_E3, CG_VM_EXP2_E4, CG_VM_EXP2_E5};
+  xa_evex(a, XE_VMOVUPS_LOAD, 2, dst, 0, xa_pool(vconstf(a, c[6])), 0, false, -1);
+  for (int i = 5; i >= 0; i--) /* dst = dst * f + c[i] */
+    xa_evex(a, XE_VFMADD213PS, 2, dst, 4, xa_pool(vconstf(a, c[i])), 0, false, -1);
   xa_evex(a, XE_VSCALEFPS, 2, dst, dst, xa_reg(5), 0, false, -1);
 }
 
 static void emit_log2(xr *x, int dst, int src) {
   xasm *a = &x->a; /* dst, src: neither is z2..z5 */
   xa_evex(a, XE_VGETMANTPS, 2, 4, 0, xa_reg(src), 0, false, 0x00);     /* z4 = m in [1, 2) */
-  xa_evex(a, XE_VGETEXPPS, 2, 5, 0, xa_reg(src), 0, false, -1);        /* z5 = floor(log2 |x|) */
-  /* m in [sqrt(1/2), sqrt(2)): e + log2(m) never cancels below half of e */
-  xa_evex(a, XE_VCMPPS, 2, 1, 4, xa_pool(vconstf(a, 1.41421356f)), 0, false, 0x1e); /* k1 = m > sqrt 2 */
+  xa_evex(a, XE_VGETEXPPS, 2, 5, 0, xa_reg(src), 0, false, -1);        /* z5 = e = floor(log2 |x|) */
+  /* m into vmath.h's [sqrt(1/2), sqrt(2)) as the C backend splits it (CG_VM_LOG2_MBASE) */
+  uint32_t top = CG_VM_LOG2_MBASE + (1u << 23);
+  float topf;
+  memcpy(&topf, &top, 4);
+  xa_evex(a, XE_VCMPPS, 2, 1, 4, xa_pool(vconstf(a, topf)), 0, false, 0x1d); /* k1 = m >= its top */
   xa_evex(a, XE_VMULPS, 2, 4, 4, xa_pool(vconstf(a, 0.5f)), 1, false, -1);   /* z4{k1} *= 1/2 */
   xa_evex(a, XE_VADDPS, 2, 5, 5, xa_pool(vconstf(a, 1.0f)), 1, false, -1);   /* z5{k1} += 1 */
-  xa_evex(a, XE_VSUBPS, 2, 3, 4, xa_pool(vconstf(a, 1.0f)), 0, false, -1);   /* z3 = f = m - 1 (exact) */
-  xa_evex(a, XE_VADDPS, 2, 4, 4, xa_pool(vconstf(a, 1.0f)), 0, false, -1);   /* z4 = d = m + 1 */
-  xa_evex(a, XE_VDIVPS, 2, 2, 3, xa_reg(4), 0, false, -1);                   /* z2 = s = f / d */
-  /* one correction, s += (f - 2s - sf) / d: the residual by two fmas cancels to nearly
-   * exact, so s is good to about half an ulp */
-  xa_evex(a, XE_VMOVUPS_LOAD, 2, dst, 0, xa_pool(vconstf(a, -2.0f)), 0, false, -1);
-  xa_evex(a, XE_VFMADD213PS, 2, dst, 2, xa_reg(3), 0, false, -1);            /* dst = f - 2s */
-  xa_evex(a, XE_VXORPS, 2, 3, 3, xa_pool(vconst32(a, 0x80000000u)), 0, false, -1); /* z3 = -f */
-  xa_evex(a, XE_VFMADD231PS, 2, dst, 2, xa_reg(3), 0, false, -1);            /* dst += s * -f */
-  xa_evex(a, XE_VDIVPS, 2, dst, dst, xa_reg(4), 0, false, -1);
-  xa_evex(a, XE_VADDPS, 2, 3, 2, xa_reg(dst), 0, false, -1);                 /* z3 = s */
-  xa_evex(a, XE_VMULPS, 2, 4, 3, xa_reg(3), 0, false, -1);                   /* z4 = s^2 */
-  /* 2/ln2 * (1 + s2/3 + s2^2/5 + ... + s2^5/11) */
-  const double k = 2.0 / 0.6931471805599453;
-  xa_evex(a, XE_VMOVUPS_LOAD, 2, dst, 0, xa_pool(vconstf(a, (float)(k / 11))), 0, false, -1);
-  for (int i = 9; i >= 1; i -= 2) xa_evex(a, XE_VFMADD213PS, 2, dst, 4, xa_pool(vconstf(a, (float)(k / i))), 0, false, -1);
-  xa_evex(a, XE_VMULPS, 2, dst, dst, xa_reg(3), 0, false, -1);         /* * s */
-  xa_evex(a, XE_VADDPS, 2, dst, dst, xa_reg(5), 0, false, -1);         /* + e */
+  xa_evex(a, XE_VSUBPS, 2, 3, 4, xa_pool(vconstf(a, 1.0f)), 0, false, -1);   /* z3 = r = m - 1 (exact) */
+  /* vmath.h's polynomial in the C backend's order: q = L9 r + L8, ..., q r + L1 */
+  static const float l[] = {CG_VM_LOG2_L1, CG_VM_LOG2_L2, CG_VM_LOG2_L3, CG_VM_LOG2_L4, CG_VM_LOG2_L5,
+                            CG_VM_LOG2_L6, CG_VM_LOG2_L7, CG_VM_LOG2_L8, CG_VM_LOG2_L9};
+  xa_evex(a, XE_VMOVUPS_LOAD, 2, dst, 0, xa_pool(vconstf(a, l[8])), 0, false, -1);
+  for (int i = 7; i >= 0; i--) xa_evex(a, XE_VFMADD213PS, 2, dst, 3, xa_pool(vconstf(a, l[i])), 0, false, -1);
+  xa_evex(a, XE_VMULPS, 2, 2, dst, xa_reg(3), 0, false, -1);                 /* z2 = rr = q r */
+  xa_evex(a, XE_VADDPS, 2, 4, 2, xa_pool(vconstf(a, CG_VM_LOG2_L0)), 0, false, -1); /* z4 = rr + L0 */
+  xa_evex(a, XE_VFMADD213PS, 2, 4, 3, xa_reg(5), 0, false, -1);              /* z4 = yh = z4 r + e */
+  /* e = 0: yl = r L0 + (r L0LO + r rr), keeping 1/ln2's bits past float near 1 */
+  xa_evex(a, XE_VMULPS, 2, dst, 3, xa_reg(2), 0, false, -1);                 /* dst = r rr */
+  xa_evex(a, XE_VFMADD231PS, 2, dst, 3, xa_pool(vconstf(a, CG_VM_LOG2_L0LO)), 0, false, -1);
+  xa_evex(a, XE_VFMADD231PS, 2, dst, 3, xa_pool(vconstf(a, CG_VM_LOG2_L0)), 0, false, -1);
+  xa_evex(a, XE_VCMPPS, 2, 1, 5, xa_pool(vconstf(a, 0.0f)), 0, false, 0x04); /* k1 = e != 0 */
+  xa_evex(a, XE_VMOVAPS, 2, dst, 0, xa_reg(4), 1, false, -1);                /* dst{k1} = yh */
   /* specials */
   xa_evex(a, XE_VCMPPS, 2, 1, src, xa_pool(vconstf(a, 0.0f)), 0, false, 0x11);  /* x < 0 */
   xa_evex(a, XE_VCMPPS, 2, 2, src, xa_reg(src), 0, false, 0x03);                  /* NaN */
