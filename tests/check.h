@@ -2,6 +2,8 @@
  * returns test_summary() from main, which prints "N passed, N failed" for its checks. */
 #ifndef CG_TEST_CHECK_H
 #define CG_TEST_CHECK_H
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,6 +21,15 @@ static int t_pass, t_fail;
 static inline int test_summary(void) {
   printf("%d passed, %d failed\n", t_pass, t_fail);
   return t_fail ? 1 : 0;
+}
+/* got[i] within tol * (1 + |want[i]|) of the float64 reference; the first miss printed */
+static inline bool near(const float *got, const double *want, int n, double tol, const char *what) {
+  for (int i = 0; i < n; i++)
+    if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
+      fprintf(stderr, "  %s[%d]: got %.9g, want %.9g\n", what, i, got[i], want[i]);
+      return false;
+    }
+  return true;
 }
 static inline long test_env_long(const char *name, long dflt) {
   const char *s = getenv(name);

@@ -25,6 +25,7 @@
  * tile instructions emulated in C (CG_TC_AMX_EMULATE) to check the kernel around them.
  * Where the CPU lacks AVX512-BF16 the unit-specific checks skip with a message and the
  * rest run. */
+#include "capture.h"
 #include "check.h"
 #include "engine/run_kernel.h"
 #include "renderer/render.h"
@@ -161,25 +162,6 @@ static void opts_case(int64_t m, int64_t k, int64_t n, const opt *lists, const i
   free(av), free(bv), free(cv);
 }
 
-/* stderr of fn() as a string (malloc'ed) */
-static char *capture_stderr(void (*fn)(void *), void *arg) {
-  char path[] = "/tmp/cg_test_tc_XXXXXX";
-  int fd = mkstemp(path);
-  if (fd < 0) return NULL;
-  fflush(stderr);
-  int saved = dup(2);
-  dup2(fd, 2);
-  fn(arg);
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  off_t len = lseek(fd, 0, SEEK_END);
-  char *s = calloc((size_t)len + 1, 1);
-  if (pread(fd, s, (size_t)len, 0) < 0) s[0] = 0;
-  close(fd);
-  unlink(path);
-  return s;
-}
 static void realize_fn(void *t) { cg_realize((cg_tensor *)t); }
 
 int main(void) {

@@ -18,14 +18,6 @@ static float frand(void) {
   rng = rng * 6364136223846793005ull + 1442695040888963407ull;
   return (float)((rng >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
 }
-static bool near(const float *got, const double *want, int n, double tol, const char *what) {
-  for (int i = 0; i < n; i++)
-    if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
-      fprintf(stderr, "  %s[%d]: got %.9g, want %.9g\n", what, i, got[i], want[i]);
-      return false;
-    }
-  return true;
-}
 
 int main(void) {
   rng = (uint64_t)test_env_long("CG_TEST_SEED", (long)time(NULL));

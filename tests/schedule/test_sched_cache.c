@@ -18,6 +18,7 @@
  *   - bounded: 1000 realizes of distinct graphs keep at most CG_SCHED_CACHE_ENTRIES
  *     entries and the IR does not grow; 1000 hits of one graph do not grow either. */
 #include "cgrad.h"
+#include "capture.h"
 #include "check.h"
 #include "engine/sched_cache.h"
 #include "uop/uop.h"
@@ -36,14 +37,6 @@ static void fill(float *x, int n) {
 }
 static uint64_t hits(void) { return cg_get_stats().schedule_hits; }
 static cg_tensor *from(const float *x, int64_t n) { return cg_from_data(x, CG_FLOAT32, &n, 1); }
-static bool near(const float *got, const double *want, int n, double tol, const char *what) {
-  for (int i = 0; i < n; i++)
-    if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
-      fprintf(stderr, "  %s[%d]: got %.9g, want %.9g\n", what, i, got[i], want[i]);
-      return false;
-    }
-  return true;
-}
 static bool read_near(cg_tensor *t, const double *want, int n, double tol, const char *what) {
   float got[4096];
   if (n > 4096 || cg_read(t, CG_FLOAT32, got, sizeof(float) * (size_t)n) != CG_OK) {
@@ -318,24 +311,6 @@ static void test_vars(void) {
 
 /* ---- knobs ------------------------------------------------------------------------------------- */
 
-static char *capture_stderr(void (*fn)(void *), void *arg) {
-  char path[] = "/tmp/cg_test_sched_cache_XXXXXX";
-  int fd = mkstemp(path);
-  if (fd < 0) return NULL;
-  fflush(stderr);
-  int saved = dup(2);
-  dup2(fd, 2);
-  fn(arg);
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  off_t len = lseek(fd, 0, SEEK_END);
-  char *s = calloc((size_t)len + 1, 1);
-  if (s && pread(fd, s, (size_t)len, 0) < 0) s[0] = 0;
-  close(fd);
-  unlink(path);
-  return s;
-}
 
 enum { R = 64, C = 96 };
 typedef struct {
