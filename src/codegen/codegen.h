@@ -94,6 +94,10 @@ bool opt_strided_pool(uop *sink, uop **ix, int nix, uop *r);
 /* Of the addresses ix_all, those that move with a reduce range (read once per term; the
  * others once per output); returns how many, at most max. */
 int opt_reduce_loads(uop **ix_all, int nix_all, uop **ix, int max);
+/* An elementwise kernel vectorized along vec whose loads include gathers along it (a
+ * transposed copy): the output range along which those loads are contiguous, and by how
+ * much to unroll it (so each gathered cache line serves that many lanes), or NULL. */
+uop *opt_transpose_tile(uop *sink, uop **ix, int nix, uop **rng, int nr, uop *vec, int64_t *amount);
 /* The heuristic's opts for a kernel whose inner dims are too short for vectors and whose
  * reduction (if any) is a small window (opt_small.c); 0 when it does not apply. */
 int opt_small_dims(uop *sink, uop **rng, int nr, opt *out);

@@ -415,7 +415,16 @@ int opt_heuristic(uop *sink, opt *out) {
     if (big) first = 4, up[nup++] = big;
   }
   if (first) out[n++] = (opt){OPT_UPCAST, (int16_t)up[0]->arg.v[0], (int32_t)first};
-  if (!has_reduce) n = unroll_selectors(sink, rng, nr, first ? up[0] : NULL, out, n);
+  if (!has_reduce) {
+    int n0 = n;
+    n = unroll_selectors(sink, rng, nr, first ? up[0] : NULL, out, n);
+    int64_t ta = 0;
+    uop *tr = first && n == n0 && n < MAX_OPTS - 3 ? opt_transpose_tile(sink, ix, nix, rng, nr, up[0], &ta) : NULL;
+    /* a transposed read: lanes along the dim it is contiguous in, and the vector dim's
+     * loop outermost, so each thread's gathers walk 16 rows of the input along them */
+    if (tr) out[n++] = (opt){OPT_UPCAST, (int16_t)tr->arg.v[0], (int32_t)ta};
+    if (tr && up[0]->src[0]->arg.i > first) out[n++] = (opt){OPT_TILE, (int16_t)up[0]->arg.v[0], 1};
+  }
   /* no vector along the output (a convolution's weight gradient: (Cout, Cin, 5, 5)): the
    * innermost reduction's lanes (contiguous, as a row is) make a vector accumulator */
   bool vec_red = false; /* the terms' lanes are the vector accumulators (UNROLL below) */

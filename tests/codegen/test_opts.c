@@ -244,8 +244,46 @@ static void selector_unroll(void) {
   }
 }
 
+/* A transposed copy (x * y made contiguous as its transpose, float32 and bfloat16 out): the
+ * heuristic unrolls the dim the loads are contiguous in and puts the vector dim's loop
+ * outermost (opt_transpose_tile); the result is the transpose, checked element by
+ * element, for sizes the 16-wide tiles divide and for a 40-wide one (8-wide lanes). */
+static void transpose_tile(int64_t m, int64_t n, const char *want_f32, const char *want_bf16) {
+  cg_tensor *x = rand_t((int64_t[]){m, n}, 2), *y = rand_t((int64_t[]){m, n}, 2);
+  float *hx = malloc(sizeof(float) * (size_t)(m * n)), *hy = malloc(sizeof(float) * (size_t)(m * n)), *got = malloc(sizeof(float) * (size_t)(m * n));
+  cg_read(x, CG_FLOAT32, hx, sizeof(float) * (size_t)(m * n)), cg_read(y, CG_FLOAT32, hy, sizeof(float) * (size_t)(m * n));
+  for (int bf = 0; bf < 2; bf++) {
+    cg_tensor *t = cg_contiguous(cg_cast(cg_transpose(cg_mul(x, y), 0, 1), bf ? CG_BFLOAT16 : CG_FLOAT32));
+    uop_pool_push();
+    schedule s;
+    CHECK(sched_build(&t->u, 1, &s) && s.n == 1, "transpose %lldx%lld: one kernel: %s", (long long)m, (long long)n, cg_last_error());
+    opt h[MAX_OPTS];
+    int nh = s.n ? opt_heuristic(lower_kernel(s.k[0].ast), h) : 0;
+    char d[128];
+    opts_str(h, nh, d, sizeof d);
+    const char *want = bf ? want_bf16 : want_f32;
+    CHECK(!strcmp(d, want), "transpose %lldx%lld%s: heuristic gives %s, pinned %s", (long long)m, (long long)n, bf ? " to bfloat16" : "", d, want);
+    if (s.k) sched_free(&s);
+    uop_pool_pop();
+    cg_status st = cg_read(cg_cast(t, CG_FLOAT32), CG_FLOAT32, got, sizeof(float) * (size_t)(m * n));
+    CHECK(st == CG_OK, "%s", cg_last_error());
+    int64_t bad = -1;
+    for (int64_t j = 0; st == CG_OK && j < n && bad < 0; j++)
+      for (int64_t i = 0; i < m && bad < 0; i++) {
+        float want_v = hx[i * n + j] * hy[i * n + j], g = got[j * m + i];
+        if (!(fabsf(g - want_v) <= (bf ? 0x1p-8f * fabsf(want_v) : 0.0f))) bad = j * m + i;
+      }
+    CHECK(bad < 0, "transpose %lldx%lld%s: element %lld wrong", (long long)m, (long long)n, bf ? " to bfloat16" : "", (long long)bad);
+    nchecked++;
+  }
+  free(hx), free(hy), free(got);
+}
+
 int main(void) {
   cg_scope_begin();
+  transpose_tile(96, 64, "UPCAST(1,16) UPCAST(0,16) TILE(1,1) THREAD(0)", "UPCAST(1,16) UPCAST(0,16) TILE(1,1) THREAD(0)");
+  transpose_tile(40, 48, "UPCAST(1,8) UPCAST(0,16) TILE(1,1) THREAD(0)", "UPCAST(1,8) UPCAST(0,16) TILE(1,1) THREAD(0)");
+  transpose_tile(33, 17, "PADTO(1,16) UPCAST(1,16) THREAD(0)", "THREAD(0)"); /* 17 wide: no 8-lane tile */
   pin_batched(8, 256, 64, "UPCAST(2,16) UPCAST(2,2) UPCAST(1,8) THREAD(1)"); /* packed k.T, the GEMM branch */
   pin_batched(64, 20, 64, "UPCAST(0,4) UNROLL(100,16) UPCAST(1,4) THREAD(0)"); /* too few rows to pack: k read in place */
   /* packed GEMMs end to end, against float64, on the C backend and the interpreter */
