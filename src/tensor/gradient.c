@@ -262,22 +262,40 @@ int grad_depends_on(uop *u, uop *const *targets, int n) {
  * the loss: quadratic in depth (a 6-layer GPT step, 1 thread: 7.4 s of CPU time against
  * 0.43 s for one layer). False when a realize failed. */
 static bool is_stored(const uop *u);
-static bool realize_frontier(const uvec *order, size_t i, uopset *grads) {
-  uop **outs = ir_malloc(sizeof(uop *) * 2 * (i + 1)), **views = outs ? outs + i + 1 : NULL;
+/* A gradient's value under its reshapes and permutes (a weight's, w.T's product permuted
+ * back): realized as the product lays it out, so its kernel is a GEMM storing rows, and
+ * the views rebuilt over the buffer. */
+static uop *under_views(uop *g) {
+  while (g->op == OP_RESHAPE || g->op == OP_PERMUTE) g = g->src[0];
+  return g;
+}
+static uop *views_over(uop *g, uop *base, uop *buf) {
+  if (g == base) return buf;
+  uop *s = views_over(g->src[0], base, buf);
+  return s ? uop_replace_src(g, &s, 1) : NULL;
+}
+static bool realize_frontier(const uvec *order, size_t i, uopset *grads, uopset *targets) {
+  uop **outs = ir_malloc(sizeof(uop *) * 2 * order->n), **views = outs ? outs + order->n : NULL;
   uopset uniq = {0};
   int n = 0;
   bool ok = outs != NULL;
-  for (size_t j = 0; ok && j <= i; j++) { /* and the node's own gradient */
+  /* and the node's own gradient; and the targets' gradients that are complete (after i in
+   * the order: every node that reads them is done), which read what the frontier reads
+   * (a GPT's c_fc weight gradient and the frontier both read the GELU's gradient: realized
+   * later, it would be computed again, c_proj's product included) */
+  for (size_t j = 0; ok && j < order->n; j++) {
+    if (j > i && !uopset_get(targets, order->v[j])) continue;
     uop *g = uopset_get(grads, order->v[j]);
+    if (g && j > i) g = under_views(g);
     if (!g || is_stored(g) || g->op == OP_CONST || uopset_get(&uniq, g)) continue;
     ok = uopset_put(&uniq, g, g);
     outs[n++] = g;
   }
   if (ok && n) ok = realize_uops(outs, n, views) == CG_OK;
   for (int k = 0; ok && k < n; k++) ok = views[k] && uopset_put(&uniq, outs[k], views[k]);
-  for (size_t j = 0; ok && n && j <= i; j++) {
-    uop *g = uopset_get(grads, order->v[j]), *v = g ? uopset_get(&uniq, g) : NULL;
-    if (v && v != g) ok = uopset_put(grads, order->v[j], v);
+  for (size_t j = 0; ok && n && j < order->n; j++) {
+    uop *g = uopset_get(grads, order->v[j]), *base = g && j > i ? under_views(g) : g, *v = base ? uopset_get(&uniq, base) : NULL;
+    if (v && v != base) ok = (v = views_over(g, base, v)) && uopset_put(grads, order->v[j], v);
   }
   uopset_free(&uniq);
   free(outs);
@@ -309,7 +327,7 @@ bool grad_compute(uop *root, uop *seed, uop *const *targets, int n, uop **out, b
     uop *d[CUSTOM_MAX_SRC] = {NULL};
     CG_ASSERT(ns <= CUSTOM_MAX_SRC, "%s with %u sources", op_name(u->op), ns);
     if (!c && u->op == OP_CUSTOM && custom_kind_of(u)->realizes && cfg_int("CG_GRAD_FRONTIER", 1)) {
-      if (!(ok = realize_frontier(&order, i, &grads))) break;
+      if (!(ok = realize_frontier(&order, i, &grads, &tset))) break;
       g = uopset_get(&grads, u);
     }
     if (c) c->grad(c, g, d);
