@@ -296,6 +296,12 @@ cg_status cg_realize_many(cg_tensor *const *ts, int n);
  * stream between blocks, when attention realizes per key block). NULL and an error if the
  * realize fails. */
 cg_tensor *cg_realize_stored(cg_tensor *x);
+/* The same with the value given: a tensor that reads `value` (x's value, computed by the
+ * caller, e.g. in one cg_realize_many with other tensors; realized here if it is not) and
+ * whose gradient flows to x's graph. An activation stored with its input: v = detach(h),
+ * y = gelu(v) realized together, then cg_stored(y, cg_gelu(cg_stored(v, h))): the
+ * backward reads v instead of computing h again. Same dtype and shape, else NULL. */
+cg_tensor *cg_stored(cg_tensor *value, cg_tensor *x);
 /* The value of a one-element tensor as double (NaN and an error if not one element). */
 double cg_item(cg_tensor *t);
 /* Copy the (realized) contents to dst, row-major. dt must be the tensor's dtype and

@@ -182,7 +182,12 @@ static cg_tensor *gpt_forward(gpt *m, cg_tensor *idx, cg_tensor *pos, kvcache *k
     cg_tensor *h = cg_layer_norm(x, &C, 1, P(m, l, P_LN1W), P(m, l, P_LN1B), 1e-5);
     x = cg_add(x, attention(m, l, h, kv, slot, seen));
     h = cg_layer_norm(x, &C, 1, P(m, l, P_LN2W), P(m, l, P_LN2B), 1e-5);
-    h = cg_gelu(linear(m, (int)(4 * l + 2), h, P(m, l, P_FCW), P(m, l, P_FCB)));
+    h = linear(m, (int)(4 * l + 2), h, P(m, l, P_FCW), P(m, l, P_FCB));
+    if (!kv) { /* the GELU's input stored with its output by the same kernel: its backward
+                * reads it instead of computing the c_fc product again (twice, as it was) */
+      cg_tensor *v = cg_detach(h), *g = cg_gelu(v), *both[2] = {v, g};
+      h = v && g && cg_realize_many(both, 2) == CG_OK ? cg_stored(g, cg_gelu(cg_stored(v, h))) : NULL;
+    } else h = cg_gelu(h);
     x = cg_add(x, linear(m, (int)(4 * l + 3), h, P(m, l, P_FC2W), P(m, l, P_FC2B)));
     /* the residual stream stored between blocks: attention realizes (per key block, and in
      * the backward), and each realize would otherwise compute every block below again */

@@ -93,14 +93,22 @@ static void stored_backward(uop *node, uop *g, uop **d) {
 }
 static const custom_kind STORED = {"stored", stored_backward, false};
 
-cg_tensor *cg_realize_stored(cg_tensor *x) {
-  if (!x) return cg_fail_null(CG_NULL_INPUT, "realize_stored: x is NULL");
+cg_tensor *cg_stored(cg_tensor *value, cg_tensor *x) {
+  if (!value || !x) return cg_fail_null(CG_NULL_INPUT, "stored: %s is NULL", !value ? "value" : "x");
+  if (value->u->dt.scalar != x->u->dt.scalar || !shape_eq(value->u->shape, value->u->ndim, x->u->shape, x->u->ndim))
+    return cg_fail_null(CG_ERR_INVALID, "stored: expected a value of x's dtype and shape %s %s, got %s %s", dt_name(x->u->dt),
+                        shape_str(x->u->shape, x->u->ndim), dt_name(value->u->dt), shape_str(value->u->shape, value->u->ndim));
   cg_scope_begin();
-  cg_tensor *v = cg_detach(x), *res = NULL;
+  cg_tensor *v = cg_detach(value), *res = NULL;
   if (v && cg_realize(v) == CG_OK) {
     op_begin();
     res = cg_keep(op_end(custom_node(&STORED, v->u, &x->u, 1, NULL, 0)));
   }
   cg_scope_end();
   return res;
+}
+
+cg_tensor *cg_realize_stored(cg_tensor *x) {
+  if (!x) return cg_fail_null(CG_NULL_INPUT, "realize_stored: x is NULL");
+  return cg_stored(x, x);
 }
