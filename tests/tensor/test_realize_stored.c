@@ -1,11 +1,15 @@
 /* cg_realize_stored: the value is x's, computed once and stored (the node reads a buffer),
  * and the gradient flows to x's graph as if the call were not there. Reference: float64
  * in plain C on fresh random inputs (seed printed), float32 tolerance 1e-5 relative.
- *   y = x*x + 1,  s = stored(y),  loss = sum(s * w + s)   =>   dloss/dx = 2x (w + 1) */
+ *   y = x*x + 1,  s = stored(y),  loss = sum(s * w + s)   =>   dloss/dx = 2x (w + 1)
+ * cg_stored, an activation stored with its input (realized together):
+ *   y = x*x + 1,  v = detach(y),  e = exp(v) (v and e realized in one call),
+ *   out = stored(e, exp(stored(v, y))),  loss = sum(out * w)  =>  dloss/dx = 2x exp(y) w */
 #include "check.h"
 #include "cgrad.h"
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 enum { N = 37 };
@@ -39,6 +43,29 @@ int main(void) {
   for (int i = 0; i < N; i++) {
     double ref = (double)x[i] * x[i] + 1;
     CHECK(fabs(got[i] - ref) <= 1e-5 * fabs(ref), "value[%d] = %.9g, float64 reference %.9g", i, got[i], ref);
+  }
+  { /* cg_stored: the values given, the gradient through both stored nodes */
+    cg_tensor *y2 = cg_add(cg_mul(tx, tx), cg_scalar(1)), *v = cg_detach(y2), *e = cg_exp(v), *both[2] = {v, e};
+    CHECK(cg_realize_many(both, 2) == CG_OK, "realize: %s", cg_last_error());
+    cg_tensor *out = cg_stored(e, cg_exp(cg_stored(v, y2)));
+    CHECK(out != NULL, "stored: %s", cg_last_error());
+    cg_zero_grad(tx); /* a fresh gradient */
+    cg_tensor *l2 = cg_sum(cg_mul(out, tw), &axis, 1, false);
+    CHECK(l2 && cg_backward(l2) == CG_OK, "backward: %s", cg_last_error());
+    CHECK(cg_grad(tx) && cg_read(cg_grad(tx), CG_FLOAT32, got, sizeof got) == CG_OK, "grad: %s", cg_last_error());
+    for (int i = 0; i < N; i++) {
+      double yi = (double)x[i] * x[i] + 1, ref = 2.0 * x[i] * exp(yi) * w[i];
+      CHECK(fabs(got[i] - ref) <= 1e-5 * (fabs(ref) + 1e-3), "stored: dx[%d] = %.9g, float64 reference %.9g", i, got[i], ref);
+    }
+    CHECK(cg_read(out, CG_FLOAT32, got, sizeof got) == CG_OK, "read: %s", cg_last_error());
+    for (int i = 0; i < N; i++) {
+      double ref = exp((double)x[i] * x[i] + 1);
+      CHECK(fabs(got[i] - ref) <= 1e-5 * fabs(ref), "stored: value[%d] = %.9g, float64 reference %.9g", i, got[i], ref);
+    }
+    /* a value of another shape or dtype is refused with both named */
+    CHECK(cg_stored(cg_reshape(e, (int64_t[]){1, N}, 2), y2) == NULL && strstr(cg_last_error(), "shape"), "stored: a (1, N) value for (N,) accepted");
+    CHECK(cg_stored(cg_cast(e, CG_FLOAT64), y2) == NULL && strstr(cg_last_error(), "float64"), "stored: a float64 value for float32 accepted");
+    CHECK(cg_stored(NULL, y2) == NULL && cg_last_error()[0], "stored(NULL, x) gave a tensor");
   }
   /* NULL in: NULL out with a message */
   CHECK(cg_realize_stored(NULL) == NULL && cg_last_error()[0], "realize_stored(NULL) gave a tensor");
