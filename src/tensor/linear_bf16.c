@@ -24,7 +24,7 @@ static void bf16_backward(uop *node, uop *g, uop **d) {
   cg_tensor *x = tensor_new(node->src[1]), *w = tensor_new(node->src[2]), *x16 = tensor_new(node->src[3]);
   cg_tensor *g2 = rows(tensor_new(g));                                              /* (N, out) */
   cg_tensor *g16 = bf16_copy(g2), *g16t = bf16_copy(cg_transpose(g2, 0, 1));         /* (N, out), (out, N) */
-  cg_tensor *dx = cg_matmul(f32(g16), f32(bf16_copy(cg_detach(w))));                 /* (N, in) */
+  cg_tensor *dx = cg_matmul(f32(g16), f32(cg_cast(cg_detach(w), CG_BFLOAT16)));       /* (N, in) */
   cg_tensor *dw = cg_matmul(f32(g16t), f32(x16));                                   /* (out, in) */
   cg_tensor *r[2] = {cg_cast(cg_reshape(dx, cg_shape(x), cg_ndim(x)), cg_dtype_of(x)), cg_cast(dw, cg_dtype_of(w))};
   if (!r[0] || !r[1]) custom_fail(cg_last_status());
@@ -45,9 +45,8 @@ cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   cg_scope_begin();
   cg_tensor *res = NULL;
   /* the saved copies are realized here, so the backward reads them instead of recomputing x */
-  cg_tensor *x16 = bf16_copy(rows(cg_detach(x))), *wt16 = bf16_copy(cg_transpose(cg_detach(w), 0, 1)); /* (N, in), (in, out) */
-  cg_tensor *both[2] = {x16, wt16};
-  if (x16 && wt16 && cg_realize_many(both, 2) == CG_OK) {
+  cg_tensor *x16 = bf16_copy(rows(cg_detach(x))), *wt16 = cg_cast(cg_transpose(cg_detach(w), 0, 1), CG_BFLOAT16); /* (N, in), (in, out) */
+  if (x16 && wt16 && cg_realize(x16) == CG_OK) {
     int64_t shape[8];
     memcpy(shape, cg_shape(x), sizeof(int64_t) * (size_t)nx);
     shape[nx - 1] = cg_shape(w)[0];
