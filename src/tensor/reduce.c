@@ -321,11 +321,14 @@ static uop *matmul_same_batch(uop *a, uop *b) { return matmul_graph(a, b, false,
 static void matmul_backward(uop *node, uop *g, uop **d) {
   uop *a = node->src[1], *b = node->src[2];
   d[1] = matmul_same_batch(g, swap_last2(b));
-  if (b->ndim == 2 && a->ndim > 2) {
+  if (b->ndim == 2) {
     int64_t rows = 1;
     for (int i = 0; i < a->ndim - 1; i++) rows *= a->shape[i];
     uop *a2 = view_reshape(a, (int64_t[]){rows, a->shape[a->ndim - 1]}, 2), *g2 = view_reshape(g, (int64_t[]){rows, g->shape[g->ndim - 1]}, 2);
-    d[2] = matmul_same_batch(swap_last2(a2), g2);
+    /* b = w.T (x @ w.T, a linear layer): dB^T = g^T @ A, so w's gradient is a product
+     * stored in w's layout (the optimizer reads it along its rows, not gathered) */
+    bool wt = b->op == OP_PERMUTE && b->arg.v[0] == 1;
+    d[2] = wt ? swap_last2(matmul_same_batch(swap_last2(g2), a2)) : matmul_same_batch(swap_last2(a2), g2);
   } else d[2] = matmul_same_batch(swap_last2(a), g);
 }
 static const custom_kind MATMUL = {"matmul", matmul_backward, false};

@@ -194,6 +194,7 @@ static cg_tensor *f_logsoftmax(cg_tensor *const *x) { return cg_log_softmax(A, 0
 static cg_tensor *f_cumsum(cg_tensor *const *x) { return cg_cumsum(A, 1); }
 /* linear algebra and indexing */
 static cg_tensor *f_matmul(cg_tensor *const *x) { return cg_matmul(A, B); }
+static cg_tensor *f_matmul_wt(cg_tensor *const *x) { return cg_matmul(A, cg_transpose(B, 0, 1)); } /* x @ w.T: w's gradient as g^T @ x */
 static cg_tensor *f_dot(cg_tensor *const *x) { return cg_dot(A, B); }
 static const int32_t GATHER_IDX[6] = {0, 3, 1, 1, 2, 0};
 static cg_tensor *f_gather(cg_tensor *const *x) { return cg_gather(A, 1, cg_from_data(GATHER_IDX, CG_INT32, I64(3, 2), 2)); }
@@ -303,6 +304,8 @@ static const gop GRAD_OPS[] = {
   /* the custom backward's two shapes (a linear layer's batched rows @ a 2-d weight; equal batches) */
   {"matmul_rows", "2,3,4|4,5", f_matmul, "x[0] @ x[1]", -2, 2, ""},
   {"matmul_bmm", "2,3,4|2,4,5", f_matmul, "x[0] @ x[1]", -2, 2, ""},
+  {"matmul_rows_wt", "2,3,4|5,4", f_matmul_wt, "x[0] @ x[1].T", -2, 2, ""},
+  {"matmul_wt", "3,4|5,4", f_matmul_wt, "x[0] @ x[1].T", -2, 2, ""},
   {"dot", "4|4", f_dot, "torch.dot(x[0], x[1])", -2, 2, ""},
   U("gather", f_gather, "torch.gather(x[0], 1, torch.tensor([[0, 3], [1, 1], [2, 0]]))", -2, 2, ""),
   U("index_select", f_index_select, "torch.index_select(x[0], 0, torch.tensor([2, 0, 2, 1]))", -2, 2, ""),
