@@ -23,7 +23,7 @@ static double unif(double lo, double hi) {
 }
 static double r16(float x) { return cg_bf16_to_f32(cg_f32_to_bf16(x)); }
 
-enum { B = 2, T = 9, N = B * T, K = 80, M = 48 };
+enum { B = 2, T = 9, N = B * T, KM = 80 }; /* K (in) and M (out) up to KM: out < in and out > in (dw's two layouts) */
 
 static bool within(const char *what, const float *got, const double *ref, const double *mag, int n, double extra) {
   for (int i = 0; i < n; i++)
@@ -35,9 +35,9 @@ static bool within(const char *what, const float *got, const double *ref, const 
   return true;
 }
 
-static void run(const char *features) {
+static void run(const char *features, int K, int M) {
   cg_set_config("CG_CPU_FEATURES", features);
-  static float x[N * K], w[M * K], b[M], g[N * M];
+  static float x[N * KM], w[KM * KM], b[KM], g[N * KM];
   for (int i = 0; i < N * K; i++) x[i] = (float)unif(-2, 2);
   for (int i = 0; i < M * K; i++) w[i] = (float)unif(-0.5, 0.5);
   for (int i = 0; i < M; i++) b[i] = (float)unif(-1, 1);
@@ -50,13 +50,14 @@ static void run(const char *features) {
   CHECK(y && cg_ndim(y) == 3 && cg_shape(y)[0] == B && cg_shape(y)[1] == T && cg_shape(y)[2] == M, "linear_bf16: %s", cg_last_error());
   cg_tensor *gt = cg_from_data(g, CG_FLOAT32, (int64_t[]){B, T, M}, 3);
   CHECK(y && cg_backward_with(y, gt) == CG_OK, "backward: %s", cg_last_error());
-  static float yo[N * M], dx[N * K], dw[M * K], db[M];
-  bool rd = y && cg_read(y, CG_FLOAT32, yo, sizeof yo) == CG_OK && cg_read(cg_grad(tx), CG_FLOAT32, dx, sizeof dx) == CG_OK &&
-            cg_read(cg_grad(tw), CG_FLOAT32, dw, sizeof dw) == CG_OK && cg_read(cg_grad(tb), CG_FLOAT32, db, sizeof db) == CG_OK;
+  static float yo[N * KM], dx[N * KM], dw[KM * KM], db[KM];
+  size_t f = sizeof(float);
+  bool rd = y && cg_read(y, CG_FLOAT32, yo, f * N * M) == CG_OK && cg_read(cg_grad(tx), CG_FLOAT32, dx, f * N * K) == CG_OK &&
+            cg_read(cg_grad(tw), CG_FLOAT32, dw, f * M * K) == CG_OK && cg_read(cg_grad(tb), CG_FLOAT32, db, f * M) == CG_OK;
   CHECK(rd, "reading: %s", cg_last_error());
   cg_scope_end();
   if (!rd) return;
-  static double ry[N * M], my[N * M], rdx[N * K], mdx[N * K], rdw[M * K], mdw[M * K], rdb[M], mdb[M];
+  static double ry[N * KM], my[N * KM], rdx[N * KM], mdx[N * KM], rdw[KM * KM], mdw[KM * KM], rdb[KM], mdb[KM];
   memset(rdx, 0, sizeof rdx), memset(mdx, 0, sizeof mdx), memset(rdw, 0, sizeof rdw), memset(mdw, 0, sizeof mdw);
   memset(rdb, 0, sizeof rdb), memset(mdb, 0, sizeof mdb);
   for (int i = 0; i < N; i++)
@@ -72,11 +73,12 @@ static void run(const char *features) {
       rdb[j] += g[i * M + j], mdb[j] += fabs(g[i * M + j]);
     }
   char what[64];
-  snprintf(what, sizeof what, "y (%s)", features[0] ? features : "bf16 unit if any");
+  const char *unit = features[0] ? features : "bf16 unit if any";
+  snprintf(what, sizeof what, "y (%s, in %d, out %d)", unit, K, M);
   within(what, yo, ry, my, N * M, 1e-6);
-  snprintf(what, sizeof what, "dx (%s)", features[0] ? features : "bf16 unit if any");
+  snprintf(what, sizeof what, "dx (%s, in %d, out %d)", unit, K, M);
   within(what, dx, rdx, mdx, N * K, 0);
-  snprintf(what, sizeof what, "dw (%s)", features[0] ? features : "bf16 unit if any");
+  snprintf(what, sizeof what, "dw (%s, in %d, out %d)", unit, K, M);
   within(what, dw, rdw, mdw, M * K, 0);
   within("db", db, rdb, mdb, M, 0);
 }
@@ -86,8 +88,10 @@ int main(void) {
   rs = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
   printf("seed %llu (CG_TEST_SEED replays it)\n", (unsigned long long)rs);
   rs = rs * 2654435761ull + 1;
-  run("");
-  run("-avx512bf16,-amx");
+  run("", 80, 48);
+  run("-avx512bf16,-amx", 80, 48);
+  run("", 48, 80); /* out > in */
+  run("-avx512bf16,-amx", 48, 80);
   cg_set_config("CG_CPU_FEATURES", "");
   cg_scope_begin();
   cg_tensor *a = cg_zeros(CG_FLOAT32, (int64_t[]){2, 3}, 2), *bw = cg_zeros(CG_FLOAT32, (int64_t[]){4, 5}, 2);
