@@ -100,7 +100,9 @@ static cg_tensor *block_scores(const blocks *b, cg_tensor *q, cg_tensor *kt, cg_
       valid = valid ? cg_logical_and(valid, c) : c;
     }
   }
-  return valid ? cg_where(valid, s, cg_scalar(-INFINITY)) : s;
+  /* as an additive 0 / -inf: the kernels that read it load floats, which make vectors
+   * (a bool load runs lane by lane: expand.c); the scheduler stores it once per block */
+  return valid ? cg_add(s, cg_where(valid, cg_scalar(0), cg_scalar(-INFINITY))) : s;
 }
 
 static cg_tensor *where_eq(cg_tensor *x, double v, double then) { return cg_where(cg_eq(x, cg_scalar(v)), cg_scalar(then), x); }
