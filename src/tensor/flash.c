@@ -105,6 +105,25 @@ static cg_tensor *block_scores(const blocks *b, cg_tensor *q, cg_tensor *kt, cg_
   return valid ? cg_add(s, cg_where(valid, cg_scalar(0), cg_scalar(-INFINITY))) : s;
 }
 
+/* a^T b for a (..., R, M) and b (..., R, N) over a long R: as a sum of products of chunks
+ * of CH rows, each stored (..., R / CH, M, N), then added up. One product over all R rows
+ * (the key block's gradients: a 128 x 64 output over thousands of rows) keeps its small
+ * output tile and streams the rows from memory once per tile; chunks of rows stay in
+ * cache for every tile and give the threads a batch dim to share. */
+static cg_tensor *matmul_tn(cg_tensor *a, cg_tensor *b) {
+  enum { CH = 256 };
+  int nd = cg_ndim(a);
+  int64_t R = cg_shape(a)[nd - 2];
+  if (R < 2 * CH || R % CH) return cg_matmul(cg_transpose(a, -2, -1), b);
+  int64_t sa[CG_MAX_DIMS + 1], sb[CG_MAX_DIMS + 1];
+  for (int i = 0; i < nd - 2; i++) sa[i] = sb[i] = cg_shape(a)[i];
+  sa[nd - 2] = sb[nd - 2] = R / CH, sa[nd - 1] = sb[nd - 1] = CH;
+  sa[nd] = cg_shape(a)[nd - 1], sb[nd] = cg_shape(b)[nd - 1];
+  cg_tensor *part = cg_contiguous(cg_matmul(cg_transpose(cg_reshape(a, sa, nd + 1), -2, -1), cg_reshape(b, sb, nd + 1)));
+  int ax = -3;
+  return cg_sum(part, &ax, 1, false);
+}
+
 static cg_tensor *where_eq(cg_tensor *x, double v, double then) { return cg_where(cg_eq(x, cg_scalar(v)), cg_scalar(then), x); }
 
 /* Replace *t by its realized value (keeping it in the enclosing scope). */
@@ -252,7 +271,7 @@ static void flash_backward(uop *node, uop *g, uop **d) {
     cg_tensor *s = block_scores(&bl, qr, kt, mask, mask_kind, scale, r0, blk);
     cg_tensor *p = cg_exp(cg_sub(s, rows(lse, r0, L)));
     cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_slice_var(vt, -1, blk, block, block)), rows(Dv, r0, L)));
-    cg_tensor *dkj = cg_mul(cg_matmul(cg_transpose(ds, -2, -1), qr), cg_scalar(scale)), *dvj = cg_matmul(cg_transpose(p, -2, -1), dOr);
+    cg_tensor *dkj = cg_mul(matmul_tn(ds, qr), cg_scalar(scale)), *dvj = matmul_tn(p, dOr);
     cg_tensor *nx[3] = {with_rows(dq, cg_add(rows(dq, r0, L), cg_mul(cg_matmul(ds, kj), cg_scalar(scale))), r0),
                         cg_add(dk, cg_pad_var(dkj, -2, blk, block, bl.P)), cg_add(dv, cg_pad_var(dvj, -2, blk, block, bl.P))};
     st = nx[0] && nx[1] && nx[2] ? realize_keep(nx, 3) : cg_last_status();

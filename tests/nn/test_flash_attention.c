@@ -186,6 +186,7 @@ int main(void) {
   const int64_t Ts[4] = {1, 7, 64, 257};
   for (int t = 0; t < 4; t++)
     for (int mk = 0; mk < 4; mk++) compare(Ts[t], mk, CG_FLOAT32, 1);
+  compare(512, M_CAUSAL, CG_FLOAT32, 1); /* 4 row groups; the key blocks' gradients summed over chunks of rows */
   compare(70, M_PAD, CG_FLOAT64, 1);
   compare(70, M_CAUSAL, CG_FLOAT64, 1);
   compare(40, M_NONE, CG_FLOAT32, 60); /* scores of order +-1e4 (scale 1) */
