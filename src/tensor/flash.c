@@ -133,8 +133,18 @@ static cg_status realize_keep(cg_tensor **ts, int n) {
   return st;
 }
 
-/* The var that numbers the key blocks, [0, nblk - 1]. */
+/* The var that numbers the key blocks, [0, nblk - 1], from 0. It moves by host updates
+ * (+1 before each block after the first, x0 after the last) rather than by
+ * cg_variable_set: a JIT records updates and repeats them in its replays, so a replayed
+ * step (cgrad train gpt) runs every block at its own offset and leaves the var at 0 for
+ * the next replay. */
 static cg_tensor *block_var(const blocks *b) { return cg_variable_int("flash_block", 0, 0, b->nblk > 0 ? b->nblk - 1 : 0); }
+static void block_next(cg_tensor *blk, int64_t j) {
+  if (j) tensor_var_update(blk, OP_ADD, 1);
+}
+static void block_reset(cg_tensor *blk) {
+  if (blk) tensor_var_update(blk, OP_MUL, 0);
+}
 
 static const custom_kind FLASH;
 
@@ -194,7 +204,7 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
   int last = -1;
   cg_tensor *blk = block_var(&bl);
   for (int64_t j = 0; j < bl.nblk && st == CG_OK && blk; j++) {
-    cg_variable_set(blk, (double)j);
+    block_next(blk, j);
     cg_scope_begin();
     cg_tensor *vj = cg_slice_var(vc, -2, blk, block, block);
     int64_t r0 = rows_from(&bl, j);
@@ -212,6 +222,7 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     m = nx[0], l = nx[1], o = nx[2];
   }
   if (!blk) st = cg_last_status();
+  block_reset(blk);
   cg_tensor *res = NULL;
   if (st == CG_OK) {
     cg_tensor *fin[2] = {cg_cast(cg_div(o, where_eq(l, 0, 1)), dt),
@@ -263,7 +274,7 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_tensor *blk = block_var(&bl);
   if (st == CG_OK && !blk) st = cg_last_status();
   for (int64_t j = 0; j < bl.nblk && st == CG_OK; j++) {
-    cg_variable_set(blk, (double)j);
+    block_next(blk, j);
     cg_scope_begin();
     cg_tensor *kj = cg_slice_var(kc, -2, blk, block, block);
     int64_t r0 = rows_from(&bl, j); /* rows before r0 have p = 0 for this block */
@@ -280,6 +291,7 @@ static void flash_backward(uop *node, uop *g, uop **d) {
     cg_free(dq), cg_free(dk), cg_free(dv);
     dq = nx[0], dk = nx[1], dv = nx[2];
   }
+  block_reset(blk);
   if (st == CG_OK) {
     /* the gradients outlive this scope in the backward's pool; the padded keys dropped */
     cg_tensor *r[3] = {cg_cast(dq, cg_dtype_of(q)), cg_cast(cg_slice(dk, -2, 0, S, 1), cg_dtype_of(k)),
