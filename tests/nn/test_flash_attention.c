@@ -193,13 +193,14 @@ static cg_status attn_step(cg_tensor *const *in, int n_in, cg_tensor **out, int 
 }
 
 static void under_jit(void) {
-  int64_t T = 257, s[4] = {1, 2, T, 8};
+  /* compare()'s shapes at T = 257, so that its causal case reuses these programs */
+  int64_t T = 257, sq[4] = {2, 2, T, 8}, sk[4] = {2, 1, T, 8}, sv[4] = {2, 2, T, 6};
   cg_set_config("CG_FLASH_ATTN", "1");
   cg_jit *j = cg_jit_new(attn_step, 4, NULL);
   CHECK(j != NULL, "jit: %s", cg_last_error());
   for (int call = 0; j && call < 4; call++) {
     cg_scope_begin();
-    cg_tensor *in[4] = {rnd(CG_FLOAT32, s, 4, 1), rnd(CG_FLOAT32, s, 4, 1), rnd(CG_FLOAT32, s, 4, 1), rnd(CG_FLOAT32, s, 4, 1)};
+    cg_tensor *in[4] = {rnd(CG_FLOAT32, sq, 4, 1), rnd(CG_FLOAT32, sk, 4, 1), rnd(CG_FLOAT32, sv, 4, 1), rnd(CG_FLOAT32, sv, 4, 1)};
     cg_tensor *got[4] = {0};
     bool ok = cg_jit_call(j, in, 4, got) == CG_OK;
     CHECK(ok, "jit call %d: %s", call, cg_last_error());
