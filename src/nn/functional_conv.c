@@ -303,8 +303,15 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   /* both gradients read each element of g once per tap and channel: a producer fused
    * into them (a ReLU mask, BatchNorm's backward) would be recomputed that many times */
   /* channels innermost where the weight gradient vectorizes along them (enough outputs:
-   * codegen/opt_vector.c); else NCHW, whose rows its reduction reads as vectors */
-  bool clast = cog % 8 == 0 && cout * cg * prod(k, n) >= 4096;
+   * codegen/opt_vector.c); else NCHW, whose rows its reduction reads as vectors. Where
+   * the forward took Winograd rows (whose shapes take rows for the input gradient too),
+   * NCHW as well: their input transforms read rows along W
+   * (the input gradient's from channels-last was a transposing read, 2x slower), and the
+   * gradient's own pass is then no transposing copy (conv2 of the CNN, one thread: 9.7 + 9.4
+   * ms for the copy and the input gradient's transform, 2.4 + 4.8 now; the weight
+   * gradient's transform, which now transposes, 2.2 -> 4.3) */
+  bool rows = wino_wanted(cg_dtype_of(x), n, xs, ws, s, dil, pb, pa, G) == WINO_ROWS;
+  bool clast = !rows && cog % 8 == 0 && cout * cg * prod(k, n) >= 4096;
   cg_tensor *gy = clast ? channels_last(cg_reshape(gt, gs, n + 2), n) : cg_contiguous(cg_reshape(gt, gs, n + 2));
   /* input: the stride-dilated, padded gradient convolved with the flipped, transposed
    * weights (stride 1, the same dilation) */
@@ -312,7 +319,7 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   /* weight: windows of x times the gradient, summed over the batch and the outputs; or
    * Winograd along H where the forward took the rows path (functional_wino.c) */
   cg_tensor *win = NULL, *dw;
-  if (wino_wanted(cg_dtype_of(x), n, xs, ws, s, dil, pb, pa, G) == WINO_ROWS) {
+  if (rows) {
     dw = wino_rows_weight_grad(x, gy, ws, pb, pa);
     goto done;
   }
