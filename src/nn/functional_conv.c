@@ -355,6 +355,11 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
 done:
   dw = cg_reshape(dw, ws, n + 2);
   d[0] = grad_out(dx, c->in[0]->dt), d[1] = grad_out(dw, c->in[1]->dt);
+  if (c->nin == 3) { /* the bias: the sum of the gradient realized above, one read of it */
+    int axes[1 + MAXSP] = {0};
+    for (int j = 0; j < n; j++) axes[1 + j] = 2 + j;
+    d[2] = grad_out(cg_sum(gy, axes, 1 + n, false), c->in[2]->dt);
+  }
   cg_scope_end();
 }
 
@@ -441,6 +446,16 @@ record:
   if (b) {
     int64_t bs[2 + MAXSP] = {1, cout, 1, 1, 1};
     y = cg_add(y, cg_reshape(b, bs, n + 2));
+    /* with the bias inside the composite its gradient reads the output gradient that
+     * conv_grad realizes; through the add's own rule it summed the lazy gradient, which
+     * fused and recomputed whatever produced it (a ReLU mask, BatchNorm's backward: the
+     * CNN's bias gradients read 2-8 buffers instead of 1) */
+    if (y && y->u->op == OP_ADD) {
+      int64_t p[2 + 4 * MAXSP] = {n, G};
+      for (int j = 0; j < n; j++) p[2 + 4 * j] = stride[j], p[3 + 4 * j] = pb[j], p[4 + 4 * j] = pa[j], p[5 + 4 * j] = dil[j];
+      uop *in[3] = {x->u, w->u, b->u};
+      composite_record(y->u, in, 3, conv_grad, p, 2 + 4 * n);
+    }
   }
   if (unbatched) y = cg_squeeze(y, 0);
   return finish(y);
