@@ -220,6 +220,8 @@ typedef struct {
                   * their only reader, and no output of the realize */
 } plan;
 
+static bool plan_dead(const plan *k, int i) { return i < 64 && (k->dead >> i & 1); }
+
 static void plan_add(plan *k, uop *root, uop *buf) {
   if (k->n == k->cap) {
     int cap = k->cap ? 2 * k->cap : 2;
@@ -441,14 +443,14 @@ static void merge_plans(plan *ks, int *n, uopset *realized, uop *const *outs, in
         /* read by no other kernel and asked for by no one: computed inside its reader,
          * never stored (a realized Winograd output whose only reader is the ReLU mask of
          * the gradient: a 38 MB write per CNN step for nothing) */
-        bool dead = ks[i].roots[0]->op != OP_ASSIGN && ks[j].n < 63;
+        bool dead = ks[i].roots[0]->op != OP_ASSIGN;
         for (int o = 0; o < nouts && dead; o++) dead = outs[o] != ks[i].roots[0];
         for (int k = j + 1; k < *n && dead; k++) dead = !plan_reads(&ks[i], &ks[k], realized);
         plan m = {0};
         plan_add(&m, ks[i].roots[0], ks[i].outs[0]);
         m.dead = dead ? 1 : 0;
         for (int k = 0; k < ks[j].n; k++) {
-          if (ks[j].dead >> k & 1) m.dead |= (uint64_t)1 << (k + 1);
+          if (k + 1 < 64 && plan_dead(&ks[j], k)) m.dead |= (uint64_t)1 << (k + 1);
           plan_add(&m, ks[j].roots[k], ks[j].outs[k]);
         }
         free(ks[j].roots), free(ks[j].outs), free(ks[i].roots), free(ks[i].outs);
@@ -534,13 +536,13 @@ static void plan_to_kernel(plan *k, uopset *realized, uopset *staged, sched_kern
   memset(out, 0, sizeof *out);
   out->copy_staged = uopset_get(staged, k->roots[0]) != NULL;
   for (int i = 0; i < k->n; i++)
-    if (!(k->dead >> i & 1)) slot_for(&c, k->outs[i]);
+    if (!plan_dead(k, i)) slot_for(&c, k->outs[i]);
   out->nout = out->nbufs;
   uop **st = ir_malloc(sizeof(uop *) * (size_t)k->n);
   uop *last = stored_value(k->roots[k->n - 1]);
   int nst = 0;
   for (int i = 0; i < k->n && st; i++) {
-    if (k->dead >> i & 1) continue; /* computed inline where its reader reads it */
+    if (plan_dead(k, i)) continue; /* computed inline where its reader reads it */
     uop *v = to_slots(&c, stored_value(k->roots[i]));
     if (v && !shape_eq(v->shape, v->ndim, last->shape, last->ndim)) v = view_reshape(v, last->shape, last->ndim); /* merged: same_dims */
     st[nst++] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
