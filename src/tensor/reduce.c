@@ -304,13 +304,14 @@ static uop *matmul_graph(uop *a, uop *b, bool va, bool vb, const int64_t *batch,
 
 /* x with its last two axes swapped (a view) */
 static uop *swap_last2(uop *x) {
+  if (!x) return NULL; /* out of memory building it: the rule's caller fails */
   int64_t perm[UOP_MAX_DIMS];
   for (int i = 0; i < x->ndim; i++) perm[i] = i;
   perm[x->ndim - 2] = x->ndim - 1, perm[x->ndim - 1] = x->ndim - 2;
   return view_permute(x, perm);
 }
 /* a @ b for a (..., n, k) and b with a's batch dims or none (k, m) */
-static uop *matmul_same_batch(uop *a, uop *b) { return matmul_graph(a, b, false, false, a->shape, a->ndim - 2); }
+static uop *matmul_same_batch(uop *a, uop *b) { return a && b ? matmul_graph(a, b, false, false, a->shape, a->ndim - 2) : NULL; }
 
 /* The GEMMs' layouts in the backward: dA = g @ B^T and dB = A^T @ g as products of their
  * own (matmul_graph: B^T is read in packed panels where opt_gemm_pack says so, and the
