@@ -20,7 +20,9 @@
  * with cgrad's (max abs difference, and that over max |C|).
  * Workers: the share of the process's CPU time over cgrad's timed runs that the pool's
  * worker threads used (about half on 2 threads when both took part; ~0 when the caller ran
- * every chunk itself).
+ * every chunk itself). Both CPU-time figures come from the kernel's accounting, which lags
+ * by up to a scheduler tick per thread: for a shape whose timed runs take a few ms they
+ * can read 50% / 0% while the wall time says both threads ran.
  * Peak: every thread runs 12 independent chains of 16-lane FMAs (GCC vector types, this
  * file builds with -march=native); "peak" is the measured rate, "% peak" each figure's
  * share of it. Under load the measured peak drops with everything else.
@@ -190,17 +192,6 @@ static void run(const shape *sh, int ns, int threads, double budget) {
   cg_set_config("CG_THREADS", tn);
   setenv("OPENBLAS_NUM_THREADS", tn, 1);
   double peak = fma_peak(threads);
-  /* A pause before cgrad's first shape (CG_BENCH_SETTLE_MS, default 300): measured right
-   * after the peak's all-core burst (and after the 1-thread child), the 2-thread child's
-   * first shape ran at one core's speed with CPU use 50% (both threads on one vCPU, the
-   * other idle), later shapes at full speed. The suspected cause (not confirmed on a quiet
-   * machine yet) is Linux's wake-up placement: with the LLC's utilization still high from
-   * the burst, it stops searching for an idle CPU and keeps the woken worker on its
-   * caller's; the utilization decays with a 32 ms half-life. The workers' share printed
-   * per shape tells whether they took part. */
-  const char *se = getenv("CG_BENCH_SETTLE_MS");
-  long settle = se ? atol(se) : 300;
-  if (settle > 0) usleep((useconds_t)settle * 1000);
   const char *beam = cg_get_config("BEAM");
   printf("cgrad fp32 matmul, %d thread%s, measured FMA peak %.1f GFLOP/s, cgrad budget %.0f s per shape, opts: %s%s\n\n", threads,
          threads == 1 ? "" : "s", peak, budget, beam && atoi(beam) > 0 ? "BEAM=" : "the heuristic", beam && atoi(beam) > 0 ? beam : "");
