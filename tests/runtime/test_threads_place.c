@@ -83,8 +83,9 @@ int main(void) {
   int me = c[6] == (int64_t)pthread_self() ? 0 : 1, w = 1 - me; /* which chunk the caller claimed */
   CHECK(c[6 + me] == (int64_t)pthread_self() && c[6 + w] != c[6 + me], "one chunk on the caller, one on the worker");
   CHECK(c[2 + me] == a && c[4 + me] == a, "the caller's chunk on cpu %d (%lld, %lld)", a, (long long)c[2 + me], (long long)c[4 + me]);
-  CHECK(c[2 + w] >= 0 && c[2 + w] != a && c[4 + w] != a, "the worker's chunk moved off the caller's cpu %d: ran on %lld, %lld", a, (long long)c[2 + w],
-        (long long)c[4 + w]);
+  /* where the worker's chunk started (after the rendezvous the load balancer may have
+   * moved it anywhere, on a loaded machine back beside the caller too) */
+  CHECK(c[2 + w] >= 0 && c[2 + w] != a, "the worker's chunk moved off the caller's cpu %d: started on %lld", a, (long long)c[2 + w]);
   CHECK(tid > 0 && !sched_getaffinity(tid, sizeof wm, &wm) && CPU_EQUAL(&wm, &all), "the worker's mask is the full one again");
   cpu->program_free(p);
   sched_setaffinity(0, sizeof all, &all);
