@@ -23,6 +23,11 @@ bool vmath_has(int op);
 void vmath_name(int op, int width, char *out, size_t n);
 size_t vmath_source(int op, unsigned widths, char *out, size_t n);
 
+/* contract.c: which float MULs are fused into their one reader ADD (an fma, one rounding),
+ * indexed by instruction; the same rule for the C and x86 renderers, so their results are
+ * bit-identical. NULL when out of memory. */
+bool *render_fma_pairs(const linear *l);
+
 /* The target the TC helpers and TC kernels of unit 1 (AVX512-BF16) compile for. */
 #define CG_TC_AVX512BF16_TARGET "avx512f,avx512bw,avx512vl,avx512bf16"
 

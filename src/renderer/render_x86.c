@@ -6,8 +6,8 @@
  *             code)
  *   liveness  each value's interval [def, last use]; a value read inside a loop it was
  *             defined outside lives to that loop's END (it is read again next trip); an
- *             ASSIGN is its accumulator's storage; a float MUL whose one reader is the
- *             next ADD is fused into it (an FMA, as -ffp-contract=fast makes gcc do)
+ *             ASSIGN is its accumulator's storage; a float MUL is fused into the ADD
+ *             that reads it where contract.c says (the C backend spells the same fmas)
  *   regalloc  linear scan (Poletto & Sarkar): integer scalars in 9 general registers,
  *             floats and vectors in zmm6..zmm31; when none is free the interval ending
  *             last lives in a 64-byte stack slot for its whole life
@@ -191,20 +191,11 @@ static void liveness(xr *x) {
   }
   uopset_free(&x->cur);
   x->cur = (uopset){0};
+  bool *pairs = render_fma_pairs(l);
+  if (!pairs) x->nomem = true;
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
-    if (u->op == OP_ADD && dt_is_float(u->dt) && !cfg_int("X86_NOFMA", 0))
-      for (uint32_t s = 0; s < 2; s++) {
-        int d = def_of(x, u->src[s]);
-        if (d >= 0 && l->ins[d]->op == OP_MUL && x->uses[d] == 1 && dt_eq(l->ins[d]->dt, u->dt) && u->src[0] != u->src[1]) {
-          bool plain = true; /* no loop boundary between them */
-          for (int k = d + 1; k < i && plain; k++) plain = l->ins[k]->op != OP_RANGE && l->ins[k]->op != OP_END;
-          if (plain) {
-            x->fused[d] = true;
-            break;
-          }
-        }
-      }
+    if (pairs && pairs[i]) x->fused[i] = true; /* contract.c: the C backend fuses the same pairs */
     /* a scalar load read only by a broadcast right after it: one vbroadcastss from memory */
     if (u->op == OP_VECTORIZE && !cfg_int("X86_NOBLOAD", 0)) {
       bool same = true;
@@ -220,6 +211,7 @@ static void liveness(xr *x) {
     }
     uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1));
   }
+  free(pairs);
   uopset_free(&x->cur);
   x->cur = (uopset){0};
   nopen = 0;
