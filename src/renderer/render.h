@@ -7,6 +7,7 @@
 extern const renderer renderer_c;      /* C with the CPU kernel ABI (runtime/device.h) */
 extern const renderer renderer_interp; /* bytecode for the interpreter device (INTERP) */
 extern const renderer renderer_x86;    /* x86-64 machine code in hex for the X86 device (+ C source: tiering, refusals) */
+extern const renderer renderer_x86_tier; /* the same, always with the C source: the CPU device's tiering (runtime/x86.c) */
 /* Kernels the x86 renderer emitted and refused (to the C compiler) so far. */
 void render_x86_counts(long long *emitted, long long *refused);
 /* Seconds spent emitting machine code so far (all threads). */

@@ -1206,7 +1206,7 @@ static uint8_t *emit_kernel(const linear *l, size_t *n, char *why, size_t nwhy, 
   return code;
 }
 
-static char *render_x86(const char *name, const linear *l) {
+static char *render_x86_with(const char *name, const linear *l, bool tier) {
   char why[200] = "";
   size_t n = 0;
   xasm a = {0};
@@ -1217,7 +1217,7 @@ static char *render_x86(const char *name, const linear *l) {
   long long ns = (long long)(t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec);
   __atomic_fetch_add(&emit_ns, ns, __ATOMIC_RELAXED);
   if (code && cfg_debug() >= 3) fprintf(stderr, "*** x86: %s: %zu bytes of machine code in %.1f us\n", name, n, 1e-3 * (double)ns);
-  bool with_c = !code || cfg_int("CG_TIER", 0) > 0;
+  bool with_c = !code || tier;
   char *c = with_c ? renderer_c.render(name, l) : NULL;
   if (with_c && !c) {
     xa_free(&a);
@@ -1245,4 +1245,8 @@ static char *render_x86(const char *name, const linear *l) {
   return out;
 }
 
+static char *render_x86(const char *name, const linear *l) { return render_x86_with(name, l, cfg_int("CG_TIER", 0) > 0); }
+static char *render_x86_tier(const char *name, const linear *l) { return render_x86_with(name, l, true); }
+
 const renderer renderer_x86 = {"x86", NULL, render_x86};
+const renderer renderer_x86_tier = {"x86+c", NULL, render_x86_tier};

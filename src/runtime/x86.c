@@ -9,21 +9,25 @@
  * As every device's compile, the same source gives the same program (one more reference):
  * the JIT compares launches by program.
  *
- * Tiering (knob CG_TIER=1, opt-in): the renderer also sends the kernel's C source. A
- * kernel whose shared object is in the disk cache loads it (the steady-state code from the
- * start); otherwise it runs as machine code at once while a background thread compiles the
- * C source (niced, several kernels per compiler run), and the compiled function replaces
- * the program's entry point when it is ready; launches read the entry once, so a launch
- * runs one version on every thread. The two versions need not agree bit for bit (gcc
- * chooses which multiply-adds to contract; EXP2/LOG2 are polynomials here, libm there), so
- * with tiering a run's last bits depend on when the compiler finished: that is why it is
- * opt-in. rt_x86_tier_wait() waits for the background compiles. */
+ * Tiering (rt_tiering(): the CPU device's default where AVX-512 is; on this device with
+ * CG_TIER=1): the renderer also sends the kernel's C source. A kernel whose shared object
+ * is in the disk cache loads it (the steady-state code from the start); otherwise it runs
+ * as machine code at once while a background thread compiles the C source (niced, several
+ * kernels per compiler run), and the compiled function replaces the program's entry point
+ * when it is ready; launches read the entry once, so a launch runs one version on every
+ * thread. The two versions give the same bits (the same fused multiply-adds,
+ * renderer/contract.c; the same polynomials, renderer/vmath.c), so when the swap happens
+ * changes no result (tests/tools/test_train_bits.c). rt_x86_tier_wait() waits for the
+ * background compiles; the process does at exit, so no compiler is left running on
+ * temporary files and the disk cache holds every kernel for the next run. The CPU device
+ * hands sources in this form here (cpu.c). */
 #define _GNU_SOURCE
 #include "device.h"
 #include "cpu_compile.h"
 #include "disk_cache.h"
 #include "hash128.h"
 #include "threadpool.h"
+#include "cpu_features.h"
 #include "core/config.h"
 #include "core/error.h"
 #include <pthread.h>
@@ -167,6 +171,8 @@ static void *tier_worker(void *arg) {
   return NULL;
 }
 
+static void tier_atexit(void) { rt_x86_tier_wait(); }
+
 static void tier_enqueue(xprog *x, const char *csrc) {
   x->csrc = cg_strdup(csrc);
   if (!x->csrc) {
@@ -181,6 +187,7 @@ static void tier_enqueue(xprog *x, const char *csrc) {
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
     tq_started = pthread_create(&t, &at, tier_worker, NULL) == 0;
     pthread_attr_destroy(&at);
+    if (tq_started) atexit(tier_atexit);
   }
   if (tq_started) {
     x->pending = true;
@@ -196,6 +203,10 @@ void rt_x86_tier_wait(void) {
   while (tq_head || tq_busy) pthread_cond_wait(&tq_idle, &tq_lock);
   pthread_mutex_unlock(&tq_lock);
 }
+
+bool rt_tiering(void) { return cfg_int("CG_TIER", 1) > 0 && rt_cpu_avx512(); }
+
+const char *rt_device_renderer(const rt_device *dev) { return dev->tier_renderer && rt_tiering() ? dev->tier_renderer : dev->renderer; }
 
 /* whether the kernel's shared object is in the disk cache already */
 static bool on_disk(const char *name, const char *csrc) {
