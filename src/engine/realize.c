@@ -645,6 +645,8 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       st = get_programs(&s, devs, entries);
       if (st == CG_OK) sched_entry_set_progs(hit, (void *const *)entries, gen);
     }
+    for (int i = 0; i < nk && st == CG_OK; i++) /* tiering: a graph met again runs the compiled code (runtime/x86.c) */
+      if (entries[i]) rt_program_settle(entries[i]->p);
   } else {
     st = build_schedule(outs, n, &s, &pre, &is_out, &devs);
   }

@@ -143,6 +143,9 @@ void rt_x86_tier_wait(void);
  * result. Knob CG_TIER: 0 off (every kernel waits for the compiler), 1 on (the default; on
  * the X86 device only when set). */
 bool rt_tiering(void);
+/* A tiered program still waiting for its compiled version: wait for it (x86.c: a graph met
+ * again runs gcc's code). Any other program: nothing. */
+void rt_program_settle(rt_program *p);
 /* The renderer dev's new kernels take now: its tier_renderer while tiering, else its own. */
 const char *rt_device_renderer(const rt_device *dev);
 

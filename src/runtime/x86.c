@@ -124,14 +124,14 @@ static xprog *cache_get(const uint64_t key[2]) {
 /* ---- tiering: the background compiler --------------------------------------------------- */
 
 static pthread_mutex_t tq_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t tq_cond = PTHREAD_COND_INITIALIZER, tq_idle = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t tq_cond = PTHREAD_COND_INITIALIZER, tq_idle = PTHREAD_COND_INITIALIZER, tq_done = PTHREAD_COND_INITIALIZER;
 static xprog *tq_head;
 static int tq_busy;
 static bool tq_started;
 
 static void *tier_worker(void *arg) {
   (void)arg;
-  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10); /* the compiler it starts inherits it */
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)cfg_int("CG_TIER_NICE", 10)); /* the compiler it starts inherits it */
   pthread_mutex_lock(&tq_lock);
   for (;;) {
     while (!tq_head) pthread_cond_wait(&tq_cond, &tq_lock);
@@ -155,7 +155,7 @@ static void *tier_worker(void *arg) {
     k = 0;
     for (xprog *x = batch, *next; x; x = next, k++) {
       next = x->qnext;
-      x->pending = false;
+      __atomic_store_n(&x->pending, false, __ATOMIC_RELEASE);
       free(x->csrc);
       x->csrc = NULL;
       if (out && out[k]) {
@@ -166,6 +166,7 @@ static void *tier_worker(void *arg) {
     }
     free(names), free(srcs), free(out);
     tq_busy = 0;
+    pthread_cond_broadcast(&tq_done); /* rt_program_settle */
     if (!tq_head) pthread_cond_broadcast(&tq_idle);
   }
   return NULL;
@@ -190,11 +191,25 @@ static void tier_enqueue(xprog *x, const char *csrc) {
     if (tq_started) atexit(tier_atexit);
   }
   if (tq_started) {
-    x->pending = true;
+    __atomic_store_n(&x->pending, true, __ATOMIC_RELAXED);
     x->qnext = tq_head;
     tq_head = x;
     pthread_cond_signal(&tq_cond);
   } else free(x->csrc), x->csrc = NULL;
+  pthread_mutex_unlock(&tq_lock);
+}
+
+/* The swap's timing: a new kernel runs as machine code while gcc compiles it (a training
+ * loop's first step); a graph met again (the next step: a schedule-cache hit, a JIT replay)
+ * waits here for the compiles of its kernels, so from then on it runs gcc's code, however
+ * busy the machine (a compiler niced below busy kernel threads could take minutes, and the
+ * machine code is up to ~2x slower per step). Either version gives the same bits. */
+void rt_program_settle(rt_program *p) {
+  if (!p || p->dev != &rt_x86_device) return;
+  xprog *x = (xprog *)p;
+  if (!__atomic_load_n(&x->pending, __ATOMIC_ACQUIRE)) return;
+  pthread_mutex_lock(&tq_lock);
+  while (x->pending) pthread_cond_wait(&tq_done, &tq_lock);
   pthread_mutex_unlock(&tq_lock);
 }
 
