@@ -209,7 +209,7 @@ static void liveness(xr *x) {
         if (plain) x->fused[d] = true;
       }
     }
-    uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1));
+    if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
   }
   free(pairs);
   uopset_free(&x->cur);
@@ -235,7 +235,7 @@ static void liveness(xr *x) {
       }
     if (u->op == OP_INDEX) { /* read where it is loaded or stored: its sources live to there */
     }
-    uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1));
+    if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
     if (u->op == OP_RANGE && nopen < 64) open_loops[nopen++] = i;
   }
 }
@@ -255,7 +255,7 @@ static void index_uses(xr *x) {
     }
     if ((u->op == OP_LOAD && !x->fused[i]) || u->op == OP_STORE)
       for (uint32_t s = 1; s < u->src[0]->nsrc; s++) use(x, u->src[0]->src[s], i);
-    uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1));
+    if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
     if (u->op == OP_RANGE && nopen < 64) open_loops[nopen++] = i;
   }
 }
@@ -1086,14 +1086,14 @@ static bool emit_all(xr *x) {
   x->tmp_holds = -1, x->r11_slot = -1;
   uopset_free(&x->cur);
   x->cur = (uopset){0};
-  for (int i = 0; i < l->n; i++) {
+  for (int i = 0; i < l->n && !x->nomem; i++) { /* a lost map entry (out of memory) would misplace a value */
     uop *u = l->ins[i];
     switch (u->op) {
     case OP_RANGE: {
       bool th = u->arg.v[1] == RANGE_THREAD;
       if (th) xa_mov_load(a, false, RAX, frame(F_LO));
       else xa_rr(a, XA_XOR, false, RAX, RAX);
-      uopset_put(&x->cur, u, (void *)(uintptr_t)(i + 1));
+      if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(i + 1))) x->nomem = true;
       gput(x, i, RAX);
       /* zero trips? */
       if (th) xa_alu_rm(a, XA_CMP, false, RAX, frame(F_HI));
@@ -1195,8 +1195,8 @@ static uint8_t *emit_kernel(const linear *l, size_t *n, char *why, size_t nwhy, 
   uint8_t *code = NULL;
   if (x.def && x.end && x.uses && x.loop_end && x.at && x.fused && x.user && x.srcoff && x.srcdef && x.weight) {
     liveness(&x);
-    index_uses(&x);
-    regalloc(&x);
+    if (!x.nomem) index_uses(&x);
+    if (!x.nomem) regalloc(&x);
     if (!x.nomem && emit_all(&x)) code = xa_finish(&x.a, n);
   }
   if (!code) snprintf(why, nwhy, "out of memory");
