@@ -14,7 +14,9 @@ threads=${CG_THREADS:-2}
 export OMP_NUM_THREADS=$threads CG_THREADS=$threads
 echo "load average: $(cat /proc/loadavg)"
 for T in $lengths; do
-  cg=$("$build/bench_attention" "$T" 1 8 64 3)
+  cgout=$("$build/bench_attention" "$T" 1 8 64 3)
+  cg=$(head -1 <<<"$cgout")
+  tail -n +2 <<<"$cgout"
   pt=$(/usr/bin/python3 - "$T" "$threads" <<'PY'
 import sys, time, resource, torch
 T, th = int(sys.argv[1]), int(sys.argv[2])

@@ -228,6 +228,13 @@ cg_tensor *cg_pad(cg_tensor *a, const int64_t *pads, double value);
 cg_tensor *cg_shrink(cg_tensor *a, const int64_t *box);
 /* Python-style slice a[start:stop:step] on one dim (negative indices count from the end). */
 cg_tensor *cg_slice(cg_tensor *a, int dim, int64_t start, int64_t stop, int64_t step);
+/* Views at a kernel-variable offset (var: a cg_variable_int), so one compiled kernel serves
+ * every offset: cg_slice_var takes a[.., off : off + length, ..] on dim with off = mult *
+ * var; cg_pad_var places a at that offset in `size` zeros along dim (its gradient is the
+ * slice, and the slice's the pad). Every value in the var's [min, max] must keep the view in
+ * bounds (checked here). */
+cg_tensor *cg_slice_var(cg_tensor *a, int dim, cg_tensor *var, int64_t mult, int64_t length);
+cg_tensor *cg_pad_var(cg_tensor *a, int dim, cg_tensor *var, int64_t mult, int64_t size);
 cg_tensor *cg_flip(cg_tensor *a, const int *dims, int ndims);
 cg_tensor *cg_squeeze(cg_tensor *a, int dim);
 cg_tensor *cg_unsqueeze(cg_tensor *a, int dim);

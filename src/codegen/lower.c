@@ -39,6 +39,13 @@ static uop *flat_index(uop *const *idx, const int64_t *shape, int nd) {
 }
 
 static uop *lower(lower_ctx *c, uop *n, uop *const *idx, uop *valid);
+/* mult * var of a SHRINK/PAD at a var offset (arg [..., dim, mult], src[1] the var), as an
+ * index */
+static uop *var_offset(uop *n, int64_t sign) {
+  uop *v = n->src[1];
+  if (v->dt.scalar != DT_I32.scalar) v = uop_new1(OP_CAST, DT_I32, v, arg_none());
+  return mul(v, sign * n->arg.v[2 * n->ndim + 1]);
+}
 /* A reshape's source index from its output index, group by group: runs of output dims
  * and source dims with equal products (dims of size 1 join any group) map through their
  * own row-major offset, so a reshape that only adds or drops 1s, or splits and merges
@@ -116,14 +123,26 @@ static uop *lower_uncached(lower_ctx *c, uop *n, uop *const *idx, uop *valid) {
     return lower(c, s, sidx, valid);
   case OP_SHRINK:
     for (int i = 0; i < nd; i++) sidx[i] = n->arg.v[2 * i] ? add(idx[i], ci(n->arg.v[2 * i])) : idx[i];
+    if (n->nsrc == 2) { /* at a var offset: the box moves by mult * var (view.h) */
+      int d = (int)n->arg.v[2 * nd];
+      sidx[d] = add(sidx[d], var_offset(n, 1));
+    }
     return lower(c, s, sidx, valid);
   case OP_FLIP:
     for (int i = 0; i < nd; i++) sidx[i] = n->arg.v[i] ? add(ci(n->shape[i] - 1), uop_alu1(OP_NEG, idx[i])) : idx[i];
     return lower(c, s, sidx, valid);
   case OP_PAD: {
     uop *ok = uop_const_int(DT_BOOL, 1);
+    int vd = n->nsrc == 2 ? (int)n->arg.v[2 * nd] : -1; /* at a var offset: before + mult * var */
     for (int i = 0; i < nd; i++) {
       int64_t before = n->arg.v[2 * i], after = n->arg.v[2 * i + 1];
+      if (i == vd) {
+        /* idx in [before + mult * var, ... + size) reads the source */
+        sidx[i] = add(add(idx[i], ci(-before)), var_offset(n, -1));
+        ok = band(ok, uop_alu1(OP_NEG, uop_alu(OP_CMPLT, sidx[i], ci(0))));
+        ok = band(ok, uop_alu(OP_CMPLT, sidx[i], ci(s->shape[i])));
+        continue;
+      }
       sidx[i] = before ? add(idx[i], ci(-before)) : idx[i];
       if (before) ok = band(ok, uop_alu1(OP_NEG, uop_alu(OP_CMPLT, idx[i], ci(before))));
       if (after) ok = band(ok, uop_alu(OP_CMPLT, idx[i], ci(before + s->shape[i])));

@@ -57,12 +57,12 @@ cg_tensor *cg_scaled_dot_product_attention(cg_tensor *q, cg_tensor *k, cg_tensor
   if (scale == 0) scale = E > 0 ? 1.0 / sqrt((double)E) : 1.0;
   /* fused (flash.c) from S >= 256 keys, or as the knob CG_FLASH_ATTN says (1 always, 0
    * never); not with dropout, which needs the weights */
-  long fl = cfg_int("CG_FLASH_ATTN", -1), block = cfg_int("CG_FLASH_BLOCK", 128);
+  long fl = cfg_int("CG_FLASH_ATTN", -1), block = cfg_int("CG_FLASH_BLOCK", 128), groups = cfg_int("CG_FLASH_ROW_GROUPS", 4);
   cg_dtype dq = cg_dtype_of(q);
   bool fdt = dq == CG_FLOAT32 || dq == CG_FLOAT64 || dq == CG_FLOAT16 || dq == CG_BFLOAT16;
   if (dropout_p == 0 && fdt && (fl == 1 || (fl < 0 && S >= 256)))
     return flash_attention(q, k, v, attn_mask, !attn_mask ? FLASH_MASK_NONE : cg_dtype_of(attn_mask) == CG_BOOL ? FLASH_MASK_BOOL : FLASH_MASK_ADD,
-                           is_causal, scale, block > 0 ? block : 128);
+                           is_causal, scale, block > 0 ? block : 128, groups > 0 ? groups : 4);
   cg_scope_begin();
   /* the scale on q, not on the scores: the softmax then reads the scores as the matmul
    * stored them. Scaled in its kernels, each recomputed s*scale - max(s*scale) where the

@@ -182,6 +182,12 @@ rt_alloc_stats rt_lru_stats(rt_allocator *a) {
   return s;
 }
 
+void rt_lru_reset_peak(rt_allocator *a) {
+  pthread_mutex_lock(&a->lock);
+  a->st.peak = a->st.in_use;
+  pthread_mutex_unlock(&a->lock);
+}
+
 size_t rt_alloc_trim(void) {
   size_t bytes = 0;
   int n = 0;

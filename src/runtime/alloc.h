@@ -55,6 +55,9 @@ size_t rt_lru_trim(rt_allocator *a);
 void rt_lru_set_cap(rt_allocator *a, size_t bytes);
 /* A snapshot of the counters. */
 rt_alloc_stats rt_lru_stats(rt_allocator *a);
+/* Restart the peak from the bytes in use now (the start of a measurement; the cache's
+ * bound follows the peak, so it may evict sooner afterwards). */
+void rt_lru_reset_peak(rt_allocator *a);
 
 /* Release the cached blocks of every device; returns the bytes released. */
 size_t rt_alloc_trim(void);

@@ -70,7 +70,7 @@ static void mark(sched_ctx *c, uop *u) {
 static bool copy_range(uop *u, uop **leaf, int64_t *off) {
   uop *chain[64];
   int n = 0;
-  while (u->op == OP_RESHAPE || u->op == OP_SHRINK || u->op == OP_DETACH) {
+  while (u->op == OP_RESHAPE || (u->op == OP_SHRINK && !view_has_var(u)) || u->op == OP_DETACH) {
     if (u->op != OP_DETACH) { /* worth its value */
       if (n == 64) return false;
       chain[n++] = u;
@@ -198,6 +198,7 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
      * each in its own kernel */
     bool padded = false;
     for (int i = 0; u->op == OP_PAD && i < 2 * u->ndim; i++) padded |= u->arg.v[i] != 0;
+    padded |= u->op == OP_PAD && view_has_var(u);
     visit(c, u->src[0], root, ctx == C_DIRECT && !padded ? C_DIRECT : (ctx == C_REDUCE || ctx == C_OTHER_R) ? C_OTHER_R : C_OTHER, 0);
     return;
   }
@@ -295,7 +296,7 @@ static bool same_index(same_ctx *c, uop *u, const uint8_t *ax) {
     for (int i = 0; i < u->ndim; i++) nx[u->arg.v[i]] = ax[i];
     return same_index(c, s, nx);
   case OP_PAD: case OP_SHRINK:
-    for (int i = 0; i < u->ndim; i++) nx[i] = u->arg.v[2 * i] ? AX_OTHER : ax[i];
+    for (int i = 0; i < u->ndim; i++) nx[i] = u->arg.v[2 * i] || (view_has_var(u) && u->arg.v[2 * u->ndim] == i) ? AX_OTHER : ax[i];
     return same_index(c, s, nx);
   case OP_FLIP:
     for (int i = 0; i < u->ndim; i++) nx[i] = u->arg.v[i] && u->shape[i] > 1 ? AX_OTHER : ax[i];

@@ -12,13 +12,21 @@
  *     p = exp(s - lse)   dv_j = p^T dO   ds = p * (dO v_j^T - D)
  *     dq += ds k_j * scale            dk_j = ds^T q * scale
  *
- * Why eager blocks: in this lazy framework a block loop built as one graph leaves it to the
- * scheduler and memory planner which L x block intermediates are alive together (all of
- * them, as it stands); realizing each block's running (m, l, o) or (dq, dk_j, dv_j) bounds
- * memory by construction. The price is a realize per block (host work per step) and that
- * cg_backward runs kernels when it reaches an attention node. When the scheduler can fuse
- * a reduce over keys of a reduce over features into one kernel, the loop can become three
- * lazy reductions with the same custom backward.
+ * One set of kernels for every block: the block index is a kernel variable (cg_variable_int)
+ * and each block's keys are views at a var offset (cg_slice_var), so the steps of a pass are
+ * one graph up to the var's value: the schedule cache serves it and nothing compiles after
+ * the first block, whatever T is. The keys are padded to a whole number of blocks (the pad
+ * masked off). dk_j and dv_j go into the full gradients at the var offset (cg_pad_var).
+ * Causal attention without a mask: a key block [j0, j0 + block) changes only the query rows
+ * from j0 on; the rows are trimmed to a row group's start (at most `groups` distinct row
+ * counts, so at most that many sets of kernels) instead of to j0 itself: (groups + 1) /
+ * (2 groups) of the untrimmed work.
+ *
+ * Why a host loop of realizes: in this lazy framework a block loop built as one graph leaves
+ * it to the scheduler and memory planner which L x block intermediates are alive together
+ * (all of them, as it stands); realizing each block's running (m, l, o) or (dq, dk, dv)
+ * bounds memory by construction. The price is a realize per block (host work: a schedule
+ * cache hit) and that cg_backward runs kernels when it reaches an attention node.
  *
  * Masked rows never make NaN: the exponent's shift is 0 where the running max is -inf, a
  * zero denominator is replaced by 1, and lse = +inf makes p = exp(s - lse) = 0. */
@@ -30,37 +38,90 @@
 
 static cg_tensor *wrap(uop *u) { return tensor_new(u); }
 
-/* The key-block's validity (bool (L - r0, bc)) for the causal mask over rows r0 .. L-1, from
- * int32 positions (int64 ones would keep the kernel from vectorizing: expand.c) */
-static cg_tensor *causal_valid(int64_t r0, int64_t L, int64_t j0, int64_t j1) {
-  cg_tensor *rows = cg_reshape(cg_arange((double)r0, (double)L, 1, CG_INT32), (int64_t[]){L - r0, 1}, 2);
-  cg_tensor *cols = cg_reshape(cg_arange((double)j0, (double)j1, 1, CG_INT32), (int64_t[]){1, j1 - j0}, 2);
-  return cg_ge(rows, cols);
-}
+/* The shape of the key-block loop, the same in the forward and the backward. */
+typedef struct {
+  int64_t L, S, bk;  /* queries, keys, keys per block */
+  int64_t nblk, P;   /* blocks run; the key length the stored k, v are padded to (>= S) */
+  int64_t gblk;      /* blocks per row group (causal without a mask) */
+  bool causal, trim; /* trim: rows before the block's row group are skipped */
+} blocks;
 
-/* Scores of one key block with the masks applied (-inf where not valid); q holds the
- * query rows from r0 on (r0 > 0 only without a mask: see rows_from). kt is k transposed
- * and stored so, (..., E, S): the block's scores read it along the keys, contiguous (k
- * itself would be read across its rows, a gather per key lane). */
-static cg_tensor *block_scores(cg_tensor *q, cg_tensor *kt, cg_tensor *mask, int mask_kind, bool causal, double scale, int64_t r0,
-                               int64_t j0, int64_t j1) {
-  int64_t L = r0 + cg_shape(q)[cg_ndim(q) - 2];
-  cg_tensor *s = cg_mul(cg_matmul(q, cg_slice(kt, -1, j0, j1, 1)), cg_scalar(scale));
-  cg_tensor *mj = NULL;
-  if (mask) mj = cg_shape(mask)[cg_ndim(mask) - 1] == 1 ? mask : cg_slice(mask, -1, j0, j1, 1);
-  if (mask_kind == FLASH_MASK_ADD) s = cg_add(s, cg_cast(mj, cg_dtype_of(s)));
-  cg_tensor *valid = mask_kind == FLASH_MASK_BOOL ? mj : causal ? causal_valid(r0, L, j0, j1) : NULL;
-  return valid ? cg_where(valid, s, cg_scalar(-INFINITY)) : s;
+static blocks plan_blocks(int64_t L, int64_t S, int64_t bk, bool causal, bool masked, int64_t groups) {
+  blocks b = {.L = L, .S = S, .bk = bk, .causal = causal, .trim = causal && !masked};
+  int64_t keys = causal && S > L ? L : S; /* causal: keys after the last query see nothing */
+  b.nblk = (keys + bk - 1) / bk;
+  b.P = b.nblk * bk > S ? b.nblk * bk : S;
+  if (groups < 1) groups = 1;
+  b.gblk = (b.nblk + groups - 1) / groups;
+  if (b.gblk < 1) b.gblk = 1;
+  return b;
 }
-
-/* Causal attention without a mask: the query rows a key block [j0, j1) can change, those
- * from j0 on (a row i sees keys j <= i); rows before it keep their running values, so each
- * block computes only L - j0 rows (about half of the work at T >> block). */
-static int64_t rows_from(bool causal, const cg_tensor *mask, int64_t j0) { return causal && !mask ? j0 : 0; }
+/* The first query row block j updates (rows before it see none of its keys): its row
+ * group's first key. */
+static int64_t rows_from(const blocks *b, int64_t j) { return b->trim ? j / b->gblk * b->gblk * b->bk : 0; }
 static cg_tensor *rows(cg_tensor *x, int64_t r0, int64_t L) { return r0 ? cg_slice(x, -2, r0, L, 1) : x; }
 /* x with rows r0 .. L-1 replaced by new rows nr */
 static cg_tensor *with_rows(cg_tensor *x, cg_tensor *nr, int64_t r0) {
   return r0 ? cg_cat((cg_tensor *[]){cg_slice(x, -2, 0, r0, 1), nr}, 2, -2) : nr;
+}
+/* x (..., S, d) or (..., d, S) along `dim` padded with zeros to P keys */
+static cg_tensor *pad_keys(cg_tensor *x, int dim, int64_t P) {
+  int nd = cg_ndim(x), d = dim < 0 ? dim + nd : dim;
+  int64_t extra = P - cg_shape(x)[d];
+  if (!extra) return x;
+  int64_t pads[2 * CG_MAX_DIMS] = {0};
+  pads[2 * d + 1] = extra;
+  return cg_pad(x, pads, 0);
+}
+
+/* Scores of key block `blk` (a var) with the masks applied (-inf where not valid); q holds
+ * the query rows from r0 on (r0 > 0 only without a mask). kt is k transposed and stored so,
+ * (..., E, P): the block's scores read it along the keys, contiguous (k itself would be
+ * read across its rows, a gather per key lane). Positions are int32 (int64 ones would keep
+ * the kernel from vectorizing: expand.c). */
+static cg_tensor *block_scores(const blocks *b, cg_tensor *q, cg_tensor *kt, cg_tensor *mask, int mask_kind, double scale, int64_t r0,
+                               cg_tensor *blk) {
+  int64_t bk = b->bk, L = b->L;
+  cg_tensor *s = cg_mul(cg_matmul(q, cg_slice_var(kt, -1, blk, bk, bk)), cg_scalar(scale));
+  cg_tensor *mj = NULL;
+  if (mask) mj = cg_shape(mask)[cg_ndim(mask) - 1] == 1 ? mask : cg_slice_var(pad_keys(mask, -1, b->P), -1, blk, bk, bk);
+  if (mask_kind == FLASH_MASK_ADD) s = cg_add(s, cg_cast(mj, cg_dtype_of(s)));
+  cg_tensor *valid = mask_kind == FLASH_MASK_BOOL ? mj : NULL;
+  bool ragged = b->nblk * bk > b->S;
+  if (b->causal || ragged) {
+    cg_tensor *cols = cg_reshape(cg_add(cg_mul(blk, cg_scalar((double)bk)), cg_arange(0, (double)bk, 1, CG_INT32)), (int64_t[]){1, bk}, 2);
+    if (b->causal) {
+      cg_tensor *rw = cg_reshape(cg_arange((double)r0, (double)L, 1, CG_INT32), (int64_t[]){L - r0, 1}, 2);
+      cg_tensor *c = cg_ge(rw, cols);
+      valid = valid ? cg_logical_and(valid, c) : c;
+    }
+    if (ragged) { /* the padded keys */
+      cg_tensor *c = cg_lt(cols, cg_full((double)b->S, CG_INT32, NULL, 0));
+      valid = valid ? cg_logical_and(valid, c) : c;
+    }
+  }
+  /* as an additive 0 / -inf: the kernels that read it load floats, which make vectors
+   * (a bool load runs lane by lane: expand.c); the scheduler stores it once per block */
+  return valid ? cg_add(s, cg_where(valid, cg_scalar(0), cg_scalar(-INFINITY))) : s;
+}
+
+/* a^T b for a (..., R, M) and b (..., R, N) over a long R: as a sum of products of chunks
+ * of CH rows, each stored (..., R / CH, M, N), then added up. One product over all R rows
+ * (the key block's gradients: a 128 x 64 output over thousands of rows) keeps its small
+ * output tile and streams the rows from memory once per tile; chunks of rows stay in
+ * cache for every tile and give the threads a batch dim to share. */
+static cg_tensor *matmul_tn(cg_tensor *a, cg_tensor *b) {
+  enum { CH = 256 };
+  int nd = cg_ndim(a);
+  int64_t R = cg_shape(a)[nd - 2];
+  if (R < 2 * CH || R % CH) return cg_matmul(cg_transpose(a, -2, -1), b);
+  int64_t sa[CG_MAX_DIMS + 1], sb[CG_MAX_DIMS + 1];
+  for (int i = 0; i < nd - 2; i++) sa[i] = sb[i] = cg_shape(a)[i];
+  sa[nd - 2] = sb[nd - 2] = R / CH, sa[nd - 1] = sb[nd - 1] = CH;
+  sa[nd] = cg_shape(a)[nd - 1], sb[nd] = cg_shape(b)[nd - 1];
+  cg_tensor *part = cg_contiguous(cg_matmul(cg_transpose(cg_reshape(a, sa, nd + 1), -2, -1), cg_reshape(b, sb, nd + 1)));
+  int ax = -3;
+  return cg_sum(part, &ax, 1, false);
 }
 
 static cg_tensor *where_eq(cg_tensor *x, double v, double then) { return cg_where(cg_eq(x, cg_scalar(v)), cg_scalar(then), x); }
@@ -72,10 +133,23 @@ static cg_status realize_keep(cg_tensor **ts, int n) {
   return st;
 }
 
+/* The var that numbers the key blocks, [0, nblk - 1], from 0. It moves by host updates
+ * (+1 before each block after the first, x0 after the last) rather than by
+ * cg_variable_set: a JIT records updates and repeats them in its replays, so a replayed
+ * step (cgrad train gpt) runs every block at its own offset and leaves the var at 0 for
+ * the next replay. */
+static cg_tensor *block_var(const blocks *b) { return cg_variable_int("flash_block", 0, 0, b->nblk > 0 ? b->nblk - 1 : 0); }
+static void block_next(cg_tensor *blk, int64_t j) {
+  if (j) tensor_var_update(blk, OP_ADD, 1);
+}
+static void block_reset(cg_tensor *blk) {
+  if (blk) tensor_var_update(blk, OP_MUL, 0);
+}
+
 static const custom_kind FLASH;
 
 cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *mask, int mask_kind, bool causal, double scale,
-                           int64_t block) {
+                           int64_t block, int64_t groups) {
   int nq = cg_ndim(q), nk = cg_ndim(k), nv = cg_ndim(v);
   int64_t L = cg_shape(q)[nq - 2], E = cg_shape(q)[nq - 1], S = cg_shape(k)[nk - 2], Ev = cg_shape(v)[nv - 1];
   /* one batch shape for q, k, v (broadcast), so the custom node's inputs have it; their
@@ -112,8 +186,10 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_scope_end();
     return NULL;
   }
+  blocks bl = plan_blocks(L, S, block, causal, mk != NULL, groups);
   /* q, k, v computed once (every block reads them) and saved for the backward; k^T stored
-   * for the scores */
+   * for the scores; the keys padded to whole blocks */
+  kc = pad_keys(kc, -2, bl.P), vc = pad_keys(vc, -2, bl.P);
   cg_tensor *kt = cg_contiguous(cg_transpose(kc, -2, -1));
   cg_tensor *qkv[4] = {qc, kc, vc, kt};
   if (!kt || realize_keep(qkv, 4) != CG_OK) {
@@ -126,14 +202,14 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
   cg_tensor *o = cg_zeros(cdt, sh, nb + 2);
   cg_status st = CG_OK;
   int last = -1;
-  for (int64_t j0 = 0; j0 < S && st == CG_OK; j0 += block) {
-    int64_t j1 = j0 + block < S ? j0 + block : S;
-    if (causal && j0 > L - 1) break; /* every key of the block is after every query */
+  cg_tensor *blk = block_var(&bl);
+  for (int64_t j = 0; j < bl.nblk && st == CG_OK && blk; j++) {
+    block_next(blk, j);
     cg_scope_begin();
-    cg_tensor *vj = cg_slice(vc, -2, j0, j1, 1);
-    int64_t r0 = rows_from(causal, mk, j0);
+    cg_tensor *vj = cg_slice_var(vc, -2, blk, block, block);
+    int64_t r0 = rows_from(&bl, j);
     cg_tensor *mr = rows(m, r0, L), *lr = rows(l, r0, L), *orr = rows(o, r0, L);
-    cg_tensor *s = block_scores(rows(qc, r0, L), kt, mk, mask_kind, causal, scale, r0, j0, j1);
+    cg_tensor *s = block_scores(&bl, rows(qc, r0, L), kt, mk, mask_kind, scale, r0, blk);
     cg_tensor *mn = cg_maximum(mr, cg_max(s, &last, 1, true));
     cg_tensor *shift = where_eq(mn, -INFINITY, 0);
     cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mr, shift));
@@ -145,19 +221,21 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_free(m), cg_free(l), cg_free(o);
     m = nx[0], l = nx[1], o = nx[2];
   }
+  if (!blk) st = cg_last_status();
+  block_reset(blk);
   cg_tensor *res = NULL;
   if (st == CG_OK) {
     cg_tensor *fin[2] = {cg_cast(cg_div(o, where_eq(l, 0, 1)), dt),
                          cg_where(cg_eq(l, cg_scalar(0)), cg_scalar(INFINITY), cg_add(where_eq(m, -INFINITY, 0), cg_log(l)))};
     if (fin[0] && fin[1] && cg_realize_many(fin, 2) == CG_OK) {
-      /* CUSTOM(out, q, k, v, lse, saved q, k, v[, mask]) with params [scale bits, causal,
-       * block, mask kind] */
-      int64_t par[4];
+      /* CUSTOM(out, q, k, v, lse, saved q, k, v (k, v padded to whole blocks)[, mask]) with
+       * params [scale bits, causal, block, mask kind, row groups] */
+      int64_t par[5];
       memcpy(&par[0], &scale, sizeof scale);
-      par[1] = causal, par[2] = block, par[3] = mask_kind;
+      par[1] = causal, par[2] = block, par[3] = mask_kind, par[4] = groups;
       uop *srcs[8] = {qe->u, ke->u, ve->u, fin[1]->u, qc->u, kc->u, vc->u, mask ? mask->u : NULL};
       op_begin();
-      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 8 : 7, par, 4));
+      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 8 : 7, par, 5));
       cg_keep(res);
     }
   }
@@ -174,13 +252,16 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   bool causal = custom_param(node, 1) != 0;
   int64_t block = custom_param(node, 2);
   int mask_kind = (int)custom_param(node, 3);
+  int64_t groups = custom_param(node, 4);
   cg_scope_begin();
   cg_tensor *q = wrap(node->src[1]), *k = wrap(node->src[2]), *v = wrap(node->src[3]), *lse = wrap(node->src[4]);
   cg_tensor *mask = node->nsrc > 8 ? wrap(node->src[8]) : NULL, *out = wrap(node->src[0]);
   cg_dtype cdt = cg_dtype_of(lse);
   int nd = cg_ndim(q);
   int64_t L = cg_shape(q)[nd - 2], S = cg_shape(k)[nd - 2];
-  /* the forward's stored copies (computing q, k, v again would run the layers below) */
+  blocks bl = plan_blocks(L, S, block, causal, mask != NULL, groups);
+  /* the forward's stored copies (computing q, k, v again would run the layers below); k, v
+   * padded to P keys */
   cg_tensor *qc = wrap(node->src[5]), *kc = wrap(node->src[6]), *vc = wrap(node->src[7]);
   cg_tensor *dO = cg_cast(wrap(g), cdt);
   int last = -1;
@@ -189,42 +270,35 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_tensor *kt = cg_contiguous(cg_transpose(kc, -2, -1)), *vt = cg_contiguous(cg_transpose(vc, -2, -1));
   cg_tensor *pre[7] = {dO, Dv, qc, kc, vc, kt, vt};
   cg_status st = kt && vt ? cg_realize_many(pre, 7) : cg_last_status();
-  int64_t nblk = (S + block - 1) / block;
-  cg_tensor **dk = cg_calloc((size_t)(nblk ? nblk : 1), sizeof *dk), **dv = cg_calloc((size_t)(nblk ? nblk : 1), sizeof *dv);
-  if (st == CG_OK && (!dk || !dv)) st = CG_ERR_NOMEM; /* recorded by cg_calloc */
-  cg_tensor *dq = cg_zeros(cdt, cg_shape(qc), nd);
-  for (int64_t b = 0; b < nblk && st == CG_OK; b++) {
-    int64_t j0 = b * block, j1 = j0 + block < S ? j0 + block : S;
-    int64_t shk[CG_MAX_DIMS], shv[CG_MAX_DIMS];
-    memcpy(shk, cg_shape(kc), sizeof(int64_t) * (size_t)nd), memcpy(shv, cg_shape(vc), sizeof(int64_t) * (size_t)nd);
-    shk[nd - 2] = shv[nd - 2] = j1 - j0;
-    if (causal && j0 > L - 1) { /* skipped in the forward: no gradient */
-      dk[b] = cg_zeros(cdt, shk, nd), dv[b] = cg_zeros(cdt, shv, nd); /* freed with this scope */
-      continue;
-    }
+  cg_tensor *dq = cg_zeros(cdt, cg_shape(qc), nd), *dk = cg_zeros(cdt, cg_shape(kc), nd), *dv = cg_zeros(cdt, cg_shape(vc), nd);
+  cg_tensor *blk = block_var(&bl);
+  if (st == CG_OK && !blk) st = cg_last_status();
+  for (int64_t j = 0; j < bl.nblk && st == CG_OK; j++) {
+    block_next(blk, j);
     cg_scope_begin();
-    cg_tensor *kj = cg_slice(kc, -2, j0, j1, 1);
-    int64_t r0 = rows_from(causal, mask, j0); /* rows before r0 have p = 0 for this block */
+    cg_tensor *kj = cg_slice_var(kc, -2, blk, block, block);
+    int64_t r0 = rows_from(&bl, j); /* rows before r0 have p = 0 for this block */
     cg_tensor *qr = rows(qc, r0, L), *dOr = rows(dO, r0, L);
-    cg_tensor *s = block_scores(qr, kt, mask, mask_kind, causal, scale, r0, j0, j1);
+    cg_tensor *s = block_scores(&bl, qr, kt, mask, mask_kind, scale, r0, blk);
     cg_tensor *p = cg_exp(cg_sub(s, rows(lse, r0, L)));
-    cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_slice(vt, -1, j0, j1, 1)), rows(Dv, r0, L)));
+    cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_slice_var(vt, -1, blk, block, block)), rows(Dv, r0, L)));
+    cg_tensor *dkj = cg_mul(matmul_tn(ds, qr), cg_scalar(scale)), *dvj = matmul_tn(p, dOr);
     cg_tensor *nx[3] = {with_rows(dq, cg_add(rows(dq, r0, L), cg_mul(cg_matmul(ds, kj), cg_scalar(scale))), r0),
-                        cg_mul(cg_matmul(cg_transpose(ds, -2, -1), qr), cg_scalar(scale)), cg_matmul(cg_transpose(p, -2, -1), dOr)};
+                        cg_add(dk, cg_pad_var(dkj, -2, blk, block, bl.P)), cg_add(dv, cg_pad_var(dvj, -2, blk, block, bl.P))};
     st = nx[0] && nx[1] && nx[2] ? realize_keep(nx, 3) : cg_last_status();
     cg_scope_end();
     if (st != CG_OK) break;
-    cg_free(dq);
-    dq = nx[0], dk[b] = nx[1], dv[b] = nx[2];
+    cg_free(dq), cg_free(dk), cg_free(dv);
+    dq = nx[0], dk = nx[1], dv = nx[2];
   }
+  block_reset(blk);
   if (st == CG_OK) {
-    /* the gradients outlive this scope in the backward's pool */
-    cg_tensor *dkt = cg_cat(dk, (int)nblk, -2), *dvt = cg_cat(dv, (int)nblk, -2);
-    cg_tensor *r[3] = {cg_cast(dq, cg_dtype_of(q)), cg_cast(dkt, cg_dtype_of(k)), cg_cast(dvt, cg_dtype_of(v))};
+    /* the gradients outlive this scope in the backward's pool; the padded keys dropped */
+    cg_tensor *r[3] = {cg_cast(dq, cg_dtype_of(q)), cg_cast(cg_slice(dk, -2, 0, S, 1), cg_dtype_of(k)),
+                       cg_cast(cg_slice(dv, -2, 0, S, 1), cg_dtype_of(v))};
     for (int i = 0; i < 3; i++) d[1 + i] = r[i] ? uop_pool_keep(uop_retain(r[i]->u)) : NULL;
   }
   else custom_fail(st); /* cg_backward reports it */
-  free(dk), free(dv);
   cg_scope_end();
 }
 

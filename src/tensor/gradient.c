@@ -78,15 +78,16 @@ static void g_expand(uop *u, uop *g, uop **d) {
     if (i < lead || X0->shape[i - lead] != u->shape[i]) ax[n++] = i;
   d[0] = view_reshape(sum_axes(g, ax, n), X0->shape, X0->ndim);
 }
+/* at a var offset (view.h) the gradient moves by the same var; the var gets none */
 static void g_pad(uop *u, uop *g, uop **d) {
   int64_t box[2 * UOP_MAX_DIMS];
   for (int i = 0; i < u->ndim; i++) box[2 * i] = u->arg.v[2 * i], box[2 * i + 1] = u->arg.v[2 * i] + X0->shape[i];
-  d[0] = view_shrink(g, box);
+  d[0] = view_has_var(u) ? view_shrink_var(g, box, (int)u->arg.v[2 * u->ndim], u->arg.v[2 * u->ndim + 1], u->src[1]) : view_shrink(g, box);
 }
 static void g_shrink(uop *u, uop *g, uop **d) {
   int64_t pads[2 * UOP_MAX_DIMS];
   for (int i = 0; i < u->ndim; i++) pads[2 * i] = u->arg.v[2 * i], pads[2 * i + 1] = X0->shape[i] - u->arg.v[2 * i + 1];
-  d[0] = view_pad(g, pads);
+  d[0] = view_has_var(u) ? view_pad_var(g, pads, (int)u->arg.v[2 * u->ndim], u->arg.v[2 * u->ndim + 1], u->src[1]) : view_pad(g, pads);
 }
 static void g_flip(uop *u, uop *g, uop **d) { d[0] = uop_new1(OP_FLIP, g->dt, g, u->arg); }
 

@@ -188,6 +188,46 @@ cg_tensor *cg_slice(cg_tensor *a, int dim, int64_t start, int64_t stop, int64_t 
   return finish(u);
 }
 
+/* The checks of cg_slice_var / cg_pad_var: an int var whose every value puts the window
+ * [mult * var, mult * var + len) inside [0, n). */
+static bool var_window(const char *who, int d, cg_tensor *var, int64_t mult, int64_t len, int64_t n) {
+  if (!var || !var_is_tensor(var->u) || var->u->dt.scalar != CG_INT32) {
+    cg_fail(CG_ERR_INVALID, "%s: expected an int32 kernel variable (cg_variable_int) as the offset, got %s", who,
+            !var ? "NULL" : var_is_tensor(var->u) ? cg_dtype_name((cg_dtype)var->u->dt.scalar) : "a tensor that is not a variable");
+    return false;
+  }
+  int64_t lo = var->u->arg.v[0], hi = var->u->arg.v[1];
+  /* the index math is int32: the window's end must fit as well as the bounds */
+  bool fits = mult >= 1 && mult <= INT32_MAX && len >= 0 && n <= INT32_MAX && lo >= 0 && (double)mult * (double)hi + (double)len <= (double)n;
+  if (!fits)
+    cg_fail(CG_ERR_INVALID, "%s: expected mult >= 1 and every offset mult * var + [0, %lld) inside [0, %lld) on dim %d, got mult %lld and var '%s' in [%lld, %lld]",
+            who, (long long)len, (long long)n, d, (long long)mult, var->u->arg.s, (long long)lo, (long long)hi);
+  return fits;
+}
+
+cg_tensor *cg_slice_var(cg_tensor *a, int dim, cg_tensor *var, int64_t mult, int64_t length) {
+  NULLCHK("slice_var", a);
+  bool ok;
+  int d = norm_dim("slice_var", a->u->ndim, dim, &ok);
+  if (!ok || !var_window("slice_var", d, var, mult, length, a->u->shape[d])) return NULL;
+  op_begin();
+  int64_t box[2 * UOP_MAX_DIMS];
+  for (int i = 0; i < a->u->ndim; i++) box[2 * i] = 0, box[2 * i + 1] = a->u->shape[i];
+  box[2 * d + 1] = length;
+  return finish(view_shrink_var(a->u, box, d, mult, var->u));
+}
+
+cg_tensor *cg_pad_var(cg_tensor *a, int dim, cg_tensor *var, int64_t mult, int64_t size) {
+  NULLCHK("pad_var", a);
+  bool ok;
+  int d = norm_dim("pad_var", a->u->ndim, dim, &ok);
+  if (!ok || !var_window("pad_var", d, var, mult, a->u->shape[d], size)) return NULL;
+  op_begin();
+  int64_t pads[2 * UOP_MAX_DIMS] = {0};
+  pads[2 * d + 1] = size - a->u->shape[d];
+  return finish(view_pad_var(a->u, pads, d, mult, var->u));
+}
+
 cg_tensor *cg_flip(cg_tensor *a, const int *dims, int ndims) {
   NULLCHK("flip", a);
   int nd = a->u->ndim;

@@ -13,8 +13,8 @@ const char *uop_check(int op, dtype dt, uop *const *src, int nsrc, const uarg *a
   if (op_has(op, F_INT) && !dt_is_int(dt) && !dt_is_bool(dt)) return "op needs an integer dtype";
   switch (in->dtype_rule) {
   case DR_SAME:
-    for (int i = 0; i < nsrc; i++)
-      if (!same_base(src[i]->dt, dt) && !(op == OP_ASSIGN)) return "sources must have the node's dtype";
+    for (int i = 0; i < nsrc; i++) /* a PAD/SHRINK's src[1] is its int var offset */
+      if (!same_base(src[i]->dt, dt) && !(op == OP_ASSIGN) && !(i == 1 && (op == OP_PAD || op == OP_SHRINK))) return "sources must have the node's dtype";
     break;
   case DR_FLOAT:
     if (!dt_is_float(dt)) return "op needs a float dtype";
@@ -63,6 +63,13 @@ const char *uop_check(int op, dtype dt, uop *const *src, int nsrc, const uarg *a
     if (op != OP_RESHAPE && arg->n != src[0]->ndim) return "movement arg must have one entry per axis";
     break;
   case OP_PAD: case OP_SHRINK:
+    if (nsrc != 1 && nsrc != 2) return "PAD/SHRINK takes a source and, at a var offset, an int var";
+    if (nsrc == 2) { /* at a var offset (view.h): [..., dim, mult], src[1] a 0-d int var */
+      if (arg->kind != ARG_INTS || arg->n != 2 * src[0]->ndim + 2) return "PAD/SHRINK at a var offset: arg must be two ints per axis, then dim and mult";
+      if (arg->v[2 * src[0]->ndim] < 0 || arg->v[2 * src[0]->ndim] >= src[0]->ndim) return "PAD/SHRINK at a var offset: dim out of range";
+      if (src[1]->op != OP_DEFINE_VAR || !dt_is_int(src[1]->dt)) return "PAD/SHRINK at a var offset: src[1] must be an int DEFINE_VAR";
+      break;
+    }
     if (arg->kind != ARG_INTS || arg->n != 2 * src[0]->ndim) return "PAD/SHRINK arg must have two ints per axis";
     break;
   default: break;

@@ -38,6 +38,17 @@ uop *view_shrink(uop *u, const int64_t *box) {
   return full ? u : uop_new1(OP_SHRINK, u->dt, u, arg_ints(box, 2 * u->ndim));
 }
 
+static uop *view_var(int op, uop *u, const int64_t *lim, int dim, int64_t mult, uop *var) {
+  if (!u || !var) return NULL;
+  int64_t a[2 * UOP_MAX_DIMS + 2];
+  memcpy(a, lim, sizeof(int64_t) * (size_t)(2 * u->ndim));
+  a[2 * u->ndim] = dim, a[2 * u->ndim + 1] = mult;
+  uop *src[2] = {u, var};
+  return uop_new(op, u->dt, src, 2, arg_ints(a, 2 * u->ndim + 2));
+}
+uop *view_shrink_var(uop *u, const int64_t *box, int dim, int64_t mult, uop *var) { return view_var(OP_SHRINK, u, box, dim, mult, var); }
+uop *view_pad_var(uop *u, const int64_t *pads, int dim, int64_t mult, uop *var) { return view_var(OP_PAD, u, pads, dim, mult, var); }
+
 uop *view_broadcast(uop *u, const int64_t *shape, int ndim) {
   if (!u) return NULL;
   int64_t s[UOP_MAX_DIMS];

@@ -12,6 +12,15 @@ uop *view_expand(uop *u, const int64_t *shape, int ndim);
 uop *view_permute(uop *u, const int64_t *perm);
 uop *view_pad(uop *u, const int64_t *pads);
 uop *view_shrink(uop *u, const int64_t *box);
+/* Views at a kernel-variable offset (tinygrad's symbolic shrink): the box or pads as above,
+ * moved along dim `dim` by mult * var, var a 0-d int DEFINE_VAR (at the tensor level, a
+ * cg_variable) or its kernel slot. The node is SHRINK/PAD with the var as src[1] and arg
+ * [box or pads..., dim, mult]; the shape does not depend on the var. The caller checks
+ * that every value in the var's [min, max] keeps the view in bounds. */
+uop *view_shrink_var(uop *u, const int64_t *box, int dim, int64_t mult, uop *var);
+uop *view_pad_var(uop *u, const int64_t *pads, int dim, int64_t mult, uop *var);
+/* A SHRINK or PAD that carries a var offset (src[1]); its dim is arg.v[2 * ndim]. */
+static inline bool view_has_var(const uop *u) { return (u->op == OP_SHRINK || u->op == OP_PAD) && u->nsrc == 2; }
 /* Broadcast u to shape (ndim >= u's ndim): reshape with leading 1s, then expand. */
 uop *view_broadcast(uop *u, const int64_t *shape, int ndim);
 /* A scalar constant broadcast to shape. */
