@@ -174,6 +174,16 @@ static void *tier_worker(void *arg) {
 
 static void tier_atexit(void) { rt_x86_tier_wait(); }
 
+/* A child of fork() has no background compiler (threads do not survive fork): its
+ * programs keep their machine code, nothing waits for a compile that will never finish,
+ * and a new kernel starts a worker of its own. */
+static void tier_atfork_child(void) {
+  pthread_mutex_init(&tq_lock, NULL), pthread_mutex_init(&cache_lock, NULL);
+  pthread_cond_init(&tq_cond, NULL), pthread_cond_init(&tq_idle, NULL), pthread_cond_init(&tq_done, NULL);
+  tq_head = NULL, tq_busy = 0, tq_started = false;
+  for (xprog *x = loaded; x; x = x->cnext) x->pending = false;
+}
+
 static void tier_enqueue(xprog *x, const char *csrc) {
   x->csrc = cg_strdup(csrc);
   if (!x->csrc) {
@@ -188,7 +198,8 @@ static void tier_enqueue(xprog *x, const char *csrc) {
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
     tq_started = pthread_create(&t, &at, tier_worker, NULL) == 0;
     pthread_attr_destroy(&at);
-    if (tq_started) atexit(tier_atexit);
+    static bool hooked; /* once per process, whatever forks happen */
+    if (tq_started && !hooked) hooked = true, atexit(tier_atexit), pthread_atfork(NULL, NULL, tier_atfork_child);
   }
   if (tq_started) {
     __atomic_store_n(&x->pending, true, __ATOMIC_RELAXED);
