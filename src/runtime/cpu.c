@@ -145,8 +145,11 @@ static double seconds(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static _Thread_local bool quiet; /* tiering's background compiler: its kernels were counted when made (x86.c) */
+void rt_cpu_stats_quiet(bool on) { quiet = on; }
+
 static void count(int64_t *counter) { /* atomic: realize reads the counters on any thread */
-  __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+  if (!quiet) __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
 }
 
 /* dlopen path and find the entry; a program with one reference, or NULL + message. */

@@ -135,6 +135,10 @@ void rt_stats_unlock(void);
 extern rt_device rt_cpu_device;
 extern rt_device rt_interp_device;
 extern rt_device rt_x86_device; /* x86.c: machine code from renderer/render_x86.c */
+/* This thread's compiles count in no rt_stats counter (tiering's background compiler: a
+ * tiered kernel counts as compiled when it is made, so the counters do not depend on when
+ * the compiler finishes). */
+void rt_cpu_stats_quiet(bool on);
 /* Wait until the background compiles of tiering are done. */
 void rt_x86_tier_wait(void);
 /* Tiering (x86.c), on by default where the x86 backend runs (AVX-512): the CPU device's new

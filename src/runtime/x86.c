@@ -132,6 +132,7 @@ static bool tq_started;
 static void *tier_worker(void *arg) {
   (void)arg;
   setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)cfg_int("CG_TIER_NICE", 10)); /* the compiler it starts inherits it */
+  rt_cpu_stats_quiet(true); /* counted in tier_enqueue */
   pthread_mutex_lock(&tq_lock);
   for (;;) {
     while (!tq_head) pthread_cond_wait(&tq_cond, &tq_lock);
@@ -202,6 +203,7 @@ static void tier_enqueue(xprog *x, const char *csrc) {
     if (tq_started && !hooked) hooked = true, atexit(tier_atexit), pthread_atfork(NULL, NULL, tier_atfork_child);
   }
   if (tq_started) {
+    __atomic_fetch_add(&rt_stats_mut()->compiled, 1, __ATOMIC_RELAXED); /* a new kernel, as a plain compile counts it */
     __atomic_store_n(&x->pending, true, __ATOMIC_RELAXED);
     x->qnext = tq_head;
     tq_head = x;
