@@ -116,6 +116,7 @@ typedef struct {
   int nspill;
   int tmp_holds;   /* the def whose vector is in the lane scratch, -1 none */
   int r11_slot;    /* the buffer whose address r11 holds (within straight-line code), -1 none */
+  int open_loops[64], nopen; /* liveness: the loops around the instruction (per kernel: threads render at once) */
   bool nomem;
 } xr;
 
@@ -126,16 +127,15 @@ static int def_of(xr *x, uop *u) {
 
 /* ---- liveness ------------------------------------------------------------------------------ */
 
-static int open_loops[64], nopen;
 
 static void use(xr *x, uop *u, int at) {
   int d = def_of(x, u);
   if (d < 0) return; /* an immediate */
-  x->weight[d] += ldexp(1.0, 3 * (nopen < 8 ? nopen : 8));
+  x->weight[d] += ldexp(1.0, 3 * (x->nopen < 8 ? x->nopen : 8));
   int p = at;
-  for (int k = 0; k < nopen; k++) /* outermost loop around the use that the def is not in */
-    if (open_loops[k] > d) {
-      p = x->loop_end[open_loops[k]];
+  for (int k = 0; k < x->nopen; k++) /* outermost loop around the use that the def is not in */
+    if (x->open_loops[k] > d) {
+      p = x->loop_end[x->open_loops[k]];
       break;
     }
   if (p > x->end[d]) x->end[d] = p;
@@ -214,14 +214,14 @@ static void liveness(xr *x) {
   free(pairs);
   uopset_free(&x->cur);
   x->cur = (uopset){0};
-  nopen = 0;
+  x->nopen = 0;
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
     x->end[i] = i;
     if (u->op == OP_END) {
       use(x, u->src[0], i);
       if (u->src[0]->src[0]->op != OP_CONST) use(x, u->src[0]->src[0], i); /* the bound, tested at the bottom */
-      if (nopen) nopen--;
+      if (x->nopen) x->nopen--;
       continue;
     }
     if (!x->fused[i])
@@ -236,7 +236,7 @@ static void liveness(xr *x) {
     if (u->op == OP_INDEX) { /* read where it is loaded or stored: its sources live to there */
     }
     if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
-    if (u->op == OP_RANGE && nopen < 64) open_loops[nopen++] = i;
+    if (u->op == OP_RANGE && x->nopen < 64) x->open_loops[x->nopen++] = i;
   }
 }
 
@@ -246,17 +246,17 @@ static void index_uses(xr *x) {
   const linear *l = x->l;
   uopset_free(&x->cur);
   x->cur = (uopset){0};
-  nopen = 0;
+  x->nopen = 0;
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
     if (u->op == OP_END) {
-      if (nopen) nopen--;
+      if (x->nopen) x->nopen--;
       continue;
     }
     if ((u->op == OP_LOAD && !x->fused[i]) || u->op == OP_STORE)
       for (uint32_t s = 1; s < u->src[0]->nsrc; s++) use(x, u->src[0]->src[s], i);
     if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
-    if (u->op == OP_RANGE && nopen < 64) open_loops[nopen++] = i;
+    if (u->op == OP_RANGE && x->nopen < 64) x->open_loops[x->nopen++] = i;
   }
 }
 
