@@ -303,8 +303,15 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   /* both gradients read each element of g once per tap and channel: a producer fused
    * into them (a ReLU mask, BatchNorm's backward) would be recomputed that many times */
   /* channels innermost where the weight gradient vectorizes along them (enough outputs:
-   * codegen/opt_vector.c); else NCHW, whose rows its reduction reads as vectors */
-  bool clast = cog % 8 == 0 && cout * cg * prod(k, n) >= 4096;
+   * codegen/opt_vector.c); else NCHW, whose rows its reduction reads as vectors. Where
+   * the forward took Winograd rows (whose shapes take rows for the input gradient too),
+   * NCHW as well: their input transforms read rows along W
+   * (the input gradient's from channels-last was a transposing read, 2x slower), and the
+   * gradient's own pass is then no transposing copy (conv2 of the CNN, one thread: 9.7 + 9.4
+   * ms for the copy and the input gradient's transform, 2.4 + 4.8 now; the weight
+   * gradient's transform, which now transposes, 2.2 -> 4.3) */
+  bool rows = wino_wanted(cg_dtype_of(x), n, xs, ws, s, dil, pb, pa, G) == WINO_ROWS;
+  bool clast = !rows && cog % 8 == 0 && cout * cg * prod(k, n) >= 4096;
   cg_tensor *gy = clast ? channels_last(cg_reshape(gt, gs, n + 2), n) : cg_contiguous(cg_reshape(gt, gs, n + 2));
   /* input: the stride-dilated, padded gradient convolved with the flipped, transposed
    * weights (stride 1, the same dilation) */
@@ -312,7 +319,7 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
   /* weight: windows of x times the gradient, summed over the batch and the outputs; or
    * Winograd along H where the forward took the rows path (functional_wino.c) */
   cg_tensor *win = NULL, *dw;
-  if (wino_wanted(cg_dtype_of(x), n, xs, ws, s, dil, pb, pa, G) == WINO_ROWS) {
+  if (rows) {
     dw = wino_rows_weight_grad(x, gy, ws, pb, pa);
     goto done;
   }
@@ -348,6 +355,11 @@ static void conv_grad(const composite *c, uop *g, uop **d) {
 done:
   dw = cg_reshape(dw, ws, n + 2);
   d[0] = grad_out(dx, c->in[0]->dt), d[1] = grad_out(dw, c->in[1]->dt);
+  if (c->nin == 3) { /* the bias: the sum of the gradient realized above, one read of it */
+    int axes[1 + MAXSP] = {0};
+    for (int j = 0; j < n; j++) axes[1 + j] = 2 + j;
+    d[2] = grad_out(cg_sum(gy, axes, 1 + n, false), c->in[2]->dt);
+  }
   cg_scope_end();
 }
 
@@ -434,6 +446,16 @@ record:
   if (b) {
     int64_t bs[2 + MAXSP] = {1, cout, 1, 1, 1};
     y = cg_add(y, cg_reshape(b, bs, n + 2));
+    /* with the bias inside the composite its gradient reads the output gradient that
+     * conv_grad realizes; through the add's own rule it summed the lazy gradient, which
+     * fused and recomputed whatever produced it (a ReLU mask, BatchNorm's backward: the
+     * CNN's bias gradients read 2-8 buffers instead of 1) */
+    if (y && y->u->op == OP_ADD) {
+      int64_t p[2 + 4 * MAXSP] = {n, G};
+      for (int j = 0; j < n; j++) p[2 + 4 * j] = stride[j], p[3 + 4 * j] = pb[j], p[4 + 4 * j] = pa[j], p[5 + 4 * j] = dil[j];
+      uop *in[3] = {x->u, w->u, b->u};
+      composite_record(y->u, in, 3, conv_grad, p, 2 + 4 * n);
+    }
   }
   if (unbatched) y = cg_squeeze(y, 0);
   return finish(y);

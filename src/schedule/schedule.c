@@ -217,7 +217,11 @@ static uintptr_t order_of(sched_ctx *c, uop *u) { return (uintptr_t)uopset_get(&
 typedef struct {
   uop **roots, **outs;
   int n, cap;
+  uint64_t dead; /* roots (by index < 64) computed here but stored nowhere: merged into
+                  * their only reader, and no output of the realize */
 } plan;
+
+static bool plan_dead(const plan *k, int i) { return i < 64 && (k->dead >> i & 1); }
 
 static void plan_add(plan *k, uop *root, uop *buf) {
   if (k->n == k->cap) {
@@ -426,7 +430,7 @@ static bool plan_reads(plan *a, plan *b, uopset *realized) {
   return r;
 }
 
-static void merge_plans(plan *ks, int *n, uopset *realized) {
+static void merge_plans(plan *ks, int *n, uopset *realized, uop *const *outs, int nouts) {
   uopset assigned = {0}; /* buffers an assign of this schedule overwrites */
   for (int i = 0; i < *n; i++)
     for (int k = 0; k < ks[i].n; k++)
@@ -437,9 +441,19 @@ static void merge_plans(plan *ks, int *n, uopset *realized) {
       if (!plan_reads(&ks[i], &ks[j], realized)) continue;
       /* only the first reader may absorb it; the others read its buffer */
       if (can_merge(&ks[i], &ks[j], realized, &assigned)) {
+        /* read by no other kernel and asked for by no one: computed inside its reader,
+         * never stored (a realized Winograd output whose only reader is the ReLU mask of
+         * the gradient: a 38 MB write per CNN step for nothing) */
+        bool dead = ks[i].roots[0]->op != OP_ASSIGN;
+        for (int o = 0; o < nouts && dead; o++) dead = outs[o] != ks[i].roots[0];
+        for (int k = j + 1; k < *n && dead; k++) dead = !plan_reads(&ks[i], &ks[k], realized);
         plan m = {0};
         plan_add(&m, ks[i].roots[0], ks[i].outs[0]);
-        for (int k = 0; k < ks[j].n; k++) plan_add(&m, ks[j].roots[k], ks[j].outs[k]);
+        m.dead = dead ? 1 : 0;
+        for (int k = 0; k < ks[j].n; k++) {
+          if (k + 1 < 64 && plan_dead(&ks[j], k)) m.dead |= (uint64_t)1 << (k + 1);
+          plan_add(&m, ks[j].roots[k], ks[j].outs[k]);
+        }
         free(ks[j].roots), free(ks[j].outs), free(ks[i].roots), free(ks[i].outs);
         ks[j] = m;
         memmove(&ks[i], &ks[i + 1], sizeof *ks * (size_t)(*n - i - 1));
@@ -522,16 +536,19 @@ static void plan_to_kernel(plan *k, uopset *realized, uopset *staged, sched_kern
   slot_ctx c = {.realized = realized, .k = k, .out = out, .old_reads = old_reads, .new_reads = new_reads};
   memset(out, 0, sizeof *out);
   out->copy_staged = uopset_get(staged, k->roots[0]) != NULL;
-  for (int i = 0; i < k->n; i++) slot_for(&c, k->outs[i]);
+  for (int i = 0; i < k->n; i++)
+    if (!plan_dead(k, i)) slot_for(&c, k->outs[i]);
   out->nout = out->nbufs;
   uop **st = ir_malloc(sizeof(uop *) * (size_t)k->n);
   uop *last = stored_value(k->roots[k->n - 1]);
+  int nst = 0;
   for (int i = 0; i < k->n && st; i++) {
+    if (plan_dead(k, i)) continue; /* computed inline where its reader reads it */
     uop *v = to_slots(&c, stored_value(k->roots[i]));
     if (v && !shape_eq(v->shape, v->ndim, last->shape, last->ndim)) v = view_reshape(v, last->shape, last->ndim); /* merged: same_dims */
-    st[i] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
+    st[nst++] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
   }
-  out->ast = st ? uop_new(OP_SINK, dt_void(), st, k->n, arg_none()) : NULL;
+  out->ast = st ? uop_new(OP_SINK, dt_void(), st, nst, arg_none()) : NULL;
   free(st);
   uopset_free(&c.slot_of);
   uopset_free(&c.memo);
@@ -660,7 +677,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
     uopset_put(&realized, p, buf);
   }
   if (ok && !sched_failed(&c)) {
-    merge_plans(ks, &nk, &realized);
+    merge_plans(ks, &nk, &realized, outs, nouts);
     s->k = ir_calloc((size_t)(nk ? nk : 1), sizeof *s->k);
     uopset *old_reads = s->k ? ir_calloc((size_t)(nk ? nk : 1), sizeof *old_reads) : NULL;
     uopset *new_reads = old_reads ? ir_calloc((size_t)(nk ? nk : 1), sizeof *new_reads) : NULL;

@@ -432,12 +432,13 @@ static cg_status accumulate_all(tlist *l, uop **grads, const bool *reached) {
     if (!reached[i]) continue;
     cg_tensor *t = l->t[i];
     uop *u = t->u, *g = grads[i] ? view_reshape(grads[i], u->shape, u->ndim) : const_full(u->dt, 0, u->shape, u->ndim);
-    next[i] = t->grad ? ew2(OP_ADD, t->grad->u, g) : g;
+    if (!t->grad) zeros[i] = uop_retain(const_full(u->dt, 0, u->shape, u->ndim));
+    /* a first gradient is added to the zeros too: the graph is then the one every later
+     * step (after cg_zero_grad) builds, so the second step of a training loop finds the
+     * first one's schedule (engine/sched_cache.c) instead of scheduling again */
+    next[i] = t->grad ? ew2(OP_ADD, t->grad->u, g) : zeros[i] ? ew2(OP_ADD, zeros[i], g) : NULL;
     ok = next[i] && !uop_pool_failed();
-    if (ok && !t->grad) {
-      zeros[i] = uop_retain(const_full(u->dt, 0, u->shape, u->ndim));
-      ok = zeros[i] && (fresh[i] = tensor_new(next[i])) != NULL;
-    }
+    if (ok && !t->grad) ok = (fresh[i] = tensor_new(next[i])) != NULL;
   }
   if (ok) {
     for (int i = 0; i < l->n; i++) {

@@ -244,6 +244,34 @@ static void selector_unroll(void) {
   }
 }
 
+/* The same pieces along a dim that a reshape merged with the dim outside it, as Winograd
+ * rows' output transform is stored: (6, 5, 4, 32) pieces of 4 rows seen as (6, 20, 32). The
+ * selections are on r % 4: the heuristic upcasts the 20 rows by 4 (each lane one piece)
+ * instead of evaluating every piece's gate per row. Against NOOPT. */
+static void selector_unroll_merged(void) {
+  cg_tensor *x = rand_t((int64_t[]){6, 5, 8, 32}, 4);
+  cg_realize(x);
+  cg_tensor *rows[4];
+  for (int i = 0; i < 4; i++) {
+    cg_tensor *a = cg_slice(x, 2, i, i + 1, 1), *b = cg_flip(cg_slice(x, 2, (i * 3 + 1) % 8, (i * 3 + 1) % 8 + 1, 1), (const int[]){3}, 1);
+    rows[i] = cg_sub(cg_mul(a, cg_scalar(i + 2)), b);
+  }
+  cg_tensor *y = cg_reshape(cg_cat(rows, 4, 2), (const int64_t[]){6, 20, 32}, 3);
+  uop_pool_push();
+  schedule s;
+  CHECK(sched_build(&y->u, 1, &s) && s.n == 1, "merged cat: one kernel: %s", cg_last_error());
+  opt h[MAX_OPTS];
+  int nh = s.n ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), h) : 0;
+  char d[128];
+  opts_str(h, nh, d, sizeof d);
+  bool unrolled = false;
+  for (int i = 0; i < nh; i++) unrolled = unrolled || (h[i].kind == OPT_UPCAST && h[i].axis == 1 && h[i].amount == 4);
+  CHECK(unrolled, "a cat of 4 rows merged into 20: the heuristic gives %s, expected UPCAST(1,4) among them", d);
+  if (s.k) sched_free(&s);
+  uop_pool_pop();
+  check_opts("merged cat of 4 rows with the heuristic's opts", y, h, &nh, 1, 1e-6f);
+}
+
 int main(void) {
   cg_scope_begin();
   pin_batched(8, 256, 64, "UPCAST(2,16) UPCAST(2,2) UPCAST(1,8) THREAD(1)"); /* packed k.T, the GEMM branch */
@@ -375,6 +403,7 @@ int main(void) {
     check_opts("max over 33 columns", s1, l1, n1, 3, 0);
   }
   selector_unroll();
+  selector_unroll_merged();
   CHECK(nchecked >= 40, "only %d opt lists checked", nchecked);
   { /* refusals name the opt and the problem */
     cg_tensor *a = rand_t((int64_t[]){16, 12}, 2), *b = rand_t((int64_t[]){12, 10}, 2);
