@@ -18,6 +18,11 @@
  * (they spin ~70 ms after loading and after each call) never compete with cgrad's pool or
  * the FMA peak. Before OpenBLAS is timed at a shape its result is compared
  * with cgrad's (max abs difference, and that over max |C|).
+ * Workers: the share of the process's CPU time over cgrad's timed runs that the pool's
+ * worker threads used (about half on 2 threads when both took part; ~0 when the caller ran
+ * every chunk itself). Both CPU-time figures come from the kernel's accounting, which lags
+ * by up to a scheduler tick per thread: for a shape whose timed runs take a few ms they
+ * can read 50% / 0% while the wall time says both threads ran.
  * Peak: every thread runs 12 independent chains of 16-lane FMAs (GCC vector types, this
  * file builds with -march=native); "peak" is the measured rate, "% peak" each figure's
  * share of it. Under load the measured peak drops with everything else.
@@ -49,6 +54,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
 
 static double median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_double);
@@ -87,6 +93,33 @@ static double fma_peak(int threads) {
   return best;
 }
 
+/* CPU time (schedstat, ns) of the process's threads named cgrad-pool-* (the launch pool's
+ * workers): their share of the process's CPU time over cgrad's timed runs says whether
+ * the workers took part (about half on 2 threads) or the caller ran the chunks alone. */
+static double pool_workers_cpu(void) {
+  DIR *d = opendir("/proc/self/task");
+  double sum = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+    fclose(f);
+    if (strncmp(comm, "cgrad-pool-", 11)) continue;
+    snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+    long long run = 0;
+    if ((f = fopen(path, "r"))) {
+      if (fscanf(f, "%lld", &run) != 1) run = 0;
+      fclose(f);
+    }
+    sum += (double)run * 1e-9;
+  }
+  if (d) closedir(d);
+  return sum;
+}
+
 /* cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) */
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 enum { CblasRowMajor = 101, CblasNoTrans = 111 };
@@ -97,8 +130,8 @@ typedef struct {
 } shape;
 
 /* One cgrad product: median seconds of the timed runs (graph built each time). */
-static double time_cgrad(cg_tensor *ta, cg_tensor *tb, int runs, double *share, int threads) {
-  double t[7], wall0 = now(), cpu0 = cpu_now();
+static double time_cgrad(cg_tensor *ta, cg_tensor *tb, int runs, double *share, double *workers, int threads) {
+  double t[7], wall0 = now(), cpu0 = cpu_now(), pool0 = pool_workers_cpu();
   for (int r = 0; r < runs; r++) {
     cg_scope_begin();
     double t0 = now();
@@ -107,7 +140,9 @@ static double time_cgrad(cg_tensor *ta, cg_tensor *tb, int runs, double *share, 
     t[r] = now() - t0;
     cg_scope_end();
   }
-  *share = (cpu_now() - cpu0) / ((now() - wall0) * threads);
+  double cpu = cpu_now() - cpu0;
+  *share = cpu / ((now() - wall0) * threads);
+  *workers = (pool_workers_cpu() - pool0) / (cpu > 0 ? cpu : 1);
   return median(t, runs);
 }
 
@@ -185,25 +220,27 @@ static void run(const shape *sh, int ns, int threads, double budget) {
     cg_scope_end();
     int runs = (int)(budget / twarm);
     runs = runs < 1 ? 1 : runs > 7 ? 7 : runs;
-    double share;
-    tcg[s] = time_cgrad(ta, tb, runs, &share, threads);
+    double share, workers;
+    tcg[s] = time_cgrad(ta, tb, runs, &share, &workers, threads);
     gcg[s] = 2.0 * m * (double)k * n / tcg[s] * 1e-9;
     runs_cg[s] = runs;
     tpk[s] = time_pack(tb, k, n, runs);
     gnp[s] = NAN;
     if (nopack) {
-      double sh2;
+      double sh2, w2;
       cg_set_config("PACK", "0");
       cg_scope_begin();
       cg_tensor *c2 = cg_matmul(ta, tb); /* compiles the unpacked kernel */
       if (!c2 || cg_realize(c2)) die_cg("matmul");
       cg_scope_end();
-      gnp[s] = 2.0 * m * (double)k * n / time_cgrad(ta, tb, runs, &sh2, threads) * 1e-9;
+      gnp[s] = 2.0 * m * (double)k * n / time_cgrad(ta, tb, runs, &sh2, &w2, threads) * 1e-9;
       cg_set_config("PACK", "1");
     }
+    char wk[48] = "";
+    if (threads > 1) snprintf(wk, sizeof wk, ", the pool's workers %.0f%% of it", 100 * workers);
     printf("cgrad    %5dx%5dx%5d  %10.2f ms  %8.2f GFLOP/s  %5.1f%% peak  (warm-up incl. compile %.2f ms; median of %d run%s; CPU use %.0f%% of %d "
-           "threads%s)\n",
-           m, k, n, 1e3 * tcg[s], gcg[s], 100 * gcg[s] / peak, 1e3 * twarm, runs, runs == 1 ? "" : "s", 100 * share, threads,
+           "threads%s%s)\n",
+           m, k, n, 1e3 * tcg[s], gcg[s], 100 * gcg[s] / peak, 1e3 * twarm, runs, runs == 1 ? "" : "s", 100 * share, threads, wk,
            share < 0.9 ? ": CONTENDED, rerun on a quiet machine" : "");
     fflush(stdout);
     cg_free(ta), cg_free(tb);

@@ -18,6 +18,7 @@ typedef struct {
   size_t len, cap;
   int indent;
   uopset names;      /* instruction -> name index + 1 (its latest appearance) */
+  uopset wide;       /* int32 index arithmetic computed in int64_t (wide_index) */
   int nval;
   char **strs;       /* name strings, owned */
   size_t nstrs, capstrs;
@@ -256,9 +257,10 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
   }
 }
 
-/* The C expression of an ALU node over named operands. */
-static void alu_expr(uop *u, const char **a, char *out, size_t n) {
-  dtype d = u->dt, sd = u->nsrc ? u->src[0]->dt : d;
+/* The C expression of an ALU node over named operands, computed in d (u's dtype, or
+ * int64 for wide index arithmetic). */
+static void alu_expr(uop *u, dtype d, const char **a, char *out, size_t n) {
+  dtype sd = u->nsrc ? u->src[0]->dt : d;
   char expr_fn[32];
   if (vector_expr(u, a, out, n)) return;
   /* comparisons and WHERE's condition are spelled by their operands' dtype */
@@ -371,6 +373,40 @@ static void wmma_expr(rc *r, uop *u, char *out, size_t n) {
            name_of(r, u->src[2]), name_of(r, u->src[3]), acc);
 }
 
+/* ---- index arithmetic in int64 ---------------------------------------------------------
+ * Index arithmetic is int32 in the IR, and kernels build with -fwrapv (ints wrap, as the op
+ * table says): a sum like row*K + k may wrap, so GCC sign-extends it at every use and cannot
+ * turn data[k + row*K] into a pointer stepped once per loop trip (the GEMM's inner loop
+ * spent 8 lea + movslq pairs on its 8 rows of A; gemm3's objdump). Loop counters and the
+ * scalar int32 ops computed from them, kernel variables and constants alone (ADD MUL NEG
+ * MAX IDIV MOD AND WHERE) are declared int64_t instead: their exact values are the int32
+ * ones wherever the int32 sum does not wrap, which an address in a buffer never does (an
+ * int32 value that uses one is truncated back as it is declared, which is the int32
+ * wrap for ADD and MUL). Shifts stay int32 (their counts are taken modulo the width). */
+static bool wide_op(uop *u) {
+  switch (u->op) {
+  case OP_ADD: case OP_MUL: case OP_NEG: case OP_MAX: case OP_IDIV: case OP_MOD: case OP_AND: return true;
+  case OP_WHERE: return true; /* its condition is a bool: only the values are checked */
+  default: return false;
+  }
+}
+static bool is_wide(rc *r, uop *u) { return uopset_get(&r->wide, u) != NULL; }
+static void wide_index(rc *r, const linear *l) {
+  for (int i = 0; i < l->n; i++) {
+    uop *u = l->ins[i];
+    if (u->dt.scalar != CG_INT32 || u->dt.count != 1 || u->dt.addr != ADDR_NONE) continue;
+    bool w = u->op == OP_RANGE;
+    if (!w && op_is_alu(u->op) && wide_op(u)) {
+      w = true;
+      for (uint32_t k = u->op == OP_WHERE ? 1 : 0; k < u->nsrc && w; k++) {
+        uop *x = u->src[k];
+        w = x->op == OP_CONST || (x->op == OP_DEFINE_VAR && x->dt.count == 1) || is_wide(r, x);
+      }
+    }
+    if (w && uopset_put(&r->wide, u, (void *)1) == false) r->nomem = true;
+  }
+}
+
 /* ---- the kernel ------------------------------------------------------------------------ */
 
 extern const char cg_kernel_prelude[], cg_tc_prelude[];
@@ -441,6 +477,7 @@ static char *render_c(const char *name, const linear *l) {
       else line(&r, "const %s %s = (%s)vars[%" PRId64 "]; /* %s */", ctype(v->dt), nm, ctype(v->dt), slot, v->arg.s);
       set_name(&r, v, nm);
     }
+  wide_index(&r, l);
   char expr[8192], elem[4200];
   bool *fma_mul = render_fma_pairs(l); /* contract.c: these MULs are spelled inside their ADD, as fma */
   if (!fma_mul) r.nomem = true;
@@ -455,8 +492,11 @@ static char *render_c(const char *name, const linear *l) {
     case OP_RANGE:
       if (u->arg.v[1] == RANGE_TILE) snprintf(nm, sizeof nm, "tidx%" PRId64 "_%" PRId64, u->arg.v[0], u->arg.v[2]);
       else snprintf(nm, sizeof nm, "%sidx%" PRId64, u->arg.v[1] == RANGE_REDUCE ? "r" : "g", u->arg.v[0]);
-      if (u->arg.v[1] == RANGE_THREAD) line(&r, "for (int32_t %s = (int32_t)lo; %s < (int32_t)hi; %s++) {", nm, nm, nm);
-      else line(&r, "for (int32_t %s = 0; %s < %s; %s++) {", nm, nm, name_of(&r, u->src[0]), nm);
+      {
+        const char *it = is_wide(&r, u) ? "int64_t" : ctype(u->dt);
+        if (u->arg.v[1] == RANGE_THREAD) line(&r, "for (%s %s = (%s)lo; %s < (%s)hi; %s++) {", it, nm, it, nm, it, nm);
+        else line(&r, "for (%s %s = 0; %s < %s; %s++) {", it, nm, nm, name_of(&r, u->src[0]), nm);
+      }
       set_name(&r, u, nm);
       r.indent++;
       continue;
@@ -544,7 +584,7 @@ static char *render_c(const char *name, const linear *l) {
         else snprintf(expr, sizeof expr, "fma%s(%s,%s,%s)", is_f64(u->dt) ? "" : "f", x, y, o);
       } else {
         for (uint32_t s = 0; s < u->nsrc; s++) a[s] = name_of(&r, u->src[s]);
-        alu_expr(u, a, expr, sizeof expr);
+        alu_expr(u, is_wide(&r, u) ? dt_of(CG_INT64) : u->dt, a, expr, sizeof expr);
       }
       if (is_small_float(u->dt) && u->dt.count <= 1 && u->op != OP_BITCAST && !op_has(u->op, F_CMP)) { /* bf16 vectors are rounded bits already */
         /* round every result to the small format, as its hardware would */
@@ -554,7 +594,7 @@ static char *render_c(const char *name, const linear *l) {
       }
     }
     snprintf(nm, sizeof nm, "val%d", r.nval++);
-    line(&r, "%s %s = %s;", type_of(u->dt), nm, expr);
+    line(&r, "%s %s = %s;", is_wide(&r, u) ? "int64_t" : type_of(u->dt), nm, expr);
     set_name(&r, u, nm);
   }
   emit(&r, "}\n");
@@ -568,6 +608,7 @@ done:
   free(r.strs);
   uopset_free(&r.names);
   uopset_free(&fused);
+  uopset_free(&r.wide);
   return r.buf;
 }
 

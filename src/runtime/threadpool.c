@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/fault.h"
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -50,17 +51,27 @@ struct pool {
   _Atomic int sleepers;        /* workers asleep (or about to be) on wake */
   _Atomic uint32_t poke;       /* bumped by rt_pool_wake_all: sleepers spin again */
   _Atomic int caller_sleeping; /* the caller is asleep (or about to be) on done */
+  _Atomic int quit;            /* retired (CG_THREADS changed): workers exit */
+  _Atomic int caller_cpu;      /* the CPU the current job's caller launched it from */
   pthread_mutex_t m;
   pthread_cond_t wake, done;
-  pool *stale_next; /* after fork: the chain of the parent's pools */
+  pool *stale_next; /* after fork or a resize: the chain of pools no longer listed */
 };
 
 static pool solo = {.size = 1}; /* when no pool could be made: everything runs inline */
-/* the pools made so far, by instance number (few: RT_MAX_INSTANCES + the base) */
+/* the pools made so far, by instance number (few: RT_MAX_INSTANCES + the base), each with
+ * the thread count it was made for (CG_THREADS / CG_DEVICES when it was made) */
 #define MAX_POOLS 32
-static struct { int index; pool *p; } pools[MAX_POOLS];
+static struct {
+  int index;
+  long want;
+  _Atomic(pool *) p;
+} pools[MAX_POOLS];
 static int npools;
-static pool *stale_pools; /* pools of a parent process, after fork: kept reachable, never used */
+static unsigned long sized_gen; /* the knob generation the listed pools were checked at */
+/* pools of a parent process (after fork) or retired by a resize: kept reachable, never
+ * freed (a host thread may still hold one; it then runs its jobs on the caller alone) */
+static pool *stale_pools;
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int in_pool_job; /* a chunk that launches runs its job inline */
 
@@ -121,23 +132,49 @@ static void run_chunks(pool *p, uint32_t g) {
   }
 }
 
+/* A worker that starts a job on its caller's CPU moves to another CPU it may run on.
+ * Measured (2 vCPUs, a 512^3 GEMM on 2 threads, 40 products per process): in some
+ * processes the worker was made on, or woken onto, the caller's CPU and stayed there for
+ * every product (caller and worker on cpu0 all 40 times: 1.0-1.4 ms, one core's speed,
+ * the process's CPU use 50%), in the others 0.53-0.6 ms; Linux's wake-up placement keeps
+ * a thread near the one that wakes it, and a worker that runs only while its caller waits
+ * is seldom seen runnable beside it by the load balancer. This was bench_matmul's "first
+ * shape at one core's speed". The move: the allowed CPUs less the caller's, then the
+ * allowed CPUs again (the thread stays where it went); never outside the thread's mask,
+ * at most once per 10 ms per worker (more threads than CPUs must share). */
+static void move_off(int cpu, int64_t *last) {
+  int64_t t = now_ns();
+  if (t - *last < 10000000) return;
+  *last = t;
+  cpu_set_t all, other;
+  if (sched_getaffinity(0, sizeof all, &all) || !CPU_ISSET(cpu, &all) || CPU_COUNT(&all) < 2) return;
+  other = all;
+  CPU_CLR(cpu, &other);
+  if (!sched_setaffinity(0, sizeof other, &other)) sched_setaffinity(0, sizeof all, &all);
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   pool *p = w->p;
   uint32_t seen = 0; /* the generation when the pool was made */
+  int64_t moved = -10000000000;
   in_pool_job = 1;
   for (;;) {
     uint32_t poked = atomic_load(&p->poke);
-    SPIN_UNTIL(p, gen_of(atomic_load(&p->work)) != seen);
+    SPIN_UNTIL(p, gen_of(atomic_load(&p->work)) != seen || atomic_load(&p->quit));
+    if (atomic_load(&p->quit)) return NULL;
     if (gen_of(atomic_load(&p->work)) == seen) {
       pthread_mutex_lock(&p->m);
       atomic_fetch_add(&p->sleepers, 1);
-      while (gen_of(atomic_load(&p->work)) == seen && atomic_load(&p->poke) == poked) pthread_cond_wait(&p->wake, &p->m);
+      while (gen_of(atomic_load(&p->work)) == seen && atomic_load(&p->poke) == poked && !atomic_load(&p->quit)) pthread_cond_wait(&p->wake, &p->m);
       atomic_fetch_sub(&p->sleepers, 1);
       pthread_mutex_unlock(&p->m);
+      if (atomic_load(&p->quit)) return NULL;
       if (gen_of(atomic_load(&p->work)) == seen) continue; /* woken ahead of a job: spin for it */
     }
     seen = gen_of(atomic_load(&p->work));
+    int cc = atomic_load(&p->caller_cpu);
+    if (cc >= 0 && sched_getcpu() == cc) move_off(cc, &moved);
     run_chunks(p, seen);
   }
   return NULL;
@@ -145,23 +182,28 @@ static void *worker_main(void *arg) {
 
 static void forget_pool_after_fork(void) {
   /* The child has the parent's pools but none of their threads: start afresh. */
-  for (int i = 0; i < npools; i++)
-    if (pools[i].p != &solo) {
-      pools[i].p->stale_next = stale_pools;
-      stale_pools = pools[i].p;
+  for (int i = 0; i < npools; i++) {
+    pool *p = atomic_load(&pools[i].p);
+    if (p != &solo) {
+      p->stale_next = stale_pools;
+      stale_pools = p;
     }
+  }
   __atomic_store_n(&npools, 0, __ATOMIC_RELEASE);
   pthread_mutex_init(&create_lock, NULL);
 }
 
-static pool *pool_create(int index) {
-  static int atfork_done;
-  if (!atfork_done) atfork_done = !pthread_atfork(NULL, NULL, forget_pool_after_fork);
+/* The threads a pool should have under the knobs now. */
+static long pool_want(void) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   long n = cfg_int("CG_THREADS", ncpu > 0 ? ncpu : 1), ndev = cfg_int("CG_DEVICES", 1);
   if (ndev > 1) n /= ndev; /* the instances split the cores */
-  if (n < 1) n = 1;
-  if (n > 1024) n = 1024;
+  return n < 1 ? 1 : n > 1024 ? 1024 : n;
+}
+
+static pool *pool_create(int index, long n) {
+  static int atfork_done;
+  if (!atfork_done) atfork_done = !pthread_atfork(NULL, NULL, forget_pool_after_fork);
   if (n == 1) return &solo;
   pool *p = fault_hit() ? NULL : calloc(1, sizeof *p); /* out of memory: run on the caller alone */
   worker *ws = calloc((size_t)n, sizeof *ws); /* workers[0] stands for the caller, unused */
@@ -171,6 +213,7 @@ static pool *pool_create(int index) {
   }
   p->workers = ws;
   atomic_init(&p->work, CLOSED);
+  atomic_init(&p->caller_cpu, -1);
   p->spin_ns = cfg_int("CG_SPIN_US", 100) * 1000;
   pthread_mutex_init(&p->run_lock, NULL);
   pthread_mutex_init(&p->m, NULL);
@@ -196,19 +239,59 @@ static pool *pool_create(int index) {
   return p;
 }
 
-/* Slots below npools never change once published (under create_lock). */
+/* A retired pool's workers exit once no job is in flight (its run_lock), and are joined;
+ * the struct stays (a host thread that read the pointer before the swap runs its job on
+ * the caller: the caller claims every chunk no worker took). */
+static void pool_retire(pool *p) {
+  pthread_mutex_lock(&p->run_lock);
+  pthread_mutex_lock(&p->m);
+  atomic_store(&p->quit, 1);
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->m);
+  for (int i = 1; i < p->size; i++) pthread_join(p->workers[i].tid, NULL);
+  pthread_mutex_unlock(&p->run_lock);
+}
+
+/* After a cg_set_config: remake the pools whose size the knobs changed (CG_THREADS set
+ * after the first launch used to be ignored: a process that ran at 1 thread stayed there).
+ * Not from inside a pool job (a worker would join itself). */
+static void pools_resize(unsigned long g) {
+  pool *old[MAX_POOLS];
+  int nold = 0;
+  pthread_mutex_lock(&create_lock);
+  if (__atomic_load_n(&sized_gen, __ATOMIC_ACQUIRE) != g) {
+    long want = pool_want();
+    for (int i = 0; i < npools; i++)
+      if (pools[i].want != want) {
+        pool *p = atomic_load(&pools[i].p);
+        atomic_store(&pools[i].p, pool_create(pools[i].index, want));
+        pools[i].want = want;
+        if (p != &solo) old[nold++] = p, p->stale_next = stale_pools, stale_pools = p;
+      }
+    __atomic_store_n(&sized_gen, g, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&create_lock);
+  for (int i = 0; i < nold; i++) pool_retire(old[i]);
+}
+
+/* Slots below npools are published under create_lock; a slot's pool changes only when
+ * the knobs change its size (pools_resize). */
 rt_pool *rt_pool_of(int index) {
+  unsigned long g = cfg_generation();
+  if (g != __atomic_load_n(&sized_gen, __ATOMIC_ACQUIRE) && !in_pool_job) pools_resize(g);
   int n = __atomic_load_n(&npools, __ATOMIC_ACQUIRE);
   for (int i = 0; i < n; i++)
-    if (pools[i].index == index) return pools[i].p;
+    if (pools[i].index == index) return atomic_load(&pools[i].p);
   pthread_mutex_lock(&create_lock);
   pool *p = NULL;
   for (int i = 0; i < npools && !p; i++)
-    if (pools[i].index == index) p = pools[i].p;
+    if (pools[i].index == index) p = atomic_load(&pools[i].p);
   if (!p) {
-    p = pool_create(index);
+    long want = pool_want();
+    p = pool_create(index, want);
     if (npools < MAX_POOLS) { /* else (never: instances are bounded) unlisted, made again next time */
-      pools[npools].index = index, pools[npools].p = p;
+      pools[npools].index = index, pools[npools].want = want;
+      atomic_store(&pools[npools].p, p);
       __atomic_store_n(&npools, npools + 1, __ATOMIC_RELEASE);
     }
   }
@@ -221,7 +304,7 @@ int rt_pool_threads(rt_pool *p) { return p ? p->size : 1; }
 void rt_pool_wake_all(void) {
   int n = __atomic_load_n(&npools, __ATOMIC_ACQUIRE);
   for (int i = 0; i < n; i++) {
-    pool *p = pools[i].p;
+    pool *p = atomic_load(&pools[i].p);
     if (p->size == 1 || !atomic_load(&p->sleepers)) continue; /* spinning already (or no workers) */
     pthread_mutex_lock(&p->m);
     atomic_fetch_add(&p->poke, 1);
@@ -243,6 +326,7 @@ void rt_pool_run_on(rt_pool *p, int nchunks, rt_task_fn fn, void *ctx) {
   uint32_t g = ++p->gen;
   atomic_store(&p->work, (uint64_t)(g - 1) << 32 | CLOSED); /* before the job is rewritten: see the top */
   atomic_store(&p->fn, fn), atomic_store(&p->ctx, ctx), atomic_store(&p->nchunks, nchunks);
+  atomic_store(&p->caller_cpu, sched_getcpu());
   atomic_store(&p->finished, 0);
   atomic_store(&p->work, (uint64_t)g << 32);
   if (atomic_load(&p->sleepers)) {

@@ -16,7 +16,9 @@ typedef struct pool rt_pool;
  * so kernels of two instances, launched from two host threads, run at the same time on
  * their own workers. Sizes: CG_THREADS (default: the online CPUs) split evenly over
  * CG_DEVICES instances (default 1: every pool gets all of them), at least 1 each. The
- * pool of instance index, made on first use (a pool that cannot be made runs inline). */
+ * pool of instance index, made on first use (a pool that cannot be made runs inline) and
+ * made again when a cg_set_config changed its size (the old one's workers exit; a pointer
+ * to it stays usable, its jobs then run on the caller). */
 rt_pool *rt_pool_of(int index);
 /* Threads in a pool, the caller included (>= 1). */
 int rt_pool_threads(rt_pool *p);
