@@ -4,8 +4,9 @@
 #   1. each kernel of the step, emitted code vs gcc's, in thread CPU time on 1 thread
 #      (DEBUG_CPUTIME=1: what other processes on the cores change little), steps 2-3 summed;
 #   2. the cold start: a fresh process with an empty kernel cache, first step and steady
-#      ms/step, for the C backend, DEVICE=X86, and DEVICE=X86 CG_TIER=1 (machine code first,
-#      gcc in the background, swapped in when compiled);
+#      ms/step, for the C backend (CPU CG_TIER=0), the default (CPU, tiered: machine code
+#      first, gcc in the background, swapped in when the graph is met again), DEVICE=X86, and
+#      DEVICE=X86 CG_TIER=1;
 #   3. emit time per kernel (DEBUG=3's "bytes of machine code in N us" lines).
 #   usage: bench/bench_x86.sh [build-dir] [batch]     (defaults: build, 512)
 set -euo pipefail
@@ -29,7 +30,7 @@ paste "$work/k_CPU" "$work/k_X86" | awk -v skip="$(($(wc -l < "$work/k_CPU") / 3
     close("sort -k3 -nr")
     printf "%-22s %10.3f %10.3f %7.2f\n", "all kernels", tc, tx, tx / tc }'
 # 2. cold start
-for mode in "CPU 0" "X86 0" "X86 1"; do
+for mode in "CPU 0" "CPU 1" "X86 0" "X86 1"; do
   set -- $mode
   rm -rf "$work/cold"
   line=$(DEVICE=$1 CG_TIER=$2 CG_CACHE_DIR="$work/cold" train 10 2>/dev/null | grep '^test accuracy')

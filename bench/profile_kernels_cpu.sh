@@ -20,6 +20,7 @@ JIT=0 DEBUG=4 CG_THREADS=2 CG_CACHE_DIR="$work/cache" "$build/cgrad" train --ste
 awk -v d="$work" '/^\*\*\* schedule: [0-9]+ kernels/ { n = $3 + 0; if (n >= 60) step++; cur = (n >= 60 && step == 2); f = ""; next }
   cur && /^--- kernel/ { split($3, a, ":"); f = sprintf("%s/k%03d_%s", d, a[1], $4) } cur && f { print > f }' "$work/log"
 flags=$(sed -n 's/^#define RT_CC_FLAGS "\(.*\)"/\1/p' "$here/../src/runtime/cpu_compile.h")
+flags="$flags ${CG_CFLAGS_ADD:-}"
 total=0
 for f in "$work"/k*; do
   name=$(awk '/^void /{ sub(/\(.*/, "", $2); print $2; exit }' "$f")

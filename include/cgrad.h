@@ -847,7 +847,7 @@ cg_jit_info cg_jit_stats(const cg_jit *j);
 /* Counters, for tests and tools. */
 typedef struct {
   uint64_t kernels_run;      /* kernels launched */
-  uint64_t kernels_compiled; /* compiled by the C compiler in this process */
+  uint64_t kernels_compiled; /* compiled by the C compiler in this process (tiered: counted when made, built in the background) */
   uint64_t kernels_cached;   /* loaded from the disk cache */
   uint64_t schedules;        /* schedules run: built, or taken from the schedule cache */
   uint64_t schedule_hits;    /* of those, taken from the schedule cache (CG_SCHED_CACHE) */

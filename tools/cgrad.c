@@ -34,6 +34,25 @@ static double now(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Seconds since this process started (the kernel's start time, in clock ticks since boot,
+ * against CLOCK_BOOTTIME: exec, loading and libc's start-up included), -1 if unknown. */
+static double process_age(void) {
+  FILE *f = fopen("/proc/self/stat", "r");
+  char buf[1024];
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f);
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+  unsigned long long start = 0;
+  int field = 2;
+  for (; p && *p && field < 22; p++)
+    if (*p == ' ') field++;
+  struct timespec t;
+  long hz = sysconf(_SC_CLK_TCK);
+  if (!p || sscanf(p, "%llu", &start) != 1 || hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &t)) return -1;
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec - (double)start / (double)hz;
+}
+
 typedef struct {
   int64_t steps, batch, eval_every, save_every, eval_images;
   uint64_t seed;
@@ -472,7 +491,7 @@ static int train(train_opts o) {
   }
   if (lead && o.resume) fprintf(stderr, "cgrad train: resuming at step %" PRId64 " from %s\n", start + 1, o.resume);
   bool tty = isatty(2);
-  double t_first = 0, t_first_end = 0, t_warm = 0, t_loop = now(), last_loss = NAN, wait_first = 0;
+  double t_first = 0, t_first_proc = -1, t_first_end = 0, t_warm = 0, t_loop = now(), last_loss = NAN, wait_first = 0;
   int64_t nrun = o.steps - start, warm_at = start + (nrun > WARM_STEPS ? WARM_STEPS : nrun);
   long rss_warm = -1;
   int64_t rss_step = start + (nrun < 10 ? 1 : nrun / 10 < 50 ? nrun / 10 : 50);
@@ -513,7 +532,7 @@ static int train(train_opts o) {
     last_loss = cg_item(loss);
     cg_scope_end();
     double t = now();
-    if (step == start + 1) t_first = t - t_start, t_first_end = t, cg_dist_stats(NULL, NULL, &wait_first);
+    if (step == start + 1) t_first = t - t_start, t_first_proc = process_age(), t_first_end = t, cg_dist_stats(NULL, NULL, &wait_first);
     if (step == warm_at) t_warm = t;
     if (step == rss_step) rss_warm = rss_kb();
     if (!isfinite(last_loss)) {
@@ -548,6 +567,7 @@ static int train(train_opts o) {
   fprintf(stderr, "%s", tty ? "\n" : "");
   printf("test accuracy %.2f%% after %" PRId64 " steps (batch %" PRId64 ") in %.1f s: first step %.2f s", 100 * acc, o.steps, gbatch, train_s,
          t_first);
+  if (t_first_proc >= 0) printf(" (%.2f s after the process started)", t_first_proc);
   if (nrun > 1) printf(", then %.0f ms/step", 1e3 * (t_end - t_first_end) / (double)(nrun - 1));
   printf("; final loss %.4f", last_loss);
   if (neval < ntest) printf(" (accuracy on the first %" PRId64 " of %" PRId64 " test images)", neval, ntest);

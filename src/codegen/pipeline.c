@@ -15,12 +15,13 @@ static bool pass_lower(ckernel *k) {
   return k->ast != NULL;
 }
 
-/* The heuristic's TC opt only where the renderer spells WMMA (C); DEBUG=2 says which
- * unit a bf16 sum of products runs on. */
+/* The heuristic's TC opt only where the renderer spells WMMA (C, and the tiering x86
+ * renderer, which hands such a kernel to C); DEBUG=2 says which unit a bf16 sum of
+ * products runs on. */
 static bool pass_opt(ckernel *k) {
   if (!k->opts_given) {
     k->nopts = opt_heuristic(k->ast, k->opts);
-    if (strcmp(k->ren->name, "c")) {
+    if (strcmp(k->ren->name, "c") && strcmp(k->ren->name, "x86+c")) {
       int n = 0;
       for (int i = 0; i < k->nopts; i++)
         if (k->opts[i].kind != OPT_TC) k->opts[n++] = k->opts[i];

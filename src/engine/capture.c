@@ -383,6 +383,7 @@ cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes)
       if (st == CG_OK) st = l->host(l->hctx, ptrs, l->nbufs);
       continue;
     }
+    rt_program_settle(l->p); /* tiering: a replay runs the compiled code (runtime/x86.c) */
     st = l->dev->launch(l->p, ptrs, vals, l->global);
     realize_progress();
   }

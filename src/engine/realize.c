@@ -242,7 +242,7 @@ static prog_entry *generate(rt_device *dev, sched_kernel *sk, const opt *o, int 
   if (nopts > MAX_OPTS) return cg_fail_null(CG_ERR_INVALID, "at most %d opts per kernel, got %d", MAX_OPTS, nopts);
   prog_entry *e = cg_calloc(1, sizeof *e);
   if (!e) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
-  e->k.ren = renderer_find(dev->renderer);
+  e->k.ren = renderer_find(rt_device_renderer(dev)); /* tiering: machine code first (runtime/x86.c) */
   if (!e->k.ren) return free(e), NULL;
   uint64_t nomem0 = uop_nomem_events(); /* a failure absorbed below fails the entry (never cached half-built) */
   uopset seen = {0};
@@ -645,6 +645,8 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
       st = get_programs(&s, devs, entries);
       if (st == CG_OK) sched_entry_set_progs(hit, (void *const *)entries, gen);
     }
+    for (int i = 0; i < nk && st == CG_OK; i++) /* tiering: a graph met again runs the compiled code (runtime/x86.c) */
+      if (entries[i]) rt_program_settle(entries[i]->p);
   } else {
     st = build_schedule(outs, n, &s, &pre, &is_out, &devs);
   }

@@ -77,6 +77,23 @@ const char cg_kernel_prelude[] =
     "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
     "  static inline i32x##n where_i32x##n(i32x##n m, i32x##n a, i32x##n b) { return (m & a) | (~m & b); }\n"
     "CG_VEC(2, 8) CG_VEC(4, 16) CG_VEC(8, 32) CG_VEC(16, 64)\n"
+    /* a*b+c rounded once (kernels build with -ffp-contract=off: only these fuse, the pairs
+     * renderer/contract.c chose, as the x86 backend does): the FMA units' instructions
+     * where GCC has them, else lane by lane */
+    "#define CG_FMA_LANES(n) static inline f32x##n fma_f32x##n(f32x##n a, f32x##n b, f32x##n c) { \\\n"
+    "  for (int i = 0; i < n; i++) a[i] = __builtin_fmaf(a[i], b[i], c[i]); return a; }\n"
+    "CG_FMA_LANES(2)\n"
+    "#if defined(__FMA__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "static inline f32x4 fma_f32x4(f32x4 a, f32x4 b, f32x4 c) { return __builtin_ia32_vfmaddps(a, b, c); }\n"
+    "static inline f32x8 fma_f32x8(f32x8 a, f32x8 b, f32x8 c) { return __builtin_ia32_vfmaddps256(a, b, c); }\n"
+    "#else\n"
+    "CG_FMA_LANES(4) CG_FMA_LANES(8)\n"
+    "#endif\n"
+    "#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "static inline f32x16 fma_f32x16(f32x16 a, f32x16 b, f32x16 c) { return __builtin_ia32_vfmaddps512_mask(a, b, c, (unsigned short)-1, 4); }\n"
+    "#else\n"
+    "CG_FMA_LANES(16)\n"
+    "#endif\n"
     /* masked vector loads and stores (PADTO's row tails: lanes past the end are neither
      * read nor written): AVX-512 mask moves where GCC has them, else lane by lane */
     "#define CG_MASKED(t, e, n) \\\n"

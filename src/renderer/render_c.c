@@ -243,6 +243,10 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
     else snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t);
     return true;
   case OP_RECIPROCAL: snprintf(out, n, "(1.0f/%s)", a[0]); return true;
+  case OP_MULACC:
+    if (d.scalar != CG_FLOAT32) return false;
+    snprintf(out, n, "fma_%s(%s,%s,%s)", t, a[0], a[1], a[2]); /* one rounding, as the scalar fma */
+    return true;
   case OP_EXP2: case OP_LOG2: case OP_SIN: { /* vmath.c's polynomials */
     char f[32];
     vmath_name(u->op, d.count, f, sizeof f);
@@ -409,6 +413,7 @@ extern const char cg_kernel_prelude[], cg_tc_prelude[];
 
 static char *render_c(const char *name, const linear *l) {
   rc r = {0};
+  uopset fused = {0}; /* the MULs spelled inside their ADD (contract.c) */
   emit(&r, "%s", cg_kernel_prelude);
   /* TC kernels: the unit's helpers, and the kernel compiled for the unit's instructions
    * whatever the flags (it runs only where CPUID found the unit: codegen/tc.c) */
@@ -474,9 +479,15 @@ static char *render_c(const char *name, const linear *l) {
     }
   wide_index(&r, l);
   char expr[8192], elem[4200];
+  bool *fma_mul = render_fma_pairs(l); /* contract.c: these MULs are spelled inside their ADD, as fma */
+  if (!fma_mul) r.nomem = true;
+  for (int i = 0; fma_mul && i < l->n; i++)
+    if (fma_mul[i] && !uopset_put(&fused, l->ins[i], (void *)1)) r.nomem = true;
+  free(fma_mul);
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
     const char *a[3] = {0};
+    if (uopset_get(&fused, u)) continue;
     switch (u->op) {
     case OP_RANGE:
       if (u->arg.v[1] == RANGE_TILE) snprintf(nm, sizeof nm, "tidx%" PRId64 "_%" PRId64, u->arg.v[0], u->arg.v[2]);
@@ -566,8 +577,15 @@ static char *render_c(const char *name, const linear *l) {
         r.buf = NULL;
         goto done;
       }
-      for (uint32_t s = 0; s < u->nsrc; s++) a[s] = name_of(&r, u->src[s]);
-      alu_expr(u, is_wide(&r, u) ? dt_of(CG_INT64) : u->dt, a, expr, sizeof expr);
+      uop *m = u->op == OP_ADD ? uopset_get(&fused, u->src[0]) ? u->src[0] : uopset_get(&fused, u->src[1]) ? u->src[1] : NULL : NULL;
+      if (m) { /* fma(the MUL's operands, the ADD's other) */
+        const char *o = name_of(&r, m == u->src[0] ? u->src[1] : u->src[0]), *x = name_of(&r, m->src[0]), *y = name_of(&r, m->src[1]);
+        if (u->dt.count > 1) snprintf(expr, sizeof expr, "fma_%s(%s,%s,%s)", type_of(u->dt), x, y, o);
+        else snprintf(expr, sizeof expr, "fma%s(%s,%s,%s)", is_f64(u->dt) ? "" : "f", x, y, o);
+      } else {
+        for (uint32_t s = 0; s < u->nsrc; s++) a[s] = name_of(&r, u->src[s]);
+        alu_expr(u, is_wide(&r, u) ? dt_of(CG_INT64) : u->dt, a, expr, sizeof expr);
+      }
       if (is_small_float(u->dt) && u->dt.count <= 1 && u->op != OP_BITCAST && !op_has(u->op, F_CMP)) { /* bf16 vectors are rounded bits already */
         /* round every result to the small format, as its hardware would */
         char t[8300];
@@ -589,6 +607,7 @@ done:
   for (size_t i = 0; i < r.nstrs; i++) free(r.strs[i]);
   free(r.strs);
   uopset_free(&r.names);
+  uopset_free(&fused);
   uopset_free(&r.wide);
   return r.buf;
 }

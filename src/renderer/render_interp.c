@@ -89,10 +89,10 @@ static char *render_interp(const char *name, const linear *l) {
 
 const renderer renderer_interp = {"interp", NULL, render_interp};
 
-static const renderer *const renderers[] = {&renderer_c, &renderer_interp, &renderer_x86};
+static const renderer *const renderers[] = {&renderer_c, &renderer_interp, &renderer_x86, &renderer_x86_tier};
 
 const renderer *renderer_find(const char *name) {
   for (size_t i = 0; i < sizeof renderers / sizeof renderers[0]; i++)
     if (name && !strcmp(renderers[i]->name, name)) return renderers[i];
-  return cg_fail_null(CG_ERR_INVALID, "no renderer '%s' (there are: c, interp, x86)", name ? name : "(null)");
+  return cg_fail_null(CG_ERR_INVALID, "no renderer '%s' (there are: c, interp, x86, x86+c)", name ? name : "(null)");
 }

@@ -6,8 +6,8 @@
  *             code)
  *   liveness  each value's interval [def, last use]; a value read inside a loop it was
  *             defined outside lives to that loop's END (it is read again next trip); an
- *             ASSIGN is its accumulator's storage; a float MUL whose one reader is the
- *             next ADD is fused into it (an FMA, as -ffp-contract=fast makes gcc do)
+ *             ASSIGN is its accumulator's storage; a float MUL is fused into the ADD
+ *             that reads it where contract.c says (the C backend spells the same fmas)
  *   regalloc  linear scan (Poletto & Sarkar): integer scalars in 9 general registers,
  *             floats and vectors in zmm6..zmm31; when none is free the interval ending
  *             last lives in a 64-byte stack slot for its whole life
@@ -116,6 +116,7 @@ typedef struct {
   int nspill;
   int tmp_holds;   /* the def whose vector is in the lane scratch, -1 none */
   int r11_slot;    /* the buffer whose address r11 holds (within straight-line code), -1 none */
+  int open_loops[64], nopen; /* liveness: the loops around the instruction (per kernel: threads render at once) */
   bool nomem;
 } xr;
 
@@ -126,16 +127,15 @@ static int def_of(xr *x, uop *u) {
 
 /* ---- liveness ------------------------------------------------------------------------------ */
 
-static int open_loops[64], nopen;
 
 static void use(xr *x, uop *u, int at) {
   int d = def_of(x, u);
   if (d < 0) return; /* an immediate */
-  x->weight[d] += ldexp(1.0, 3 * (nopen < 8 ? nopen : 8));
+  x->weight[d] += ldexp(1.0, 3 * (x->nopen < 8 ? x->nopen : 8));
   int p = at;
-  for (int k = 0; k < nopen; k++) /* outermost loop around the use that the def is not in */
-    if (open_loops[k] > d) {
-      p = x->loop_end[open_loops[k]];
+  for (int k = 0; k < x->nopen; k++) /* outermost loop around the use that the def is not in */
+    if (x->open_loops[k] > d) {
+      p = x->loop_end[x->open_loops[k]];
       break;
     }
   if (p > x->end[d]) x->end[d] = p;
@@ -191,20 +191,11 @@ static void liveness(xr *x) {
   }
   uopset_free(&x->cur);
   x->cur = (uopset){0};
+  bool *pairs = render_fma_pairs(l);
+  if (!pairs) x->nomem = true;
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
-    if (u->op == OP_ADD && dt_is_float(u->dt) && !cfg_int("X86_NOFMA", 0))
-      for (uint32_t s = 0; s < 2; s++) {
-        int d = def_of(x, u->src[s]);
-        if (d >= 0 && l->ins[d]->op == OP_MUL && x->uses[d] == 1 && dt_eq(l->ins[d]->dt, u->dt) && u->src[0] != u->src[1]) {
-          bool plain = true; /* no loop boundary between them */
-          for (int k = d + 1; k < i && plain; k++) plain = l->ins[k]->op != OP_RANGE && l->ins[k]->op != OP_END;
-          if (plain) {
-            x->fused[d] = true;
-            break;
-          }
-        }
-      }
+    if (pairs && pairs[i]) x->fused[i] = true; /* contract.c: the C backend fuses the same pairs */
     /* a scalar load read only by a broadcast right after it: one vbroadcastss from memory */
     if (u->op == OP_VECTORIZE && !cfg_int("X86_NOBLOAD", 0)) {
       bool same = true;
@@ -218,18 +209,19 @@ static void liveness(xr *x) {
         if (plain) x->fused[d] = true;
       }
     }
-    uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1));
+    if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
   }
+  free(pairs);
   uopset_free(&x->cur);
   x->cur = (uopset){0};
-  nopen = 0;
+  x->nopen = 0;
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
     x->end[i] = i;
     if (u->op == OP_END) {
       use(x, u->src[0], i);
       if (u->src[0]->src[0]->op != OP_CONST) use(x, u->src[0]->src[0], i); /* the bound, tested at the bottom */
-      if (nopen) nopen--;
+      if (x->nopen) x->nopen--;
       continue;
     }
     if (!x->fused[i])
@@ -243,8 +235,8 @@ static void liveness(xr *x) {
       }
     if (u->op == OP_INDEX) { /* read where it is loaded or stored: its sources live to there */
     }
-    uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1));
-    if (u->op == OP_RANGE && nopen < 64) open_loops[nopen++] = i;
+    if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
+    if (u->op == OP_RANGE && x->nopen < 64) x->open_loops[x->nopen++] = i;
   }
 }
 
@@ -254,17 +246,17 @@ static void index_uses(xr *x) {
   const linear *l = x->l;
   uopset_free(&x->cur);
   x->cur = (uopset){0};
-  nopen = 0;
+  x->nopen = 0;
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
     if (u->op == OP_END) {
-      if (nopen) nopen--;
+      if (x->nopen) x->nopen--;
       continue;
     }
     if ((u->op == OP_LOAD && !x->fused[i]) || u->op == OP_STORE)
       for (uint32_t s = 1; s < u->src[0]->nsrc; s++) use(x, u->src[0]->src[s], i);
-    uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1));
-    if (u->op == OP_RANGE && nopen < 64) open_loops[nopen++] = i;
+    if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(x->def[i] + 1))) x->nomem = true;
+    if (u->op == OP_RANGE && x->nopen < 64) x->open_loops[x->nopen++] = i;
   }
 }
 
@@ -1094,14 +1086,14 @@ static bool emit_all(xr *x) {
   x->tmp_holds = -1, x->r11_slot = -1;
   uopset_free(&x->cur);
   x->cur = (uopset){0};
-  for (int i = 0; i < l->n; i++) {
+  for (int i = 0; i < l->n && !x->nomem; i++) { /* a lost map entry (out of memory) would misplace a value */
     uop *u = l->ins[i];
     switch (u->op) {
     case OP_RANGE: {
       bool th = u->arg.v[1] == RANGE_THREAD;
       if (th) xa_mov_load(a, false, RAX, frame(F_LO));
       else xa_rr(a, XA_XOR, false, RAX, RAX);
-      uopset_put(&x->cur, u, (void *)(uintptr_t)(i + 1));
+      if (!uopset_put(&x->cur, u, (void *)(uintptr_t)(i + 1))) x->nomem = true;
       gput(x, i, RAX);
       /* zero trips? */
       if (th) xa_alu_rm(a, XA_CMP, false, RAX, frame(F_HI));
@@ -1203,8 +1195,8 @@ static uint8_t *emit_kernel(const linear *l, size_t *n, char *why, size_t nwhy, 
   uint8_t *code = NULL;
   if (x.def && x.end && x.uses && x.loop_end && x.at && x.fused && x.user && x.srcoff && x.srcdef && x.weight) {
     liveness(&x);
-    index_uses(&x);
-    regalloc(&x);
+    if (!x.nomem) index_uses(&x);
+    if (!x.nomem) regalloc(&x);
     if (!x.nomem && emit_all(&x)) code = xa_finish(&x.a, n);
   }
   if (!code) snprintf(why, nwhy, "out of memory");
@@ -1214,7 +1206,7 @@ static uint8_t *emit_kernel(const linear *l, size_t *n, char *why, size_t nwhy, 
   return code;
 }
 
-static char *render_x86(const char *name, const linear *l) {
+static char *render_x86_with(const char *name, const linear *l, bool tier) {
   char why[200] = "";
   size_t n = 0;
   xasm a = {0};
@@ -1225,7 +1217,7 @@ static char *render_x86(const char *name, const linear *l) {
   long long ns = (long long)(t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec);
   __atomic_fetch_add(&emit_ns, ns, __ATOMIC_RELAXED);
   if (code && cfg_debug() >= 3) fprintf(stderr, "*** x86: %s: %zu bytes of machine code in %.1f us\n", name, n, 1e-3 * (double)ns);
-  bool with_c = !code || cfg_int("CG_TIER", 0) > 0;
+  bool with_c = !code || tier;
   char *c = with_c ? renderer_c.render(name, l) : NULL;
   if (with_c && !c) {
     xa_free(&a);
@@ -1253,4 +1245,8 @@ static char *render_x86(const char *name, const linear *l) {
   return out;
 }
 
+static char *render_x86(const char *name, const linear *l) { return render_x86_with(name, l, cfg_int("CG_TIER", 0) > 0); }
+static char *render_x86_tier(const char *name, const linear *l) { return render_x86_with(name, l, true); }
+
 const renderer renderer_x86 = {"x86", NULL, render_x86};
+const renderer renderer_x86_tier = {"x86+c", NULL, render_x86_tier};

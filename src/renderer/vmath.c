@@ -1,9 +1,10 @@
 /* The transcendentals' C (vmath.h has the coefficients and the error bounds): a kernel
  * that uses EXP2, LOG2 or SIN in float32 gets only the functions and widths it uses, each
  * guarded (several kernels compile as one translation unit). Plain GCC vector types, no
- * <immintrin.h> (~100 ms of cc per translation unit). The scalar form is lane 0 of the
- * f32x4 one, so scalar tails and vector bodies agree bit for bit whatever the compiler
- * contracts. */
+ * <immintrin.h> (~100 ms of cc per translation unit). Every multiply-add that rounds once
+ * is an explicit fma_ (the prelude's; kernels compile with -ffp-contract=off), in the order
+ * render_x86.c evaluates them, so both backends give the same bits. The scalar form is
+ * lane 0 of the f32x4 one, so scalar tails and vector bodies agree bit for bit. */
 #include "render.h"
 #include "vmath.h"
 #include <stdio.h>
@@ -19,9 +20,9 @@ static const char exp2_def[] =
     "  f32x##n xc = where_f32x##n(x < -151.0f, z - 151.0f, x); xc = where_f32x##n(xc > 129.0f, z + 129.0f, xc); \\\n"
     "  f32x##n t = xc + 0x1.8p23f, r = t - 0x1.8p23f, f = xc - r; \\\n"
     "  i32x##n k = (i32x##n)t - 0x4b400000, k1 = k >> 1, k2 = k - k1; \\\n"
-    "  f32x##n p = f * " S(CG_VM_EXP2_E5) " + " S(CG_VM_EXP2_E4) "; \\\n"
-    "  p = p * f + " S(CG_VM_EXP2_E3) "; p = p * f + " S(CG_VM_EXP2_E2) "; p = p * f + " S(CG_VM_EXP2_E1) "; \\\n"
-    "  p = p * f + " S(CG_VM_EXP2_E0) "; p = p * f + 1.0f; \\\n"
+    "  f32x##n p = fma_f32x##n(f, z + " S(CG_VM_EXP2_E5) ", z + " S(CG_VM_EXP2_E4) "); \\\n"
+    "  p = fma_f32x##n(p, f, z + " S(CG_VM_EXP2_E3) "); p = fma_f32x##n(p, f, z + " S(CG_VM_EXP2_E2) "); \\\n"
+    "  p = fma_f32x##n(p, f, z + " S(CG_VM_EXP2_E1) "); p = fma_f32x##n(p, f, z + " S(CG_VM_EXP2_E0) "); p = fma_f32x##n(p, f, z + 1.0f); \\\n"
     "  return p * (f32x##n)((k1 + 127) << 23) * (f32x##n)((k2 + 127) << 23); }\n";
 
 static const char log2_def[] =
@@ -31,13 +32,14 @@ static const char log2_def[] =
     "  f32x##n xs = where_f32x##n(sub, x * 0x1p23f, x); \\\n"
     "  i32x##n i = (i32x##n)xs, e = (i32x##n)(i - " S(CG_VM_LOG2_MBASE) ") >> 23; \\\n"
     "  f32x##n r = (f32x##n)(i - (e << 23)) - 1.0f; \\\n"
-    "  f32x##n q = r * " S(CG_VM_LOG2_L9) " + " S(CG_VM_LOG2_L8) "; \\\n"
-    "  q = q * r + " S(CG_VM_LOG2_L7) "; q = q * r + " S(CG_VM_LOG2_L6) "; q = q * r + " S(CG_VM_LOG2_L5) "; \\\n"
-    "  q = q * r + " S(CG_VM_LOG2_L4) "; q = q * r + " S(CG_VM_LOG2_L3) "; q = q * r + " S(CG_VM_LOG2_L2) "; \\\n"
-    "  q = q * r + " S(CG_VM_LOG2_L1) "; \\\n"
+    "  f32x##n q = fma_f32x##n(r, z + " S(CG_VM_LOG2_L9) ", z + " S(CG_VM_LOG2_L8) "); \\\n"
+    "  q = fma_f32x##n(q, r, z + " S(CG_VM_LOG2_L7) "); q = fma_f32x##n(q, r, z + " S(CG_VM_LOG2_L6) "); \\\n"
+    "  q = fma_f32x##n(q, r, z + " S(CG_VM_LOG2_L5) "); q = fma_f32x##n(q, r, z + " S(CG_VM_LOG2_L4) "); \\\n"
+    "  q = fma_f32x##n(q, r, z + " S(CG_VM_LOG2_L3) "); q = fma_f32x##n(q, r, z + " S(CG_VM_LOG2_L2) "); \\\n"
+    "  q = fma_f32x##n(q, r, z + " S(CG_VM_LOG2_L1) "); \\\n"
     "  i32x##n et = e - (sub & 23); \\\n"
-    "  f32x##n rr = q * r, yh = (rr + " S(CG_VM_LOG2_L0) ") * r + __builtin_convertvector(et, f32x##n); \\\n"
-    "  f32x##n yl = r * " S(CG_VM_LOG2_L0) " + (r * " S(CG_VM_LOG2_L0LO) " + r * rr); \\\n"
+    "  f32x##n rr = q * r, yh = fma_f32x##n(rr + " S(CG_VM_LOG2_L0) ", r, __builtin_convertvector(et, f32x##n)); \\\n"
+    "  f32x##n yl = fma_f32x##n(r, z + " S(CG_VM_LOG2_L0) ", fma_f32x##n(r, z + " S(CG_VM_LOG2_L0LO) ", r * rr)); \\\n"
     "  f32x##n y = where_f32x##n(et == 0, yl, yh); \\\n"
     "  y = where_f32x##n(x == 0.0f, z - INFINITY, y); \\\n"
     "  y = where_f32x##n((x < 0.0f) | (x != x), z + NAN, y); \\\n"
@@ -46,16 +48,17 @@ static const char log2_def[] =
 /* q = rint(x * 2/pi), d = x - q pi/2: sin(x) is sin(d), cos(d), -sin(d), -cos(d) for q mod 4 */
 static const char sin_def[] =
     "#define CG_VM_SIN(n) static inline f32x##n cg_sin_f32x##n(f32x##n x) { \\\n"
-    "  f32x##n t = x * " S(CG_VM_SIN_2PI) " + 0x1.8p23f, q = t - 0x1.8p23f; \\\n"
+    "  const f32x##n z = {0}; \\\n"
+    "  f32x##n t = fma_f32x##n(x, z + " S(CG_VM_SIN_2PI) ", z + 0x1.8p23f), q = t - 0x1.8p23f; \\\n"
     "  typedef double f64v __attribute__((vector_size(8 * n))); \\\n"
     "  f64v qd = __builtin_convertvector(q, f64v), dd = __builtin_convertvector(x, f64v) - qd * " S(CG_VM_SIN_P1) "; \\\n"
     "  dd = dd - qd * " S(CG_VM_SIN_P2) "; \\\n"
     "  f32x##n d = __builtin_convertvector(dd, f32x##n), dl = __builtin_convertvector(dd - __builtin_convertvector(d, f64v), f32x##n); \\\n"
-    "  f32x##n s = d * d, p = s * " S(CG_VM_SIN_S3) " + " S(CG_VM_SIN_S2) "; \\\n"
-    "  p = p * s + " S(CG_VM_SIN_S1) "; p = p * s + " S(CG_VM_SIN_S0) "; \\\n"
-    "  f32x##n c = s * " S(CG_VM_SIN_C3) " + " S(CG_VM_SIN_C2) "; \\\n"
-    "  c = c * s + " S(CG_VM_SIN_C1) "; c = c * s + " S(CG_VM_SIN_C0) "; \\\n"
-    "  f32x##n ds = d * s, ys = (ds * p + dl) + d, yc = (s * c - d * dl) + 1.0f; \\\n"
+    "  f32x##n s = d * d, p = fma_f32x##n(s, z + " S(CG_VM_SIN_S3) ", z + " S(CG_VM_SIN_S2) "); \\\n"
+    "  p = fma_f32x##n(p, s, z + " S(CG_VM_SIN_S1) "); p = fma_f32x##n(p, s, z + " S(CG_VM_SIN_S0) "); \\\n"
+    "  f32x##n c = fma_f32x##n(s, z + " S(CG_VM_SIN_C3) ", z + " S(CG_VM_SIN_C2) "); \\\n"
+    "  c = fma_f32x##n(c, s, z + " S(CG_VM_SIN_C1) "); c = fma_f32x##n(c, s, z + " S(CG_VM_SIN_C0) "); \\\n"
+    "  f32x##n ds = d * s, ys = fma_f32x##n(ds, p, dl) + d, yc = fma_f32x##n(s, c, -(d * dl)) + 1.0f; \\\n"
     "  i32x##n j = (i32x##n)t, y = where_i32x##n(-(j & 1), (i32x##n)yc, (i32x##n)ys) ^ ((j & 2) << 30); \\\n"
     "  i32x##n big = ~((f32x##n)((i32x##n)x & 0x7fffffff) <= " S(CG_VM_SIN_MAX) "); \\\n"
     "  f32x##n r = where_f32x##n(x == 0.0f, x, (f32x##n)y); /* -0 keeps its sign */ \\\n"

@@ -145,8 +145,11 @@ static double seconds(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static _Thread_local bool quiet; /* tiering's background compiler: its kernels were counted when made (x86.c) */
+void rt_cpu_stats_quiet(bool on) { quiet = on; }
+
 static void count(int64_t *counter) { /* atomic: realize reads the counters on any thread */
-  __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+  if (!quiet) __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
 }
 
 /* dlopen path and find the entry; a program with one reference, or NULL + message. */
@@ -243,7 +246,13 @@ static rt_program *load_or_build(const char *name, const char *source, const uin
   return p;
 }
 
+/* Tiering (x86.c, rt_tiering): the tier renderer's "x86-64 ..." text is machine code plus
+ * C source, which the X86 device loads (and compiles in the background); its programs are
+ * launched and freed here as the CPU's own. */
+static bool is_x86_text(const char *source) { return source && !strncmp(source, "x86-64 ", 7); }
+
 static rt_program *cpu_compile(const char *name, const char *source) {
+  if (is_x86_text(source)) return rt_x86_device.compile(name, source);
   if (!name || !*name || !source)
     return cg_fail_null(CG_ERR_INVALID, "CPU compile: expected a kernel name and source, got %s", !source ? "no source" : "no name");
   uint64_t key[2];
@@ -345,6 +354,8 @@ static char *copy_file(const char *from, const char *dir) {
 }
 
 static cg_status cpu_compile_many(const char *const *names, const char *const *sources, int n, rt_program **out) {
+  for (int i = 0; i < n; i++)
+    if (is_x86_text(sources[i])) return rt_x86_device.compile_many(names, sources, n, out); /* it takes plain C too */
   for (int i = 0; i < n; i++) out[i] = NULL; /* on every path, the first allocation's failure too */
   int *todo = cg_malloc(sizeof(int) * (size_t)(n ? n : 1)), ntodo = 0;
   uint64_t (*keys)[2] = todo ? cg_malloc(sizeof *keys * (size_t)(n ? n : 1)) : NULL;
@@ -448,6 +459,10 @@ static cg_status cpu_compile_many(const char *const *names, const char *const *s
 
 static void cpu_program_free(rt_program *p) {
   if (!p) return;
+  if (p->dev == &rt_x86_device) {
+    rt_x86_device.program_free(p);
+    return;
+  }
   pthread_mutex_lock(&cache_lock);
   CG_ASSERT(p->refs > 0, "program '%s' freed more often than compiled", p->name);
   int last = --p->refs == 0;
@@ -510,10 +525,11 @@ void rt_cpu_run_kernel(int index, rt_cpu_kernel_fn fn, void **bufs, const int64_
 
 /* On instance self's own pool, so two instances' kernels run at once (threadpool.h). */
 static cg_status cpu_launch_on(rt_device *self, rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size) {
-  if (!prog || prog->dev != &rt_cpu_device) return cg_fail(CG_ERR_INVALID, "CPU launch: expected a CPU program");
+  if (!prog || (prog->dev != &rt_cpu_device && prog->dev != &rt_x86_device)) return cg_fail(CG_ERR_INVALID, "CPU launch: expected a CPU program");
   if (global_size < 0) return cg_fail(CG_ERR_INVALID, "CPU launch '%s': global size %lld < 0", prog->name, (long long)global_size);
   __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
-  rt_cpu_run_kernel(self->index, (rt_cpu_kernel_fn)prog->fn, bufs, vars, global_size);
+  rt_cpu_kernel_fn fn = (rt_cpu_kernel_fn)__atomic_load_n(&prog->fn, __ATOMIC_ACQUIRE); /* once: tiering swaps it (x86.c) */
+  rt_cpu_run_kernel(self->index, fn, bufs, vars, global_size);
   return CG_OK;
 }
 
@@ -526,6 +542,7 @@ static cg_status cpu_synchronize(void) { return CG_OK; } /* launches are synchro
 rt_device rt_cpu_device = {
     .name = "CPU",
     .renderer = "c",
+    .tier_renderer = "x86+c",
     .allocator = &cpu_allocator,
     .alloc = cpu_alloc,
     .free = cpu_free,

@@ -57,6 +57,9 @@ void rt_cpu_run_kernel(int index, rt_cpu_kernel_fn fn, void **bufs, const int64_
 struct rt_device {
   const char *name; /* "CPU", "CUDA", ... */
   const char *renderer; /* which renderer makes its programs (renderer/render.h): "c", "interp" */
+  /* Optional: the renderer while rt_tiering() is on (the CPU device: "x86+c", machine code
+   * at once and the C source compiled in the background; runtime/x86.c) */
+  const char *tier_renderer;
   /* Optional (NULL: always there): check that the device can be used (driver present);
    * called by rt_get_device on every lookup, so it should cache its answer. */
   cg_status (*open)(void);
@@ -132,7 +135,22 @@ void rt_stats_unlock(void);
 extern rt_device rt_cpu_device;
 extern rt_device rt_interp_device;
 extern rt_device rt_x86_device; /* x86.c: machine code from renderer/render_x86.c */
-/* Wait until the X86 device's background compiles (CG_TIER=1) are done. */
+/* This thread's compiles count in no rt_stats counter (tiering's background compiler: a
+ * tiered kernel counts as compiled when it is made, so the counters do not depend on when
+ * the compiler finishes). */
+void rt_cpu_stats_quiet(bool on);
+/* Wait until the background compiles of tiering are done. */
 void rt_x86_tier_wait(void);
+/* Tiering (x86.c), on by default where the x86 backend runs (AVX-512): the CPU device's new
+ * kernels run as machine code at once while the C compiler builds them in the background;
+ * the two give the same bits (renderer/contract.c), so when the swap happens changes no
+ * result. Knob CG_TIER: 0 off (every kernel waits for the compiler), 1 on (the default; on
+ * the X86 device only when set). */
+bool rt_tiering(void);
+/* A tiered program still waiting for its compiled version: wait for it (x86.c: a graph met
+ * again runs gcc's code). Any other program: nothing. */
+void rt_program_settle(rt_program *p);
+/* The renderer dev's new kernels take now: its tier_renderer while tiering, else its own. */
+const char *rt_device_renderer(const rt_device *dev);
 
 #endif

@@ -9,21 +9,25 @@
  * As every device's compile, the same source gives the same program (one more reference):
  * the JIT compares launches by program.
  *
- * Tiering (knob CG_TIER=1, opt-in): the renderer also sends the kernel's C source. A
- * kernel whose shared object is in the disk cache loads it (the steady-state code from the
- * start); otherwise it runs as machine code at once while a background thread compiles the
- * C source (niced, several kernels per compiler run), and the compiled function replaces
- * the program's entry point when it is ready; launches read the entry once, so a launch
- * runs one version on every thread. The two versions need not agree bit for bit (gcc
- * chooses which multiply-adds to contract; EXP2/LOG2 are polynomials here, libm there), so
- * with tiering a run's last bits depend on when the compiler finished: that is why it is
- * opt-in. rt_x86_tier_wait() waits for the background compiles. */
+ * Tiering (rt_tiering(): the CPU device's default where AVX-512 is; on this device with
+ * CG_TIER=1): the renderer also sends the kernel's C source. A kernel whose shared object
+ * is in the disk cache loads it (the steady-state code from the start); otherwise it runs
+ * as machine code at once while a background thread compiles the C source (niced, several
+ * kernels per compiler run), and the compiled function replaces the program's entry point
+ * when it is ready; launches read the entry once, so a launch runs one version on every
+ * thread. The two versions give the same bits (the same fused multiply-adds,
+ * renderer/contract.c; the same polynomials, renderer/vmath.c), so when the swap happens
+ * changes no result (tests/tools/test_train_bits.c). rt_x86_tier_wait() waits for the
+ * background compiles; the process does at exit, so no compiler is left running on
+ * temporary files and the disk cache holds every kernel for the next run. The CPU device
+ * hands sources in this form here (cpu.c). */
 #define _GNU_SOURCE
 #include "device.h"
 #include "cpu_compile.h"
 #include "disk_cache.h"
 #include "hash128.h"
 #include "threadpool.h"
+#include "cpu_features.h"
 #include "core/config.h"
 #include "core/error.h"
 #include <pthread.h>
@@ -120,14 +124,15 @@ static xprog *cache_get(const uint64_t key[2]) {
 /* ---- tiering: the background compiler --------------------------------------------------- */
 
 static pthread_mutex_t tq_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t tq_cond = PTHREAD_COND_INITIALIZER, tq_idle = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t tq_cond = PTHREAD_COND_INITIALIZER, tq_idle = PTHREAD_COND_INITIALIZER, tq_done = PTHREAD_COND_INITIALIZER;
 static xprog *tq_head;
 static int tq_busy;
 static bool tq_started;
 
 static void *tier_worker(void *arg) {
   (void)arg;
-  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10); /* the compiler it starts inherits it */
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), (int)cfg_int("CG_TIER_NICE", 10)); /* the compiler it starts inherits it */
+  rt_cpu_stats_quiet(true); /* counted in tier_enqueue */
   pthread_mutex_lock(&tq_lock);
   for (;;) {
     while (!tq_head) pthread_cond_wait(&tq_cond, &tq_lock);
@@ -151,7 +156,7 @@ static void *tier_worker(void *arg) {
     k = 0;
     for (xprog *x = batch, *next; x; x = next, k++) {
       next = x->qnext;
-      x->pending = false;
+      __atomic_store_n(&x->pending, false, __ATOMIC_RELEASE);
       free(x->csrc);
       x->csrc = NULL;
       if (out && out[k]) {
@@ -162,9 +167,22 @@ static void *tier_worker(void *arg) {
     }
     free(names), free(srcs), free(out);
     tq_busy = 0;
+    pthread_cond_broadcast(&tq_done); /* rt_program_settle */
     if (!tq_head) pthread_cond_broadcast(&tq_idle);
   }
   return NULL;
+}
+
+static void tier_atexit(void) { rt_x86_tier_wait(); }
+
+/* A child of fork() has no background compiler (threads do not survive fork): its
+ * programs keep their machine code, nothing waits for a compile that will never finish,
+ * and a new kernel starts a worker of its own. */
+static void tier_atfork_child(void) {
+  pthread_mutex_init(&tq_lock, NULL), pthread_mutex_init(&cache_lock, NULL);
+  pthread_cond_init(&tq_cond, NULL), pthread_cond_init(&tq_idle, NULL), pthread_cond_init(&tq_done, NULL);
+  tq_head = NULL, tq_busy = 0, tq_started = false;
+  for (xprog *x = loaded; x; x = x->cnext) x->pending = false;
 }
 
 static void tier_enqueue(xprog *x, const char *csrc) {
@@ -181,13 +199,30 @@ static void tier_enqueue(xprog *x, const char *csrc) {
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
     tq_started = pthread_create(&t, &at, tier_worker, NULL) == 0;
     pthread_attr_destroy(&at);
+    static bool hooked; /* once per process, whatever forks happen */
+    if (tq_started && !hooked) hooked = true, atexit(tier_atexit), pthread_atfork(NULL, NULL, tier_atfork_child);
   }
   if (tq_started) {
-    x->pending = true;
+    __atomic_fetch_add(&rt_stats_mut()->compiled, 1, __ATOMIC_RELAXED); /* a new kernel, as a plain compile counts it */
+    __atomic_store_n(&x->pending, true, __ATOMIC_RELAXED);
     x->qnext = tq_head;
     tq_head = x;
     pthread_cond_signal(&tq_cond);
   } else free(x->csrc), x->csrc = NULL;
+  pthread_mutex_unlock(&tq_lock);
+}
+
+/* The swap's timing: a new kernel runs as machine code while gcc compiles it (a training
+ * loop's first step); a graph met again (the next step: a schedule-cache hit, a JIT replay)
+ * waits here for the compiles of its kernels, so from then on it runs gcc's code, however
+ * busy the machine (a compiler niced below busy kernel threads could take minutes, and the
+ * machine code is up to ~2x slower per step). Either version gives the same bits. */
+void rt_program_settle(rt_program *p) {
+  if (!p || p->dev != &rt_x86_device) return;
+  xprog *x = (xprog *)p;
+  if (!__atomic_load_n(&x->pending, __ATOMIC_ACQUIRE)) return;
+  pthread_mutex_lock(&tq_lock);
+  while (x->pending) pthread_cond_wait(&tq_done, &tq_lock);
   pthread_mutex_unlock(&tq_lock);
 }
 
@@ -196,6 +231,10 @@ void rt_x86_tier_wait(void) {
   while (tq_head || tq_busy) pthread_cond_wait(&tq_idle, &tq_lock);
   pthread_mutex_unlock(&tq_lock);
 }
+
+bool rt_tiering(void) { return cfg_int("CG_TIER", 1) > 0 && rt_cpu_avx512(); }
+
+const char *rt_device_renderer(const rt_device *dev) { return dev->tier_renderer && rt_tiering() ? dev->tier_renderer : dev->renderer; }
 
 /* whether the kernel's shared object is in the disk cache already */
 static bool on_disk(const char *name, const char *csrc) {

@@ -22,6 +22,7 @@
 #include "cgrad.h"
 #include "core/fault.h"
 #include "runtime/disk_cache.h"
+#include "runtime/device.h"
 #include "tmpfiles.h"
 #include <math.h>
 #include <string.h>
@@ -362,6 +363,7 @@ static int child(const scenario *sc, long n, bool persist, result *ref, int idx)
   }
   /* every cache entry sound, no temporary left: the run's own cache, or the warm one the
    * other scenarios share (a failed run must not have published a torn entry there) */
+  rt_x86_tier_wait(); /* tiering's background compiles (their temporaries) are done */
   if (!cache_clean(sc->fresh_cache ? cache : warm_cache)) code = RUN_FILE;
   if (n > 0 && (code == RUN_NOMEM || code == RUN_OK)) { /* still usable: the same again, no failure */
     memset(r, 0, sizeof *r);
