@@ -21,7 +21,9 @@ cg_line=$(grep '^test accuracy' <<<"$cg_all")
 cg_peak=$(peak "$out/cg.time")
 echo "cgrad:   $cg_line"
 cg_first=$(sed -E 's/.*first step [0-9.]+ s \(([0-9.]+) s after the process started\).*/\1/' <<<"$cg_line")
-cg_step=$(sed -E 's/.*then ([0-9.]+) ms\/step.*/\1/' <<<"$cg_line")
+# steady state: the median step after the first, as for PyTorch (the mean of a short run
+# also counts the steps that wait for the background compiler; cgrad prints both)
+cg_step=$(sed -E 's/.*\(median ([0-9.]+) ms\).*/\1/' <<<"$cg_line")
 pt=$(/usr/bin/time -v -o "$out/pt.time" /usr/bin/python3 - "$steps" "$batch" "$threads" <<'PY'
 import os, time
 def process_age():  # seconds since this process started (/proc/self/stat field 22, clock ticks since boot)
@@ -59,7 +61,7 @@ pt_peak=$(peak "$out/pt.time")
 read -r pt_first pt_step pt_after_import <<<"$pt"
 echo "pytorch: first step ${pt_first} s after the process started (${pt_after_import} s after its imports), then ${pt_step} ms/step (median)"
 awk -v a="$cg_step" -v b="$pt_step" -v c="$cg_first" -v d="$pt_first" -v e="$cg_peak" -v f="$pt_peak" 'BEGIN {
-  printf "steady-state step: cgrad %.1f ms, pytorch %.1f ms, cgrad/pytorch %.2f\n", a, b, a / b
+  printf "steady-state step (median after the first): cgrad %.1f ms, pytorch %.1f ms, cgrad/pytorch %.2f\n", a, b, a / b
   printf "process start to the end of the first step: cgrad %.2f s, pytorch %.2f s, cgrad/pytorch %.2f\n", c, d, c / d
   printf "peak resident memory (whole process, incl. evaluation for cgrad): cgrad %.0f MB, pytorch %.0f MB, cgrad/pytorch %.2f\n", e / 1024, f / 1024, e / f }'
 rm -rf "$out"

@@ -365,9 +365,15 @@ static bool ckpt_load(ckpt *c, const char *path, int64_t *step, uint64_t *seed, 
   return ok;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 static int train(train_opts o) {
   cg_jit *step_jit = NULL;
-  double t_start = now();
+  double t_start = now(), *dur = NULL; /* dur: the steps' times after the first */
+  int64_t ndur = 0;
   int rc = 1;
   uint8_t *img = NULL, *lab = NULL, *timg = NULL, *tlab = NULL;
   float *x = NULL;
@@ -495,7 +501,11 @@ static int train(train_opts o) {
   int64_t nrun = o.steps - start, warm_at = start + (nrun > WARM_STEPS ? WARM_STEPS : nrun);
   long rss_warm = -1;
   int64_t rss_step = start + (nrun < 10 ? 1 : nrun / 10 < 50 ? nrun / 10 : 50);
+  /* each step's own time after the first (evaluation and saving excluded): the median is the
+   * steady state, which the mean hides while the first steps compile or wait for compiles */
+  dur = nrun > 1 ? malloc(sizeof(double) * (size_t)(nrun - 1)) : NULL;
   for (int64_t step = start + 1; step <= o.steps; step++) {
+    double t_step = now();
     cg_tensor *bi = NULL;
     int got = cg_batcher_next(batches, &bi);
     if (got == 0) {
@@ -533,6 +543,7 @@ static int train(train_opts o) {
     cg_scope_end();
     double t = now();
     if (step == start + 1) t_first = t - t_start, t_first_proc = process_age(), t_first_end = t, cg_dist_stats(NULL, NULL, &wait_first);
+    else if (dur) dur[ndur++] = t - t_step;
     if (step == warm_at) t_warm = t;
     if (step == rss_step) rss_warm = rss_kb();
     if (!isfinite(last_loss)) {
@@ -569,6 +580,10 @@ static int train(train_opts o) {
          t_first);
   if (t_first_proc >= 0) printf(" (%.2f s after the process started)", t_first_proc);
   if (nrun > 1) printf(", then %.0f ms/step", 1e3 * (t_end - t_first_end) / (double)(nrun - 1));
+  if (ndur > 0) {
+    qsort(dur, (size_t)ndur, sizeof *dur, cmp_double);
+    printf(" (median %.1f ms)", 1e3 * dur[ndur / 2]);
+  }
   printf("; final loss %.4f", last_loss);
   if (neval < ntest) printf(" (accuracy on the first %" PRId64 " of %" PRId64 " test images)", neval, ntest);
   printf("\n");
@@ -594,7 +609,7 @@ out:
   cg_batcher_free(batches);
   cg_optimizer_free(opt);
   cg_module_free(model);
-  free(img), free(lab), free(timg), free(tlab), free(x), free(y), free(idx);
+  free(img), free(lab), free(timg), free(tlab), free(x), free(y), free(idx), free(dur);
   if (o.distributed) {
     if (rc) cg_dist_abort(rc); /* a failed rank ends the job rather than leave the others waiting */
     cg_dist_finalize();
