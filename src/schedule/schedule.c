@@ -216,24 +216,26 @@ static uintptr_t order_of(sched_ctx *c, uop *u) { return (uintptr_t)uopset_get(&
 /* A kernel while it is planned: the realize points it computes (roots) and their buffers. */
 typedef struct {
   uop **roots, **outs;
+  bool *dead; /* computed here but stored nowhere: merged into its only reader, and no
+               * output of the realize */
   int n, cap;
-  uint64_t dead; /* roots (by index < 64) computed here but stored nowhere: merged into
-                  * their only reader, and no output of the realize */
 } plan;
 
-static bool plan_dead(const plan *k, int i) { return i < 64 && (k->dead >> i & 1); }
-
-static void plan_add(plan *k, uop *root, uop *buf) {
+static void plan_add(plan *k, uop *root, uop *buf, bool dead) {
   if (k->n == k->cap) {
     int cap = k->cap ? 2 * k->cap : 2;
     uop **r = ir_realloc(k->roots, sizeof(uop *) * (size_t)cap);
     if (r) k->roots = r;
     uop **o = r ? ir_realloc(k->outs, sizeof(uop *) * (size_t)cap) : NULL;
-    if (!o) return; /* failed: see grow */
-    k->outs = o, k->cap = cap;
+    if (o) k->outs = o;
+    bool *d = o ? ir_realloc(k->dead, sizeof(bool) * (size_t)cap) : NULL;
+    if (!d) return; /* failed: see grow */
+    k->dead = d, k->cap = cap;
   }
-  k->roots[k->n] = root, k->outs[k->n++] = buf;
+  k->roots[k->n] = root, k->outs[k->n] = buf, k->dead[k->n++] = dead;
 }
+
+static void plan_free(plan *k) { free(k->roots), free(k->outs), free(k->dead); }
 
 /* The value a root stores (an ASSIGN stores its source into its target's buffer). */
 static uop *stored_value(uop *root) { return root->op == OP_ASSIGN ? root->src[1] : root; }
@@ -448,13 +450,9 @@ static void merge_plans(plan *ks, int *n, uopset *realized, uop *const *outs, in
         for (int o = 0; o < nouts && dead; o++) dead = outs[o] != ks[i].roots[0];
         for (int k = j + 1; k < *n && dead; k++) dead = !plan_reads(&ks[i], &ks[k], realized);
         plan m = {0};
-        plan_add(&m, ks[i].roots[0], ks[i].outs[0]);
-        m.dead = dead ? 1 : 0;
-        for (int k = 0; k < ks[j].n; k++) {
-          if (k + 1 < 64 && plan_dead(&ks[j], k)) m.dead |= (uint64_t)1 << (k + 1);
-          plan_add(&m, ks[j].roots[k], ks[j].outs[k]);
-        }
-        free(ks[j].roots), free(ks[j].outs), free(ks[i].roots), free(ks[i].outs);
+        plan_add(&m, ks[i].roots[0], ks[i].outs[0], dead);
+        for (int k = 0; k < ks[j].n; k++) plan_add(&m, ks[j].roots[k], ks[j].outs[k], ks[j].dead[k]);
+        plan_free(&ks[j]), plan_free(&ks[i]);
         ks[j] = m;
         memmove(&ks[i], &ks[i + 1], sizeof *ks * (size_t)(*n - i - 1));
         (*n)--, i--;
@@ -537,13 +535,13 @@ static void plan_to_kernel(plan *k, uopset *realized, uopset *staged, sched_kern
   memset(out, 0, sizeof *out);
   out->copy_staged = uopset_get(staged, k->roots[0]) != NULL;
   for (int i = 0; i < k->n; i++)
-    if (!plan_dead(k, i)) slot_for(&c, k->outs[i]);
+    if (!k->dead[i]) slot_for(&c, k->outs[i]);
   out->nout = out->nbufs;
   uop **st = ir_malloc(sizeof(uop *) * (size_t)k->n);
   uop *last = stored_value(k->roots[k->n - 1]);
   int nst = 0;
   for (int i = 0; i < k->n && st; i++) {
-    if (plan_dead(k, i)) continue; /* computed inline where its reader reads it */
+    if (k->dead[i]) continue; /* computed inline where its reader reads it */
     uop *v = to_slots(&c, stored_value(k->roots[i]));
     if (v && !shape_eq(v->shape, v->ndim, last->shape, last->ndim)) v = view_reshape(v, last->shape, last->ndim); /* merged: same_dims */
     st[nst++] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
@@ -673,7 +671,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
       ok = false;
       break;
     }
-    plan_add(&ks[nk++], p, buf);
+    plan_add(&ks[nk++], p, buf, false);
     uopset_put(&realized, p, buf);
   }
   if (ok && !sched_failed(&c)) {
@@ -693,7 +691,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
     uop *b = plain_buffer(outs[i]);
     s->out_bufs[i] = b ? b : uopset_get(&realized, outs[i]);
   }
-  for (int i = 0; ks && i < nk; i++) free(ks[i].roots), free(ks[i].outs);
+  for (int i = 0; ks && i < nk; i++) plan_free(&ks[i]);
   free(ks);
   free(pts);
   free(c.topo);
