@@ -14,12 +14,15 @@
  *
  *   CG_THREADS=2 build/bench_conv [B] [runs] [wide]     (runs default 5)
  *
+ * CONV_LAYERS=3,4 runs only those layers (1-based; bench_conv.sh passes it to PyTorch too).
+ *
  * wide = 1 adds two layers with more channels, where Winograd convolution pays (WINO):
  * conv5 64->64 3x3 on 18x18 and conv6 128->128 5x5 on 20x20 (both 16x16 outputs). */
 #include "bench_util.h"
 #include "cgrad.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 
@@ -44,7 +47,9 @@ int main(int argc, char **argv) {
   static const layer L[6] = {{1, 32, 5, 28}, {32, 32, 5, 24}, {32, 64, 3, 10}, {64, 64, 3, 8}, {64, 64, 3, 18}, {128, 128, 5, 20}};
   static const char *pass_name[3] = {"forward", "input_grad", "weight_grad"};
   printf("batch %lld, %d runs, threads %s\n", (long long)B, runs, getenv("CG_THREADS") ? getenv("CG_THREADS") : "(default)");
+  const char *only = getenv("CONV_LAYERS");
   for (int l = 0; l < nl; l++) {
+    if (only && *only && !strchr(only, '1' + l)) continue;
     int64_t o = L[l].in - L[l].k + 1;
     double flops = 2.0 * (double)B * (double)L[l].cout * (double)L[l].cin * (double)(L[l].k * L[l].k) * (double)(o * o);
     cg_scope_begin();

@@ -7,7 +7,7 @@
 # compares the work each does, where the wall ratio compares who got the cores).
 # wide=1 adds two layers with more channels (64->64 3x3, 128->128 5x5 at 16x16 outputs),
 # where the default (WINO unset) picks Winograd.
-#   usage: [WINO_COL=1|2|rule] bench/bench_conv.sh [build-dir] [batch] [runs] [wide]
+#   usage: [WINO_COL=1|2|rule] [CONV_LAYERS=3,4] bench/bench_conv.sh [build-dir] [batch] [runs] [wide]
 set -euo pipefail
 build=${1:-build}
 batch=${2:-512}
@@ -24,12 +24,14 @@ if [ "$col" = rule ]; then cg1=$(env -u WINO "$build/bench_conv" "$batch" "$runs
 else cg1=$(WINO=$col "$build/bench_conv" "$batch" "$runs" "$wide"); fi
 echo "wino columns: WINO=${col/rule/unset}"
 pt=$(/usr/bin/python3 - "$batch" "$runs" "$threads" "$wide" <<'PY'
-import sys, time, torch
+import os, sys, time, torch
 import torch.nn.functional as F
 B, runs, threads, wide = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
 layers = [(1, 32, 5, 28), (32, 32, 5, 24), (32, 64, 3, 10), (64, 64, 3, 8)] + ([(64, 64, 3, 18), (128, 128, 5, 20)] if wide else [])
+only = os.environ.get("CONV_LAYERS", "")
 for i, (cin, cout, k, n) in enumerate(layers, 1):
+    if only and str(i) not in only: continue
     o = n - k + 1
     x, w, g = torch.randn(B, cin, n, n), torch.randn(cout, cin, k, k), torch.randn(B, cout, o, o)
     passes = [("forward", lambda: F.conv2d(x, w)),

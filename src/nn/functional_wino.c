@@ -37,8 +37,25 @@ static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int wino_tile(int64_t r) {
   if (r != 3 && r != 5) return 0;
   long t = cfg_int("WINO_TILE", 0);
-  if (t == 2 || t == 4 || t == 6) return (int)t;
+  if (t >= 2 && t <= 6) return (int)t;
   return 4; /* F(4,3) and F(4,5): see the error figures in test_wino.c and RESULTS.md */
+}
+
+/* Products per output along one dim with F(m, r) over o outputs (tiles of m cover
+ * cdiv(o, m) * m of them), relative to the direct algorithm's r: m r / (m + r - 1), less
+ * what the last tile computes past o. */
+static double rows_gain(int64_t m, int64_t r, int64_t o) { return (double)(m * r) / (double)(m + r - 1) * (double)o / (double)(cdiv(o, m) * m); }
+
+int wino_rows_tile(int64_t r, int64_t o) {
+  if (!wino_tile(r)) return 0;
+  if (cfg_int("WINO_TILE", 0)) return wino_tile(r);
+  /* the tile of 4, 3 or 2 rows that saves the most products (ties: the larger): 6 output
+   * rows take F(3, r), which covers them exactly (F(4, r) computes 8); no larger tile, whose
+   * points +-1/2, 3 cost float32 accuracy (test_wino.c) */
+  int best = 4;
+  for (int m = 3; m >= 2; m--)
+    if (rows_gain(m, r, o) > rows_gain(best, r, o) + 1e-9) best = m;
+  return best;
 }
 
 bool wino_matrices(int m, int r, double *AT, double *G, double *BT) {
@@ -165,7 +182,15 @@ int wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const 
    * with the input transform, which a step shares with the forward, input gradient, padded
    * by 4 rows whose zeros the direct kernel skips, 39.1 vs 44.1); 3x3 kernels (F(4,3): 1.5
    * products per output row saved) slower (conv3 10.4 vs 6.2 ms) or even (conv4 6.4 vs 7.1). */
-  if (ws[2] == 5 && xs[1] >= 32 && ws[0] >= 32 && pb[0] <= 4 && pa[0] <= 4 && 10 * covered[0] <= 13 * o[0]) return WINO_ROWS;
+  int64_t mr = wino_rows_tile(ws[2], o[0]);
+  if (ws[2] == 5 && xs[1] >= 32 && ws[0] >= 32 && pb[0] <= 4 && pa[0] <= 4 && 10 * cdiv(o[0], mr) * mr <= 13 * o[0]) return WINO_ROWS;
+  /* 3x3 rows pay where the per-point product is compute-bound (K = C x KW >= 192: 64 input
+   * channels; conv3's K = 96 lost, 6.6 vs 6.3 ms) and the tile covers the output rows
+   * exactly enough to save >= 1.75x the products along H (conv4, 64->64 onto 6x6 rows with
+   * F(3,3), 1.8x: forward 4.7 vs 6.6 ms, one thread), with no padding along H: an input
+   * gradient (padded by 2 rows, whose zeros the direct kernel skips) lost 3x (conv4's,
+   * 19.9 vs 6.2 ms) */
+  if (ws[2] == 3 && xs[1] * ws[3] >= 192 && ws[0] >= 32 && pb[0] <= 0 && pa[0] <= 0 && rows_gain(mr, 3, o[0]) >= 1.75) return WINO_ROWS;
   return WINO_NONE;
 }
 
@@ -252,10 +277,9 @@ static cg_tensor *rows_input(cg_tensor *x, int64_t m, int64_t r, const double *B
 cg_tensor *wino_conv2d_rows(cg_tensor *x, cg_tensor *w, const int64_t *pb, const int64_t *pa) {
   if (!x || !w) return NULL;
   const int64_t *xs = cg_shape(x), *ws = cg_shape(w);
-  int64_t N = xs[0], C = xs[1], Co = ws[0], r = ws[2], r1 = ws[3], m = wino_tile(r), a = m + r - 1, T;
+  int64_t N = xs[0], C = xs[1], Co = ws[0], r = ws[2], r1 = ws[3], o = xs[2] + pb[0] + pa[0] - r + 1, m = wino_rows_tile(r, o), a = m + r - 1, T;
   double AT[WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
   if (!wino_matrices((int)m, (int)r, AT, G, BT)) return cg_fail_null(CG_ERR_INVALID, "winograd: no F(%lld,%lld)", (long long)m, (long long)r);
-  int64_t o = xs[2] + pb[0] + pa[0] - r + 1;
   bool wsym; /* W's pads go to the direct product below, which skips their zeros */
   cg_tensor *V = rows_input(x, m, r, BT, pb, pa, &T, &wsym);
   int64_t Wd = cg_shape(V)[4];
@@ -283,7 +307,7 @@ cg_tensor *wino_conv2d_rows(cg_tensor *x, cg_tensor *w, const int64_t *pb, const
 cg_tensor *wino_rows_weight_grad(cg_tensor *x, cg_tensor *gy, const int64_t *ws, const int64_t *pb, const int64_t *pa) {
   if (!x || !gy) return NULL;
   const int64_t *xs = cg_shape(x);
-  int64_t N = xs[0], C = xs[1], Co = ws[0], r = ws[2], r1 = ws[3], m = wino_tile(r), a = m + r - 1, T;
+  int64_t N = xs[0], C = xs[1], Co = ws[0], r = ws[2], r1 = ws[3], m = wino_rows_tile(r, xs[2] + pb[0] + pa[0] - r + 1), a = m + r - 1, T;
   /* dw[p] = sum_i x[i + p] g[i] along H, i cut into tiles of m: per tile a correlation of
    * a rows of x with m rows of g giving r outputs, F(r, m): the same alpha and points as
    * the forward's F(m, r), so the same BT, taken from F(m, r) so that V1 is the forward's */

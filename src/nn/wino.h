@@ -9,9 +9,13 @@
 
 #define WINO_MAX_ALPHA 10 /* m + r - 1 for the largest tile supported (F(6,5)) */
 
-/* The output tile m used for a kernel size r (3 or 5): WINO_TILE when set (2, 4 or 6), else
+/* The output tile m used for a kernel size r (3 or 5): WINO_TILE when set (2 to 6), else
  * the default chosen by the measured float32 error (functional_wino.c). 0: no Winograd. */
 int wino_tile(int64_t r);
+
+/* The tile of the rows path (F(m, r) along H) for o output rows: WINO_TILE when set, else
+ * m = 4, 3 or 2, whichever computes the fewest products for o rows (6 rows: F(3, r)). */
+int wino_rows_tile(int64_t r, int64_t o);
 
 /* F(m, r)'s matrices by Cook-Toom over the points 0, 1, -1, 2, -2, 1/2, -1/2, 3, -3 and
  * infinity (alpha = m + r - 1 <= WINO_MAX_ALPHA): AT (m x alpha), G (alpha x r) and BT

@@ -59,9 +59,9 @@ int main(void) {
       {3, 0, 2097152, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
       {3, 1, 1638400, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
       {3, 2, 294912, "UPCAST(1,16) UPCAST(1,2) UPCAST(2,8) THREAD(0)"},
-      {4, 0, 1179648, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
+      {4, 0, 1966080, "UPCAST(2,16) UPCAST(2,2) UPCAST(0,8) THREAD(0)"}, /* Winograd rows F(3,3): the grouped 1x3 product */
       {4, 1, 2097152, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
-      {4, 2, 589824, "UPCAST(1,16) UPCAST(1,2) UPCAST(2,8) THREAD(0)"},
+      {4, 2, 1966080, "UPCAST(4,16) UPCAST(4,2) UPCAST(2,8) THREAD(0)"}, /* Winograd rows: partials of M */
   };
   const int64_t B = 512;
   for (size_t i = 0; i < sizeof pins / sizeof pins[0]; i++) {

@@ -1,7 +1,7 @@
 /* Winograd convolution (nn/functional_wino.c):
  *   1. the F(m, r) matrices (Cook-Toom) give the exact correlation in float64, for every
- *      tile the code can make (m = 2, 4, 6; r = 3, 5);
- *   2. the float32 error of tiles 2 and 4 against a float64 direct convolution in C, next
+ *      tile the code can make (m = 2 to 6; r = 3, 5);
+ *   2. the float32 error of tiles 2, 3 and 4 against a float64 direct convolution in C, next
  *      to the direct float32 algorithm's, printed and bounded (with tile 6, the figures
  *      that chose the default tile are in bench/RESULTS.md: F(6,5) is 100x worse);
  *   3. forward, input, weight and bias gradients with WINO=1 against torch: 3x3, 5x5 and
@@ -9,7 +9,9 @@
  *      channels 1, 3 and 64, padding 0/1/2, bias, a stride-1 transposed convolution (a
  *      Winograd convolution of the padded input with flipped weights), and the cases
  *      that fall back to the direct algorithm (groups, stride, dilation, 7x7, float64);
- *   4. which convolutions take which path (wino_wanted) under WINO=0/1/2 and unset.
+ *   4. which convolutions take which path (wino_wanted) under WINO=0/1/2 and unset, and
+ *      the rows path's tile for a number of output rows (wino_rows_tile); the default
+ *      rule's rows for a 64-channel 3x3 layer (the CNN's conv4) against torch.
  * Parts 2 and 3 run the 2-d path (WINO=1) and the rows path (WINO=2: F(m, r) along H, the
  * direct algorithm along W; its weight gradient is Winograd too, F(r, m) along H) alike.
  * Tolerances: see WT below (derived from part 2's measured error). */
@@ -26,7 +28,7 @@ static const double WRT = 1e-4, WAT = 5e-4;
 
 static void matrices_exact(void) {
   for (int r = 3; r <= 5; r += 2)
-    for (int m = 2; m <= 6; m += 2) {
+    for (int m = 2; m <= 6; m++) {
       int a = m + r - 1;
       double AT[WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
       CHECK(wino_matrices(m, r, AT, G, BT), "F(%d,%d)", m, r);
@@ -99,7 +101,7 @@ static void error_table(void) {
     printf("  %dx%d direct %.2e", k, k, direct);
     CHECK(direct < 1e-5, "direct %dx%d: %g", k, k, direct);
     cg_set_config("WINO", "1");
-    for (int m = 2; m <= 4; m += 2) { /* F(6,r) too: WINO_TILE=6 (RESULTS.md); slow to compile */
+    for (int m = 2; m <= 4; m++) { /* F(6,r) too: WINO_TILE=6 (RESULTS.md); slow to compile */
       char tile[4];
       snprintf(tile, sizeof tile, "%d", m);
       cg_set_config("WINO_TILE", tile);
@@ -133,6 +135,8 @@ static void torch_cases(void) {
       {"2,3,7,10", "4,3,3,3", {1, 1}, {1, 1}, {1, 1}, 1, true, true},      /* 7, 10: not multiples of the tile */
       {"1,3,33,7", "2,3,5,5", {1, 1}, {0, 2}, {1, 1}, 1, false, true},     /* 5x5, 33, padding 0 and 2 */
       {"1,64,10,33", "64,64,5,3", {1, 1}, {2, 1}, {1, 1}, 1, true, true},  /* 64 channels, a 5x3 kernel */
+      {"2,5,8,9", "3,5,3,3", {1, 1}, {0, 0}, {1, 1}, 1, true, true},       /* 6 output rows: rows take F(3,3) */
+      {"1,4,13,11", "3,4,5,5", {1, 1}, {0, 1}, {1, 1}, 1, false, true},    /* 9 output rows: rows take F(3,5) */
       {"1,4,9,9", "4,2,3,3", {1, 1}, {1, 1}, {1, 1}, 2, true, false},      /* groups: direct */
       {"1,3,9,9", "4,3,3,3", {2, 2}, {1, 1}, {1, 1}, 1, true, false},      /* stride 2: direct */
       {"1,3,9,9", "4,3,3,3", {1, 1}, {2, 2}, {2, 2}, 1, false, false},     /* dilation 2: direct */
@@ -158,6 +162,15 @@ static void torch_cases(void) {
              (long long)c->d[1], (long long)c->g);
     ref_out(cg_conv2d(x, w, b, c->s, c->p, c->d, c->g), code);
   }
+  /* the default rule's 3x3 rows (64 input channels, 6 output rows: F(3,3)), forward and
+   * gradients, the weight gradient by the rows path too */
+  cg_set_config("WINO", "");
+  CHECK(wino_wanted(CG_FLOAT32, 2, (const int64_t[]){2, 64, 8, 8}, (const int64_t[]){32, 64, 3, 3}, A2(1, 1), A2(1, 1), A2(0, 0), A2(0, 0), 1) ==
+            WINO_ROWS,
+        "default: 64->32 3x3 onto 6x6 takes rows");
+  ref_case("wino default rows x 2,64,8,8 w 32,64,3,3 bias", WRT, WAT);
+  cg_tensor *x4 = ref_float("2,64,8,8", -1, 1, true), *w4 = ref_float("32,64,3,3", -1, 1, true), *b4 = ref_float("32", -1, 1, true);
+  ref_out(cg_conv2d(x4, w4, b4, NULL, NULL, NULL, 1), "out = F.conv2d(x[0], x[1], x[2])");
   /* a stride-1 transposed convolution is a Winograd convolution too (padding k-1-p) */
   cg_set_config("WINO", "1");
   ref_case("wino conv_transpose2d x 2,6,9,8 w 6,4,3,3 p1", WRT, WAT);
@@ -204,8 +217,15 @@ static void knob(void) {
         "WINO=1: 3x3 and 5x5");
   CHECK(!wino_wanted(CG_FLOAT32, 1, xs, ws, one, one, zero, zero, 1), "WINO=1: 2-d only");
   cg_set_config("WINO_TILE", "3");
-  CHECK(wino_tile(5) == 4 && wino_tile(3) == 4 && wino_tile(7) == 0, "WINO_TILE=3 is not a tile: the default");
+  CHECK(wino_tile(5) == 3 && wino_tile(3) == 3 && wino_tile(7) == 0 && wino_rows_tile(3, 8) == 3, "WINO_TILE=3: F(3, r) everywhere");
+  cg_set_config("WINO_TILE", "7");
+  CHECK(wino_tile(5) == 4 && wino_tile(3) == 4, "WINO_TILE=7 is not a tile: the default");
   cg_set_config("WINO_TILE", "");
+  /* the rows tile covers the output rows with the fewest products: 4 where 4 divide them,
+   * 3 for 6 or 9 rows, 2 for 1 or 2 rows */
+  CHECK(wino_rows_tile(3, 8) == 4 && wino_rows_tile(3, 6) == 3 && wino_rows_tile(3, 9) == 3 && wino_rows_tile(5, 20) == 4 &&
+            wino_rows_tile(5, 9) == 3 && wino_rows_tile(3, 1) == 2 && wino_rows_tile(3, 2) == 2 && wino_rows_tile(7, 6) == 0,
+        "rows tiles: F(4,3) for 8 rows, F(3,3) for 6 and 9, F(2,3) for 1 and 2");
   /* unset: the measured rule (both channel counts >= 64, tiles covering <= 1.3x the output,
    * the products saved >= 2.7x the padded area's growth) */
   cg_set_config("WINO", "");
@@ -213,7 +233,12 @@ static void knob(void) {
                 w128[4] = {128, 128, 5, 5};
   CHECK(wino_wanted(CG_FLOAT32, 2, x64, w64, one, one, one, one, 1), "64->64 3x3 16x16: Winograd");
   CHECK(wino_wanted(CG_FLOAT32, 2, x128, w128, one, one, (const int64_t[]){2, 2}, (const int64_t[]){2, 2}, 1), "128->128 5x5: Winograd");
-  CHECK(!wino_wanted(CG_FLOAT32, 2, x8, w64, one, one, zero, zero, 1), "64->64 3x3 with 6x6 outputs: direct");
+  CHECK(wino_wanted(CG_FLOAT32, 2, x8, w64, one, one, zero, zero, 1) == WINO_ROWS, "64->64 3x3 with 6x6 outputs (conv4): rows F(3,3)");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, x8, w64, one, one, one, one, 1), "64->64 3x3 on 8x8 padded by 1 (H padded): direct");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 64, 7, 7}, w64, one, one, zero, zero, 1),
+        "64->64 3x3 with 5 output rows (no tile saves 1.75x of the products): direct");
+  CHECK(wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 64, 10, 10}, (const int64_t[]){32, 64, 3, 3}, one, one, zero, zero, 1) == WINO_ROWS,
+        "64->32 3x3 with 8 output rows (F(4,3), 2x; 32 outputs: not 2-d): rows");
   CHECK(wino_wanted(CG_FLOAT32, 2, xs, ws, one, one, zero, zero, 1) == WINO_ROWS, "the CNN's 32->32 5x5 (conv2) forward: rows");
   CHECK(wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 20, 20}, ws, one, one, (const int64_t[]){4, 4}, (const int64_t[]){4, 4}, 1) ==
             WINO_ROWS,
