@@ -424,10 +424,12 @@ int opt_heuristic(uop *sink, opt *out) {
     if (n_last % tries[t] == 0 && n_last > tries[t] / 2) first = tries[t], up[nup++] = last;
   /* an elementwise kernel over float32 or int32 whose rows are no multiple of 4 (a padded
    * copy: 58, 30, 16 + 2 wide): 16-wide vectors anyway, the row padded up to them and the
-   * tail lanes masked (resnet18's pad copies on one thread: 1.7 -> 0.5 ms in all) */
+   * tail lanes masked (resnet18's pad copies on one thread: 1.7 -> 0.5 ms in all); from 9
+   * wide (Winograd rows' input transform of 10-wide rows, conv3 of the CNN: scalar and its
+   * points not unrolled, 2.0 ms; 16 lanes of which 10 are used, 0.49 ms) */
   bool words = true; /* masked vector loads and stores exist for float32 and int32 (prelude.c) */
   for (int i = 0; i < nix; i++) words = words && (ix[i]->dt.scalar == CG_FLOAT32 || ix[i]->dt.scalar == CG_INT32);
-  if (!first && !has_reduce && words && n_last >= 16 && n_last % 4) {
+  if (!first && !has_reduce && words && n_last > 8 && n_last % 4) {
     out[n++] = (opt){OPT_PADTO, (int16_t)last->arg.v[0], 16};
     first = 16, up[nup++] = last;
   }

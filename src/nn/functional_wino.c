@@ -184,13 +184,13 @@ int wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const 
    * products per output row saved) slower (conv3 10.4 vs 6.2 ms) or even (conv4 6.4 vs 7.1). */
   int64_t mr = wino_rows_tile(ws[2], o[0]);
   if (ws[2] == 5 && xs[1] >= 32 && ws[0] >= 32 && pb[0] <= 4 && pa[0] <= 4 && 10 * cdiv(o[0], mr) * mr <= 13 * o[0]) return WINO_ROWS;
-  /* 3x3 rows pay where the per-point product is compute-bound (K = C x KW >= 192: 64 input
-   * channels; conv3's K = 96 lost, 6.6 vs 6.3 ms) and the tile covers the output rows
-   * exactly enough to save >= 1.75x the products along H (conv4, 64->64 onto 6x6 rows with
-   * F(3,3), 1.8x: forward 4.7 vs 6.6 ms, one thread), with no padding along H: an input
-   * gradient (padded by 2 rows, whose zeros the direct kernel skips) lost 3x (conv4's,
-   * 19.9 vs 6.2 ms) */
-  if (ws[2] == 3 && xs[1] * ws[3] >= 192 && ws[0] >= 32 && pb[0] <= 0 && pa[0] <= 0 && rows_gain(mr, 3, o[0]) >= 1.75) return WINO_ROWS;
+  /* 3x3 rows pay with >= 32 channels both sides where the tile covers the output rows
+   * exactly enough to save >= 1.75x the products along H, with no padding along H. One
+   * thread (bench_wino, RESULTS.md): conv4 (64->64 onto 6 rows, F(3,3), 1.8x) forward 4.7
+   * vs 6.6 ms; conv3 (32->64 onto 8 rows, F(4,3), 2x) 5.0 vs 6.0 once its input transform
+   * (10-wide rows) ran as vectors; their weight gradients follow. An input gradient
+   * (padded by 2 rows, whose zeros the direct kernel skips) lost 3x (conv4's, 19.9 vs 6.2) */
+  if (ws[2] == 3 && xs[1] >= 32 && ws[0] >= 32 && pb[0] <= 0 && pa[0] <= 0 && rows_gain(mr, 3, o[0]) >= 1.75) return WINO_ROWS;
   return WINO_NONE;
 }
 

@@ -56,9 +56,9 @@ int main(void) {
       {2, 0, 13107200, "UPCAST(2,16) UPCAST(2,2) UPCAST(0,8) THREAD(0)"}, /* Winograd rows: the grouped 1x5 product (functional_wino.c) */
       {2, 1, 18874368, "UPCAST(2,16) UPCAST(2,2) UPCAST(0,8) THREAD(0)"}, /* Winograd rows, as the forward */
       {2, 2, 5242880, "UPCAST(4,16) UPCAST(4,2) UPCAST(2,8) THREAD(0)"}, /* Winograd rows: partials of M per chunk of tile rows */
-      {3, 0, 2097152, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
+      {3, 0, 3145728, "UPCAST(2,16) UPCAST(2,2) UPCAST(0,8) THREAD(0)"}, /* Winograd rows F(4,3): the grouped 1x3 product */
       {3, 1, 1638400, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
-      {3, 2, 294912, "UPCAST(1,16) UPCAST(1,2) UPCAST(2,8) THREAD(0)"},
+      {3, 2, 1179648, "UPCAST(4,16) UPCAST(4,2) UPCAST(2,8) THREAD(0)"}, /* Winograd rows: partials of M */
       {4, 0, 1966080, "UPCAST(2,16) UPCAST(2,2) UPCAST(0,8) THREAD(0)"}, /* Winograd rows F(3,3): the grouped 1x3 product */
       {4, 1, 2097152, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)"},
       {4, 2, 1966080, "UPCAST(4,16) UPCAST(4,2) UPCAST(2,8) THREAD(0)"}, /* Winograd rows: partials of M */

@@ -243,8 +243,12 @@ static void knob(void) {
   CHECK(wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 20, 20}, ws, one, one, (const int64_t[]){4, 4}, (const int64_t[]){4, 4}, 1) ==
             WINO_ROWS,
         "conv2's input gradient (padded by 4): rows");
-  CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 10, 10}, (const int64_t[]){64, 32, 3, 3}, one, one, zero, zero, 1),
-        "conv3 (32->64 3x3): direct");
+  CHECK(wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 10, 10}, (const int64_t[]){64, 32, 3, 3}, one, one, zero, zero, 1) == WINO_ROWS,
+        "conv3 (32->64 3x3 onto 8 rows, F(4,3)): rows");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 16, 10, 10}, (const int64_t[]){64, 16, 3, 3}, one, one, zero, zero, 1),
+        "16->64 3x3: direct");
+  CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 32, 10, 10}, (const int64_t[]){64, 32, 3, 3}, one, one, one, one, 1),
+        "32->64 3x3 padded by 1 (H padded): direct");
   CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 16, 24, 24}, (const int64_t[]){32, 16, 5, 5}, one, one, zero, zero, 1),
         "16->32 5x5: direct");
   CHECK(!wino_wanted(CG_FLOAT32, 2, (const int64_t[]){512, 1, 28, 28}, (const int64_t[]){32, 1, 5, 5}, one, one, zero, zero, 1),
