@@ -179,9 +179,8 @@ int wino_wanted(cg_dtype dt, int n, const int64_t *xs, const int64_t *ws, const 
   if (both && xs[1] >= 64 && ws[0] >= 64 && 10 * covered[0] * covered[1] <= 13 * o[0] * o[1] && gain >= 2.7 * padded) return WINO_2D;
   /* Rows (F(4,5) along H only) expand the data only 2x, so the CNN's 32->32 5x5 gains
    * (conv2, one thread, bench_wino: forward 33.0 vs 47.7 ms, weight gradient 32.2 vs 46.0
-   * with the input transform, which a step shares with the forward, input gradient, padded
-   * by 4 rows whose zeros the direct kernel skips, 39.1 vs 44.1); 3x3 kernels (F(4,3): 1.5
-   * products per output row saved) slower (conv3 10.4 vs 6.2 ms) or even (conv4 6.4 vs 7.1). */
+   * with the input transform, input gradient, padded by 4 rows whose zeros the direct
+   * kernel skips, 39.1 vs 44.1). */
   int64_t mr = wino_rows_tile(ws[2], o[0]);
   if (ws[2] == 5 && xs[1] >= 32 && ws[0] >= 32 && pb[0] <= 4 && pa[0] <= 4 && 10 * cdiv(o[0], mr) * mr <= 13 * o[0]) return WINO_ROWS;
   /* 3x3 rows pay with >= 32 channels both sides where the tile covers the output rows
@@ -310,13 +309,19 @@ cg_tensor *wino_rows_weight_grad(cg_tensor *x, cg_tensor *gy, const int64_t *ws,
   int64_t N = xs[0], C = xs[1], Co = ws[0], r = ws[2], r1 = ws[3], m = wino_rows_tile(r, xs[2] + pb[0] + pa[0] - r + 1), a = m + r - 1, T;
   /* dw[p] = sum_i x[i + p] g[i] along H, i cut into tiles of m: per tile a correlation of
    * a rows of x with m rows of g giving r outputs, F(r, m): the same alpha and points as
-   * the forward's F(m, r), so the same BT, taken from F(m, r) so that V1 is the forward's */
+   * the forward's F(m, r), so the same BT, taken from F(m, r): V1 is the forward's input
+   * transform */
   double AT[WINO_MAX_ALPHA * WINO_MAX_ALPHA], G[WINO_MAX_ALPHA * WINO_MAX_ALPHA], BT[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
   double ATf[WINO_MAX_ALPHA * WINO_MAX_ALPHA], Gf[WINO_MAX_ALPHA * WINO_MAX_ALPHA];
   if (!wino_matrices((int)r, (int)m, AT, G, BT) || !wino_matrices((int)m, (int)r, ATf, Gf, BT))
     return cg_fail_null(CG_ERR_INVALID, "winograd: no F(%lld,%lld)", (long long)r, (long long)m);
   bool wsym;
-  cg_tensor *V = rows_input(x, m, r, BT, pb, pa, &T, &wsym); /* (N, T, a, C, Wd) */
+  /* V1 computed again from x + 0 (a node of its own: the forward's, shared through
+   * hash-consing, was held from the forward to the backward, the CNN step's planned peak
+   * 402.6 MB against 319.2 recomputed and 326.1 with direct 3x3 layers; recomputing costs
+   * the transform, ~5 ms of one thread per step, mostly conv2's). -0 becomes +0: no
+   * product changes */
+  cg_tensor *V = rows_input(cg_add(x, cg_scalar(0.0)), m, r, BT, pb, pa, &T, &wsym); /* (N, T, a, C, Wd) */
   int64_t o = cg_shape(gy)[2], Wo = cg_shape(gy)[3];
   /* Ug = G g along H per tile of m rows (zeros past o): (N, T, a, Wo, Co), Co innermost */
   cg_tensor *h = cg_permute(gy, (const int[]){0, 2, 3, 1}, 4); /* (N, o, Wo, Co) */
