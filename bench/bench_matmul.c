@@ -37,8 +37,8 @@
  * (cgrad's compiles its kernels), 3 warm-up runs, then as many timed runs as fit in about
  * CG_BENCH_BUDGET seconds per shape (default 60), at least 3 and at most 11. (cgrad had
  * one warm-up and at most 7 runs: on 2 threads at 512^3, ~0.5 ms a run, its runs came
- * while the cores were still getting up to speed, each 8-25 us per row block slower than
- * the steady 16 us (per-chunk timeline of the pool, 2 threads, both busy throughout), and
+ * while the cores were still getting up to speed, 22-25 us per row block against the
+ * steady 16 us (per-chunk timeline of the pool, 2 threads, both busy throughout), and
  * the median of 7 fell in that ramp; OpenBLAS ran after them, warm.) The process's
  * CPU time over cgrad's timed runs, as a share of wall time x threads, is printed too:
  * well under 100% means other processes took the cores and the figure is not to be
