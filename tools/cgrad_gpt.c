@@ -663,6 +663,9 @@ static int sample(sample_opts o) {
     if (!dec.k[l] || !dec.v[l] || cg_realize(dec.k[l]) != CG_OK || cg_realize(dec.v[l]) != CG_OK) rc = 1;
   if (!dec.k || !dec.v || !dec.rows || !pos || (!o.no_cache && !jit)) rc = 1;
   if (rc) fprintf(stderr, "cgrad sample: %s\n", cg_last_error());
+  /* CG_SAMPLE_CHECK=1 (tests): compare each step's logits with the whole window's */
+  bool check = getenv("CG_SAMPLE_CHECK") && atoi(getenv("CG_SAMPLE_CHECK")) > 0;
+  double check_diff = 0, check_max = 0;
   double t0 = now_s();
   int64_t start = n > m.T ? n - m.T : 0; /* the context window is ctx[start, n) */
   for (long step = 0; step < o.tokens && rc == 0; step++) {
@@ -689,6 +692,23 @@ static int sample(sample_opts o) {
         len++;
       }
     }
+    if (lg && check && !o.no_cache) { /* the whole window's last-position logits beside the cache's */
+      int32_t *w = calloc((size_t)m.T, sizeof(int32_t));
+      float *a = malloc(sizeof(float) * (size_t)m.V), *b = malloc(sizeof(float) * (size_t)m.V);
+      int64_t t = n - start;
+      memcpy(w, ctx + start, sizeof(int32_t) * (size_t)t);
+      cg_tensor *full = gpt_forward(&m, cg_from_data(w, CG_INT32, (int64_t[]){1, m.T}, 2), positions(m.T));
+      full = full ? cg_slice(full, 1, t - 1, t, 1) : NULL;
+      if (full && a && b && cg_read(lg, CG_FLOAT32, a, sizeof(float) * (size_t)m.V) == CG_OK &&
+          cg_read(full, CG_FLOAT32, b, sizeof(float) * (size_t)m.V) == CG_OK)
+        for (int64_t i = 0; i < m.V; i++) {
+          double dd = fabs((double)a[i] - (double)b[i]);
+          check_diff = dd > check_diff || dd != dd ? dd : check_diff;
+          check_max = fabs((double)b[i]) > check_max ? fabs((double)b[i]) : check_max;
+        }
+      else lg = NULL;
+      free(w), free(a), free(b);
+    }
     int tok = lg ? next_token(&m, lg, &o, step) : -1;
     cg_scope_end();
     if (tok < 0) {
@@ -705,6 +725,8 @@ static int sample(sample_opts o) {
   if (rc == 0)
     fprintf(stderr, "cgrad sample: %ld tokens in %.2f s (%.1f tokens/s, %s)\n", o.tokens, el, (double)o.tokens / (el > 0 ? el : 1),
             o.no_cache ? "no cache" : "KV cache");
+  if (rc == 0 && check && !o.no_cache)
+    fprintf(stderr, "cgrad sample: KV-cache logits vs the whole window's: max |diff| %.3g, max |logit| %.3g\n", check_diff, check_max);
   cg_jit_free(jit);
   for (int64_t l = 0; l < m.L && dec.k && dec.v; l++) cg_free(dec.k[l]), cg_free(dec.v[l]);
   free(dec.k), free(dec.v), free(ctx);
