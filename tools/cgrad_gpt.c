@@ -209,7 +209,9 @@ static cg_status decode_step(cg_tensor *const *in, int n_in, cg_tensor **out, in
     x = cg_add(x, linear(m, (int)(4 * l + 1), y, P(m, l, P_PROJW), P(m, l, P_PROJB)));
     h = cg_layer_norm(x, &C, 1, P(m, l, P_LN2W), P(m, l, P_LN2B), 1e-5);
     h = cg_gelu(linear(m, (int)(4 * l + 2), h, P(m, l, P_FCW), P(m, l, P_FCB)));
-    x = cg_add(x, linear(m, (int)(4 * l + 3), h, P(m, l, P_FC2W), P(m, l, P_FC2B)));
+    /* the residual stream stored per block: else each LayerNorm sums every block's
+     * outputs again, a kernel of its own per layer (L more programs to compile) */
+    x = cg_contiguous(cg_add(x, linear(m, (int)(4 * l + 3), h, P(m, l, P_FC2W), P(m, l, P_FC2B))));
   }
   x = cg_layer_norm(x, &C, 1, m->p[m->np - 2], m->p[m->np - 1], 1e-5);
   cg_tensor *lg = linear(m, (int)(4 * m->L), x, m->p[0], NULL);
@@ -337,8 +339,11 @@ static cg_status gpt_save(gpt *m, const char *path) {
 }
 
 static bool gpt_load(gpt *m, const char *path) {
-  cg_tensor *tc = cg_zeros(CG_INT64, (int64_t[]){6}, 1), *tv = cg_zeros(CG_UINT8, (int64_t[]){256}, 1);
-  int64_t cfg[6];
+  /* host buffers to load into (zeros from cg_zeros would be a fill kernel: a uint8 one goes
+   * to the C compiler, ~0.1 s of a cold start) */
+  int64_t cfg[6] = {0};
+  uint8_t vz[256] = {0};
+  cg_tensor *tc = cg_from_data(cfg, CG_INT64, (int64_t[]){6}, 1), *tv = cg_from_data(vz, CG_UINT8, (int64_t[]){256}, 1);
   bool ok = cg_load_safetensors(path, (const char *[]){"gpt.config", "gpt.vocab"}, (cg_tensor *[]){tc, tv}, 2) == CG_OK &&
             cg_read(tc, CG_INT64, cfg, sizeof cfg) == CG_OK && cg_read(tv, CG_UINT8, m->vocab, 256) == CG_OK;
   cg_free(tc), cg_free(tv);
