@@ -8,7 +8,8 @@
  * heuristic's opts; the last kernel (the GEMM) runs with each opt list given, the best of 3
  * timed runs after a warm-up. "H" means the heuristic's list. PACK=0 in the environment
  * reads B unpacked; BF16=1 rounds A and B to realized bfloat16 buffers and multiplies their
- * float32 casts (the TC opt's kernel, as autocast and bench_matmul_bf16 make it).
+ * float32 casts (the TC opt's kernel, as autocast and bench_matmul_bf16 make it). TA=1
+ * makes A the transposed view of a realized K x M tensor (a weight gradient's g^T @ x).
  *
  *   build/release/bench_gemm_kernel M K N H "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)" ...
  *
@@ -65,10 +66,12 @@ int main(int argc, char **argv) {
   cg_set_config("CG_THREADS", tn);
   if (threads > 1) cpu_clock = CLOCK_PROCESS_CPUTIME_ID;
   int64_t m = atoll(argv[1]), k = atoll(argv[2]), n = atoll(argv[3]);
-  cg_tensor *a = cg_rand(CG_FLOAT32, (int64_t[]){m, k}, 2), *b = cg_rand(CG_FLOAT32, (int64_t[]){k, n}, 2);
+  bool ta = getenv("TA") && atoi(getenv("TA")); /* A a transposed view (a weight gradient's g^T) */
+  cg_tensor *a = ta ? cg_rand(CG_FLOAT32, (int64_t[]){k, m}, 2) : cg_rand(CG_FLOAT32, (int64_t[]){m, k}, 2), *b = cg_rand(CG_FLOAT32, (int64_t[]){k, n}, 2);
   bool bf16 = getenv("BF16") && atoi(getenv("BF16"));
   if (bf16) a = cg_contiguous(cg_cast(a, CG_BFLOAT16)), b = cg_contiguous(cg_cast(b, CG_BFLOAT16));
   if (!a || !b || cg_realize(a) || cg_realize(b)) return fprintf(stderr, "inputs: %s\n", cg_last_error()), 1;
+  if (ta) a = cg_transpose(a, 0, 1);
   cg_tensor *c = bf16 ? cg_matmul(cg_cast(a, CG_FLOAT32), cg_cast(b, CG_FLOAT32)) : cg_matmul(a, b);
   uop_pool_push();
   schedule s;

@@ -2,7 +2,7 @@
  * loaded machine (other processes on the cores) changes little. Used by
  * bench/profile_kernels_cpu.sh. usage: kernel_cpu_time file.so function trips n0 n1 ...
  * (trips: the THREAD range's size; n_i: float32 elements of buffer i, filled with values
- * in [-0.3, 0.7)). */
+ * in [-0.3, 0.7); iN: N int32 elements, zeros, for index buffers such as an embedding's). */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,10 +22,11 @@ int main(int argc, char **argv) {
   int64_t trips = atoll(argv[3]), vars[16] = {0};
   void *bufs[32];
   for (int i = 0; i < argc - 4; i++) {
-    int64_t n = atoll(argv[4 + i]);
+    int ints = argv[4 + i][0] == 'i';
+    int64_t n = atoll(argv[4 + i] + ints);
     float *p = aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64 + 64));
     if (!p) return fprintf(stderr, "out of memory\n"), 1;
-    for (int64_t j = 0; j < n; j++) p[j] = (float)((uint32_t)(j * 2654435761u) % 1000) / 1000.0f - 0.3f;
+    for (int64_t j = 0; j < n; j++) p[j] = ints ? 0.0f : (float)((uint32_t)(j * 2654435761u) % 1000) / 1000.0f - 0.3f;
     bufs[i] = p;
   }
   double best = 1e30;

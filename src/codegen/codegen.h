@@ -78,6 +78,13 @@ int opt_heuristic(uop *sink, opt *out);
  * from small sizes on, since it would be gathered. PACK=0 turns it off (to measure what
  * it gains), PACK=2 packs every f32 product of 16 columns or more (tests). */
 int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, dtype dt);
+/* The same for A when it is transposed (a (rows, k) view of a (k, rows) tensor, a weight
+ * gradient's g^T): the rows of the row panels the tensor layer packs it into (the
+ * register tile's 8), or 0 to read it in place. Read in place, each k step of a row tile
+ * loads from another row of the (k, rows) tensor, `rows` floats apart: at rows = 1536
+ * those lines fall in 2 of L1's 64 sets (1 core: 143 against 227 GFLOP/s untransposed,
+ * 1536 x 2048 x 384). PACK as for opt_gemm_pack. */
+int64_t opt_gemm_pack_a(int64_t rows, int64_t k, int64_t cols, dtype dt);
 /* For a GEMM kernel, other complete opt lists worth timing (other register tiles and
  * column blocks; BEAM starts from them with the heuristic's); returns how many (0: not a
  * GEMM). */
@@ -112,6 +119,8 @@ uop *opt_apply(uop *sink, const opt *o, int n);
 enum { TC_AVX512BF16 = 1, TC_AMX = 2, TC_UNIT_MASK = 0xff, TC_PAIR_ADJACENT = 0x100 };
 /* The first REDUCE of the kernel that is a bf16 sum of products (TC applies), or NULL. */
 uop *tc_find(uop *sink);
+/* All of them (up to max) into out, in the same order; returns how many. */
+int tc_find_all(uop *sink, uop **out, int max);
 /* The unit this CPU offers for TC (0: none; CPUID less CG_CPU_FEATURES). */
 int tc_unit(void);
 const char *tc_unit_name(int unit);

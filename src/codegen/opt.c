@@ -507,16 +507,25 @@ int opt_heuristic(uop *sink, opt *out) {
     if (a) out[n++] = (opt){OPT_UPCAST, (int16_t)best->arg.v[0], (int32_t)a}, up[nup++] = best;
   }
   /* a bf16 sum of products whose B operand is a 16-wide vector along the output's last
-   * dim runs on the bf16 unit, if the CPU has one (tc.c) */
-  uop *tcr = has_reduce && vec_out && first == 16 && n < MAX_OPTS - 2 ? tc_find(sink) : NULL;
-  int tcu = tcr && tc_vector_fits(tcr, last) ? tc_unit() : 0;
-  if (tcu) {
+   * dim runs on the bf16 unit, if the CPU has one (tc.c); every such sum of the kernel
+   * (a residual stream's x + y @ w1.T + h @ w2.T: both products, not the first found) */
+  uop *tcs[4], *tcr = NULL;
+  int ntc = has_reduce && vec_out && first == 16 ? tc_find_all(sink, tcs, 4) : 0, tcu = ntc ? tc_unit() : 0;
+  int64_t tck = 0;
+  for (int t = 0; tcu && t < ntc && n < MAX_OPTS - 2; t++) {
+    if (!tc_vector_fits(tcs[t], last)) continue;
     uop *k = NULL;
-    for (uint32_t i = 1; i < tcr->nsrc; i++)
-      if (!k || tcr->src[i]->arg.v[0] > k->arg.v[0]) k = tcr->src[i];
+    int64_t nk = 1;
+    for (uint32_t i = 1; i < tcs[t]->nsrc; i++) {
+      nk *= tcs[t]->src[i]->src[0]->arg.i;
+      if (!k || tcs[t]->src[i]->arg.v[0] > k->arg.v[0]) k = tcs[t]->src[i];
+    }
     memmove(out + 1, out, sizeof *out * (size_t)n);
     out[0] = (opt){OPT_TC, (int16_t)k->arg.v[0], tcu}, n++;
-    int32_t block = tc_col_block(tcr, last, 16 * nvec); /* cache blocks of B's columns */
+    if (nk > tck) tcr = tcs[t], tck = nk;
+  }
+  if (tcr) {
+    int32_t block = tc_col_block(tcr, last, 16 * nvec); /* cache blocks of B's columns (the longest sum's) */
     if (block) out[n++] = (opt){OPT_TILE, (int16_t)last->arg.v[0], block};
   }
   /* threads split the outermost output range that is left (after the upcasts) */
@@ -530,6 +539,13 @@ int opt_heuristic(uop *sink, opt *out) {
     }
   }
   return n;
+}
+
+int64_t opt_gemm_pack_a(int64_t rows, int64_t k, int64_t cols, dtype dt) {
+  int mode = (int)cfg_int("PACK", 1);
+  if (!mode || dt.scalar != CG_FLOAT32 || dt.count > 1 || cols < 16 || rows < 8) return 0;
+  if (mode == 2) return 8;
+  return rows >= 64 && k >= 256 && cols >= 32 && rows * k * cols >= (int64_t)256 * 256 * 256 ? 8 : 0;
 }
 
 int64_t opt_gemm_pack(int64_t rows, int64_t k, int64_t cols, bool b_transposed, dtype dt) {

@@ -50,21 +50,26 @@ static bool tc_reduce(uop *u, uop *r) {
   return has;
 }
 
-static void find_tc(uop *u, uopset *seen, uop **out) {
-  if (*out || uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
+static void find_tc(uop *u, uopset *seen, uop **out, int *n, int max) {
+  if (*n >= max || uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (tc_reduce(u, NULL)) {
-    *out = u;
+    out[(*n)++] = u;
     return;
   }
-  for (uint32_t i = 0; i < u->nsrc; i++) find_tc(u->src[i], seen, out);
+  for (uint32_t i = 0; i < u->nsrc; i++) find_tc(u->src[i], seen, out, n, max);
+}
+
+int tc_find_all(uop *sink, uop **out, int max) {
+  int n = 0;
+  uopset seen = {0};
+  find_tc(sink, &seen, out, &n, max);
+  uopset_free(&seen);
+  return n;
 }
 
 uop *tc_find(uop *sink) {
   uop *r = NULL;
-  uopset seen = {0};
-  find_tc(sink, &seen, &r);
-  uopset_free(&seen);
-  return r;
+  return tc_find_all(sink, &r, 1) ? r : NULL;
 }
 
 int tc_unit(void) {

@@ -30,6 +30,7 @@ struct capture {
   launch *l;
   int n, cap;
   bool nomem; /* a launch could not be recorded: the capture is incomplete */
+  int64_t var0; /* the last var id made before it began: later ones the captured call made */
 };
 
 static _Thread_local capture *current;
@@ -41,6 +42,7 @@ bool capture_begin(capture **c) {
   }
   *c = cg_calloc(1, sizeof **c);
   if (!*c) return cg_fail(CG_ERR_NOMEM, "out of memory"), false;
+  (*c)->var0 = var_last_id();
   current = *c;
   return true;
 }
@@ -122,15 +124,41 @@ static void capture_free(capture *c) {
   free(c);
 }
 
+/* Whether the vars u (capture a) and v (capture b) that two host updates change are the
+ * same var: the same uop, or two vars each call made for itself (flash attention's
+ * key-block counter is a new var every call) standing for each other in every update, a
+ * bijection over the captures. pairs (2 per entry) grows as such vars are met. A var from
+ * outside the call must be the same one. (Kernel launches' vars are not compared, as
+ * before: a kernel reads whatever var its slot is bound to at replay.) */
+static bool var_pair(const capture *a, const capture *b, uop *u, uop *v, uop ***pairs, int *n, int *cap, bool *nomem) {
+  bool made_u = -u->arg.v[2] > a->var0, made_v = -v->arg.v[2] > b->var0;
+  if (!made_u || !made_v) return u == v;
+  for (int i = 0; i < *n; i++)
+    if ((*pairs)[2 * i] == u || (*pairs)[2 * i + 1] == v) return (*pairs)[2 * i] == u && (*pairs)[2 * i + 1] == v;
+  if (*n == *cap) {
+    int nc = *cap ? 2 * *cap : 8;
+    uop **np = realloc(*pairs, sizeof(uop *) * 2 * (size_t)nc);
+    if (!np) return !(*nomem = true);
+    *pairs = np, *cap = nc;
+  }
+  (*pairs)[2 * *n] = u, (*pairs)[2 * *n + 1] = v, (*n)++;
+  return true;
+}
+
 bool capture_same(const capture *a, const capture *b) {
   if (a->n != b->n) return false;
-  for (int i = 0; i < a->n; i++) {
+  uop **pairs = NULL;
+  int np = 0, cap = 0;
+  bool same = true, nomem = false;
+  for (int i = 0; i < a->n && same; i++) {
     const launch *x = &a->l[i], *y = &b->l[i];
-    if (x->p != y->p || x->host != y->host || x->nbufs != y->nbufs || x->nvars != y->nvars) return false;
-    if (x->host && (x->hsize != y->hsize || memcmp(x->hctx, y->hctx, x->hsize))) return false;
-    if (!x->p && !x->host && (x->vars[0] != y->vars[0] || x->vop != y->vop || x->operand != y->operand)) return false;
+    if (x->p != y->p || x->host != y->host || x->nbufs != y->nbufs || x->nvars != y->nvars) same = false;
+    else if (x->host && (x->hsize != y->hsize || memcmp(x->hctx, y->hctx, x->hsize))) same = false;
+    else if (!x->p && !x->host && (x->vop != y->vop || x->operand != y->operand)) same = false;
+    else if (!x->p && !x->host) same = var_pair(a, b, x->vars[0], y->vars[0], &pairs, &np, &cap, &nomem);
   }
-  return true;
+  free(pairs);
+  return same && !nomem; /* out of memory comparing: not known the same, captured again */
 }
 
 void capture_discard(capture *c) {

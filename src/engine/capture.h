@@ -50,7 +50,8 @@ replay *replay_new(capture *c, uop *const *inputs, int n_in);
  * one allocation of max(slab_bytes, replay_slab_bytes) from the device's allocator,
  * returned after (so replays of several sizes can share one cached block). */
 cg_status replay_run(replay *r, uop *const *inputs, int n_in, size_t slab_bytes);
-/* Whether two captures launched the same programs in the same order. */
+/* Whether two captures launched the same programs in the same order (vars the captured
+ * calls made themselves, such as a per-call counter, compared up to renaming). */
 bool capture_same(const capture *a, const capture *b);
 void capture_discard(capture *c);
 size_t replay_slab_bytes(const replay *r);

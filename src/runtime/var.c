@@ -39,6 +39,13 @@ uop *var_new(const char *name, dtype dt, int64_t min, int64_t max, int64_t bits)
   return u;
 }
 
+int64_t var_last_id(void) {
+  pthread_mutex_lock(&var_lock);
+  int64_t id = next_id;
+  pthread_mutex_unlock(&var_lock);
+  return id;
+}
+
 int64_t *var_cell(uop *v) {
   pthread_mutex_lock(&var_lock);
   int64_t *cell = uopset_get(&table, v);

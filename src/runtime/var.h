@@ -13,6 +13,9 @@
  * value whose 64 bits are `bits` (var_bits_of); ints have bounds [min, max] (floats: 0, 0).
  * NULL + error when out of memory. */
 uop *var_new(const char *name, dtype dt, int64_t min, int64_t max, int64_t bits);
+/* The id of the last var made (0: none yet): a var u was made after that call when
+ * -u->arg.v[2] is larger (the JIT tells the vars a captured call made itself). */
+int64_t var_last_id(void);
 /* Whether u is a tensor-level var (one made by var_new). */
 static inline bool var_is_tensor(const uop *u) { return u && u->op == OP_DEFINE_VAR && u->arg.n == 3 && u->arg.v[2] < 0; }
 /* Its value cell (stable while the UOp lives); read and written with the two below. */

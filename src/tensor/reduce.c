@@ -263,6 +263,15 @@ static uop *pack_panels(uop *b, int64_t w) {
   return view_shrink(p, box);
 }
 
+/* x with its last two axes swapped (a view) */
+static uop *swap_last2(uop *x) {
+  if (!x) return NULL; /* out of memory building it: the rule's caller fails */
+  int64_t perm[UOP_MAX_DIMS];
+  for (int i = 0; i < x->ndim; i++) perm[i] = i;
+  perm[x->ndim - 2] = x->ndim - 1, perm[x->ndim - 1] = x->ndim - 2;
+  return view_permute(x, perm);
+}
+
 /* The product's graph for operands already checked: a (..., n, k), b (..., k, m) (va/vb:
  * a 1-d operand made 2-d, whose axis the result drops), batch the broadcast batch dims. */
 static uop *matmul_graph(uop *a, uop *b, bool va, bool vb, const int64_t *batch, int nb) {
@@ -276,6 +285,12 @@ static uop *matmul_graph(uop *a, uop *b, bool va, bool vb, const int64_t *batch,
    * copy moves half the bytes and the GEMM still reads bf16 operands (the TC opt) */
   if (pw && b->op == OP_CAST && b->src[0]->dt.scalar == CG_BFLOAT16 && b->src[0]->dt.count <= 1) b = cast_to(pack_panels(b->src[0], pw), dt);
   else if (pw) b = pack_panels(b, pw);
+  /* a transposed a (a weight gradient's g^T): its k steps are rows of g, far apart in
+   * memory and aliasing in the caches; packed into panels of the register tile's rows,
+   * (..., n'/r, k, r), each k step of a row tile reads r contiguous values */
+  bool at = a->op == OP_PERMUTE && a->arg.v[a->ndim - 1] != a->ndim - 1;
+  int64_t pr = at ? opt_gemm_pack_a(n, k, m, dt) : 0;
+  if (pr) a = swap_last2(pack_panels(swap_last2(a), pr));
   /* a: (..., n, 1, k)  b: (..., 1, m, k)  -> mul -> sum over k */
   int64_t sa[UOP_MAX_DIMS], sb[UOP_MAX_DIMS], full[UOP_MAX_DIMS];
   for (int i = 0; i < nb; i++) full[i] = batch[i];
@@ -302,14 +317,6 @@ static uop *matmul_graph(uop *a, uop *b, bool va, bool vb, const int64_t *batch,
   return view_reshape(r, out, no);
 }
 
-/* x with its last two axes swapped (a view) */
-static uop *swap_last2(uop *x) {
-  if (!x) return NULL; /* out of memory building it: the rule's caller fails */
-  int64_t perm[UOP_MAX_DIMS];
-  for (int i = 0; i < x->ndim; i++) perm[i] = i;
-  perm[x->ndim - 2] = x->ndim - 1, perm[x->ndim - 1] = x->ndim - 2;
-  return view_permute(x, perm);
-}
 /* a @ b for a (..., n, k) and b with a's batch dims or none (k, m) */
 static uop *matmul_same_batch(uop *a, uop *b) { return a && b ? matmul_graph(a, b, false, false, a->shape, a->ndim - 2) : NULL; }
 

@@ -174,11 +174,14 @@ static void pin_gemm(int64_t m, int64_t k, int64_t n, bool bt, const char *want)
 
 /* The whole path (packing copy, heuristic GEMM opts with PADTO tails) against float64,
  * for sizes no tile divides; b optionally transposed (x @ w.T). */
-static void gemm_vs_f64(int64_t m, int64_t k, int64_t n, bool bt) {
+/* tr: 1 = b given transposed ((n, k), x @ w.T), 2 = a given transposed ((k, m), a weight
+ * gradient's g^T @ x: packed in row panels where opt_gemm_pack_a says so) */
+static void gemm_vs_f64(int64_t m, int64_t k, int64_t n, int tr) {
+  bool bt = tr & 1, at = tr & 2;
   float *a = malloc(sizeof(float) * (size_t)(m * k)), *b = malloc(sizeof(float) * (size_t)(k * n)), *c = malloc(sizeof(float) * (size_t)(m * n));
-  for (int64_t i = 0; i < m * k; i++) a[i] = frand();
+  for (int64_t i = 0; i < m * k; i++) a[i] = frand(); /* (m, k), or (k, m) when at */
   for (int64_t i = 0; i < k * n; i++) b[i] = frand(); /* (k, n), or (n, k) when bt */
-  cg_tensor *ta = cg_from_data(a, CG_FLOAT32, (int64_t[]){m, k}, 2);
+  cg_tensor *ta = at ? cg_transpose(cg_from_data(a, CG_FLOAT32, (int64_t[]){k, m}, 2), 0, 1) : cg_from_data(a, CG_FLOAT32, (int64_t[]){m, k}, 2);
   cg_tensor *tb = bt ? cg_transpose(cg_from_data(b, CG_FLOAT32, (int64_t[]){n, k}, 2), 0, 1) : cg_from_data(b, CG_FLOAT32, (int64_t[]){k, n}, 2);
   cg_status st = cg_read(cg_matmul(ta, tb), CG_FLOAT32, c, sizeof(float) * (size_t)(m * n));
   CHECK(st == CG_OK, "%s", cg_last_error());
@@ -186,13 +189,32 @@ static void gemm_vs_f64(int64_t m, int64_t k, int64_t n, bool bt) {
   for (int64_t i = 0; st == CG_OK && i < m; i++)
     for (int64_t j = 0; j < n; j++) {
       double want = 0;
-      for (int64_t q = 0; q < k; q++) want += (double)a[i * k + q] * (bt ? b[j * k + q] : b[q * n + j]);
+      for (int64_t q = 0; q < k; q++) want += (double)(at ? a[q * m + i] : a[i * k + q]) * (bt ? b[j * k + q] : b[q * n + j]);
       worst = fmax(worst, fabs(c[i * n + j] - want) / (1 + fabs(want)));
     }
   /* float32 sums of k products of |x| <= 1: 1e-6 per term is generous */
-  CHECK(worst <= 1e-6 * (double)k, "%lldx%lldx%lld%s on %s: off by %g", (long long)m, (long long)k, (long long)n, bt ? " (b transposed)" : "",
-        cg_get_config("DEVICE") ? cg_get_config("DEVICE") : "CPU", worst);
+  CHECK(worst <= 1e-6 * (double)k, "%lldx%lldx%lld%s%s on %s: off by %g", (long long)m, (long long)k, (long long)n, bt ? " (b transposed)" : "",
+        at ? " (a transposed)" : "", cg_get_config("DEVICE") ? cg_get_config("DEVICE") : "CPU", worst);
   free(a), free(b), free(c);
+}
+
+/* A weight gradient's product g^T @ x (a given transposed): packed into row panels (its
+ * own copy kernel before B's and the GEMM) at sizes opt_gemm_pack_a takes, and the GEMM
+ * keeps the GEMM branch's register tile. */
+static void pin_packed_a(int64_t m, int64_t k, int64_t n, int want_kernels) {
+  cg_tensor *a = cg_empty(CG_FLOAT32, (int64_t[]){k, m}, 2), *b = cg_empty(CG_FLOAT32, (int64_t[]){k, n}, 2);
+  cg_tensor *c = cg_matmul(cg_transpose(a, 0, 1), b);
+  uop_pool_push();
+  schedule s;
+  CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
+  opt o[MAX_OPTS];
+  int no = opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o);
+  char got[256];
+  opts_str(o, no, got, sizeof got);
+  CHECK(s.n == want_kernels && strstr(got, "UPCAST(0,8)"), "g^T @ x (%lld, %lld, %lld): %d kernels (expected %d), heuristic gives %s", (long long)m, (long long)k,
+        (long long)n, s.n, want_kernels, got);
+  if (s.k) sched_free(&s);
+  uop_pool_pop();
 }
 
 /* The same for a batched product q @ k.T, q (b, t, d), k (b, t, d) (attention scores). */
@@ -321,6 +343,8 @@ int main(void) {
     gemm_vs_f64(33, 17, 1023, false);
     gemm_vs_f64(37, 29, 100, true);
     gemm_vs_f64(9, 64, 31, false);
+    gemm_vs_f64(37, 45, 33, 2); /* a transposed: row panels, 37 rows padded to 40 */
+    gemm_vs_f64(16, 19, 40, 3);
   }
   cg_set_config("DEVICE", "CPU");
   { /* batched, with a broadcast batch and with b transposed per batch (q @ k.T) */
@@ -354,6 +378,9 @@ int main(void) {
   gemm_vs_f64(131, 257, 67, false);
   gemm_vs_f64(64, 1000, 48, true);
   cg_set_config("PACK", "1");
+  pin_packed_a(1536, 2048, 384, 3); /* a GPT's c_fc weight gradient: A and B packed */
+  pin_packed_a(64, 128, 64, 1);     /* small: read in place */
+  gemm_vs_f64(200, 300, 96, 2);
   /* the heuristic's opts for the benchmark shapes (bench/bench_matmul.c), pinned */
   pin_gemm(512, 512, 512, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
   pin_gemm(1024, 1024, 1024, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");

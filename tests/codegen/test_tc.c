@@ -164,6 +164,37 @@ static void opts_case(int64_t m, int64_t k, int64_t n, const opt *lists, const i
 
 static void realize_fn(void *t) { cg_realize((cg_tensor *)t); }
 
+/* x + a1 @ b1 + a2 @ b2 in one kernel (a residual stream's projections): both sums of
+ * products get TC (with the unit), and the values match float64. */
+static void two_products_case(int64_t m, int64_t k1, int64_t k2, int64_t n, bool unit) {
+  float *a1, *b1, *a2, *b2, *xv;
+  cg_tensor *ta1 = rand_bf16((int64_t[]){m, k1}, 2, &a1), *tb1 = rand_bf16((int64_t[]){k1, n}, 2, &b1);
+  cg_tensor *ta2 = rand_bf16((int64_t[]){m, k2}, 2, &a2), *tb2 = rand_bf16((int64_t[]){k2, n}, 2, &b2);
+  cg_tensor *tx = cg_cast(rand_bf16((int64_t[]){m, n}, 2, &xv), CG_FLOAT32);
+  cg_tensor *c = cg_add(cg_add(tx, cg_matmul(cg_cast(ta1, CG_FLOAT32), cg_cast(tb1, CG_FLOAT32))), cg_matmul(cg_cast(ta2, CG_FLOAT32), cg_cast(tb2, CG_FLOAT32)));
+  char what[96], d[128] = "?";
+  snprintf(what, sizeof what, "x + a1 @ b1 + a2 @ b2 (%lldx%lld, K %lld and %lld)", (long long)m, (long long)n, (long long)k1, (long long)k2);
+  opt o[MAX_OPTS];
+  int no = heuristic_opts(c, o), ntc = 0;
+  for (int i = 0; i < no; i++) ntc += o[i].kind == OPT_TC;
+  if (no >= 0) opts_str(o, no, d, sizeof d);
+  CHECK(no >= 0 && ntc == (unit ? 2 : 0), "%s: heuristic opts %s, expected %d TC", what, d, unit ? 2 : 0);
+  float *cv = malloc(sizeof(float) * (size_t)(m * n));
+  CHECK(cg_read(c, CG_FLOAT32, cv, sizeof(float) * (size_t)(m * n)) == CG_OK, "%s: %s", what, cg_last_error());
+  double worst = 0;
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = xv[i * n + j], sa = fabs(s);
+      for (int64_t q = 0; q < k1; q++) s += (double)a1[i * k1 + q] * b1[q * n + j], sa += fabs((double)a1[i * k1 + q] * b1[q * n + j]);
+      for (int64_t q = 0; q < k2; q++) s += (double)a2[i * k2 + q] * b2[q * n + j], sa += fabs((double)a2[i * k2 + q] * b2[q * n + j]);
+      double e = fabs(cv[i * n + j] - s) / (sa + 1e-30);
+      if (e > worst) worst = e;
+    }
+  double tol = (double)(k1 + k2 + 2) * 0x1p-24; /* float32 sums of the exact products */
+  CHECK(worst <= tol, "%s: off by %g of sum|ab| (allowed %g)", what, worst, tol);
+  free(a1), free(b1), free(a2), free(b2), free(xv), free(cv);
+}
+
 int main(void) {
   rng = (uint64_t)time(NULL);
   printf("seed %llu\n", (unsigned long long)rng);
@@ -190,6 +221,10 @@ int main(void) {
   matmul_case(1, 33, 1021, 1013, want);
   expect_tile = 0;
   matmul_case(1, 1, 1031, 544, -1); /* one row: 17 panels, no block */
+
+  /* two products in one kernel: TC on both (was the first one found only) */
+  two_products_case(24, 48, 200, 32, unit);
+  two_products_case(16, 37, 64, 48, unit);
 
   /* float32 matmuls never get TC */
   {
