@@ -157,6 +157,7 @@ void opts_str(const opt *o, int n, char *buf, size_t nbuf) {
  * reads come from L2 at a rate it sustains (measured: 93% of the FMA peak on 1 core). */
 typedef struct {
   uop *rows, *cols, *k, *batch;
+  bool plain; /* float32 loads, and the one store writes the sum itself (k may be tiled) */
 } gemm_shape;
 static bool is_load_ungated(uop *u) { /* and float32 (or bf16 read as float32): the tile is f32x16 vectors */
   bool cast = u->op == OP_CAST && u->dt.scalar == CG_FLOAT32;
@@ -199,6 +200,8 @@ static bool gemm_match(uop *sink, uop **rng, int nr, gemm_shape *g) {
   strides_along(sink, &bix, 1, cols, 32, &unit, &other);
   if (unit != 1) return false;
   g->rows = g->batch = NULL, g->cols = cols, g->k = k;
+  g->plain = m->src[0]->op == OP_LOAD && m->src[1]->op == OP_LOAD && sink->nsrc == 1 && sink->src[0]->op == OP_STORE && sink->src[0]->src[1] == red[0] &&
+             red[0]->dt.scalar == CG_FLOAT32 && red[0]->nsrc == 2 && sink->src[0]->src[0]->src[0]->dt.scalar == CG_FLOAT32;
   for (int i = nr - 2; i >= 0; i--) {
     if (dep[a][i] && !dep[b][i] && !g->rows) g->rows = rng[i];
     else if (!g->batch) g->batch = rng[i];
@@ -227,7 +230,16 @@ static int heuristic_gemm(const gemm_shape *g, opt *out) {
    * 200/209/227/210/178; none gains at k = 384) */
   int64_t trips = ncp / w, block = 1;
   while (block < 8 && trips % (block * 2) == 0 && block * 2 < trips) block *= 2;
-  if (nk >= 512 && ncp * nk * 4 > 512 * 1024 && block < trips) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
+  bool col_block = nk >= 512 && ncp * nk * 4 > 512 * 1024 && block < trips;
+  if (col_block) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
+  /* k blocks of 512 inside the column block for k >= 2048 on large products (BLIS's
+   * jc -> pc -> ic): a 512 x 256 block of packed b (512 KiB) stays in each core's L2 for
+   * all of the thread's row tiles, where a k x 256 column block (2 MiB and more) streams
+   * from the L3 both cores share. Each block adds its partial sum to C (tile_reduce), so
+   * only where the store writes the sum itself, and float32 (the bf16 TC list keeps its
+   * own blocking). Measured: RESULTS.md, issue 8 round 5 */
+  if (col_block && g->plain && block > 1 && nk >= 2048 && nk % 512 == 0 && nm >= 512 && nc >= 512)
+    out[n++] = (opt){OPT_TILE, (int16_t)g->k->arg.v[0], 512};
   /* threads: the rows, or the batch when there are fewer row tiles than cores x 4 */
   int64_t row_tiles = (nm + mr - 1) / mr;
   uop *t = g->batch && row_tiles < 8 ? g->batch : row_tiles > 1 ? g->rows : trips > 1 ? g->cols : NULL;
@@ -276,17 +288,25 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
     int rows = tiles[t][0], vecs = tiles[t][1];
     int64_t w = 16 * vecs, trips = (nc + w - 1) / w;
     if (nc <= 16 * (vecs - 1) || nm < rows) continue;
-    for (int kc = 256; t == 0 && kc <= 512 && n < max; kc *= 2) { /* first: the heuristic's list, k blocks inside its column block */
+    /* first: the heuristic's list with k blocks of 256, 512, 1024 inside its column block,
+     * and with none (where the heuristic has one) */
+    for (int kc = 128; t == 0 && kc <= 1024 && n < max; kc *= 2) {
       int64_t nk = g.k->src[0]->arg.i;
-      if (nk < 1024 || nk % kc || nb >= MAX_OPTS) continue;
+      bool none = kc == 128; /* stands for "no k block" */
+      if (nb >= MAX_OPTS || (!none && (nk < 1024 || nk % kc || kc >= nk))) continue;
       opt *o = lists[n];
       int k = 0;
-      bool put = false;
+      bool put = none, had = false;
       for (int i = 0; i < nb; i++) {
+        if (base[i].kind == OPT_TILE && base[i].axis == g.k->arg.v[0]) { /* the heuristic's own k block */
+          had = true;
+          continue;
+        }
         if (!put && base[i].kind == OPT_THREAD) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc}, put = true;
         o[k++] = base[i];
       }
       if (!put) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc};
+      if (none && !had) continue;
       lens[n++] = k;
     }
     for (int b = 0; b < 6 && n < max; b++) {
