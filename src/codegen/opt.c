@@ -262,15 +262,13 @@ static int output_ranges(uop *sink, uop **rng, bool *has_reduce) {
 }
 
 /* BEAM's starting points for a GEMM: the heuristic's tile with other column blocks (none,
- * 1 .. 16 panels), with k blocks of 256 and 512 inside its column block (k >= 1024; BLIS's
- * order jc -> pc -> ic: each thread's chunk of rows sweeps a block of B's rows that stays
- * in its L2, where without k blocks every row tile reads its column block from the shared
- * L3; a k block outside the column block re-read all of the chunk's C per k block), and
- * other register tiles (4 rows; 6 rows x 4 vectors). Measured (bench_gemm_kernel, RESULTS
- * gemm4): 2 threads, 4096^3 494 GFLOP/s against the heuristic's 460, 2048^3 fastest wall
- * 36.9-37.5 ms against 38.8-38.9 (k outermost: no gain); 1 thread, 2048^3 equal, 4096^3
- * 227 against 234: BEAM's to pick per thread count, not the heuristic's (which does not
- * depend on the thread count, so results stay the same bits on 1 and 2 threads). */
+ * 1 .. 16 panels), with k blocks of 256, 512 and 1024 inside its column block and with
+ * none (k >= 1024; BLIS's order jc -> pc -> ic: each thread's chunk of rows sweeps a block
+ * of B's rows that stays in its L2; the heuristic takes 512 for k >= 2048, which costs
+ * 1-4% on one thread at 4096^3, so "none" is a seed there), and other register tiles
+ * (4 rows; 6 rows x 4 vectors; 8 rows x 1 vector), in the order at the end. Measured
+ * (bench_gemm_kernel, RESULTS gemm4 and round 5): 2 threads, 4096^3 k blocks of 512
+ * +7% over none; 1 thread -1..-4%. */
 int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
   uop *rng[UOP_MAX_DIMS];
   int n = 0;
@@ -278,11 +276,13 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
   int nr = output_ranges(sink, rng, &has_reduce);
   gemm_shape g;
   if (!has_reduce || !gemm_match(sink, rng, nr, &g) || g.cols->src[0]->arg.i < 8) return 0;
+  if (max > 64) max = 64;
   opt base[MAX_OPTS];
   int nb = heuristic_gemm(&g, base);
   int16_t ac = (int16_t)g.cols->arg.v[0], am = (int16_t)g.rows->arg.v[0];
   int64_t nm = g.rows->src[0]->arg.i, nc = g.cols->src[0]->arg.i;
   static const int blocks[] = {0, 1, 2, 4, 8, 16};
+  int prio[64];
   static const int tiles[][2] = {{8, 2}, {4, 2}, {6, 4}, {8, 1}}; /* rows, vectors of 16 columns */
   for (int t = 0; t < 4; t++) {
     int rows = tiles[t][0], vecs = tiles[t][1];
@@ -307,7 +307,7 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
       }
       if (!put) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc};
       if (none && !had) continue;
-      lens[n++] = k;
+      prio[n] = 2, lens[n++] = k;
     }
     for (int b = 0; b < 6 && n < max; b++) {
       if (blocks[b] && (trips % blocks[b] || blocks[b] >= trips)) continue;
@@ -321,9 +321,21 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
       if (blocks[b]) o[k++] = (opt){OPT_TILE, ac, blocks[b]};
       for (int i = 0; i < nb; i++)
         if (base[i].kind == OPT_THREAD) o[k++] = base[i];
+      prio[n] = blocks[b] == 1 && t == 2 ? 0 : blocks[b] == 1 && t == 0 ? 1 : 3;
       lens[n++] = k;
     }
   }
+  /* the order they are timed in (a large GEMM's budget times a few): 6 x 64 and 8 x 32
+   * tiles over one column panel at a time (TILE(cols, 1)), then the heuristic's k
+   * blocks, then the rest. The searches' winners (RESULTS.md, issue 8 round 5): 6 x 64
+   * with TILE(cols, 1) at 1024^3, 2048^3 and the transformer's shapes on 2 threads, 8 x 32
+   * with TILE(cols, 1) at 4096^3 on 2 threads and 2048^3 on 1 */
+  opt tmp[64][MAX_OPTS];
+  int tl[64], m = 0;
+  for (int p = 0; p < 4; p++)
+    for (int i = 0; i < n; i++)
+      if (prio[i] == p) memcpy(tmp[m], lists[i], sizeof tmp[m]), tl[m++] = lens[i];
+  for (int i = 0; i < m; i++) memcpy(lists[i], tmp[i], sizeof tmp[i]), lens[i] = tl[i];
   return n;
 }
 
