@@ -307,7 +307,7 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
       }
       if (!put) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc};
       if (none && !had) continue;
-      prio[n] = 2, lens[n++] = k;
+      prio[n] = 1, lens[n++] = k;
     }
     for (int b = 0; b < 6 && n < max; b++) {
       if (blocks[b] && (trips % blocks[b] || blocks[b] >= trips)) continue;
@@ -321,15 +321,17 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
       if (blocks[b]) o[k++] = (opt){OPT_TILE, ac, blocks[b]};
       for (int i = 0; i < nb; i++)
         if (base[i].kind == OPT_THREAD) o[k++] = base[i];
-      prio[n] = blocks[b] == 1 && t == 2 ? 0 : blocks[b] == 1 && t == 0 ? 1 : 3;
+      prio[n] = blocks[b] == 1 && t == 2 ? 0 : blocks[b] == 1 && t == 0 ? 2 : 3;
       lens[n++] = k;
     }
   }
-  /* the order they are timed in (a large GEMM's budget times a few): 6 x 64 and 8 x 32
-   * tiles over one column panel at a time (TILE(cols, 1)), then the heuristic's k
-   * blocks, then the rest. The searches' winners (RESULTS.md, issue 8 round 5): 6 x 64
-   * with TILE(cols, 1) at 1024^3, 2048^3 and the transformer's shapes on 2 threads, 8 x 32
-   * with TILE(cols, 1) at 4096^3 on 2 threads and 2048^3 on 1 */
+  /* the order they are timed in (a large GEMM's budget times a few): 6 x 64 over one
+   * column panel at a time (TILE(cols, 1)), the heuristic's other k blocks, 8 x 32 over
+   * one column panel, then the rest. The searches' winners (RESULTS.md, issue 8 round 5):
+   * 6 x 64 with TILE(cols, 1) at 1024^3, 2048^3 and the transformer's shapes on 2 threads
+   * and at 2048^3 on 1; 8 x 32 with TILE(cols, 1) or k blocks of 512 at 4096^3 on 2
+   * threads (equal); at 4096^3 on 1 thread the column-panel tiles run 11-18% slower, the
+   * k blocks within 2% of none */
   opt tmp[64][MAX_OPTS];
   int tl[64], m = 0;
   for (int p = 0; p < 4; p++)
