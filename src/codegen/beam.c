@@ -164,9 +164,9 @@ static int var_slots(uop *u, uopset *seen) {
 }
 
 /* Time each candidate (in place): generate, compile all together, run each 1 + 3 times
- * (1 + 2 once the best so far takes 100 ms) on the scratch buffers and keep the fastest (what the kernel takes when
- * nothing else takes its cores: on a loaded machine the median of three timed other
- * processes' time slices as often as the kernel). */
+ * (1 + 2 once the best so far takes 100 ms) on the scratch buffers and keep the fastest
+ * timed run (what the kernel takes when nothing else takes its cores: on a loaded machine
+ * the median of three timed other processes' time slices as often as the kernel). */
 static void time_all(search *s, cand *c, int n, double best) {
   ckernel *k = cg_calloc((size_t)n, sizeof *k);
   const char **names = cg_calloc((size_t)n, sizeof(char *)), **srcs = cg_calloc((size_t)n, sizeof(char *));
