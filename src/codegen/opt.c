@@ -289,11 +289,14 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
     int64_t w = 16 * vecs, trips = (nc + w - 1) / w;
     if (nc <= 16 * (vecs - 1) || nm < rows) continue;
     /* first: the heuristic's list with k blocks of 256, 512, 1024 inside its column block,
-     * and with none (where the heuristic has one) */
-    for (int kc = 128; t == 0 && kc <= 1024 && n < max; kc *= 2) {
+     * with none (where the heuristic has one), and with k blocks of 256 inside column
+     * blocks of 16 panels (1 thread, 4096^3: 245-247 GFLOP/s against the heuristic's
+     * 235-241; 2 threads 2-5% slower) */
+    for (int v = 0; t == 0 && v < 5 && n < max; v++) {
       int64_t nk = g.k->src[0]->arg.i;
-      bool none = kc == 128; /* stands for "no k block" */
-      if (nb >= MAX_OPTS || (!none && (nk < 1024 || nk % kc || kc >= nk))) continue;
+      int kc = v == 0 ? 0 : v == 4 ? 256 : 128 << v; /* 0: no k block */
+      bool none = v == 0, wide = v == 4, widened = false;
+      if (nb >= MAX_OPTS || (!none && (nk < 1024 || nk % kc || kc >= nk)) || (wide && (trips % 16 || 16 >= trips))) continue;
       opt *o = lists[n];
       int k = 0;
       bool put = none, had = false;
@@ -304,10 +307,11 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
         }
         if (!put && base[i].kind == OPT_THREAD) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc}, put = true;
         o[k++] = base[i];
+        if (wide && base[i].kind == OPT_TILE && base[i].axis == ac) o[k - 1].amount = 16, widened = true;
       }
       if (!put) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc};
-      if (none && !had) continue;
-      prio[n] = 1, lens[n++] = k;
+      if ((none && !had) || (wide && !widened)) continue;
+      prio[n] = wide ? 0 : 2, lens[n++] = k;
     }
     for (int b = 0; b < 6 && n < max; b++) {
       if (blocks[b] && (trips % blocks[b] || blocks[b] >= trips)) continue;
@@ -321,20 +325,20 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
       if (blocks[b]) o[k++] = (opt){OPT_TILE, ac, blocks[b]};
       for (int i = 0; i < nb; i++)
         if (base[i].kind == OPT_THREAD) o[k++] = base[i];
-      prio[n] = blocks[b] == 1 && t == 2 ? 0 : blocks[b] == 1 && t == 0 ? 2 : 3;
+      prio[n] = blocks[b] == 1 && t == 2 ? 1 : blocks[b] == 1 && t == 0 ? 3 : 4;
       lens[n++] = k;
     }
   }
-  /* the order they are timed in (a large GEMM's budget times a few): 6 x 64 over one
-   * column panel at a time (TILE(cols, 1)), the heuristic's other k blocks, 8 x 32 over
-   * one column panel, then the rest. The searches' winners (RESULTS.md, issue 8 round 5):
+  /* the order they are timed in (a large GEMM's budget times a few): k blocks of 256 in
+   * column blocks of 16 panels, 6 x 64 over one column panel at a time (TILE(cols, 1)),
+   * the heuristic's other k blocks, 8 x 32 over one column panel, then the rest. The searches' winners (RESULTS.md, issue 8 round 5):
    * 6 x 64 with TILE(cols, 1) at 1024^3, 2048^3 and the transformer's shapes on 2 threads
    * and at 2048^3 on 1; 8 x 32 with TILE(cols, 1) or k blocks of 512 at 4096^3 on 2
    * threads (equal); at 4096^3 on 1 thread the column-panel tiles run 11-18% slower, the
    * k blocks within 2% of none */
   opt tmp[64][MAX_OPTS];
   int tl[64], m = 0;
-  for (int p = 0; p < 4; p++)
+  for (int p = 0; p < 5; p++)
     for (int i = 0; i < n; i++)
       if (prio[i] == p) memcpy(tmp[m], lists[i], sizeof tmp[m]), tl[m++] = lens[i];
   for (int i = 0; i < m; i++) memcpy(lists[i], tmp[i], sizeof tmp[i]), lens[i] = tl[i];
