@@ -33,9 +33,13 @@
  * process with BEAM=n, which takes the stored choices with no search: cgrad's figures are
  * BEAM's cached choice. Use an empty CG_CACHE_DIR for a fresh search.
  *
- * GFLOP/s = 2 M K N / median seconds. After one warm-up run, cgrad gets as many timed runs
- * as fit in about CG_BENCH_BUDGET seconds per shape (default 60), at most 7 and at least 1.
- * OpenBLAS gets 3 warm-up and up to 11 timed runs (within the same budget). The process's
+ * GFLOP/s = 2 M K N / median seconds. Both get the same treatment: after the first product
+ * (cgrad's compiles its kernels), 3 warm-up runs, then as many timed runs as fit in about
+ * CG_BENCH_BUDGET seconds per shape (default 60), at least 3 and at most 11. (cgrad had
+ * one warm-up and at most 7 runs: on 2 threads at 512^3, ~0.5 ms a run, its runs came
+ * while the cores were still getting up to speed, 22-25 us per row block against the
+ * steady 16 us (per-chunk timeline of the pool, 2 threads, both busy throughout), and
+ * the median of 7 fell in that ramp; OpenBLAS ran after them, warm.) The process's
  * CPU time over cgrad's timed runs, as a share of wall time x threads, is printed too:
  * well under 100% means other processes took the cores and the figure is not to be
  * trusted.
@@ -131,7 +135,7 @@ typedef struct {
 
 /* One cgrad product: median seconds of the timed runs (graph built each time). */
 static double time_cgrad(cg_tensor *ta, cg_tensor *tb, int runs, double *share, double *workers, int threads) {
-  double t[7], wall0 = now(), cpu0 = cpu_now(), pool0 = pool_workers_cpu();
+  double t[11], wall0 = now(), cpu0 = cpu_now(), pool0 = pool_workers_cpu();
   for (int r = 0; r < runs; r++) {
     cg_scope_begin();
     double t0 = now();
@@ -149,7 +153,7 @@ static double time_cgrad(cg_tensor *ta, cg_tensor *tb, int runs, double *share, 
 /* The layout step alone: B (k, n) padded to 32 columns, viewed as panels, realized. */
 static double time_pack(cg_tensor *tb, int k, int n, int runs) {
   int np = (n + 31) / 32 * 32;
-  double t[7];
+  double t[11];
   for (int r = 0; r < runs + 1; r++) {
     cg_scope_begin();
     double t0 = now();
@@ -218,8 +222,14 @@ static void run(const shape *sh, int ns, int threads, double budget) {
     double twarm = now() - t0;
     if (cg_read(c, CG_FLOAT32, Ccg[s], nc * 4)) die_cg("cg_read");
     cg_scope_end();
-    int runs = (int)(budget / twarm);
-    runs = runs < 1 ? 1 : runs > 7 ? 7 : runs;
+    t0 = now(); /* 3 warm-up runs, as OpenBLAS gets */
+    for (int r = 0; r < 3; r++) {
+      cg_scope_begin();
+      if (!(c = cg_matmul(ta, tb)) || cg_realize(c)) die_cg("matmul");
+      cg_scope_end();
+    }
+    int runs = (int)(budget / ((now() - t0) / 3 + 1e-9));
+    runs = runs < 3 ? 3 : runs > 11 ? 11 : runs;
     double share, workers;
     tcg[s] = time_cgrad(ta, tb, runs, &share, &workers, threads);
     gcg[s] = 2.0 * m * (double)k * n / tcg[s] * 1e-9;
