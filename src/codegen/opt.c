@@ -315,6 +315,22 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
       if ((none && !had) || (wide && !widened)) continue;
       prio[n] = wide ? 0 : 2, lens[n++] = k;
     }
+    /* and the heuristic's list inside row blocks of 512 rows (TILE(rows, 64) outermost,
+     * where its column block is there): on 1 thread at 4096^3 a's rows then come from L3
+     * for every column block instead of memory (the kernel alone: 264-269 GFLOP/s against
+     * 246-250; 2048^3 +2%); on 2 threads 20% slower at 4096^3 (BEAM keys by thread count) */
+    bool col_tiled = false;
+    for (int i = 0; i < nb; i++) col_tiled |= base[i].kind == OPT_TILE && base[i].axis == ac;
+    if (t == 0 && n < max && col_tiled && nm % 8 == 0 && (nm / 8) % 64 == 0 && nm / 8 > 64 && nb < MAX_OPTS) {
+      opt *o = lists[n];
+      int k = 0;
+      bool put = false;
+      for (int i = 0; i < nb; i++) {
+        if (!put && base[i].kind == OPT_TILE) o[k++] = (opt){OPT_TILE, am, 64}, put = true;
+        o[k++] = base[i];
+      }
+      prio[n] = 0, lens[n++] = k;
+    }
     for (int b = 0; b < 6 && n < max; b++) {
       if (blocks[b] && (trips % blocks[b] || blocks[b] >= trips)) continue;
       opt *o = lists[n];
@@ -331,8 +347,8 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
       lens[n++] = k;
     }
   }
-  /* the order they are timed in (a large GEMM's budget times a few): k blocks of 256 in
-   * column blocks of 16 panels, 6 x 64 over one column panel at a time (TILE(cols, 1)),
+  /* the order they are timed in (a large GEMM's budget times a few): row blocks, k
+   * blocks of 256 in column blocks of 16 panels, 6 x 64 over one column panel at a time (TILE(cols, 1)),
    * the heuristic's other k blocks, 8 x 32 over one column panel, then the rest. The searches' winners (RESULTS.md, issue 8 round 5):
    * 6 x 64 with TILE(cols, 1) at 1024^3, 2048^3 and the transformer's shapes on 2 threads
    * and at 2048^3 on 1; 8 x 32 with TILE(cols, 1) or k blocks of 512 at 4096^3 on 2

@@ -378,8 +378,9 @@ int main(void) {
     uop_pool_pop();
   }
   gemm_vs_f64(520, 2048, 512, false); /* the heuristic's k blocks, end to end */
-  { /* BEAM's GEMM seeds at 2048^3: k blocks of 256 in column blocks of 16 first, the
-     * heuristic's list without its k block among them, and every one applies */
+  { /* BEAM's GEMM seeds at 2048^3: k blocks of 256 in column blocks of 16 first, then
+     * the heuristic's list in row blocks of 512, its list without its k block among them,
+     * and every one applies */
     cg_tensor *c = cg_matmul(cg_empty(CG_FLOAT32, (int64_t[]){2048, 2048}, 2), cg_empty(CG_FLOAT32, (int64_t[]){2048, 2048}, 2));
     uop_pool_push();
     schedule s;
@@ -387,16 +388,18 @@ int main(void) {
     uop *low = lower_kernel(s.k[s.n - 1].ast);
     opt lists[32][MAX_OPTS];
     int lens[32], n = opt_gemm_candidates(low, lists, lens, 32), applied = 0;
-    bool none = false;
+    bool none = false, rowblocks = false;
     char first[256] = "", d[256];
     for (int i = 0; i < n; i++) {
       opts_str(lists[i], lens[i], d, sizeof d);
       if (!i) snprintf(first, sizeof first, "%s", d);
       none |= !strcmp(d, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+      rowblocks |= i < 3 && !strcmp(d, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(0,64) TILE(1,8) TILE(100,512) THREAD(0)");
       applied += opt_apply(low, lists[i], lens[i]) != NULL;
     }
-    CHECK(n >= 10 && applied == n && none && !strcmp(first, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,16) TILE(100,256) THREAD(0)"),
-          "2048^3 seeds: %d, %d apply, first %s, the heuristic's without k blocks %s", n, applied, first, none ? "there" : "missing");
+    CHECK(n >= 10 && applied == n && none && rowblocks && !strcmp(first, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,16) TILE(100,256) THREAD(0)"),
+          "2048^3 seeds: %d, %d apply, first %s, the heuristic's without k blocks %s, in row blocks %s", n, applied, first,
+          none ? "there" : "missing", rowblocks ? "there" : "missing");
     sched_free(&s);
     uop_pool_pop();
   }
