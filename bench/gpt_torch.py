@@ -7,8 +7,12 @@ norm 1. For the baselines in bench/RESULTS.md:
         [--heads H] [--embd C] [--lr LR] [--warmup N] [--eval-every N] [--eval-batches N]
         [--data FILE] [--threads N] [--time-steps N]
 --time-steps N: only time N training steps (median ms/step after the first, wall and process
-CPU time) and exit. --amp bf16: the forward under torch.autocast (bfloat16 matmuls)."""
-import argparse, glob, math, os, sys, time
+CPU time) and exit. --amp bf16: the forward under torch.autocast (bfloat16 matmuls).
+--sample CKPT [--tokens N]: load a `cgrad train gpt` checkpoint (its configuration and
+float32 weights) and sample N tokens with a KV cache (one token per forward, float32,
+temperature 0.8, torch.multinomial), twice in one process: the first pass (cold: the
+process's first forwards) and a second (warm); tokens/s and CPU ms/token of each."""
+import argparse, glob, json, math, os, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 
 p = argparse.ArgumentParser()
@@ -18,6 +22,8 @@ for name, default in [("steps", 2000), ("batch", 16), ("block", 128), ("layers",
 p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--data", default=None)
 p.add_argument("--amp", default=None, choices=["bf16"], help="torch.autocast to bfloat16 (CPU)")
+p.add_argument("--sample", default=None, help="a cgrad GPT checkpoint to sample from")
+p.add_argument("--tokens", type=int, default=100)
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
@@ -64,6 +70,55 @@ class GPT(nn.Module):
         for b in s.h: x = b(x)
         logits = s.ln_f(x) @ s.wte.weight.t()
         return F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+
+def load_cgrad(path):
+    """A safetensors file's tensors as numpy arrays (8-byte header length, JSON header, data)."""
+    raw = open(path, "rb").read()
+    hl = int.from_bytes(raw[:8], "little"); head = json.loads(raw[8:8 + hl]); base = 8 + hl
+    dts = {"F32": np.float32, "I64": np.int64, "U8": np.uint8}
+    return {k: np.frombuffer(raw[base + v["data_offsets"][0]:base + v["data_offsets"][1]], dts[v["dtype"]]).reshape(v["shape"])
+            for k, v in head.items() if k != "__metadata__"}
+
+if a.sample:
+    w = load_cgrad(a.sample)
+    V, T, L, H, C = (int(z) for z in w["gpt.config"][:5])
+    m = GPT()
+    ren = {"attn.c_attn": "c_attn", "attn.c_proj": "c_proj", "mlp.c_fc": "c_fc", "mlp.c_proj": "mlp_proj"}
+    sd = {}
+    for k, v in w.items():
+        if k.startswith("gpt."): continue
+        k = k.replace("transformer.", "")
+        for x, y in ren.items(): k = k.replace(x, y)
+        sd[k] = torch.from_numpy(v.copy())
+    missing = m.load_state_dict(sd, strict=False)
+    assert not missing.unexpected_keys and all(k.endswith("mask") for k in missing.missing_keys), missing
+    m.eval()
+    D = C // H
+    def run(n):
+        """n tokens from a new line, one forward of one token each, keys and values cached."""
+        kc = [torch.zeros(1, H, T, D) for _ in range(L)]; vc = [torch.zeros(1, H, T, D) for _ in range(L)]
+        g = torch.Generator().manual_seed(1)
+        tok, out, pos = torch.zeros(1, 1, dtype=torch.long), [], 0
+        t0, c0 = time.time(), time.process_time()
+        with torch.no_grad():
+            for _ in range(n):
+                if pos == T: pos = 0  # the window is full: start again (cgrad keeps half; the cost per token is the same order)
+                x = m.wte(tok) + m.wpe.weight[pos]
+                for l, b in enumerate(m.h):
+                    q, k, v = b.c_attn(b.ln_1(x)).split(C, 2)
+                    q, k, v = (z.view(1, 1, H, D).transpose(1, 2) for z in (q, k, v))
+                    kc[l][:, :, pos] = k[:, :, 0]; vc[l][:, :, pos] = v[:, :, 0]
+                    att = torch.softmax((q @ kc[l][:, :, :pos + 1].transpose(-2, -1)) / math.sqrt(D), -1)
+                    x = x + b.c_proj((att @ vc[l][:, :, :pos + 1]).transpose(1, 2).reshape(1, 1, C))
+                    x = x + b.mlp_proj(F.gelu(b.c_fc(b.ln_2(x))))
+                logits = m.ln_f(x) @ m.wte.weight.t()
+                tok = torch.multinomial(torch.softmax(logits[0, -1] / 0.8, -1), 1, generator=g).view(1, 1)
+                out.append(int(tok)); pos += 1
+        return time.time() - t0, time.process_time() - c0
+    for name in ("cold", "warm"):
+        el, cpu = run(a.tokens)
+        print(f"pytorch sample {name}: {a.tokens} tokens in {el:.3f} s ({a.tokens / el:.1f} tokens/s, KV cache); cpu: {1e3 * cpu / a.tokens:.2f} ms/token")
+    sys.exit(0)
 
 m = GPT()
 dec = [q for q in m.parameters() if q.dim() == 2]

@@ -86,13 +86,16 @@ static cg_tensor *param(const int64_t *s, int nd, double std) {
   return t;
 }
 
-static bool gpt_init(gpt *m) {
+/* random: the training's initialization; else zeros, for a checkpoint to overwrite (drawing
+ * 10M normals took ~0.3 s of every `cgrad sample`) */
+static bool gpt_init(gpt *m, bool random) {
   int64_t C = m->C, L = m->L;
   m->np = (int)(4 + L * P_PER_LAYER);
   m->p = calloc((size_t)m->np, sizeof *m->p), m->names = calloc((size_t)m->np, sizeof *m->names);
   if (!m->p || !m->names) return false;
   double std = 0.02, pstd = 0.02 / sqrt(2.0 * (double)L);
   int k = 0;
+  if (!random) std = 0;
   m->p[k] = param((int64_t[]){m->V, C}, 2, std), m->names[k++] = strdup("transformer.wte.weight");
   m->p[k] = param((int64_t[]){m->T, C}, 2, std), m->names[k++] = strdup("transformer.wpe.weight");
   for (int64_t l = 0; l < L; l++)
@@ -112,7 +115,7 @@ static bool gpt_init(gpt *m) {
       }
       char name[96];
       snprintf(name, sizeof name, "transformer.h.%lld.%s", (long long)l, PNAME[w]);
-      m->p[k] = param(s, nd, sd), m->names[k++] = strdup(name);
+      m->p[k] = param(s, nd, random ? sd : 0), m->names[k++] = strdup(name);
     }
   m->p[k] = param((int64_t[]){C}, 1, -1), m->names[k++] = strdup("transformer.ln_f.weight");
   m->p[k] = param((int64_t[]){C}, 1, 0), m->names[k++] = strdup("transformer.ln_f.bias");
@@ -135,67 +138,94 @@ static cg_tensor *linear(gpt *m, int id, cg_tensor *x, cg_tensor *w, cg_tensor *
   return cg_linear_fn(low(m, x), low(m, w), b);
 }
 
-/* The KV cache: per layer, keys and values (1, H, T, D) for the T positions of the
- * context, filled up to `len`. Its shape never changes, so every decoding step runs the
- * same compiled kernels: a new key is written with a WHERE over a one-hot position
- * (a copy of the cache per step, O(T C) per layer, against O(T^2 C) for recomputing),
- * and attention masks the positions not yet written. */
-typedef struct {
-  cg_tensor **k, **v;
-  int64_t len;
-} kvcache;
-
-/* Self-attention of block l on h (B, t, C): the causal attention of the whole window
- * (kv NULL), or one new token at position kv->len attending to the cache. */
-static cg_tensor *attention(gpt *m, int64_t l, cg_tensor *h, kvcache *kv, cg_tensor *slot, cg_tensor *seen) {
+/* Self-attention of block l on h (B, t, C): the causal attention of the whole window. */
+static cg_tensor *attention(gpt *m, int64_t l, cg_tensor *h) {
   int64_t B = cg_shape(h)[0], t = cg_shape(h)[1], C = m->C, H = m->H, D = C / H;
   cg_tensor *qkv = linear(m, (int)(4 * l), h, P(m, l, P_QKVW), P(m, l, P_QKVB)), *part[3];
   if (cg_split(qkv, C, 2, part, 3) != 3) return NULL;
   for (int i = 0; i < 3; i++) part[i] = cg_transpose(cg_reshape(part[i], (int64_t[]){B, t, H, D}, 4), 1, 2);
-  cg_tensor *y;
-  if (kv) {
-    cg_tensor *nk = cg_where(slot, part[1], kv->k[l]), *nv = cg_where(slot, part[2], kv->v[l]), *both[2] = {nk, nv};
-    if (!nk || !nv || cg_realize_many(both, 2) != CG_OK) return NULL;
-    cg_free(kv->k[l]), cg_free(kv->v[l]);
-    kv->k[l] = cg_keep(nk), kv->v[l] = cg_keep(nv); /* they outlive the caller's per-token scope */
-    y = cg_scaled_dot_product_attention(part[0], nk, nv, seen, 0, false, 0);
-  } else {
-    y = cg_scaled_dot_product_attention(part[0], part[1], part[2], NULL, 0, true, 0);
-  }
+  cg_tensor *y = cg_scaled_dot_product_attention(part[0], part[1], part[2], NULL, 0, true, 0);
   y = cg_reshape(cg_transpose(y, 1, 2), (int64_t[]){B, t, C}, 3);
   return linear(m, (int)(4 * l + 1), y, P(m, l, P_PROJW), P(m, l, P_PROJB));
 }
 
-/* Logits (B, t, V) for tokens idx (B, t) at positions pos (t,) (int32). With kv: t == 1
- * and B == 1, the token at position kv->len, the cache updated. */
-static cg_tensor *gpt_forward(gpt *m, cg_tensor *idx, cg_tensor *pos, kvcache *kv) {
+/* Logits (B, t, V) for tokens idx (B, t) at positions pos (t,) (int32). */
+static cg_tensor *gpt_forward(gpt *m, cg_tensor *idx, cg_tensor *pos) {
   int64_t C = m->C;
-  cg_tensor *x = cg_add(cg_embedding_fn(idx, m->p[0]), cg_embedding_fn(pos, m->p[1])), *slot = NULL, *seen = NULL;
-  if (kv) { /* slot: the cache row being written; seen: the rows written so far */
-    uint8_t *a = calloc((size_t)m->T, 1), *b = calloc((size_t)m->T, 1);
-    for (int64_t j = 0; j <= kv->len && j < m->T; j++) b[j] = 1;
-    a[kv->len] = 1;
-    slot = cg_from_data(a, CG_BOOL, (int64_t[]){1, 1, m->T, 1}, 4), seen = cg_from_data(b, CG_BOOL, (int64_t[]){1, m->T}, 2);
-    free(a), free(b);
-  }
+  cg_tensor *x = cg_add(cg_embedding_fn(idx, m->p[0]), cg_embedding_fn(pos, m->p[1]));
   for (int64_t l = 0; l < m->L; l++) {
     cg_tensor *h = cg_layer_norm(x, &C, 1, P(m, l, P_LN1W), P(m, l, P_LN1B), 1e-5);
-    x = cg_add(x, attention(m, l, h, kv, slot, seen));
+    x = cg_add(x, attention(m, l, h));
     h = cg_layer_norm(x, &C, 1, P(m, l, P_LN2W), P(m, l, P_LN2B), 1e-5);
     h = linear(m, (int)(4 * l + 2), h, P(m, l, P_FCW), P(m, l, P_FCB));
-    if (!kv) { /* the GELU's input stored with its output by the same kernel: its backward
-                * reads it instead of computing the c_fc product again (twice, as it was) */
-      cg_tensor *v = cg_detach(h), *g = cg_gelu(v), *both[2] = {v, g};
-      h = v && g && cg_realize_many(both, 2) == CG_OK ? cg_stored(g, cg_gelu(cg_stored(v, h))) : NULL;
-    } else h = cg_gelu(h);
+    /* the GELU's input stored with its output by the same kernel: its backward reads it
+     * instead of computing the c_fc product again (twice, as it was) */
+    cg_tensor *v = cg_detach(h), *g = cg_gelu(v), *both[2] = {v, g};
+    h = v && g && cg_realize_many(both, 2) == CG_OK ? cg_stored(g, cg_gelu(cg_stored(v, h))) : NULL;
     x = cg_add(x, linear(m, (int)(4 * l + 3), h, P(m, l, P_FC2W), P(m, l, P_FC2B)));
     /* the residual stream stored between blocks: attention realizes (per key block, and in
      * the backward), and each realize would otherwise compute every block below again */
-    if (!kv && l + 1 < m->L) x = cg_realize_stored(x);
+    if (l + 1 < m->L) x = cg_realize_stored(x);
   }
   x = cg_layer_norm(x, &C, 1, m->p[m->np - 2], m->p[m->np - 1], 1e-5);
-  if (kv) kv->len++;
   return linear(m, (int)(4 * m->L), x, m->p[0], NULL);
+}
+
+/* Decoding with a KV cache: per layer, keys and values (1, H, T, D) for the T positions
+ * of the context. One step takes a token and its position pos, a kernel variable: the
+ * new key and value are assigned into the cache's row pos (a WHERE over the cache's rows,
+ * in place), the query attends to rows 0..pos (a mask from pos), so every step is the
+ * same graph and the same kernels, and a cg_jit replays them: no graph is built, nothing
+ * is scheduled per token (JIT=0 builds it and hits the schedule cache). */
+typedef struct {
+  gpt *m;
+  cg_tensor **k, **v; /* the cache, per layer */
+  cg_tensor *rows;    /* 0 .. T-1, int32 */
+} decoder;
+
+/* in[0]: the token (1, 1) int32; in[1]: its position (a cg_variable_int in [0, T)).
+ * out[0]: the logits (1, 1, V). */
+static cg_status decode_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
+  (void)n_in, (void)n_out;
+  decoder *d = user;
+  gpt *m = d->m;
+  int64_t C = m->C, H = m->H, D = C / H, T = m->T;
+  cg_tensor *pos = in[1];
+  cg_tensor *x = cg_add(cg_embedding_fn(in[0], m->p[0]), cg_reshape(cg_slice_var(m->p[1], 0, pos, 1, 1), (int64_t[]){1, 1, C}, 3));
+  cg_tensor *slot = cg_reshape(cg_eq(d->rows, pos), (int64_t[]){1, 1, T, 1}, 4); /* the row written */
+  cg_tensor *seen = cg_reshape(cg_le(d->rows, pos), (int64_t[]){1, 1, 1, T}, 4); /* the rows attended to */
+  for (int64_t l = 0; l < m->L; l++) {
+    cg_tensor *h = cg_layer_norm(x, &C, 1, P(m, l, P_LN1W), P(m, l, P_LN1B), 1e-5);
+    cg_tensor *qkv = linear(m, (int)(4 * l), h, P(m, l, P_QKVW), P(m, l, P_QKVB)), *part[3];
+    if (cg_split(qkv, C, 2, part, 3) != 3) return cg_last_status();
+    for (int i = 0; i < 3; i++) part[i] = cg_transpose(cg_reshape(part[i], (int64_t[]){1, 1, H, D}, 4), 1, 2); /* (1, H, 1, D) */
+    cg_status st = cg_assign(d->k[l], cg_where(slot, part[1], d->k[l]));
+    if (st == CG_OK) st = cg_assign(d->v[l], cg_where(slot, part[2], d->v[l]));
+    if (st != CG_OK) return st;
+    /* softmax(q k^T / sqrt(D)) v over rows 0..pos: one query, so no T x T scores */
+    cg_tensor *s = cg_mul(cg_matmul(part[0], cg_transpose(d->k[l], 2, 3)), cg_scalar(1 / sqrt((double)D))); /* (1, H, 1, T) */
+    s = cg_softmax(cg_where(seen, s, cg_scalar(-INFINITY)), 3);
+    cg_tensor *y = cg_reshape(cg_transpose(cg_matmul(s, d->v[l]), 1, 2), (int64_t[]){1, 1, C}, 3);
+    x = cg_add(x, linear(m, (int)(4 * l + 1), y, P(m, l, P_PROJW), P(m, l, P_PROJB)));
+    h = cg_layer_norm(x, &C, 1, P(m, l, P_LN2W), P(m, l, P_LN2B), 1e-5);
+    h = cg_gelu(linear(m, (int)(4 * l + 2), h, P(m, l, P_FCW), P(m, l, P_FCB)));
+    /* the residual stream stored per block: else each LayerNorm sums every block's
+     * outputs again, a kernel of its own per layer (L more programs to compile) */
+    x = cg_contiguous(cg_add(x, linear(m, (int)(4 * l + 3), h, P(m, l, P_FC2W), P(m, l, P_FC2B))));
+  }
+  x = cg_layer_norm(x, &C, 1, m->p[m->np - 2], m->p[m->np - 1], 1e-5);
+  cg_tensor *lg = linear(m, (int)(4 * m->L), x, m->p[0], NULL);
+  if (!lg) return cg_last_status();
+  /* the logits and the updated cache in one realize */
+  int n = (int)(1 + 2 * m->L);
+  cg_tensor **all = malloc(sizeof(cg_tensor *) * (size_t)n);
+  if (!all) return CG_ERR_NOMEM;
+  all[0] = lg;
+  for (int64_t l = 0; l < m->L; l++) all[1 + 2 * l] = d->k[l], all[2 + 2 * l] = d->v[l];
+  cg_status st = cg_realize_many(all, n);
+  free(all);
+  out[0] = lg;
+  return st;
 }
 
 /* Positions 0 .. t-1 as an int32 (t,) tensor. */
@@ -309,8 +339,11 @@ static cg_status gpt_save(gpt *m, const char *path) {
 }
 
 static bool gpt_load(gpt *m, const char *path) {
-  cg_tensor *tc = cg_zeros(CG_INT64, (int64_t[]){6}, 1), *tv = cg_zeros(CG_UINT8, (int64_t[]){256}, 1);
-  int64_t cfg[6];
+  /* host buffers to load into (zeros from cg_zeros would be a fill kernel: a uint8 one goes
+   * to the C compiler, ~0.1 s of a cold start) */
+  int64_t cfg[6] = {0};
+  uint8_t vz[256] = {0};
+  cg_tensor *tc = cg_from_data(cfg, CG_INT64, (int64_t[]){6}, 1), *tv = cg_from_data(vz, CG_UINT8, (int64_t[]){256}, 1);
   bool ok = cg_load_safetensors(path, (const char *[]){"gpt.config", "gpt.vocab"}, (cg_tensor *[]){tc, tv}, 2) == CG_OK &&
             cg_read(tc, CG_INT64, cfg, sizeof cfg) == CG_OK && cg_read(tv, CG_UINT8, m->vocab, 256) == CG_OK;
   cg_free(tc), cg_free(tv);
@@ -319,12 +352,15 @@ static bool gpt_load(gpt *m, const char *path) {
     return false;
   }
   m->V = cfg[0], m->T = cfg[1], m->L = cfg[2], m->H = cfg[3], m->C = cfg[4], m->amp = (int)cfg[5];
-  if (m->amp == AMP_FP8) m->amp = 0; /* fp8 is a training recipe: sample with float32 linears */
+  /* sampling runs float32 linears whatever the training's autocast (the master weights are
+   * float32): fp8 is a training recipe, and the bf16 / fp16 linears would round every
+   * weight again for each token (a matrix-vector product is bound by reading the weights) */
+  m->amp = 0;
   if (m->V < 1 || m->V > 256 || m->T < 1 || m->L < 1 || m->H < 1 || m->C < 1 || m->C % m->H) {
     fprintf(stderr, "cgrad sample: %s holds an invalid GPT configuration\n", path);
     return false;
   }
-  if (!gpt_init(m) || cg_load_safetensors(path, (const char *const *)m->names, m->p, m->np) != CG_OK) {
+  if (!gpt_init(m, false) || cg_load_safetensors(path, (const char *const *)m->names, m->p, m->np) != CG_OK) {
     fprintf(stderr, "cgrad sample: loading %s: %s\n", path, cg_last_error());
     return false;
   }
@@ -354,7 +390,7 @@ static double eval_loss(gpt *m, const corpus *c, const train_opts *o, int32_t *x
     get_batch(c, o->batch, o->block, &rng, x, y);
     cg_scope_begin();
     cg_tensor *tx = cg_from_data(x, CG_INT32, (int64_t[]){o->batch, o->block}, 2), *ty = cg_from_data(y, CG_INT32, (int64_t[]){o->batch * o->block}, 1);
-    cg_tensor *lg = gpt_forward(m, tx, positions(o->block), NULL);
+    cg_tensor *lg = gpt_forward(m, tx, positions(o->block));
     double l = cg_item(cg_cross_entropy(cg_reshape(lg, (int64_t[]){o->batch * o->block, m->V}, 2), ty, 0));
     cg_scope_end();
     tot += l;
@@ -375,7 +411,7 @@ static cg_status gpt_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n
   gpt *m = c->m;
   (void)n_in, (void)n_out;
   int64_t B = cg_shape(in[0])[0], T = cg_shape(in[0])[1];
-  cg_tensor *lg = gpt_forward(m, in[0], positions(T), NULL);
+  cg_tensor *lg = gpt_forward(m, in[0], positions(T));
   cg_tensor *loss = cg_cross_entropy(cg_reshape(lg, (int64_t[]){B * T, m->V}, 2), in[1], 0), *gn = NULL;
   cg_status st = loss ? cg_backward(loss) : cg_last_status();
   if (st == CG_OK && !(gn = c->clip > 0 ? cg_clip_grad_norm(m->p, m->np, c->clip) : cg_grad_norm(m->p, m->np))) st = cg_last_status();
@@ -433,7 +469,7 @@ static int train_gpt(train_opts o) {
     m.fp8 = calloc((size_t)(4 * m.L + 1), sizeof *m.fp8);
     for (int i = 0; m.fp8 && i <= 4 * m.L; i++) m.fp8[i] = cg_fp8_scaling_new(16, 0);
   }
-  if (!gpt_init(&m)) {
+  if (!gpt_init(&m, true)) {
     fprintf(stderr, "cgrad train gpt: building the model: %s\n", cg_last_error());
     free(text);
     return 1;
@@ -480,7 +516,7 @@ static int train_gpt(train_opts o) {
        * is taken depends on the norm (overflow), so it is read on the host between the
        * gradients' realize and the update's */
       float lsf = (float)loss_scale;
-      cg_tensor *lg = gpt_forward(&m, tx, positions(o.block), NULL);
+      cg_tensor *lg = gpt_forward(&m, tx, positions(o.block));
       loss = cg_cross_entropy(cg_reshape(lg, (int64_t[]){o.batch * o.block, m.V}, 2), ty, 0);
       st = loss ? cg_backward(cg_mul(loss, cg_from_data(&lsf, CG_FLOAT32, NULL, 0))) : cg_last_status();
       cg_tensor **run = malloc(sizeof(cg_tensor *) * (size_t)(m.np + 2)), *gn = st == CG_OK ? cg_grad_norm(m.p, m.np) : NULL;
@@ -623,16 +659,27 @@ static int sample(sample_opts o) {
   }
   if (n == 0) ctx[n++] = map['\n'] >= 0 ? map['\n'] : 0; /* an empty prompt starts a line */
   fwrite(o.prompt, 1, pl, stdout);
-  kvcache kv = {calloc((size_t)m.L, sizeof(cg_tensor *)), calloc((size_t)m.L, sizeof(cg_tensor *)), 0};
-  int64_t D = m.C / m.H;
-  for (int64_t l = 0; l < m.L; l++) kv.k[l] = cg_zeros(CG_FLOAT32, (int64_t[]){1, m.H, m.T, D}, 4), kv.v[l] = cg_zeros(CG_FLOAT32, (int64_t[]){1, m.H, m.T, D}, 4);
-  double t0 = now_s();
+  /* the decoder: the cache, zeros; the position a kernel variable; the step through a JIT */
+  int64_t D = m.C / m.H, len = 0; /* len: the window's tokens in the cache */
+  decoder dec = {&m, calloc((size_t)m.L, sizeof(cg_tensor *)), calloc((size_t)m.L, sizeof(cg_tensor *)), cg_arange(0, (double)m.T, 1, CG_INT32)};
+  cg_tensor *pos = cg_variable_int("pos", 0, 0, m.T - 1);
+  cg_jit *jit = o.no_cache ? NULL : cg_jit_new(decode_step, 1, &dec);
   int rc = 0;
+  for (int64_t l = 0; l < m.L && dec.k && dec.v; l++)
+    dec.k[l] = cg_zeros(CG_FLOAT32, (int64_t[]){1, m.H, m.T, D}, 4), dec.v[l] = cg_zeros(CG_FLOAT32, (int64_t[]){1, m.H, m.T, D}, 4);
+  for (int64_t l = 0; l < m.L && dec.k && dec.v && rc == 0; l++)
+    if (!dec.k[l] || !dec.v[l] || cg_realize(dec.k[l]) != CG_OK || cg_realize(dec.v[l]) != CG_OK) rc = 1;
+  if (!dec.k || !dec.v || !dec.rows || !pos || (!o.no_cache && !jit)) rc = 1;
+  if (rc) fprintf(stderr, "cgrad sample: %s\n", cg_last_error());
+  /* CG_SAMPLE_CHECK=1 (tests): compare each step's logits with the whole window's */
+  bool check = getenv("CG_SAMPLE_CHECK") && atoi(getenv("CG_SAMPLE_CHECK")) > 0;
+  double check_diff = 0, check_max = 0;
+  double t0 = now_s();
   int64_t start = n > m.T ? n - m.T : 0; /* the context window is ctx[start, n) */
   for (long step = 0; step < o.tokens && rc == 0; step++) {
     if (n - start > m.T) { /* the window is full: keep its second half (the cache is refilled) */
       start = n - m.T / 2;
-      kv.len = 0;
+      len = 0;
     }
     cg_scope_begin();
     cg_tensor *lg = NULL;
@@ -640,16 +687,35 @@ static int sample(sample_opts o) {
       int32_t *w = calloc((size_t)m.T, sizeof(int32_t));
       int64_t t = n - start;
       memcpy(w, ctx + start, sizeof(int32_t) * (size_t)t);
-      lg = gpt_forward(&m, cg_from_data(w, CG_INT32, (int64_t[]){1, m.T}, 2), positions(m.T), NULL);
+      lg = gpt_forward(&m, cg_from_data(w, CG_INT32, (int64_t[]){1, m.T}, 2), positions(m.T));
       free(w);
       lg = lg ? cg_slice(lg, 1, t - 1, t, 1) : NULL;
     } else { /* every token of the window not yet in the cache, one at a time */
-      while (kv.len < n - start) {
-        int32_t pos = (int32_t)kv.len;
-        lg = gpt_forward(&m, cg_from_data(ctx + start + kv.len, CG_INT32, (int64_t[]){1, 1}, 2), cg_from_data(&pos, CG_INT32, (int64_t[]){1}, 1), &kv);
-        if (!lg) break;
-        if (kv.len < n - start && cg_realize(lg) != CG_OK) lg = NULL;
+      while (len < n - start) {
+        cg_tensor *in[2] = {cg_from_data(ctx + start + len, CG_INT32, (int64_t[]){1, 1}, 2), pos};
+        if (!in[0] || cg_variable_set(pos, (double)len) != CG_OK || cg_jit_call(jit, in, 2, &lg) != CG_OK) {
+          lg = NULL;
+          break;
+        }
+        len++;
       }
+    }
+    if (lg && check && !o.no_cache) { /* the whole window's last-position logits beside the cache's */
+      int32_t *w = calloc((size_t)m.T, sizeof(int32_t));
+      float *a = malloc(sizeof(float) * (size_t)m.V), *b = malloc(sizeof(float) * (size_t)m.V);
+      int64_t t = n - start;
+      memcpy(w, ctx + start, sizeof(int32_t) * (size_t)t);
+      cg_tensor *full = gpt_forward(&m, cg_from_data(w, CG_INT32, (int64_t[]){1, m.T}, 2), positions(m.T));
+      full = full ? cg_slice(full, 1, t - 1, t, 1) : NULL;
+      if (full && a && b && cg_read(lg, CG_FLOAT32, a, sizeof(float) * (size_t)m.V) == CG_OK &&
+          cg_read(full, CG_FLOAT32, b, sizeof(float) * (size_t)m.V) == CG_OK)
+        for (int64_t i = 0; i < m.V; i++) {
+          double dd = fabs((double)a[i] - (double)b[i]);
+          check_diff = dd > check_diff || dd != dd ? dd : check_diff;
+          check_max = fabs((double)b[i]) > check_max ? fabs((double)b[i]) : check_max;
+        }
+      else lg = NULL;
+      free(w), free(a), free(b);
     }
     int tok = lg ? next_token(&m, lg, &o, step) : -1;
     cg_scope_end();
@@ -667,8 +733,12 @@ static int sample(sample_opts o) {
   if (rc == 0)
     fprintf(stderr, "cgrad sample: %ld tokens in %.2f s (%.1f tokens/s, %s)\n", o.tokens, el, (double)o.tokens / (el > 0 ? el : 1),
             o.no_cache ? "no cache" : "KV cache");
-  for (int64_t l = 0; l < m.L; l++) cg_free(kv.k[l]), cg_free(kv.v[l]);
-  free(kv.k), free(kv.v), free(ctx);
+  if (rc == 0 && check && !o.no_cache)
+    fprintf(stderr, "cgrad sample: KV-cache logits vs the whole window's: max |diff| %.3g, max |logit| %.3g\n", check_diff, check_max);
+  cg_jit_free(jit);
+  for (int64_t l = 0; l < m.L && dec.k && dec.v; l++) cg_free(dec.k[l]), cg_free(dec.v[l]);
+  free(dec.k), free(dec.v), free(ctx);
+  cg_free(dec.rows), cg_free(pos);
   gpt_free(&m);
   return rc;
 }

@@ -1,7 +1,8 @@
 /* `cgrad train gpt` and `cgrad sample` on a tiny model: training is bit-reproducible for a
  * seed (the loss lines of two runs are identical) and writes a checkpoint; sampling with
  * a seed gives the same text twice, another seed other text, and the KV-cache path the
- * same text as recomputing the whole window (--no-cache); --amp bf16 and fp8 train and
+ * same text as recomputing the whole window (--no-cache) and as the eager step (JIT=0), and
+ * each cached step's logits equal the whole window's within a stated tolerance; --amp bf16 and fp8 train and
  * sample; bad options and inputs give
  * clear errors. The default corpus (Debian's fortunes) is used when installed. */
 #include "check.h"
@@ -76,6 +77,16 @@ int main(void) {
   CHECK(run(cmd, s2, sizeof s2) == 0 && !strcmp(s1, s2), "the same seed must give the same text:\n%s\n%s", s1, s2);
   snprintf(cmd, sizeof cmd, "'%s' sample --checkpoint %s --prompt 'the fox' --tokens 24 --seed 9 --temperature 1.5 --no-cache 2>/dev/null", cgrad, path);
   CHECK(run(cmd, s2, sizeof s2) == 0 && !strcmp(s1, s2), "the KV cache must give what recomputing gives:\n%s\n%s", s1, s2);
+  /* the decode step through the JIT and run eagerly (JIT=0) give the same text */
+  snprintf(cmd, sizeof cmd, "JIT=0 '%s' sample --checkpoint %s --prompt 'the fox' --tokens 24 --seed 9 --temperature 1.5 2>/dev/null", cgrad, path);
+  CHECK(run(cmd, s2, sizeof s2) == 0 && !strcmp(s1, s2), "JIT=0 must give the JIT's text:\n%s\n%s", s1, s2);
+  /* each KV-cache step's logits equal the whole window's last position (float32, other
+   * summation orders: within 1e-4 of the largest logit), past a full window (31 > 16) */
+  snprintf(cmd, sizeof cmd, "CG_SAMPLE_CHECK=1 '%s' sample --checkpoint %s --prompt 'the fox' --tokens 24 --seed 3 2>&1 >/dev/null", cgrad, path);
+  double diff = -1, big = -1;
+  const char *at = run(cmd, s2, sizeof s2) == 0 ? strstr(s2, "max |diff|") : NULL;
+  CHECK(at && sscanf(at, "max |diff| %lf, max |logit| %lf", &diff, &big) == 2 && big > 0 && diff >= 0 && diff <= 1e-4 * (big > 1 ? big : 1),
+        "KV-cache logits vs the whole window's (diff %g, max %g):\n%s", diff, big, s2);
   snprintf(cmd, sizeof cmd, "'%s' sample --checkpoint %s --prompt 'the fox' --tokens 24 --seed 10 --temperature 1.5 2>/dev/null", cgrad, path);
   CHECK(run(cmd, s3, sizeof s3) == 0 && strcmp(s1, s3), "another seed should give other text:\n%s\n%s", s1, s3);
   snprintf(cmd, sizeof cmd, "'%s' sample --checkpoint %s --prompt 'the fox' --tokens 20 --seed 10 --top-k 3 --temperature 0.7 2>&1", cgrad, path);
