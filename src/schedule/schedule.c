@@ -376,9 +376,48 @@ static int plan_reduce_axes(plan *k, uopset *realized) {
   return n;
 }
 
+/* A broadcast operand: movement ops and casts down to an EXPAND that grows an axis. */
+static bool broadcast_operand(uop *u) {
+  while (op_is_movement(u->op) || u->op == OP_CAST) {
+    if (u->op == OP_EXPAND) return true;
+    u = u->src[0];
+  }
+  return false;
+}
+/* A product: a sum over the elementwise product of two broadcast operands (a matrix
+ * product, a convolution's window sum), the shape the GEMM recipes take. */
+static bool is_product(uop *u) {
+  if (u->op != OP_REDUCE || u->arg.v[0] != OP_ADD) return false;
+  uop *m = u->src[0];
+  while (m->op == OP_CAST) m = m->src[0];
+  return m->op == OP_MUL && broadcast_operand(m->src[0]) && broadcast_operand(m->src[1]);
+}
+static bool has_product_below(uop *u, uop *start, uopset *realized, uopset *seen) {
+  if (u->op == OP_BUFFER || (u != start && uopset_get(realized, u)) || uopset_add(seen, u) <= 0) return false;
+  if (is_product(u)) return true;
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (has_product_below(u->src[i], start, realized, seen)) return true;
+  return false;
+}
+static bool plan_has_product(plan *k, uopset *realized) {
+  bool r = false;
+  for (int i = 0; i < k->n && !r; i++) {
+    uopset seen = {0};
+    uop *v = stored_value(k->roots[i]);
+    r = has_product_below(v, v, realized, &seen);
+    uopset_free(&seen);
+  }
+  return r;
+}
+
 static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   uop *ra = a->roots[0];
   if (a->n != 1 || ra->op == OP_COPY || b->roots[0]->op == OP_COPY) return false; /* copies are items of their own */
+  /* two products in one kernel (attention's backward: p = exp(q k^T - lse) inside
+   * ds = p (dO v^T - D)) leave it two reductions and no GEMM recipe, at half the speed
+   * of each product in its own kernel: a product's producer stays apart from a reader
+   * that has a product of its own */
+  if (plan_has_product(a, realized) && plan_has_product(b, realized)) return false;
   /* the loops of both must fit one kernel (76 parameters' squared norms summed) */
   if (ra->op == OP_REDUCE && plan_reduce_axes(a, realized) + plan_reduce_axes(b, realized) > MAX_FUSED_REDUCE_AXES) return false;
   /* an assign (an optimizer's moment) runs inside its reader (the parameter's update) only

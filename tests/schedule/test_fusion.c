@@ -1,7 +1,8 @@
 /* Kernel counts pinned (ARCHITECTURE §5), each result checked against plain C too:
  *   relu(a*b+c).sum(1) is 1 kernel; matmul as broadcast-multiply-sum is 1 kernel; 20
  *   elementwise ops over views are 1 kernel; softmax over the last axis is 2 kernels; a sum
- *   over 10M elements runs on every thread. */
+ *   over 10M elements runs on every thread; a product's producer stays out of a reader
+ *   with its own product (attention's backward: p and ds are two kernels, not one). */
 #include "cgrad.h"
 #include "check.h"
 #include <math.h>
@@ -102,6 +103,40 @@ int main(void) {
     }
     CHECK(cg_read(r, CG_FLOAT32, out, N * M * sizeof(float)) == CG_OK);
     CHECK(close_to(out, ref, N * M, 1e-5), "softmax values");
+  }
+  { /* attention's backward: p = exp(A B^T), ds = p (C D^T - d), realized dq = ds B,
+     * dk = ds^T A, dv = p^T E. p and ds are each read by two products, so both are
+     * stored; p is not computed inside ds's kernel (two products in one kernel get no
+     * GEMM recipe): p, ds, dq, dk, dv are five kernels */
+    static float A[N * K], B[M * K], C[N * K], D[M * K], E[N * K], dd[N], got[N * K];
+    static double pr[N * M], dsr[N * M], want[N * K];
+    cg_tensor *tA = rand_t(A, N, K), *tB = rand_t(B, M, K), *tC = rand_t(C, N, K), *tD = rand_t(D, M, K), *tE = rand_t(E, N, K);
+    cg_tensor *td = rand_t(dd, N, 1);
+    cg_tensor *p = cg_exp(cg_matmul(tA, cg_transpose(tB, 0, 1)));
+    cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(tC, cg_transpose(tD, 0, 1)), td));
+    cg_tensor *outs[3] = {cg_matmul(ds, tB), cg_matmul(cg_transpose(ds, 0, 1), tA), cg_matmul(cg_transpose(p, 0, 1), tE)};
+    uint64_t k0 = cg_get_stats().kernels_run;
+    CHECK(cg_realize_many(outs, 3) == CG_OK, "realize failed: %s", cg_last_error());
+    uint64_t nk = cg_get_stats().kernels_run - k0;
+    CHECK(nk == 5, "p, ds, dq, dk, dv are five kernels (got %llu)", (unsigned long long)nk);
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < M; j++) {
+        double s1 = 0, s2 = 0;
+        for (int k = 0; k < K; k++) s1 += (double)A[i * K + k] * B[j * K + k], s2 += (double)C[i * K + k] * D[j * K + k];
+        pr[i * M + j] = exp(s1), dsr[i * M + j] = exp(s1) * (s2 - dd[i]);
+      }
+    for (int o = 0; o < 3; o++) { /* dq (N, K), dk (M, K), dv (M, K) */
+      int64_t R = o == 0 ? N : M, I = o == 0 ? M : N;
+      for (int64_t r = 0; r < R; r++)
+        for (int k = 0; k < K; k++) {
+          double s = 0;
+          for (int64_t i = 0; i < I; i++)
+            s += o == 0 ? dsr[r * M + i] * B[i * K + k] : o == 1 ? dsr[i * M + r] * A[i * K + k] : pr[i * M + r] * E[i * K + k];
+          want[r * K + k] = s;
+        }
+      CHECK(cg_read(outs[o], CG_FLOAT32, got, (size_t)(R * K) * sizeof(float)) == CG_OK);
+      CHECK(close_to(got, want, R * K, 1e-4), "attention backward's product %d values", o);
+    }
   }
   { /* a sum over 10M elements is split so every thread works */
     int64_t n = 10 * 1000 * 1000;
