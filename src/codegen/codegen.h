@@ -221,6 +221,7 @@ int beam_search(uop *ast, const renderer *ren, rt_device *dev, int width, opt *o
 typedef struct {
   int64_t searches, hits, rejects, candidates; /* searches run, answered from disk, corrupt entries */
   int64_t tc_candidates;                        /* lists with a TC opt put forward (tc.c) */
+  int64_t verified;                             /* searches whose finalists were timed again */
   double seconds;
 } beam_stats;
 beam_stats beam_get_stats(void);

@@ -153,10 +153,13 @@ void opts_str(const opt *o, int n, char *buf, size_t nbuf) {
  *   - TILE of the columns when k is long: each thread sweeps all its rows over one block
  *     of columns whose packed panels (k x block floats) fit in L2 (1 MiB);
  *   - THREAD on the rows (the batch for batched products with few rows).
- * k is not blocked: the accumulators stay in registers over all of k, and the panels it
- * reads come from L2 at a rate it sustains (measured: 93% of the FMA peak on 1 core). */
+ *   - k blocks of 512 inside the column block for k >= 2048 on large float32 products
+ *     with no epilogue (a block of b stays in each core's L2 on 2 threads, below).
+ * Otherwise k is not blocked: the accumulators stay in registers over all of k, and the
+ * panels it reads come from L2 at a rate it sustains (93% of the FMA peak on 1 core). */
 typedef struct {
   uop *rows, *cols, *k, *batch;
+  bool plain; /* float32 loads, and the one store writes the sum itself (k may be tiled) */
 } gemm_shape;
 static bool is_load_ungated(uop *u) { /* and float32 (or bf16 read as float32): the tile is f32x16 vectors */
   bool cast = u->op == OP_CAST && u->dt.scalar == CG_FLOAT32;
@@ -199,6 +202,8 @@ static bool gemm_match(uop *sink, uop **rng, int nr, gemm_shape *g) {
   strides_along(sink, &bix, 1, cols, 32, &unit, &other);
   if (unit != 1) return false;
   g->rows = g->batch = NULL, g->cols = cols, g->k = k;
+  g->plain = m->src[0]->op == OP_LOAD && m->src[1]->op == OP_LOAD && sink->nsrc == 1 && sink->src[0]->op == OP_STORE && sink->src[0]->src[1] == red[0] &&
+             red[0]->dt.scalar == CG_FLOAT32 && red[0]->nsrc == 2 && sink->src[0]->src[0]->src[0]->dt.scalar == CG_FLOAT32;
   for (int i = nr - 2; i >= 0; i--) {
     if (dep[a][i] && !dep[b][i] && !g->rows) g->rows = rng[i];
     else if (!g->batch) g->batch = rng[i];
@@ -227,7 +232,16 @@ static int heuristic_gemm(const gemm_shape *g, opt *out) {
    * 200/209/227/210/178; none gains at k = 384) */
   int64_t trips = ncp / w, block = 1;
   while (block < 8 && trips % (block * 2) == 0 && block * 2 < trips) block *= 2;
-  if (nk >= 512 && ncp * nk * 4 > 512 * 1024 && block < trips) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
+  bool col_block = nk >= 512 && ncp * nk * 4 > 512 * 1024 && block < trips;
+  if (col_block) out[n++] = (opt){OPT_TILE, ac, (int32_t)block};
+  /* k blocks of 512 inside the column block for k >= 2048 on large products (BLIS's
+   * jc -> pc -> ic): a 512 x 256 block of packed b (512 KiB) stays in each core's L2 for
+   * all of the thread's row tiles, where a k x 256 column block (2 MiB and more) streams
+   * from the L3 both cores share. Each block adds its partial sum to C (tile_reduce), so
+   * only where the store writes the sum itself, and float32 (the bf16 TC list keeps its
+   * own blocking). Measured: RESULTS.md, issue 8 round 5 */
+  if (col_block && g->plain && block > 1 && nk >= 2048 && nk % 512 == 0 && nm >= 512 && nc >= 512)
+    out[n++] = (opt){OPT_TILE, (int16_t)g->k->arg.v[0], 512};
   /* threads: the rows, or the batch when there are fewer row tiles than cores x 4 */
   int64_t row_tiles = (nm + mr - 1) / mr;
   uop *t = g->batch && row_tiles < 8 ? g->batch : row_tiles > 1 ? g->rows : trips > 1 ? g->cols : NULL;
@@ -250,15 +264,13 @@ static int output_ranges(uop *sink, uop **rng, bool *has_reduce) {
 }
 
 /* BEAM's starting points for a GEMM: the heuristic's tile with other column blocks (none,
- * 1 .. 16 panels), with k blocks of 256 and 512 inside its column block (k >= 1024; BLIS's
- * order jc -> pc -> ic: each thread's chunk of rows sweeps a block of B's rows that stays
- * in its L2, where without k blocks every row tile reads its column block from the shared
- * L3; a k block outside the column block re-read all of the chunk's C per k block), and
- * other register tiles (4 rows; 6 rows x 4 vectors). Measured (bench_gemm_kernel, RESULTS
- * gemm4): 2 threads, 4096^3 494 GFLOP/s against the heuristic's 460, 2048^3 fastest wall
- * 36.9-37.5 ms against 38.8-38.9 (k outermost: no gain); 1 thread, 2048^3 equal, 4096^3
- * 227 against 234: BEAM's to pick per thread count, not the heuristic's (which does not
- * depend on the thread count, so results stay the same bits on 1 and 2 threads). */
+ * 1 .. 16 panels), with k blocks of 256, 512 and 1024 inside its column block and with
+ * none (k >= 1024; BLIS's order jc -> pc -> ic: each thread's chunk of rows sweeps a block
+ * of B's rows that stays in its L2; the heuristic takes 512 for k >= 2048, which costs
+ * 1-4% on one thread at 4096^3, so "none" is a seed there), and other register tiles
+ * (4 rows; 6 rows x 4 vectors; 8 rows x 1 vector), in the order at the end. Measured
+ * (bench_gemm_kernel, RESULTS gemm4 and round 5): 2 threads, 4096^3 k blocks of 512
+ * +7% over none; 1 thread -1..-4%. */
 int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
   uop *rng[UOP_MAX_DIMS];
   int n = 0;
@@ -266,28 +278,58 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
   int nr = output_ranges(sink, rng, &has_reduce);
   gemm_shape g;
   if (!has_reduce || !gemm_match(sink, rng, nr, &g) || g.cols->src[0]->arg.i < 8) return 0;
+  if (max > 64) max = 64;
   opt base[MAX_OPTS];
   int nb = heuristic_gemm(&g, base);
   int16_t ac = (int16_t)g.cols->arg.v[0], am = (int16_t)g.rows->arg.v[0];
   int64_t nm = g.rows->src[0]->arg.i, nc = g.cols->src[0]->arg.i;
   static const int blocks[] = {0, 1, 2, 4, 8, 16};
+  int prio[64];
   static const int tiles[][2] = {{8, 2}, {4, 2}, {6, 4}, {8, 1}}; /* rows, vectors of 16 columns */
   for (int t = 0; t < 4; t++) {
     int rows = tiles[t][0], vecs = tiles[t][1];
     int64_t w = 16 * vecs, trips = (nc + w - 1) / w;
     if (nc <= 16 * (vecs - 1) || nm < rows) continue;
-    for (int kc = 256; t == 0 && kc <= 512 && n < max; kc *= 2) { /* first: the heuristic's list, k blocks inside its column block */
+    /* first: the heuristic's list with k blocks of 256, 512, 1024 inside its column block,
+     * with none (where the heuristic has one), and with k blocks of 256 inside column
+     * blocks of 16 panels (1 thread, 4096^3: 245-247 GFLOP/s against the heuristic's
+     * 235-241; 2 threads 2-5% slower) */
+    for (int v = 0; t == 0 && v < 5 && n < max; v++) {
       int64_t nk = g.k->src[0]->arg.i;
-      if (nk < 1024 || nk % kc || nb >= MAX_OPTS) continue;
+      int kc = v == 0 ? 0 : v == 4 ? 256 : 128 << v; /* 0: no k block */
+      bool none = v == 0, wide = v == 4, widened = false;
+      if (nb >= MAX_OPTS || (!none && (nk < 1024 || nk % kc || kc >= nk)) || (wide && (trips % 16 || 16 >= trips))) continue;
+      opt *o = lists[n];
+      int k = 0;
+      bool put = none, had = false;
+      for (int i = 0; i < nb; i++) {
+        if (base[i].kind == OPT_TILE && base[i].axis == g.k->arg.v[0]) { /* the heuristic's own k block */
+          had = true;
+          continue;
+        }
+        if (!put && base[i].kind == OPT_THREAD) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc}, put = true;
+        o[k++] = base[i];
+        if (wide && base[i].kind == OPT_TILE && base[i].axis == ac) o[k - 1].amount = 16, widened = true;
+      }
+      if (!put) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc};
+      if ((none && !had) || (wide && !widened)) continue;
+      prio[n] = wide ? 0 : 2, lens[n++] = k;
+    }
+    /* and the heuristic's list inside row blocks of 512 rows (TILE(rows, 64) outermost,
+     * where its column block is there): on 1 thread at 4096^3 a's rows then come from L3
+     * for every column block instead of memory (the kernel alone: 264-269 GFLOP/s against
+     * 246-250; 2048^3 +2%); on 2 threads 20% slower at 4096^3 (BEAM keys by thread count) */
+    bool col_tiled = false;
+    for (int i = 0; i < nb; i++) col_tiled |= base[i].kind == OPT_TILE && base[i].axis == ac;
+    if (t == 0 && n < max && col_tiled && nm % 8 == 0 && (nm / 8) % 64 == 0 && nm / 8 > 64 && nb < MAX_OPTS) {
       opt *o = lists[n];
       int k = 0;
       bool put = false;
       for (int i = 0; i < nb; i++) {
-        if (!put && base[i].kind == OPT_THREAD) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc}, put = true;
+        if (!put && base[i].kind == OPT_TILE) o[k++] = (opt){OPT_TILE, am, 64}, put = true;
         o[k++] = base[i];
       }
-      if (!put) o[k++] = (opt){OPT_TILE, (int16_t)g.k->arg.v[0], kc};
-      lens[n++] = k;
+      prio[n] = 0, lens[n++] = k;
     }
     for (int b = 0; b < 6 && n < max; b++) {
       if (blocks[b] && (trips % blocks[b] || blocks[b] >= trips)) continue;
@@ -301,9 +343,23 @@ int opt_gemm_candidates(uop *sink, opt (*lists)[MAX_OPTS], int *lens, int max) {
       if (blocks[b]) o[k++] = (opt){OPT_TILE, ac, blocks[b]};
       for (int i = 0; i < nb; i++)
         if (base[i].kind == OPT_THREAD) o[k++] = base[i];
+      prio[n] = blocks[b] == 1 && t == 2 ? 1 : blocks[b] == 1 && t == 0 ? 3 : 4;
       lens[n++] = k;
     }
   }
+  /* the order they are timed in (a large GEMM's budget times a few): row blocks, k
+   * blocks of 256 in column blocks of 16 panels, 6 x 64 over one column panel at a time (TILE(cols, 1)),
+   * the heuristic's other k blocks, 8 x 32 over one column panel, then the rest. The searches' winners (RESULTS.md, issue 8 round 5):
+   * 6 x 64 with TILE(cols, 1) at 1024^3, 2048^3 and the transformer's shapes on 2 threads
+   * and at 2048^3 on 1; 8 x 32 with TILE(cols, 1) or k blocks of 512 at 4096^3 on 2
+   * threads (equal); at 4096^3 on 1 thread the column-panel tiles run 11-18% slower, the
+   * k blocks within 2% of none */
+  opt tmp[64][MAX_OPTS];
+  int tl[64], m = 0;
+  for (int p = 0; p < 5; p++)
+    for (int i = 0; i < n; i++)
+      if (prio[i] == p) memcpy(tmp[m], lists[i], sizeof tmp[m]), tl[m++] = lens[i];
+  for (int i = 0; i < m; i++) memcpy(lists[i], tmp[i], sizeof tmp[i]), lens[i] = tl[i];
   return n;
 }
 

@@ -384,8 +384,52 @@ int main(void) {
   /* the heuristic's opts for the benchmark shapes (bench/bench_matmul.c), pinned */
   pin_gemm(512, 512, 512, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
   pin_gemm(1024, 1024, 1024, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
-  pin_gemm(2048, 2048, 2048, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
-  pin_gemm(4096, 4096, 4096, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+  pin_gemm(2048, 2048, 2048, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) TILE(100,512) THREAD(0)");
+  pin_gemm(4096, 4096, 4096, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) TILE(100,512) THREAD(0)");
+  pin_gemm(520, 2048, 512, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) TILE(100,512) THREAD(0)");
+  pin_gemm(2048, 1536, 2048, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)"); /* k < 2048: no k blocks */
+  pin_gemm(256, 4096, 2048, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)"); /* few rows: none */
+  { /* k blocks add to the output: none where an epilogue follows the sum (relu(a @ b)) */
+    cg_tensor *c = cg_relu(cg_matmul(cg_empty(CG_FLOAT32, (int64_t[]){2048, 2048}, 2), cg_empty(CG_FLOAT32, (int64_t[]){2048, 2048}, 2)));
+    uop_pool_push();
+    schedule s;
+    CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
+    opt o[MAX_OPTS];
+    uop *low = lower_kernel(s.k[s.n - 1].ast);
+    int no = opt_heuristic(low, o);
+    char got[256];
+    opts_str(o, no, got, sizeof got);
+    CHECK(!strcmp(got, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)") && opt_apply(low, o, no), "relu(a @ b) 2048^3: heuristic gives %s (%s)", got,
+          cg_last_error());
+    sched_free(&s);
+    uop_pool_pop();
+  }
+  gemm_vs_f64(520, 2048, 512, false); /* the heuristic's k blocks, end to end */
+  { /* BEAM's GEMM seeds at 2048^3: k blocks of 256 in column blocks of 16 first, then
+     * the heuristic's list in row blocks of 512, its list without its k block among them,
+     * and every one applies */
+    cg_tensor *c = cg_matmul(cg_empty(CG_FLOAT32, (int64_t[]){2048, 2048}, 2), cg_empty(CG_FLOAT32, (int64_t[]){2048, 2048}, 2));
+    uop_pool_push();
+    schedule s;
+    CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
+    uop *low = lower_kernel(s.k[s.n - 1].ast);
+    opt lists[32][MAX_OPTS];
+    int lens[32], n = opt_gemm_candidates(low, lists, lens, 32), applied = 0;
+    bool none = false, rowblocks = false;
+    char first[256] = "", d[256];
+    for (int i = 0; i < n; i++) {
+      opts_str(lists[i], lens[i], d, sizeof d);
+      if (!i) snprintf(first, sizeof first, "%s", d);
+      none |= !strcmp(d, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,8) THREAD(0)");
+      rowblocks |= i < 3 && !strcmp(d, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(0,64) TILE(1,8) TILE(100,512) THREAD(0)");
+      applied += opt_apply(low, lists[i], lens[i]) != NULL;
+    }
+    CHECK(n >= 10 && applied == n && none && rowblocks && !strcmp(first, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,16) TILE(100,256) THREAD(0)"),
+          "2048^3 seeds: %d, %d apply, first %s, the heuristic's without k blocks %s, in row blocks %s", n, applied, first,
+          none ? "there" : "missing", rowblocks ? "there" : "missing");
+    sched_free(&s);
+    uop_pool_pop();
+  }
   pin_gemm(512, 576, 10, false, "PADTO(1,16) UPCAST(1,16) UPCAST(0,8) THREAD(0)");
   pin_gemm(8192, 384, 1536, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) THREAD(0)");
   pin_gemm(8192, 1536, 384, false, "UPCAST(1,16) UPCAST(1,2) UPCAST(0,8) TILE(1,4) THREAD(0)");

@@ -96,6 +96,7 @@ int main(void) {
   matmul(1023, 31, 67);
   matmul(131, 257, 67);
   matmul(257, 1000, 131); /* packed B (a copy kernel first), column blocks */
+  matmul(520, 2048, 512); /* k blocks inside the column blocks (each adds to C) */
   same_bits("conv2d (5,3,13,11) * (8,3,3,3) p1",
             cg_conv2d(rand_t((int64_t[]){5, 3, 13, 11}, 4), rand_t((int64_t[]){8, 3, 3, 3}, 4), NULL, NULL, (const int64_t[]){1, 1}, NULL, 1));
   same_bits("sum over rows (1023, 1000)", cg_sum(rand_t((int64_t[]){1023, 1000}, 2), (int[]){1}, 1, false));
