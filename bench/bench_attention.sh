@@ -8,6 +8,7 @@
 #   usage: bench/bench_attention.sh [build-dir] [lengths...]
 set -euo pipefail
 build=${1:-build}
+cmake --build "$build" --target bench_attention >/dev/null # bench programs are not in the default build: never time a stale one
 shift || true
 lengths=${*:-256 1024 4096}
 threads=${CG_THREADS:-2}

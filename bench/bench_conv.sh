@@ -10,6 +10,7 @@
 #   usage: [WINO_COL=1|2|rule] [CONV_LAYERS=3,4] bench/bench_conv.sh [build-dir] [batch] [runs] [wide]
 set -euo pipefail
 build=${1:-build}
+cmake --build "$build" --target bench_conv >/dev/null # bench programs are not in the default build: never time a stale one
 batch=${2:-512}
 runs=${3:-5}
 wide=${4:-0}

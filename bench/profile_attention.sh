@@ -11,6 +11,7 @@
 # kernel, not only each realize's total. CG_FLASH_BLOCK as the library reads it (128).
 set -euo pipefail
 build=${1:-build}
+cmake --build "$build" --target bench_attention >/dev/null # bench programs are not in the default build: never time a stale one
 T=${2:-256} B=${3:-8} H=${4:-6} D=${5:-64} reps=${6:-5}
 threads=${CG_THREADS:-1}
 blk=${CG_FLASH_BLOCK:-128}
