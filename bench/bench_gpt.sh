@@ -16,12 +16,20 @@ export OMP_NUM_THREADS=$threads CG_THREADS=$threads
 echo "load average: $(cat /proc/loadavg); $threads thread(s)"
 out=$(mktemp -d)
 model="--layers $L --embd $C --heads $H --block $T --batch $B --steps $steps --warmup 1 --eval-every 0 --eval-batches 1"
+# the steady step: each side's median step after the first (cgrad's mean also counts the
+# JIT's capture step and the last step's evaluation and checkpoint)
+declare -A cgmed
 for amp in "" "--amp bf16"; do
   lines=$("$build/cgrad" train gpt $model $amp --out "$out/g.safetensors" 2>/dev/null | grep -E '^(trained|cpu:)' | tr '\n' ' ')
   echo "cgrad ${amp:-float32}: $lines"
+  cgmed[${amp:-float32}]=$(grep -oE 'median [0-9.]+' <<<"$lines" | cut -d' ' -f2)
 done
 for amp in "" "--amp bf16"; do
-  /usr/bin/python3 "$(dirname "$0")/gpt_torch.py" --layers "$L" --embd "$C" --heads "$H" --block "$T" --batch "$B" --time-steps "$steps" --threads "$threads" $amp 2>/dev/null
+  line=$(/usr/bin/python3 "$(dirname "$0")/gpt_torch.py" --layers "$L" --embd "$C" --heads "$H" --block "$T" --batch "$B" --time-steps "$steps" --threads "$threads" $amp 2>/dev/null)
+  echo "$line"
+  pt=$(grep -oE '[0-9.]+ ms/step \(median\)' <<<"$line" | cut -d' ' -f1)
+  cg=${cgmed[${amp:-float32}]}
+  [ -n "$pt" ] && [ -n "$cg" ] && awk -v c="$cg" -v p="$pt" -v a="${amp:-float32}" 'BEGIN{printf "%s steady step (medians): cgrad %.1f ms, pytorch %.1f ms, cgrad speed / pytorch %.2fx\n", a, c, p, p / c}'
 done
 "$build/cgrad" sample --checkpoint "$out/g.safetensors" --tokens 100 --seed 1 2>&1 >/dev/null | tail -1
 echo "load average: $(cat /proc/loadavg)"

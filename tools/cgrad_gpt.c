@@ -43,6 +43,11 @@ static double cpu_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 static uint64_t mix64(uint64_t *s) {
   uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -504,7 +509,12 @@ static int train_gpt(train_opts o) {
   step_ctx sc = {&m, od, on, o.clip};
   cg_jit *jit = NULL;
   int rc = 0;
+  /* each step's own time after the first (evaluation and saving excluded): the median is the
+   * steady state, which the mean hides (the JIT's capture step, the last step's checkpoint) */
+  double *dur = o.steps > 1 ? malloc(sizeof(double) * (size_t)(o.steps - 1)) : NULL;
+  long ndur = 0;
   for (long step = 1; step <= o.steps && rc == 0; step++) {
+    double t_step = now_s();
     double lr = lr_at(&o, step);
     cg_optimizer_set_lr(od, lr), cg_optimizer_set_lr(on, lr);
     get_batch(&tr, o.batch, o.block, &rng, x, y);
@@ -563,6 +573,7 @@ static int train_gpt(train_opts o) {
     cg_scope_end();
     if (rc) break;
     if (step == 1) t_first = now_s() - t0, c_first = cpu_s();
+    else if (dur) dur[ndur++] = now_s() - t_step;
     if (!isfinite(last)) {
       fprintf(stderr, "\ncgrad train gpt: the loss became %g at step %ld\n", last, step);
       rc = 1;
@@ -594,9 +605,14 @@ static int train_gpt(train_opts o) {
   }
   if (rc == 0) {
     double el = now_s() - t0;
-    printf("trained %ld steps in %.1f s (first step %.2f s, then %.0f ms/step, %.0f tokens/s); final train loss %.4f, best val loss %.4f\n"
+    char med[48] = "";
+    if (ndur > 0) {
+      qsort(dur, (size_t)ndur, sizeof *dur, cmp_double);
+      snprintf(med, sizeof med, " (median %.1f ms)", 1e3 * dur[ndur / 2]);
+    }
+    printf("trained %ld steps in %.1f s (first step %.2f s, then %.0f ms/step%s, %.0f tokens/s); final train loss %.4f, best val loss %.4f\n"
            "checkpoint: %s\n",
-           o.steps, el, t_first, 1e3 * (el - t_first) / (double)(o.steps > 1 ? o.steps - 1 : 1),
+           o.steps, el, t_first, 1e3 * (el - t_first) / (double)(o.steps > 1 ? o.steps - 1 : 1), med,
            (double)(o.batch * o.block) * (double)(o.steps > 1 ? o.steps - 1 : 1) / (el - t_first > 0 ? el - t_first : 1), last, best_val, o.out);
     if (o.steps > 1) /* after the first step (compiles), less the evaluations */
       printf("cpu: %.0f ms/step (process CPU time, all threads, after the first step)\n", 1e3 * (cpu_s() - c_first - c_eval) / (double)(o.steps - 1));
@@ -605,7 +621,7 @@ static int train_gpt(train_opts o) {
   cg_jit_free(jit);
   cg_optimizer_free(od), cg_optimizer_free(on);
   gpt_free(&m);
-  free(dec), free(nodec), free(x), free(y), free(text);
+  free(dec), free(nodec), free(x), free(y), free(text), free(dur);
   return rc;
 }
 

@@ -66,6 +66,7 @@ int main(void) {
   }
   lines(o1, "step ", l1, sizeof l1), lines(o2, "step ", l2, sizeof l2);
   CHECK(strstr(l1, "step 3 loss") && strstr(l1, "val loss") && !strcmp(l1, l2), "the same seed must give the same losses:\n%s---\n%s", l1, l2);
+  CHECK(strstr(o1, "trained 3 steps") && strstr(o1, "ms/step (median ") && strstr(o1, "tokens/s"), "the summary (mean and median step):\n%s", o1);
   snprintf(path, sizeof path, "%s/gpt0.safetensors", dir);
   struct stat sb;
   CHECK(stat(path, &sb) == 0 && sb.st_size > 1000, "checkpoint %s written", path);
