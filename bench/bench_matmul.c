@@ -49,6 +49,7 @@
 #define _GNU_SOURCE
 #include "bench_util.h"
 #include "cgrad.h"
+#include "runtime/threadpool.h" /* the pool workers' thread ids */
 #include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
@@ -58,7 +59,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
 static double median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_double);
@@ -97,30 +97,23 @@ static double fma_peak(int threads) {
   return best;
 }
 
-/* CPU time (schedstat, ns) of the process's threads named cgrad-pool-* (the launch pool's
- * workers): their share of the process's CPU time over cgrad's timed runs says whether
- * the workers took part (about half on 2 threads) or the caller ran the chunks alone. */
+/* CPU time (schedstat, ns) of the default device's pool workers: their share of the
+ * process's CPU time over cgrad's timed runs says whether the workers took part (about
+ * half on 2 threads) or the caller ran the chunks alone. */
 static double pool_workers_cpu(void) {
-  DIR *d = opendir("/proc/self/task");
+  int tids[256], n = rt_pool_worker_tids(rt_pool_of(0), tids, 256);
   double sum = 0;
-  for (struct dirent *e; d && (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
-    char path[300], comm[64] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f) continue;
-    if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
-    fclose(f);
-    if (strncmp(comm, "cgrad-pool-", 11)) continue;
-    snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+  for (int i = 0; i < n; i++) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tids[i]);
     long long run = 0;
-    if ((f = fopen(path, "r"))) {
+    FILE *f = fopen(path, "r");
+    if (f) {
       if (fscanf(f, "%lld", &run) != 1) run = 0;
       fclose(f);
     }
     sum += (double)run * 1e-9;
   }
-  if (d) closedir(d);
   return sum;
 }
 

@@ -34,6 +34,7 @@ typedef struct worker {
   pool *p;
   int index; /* 1 .. size-1; the caller is 0 */
   pthread_t tid;
+  _Atomic int ltid; /* its Linux thread id (0 until it runs): /proc/self/task/<ltid> */
 } worker;
 
 struct pool {
@@ -159,6 +160,7 @@ static void *worker_main(void *arg) {
   uint32_t seen = 0; /* the generation when the pool was made */
   int64_t moved = -10000000000;
   in_pool_job = 1;
+  atomic_store(&w->ltid, (int)gettid());
   for (;;) {
     uint32_t poked = atomic_load(&p->poke);
     SPIN_UNTIL(p, gen_of(atomic_load(&p->work)) != seen || atomic_load(&p->quit));
@@ -300,6 +302,16 @@ rt_pool *rt_pool_of(int index) {
 }
 
 int rt_pool_threads(rt_pool *p) { return p ? p->size : 1; }
+
+int rt_pool_worker_tids(rt_pool *p, int *out, int max) {
+  int n = 0;
+  for (int i = 1; p && i < p->size && n < max; i++) {
+    int t = 0; /* a worker just made publishes its id as it starts: a moment's wait */
+    for (int k = 0; k < 100000 && !(t = atomic_load(&p->workers[i].ltid)); k++) sched_yield();
+    if (t) out[n++] = t;
+  }
+  return n;
+}
 
 void rt_pool_wake_all(void) {
   int n = __atomic_load_n(&npools, __ATOMIC_ACQUIRE);

@@ -22,6 +22,9 @@ typedef struct pool rt_pool;
 rt_pool *rt_pool_of(int index);
 /* Threads in a pool, the caller included (>= 1). */
 int rt_pool_threads(rt_pool *p);
+/* The Linux thread ids of p's workers (caller excluded, at most max), in worker order (a
+ * worker just made is waited for while it starts): for reading their placement and CPU time in /proc/self/task. */
+int rt_pool_worker_tids(rt_pool *p, int *out, int max);
 /* Run fn(ctx, i, nchunks) for every i in [0, nchunks) on p and return when all are done.
  * Chunks are claimed in increasing order by whichever thread of the pool is free (the
  * caller included), so which thread runs which chunk is not fixed: a chunk must not

@@ -12,7 +12,6 @@
 #include "runtime/device.h"
 #include "runtime/threadpool.h"
 #include <cgrad.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -35,22 +34,10 @@ static const char *WHERE = "#define _GNU_SOURCE\n"
                            "  if (__atomic_load_n(&c[0], __ATOMIC_SEQ_CST) >= 2) __atomic_fetch_add(&c[1], 1, __ATOMIC_SEQ_CST);\n"
                            "}\n";
 
-/* the thread id of the pool's worker (named cgrad-pool-1), or 0 */
+/* the thread id of the default pool's first worker, or 0 */
 static pid_t worker_tid(void) {
-  DIR *d = opendir("/proc/self/task");
-  pid_t tid = 0;
-  for (struct dirent *e; d && (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
-    char path[300], comm[64] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f) continue;
-    if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
-    fclose(f);
-    if (!strncmp(comm, "cgrad-pool-1", 12)) tid = (pid_t)atoi(e->d_name);
-  }
-  if (d) closedir(d);
-  return tid;
+  int tid = 0;
+  return rt_pool_worker_tids(rt_pool_of(0), &tid, 1) == 1 ? (pid_t)tid : 0;
 }
 
 int main(void) {
