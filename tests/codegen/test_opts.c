@@ -154,22 +154,31 @@ static void matmul_case(int64_t m, int64_t k, int64_t n) {
   if (nk) check_opts(what, c, kl, kn, nk, 1e-6f + 4e-7f * (float)k);
 }
 
+/* y scheduled: the number of its kernels (-1: scheduling failed, reported), and the
+ * heuristic's opts for its last kernel in o / *no, as text in got. */
+static int heuristic_of(cg_tensor *y, opt *o, int *no, char *got, size_t ngot) {
+  uop_pool_push();
+  schedule s;
+  bool ok = sched_build(&y->u, 1, &s);
+  CHECK(ok, "schedule: %s", cg_last_error());
+  int n = ok ? s.n : -1;
+  *no = ok && s.n ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o) : 0;
+  opts_str(o, *no, got, ngot);
+  if (ok) sched_free(&s);
+  uop_pool_pop();
+  return n;
+}
+
 /* The heuristic's opts for the GEMM kernel of an (m x k) @ (k x n) product (b given
  * transposed: x @ w.T, as nn.Linear). */
 static void pin_gemm(int64_t m, int64_t k, int64_t n, bool bt, const char *want) {
   cg_tensor *a = cg_empty(CG_FLOAT32, (int64_t[]){m, k}, 2);
   cg_tensor *b = bt ? cg_transpose(cg_empty(CG_FLOAT32, (int64_t[]){n, k}, 2), 0, 1) : cg_empty(CG_FLOAT32, (int64_t[]){k, n}, 2);
-  cg_tensor *c = cg_matmul(a, b);
-  uop_pool_push();
-  schedule s;
-  CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
   opt o[MAX_OPTS];
-  int no = opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o);
+  int no;
   char got[256];
-  opts_str(o, no, got, sizeof got);
+  heuristic_of(cg_matmul(a, b), o, &no, got, sizeof got);
   CHECK(!strcmp(got, want), "%lldx%lldx%lld%s: heuristic gives %s, pinned %s", (long long)m, (long long)k, (long long)n, bt ? " (b transposed)" : "", got, want);
-  sched_free(&s);
-  uop_pool_pop();
 }
 
 /* The whole path (packing copy, heuristic GEMM opts with PADTO tails) against float64,
@@ -203,35 +212,23 @@ static void gemm_vs_f64(int64_t m, int64_t k, int64_t n, int tr) {
  * keeps the GEMM branch's register tile. */
 static void pin_packed_a(int64_t m, int64_t k, int64_t n, int want_kernels) {
   cg_tensor *a = cg_empty(CG_FLOAT32, (int64_t[]){k, m}, 2), *b = cg_empty(CG_FLOAT32, (int64_t[]){k, n}, 2);
-  cg_tensor *c = cg_matmul(cg_transpose(a, 0, 1), b);
-  uop_pool_push();
-  schedule s;
-  CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
   opt o[MAX_OPTS];
-  int no = opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o);
+  int no;
   char got[256];
-  opts_str(o, no, got, sizeof got);
-  CHECK(s.n == want_kernels && strstr(got, "UPCAST(0,8)"), "g^T @ x (%lld, %lld, %lld): %d kernels (expected %d), heuristic gives %s", (long long)m, (long long)k,
-        (long long)n, s.n, want_kernels, got);
-  if (s.k) sched_free(&s);
-  uop_pool_pop();
+  int nk = heuristic_of(cg_matmul(cg_transpose(a, 0, 1), b), o, &no, got, sizeof got);
+  CHECK(nk == want_kernels && strstr(got, "UPCAST(0,8)"), "g^T @ x (%lld, %lld, %lld): %d kernels (expected %d), heuristic gives %s", (long long)m, (long long)k,
+        (long long)n, nk, want_kernels, got);
 }
 
 /* The same for a batched product q @ k.T, q (b, t, d), k (b, t, d) (attention scores). */
 static void pin_batched(int64_t b, int64_t t, int64_t d, const char *want) {
   cg_tensor *q = cg_empty(CG_FLOAT32, (int64_t[]){b, t, d}, 3), *k = cg_empty(CG_FLOAT32, (int64_t[]){b, t, d}, 3);
-  cg_tensor *c = cg_matmul(q, cg_transpose(k, 1, 2));
-  uop_pool_push();
-  schedule s;
-  CHECK(sched_build(&c->u, 1, &s), "%s", cg_last_error());
   opt o[MAX_OPTS];
-  int no = opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o);
+  int no;
   char got[256];
-  opts_str(o, no, got, sizeof got);
-  CHECK(s.n == (strstr(want, "UNROLL") ? 1 : 2) && !strcmp(got, want), "q @ k.T (%lld, %lld, %lld): %d kernels, heuristic gives %s, pinned %s", (long long)b, (long long)t, (long long)d, s.n,
+  int nk = heuristic_of(cg_matmul(q, cg_transpose(k, 1, 2)), o, &no, got, sizeof got);
+  CHECK(nk == (strstr(want, "UNROLL") ? 1 : 2) && !strcmp(got, want), "q @ k.T (%lld, %lld, %lld): %d kernels, heuristic gives %s, pinned %s", (long long)b, (long long)t, (long long)d, nk,
         got, want);
-  sched_free(&s);
-  uop_pool_pop();
 }
 
 /* An elementwise kernel whose small output dim selects between the pieces of a cat (8
@@ -250,18 +247,13 @@ static void selector_unroll(void) {
   cg_tensor *cat = cg_cat(rows, 8, 1), *pad = cg_pad(x, (const int64_t[]){0, 0, 1, 1, 0, 0}, 0);
   for (int k = 0; k < 2; k++) {
     cg_tensor *y = k ? pad : cat;
-    uop_pool_push();
-    schedule s;
-    CHECK(sched_build(&y->u, 1, &s) && s.n == 1, "cat/pad: one kernel: %s", cg_last_error());
     opt h[MAX_OPTS];
-    int nh = s.n ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), h) : 0;
+    int nh;
     char d[128];
-    opts_str(h, nh, d, sizeof d);
+    CHECK(heuristic_of(y, h, &nh, d, sizeof d) == 1, "cat/pad: one kernel");
     bool unrolled = false;
     for (int i = 0; i < nh; i++) unrolled = unrolled || (h[i].kind == OPT_UPCAST && h[i].axis == 1 && h[i].amount == (k ? 10 : 8));
     CHECK(unrolled == !k, "%s: the heuristic gives %s", k ? "a plain pad: dim 1 not unrolled" : "a cat of 8 rows: dim 1 unrolled whole", d);
-    if (s.k) sched_free(&s);
-    uop_pool_pop();
     check_opts(k ? "pad with the heuristic's opts" : "cat of 8 rows with the heuristic's opts", y, h, &nh, 1, 1e-6f);
   }
 }
@@ -314,18 +306,13 @@ static void selector_unroll_merged(void) {
     rows[i] = cg_sub(cg_mul(a, cg_scalar(i + 2)), b);
   }
   cg_tensor *y = cg_reshape(cg_cat(rows, 4, 2), (const int64_t[]){6, 20, 32}, 3);
-  uop_pool_push();
-  schedule s;
-  CHECK(sched_build(&y->u, 1, &s) && s.n == 1, "merged cat: one kernel: %s", cg_last_error());
   opt h[MAX_OPTS];
-  int nh = s.n ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), h) : 0;
+  int nh;
   char d[128];
-  opts_str(h, nh, d, sizeof d);
+  CHECK(heuristic_of(y, h, &nh, d, sizeof d) == 1, "merged cat: one kernel");
   bool unrolled = false;
   for (int i = 0; i < nh; i++) unrolled = unrolled || (h[i].kind == OPT_UPCAST && h[i].axis == 1 && h[i].amount == 4);
   CHECK(unrolled, "a cat of 4 rows merged into 20: the heuristic gives %s, expected UPCAST(1,4) among them", d);
-  if (s.k) sched_free(&s);
-  uop_pool_pop();
   check_opts("merged cat of 4 rows with the heuristic's opts", y, h, &nh, 1, 1e-6f);
 }
 
@@ -473,17 +460,12 @@ int main(void) {
     cg_tensor *x2 = rand_t((int64_t[]){2, 16, 12, 10}, 4), *w2 = rand_t((int64_t[]){32, 16, 3, 3}, 4);
     cg_realize(x2), cg_realize(w2);
     cg_tensor *y2 = cg_conv2d(x2, w2, NULL, NULL, (const int64_t[]){1, 1}, NULL, 1);
-    uop_pool_push();
-    schedule s;
-    CHECK(sched_build(&y2->u, 1, &s), "schedule: %s", cg_last_error());
     opt h[MAX_OPTS];
-    int nh = s.n ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), h) : 0;
+    int nh;
     char d[128];
-    opts_str(h, nh, d, sizeof d);
+    heuristic_of(y2, h, &nh, d, sizeof d);
     CHECK(nh >= 1 && h[0].kind == OPT_UPCAST && h[0].axis == 1 && h[0].amount == 16,
           "conv2d (2,16,12,10) * (32,16,3,3): the heuristic's first opt is UPCAST(1,16), got %s", d);
-    if (s.k) sched_free(&s);
-    uop_pool_pop();
     check_opts("conv2d (2,16,12,10) * (32,16,3,3) p1 with the heuristic's opts", y2, h, &nh, 1, 2e-5f);
   }
   { /* a transposed read: a vector along the output's last dim gathers at stride 48 (one
