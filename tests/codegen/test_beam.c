@@ -27,6 +27,18 @@ static const char *beam_entry(void) {
   return path;
 }
 
+/* The largest |c - a @ b| against a float64 product, a (m, k), b (k, n), row-major. */
+static double gemm_off(const float *a, const float *b, const float *c, int m, int k, int n) {
+  double worst = 0;
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) {
+      double want = 0;
+      for (int q = 0; q < k; q++) want += (double)a[i * k + q] * b[q * n + j];
+      worst = fmax(worst, fabs(c[i * n + j] - want));
+    }
+  return worst;
+}
+
 int main(void) {
   snprintf(tmp_dir, sizeof tmp_dir, "/tmp/cgrad-beam-XXXXXX");
   if (!mkdtemp(tmp_dir)) return 1;
@@ -47,13 +59,7 @@ int main(void) {
   CHECK(cg_read(cg_matmul(ta, tb), CG_FLOAT32, c, sizeof c) == CG_OK, "%s", cg_last_error());
   beam_stats s1 = beam_get_stats();
   CHECK(s1.searches == s0.searches + 1 && s1.candidates > s0.candidates, "one search that timed candidates");
-  double worst = 0;
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++) {
-      double want = 0;
-      for (int k = 0; k < K; k++) want += (double)a[i * K + k] * b[k * N + j];
-      worst = fmax(worst, fabs(c[i * N + j] - want));
-    }
+  double worst = gemm_off(a, b, c, M, K, N);
   CHECK(worst < 1e-5, "BEAM's kernel is off by %g", worst);
   CHECK(beam_entry()[0], "the choice is stored in the cache directory");
 
@@ -94,13 +100,7 @@ int main(void) {
     beam_stats g1 = beam_get_stats();
     CHECK(g1.searches == g0.searches + 1 && g1.candidates >= g0.candidates + 3, "a search over the GEMM candidates (%lld timed)",
           (long long)(g1.candidates - g0.candidates));
-    double worst2 = 0;
-    for (int i = 0; i < M2; i++)
-      for (int j = 0; j < N2; j++) {
-        double want = 0;
-        for (int k = 0; k < K2; k++) want += (double)a2[i * K2 + k] * b2[k * N2 + j];
-        worst2 = fmax(worst2, fabs(c2[i * N2 + j] - want));
-      }
+    double worst2 = gemm_off(a2, b2, c2, M2, K2, N2);
     CHECK(worst2 < 1e-5, "BEAM's GEMM kernel is off by %g", worst2);
     uop_pool_push();
     cg_tensor *p2 = cg_matmul(ta2, tb2);
@@ -134,13 +134,7 @@ int main(void) {
     beam_stats v1 = beam_get_stats();
     CHECK(v1.searches == v0.searches + 1 && v1.verified == v0.verified + 1, "NOOPT's empty list lost the search: finalists timed again (%lld)",
           (long long)(v1.verified - v0.verified));
-    double worst3 = 0;
-    for (int i = 0; i < M3; i++)
-      for (int j = 0; j < N3; j++) {
-        double want = 0;
-        for (int k = 0; k < K3; k++) want += (double)a3[i * K3 + k] * b3[k * N3 + j];
-        worst3 = fmax(worst3, fabs(c3[i * N3 + j] - want));
-      }
+    double worst3 = gemm_off(a3, b3, c3, M3, K3, N3);
     CHECK(worst3 < 1e-5, "the verified choice is off by %g", worst3);
     uop_pool_push();
     schedule s6;
