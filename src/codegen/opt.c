@@ -58,13 +58,6 @@ static void collect(uop *u, uopset *seen, uop **rng, int *nr, bool *has_reduce) 
 
 static uop *ci(int64_t v) { return uop_const_int(DT_I32, v); }
 
-/* The reduce range with the largest axis id (the innermost reduced dim). */
-static void collect_reduce_ranges(uop *u, uopset *seen, uop **inner) {
-  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
-  if (u->op == OP_RANGE && u->arg.v[1] == RANGE_REDUCE && (!*inner || u->arg.v[0] > (*inner)->arg.v[0])) *inner = u;
-  for (uint32_t i = 0; i < u->nsrc; i++) collect_reduce_ranges(u->src[i], seen, inner);
-}
-
 static void collect_index(uop *u, uopset *seen, uop **out, int *n, int max) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_INDEX && *n < max) out[(*n)++] = u;
@@ -443,13 +436,28 @@ static int unroll_selectors(uop *sink, uop **rng, int nr, uop *vec, opt *out, in
  * FMAs with first = 4 alone (70 GFLOP/s). */
 static bool wide_red_tile(bool vec_red, int64_t first, int64_t sz) { return vec_red && first >= 2 && tile_of(sz, 20 / first, false) >= 2; }
 
+/* Masked vector loads and stores exist for float32 and int32 (prelude.c). */
+static bool words_only(uop **ix, int nix) {
+  bool words = true;
+  for (int i = 0; i < nix; i++) words = words && (ix[i]->dt.scalar == CG_FLOAT32 || ix[i]->dt.scalar == CG_INT32);
+  return words;
+}
+
 int opt_heuristic(uop *sink, opt *out) {
   if (cfg_int("NOOPT", 0)) return 0;
   uop *rng[UOP_MAX_DIMS];
   int n = 0;
   bool has_reduce = false;
   int nr = output_ranges(sink, rng, &has_reduce);
-  if (nr == 0) return 0;
+  if (nr == 0 && !has_reduce) return 0;
+  if (nr == 0) { /* a reduction to one value (a loss): lanes for its inner loops */
+    uop *ix[256], *inner;
+    int nix = 0;
+    uopset seen_ix = {0};
+    collect_index(sink, &seen_ix, ix, &nix, 256);
+    uopset_free(&seen_ix);
+    return opt_reduce_unrolls(sink, words_only(ix, nix), out, 0, MAX_OPTS, &inner);
+  }
   int namx = has_reduce && tc_amx_ready() ? tc_amx_opts(sink, out) : 0; /* a bf16 GEMM on AMX tiles (tc.c) */
   if (namx) return namx;
   gemm_shape g;
@@ -460,6 +468,7 @@ int opt_heuristic(uop *sink, opt *out) {
   uopset seen_ix = {0};
   collect_index(sink, &seen_ix, ix, &nix, 256);
   uopset_free(&seen_ix);
+  bool words = words_only(ix, nix);
   /* first: the last output dim by 16, 8 or 4 (contiguous lanes); if it does not divide,
    * the largest dim that divides by 4 (kernels with a reduction only) */
   uop *last = has_reduce ? opt_vector_dim(sink, ix, nix, rng, nr) : rng[nr - 1];
@@ -483,8 +492,6 @@ int opt_heuristic(uop *sink, opt *out) {
    * tail lanes masked (resnet18's pad copies on one thread: 1.7 -> 0.5 ms in all); from 9
    * wide (Winograd rows' input transform of 10-wide rows, conv3 of the CNN: scalar and its
    * points not unrolled, 2.0 ms; 16 lanes of which 10 are used, 0.49 ms) */
-  bool words = true; /* masked vector loads and stores exist for float32 and int32 (prelude.c) */
-  for (int i = 0; i < nix; i++) words = words && (ix[i]->dt.scalar == CG_FLOAT32 || ix[i]->dt.scalar == CG_INT32);
   if (!first && !has_reduce && words && n_last > 8 && n_last % 4) {
     out[n++] = (opt){OPT_PADTO, (int16_t)last->arg.v[0], 16};
     first = 16, up[nup++] = last;
@@ -516,18 +523,10 @@ int opt_heuristic(uop *sink, opt *out) {
   /* no vector along the output (a convolution's weight gradient: (Cout, Cin, 5, 5)): the
    * innermost reduction's lanes (contiguous, as a row is) make a vector accumulator */
   bool vec_red = false; /* the terms' lanes are the vector accumulators (UNROLL below) */
-  if (!vec_out && has_reduce) {
+  if (!vec_out && has_reduce) { /* every innermost reduce loop (opt_reduce.c) */
     uop *inner = NULL;
-    uopset rs = {0};
-    collect_reduce_ranges(sink, &rs, &inner);
-    uopset_free(&rs);
-    int64_t sz = inner ? inner->src[0]->arg.i : 0;
-    for (int t = 0; t < 3 && inner; t++)
-      if (sz % tries[t] == 0 && sz >= tries[t]) {
-        out[n++] = (opt){OPT_UNROLL, (int16_t)inner->arg.v[0], (int32_t)tries[t]};
-        vec_red = true;
-        break;
-      }
+    n = opt_reduce_unrolls(sink, words, out, n, MAX_OPTS - 2, &inner); /* room for a tile and THREAD */
+    vec_red = inner != NULL;
   }
   /* reductions hold a register tile: more of the vector dim (a 16-wide vector twice, or
    * the rest of a short row), then another dim, within ~20 vector accumulators of the 32 */

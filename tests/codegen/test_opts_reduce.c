@@ -1,0 +1,118 @@
+/* The heuristic's lanes for reductions without a vector along their output
+ * (codegen/opt_reduce.c): every reduce loop that runs innermost gets UNROLL, one whose
+ * length no 16, 8 or 4 divides gets PADTO 16 first, and a reduction to one value (a loss)
+ * gets them too; the results against float64 in plain C, with the heuristic's opts (the
+ * ordinary realize) and with NOOPT. Kernels: a row's max and exp-sum over 114 columns (two
+ * loops, padded), a row's variance around its mean over 384 (two loops), the mean cross
+ * entropy of (N, 114) logits (one value: a loop over rows holding three padded loops). */
+#include "check.h"
+#include "codegen/codegen.h"
+#include "schedule/schedule.h"
+#include "tensor/tensor.h"
+#include "cgrad.h"
+#include <math.h>
+#include <string.h>
+
+static uint64_t seed = 0x5eed;
+static float frand(void) {
+  seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((seed >> 40) & 0xffffff) / 16777216.0f * 8.0f - 4.0f;
+}
+
+/* The heuristic's opts for y's last kernel, as text. */
+static void heuristic_text(cg_tensor *y, char *got, size_t ngot) {
+  uop_pool_push();
+  schedule s;
+  bool ok = sched_build(&y->u, 1, &s);
+  CHECK(ok && s.n > 0, "schedule: %s", cg_last_error());
+  opt o[MAX_OPTS];
+  int n = ok && s.n ? opt_heuristic(lower_kernel(s.k[s.n - 1].ast), o) : 0;
+  opts_str(o, n, got, ngot);
+  if (ok) sched_free(&s);
+  uop_pool_pop();
+}
+static int count_of(const char *s, const char *what) {
+  int n = 0;
+  for (const char *p = strstr(s, what); p; p = strstr(p + 1, what)) n++;
+  return n;
+}
+/* y (n floats) read with the heuristic's opts, then with NOOPT, each within tol of want */
+static void check_both(cg_tensor *(*make)(cg_tensor **in), cg_tensor **in, const double *want, int n, double tol, const char *what) {
+  float *got = malloc(sizeof(float) * (size_t)n);
+  for (int noopt = 0; noopt < 2; noopt++) {
+    cg_set_config("NOOPT", noopt ? "1" : "0");
+    cg_tensor *y = make(in);
+    CHECK(y && cg_read(y, CG_FLOAT32, got, sizeof(float) * (size_t)n) == CG_OK, "%s: %s", what, cg_last_error());
+    CHECK(near(got, want, n, tol, what), "%s (%s) against float64", what, noopt ? "NOOPT" : "the heuristic's opts");
+  }
+  cg_set_config("NOOPT", "0");
+  free(got);
+}
+
+static cg_tensor *row_stats(cg_tensor **in) { /* sum(exp(x - max(x))) per row: the softmax's statistics */
+  cg_tensor *m = cg_max(in[0], (int[]){1}, 1, true);
+  return cg_sum(cg_exp(cg_sub(in[0], m)), (int[]){1}, 1, true);
+}
+static cg_tensor *row_var(cg_tensor **in) { /* mean((x - mean(x))^2) per row: a layernorm's */
+  cg_tensor *d = cg_sub(in[0], cg_mean(in[0], (int[]){1}, 1, true));
+  return cg_mean(cg_mul(d, d), (int[]){1}, 1, true);
+}
+static cg_tensor *xent(cg_tensor **in) { return cg_cross_entropy(in[0], in[1], 0); }
+
+int main(void) {
+  cg_scope_begin();
+  enum { R = 300, V = 114, D = 384, N = 256 };
+  float *x = malloc(sizeof(float) * R * D);
+  double *want = malloc(sizeof(double) * R);
+  char got[256];
+  { /* row max and exp-sum over 114: two loops, each padded to 16 and unrolled */
+    for (int i = 0; i < R * V; i++) x[i] = frand();
+    cg_tensor *in[1] = {cg_from_data(x, CG_FLOAT32, (int64_t[]){R, V}, 2)};
+    heuristic_text(row_stats(in), got, sizeof got);
+    CHECK(count_of(got, "PADTO(") == 2 && count_of(got, "UNROLL(") == 2 && strstr(got, "THREAD(0)"), "row max + exp-sum over 114: got %s", got);
+    for (int r = 0; r < R; r++) {
+      double m = -INFINITY, s = 0;
+      for (int c = 0; c < V; c++) m = fmax(m, x[r * V + c]);
+      for (int c = 0; c < V; c++) s += exp((double)x[r * V + c] - m);
+      want[r] = s;
+    }
+    check_both(row_stats, in, want, R, 1e-5, "exp-sum of 114 columns");
+  }
+  { /* a row's variance over 384: both loops (mean, then squares) unrolled by 16 */
+    for (int i = 0; i < R * D; i++) x[i] = frand();
+    cg_tensor *in[1] = {cg_from_data(x, CG_FLOAT32, (int64_t[]){R, D}, 2)};
+    heuristic_text(row_var(in), got, sizeof got);
+    CHECK(count_of(got, "UNROLL(") == 2 && count_of(got, ",16)") == 2 && !strstr(got, "PADTO"), "row variance over 384: got %s", got);
+    for (int r = 0; r < R; r++) {
+      double m = 0, v = 0;
+      for (int c = 0; c < D; c++) m += x[r * D + c];
+      m /= D;
+      for (int c = 0; c < D; c++) v += (x[r * D + c] - m) * (x[r * D + c] - m);
+      want[r] = v / D;
+    }
+    check_both(row_var, in, want, R, 1e-5, "variance of 384 columns");
+  }
+  { /* the mean cross entropy of (256, 114) logits, some targets ignored (-100): one output;
+     * the rows' loop holds the max, exp-sum and pick loops, each padded and unrolled */
+    for (int i = 0; i < N * V; i++) x[i] = frand();
+    int32_t t[N];
+    for (int i = 0; i < N; i++) t[i] = i % 17 == 3 ? -100 : (int32_t)((seed = seed * 6364136223846793005ull + 1) >> 33) % V;
+    cg_tensor *in[2] = {cg_from_data(x, CG_FLOAT32, (int64_t[]){N, V}, 2), cg_from_data(t, CG_INT32, (int64_t[]){N}, 1)};
+    heuristic_text(xent(in), got, sizeof got);
+    CHECK(count_of(got, "PADTO(") >= 2 && count_of(got, "UNROLL(") >= 3 && !strstr(got, "THREAD"), "cross entropy to one value: got %s", got);
+    double sum = 0;
+    int cnt = 0;
+    for (int r = 0; r < N; r++) {
+      if (t[r] == -100) continue;
+      double m = -INFINITY, s = 0;
+      for (int c = 0; c < V; c++) m = fmax(m, x[r * V + c]);
+      for (int c = 0; c < V; c++) s += exp((double)x[r * V + c] - m);
+      sum += m + log(s) - x[r * V + t[r]], cnt++;
+    }
+    want[0] = sum / cnt;
+    check_both(xent, in, want, 1, 1e-5, "cross entropy of (256, 114)");
+  }
+  free(x), free(want);
+  cg_scope_end();
+  return test_summary();
+}
