@@ -205,9 +205,13 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
   for (uint32_t i = 0; i < u->nsrc; i++) visit(c, u->src[i], root, ctx, axes);
 }
 
-/* An output that is only a reshape of a buffer needs no kernel. */
+/* An output that is only a reshape of a buffer needs no kernel; detached too (it shares
+ * the buffer, as torch's detach shares storage: cg_stored realizes a detached value that
+ * a realize already wrote, which cost a copy of it). */
 static uop *plain_buffer(uop *u) {
+  while (u->op == OP_DETACH) u = u->src[0];
   if (u->op == OP_RESHAPE) u = u->src[0];
+  while (u->op == OP_DETACH) u = u->src[0];
   return u->op == OP_BUFFER ? u : NULL;
 }
 
