@@ -13,16 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static long rss_kb(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long kb = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
-  if (f) fclose(f);
-  return kb;
-}
-
 /* sum(relu(a * b + 0.25)) of n values of a and b from seed, and its float64 reference */
 static bool shape_ok(int n, uint64_t seed, double *got_out) {
   float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
@@ -87,9 +77,9 @@ int main(void) {
   for (int n = 17; n < 17 + 400; n++) {
     double got;
     if (!shape_ok(n, (uint64_t)n, &got) && bad++ < 3) CHECK(false, "shape %d: the sum %.9g is off", n, got);
-    if (n == 17 + 200) rss_mid = rss_kb();
+    if (n == 17 + 200) rss_mid = test_rss_kb();
   }
-  long rss_end = rss_kb();
+  long rss_end = test_rss_kb();
   uint64_t ev = 0;
   size_t live = programs_count(&ev);
   CHECK(bad == 0, "%d of 400 shapes summed wrong", bad);
