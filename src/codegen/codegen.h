@@ -110,9 +110,9 @@ uop *opt_transpose_tile(uop *sink, uop **ix, int nix, uop **rng, int nr, uop *ve
 int opt_small_dims(uop *sink, uop **rng, int nr, opt *out);
 /* A reduction without a vector along its output: UNROLL (PADTO 16 first where no 16, 8 or
  * 4 divides it and words: the kernel reads only float32/int32) for each reduce loop that
- * runs innermost (opt_reduce.c), appended to out[0..n) up to max; returns the new count. *first:
+ * runs innermost (opt_reduce.c; ix: the kernel's INDEX nodes), appended to out[0..n) up to max; returns the new count. *first:
  * the kernel's innermost reduce range (the largest axis id) if it got lanes, else NULL. */
-int opt_reduce_unrolls(uop *sink, bool words, opt *out, int n, int max, uop **first);
+int opt_reduce_unrolls(uop *sink, uop **ix, int nix, bool words, opt *out, int n, int max, uop **first);
 /* Apply opts to a lowered kernel: a pure function of (sink, opts). NULL and an error
  * naming the opt when one does not apply (an axis that is not there, an amount that does
  * not divide it). */

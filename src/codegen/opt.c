@@ -456,7 +456,7 @@ int opt_heuristic(uop *sink, opt *out) {
     uopset seen_ix = {0};
     collect_index(sink, &seen_ix, ix, &nix, 256);
     uopset_free(&seen_ix);
-    return opt_reduce_unrolls(sink, words_only(ix, nix), out, 0, MAX_OPTS, &inner);
+    return opt_reduce_unrolls(sink, ix, nix, words_only(ix, nix), out, 0, MAX_OPTS, &inner);
   }
   int namx = has_reduce && tc_amx_ready() ? tc_amx_opts(sink, out) : 0; /* a bf16 GEMM on AMX tiles (tc.c) */
   if (namx) return namx;
@@ -525,7 +525,7 @@ int opt_heuristic(uop *sink, opt *out) {
   bool vec_red = false; /* the terms' lanes are the vector accumulators (UNROLL below) */
   if (!vec_out && has_reduce) { /* every innermost reduce loop (opt_reduce.c) */
     uop *inner = NULL;
-    n = opt_reduce_unrolls(sink, words, out, n, MAX_OPTS - 2, &inner); /* room for a tile and THREAD */
+    n = opt_reduce_unrolls(sink, ix, nix, words, out, n, MAX_OPTS - 2, &inner); /* room for a tile and THREAD */
     vec_red = inner != NULL;
   }
   /* reductions hold a register tile: more of the vector dim (a 16-wide vector twice, or
@@ -561,6 +561,17 @@ int opt_heuristic(uop *sink, opt *out) {
     if (!first && a) first = a; /* no vector dim: this one is the tile */
     if (a) out[n++] = (opt){OPT_UPCAST, (int16_t)best->arg.v[0], (int32_t)a}, up[nup++] = best;
   }
+  /* a column sum (one output dim, so no second tile: a bias gradient over 2048 rows of
+   * 1536): more of the row per trip, 4 or 8 vectors (whole cache lines, contiguous, for
+   * the prefetcher), while 8+ tiles are left to share among threads */
+  if (vec_out && has_reduce && nr == 1 && nup == 1 && first == 16 && nvec == 2)
+    for (int64_t w = 8, rem = up[0]->src[0]->arg.i / 16; w > 2; w /= 2)
+      if (rem % w == 0 && rem / w >= 8) {
+        for (int k = 0; k < n; k++)
+          if (out[k].kind == OPT_UPCAST && out[k].axis == up[0]->arg.v[0] && out[k].amount == 2) out[k].amount = (int32_t)w;
+        nvec = w;
+        break;
+      }
   /* a bf16 sum of products whose B operand is a 16-wide vector along the output's last
    * dim runs on the bf16 unit, if the CPU has one (tc.c); every such sum of the kernel
    * (a residual stream's x + y @ w1.T + h @ w2.T: both products, not the first found) */

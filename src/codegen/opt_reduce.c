@@ -6,7 +6,8 @@
  * vocabulary of 114 logits: the loss's max, exp-sum and pick; the softmax's statistics)
  * is padded to 16 first (the extra trips add the reduce's identity; their loads masked)
  * when the kernel reads only float32 and int32 (masked vector loads exist for those).
- * A loop with another REDUCE inside it that depends on it (the loss's loop over rows,
+ * A loop other than the innermost whose loads would be gathers (a column walk) keeps
+ * its trips too. A loop with another REDUCE inside it that depends on it (the loss's loop over rows,
  * holding the per-row reductions) keeps its trips: lanes there would copy the inner
  * loops 16 times. */
 #include "codegen.h"
@@ -37,7 +38,7 @@ static bool reduces_over(uop *red, uop *r) {
   return false;
 }
 
-int opt_reduce_unrolls(uop *sink, bool words, opt *out, int n, int max, uop **first) {
+int opt_reduce_unrolls(uop *sink, uop **ix, int nix, bool words, opt *out, int n, int max, uop **first) {
   uop *red[MAX_REDUCES], *cand[MAX_REDUCES];
   int nred = 0, nc = 0;
   uopset seen = {0};
@@ -69,11 +70,14 @@ int opt_reduce_unrolls(uop *sink, bool words, opt *out, int n, int max, uop **fi
     static const int64_t tries[] = {16, 8, 4};
     for (int t = 0; t < 3 && !amount; t++)
       if (sz % tries[t] == 0 && sz >= tries[t]) amount = tries[t];
-    if (!amount && words && sz > 8) {
-      out[n++] = (opt){OPT_PADTO, (int16_t)r->arg.v[0], 16};
-      amount = 16;
-    }
+    if (!amount && words && sz > 8) amount = 16; /* padded to 16 */
     if (!amount) continue;
+    if (c > 0) { /* another loop than the innermost: only where its loads are rows, not gathers */
+      int unit, other;
+      strides_along(sink, ix, nix, r, sz % amount ? 1 : amount, &unit, &other);
+      if (other > unit) continue;
+    }
+    if (sz % amount) out[n++] = (opt){OPT_PADTO, (int16_t)r->arg.v[0], 16};
     out[n++] = (opt){OPT_UNROLL, (int16_t)r->arg.v[0], (int32_t)amount};
     if (c == 0) *first = r;
   }

@@ -4,7 +4,9 @@
  * gets them too; the results against float64 in plain C, with the heuristic's opts (the
  * ordinary realize) and with NOOPT. Kernels: a row's max and exp-sum over 114 columns (two
  * loops, padded), a row's variance around its mean over 384 (two loops), the mean cross
- * entropy of (N, 114) logits (one value: a loop over rows holding three padded loops). */
+ * entropy of (N, 114) logits (one value: a loop over rows holding three padded loops).
+ * And a column sum (a bias gradient: 1536 columns over rows) reads 8 vectors of its row
+ * per trip, 384 columns keep 2 (too few tiles of 128 to share among threads). */
 #include "check.h"
 #include "codegen/codegen.h"
 #include "schedule/schedule.h"
@@ -57,6 +59,7 @@ static cg_tensor *row_var(cg_tensor **in) { /* mean((x - mean(x))^2) per row: a 
   cg_tensor *d = cg_sub(in[0], cg_mean(in[0], (int[]){1}, 1, true));
   return cg_mean(cg_mul(d, d), (int[]){1}, 1, true);
 }
+static cg_tensor *col_sum(cg_tensor **in) { return cg_sum(in[0], (int[]){0}, 1, false); }
 static cg_tensor *xent(cg_tensor **in) { return cg_cross_entropy(in[0], in[1], 0); }
 
 int main(void) {
@@ -111,6 +114,22 @@ int main(void) {
     }
     want[0] = sum / cnt;
     check_both(xent, in, want, 1, 1e-5, "cross entropy of (256, 114)");
+  }
+  for (int wide = 0; wide < 2; wide++) { /* column sums of (R, 1536) and (R, 384) */
+    int C = wide ? 1536 : 384, rows = 2 * R;
+    float *xc = malloc(sizeof(float) * (size_t)(rows * C));
+    double *wc = malloc(sizeof(double) * (size_t)C);
+    for (int i = 0; i < rows * C; i++) xc[i] = frand();
+    cg_tensor *in[1] = {cg_from_data(xc, CG_FLOAT32, (int64_t[]){rows, C}, 2)};
+    heuristic_text(col_sum(in), got, sizeof got);
+    CHECK(strstr(got, wide ? ",16) UPCAST(0,8)" : ",16) UPCAST(0,2)") != NULL, "column sum over %d columns: got %s", C, got);
+    for (int c = 0; c < C; c++) {
+      wc[c] = 0;
+      for (int r = 0; r < rows; r++) wc[c] += xc[r * C + c];
+    }
+    /* 600 float32 terms of magnitude up to 4: 2e-4 absolute covers their rounding */
+    check_both(col_sum, in, wc, C, 2e-4, wide ? "column sums of (600, 1536)" : "column sums of (600, 384)");
+    free(xc), free(wc);
   }
   free(x), free(want);
   cg_scope_end();
