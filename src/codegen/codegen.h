@@ -105,6 +105,10 @@ int opt_reduce_loads(uop **ix_all, int nix_all, uop **ix, int max);
  * transposed copy): the output range along which those loads are contiguous, and by how
  * much to unroll it (so each gathered cache line serves that many lanes), or NULL. */
 uop *opt_transpose_tile(uop *sink, uop **ix, int nix, uop **rng, int nr, uop *vec, int64_t *amount);
+/* An elementwise kernel whose whole last dim vec is one vector of width < 16 lanes: the
+ * output dim along which its loads continue where the vector ends (the next half line),
+ * and by how much to unroll it (16 / width) so each step reads whole lines, or NULL. */
+uop *opt_line_dim(uop *sink, uop **ix, int nix, uop **rng, int nr, uop *vec, int64_t width, int64_t *amount);
 /* The heuristic's opts for a kernel whose inner dims are too short for vectors and whose
  * reduction (if any) is a small window (opt_small.c); 0 when it does not apply. */
 int opt_small_dims(uop *sink, uop **rng, int nr, opt *out);

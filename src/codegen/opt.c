@@ -519,6 +519,9 @@ int opt_heuristic(uop *sink, opt *out) {
      * loop outermost, so each thread's gathers walk 16 rows of the input along them */
     if (tr) out[n++] = (opt){OPT_UPCAST, (int16_t)tr->arg.v[0], (int32_t)ta};
     if (tr && up[0]->src[0]->arg.i > first) out[n++] = (opt){OPT_TILE, (int16_t)up[0]->arg.v[0], 1};
+    int64_t la = 0;
+    uop *lr = first && !tr && n == n0 && words ? opt_line_dim(sink, ix, nix, rng, nr, up[0], up[0]->src[0]->arg.i, &la) : NULL;
+    if (lr) out[n++] = (opt){OPT_UPCAST, (int16_t)lr->arg.v[0], (int32_t)la}; /* whole lines per step */
   }
   /* no vector along the output (a convolution's weight gradient: (Cout, Cin, 5, 5)): the
    * innermost reduction's lanes (contiguous, as a row is) make a vector accumulator */

@@ -6,7 +6,9 @@
  * loops, padded), a row's variance around its mean over 384 (two loops), the mean cross
  * entropy of (N, 114) logits (one value: a loop over rows holding three padded loops).
  * And a column sum (a bias gradient: 1536 columns over rows) reads 8 vectors of its row
- * per trip, 384 columns keep 2 (too few tiles of 128 to share among threads). */
+ * per trip, 384 columns keep 2 (too few tiles of 128 to share among threads); a copy into
+ * panels of 8 columns (a GEMM's packed A operand) takes two panels a step, whole cache
+ * lines (opt_vector.c's opt_line_dim), its values exactly the input's. */
 #include "check.h"
 #include "codegen/codegen.h"
 #include "schedule/schedule.h"
@@ -130,6 +132,21 @@ int main(void) {
     /* 600 float32 terms of magnitude up to 4: 2e-4 absolute covers their rounding */
     check_both(col_sum, in, wc, C, 2e-4, wide ? "column sums of (600, 1536)" : "column sums of (600, 384)");
     free(xc), free(wc);
+  }
+  { /* x (R, 48) packed into 6 panels of (R, 8) */
+    for (int i = 0; i < R * 48; i++) x[i] = frand();
+    cg_tensor *xt = cg_from_data(x, CG_FLOAT32, (int64_t[]){R, 48}, 2);
+    cg_tensor *pk = cg_contiguous(cg_permute(cg_reshape(xt, (int64_t[]){R, 6, 8}, 3), (int[]){1, 0, 2}, 3));
+    heuristic_text(pk, got, sizeof got);
+    CHECK(strstr(got, "UPCAST(2,8) UPCAST(0,2)") != NULL, "panels of 8 columns: got %s", got);
+    float *pv = malloc(sizeof(float) * R * 48);
+    CHECK(cg_read(pk, CG_FLOAT32, pv, sizeof(float) * R * 48) == CG_OK, "panels: %s", cg_last_error());
+    bool same = true;
+    for (int p = 0; p < 6; p++)
+      for (int r = 0; r < R; r++)
+        for (int c = 0; c < 8; c++) same = same && pv[(p * R + r) * 8 + c] == x[r * 48 + p * 8 + c];
+    CHECK(same, "panels of 8 columns: values differ from the input's");
+    free(pv);
   }
   free(x), free(want);
   cg_scope_end();
