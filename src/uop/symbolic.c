@@ -293,10 +293,17 @@ static uop *fold_divmod(rw_match *m) {
   }
   linform L = lin_of(x);
   if (!L.ok || !L.fits || L.n == 0) return NULL;
-  if (div && x->vmin >= 0) {
+  if (x->vmin >= 0) {
     linform Bf, Sf;
     int64_t g = lin_split_gcd(&L, c, &Bf, &Sf);
-    if (g && (Sf.n || Sf.K)) return c == g ? lin_build(&Bf, u) : uop_alu(OP_IDIV, lin_build(&Bf, u), iconst(u, c / g));
+    if (g && (Sf.n || Sf.K) && div) return c == g ? lin_build(&Bf, u) : uop_alu(OP_IDIV, lin_build(&Bf, u), iconst(u, c / g));
+    /* x % c = (B % (c/g))*g + s: the column of a panel of 32 through a view of 64-wide
+     * heads, (32p + 16u + lane) % 64 = (p % 2)*32 + 16u + lane, contiguous along lane
+     * (each lane was its own MOD and the load a gather) */
+    if (g && Sf.n && !div) {
+      uop *b = c == g ? NULL : uop_alu(OP_MUL, uop_alu(OP_MOD, lin_build(&Bf, u), iconst(u, c / g)), iconst(u, g));
+      return b ? uop_alu(OP_ADD, b, lin_build(&Sf, u)) : lin_build(&Sf, u);
+    }
   }
   linform Q = {.dt = L.dt, .ok = true}, R = {.dt = L.dt, .ok = true};
   /* each coefficient splits as k = q*c + r with r in [0, c): x[i+j] through a window

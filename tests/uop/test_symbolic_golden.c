@@ -34,6 +34,9 @@ static const struct { const char *in, *out; } golden[] = {
     {"(((i/60)*3 + (i/20)%3)*4 + (i/5)%4)*5 + i%5", "i"},
     {"i%5 + ((i/5)%4)*5 + ((i/20)%3)*20 + (i/60)*60", "i"},
     {"((i/5)%4)*5 + i%5", "i%20"},
+    /* x % c = (B % (c/g))*g + s for s in [0, g), g | c: a panel's column through 8-wide heads */
+    {"(x*4+y)%8", "(x%2)*4+y"},
+    {"(x*8+y*2+1)%16", "y*2+(x%2)*8+1"},
     /* identities and constants */
     {"x+0", "x"},
     {"x*1", "x"},
