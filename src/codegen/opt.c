@@ -436,10 +436,12 @@ static int unroll_selectors(uop *sink, uop **rng, int nr, uop *vec, opt *out, in
  * FMAs with first = 4 alone (70 GFLOP/s). */
 static bool wide_red_tile(bool vec_red, int64_t first, int64_t sz) { return vec_red && first >= 2 && tile_of(sz, 20 / first, false) >= 2; }
 
-/* Masked vector loads and stores exist for float32 and int32 (prelude.c). */
-static bool words_only(uop **ix, int nix) {
+/* Masked vector loads and stores exist for float32 and int32 (prelude.c); with bf16 16
+ * lanes wide (bf16 only: the logits' gradient cast for a bf16 GEMM, rows of 114, ran
+ * scalar, exp and all, 0.95 ms) */
+static bool words_only(uop **ix, int nix, bool bf16) {
   bool words = true;
-  for (int i = 0; i < nix; i++) words = words && (ix[i]->dt.scalar == CG_FLOAT32 || ix[i]->dt.scalar == CG_INT32);
+  for (int i = 0; i < nix; i++) words = words && (ix[i]->dt.scalar == CG_FLOAT32 || ix[i]->dt.scalar == CG_INT32 || (bf16 && ix[i]->dt.scalar == CG_BFLOAT16));
   return words;
 }
 
@@ -456,7 +458,7 @@ int opt_heuristic(uop *sink, opt *out) {
     uopset seen_ix = {0};
     collect_index(sink, &seen_ix, ix, &nix, 256);
     uopset_free(&seen_ix);
-    return opt_reduce_unrolls(sink, ix, nix, words_only(ix, nix), out, 0, MAX_OPTS, &inner);
+    return opt_reduce_unrolls(sink, ix, nix, words_only(ix, nix, false), out, 0, MAX_OPTS, &inner);
   }
   int namx = has_reduce && tc_amx_ready() ? tc_amx_opts(sink, out) : 0; /* a bf16 GEMM on AMX tiles (tc.c) */
   if (namx) return namx;
@@ -468,7 +470,7 @@ int opt_heuristic(uop *sink, opt *out) {
   uopset seen_ix = {0};
   collect_index(sink, &seen_ix, ix, &nix, 256);
   uopset_free(&seen_ix);
-  bool words = words_only(ix, nix);
+  bool words = words_only(ix, nix, false);
   /* first: the last output dim by 16, 8 or 4 (contiguous lanes); if it does not divide,
    * the largest dim that divides by 4 (kernels with a reduction only) */
   uop *last = has_reduce ? opt_vector_dim(sink, ix, nix, rng, nr) : rng[nr - 1];
@@ -492,7 +494,7 @@ int opt_heuristic(uop *sink, opt *out) {
    * tail lanes masked (resnet18's pad copies on one thread: 1.7 -> 0.5 ms in all); from 9
    * wide (Winograd rows' input transform of 10-wide rows, conv3 of the CNN: scalar and its
    * points not unrolled, 2.0 ms; 16 lanes of which 10 are used, 0.49 ms) */
-  if (!first && !has_reduce && words && n_last > 8 && n_last % 4) {
+  if (!first && !has_reduce && (words || words_only(ix, nix, true)) && n_last > 8 && n_last % 4) {
     out[n++] = (opt){OPT_PADTO, (int16_t)last->arg.v[0], 16};
     first = 16, up[nup++] = last;
   }

@@ -107,6 +107,8 @@ const char cg_kernel_prelude[] =
     "typedef short cg_v16hi __attribute__((vector_size(32)));\n"
     "static inline u16x16 mload_u16x16(const uint16_t *p, i32x16 m, u16x16 a) {\n"
     "  return (u16x16)__builtin_ia32_loaddquhi256_mask((const short *)p, (cg_v16hi)a, (unsigned short)__builtin_ia32_ptestmd512(m, m, (unsigned short)-1)); }\n"
+    "static inline void mstore_u16x16(uint16_t *p, u16x16 v, i32x16 m) {\n"
+    "  __builtin_ia32_storedquhi256_mask((short *)p, (cg_v16hi)v, (unsigned short)__builtin_ia32_ptestmd512(m, m, (unsigned short)-1)); }\n"
     "#else\n"
     "CG_MASKED(u16, uint16_t, 16)\n"
     "#endif\n"
