@@ -24,7 +24,9 @@ JIT=0 CG_TIER=0 DEBUG=4 CG_THREADS=2 "$build/cgrad" train gpt $model --steps 2 -
 flags=$(sed -n 's/^#define RT_CC_FLAGS "\(.*\)"/\1/p' "$here/../src/runtime/cpu_compile.h")
 flags="$flags ${CG_CFLAGS_ADD:-}"
 # split the 2nd step's kernels (the realizes after the first of the largest ones, the 1st
-# step's loss, gradients and updates, through the 2nd such) into one file per distinct source
+# step's loss, gradients and updates, through the 2nd such; not the first's own kernels, or
+# the step's tail, its loss, last gradients, clipping and AdamW, counted twice) into one
+# file per distinct source
 /usr/bin/python3 - "$work" <<'EOF'
 import hashlib, re, sys
 work = sys.argv[1]
@@ -33,14 +35,16 @@ counts = [int(m.group(1)) for m in re.finditer(r"^\*\*\* schedule: (\d+) kernel"
 last = 0.7 * max(counts) if counts else 1
 big, cur, kern = 0, None, {}
 order = []
+first_tail = False
 for l in lines:
     m = re.match(r"\*\*\* schedule: (\d+) kernel", l)
     if m:
         n = int(m.group(1))
         in_step = big == 1
+        first_tail = n >= last and big == 0
         if n >= last: big += 1
         continue
-    if big < 1 or (big == 2 and not in_step) or big > 2: continue
+    if first_tail or big < 1 or (big == 2 and not in_step) or big > 2: continue
     if l.startswith("--- kernel"): cur = [l]; continue
     if cur is None: continue
     m = re.match(r"  ([A-Za-z_0-9]+) +([0-9.]+) ms +([0-9.]+) GFLOP/s +([0-9.]+) GB/s", l)
