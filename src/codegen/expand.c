@@ -188,9 +188,12 @@ static uop *vec(vctx *c, uop *x) {
   return r;
 }
 
-/* a bf16 buffer's store of a rounded float32: a vector of rounded bits */
+/* a bf16 buffer's store of a rounded float32: a vector of rounded bits; or of a bf16
+ * buffer's element (a copy: a bf16 GEMM operand packed into panels ran lane by lane,
+ * 16 scalar moves a vector, 8 GB/s): a vector of the loaded bits */
 static bool bf16_store(uop *st) {
   uop *v = st->src[1];
+  if (st->src[0]->src[0]->dt.scalar == CG_BFLOAT16 && v->op == OP_LOAD && v->dt.scalar == CG_BFLOAT16 && v->dt.count <= 1) return true;
   return st->src[0]->src[0]->dt.scalar == CG_BFLOAT16 && v->op == OP_CAST && v->dt.scalar == CG_BFLOAT16 && v->src[0]->dt.scalar == CG_FLOAT32 &&
          v->src[0]->dt.count <= 1;
 }
@@ -219,7 +222,8 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
     uop *s[3] = {ix->src[0], with_lane(ix->src[1], lane, 0), ix->nsrc > 2 ? vec(&c, ix->src[2]) : NULL};
     uop *vix = uop_new(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)c.w), ADDR_GLOBAL), s, (int)ix->nsrc, arg_none());
     /* a bf16 store: the rounded bits of the float32 vector */
-    uop *val = bf16_store(sink->src[i]) ? uop_new1(OP_CAST, dt_vec(v->dt, (int)c.w), vec_or_broadcast(&c, v->src[0]), arg_none()) : vec_or_broadcast(&c, v);
+    uop *val = bf16_store(sink->src[i]) && v->op == OP_CAST ? uop_new1(OP_CAST, dt_vec(v->dt, (int)c.w), vec_or_broadcast(&c, v->src[0]), arg_none())
+                                                              : vec_or_broadcast(&c, v);
     st[ns++] = uop_new2(OP_STORE, dt_void(), vix, val);
   }
   uop *out = uop_new(OP_SINK, dt_void(), st, ns, arg_none());

@@ -149,6 +149,19 @@ int main(void) {
         for (int c = 0; c < 8; c++) same = same && pv[(p * R + r) * 8 + c] == x[r * 48 + p * 8 + c];
     CHECK(same, "panels of 8 columns: values differ from the input's");
     free(pv);
+    /* the same copy of bf16 values into panels of 32 (a bf16 GEMM's packed B): vector moves
+     * of the bits (expand.c), the bits exactly the input's */
+    cg_tensor *xb = cg_contiguous(cg_cast(cg_from_data(x, CG_FLOAT32, (int64_t[]){R, 64}, 2), CG_BFLOAT16));
+    uint16_t *bx = malloc(sizeof(uint16_t) * R * 64), *bp = malloc(sizeof(uint16_t) * R * 64);
+    CHECK(cg_read(xb, CG_BFLOAT16, bx, sizeof(uint16_t) * R * 64) == CG_OK, "bf16 input: %s", cg_last_error());
+    cg_tensor *pb = cg_contiguous(cg_permute(cg_reshape(xb, (int64_t[]){R, 2, 32}, 3), (int[]){1, 0, 2}, 3));
+    CHECK(cg_read(pb, CG_BFLOAT16, bp, sizeof(uint16_t) * R * 64) == CG_OK, "bf16 panels: %s", cg_last_error());
+    same = true;
+    for (int p = 0; p < 2; p++)
+      for (int r = 0; r < R; r++)
+        for (int c = 0; c < 32; c++) same = same && bp[(p * R + r) * 32 + c] == bx[r * 64 + p * 32 + c];
+    CHECK(same, "bf16 panels of 32 columns: bits differ from the input's");
+    free(bx), free(bp);
   }
   { /* bf16(exp(x) * 0.5) over (33, 114) read from rows of 128 (dims that do not merge):
      * PADTO + 16 lanes, values within a bf16 ulp */
