@@ -16,7 +16,9 @@
  * and each block's keys are views at a var offset (cg_slice_var), so the steps of a pass are
  * one graph up to the var's value: the schedule cache serves it and nothing compiles after
  * the first block, whatever T is. The keys are padded to a whole number of blocks (the pad
- * masked off). dk_j and dv_j go into the full gradients at the var offset (cg_pad_var).
+ * masked off). Each block writes only what it changes, in place (cg_assign into a view):
+ * the rows from r0 of m, l, o (forward) and of dq, and dk_j, dv_j at the var offset (a
+ * slice at the var of dk, dv): no full-size copy or add per block.
  * Causal attention without a mask: a key block [j0, j0 + block) changes only the query rows
  * from j0 on; the rows are trimmed to a row group's start (at most `groups` distinct row
  * counts, so at most that many sets of kernels) instead of to j0 itself: (groups + 1) /
@@ -60,10 +62,6 @@ static blocks plan_blocks(int64_t L, int64_t S, int64_t bk, bool causal, bool ma
  * group's first key. */
 static int64_t rows_from(const blocks *b, int64_t j) { return b->trim ? j / b->gblk * b->gblk * b->bk : 0; }
 static cg_tensor *rows(cg_tensor *x, int64_t r0, int64_t L) { return r0 ? cg_slice(x, -2, r0, L, 1) : x; }
-/* x with rows r0 .. L-1 replaced by new rows nr */
-static cg_tensor *with_rows(cg_tensor *x, cg_tensor *nr, int64_t r0) {
-  return r0 ? cg_cat((cg_tensor *[]){cg_slice(x, -2, 0, r0, 1), nr}, 2, -2) : nr;
-}
 /* x (..., S, d) or (..., d, S) along `dim` padded with zeros to P keys */
 static cg_tensor *pad_keys(cg_tensor *x, int dim, int64_t P) {
   int nd = cg_ndim(x), d = dim < 0 ? dim + nd : dim;
@@ -200,7 +198,9 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
   cg_tensor *m = cg_full(-INFINITY, cdt, sh, nb + 2), *l = cg_zeros(cdt, sh, nb + 2);
   sh[nb + 1] = Ev;
   cg_tensor *o = cg_zeros(cdt, sh, nb + 2);
-  cg_status st = CG_OK;
+  /* buffers each block updates in place, its rows only (assigns into a view) */
+  cg_tensor *mlo[3] = {m, l, o};
+  cg_status st = m && l && o ? realize_keep(mlo, 3) : cg_last_status();
   int last = -1;
   cg_tensor *blk = block_var(&bl);
   for (int64_t j = 0; j < bl.nblk && st == CG_OK && blk; j++) {
@@ -213,13 +213,15 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_tensor *mn = cg_maximum(mr, cg_max(s, &last, 1, true));
     cg_tensor *shift = where_eq(mn, -INFINITY, 0);
     cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mr, shift));
-    cg_tensor *nx[3] = {with_rows(m, mn, r0), with_rows(l, cg_add(cg_mul(lr, a), cg_sum(p, &last, 1, true)), r0),
-                        with_rows(o, cg_add(cg_mul(orr, a), cg_matmul(p, vj)), r0)};
-    st = nx[0] && nx[1] && nx[2] ? realize_keep(nx, 3) : cg_last_status();
+    cg_tensor *nl = cg_add(cg_mul(lr, a), cg_sum(p, &last, 1, true)), *no = cg_add(cg_mul(orr, a), cg_matmul(p, vj));
+    /* l and o read m's old rows: the scheduler runs them before m's assign */
+    st = nl && no && mn ? cg_assign(lr, nl) : cg_last_status();
+    if (st == CG_OK) st = cg_assign(orr, no);
+    if (st == CG_OK) st = cg_assign(mr, mn);
+    cg_tensor *nx[3] = {mr, lr, orr};
+    if (st == CG_OK) st = cg_realize_many(nx, 3);
     cg_scope_end();
     if (st != CG_OK) break;
-    cg_free(m), cg_free(l), cg_free(o);
-    m = nx[0], l = nx[1], o = nx[2];
   }
   if (!blk) st = cg_last_status();
   block_reset(blk);
@@ -268,9 +270,14 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_tensor *Dv = cg_sum(cg_mul(dO, cg_cast(out, cdt)), &last, 1, true);
   /* k^T for the scores and v^T for dO v^T, stored so that a block reads them along keys */
   cg_tensor *kt = cg_contiguous(cg_transpose(kc, -2, -1)), *vt = cg_contiguous(cg_transpose(vc, -2, -1));
-  cg_tensor *pre[7] = {dO, Dv, qc, kc, vc, kt, vt};
-  cg_status st = kt && vt ? cg_realize_many(pre, 7) : cg_last_status();
-  cg_tensor *dq = cg_zeros(cdt, cg_shape(qc), nd), *dk = cg_zeros(cdt, cg_shape(kc), nd), *dv = cg_zeros(cdt, cg_shape(vc), nd);
+  /* the gradients, updated in place: dq's rows from r0 by every block, dk's and dv's rows
+   * of block j by block j alone (zeros first only where some rows get no block: the keys
+   * a causal pass never reaches) */
+  bool all_rows = bl.nblk * bl.bk == bl.P;
+  cg_tensor *dq = cg_zeros(cdt, cg_shape(qc), nd), *dk = all_rows ? cg_empty(cdt, cg_shape(kc), nd) : cg_zeros(cdt, cg_shape(kc), nd);
+  cg_tensor *dv = all_rows ? cg_empty(cdt, cg_shape(vc), nd) : cg_zeros(cdt, cg_shape(vc), nd);
+  cg_tensor *pre[10] = {dO, Dv, qc, kc, vc, kt, vt, dq, dk, dv};
+  cg_status st = kt && vt && dq && dk && dv ? cg_realize_many(pre, 10) : cg_last_status();
   cg_tensor *blk = block_var(&bl);
   if (st == CG_OK && !blk) st = cg_last_status();
   for (int64_t j = 0; j < bl.nblk && st == CG_OK; j++) {
@@ -283,13 +290,15 @@ static void flash_backward(uop *node, uop *g, uop **d) {
     cg_tensor *p = cg_exp(cg_sub(s, rows(lse, r0, L)));
     cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_slice_var(vt, -1, blk, block, block)), rows(Dv, r0, L)));
     cg_tensor *dkj = cg_mul(matmul_tn(ds, qr), cg_scalar(scale)), *dvj = matmul_tn(p, dOr);
-    cg_tensor *nx[3] = {with_rows(dq, cg_add(rows(dq, r0, L), cg_mul(cg_matmul(ds, kj), cg_scalar(scale))), r0),
-                        cg_add(dk, cg_pad_var(dkj, -2, blk, block, bl.P)), cg_add(dv, cg_pad_var(dvj, -2, blk, block, bl.P))};
-    st = nx[0] && nx[1] && nx[2] ? realize_keep(nx, 3) : cg_last_status();
+    cg_tensor *dqr = rows(dq, r0, L), *dkv = cg_slice_var(dk, -2, blk, block, block), *dvv = cg_slice_var(dv, -2, blk, block, block);
+    cg_tensor *ndq = cg_add(dqr, cg_mul(cg_matmul(ds, kj), cg_scalar(scale)));
+    st = ndq && dkj && dvj && dkv && dvv ? cg_assign(dqr, ndq) : cg_last_status();
+    if (st == CG_OK) st = cg_assign(dkv, dkj);
+    if (st == CG_OK) st = cg_assign(dvv, dvj);
+    cg_tensor *nx[3] = {dqr, dkv, dvv};
+    if (st == CG_OK) st = cg_realize_many(nx, 3);
     cg_scope_end();
     if (st != CG_OK) break;
-    cg_free(dq), cg_free(dk), cg_free(dv);
-    dq = nx[0], dk = nx[1], dv = nx[2];
   }
   block_reset(blk);
   if (st == CG_OK) {
