@@ -194,13 +194,14 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_scope_end();
     return NULL;
   }
+  /* the running max, sum and output: buffers each block updates in place, its rows only
+   * (assigns into a view); block 0 (every row) starts from the constants -inf, 0, 0
+   * instead of reading them */
   sh[nb] = L, sh[nb + 1] = 1;
-  cg_tensor *m = cg_full(-INFINITY, cdt, sh, nb + 2), *l = cg_zeros(cdt, sh, nb + 2);
+  cg_tensor *m = cg_empty(cdt, sh, nb + 2), *l = cg_empty(cdt, sh, nb + 2), *m0 = cg_full(-INFINITY, cdt, sh, nb + 2), *l0 = cg_zeros(cdt, sh, nb + 2);
   sh[nb + 1] = Ev;
-  cg_tensor *o = cg_zeros(cdt, sh, nb + 2);
-  /* buffers each block updates in place, its rows only (assigns into a view) */
-  cg_tensor *mlo[3] = {m, l, o};
-  cg_status st = m && l && o ? realize_keep(mlo, 3) : cg_last_status();
+  cg_tensor *o = cg_empty(cdt, sh, nb + 2), *o0 = cg_zeros(cdt, sh, nb + 2);
+  cg_status st = m && l && o && m0 && l0 && o0 ? CG_OK : cg_last_status();
   int last = -1;
   cg_tensor *blk = block_var(&bl);
   for (int64_t j = 0; j < bl.nblk && st == CG_OK && blk; j++) {
@@ -208,12 +209,13 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_scope_begin();
     cg_tensor *vj = cg_slice_var(vc, -2, blk, block, block);
     int64_t r0 = rows_from(&bl, j);
-    cg_tensor *mr = rows(m, r0, L), *lr = rows(l, r0, L), *orr = rows(o, r0, L);
+    cg_tensor *mr = rows(m, r0, L), *lr = rows(l, r0, L), *orr = rows(o, r0, L); /* block 0: r0 = 0 */
+    cg_tensor *mv = j ? mr : m0, *lv = j ? lr : l0, *ov = j ? orr : o0;
     cg_tensor *s = block_scores(&bl, rows(qc, r0, L), kt, mk, mask_kind, scale, r0, blk);
-    cg_tensor *mn = cg_maximum(mr, cg_max(s, &last, 1, true));
+    cg_tensor *mn = cg_maximum(mv, cg_max(s, &last, 1, true));
     cg_tensor *shift = where_eq(mn, -INFINITY, 0);
-    cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mr, shift));
-    cg_tensor *nl = cg_add(cg_mul(lr, a), cg_sum(p, &last, 1, true)), *no = cg_add(cg_mul(orr, a), cg_matmul(p, vj));
+    cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mv, shift));
+    cg_tensor *nl = cg_add(cg_mul(lv, a), cg_sum(p, &last, 1, true)), *no = cg_add(cg_mul(ov, a), cg_matmul(p, vj));
     /* l and o read m's old rows: the scheduler runs them before m's assign */
     st = nl && no && mn ? cg_assign(lr, nl) : cg_last_status();
     if (st == CG_OK) st = cg_assign(orr, no);
@@ -270,14 +272,14 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_tensor *Dv = cg_sum(cg_mul(dO, cg_cast(out, cdt)), &last, 1, true);
   /* k^T for the scores and v^T for dO v^T, stored so that a block reads them along keys */
   cg_tensor *kt = cg_contiguous(cg_transpose(kc, -2, -1)), *vt = cg_contiguous(cg_transpose(vc, -2, -1));
-  /* the gradients, updated in place: dq's rows from r0 by every block, dk's and dv's rows
-   * of block j by block j alone (zeros first only where some rows get no block: the keys
-   * a causal pass never reaches) */
+  /* the gradients, updated in place: dq's rows from r0 by every block (block 0 writes all
+   * of them first), dk's and dv's rows of block j by block j alone (zeros first only where
+   * some rows get no block: the keys a causal pass never reaches) */
   bool all_rows = bl.nblk * bl.bk == bl.P;
-  cg_tensor *dq = cg_zeros(cdt, cg_shape(qc), nd), *dk = all_rows ? cg_empty(cdt, cg_shape(kc), nd) : cg_zeros(cdt, cg_shape(kc), nd);
+  cg_tensor *dq = cg_empty(cdt, cg_shape(qc), nd), *dk = all_rows ? cg_empty(cdt, cg_shape(kc), nd) : cg_zeros(cdt, cg_shape(kc), nd);
   cg_tensor *dv = all_rows ? cg_empty(cdt, cg_shape(vc), nd) : cg_zeros(cdt, cg_shape(vc), nd);
-  cg_tensor *pre[10] = {dO, Dv, qc, kc, vc, kt, vt, dq, dk, dv};
-  cg_status st = kt && vt && dq && dk && dv ? cg_realize_many(pre, 10) : cg_last_status();
+  cg_tensor *pre[9] = {dO, Dv, qc, kc, vc, kt, vt, dk, dv};
+  cg_status st = kt && vt && dq && dk && dv ? cg_realize_many(pre, 9) : cg_last_status();
   cg_tensor *blk = block_var(&bl);
   if (st == CG_OK && !blk) st = cg_last_status();
   for (int64_t j = 0; j < bl.nblk && st == CG_OK; j++) {
@@ -291,7 +293,8 @@ static void flash_backward(uop *node, uop *g, uop **d) {
     cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_slice_var(vt, -1, blk, block, block)), rows(Dv, r0, L)));
     cg_tensor *dkj = cg_mul(matmul_tn(ds, qr), cg_scalar(scale)), *dvj = matmul_tn(p, dOr);
     cg_tensor *dqr = rows(dq, r0, L), *dkv = cg_slice_var(dk, -2, blk, block, block), *dvv = cg_slice_var(dv, -2, blk, block, block);
-    cg_tensor *ndq = cg_add(dqr, cg_mul(cg_matmul(ds, kj), cg_scalar(scale)));
+    cg_tensor *ndq = cg_mul(cg_matmul(ds, kj), cg_scalar(scale)); /* block 0 (every row: r0 = 0) starts dq */
+    if (j) ndq = cg_add(dqr, ndq);
     st = ndq && dkj && dvj && dkv && dvv ? cg_assign(dqr, ndq) : cg_last_status();
     if (st == CG_OK) st = cg_assign(dkv, dkj);
     if (st == CG_OK) st = cg_assign(dvv, dvj);
