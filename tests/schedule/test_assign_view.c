@@ -5,6 +5,8 @@
  *     keep their bits; a reader of the assign in the same realize sees the new rows;
  *   - a var offset: blocks of 2 rows, the var moved over [0, 3], x[block] += y[block]: one
  *     schedule (cache hits after the first block), every block right, the rest untouched;
+ *     one graph at two constant offsets: each writes its own rows (the schedule cache's key
+ *     holds the offset);
  *   - hazards: a value that reads the part it writes at other elements (its flip, the row
  *     above, a sum over it) reads the old value; two assigns to two parts of one buffer
  *     realized together, each reading its own part, and one reading the other's part;
@@ -92,6 +94,20 @@ int main(void) {
     for (int i = 0; i < N; i++) ref[i] = (double)X[i] + Y[i];
     CHECK(read_near(x, ref, "x"), "every block added once");
     cg_free(x), cg_free(y), cg_free(b);
+  }
+  { /* the same graph at two constant offsets: two schedules (the offset is in the key) */
+    cg_tensor *x = cg_from_data(X, CG_FLOAT32, shape, 3);
+    for (int off = 1; off <= 4; off += 3) {
+      cg_tensor *part = cg_slice(x, 1, off, off + 2, 1);
+      CHECK(cg_assign(part, cg_mul(part, cg_scalar(3))) == CG_OK && cg_realize(part) == CG_OK, "offset %d: %s", off, cg_last_error());
+      cg_free(part);
+    }
+    for (int i = 0; i < N; i++) {
+      int r = (i / C) % R;
+      ref[i] = (r >= 1 && r < 3) || (r >= 4 && r < 6) ? 3.0 * X[i] : X[i];
+    }
+    CHECK(read_near(x, ref, "x"), "rows 1, 2 and 4, 5 tripled, no others");
+    cg_free(x);
   }
   { /* hazards: the value reads other elements of the buffer it writes */
     cg_tensor *x = cg_from_data(X, CG_FLOAT32, shape, 3);
