@@ -232,14 +232,15 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_tensor *fin[2] = {cg_cast(cg_div(o, where_eq(l, 0, 1)), dt),
                          cg_where(cg_eq(l, cg_scalar(0)), cg_scalar(INFINITY), cg_add(where_eq(m, -INFINITY, 0), cg_log(l)))};
     if (fin[0] && fin[1] && cg_realize_many(fin, 2) == CG_OK) {
-      /* CUSTOM(out, q, k, v, lse, saved q, k, v (k, v padded to whole blocks)[, mask]) with
-       * params [scale bits, causal, block, mask kind, row groups] */
+      /* CUSTOM(out, q, k, v, lse, saved q, k, v (k, v padded to whole blocks), k^T[, mask])
+       * with params [scale bits, causal, block, mask kind, row groups]: k^T kept for the
+       * backward's scores (a transposed copy, a gather, costs more than keeping it) */
       int64_t par[5];
       memcpy(&par[0], &scale, sizeof scale);
       par[1] = causal, par[2] = block, par[3] = mask_kind, par[4] = groups;
-      uop *srcs[8] = {qe->u, ke->u, ve->u, fin[1]->u, qc->u, kc->u, vc->u, mask ? mask->u : NULL};
+      uop *srcs[9] = {qe->u, ke->u, ve->u, fin[1]->u, qc->u, kc->u, vc->u, kt->u, mask ? mask->u : NULL};
       op_begin();
-      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 8 : 7, par, 5));
+      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 9 : 8, par, 5));
       cg_keep(res);
     }
   }
@@ -259,7 +260,7 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   int64_t groups = custom_param(node, 4);
   cg_scope_begin();
   cg_tensor *q = wrap(node->src[1]), *k = wrap(node->src[2]), *v = wrap(node->src[3]), *lse = wrap(node->src[4]);
-  cg_tensor *mask = node->nsrc > 8 ? wrap(node->src[8]) : NULL, *out = wrap(node->src[0]);
+  cg_tensor *mask = node->nsrc > 9 ? wrap(node->src[9]) : NULL, *out = wrap(node->src[0]);
   cg_dtype cdt = cg_dtype_of(lse);
   int nd = cg_ndim(q);
   int64_t L = cg_shape(q)[nd - 2], S = cg_shape(k)[nd - 2];
@@ -270,8 +271,9 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_tensor *dO = cg_cast(wrap(g), cdt);
   int last = -1;
   cg_tensor *Dv = cg_sum(cg_mul(dO, cg_cast(out, cdt)), &last, 1, true);
-  /* k^T for the scores and v^T for dO v^T, stored so that a block reads them along keys */
-  cg_tensor *kt = cg_contiguous(cg_transpose(kc, -2, -1)), *vt = cg_contiguous(cg_transpose(vc, -2, -1));
+  /* k^T (the forward's) for the scores and v^T for dO v^T, stored so that a block reads
+   * them along keys */
+  cg_tensor *kt = wrap(node->src[8]), *vt = cg_contiguous(cg_transpose(vc, -2, -1));
   /* the gradients, updated in place: dq's rows from r0 by every block (block 0 writes all
    * of them first), dk's and dv's rows of block j by block j alone (zeros first only where
    * some rows get no block: the keys a causal pass never reaches) */
