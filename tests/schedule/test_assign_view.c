@@ -90,7 +90,7 @@ int main(void) {
         CHECK(read_near(x, ref, "x after two blocks"), "blocks 0, 1 added, 2, 3 untouched");
       }
     }
-    CHECK(hits == R / 2 - 1, "blocks 1..3 hit the schedule cache: %llu hits", (unsigned long long)hits);
+    CHECK(hits == R / 2 - 1 || !test_env_long("CG_SCHED_CACHE", 1), "blocks 1..3 hit the schedule cache: %llu hits", (unsigned long long)hits);
     for (int i = 0; i < N; i++) ref[i] = (double)X[i] + Y[i];
     CHECK(read_near(x, ref, "x"), "every block added once");
     cg_free(x), cg_free(y), cg_free(b);
@@ -188,7 +188,7 @@ int main(void) {
       cg_free(x), cg_free(b), cg_free(o[0]);
     }
     CHECK(read_near(jc.state, acc, "state"), "every call added into its own block");
-    CHECK(cg_jit_stats(j).replays >= 4, "the calls replayed: %lld", (long long)cg_jit_stats(j).replays);
+    CHECK(cg_jit_stats(j).replays >= 4 || !test_env_long("JIT", 1), "the calls replayed: %lld", (long long)cg_jit_stats(j).replays);
     cg_jit_free(j);
     cg_free(jc.state);
   }
