@@ -458,11 +458,6 @@ static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   if (plan_has_product(a, realized) && plan_has_product(b, realized)) return false;
   /* the loops of both must fit one kernel (76 parameters' squared norms summed) */
   if (ra->op == OP_REDUCE && plan_reduce_axes(a, realized) + plan_reduce_axes(b, realized) > MAX_FUSED_REDUCE_AXES) return false;
-  /* an assign (an optimizer's moment) runs inside its reader (the parameter's update) only
-   * if the reader reads the overwritten buffer nowhere but through the assign itself
-   * (element i would otherwise read a neighbour another thread has already replaced), and
-   * if the assign reads no other assigned buffer's old value (the merged kernel could then
-   * have to run both before and after another assign: BatchNorm's weight and bias) */
   /* an assign into part of a buffer stores through its view, not at its reader's index */
   if (ra->op == OP_ASSIGN && !view_is_whole(ra->src[0])) return false;
   /* nor does an assign take in a producer that reads the buffer it overwrites: the read
@@ -479,6 +474,11 @@ static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
     uopset_free(&one), uopset_free(&seen);
     if (bad) return false;
   }
+  /* an assign (an optimizer's moment) runs inside its reader (the parameter's update) only
+   * if the reader reads the overwritten buffer nowhere but through the assign itself
+   * (element i would otherwise read a neighbour another thread has already replaced), and
+   * if the assign reads no other assigned buffer's old value (the merged kernel could then
+   * have to run both before and after another assign: BatchNorm's weight and bias) */
   if (ra->op == OP_ASSIGN) {
     uopset seen = {0};
     bool bad = reads_any(stored_value(ra), assigned, a->outs[0], realized, &seen);
