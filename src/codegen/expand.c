@@ -163,6 +163,11 @@ static uop *vec_uncached(vctx *c, uop *x) {
     for (int64_t k = 0; k < c->w; k++) lanes[k] = with_lane(x, c->lane, k);
     return uop_new(OP_VECTORIZE, dt_vec(x->dt, (int)c->w), lanes, (int)c->w, arg_none());
   }
+  if (x->op == OP_GEP && x->src[0]->op == OP_LOAD && x->src[0]->dt.count > 1) { /* a transposed load's column (unroll_transposed) */
+    uop *lanes[16];
+    for (int64_t k = 0; k < c->w; k++) lanes[k] = uop_new1(OP_GEP, x->dt, with_lane(x->src[0], c->lane, k), x->arg);
+    return uop_new(OP_VECTORIZE, dt_vec(x->dt, (int)c->w), lanes, (int)c->w, arg_none());
+  }
   if (x->op == OP_REDUCE) {
     uop *src[UOP_MAX_DIMS + 1];
     for (uint32_t i = 0; i < x->nsrc; i++) src[i] = x->src[i];
@@ -193,6 +198,13 @@ static bool bf16_store(uop *st) {
   uop *v = st->src[1];
   return st->src[0]->src[0]->dt.scalar == CG_BFLOAT16 && v->op == OP_CAST && v->dt.scalar == CG_BFLOAT16 && v->src[0]->dt.scalar == CG_FLOAT32 &&
          v->src[0]->dt.count <= 1;
+}
+
+/* a bf16 buffer's ungated store of a bf16 load (a copy or a re-layout, as a GEMM's panel
+ * pack): the loaded bits stored as they are, no round trip through float32 */
+static bool bf16_copy(uop *st) {
+  uop *ix = st->src[0], *v = st->src[1];
+  return ix->src[0]->dt.scalar == CG_BFLOAT16 && ix->nsrc == 2 && v->op == OP_LOAD && v->dt.scalar == CG_BFLOAT16 && v->dt.count <= 1;
 }
 
 static uop *vectorize_stores(uop *sink, uop *lane) {
@@ -244,6 +256,72 @@ static uop *unroll(uop *sink, uop *lane) {
   return out;
 }
 
+/* A transposed load: a float32 load, ungated, that moves along the vector lane v but is
+ * contiguous along the unrolled lane u of the same width instead (a transposed copy or
+ * cast: the loads are contiguous along one lane, the stores along the other). Vectorized
+ * as it is, it is a gather per lane of u (whole cache lines touched 16 times). Instead, one
+ * load of u's lanes per lane of v, and u's lane k of the result is the vector of their
+ * k-th elements: GEP(LV, k) here, VECTORIZE(GEP(LV_0, k), .., GEP(LV_w-1, k)) once v is
+ * vectorized -- the columns of a w x w block, which the C renderer spells as an
+ * in-register transpose (render_c.c) and other backends lane by lane. */
+static void transposed_loads(uop *u, uop *ul, uop *vl, int64_t w, uopset *dep_v, uopset *seen, uop **out, int *n, int max) {
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
+  if (u->op == OP_LOAD && u->dt.scalar == CG_FLOAT32 && u->dt.count <= 1 && u->src[0]->nsrc == 2 && u->nsrc == 1 && depends(u, vl, dep_v) &&
+      !contiguous(u->src[0]->src[1], vl, w) && contiguous(u->src[0]->src[1], ul, w)) {
+    if (*n < max) out[(*n)++] = u;
+    return;
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++) transposed_loads(u->src[i], ul, vl, w, dep_v, seen, out, n, max);
+}
+
+typedef struct {
+  uop **from, **to;
+  int n;
+} subst_set;
+static uop *subst_load(rw_match *m) {
+  subst_set *s = m->ctx;
+  for (int i = 0; i < s->n; i++)
+    if (m->root == s->from[i]) return s->to[i];
+  return NULL;
+}
+static const rw_rule subst_load_rules[] = {RULE("LOAD", subst_load)};
+static RULESET(rs_subst_load, "expand_transposed_loads", subst_load_rules);
+
+enum { MAX_TLOADS = 8 };
+/* unroll u with its transposed loads (above) as columns of vector loads along u */
+static uop *unroll_transposed(uop *sink, uop *u, uop *v) {
+  int64_t w = u->src[0]->arg.i;
+  uop *ld[MAX_TLOADS];
+  int nl = 0;
+  uopset dep = {0}, seen = {0};
+  transposed_loads(sink, u, v, w, &dep, &seen, ld, &nl, MAX_TLOADS);
+  uopset_free(&dep), uopset_free(&seen);
+  if (!nl) return unroll(sink, u);
+  uop *lv[MAX_TLOADS], *from[MAX_TLOADS], *to[MAX_TLOADS];
+  for (int i = 0; i < nl; i++) {
+    uop *ix = ld[i]->src[0];
+    uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)w), ADDR_GLOBAL), ix->src[0], with_lane(ix->src[1], u, 0));
+    lv[i] = uop_new1(OP_LOAD, dt_vec(ld[i]->dt, (int)w), vix, arg_none());
+  }
+  uop **st = ir_malloc(sizeof(uop *) * (size_t)w * sink->nsrc);
+  if (!st) return NULL;
+  int ns = 0;
+  for (int64_t k = 0; k < w; k++) {
+    uop *body = with_lane(sink, u, k);
+    if (!body) return free(st), NULL; /* out of memory */
+    /* lane k of each transposed load (as the whole sink simplified it: hash-consing makes
+     * it the same node; one not found stays a gather, still right) */
+    for (int i = 0; i < nl; i++) from[i] = with_lane(ld[i], u, k), to[i] = uop_new1(OP_GEP, ld[i]->dt, lv[i], arg_int(k));
+    subst_set ss = {from, to, nl};
+    body = graph_rewrite(body, &rs_subst_load, &ss);
+    if (!body) return free(st), NULL;
+    for (uint32_t i = 0; i < body->nsrc; i++) st[ns++] = body->src[i];
+  }
+  uop *out = uop_new(OP_SINK, dt_void(), st, ns, arg_none());
+  free(st);
+  return out;
+}
+
 static bool in_reduction(uop *u, uopset *memo) {
   if (u->op == OP_RANGE) return u->arg.v[1] == RANGE_REDUCE;
   uintptr_t m = (uintptr_t)uopset_get(memo, u);
@@ -283,9 +361,9 @@ static uop *vector_lane(uop *sink, uop **lanes, int n) {
     uopset dep = {0}, seen = {0};
     for (uint32_t s = 0; s < sink->nsrc && ok; s++) {
       uop *ix = sink->src[s]->src[0];
-      bool cont = contiguous(ix->src[1], lanes[i], w), bst = bf16_store(sink->src[s]);
+      bool cont = contiguous(ix->src[1], lanes[i], w), bst = bf16_store(sink->src[s]) || bf16_copy(sink->src[s]);
       /* a gated store (PADTO's tail) is a vector only where it is contiguous; a bf16 one
-       * (rounded bits) only contiguous */
+       * (rounded or copied bits) only contiguous */
       ok = (vec_dtype(ix->src[0]->dt) || bst) && (cont || (ix->nsrc <= 2 && !bst));
       cstore = cstore && cont;
     }
@@ -355,6 +433,10 @@ uop *expand_lanes(uop *sink, bool vectors) {
   uopset_free(&seen);
   if (!n) return sink;
   uop *v = vectors ? vector_lane(sink, lanes, n) : NULL;
+  /* a lane as wide as the vector lane first, with any loads transposed along it */
+  int64_t vw = v ? v->src[0]->arg.i : 0;
+  for (int i = 0; i < n && sink && v; i++)
+    if (lanes[i] != v && lanes[i]->src[0]->arg.i == vw && (vw == 8 || vw == 16)) sink = unroll_transposed(sink, lanes[i], v), lanes[i] = v;
   for (int i = 0; i < n && sink; i++)
     if (lanes[i] != v) sink = unroll(sink, lanes[i]);
   if (v && sink) sink = vectorize_stores(sink, v);
