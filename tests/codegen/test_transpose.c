@@ -146,9 +146,9 @@ static void check_case(const view *v, cg_dtype src, cg_dtype dst, const char *de
 int main(void) {
   srand((unsigned)time(NULL));
   static const view views[] = {
-      {2, {64, 48}, {1, 0}, false},  {2, {17, 33}, {1, 0}, false},  {2, {32, 40}, {1, 0}, false},     {3, {6, 17, 32}, {1, 0, 2}, false},
-      {2, {48, 128}, {0, 0}, true},  {2, {5, 70}, {1, 0}, false},   {2, {128, 96}, {1, 0}, false},    {2, {33, 16}, {1, 0}, false},
-      {3, {4, 24, 40}, {0, 2, 1}, false}, {3, {3, 20, 48}, {2, 1, 0}, false}, {3, {16, 5, 16}, {2, 0, 1}, false}, {2, {40, 96}, {0, 0}, true},
+      {2, {64, 48}, {1, 0}, false},      {2, {17, 33}, {1, 0}, false},       {3, {6, 17, 32}, {1, 0, 2}, false}, {2, {48, 128}, {0, 0}, true},
+      {2, {5, 70}, {1, 0}, false},       {2, {128, 96}, {1, 0}, false},      {2, {40, 24}, {1, 0}, false},       {3, {4, 24, 40}, {0, 2, 1}, false},
+      {3, {3, 20, 48}, {2, 1, 0}, false}, {3, {16, 5, 16}, {2, 0, 1}, false}, {2, {40, 96}, {0, 0}, true},
   };
   static const cg_dtype all[][2] = {{CG_FLOAT32, CG_FLOAT32},   {CG_FLOAT32, CG_BFLOAT16}, {CG_BFLOAT16, CG_BFLOAT16}, {CG_FLOAT32, CG_FLOAT16},
                                     {CG_FLOAT16, CG_FLOAT16},   {CG_BFLOAT16, CG_FLOAT32}, {CG_FLOAT16, CG_BFLOAT16}};
@@ -157,8 +157,8 @@ int main(void) {
     cg_set_config("CG_TIER", d == 0 ? "0" : "1");
     cg_set_config("DEVICE", d == 0 ? "CPU" : devs[d]);
     for (size_t v = 0; v < sizeof views / sizeof *views; v++)
-      /* every dtype pair on the first four views, the GPT's three on the rest */
-      for (size_t p = 0; p < (v < 4 ? sizeof all / sizeof *all : 3); p++) {
+      /* every dtype pair on the first three views, the GPT's three on the rest */
+      for (size_t p = 0; p < (v < 3 ? sizeof all / sizeof *all : 3); p++) {
         cg_scope_begin();
         check_case(&views[v], all[p][0], all[p][1], devs[d]);
         cg_scope_end();
