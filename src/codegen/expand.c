@@ -63,8 +63,11 @@ static bool bf16_vec_load(uop *u, uop *lane) {
          contiguous(ix->src[1], lane, lane->src[0]->arg.i);
 }
 
-/* Whether every value that depends on the lane can be a vector (or a mask). */
-static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
+static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w);
+
+/* Whether every value that depends on the lane can be a vector (or a mask); others: the
+ * other upcast lanes (a bf16 load transposed along one of them is a vector too). */
+static bool vectorizable(uop *u, uop *lane, uop *const *others, int nothers, uopset *dep, uopset *seen) {
   int fresh = uopset_add(seen, u);
   if (fresh < 0) return false; /* out of memory: not a vector (the pass fails on it anyway) */
   if (fresh == 0 || !depends(u, lane, dep)) return true;
@@ -72,7 +75,9 @@ static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
   if (u->op == OP_TILE_AT) return false;                                           /* an AMX tile's lanes are read one by one */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
   } else if (u->dt.scalar == CG_BFLOAT16 && u->op == OP_LOAD) {
-    if (!bf16_vec_load(u, lane)) return false;
+    bool tr = false;
+    for (int i = 0; i < nothers && !tr; i++) tr = others[i] != lane && (lane->src[0]->arg.i == 8 || lane->src[0]->arg.i == 16) && transposed_load(u, others[i], lane, lane->src[0]->arg.i);
+    if (!bf16_vec_load(u, lane) && !tr) return false;
   } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && u->src[0]->dt.scalar == CG_BFLOAT16) {
     if (u->src[0]->op != OP_LOAD) return false;
   } else if (u->op == OP_CAST && u->dt.scalar == CG_BFLOAT16 && u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1) {
@@ -89,7 +94,7 @@ static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
     return false;
   }
   for (uint32_t i = 0; i < u->nsrc; i++)
-    if (!vectorizable(u->src[i], lane, dep, seen)) return false;
+    if (!vectorizable(u->src[i], lane, others, nothers, dep, seen)) return false;
   return true;
 }
 
@@ -256,18 +261,23 @@ static uop *unroll(uop *sink, uop *lane) {
   return out;
 }
 
-/* A transposed load: a float32 load, ungated, that moves along the vector lane v but is
+static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w) {
+  return u->op == OP_LOAD && (u->dt.scalar == CG_FLOAT32 || u->dt.scalar == CG_BFLOAT16) && u->dt.count <= 1 && u->src[0]->nsrc == 2 && u->nsrc == 1 &&
+         ul->src[0]->arg.i == w && !contiguous(u->src[0]->src[1], vl, w) && contiguous(u->src[0]->src[1], ul, w);
+}
+
+/* A transposed load: a float32 or bf16 load, ungated, that moves along the vector lane v but is
  * contiguous along the unrolled lane u of the same width instead (a transposed copy or
  * cast: the loads are contiguous along one lane, the stores along the other). Vectorized
  * as it is, it is a gather per lane of u (whole cache lines touched 16 times). Instead, one
  * load of u's lanes per lane of v, and u's lane k of the result is the vector of their
  * k-th elements: GEP(LV, k) here, VECTORIZE(GEP(LV_0, k), .., GEP(LV_w-1, k)) once v is
  * vectorized -- the columns of a w x w block, which the C renderer spells as an
- * in-register transpose (render_c.c) and other backends lane by lane. */
+ * in-register transpose (render_c.c) and other backends lane by lane. (A bf16 load so
+ * transposed is a vector of bits, as a contiguous one is.) */
 static void transposed_loads(uop *u, uop *ul, uop *vl, int64_t w, uopset *dep_v, uopset *seen, uop **out, int *n, int max) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
-  if (u->op == OP_LOAD && u->dt.scalar == CG_FLOAT32 && u->dt.count <= 1 && u->src[0]->nsrc == 2 && u->nsrc == 1 && depends(u, vl, dep_v) &&
-      !contiguous(u->src[0]->src[1], vl, w) && contiguous(u->src[0]->src[1], ul, w)) {
+  if (transposed_load(u, ul, vl, w) && depends(u, vl, dep_v)) {
     if (*n < max) out[(*n)++] = u;
     return;
   }
@@ -367,7 +377,7 @@ static uop *vector_lane(uop *sink, uop **lanes, int n) {
       ok = (vec_dtype(ix->src[0]->dt) || bst) && (cont || (ix->nsrc <= 2 && !bst));
       cstore = cstore && cont;
     }
-    ok = ok && vectorizable(sink, lanes[i], &dep, &seen);
+    ok = ok && vectorizable(sink, lanes[i], lanes, n, &dep, &seen);
     if (ok && !cstore) {
       bool contig = true, reduce = false;
       uopset s2 = {0}, red = {0};
@@ -398,7 +408,7 @@ static uop *reduce_lane(rw_match *m) {
   int op = (int)u->arg.v[0];
   int64_t w = lane->src[0]->arg.i;
   uopset dep = {0}, seen = {0};
-  bool vector = vectors_on && (w == 2 || w == 4 || w == 8 || w == 16) && vec_dtype(u->dt) && vectorizable(u->src[0], lane, &dep, &seen);
+  bool vector = vectors_on && (w == 2 || w == 4 || w == 8 || w == 16) && vec_dtype(u->dt) && vectorizable(u->src[0], lane, NULL, 0, &dep, &seen);
   uopset_free(&dep), uopset_free(&seen);
   if (vector) {
     vctx c = {.lane = lane, .w = w};

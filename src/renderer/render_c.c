@@ -410,14 +410,15 @@ static void wide_index(rc *r, const linear *l) {
 /* ---- transposes ------------------------------------------------------------------------ */
 
 /* expand's transposed loads (codegen/expand.c) leave VECTORIZE(GEP(v_0, k), .., GEP(v_w-1, k))
- * for the columns k of w float32 vectors of w lanes: the w vectors are transposed once in
- * registers (the prelude's transpose_f32xw) right after the last of them is loaded, and
- * each column is a row of the result. */
+ * for the columns k of w float32 (or bf16 bits) vectors of w lanes: the w vectors are
+ * transposed once in registers (the prelude's transpose_f32xw / transpose_u16xw) right
+ * after the last of them is loaded, and each column is a row of the result. */
 enum { MAX_TRANSPOSES = 32 };
 typedef struct {
   uop *src[16];
   int w, anchor; /* anchor: the instruction after which all of src are computed */
   char name[16];
+  dtype dt;      /* the vectors' */
 } transpose;
 typedef struct {
   transpose t[MAX_TRANSPOSES];
@@ -427,11 +428,12 @@ typedef struct {
 } transposes;
 
 static int column_of(uop *u, uop **src) {
-  if (u->op != OP_VECTORIZE || u->dt.scalar != CG_FLOAT32 || (u->dt.count != 8 && u->dt.count != 16)) return -1;
+  int sc = u->dt.scalar;
+  if (u->op != OP_VECTORIZE || (sc != CG_FLOAT32 && sc != CG_BFLOAT16) || (u->dt.count != 8 && u->dt.count != 16)) return -1;
   int w = u->dt.count;
   for (int j = 0; j < w; j++) {
     uop *g = u->src[j];
-    if (g->op != OP_GEP || g->arg.i != u->src[0]->arg.i || g->src[0]->dt.scalar != CG_FLOAT32 || g->src[0]->dt.count != w) return -1;
+    if (g->op != OP_GEP || g->arg.i != u->src[0]->arg.i || g->src[0]->dt.scalar != sc || g->src[0]->dt.count != w) return -1;
     src[j] = g->src[0];
     for (int q = 0; q < j; q++)
       if (src[q] == src[j]) return -1;
@@ -451,7 +453,7 @@ static void find_transposes(rc *r, const linear *l, transposes *ts) {
         if (u->src[s]->op == OP_GEP && !uopset_put(&ts->gep_used, u->src[s], (void *)1)) r->nomem = true;
       continue;
     }
-    while (g < ts->n && (ts->t[g].w != u->dt.count || memcmp(ts->t[g].src, src, sizeof(uop *) * (size_t)u->dt.count))) g++;
+    while (g < ts->n && (ts->t[g].dt.scalar != u->dt.scalar || ts->t[g].w != u->dt.count || memcmp(ts->t[g].src, src, sizeof(uop *) * (size_t)u->dt.count))) g++;
     if (g == ts->n) {
       if (g == MAX_TRANSPOSES) {
         for (uint32_t s = 0; s < u->nsrc; s++)
@@ -460,7 +462,7 @@ static void find_transposes(rc *r, const linear *l, transposes *ts) {
       }
       transpose *t = &ts->t[ts->n++];
       memcpy(t->src, src, sizeof(uop *) * (size_t)u->dt.count);
-      t->w = u->dt.count, t->anchor = -1;
+      t->w = u->dt.count, t->anchor = -1, t->dt = src[0]->dt;
       for (int j = 0; j < t->w; j++) {
         int p = (int)(uintptr_t)uopset_get(&pos, src[j]) - 1;
         if (p > t->anchor) t->anchor = p;
@@ -480,8 +482,8 @@ static void emit_transposes(rc *r, transposes *ts, int i) {
     char lst[16 * 24] = "";
     size_t w = 0;
     for (int j = 0; j < t->w && w < sizeof lst; j++) w += (size_t)snprintf(lst + w, sizeof lst - w, "%s%s", j ? "," : "", name_of(r, t->src[j]));
-    line(r, "f32x%d %s[%d] = {%s};", t->w, t->name, t->w, lst);
-    line(r, "transpose_f32x%d(%s);", t->w, t->name);
+    line(r, "%s %s[%d] = {%s};", type_of(t->dt), t->name, t->w, lst);
+    line(r, "transpose_%s(%s);", type_of(t->dt), t->name);
   }
 }
 
@@ -578,7 +580,7 @@ static char *render_c(const char *name, const linear *l) {
       set_name(&r, u, nm);
       continue;
     }
-    if (u->op == OP_GEP && trs.n && !uopset_get(&trs.gep_used, u) && u->src[0]->dt.scalar == CG_FLOAT32) continue; /* read only through its transpose */
+    if (u->op == OP_GEP && trs.n && !uopset_get(&trs.gep_used, u) && u->src[0]->dt.count > 1) continue; /* read only through its transpose */
     switch (u->op) {
     case OP_RANGE:
       if (u->arg.v[1] == RANGE_TILE) snprintf(nm, sizeof nm, "tidx%" PRId64 "_%" PRId64, u->arg.v[0], u->arg.v[2]);

@@ -105,9 +105,10 @@ static void check_case(const view *v, cg_dtype src, cg_dtype dst, const char *de
     const char *body = run ? strstr(k.src, "void k(") : NULL; /* the kernel, after the prelude */
     int64_t rows = v->pack ? v->shape[0] : v->shape[v->perm[v->nd - 1]], cols = v->shape[v->nd - 1];
     /* a float32 source transposed in 16- or 8-wide tiles that divide both dims (to float32
-     * or bfloat16: float16 has no vector form, so every lane is unrolled) */
-    if (run && src == CG_FLOAT32 && dst != CG_FLOAT16 && !v->pack && v->perm[v->nd - 1] != v->nd - 1 && rows % 16 == 0 && cols % 16 == 0)
-      CHECK(body && strstr(body, "transpose_f32x") && !strstr(body, "gather_"), "%s: an in-register transpose, no gather", what);
+     * or bfloat16: float16 has no vector form, so every lane is unrolled), and a bf16 one
+     * to bf16 (bits) */
+    if (run && (src == CG_FLOAT32 || (src == CG_BFLOAT16 && dst == CG_BFLOAT16)) && dst != CG_FLOAT16 && !v->pack && v->perm[v->nd - 1] != v->nd - 1 && rows % 16 == 0 && cols % 16 == 0)
+      CHECK(body && strstr(body, src == CG_FLOAT32 ? "transpose_f32x" : "transpose_u16x") && !strstr(body, "gather_") && !strstr(body, "_to_f32("), "%s: an in-register transpose, no gather", what);
     if (run && src == CG_BFLOAT16 && dst == CG_BFLOAT16 && v->pack)
       CHECK(body && strstr(body, "u16x16") && !strstr(body, "bf16_to_f32"), "%s: bf16 bits moved as vectors", what);
     ckernel_free(&k);
