@@ -10,7 +10,10 @@
  *     hash-consing shares what lanes have in common (the register tile of a matmul).
  *
  * Vectors are made only where every lane-dependent value is float32, int32 or a bool
- * from comparing them (a mask): other dtypes keep every lane unrolled. */
+ * from comparing them (a mask), or bf16 bits loaded, stored or cast to and from float32:
+ * other dtypes keep every lane unrolled. A load contiguous along another upcast lane of
+ * the vector's width instead of along the vector (a transposed copy) becomes vector loads
+ * along that lane and the columns of their transpose (unroll_transposed). */
 #include "codegen.h"
 #include "uop/rewrite.h"
 #include "uop/symbolic.h"
