@@ -10,7 +10,9 @@
  *     the values; on the C backend (CG_TIER=0), the x86 machine-code backend (DEVICE=X86:
  *     its float32 kernels; the others compile as C) and the interpreter;
  *   - each is one kernel, and the C source of a float32-source transpose uses the
- *     in-register transpose and no gather; a bf16 panel pack moves u16 vectors.
+ *     in-register transpose and no gather; a bf16 panel pack moves u16 vectors; a head
+ *     merge (a permuted view reshaped) loads vectors, no MOD per lane;
+ *   - bf16 copies of a broadcast column and of flipped rows, bit for bit.
  * Rounding: float32 -> bfloat16 / float16 to nearest even, as the C reference does. */
 #include "check.h"
 #include "cgrad.h"
@@ -49,7 +51,9 @@ typedef struct {
   int nd;
   int64_t shape[3];
   int perm[3];
-  bool pack; /* (K, N) -> (K, N/32, 32) -> (N/32, K, 32) */
+  bool pack;  /* (K, N) -> (K, N/32, 32) -> (N/32, K, 32) */
+  bool merge; /* the permuted 3-d view reshaped to 2-d, its last two dims merged: attention's
+               * head merge (H, T, D) -> (T, H*D) */
 } view;
 
 static int nchecked;
@@ -88,6 +92,7 @@ static void check_case(const view *v, cg_dtype src, cg_dtype dst, const char *de
     p = cg_permute(x, v->perm, v->nd);
     for (int i = 0; i < v->nd; i++) oshape[i] = v->shape[v->perm[i]];
   }
+  if (v->merge) p = cg_reshape(p, (int64_t[]){oshape[0], oshape[1] * oshape[2]}, 2); /* the same elements in the same order */
   cg_tensor *out = cg_contiguous(cg_cast(p, dst));
   /* one kernel, and (on the C renderer) the fast forms */
   uop_pool_push();
@@ -96,7 +101,7 @@ static void check_case(const view *v, cg_dtype src, cg_dtype dst, const char *de
   CHECK(ok && s.n == 1, "one kernel: %s", cg_last_error());
   char what[160];
   snprintf(what, sizeof what, "%s %s->%s %dd (%lld,%lld,%lld)%s", dev, dname(src), dname(dst), v->nd, (long long)v->shape[0], (long long)v->shape[1],
-           (long long)(v->nd > 2 ? v->shape[2] : 1), v->pack ? " pack" : "");
+           (long long)(v->nd > 2 ? v->shape[2] : 1), v->pack ? " pack" : v->merge ? " merged" : "");
   if (ok && s.n == 1 && !strcmp(dev, "C")) {
     ckernel k = {.ast = s.k[0].ast, .ren = renderer_find("c")};
     snprintf(k.name, sizeof k.name, "k");
@@ -109,6 +114,10 @@ static void check_case(const view *v, cg_dtype src, cg_dtype dst, const char *de
      * to bf16 (bits) */
     if (run && (src == CG_FLOAT32 || (src == CG_BFLOAT16 && dst == CG_BFLOAT16)) && dst != CG_FLOAT16 && !v->pack && v->perm[v->nd - 1] != v->nd - 1 && rows % 16 == 0 && cols % 16 == 0)
       CHECK(body && strstr(body, src == CG_FLOAT32 ? "transpose_f32x" : "transpose_u16x") && !strstr(body, "gather_") && !strstr(body, "_to_f32("), "%s: an in-register transpose, no gather", what);
+    /* a head merge whose rows are 16-wide runs: vector loads (expand's lane_out_of_mod), no
+     * MOD per lane */
+    if (run && v->merge && src == CG_FLOAT32 && dst != CG_FLOAT16 && v->shape[2] % 16 == 0)
+      CHECK(body && strstr(body, "f32x16_u *)(data1 + ") && !strstr(body, "gather_") && !strstr(body, "%32)"), "%s: vector loads, no gather or MOD per lane", what);
     if (run && src == CG_BFLOAT16 && dst == CG_BFLOAT16 && v->pack)
       CHECK(body && strstr(body, "u16x16") && !strstr(body, "bf16_to_f32"), "%s: bf16 bits moved as vectors", what);
     ckernel_free(&k);
@@ -144,12 +153,33 @@ static void check_case(const view *v, cg_dtype src, cg_dtype dst, const char *de
   free(h), free(hs), free(got), free(want);
 }
 
+/* bf16 -> bf16 copies that are not a vector load along the output's rows: a broadcast
+ * column (the value lane-invariant) and a flipped row, bit for bit */
+static void bf16_broadcast_flip(void) {
+  enum { R = 3, C = 32 };
+  float h[R * C];
+  for (int i = 0; i < R * C; i++) h[i] = value(i);
+  cg_tensor *x = cg_cast(cg_from_data(h, CG_FLOAT32, (int64_t[]){R, C}, 2), CG_BFLOAT16);
+  uint16_t xs[R * C], got[R * C];
+  CHECK(x && cg_realize(x) == CG_OK && cg_read(x, CG_BFLOAT16, xs, sizeof xs) == CG_OK, "%s", cg_last_error());
+  cg_tensor *col = cg_contiguous(cg_expand(cg_slice(x, 1, 5, 6, 1), (int64_t[]){R, C}, 2)), *flip = cg_contiguous(cg_flip(x, (int[]){1}, 1));
+  CHECK(col && cg_read(col, CG_BFLOAT16, got, sizeof got) == CG_OK, "%s", cg_last_error());
+  int bad = -1;
+  for (int i = 0; i < R * C && bad < 0; i++) bad = got[i] == xs[i / C * C + 5] ? -1 : i;
+  CHECK(bad < 0, "broadcast bf16 column: element %d", bad);
+  CHECK(flip && cg_read(flip, CG_BFLOAT16, got, sizeof got) == CG_OK, "%s", cg_last_error());
+  bad = -1;
+  for (int i = 0; i < R * C && bad < 0; i++) bad = got[i] == xs[i / C * C + (C - 1 - i % C)] ? -1 : i;
+  CHECK(bad < 0, "flipped bf16 rows: element %d", bad);
+}
+
 int main(void) {
   srand((unsigned)time(NULL));
   static const view views[] = {
-      {2, {64, 48}, {1, 0}, false},      {2, {17, 33}, {1, 0}, false},       {3, {6, 17, 32}, {1, 0, 2}, false}, {2, {48, 128}, {0, 0}, true},
-      {2, {5, 70}, {1, 0}, false},       {2, {128, 96}, {1, 0}, false},      {2, {40, 24}, {1, 0}, false},       {3, {4, 24, 40}, {0, 2, 1}, false},
-      {3, {3, 20, 48}, {2, 1, 0}, false}, {3, {16, 5, 16}, {2, 0, 1}, false}, {2, {40, 96}, {0, 0}, true},
+      {2, {64, 48}, {1, 0}, false, false},      {2, {17, 33}, {1, 0}, false, false},       {3, {6, 17, 32}, {1, 0, 2}, false, false}, {2, {48, 128}, {0, 0}, true, false},
+      {2, {5, 70}, {1, 0}, false, false},       {2, {128, 96}, {1, 0}, false, false},      {2, {40, 24}, {1, 0}, false, false},       {3, {4, 24, 40}, {0, 2, 1}, false, false},
+      {3, {3, 20, 48}, {2, 1, 0}, false, false}, {3, {16, 5, 16}, {2, 0, 1}, false, false}, {2, {40, 96}, {0, 0}, true, false},
+      {3, {6, 20, 32}, {1, 0, 2}, false, true}, {3, {3, 9, 24}, {1, 0, 2}, false, true},
   };
   static const cg_dtype all[][2] = {{CG_FLOAT32, CG_FLOAT32},   {CG_FLOAT32, CG_BFLOAT16}, {CG_BFLOAT16, CG_BFLOAT16}, {CG_FLOAT32, CG_FLOAT16},
                                     {CG_FLOAT16, CG_FLOAT16},   {CG_BFLOAT16, CG_FLOAT32}, {CG_FLOAT16, CG_BFLOAT16}};
@@ -164,6 +194,9 @@ int main(void) {
         check_case(&views[v], all[p][0], all[p][1], devs[d]);
         cg_scope_end();
       }
+    cg_scope_begin();
+    bf16_broadcast_flip();
+    cg_scope_end();
   }
   cg_set_config("DEVICE", "CPU");
   cg_set_config("CG_TIER", "1");
