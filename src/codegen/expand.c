@@ -439,6 +439,14 @@ static uop *reduce_lane(rw_match *m) {
 static const rw_rule reduce_lane_rules[] = {RULE("REDUCE", reduce_lane)};
 static RULESET(rs_reduce_lanes, "expand_reduce_lanes", reduce_lane_rules);
 
+static bool bf16_left(uop *u, uop *v, uopset *seen, uopset *dep) {
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return false;
+  if (u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && depends(u, v, dep) && !bf16_vec_load(u, v)) return true;
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (bf16_left(u->src[i], v, seen, dep)) return true;
+  return false;
+}
+
 /* (a*k + u) % c -> (a*k) % c + u for an upcast lane u of k lanes (u in [0, k)), k | c and
  * a*k >= 0: the lane leaves the MOD (and the symbolic rules make (a*k) % c (a % (c/k))*k),
  * so a load through a reshape of a permuted view -- a head merge (B, H, T, D) -> (B*T, H*D),
@@ -471,12 +479,18 @@ uop *expand_lanes(uop *sink, bool vectors) {
   uopset_free(&seen);
   if (!n) return sink;
   uop *v = vectors ? vector_lane(sink, lanes, n) : NULL;
-  /* a lane as wide as the vector lane first, with any loads transposed along it */
+  /* the lanes as wide as the vector lane first, with any loads transposed along them */
   int64_t vw = v ? v->src[0]->arg.i : 0;
+  bool done[UOP_MAX_DIMS] = {0};
   for (int i = 0; i < n && sink && v; i++)
-    if (lanes[i] != v && lanes[i]->src[0]->arg.i == vw && (vw == 8 || vw == 16)) sink = unroll_transposed(sink, lanes[i], v), lanes[i] = v;
+    if (lanes[i] != v && lanes[i]->src[0]->arg.i == vw && (vw == 8 || vw == 16)) sink = unroll_transposed(sink, lanes[i], v), done[i] = true;
   for (int i = 0; i < n && sink; i++)
-    if (lanes[i] != v) sink = unroll(sink, lanes[i]);
+    if (lanes[i] != v && !done[i]) sink = unroll(sink, lanes[i]);
+  /* a bf16 load left moving along v but not contiguous (a transposed one not replaced: more
+   * than MAX_TLOADS of them) has no vector form: then v is unrolled too */
+  uopset seen2 = {0}, dep2 = {0};
+  if (v && sink && bf16_left(sink, v, &seen2, &dep2)) sink = unroll(sink, v), v = NULL;
+  uopset_free(&seen2), uopset_free(&dep2);
   if (v && sink) sink = vectorize_stores(sink, v);
   return sink;
 }

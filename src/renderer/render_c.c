@@ -609,10 +609,12 @@ static char *render_c(const char *name, const linear *l) {
       continue;
     }
     case OP_INDEX: continue; /* spelled where it is loaded or stored */
-    case OP_VECTORIZE: {
+    case OP_VECTORIZE: { /* a bf16 vector holds bits: each (float) lane's */
       size_t w = (size_t)snprintf(expr, sizeof expr, "(%s){", type_of(u->dt));
       for (uint32_t s = 0; s < u->nsrc && w < sizeof expr; s++)
-        w += (size_t)snprintf(expr + w, sizeof expr - w, dt_is_bool(u->dt) ? "%s-(int32_t)(%s)" : "%s%s", s ? "," : "", name_of(&r, u->src[s]));
+        w += (size_t)snprintf(expr + w, sizeof expr - w,
+                              dt_is_bool(u->dt) ? "%s-(int32_t)(%s)" : u->dt.scalar == CG_BFLOAT16 ? "%sf32_to_bf16(%s)" : "%s%s", s ? "," : "",
+                              name_of(&r, u->src[s]));
       if (w < sizeof expr) snprintf(expr + w, sizeof expr - w, "}");
       break;
     }
@@ -629,8 +631,9 @@ static char *render_c(const char *name, const linear *l) {
     case OP_TILE_AT:
       snprintf(expr, sizeof expr, "%s[%s]", name_of(&r, u->src[0]), name_of(&r, u->src[1]));
       break;
-    case OP_GEP:
-      snprintf(expr, sizeof expr, dt_is_bool(u->dt) ? "(%s[%" PRId64 "]!=0)" : "%s[%" PRId64 "]", name_of(&r, u->src[0]), u->arg.i);
+    case OP_GEP: /* a lane of a bf16 vector: its bits as the float it is */
+      snprintf(expr, sizeof expr, dt_is_bool(u->dt) ? "(%s[%" PRId64 "]!=0)" : u->dt.scalar == CG_BFLOAT16 ? "bf16_to_f32(%s[%" PRId64 "])" : "%s[%" PRId64 "]",
+               name_of(&r, u->src[0]), u->arg.i);
       break;
     case OP_STORE: {
       uop *ix = u->src[0], *b = ix->src[0];

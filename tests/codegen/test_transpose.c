@@ -12,7 +12,8 @@
  *   - each is one kernel, and the C source of a float32-source transpose uses the
  *     in-register transpose and no gather; a bf16 panel pack moves u16 vectors; a head
  *     merge (a permuted view reshaped) loads vectors, no MOD per lane;
- *   - bf16 copies of a broadcast column and of flipped rows, bit for bit.
+ *   - bf16 copies of a broadcast column and of flipped rows, and a sum of more transposed
+ *     bf16 inputs than expand transposes (lane by lane), bit for bit.
  * Rounding: float32 -> bfloat16 / float16 to nearest even, as the C reference does. */
 #include "check.h"
 #include "cgrad.h"
@@ -173,6 +174,38 @@ static void bf16_broadcast_flip(void) {
   CHECK(bad < 0, "flipped bf16 rows: element %d", bad);
 }
 
+/* More transposed bf16 loads than expand replaces (MAX_TLOADS, 8): nine transposed bf16
+ * inputs summed in float32 and rounded to bf16 -- no vector form for the rest, so the kernel
+ * runs lane by lane, bit for bit with the same sums in C */
+static void many_transposed_bf16(void) {
+  enum { N = 9, R = 32, C = 16 };
+  float h[R * C], xs[N][R * C];
+  cg_tensor *sum = NULL;
+  for (int t = 0; t < N; t++) {
+    for (int i = 0; i < R * C; i++) h[i] = (float)rand() / (float)RAND_MAX * 4.0f - 2.0f;
+    cg_tensor *x = cg_cast(cg_from_data(h, CG_FLOAT32, (int64_t[]){R, C}, 2), CG_BFLOAT16);
+    uint16_t b[R * C];
+    CHECK(x && cg_realize(x) == CG_OK && cg_read(x, CG_BFLOAT16, b, sizeof b) == CG_OK, "%s", cg_last_error());
+    for (int i = 0; i < R * C; i++) {
+      uint32_t w = (uint32_t)b[i] << 16;
+      memcpy(&xs[t][i], &w, 4);
+    }
+    cg_tensor *xt = cg_cast(cg_transpose(x, 0, 1), CG_FLOAT32);
+    sum = sum ? cg_add(sum, xt) : xt;
+  }
+  uint16_t got[R * C];
+  cg_tensor *out = cg_contiguous(cg_cast(sum, CG_BFLOAT16));
+  CHECK(out && cg_read(out, CG_BFLOAT16, got, sizeof got) == CG_OK, "%s", cg_last_error());
+  int bad = -1;
+  for (int o = 0; o < R * C && bad < 0; o++) {
+    int j = o / R, i = o % R; /* out (C, R) */
+    float acc = xs[0][i * C + j];
+    for (int t = 1; t < N; t++) acc += xs[t][i * C + j];
+    bad = got[o] == bf16_rne(acc) ? -1 : o;
+  }
+  CHECK(bad < 0, "nine transposed bf16 inputs summed: element %d: %04x", bad, bad >= 0 ? got[bad] : 0);
+}
+
 int main(void) {
   srand((unsigned)time(NULL));
   static const view views[] = {
@@ -196,6 +229,7 @@ int main(void) {
       }
     cg_scope_begin();
     bf16_broadcast_flip();
+    many_transposed_bf16();
     cg_scope_end();
   }
   cg_set_config("DEVICE", "CPU");
