@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int t_pass, t_fail;
 #define CHECK(cond, ...)                                              \
@@ -30,6 +31,16 @@ static inline bool near(const float *got, const double *want, int n, double tol,
       return false;
     }
   return true;
+}
+/* resident memory of this process in kB (VmRSS), -1 if unknown */
+static inline long test_rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+  if (f) fclose(f);
+  return kb;
 }
 static inline long test_env_long(const char *name, long dflt) {
   const char *s = getenv(name);

@@ -370,6 +370,13 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* The median of n > 0 values (sorts them): the middle pair's mean when n is even. Also
+ * cgrad_gpt.c's. */
+double cg_tool_median(double *v, long n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static int train(train_opts o) {
   cg_jit *step_jit = NULL;
   double t_start = now(), *dur = NULL; /* dur: the steps' times after the first */
@@ -581,8 +588,7 @@ static int train(train_opts o) {
   if (t_first_proc >= 0) printf(" (%.2f s after the process started)", t_first_proc);
   if (nrun > 1) printf(", then %.0f ms/step", 1e3 * (t_end - t_first_end) / (double)(nrun - 1));
   if (ndur > 0) {
-    qsort(dur, (size_t)ndur, sizeof *dur, cmp_double);
-    printf(" (median %.1f ms)", 1e3 * dur[ndur / 2]);
+    printf(" (median %.1f ms)", 1e3 * cg_tool_median(dur, ndur));
   }
   printf("; final loss %.4f", last_loss);
   if (neval < ntest) printf(" (accuracy on the first %" PRId64 " of %" PRId64 " test images)", neval, ntest);

@@ -43,10 +43,7 @@ static double cpu_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
+double cg_tool_median(double *v, long n); /* tools/cgrad.c */
 
 static uint64_t mix64(uint64_t *s) {
   uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -607,8 +604,7 @@ static int train_gpt(train_opts o) {
     double el = now_s() - t0;
     char med[48] = "";
     if (ndur > 0) {
-      qsort(dur, (size_t)ndur, sizeof *dur, cmp_double);
-      snprintf(med, sizeof med, " (median %.1f ms)", 1e3 * dur[ndur / 2]);
+      snprintf(med, sizeof med, " (median %.1f ms)", 1e3 * cg_tool_median(dur, ndur));
     }
     printf("trained %ld steps in %.1f s (first step %.2f s, then %.0f ms/step%s, %.0f tokens/s); final train loss %.4f, best val loss %.4f\n"
            "checkpoint: %s\n",

@@ -1,5 +1,6 @@
 /* Capture and replay (see capture.h). */
 #include "capture.h"
+#include "programs.h"
 #include "realize.h"
 #include "core/config.h"
 #include "runtime/buffer.h"
@@ -16,6 +17,7 @@ typedef struct {
   size_t hsize;
   rt_device *dev;
   rt_program *p;
+  prog_entry *e;        /* p's program-cache entry, with a reference (engine/programs.h) */
   int64_t global;
   uop **bufs;
   int nbufs, nout;   /* slots 0..nout-1 are written */
@@ -81,11 +83,13 @@ static void commit(launch *l, launch v) {
   for (int k = 0; v.bufs && k < v.nbufs; k++) uop_release(v.bufs[k]);
   for (int k = 0; v.vars && k < v.nvars; k++) uop_release(v.vars[k]);
   free(v.bufs), free(v.vars);
+  programs_release(v.e);
 }
 
-void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout, uop *const *vars, int nvars) {
+void capture_launch(rt_device *dev, prog_entry *e, int64_t global, uop *const *bufs, int nbufs, int nout, uop *const *vars, int nvars) {
   launch *l = add_launch();
-  if (l) commit(l, (launch){.dev = dev, .p = p, .global = global, .bufs = retained(bufs, nbufs), .nbufs = nbufs, .nout = nout, .vars = retained(vars, nvars), .nvars = nvars});
+  if (l) programs_retain(e);
+  if (l) commit(l, (launch){.dev = dev, .p = e->p, .e = e, .global = global, .bufs = retained(bufs, nbufs), .nbufs = nbufs, .nout = nout, .vars = retained(vars, nvars), .nvars = nvars});
 }
 
 void capture_var_update(uop *var, int op, int64_t operand) {
@@ -119,6 +123,7 @@ static void capture_free(capture *c) {
     for (int k = 0; k < c->l[i].nvars; k++)
       if (c->l[i].vars[k]) uop_release(c->l[i].vars[k]);
     free(c->l[i].bufs), free(c->l[i].vars);
+    programs_release(c->l[i].e);
   }
   free(c->l);
   free(c);
@@ -430,6 +435,7 @@ void replay_free(replay *r) {
     if (r->vbind) free(r->vbind[i]);
     for (int k = 0; k < r->l[i].nvars; k++) uop_release(r->l[i].vars[k]);
     free(r->l[i].bufs), free(r->l[i].vars), free(r->l[i].hctx);
+    programs_release(r->l[i].e);
   }
   free(r->bind), free(r->vbind);
   free(r->l);

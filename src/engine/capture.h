@@ -6,6 +6,7 @@
  * no graph, schedule, codegen or hashing. */
 #ifndef CG_ENGINE_CAPTURE_H
 #define CG_ENGINE_CAPTURE_H
+#include "programs.h"
 #include "runtime/device.h"
 #include "uop/uop.h"
 
@@ -18,9 +19,10 @@ bool capture_begin(capture **c);
 /* Stop recording; the capture is returned to the caller. */
 void capture_end(void);
 bool capture_active(void);
-/* Called by realize for every launch while a capture is open (vars: the tensor-level
+/* Called by realize for every launch while a capture is open (e: the program's cache
+ * entry, which the capture and its replay keep a reference to; vars: the tensor-level
  * DEFINE_VAR behind each var slot). */
-void capture_launch(rt_device *dev, rt_program *p, int64_t global, uop *const *bufs, int nbufs, int nout, uop *const *vars, int nvars);
+void capture_launch(rt_device *dev, prog_entry *e, int64_t global, uop *const *bufs, int nbufs, int nout, uop *const *vars, int nvars);
 /* Called for a host update of a var's value (tensor_var_update) while a capture is open:
  * the replay repeats it at the same place among the launches. */
 void capture_var_update(uop *var, int op, int64_t operand);

@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "realize.h"
 #include "capture.h"
+#include "programs.h"
 #include "copy.h"
 #include "sched_cache.h"
 #include "queue.h"
@@ -188,26 +189,8 @@ static const rw_rule split_rules[] = {
 };
 static RULESET(rs_split_reduce, "before_schedule", split_rules);
 
-/* ---- programs, kept for the process and keyed by the scheduled AST: a kernel is
- * generated and compiled (or loaded from disk) once, then every realize whose schedule
- * has the same kernel (hash-consing: the same AST pointer) launches it directly, with no
- * codegen, rendering or hashing. The key also holds the device and the knobs' generation
- * (cg_set_config), since NOOPT and compiler flags change the program. */
-
-typedef struct prog_entry {
-  uop *ast;              /* the scheduled AST (retained): the key */
-  rt_device *dev;
-  unsigned long gen;
-  rt_program *p;
-  ckernel k;             /* the optimized AST, opts, linear program and source */
-  double flops;
-  int64_t global;        /* trips of the thread range */
-  bool reduce;
-  bool beam;             /* opts chosen by BEAM: the kernel's default program */
-  struct prog_entry *next;
-} prog_entry;
-static prog_entry *progs[4096];
-static pthread_mutex_t prog_lock = PTHREAD_MUTEX_INITIALIZER;
+/* ---- programs (engine/programs.h: cached by the scheduled AST, bounded, reference
+ * counted; every prog_entry pointer held here carries a reference) */
 
 static bool has_reduce(uop *u, uopset *seen) {
   if (uopset_add(seen, u) <= 0) return false;
@@ -217,31 +200,12 @@ static bool has_reduce(uop *u, uopset *seen) {
   return false;
 }
 
-static bool same_opts(const prog_entry *e, const opt *o, int n) {
-  if (!o) return !e->k.opts_given;
-  return e->k.opts_given && opts_eq(e->k.opts, e->k.nopts, o, n);
-}
-
-static prog_entry **slot_of(rt_device *dev, uop *ast) {
-  uint64_t h = (uint64_t)(uintptr_t)ast * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)dev;
-  return &progs[(h >> 20) & 4095];
-}
-
-/* The cached program for a kernel with the heuristic's opts (o NULL) or the given ones. */
-static prog_entry *lookup(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
-  unsigned long gen = cfg_generation();
-  pthread_mutex_lock(&prog_lock);
-  prog_entry *e = *slot_of(dev, sk->ast);
-  while (e && !(e->ast == sk->ast && e->dev == dev && e->gen == gen && (same_opts(e, o, nopts) || (!o && e->beam)))) e = e->next;
-  pthread_mutex_unlock(&prog_lock);
-  return e;
-}
-
 /* A new entry with its source generated (not compiled, not yet in the cache). */
 static prog_entry *generate(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
   if (nopts > MAX_OPTS) return cg_fail_null(CG_ERR_INVALID, "at most %d opts per kernel, got %d", MAX_OPTS, nopts);
   prog_entry *e = cg_calloc(1, sizeof *e);
   if (!e) return cg_fail_null(CG_ERR_NOMEM, "out of memory");
+  e->refs = 1; /* the caller's */
   e->k.ren = renderer_find(rt_device_renderer(dev)); /* tiering: machine code first (runtime/x86.c) */
   if (!e->k.ren) return free(e), NULL;
   uint64_t nomem0 = uop_nomem_events(); /* a failure absorbed below fails the entry (never cached half-built) */
@@ -268,30 +232,13 @@ static prog_entry *generate(rt_device *dev, sched_kernel *sk, const opt *o, int 
   return e;
 }
 
-static void drop(prog_entry *e) {
-  if (!e) return;
-  uop_release(e->ast);
-  ckernel_free(&e->k);
-  free(e);
-}
-
-/* Into the cache, with its compiled program; the entry already there if another thread
- * was first. */
-static prog_entry *publish(prog_entry *e) {
-  pthread_mutex_lock(&prog_lock);
-  prog_entry **slot = slot_of(e->dev, e->ast);
-  e->next = *slot;
-  *slot = e;
-  pthread_mutex_unlock(&prog_lock);
-  return e;
-}
-
 static prog_entry *get_program(rt_device *dev, sched_kernel *sk, const opt *o, int nopts) {
-  prog_entry *e = lookup(dev, sk, o, nopts);
+  prog_entry *e = programs_lookup(dev, sk->ast, o, nopts);
   if (e) return e;
   if (!(e = generate(dev, sk, o, nopts))) return NULL;
-  if (!(e->p = dev->compile(e->k.name, e->k.src))) return drop(e), NULL;
-  return publish(e);
+  if (!(e->p = dev->compile(e->k.name, e->k.src))) return programs_release(e), NULL;
+  programs_publish(e);
+  return e;
 }
 
 /* Programs for every kernel of a schedule; the new ones generated, then compiled together
@@ -304,9 +251,9 @@ static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
   for (int i = 0; i < s->n && st == CG_OK; i++) {
     out[i] = NULL;
     if (!devs[i]) continue; /* nothing to run */
-    if ((out[i] = lookup(devs[i], &s->k[i], NULL, 0))) continue;
+    if ((out[i] = programs_lookup(devs[i], s->k[i].ast, NULL, 0))) continue;
     for (int j = 0; j < nf && !out[i]; j++) /* the same kernel twice in one schedule */
-      if (fresh[j]->ast == s->k[i].ast && fresh[j]->dev == devs[i]) out[i] = fresh[j];
+      if (fresh[j]->ast == s->k[i].ast && fresh[j]->dev == devs[i]) programs_retain(out[i] = fresh[j]);
     if (out[i]) continue;
     /* BEAM=n: the searched (or cached) opts instead of the heuristic's */
     int width = (int)cfg_int("BEAM", 0), nb = -1;
@@ -340,15 +287,9 @@ static cg_status get_programs(schedule *s, rt_device **devs, prog_entry **out) {
     }
     free(names), free(srcs), free(progs_out), free(which);
   }
-  for (int j = 0; j < nf; j++) {
-    if (st == CG_OK) publish(fresh[j]);
-    else {
-      if (fresh[j]->p) fresh[j]->dev->program_free(fresh[j]->p);
-      drop(fresh[j]);
-    }
-  }
-  if (st != CG_OK)
-    for (int i = 0; i < s->n; i++) out[i] = NULL;
+  for (int j = 0; j < nf && st == CG_OK; j++) programs_publish(fresh[j]);
+  if (st != CG_OK) /* the fresh ones too: out holds all their references */
+    for (int i = 0; i < s->n; i++) programs_release(out[i]), out[i] = NULL;
   free(fresh);
   return st;
 }
@@ -494,7 +435,7 @@ static cg_status run_kernel_item(run_ctx *rc, int ki) {
     double t1 = kernel_now();
     st = dev->launch(e->p, ptrs, vals, e->global);
     dev->synchronize();
-    if (rc->serial && capture_active()) capture_launch(dev, e->p, e->global, k->bufs, k->nbufs, k->nout, k->vars, k->nvars);
+    if (rc->serial && capture_active()) capture_launch(dev, e, e->global, k->bufs, k->nbufs, k->nout, k->vars, k->nvars);
     double dt = kernel_now() - t1;
     rc->secs[ki] = dt;
     STAT_ADD(kernels_run);
@@ -594,7 +535,7 @@ static cg_status build_schedule(uop *const *outs, int n, schedule *s, uop ***pre
 }
 
 /* Remember a miss's schedule: is_out's members are the buffers kept. */
-static void remember(const sched_key *key, const schedule *s, rt_device **devs, prog_entry **entries, unsigned long gen, uopset *is_out, const sched_arena *ar) {
+static void remember(const sched_key *key, const schedule *s, rt_device **devs, prog_entry *const *entries, unsigned long gen, uopset *is_out, const sched_arena *ar) {
   uop **keep = cg_malloc(sizeof(uop *) * (is_out->n ? is_out->n : 1));
   if (!keep) {
     cg_clear_error(); /* the cache is a shortcut: nothing lost */
@@ -603,7 +544,7 @@ static void remember(const sched_key *key, const schedule *s, rt_device **devs, 
   int nkeep = 0;
   for (size_t i = 0; i < is_out->cap; i++)
     if (is_out->keys[i]) keep[nkeep++] = is_out->keys[i];
-  sched_cache_add(key, s, devs, (void *const *)entries, gen, keep, nkeep, ar);
+  sched_cache_add(key, s, devs, entries, gen, keep, nkeep, ar);
   free(keep);
 }
 
@@ -627,7 +568,8 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   uop **pre = NULL;
   uopset last_read = {0}, is_out = {0}, written = {0};
   rt_device **devs = NULL;
-  prog_entry **entries = NULL;
+  prog_entry **entries = NULL; /* each with a reference, released at the end */
+  int nentries = 0;
   arena ar = {0};
   unsigned long gen = cfg_generation();
   cg_status st = CG_OK;
@@ -635,15 +577,17 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     int nk = sched_entry_kernels(hit);
     devs = cg_calloc((size_t)(nk ? nk : 1), sizeof *devs);
     entries = cg_calloc((size_t)(nk ? nk : 1), sizeof *entries);
+    if (entries) nentries = nk;
     uop **keep = NULL;
     int nkeep = 0;
     unsigned long pgen = 0;
-    st = devs && entries ? sched_entry_bind(hit, &key, &s, devs, (void **)entries, &pgen, &keep, &nkeep, &ar) : CG_ERR_NOMEM;
+    st = devs && entries ? sched_entry_bind(hit, &key, &s, devs, entries, &pgen, &keep, &nkeep, &ar) : CG_ERR_NOMEM;
     for (int i = 0; i < nkeep && st == CG_OK; i++) uopset_add(&is_out, keep[i]);
     free(keep);
     if (st == CG_OK && pgen != gen) { /* programs made under other knobs (NOOPT, BEAM, ...): fetched again */
+      for (int i = 0; i < nk; i++) programs_release(entries[i]), entries[i] = NULL;
       st = get_programs(&s, devs, entries);
-      if (st == CG_OK) sched_entry_set_progs(hit, (void *const *)entries, gen);
+      if (st == CG_OK) sched_entry_set_progs(hit, entries, gen);
     }
     for (int i = 0; i < nk && st == CG_OK; i++) /* tiering: a graph met again runs the compiled code (runtime/x86.c) */
       if (entries[i]) rt_program_settle(entries[i]->p);
@@ -654,6 +598,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
     if (st == CG_ERR_NOMEM && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");
     st = cg_last_status();
     free_arena(&ar);
+    for (int i = 0; i < nentries; i++) programs_release(entries[i]);
     sched_free(&s);
     free(pre), free(devs), free(entries);
     uopset_free(&is_out);
@@ -699,6 +644,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   /* a miss: every program first (the new ones compile together), then the memory plan */
   if (!hit) {
     if (st == CG_OK && !(entries = cg_calloc(nk, sizeof *entries))) st = cg_fail(CG_ERR_NOMEM, "out of memory");
+    if (entries) nentries = s.n;
     if (st == CG_OK) st = get_programs(&s, devs, entries);
     if (st == CG_OK) st = plan_arena(&s, devs, &is_out, &last_read, &ar);
     if (st == CG_OK && key.norm) remember(&key, &s, devs, entries, gen, &is_out, &ar);
@@ -757,6 +703,7 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   free(ready_at);
   free_arena(&ar);
   for (int ki = 0; release && ki < s.n; ki++) free(release[ki]);
+  for (int i = 0; i < nentries; i++) programs_release(entries[i]);
   free(copy), free(devs), free(entries), free(release), free(secs), free(threads), free(lane), free(dep);
   sched_cache_put(hit);
   uopset_free(&last_read);
@@ -804,5 +751,6 @@ cg_status kernel_run_with_opts(sched_kernel *k, const opt *o, int nopts, double 
   }
   if (vals != vsmall) free(vals);
   free(ptrs);
+  programs_release(e);
   return st;
 }

@@ -129,7 +129,7 @@ typedef struct {
   int nbufs, nout, nvars;
   int32_t *bufs, *vars;
   rt_device *dev; /* NULL: nothing to run (an empty output, a copy) */
-  void *prog;
+  prog_entry *prog;  /* with a reference (engine/programs.h) */
   bool copy_staged;
 } tkernel;
 
@@ -167,6 +167,7 @@ static void entry_free(sched_entry *e) {
   for (int i = 0; e->norm && i < e->n; i++) uop_release(e->norm[i]);
   for (int i = 0; e->k && i < e->nk; i++) { /* kernels not filled in are zeros */
     uop_release(e->k[i].ast);
+    programs_release(e->k[i].prog);
     free(e->k[i].bufs), free(e->k[i].vars);
   }
   free(e->norm), free(e->devs), free(e->fresh), free(e->k), free(e->out), free(e->keep);
@@ -226,7 +227,7 @@ void sched_cache_put(sched_entry *e) {
 
 static uop *bound(const sched_key *k, uop *const *fresh, int32_t b) { return b >= 0 ? k->bufs[b] : fresh[-b - 1]; }
 
-cg_status sched_entry_bind(sched_entry *e, const sched_key *k, schedule *s, rt_device **devs, void **progs, unsigned long *gen, uop ***keep, int *nkeep,
+cg_status sched_entry_bind(sched_entry *e, const sched_key *k, schedule *s, rt_device **devs, prog_entry **progs, unsigned long *gen, uop ***keep, int *nkeep,
                            sched_arena *a) {
   memset(s, 0, sizeof *s);
   *keep = NULL, *nkeep = 0;
@@ -240,7 +241,7 @@ cg_status sched_entry_bind(sched_entry *e, const sched_key *k, schedule *s, rt_d
     st = CG_ERR_NOMEM;
   pthread_mutex_lock(&cache.lock); /* the programs may be replaced meanwhile (sched_entry_set_progs) */
   *gen = e->gen;
-  for (int i = 0; i < e->nk; i++) devs[i] = e->k[i].dev, progs[i] = e->k[i].prog;
+  for (int i = 0; i < e->nk; i++) devs[i] = e->k[i].dev, progs[i] = e->k[i].prog, programs_retain(progs[i]); /* the caller's */
   pthread_mutex_unlock(&cache.lock);
   for (int i = 0; i < e->nk && st == CG_OK; i++) {
     const tkernel *t = &e->k[i];
@@ -268,11 +269,18 @@ cg_status sched_entry_bind(sched_entry *e, const sched_key *k, schedule *s, rt_d
 
 int sched_entry_kernels(const sched_entry *e) { return e->nk; }
 
-void sched_entry_set_progs(sched_entry *e, void *const *progs, unsigned long gen) {
+void sched_entry_set_progs(sched_entry *e, prog_entry *const *progs, unsigned long gen) {
+  prog_entry **old = cg_malloc(sizeof *old * (size_t)(e->nk ? e->nk : 1));
+  if (!old) {
+    cg_clear_error(); /* the cache is a shortcut: the next hit fetches them again */
+    return;
+  }
   pthread_mutex_lock(&cache.lock);
-  for (int i = 0; i < e->nk; i++) e->k[i].prog = progs[i];
+  for (int i = 0; i < e->nk; i++) old[i] = e->k[i].prog, programs_retain(e->k[i].prog = progs[i]);
   e->gen = gen;
   pthread_mutex_unlock(&cache.lock);
+  for (int i = 0; i < e->nk; i++) programs_release(old[i]); /* outside the lock, as entry_free */
+  free(old);
 }
 
 /* The binding of buffer b (see fresh_buf); a kernel output met for the first time becomes
@@ -295,7 +303,7 @@ static size_t limit(const char *name, long dflt) {
   return v < 0 ? 0 : (size_t)v;
 }
 
-void sched_cache_add(const sched_key *k, const schedule *s, rt_device *const *devs, void *const *progs, unsigned long gen, uop *const *keep, int nkeep,
+void sched_cache_add(const sched_key *k, const schedule *s, rt_device *const *devs, prog_entry *const *progs, unsigned long gen, uop *const *keep, int nkeep,
                      const sched_arena *a) {
   if (!k->norm) return;
   size_t max_entries = limit("CG_SCHED_CACHE_ENTRIES", 256), max_bytes = limit("CG_SCHED_CACHE_MB", 64) << 20;
@@ -322,6 +330,7 @@ void sched_cache_add(const sched_key *k, const schedule *s, rt_device *const *de
       if (ok) t->vars[v] = (int32_t)(x - 1);
     }
     if (ok) t->ast = uop_retain(sk->ast);
+    programs_retain(t->prog); /* released with the entry, filled in or not */
   }
   for (int i = 0; ok && i < k->n; i++) ok = bind_of(&map, s->out_bufs[i], false, e, &e->out[i]);
   for (int i = 0; ok && i < nkeep; i++) ok = bind_of(&map, keep[i], false, e, &e->keep[i]);

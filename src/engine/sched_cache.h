@@ -27,6 +27,7 @@
 #ifndef CG_ENGINE_SCHED_CACHE_H
 #define CG_ENGINE_SCHED_CACHE_H
 #include "runtime/device.h"
+#include "programs.h"
 #include "schedule/schedule.h"
 
 /* A realize's intermediates in one block of one device (the memory plan). */
@@ -70,21 +71,21 @@ void sched_cache_put(sched_entry *e);
 int sched_entry_kernels(const sched_entry *e);
 /* A hit's schedule over k's buffers and vars (fresh intermediates made in the current
  * pool, those of the plan borrowed into a new arena a), each kernel's device and program
- * (void *: the engine's program-cache entry, NULL for a kernel with nothing to run) and
- * the knob generation of the programs; keep (n_keep of them, malloc'd): the buffers that
+ * (its program-cache entry, with a reference for the caller; NULL for a kernel with nothing
+ * to run) and the knob generation of the programs; keep (n_keep of them, malloc'd): the buffers that
  * outlive the realize. On failure the partial results are for the caller to free as it
  * frees a built schedule's (sched_free, the arena, keep). */
-cg_status sched_entry_bind(sched_entry *e, const sched_key *k, schedule *s, rt_device **devs, void **progs, unsigned long *gen, uop ***keep, int *nkeep,
+cg_status sched_entry_bind(sched_entry *e, const sched_key *k, schedule *s, rt_device **devs, prog_entry **progs, unsigned long *gen, uop ***keep, int *nkeep,
                            sched_arena *a);
-/* Programs fetched again under generation gen. */
-void sched_entry_set_progs(sched_entry *e, void *const *progs, unsigned long gen);
+/* Programs fetched again under generation gen (the entry keeps its own references). */
+void sched_entry_set_progs(sched_entry *e, prog_entry *const *progs, unsigned long gen);
 
 /* Remember the schedule a miss built for k: s over k's buffers plus fresh intermediates,
  * the kernels' devices and programs (made under gen), the buffers kept (outputs and
  * assign targets) and the arena the plan borrowed intermediates into. Nothing is
  * remembered (and no error left) when something cannot be expressed over k's slots or
  * memory is short: the cache is only ever a shortcut. */
-void sched_cache_add(const sched_key *k, const schedule *s, rt_device *const *devs, void *const *progs, unsigned long gen, uop *const *keep, int nkeep,
+void sched_cache_add(const sched_key *k, const schedule *s, rt_device *const *devs, prog_entry *const *progs, unsigned long gen, uop *const *keep, int nkeep,
                      const sched_arena *a);
 
 typedef struct {

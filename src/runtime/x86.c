@@ -46,6 +46,7 @@ typedef struct xprog {
   size_t maplen;
   rt_program *gcc;       /* the compiled C version, once tiering swapped it in */
   bool pending;          /* a background compile holds this program */
+  bool queued;           /* ... and has not started it: in the queue (tq_head) */
   bool orphan;           /* freed while pending: the worker frees it */
   struct xprog *qnext;
   struct xprog *cnext;   /* the loaded list */
@@ -139,7 +140,7 @@ static void *tier_worker(void *arg) {
     xprog *batch = tq_head; /* everything queued: one compile_many (few compiler runs) */
     tq_head = NULL;
     int n = 0;
-    for (xprog *x = batch; x; x = x->qnext) n++;
+    for (xprog *x = batch; x; x = x->qnext) n++, x->queued = false;
     tq_busy = 1;
     pthread_mutex_unlock(&tq_lock);
     const char **names = calloc((size_t)n, sizeof *names), **srcs = calloc((size_t)n, sizeof *srcs);
@@ -182,7 +183,7 @@ static void tier_atfork_child(void) {
   pthread_mutex_init(&tq_lock, NULL), pthread_mutex_init(&cache_lock, NULL);
   pthread_cond_init(&tq_cond, NULL), pthread_cond_init(&tq_idle, NULL), pthread_cond_init(&tq_done, NULL);
   tq_head = NULL, tq_busy = 0, tq_started = false;
-  for (xprog *x = loaded; x; x = x->cnext) x->pending = false;
+  for (xprog *x = loaded; x; x = x->cnext) x->pending = x->queued = false;
 }
 
 static void tier_enqueue(xprog *x, const char *csrc) {
@@ -205,6 +206,7 @@ static void tier_enqueue(xprog *x, const char *csrc) {
   if (tq_started) {
     __atomic_fetch_add(&rt_stats_mut()->compiled, 1, __ATOMIC_RELAXED); /* a new kernel, as a plain compile counts it */
     __atomic_store_n(&x->pending, true, __ATOMIC_RELAXED);
+    x->queued = true;
     x->qnext = tq_head;
     tq_head = x;
     pthread_cond_signal(&tq_cond);
@@ -328,6 +330,14 @@ static void x86_program_free(rt_program *p) {
   pthread_mutex_unlock(&cache_lock);
   if (!last) return;
   pthread_mutex_lock(&tq_lock);
+  if (x->queued) { /* not started: out of the queue, never compiled (a loop over new shapes outruns the compiler) */
+    xprog **q = &tq_head;
+    while (*q != x) q = &(*q)->qnext;
+    *q = x->qnext;
+    x->queued = false;
+    __atomic_store_n(&x->pending, false, __ATOMIC_RELAXED);
+    if (!tq_head && !tq_busy) pthread_cond_broadcast(&tq_idle);
+  }
   bool pending = x->pending;
   if (pending) x->orphan = true;
   pthread_mutex_unlock(&tq_lock);

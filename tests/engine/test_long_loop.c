@@ -6,16 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static long rss_kb(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long kb = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
-  if (f) fclose(f);
-  return kb;
-}
-
 int main(void) {
   long steps = test_env_long("CG_LOOP_STEPS", 300);
   cg_manual_seed(3);
@@ -42,9 +32,9 @@ int main(void) {
     cg_zero_grad(w1);
     cg_zero_grad(w2);
     cg_scope_end();
-    if (step == steps / 3) rss_warm = rss_kb(), compiled_warm = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached;
+    if (step == steps / 3) rss_warm = test_rss_kb(), compiled_warm = cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached;
   }
-  rss_end = rss_kb();
+  rss_end = test_rss_kb();
   printf("loss %.4f -> %.4f; RSS %ld kB after warm-up, %ld kB at the end\n", first, last, rss_warm, rss_end);
   CHECK(last < 0.5 * first, "the loss goes down (%g -> %g)", first, last);
   CHECK(cg_get_stats().kernels_compiled + cg_get_stats().kernels_cached == compiled_warm, "no new kernels after warm-up");
