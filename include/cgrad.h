@@ -256,7 +256,15 @@ cg_tensor *cg_detach(cg_tensor *a);
  * dtype) in dst's own buffer, lazily: it is written when dst is next realized, by a kernel
  * that fuses src's computation (an optimizer step is one kernel per parameter). dst is
  * realized first if it is not a buffer yet. Lazy tensors that read dst's old value and
- * are realized after it see the new value: realize them first. */
+ * are realized after it see the new value: realize them first.
+ * dst may also be a view of a realized buffer that maps its elements one to one (reshape,
+ * slice with step 1, cg_slice_var at a kernel-variable offset, permute, flip): then only
+ * that part of the buffer is written, in place, and every tensor over the buffer sees it
+ * once dst is realized. src may read the part it overwrites (element for element: x[r] =
+ * x[r] + y); other reads of that buffer are realized apart first, as the old value.
+ * Assigns to several parts of one buffer realized together run in the order they were
+ * built when they depend on one another, else in any order: parts that overlap should be
+ * realized one at a time. */
 cg_status cg_assign(cg_tensor *dst, cg_tensor *src);
 
 /* Reductions over `axes` (naxes == 0: all axes); keepdim keeps reduced dims as size 1. */

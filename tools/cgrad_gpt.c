@@ -178,9 +178,9 @@ static cg_tensor *gpt_forward(gpt *m, cg_tensor *idx, cg_tensor *pos) {
 
 /* Decoding with a KV cache: per layer, keys and values (1, H, T, D) for the T positions
  * of the context. One step takes a token and its position pos, a kernel variable: the
- * new key and value are assigned into the cache's row pos (a WHERE over the cache's rows,
- * in place), the query attends to rows 0..pos (a mask from pos), so every step is the
- * same graph and the same kernels, and a cg_jit replays them: no graph is built, nothing
+ * new key and value are assigned into the cache's row pos (an assign into the row's view
+ * at the var: one row written, realized per layer), the query attends to rows 0..pos (a
+ * mask from pos), so every step is the same graph and the same kernels, and a cg_jit replays them: no graph is built, nothing
  * is scheduled per token (JIT=0 builds it and hits the schedule cache). */
 typedef struct {
   gpt *m;
@@ -197,16 +197,25 @@ static cg_status decode_step(cg_tensor *const *in, int n_in, cg_tensor **out, in
   int64_t C = m->C, H = m->H, D = C / H, T = m->T;
   cg_tensor *pos = in[1];
   cg_tensor *x = cg_add(cg_embedding_fn(in[0], m->p[0]), cg_reshape(cg_slice_var(m->p[1], 0, pos, 1, 1), (int64_t[]){1, 1, C}, 3));
-  cg_tensor *slot = cg_reshape(cg_eq(d->rows, pos), (int64_t[]){1, 1, T, 1}, 4); /* the row written */
   cg_tensor *seen = cg_reshape(cg_le(d->rows, pos), (int64_t[]){1, 1, 1, T}, 4); /* the rows attended to */
   for (int64_t l = 0; l < m->L; l++) {
     cg_tensor *h = cg_layer_norm(x, &C, 1, P(m, l, P_LN1W), P(m, l, P_LN1B), 1e-5);
     cg_tensor *qkv = linear(m, (int)(4 * l), h, P(m, l, P_QKVW), P(m, l, P_QKVB)), *part[3];
     if (cg_split(qkv, C, 2, part, 3) != 3) return cg_last_status();
     for (int i = 0; i < 3; i++) part[i] = cg_transpose(cg_reshape(part[i], (int64_t[]){1, 1, H, D}, 4), 1, 2); /* (1, H, 1, D) */
-    cg_status st = cg_assign(d->k[l], cg_where(slot, part[1], d->k[l]));
-    if (st == CG_OK) st = cg_assign(d->v[l], cg_where(slot, part[2], d->v[l]));
+    /* the new key and value go into row pos of the cache alone (an assign into a view at
+     * the var), realized before this layer's attention reads the cache, with the
+     * residual stream and qkv (stored, so that nothing below is computed again; a replay
+     * runs the realizes as the kernels they launched: no host work) */
+    cg_tensor *row[2] = {cg_slice_var(d->k[l], 2, pos, 1, 1), cg_slice_var(d->v[l], 2, pos, 1, 1)};
+    cg_status st = cg_assign(row[0], part[1]);
+    if (st == CG_OK) st = cg_assign(row[1], part[2]);
+    cg_tensor *now[5] = {row[0], row[1], qkv, x, seen}; /* the mask of rows seen once, with layer 0 */
+    if (st == CG_OK) st = cg_realize_many(now, l ? 4 : 5);
+    cg_free(row[0]), cg_free(row[1]);
     if (st != CG_OK) return st;
+    if (cg_split(qkv, C, 2, part, 1) < 1) return cg_last_status(); /* q, from the stored qkv */
+    part[0] = cg_transpose(cg_reshape(part[0], (int64_t[]){1, 1, H, D}, 4), 1, 2);
     /* softmax(q k^T / sqrt(D)) v over rows 0..pos: one query, so no T x T scores */
     cg_tensor *s = cg_mul(cg_matmul(part[0], cg_transpose(d->k[l], 2, 3)), cg_scalar(1 / sqrt((double)D))); /* (1, H, 1, T) */
     s = cg_softmax(cg_where(seen, s, cg_scalar(-INFINITY)), 3);
@@ -221,16 +230,8 @@ static cg_status decode_step(cg_tensor *const *in, int n_in, cg_tensor **out, in
   x = cg_layer_norm(x, &C, 1, m->p[m->np - 2], m->p[m->np - 1], 1e-5);
   cg_tensor *lg = linear(m, (int)(4 * m->L), x, m->p[0], NULL);
   if (!lg) return cg_last_status();
-  /* the logits and the updated cache in one realize */
-  int n = (int)(1 + 2 * m->L);
-  cg_tensor **all = malloc(sizeof(cg_tensor *) * (size_t)n);
-  if (!all) return CG_ERR_NOMEM;
-  all[0] = lg;
-  for (int64_t l = 0; l < m->L; l++) all[1 + 2 * l] = d->k[l], all[2 + 2 * l] = d->v[l];
-  cg_status st = cg_realize_many(all, n);
-  free(all);
   out[0] = lg;
-  return st;
+  return cg_realize(lg);
 }
 
 /* Positions 0 .. t-1 as an int32 (t,) tensor. */

@@ -197,7 +197,14 @@ uop *lower_kernel(uop *ast) {
     uop *idx[UOP_MAX_DIMS];
     for (int i = 0; i < v->ndim; i++) idx[i] = v->shape[i] == 1 ? ci(0) : range_of(v->shape[i], i, RANGE_LOOP);
     uop *val = lower(&c, v, idx, uop_const_int(DT_BOOL, 1));
-    uop *ix = uop_new2(OP_INDEX, dt_ptr(slot->dt, ADDR_GLOBAL), slot, flat_index(idx, v->shape, v->ndim));
+    uop *ix;
+    if (slot->op == OP_DEFINE_GLOBAL) ix = uop_new2(OP_INDEX, dt_ptr(slot->dt, ADDR_GLOBAL), slot, flat_index(idx, v->shape, v->ndim));
+    else { /* an assign into part of a buffer: the address its view reads at idx (one-to-one
+            * views only, so no gate: schedule.c, view_store_base) */
+      uop *ld = lower(&c, slot, idx, uop_const_int(DT_BOOL, 1));
+      CG_ASSERT(!ld || (ld->op == OP_LOAD && ld->nsrc == 1), "a store through a %s view lowered to a %s", op_name(slot->op), op_name(ld->op));
+      ix = ld ? ld->src[0] : NULL;
+    }
     st[k] = uop_new2(OP_STORE, dt_void(), ix, val);
   }
   uop *sink = uop_new(OP_SINK, dt_void(), st, (int)ast->nsrc, arg_none());

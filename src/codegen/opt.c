@@ -242,9 +242,16 @@ static int heuristic_gemm(const gemm_shape *g, opt *out) {
    * own blocking). Measured: RESULTS.md, issue 8 round 5 */
   if (col_block && g->plain && block > 1 && nk >= 2048 && nk % 512 == 0 && nm >= 512 && nc >= 512)
     out[n++] = (opt){OPT_TILE, (int16_t)g->k->arg.v[0], 512};
-  /* threads: the rows, or the batch when there are fewer row tiles than cores x 4 */
+  /* threads: the batch when there are fewer row tiles than cores x 4, or when the batch
+   * alone has that many (the thread loop is outermost: each thread then runs all the row
+   * tiles of one batch's product against its b panel, which stays in L1/L2, where
+   * threading the rows runs every batch inside each row tile and reads each batch's b
+   * again per row tile, from L3: attention's products, 48 batches of 256 x 128 x 64,
+   * 1 thread: 27-28 -> 22-24 ms CPU per forward + backward (RESULTS.md, flash7)); else
+   * the rows */
   int64_t row_tiles = (nm + mr - 1) / mr;
-  uop *t = g->batch && row_tiles < 8 ? g->batch : row_tiles > 1 ? g->rows : trips > 1 ? g->cols : NULL;
+  bool by_batch = g->batch && (row_tiles < 8 || g->batch->src[0]->arg.i >= 8);
+  uop *t = by_batch ? g->batch : row_tiles > 1 ? g->rows : trips > 1 ? g->cols : NULL;
   if (t) out[n++] = (opt){OPT_THREAD, (int16_t)t->arg.v[0], 0};
   return n;
 }

@@ -626,7 +626,8 @@ cg_status realize_uops(uop *const *outs, int n, uop **views) {
   /* everything that can fail for want of memory is done before the first kernel runs: an
    * output left unmarked (a parameter taken for an intermediate) or a view not made after
    * an in-place update ran would leave wrong state behind */
-  for (int i = 0; i < n; i++) views[i] = view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
+  for (int i = 0; i < n; i++) /* an assign into part of a buffer: that part, a view of it */
+    views[i] = outs[i]->op == OP_ASSIGN && !view_is_whole(outs[i]->src[0]) ? outs[i]->src[0] : view_reshape(s.out_bufs[i], outs[i]->shape, outs[i]->ndim);
   int nassign = key.nassigns;
   if (pre) {
     uopset seen_a = {0};

@@ -240,6 +240,44 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
   for (uint32_t i = 0; i < u->nsrc; i++) visit(c, u->src[i], root, ctx, axes);
 }
 
+/* ---- an assign reads its own buffer only where it writes it --------------------------
+ * A kernel that writes a buffer while it reads other elements of it would find some of
+ * them already replaced (by another thread, or an earlier trip of its loops). An assign's
+ * value may read its target's buffer only through the target view itself (for a whole
+ * buffer, any reshape of it to the same shape) with nothing but elementwise ops between:
+ * at the element it writes. Any other read of that buffer (a flip of the target, another
+ * row, a sum over it) gets a buffer of its own, a kernel ordered before the assign (it
+ * reads the old value). A read of the bare buffer that is no view cannot be split off so
+ * and is refused. */
+static bool same_place(uop *u, uop *target) {
+  return u == target || (view_is_whole(u) && view_is_whole(target) && shape_eq(u->shape, u->ndim, target->shape, target->ndim));
+}
+static uop *movement_base(uop *u) {
+  while (op_is_movement(u->op) || u->op == OP_DETACH) u = u->src[0];
+  return u;
+}
+static bool guard_assign(sched_ctx *c, uop *u, uop *root, bool direct, uopset *seen) {
+  uintptr_t bit = direct ? 1 : 2, had = (uintptr_t)uopset_get(seen, u);
+  if ((had & bit) || sched_failed(c)) return true;
+  uopset_put(seen, u, (void *)(had | bit));
+  if (u->op == OP_CONST || u->op == OP_DEFINE_VAR || var_is_tensor(u) || uopset_get(&c->realize, u)) return true;
+  uop *target = root->src[0], *buf = view_store_base(target);
+  if (movement_base(u) == buf) {
+    if (direct && same_place(u, target)) return true;
+    if (u->op == OP_BUFFER || u->op == OP_DETACH) {
+      cg_fail(CG_ERR_INVALID, "assign: the value reads its target's buffer at elements it does not write, as the bare buffer (read it through a view, or realize that read first)");
+      return false;
+    }
+    mark(c, u);
+    return true;
+  }
+  if (u->op == OP_BUFFER) return true;
+  bool d = direct && op_is_alu(u->op);
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (!guard_assign(c, u->src[i], root, d, seen)) return false;
+  return true;
+}
+
 /* An output that is only a reshape of a buffer needs no kernel. */
 static uop *plain_buffer(uop *u) {
   if (u->op == OP_RESHAPE) u = u->src[0];
@@ -455,6 +493,22 @@ static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   if (plan_has_product(a, realized) && plan_has_product(b, realized)) return false;
   /* the loops of both must fit one kernel (76 parameters' squared norms summed) */
   if (ra->op == OP_REDUCE && plan_reduce_axes(a, realized) + plan_reduce_axes(b, realized) > MAX_FUSED_REDUCE_AXES) return false;
+  /* an assign into part of a buffer stores through its view, not at its reader's index */
+  if (ra->op == OP_ASSIGN && !view_is_whole(ra->src[0])) return false;
+  /* nor does an assign take in a producer that reads the buffer it overwrites: the read
+   * would no longer run before the write (guard_assign), and the producer's other readers
+   * that read the old value too (flash attention's running max, its new value read by the
+   * sum's update with the old) could then run neither before nor after it */
+  for (int k = 0; k < b->n; k++) {
+    if (b->roots[k]->op != OP_ASSIGN) continue;
+    uopset one = {0}, seen = {0};
+    uopset_put(&one, b->outs[k], (void *)1);
+    uop *va = stored_value(ra); /* from its sources: a's root is realized */
+    bool bad = false;
+    for (uint32_t i = 0; i < va->nsrc && !bad; i++) bad = reads_any(va->src[i], &one, NULL, realized, &seen);
+    uopset_free(&one), uopset_free(&seen);
+    if (bad) return false;
+  }
   /* an assign (an optimizer's moment) runs inside its reader (the parameter's update) only
    * if the reader reads the overwritten buffer nowhere but through the assign itself
    * (element i would otherwise read a neighbour another thread has already replaced), and
@@ -506,6 +560,28 @@ static bool plan_reads(plan *a, plan *b, uopset *realized) {
   return r;
 }
 
+/* Whether merging ks[i] into an assign kernel ks[j] would leave a cycle: another reader
+ * of ks[i] reads the old value of a buffer ks[j] overwrites, so it must run before ks[j]
+ * and, reading ks[i]'s result, after it (flash attention's row max inside the running
+ * max's assign, read by the rescale factor exp(m_old - m_new)). */
+static bool others_read_old(plan *ks, int n, int i, int j, uopset *realized) {
+  uopset bufs = {0};
+  for (int k = 0; k < ks[j].n; k++)
+    if (ks[j].roots[k]->op == OP_ASSIGN) uopset_put(&bufs, ks[j].outs[k], (void *)1);
+  bool bad = false;
+  for (int k = i + 1; k < n && !bad && bufs.n; k++) {
+    if (k == j || !plan_reads(&ks[i], &ks[k], realized)) continue;
+    uopset seen = {0};
+    for (int r = 0; r < ks[k].n && !bad; r++) {
+      uop *v = stored_value(ks[k].roots[r]); /* from the sources: k's roots are realized */
+      for (uint32_t x = 0; x < v->nsrc && !bad; x++) bad = reads_any(v->src[x], &bufs, NULL, realized, &seen);
+    }
+    uopset_free(&seen);
+  }
+  uopset_free(&bufs);
+  return bad;
+}
+
 static void merge_plans(plan *ks, int *n, uopset *realized, uop *const *outs, int nouts) {
   uopset assigned = {0}; /* buffers an assign of this schedule overwrites */
   for (int i = 0; i < *n; i++)
@@ -516,7 +592,7 @@ static void merge_plans(plan *ks, int *n, uopset *realized, uop *const *outs, in
     for (int j = i + 1; j < *n; j++) {
       if (!plan_reads(&ks[i], &ks[j], realized)) continue;
       /* only the first reader may absorb it; the others read its buffer */
-      if (can_merge(&ks[i], &ks[j], realized, &assigned)) {
+      if (can_merge(&ks[i], &ks[j], realized, &assigned) && !others_read_old(ks, *n, i, j, realized)) {
         /* read by no other kernel and asked for by no one: computed inside its reader,
          * never stored (a realized Winograd output whose only reader is the ReLU mask of
          * the gradient: a 38 MB write per CNN step for nothing) */
@@ -578,6 +654,19 @@ static uop *slot_for(slot_ctx *c, uop *buf) {
   return uop_new0(OP_DEFINE_GLOBAL, buf->dt, arg_ints(arg, 2));
 }
 
+/* An assign's target view over slots: the buffer its slot, a var its var slot; read by
+ * no one (the value's reads of it are to_slots'), so no old read is recorded. */
+static uop *target_slots(slot_ctx *c, uop *u) {
+  if (u->op == OP_BUFFER) return slot_for(c, u);
+  if (var_is_tensor(u)) return var_slot_for(c, u);
+  if (u->nsrc == 0) return u;
+  uop *src[2];
+  CG_ASSERT(u->nsrc <= 2, "an assign target's view node with %u sources", u->nsrc);
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (!(src[i] = target_slots(c, u->src[i]))) return NULL;
+  return uop_replace_src(u, src, (int)u->nsrc);
+}
+
 static bool is_root(plan *k, uop *u) {
   for (int i = 0; i < k->n; i++)
     if (k->roots[i] == u) return true;
@@ -589,7 +678,10 @@ static uop *to_slots(slot_ctx *c, uop *u) {
   if (r) return r;
   uop *b = uopset_get(c->realized, u);
   if (u->op == OP_BUFFER) r = slot_for(c, u), uopset_put(c->old_reads, u, u);
-  else if (b && !is_root(c->k, u)) r = view_reshape(slot_for(c, b), u->shape, u->ndim), uopset_put(c->new_reads, u, u);
+  else if (b && !is_root(c->k, u)) { /* a result: its buffer, or the part of it an assign wrote */
+    r = u->op == OP_ASSIGN && !view_is_whole(u->src[0]) ? target_slots(c, u->src[0]) : view_reshape(slot_for(c, b), u->shape, u->ndim);
+    uopset_put(c->new_reads, u, u);
+  }
   else if (u->op == OP_ASSIGN) r = to_slots(c, u->src[1]);
   else if (u->op == OP_CONTIGUOUS || u->op == OP_DETACH) r = to_slots(c, u->src[0]);
   else if (var_is_tensor(u)) r = var_slot_for(c, u);
@@ -618,8 +710,18 @@ static void plan_to_kernel(plan *k, uopset *realized, uopset *staged, sched_kern
     if (k->dead[i]) continue; /* computed inline where its reader reads it */
     uop *v = to_slots(&c, stored_value(k->roots[i]));
     if (v && !shape_eq(v->shape, v->ndim, last->shape, last->ndim)) v = view_reshape(v, last->shape, last->ndim); /* merged: same_dims */
-    st[nst++] = uop_new2(OP_STORE, dt_void(), slot_for(&c, k->outs[i]), v);
+    uop *tgt = slot_for(&c, k->outs[i]), *r = k->roots[i];
+    if (r->op == OP_ASSIGN && !view_is_whole(r->src[0])) { /* into part of the buffer: through its view (lower.c) */
+      tgt = target_slots(&c, r->src[0]);
+      if (tgt && !shape_eq(tgt->shape, tgt->ndim, last->shape, last->ndim)) tgt = view_reshape(tgt, last->shape, last->ndim);
+    }
+    st[nst++] = uop_new2(OP_STORE, dt_void(), tgt, v);
   }
+  /* its own target read where it is written (guard_assign) is no read of the old value
+   * that must run before another assign of the buffer: two assigns to two parts of one
+   * buffer, each reading its own part, are not a cycle */
+  for (int i = 0; i < k->n; i++)
+    if (k->roots[i]->op == OP_ASSIGN) uopset_del(old_reads, k->outs[i]);
   out->ast = st ? uop_new(OP_SINK, dt_void(), st, nst, arg_none()) : NULL;
   free(st);
   uopset_free(&c.slot_of);
@@ -634,36 +736,55 @@ static void plan_to_kernel(plan *k, uopset *realized, uopset *staged, sched_kern
 static bool order_kernels(schedule *s, plan *ks, uopset *old_reads, uopset *new_reads) {
   int n = s->n;
   if (n < 2) return true;
-  uopset producer = {0}, assigner = {0}; /* realize point -> kernel + 1; assigned BUFFER -> kernel + 1 */
+  /* realize point -> kernel + 1; assigned BUFFER -> its first assign (an index into
+   * `asg` + 1), each assign of a buffer linked to the next (several parts of one buffer) */
+  uopset producer = {0}, assigner = {0};
+  int nasg = 0;
   for (int i = 0; i < n; i++)
-    for (int k = 0; k < ks[i].n; k++) {
-      uopset_put(&producer, ks[i].roots[k], (void *)(uintptr_t)(i + 1));
-      if (ks[i].roots[k]->op == OP_ASSIGN) uopset_put(&assigner, ks[i].outs[k], (void *)(uintptr_t)(i + 1));
-    }
-  int *indeg = ir_calloc((size_t)n, sizeof *indeg), *order = indeg ? ir_malloc(sizeof(int) * (size_t)n) : NULL, nedge = 0, cap = 0;
+    for (int k = 0; k < ks[i].n; k++) nasg += ks[i].roots[k]->op == OP_ASSIGN;
+  struct { int kernel, next; } *asg = ir_malloc(sizeof *asg * (size_t)(nasg ? nasg : 1));
+  int *last_of = asg ? ir_malloc(sizeof(int) * (size_t)(nasg ? nasg : 1)) : NULL, na = 0;
+  int *indeg = last_of ? ir_calloc((size_t)n, sizeof *indeg) : NULL, *order = indeg ? ir_malloc(sizeof(int) * (size_t)n) : NULL, nedge = 0, cap = 0;
   int (*edge)[2] = NULL; /* before, after */
   bool *done = order ? ir_calloc((size_t)n, sizeof *done) : NULL;
   bool ok = done != NULL; /* false: out of memory (recorded; sched_build fails) */
-  for (int j = 0; j < n; j++)
-    for (int pass = 0; pass < 2; pass++) {
-      uopset *set = pass ? &old_reads[j] : &new_reads[j];
-      for (size_t e = 0; e < set->cap; e++) {
-        uop *u = set->keys[e];
-        if (!u) continue;
-        int i = (int)(uintptr_t)uopset_get(pass ? &assigner : &producer, u) - 1;
-        if (i < 0 || i == j) continue;
-        if (nedge == cap) {
-          int (*ne)[2] = ok ? ir_realloc(edge, sizeof *edge * (size_t)(cap ? 2 * cap : 64)) : NULL;
-          if (!ne) {
-            ok = false;
-            break;
-          }
-          edge = ne, cap = cap ? 2 * cap : 64;
-        }
-        edge[nedge][0] = pass ? j : i, edge[nedge][1] = pass ? i : j;
-        indeg[edge[nedge++][1]]++;
+#define EDGE(a, b)                                                                                   \
+  do {                                                                                               \
+    if (nedge == cap) {                                                                              \
+      int(*ne)[2] = ok ? ir_realloc(edge, sizeof *edge * (size_t)(cap ? 2 * cap : 64)) : NULL;       \
+      if (!ne) ok = false;                                                                           \
+      else edge = ne, cap = cap ? 2 * cap : 64;                                                      \
+    }                                                                                                \
+    if (ok) edge[nedge][0] = (a), edge[nedge][1] = (b), indeg[(b)]++, nedge++;                       \
+  } while (0)
+  for (int i = 0; ok && i < n; i++)
+    for (int k = 0; k < ks[i].n; k++) {
+      uopset_put(&producer, ks[i].roots[k], (void *)(uintptr_t)(i + 1));
+      if (ks[i].roots[k]->op != OP_ASSIGN) continue;
+      /* assigns to one buffer (its parts) in the dependency order */
+      asg[na].kernel = i, asg[na].next = -1;
+      int first = (int)(uintptr_t)uopset_get(&assigner, ks[i].outs[k]) - 1;
+      if (first < 0) uopset_put(&assigner, ks[i].outs[k], (void *)(uintptr_t)(na + 1)), last_of[na] = na;
+      else {
+        int prev = last_of[first];
+        asg[prev].next = na, last_of[first] = na;
+        if (asg[prev].kernel != i) EDGE(asg[prev].kernel, i);
       }
+      na++;
     }
+  for (int j = 0; ok && j < n; j++) {
+    for (size_t e = 0; ok && e < new_reads[j].cap; e++) { /* results before their readers */
+      uop *u = new_reads[j].keys[e];
+      int i = u ? (int)(uintptr_t)uopset_get(&producer, u) - 1 : -1;
+      if (i >= 0 && i != j) EDGE(i, j);
+    }
+    for (size_t e = 0; ok && e < old_reads[j].cap; e++) { /* readers of the old value before every assign of it */
+      uop *u = old_reads[j].keys[e];
+      for (int a = u ? (int)(uintptr_t)uopset_get(&assigner, u) - 1 : -1; ok && a >= 0; a = asg[a].next)
+        if (asg[a].kernel != j) EDGE(j, asg[a].kernel);
+    }
+  }
+#undef EDGE
   int placed = 0;
   while (ok && placed < n) {
     int pick = -1;
@@ -682,7 +803,7 @@ static bool order_kernels(schedule *s, plan *ks, uopset *old_reads, uopset *new_
     memcpy(s->k, k, sizeof *k * (size_t)n);
   }
   free(k);
-  free(indeg), free(order), free(edge), free(done);
+  free(indeg), free(order), free(edge), free(done), free(asg), free(last_of);
   uopset_free(&producer), uopset_free(&assigner);
   return ok;
 }
@@ -696,6 +817,7 @@ static RULESET(rs_drop_custom, "schedule_drop_custom", custom_rules);
 bool sched_build(uop *const *outs, int nouts, schedule *s) {
   sched_ctx c = {.nomem0 = uop_nomem_events()};
   size_t cap = 0;
+  bool guard_failed = false;
   memset(s, 0, sizeof *s);
   for (int i = 0; i < nouts; i++)
     if (!outs[i]) return cg_fail(CG_NULL_INPUT, "schedule: output %d is NULL", i), false;
@@ -713,7 +835,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   /* the realize points; a costly value found shared by two kernels is realized and the
    * walk starts again with it a realize point from the start, so the kernels that were
    * walked through it (and the reductions they claimed below it) are decided anew */
-  for (size_t pass = 0;; pass++) {
+  for (size_t pass = 0; !guard_failed; pass++) {
     size_t found = c.nshared;
     if (pass) {
       uopset_free(&c.realize), uopset_free(&c.fused_in), uopset_free(&c.ew_owner), uopset_free(&c.staged);
@@ -727,6 +849,15 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
       c.reduce_axes = r->op == OP_REDUCE ? r->arg.n - 1 : 0;
       visit(&c, r, r, C_DIRECT, 0);
       for (int k = 0; k < 4; k++) uopset_free(&c.walked[k]);
+      if (r->op == OP_ASSIGN && view_store_base(r->src[0])) {
+        uopset seen = {0};
+        bool g = guard_assign(&c, r->src[1], r, true, &seen);
+        uopset_free(&seen);
+        if (!g) {
+          guard_failed = true;
+          break;
+        }
+      }
     }
     if (c.nshared == found || sched_failed(&c)) break;
   }
@@ -736,7 +867,7 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   s->out_bufs = ks ? ir_calloc((size_t)(nouts ? nouts : 1), sizeof(uop *)) : NULL;
   uopset realized = {0};
   int nk = 0;
-  bool ok = s->out_bufs && !sched_failed(&c);
+  bool ok = s->out_bufs && !sched_failed(&c) && !guard_failed;
   if (ok && c.nwork) memcpy(pts, c.work, sizeof(uop *) * c.nwork);
   for (size_t i = 1; i < c.nwork && ok; i++) /* insertion sort by topological position */
     for (size_t j = i; j > 0 && order_of(&c, pts[j]) < order_of(&c, pts[j - 1]); j--) {
@@ -747,9 +878,9 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   for (size_t i = 0; i < c.nwork && ok; i++) {
     uop *p = pts[i], *buf;
     if (p->op == OP_ASSIGN) {
-      buf = plain_buffer(p->src[0]);
+      buf = view_store_base(p->src[0]);
       if (!buf) {
-        cg_fail(CG_ERR_INVALID, "assign: the target must be a realized, contiguous tensor");
+        cg_fail(CG_ERR_INVALID, "assign: the target must be a realized buffer or a one-to-one view of one (reshape, shrink, permute, flip)");
         ok = false;
         break;
       }

@@ -16,7 +16,9 @@
  * and each block's keys are views at a var offset (cg_slice_var), so the steps of a pass are
  * one graph up to the var's value: the schedule cache serves it and nothing compiles after
  * the first block, whatever T is. The keys are padded to a whole number of blocks (the pad
- * masked off). dk_j and dv_j go into the full gradients at the var offset (cg_pad_var).
+ * masked off). Each block writes only what it changes, in place (cg_assign into a view):
+ * the rows from r0 of m, l, o (forward) and of dq, and dk_j, dv_j at the var offset (a
+ * slice at the var of dk, dv): no full-size copy or add per block.
  * Causal attention without a mask: a key block [j0, j0 + block) changes only the query rows
  * from j0 on; the rows are trimmed to a row group's start (at most `groups` distinct row
  * counts, so at most that many sets of kernels) instead of to j0 itself: (groups + 1) /
@@ -60,10 +62,6 @@ static blocks plan_blocks(int64_t L, int64_t S, int64_t bk, bool causal, bool ma
  * group's first key. */
 static int64_t rows_from(const blocks *b, int64_t j) { return b->trim ? j / b->gblk * b->gblk * b->bk : 0; }
 static cg_tensor *rows(cg_tensor *x, int64_t r0, int64_t L) { return r0 ? cg_slice(x, -2, r0, L, 1) : x; }
-/* x with rows r0 .. L-1 replaced by new rows nr */
-static cg_tensor *with_rows(cg_tensor *x, cg_tensor *nr, int64_t r0) {
-  return r0 ? cg_cat((cg_tensor *[]){cg_slice(x, -2, 0, r0, 1), nr}, 2, -2) : nr;
-}
 /* x (..., S, d) or (..., d, S) along `dim` padded with zeros to P keys */
 static cg_tensor *pad_keys(cg_tensor *x, int dim, int64_t P) {
   int nd = cg_ndim(x), d = dim < 0 ? dim + nd : dim;
@@ -196,11 +194,14 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_scope_end();
     return NULL;
   }
+  /* the running max, sum and output: buffers each block updates in place, its rows only
+   * (assigns into a view); block 0 (every row) starts from the constants -inf, 0, 0
+   * instead of reading them */
   sh[nb] = L, sh[nb + 1] = 1;
-  cg_tensor *m = cg_full(-INFINITY, cdt, sh, nb + 2), *l = cg_zeros(cdt, sh, nb + 2);
+  cg_tensor *m = cg_empty(cdt, sh, nb + 2), *l = cg_empty(cdt, sh, nb + 2), *m0 = cg_full(-INFINITY, cdt, sh, nb + 2), *l0 = cg_zeros(cdt, sh, nb + 2);
   sh[nb + 1] = Ev;
-  cg_tensor *o = cg_zeros(cdt, sh, nb + 2);
-  cg_status st = CG_OK;
+  cg_tensor *o = cg_empty(cdt, sh, nb + 2), *o0 = cg_zeros(cdt, sh, nb + 2);
+  cg_status st = m && l && o && m0 && l0 && o0 ? CG_OK : cg_last_status();
   int last = -1;
   cg_tensor *blk = block_var(&bl);
   for (int64_t j = 0; j < bl.nblk && st == CG_OK && blk; j++) {
@@ -208,18 +209,21 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_scope_begin();
     cg_tensor *vj = cg_slice_var(vc, -2, blk, block, block);
     int64_t r0 = rows_from(&bl, j);
-    cg_tensor *mr = rows(m, r0, L), *lr = rows(l, r0, L), *orr = rows(o, r0, L);
+    cg_tensor *mr = rows(m, r0, L), *lr = rows(l, r0, L), *orr = rows(o, r0, L); /* block 0: r0 = 0 */
+    cg_tensor *mv = j ? mr : m0, *lv = j ? lr : l0, *ov = j ? orr : o0;
     cg_tensor *s = block_scores(&bl, rows(qc, r0, L), kt, mk, mask_kind, scale, r0, blk);
-    cg_tensor *mn = cg_maximum(mr, cg_max(s, &last, 1, true));
+    cg_tensor *mn = cg_maximum(mv, cg_max(s, &last, 1, true));
     cg_tensor *shift = where_eq(mn, -INFINITY, 0);
-    cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mr, shift));
-    cg_tensor *nx[3] = {with_rows(m, mn, r0), with_rows(l, cg_add(cg_mul(lr, a), cg_sum(p, &last, 1, true)), r0),
-                        with_rows(o, cg_add(cg_mul(orr, a), cg_matmul(p, vj)), r0)};
-    st = nx[0] && nx[1] && nx[2] ? realize_keep(nx, 3) : cg_last_status();
+    cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mv, shift));
+    cg_tensor *nl = cg_add(cg_mul(lv, a), cg_sum(p, &last, 1, true)), *no = cg_add(cg_mul(ov, a), cg_matmul(p, vj));
+    /* l and o read m's old rows: the scheduler runs them before m's assign */
+    st = nl && no && mn ? cg_assign(lr, nl) : cg_last_status();
+    if (st == CG_OK) st = cg_assign(orr, no);
+    if (st == CG_OK) st = cg_assign(mr, mn);
+    cg_tensor *nx[3] = {mr, lr, orr};
+    if (st == CG_OK) st = cg_realize_many(nx, 3);
     cg_scope_end();
     if (st != CG_OK) break;
-    cg_free(m), cg_free(l), cg_free(o);
-    m = nx[0], l = nx[1], o = nx[2];
   }
   if (!blk) st = cg_last_status();
   block_reset(blk);
@@ -228,14 +232,15 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_tensor *fin[2] = {cg_cast(cg_div(o, where_eq(l, 0, 1)), dt),
                          cg_where(cg_eq(l, cg_scalar(0)), cg_scalar(INFINITY), cg_add(where_eq(m, -INFINITY, 0), cg_log(l)))};
     if (fin[0] && fin[1] && cg_realize_many(fin, 2) == CG_OK) {
-      /* CUSTOM(out, q, k, v, lse, saved q, k, v (k, v padded to whole blocks)[, mask]) with
-       * params [scale bits, causal, block, mask kind, row groups] */
+      /* CUSTOM(out, q, k, v, lse, saved q, k, v (k, v padded to whole blocks), k^T[, mask])
+       * with params [scale bits, causal, block, mask kind, row groups]: k^T kept for the
+       * backward's scores (a transposed copy, a gather, costs more than keeping it) */
       int64_t par[5];
       memcpy(&par[0], &scale, sizeof scale);
       par[1] = causal, par[2] = block, par[3] = mask_kind, par[4] = groups;
-      uop *srcs[8] = {qe->u, ke->u, ve->u, fin[1]->u, qc->u, kc->u, vc->u, mask ? mask->u : NULL};
+      uop *srcs[9] = {qe->u, ke->u, ve->u, fin[1]->u, qc->u, kc->u, vc->u, kt->u, mask ? mask->u : NULL};
       op_begin();
-      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 8 : 7, par, 5));
+      res = op_end(custom_node(&FLASH, fin[0]->u, srcs, mask ? 9 : 8, par, 5));
       cg_keep(res);
     }
   }
@@ -255,7 +260,7 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   int64_t groups = custom_param(node, 4);
   cg_scope_begin();
   cg_tensor *q = wrap(node->src[1]), *k = wrap(node->src[2]), *v = wrap(node->src[3]), *lse = wrap(node->src[4]);
-  cg_tensor *mask = node->nsrc > 8 ? wrap(node->src[8]) : NULL, *out = wrap(node->src[0]);
+  cg_tensor *mask = node->nsrc > 9 ? wrap(node->src[9]) : NULL, *out = wrap(node->src[0]);
   cg_dtype cdt = cg_dtype_of(lse);
   int nd = cg_ndim(q);
   int64_t L = cg_shape(q)[nd - 2], S = cg_shape(k)[nd - 2];
@@ -266,11 +271,17 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_tensor *dO = cg_cast(wrap(g), cdt);
   int last = -1;
   cg_tensor *Dv = cg_sum(cg_mul(dO, cg_cast(out, cdt)), &last, 1, true);
-  /* k^T for the scores and v^T for dO v^T, stored so that a block reads them along keys */
-  cg_tensor *kt = cg_contiguous(cg_transpose(kc, -2, -1)), *vt = cg_contiguous(cg_transpose(vc, -2, -1));
-  cg_tensor *pre[7] = {dO, Dv, qc, kc, vc, kt, vt};
-  cg_status st = kt && vt ? cg_realize_many(pre, 7) : cg_last_status();
-  cg_tensor *dq = cg_zeros(cdt, cg_shape(qc), nd), *dk = cg_zeros(cdt, cg_shape(kc), nd), *dv = cg_zeros(cdt, cg_shape(vc), nd);
+  /* k^T (the forward's) for the scores and v^T for dO v^T, stored so that a block reads
+   * them along keys */
+  cg_tensor *kt = wrap(node->src[8]), *vt = cg_contiguous(cg_transpose(vc, -2, -1));
+  /* the gradients, updated in place: dq's rows from r0 by every block (block 0 writes all
+   * of them first), dk's and dv's rows of block j by block j alone (zeros first only where
+   * some rows get no block: the keys a causal pass never reaches) */
+  bool all_rows = bl.nblk * bl.bk == bl.P;
+  cg_tensor *dq = cg_empty(cdt, cg_shape(qc), nd), *dk = all_rows ? cg_empty(cdt, cg_shape(kc), nd) : cg_zeros(cdt, cg_shape(kc), nd);
+  cg_tensor *dv = all_rows ? cg_empty(cdt, cg_shape(vc), nd) : cg_zeros(cdt, cg_shape(vc), nd);
+  cg_tensor *pre[9] = {dO, Dv, qc, kc, vc, kt, vt, dk, dv};
+  cg_status st = kt && vt && dq && dk && dv ? cg_realize_many(pre, 9) : cg_last_status();
   cg_tensor *blk = block_var(&bl);
   if (st == CG_OK && !blk) st = cg_last_status();
   for (int64_t j = 0; j < bl.nblk && st == CG_OK; j++) {
@@ -283,13 +294,16 @@ static void flash_backward(uop *node, uop *g, uop **d) {
     cg_tensor *p = cg_exp(cg_sub(s, rows(lse, r0, L)));
     cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_slice_var(vt, -1, blk, block, block)), rows(Dv, r0, L)));
     cg_tensor *dkj = cg_mul(matmul_tn(ds, qr), cg_scalar(scale)), *dvj = matmul_tn(p, dOr);
-    cg_tensor *nx[3] = {with_rows(dq, cg_add(rows(dq, r0, L), cg_mul(cg_matmul(ds, kj), cg_scalar(scale))), r0),
-                        cg_add(dk, cg_pad_var(dkj, -2, blk, block, bl.P)), cg_add(dv, cg_pad_var(dvj, -2, blk, block, bl.P))};
-    st = nx[0] && nx[1] && nx[2] ? realize_keep(nx, 3) : cg_last_status();
+    cg_tensor *dqr = rows(dq, r0, L), *dkv = cg_slice_var(dk, -2, blk, block, block), *dvv = cg_slice_var(dv, -2, blk, block, block);
+    cg_tensor *ndq = cg_mul(cg_matmul(ds, kj), cg_scalar(scale)); /* block 0 (every row: r0 = 0) starts dq */
+    if (j) ndq = cg_add(dqr, ndq);
+    st = ndq && dkj && dvj && dkv && dvv ? cg_assign(dqr, ndq) : cg_last_status();
+    if (st == CG_OK) st = cg_assign(dkv, dkj);
+    if (st == CG_OK) st = cg_assign(dvv, dvj);
+    cg_tensor *nx[3] = {dqr, dkv, dvv};
+    if (st == CG_OK) st = cg_realize_many(nx, 3);
     cg_scope_end();
     if (st != CG_OK) break;
-    cg_free(dq), cg_free(dk), cg_free(dv);
-    dq = nx[0], dk = nx[1], dv = nx[2];
   }
   block_reset(blk);
   if (st == CG_OK) {

@@ -432,10 +432,12 @@ cg_status cg_assign(cg_tensor *dst, cg_tensor *src) {
   if (!fits)
     return cg_fail(CG_ERR_INVALID, "assign: cannot write a tensor of shape %s into one of shape %s", shape_str(s->shape, s->ndim),
                    shape_str(d->shape, nd));
-  /* the target must be a plain buffer: realize it (a pending assign included) first */
+  /* the target must be a buffer, or a one-to-one view of one (a slice of rows, at a
+   * kernel-variable offset too: written in place, the rest of the buffer kept); anything
+   * else (a pending assign included) is realized first */
   uop *base = d->op == OP_RESHAPE ? d->src[0] : d;
   if (var_is_tensor(base)) return cg_fail(CG_ERR_INVALID, "assign: the target is a kernel variable '%s' (set it with cg_variable_set)", base->arg.s);
-  if (base->op != OP_BUFFER) {
+  if (base->op != OP_BUFFER && !view_store_base(d)) {
     cg_status st = cg_realize(dst);
     if (st != CG_OK) return st;
     d = dst->u;

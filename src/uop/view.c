@@ -72,3 +72,13 @@ uop *reduce_uop(uop *u, int op, const int *axes, int naxes) {
   if (n == 1) return u;
   return uop_new(OP_REDUCE, u->dt, &u, 1, arg_ints(arg, n));
 }
+
+uop *view_store_base(uop *u) {
+  while (u->op == OP_RESHAPE || u->op == OP_SHRINK || u->op == OP_PERMUTE || u->op == OP_FLIP || u->op == OP_DETACH) u = u->src[0];
+  return u->op == OP_BUFFER ? u : NULL;
+}
+
+bool view_is_whole(uop *u) {
+  while (u->op == OP_RESHAPE || u->op == OP_DETACH) u = u->src[0];
+  return u->op == OP_BUFFER;
+}

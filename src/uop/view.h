@@ -21,6 +21,14 @@ uop *view_shrink_var(uop *u, const int64_t *box, int dim, int64_t mult, uop *var
 uop *view_pad_var(uop *u, const int64_t *pads, int dim, int64_t mult, uop *var);
 /* A SHRINK or PAD that carries a var offset (src[1]); its dim is arg.v[2 * ndim]. */
 static inline bool view_has_var(const uop *u) { return (u->op == OP_SHRINK || u->op == OP_PAD) && u->nsrc == 2; }
+/* The BUFFER that u is a one-to-one view of (RESHAPE, SHRINK with or without a var
+ * offset, PERMUTE, FLIP: each element of u is one element of the buffer, and no two share
+ * one), or NULL: what an assign may write into (an EXPAND would have two elements write
+ * one address, a PAD write outside). */
+uop *view_store_base(uop *u);
+/* Whether u is the buffer itself or only reshapes of it (every element where a flat
+ * index of u's shape says). */
+bool view_is_whole(uop *u);
 /* Broadcast u to shape (ndim >= u's ndim): reshape with leading 1s, then expand. */
 uop *view_broadcast(uop *u, const int64_t *shape, int ndim);
 /* A scalar constant broadcast to shape. */

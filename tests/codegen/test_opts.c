@@ -321,7 +321,8 @@ int main(void) {
   transpose_tile(96, 64, "UPCAST(1,16) UPCAST(0,16) TILE(1,1) THREAD(0)", "UPCAST(1,16) UPCAST(0,16) TILE(1,1) THREAD(0)");
   transpose_tile(40, 48, "UPCAST(1,8) UPCAST(0,16) TILE(1,1) THREAD(0)", "UPCAST(1,8) UPCAST(0,16) TILE(1,1) THREAD(0)");
   transpose_tile(33, 17, "PADTO(1,16) UPCAST(1,16) THREAD(0)", "THREAD(0)"); /* 17 wide: no 8-lane tile */
-  pin_batched(8, 256, 64, "UPCAST(2,16) UPCAST(2,2) UPCAST(1,8) THREAD(1)"); /* packed k.T, the GEMM branch */
+  pin_batched(8, 256, 64, "UPCAST(2,16) UPCAST(2,2) UPCAST(1,8) THREAD(0)"); /* packed k.T, the GEMM branch; 8 batches: threads take batches */
+  pin_batched(4, 256, 64, "UPCAST(2,16) UPCAST(2,2) UPCAST(1,8) THREAD(1)"); /* 4 batches, 32 row tiles: threads take rows */
   pin_batched(64, 20, 64, "UPCAST(0,4) UNROLL(100,16) UPCAST(1,4) THREAD(0)"); /* too few rows to pack: k read in place */
   /* packed GEMMs end to end, against float64, on the C backend and the interpreter */
   cg_set_config("PACK", "2");
