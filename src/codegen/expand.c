@@ -10,7 +10,10 @@
  *     hash-consing shares what lanes have in common (the register tile of a matmul).
  *
  * Vectors are made only where every lane-dependent value is float32, int32 or a bool
- * from comparing them (a mask): other dtypes keep every lane unrolled. */
+ * from comparing them (a mask), or bf16 bits loaded, stored or cast to and from float32:
+ * other dtypes keep every lane unrolled. A load contiguous along another upcast lane of
+ * the vector's width instead of along the vector (a transposed copy) becomes vector loads
+ * along that lane and the columns of their transpose (unroll_transposed). */
 #include "codegen.h"
 #include "uop/rewrite.h"
 #include "uop/symbolic.h"
@@ -63,8 +66,11 @@ static bool bf16_vec_load(uop *u, uop *lane) {
          contiguous(ix->src[1], lane, lane->src[0]->arg.i);
 }
 
-/* Whether every value that depends on the lane can be a vector (or a mask). */
-static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
+static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w);
+
+/* Whether every value that depends on the lane can be a vector (or a mask); others: the
+ * other upcast lanes (a bf16 load transposed along one of them is a vector too). */
+static bool vectorizable(uop *u, uop *lane, uop *const *others, int nothers, uopset *dep, uopset *seen) {
   int fresh = uopset_add(seen, u);
   if (fresh < 0) return false; /* out of memory: not a vector (the pass fails on it anyway) */
   if (fresh == 0 || !depends(u, lane, dep)) return true;
@@ -72,7 +78,9 @@ static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
   if (u->op == OP_TILE_AT) return false;                                           /* an AMX tile's lanes are read one by one */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
   } else if (u->dt.scalar == CG_BFLOAT16 && u->op == OP_LOAD) {
-    if (!bf16_vec_load(u, lane)) return false;
+    bool tr = false;
+    for (int i = 0; i < nothers && !tr; i++) tr = others[i] != lane && (lane->src[0]->arg.i == 8 || lane->src[0]->arg.i == 16) && transposed_load(u, others[i], lane, lane->src[0]->arg.i);
+    if (!bf16_vec_load(u, lane) && !tr) return false;
   } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && u->src[0]->dt.scalar == CG_BFLOAT16) {
     if (u->src[0]->op != OP_LOAD) return false;
   } else if (u->op == OP_CAST && u->dt.scalar == CG_BFLOAT16 && u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1) {
@@ -89,7 +97,7 @@ static bool vectorizable(uop *u, uop *lane, uopset *dep, uopset *seen) {
     return false;
   }
   for (uint32_t i = 0; i < u->nsrc; i++)
-    if (!vectorizable(u->src[i], lane, dep, seen)) return false;
+    if (!vectorizable(u->src[i], lane, others, nothers, dep, seen)) return false;
   return true;
 }
 
@@ -163,6 +171,11 @@ static uop *vec_uncached(vctx *c, uop *x) {
     for (int64_t k = 0; k < c->w; k++) lanes[k] = with_lane(x, c->lane, k);
     return uop_new(OP_VECTORIZE, dt_vec(x->dt, (int)c->w), lanes, (int)c->w, arg_none());
   }
+  if (x->op == OP_GEP && x->src[0]->op == OP_LOAD && x->src[0]->dt.count > 1) { /* a transposed load's column (unroll_transposed) */
+    uop *lanes[16];
+    for (int64_t k = 0; k < c->w; k++) lanes[k] = uop_new1(OP_GEP, x->dt, with_lane(x->src[0], c->lane, k), x->arg);
+    return uop_new(OP_VECTORIZE, dt_vec(x->dt, (int)c->w), lanes, (int)c->w, arg_none());
+  }
   if (x->op == OP_REDUCE) {
     uop *src[UOP_MAX_DIMS + 1];
     for (uint32_t i = 0; i < x->nsrc; i++) src[i] = x->src[i];
@@ -193,6 +206,13 @@ static bool bf16_store(uop *st) {
   uop *v = st->src[1];
   return st->src[0]->src[0]->dt.scalar == CG_BFLOAT16 && v->op == OP_CAST && v->dt.scalar == CG_BFLOAT16 && v->src[0]->dt.scalar == CG_FLOAT32 &&
          v->src[0]->dt.count <= 1;
+}
+
+/* a bf16 buffer's ungated store of a bf16 load (a copy or a re-layout, as a GEMM's panel
+ * pack): the loaded bits stored as they are, no round trip through float32 */
+static bool bf16_copy(uop *st) {
+  uop *ix = st->src[0], *v = st->src[1];
+  return ix->src[0]->dt.scalar == CG_BFLOAT16 && ix->nsrc == 2 && v->op == OP_LOAD && v->dt.scalar == CG_BFLOAT16 && v->dt.count <= 1;
 }
 
 static uop *vectorize_stores(uop *sink, uop *lane) {
@@ -244,6 +264,77 @@ static uop *unroll(uop *sink, uop *lane) {
   return out;
 }
 
+static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w) {
+  return u->op == OP_LOAD && (u->dt.scalar == CG_FLOAT32 || u->dt.scalar == CG_BFLOAT16) && u->dt.count <= 1 && u->src[0]->nsrc == 2 && u->nsrc == 1 &&
+         ul->src[0]->arg.i == w && !contiguous(u->src[0]->src[1], vl, w) && contiguous(u->src[0]->src[1], ul, w);
+}
+
+/* A transposed load: a float32 or bf16 load, ungated, that moves along the vector lane v but is
+ * contiguous along the unrolled lane u of the same width instead (a transposed copy or
+ * cast: the loads are contiguous along one lane, the stores along the other). Vectorized
+ * as it is, it is a gather per lane of u (whole cache lines touched 16 times). Instead, one
+ * load of u's lanes per lane of v, and u's lane k of the result is the vector of their
+ * k-th elements: GEP(LV, k) here, VECTORIZE(GEP(LV_0, k), .., GEP(LV_w-1, k)) once v is
+ * vectorized -- the columns of a w x w block, which the C renderer spells as an
+ * in-register transpose (render_c.c) and other backends lane by lane. (A bf16 load so
+ * transposed is a vector of bits, as a contiguous one is.) */
+static void transposed_loads(uop *u, uop *ul, uop *vl, int64_t w, uopset *dep_v, uopset *seen, uop **out, int *n, int max) {
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
+  if (transposed_load(u, ul, vl, w) && depends(u, vl, dep_v)) {
+    if (*n < max) out[(*n)++] = u;
+    return;
+  }
+  for (uint32_t i = 0; i < u->nsrc; i++) transposed_loads(u->src[i], ul, vl, w, dep_v, seen, out, n, max);
+}
+
+typedef struct {
+  uop **from, **to;
+  int n;
+} subst_set;
+static uop *subst_load(rw_match *m) {
+  subst_set *s = m->ctx;
+  for (int i = 0; i < s->n; i++)
+    if (m->root == s->from[i]) return s->to[i];
+  return NULL;
+}
+static const rw_rule subst_load_rules[] = {RULE("LOAD", subst_load)};
+static RULESET(rs_subst_load, "expand_transposed_loads", subst_load_rules);
+
+enum { MAX_TLOADS = 8 };
+/* unroll u with its transposed loads (above) as columns of vector loads along u */
+static uop *unroll_transposed(uop *sink, uop *u, uop *v) {
+  int64_t w = u->src[0]->arg.i;
+  uop *ld[MAX_TLOADS];
+  int nl = 0;
+  uopset dep = {0}, seen = {0};
+  transposed_loads(sink, u, v, w, &dep, &seen, ld, &nl, MAX_TLOADS);
+  uopset_free(&dep), uopset_free(&seen);
+  if (!nl) return unroll(sink, u);
+  uop *lv[MAX_TLOADS], *from[MAX_TLOADS], *to[MAX_TLOADS];
+  for (int i = 0; i < nl; i++) {
+    uop *ix = ld[i]->src[0];
+    uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)w), ADDR_GLOBAL), ix->src[0], with_lane(ix->src[1], u, 0));
+    lv[i] = uop_new1(OP_LOAD, dt_vec(ld[i]->dt, (int)w), vix, arg_none());
+  }
+  uop **st = ir_malloc(sizeof(uop *) * (size_t)w * sink->nsrc);
+  if (!st) return NULL;
+  int ns = 0;
+  for (int64_t k = 0; k < w; k++) {
+    uop *body = with_lane(sink, u, k);
+    if (!body) return free(st), NULL; /* out of memory */
+    /* lane k of each transposed load (as the whole sink simplified it: hash-consing makes
+     * it the same node; one not found stays a gather, still right) */
+    for (int i = 0; i < nl; i++) from[i] = with_lane(ld[i], u, k), to[i] = uop_new1(OP_GEP, ld[i]->dt, lv[i], arg_int(k));
+    subst_set ss = {from, to, nl};
+    body = graph_rewrite(body, &rs_subst_load, &ss);
+    if (!body) return free(st), NULL;
+    for (uint32_t i = 0; i < body->nsrc; i++) st[ns++] = body->src[i];
+  }
+  uop *out = uop_new(OP_SINK, dt_void(), st, ns, arg_none());
+  free(st);
+  return out;
+}
+
 static bool in_reduction(uop *u, uopset *memo) {
   if (u->op == OP_RANGE) return u->arg.v[1] == RANGE_REDUCE;
   uintptr_t m = (uintptr_t)uopset_get(memo, u);
@@ -283,13 +374,16 @@ static uop *vector_lane(uop *sink, uop **lanes, int n) {
     uopset dep = {0}, seen = {0};
     for (uint32_t s = 0; s < sink->nsrc && ok; s++) {
       uop *ix = sink->src[s]->src[0];
-      bool cont = contiguous(ix->src[1], lanes[i], w), bst = bf16_store(sink->src[s]);
+      /* a bf16 copy only of a value that moves along the lane (a vector load of bits; a
+       * lane-invariant one would be a broadcast of its float value) */
+      bool cont = contiguous(ix->src[1], lanes[i], w),
+           bst = bf16_store(sink->src[s]) || (bf16_copy(sink->src[s]) && depends(sink->src[s]->src[1], lanes[i], &dep));
       /* a gated store (PADTO's tail) is a vector only where it is contiguous; a bf16 one
-       * (rounded bits) only contiguous */
+       * (rounded or copied bits) only contiguous */
       ok = (vec_dtype(ix->src[0]->dt) || bst) && (cont || (ix->nsrc <= 2 && !bst));
       cstore = cstore && cont;
     }
-    ok = ok && vectorizable(sink, lanes[i], &dep, &seen);
+    ok = ok && vectorizable(sink, lanes[i], lanes, n, &dep, &seen);
     if (ok && !cstore) {
       bool contig = true, reduce = false;
       uopset s2 = {0}, red = {0};
@@ -320,7 +414,7 @@ static uop *reduce_lane(rw_match *m) {
   int op = (int)u->arg.v[0];
   int64_t w = lane->src[0]->arg.i;
   uopset dep = {0}, seen = {0};
-  bool vector = vectors_on && (w == 2 || w == 4 || w == 8 || w == 16) && vec_dtype(u->dt) && vectorizable(u->src[0], lane, &dep, &seen);
+  bool vector = vectors_on && (w == 2 || w == 4 || w == 8 || w == 16) && vec_dtype(u->dt) && vectorizable(u->src[0], lane, NULL, 0, &dep, &seen);
   uopset_free(&dep), uopset_free(&seen);
   if (vector) {
     vctx c = {.lane = lane, .w = w};
@@ -345,8 +439,38 @@ static uop *reduce_lane(rw_match *m) {
 static const rw_rule reduce_lane_rules[] = {RULE("REDUCE", reduce_lane)};
 static RULESET(rs_reduce_lanes, "expand_reduce_lanes", reduce_lane_rules);
 
+static bool bf16_left(uop *u, uop *v, uopset *seen, uopset *dep) {
+  if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return false;
+  if (u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && depends(u, v, dep) && !bf16_vec_load(u, v)) return true;
+  for (uint32_t i = 0; i < u->nsrc; i++)
+    if (bf16_left(u->src[i], v, seen, dep)) return true;
+  return false;
+}
+
+/* (a*k + u) % c -> (a*k) % c + u for an upcast lane u of k lanes (u in [0, k)), k | c and
+ * a*k >= 0: the lane leaves the MOD (and the symbolic rules make (a*k) % c (a % (c/k))*k),
+ * so a load through a reshape of a permuted view -- a head merge (B, H, T, D) -> (B*T, H*D),
+ * whose output dim H*D was split by UPCAST as r'*16 + u -- is contiguous along u instead of
+ * a MOD per lane and a gather. */
+static uop *lane_out_of_mod(rw_match *m) {
+  uop *u = m->root, *x = u->src[0], *c = u->src[1];
+  if (!dt_is_int(u->dt) || u->dt.count > 1 || c->op != OP_CONST || c->arg.i <= 0 || x->op != OP_ADD) return NULL;
+  for (int s = 0; s < 2; s++) {
+    uop *ln = x->src[s], *am = x->src[1 - s];
+    if (ln->op != OP_RANGE || ln->arg.v[1] != RANGE_UPCAST || ln->src[0]->op != OP_CONST || am->op != OP_MUL) continue;
+    int64_t k = ln->src[0]->arg.i;
+    uop *kc = am->src[1]->op == OP_CONST ? am->src[1] : am->src[0]->op == OP_CONST ? am->src[0] : NULL;
+    if (!kc || kc->arg.i != k || k <= 0 || c->arg.i % k || am->vmin < 0) continue;
+    return uop_simplify(uop_alu(OP_ADD, uop_alu(OP_MOD, am, c), ln));
+  }
+  return NULL;
+}
+static const rw_rule lane_mod_rules[] = {RULE("MOD", lane_out_of_mod)};
+static RULESET(rs_lane_mod, "expand_lane_out_of_mod", lane_mod_rules);
+
 uop *expand_lanes(uop *sink, bool vectors) {
   sink = graph_rewrite(sink, &rs_reduce_lanes, &vectors);
+  if (sink) sink = graph_rewrite(sink, &rs_lane_mod, NULL);
   if (!sink) return NULL;
   uop *lanes[UOP_MAX_DIMS];
   int n = 0;
@@ -355,8 +479,18 @@ uop *expand_lanes(uop *sink, bool vectors) {
   uopset_free(&seen);
   if (!n) return sink;
   uop *v = vectors ? vector_lane(sink, lanes, n) : NULL;
+  /* the lanes as wide as the vector lane first, with any loads transposed along them */
+  int64_t vw = v ? v->src[0]->arg.i : 0;
+  bool done[UOP_MAX_DIMS] = {0};
+  for (int i = 0; i < n && sink && v; i++)
+    if (lanes[i] != v && lanes[i]->src[0]->arg.i == vw && (vw == 8 || vw == 16)) sink = unroll_transposed(sink, lanes[i], v), done[i] = true;
   for (int i = 0; i < n && sink; i++)
-    if (lanes[i] != v) sink = unroll(sink, lanes[i]);
+    if (lanes[i] != v && !done[i]) sink = unroll(sink, lanes[i]);
+  /* a bf16 load left moving along v but not contiguous (a transposed one not replaced: more
+   * than MAX_TLOADS of them) has no vector form: then v is unrolled too */
+  uopset seen2 = {0}, dep2 = {0};
+  if (v && sink && bf16_left(sink, v, &seen2, &dep2)) sink = unroll(sink, v), v = NULL;
+  uopset_free(&seen2), uopset_free(&dep2);
   if (v && sink) sink = vectorize_stores(sink, v);
   return sink;
 }

@@ -407,9 +407,89 @@ static void wide_index(rc *r, const linear *l) {
   }
 }
 
+/* ---- transposes ------------------------------------------------------------------------ */
+
+/* expand's transposed loads (codegen/expand.c) leave VECTORIZE(GEP(v_0, k), .., GEP(v_w-1, k))
+ * for the columns k of w float32 (or bf16 bits) vectors of w lanes: the w vectors are
+ * transposed once in registers (the prelude's transpose_f32xw / transpose_u16xw) right
+ * after the last of them is loaded, and each column is a row of the result. */
+enum { MAX_TRANSPOSES = 32 };
+typedef struct {
+  uop *src[16];
+  int w, anchor; /* anchor: the instruction after which all of src are computed */
+  char name[16];
+  dtype dt;      /* the vectors' */
+} transpose;
+typedef struct {
+  transpose t[MAX_TRANSPOSES];
+  int n;
+  uopset col;       /* VECTORIZE -> (group << 5 | k) + 1 */
+  uopset gep_used;  /* GEP -> 1: read by something other than a grouped VECTORIZE */
+} transposes;
+
+static int column_of(uop *u, uop **src) {
+  int sc = u->dt.scalar;
+  if (u->op != OP_VECTORIZE || (sc != CG_FLOAT32 && sc != CG_BFLOAT16) || (u->dt.count != 8 && u->dt.count != 16)) return -1;
+  int w = u->dt.count;
+  for (int j = 0; j < w; j++) {
+    uop *g = u->src[j];
+    if (g->op != OP_GEP || g->arg.i != u->src[0]->arg.i || g->src[0]->dt.scalar != sc || g->src[0]->dt.count != w) return -1;
+    src[j] = g->src[0];
+    for (int q = 0; q < j; q++)
+      if (src[q] == src[j]) return -1;
+  }
+  return (int)u->src[0]->arg.i;
+}
+
+static void find_transposes(rc *r, const linear *l, transposes *ts) {
+  uopset pos = {0};
+  for (int i = 0; i < l->n; i++)
+    if (!uopset_put(&pos, l->ins[i], (void *)(uintptr_t)(i + 1))) r->nomem = true;
+  for (int i = 0; i < l->n; i++) {
+    uop *u = l->ins[i], *src[16];
+    int k = column_of(u, src), g = 0;
+    if (k < 0) {
+      for (uint32_t s = 0; s < u->nsrc; s++)
+        if (u->src[s]->op == OP_GEP && !uopset_put(&ts->gep_used, u->src[s], (void *)1)) r->nomem = true;
+      continue;
+    }
+    while (g < ts->n && (ts->t[g].dt.scalar != u->dt.scalar || ts->t[g].w != u->dt.count || memcmp(ts->t[g].src, src, sizeof(uop *) * (size_t)u->dt.count))) g++;
+    if (g == ts->n) {
+      if (g == MAX_TRANSPOSES) {
+        for (uint32_t s = 0; s < u->nsrc; s++)
+          if (!uopset_put(&ts->gep_used, u->src[s], (void *)1)) r->nomem = true;
+        continue;
+      }
+      transpose *t = &ts->t[ts->n++];
+      memcpy(t->src, src, sizeof(uop *) * (size_t)u->dt.count);
+      t->w = u->dt.count, t->anchor = -1, t->dt = src[0]->dt;
+      for (int j = 0; j < t->w; j++) {
+        int p = (int)(uintptr_t)uopset_get(&pos, src[j]) - 1;
+        if (p > t->anchor) t->anchor = p;
+      }
+    }
+    if (!uopset_put(&ts->col, u, (void *)(uintptr_t)((g << 5 | k) + 1))) r->nomem = true;
+  }
+  uopset_free(&pos);
+}
+
+/* the transposes whose vectors are all computed once instruction i is */
+static void emit_transposes(rc *r, transposes *ts, int i) {
+  for (int g = 0; g < ts->n; g++) {
+    transpose *t = &ts->t[g];
+    if (t->anchor != i) continue;
+    snprintf(t->name, sizeof t->name, "tr%d", g);
+    char lst[16 * 24] = "";
+    size_t w = 0;
+    for (int j = 0; j < t->w && w < sizeof lst; j++) w += (size_t)snprintf(lst + w, sizeof lst - w, "%s%s", j ? "," : "", name_of(r, t->src[j]));
+    line(r, "%s %s[%d] = {%s};", type_of(t->dt), t->name, t->w, lst);
+    line(r, "transpose_%s(%s);", type_of(t->dt), t->name);
+  }
+}
+
 /* ---- the kernel ------------------------------------------------------------------------ */
 
-extern const char cg_kernel_prelude[], cg_tc_prelude[];
+extern const char cg_kernel_prelude[], cg_tc_prelude[], cg_transpose_prelude[];
 
 static char *render_c(const char *name, const linear *l) {
   rc r = {0};
@@ -422,6 +502,9 @@ static char *render_c(const char *name, const linear *l) {
     if (l->ins[i]->op == OP_WMMA) tc |= (l->ins[i]->arg.i & TC_UNIT_MASK) == TC_AVX512BF16 && l->ins[i]->dt.count == 16 ? 2 : 1;
     else if (l->ins[i]->op == OP_AMX_TILE) tc |= 1; /* a call to the AMX helper (its own target) */
   if (tc) emit(&r, "%s", cg_tc_prelude);
+  transposes trs = {0};
+  find_transposes(&r, l, &trs);
+  if (trs.n) emit(&r, "%s", cg_transpose_prelude);
   /* the transcendentals this kernel uses, at the widths it uses them (vmath.c) */
   unsigned vm[OP_COUNT] = {0};
   for (int i = 0; i < l->n; i++) {
@@ -487,7 +570,17 @@ static char *render_c(const char *name, const linear *l) {
   for (int i = 0; i < l->n; i++) {
     uop *u = l->ins[i];
     const char *a[3] = {0};
+    if (i) emit_transposes(&r, &trs, i - 1);
     if (uopset_get(&fused, u)) continue;
+    uintptr_t col = (uintptr_t)uopset_get(&trs.col, u);
+    if (col) { /* a transposed column: a row of the transpose */
+      snprintf(expr, sizeof expr, "%s[%d]", trs.t[(col - 1) >> 5].name, (int)((col - 1) & 31));
+      snprintf(nm, sizeof nm, "val%d", r.nval++);
+      line(&r, "%s %s = %s;", type_of(u->dt), nm, expr);
+      set_name(&r, u, nm);
+      continue;
+    }
+    if (u->op == OP_GEP && trs.n && !uopset_get(&trs.gep_used, u) && u->src[0]->dt.count > 1) continue; /* read only through its transpose */
     switch (u->op) {
     case OP_RANGE:
       if (u->arg.v[1] == RANGE_TILE) snprintf(nm, sizeof nm, "tidx%" PRId64 "_%" PRId64, u->arg.v[0], u->arg.v[2]);
@@ -516,10 +609,12 @@ static char *render_c(const char *name, const linear *l) {
       continue;
     }
     case OP_INDEX: continue; /* spelled where it is loaded or stored */
-    case OP_VECTORIZE: {
+    case OP_VECTORIZE: { /* a bf16 vector holds bits: each (float) lane's */
       size_t w = (size_t)snprintf(expr, sizeof expr, "(%s){", type_of(u->dt));
       for (uint32_t s = 0; s < u->nsrc && w < sizeof expr; s++)
-        w += (size_t)snprintf(expr + w, sizeof expr - w, dt_is_bool(u->dt) ? "%s-(int32_t)(%s)" : "%s%s", s ? "," : "", name_of(&r, u->src[s]));
+        w += (size_t)snprintf(expr + w, sizeof expr - w,
+                              dt_is_bool(u->dt) ? "%s-(int32_t)(%s)" : u->dt.scalar == CG_BFLOAT16 ? "%sf32_to_bf16(%s)" : "%s%s", s ? "," : "",
+                              name_of(&r, u->src[s]));
       if (w < sizeof expr) snprintf(expr + w, sizeof expr - w, "}");
       break;
     }
@@ -536,8 +631,9 @@ static char *render_c(const char *name, const linear *l) {
     case OP_TILE_AT:
       snprintf(expr, sizeof expr, "%s[%s]", name_of(&r, u->src[0]), name_of(&r, u->src[1]));
       break;
-    case OP_GEP:
-      snprintf(expr, sizeof expr, dt_is_bool(u->dt) ? "(%s[%" PRId64 "]!=0)" : "%s[%" PRId64 "]", name_of(&r, u->src[0]), u->arg.i);
+    case OP_GEP: /* a lane of a bf16 vector: its bits as the float it is */
+      snprintf(expr, sizeof expr, dt_is_bool(u->dt) ? "(%s[%" PRId64 "]!=0)" : u->dt.scalar == CG_BFLOAT16 ? "bf16_to_f32(%s[%" PRId64 "])" : "%s[%" PRId64 "]",
+               name_of(&r, u->src[0]), u->arg.i);
       break;
     case OP_STORE: {
       uop *ix = u->src[0], *b = ix->src[0];
@@ -608,6 +704,8 @@ done:
   free(r.strs);
   uopset_free(&r.names);
   uopset_free(&fused);
+  uopset_free(&trs.col);
+  uopset_free(&trs.gep_used);
   uopset_free(&r.wide);
   return r.buf;
 }

@@ -23,7 +23,9 @@ static void bf16_backward(uop *node, uop *g, uop **d) {
   cg_scope_begin();
   cg_tensor *x = tensor_new(node->src[1]), *w = tensor_new(node->src[2]), *x16 = tensor_new(node->src[3]);
   cg_tensor *g2 = rows(tensor_new(g));                                              /* (N, out) */
-  cg_tensor *g16 = bf16_copy(g2), *g16t = bf16_copy(cg_transpose(g2, 0, 1));         /* (N, out), (out, N) */
+  /* g rounded once: g16t is g16's bits transposed (a copy that moves half the bytes of a
+   * float32 source and does not compute g's producer, e.g. GELU's backward, again) */
+  cg_tensor *g16 = bf16_copy(g2), *g16t = cg_contiguous(cg_transpose(g16, 0, 1)); /* (N, out), (out, N) */
   cg_tensor *dx = cg_matmul(f32(g16), f32(cg_cast(cg_detach(w), CG_BFLOAT16)));       /* (N, in) */
   cg_tensor *dw = cg_matmul(f32(g16t), f32(x16));                                   /* (out, in) */
   cg_tensor *r[2] = {cg_cast(cg_reshape(dx, cg_shape(x), cg_ndim(x)), cg_dtype_of(x)), cg_cast(dw, cg_dtype_of(w))};

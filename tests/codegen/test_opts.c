@@ -259,9 +259,10 @@ static void selector_unroll(void) {
 }
 
 /* A transposed copy (x * y made contiguous as its transpose, float32 and bfloat16 out): the
- * heuristic unrolls the dim the loads are contiguous in and puts the vector dim's loop
- * outermost (opt_transpose_tile); the result is the transpose, checked element by
- * element, for sizes the 16-wide tiles divide and for a 40-wide one (8-wide lanes). */
+ * heuristic unrolls the dim the loads are contiguous in (opt_transpose_tile) and, where
+ * the two widths differ (no in-register transpose: gathers), puts the vector dim's loop
+ * outermost; the result is the transpose, checked element by element, for sizes the
+ * 16-wide tiles divide and for a 40-wide one (8-wide lanes). */
 static void transpose_tile(int64_t m, int64_t n, const char *want_f32, const char *want_bf16) {
   cg_tensor *x = rand_t((int64_t[]){m, n}, 2), *y = rand_t((int64_t[]){m, n}, 2);
   float *hx = malloc(sizeof(float) * (size_t)(m * n)), *hy = malloc(sizeof(float) * (size_t)(m * n)), *got = malloc(sizeof(float) * (size_t)(m * n));
@@ -318,7 +319,8 @@ static void selector_unroll_merged(void) {
 
 int main(void) {
   cg_scope_begin();
-  transpose_tile(96, 64, "UPCAST(1,16) UPCAST(0,16) TILE(1,1) THREAD(0)", "UPCAST(1,16) UPCAST(0,16) TILE(1,1) THREAD(0)");
+  /* 16 x 16 tiles transposed in registers (expand.c): rows of the output in order */
+  transpose_tile(96, 64, "UPCAST(1,16) UPCAST(0,16) THREAD(0)", "UPCAST(1,16) UPCAST(0,16) THREAD(0)");
   transpose_tile(40, 48, "UPCAST(1,8) UPCAST(0,16) TILE(1,1) THREAD(0)", "UPCAST(1,8) UPCAST(0,16) TILE(1,1) THREAD(0)");
   transpose_tile(33, 17, "PADTO(1,16) UPCAST(1,16) THREAD(0)", "THREAD(0)"); /* 17 wide: no 8-lane tile */
   pin_batched(8, 256, 64, "UPCAST(2,16) UPCAST(2,2) UPCAST(1,8) THREAD(0)"); /* packed k.T, the GEMM branch; 8 batches: threads take batches */
