@@ -13,8 +13,9 @@ set -euo pipefail
 build=${1:-build}
 shift || true
 here=$(cd "$(dirname "$0")" && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# KEEP=dir keeps each kernel's source, .so and meta there (kNNN.c: time one again with
+# kernel_cpu_time, its arguments from kNNN.meta)
+if [ -n "${KEEP:-}" ]; then work=$KEEP; mkdir -p "$work"; else work=$(mktemp -d); trap 'rm -rf "$work"' EXIT; fi
 model=${*:-"--layers 6 --embd 384 --heads 6 --block 256 --batch 8"}
 cc -O2 -o "$work/time" "$here/kernel_cpu_time.c" -ldl
 echo "load average: $(cat /proc/loadavg); $(grep -m1 'model name' /proc/cpuinfo); 1 thread, thread CPU time; $model"

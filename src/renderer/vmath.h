@@ -13,7 +13,8 @@
  *
  *   exp2  x = k + f, k = rint(x), f in [-1/2, 1/2]; 2^f = 1 + f*(E0 + f*(E1 + ... f*E5))
  *         (approximation error 2.0e-9 relative); 2^k applied as two exact powers of two so
- *         results down to the smallest denormal round once. x >= 128 -> inf, x < -150 -> +0
+ *         results down to the smallest denormal round once (under AVX-512 by vscalefps,
+ *         which rounds once too: the same bits). x >= 128 -> inf, x < -150 -> +0
  *         (through clamping to [-151, 129]), NaN -> NaN. Measured 0.952 ulp.
  *   log2  x = 2^e * m, m in [sqrt(1/2), sqrt(2)) (denormals scaled by 2^23 first), r = m - 1;
  *         log2(x) = e + r*(L0 + r*(L1 + ... r*L9)) (approximation error 4.1e-9 relative),

@@ -21,6 +21,11 @@ typedef struct {
   uint64_t nomem0;    /* uop_nomem_events() at the start: walks stop once it moves */
   uopset walked[4];   /* per context: node -> the axes it was walked with + 1, this root */
   uopset staged;      /* a COPY whose source is realized only to make a view contiguous -> 1 */
+  uopset ew_cost;     /* ALU node -> 1 + the cost of computing it once (ew_cost) */
+  uopset ew_owner;    /* costly shared ALU node -> the realize point whose kernel computes it */
+  uopset ew_shared;   /* costly ALU node reached from two kernels -> 1 (kept across passes) */
+  uop **shared;       /* the same, in the order found */
+  size_t nshared, capshared;
   bool custom;        /* a CUSTOM node was met (toposort) */
 } sched_ctx;
 static bool sched_failed(const sched_ctx *c) { return uop_nomem_events() != c->nomem0; }
@@ -119,6 +124,27 @@ static bool view_of_buffer(uop *u) {
   return u->op == OP_BUFFER || u->op == OP_CONTIGUOUS || u->op == OP_COPY || u->op == OP_ASSIGN;
 }
 
+/* An elementwise value costing at least this much per element (ew_cost: a transcendental
+ * counts as its vmath body, ~20 ops) is realized once when two kernels read it, not
+ * recomputed in each: GELU's backward (two exp2 and two polynomials, ~100) feeds a bf16
+ * cast, a transposed bf16 cast and the bias gradient's sum, and cost three times its
+ * work; softmax's exp (~25) and tanh-GELU's backward (~60) stay fused. Realizing costs
+ * one store and a load per reader, a few ops' time per element. */
+enum { EW_EXPENSIVE = 80, EW_COST_MAX = 1 << 20 };
+
+static int ew_cost(sched_ctx *c, uop *u) {
+  /* a load, a kernel's own, or a broadcast value (computed once per row, or hoisted out
+   * of the loops: LayerNorm's statistics, AdamW's learning rate) */
+  if ((!op_is_alu(u->op) && !op_is_movement(u->op) && u->op != OP_DETACH) || u->op == OP_EXPAND) return 0;
+  uintptr_t m = (uintptr_t)uopset_get(&c->ew_cost, u);
+  if (m) return (int)(m - 1);
+  int n = u->op == OP_EXP2 || u->op == OP_LOG2 || u->op == OP_SIN ? 20 : u->op == OP_RECIPROCAL || u->op == OP_SQRT ? 4 : op_is_alu(u->op);
+  for (uint32_t i = 0; i < u->nsrc && n < EW_COST_MAX; i++) n += ew_cost(c, u->src[i]);
+  if (n > EW_COST_MAX) n = EW_COST_MAX; /* shared subgraphs count once per path: bounded */
+  uopset_put(&c->ew_cost, u, (void *)(uintptr_t)(n + 1));
+  return n;
+}
+
 /* C_DIRECT: computed once per output element; C_REDUCE: inside a reduction, over its
  * axes; C_OTHER: repeated through a broadcast; C_OTHER_R: repeated through a broadcast or a
  * window inside a reduction. */
@@ -157,6 +183,15 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
   if (u != root && ctx == C_OTHER_R && op_is_alu(u->op) && !(u->op == OP_CAST && u->src[0]->op != OP_REDUCE && !op_is_alu(u->src[0]->op))) {
     mark(c, u);
     return;
+  }
+  if (u != root && op_is_alu(u->op) && (uintptr_t)uopset_get(&c->uses, u) > 1 && ew_cost(c, u) >= EW_EXPENSIVE) {
+    uop *owner = uopset_get(&c->ew_owner, u);
+    if (owner && owner != root) { /* a second kernel: realized, and the walk starts again (sched_build) */
+      if (uopset_add(&c->ew_shared, u) > 0 && grow((void ***)&c->shared, c->nshared, &c->capshared)) c->shared[c->nshared++] = u;
+      mark(c, u);
+      return;
+    }
+    uopset_put(&c->ew_owner, u, root);
   }
   if (u->op == OP_REDUCE && u != root) {
     /* a reduction that a second kernel reaches (through elementwise consumers it shares,
@@ -801,22 +836,34 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
     free(o);
     return ok;
   }
-  for (int i = 0; i < nouts; i++)
-    if (!plain_buffer(outs[i])) mark(&c, outs[i]);
-  for (size_t w = 0; w < c.nwork; w++) {
-    uop *r = c.work[w];
-    c.reduce_axes = r->op == OP_REDUCE ? r->arg.n - 1 : 0;
-    visit(&c, r, r, C_DIRECT, 0);
-    for (int k = 0; k < 4; k++) uopset_free(&c.walked[k]);
-    if (r->op == OP_ASSIGN && view_store_base(r->src[0])) {
-      uopset seen = {0};
-      bool g = guard_assign(&c, r->src[1], r, true, &seen);
-      uopset_free(&seen);
-      if (!g) {
-        guard_failed = true;
-        break;
+  /* the realize points; a costly value found shared by two kernels is realized and the
+   * walk starts again with it a realize point from the start, so the kernels that were
+   * walked through it (and the reductions they claimed below it) are decided anew */
+  for (size_t pass = 0; !guard_failed; pass++) {
+    size_t found = c.nshared;
+    if (pass) {
+      uopset_free(&c.realize), uopset_free(&c.fused_in), uopset_free(&c.ew_owner), uopset_free(&c.staged);
+      c.nwork = 0;
+    }
+    for (int i = 0; i < nouts; i++)
+      if (!plain_buffer(outs[i])) mark(&c, outs[i]);
+    for (size_t i = 0; i < found; i++) mark(&c, c.shared[i]);
+    for (size_t w = 0; w < c.nwork; w++) {
+      uop *r = c.work[w];
+      c.reduce_axes = r->op == OP_REDUCE ? r->arg.n - 1 : 0;
+      visit(&c, r, r, C_DIRECT, 0);
+      for (int k = 0; k < 4; k++) uopset_free(&c.walked[k]);
+      if (r->op == OP_ASSIGN && view_store_base(r->src[0])) {
+        uopset seen = {0};
+        bool g = guard_assign(&c, r->src[1], r, true, &seen);
+        uopset_free(&seen);
+        if (!g) {
+          guard_failed = true;
+          break;
+        }
       }
     }
+    if (c.nshared == found || sched_failed(&c)) break;
   }
   /* kernels in dependency order */
   uop **pts = ir_malloc(sizeof(uop *) * (c.nwork ? c.nwork : 1));
@@ -875,6 +922,8 @@ bool sched_build(uop *const *outs, int nouts, schedule *s) {
   uopset_free(&c.realize);
   uopset_free(&c.fused_in);
   uopset_free(&c.staged);
+  uopset_free(&c.ew_cost), uopset_free(&c.ew_owner), uopset_free(&c.ew_shared);
+  free(c.shared);
   uopset_free(&realized);
   if (!ok) {
     if (sched_failed(&c) && cg_last_status() != CG_ERR_NOMEM) cg_fail(CG_ERR_NOMEM, "out of memory while scheduling");

@@ -140,6 +140,7 @@ static void test_erf_ulp(void) {
     x[i] = (float)r, xd[i] = r;
   }
   x[0] = 0, x[1] = -0.0f, x[2] = INFINITY, x[3] = -INFINITY, x[4] = 0.927734375f, x[5] = 0.9277343f, x[6] = 4, x[7] = 1e-30f;
+  x[8] = 1e20f, x[9] = -3e38f; /* the small-|x| polynomial overflows (to NaN) in these lanes: the select drops it */
   cg_scope_begin();
   cg_tensor *t = cg_from_data(x, CG_FLOAT32, (int64_t[]){N}, 1);
   float *got = malloc(sizeof(float) * N);
@@ -168,7 +169,7 @@ static void test_erf_ulp(void) {
   CHECK(tb && cg_dtype_of(tb) == CG_BFLOAT16 && th && cg_dtype_of(th) == CG_FLOAT16, "erf keeps 16-bit dtypes");
   double *gb = read_f64(tb), *gh = read_f64(th), *xb = read_f64(cg_cast(t, CG_BFLOAT16)), *xh = read_f64(cg_cast(t, CG_FLOAT16));
   int bad = 0;
-  for (int i = 8; gb && gh && xb && xh && i < N; i++) {
+  for (int i = 10; gb && gh && xb && xh && i < N; i++) {
     bad += !(fabs(gb[i] - erf(xb[i])) <= 7.8125e-3 * fabs(erf(xb[i])) + 1e-30);
     bad += !(fabs(gh[i] - erf(xh[i])) <= 9.765625e-4 * fabs(erf(xh[i])) + 6e-8);
   }

@@ -2,7 +2,9 @@
  *   relu(a*b+c).sum(1) is 1 kernel; matmul as broadcast-multiply-sum is 1 kernel; 20
  *   elementwise ops over views are 1 kernel; softmax over the last axis is 2 kernels; a sum
  *   over 10M elements runs on every thread; a product's producer stays out of a reader
- *   with its own product (attention's backward: p and ds are two kernels, not one). */
+ *   with its own product (attention's backward: p and ds are two kernels, not one); a
+ *   costly elementwise value (GELU's backward) read by three kernels is stored once, a
+ *   cheap one (a*b+c) is computed in each reader. */
 #include "cgrad.h"
 #include "check.h"
 #include <math.h>
@@ -137,6 +139,49 @@ int main(void) {
       CHECK(cg_read(outs[o], CG_FLOAT32, got, (size_t)(R * K) * sizeof(float)) == CG_OK);
       CHECK(close_to(got, want, R * K, 1e-4), "attention backward's product %d values", o);
     }
+  }
+  { /* GELU's backward dh = g (Phi(h) + h phi(h)), two exp2 and two polynomials an element,
+     * read by a transposed copy, a column sum and a row sum (a transformer MLP's: the bf16
+     * casts for both products and the bias gradient): stored by one kernel and read by
+     * three, not computed three times; a*b+c read the same way is computed in each */
+    static float h[N * M], g[N * M], got[N * M];
+    static double dref[N * M];
+    for (int i = 0; i < N * M; i++) h[i] = 3 * frand(), g[i] = frand(); /* both of erf's pieces */
+    cg_tensor *th = cg_from_data(h, CG_FLOAT32, (int64_t[]){N, M}, 2), *tg = cg_from_data(g, CG_FLOAT32, (int64_t[]){N, M}, 2);
+    CHECK(cg_set_requires_grad(th, true) == CG_OK);
+    CHECK(cg_backward_with(cg_gelu(th), tg) == CG_OK, "backward: %s", cg_last_error());
+    cg_tensor *dh = cg_grad(th);
+    int a0 = 0, a1 = 1;
+    cg_tensor *outs[3] = {cg_contiguous(cg_transpose(dh, 0, 1)), cg_sum(dh, &a0, 1, false), cg_sum(dh, &a1, 1, false)};
+    uint64_t k0 = cg_get_stats().kernels_run;
+    CHECK(cg_realize_many(outs, 3) == CG_OK, "realize failed: %s", cg_last_error());
+    uint64_t nk = cg_get_stats().kernels_run - k0;
+    CHECK(nk == 4, "GELU's backward stored once and read by three kernels: 4 kernels (got %llu)", (unsigned long long)nk);
+    for (int i = 0; i < N * M; i++) {
+      double x = h[i];
+      dref[i] = g[i] * (0.5 * (1 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2 * M_PI));
+    }
+    static double tr[N * M], cs[M], rs[N];
+    memset(cs, 0, sizeof cs), memset(rs, 0, sizeof rs);
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < M; j++) tr[j * N + i] = dref[i * M + j], cs[j] += dref[i * M + j], rs[i] += dref[i * M + j];
+    CHECK(cg_read(outs[0], CG_FLOAT32, got, N * M * sizeof(float)) == CG_OK);
+    CHECK(close_to(got, tr, N * M, 1e-5), "GELU backward values (transposed)");
+    CHECK(cg_read(outs[1], CG_FLOAT32, got, M * sizeof(float)) == CG_OK);
+    CHECK(close_to(got, cs, M, 1e-5), "GELU backward column sums");
+    CHECK(cg_read(outs[2], CG_FLOAT32, got, N * sizeof(float)) == CG_OK);
+    CHECK(close_to(got, rs, N, 1e-5), "GELU backward row sums");
+    cg_tensor *e = cg_add(cg_mul(th, tg), tg);
+    cg_tensor *outs2[2] = {cg_contiguous(cg_transpose(e, 0, 1)), cg_sum(e, &a0, 1, false)};
+    k0 = cg_get_stats().kernels_run;
+    CHECK(cg_realize_many(outs2, 2) == CG_OK, "realize failed: %s", cg_last_error());
+    nk = cg_get_stats().kernels_run - k0;
+    CHECK(nk == 2, "a*b+c read by two kernels is computed in each: 2 kernels (got %llu)", (unsigned long long)nk);
+    memset(cs, 0, sizeof cs);
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < M; j++) cs[j] += (double)h[i * M + j] * g[i * M + j] + g[i * M + j];
+    CHECK(cg_read(outs2[1], CG_FLOAT32, got, M * sizeof(float)) == CG_OK);
+    CHECK(close_to(got, cs, M, 1e-5), "a*b+c column sums");
   }
   { /* a sum over 10M elements is split so every thread works */
     int64_t n = 10 * 1000 * 1000;
