@@ -27,20 +27,10 @@ static void collect_out(uop *u, uopset *seen, uop **rng, int *nr) {
   for (uint32_t i = 0; i < u->nsrc; i++) collect_out(u->src[i], seen, rng, nr);
 }
 
-/* Whether an IDIV or MOD below u reads r. memo: 1 no, 2 yes; dep: depends on r. */
-static bool depends(uop *u, uop *r, uopset *memo) {
-  if (u == r) return true;
-  uintptr_t m = (uintptr_t)uopset_get(memo, u);
-  if (m) return m == 2;
-  bool d = false;
-  if (u->op != OP_DEFINE_GLOBAL)
-    for (uint32_t i = 0; i < u->nsrc && !d; i++) d = depends(u->src[i], r, memo);
-  uopset_put(memo, u, (void *)(uintptr_t)(1 + d));
-  return d;
-}
+/* Whether an IDIV or MOD below u reads r (dep: uop_depends' memo for r). */
 static bool divmod_of(uop *u, uop *r, uopset *seen, uopset *dep) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return false;
-  if ((u->op == OP_IDIV || u->op == OP_MOD) && depends(u, r, dep)) return true;
+  if ((u->op == OP_IDIV || u->op == OP_MOD) && uop_depends(u, r, dep)) return true;
   for (uint32_t i = 0; i < u->nsrc; i++)
     if (divmod_of(u->src[i], r, seen, dep)) return true;
   return false;

@@ -63,22 +63,13 @@ static void collect_index(uop *u, uopset *seen, uop **out, int *n, int max) {
   if (u->op == OP_INDEX && *n < max) out[(*n)++] = u;
   for (uint32_t i = 0; i < u->nsrc; i++) collect_index(u->src[i], seen, out, n, max);
 }
-static bool depends_on(uop *u, uop *r, uopset *memo) {
-  if (u == r) return true;
-  uintptr_t m = (uintptr_t)uopset_get(memo, u);
-  if (m) return m == 2;
-  bool d = false;
-  for (uint32_t i = 0; i < u->nsrc && !d; i++) d = u->src[i]->op != OP_DEFINE_GLOBAL && depends_on(u->src[i], r, memo);
-  uopset_put(memo, u, (void *)(uintptr_t)(d ? 2 : 1));
-  return d;
-}
 /* How many loads an upcast of (a, b) shares between lanes: those that read the same
  * element for every lane of one of the two dims. */
 static int shared_loads(uop **ix, int nix, uop *a, uop *b) {
   uopset ma = {0}, mb = {0};
   int score = 0;
   for (int i = 0; i < nix; i++) {
-    bool da = depends_on(ix[i]->src[1], a, &ma), db = depends_on(ix[i]->src[1], b, &mb);
+    bool da = uop_depends(ix[i]->src[1], a, &ma), db = uop_depends(ix[i]->src[1], b, &mb);
     score += da != db;
   }
   uopset_free(&ma);
@@ -170,7 +161,7 @@ static void collect_reduces(uop *u, uopset *seen, uop **out, int *n) {
 }
 static bool moves_with(uop *off, uop *r) {
   uopset m = {0};
-  bool d = depends_on(off, r, &m);
+  bool d = uop_depends(off, r, &m);
   uopset_free(&m);
   return d;
 }

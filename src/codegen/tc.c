@@ -142,18 +142,9 @@ typedef struct {
   int64_t lda, ldb;
 } amx_plan;
 
-static bool dep(uop *u, uop *r, uopset *memo) {
-  if (u == r) return true;
-  uintptr_t m = (uintptr_t)uopset_get(memo, u);
-  if (m) return m == 2;
-  bool d = false;
-  for (uint32_t i = 0; i < u->nsrc && !d; i++) d = u->src[i]->op != OP_DEFINE_GLOBAL && dep(u->src[i], r, memo);
-  uopset_put(memo, u, (void *)(uintptr_t)(d ? 2 : 1));
-  return d;
-}
 static bool depends_on(uop *u, uop *r) {
   uopset memo = {0};
-  bool d = dep(u, r, &memo);
+  bool d = uop_depends(u, r, &memo);
   uopset_free(&memo);
   return d;
 }

@@ -346,3 +346,14 @@ size_t uop_dag_size(uop *u) {
   uopset_free(&seen);
   return n;
 }
+
+bool uop_depends(uop *u, uop *r, uopset *memo) {
+  if (u == r) return true;
+  uintptr_t m = (uintptr_t)uopset_get(memo, u);
+  if (m) return m == 2;
+  bool d = false;
+  if (u->op != OP_DEFINE_GLOBAL)
+    for (uint32_t i = 0; i < u->nsrc && !d; i++) d = uop_depends(u->src[i], r, memo);
+  uopset_put(memo, u, (void *)(uintptr_t)(1 + d));
+  return d;
+}

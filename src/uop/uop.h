@@ -154,6 +154,10 @@ const char *uop_check(int op, dtype dt, uop *const *src, int nsrc, const uarg *a
 void uop_compute_bounds(uop *u);
 /* Whether the node's exact integer range fits its dtype (no wrap-around possible). */
 bool uop_fits(const uop *u);
+/* Whether u reads r (u is r, or r is below it; not through a DEFINE_GLOBAL). memo (a
+ * uopset kept across calls with the same r): 1 no, 2 yes. */
+struct uopset;
+bool uop_depends(uop *u, uop *r, struct uopset *memo);
 
 /* alu.c: evaluate an ALU op on constant operands. Ints wrap at the dtype's width, IDIV
  * and MOD truncate (division by zero gives 0). Returns false for non-ALU ops. */

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-typedef struct {
+typedef struct uopset {
   void **keys, **vals;
   size_t cap, n;
 } uopset;
