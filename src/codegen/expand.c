@@ -34,17 +34,6 @@ static void collect_lanes(uop *u, uopset *seen, uop **out, int *n) {
   for (uint32_t i = 0; i < u->nsrc; i++) collect_lanes(u->src[i], seen, out, n);
 }
 
-static bool depends(uop *u, uop *lane, uopset *memo) {
-  if (u == lane) return true;
-  uintptr_t m = (uintptr_t)uopset_get(memo, u);
-  if (m) return m == 2;
-  bool d = false;
-  if (u->op != OP_DEFINE_GLOBAL)
-    for (uint32_t i = 0; i < u->nsrc && !d; i++) d = depends(u->src[i], lane, memo);
-  uopset_put(memo, u, (void *)(uintptr_t)(1 + d));
-  return d;
-}
-
 /* Whether off is base + lane for every lane (k = 1 .. n-1). */
 static bool contiguous(uop *off, uop *lane, int64_t n) {
   uop *base = with_lane(off, lane, 0);
@@ -73,7 +62,7 @@ static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w);
 static bool vectorizable(uop *u, uop *lane, uop *const *others, int nothers, uopset *dep, uopset *seen) {
   int fresh = uopset_add(seen, u);
   if (fresh < 0) return false; /* out of memory: not a vector (the pass fails on it anyway) */
-  if (fresh == 0 || !depends(u, lane, dep)) return true;
+  if (fresh == 0 || !uop_depends(u, lane, dep)) return true;
   if (u->op == OP_GEP || u->op == OP_VECTORIZE || u->dt.count > 1) return false; /* vectors already */
   if (u->op == OP_TILE_AT) return false;                                           /* an AMX tile's lanes are read one by one */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
@@ -149,7 +138,7 @@ static bool native(int op, dtype d, dtype sd) {
 
 static uop *vec_uncached(vctx *c, uop *x) {
   if (!x) return NULL;
-  if (!depends(x, c->lane, &c->dep)) return x;
+  if (!uop_depends(x, c->lane, &c->dep)) return x;
   if (x == c->lane) {
     uop *s[16];
     for (int64_t k = 0; k < c->w; k++) s[k] = ci(k);
@@ -249,21 +238,6 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
   return out;
 }
 
-static uop *unroll(uop *sink, uop *lane) {
-  int64_t n = lane->src[0]->arg.i;
-  uop **st = ir_malloc(sizeof(uop *) * (size_t)n * sink->nsrc);
-  if (!st) return NULL;
-  int ns = 0;
-  for (int64_t k = 0; k < n; k++) {
-    uop *body = with_lane(sink, lane, k);
-    if (!body) return free(st), NULL; /* out of memory */
-    for (uint32_t i = 0; i < body->nsrc; i++) st[ns++] = body->src[i];
-  }
-  uop *out = uop_new(OP_SINK, dt_void(), st, ns, arg_none());
-  free(st);
-  return out;
-}
-
 static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w) {
   return u->op == OP_LOAD && (u->dt.scalar == CG_FLOAT32 || u->dt.scalar == CG_BFLOAT16) && u->dt.count <= 1 && u->src[0]->nsrc == 2 && u->nsrc == 1 &&
          ul->src[0]->arg.i == w && !contiguous(u->src[0]->src[1], vl, w) && contiguous(u->src[0]->src[1], ul, w);
@@ -280,7 +254,7 @@ static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w) {
  * transposed is a vector of bits, as a contiguous one is.) */
 static void transposed_loads(uop *u, uop *ul, uop *vl, int64_t w, uopset *dep_v, uopset *seen, uop **out, int *n, int max) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
-  if (transposed_load(u, ul, vl, w) && depends(u, vl, dep_v)) {
+  if (transposed_load(u, ul, vl, w) && uop_depends(u, vl, dep_v)) {
     if (*n < max) out[(*n)++] = u;
     return;
   }
@@ -301,38 +275,45 @@ static const rw_rule subst_load_rules[] = {RULE("LOAD", subst_load)};
 static RULESET(rs_subst_load, "expand_transposed_loads", subst_load_rules);
 
 enum { MAX_TLOADS = 8 };
-/* unroll u with its transposed loads (above) as columns of vector loads along u */
-static uop *unroll_transposed(uop *sink, uop *u, uop *v) {
-  int64_t w = u->src[0]->arg.i;
-  uop *ld[MAX_TLOADS];
-  int nl = 0;
-  uopset dep = {0}, seen = {0};
-  transposed_loads(sink, u, v, w, &dep, &seen, ld, &nl, MAX_TLOADS);
-  uopset_free(&dep), uopset_free(&seen);
-  if (!nl) return unroll(sink, u);
-  uop *lv[MAX_TLOADS], *from[MAX_TLOADS], *to[MAX_TLOADS];
-  for (int i = 0; i < nl; i++) {
-    uop *ix = ld[i]->src[0];
-    uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)w), ADDR_GLOBAL), ix->src[0], with_lane(ix->src[1], u, 0));
-    lv[i] = uop_new1(OP_LOAD, dt_vec(ld[i]->dt, (int)w), vix, arg_none());
-  }
-  uop **st = ir_malloc(sizeof(uop *) * (size_t)w * sink->nsrc);
+/* sink once per lane k of `lane` (its copies side by side); with transposed loads ld (nl of
+ * them, above), lane k of each is lane k of its vector load lv */
+static uop *unroll_with(uop *sink, uop *lane, uop *const *ld, uop *const *lv, int nl) {
+  int64_t n = lane->src[0]->arg.i;
+  uop **st = ir_malloc(sizeof(uop *) * (size_t)n * sink->nsrc), *from[MAX_TLOADS], *to[MAX_TLOADS];
   if (!st) return NULL;
   int ns = 0;
-  for (int64_t k = 0; k < w; k++) {
-    uop *body = with_lane(sink, u, k);
+  for (int64_t k = 0; k < n; k++) {
+    uop *body = with_lane(sink, lane, k);
+    if (body && nl) {
+      /* lane k of each transposed load (as the whole sink simplified it: hash-consing makes
+       * it the same node; one not found stays a gather, still right) */
+      for (int i = 0; i < nl; i++) from[i] = with_lane(ld[i], lane, k), to[i] = uop_new1(OP_GEP, ld[i]->dt, lv[i], arg_int(k));
+      subst_set ss = {from, to, nl};
+      body = graph_rewrite(body, &rs_subst_load, &ss);
+    }
     if (!body) return free(st), NULL; /* out of memory */
-    /* lane k of each transposed load (as the whole sink simplified it: hash-consing makes
-     * it the same node; one not found stays a gather, still right) */
-    for (int i = 0; i < nl; i++) from[i] = with_lane(ld[i], u, k), to[i] = uop_new1(OP_GEP, ld[i]->dt, lv[i], arg_int(k));
-    subst_set ss = {from, to, nl};
-    body = graph_rewrite(body, &rs_subst_load, &ss);
-    if (!body) return free(st), NULL;
     for (uint32_t i = 0; i < body->nsrc; i++) st[ns++] = body->src[i];
   }
   uop *out = uop_new(OP_SINK, dt_void(), st, ns, arg_none());
   free(st);
   return out;
+}
+static uop *unroll(uop *sink, uop *lane) { return unroll_with(sink, lane, NULL, NULL, 0); }
+
+/* unroll u with its transposed loads (above) as columns of vector loads along u */
+static uop *unroll_transposed(uop *sink, uop *u, uop *v) {
+  int64_t w = u->src[0]->arg.i;
+  uop *ld[MAX_TLOADS], *lv[MAX_TLOADS];
+  int nl = 0;
+  uopset dep = {0}, seen = {0};
+  transposed_loads(sink, u, v, w, &dep, &seen, ld, &nl, MAX_TLOADS);
+  uopset_free(&dep), uopset_free(&seen);
+  for (int i = 0; i < nl; i++) {
+    uop *ix = ld[i]->src[0];
+    uop *vix = uop_new2(OP_INDEX, dt_ptr(dt_vec(ix->src[0]->dt, (int)w), ADDR_GLOBAL), ix->src[0], with_lane(ix->src[1], u, 0));
+    lv[i] = uop_new1(OP_LOAD, dt_vec(ld[i]->dt, (int)w), vix, arg_none());
+  }
+  return unroll_with(sink, u, ld, lv, nl);
 }
 
 static bool in_reduction(uop *u, uopset *memo) {
@@ -352,9 +333,9 @@ static bool in_reduction(uop *u, uopset *memo) {
 static void loads_along(uop *u, uop *lane, int64_t w, uopset *dep, uopset *seen, uopset *red, bool *contig, bool *reduce) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return;
   if (u->op == OP_REDUCE) *reduce = true;
-  if (u->op == OP_LOAD && depends(u, lane, dep) && in_reduction(u->src[0], red)) {
+  if (u->op == OP_LOAD && uop_depends(u, lane, dep) && in_reduction(u->src[0], red)) {
     uop *ix = u->src[0];
-    if ((ix->nsrc > 2 && depends(ix->src[2], lane, dep)) || !contiguous(ix->src[1], lane, w)) *contig = false;
+    if ((ix->nsrc > 2 && uop_depends(ix->src[2], lane, dep)) || !contiguous(ix->src[1], lane, w)) *contig = false;
   }
   for (uint32_t i = 0; i < u->nsrc; i++) loads_along(u->src[i], lane, w, dep, seen, red, contig, reduce);
 }
@@ -377,7 +358,7 @@ static uop *vector_lane(uop *sink, uop **lanes, int n) {
       /* a bf16 copy only of a value that moves along the lane (a vector load of bits; a
        * lane-invariant one would be a broadcast of its float value) */
       bool cont = contiguous(ix->src[1], lanes[i], w),
-           bst = bf16_store(sink->src[s]) || (bf16_copy(sink->src[s]) && depends(sink->src[s]->src[1], lanes[i], &dep));
+           bst = bf16_store(sink->src[s]) || (bf16_copy(sink->src[s]) && uop_depends(sink->src[s]->src[1], lanes[i], &dep));
       /* a gated store (PADTO's tail) is a vector only where it is contiguous; a bf16 one
        * (rounded or copied bits) only contiguous */
       ok = (vec_dtype(ix->src[0]->dt) || bst) && (cont || (ix->nsrc <= 2 && !bst));
@@ -441,7 +422,7 @@ static RULESET(rs_reduce_lanes, "expand_reduce_lanes", reduce_lane_rules);
 
 static bool bf16_left(uop *u, uop *v, uopset *seen, uopset *dep) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return false;
-  if (u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && depends(u, v, dep) && !bf16_vec_load(u, v)) return true;
+  if (u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && uop_depends(u, v, dep) && !bf16_vec_load(u, v)) return true;
   for (uint32_t i = 0; i < u->nsrc; i++)
     if (bf16_left(u->src[i], v, seen, dep)) return true;
   return false;
