@@ -1,6 +1,8 @@
 /* What every generated C kernel starts with: headers, and the small-float formats (stored
  * as bits, computed in float, rounded to nearest even like the library's conversions). */
 #include "render.h"
+#include <pthread.h>
+#include <stdio.h>
 
 const char cg_kernel_prelude[] =
     /* guarded: several kernels compile as one translation unit (runtime/cpu.c) */
@@ -244,120 +246,43 @@ const char cg_tc_prelude[] =
  * becomes x[j][i]. log2(w) stages; stage d swaps bit d of the row with bit d of the column
  * (rows i and i + d exchange their halves of each 2d-lane block): w/2 pairs, two 2-input
  * shuffles each (vpermt2ps / vshufps / vpermt2w), so a 16x16 block costs 64 shuffles
- * instead of 16 gathers. Emitted with kernels whose expand left a transpose (render_c.c). */
-const char cg_transpose_prelude[] =
-    "#if defined(__GNUC__) && !defined(__clang__)\n"
-    "static inline __attribute__((always_inline)) void transpose_f32x8(f32x8 *x) {\n"
-    "  f32x8 a, b;\n"
-    "  a = x[0], b = x[1]; x[0] = __builtin_shuffle(a, b, (i32x8){0,8,2,10,4,12,6,14}); x[1] = __builtin_shuffle(a, b, (i32x8){1,9,3,11,5,13,7,15});\n"
-    "  a = x[2], b = x[3]; x[2] = __builtin_shuffle(a, b, (i32x8){0,8,2,10,4,12,6,14}); x[3] = __builtin_shuffle(a, b, (i32x8){1,9,3,11,5,13,7,15});\n"
-    "  a = x[4], b = x[5]; x[4] = __builtin_shuffle(a, b, (i32x8){0,8,2,10,4,12,6,14}); x[5] = __builtin_shuffle(a, b, (i32x8){1,9,3,11,5,13,7,15});\n"
-    "  a = x[6], b = x[7]; x[6] = __builtin_shuffle(a, b, (i32x8){0,8,2,10,4,12,6,14}); x[7] = __builtin_shuffle(a, b, (i32x8){1,9,3,11,5,13,7,15});\n"
-    "  a = x[0], b = x[2]; x[0] = __builtin_shuffle(a, b, (i32x8){0,1,8,9,4,5,12,13}); x[2] = __builtin_shuffle(a, b, (i32x8){2,3,10,11,6,7,14,15});\n"
-    "  a = x[1], b = x[3]; x[1] = __builtin_shuffle(a, b, (i32x8){0,1,8,9,4,5,12,13}); x[3] = __builtin_shuffle(a, b, (i32x8){2,3,10,11,6,7,14,15});\n"
-    "  a = x[4], b = x[6]; x[4] = __builtin_shuffle(a, b, (i32x8){0,1,8,9,4,5,12,13}); x[6] = __builtin_shuffle(a, b, (i32x8){2,3,10,11,6,7,14,15});\n"
-    "  a = x[5], b = x[7]; x[5] = __builtin_shuffle(a, b, (i32x8){0,1,8,9,4,5,12,13}); x[7] = __builtin_shuffle(a, b, (i32x8){2,3,10,11,6,7,14,15});\n"
-    "  a = x[0], b = x[4]; x[0] = __builtin_shuffle(a, b, (i32x8){0,1,2,3,8,9,10,11}); x[4] = __builtin_shuffle(a, b, (i32x8){4,5,6,7,12,13,14,15});\n"
-    "  a = x[1], b = x[5]; x[1] = __builtin_shuffle(a, b, (i32x8){0,1,2,3,8,9,10,11}); x[5] = __builtin_shuffle(a, b, (i32x8){4,5,6,7,12,13,14,15});\n"
-    "  a = x[2], b = x[6]; x[2] = __builtin_shuffle(a, b, (i32x8){0,1,2,3,8,9,10,11}); x[6] = __builtin_shuffle(a, b, (i32x8){4,5,6,7,12,13,14,15});\n"
-    "  a = x[3], b = x[7]; x[3] = __builtin_shuffle(a, b, (i32x8){0,1,2,3,8,9,10,11}); x[7] = __builtin_shuffle(a, b, (i32x8){4,5,6,7,12,13,14,15});\n"
-    "}\n"
-    "static inline __attribute__((always_inline)) void transpose_f32x16(f32x16 *x) {\n"
-    "  f32x16 a, b;\n"
-    "  a = x[0], b = x[1]; x[0] = __builtin_shuffle(a, b, (i32x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[1] = __builtin_shuffle(a, b, (i32x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[2], b = x[3]; x[2] = __builtin_shuffle(a, b, (i32x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[3] = __builtin_shuffle(a, b, (i32x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[4], b = x[5]; x[4] = __builtin_shuffle(a, b, (i32x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[5] = __builtin_shuffle(a, b, (i32x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[6], b = x[7]; x[6] = __builtin_shuffle(a, b, (i32x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[7] = __builtin_shuffle(a, b, (i32x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[8], b = x[9]; x[8] = __builtin_shuffle(a, b, (i32x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[9] = __builtin_shuffle(a, b, (i32x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[10], b = x[11]; x[10] = __builtin_shuffle(a, b, (i32x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[11] = __builtin_shuffle(a, b, (i32x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[12], b = x[13]; x[12] = __builtin_shuffle(a, b, (i32x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[13] = __builtin_shuffle(a, b, (i32x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[14], b = x[15]; x[14] = __builtin_shuffle(a, b, (i32x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[15] = __builtin_shuffle(a, b, (i32x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[0], b = x[2]; x[0] = __builtin_shuffle(a, b, (i32x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[2] = __builtin_shuffle(a, b, (i32x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[1], b = x[3]; x[1] = __builtin_shuffle(a, b, (i32x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[3] = __builtin_shuffle(a, b, (i32x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[4], b = x[6]; x[4] = __builtin_shuffle(a, b, (i32x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[6] = __builtin_shuffle(a, b, (i32x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[5], b = x[7]; x[5] = __builtin_shuffle(a, b, (i32x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[7] = __builtin_shuffle(a, b, (i32x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[8], b = x[10]; x[8] = __builtin_shuffle(a, b, (i32x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[10] = __builtin_shuffle(a, b, (i32x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[9], b = x[11]; x[9] = __builtin_shuffle(a, b, (i32x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[11] = __builtin_shuffle(a, b, (i32x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[12], b = x[14]; x[12] = __builtin_shuffle(a, b, (i32x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[14] = __builtin_shuffle(a, b, (i32x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[13], b = x[15]; x[13] = __builtin_shuffle(a, b, (i32x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[15] = __builtin_shuffle(a, b, (i32x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[0], b = x[4]; x[0] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[4] = __builtin_shuffle(a, b, (i32x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[1], b = x[5]; x[1] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[5] = __builtin_shuffle(a, b, (i32x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[2], b = x[6]; x[2] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[6] = __builtin_shuffle(a, b, (i32x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[3], b = x[7]; x[3] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[7] = __builtin_shuffle(a, b, (i32x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[8], b = x[12]; x[8] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[12] = __builtin_shuffle(a, b, (i32x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[9], b = x[13]; x[9] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[13] = __builtin_shuffle(a, b, (i32x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[10], b = x[14]; x[10] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[14] = __builtin_shuffle(a, b, (i32x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[11], b = x[15]; x[11] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[15] = __builtin_shuffle(a, b, (i32x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[0], b = x[8]; x[0] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[8] = __builtin_shuffle(a, b, (i32x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[1], b = x[9]; x[1] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[9] = __builtin_shuffle(a, b, (i32x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[2], b = x[10]; x[2] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[10] = __builtin_shuffle(a, b, (i32x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[3], b = x[11]; x[3] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[11] = __builtin_shuffle(a, b, (i32x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[4], b = x[12]; x[4] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[12] = __builtin_shuffle(a, b, (i32x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[5], b = x[13]; x[5] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[13] = __builtin_shuffle(a, b, (i32x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[6], b = x[14]; x[6] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[14] = __builtin_shuffle(a, b, (i32x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[7], b = x[15]; x[7] = __builtin_shuffle(a, b, (i32x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[15] = __builtin_shuffle(a, b, (i32x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "}\n"
-    "static inline __attribute__((always_inline)) void transpose_u16x8(u16x8 *x) {\n"
-    "  u16x8 a, b;\n"
-    "  a = x[0], b = x[1]; x[0] = __builtin_shuffle(a, b, (u16x8){0,8,2,10,4,12,6,14}); x[1] = __builtin_shuffle(a, b, (u16x8){1,9,3,11,5,13,7,15});\n"
-    "  a = x[2], b = x[3]; x[2] = __builtin_shuffle(a, b, (u16x8){0,8,2,10,4,12,6,14}); x[3] = __builtin_shuffle(a, b, (u16x8){1,9,3,11,5,13,7,15});\n"
-    "  a = x[4], b = x[5]; x[4] = __builtin_shuffle(a, b, (u16x8){0,8,2,10,4,12,6,14}); x[5] = __builtin_shuffle(a, b, (u16x8){1,9,3,11,5,13,7,15});\n"
-    "  a = x[6], b = x[7]; x[6] = __builtin_shuffle(a, b, (u16x8){0,8,2,10,4,12,6,14}); x[7] = __builtin_shuffle(a, b, (u16x8){1,9,3,11,5,13,7,15});\n"
-    "  a = x[0], b = x[2]; x[0] = __builtin_shuffle(a, b, (u16x8){0,1,8,9,4,5,12,13}); x[2] = __builtin_shuffle(a, b, (u16x8){2,3,10,11,6,7,14,15});\n"
-    "  a = x[1], b = x[3]; x[1] = __builtin_shuffle(a, b, (u16x8){0,1,8,9,4,5,12,13}); x[3] = __builtin_shuffle(a, b, (u16x8){2,3,10,11,6,7,14,15});\n"
-    "  a = x[4], b = x[6]; x[4] = __builtin_shuffle(a, b, (u16x8){0,1,8,9,4,5,12,13}); x[6] = __builtin_shuffle(a, b, (u16x8){2,3,10,11,6,7,14,15});\n"
-    "  a = x[5], b = x[7]; x[5] = __builtin_shuffle(a, b, (u16x8){0,1,8,9,4,5,12,13}); x[7] = __builtin_shuffle(a, b, (u16x8){2,3,10,11,6,7,14,15});\n"
-    "  a = x[0], b = x[4]; x[0] = __builtin_shuffle(a, b, (u16x8){0,1,2,3,8,9,10,11}); x[4] = __builtin_shuffle(a, b, (u16x8){4,5,6,7,12,13,14,15});\n"
-    "  a = x[1], b = x[5]; x[1] = __builtin_shuffle(a, b, (u16x8){0,1,2,3,8,9,10,11}); x[5] = __builtin_shuffle(a, b, (u16x8){4,5,6,7,12,13,14,15});\n"
-    "  a = x[2], b = x[6]; x[2] = __builtin_shuffle(a, b, (u16x8){0,1,2,3,8,9,10,11}); x[6] = __builtin_shuffle(a, b, (u16x8){4,5,6,7,12,13,14,15});\n"
-    "  a = x[3], b = x[7]; x[3] = __builtin_shuffle(a, b, (u16x8){0,1,2,3,8,9,10,11}); x[7] = __builtin_shuffle(a, b, (u16x8){4,5,6,7,12,13,14,15});\n"
-    "}\n"
-    "static inline __attribute__((always_inline)) void transpose_u16x16(u16x16 *x) {\n"
-    "  u16x16 a, b;\n"
-    "  a = x[0], b = x[1]; x[0] = __builtin_shuffle(a, b, (u16x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[1] = __builtin_shuffle(a, b, (u16x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[2], b = x[3]; x[2] = __builtin_shuffle(a, b, (u16x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[3] = __builtin_shuffle(a, b, (u16x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[4], b = x[5]; x[4] = __builtin_shuffle(a, b, (u16x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[5] = __builtin_shuffle(a, b, (u16x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[6], b = x[7]; x[6] = __builtin_shuffle(a, b, (u16x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[7] = __builtin_shuffle(a, b, (u16x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[8], b = x[9]; x[8] = __builtin_shuffle(a, b, (u16x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[9] = __builtin_shuffle(a, b, (u16x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[10], b = x[11]; x[10] = __builtin_shuffle(a, b, (u16x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[11] = __builtin_shuffle(a, b, (u16x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[12], b = x[13]; x[12] = __builtin_shuffle(a, b, (u16x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[13] = __builtin_shuffle(a, b, (u16x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[14], b = x[15]; x[14] = __builtin_shuffle(a, b, (u16x16){0,16,2,18,4,20,6,22,8,24,10,26,12,28,14,30}); x[15] = __builtin_shuffle(a, b, (u16x16){1,17,3,19,5,21,7,23,9,25,11,27,13,29,15,31});\n"
-    "  a = x[0], b = x[2]; x[0] = __builtin_shuffle(a, b, (u16x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[2] = __builtin_shuffle(a, b, (u16x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[1], b = x[3]; x[1] = __builtin_shuffle(a, b, (u16x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[3] = __builtin_shuffle(a, b, (u16x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[4], b = x[6]; x[4] = __builtin_shuffle(a, b, (u16x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[6] = __builtin_shuffle(a, b, (u16x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[5], b = x[7]; x[5] = __builtin_shuffle(a, b, (u16x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[7] = __builtin_shuffle(a, b, (u16x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[8], b = x[10]; x[8] = __builtin_shuffle(a, b, (u16x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[10] = __builtin_shuffle(a, b, (u16x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[9], b = x[11]; x[9] = __builtin_shuffle(a, b, (u16x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[11] = __builtin_shuffle(a, b, (u16x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[12], b = x[14]; x[12] = __builtin_shuffle(a, b, (u16x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[14] = __builtin_shuffle(a, b, (u16x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[13], b = x[15]; x[13] = __builtin_shuffle(a, b, (u16x16){0,1,16,17,4,5,20,21,8,9,24,25,12,13,28,29}); x[15] = __builtin_shuffle(a, b, (u16x16){2,3,18,19,6,7,22,23,10,11,26,27,14,15,30,31});\n"
-    "  a = x[0], b = x[4]; x[0] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[4] = __builtin_shuffle(a, b, (u16x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[1], b = x[5]; x[1] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[5] = __builtin_shuffle(a, b, (u16x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[2], b = x[6]; x[2] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[6] = __builtin_shuffle(a, b, (u16x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[3], b = x[7]; x[3] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[7] = __builtin_shuffle(a, b, (u16x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[8], b = x[12]; x[8] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[12] = __builtin_shuffle(a, b, (u16x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[9], b = x[13]; x[9] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[13] = __builtin_shuffle(a, b, (u16x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[10], b = x[14]; x[10] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[14] = __builtin_shuffle(a, b, (u16x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[11], b = x[15]; x[11] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,16,17,18,19,8,9,10,11,24,25,26,27}); x[15] = __builtin_shuffle(a, b, (u16x16){4,5,6,7,20,21,22,23,12,13,14,15,28,29,30,31});\n"
-    "  a = x[0], b = x[8]; x[0] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[8] = __builtin_shuffle(a, b, (u16x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[1], b = x[9]; x[1] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[9] = __builtin_shuffle(a, b, (u16x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[2], b = x[10]; x[2] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[10] = __builtin_shuffle(a, b, (u16x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[3], b = x[11]; x[3] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[11] = __builtin_shuffle(a, b, (u16x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[4], b = x[12]; x[4] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[12] = __builtin_shuffle(a, b, (u16x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[5], b = x[13]; x[5] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[13] = __builtin_shuffle(a, b, (u16x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[6], b = x[14]; x[6] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[14] = __builtin_shuffle(a, b, (u16x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "  a = x[7], b = x[15]; x[7] = __builtin_shuffle(a, b, (u16x16){0,1,2,3,4,5,6,7,16,17,18,19,20,21,22,23}); x[15] = __builtin_shuffle(a, b, (u16x16){8,9,10,11,12,13,14,15,24,25,26,27,28,29,30,31});\n"
-    "}\n"
-    "#else\n"
-    "static inline void transpose_f32x8(f32x8 *x) {\n"
-    "  for (int i = 0; i < 8; i++) for (int j = 0; j < i; j++) { float t = x[i][j]; x[i][j] = x[j][i]; x[j][i] = t; }\n"
-    "}\n"
-    "static inline void transpose_f32x16(f32x16 *x) {\n"
-    "  for (int i = 0; i < 16; i++) for (int j = 0; j < i; j++) { float t = x[i][j]; x[i][j] = x[j][i]; x[j][i] = t; }\n"
-    "}\n"
-    "static inline void transpose_u16x8(u16x8 *x) {\n"
-    "  for (int i = 0; i < 8; i++) for (int j = 0; j < i; j++) { uint16_t t = x[i][j]; x[i][j] = x[j][i]; x[j][i] = t; }\n"
-    "}\n"
-    "static inline void transpose_u16x16(u16x16 *x) {\n"
-    "  for (int i = 0; i < 16; i++) for (int j = 0; j < i; j++) { uint16_t t = x[i][j]; x[i][j] = x[j][i]; x[j][i] = t; }\n"
-    "}\n"
-    "#endif\n";
+ * instead of 16 gathers. Emitted with kernels whose expand left a transpose (render_c.c).
+ * The text is written once by a loop (the stages are regular: each pair's two masks follow
+ * from the lane's bit d); where the compiler has no __builtin_shuffle, element swaps. */
+static char transpose_text[20480]; /* the text is 17068 bytes */
+static void transpose_build(void) {
+  static const struct {
+    const char *t, *mask, *elem;
+    int w;
+  } ty[] = {{"f32x8", "i32x8", "float", 8}, {"f32x16", "i32x16", "float", 16}, {"u16x8", "u16x8", "uint16_t", 8}, {"u16x16", "u16x16", "uint16_t", 16}};
+  char *p = transpose_text, *end = transpose_text + sizeof transpose_text;
+#define OUT(...) p += snprintf(p, (size_t)(end - p), __VA_ARGS__)
+  OUT("#if defined(__GNUC__) && !defined(__clang__)\n");
+  for (int k = 0; k < 4; k++) {
+    int w = ty[k].w;
+    OUT("static inline __attribute__((always_inline)) void transpose_%s(%s *x) {\n  %s a, b;\n", ty[k].t, ty[k].t, ty[k].t);
+    for (int d = 1; d < w; d *= 2)
+      for (int i = 0; i < w; i++) {
+        if (i & d) continue;
+        OUT("  a = x[%d], b = x[%d];", i, i + d);
+        for (int half = 0; half < 2; half++) {
+          OUT(" x[%d] = __builtin_shuffle(a, b, (%s){", half ? i + d : i, ty[k].mask);
+          for (int j = 0; j < w; j++) OUT("%s%d", j ? "," : "", (j & d ? j - d + w : j) + (half ? d : 0));
+          OUT("});");
+        }
+        OUT("\n");
+      }
+    OUT("}\n");
+  }
+  OUT("#else\n");
+  for (int k = 0; k < 4; k++)
+    OUT("static inline void transpose_%s(%s *x) {\n  for (int i = 0; i < %d; i++) for (int j = 0; j < i; j++) { %s t = x[i][j]; x[i][j] = x[j][i]; x[j][i] = t; }\n}\n",
+        ty[k].t, ty[k].t, ty[k].w, ty[k].elem);
+  OUT("#endif\n");
+#undef OUT
+}
+const char *cg_transpose_prelude(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, transpose_build);
+  return transpose_text;
+}

@@ -489,7 +489,8 @@ static void emit_transposes(rc *r, transposes *ts, int i) {
 
 /* ---- the kernel ------------------------------------------------------------------------ */
 
-extern const char cg_kernel_prelude[], cg_tc_prelude[], cg_transpose_prelude[];
+extern const char cg_kernel_prelude[], cg_tc_prelude[];
+const char *cg_transpose_prelude(void); /* prelude.c */
 
 static char *render_c(const char *name, const linear *l) {
   rc r = {0};
@@ -504,7 +505,7 @@ static char *render_c(const char *name, const linear *l) {
   if (tc) emit(&r, "%s", cg_tc_prelude);
   transposes trs = {0};
   find_transposes(&r, l, &trs);
-  if (trs.n) emit(&r, "%s", cg_transpose_prelude);
+  if (trs.n) emit(&r, "%s", cg_transpose_prelude());
   /* the transcendentals this kernel uses, at the widths it uses them (vmath.c) */
   unsigned vm[OP_COUNT] = {0};
   for (int i = 0; i < l->n; i++) {
