@@ -118,9 +118,14 @@ static bool copy_range(uop *u, uop **leaf, int64_t *off) {
   return false;
 }
 
+/* What u is a view of: below its movement ops and detaches. */
+static uop *movement_base(uop *u) {
+  while (op_is_movement(u->op) || u->op == OP_DETACH) u = u->src[0];
+  return u;
+}
 /* A view (movement ops only) of a buffer or of a node realized by itself. */
 static bool view_of_buffer(uop *u) {
-  while (op_is_movement(u->op) || u->op == OP_DETACH) u = u->src[0];
+  u = movement_base(u);
   return u->op == OP_BUFFER || u->op == OP_CONTIGUOUS || u->op == OP_COPY || u->op == OP_ASSIGN;
 }
 
@@ -251,10 +256,6 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
  * and is refused. */
 static bool same_place(uop *u, uop *target) {
   return u == target || (view_is_whole(u) && view_is_whole(target) && shape_eq(u->shape, u->ndim, target->shape, target->ndim));
-}
-static uop *movement_base(uop *u) {
-  while (op_is_movement(u->op) || u->op == OP_DETACH) u = u->src[0];
-  return u;
 }
 static bool guard_assign(sched_ctx *c, uop *u, uop *root, bool direct, uopset *seen) {
   uintptr_t bit = direct ? 1 : 2, had = (uintptr_t)uopset_get(seen, u);
