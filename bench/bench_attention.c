@@ -4,7 +4,8 @@
  * it; bench/bench_attention.sh runs the lengths and PyTorch. Also prints the first (cold) run:
  * its time and how many programs it compiled (or loaded from the disk cache), and how many
  * the timed runs did (none: every key block runs the same kernels).
- *   usage: bench_attention T [B H D reps]     (causal; float32) */
+ *   usage: bench_attention T [B H D reps [bf16]]   (causal; float32, or q, k, v cast to bf16:
+ *   autocast's attention, its products on the bf16 unit) */
 #include <cgrad.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ static long hwm_kb(void) { /* peak resident memory */
 int main(int argc, char **argv) {
   int64_t T = argc > 1 ? atol(argv[1]) : 1024, B = argc > 2 ? atol(argv[2]) : 1, H = argc > 3 ? atol(argv[3]) : 8, D = argc > 4 ? atol(argv[4]) : 64;
   int reps = argc > 5 ? atoi(argv[5]) : 3;
+  bool bf = argc > 6 && !strcmp(argv[6], "bf16");
   int64_t s[4] = {B, H, T, D};
   cg_manual_seed(1);
   cg_tensor *q = cg_randn(CG_FLOAT32, s, 4), *k = cg_randn(CG_FLOAT32, s, 4), *v = cg_randn(CG_FLOAT32, s, 4);
@@ -44,8 +46,9 @@ int main(int argc, char **argv) {
   for (int r = 0; r <= reps; r++) { /* run 0 compiles */
     cg_scope_begin();
     double t0 = now(), c0 = cpu_now();
-    cg_tensor *o = cg_scaled_dot_product_attention(q, k, v, NULL, 0, true, 0);
-    if (!o || cg_backward(cg_sum(o, NULL, 0, false)) != CG_OK) {
+    cg_tensor *o = bf ? cg_scaled_dot_product_attention(cg_cast(q, CG_BFLOAT16), cg_cast(k, CG_BFLOAT16), cg_cast(v, CG_BFLOAT16), NULL, 0, true, 0)
+                      : cg_scaled_dot_product_attention(q, k, v, NULL, 0, true, 0);
+    if (!o || cg_backward(cg_sum(cg_cast(o, CG_FLOAT32), NULL, 0, false)) != CG_OK) {
       fprintf(stderr, "bench_attention: %s\n", cg_last_error());
       return 1;
     }

@@ -9,6 +9,7 @@
 #   usage: bench/profile_attention.sh [build-dir] [T B H D] [reps]   (default 256 8 6 64, 5)
 # CG_THREADS: threads (1: kernel times a loaded machine inflates least); VERBOSE=1: every
 # kernel, not only each realize's total. CG_FLASH_BLOCK as the library reads it (128).
+# BF16=1: q, k, v cast to bf16 (autocast's attention: bf16 products).
 set -euo pipefail
 build=${1:-build}
 cmake --build "$build" --target bench_attention >/dev/null # bench programs are not in the default build: never time a stale one
@@ -18,7 +19,7 @@ blk=${CG_FLASH_BLOCK:-128}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "load average: $(cat /proc/loadavg); $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'); CG_THREADS=$threads"
-DEBUG=2 CG_THREADS=$threads "$build/bench_attention" "$T" "$B" "$H" "$D" "$reps" 2>"$log" | head -1
+DEBUG=2 CG_THREADS=$threads "$build/bench_attention" "$T" "$B" "$H" "$D" "$reps" ${BF16:+bf16} 2>"$log" | head -1
 nblk=$(((T + blk - 1) / blk))
 # bench_attention's run: forward (inputs, nblk blocks, output), the seed gradient, the
 # backward (inputs, nblk blocks), the gradients: 2 nblk + 5 realizes (+ any after)

@@ -149,8 +149,12 @@ static cg_tensor *attention(gpt *m, int64_t l, cg_tensor *h) {
    * lane's head and part a division (gathers: ~10 GB/s) */
   if (cg_split(cg_reshape(qkv, (int64_t[]){B, t, 3, H, D}, 5), 1, 2, part, 3) != 3) return NULL;
   for (int i = 0; i < 3; i++) part[i] = cg_transpose(cg_reshape(part[i], (int64_t[]){B, t, H, D}, 4), 1, 2);
+  /* bf16 autocast: attention on bf16 q, k, v (torch's autocast SDPA): the fused path's
+   * products take the bf16 unit, its softmax statistics stay float32 */
+  if (m->amp == CG_BFLOAT16)
+    for (int i = 0; i < 3; i++) part[i] = cg_cast(part[i], CG_BFLOAT16);
   cg_tensor *y = cg_scaled_dot_product_attention(part[0], part[1], part[2], NULL, 0, true, 0);
-  y = cg_reshape(cg_transpose(y, 1, 2), (int64_t[]){B, t, C}, 3);
+  y = cg_reshape(cg_transpose(cg_cast(y, CG_FLOAT32), 1, 2), (int64_t[]){B, t, C}, 3);
   return linear(m, (int)(4 * l + 1), y, P(m, l, P_PROJW), P(m, l, P_PROJB));
 }
 

@@ -10,7 +10,8 @@
  *     hash-consing shares what lanes have in common (the register tile of a matmul).
  *
  * Vectors are made only where every lane-dependent value is float32, int32 or a bool
- * from comparing them (a mask), or bf16 bits loaded, stored or cast to and from float32:
+ * from comparing them (a mask), or bf16 bits loaded, stored or cast to and from float32
+ * (a float32 rounded to bf16 and back too):
  * other dtypes keep every lane unrolled. A load contiguous along another upcast lane of
  * the vector's width instead of along the vector (a transposed copy) becomes vector loads
  * along that lane and the columns of their transpose (unroll_transposed). */
@@ -71,7 +72,9 @@ static bool vectorizable(uop *u, uop *lane, uop *const *others, int nothers, uop
     for (int i = 0; i < nothers && !tr; i++) tr = others[i] != lane && (lane->src[0]->arg.i == 8 || lane->src[0]->arg.i == 16) && transposed_load(u, others[i], lane, lane->src[0]->arg.i);
     if (!bf16_vec_load(u, lane) && !tr) return false;
   } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && u->src[0]->dt.scalar == CG_BFLOAT16) {
-    if (u->src[0]->op != OP_LOAD) return false;
+    /* a bf16 load's value, or a float32 rounded to bf16 and back (autocast's operands) */
+    uop *s0 = u->src[0];
+    if (s0->op != OP_LOAD && !(s0->op == OP_CAST && s0->src[0]->dt.scalar == CG_FLOAT32)) return false;
   } else if (u->op == OP_CAST && u->dt.scalar == CG_BFLOAT16 && u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1) {
     /* rounding for a bf16 store (vectorize_stores checks it is one) */
   } else if (op_has(u->op, F_CMP)) {
@@ -131,6 +134,7 @@ static bool native(int op, dtype d, dtype sd) {
   case OP_EXP2: case OP_LOG2: case OP_SIN: return d.scalar == CG_FLOAT32; /* polynomials (renderer/vmath.h) */
   case OP_CAST:
     if (d.scalar == CG_FLOAT32 && sd.scalar == CG_BFLOAT16) return true; /* a bf16 vector load's value */
+    if (d.scalar == CG_BFLOAT16 && sd.scalar == CG_FLOAT32) return true; /* float32 rounded to bf16 bits */
     return vec_dtype(d) && vec_dtype(sd) && !(dt_is_int(d) && dt_is_float(sd)); /* float->int saturates: per lane */
   default: return false;
   }

@@ -64,6 +64,11 @@ cg_tensor *cg_scaled_dot_product_attention(cg_tensor *q, cg_tensor *k, cg_tensor
     return flash_attention(q, k, v, attn_mask, !attn_mask ? FLASH_MASK_NONE : cg_dtype_of(attn_mask) == CG_BOOL ? FLASH_MASK_BOOL : FLASH_MASK_ADD,
                            is_causal, scale, block > 0 ? block : 128, groups > 0 ? groups : 4);
   cg_scope_begin();
+  /* 16-bit inputs (autocast's attention) at the unfused lengths: computed in float32 and
+   * the result rounded back (bf16 operands would need their rounded p stored apart: slower
+   * than float32 at these sizes, flash6's measure); the fused path takes bf16 products */
+  cg_dtype half = dq == CG_BFLOAT16 || dq == CG_FLOAT16 ? dq : CG_FLOAT32;
+  if (half != CG_FLOAT32) q = cg_cast(q, CG_FLOAT32), k = cg_cast(k, CG_FLOAT32), v = cg_cast(v, CG_FLOAT32);
   /* the scale on q, not on the scores: the softmax then reads the scores as the matmul
    * stored them. Scaled in its kernels, each recomputed s*scale - max(s*scale) where the
    * C compiler's contraction (-ffp-contract=fast) made an FMA of one and not the other: a
@@ -75,7 +80,8 @@ cg_tensor *cg_scaled_dot_product_attention(cg_tensor *q, cg_tensor *k, cg_tensor
   else if (attn_mask) s = cg_add(s, attn_mask);
   cg_tensor *p = masked_softmax(s, valid);
   if (dropout_p > 0) p = cg_dropout_fn(p, dropout_p, true);
-  return finish(cg_matmul(p, v));
+  cg_tensor *o = cg_matmul(p, v);
+  return finish(half != CG_FLOAT32 ? cg_cast(o, half) : o);
 }
 
 /* The cos/sin tables (T, D/2) for positions offset.. offset+T-1, in float64 on the host. */

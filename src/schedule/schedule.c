@@ -184,8 +184,12 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
     return;
   }
   /* computed values reached through a broadcast or window inside a reduction would be
-   * recomputed for every use of every element (a convolution's input): give them a buffer */
-  if (u != root && ctx == C_OTHER_R && op_is_alu(u->op) && !(u->op == OP_CAST && u->src[0]->op != OP_REDUCE && !op_is_alu(u->src[0]->op))) {
+   * recomputed for every use of every element (a convolution's input): give them a buffer.
+   * A float32 of a computed value rounded to a 16-bit float stores the rounded value (the
+   * inner CAST, marked as the walk goes on): half the bytes, and the reader's operand stays
+   * a float32 of a 16-bit load, the TC opt's (flash attention's bf16 p and ds) */
+  bool widen16 = u->op == OP_CAST && u->src[0]->op == OP_CAST && dt_size(u->src[0]->dt) == 2 && dt_is_float(u->src[0]->dt);
+  if (u != root && ctx == C_OTHER_R && op_is_alu(u->op) && !widen16 && !(u->op == OP_CAST && u->src[0]->op != OP_REDUCE && !op_is_alu(u->src[0]->op))) {
     mark(c, u);
     return;
   }

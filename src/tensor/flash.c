@@ -46,10 +46,11 @@ typedef struct {
   int64_t nblk, P;   /* blocks run; the key length the stored k, v are padded to (>= S) */
   int64_t gblk;      /* blocks per row group (causal without a mask) */
   bool causal, trim; /* trim: rows before the block's row group are skipped */
+  bool bf16;         /* bfloat16 inputs: the products' operands rounded to bf16 (mm) */
 } blocks;
 
-static blocks plan_blocks(int64_t L, int64_t S, int64_t bk, bool causal, bool masked, int64_t groups) {
-  blocks b = {.L = L, .S = S, .bk = bk, .causal = causal, .trim = causal && !masked};
+static blocks plan_blocks(int64_t L, int64_t S, int64_t bk, bool causal, bool masked, int64_t groups, bool bf16) {
+  blocks b = {.L = L, .S = S, .bk = bk, .causal = causal, .trim = causal && !masked, .bf16 = bf16};
   int64_t keys = causal && S > L ? L : S; /* causal: keys after the last query see nothing */
   b.nblk = (keys + bk - 1) / bk;
   b.P = b.nblk * bk > S ? b.nblk * bk : S;
@@ -62,6 +63,14 @@ static blocks plan_blocks(int64_t L, int64_t S, int64_t bk, bool causal, bool ma
  * group's first key. */
 static int64_t rows_from(const blocks *b, int64_t j) { return b->trim ? j / b->gblk * b->gblk * b->bk : 0; }
 static cg_tensor *rows(cg_tensor *x, int64_t r0, int64_t L) { return r0 ? cg_slice(x, -2, r0, L, 1) : x; }
+/* x @ y. bfloat16 inputs (autocast's attention, torch's numerics): both operands rounded
+ * to bf16, the products summed in float32, which the TC opt runs on the CPU's bf16 unit
+ * (the stored q, k, v, k^T, v^T, dO are bf16 buffers; a computed p or ds is stored rounded
+ * by the scheduler, schedule.c's widen16); the softmax statistics (m, l, lse, D) and the
+ * running sums (o, dq, dk, dv) stay float32. */
+static cg_tensor *low(cg_tensor *x) { return cg_cast(cg_cast(x, CG_BFLOAT16), CG_FLOAT32); }
+static cg_tensor *mm(const blocks *b, cg_tensor *x, cg_tensor *y) { return b->bf16 ? cg_matmul(low(x), low(y)) : cg_matmul(x, y); }
+
 /* x (..., S, d) or (..., d, S) along `dim` padded with zeros to P keys */
 static cg_tensor *pad_keys(cg_tensor *x, int dim, int64_t P) {
   int nd = cg_ndim(x), d = dim < 0 ? dim + nd : dim;
@@ -80,7 +89,7 @@ static cg_tensor *pad_keys(cg_tensor *x, int dim, int64_t P) {
 static cg_tensor *block_scores(const blocks *b, cg_tensor *q, cg_tensor *kt, cg_tensor *mask, int mask_kind, double scale, int64_t r0,
                                cg_tensor *blk) {
   int64_t bk = b->bk, L = b->L;
-  cg_tensor *s = cg_mul(cg_matmul(q, cg_slice_var(kt, -1, blk, bk, bk)), cg_scalar(scale));
+  cg_tensor *s = cg_mul(mm(b, q, cg_slice_var(kt, -1, blk, bk, bk)), cg_scalar(scale));
   cg_tensor *mj = NULL;
   if (mask) mj = cg_shape(mask)[cg_ndim(mask) - 1] == 1 ? mask : cg_slice_var(pad_keys(mask, -1, b->P), -1, blk, bk, bk);
   if (mask_kind == FLASH_MASK_ADD) s = cg_add(s, cg_cast(mj, cg_dtype_of(s)));
@@ -108,16 +117,16 @@ static cg_tensor *block_scores(const blocks *b, cg_tensor *q, cg_tensor *kt, cg_
  * (the key block's gradients: a 128 x 64 output over thousands of rows) keeps its small
  * output tile and streams the rows from memory once per tile; chunks of rows stay in
  * cache for every tile and give the threads a batch dim to share. */
-static cg_tensor *matmul_tn(cg_tensor *a, cg_tensor *b) {
+static cg_tensor *matmul_tn(const blocks *bl, cg_tensor *a, cg_tensor *b) {
   enum { CH = 256 };
   int nd = cg_ndim(a);
   int64_t R = cg_shape(a)[nd - 2];
-  if (R < 2 * CH || R % CH) return cg_matmul(cg_transpose(a, -2, -1), b);
+  if (R < 2 * CH || R % CH) return mm(bl, cg_transpose(a, -2, -1), b);
   int64_t sa[CG_MAX_DIMS + 1], sb[CG_MAX_DIMS + 1];
   for (int i = 0; i < nd - 2; i++) sa[i] = sb[i] = cg_shape(a)[i];
   sa[nd - 2] = sb[nd - 2] = R / CH, sa[nd - 1] = sb[nd - 1] = CH;
   sa[nd] = cg_shape(a)[nd - 1], sb[nd] = cg_shape(b)[nd - 1];
-  cg_tensor *part = cg_contiguous(cg_matmul(cg_transpose(cg_reshape(a, sa, nd + 1), -2, -1), cg_reshape(b, sb, nd + 1)));
+  cg_tensor *part = cg_contiguous(mm(bl, cg_transpose(cg_reshape(a, sa, nd + 1), -2, -1), cg_reshape(b, sb, nd + 1)));
   int ax = -3;
   return cg_sum(part, &ax, 1, false);
 }
@@ -178,13 +187,16 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
   sh[nb + 1] = Ev;
   cg_tensor *ve = cg_expand(v, sh, nb + 2);
   cg_dtype dt = cg_dtype_of(q), cdt = dt == CG_FLOAT64 ? CG_FLOAT64 : CG_FLOAT32;
-  cg_tensor *qc = cg_cast(cg_detach(qe), cdt), *kc = cg_cast(cg_detach(ke), cdt), *vc = cg_cast(cg_detach(ve), cdt);
+  /* bf16: the stored copies stay bf16 (the products' operands, read as the TC opt wants:
+   * a float32 of a bf16 load; half the bytes) */
+  cg_dtype sdt = dt == CG_BFLOAT16 ? CG_BFLOAT16 : cdt;
+  cg_tensor *qc = cg_cast(cg_detach(qe), sdt), *kc = cg_cast(cg_detach(ke), sdt), *vc = cg_cast(cg_detach(ve), sdt);
   cg_tensor *mk = mask ? cg_detach(mask) : NULL;
   if (!qc || !kc || !vc) {
     cg_scope_end();
     return NULL;
   }
-  blocks bl = plan_blocks(L, S, block, causal, mk != NULL, groups);
+  blocks bl = plan_blocks(L, S, block, causal, mk != NULL, groups, dt == CG_BFLOAT16);
   /* q, k, v computed once (every block reads them) and saved for the backward; k^T stored
    * for the scores; the keys padded to whole blocks */
   kc = pad_keys(kc, -2, bl.P), vc = pad_keys(vc, -2, bl.P);
@@ -215,7 +227,7 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_tensor *mn = cg_maximum(mv, cg_max(s, &last, 1, true));
     cg_tensor *shift = where_eq(mn, -INFINITY, 0);
     cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mv, shift));
-    cg_tensor *nl = cg_add(cg_mul(lv, a), cg_sum(p, &last, 1, true)), *no = cg_add(cg_mul(ov, a), cg_matmul(p, vj));
+    cg_tensor *nl = cg_add(cg_mul(lv, a), cg_sum(p, &last, 1, true)), *no = cg_add(cg_mul(ov, a), mm(&bl, p, vj));
     /* l and o read m's old rows: the scheduler runs them before m's assign */
     st = nl && no && mn ? cg_assign(lr, nl) : cg_last_status();
     if (st == CG_OK) st = cg_assign(orr, no);
@@ -264,13 +276,13 @@ static void flash_backward(uop *node, uop *g, uop **d) {
   cg_dtype cdt = cg_dtype_of(lse);
   int nd = cg_ndim(q);
   int64_t L = cg_shape(q)[nd - 2], S = cg_shape(k)[nd - 2];
-  blocks bl = plan_blocks(L, S, block, causal, mask != NULL, groups);
+  blocks bl = plan_blocks(L, S, block, causal, mask != NULL, groups, node->src[5]->dt.scalar == CG_BFLOAT16);
   /* the forward's stored copies (computing q, k, v again would run the layers below); k, v
    * padded to P keys */
   cg_tensor *qc = wrap(node->src[5]), *kc = wrap(node->src[6]), *vc = wrap(node->src[7]);
-  cg_tensor *dO = cg_cast(wrap(g), cdt);
+  cg_tensor *dO = cg_cast(wrap(g), bl.bf16 ? CG_BFLOAT16 : cdt); /* bf16: a products' operand, stored so */
   int last = -1;
-  cg_tensor *Dv = cg_sum(cg_mul(dO, cg_cast(out, cdt)), &last, 1, true);
+  cg_tensor *Dv = cg_sum(cg_mul(cg_cast(dO, cdt), cg_cast(out, cdt)), &last, 1, true);
   /* k^T (the forward's) for the scores and v^T for dO v^T, stored so that a block reads
    * them along keys */
   cg_tensor *kt = wrap(node->src[8]), *vt = cg_contiguous(cg_transpose(vc, -2, -1));
@@ -292,10 +304,14 @@ static void flash_backward(uop *node, uop *g, uop **d) {
     cg_tensor *qr = rows(qc, r0, L), *dOr = rows(dO, r0, L);
     cg_tensor *s = block_scores(&bl, qr, kt, mask, mask_kind, scale, r0, blk);
     cg_tensor *p = cg_exp(cg_sub(s, rows(lse, r0, L)));
-    cg_tensor *ds = cg_mul(p, cg_sub(cg_matmul(dOr, cg_slice_var(vt, -1, blk, block, block)), rows(Dv, r0, L)));
-    cg_tensor *dkj = cg_mul(matmul_tn(ds, qr), cg_scalar(scale)), *dvj = matmul_tn(p, dOr);
+    cg_tensor *ds = cg_mul(p, cg_sub(mm(&bl, dOr, cg_slice_var(vt, -1, blk, block, block)), rows(Dv, r0, L)));
+    /* bf16: ds and p rounded once, before the transposes (one stored bf16 ds, not a float32
+     * one and a rounded copy per product) */
+    cg_tensor *pm = p;
+    if (bl.bf16) ds = cg_cast(ds, CG_BFLOAT16), pm = cg_cast(p, CG_BFLOAT16);
+    cg_tensor *dkj = cg_mul(matmul_tn(&bl, ds, qr), cg_scalar(scale)), *dvj = matmul_tn(&bl, pm, dOr);
     cg_tensor *dqr = rows(dq, r0, L), *dkv = cg_slice_var(dk, -2, blk, block, block), *dvv = cg_slice_var(dv, -2, blk, block, block);
-    cg_tensor *ndq = cg_mul(cg_matmul(ds, kj), cg_scalar(scale)); /* block 0 (every row: r0 = 0) starts dq */
+    cg_tensor *ndq = cg_mul(mm(&bl, ds, kj), cg_scalar(scale)); /* block 0 (every row: r0 = 0) starts dq */
     if (j) ndq = cg_add(dqr, ndq);
     st = ndq && dkj && dvj && dkv && dvv ? cg_assign(dqr, ndq) : cg_last_status();
     if (st == CG_OK) st = cg_assign(dkv, dkj);

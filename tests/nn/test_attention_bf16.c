@@ -1,0 +1,163 @@
+/* Attention with bfloat16 inputs (autocast's attention: cgrad train gpt --amp bf16), fused
+ * (src/tensor/flash.c, blocks of 32 keys) and unfused, against float64 attention of the
+ * same bf16-rounded inputs: outputs and the gradients of q, k, v, causal and with a padding
+ * mask that leaves whole rows masked (the reference: plain C in float64). The products take bf16 operands with float32 sums
+ * and the softmax statistics stay float32; the output and the gradients are bf16 (a
+ * relative step of 2^-8), p is rounded to bf16 before p v. Tolerance per element:
+ * 2e-2 * max|ref| + 2e-2 * |ref| (a wrong operand layout or a bf16 softmax is off by far
+ * more); fully masked rows give zeros and zero gradients, nothing is NaN. */
+#include "check.h"
+#include "cgrad.h"
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static uint64_t rs = 0x9e3779b97f4a7c15ull;
+static double unif(double lo, double hi) {
+  rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+  return lo + (hi - lo) * (double)(rs >> 11) * 0x1p-53;
+}
+static cg_tensor *rnd(const int64_t *s, int nd, double amp) {
+  int64_t n = 1;
+  for (int i = 0; i < nd; i++) n *= s[i];
+  double *v = malloc(sizeof(double) * (size_t)n);
+  for (int64_t i = 0; i < n; i++) v[i] = unif(-amp, amp);
+  cg_tensor *t = cg_cast(cg_from_data(v, CG_FLOAT64, s, nd), CG_BFLOAT16);
+  free(v);
+  cg_realize(t);
+  return t;
+}
+static double *readd(cg_tensor *t) {
+  int64_t n = cg_numel(t);
+  double *d = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  if (cg_read(cg_cast(t, CG_FLOAT64), CG_FLOAT64, d, sizeof(double) * (size_t)n) != CG_OK) {
+    free(d);
+    return NULL;
+  }
+  return d;
+}
+
+/* out and d(sum(out * w))/d{q,k,v} in dtype dt (the inputs cast to it), fused or not */
+static bool run(const char *fused, cg_dtype dt, cg_tensor *q0, cg_tensor *k0, cg_tensor *v0, cg_tensor *mask, bool causal, cg_tensor *w,
+                double **res) {
+  cg_set_config("CG_FLASH_ATTN", fused);
+  cg_scope_begin();
+  cg_tensor *q = cg_contiguous(cg_cast(q0, dt)), *k = cg_contiguous(cg_cast(k0, dt)), *v = cg_contiguous(cg_cast(v0, dt));
+  cg_set_requires_grad(q, true), cg_set_requires_grad(k, true), cg_set_requires_grad(v, true);
+  cg_tensor *o = cg_scaled_dot_product_attention(q, k, v, mask, 0, causal, 0);
+  bool ok = o && cg_dtype_of(o) == dt && cg_backward(cg_sum(cg_mul(cg_cast(o, CG_FLOAT64), cg_cast(w, CG_FLOAT64)), NULL, 0, false)) == CG_OK;
+  CHECK(ok, "%s attention (knob %s): %s", cg_dtype_name(dt), fused, cg_last_error());
+  if (ok) res[0] = readd(o), res[1] = readd(cg_grad(q)), res[2] = readd(cg_grad(k)), res[3] = readd(cg_grad(v));
+  cg_scope_end();
+  return ok && res[0] && res[1] && res[2] && res[3];
+}
+
+/* float64 attention and its backward with dO = w; valid(b, i, j) from the mask (B, 1, T, S)
+ * or causal (mk NULL); a row with nothing valid: p = 0 */
+static void ref(int64_t B, int64_t H, int64_t T, int64_t S, int64_t E, int64_t Ev, const double *q, const double *k, const double *v,
+                const double *w, const uint8_t *mk, double **u) {
+  double scale = 1 / sqrt((double)E), *p = malloc(sizeof(double) * (size_t)S), *dp = malloc(sizeof(double) * (size_t)S);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++) {
+      int64_t bh = b * H + h;
+      for (int64_t i = 0; i < T; i++) {
+        const double *qi = q + (bh * T + i) * E, *wi = w + (bh * T + i) * Ev;
+        double mx = -INFINITY, z = 0, pd = 0;
+        for (int64_t j = 0; j < S; j++) {
+          bool ok = mk ? mk[(b * T + i) * S + j] != 0 : j <= i;
+          double s = 0;
+          for (int64_t e = 0; e < E; e++) s += qi[e] * k[(bh * S + j) * E + e];
+          p[j] = ok ? s * scale : -INFINITY;
+          mx = fmax(mx, p[j]);
+        }
+        for (int64_t j = 0; j < S; j++) z += p[j] = mx == -INFINITY ? 0 : exp(p[j] - mx);
+        for (int64_t j = 0; j < S; j++) {
+          p[j] = z > 0 ? p[j] / z : 0, dp[j] = 0;
+          for (int64_t e = 0; e < Ev; e++) {
+            u[0][(bh * T + i) * Ev + e] += p[j] * v[(bh * S + j) * Ev + e];
+            u[3][(bh * S + j) * Ev + e] += p[j] * wi[e];
+            dp[j] += wi[e] * v[(bh * S + j) * Ev + e];
+          }
+          pd += p[j] * dp[j];
+        }
+        for (int64_t j = 0; j < S; j++) {
+          double ds = p[j] * (dp[j] - pd) * scale;
+          for (int64_t e = 0; e < E; e++) {
+            u[1][(bh * T + i) * E + e] += ds * k[(bh * S + j) * E + e];
+            u[2][(bh * S + j) * E + e] += ds * qi[e];
+          }
+        }
+      }
+    }
+  free(p), free(dp);
+}
+
+static void compare(int64_t T, bool causal, const char *fused) {
+  int64_t B = 2, H = 2, E = 16, Ev = 8, S = T;
+  cg_scope_begin();
+  cg_tensor *q = rnd((int64_t[]){B, H, T, E}, 4, 1.5), *k = rnd((int64_t[]){B, H, S, E}, 4, 1.5), *v = rnd((int64_t[]){B, H, S, Ev}, 4, 1);
+  cg_tensor *w = rnd((int64_t[]){B, H, T, Ev}, 4, 1), *mask = NULL;
+  if (!causal) { /* batch 0: keys >= S/2 padded out; batch 1: even rows see nothing */
+    uint8_t *m = malloc((size_t)(B * T * S));
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t i = 0; i < T; i++)
+        for (int64_t j = 0; j < S; j++) m[(b * T + i) * S + j] = b == 0 ? j < (S + 1) / 2 : (i % 2 == 1 && j <= i);
+    mask = cg_from_data(m, CG_BOOL, (int64_t[]){B, 1, T, S}, 4);
+    free(m);
+  }
+  double *f[4] = {0}, *u[4] = {0};
+  int64_t n[4] = {B * H * T * Ev, B * H * T * E, B * H * S * E, B * H * S * Ev};
+  bool ok = run(fused, CG_BFLOAT16, q, k, v, mask, causal, w, f);
+  if (ok) {
+    double *x[4] = {readd(q), readd(k), readd(v), readd(w)};
+    uint8_t *mk = NULL;
+    if (mask) {
+      mk = malloc((size_t)(B * T * S));
+      ok = cg_read(mask, CG_BOOL, mk, (size_t)(B * T * S)) == CG_OK;
+    }
+    for (int a = 0; a < 4; a++) u[a] = calloc((size_t)n[a], sizeof(double));
+    ref(B, H, T, S, E, Ev, x[0], x[1], x[2], x[3], mk, u);
+    for (int a = 0; a < 4; a++) free(x[a]);
+    free(mk);
+  }
+  const char *what[4] = {"out", "dq", "dk", "dv"};
+  for (int a = 0; ok && a < 4; a++) {
+    double mx = 0, worst = 0;
+    for (int64_t i = 0; i < n[a]; i++) mx = fmax(mx, fabs(u[a][i]));
+    int bad = 0, nan = 0;
+    for (int64_t i = 0; i < n[a]; i++) {
+      nan += isnan(f[a][i]);
+      double e = fabs(f[a][i] - u[a][i]);
+      if (!(e <= 2e-2 * mx + 2e-2 * fabs(u[a][i]))) bad++;
+      worst = fmax(worst, e);
+    }
+    CHECK(bad == 0 && nan == 0, "T=%lld %s knob %s bf16 %s: %d of %lld off (max |diff| %.3g, max |ref| %.3g), %d NaN", (long long)T,
+          causal ? "causal" : "padding", fused, what[a], bad, (long long)n[a], worst, mx, nan);
+  }
+  if (ok && !causal) {
+    bool zero = true;
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t i = 0; i < T; i += 2) {
+        for (int64_t e = 0; e < Ev; e++) zero &= f[0][((1 * H + h) * T + i) * Ev + e] == 0;
+        for (int64_t e = 0; e < E; e++) zero &= f[1][((1 * H + h) * T + i) * E + e] == 0;
+      }
+    CHECK(zero, "T=%lld knob %s: fully masked rows give zero output and zero dq in bf16", (long long)T, fused);
+  }
+  for (int a = 0; a < 4; a++) free(f[a]), free(u[a]);
+  cg_scope_end();
+}
+
+int main(void) {
+  /* fresh inputs every run (CG_TEST_SEED repeats one) */
+  const char *seed = getenv("CG_TEST_SEED");
+  uint64_t sd = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
+  rs = sd * 2654435761ull + 1;
+  printf("test_attention_bf16: CG_TEST_SEED=%llu\n", (unsigned long long)sd);
+  cg_set_config("CG_FLASH_BLOCK", "32");
+  compare(77, true, "1"); /* fused: two blocks and a ragged one */
+  compare(77, false, "1");
+  compare(77, true, "0"); /* unfused */
+  return test_summary();
+}
