@@ -189,6 +189,10 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
    * inner CAST, marked as the walk goes on): half the bytes, and the reader's operand stays
    * a float32 of a 16-bit load, the TC opt's (flash attention's bf16 p and ds) */
   bool widen16 = u->op == OP_CAST && u->src[0]->op == OP_CAST && dt_size(u->src[0]->dt) == 2 && dt_is_float(u->src[0]->dt);
+  if (u != root && ctx == C_OTHER_R && widen16 && !uopset_get(&c->realize, u->src[0])) {
+    mark(c, u->src[0]);
+    return;
+  }
   if (u != root && ctx == C_OTHER_R && op_is_alu(u->op) && !widen16 && !(u->op == OP_CAST && u->src[0]->op != OP_REDUCE && !op_is_alu(u->src[0]->op))) {
     mark(c, u);
     return;

@@ -68,7 +68,10 @@ static cg_tensor *rows(cg_tensor *x, int64_t r0, int64_t L) { return r0 ? cg_sli
  * (the stored q, k, v, k^T, v^T, dO are bf16 buffers; a computed p or ds is stored rounded
  * by the scheduler, schedule.c's widen16); the softmax statistics (m, l, lse, D) and the
  * running sums (o, dq, dk, dv) stay float32. */
-static cg_tensor *low(cg_tensor *x) { return cg_cast(cg_cast(x, CG_BFLOAT16), CG_FLOAT32); }
+static cg_tensor *low(cg_tensor *x) {
+  if (x && x->u->op == OP_CAST && x->u->dt.scalar == CG_FLOAT32 && x->u->src[0]->dt.scalar == CG_BFLOAT16) return x; /* rounded already */
+  return cg_cast(cg_cast(x, CG_BFLOAT16), CG_FLOAT32);
+}
 static cg_tensor *mm(const blocks *b, cg_tensor *x, cg_tensor *y) { return b->bf16 ? cg_matmul(low(x), low(y)) : cg_matmul(x, y); }
 
 /* x (..., S, d) or (..., d, S) along `dim` padded with zeros to P keys */
@@ -227,6 +230,9 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_tensor *mn = cg_maximum(mv, cg_max(s, &last, 1, true));
     cg_tensor *shift = where_eq(mn, -INFINITY, 0);
     cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mv, shift));
+    /* bf16: p rounded once, the sum and p v read the same rounded weights (the exp runs
+     * once: a float32 p for the sum would be computed again, the rounded one is stored) */
+    if (bl.bf16) p = cg_cast(cg_cast(p, CG_BFLOAT16), CG_FLOAT32);
     cg_tensor *nl = cg_add(cg_mul(lv, a), cg_sum(p, &last, 1, true)), *no = cg_add(cg_mul(ov, a), mm(&bl, p, vj));
     /* l and o read m's old rows: the scheduler runs them before m's assign */
     st = nl && no && mn ? cg_assign(lr, nl) : cg_last_status();
