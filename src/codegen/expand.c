@@ -407,6 +407,16 @@ static uop *reduce_lane(rw_match *m) {
     uopset_free(&c.dep), uopset_free(&c.memo);
     /* no range left (UNROLL took the whole reduction): the lanes combined directly */
     uop *r = nr > 1 ? uop_new(OP_REDUCE, dt_vec(u->dt, (int)w), rest, nr, u->arg) : rest[0], *acc = NULL;
+    /* MAX (associative and commutative, NaN and -0 included: ops.def) halves the vector
+     * while it is wider than 4 lanes: a vector op per halving instead of a scalar op per
+     * lane (a short row's max: attention's 128 keys, where the lane by lane combine cost
+     * as much as the loop). ADD keeps its order (float sums are not associative). */
+    while (op == OP_MAX && w > 4 && r) {
+      uop *lo[8], *hi[8];
+      for (int64_t k = 0; k < w / 2; k++) lo[k] = uop_new1(OP_GEP, u->dt, r, arg_int(k)), hi[k] = uop_new1(OP_GEP, u->dt, r, arg_int(k + w / 2));
+      w /= 2;
+      r = uop_alu(op, uop_new(OP_VECTORIZE, dt_vec(u->dt, (int)w), lo, (int)w, arg_none()), uop_new(OP_VECTORIZE, dt_vec(u->dt, (int)w), hi, (int)w, arg_none()));
+    }
     for (int64_t k = 0; k < w; k++) {
       uop *x = uop_new1(OP_GEP, u->dt, r, arg_int(k));
       acc = acc ? uop_alu(op, acc, x) : x;
