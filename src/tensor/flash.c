@@ -309,12 +309,13 @@ static void flash_backward(uop *node, uop *g, uop **d) {
     int64_t r0 = rows_from(&bl, j); /* rows before r0 have p = 0 for this block */
     cg_tensor *qr = rows(qc, r0, L), *dOr = rows(dO, r0, L);
     cg_tensor *s = block_scores(&bl, qr, kt, mask, mask_kind, scale, r0, blk);
-    cg_tensor *p = cg_exp(cg_sub(s, rows(lse, r0, L)));
+    cg_tensor *p = cg_exp(cg_sub(s, rows(lse, r0, L))), *pm = p;
+    /* bf16: p rounded once and ds computed from the rounded p (as the forward's sum and
+     * product read it): the scores' kernel stores only the bf16 p, no float32 s or p; ds
+     * rounded once too, before the transposes (one stored bf16 ds for both products) */
+    if (bl.bf16) pm = cg_cast(p, CG_BFLOAT16), p = cg_cast(pm, CG_FLOAT32);
     cg_tensor *ds = cg_mul(p, cg_sub(mm(&bl, dOr, cg_slice_var(vt, -1, blk, block, block)), rows(Dv, r0, L)));
-    /* bf16: ds and p rounded once, before the transposes (one stored bf16 ds, not a float32
-     * one and a rounded copy per product) */
-    cg_tensor *pm = p;
-    if (bl.bf16) ds = cg_cast(ds, CG_BFLOAT16), pm = cg_cast(p, CG_BFLOAT16);
+    if (bl.bf16) ds = cg_cast(ds, CG_BFLOAT16);
     cg_tensor *dkj = cg_mul(matmul_tn(&bl, ds, qr), cg_scalar(scale)), *dvj = matmul_tn(&bl, pm, dOr);
     cg_tensor *dqr = rows(dq, r0, L), *dkv = cg_slice_var(dk, -2, blk, block, block), *dvv = cg_slice_var(dv, -2, blk, block, block);
     cg_tensor *ndq = cg_mul(mm(&bl, ds, kj), cg_scalar(scale)); /* block 0 (every row: r0 = 0) starts dq */
