@@ -6,24 +6,27 @@
 # runs on CPU). Time (best of 3 after a warm-up) and peak resident memory above the inputs,
 # each length in its own process.
 #   usage: bench/bench_attention.sh [build-dir] [lengths...]
+# BF16=1: q, k, v in bfloat16 on both sides (autocast's attention: cgrad's products on the
+# bf16 unit, float32 softmax statistics; torch's bf16 matmuls and softmax).
 set -euo pipefail
 build=${1:-build}
 cmake --build "$build" --target bench_attention >/dev/null # bench programs are not in the default build: never time a stale one
 shift || true
 lengths=${*:-256 1024 4096}
 threads=${CG_THREADS:-2}
-export OMP_NUM_THREADS=$threads CG_THREADS=$threads
+export OMP_NUM_THREADS=$threads CG_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE # this machine's env pins OpenBLAS to Haswell kernels: torch's baseline gets its AVX-512 ones
 echo "load average: $(cat /proc/loadavg)"
 for T in $lengths; do
-  cgout=$("$build/bench_attention" "$T" 1 8 64 3)
+  cgout=$("$build/bench_attention" "$T" 1 8 64 3 ${BF16:+bf16})
   cg=$(head -1 <<<"$cgout")
   tail -n +2 <<<"$cgout"
-  pt=$(/usr/bin/python3 - "$T" "$threads" <<'PY'
+  pt=$(/usr/bin/python3 - "$T" "$threads" "${BF16:-0}" <<'PY'
 import sys, time, resource, torch
-T, th = int(sys.argv[1]), int(sys.argv[2])
+T, th, bf = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 torch.set_num_threads(th)
 torch.manual_seed(1)
-q, k, v = (torch.randn(1, 8, T, 64, requires_grad=True) for _ in range(3))
+q, k, v = (torch.randn(1, 8, T, 64, dtype=torch.bfloat16 if bf else torch.float32, requires_grad=True) for _ in range(3))
 def hwm():
     for l in open('/proc/self/status'):
         if l.startswith('VmHWM:'): return int(l.split()[1])

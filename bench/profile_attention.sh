@@ -4,8 +4,8 @@
 # output; the backward's inputs, each key block, the gradients) with its kernels, their
 # time (the best of the timed runs, DEBUG=2's per-kernel clock), GFLOP/s and GB/s as the
 # engine counts them, and the realize's host time. B 8, H 6, T 256, D 64 is the attention
-# of `bench/bench_gpt.sh`'s GPT step (one layer; the step runs six, in float32 and under
-# --amp bf16 alike: cg_linear_bf16 hands attention float32 q, k, v).
+# of `bench/bench_gpt.sh`'s GPT step (one layer; the step runs six; under --amp bf16 the
+# GPT hands attention bf16 q, k, v: BF16=1 below).
 #   usage: bench/profile_attention.sh [build-dir] [T B H D] [reps]   (default 256 8 6 64, 5)
 # CG_THREADS: threads (1: kernel times a loaded machine inflates least); VERBOSE=1: every
 # kernel, not only each realize's total. CG_FLASH_BLOCK as the library reads it (128).
