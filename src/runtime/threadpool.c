@@ -75,6 +75,7 @@ static unsigned long sized_gen; /* the knob generation the listed pools were che
 static pool *stale_pools;
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int in_pool_job; /* a chunk that launches runs its job inline */
+static _Thread_local int thread_index; /* a worker's index in its pool; 0 on other threads */
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -160,6 +161,7 @@ static void *worker_main(void *arg) {
   uint32_t seen = 0; /* the generation when the pool was made */
   int64_t moved = -10000000000;
   in_pool_job = 1;
+  thread_index = w->index;
   atomic_store(&w->ltid, (int)gettid());
   for (;;) {
     uint32_t poked = atomic_load(&p->poke);
@@ -302,6 +304,7 @@ rt_pool *rt_pool_of(int index) {
 }
 
 int rt_pool_threads(rt_pool *p) { return p ? p->size : 1; }
+int rt_pool_thread_index(void) { return thread_index; }
 
 int rt_pool_worker_tids(rt_pool *p, int *out, int max) {
   int n = 0;
