@@ -13,7 +13,8 @@ Columns: the kernel (name and THREAD trips), its launches per step, 1-thread CPU
 on N threads (all threads' time in chunks: above the 1-thread CPU when the threads slow
 each other: memory bandwidth, shared caches), idle ms (thread time within the launch
 outside chunks: N x wall - time in chunks: uneven last chunks, late starts) and the late
-start of the other threads (ms, summed over them)."""
+start of the other threads (ms, summed over them); SORT=loss orders by wall - 1-thread CPU / N
+(the time lost against a perfect split) instead of by wall."""
 import collections
 import os
 import statistics
@@ -21,6 +22,7 @@ import sys
 
 SKIP = int(os.environ.get("SKIP", "2"))
 TOP = int(os.environ.get("TOP", "40"))
+SORT = os.environ.get("SORT", "wall")  # or "loss": wall - 1-thread CPU / threads, the most first
 
 
 def load(path):
@@ -121,9 +123,11 @@ def main():
         print("  %-30s 1-thread CPU %7.1f ms, wall %7.1f ms (x%.2f), CPU %7.1f ms (x%.3f), idle %5.1f thread-ms" % (
             what, tot[cat + "cpu1"], tot[cat + "wall"], tot[cat + "cpu1"] / max(tot[cat + "wall"], 1e-9), tot[cat + "cpu"], tot[cat + "cpu"] / max(tot[cat + "cpu1"], 1e-9),
             tot[cat + "idle"]))
-    print("%-18s %8s %4s %9s %9s %6s %9s %9s %8s" % ("kernel", "trips", "runs", "1t CPU", "wall", "x", "CPU", "idle", "late"))
-    for (name, trips), a in sorted(agg.items(), key=lambda kv: -kv[1]["wall"])[:TOP]:
-        print("%-18s %8d %4d %9.2f %9.2f %6.2f %9.2f %9.2f %8.2f" % (name, trips, a["n"], a["cpu1"], a["wall"], a["cpu1"] / max(a["wall"], 1e-9), a["cpu"], a["idle"], a["late"]))
+    print("%-18s %8s %4s %9s %9s %6s %9s %9s %8s %8s" % ("kernel", "trips", "runs", "1t CPU", "wall", "x", "CPU", "idle", "late", "lost"))
+    key = (lambda kv: -(kv[1]["wall"] - kv[1]["cpu1"] / T)) if SORT == "loss" else (lambda kv: -kv[1]["wall"])
+    for (name, trips), a in sorted(agg.items(), key=key)[:TOP]:
+        print("%-18s %8d %4d %9.2f %9.2f %6.2f %9.2f %9.2f %8.2f %8.2f" % (name, trips, a["n"], a["cpu1"], a["wall"], a["cpu1"] / max(a["wall"], 1e-9), a["cpu"], a["idle"], a["late"],
+                                                                      a["wall"] - a["cpu1"] / T))
 
 
 main()
