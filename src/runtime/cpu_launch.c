@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#define TRACE_THREADS 64 /* threads past this are counted in the last slot */
+#define TRACE_THREADS 64 /* threads past this are not traced (their chunks run, uncounted) */
 
 typedef struct trace_slot {
   int64_t busy, cpu, first, last; /* ns: in chunks (wall, CPU), first start, last end */
@@ -44,12 +44,12 @@ static int64_t clock_ns(clockid_t id) {
 static void launch_chunk(void *ctx, int c, int nchunks) {
   launch_ctx *l = ctx;
   (void)nchunks;
-  if (!l->slot) {
+  int i = l->slot && l->pooled ? rt_pool_thread_index() : 0;
+  if (!l->slot || i >= TRACE_THREADS) {
     l->fn(l->bufs, l->vars, l->at[c], l->at[c + 1]);
     return;
   }
-  int i = l->pooled ? rt_pool_thread_index() : 0;
-  trace_slot *s = &l->slot[i < TRACE_THREADS ? i : TRACE_THREADS - 1];
+  trace_slot *s = &l->slot[i];
   int64_t t = clock_ns(CLOCK_MONOTONIC), u = clock_ns(CLOCK_THREAD_CPUTIME_ID);
   l->fn(l->bufs, l->vars, l->at[c], l->at[c + 1]);
   int64_t t1 = clock_ns(CLOCK_MONOTONIC);
