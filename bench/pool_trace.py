@@ -116,6 +116,8 @@ def main():
             tot[cat + k] += v
     print("%d steady steps (%d launches each) of %s%s" % (nst1, len(one), sys.argv[1], "" if not many else "; %d of %s (%d threads)" % (nst, sys.argv[2], T)))
     print("step (first launch to last end), median: %.1f ms%s" % (statistics.median(sts1), "" if not many else " on 1 thread, %.1f ms on %d" % (statistics.median(sts), T)))
+    if not many:
+        print("(one run: '1-thread CPU' below is this run's CPU in chunks, all threads; x = CPU / wall)")
     print("per step: kernels' 1-thread CPU %.1f ms; on %d threads: kernels' wall %.1f ms (x%.2f), CPU in chunks %.1f ms (x%.3f of 1 thread), idle %.1f thread-ms, "
           "late starts %.1f thread-ms, host time between launches %.1f ms" % (tot["cpu1"], T, tot["wall"], tot["cpu1"] / max(tot["wall"], 1e-9), tot["cpu"],
                                                                                tot["cpu"] / max(tot["cpu1"], 1e-9), tot["idle"], tot["late"], tot["gap"]))
