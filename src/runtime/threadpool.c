@@ -115,22 +115,27 @@ static int64_t now_ns(void) {
 #define CLOSED 0xffffffffu
 static uint32_t gen_of(uint64_t w) { return (uint32_t)(w >> 32); }
 
-/* Claim and run chunks of job g until none is left (or another job has started). */
+/* Claim and run chunks of job g until none is left (or another job has started), then
+ * count them finished at once: one add to the shared counter per thread, not per chunk
+ * (each is a cache line taken from the other cores). The job cannot end meanwhile: its
+ * caller waits for every chunk's count. */
 static void run_chunks(pool *p, uint32_t g) {
+  int done = 0, n = 0;
   for (;;) {
     uint64_t w = atomic_load(&p->work);
     uint32_t c = (uint32_t)w;
-    int n = atomic_load(&p->nchunks);
-    if (gen_of(w) != g || c == CLOSED || c >= (uint32_t)n) return;
+    int nc = atomic_load(&p->nchunks);
+    if (gen_of(w) != g || c == CLOSED || c >= (uint32_t)nc) break;
     rt_task_fn fn = atomic_load(&p->fn);
     void *ctx = atomic_load(&p->ctx);
     if (!atomic_compare_exchange_weak(&p->work, &w, w + 1)) continue; /* read before a close or another claim: again */
-    fn(ctx, (int)c, n);
-    if (atomic_fetch_add(&p->finished, 1) == n - 1 && atomic_load(&p->caller_sleeping)) {
-      pthread_mutex_lock(&p->m);
-      pthread_cond_broadcast(&p->done);
-      pthread_mutex_unlock(&p->m);
-    }
+    fn(ctx, (int)c, nc);
+    done++, n = nc;
+  }
+  if (done && atomic_fetch_add(&p->finished, done) == n - done && atomic_load(&p->caller_sleeping)) {
+    pthread_mutex_lock(&p->m);
+    pthread_cond_broadcast(&p->done);
+    pthread_mutex_unlock(&p->m);
   }
 }
 
