@@ -71,6 +71,11 @@ fuzz_ci() {
     if FUZZ_OUT=build/fuzz_ci FUZZ_SEED=1 FUZZ_RUNS=$runs bench/fuzz.sh 0 "$h" 2>&1 | tail -2; [ "${PIPESTATUS[0]}" -eq 0 ]; then
       echo "libfuzzer $h: passed"; total_pass=$((total_pass + 1))
     else
+      # the log's end names the input and its stack (a CI record keeps only this output)
+      grep -v -E '^#[0-9]+' "build/fuzz_ci/fuzz_$h.log" | tail -60
+      for f in build/fuzz_ci/crash-"$h"-*; do # small inputs in base64, to replay from the record
+        [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 16384 ] && { echo "$f (base64):"; base64 -w 120 "$f"; }
+      done
       echo "libfuzzer $h: FAILED (build/fuzz_ci/fuzz_$h.log)"; total_fail=$((total_fail + 1)); status=1
     fi
   done

@@ -28,6 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     run = getenv("CG_FUZZ_RUN") && atoi(getenv("CG_FUZZ_RUN"));
     if (run && !getenv("DEVICE")) cg_set_config("DEVICE", "INTERP");
     if (run && !getenv("ONNX_MAX_ITERS")) cg_set_config("ONNX_MAX_ITERS", "64"); /* a Loop of 10^5 trips: minutes */
+    /* a small valid model can still hold a large contraction (a ConvTranspose of 10^6
+     * multiply-adds: 14 s under ASan; CI once timed out on such an input): ~0.05 s a kernel
+     * in a Release build, ~1 s under ASan with libFuzzer's coverage (the timeout is 60 s) */
+    if (run && !getenv("INTERP_MAX_STEPS")) cg_set_config("INTERP_MAX_STEPS", "2000000");
   }
   cg_onnx_model *m = cg_onnx_load_memory(data, size, NULL);
   if (!m) return 0;

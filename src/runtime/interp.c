@@ -221,11 +221,18 @@ static bool alu_lane(program *p, val *v, ins *x, int k, val *out) {
   return alu_eval_int(x->op, op_has(x->op, F_CMP) ? od : d, xi, x->nsrc, &out->i);
 }
 
-static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, int64_t hi) {
+/* budget: at most this many instructions in one launch (INTERP_MAX_STEPS; 0, the default,
+ * is no bound). The interpreter runs ~10^7 instructions a second, so a small model with one
+ * large contraction can take minutes; a fuzzer or a server running untrusted models sets a
+ * bound and gets an error instead. */
+static cg_status run(program *p, void **bufs, const int64_t *vars, int64_t lo, int64_t hi, uint64_t budget) {
   val *v = scratch_reserve((size_t)(p->n ? p->n : 1) * LANES);
   if (!v) return cg_fail(CG_ERR_NOMEM, "INTERP: out of memory for the values of %d instructions", p->n);
   memset(v, 0, sizeof(val) * (size_t)(p->n ? p->n : 1) * LANES);
+  uint64_t steps = 0;
   for (int pc = 0; pc < p->n;) {
+    if (budget && ++steps > budget)
+      return cg_fail(CG_ERR_RUNTIME, "INTERP: the kernel ran past %llu instructions (INTERP_MAX_STEPS)", (unsigned long long)budget);
     ins *x = &p->code[pc];
     dtype d = dt_from(x->scalar);
     val *me = &v[(size_t)pc * LANES];
@@ -337,7 +344,8 @@ static void interp_program_free(rt_program *p) {
 static cg_status interp_launch(rt_program *p, void **bufs, const int64_t *vars, int64_t global_size) {
   if (!p || p->dev != &rt_interp_device) return cg_fail(CG_ERR_INVALID, "INTERP launch: expected an INTERP program");
   __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
-  return run(p->fn, bufs, vars, 0, global_size);
+  long budget = cfg_int("INTERP_MAX_STEPS", 0);
+  return run(p->fn, bufs, vars, 0, global_size, budget > 0 ? (uint64_t)budget : 0);
 }
 
 static cg_status interp_synchronize(void) { return CG_OK; }
