@@ -6,7 +6,9 @@
 # (PEAK GFLOP/s, default 270: 2 FMA ports x 16 lanes x 2 x ~4.2 GHz; give the vdpbf16ps
 # figure of bench_matmul_bf16 for --amp bf16's TC kernels). Kernels run on buffers of
 # their sizes with made-up values (index buffers zero, kernel variables zero), and their
-# data stay in cache more than in the step: memory-bound kernels look faster than there.
+# data stay in cache more than in the step: memory-bound kernels look faster than there
+# (the issue's bf16 step: its elementwise kernels sum to ~27 ms here, ~53 ms in the step; for
+# the step's own per-kernel times on 1 and 2 threads see bench/pool_scaling_gpt.sh).
 #   usage: bench/profile_kernels_gpt.sh [build-dir] [cgrad train gpt options...]
 #   default model: the issue's (6 layers, 384 wide, 6 heads, T 256, batch 8)
 set -euo pipefail

@@ -471,60 +471,7 @@ static void cpu_program_free(rt_program *p) {
   if (last) unload(p);
 }
 
-/* ---- launch ----------------------------------------------------------------------- */
-
-typedef struct launch_ctx {
-  rt_cpu_kernel_fn fn;
-  void **bufs;
-  const int64_t *vars;
-  const int64_t *at; /* chunk c runs [at[c], at[c + 1]) */
-} launch_ctx;
-
-static void launch_chunk(void *ctx, int c, int nchunks) {
-  launch_ctx *l = ctx;
-  (void)nchunks;
-  l->fn(l->bufs, l->vars, l->at[c], l->at[c + 1]);
-}
-
-/* The chunks of [0, n) for a pool of t threads, into at (returns their number). Threads
- * claim them in order as they get free (threadpool.c), so one that starts late takes
- * fewer instead of the others waiting for it. Sizes shrink as the work is handed out
- * (guided self-scheduling): the trips left / 2t each, down to n / 32t. The first chunks
- * are long (a GEMM sweeps its column blocks over many rows: each chunk reads them again),
- * the last short: the threads finish within one last chunk of each other, n / 32t trips
- * (measured, 2 threads: a 512^3 GEMM's 64 row blocks, 16 us each on one thread, and a 1M
- * elementwise kernel left the caller 20-35 us and 5 us idle at the end with n / 8t, 4-7%
- * of the kernel; a chunk costs ~0.1 us to claim). At most 8t + 8 chunks (max: the last
- * takes the rest). */
-static int launch_chunks(int64_t n, int t, int64_t *at, int max) {
-  int64_t floor = (n + 32 * t - 1) / (32 * t), pos = 0;
-  int c = 0;
-  at[0] = 0;
-  while (pos < n && c < max - 1) {
-    int64_t left = n - pos, sz = (left + 2 * t - 1) / (2 * t);
-    if (sz < floor) sz = floor;
-    pos += sz < left ? sz : left;
-    at[++c] = pos;
-  }
-  at[c] = n; /* (max reached: the last chunk takes the rest) */
-  return c;
-}
-
-void rt_cpu_run_kernel(int index, rt_cpu_kernel_fn fn, void **bufs, const int64_t *vars, int64_t global_size) {
-  rt_pool *pool = global_size > 1 ? rt_pool_of(index) : NULL;
-  int threads = rt_pool_threads(pool);
-  if (threads == 1) {
-    if (global_size > 0) fn(bufs, vars, 0, global_size);
-    return;
-  }
-  int64_t small[137], *at = small;
-  int cap = 137;
-  if (8 * threads + 9 > cap && (at = malloc(sizeof *at * (size_t)(8 * threads + 9)))) cap = 8 * threads + 9;
-  if (!at) at = small; /* out of memory: fewer, longer chunks */
-  launch_ctx l = {fn, bufs, vars, at};
-  rt_pool_run_on(pool, launch_chunks(global_size, threads, at, cap), launch_chunk, &l);
-  if (at != small) free(at);
-}
+/* ---- launch (the chunks and the pool: cpu_launch.c) -------------------------------- */
 
 /* On instance self's own pool, so two instances' kernels run at once (threadpool.h). */
 static cg_status cpu_launch_on(rt_device *self, rt_program *prog, void **bufs, const int64_t *vars, int64_t global_size) {
@@ -532,7 +479,7 @@ static cg_status cpu_launch_on(rt_device *self, rt_program *prog, void **bufs, c
   if (global_size < 0) return cg_fail(CG_ERR_INVALID, "CPU launch '%s': global size %lld < 0", prog->name, (long long)global_size);
   __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
   rt_cpu_kernel_fn fn = (rt_cpu_kernel_fn)__atomic_load_n(&prog->fn, __ATOMIC_ACQUIRE); /* once: tiering swaps it (x86.c) */
-  rt_cpu_run_kernel(self->index, fn, bufs, vars, global_size);
+  rt_cpu_run_kernel(self->index, prog->name, fn, bufs, vars, global_size);
   return CG_OK;
 }
 

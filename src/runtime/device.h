@@ -51,8 +51,14 @@ typedef struct rt_program {
  * launch() calls it once per chunk, from several threads at once. */
 typedef void (*rt_cpu_kernel_fn)(void **bufs, const int64_t *vars, int64_t lo, int64_t hi);
 /* Run fn over [0, global_size) on CPU instance `index`'s thread pool, in the chunks every
- * CPU-ABI device uses (cpu.c: guided, claimed by whichever thread is free). */
-void rt_cpu_run_kernel(int index, rt_cpu_kernel_fn fn, void **bufs, const int64_t *vars, int64_t global_size);
+ * CPU-ABI device uses (cpu_launch.c: guided, claimed by whichever thread is free). name:
+ * the kernel's, for CG_POOL_TRACE's lines. */
+void rt_cpu_run_kernel(int index, const char *name, rt_cpu_kernel_fn fn, void **bufs, const int64_t *vars, int64_t global_size);
+/* The chunks of [0, n) for t threads into at[0..count] (chunk c runs [at[c], at[c + 1]);
+ * at[0] = 0, at[count] = n, sizes never grow), at most max - 1 of them; returns count. */
+int rt_cpu_chunks(int64_t n, int t, int64_t *at, int max);
+/* The most chunks rt_cpu_chunks makes for t threads (at needs one more entry). */
+int rt_cpu_max_chunks(int t);
 
 struct rt_device {
   const char *name; /* "CPU", "CUDA", ... */

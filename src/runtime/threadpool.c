@@ -75,6 +75,7 @@ static unsigned long sized_gen; /* the knob generation the listed pools were che
 static pool *stale_pools;
 static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int in_pool_job; /* a chunk that launches runs its job inline */
+static _Thread_local int thread_index; /* a worker's index in its pool; 0 on other threads */
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -114,22 +115,27 @@ static int64_t now_ns(void) {
 #define CLOSED 0xffffffffu
 static uint32_t gen_of(uint64_t w) { return (uint32_t)(w >> 32); }
 
-/* Claim and run chunks of job g until none is left (or another job has started). */
+/* Claim and run chunks of job g until none is left (or another job has started), then
+ * count them finished at once: one add to the shared counter per thread, not per chunk
+ * (each is a cache line taken from the other cores). The job cannot end meanwhile: its
+ * caller waits for every chunk's count. */
 static void run_chunks(pool *p, uint32_t g) {
+  int done = 0, n = 0;
   for (;;) {
     uint64_t w = atomic_load(&p->work);
     uint32_t c = (uint32_t)w;
-    int n = atomic_load(&p->nchunks);
-    if (gen_of(w) != g || c == CLOSED || c >= (uint32_t)n) return;
+    int nc = atomic_load(&p->nchunks);
+    if (gen_of(w) != g || c == CLOSED || c >= (uint32_t)nc) break;
     rt_task_fn fn = atomic_load(&p->fn);
     void *ctx = atomic_load(&p->ctx);
     if (!atomic_compare_exchange_weak(&p->work, &w, w + 1)) continue; /* read before a close or another claim: again */
-    fn(ctx, (int)c, n);
-    if (atomic_fetch_add(&p->finished, 1) == n - 1 && atomic_load(&p->caller_sleeping)) {
-      pthread_mutex_lock(&p->m);
-      pthread_cond_broadcast(&p->done);
-      pthread_mutex_unlock(&p->m);
-    }
+    fn(ctx, (int)c, nc);
+    done++, n = nc;
+  }
+  if (done && atomic_fetch_add(&p->finished, done) == n - done && atomic_load(&p->caller_sleeping)) {
+    pthread_mutex_lock(&p->m);
+    pthread_cond_broadcast(&p->done);
+    pthread_mutex_unlock(&p->m);
   }
 }
 
@@ -160,6 +166,7 @@ static void *worker_main(void *arg) {
   uint32_t seen = 0; /* the generation when the pool was made */
   int64_t moved = -10000000000;
   in_pool_job = 1;
+  thread_index = w->index;
   atomic_store(&w->ltid, (int)gettid());
   for (;;) {
     uint32_t poked = atomic_load(&p->poke);
@@ -302,6 +309,7 @@ rt_pool *rt_pool_of(int index) {
 }
 
 int rt_pool_threads(rt_pool *p) { return p ? p->size : 1; }
+int rt_pool_thread_index(void) { return thread_index; }
 
 int rt_pool_worker_tids(rt_pool *p, int *out, int max) {
   int n = 0;

@@ -22,6 +22,9 @@ typedef struct pool rt_pool;
 rt_pool *rt_pool_of(int index);
 /* Threads in a pool, the caller included (>= 1). */
 int rt_pool_threads(rt_pool *p);
+/* The calling thread's index in its pool: 1 .. size-1 on a worker, 0 on any other thread
+ * (a job's caller). For per-thread statistics of a job's chunks. */
+int rt_pool_thread_index(void);
 /* The Linux thread ids of p's workers (caller excluded, at most max), in worker order (a
  * worker just made is waited for while it starts): for reading their placement and CPU time in /proc/self/task. */
 int rt_pool_worker_tids(rt_pool *p, int *out, int max);

@@ -351,7 +351,7 @@ static cg_status x86_launch_on(rt_device *self, rt_program *prog, void **bufs, c
   if (global_size < 0) return cg_fail(CG_ERR_INVALID, "X86 launch '%s': global size %lld < 0", prog->name, (long long)global_size);
   __atomic_fetch_add(&rt_stats_mut()->launches, 1, __ATOMIC_RELAXED);
   rt_cpu_kernel_fn fn = (rt_cpu_kernel_fn)__atomic_load_n(&prog->fn, __ATOMIC_ACQUIRE); /* once: one version per launch */
-  rt_cpu_run_kernel(self->index, fn, bufs, vars, global_size);
+  rt_cpu_run_kernel(self->index, prog->name, fn, bufs, vars, global_size);
   return CG_OK;
 }
 
