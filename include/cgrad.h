@@ -455,6 +455,11 @@ cg_tensor *cg_rope(cg_tensor *x, int64_t offset, double theta, bool interleaved)
  * CPU's bf16 unit (the TC opt: AVX512-BF16 where CPUID has it, float32 FMAs elsewhere);
  * the forward realizes the copies of x and w. Float32 w stays the master copy. */
 cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b);
+/* The same with x's bfloat16 copy given: x16 is bf16(x) (x's shape), already stored, e.g.
+ * written by the kernel that computes x (realize cast(x, bf16) with x's producer instead of
+ * x itself); the forward reads x16 and never computes x, whose graph only the backward
+ * differentiates through. Same values as cg_linear_bf16(x, w, b). */
+cg_tensor *cg_linear_bf16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_tensor *b);
 
 typedef struct cg_fp8_scaling cg_fp8_scaling;
 cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin);

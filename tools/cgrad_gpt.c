@@ -168,10 +168,17 @@ static cg_tensor *gpt_forward(gpt *m, cg_tensor *idx, cg_tensor *pos) {
     h = cg_layer_norm(x, &C, 1, P(m, l, P_LN2W), P(m, l, P_LN2B), 1e-5);
     h = linear(m, (int)(4 * l + 2), h, P(m, l, P_FCW), P(m, l, P_FCB));
     /* the GELU's input stored with its output by the same kernel: its backward reads it
-     * instead of computing the c_fc product again (twice, as it was) */
-    cg_tensor *v = cg_detach(h), *g = cg_gelu(v), *both[2] = {v, g};
-    h = v && g && cg_realize_many(both, 2) == CG_OK ? cg_stored(g, cg_gelu(cg_stored(v, h))) : NULL;
-    x = cg_add(x, linear(m, (int)(4 * l + 3), h, P(m, l, P_FC2W), P(m, l, P_FC2B)));
+     * instead of computing the c_fc product again (twice, as it was). Under bf16 autocast
+     * the output is stored as the bf16 copy the next product reads (the same rounding of
+     * the same floats): no float32 GELU output and no cast kernel (6 MB of writes a layer) */
+    cg_tensor *v = cg_detach(h), *g = cg_gelu(v);
+    if (g && m->amp == CG_BFLOAT16) g = cg_cast(g, CG_BFLOAT16);
+    cg_tensor *both[2] = {v, g};
+    cg_tensor *fc2w = P(m, l, P_FC2W), *fc2b = P(m, l, P_FC2B);
+    if (!v || !g || cg_realize_many(both, 2) != CG_OK) h = NULL;
+    else if (m->amp == CG_BFLOAT16) h = cg_linear_bf16_x16(cg_gelu(cg_stored(v, h)), g, fc2w, fc2b);
+    else h = linear(m, (int)(4 * l + 3), cg_stored(g, cg_gelu(cg_stored(v, h))), fc2w, fc2b);
+    x = cg_add(x, h);
     /* the residual stream stored between blocks: attention realizes (per key block, and in
      * the backward), and each realize would otherwise compute every block below again */
     if (l + 1 < m->L) x = cg_realize_stored(x);

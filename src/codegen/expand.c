@@ -131,6 +131,7 @@ static bool native(int op, dtype d, dtype sd) {
   case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ: return true;
   case OP_AND: case OP_OR: case OP_XOR: return dt_is_int(d) || dt_is_bool(d);
   case OP_RECIPROCAL: return true;
+  case OP_BITCAST: return vec_dtype(d) && vec_dtype(sd); /* float32 <-> int32 bits: a vector's type */
   case OP_EXP2: case OP_LOG2: case OP_SIN: return d.scalar == CG_FLOAT32; /* polynomials (renderer/vmath.h) */
   case OP_CAST:
     if (d.scalar == CG_FLOAT32 && sd.scalar == CG_BFLOAT16) return true; /* a bf16 vector load's value */

@@ -96,6 +96,27 @@ const char cg_kernel_prelude[] =
     "#else\n"
     "CG_FMA_LANES(16)\n"
     "#endif\n"
+    /* the selects where(a < b, a, b) and where(b < a, a, b) of float32 vectors (clamps):
+     * vminps / vmaxps, whose rule (NaN in either, or equal: the second operand) is exactly
+     * the select's, so they give its bits (the x86 backend's compare and blend too) */
+    "#define CG_MINMAX(n) \\\n"
+    "  static inline f32x##n minlt_f32x##n(f32x##n a, f32x##n b) { return where_f32x##n(a < b, a, b); } \\\n"
+    "  static inline f32x##n maxgt_f32x##n(f32x##n a, f32x##n b) { return where_f32x##n(b < a, a, b); }\n"
+    "CG_MINMAX(2)\n"
+    "#if defined(__AVX__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "static inline f32x4 minlt_f32x4(f32x4 a, f32x4 b) { return __builtin_ia32_minps(a, b); }\n"
+    "static inline f32x4 maxgt_f32x4(f32x4 a, f32x4 b) { return __builtin_ia32_maxps(a, b); }\n"
+    "static inline f32x8 minlt_f32x8(f32x8 a, f32x8 b) { return __builtin_ia32_minps256(a, b); }\n"
+    "static inline f32x8 maxgt_f32x8(f32x8 a, f32x8 b) { return __builtin_ia32_maxps256(a, b); }\n"
+    "#else\n"
+    "CG_MINMAX(4) CG_MINMAX(8)\n"
+    "#endif\n"
+    "#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "static inline f32x16 minlt_f32x16(f32x16 a, f32x16 b) { return __builtin_ia32_minps512_mask(a, b, a, (unsigned short)-1, 4); }\n"
+    "static inline f32x16 maxgt_f32x16(f32x16 a, f32x16 b) { return __builtin_ia32_maxps512_mask(a, b, a, (unsigned short)-1, 4); }\n"
+    "#else\n"
+    "CG_MINMAX(16)\n"
+    "#endif\n"
     /* masked vector loads and stores (PADTO's row tails: lanes past the end are neither
      * read nor written): AVX-512 mask moves where GCC has them, else lane by lane */
     "#define CG_MASKED(t, e, n) \\\n"

@@ -232,10 +232,16 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
     if (dt_is_bool(d)) snprintf(out, n, "(%s|%s)", a[0], a[1]);
     else snprintf(out, n, "max_%s(%s,%s)", t, a[0], a[1]);
     return true;
-  case OP_WHERE:
+  case OP_WHERE: {
+    uop *c = u->src[0];
+    if (d.scalar == CG_FLOAT32 && c->op == OP_CMPLT && c->dt.count == d.count) { /* a clamp: one vminps / vmaxps */
+      if (c->src[0] == u->src[1] && c->src[1] == u->src[2]) return snprintf(out, n, "minlt_%s(%s,%s)", t, a[1], a[2]), true;
+      if (c->src[1] == u->src[1] && c->src[0] == u->src[2]) return snprintf(out, n, "maxgt_%s(%s,%s)", t, a[1], a[2]), true;
+    }
     if (dt_is_bool(d)) snprintf(out, n, "((%s&%s)|(~%s&%s))", a[0], a[1], a[0], a[2]);
     else snprintf(out, n, "where_%s(%s,%s,%s)", t, a[0], a[1], a[2]);
     return true;
+  }
   case OP_NEG: snprintf(out, n, dt_is_bool(d) ? "(~%s)" : "(-%s)", a[0]); return true;
   case OP_CAST:
     if (sd.scalar == CG_BFLOAT16) snprintf(out, n, "bf16v_to_%s(%s)", t, a[0]); /* bits to float: a shift */
@@ -243,6 +249,10 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
     else snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t);
     return true;
   case OP_RECIPROCAL: snprintf(out, n, "(1.0f/%s)", a[0]); return true;
+  case OP_BITCAST: /* float32 <-> int32 lanes: GCC's vector cast keeps the bits */
+    if (dt_scalar_size(d) != 4 || dt_scalar_size(sd) != 4 || dt_is_bool(d) || dt_is_bool(sd)) return false;
+    snprintf(out, n, "((%s)%s)", t, a[0]);
+    return true;
   case OP_MULACC:
     if (d.scalar != CG_FLOAT32) return false;
     snprintf(out, n, "fma_%s(%s,%s,%s)", t, a[0], a[1], a[2]); /* one rounding, as the scalar fma */

@@ -35,8 +35,7 @@ static void bf16_backward(uop *node, uop *g, uop **d) {
 }
 static const custom_kind BF16 = {"linear_bf16", bf16_backward, false};
 
-cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b) {
-  const char *who = "linear_bf16";
+static cg_tensor *linear(const char *who, cg_tensor *x, cg_tensor *x16_given, cg_tensor *w, cg_tensor *b) {
   if (!x || !w) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, !x ? "x" : "w");
   int nx = cg_ndim(x);
   if (nx < 1 || nx > 8 || cg_ndim(w) != 2 || cg_shape(w)[1] != cg_shape(x)[nx - 1] || !dt_is_float(x->u->dt) || !dt_is_float(w->u->dt))
@@ -44,10 +43,13 @@ cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b) {
                         shape_str(x->u->shape, x->u->ndim), dt_name(w->u->dt), shape_str(w->u->shape, w->u->ndim));
   if (b && (cg_ndim(b) != 1 || cg_shape(b)[0] != cg_shape(w)[0]))
     return cg_fail_null(CG_ERR_INVALID, "%s: expected b of shape (%lld,), got %s", who, (long long)cg_shape(w)[0], shape_str(b->u->shape, b->u->ndim));
+  if (x16_given && (x16_given->u->dt.scalar != CG_BFLOAT16 || !shape_eq(x16_given->u->shape, x16_given->u->ndim, x->u->shape, x->u->ndim)))
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected x16 of bfloat16 and x's shape %s, got %s %s", who, shape_str(x->u->shape, x->u->ndim),
+                        dt_name(x16_given->u->dt), shape_str(x16_given->u->shape, x16_given->u->ndim));
   cg_scope_begin();
   cg_tensor *res = NULL;
   /* the saved copies are realized here, so the backward reads them instead of recomputing x */
-  cg_tensor *x16 = bf16_copy(rows(cg_detach(x))), *wt16 = cg_cast(cg_transpose(cg_detach(w), 0, 1), CG_BFLOAT16); /* (N, in), (in, out) */
+  cg_tensor *x16 = x16_given ? rows(cg_detach(x16_given)) : bf16_copy(rows(cg_detach(x))), *wt16 = cg_cast(cg_transpose(cg_detach(w), 0, 1), CG_BFLOAT16); /* (N, in), (in, out) */
   if (x16 && wt16 && cg_realize(x16) == CG_OK) {
     int64_t shape[8];
     memcpy(shape, cg_shape(x), sizeof(int64_t) * (size_t)nx);
@@ -63,4 +65,9 @@ cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   res = cg_keep(res);
   cg_scope_end();
   return res;
+}
+cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b) { return linear("linear_bf16", x, NULL, w, b); }
+cg_tensor *cg_linear_bf16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_tensor *b) {
+  if (!x16) return cg_fail_null(CG_NULL_INPUT, "linear_bf16_x16: x16 is NULL");
+  return linear("linear_bf16_x16", x, x16, w, b);
 }

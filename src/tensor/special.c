@@ -39,12 +39,20 @@ static uop *horner(uop *x, const double *c, int n) {
   return r;
 }
 
+/* Bits of a float32: |x| and the sign as one AND each (a compare, a negation and a select
+ * were three ops and a mask), the sign put on by one XOR. No gradient flows through them:
+ * erf has its own rule. */
+static uop *bits(uop *x, dtype d) { return uop_new(OP_BITCAST, d, &x, 1, arg_none()); }
+static uop *andc(uop *x, double m) { return ew2(OP_AND, x, C(x, m)); }
+static uop *absbits(uop *x) { return bits(andc(bits(x, DT_I32), 0x7fffffff), DT_F32); }
+
 /* erf's gradient is its own rule (erf_backward), so its branches need no clamps for the
  * gradient's sake: only the exp's argument is clamped (to 4, where erf is 1 in float32: an
  * inf there would be inf - inf); the polynomial of the other branch may overflow in lanes
- * the select discards. Nine fewer ops an element than clamping both branches. */
+ * the select discards. Nine fewer ops an element than clamping both branches. The clamp
+ * where(4 < t, 4, t) is min(4, t) exactly (NaN kept): the C renderer spells it vminps. */
 static uop *erf_f32(uop *a) {
-  uop *t = absu(a);
+  uop *t = absbits(a), *sign = andc(bits(a, DT_I32), -2147483648.0);
   /* |a| > 0.927734375: 1 - exp(p(t)), p(t) = t*(c0 + t*(c1 + ...)) - t */
   uop *th = sel(lt(C(t, 4), t), C(t, 4), t), *s = mul(th, th);
   uop *r = addc(mulc(th, -1.72853470e-5), 3.83197126e-4);
@@ -54,7 +62,7 @@ static uop *erf_f32(uop *a) {
   r = addc(mul(r, th), -6.34846687e-1);
   r = addc(mul(r, th), -1.28717512e-1);
   r = sub(mul(r, th), th);
-  uop *hi = copysgn(sub(C(r, 1), expu(r)), a);
+  uop *hi = bits(ew2(OP_XOR, bits(sub(C(r, 1), expu(r)), DT_I32), sign), DT_F32);
   /* below: a + a*q(a^2) */
   static const double Q[6] = {1.28379166e-1, -3.76125336e-1, 1.12819925e-1, -2.67681349e-2, 4.99119423e-3, -5.96761703e-4};
   uop *lo = add(mul(horner(mul(a, a), Q, 6), a), a);

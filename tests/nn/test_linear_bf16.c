@@ -35,7 +35,9 @@ static bool within(const char *what, const float *got, const double *ref, const 
   return true;
 }
 
-static void run(const char *features, int K, int M) {
+/* given: through cg_linear_bf16_x16 with x's bf16 copy realized by the caller (the same
+ * values, and x's gradient through x's graph) */
+static void run(const char *features, int K, int M, bool given) {
   cg_set_config("CG_CPU_FEATURES", features);
   static float x[N * KM], w[KM * KM], b[KM], g[N * KM];
   for (int i = 0; i < N * K; i++) x[i] = (float)unif(-2, 2);
@@ -46,7 +48,9 @@ static void run(const char *features, int K, int M) {
   cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){B, T, K}, 3), *tw = cg_from_data(w, CG_FLOAT32, (int64_t[]){M, K}, 2);
   cg_tensor *tb = cg_from_data(b, CG_FLOAT32, (int64_t[]){M}, 1);
   cg_set_requires_grad(tx, true), cg_set_requires_grad(tw, true), cg_set_requires_grad(tb, true);
-  cg_tensor *y = cg_linear_bf16(tx, tw, tb);
+  cg_tensor *x16 = given ? cg_cast(tx, CG_BFLOAT16) : NULL;
+  CHECK(!given || (x16 && cg_realize(x16) == CG_OK), "x16: %s", cg_last_error());
+  cg_tensor *y = given ? cg_linear_bf16_x16(tx, x16, tw, tb) : cg_linear_bf16(tx, tw, tb);
   CHECK(y && cg_ndim(y) == 3 && cg_shape(y)[0] == B && cg_shape(y)[1] == T && cg_shape(y)[2] == M, "linear_bf16: %s", cg_last_error());
   cg_tensor *gt = cg_from_data(g, CG_FLOAT32, (int64_t[]){B, T, M}, 3);
   CHECK(y && cg_backward_with(y, gt) == CG_OK, "backward: %s", cg_last_error());
@@ -74,7 +78,7 @@ static void run(const char *features, int K, int M) {
     }
   char what[64];
   const char *unit = features[0] ? features : "bf16 unit if any";
-  snprintf(what, sizeof what, "y (%s, in %d, out %d)", unit, K, M);
+  snprintf(what, sizeof what, "y (%s, in %d, out %d%s)", unit, K, M, given ? ", x16 given" : "");
   within(what, yo, ry, my, N * M, 1e-6);
   snprintf(what, sizeof what, "dx (%s, in %d, out %d)", unit, K, M);
   within(what, dx, rdx, mdx, N * K, 0);
@@ -88,15 +92,21 @@ int main(void) {
   rs = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
   printf("seed %llu (CG_TEST_SEED replays it)\n", (unsigned long long)rs);
   rs = rs * 2654435761ull + 1;
-  run("", 80, 48);
-  run("-avx512bf16,-amx", 80, 48);
-  run("", 48, 80); /* out > in */
-  run("-avx512bf16,-amx", 48, 80);
+  run("", 80, 48, false);
+  run("-avx512bf16,-amx", 80, 48, false);
+  run("", 48, 80, false); /* out > in */
+  run("-avx512bf16,-amx", 48, 80, false);
+  run("", 80, 48, true);
   cg_set_config("CG_CPU_FEATURES", "");
   cg_scope_begin();
   cg_tensor *a = cg_zeros(CG_FLOAT32, (int64_t[]){2, 3}, 2), *bw = cg_zeros(CG_FLOAT32, (int64_t[]){4, 5}, 2);
   CHECK(!cg_linear_bf16(a, bw, NULL) && strstr(cg_last_error(), "w (out, in)"), "shape mismatch: %s", cg_last_error());
   CHECK(!cg_linear_bf16(NULL, bw, NULL) && strstr(cg_last_error(), "x is NULL"), "NULL x: %s", cg_last_error());
+  cg_tensor *w5 = cg_zeros(CG_FLOAT32, (int64_t[]){4, 3}, 2);
+  CHECK(!cg_linear_bf16_x16(a, a, w5, NULL) && strstr(cg_last_error(), "x16 of bfloat16"), "x16 float32: %s", cg_last_error());
+  CHECK(!cg_linear_bf16_x16(a, cg_zeros(CG_BFLOAT16, (int64_t[]){3, 2}, 2), w5, NULL) && strstr(cg_last_error(), "x's shape"),
+        "x16 of another shape: %s", cg_last_error());
+  CHECK(!cg_linear_bf16_x16(a, NULL, w5, NULL) && strstr(cg_last_error(), "x16 is NULL"), "NULL x16: %s", cg_last_error());
   cg_scope_end();
   return test_summary();
 }

@@ -113,6 +113,19 @@ static void b_norms(float *const *in, outs *o) {
   CHECK(cg_backward(cg_sum(cg_mul(y, cg_tanh(x)), (int[]){0, 1}, 2, false)) == CG_OK, "backward: %s", cg_last_error());
   out(o, y), out(o, cg_grad(x)), out(o, cg_grad(g)), out(o, cg_grad(b));
 }
+/* erf, GELU and its gradient, softplus, on their edges as well as random values: NaN, the
+ * infinities, both zeros, erf's branch point and clamp (its |x| and sign are bit masks, the
+ * clamps vminps / vmaxps in the C kernels: both must give the select's bits) */
+static void b_special(float *const *in, outs *o) {
+  static const float edge[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 4.0f, -4.0f, 0.927734375f, -0.927734375f, 1.3119891f,
+                               -1.3119891f, 5.656854f, -5.656854f, 1e-30f, -1e-30f, 20.0f, 20.000002f, -88.0f, 3e38f};
+  float *v = in[0];
+  memcpy(v, edge, sizeof edge);
+  cg_tensor *a = param(v, (int64_t[]){5, 67}, 2);
+  cg_tensor *g = cg_gelu(a);
+  CHECK(cg_backward(cg_sum(cg_mul(g, cg_scalar(1.5)), (int[]){0, 1}, 2, false)) == CG_OK, "backward: %s", cg_last_error());
+  out(o, cg_erf(a)), out(o, g), out(o, cg_grad(a)), out(o, cg_softplus(a, 1.0, 20.0)), out(o, cg_gelu_tanh(a));
+}
 
 static const bcase cases[] = {
     {"multiply-adds", b_fma, 3, {{4099}, {4099}, {4099}}, {1, 1, 1}, -3, 3},
@@ -121,6 +134,7 @@ static const bcase cases[] = {
     {"matmul", b_matmul, 3, {{67, 129}, {129, 45}, {64, 128}}, {2, 2, 2}, -1, 1},
     {"CNN step", b_cnn, 4, {{6, 3, 13, 11}, {8, 3, 3, 3}, {8}, {5, 192}}, {4, 4, 1, 2}, -1, 1},
     {"strided grouped conv", b_conv_s2, 2, {{3, 4, 17, 15}, {6, 2, 3, 3}}, {4, 4}, -1, 1},
+    {"erf, GELU and its gradient at their edges", b_special, 1, {{5, 67}}, {2}, -7, 7},
     {"layer norm", b_norms, 3, {{9, 31}, {31}, {31}}, {2, 1, 1}, -2, 2},
 };
 
