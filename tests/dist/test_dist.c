@@ -9,8 +9,9 @@
  *                CG_DIST_TIMEOUT_S=3 with a message, and the job end;
  *   die          rank 1 is killed (SIGKILL) before a collective: the job must end, not hang.
  * Then `cgrad train --model mlp`: 2 ranks x batch 256 (--distributed) against 1 process x
- * batch 512 over 20 steps: the losses agree within 2e-5 relative (fp32 sums in another
- * order: measured ~1e-6). Fresh inputs: the seed is the time, passed to the workers. */
+ * batch 512 over 20 steps: the losses agree within 5e-6 relative over the first 4 steps
+ * and 2e-4 over all 20 (fp32 sums in another order: measured ~1e-6, up to 3.9e-5 late).
+ * Fresh inputs: the seed is the time, passed to the workers. */
 #include "check.h"
 #include "run_cli.h"
 #include "tmpfiles.h"
@@ -273,12 +274,19 @@ static void test_train(void) {
   CHECK(rc == 0 && n2 == 20, "2 ranks: rc %d, %d losses:\n%s", rc, n2, out ? out : "");
   CHECK(out && strstr(out, "data-parallel over 2 ranks, 256 examples each"), "the run says it is data-parallel");
   free(out);
-  double worst = 0;
+  /* the first steps agree to float32 rounding; later ones drift apart faster where a ReLU
+   * input near 0 takes the other side in one run (over 63 seeds: steps 1-4 within 1.1e-6,
+   * steps 5-20 within 1.3e-6 but 1e-5 and 3.9e-5 at two seeds). A wrong sum or average of
+   * the gradients moves the loss by ~1e-2 from step 2 on. */
+  double first = 0, worst = 0;
   for (int i = 0; i < 20 && n1 == 20 && n2 == 20; i++) {
     double e = fabs(one[i] - two[i]) / fabs(one[i]);
-    if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+    if (isnan(e)) e = INFINITY;
+    if (i < 4 && !(e <= first)) first = e;
+    if (!(e <= worst)) worst = e;
   }
-  CHECK(n1 == 20 && n2 == 20 && worst <= 2e-5, "losses of 2 ranks x 256 vs 1 x 512: worst relative difference %g", worst);
+  CHECK(n1 == 20 && n2 == 20 && first <= 5e-6, "losses of 2 ranks x 256 vs 1 x 512, steps 1-4: worst relative difference %g (seed %u)", first, seed);
+  CHECK(n1 == 20 && n2 == 20 && worst <= 2e-4, "losses of 2 ranks x 256 vs 1 x 512, steps 1-20: worst relative difference %g (seed %u)", worst, seed);
   CHECK(one[19] < 0.7 * one[0], "it trains: %g -> %g", one[0], one[19]);
   printf("training: 20 losses agree within %.2g relative (seed %u)\n", worst, seed);
   size_t sz;
