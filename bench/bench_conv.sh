@@ -16,6 +16,7 @@ runs=${3:-5}
 wide=${4:-0}
 threads=${CG_THREADS:-2}
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE CG_THREADS=$threads
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE # the baseline runs this CPU's kernels, not a pinned core's
 echo "load average: $(cat /proc/loadavg)"
 cg0=$(WINO=0 "$build/bench_conv" "$batch" "$runs" "$wide")
 # the wino columns: WINO_COL=1 (default: the 2-d path everywhere), 2 (rows everywhere) or

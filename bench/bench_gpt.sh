@@ -14,7 +14,9 @@ L=${3:-6} C=${4:-384} H=${5:-6} T=${6:-256} B=${7:-8}
 threads=${CG_THREADS:-2}
 # a fair PyTorch figure: its OpenMP and OpenBLAS pools at the same thread count, not spinning
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE CG_THREADS=$threads
-[ -n "${OPENBLAS_CORETYPE:-}" ] && echo "note: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE is set: PyTorch's OpenBLAS runs that core's kernels, not this CPU's (unset it for a fair float32 figure)"
+# and this CPU's kernels: an environment pinning OpenBLAS to another core (OPENBLAS_CORETYPE=Haswell
+# on the development machines) made PyTorch's float32 step 1.5x slower, a false ratio
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 echo "load average: $(cat /proc/loadavg); $threads thread(s)"
 out=$(mktemp -d)
 model="--layers $L --embd $C --heads $H --block $T --batch $B --steps $steps --warmup 1 --eval-every 0 --eval-batches 1"

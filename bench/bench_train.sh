@@ -12,6 +12,7 @@ steps=${2:-30}
 batch=${3:-512}
 threads=${CG_THREADS:-2}
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=PASSIVE CG_THREADS=$threads
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE # the baseline runs this CPU's kernels, not a pinned core's
 echo "load average: $(cat /proc/loadavg)"
 out=$(mktemp -d)
 # peak resident memory of each whole process (GNU time's "Maximum resident set size", KB)
