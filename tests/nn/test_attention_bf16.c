@@ -11,53 +11,12 @@
  * difference of O(1) values, its error is a bf16 step of those values, not of the result
  * (torch's bf16 attention alike). Fully masked rows give zeros and zero gradients, nothing
  * is NaN, also with scores of ~1e4 (near one-hot rows). */
-#include "check.h"
-#include "cgrad.h"
+#include "attention_check.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static uint64_t rs = 0x9e3779b97f4a7c15ull;
-static double unif(double lo, double hi) {
-  rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
-  return lo + (hi - lo) * (double)(rs >> 11) * 0x1p-53;
-}
-static cg_tensor *rnd(const int64_t *s, int nd, double amp) {
-  int64_t n = 1;
-  for (int i = 0; i < nd; i++) n *= s[i];
-  double *v = malloc(sizeof(double) * (size_t)n);
-  for (int64_t i = 0; i < n; i++) v[i] = unif(-amp, amp);
-  cg_tensor *t = cg_cast(cg_from_data(v, CG_FLOAT64, s, nd), CG_BFLOAT16);
-  free(v);
-  cg_realize(t);
-  return t;
-}
-static double *readd(cg_tensor *t) {
-  int64_t n = cg_numel(t);
-  double *d = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  if (cg_read(cg_cast(t, CG_FLOAT64), CG_FLOAT64, d, sizeof(double) * (size_t)n) != CG_OK) {
-    free(d);
-    return NULL;
-  }
-  return d;
-}
-
-/* out and d(sum(out * w))/d{q,k,v} in dtype dt (the inputs cast to it), fused or not */
-static bool run(const char *fused, cg_dtype dt, cg_tensor *q0, cg_tensor *k0, cg_tensor *v0, cg_tensor *mask, bool causal, cg_tensor *w,
-                double **res) {
-  cg_set_config("CG_FLASH_ATTN", fused);
-  cg_scope_begin();
-  cg_tensor *q = cg_contiguous(cg_cast(q0, dt)), *k = cg_contiguous(cg_cast(k0, dt)), *v = cg_contiguous(cg_cast(v0, dt));
-  cg_set_requires_grad(q, true), cg_set_requires_grad(k, true), cg_set_requires_grad(v, true);
-  cg_tensor *o = cg_scaled_dot_product_attention(q, k, v, mask, 0, causal, 0);
-  bool ok = o && cg_dtype_of(o) == dt && cg_backward(cg_sum(cg_mul(cg_cast(o, CG_FLOAT64), cg_cast(w, CG_FLOAT64)), NULL, 0, false)) == CG_OK;
-  CHECK(ok, "%s attention (knob %s): %s", cg_dtype_name(dt), fused, cg_last_error());
-  if (ok) res[0] = readd(o), res[1] = readd(cg_grad(q)), res[2] = readd(cg_grad(k)), res[3] = readd(cg_grad(v));
-  cg_scope_end();
-  return ok && res[0] && res[1] && res[2] && res[3];
-}
 
 /* float64 attention and its backward with dO = w; valid(b, i, j) from the mask (B, 1, T, S)
  * or causal (mk NULL); a row with nothing valid: p = 0 */
@@ -108,8 +67,9 @@ static void ref(int64_t B, int64_t H, int64_t T, int64_t S, int64_t E, int64_t E
 static void compare(int64_t T, bool causal, const char *fused, double qamp) {
   int64_t B = 2, H = 2, E = 16, Ev = 8, S = T;
   cg_scope_begin();
-  cg_tensor *q = rnd((int64_t[]){B, H, T, E}, 4, qamp), *k = rnd((int64_t[]){B, H, S, E}, 4, 1.5), *v = rnd((int64_t[]){B, H, S, Ev}, 4, 1);
-  cg_tensor *w = rnd((int64_t[]){B, H, T, Ev}, 4, 1), *mask = NULL;
+  cg_tensor *q = rnd(CG_BFLOAT16, (int64_t[]){B, H, T, E}, 4, qamp), *k = rnd(CG_BFLOAT16, (int64_t[]){B, H, S, E}, 4, 1.5),
+            *v = rnd(CG_BFLOAT16, (int64_t[]){B, H, S, Ev}, 4, 1);
+  cg_tensor *w = rnd(CG_BFLOAT16, (int64_t[]){B, H, T, Ev}, 4, 1), *mask = NULL;
   if (!causal) { /* batch 0: keys >= S/2 padded out; batch 1: even rows see nothing */
     uint8_t *m = malloc((size_t)(B * T * S));
     for (int64_t b = 0; b < B; b++)
@@ -120,7 +80,7 @@ static void compare(int64_t T, bool causal, const char *fused, double qamp) {
   }
   double *f[4] = {0}, *u[6] = {0};
   int64_t n[6] = {B * H * T * Ev, B * H * T * E, B * H * S * E, B * H * S * Ev, B * H * T * E, B * H * S * E};
-  bool ok = run(fused, CG_BFLOAT16, q, k, v, mask, causal, w, f);
+  bool ok = run(fused, CG_BFLOAT16, q, k, v, mask, causal, 0, w, f);
   if (ok) {
     double *x[4] = {readd(q), readd(k), readd(v), readd(w)};
     uint8_t *mk = NULL;

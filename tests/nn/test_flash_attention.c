@@ -6,59 +6,15 @@
  * rtol 1e-4, atol 1e-5 (the two sum in different orders); float64: rtol 1e-10. Fully masked
  * rows give zeros and zero gradients, nothing is NaN. Memory and kernels: see
  * memory_and_kernels. */
-#include "check.h"
-#include "cgrad.h"
+#include "attention_check.h"
 #include "runtime/alloc.h"
 #include "runtime/device.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-static uint64_t rs = 88172645463325252ull;
-static double unif(double lo, double hi) {
-  rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
-  return lo + (hi - lo) * (double)(rs >> 11) * 0x1p-53;
-}
-
-static cg_tensor *rnd(cg_dtype dt, const int64_t *s, int nd, double amp) {
-  int64_t n = 1;
-  for (int i = 0; i < nd; i++) n *= s[i];
-  double *v = malloc(sizeof(double) * (size_t)n);
-  for (int64_t i = 0; i < n; i++) v[i] = unif(-amp, amp);
-  cg_tensor *t = cg_cast(cg_from_data(v, CG_FLOAT64, s, nd), dt);
-  free(v);
-  cg_realize(t);
-  return t;
-}
-
-static double *readd(cg_tensor *t) {
-  int64_t n = cg_numel(t);
-  double *d = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  if (!t || cg_read(cg_cast(t, CG_FLOAT64), CG_FLOAT64, d, sizeof(double) * (size_t)n) != CG_OK) {
-    free(d);
-    return NULL;
-  }
-  return d;
-}
-
 enum { M_NONE, M_CAUSAL, M_PAD, M_ADD };
 static const char *MNAME[] = {"plain", "causal", "padding (bool)", "additive -inf"};
-
-/* out and d(sum(out * w))/d{q,k,v} with the knob set to `fused`; 4 arrays, caller frees. */
-static bool run(bool fused, cg_dtype dt, cg_tensor *q0, cg_tensor *k0, cg_tensor *v0, cg_tensor *mask, bool causal, double scale,
-                cg_tensor *w, double **res) {
-  cg_set_config("CG_FLASH_ATTN", fused ? "1" : "0");
-  cg_scope_begin();
-  cg_tensor *q = cg_contiguous(q0), *k = cg_contiguous(k0), *v = cg_contiguous(v0);
-  cg_set_requires_grad(q, true), cg_set_requires_grad(k, true), cg_set_requires_grad(v, true);
-  cg_tensor *o = cg_scaled_dot_product_attention(q, k, v, mask, 0, causal, scale);
-  bool ok = o && cg_backward(cg_sum(cg_mul(o, w), NULL, 0, false)) == CG_OK;
-  CHECK(ok, "%s attention: %s", fused ? "fused" : "unfused", cg_last_error());
-  if (ok) res[0] = readd(o), res[1] = readd(cg_grad(q)), res[2] = readd(cg_grad(k)), res[3] = readd(cg_grad(v));
-  cg_scope_end();
-  (void)dt;
-  return ok && res[0] && res[1] && res[2] && res[3];
-}
 
 static void compare(int64_t T, int mk, cg_dtype dt, double amp) {
   int64_t B = 2, H = 2, E = 8, Ev = 6, S = T;
@@ -81,7 +37,7 @@ static void compare(int64_t T, int mk, cg_dtype dt, double amp) {
   }
   double *f[4] = {0}, *u[4] = {0};
   double scale = amp >= 50 ? 1 : 0;
-  bool ok = run(true, dt, q, k, v, mask, mk == M_CAUSAL, scale, w, f) && run(false, dt, q, k, v, mask, mk == M_CAUSAL, scale, w, u);
+  bool ok = run("1", dt, q, k, v, mask, mk == M_CAUSAL, scale, w, f) && run("0", dt, q, k, v, mask, mk == M_CAUSAL, scale, w, u);
   int64_t n[4] = {B * H * T * Ev, B * H * T * E, B * S * E, B * H * S * Ev};
   const char *what[4] = {"out", "dq", "dk", "dv"};
   double rtol = dt == CG_FLOAT64 ? 1e-10 : 1e-4, atol = dt == CG_FLOAT64 ? 1e-12 : 1e-5;
@@ -210,7 +166,7 @@ static void under_jit(void) {
       CHECK(ok, "jit call %d: output %d is NULL", call, i);
       if (ok) g[i] = readd(got[i]), ok = g[i] != NULL;
     }
-    ok = ok && run(true, CG_FLOAT32, in[0], in[1], in[2], NULL, true, 0, in[3], w);
+    ok = ok && run("1", CG_FLOAT32, in[0], in[1], in[2], NULL, true, 0, in[3], w);
     int bad = 0;
     for (int i = 0; ok && i < 4; i++)
       for (int64_t e = 0; e < cg_numel(got[i]); e++) bad += !(fabs(g[i][e] - w[i][e]) <= 1e-6 * (1 + fabs(w[i][e])));
