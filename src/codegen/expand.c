@@ -443,30 +443,8 @@ static bool bf16_left(uop *u, uop *v, uopset *seen, uopset *dep) {
   return false;
 }
 
-/* (a*k + u) % c -> (a*k) % c + u for an upcast lane u of k lanes (u in [0, k)), k | c and
- * a*k >= 0: the lane leaves the MOD (and the symbolic rules make (a*k) % c (a % (c/k))*k),
- * so a load through a reshape of a permuted view -- a head merge (B, H, T, D) -> (B*T, H*D),
- * whose output dim H*D was split by UPCAST as r'*16 + u -- is contiguous along u instead of
- * a MOD per lane and a gather. */
-static uop *lane_out_of_mod(rw_match *m) {
-  uop *u = m->root, *x = u->src[0], *c = u->src[1];
-  if (!dt_is_int(u->dt) || u->dt.count > 1 || c->op != OP_CONST || c->arg.i <= 0 || x->op != OP_ADD) return NULL;
-  for (int s = 0; s < 2; s++) {
-    uop *ln = x->src[s], *am = x->src[1 - s];
-    if (ln->op != OP_RANGE || ln->arg.v[1] != RANGE_UPCAST || ln->src[0]->op != OP_CONST || am->op != OP_MUL) continue;
-    int64_t k = ln->src[0]->arg.i;
-    uop *kc = am->src[1]->op == OP_CONST ? am->src[1] : am->src[0]->op == OP_CONST ? am->src[0] : NULL;
-    if (!kc || kc->arg.i != k || k <= 0 || c->arg.i % k || am->vmin < 0) continue;
-    return uop_simplify(uop_alu(OP_ADD, uop_alu(OP_MOD, am, c), ln));
-  }
-  return NULL;
-}
-static const rw_rule lane_mod_rules[] = {RULE("MOD", lane_out_of_mod)};
-static RULESET(rs_lane_mod, "expand_lane_out_of_mod", lane_mod_rules);
-
 uop *expand_lanes(uop *sink, bool vectors) {
   sink = graph_rewrite(sink, &rs_reduce_lanes, &vectors);
-  if (sink) sink = graph_rewrite(sink, &rs_lane_mod, NULL);
   if (!sink) return NULL;
   uop *lanes[UOP_MAX_DIMS];
   int n = 0;

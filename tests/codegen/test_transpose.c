@@ -115,8 +115,8 @@ static void check_case(const view *v, cg_dtype src, cg_dtype dst, const char *de
      * to bf16 (bits) */
     if (run && (src == CG_FLOAT32 || (src == CG_BFLOAT16 && dst == CG_BFLOAT16)) && dst != CG_FLOAT16 && !v->pack && v->perm[v->nd - 1] != v->nd - 1 && rows % 16 == 0 && cols % 16 == 0)
       CHECK(body && strstr(body, src == CG_FLOAT32 ? "transpose_f32x" : "transpose_u16x") && !strstr(body, "gather_") && !strstr(body, "_to_f32("), "%s: an in-register transpose, no gather", what);
-    /* a head merge whose rows are 16-wide runs: vector loads (expand's lane_out_of_mod), no
-     * MOD per lane */
+    /* a head merge whose rows are 16-wide runs: vector loads, no MOD per lane (symbolic.c's
+     * x % c split takes the lane out of the MOD) */
     if (run && v->merge && src == CG_FLOAT32 && dst != CG_FLOAT16 && v->shape[2] % 16 == 0)
       CHECK(body && strstr(body, "f32x16_u *)(data1 + ") && !strstr(body, "gather_") && !strstr(body, "%32)"), "%s: vector loads, no gather or MOD per lane", what);
     if (run && src == CG_BFLOAT16 && dst == CG_BFLOAT16 && v->pack)
