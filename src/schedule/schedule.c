@@ -497,6 +497,20 @@ static bool plan_has_product(plan *k, uopset *realized) {
   return r;
 }
 
+/* Whether a kernel's values read a buffer that w's assigns overwrite (the old value). */
+static bool reads_assigned(plan *r, plan *w, uopset *realized) {
+  uopset bufs = {0}, seen = {0};
+  for (int k = 0; k < w->n; k++)
+    if (w->roots[k]->op == OP_ASSIGN) uopset_put(&bufs, w->outs[k], (void *)1);
+  bool bad = false;
+  for (int k = 0; k < r->n && !bad && bufs.n; k++) {
+    uop *v = stored_value(r->roots[k]); /* from its sources: r's roots are realized */
+    for (uint32_t x = 0; x < v->nsrc && !bad; x++) bad = reads_any(v->src[x], &bufs, NULL, realized, &seen);
+  }
+  uopset_free(&bufs), uopset_free(&seen);
+  return bad;
+}
+
 static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
   uop *ra = a->roots[0];
   if (a->n != 1 || ra->op == OP_COPY || b->roots[0]->op == OP_COPY) return false; /* copies are items of their own */
@@ -513,16 +527,7 @@ static bool can_merge(plan *a, plan *b, uopset *realized, uopset *assigned) {
    * would no longer run before the write (guard_assign), and the producer's other readers
    * that read the old value too (flash attention's running max, its new value read by the
    * sum's update with the old) could then run neither before nor after it */
-  for (int k = 0; k < b->n; k++) {
-    if (b->roots[k]->op != OP_ASSIGN) continue;
-    uopset one = {0}, seen = {0};
-    uopset_put(&one, b->outs[k], (void *)1);
-    uop *va = stored_value(ra); /* from its sources: a's root is realized */
-    bool bad = false;
-    for (uint32_t i = 0; i < va->nsrc && !bad; i++) bad = reads_any(va->src[i], &one, NULL, realized, &seen);
-    uopset_free(&one), uopset_free(&seen);
-    if (bad) return false;
-  }
+  if (reads_assigned(a, b, realized)) return false;
   /* an assign (an optimizer's moment) runs inside its reader (the parameter's update) only
    * if the reader reads the overwritten buffer nowhere but through the assign itself
    * (element i would otherwise read a neighbour another thread has already replaced), and
@@ -579,21 +584,11 @@ static bool plan_reads(plan *a, plan *b, uopset *realized) {
  * and, reading ks[i]'s result, after it (flash attention's row max inside the running
  * max's assign, read by the rescale factor exp(m_old - m_new)). */
 static bool others_read_old(plan *ks, int n, int i, int j, uopset *realized) {
-  uopset bufs = {0};
-  for (int k = 0; k < ks[j].n; k++)
-    if (ks[j].roots[k]->op == OP_ASSIGN) uopset_put(&bufs, ks[j].outs[k], (void *)1);
-  bool bad = false;
-  for (int k = i + 1; k < n && !bad && bufs.n; k++) {
-    if (k == j || !plan_reads(&ks[i], &ks[k], realized)) continue;
-    uopset seen = {0};
-    for (int r = 0; r < ks[k].n && !bad; r++) {
-      uop *v = stored_value(ks[k].roots[r]); /* from the sources: k's roots are realized */
-      for (uint32_t x = 0; x < v->nsrc && !bad; x++) bad = reads_any(v->src[x], &bufs, NULL, realized, &seen);
-    }
-    uopset_free(&seen);
-  }
-  uopset_free(&bufs);
-  return bad;
+  bool assigns = false;
+  for (int k = 0; k < ks[j].n; k++) assigns |= ks[j].roots[k]->op == OP_ASSIGN;
+  for (int k = i + 1; assigns && k < n; k++)
+    if (k != j && plan_reads(&ks[i], &ks[k], realized) && reads_assigned(&ks[k], &ks[j], realized)) return true;
+  return false;
 }
 
 static void merge_plans(plan *ks, int *n, uopset *realized, uop *const *outs, int nouts) {
