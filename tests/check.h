@@ -4,6 +4,7 @@
 #define CG_TEST_CHECK_H
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,17 @@ static int t_pass, t_fail;
       fputc('\n', stderr);                                            \
     }                                                                 \
   } while (0)
+/* a float32's bits and back */
+static inline float bits_f32(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+static inline uint32_t f32_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
 static inline int test_summary(void) {
   printf("%d passed, %d failed\n", t_pass, t_fail);
   return t_fail ? 1 : 0;

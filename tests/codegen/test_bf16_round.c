@@ -19,22 +19,12 @@ static uint32_t next32(void) {
   rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
   return (uint32_t)(rs >> 32);
 }
-static float bits_f(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-static uint32_t f_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
 /* float32 -> bf16 -> float32, round to nearest even on the bits */
 static float ref_round(float x) {
-  uint32_t u = f_bits(x);
+  uint32_t u = f32_bits(x);
   if (isnan(x)) return x;
   u += 0x7fffu + ((u >> 16) & 1u);
-  return bits_f(u & 0xffff0000u);
+  return bits_f32(u & 0xffff0000u);
 }
 
 int main(void) {
@@ -50,7 +40,7 @@ int main(void) {
                         -0x1.fffp127f, INFINITY, -INFINITY, NAN, 0x1.7fp-126f, 1.0f};
   int ne = (int)(sizeof edge / sizeof edge[0]);
   for (int i = 0; i < N; i++) {
-    a[i] = i < ne ? edge[i] : bits_f(next32());
+    a[i] = i < ne ? edge[i] : bits_f32(next32());
     b[i] = i < ne ? 1.0f : ldexpf(1.0f, (int)(next32() % 9) - 4);
   }
   const char *dev[] = {"CPU", "INTERP", "X86"};
@@ -65,7 +55,7 @@ int main(void) {
     int bad = 0, first = -1;
     for (int i = 0; ok && i < N; i++) {
       float want = ref_round(a[i] * b[i]);
-      bool same = isnan(want) ? isnan(got[i]) : f_bits(got[i]) == f_bits(want);
+      bool same = isnan(want) ? isnan(got[i]) : f32_bits(got[i]) == f32_bits(want);
       if (!same && first < 0) first = i;
       bad += !same;
     }

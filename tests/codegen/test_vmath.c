@@ -21,16 +21,6 @@
 #include <string.h>
 #include <time.h>
 
-static float fbits(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-static uint32_t ubits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
 
 /* |y - ref| in ulps of ref rounded to float32 (2^-149 below FLT_MIN); 1e9 for a wrong
  * class (NaN where a number was due, a number where inf was due, ...) */
@@ -65,32 +55,32 @@ static uint32_t rnd(void) { /* splitmix64 */
 static int64_t make_inputs(float *x, int64_t cap, int which) {
   int64_t n = 0;
   uint32_t start = rnd() % 430;
-  for (uint64_t b = start; b < (1ull << 32) && n < cap; b += 430) x[n++] = fbits((uint32_t)b);
-  const float common[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, fbits(0x7f800001), fbits(0xffc00001), FLT_MIN, -FLT_MIN,
-                          FLT_MAX, -FLT_MAX, fbits(1), fbits(0x80000001), fbits(0x007fffff), fbits(0x807fffff), 1.0f, -1.0f, 0.5f};
+  for (uint64_t b = start; b < (1ull << 32) && n < cap; b += 430) x[n++] = bits_f32((uint32_t)b);
+  const float common[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, bits_f32(0x7f800001), bits_f32(0xffc00001), FLT_MIN, -FLT_MIN,
+                          FLT_MAX, -FLT_MAX, bits_f32(1), bits_f32(0x80000001), bits_f32(0x007fffff), bits_f32(0x807fffff), 1.0f, -1.0f, 0.5f};
   for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) x[n++] = common[i];
   if (which == 0) { /* exp2: around the overflow and every denormal exponent, integers, tiny x */
     const float e[] = {127.0f, 128.0f, 129.0f, -126.0f, -127.0f, -149.0f, -150.0f, -151.0f, -152.0f};
     for (size_t i = 0; i < sizeof e / sizeof e[0]; i++)
-      for (int k = -300; k <= 300; k++) x[n++] = fbits(ubits(e[i]) + (uint32_t)k);
+      for (int k = -300; k <= 300; k++) x[n++] = bits_f32(f32_bits(e[i]) + (uint32_t)k);
     for (int k = -151; k <= 129; k++) x[n++] = (float)k, x[n++] = (float)k + 0.5f, x[n++] = (float)k - 0x1p-10f;
     for (int i = 0; i < 200000; i++) x[n++] = -151.0f + 280.0f * (float)(rnd() % 1000003) / 1000003.0f;
   } else if (which == 1) { /* log2: near 1, near the interval ends sqrt(1/2) and sqrt(2), all denormals */
     const float c[] = {1.0f, 0.70710677f, 1.4142135f, 2.0f, 0.5f};
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
-      for (int k = -3000; k <= 3000; k++) x[n++] = fbits(ubits(c[i]) + (uint32_t)k);
-    for (uint32_t k = 1; k < 0x800000; k += 37) x[n++] = fbits(k);
+      for (int k = -3000; k <= 3000; k++) x[n++] = bits_f32(f32_bits(c[i]) + (uint32_t)k);
+    for (uint32_t k = 1; k < 0x800000; k += 37) x[n++] = bits_f32(k);
     for (int i = 0; i < 200000; i++) x[n++] = 0.5f + (float)(rnd() % 1000003) / 1000003.0f;
   } else { /* sin: the floats nearest k*pi/2 (the worst cancellation), the fallback bound */
     for (int k = -20000; k <= 20000; k += 7) {
       float f = (float)(k * M_PI_2 * (1 + (double)(rnd() % 1000) / 1000 * (k > 12000 || k < -12000 ? 2.0 : 1.0)));
-      for (int d = -2; d <= 2; d++) x[n++] = fbits(ubits(f) + (uint32_t)d);
+      for (int d = -2; d <= 2; d++) x[n++] = bits_f32(f32_bits(f) + (uint32_t)d);
     }
     for (int k = 0; k < 60000; k++) {
       float f = (float)(k * M_PI_2);
-      x[n++] = f, x[n++] = fbits(ubits(f) + 1), x[n++] = fbits(ubits(f) - 1);
+      x[n++] = f, x[n++] = bits_f32(f32_bits(f) + 1), x[n++] = bits_f32(f32_bits(f) - 1);
     }
-    for (int k = -200; k <= 200; k++) x[n++] = fbits(ubits(CG_VM_SIN_MAX) + (uint32_t)k), x[n++] = -fbits(ubits(CG_VM_SIN_MAX) + (uint32_t)k);
+    for (int k = -200; k <= 200; k++) x[n++] = bits_f32(f32_bits(CG_VM_SIN_MAX) + (uint32_t)k), x[n++] = -bits_f32(f32_bits(CG_VM_SIN_MAX) + (uint32_t)k);
     for (int i = 0; i < 200000; i++) x[n++] = -10.0f + 20.0f * (float)(rnd() % 1000003) / 1000003.0f;
   }
   return n;
@@ -118,7 +108,7 @@ static double check_bound(const fn_t *f, const char *how, const float *x, const 
     double e = ulp_err(out[i], f->ref((double)x[i]));
     if (e > mx) mx = e;
     if (e > f->bound && (*bad)++ < 5)
-      fprintf(stderr, "  %s %s(%a = 0x%08x) = %a, float64 %a: %.3g ulp > %.2f\n", how, f->name, x[i], ubits(x[i]), out[i], f->ref((double)x[i]), e, f->bound);
+      fprintf(stderr, "  %s %s(%a = 0x%08x) = %a, float64 %a: %.3g ulp > %.2f\n", how, f->name, x[i], f32_bits(x[i]), out[i], f->ref((double)x[i]), e, f->bound);
   }
   return mx;
 }
@@ -143,7 +133,7 @@ static void test_fn(const fn_t *f, int which) {
     CHECK(bad == 0, "%s: %lld of %lld scalar results past %.2f ulp", f->name, (long long)bad, (long long)n, f->bound);
     int64_t differ = 0;
     for (int64_t i = 0; i < n; i++)
-      if (ubits(vec[i]) != ubits(sca[i]) && !(isnan(vec[i]) && isnan(sca[i])) && differ++ < 5)
+      if (f32_bits(vec[i]) != f32_bits(sca[i]) && !(isnan(vec[i]) && isnan(sca[i])) && differ++ < 5)
         fprintf(stderr, "  %s(%a): vector %a, scalar %a\n", f->name, x[i], vec[i], sca[i]);
     CHECK(differ == 0, "%s: %lld results differ between the vector and scalar forms", f->name, (long long)differ);
     printf("%s: %lld inputs, max error %.4f ulp (vector), %.4f (scalar); bound %.2f\n", f->name, (long long)n, mv, ms, f->bound);

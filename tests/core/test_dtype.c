@@ -31,17 +31,6 @@
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-static uint32_t f32_bits(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  return u;
-}
-static float bits_f32(uint32_t u) {
-  float x;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
-
 static uint64_t rng_state = 0x5EED0F0D7E57ull;
 static uint64_t splitmix64(void) {
   uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);

@@ -36,6 +36,18 @@ static double *readd(cg_tensor *t) {
   return d;
 }
 
+/* a boolean padding mask (B, 1, T, S) for B = 2: batch 0 sees keys below S/2; batch 1's
+ * odd rows i see keys 0..i, its even rows nothing (fully masked rows) */
+static cg_tensor *pad_mask(int64_t B, int64_t T, int64_t S) {
+  uint8_t *m = malloc((size_t)(B * T * S));
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t i = 0; i < T; i++)
+      for (int64_t j = 0; j < S; j++) m[(b * T + i) * S + j] = b == 0 ? j < (S + 1) / 2 : (i % 2 == 1 && j <= i);
+  cg_tensor *mask = cg_from_data(m, CG_BOOL, (int64_t[]){B, 1, T, S}, 4);
+  free(m);
+  return mask;
+}
+
 /* out and d(sum(out * w))/d{q,k,v} (4 arrays, caller frees) with CG_FLASH_ATTN = fused, the
  * inputs cast to dt; the sum in float64, so dO is w exactly in any dt */
 static bool run(const char *fused, cg_dtype dt, cg_tensor *q0, cg_tensor *k0, cg_tensor *v0, cg_tensor *mask, bool causal, double scale,

@@ -70,14 +70,7 @@ static void compare(int64_t T, bool causal, const char *fused, double qamp) {
   cg_tensor *q = rnd(CG_BFLOAT16, (int64_t[]){B, H, T, E}, 4, qamp), *k = rnd(CG_BFLOAT16, (int64_t[]){B, H, S, E}, 4, 1.5),
             *v = rnd(CG_BFLOAT16, (int64_t[]){B, H, S, Ev}, 4, 1);
   cg_tensor *w = rnd(CG_BFLOAT16, (int64_t[]){B, H, T, Ev}, 4, 1), *mask = NULL;
-  if (!causal) { /* batch 0: keys >= S/2 padded out; batch 1: even rows see nothing */
-    uint8_t *m = malloc((size_t)(B * T * S));
-    for (int64_t b = 0; b < B; b++)
-      for (int64_t i = 0; i < T; i++)
-        for (int64_t j = 0; j < S; j++) m[(b * T + i) * S + j] = b == 0 ? j < (S + 1) / 2 : (i % 2 == 1 && j <= i);
-    mask = cg_from_data(m, CG_BOOL, (int64_t[]){B, 1, T, S}, 4);
-    free(m);
-  }
+  if (!causal) mask = pad_mask(B, T, S);
   double *f[4] = {0}, *u[6] = {0};
   int64_t n[6] = {B * H * T * Ev, B * H * T * E, B * H * S * E, B * H * S * Ev, B * H * T * E, B * H * S * E};
   bool ok = run(fused, CG_BFLOAT16, q, k, v, mask, causal, 0, w, f);

@@ -21,14 +21,8 @@ static void compare(int64_t T, int mk, cg_dtype dt, double amp) {
   cg_scope_begin();
   cg_tensor *q = rnd(dt, (int64_t[]){B, H, T, E}, 4, amp), *k = rnd(dt, (int64_t[]){B, 1, S, E}, 4, amp), *v = rnd(dt, (int64_t[]){B, H, S, Ev}, 4, 1);
   cg_tensor *w = rnd(dt, (int64_t[]){B, H, T, Ev}, 4, 1), *mask = NULL;
-  if (mk == M_PAD) { /* batch 0: keys >= S/2 padded out; batch 1: every key of row i masked for even i */
-    uint8_t *m = malloc((size_t)(B * T * S));
-    for (int64_t b = 0; b < B; b++)
-      for (int64_t i = 0; i < T; i++)
-        for (int64_t j = 0; j < S; j++) m[(b * T + i) * S + j] = b == 0 ? j < (S + 1) / 2 : (i % 2 == 1 && j <= i);
-    mask = cg_from_data(m, CG_BOOL, (int64_t[]){B, 1, T, S}, 4);
-    free(m);
-  } else if (mk == M_ADD) {
+  if (mk == M_PAD) mask = pad_mask(B, T, S);
+  else if (mk == M_ADD) {
     double *m = malloc(sizeof(double) * (size_t)(T * S));
     for (int64_t i = 0; i < T * S; i++) m[i] = unif(0, 1) < 0.3 ? -INFINITY : unif(-2, 2);
     for (int64_t j = 0; j < S; j++) m[(T - 1) * S + j] = -INFINITY; /* the last row: nothing */

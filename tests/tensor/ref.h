@@ -238,8 +238,6 @@ static inline double rn_flat(const rnd *a, int64_t i) {
 }
 
 /* ---- value conversion between dtypes (PyTorch semantics) ---------------------------- */
-static inline float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 /* The value v becomes as a dtype dt (round to nearest for floats; wrap for ints; !=0). */
 static inline double quant(cg_dtype dt, double v) {
   switch (dt) {
