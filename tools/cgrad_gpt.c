@@ -191,8 +191,9 @@ static cg_tensor *gpt_forward(gpt *m, cg_tensor *idx, cg_tensor *pos) {
  * of the context. One step takes a token and its position pos, a kernel variable: the
  * new key and value are assigned into the cache's row pos (an assign into the row's view
  * at the var: one row written, realized per layer), the query attends to rows 0..pos (a
- * mask from pos), so every step is the same graph and the same kernels, and a cg_jit replays them: no graph is built, nothing
- * is scheduled per token (JIT=0 builds it and hits the schedule cache). */
+ * mask from pos), so every step is the same graph and the same kernels, and a cg_jit
+ * replays them: no graph is built, nothing is scheduled per token (JIT=0 builds it and
+ * hits the schedule cache). */
 typedef struct {
   gpt *m;
   cg_tensor **k, **v; /* the cache, per layer */

@@ -232,7 +232,7 @@ cg_tensor *flash_attention(cg_tensor *q, cg_tensor *k, cg_tensor *v, cg_tensor *
     cg_tensor *p = cg_exp(cg_sub(s, shift)), *a = cg_exp(cg_sub(mv, shift));
     /* bf16: p rounded once, the sum and p v read the same rounded weights (the exp runs
      * once: a float32 p for the sum would be computed again, the rounded one is stored) */
-    if (bl.bf16) p = cg_cast(cg_cast(p, CG_BFLOAT16), CG_FLOAT32);
+    if (bl.bf16) p = low(p);
     cg_tensor *nl = cg_add(cg_mul(lv, a), cg_sum(p, &last, 1, true)), *no = cg_add(cg_mul(ov, a), mm(&bl, p, vj));
     /* l and o read m's old rows: the scheduler runs them before m's assign */
     st = nl && no && mn ? cg_assign(lr, nl) : cg_last_status();
