@@ -562,6 +562,14 @@ cg_status cg_optimizer_step(cg_optimizer *opt);
  * training step is one cg_realize_many of the loss, these and any other state (BatchNorm
  * statistics): one schedule per step. Counts as a step (cg_optimizer_steps) once built. */
 cg_status cg_optimizer_step_lazy(cg_optimizer *opt, cg_tensor *const **pending, int *npending);
+/* The same lazy step, taken only where skip (a 0-d bool tensor, computed in the same
+ * schedule: cg_grad_scaler_unscale's) is false: where it is true every assign (parameters,
+ * moments, momentum buffers) keeps the old value, bit for bit, even if the update is NaN.
+ * The step count and beta^t advance on the host when the step is built, whatever skip
+ * turns out to be: after a skipped step, cg_grad_scaler_update (or cg_optimizer_set_steps
+ * with one step fewer) takes them back. So a step with an overflow check stays one realize,
+ * and one cg_jit replay. */
+cg_status cg_optimizer_step_lazy_unless(cg_optimizer *opt, cg_tensor *skip, cg_tensor *const **pending, int *npending);
 /* Gradient clipping, lazily (nothing runs; realize with the step): cg_grad_norm is the 2-norm
  * of all the parameters' gradients together (a 0-d float32 tensor; parameters without a
  * gradient are skipped); cg_scale_grads multiplies every gradient by a 0-d tensor (the
@@ -570,6 +578,25 @@ cg_status cg_optimizer_step_lazy(cg_optimizer *opt, cg_tensor *const **pending, 
 cg_tensor *cg_grad_norm(cg_tensor *const *params, int n);
 cg_status cg_scale_grads(cg_tensor *const *params, int n, cg_tensor *factor);
 cg_tensor *cg_clip_grad_norm(cg_tensor *const *params, int n, double max_norm);
+/* Dynamic loss scaling for float16 training, torch.cuda.amp.GradScaler's semantics with
+ * nothing read on the host inside the step (a step is one realize, and replays whole under
+ * a cg_jit): backward(cg_grad_scaler_scale(s, loss)); skip = cg_grad_scaler_unscale(s,
+ * params, n) multiplies the gradients by 1/scale (lazily) and is true unless every
+ * gradient is finite (read off their 2-norm, the graph cg_grad_norm / cg_clip_grad_norm
+ * build, so clipping after it costs no second reduction; a norm past float32's range counts
+ * as an overflow); cg_optimizer_step_lazy_unless(opt, skip, ...); realize; then, with
+ * skip's value read on the host, cg_grad_scaler_update(s, skipped, opts, nopt): a skipped
+ * step multiplies the scale by backoff_factor and takes back each optimizer's step count;
+ * growth_interval clean steps in a row multiply it by growth_factor. torch's defaults:
+ * (65536, 2, 0.5, 200). The scale and its inverse are float32 kernel variables (the
+ * factors are powers of two, so unscaling is exact): a new scale compiles nothing. */
+typedef struct cg_grad_scaler cg_grad_scaler;
+cg_grad_scaler *cg_grad_scaler_new(double init_scale, double growth_factor, double backoff_factor, int64_t growth_interval);
+cg_tensor *cg_grad_scaler_scale(cg_grad_scaler *s, cg_tensor *loss);
+cg_tensor *cg_grad_scaler_unscale(cg_grad_scaler *s, cg_tensor *const *params, int n);
+cg_status cg_grad_scaler_update(cg_grad_scaler *s, bool skipped, cg_optimizer *const *opts, int nopt);
+double cg_grad_scaler_get_scale(const cg_grad_scaler *s);
+void cg_grad_scaler_free(cg_grad_scaler *s);
 /* cg_zero_grad on every parameter. */
 void cg_optimizer_zero_grad(cg_optimizer *opt);
 /* Set the learning rate (finite, >= 0) for the next steps: the float32 kernel variable the

@@ -8,7 +8,8 @@
  *   cgrad train gpt [--data FILE] [--steps N] [--batch B] [--block T] [--layers L]
  *                   [--heads H] [--embd C] [--lr LR] [--min-lr LR] [--warmup N]
  *                   [--wd WD] [--clip X] [--eval-every N] [--eval-batches N]
- *                   [--seed S] [--amp bf16|fp16|fp8] [--out FILE]
+ *                   [--seed S] [--amp bf16|fp16|fp8] [--loss-scale S] [--growth-interval N]
+ *                   [--out FILE]
  *   cgrad sample --checkpoint FILE [--prompt TEXT] [--tokens N] [--temperature T]
  *                [--top-k K] [--seed S]
  *
@@ -390,7 +391,8 @@ static bool gpt_load(gpt *m, const char *path) {
 typedef struct {
   const char *data, *out;
   long steps, batch, block, layers, heads, embd, warmup, eval_every, eval_batches;
-  double lr, min_lr, wd, clip;
+  double lr, min_lr, wd, clip, loss_scale; /* loss_scale, growth_interval: fp16's initial scale, clean steps to double it */
+  long growth_interval;
   uint64_t seed;
   int amp;
 } train_opts;
@@ -416,13 +418,18 @@ static double eval_loss(gpt *m, const corpus *c, const train_opts *o, int32_t *x
   return tot / (double)o->eval_batches;
 }
 
-/* One training step for float32, bf16 and fp8: (tokens, targets) -> (loss, gradient norm
- * before clipping). Loss, gradients, clipping (lazily: the norm is never read on the host
- * inside the step) and both optimizers' updates are one cg_realize_many. */
+/* One training step: (tokens, targets) -> (loss, gradient norm before clipping). Loss,
+ * gradients, clipping (lazily: the norm is never read on the host inside the step) and
+ * both optimizers' updates are one cg_realize_many. fp16 (scaler): the loss is scaled so
+ * that small gradients survive float16, the gradients unscaled (the scale a kernel
+ * variable), and the updates are kept only where the norm is finite; the host reads the
+ * norm after the step and updates the scale (cg_grad_scaler_update), so the step still
+ * replays whole under the JIT. */
 typedef struct {
   gpt *m;
   cg_optimizer *od, *on;
   double clip;
+  cg_grad_scaler *scaler; /* fp16 */
 } step_ctx;
 static cg_status gpt_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n_out, void *user) {
   step_ctx *c = user;
@@ -430,13 +437,14 @@ static cg_status gpt_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n
   (void)n_in, (void)n_out;
   int64_t B = cg_shape(in[0])[0], T = cg_shape(in[0])[1];
   cg_tensor *lg = gpt_forward(m, in[0], positions(T));
-  cg_tensor *loss = cg_cross_entropy(cg_reshape(lg, (int64_t[]){B * T, m->V}, 2), in[1], 0), *gn = NULL;
-  cg_status st = loss ? cg_backward(loss) : cg_last_status();
+  cg_tensor *loss = cg_cross_entropy(cg_reshape(lg, (int64_t[]){B * T, m->V}, 2), in[1], 0), *gn = NULL, *skip = NULL;
+  cg_status st = loss ? cg_backward(c->scaler ? cg_grad_scaler_scale(c->scaler, loss) : loss) : cg_last_status();
+  if (st == CG_OK && c->scaler && !(skip = cg_grad_scaler_unscale(c->scaler, m->p, m->np))) st = cg_last_status();
   if (st == CG_OK && !(gn = c->clip > 0 ? cg_clip_grad_norm(m->p, m->np, c->clip) : cg_grad_norm(m->p, m->np))) st = cg_last_status();
   cg_tensor *const *ud = NULL, *const *un = NULL;
   int nd = 0, nn = 0;
-  if (st == CG_OK) st = cg_optimizer_step_lazy(c->od, &ud, &nd);
-  if (st == CG_OK) st = cg_optimizer_step_lazy(c->on, &un, &nn);
+  if (st == CG_OK) st = skip ? cg_optimizer_step_lazy_unless(c->od, skip, &ud, &nd) : cg_optimizer_step_lazy(c->od, &ud, &nd);
+  if (st == CG_OK) st = skip ? cg_optimizer_step_lazy_unless(c->on, skip, &un, &nn) : cg_optimizer_step_lazy(c->on, &un, &nn);
   cg_tensor **run = st == CG_OK ? malloc(sizeof(cg_tensor *) * (size_t)(2 + nd + nn)) : NULL;
   if (st == CG_OK && !run) st = CG_ERR_NOMEM;
   if (st == CG_OK) {
@@ -514,9 +522,17 @@ static int train_gpt(train_opts o) {
   uint64_t rng = o.seed;
   bool tty = isatty(2);
   double c_first = 0, c_eval = 0;
-  double t0 = now_s(), t_first = 0, last = NAN, best_val = INFINITY, loss_scale = 65536;
-  long skipped = 0, good_steps = 0;
-  step_ctx sc = {&m, od, on, o.clip};
+  double t0 = now_s(), t_first = 0, last = NAN, best_val = INFINITY;
+  long skipped = 0;
+  step_ctx sc = {&m, od, on, o.clip, NULL};
+  /* fp16: torch.cuda.amp.GradScaler's rules (halve on overflow, double after
+   * --growth-interval clean steps) */
+  if (o.amp == CG_FLOAT16 && !(sc.scaler = cg_grad_scaler_new(o.loss_scale, 2, 0.5, o.growth_interval))) {
+    fprintf(stderr, "cgrad train gpt: %s\n", cg_last_error());
+    cg_optimizer_free(od), cg_optimizer_free(on), gpt_free(&m);
+    free(dec), free(nodec), free(text);
+    return 1;
+  }
   cg_jit *jit = NULL;
   int rc = 0;
   /* each step's own time after the first (evaluation and saving excluded): the median is the
@@ -534,44 +550,17 @@ static int train_gpt(train_opts o) {
     cg_status st = tx && ty ? CG_OK : cg_last_status();
     double gnorm = 0;
     bool skip = false;
-    if (st == CG_OK && o.amp == CG_FLOAT16) {
-      /* fp16: the loss is scaled so that small gradients survive float16; whether the step
-       * is taken depends on the norm (overflow), so it is read on the host between the
-       * gradients' realize and the update's */
-      float lsf = (float)loss_scale;
-      cg_tensor *lg = gpt_forward(&m, tx, positions(o.block));
-      loss = cg_cross_entropy(cg_reshape(lg, (int64_t[]){o.batch * o.block, m.V}, 2), ty, 0);
-      st = loss ? cg_backward(cg_mul(loss, cg_from_data(&lsf, CG_FLOAT32, NULL, 0))) : cg_last_status();
-      cg_tensor **run = malloc(sizeof(cg_tensor *) * (size_t)(m.np + 2)), *gn = st == CG_OK ? cg_grad_norm(m.p, m.np) : NULL;
-      int nr = 0;
-      if (st == CG_OK && (!run || !gn)) st = run ? cg_last_status() : CG_ERR_NOMEM;
-      if (st == CG_OK) {
-        run[nr++] = loss, run[nr++] = gn;
-        for (int i = 0; i < m.np; i++)
-          if (cg_grad(m.p[i])) run[nr++] = cg_grad(m.p[i]);
-        st = cg_realize_many(run, nr);
-      }
-      free(run);
-      gnorm = st == CG_OK ? cg_item(gn) / loss_scale : NAN;
-      if (st == CG_OK && !isfinite(gnorm)) { /* overflow: skip the step, halve the scale */
-        skip = true, skipped++, good_steps = 0;
-        loss_scale /= 2;
-      } else if (st == CG_OK) {
-        /* unscale and clip; the coefficient from a 0-d buffer, not a constant: the same
-         * kernels serve every step */
-        float cf = (float)(o.clip > 0 && gnorm > o.clip ? o.clip / (gnorm + 1e-6) / loss_scale : 1 / loss_scale);
-        st = cg_scale_grads(m.p, m.np, cg_from_data(&cf, CG_FLOAT32, NULL, 0));
-        if (++good_steps == 200) loss_scale *= 2, good_steps = 0;
-        if (st == CG_OK) st = cg_optimizer_step(od);
-        if (st == CG_OK) st = cg_optimizer_step(on);
-      }
-    } else if (st == CG_OK) {
-      /* float32, bf16 and fp8: one realize per step (gpt_step); through a cg_jit where the
-       * step launches the same kernels every time (fp8 reads its scales on the host) */
+    if (st == CG_OK) {
+      /* one realize per step (gpt_step); through a cg_jit where the step launches the same
+       * kernels every time (fp8 reads its scales on the host) */
       if (!jit && o.amp != AMP_FP8 && !(jit = cg_jit_new(gpt_step, 2, &sc))) st = cg_last_status();
       if (st == CG_OK) st = jit ? cg_jit_call(jit, in, 2, res) : gpt_step(in, 2, res, 2, &sc);
       loss = res[0];
       gnorm = st == CG_OK ? cg_item(res[1]) : NAN;
+      if (st == CG_OK && sc.scaler) { /* fp16: a norm that is not finite skipped the step */
+        skip = !isfinite(gnorm), skipped += skip;
+        st = cg_grad_scaler_update(sc.scaler, skip, (cg_optimizer *[]){od, on}, 2);
+      }
     }
     for (int i = 0; m.fp8 && st == CG_OK && i <= 4 * m.L; i++) st = cg_fp8_scaling_update(m.fp8[i]); /* the next step's scales */
     if (st != CG_OK) {
@@ -626,8 +615,9 @@ static int train_gpt(train_opts o) {
     if (o.steps > 1) /* after the first step (compiles), less the evaluations */
       printf("cpu: %.0f ms/step (process CPU time, all threads, after the first step)\n", 1e3 * (cpu_s() - c_first - c_eval) / (double)(o.steps - 1));
   }
-  if (o.amp == CG_FLOAT16) printf("fp16 loss scaling: %ld steps skipped on overflow, final scale %g\n", skipped, loss_scale);
+  if (o.amp == CG_FLOAT16) printf("fp16 loss scaling: %ld steps skipped on overflow, final scale %g\n", skipped, cg_grad_scaler_get_scale(sc.scaler));
   cg_jit_free(jit);
+  cg_grad_scaler_free(sc.scaler);
   cg_optimizer_free(od), cg_optimizer_free(on);
   gpt_free(&m);
   free(dec), free(nodec), free(x), free(y), free(text), free(dur);
@@ -792,6 +782,9 @@ static int usage_train(FILE *f) {
              "  --seed S            initialization and batches (default 1337)\n"
              "  --amp bf16|fp16|fp8 matmuls in bfloat16 / float16 (float32 master weights), or fp8\n"
              "                      linears with delayed scaling (e4m3 forward, e5m2 gradients)\n"
+             "  --loss-scale S      fp16: the initial loss scale, a power of two (default 65536); a step\n"
+             "                      whose gradients overflow is skipped and halves it\n"
+             "  --growth-interval N fp16: clean steps in a row that double the scale (default 200)\n"
              "  --out FILE          checkpoint (default gpt.safetensors)\n",
           FORTUNES_DIR);
   return f == stderr ? 2 : 0;
@@ -829,7 +822,8 @@ int cg_gpt_main(int argc, char **argv) {
   int first = is_sample ? 2 : 3;
   const char *who = is_sample ? "cgrad sample" : "cgrad train gpt";
   train_opts t = {.out = "gpt.safetensors", .steps = 2000, .batch = 16, .block = 128, .layers = 4, .heads = 4, .embd = 128,
-                  .warmup = 100, .eval_every = 200, .eval_batches = 8, .lr = 1e-3, .min_lr = -1, .wd = 0.1, .clip = 1, .seed = 1337};
+                  .warmup = 100, .eval_every = 200, .eval_batches = 8, .lr = 1e-3, .min_lr = -1, .wd = 0.1, .clip = 1, .seed = 1337,
+                  .loss_scale = 65536, .growth_interval = 200};
   sample_opts s = {.prompt = "", .tokens = 200, .temperature = 0.8, .seed = 42};
   for (int i = first; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -862,6 +856,8 @@ int cg_gpt_main(int argc, char **argv) {
       else if (!strcmp(a, "--min-lr")) ok = num(v, &t.min_lr) && t.min_lr >= 0;
       else if (!strcmp(a, "--wd")) ok = num(v, &t.wd) && t.wd >= 0;
       else if (!strcmp(a, "--clip")) ok = num(v, &t.clip) && t.clip >= 0;
+      else if (!strcmp(a, "--loss-scale")) ok = num(v, &t.loss_scale) && t.loss_scale > 0;
+      else if (!strcmp(a, "--growth-interval")) ok = count(v, &t.growth_interval, 1);
       else if (!strcmp(a, "--amp")) {
         ok = v && (!strcmp(v, "bf16") || !strcmp(v, "fp16") || !strcmp(v, "fp8"));
         t.amp = ok ? (!strcmp(v, "bf16") ? CG_BFLOAT16 : !strcmp(v, "fp16") ? CG_FLOAT16 : AMP_FP8) : 0;

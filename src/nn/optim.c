@@ -184,21 +184,25 @@ static cg_tensor *decayed_grad(cg_optimizer *o, cg_tensor *p, cg_tensor *g) {
   return l2 ? cg_add(g, cg_mul(p, K(o->wd))) : g;
 }
 
+/* An assign of the step: where skip (a 0-d bool, cg_optimizer_step_lazy_unless) is true the
+ * target keeps its old value, selected (not multiplied: the new value may be NaN or inf). */
+static cg_status put(cg_tensor *skip, cg_tensor *dst, cg_tensor *v) { return cg_assign(dst, skip ? cg_where(skip, dst, v) : v); }
+
 /* Assign parameter i's state: SGD's momentum buffer, Adam's moments. */
-static cg_status state_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *g) {
+static cg_status state_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *g, cg_tensor *skip) {
   cg_tensor *d = decayed_grad(o, p, g);
   if (o->kind == OPT_SGD) {
     if (o->momentum == 0) return CG_OK;
     cg_tensor *buf = o->m[i];
     /* torch: the first step clones d into the buffer */
     cg_tensor *nb = cg_variable_get(o->t) == 0 ? d : cg_add(cg_mul(buf, K(o->momentum)), o->dampening != 0 ? cg_mul(d, K(1 - o->dampening)) : d);
-    return cg_assign(buf, nb);
+    return put(skip, buf, nb);
   }
   cg_tensor *m = o->m[i], *v = o->v[i];
   cg_tensor *nm = cg_add(cg_mul(m, K(o->b1)), cg_mul(d, K(1 - o->b1)));
   cg_tensor *nv = cg_add(cg_mul(v, K(o->b2)), cg_mul(cg_mul(d, d), K(1 - o->b2)));
-  cg_status st = cg_assign(m, nm);
-  return st == CG_OK ? cg_assign(v, nv) : st;
+  cg_status st = put(skip, m, nm);
+  return st == CG_OK ? put(skip, v, nv) : st;
 }
 
 /* Parameter i's new value, from its state as it now is (assigned, or realized). */
@@ -229,8 +233,10 @@ static cg_tensor *param_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *
 }
 
 
-cg_status cg_optimizer_step_lazy(cg_optimizer *o, cg_tensor *const **pending, int *npending) {
+static cg_status step_lazy(cg_optimizer *o, cg_tensor *skip, cg_tensor *const **pending, int *npending) {
   if (!o || !pending || !npending) return cg_fail(CG_NULL_INPUT, "optimizer_step_lazy: %s is NULL", !o ? "the optimizer" : "an output pointer");
+  if (skip && (cg_ndim(skip) != 0 || cg_dtype_of(skip) != CG_BOOL))
+    return cg_fail(CG_ERR_INVALID, "optimizer_step_lazy_unless: expected a 0-d bool skip, got %d dimensions of %s", cg_ndim(skip), cg_dtype_name(cg_dtype_of(skip)));
   *pending = NULL, *npending = 0;
   if (!o->pending && !(o->pending = cg_malloc(sizeof(cg_tensor *) * (size_t)(3 * o->n + 2)))) return CG_ERR_NOMEM;
   cg_tensor **outs = o->pending;
@@ -242,7 +248,7 @@ cg_status cg_optimizer_step_lazy(cg_optimizer *o, cg_tensor *const **pending, in
   for (int i = 0; i < o->n; i++) {
     cg_tensor *p = o->params[i], *g = cg_grad(p);
     if (!g) continue;
-    if ((st = state_update(o, i, p, g)) != CG_OK) goto done;
+    if ((st = state_update(o, i, p, g, skip)) != CG_OK) goto done;
     if (o->m) outs[nout++] = o->m[i];
     if (o->v) outs[nout++] = o->v[i];
   }
@@ -251,7 +257,7 @@ cg_status cg_optimizer_step_lazy(cg_optimizer *o, cg_tensor *const **pending, in
     cg_tensor *p = o->params[i], *g = cg_grad(p);
     if (!g) continue;
     cg_tensor *np = param_update(o, i, p, g);
-    st = np ? cg_assign(p, np) : cg_last_status();
+    st = np ? put(skip, p, np) : cg_last_status();
     if (st == CG_OK && !np) st = cg_fail(CG_ERR_RUNTIME, "optimizer_step: building the update of parameter %d failed", i);
     if (st != CG_OK) goto done;
     outs[nout++] = p;
@@ -261,6 +267,13 @@ cg_status cg_optimizer_step_lazy(cg_optimizer *o, cg_tensor *const **pending, in
 done:
   cg_scope_end();
   return st;
+}
+
+cg_status cg_optimizer_step_lazy(cg_optimizer *o, cg_tensor *const **pending, int *npending) { return step_lazy(o, NULL, pending, npending); }
+
+cg_status cg_optimizer_step_lazy_unless(cg_optimizer *o, cg_tensor *skip, cg_tensor *const **pending, int *npending) {
+  if (!skip) return cg_fail(CG_NULL_INPUT, "optimizer_step_lazy_unless: skip is NULL");
+  return step_lazy(o, skip, pending, npending);
 }
 
 cg_status cg_optimizer_step(cg_optimizer *o) {
