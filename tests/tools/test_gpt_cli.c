@@ -107,6 +107,39 @@ int main(void) {
     CHECK(run(cmd, s3, sizeof s3) == 0 && !strncmp(s3, "fox", 3), "sampling the --amp %s checkpoint:\n%s", amp, s3);
   }
 
+  /* fp16 with dynamic loss scaling, its overflows forced (an initial scale of 2^18 and
+   * growth after 2 clean steps: the tiny model's float16 gradients overflow from 2^19 or
+   * 2^18): some steps skipped, the printed final scale is GradScaler's rules replayed from
+   * the skipped lines, and the JIT'd step gives the eager step's (JIT=0) lines bit for bit */
+  {
+    snprintf(cmd, sizeof cmd, "CG_PRINT_LOSS=1 '%s' train gpt --data %s --block 8 --layers 1 --heads 2 --embd 8 --batch 2 --steps 10 --warmup 1 "
+             "--eval-every 10 --eval-batches 1 --amp fp16 --loss-scale 262144 --growth-interval 2 --out %s/fp16.safetensors 2>&1", cgrad, path, dir);
+    CHECK(run(cmd, o1, sizeof o1) == 0 && strstr(o1, "fp16 autocast"), "--amp fp16:\n%s", o1);
+    lines(o1, "step", l1, sizeof l1);
+    char eager[16400];
+    snprintf(eager, sizeof eager, "JIT=0 %s", cmd);
+    CHECK(run(eager, o2, sizeof o2) == 0, "--amp fp16, JIT=0:\n%s", o2);
+    lines(o2, "step", l2, sizeof l2);
+    CHECK(!strcmp(l1, l2), "--amp fp16: JIT and JIT=0 differ:\n%s\n---\n%s", l1, l2);
+    double want = 262144, got = 0;
+    int good = 0, skipped = 0, taken = 0;
+    for (int s = 1; s <= 10; s++) {
+      char key[32];
+      snprintf(key, sizeof key, "step %d loss", s);
+      const char *p = strstr(l1, key), *e = p ? strchr(p, '\n') : NULL;
+      CHECK(p && e, "no line for step %d:\n%s", s, l1);
+      if (!p || !e) break;
+      char line[256];
+      snprintf(line, sizeof line, "%.*s", (int)(e - p), p);
+      bool skip = strstr(line, "skipped") != NULL;
+      if (skip) want *= 0.5, good = 0, skipped++;
+      else if (taken++, ++good == 2) want *= 2, good = 0;
+    }
+    const char *fs = strstr(o1, "final scale ");
+    CHECK(fs && sscanf(fs, "final scale %lf", &got) == 1 && got == want, "final scale %g, GradScaler's rules give %g:\n%s", got, want, o1);
+    CHECK(skipped >= 1 && taken >= 5, "expected some steps skipped and most taken: %d skipped, %d taken:\n%s", skipped, taken, l1);
+  }
+
   if (stat("/usr/share/games/fortunes/fortunes", &sb) != 0) {
     printf("skipped the default corpus: Debian's fortunes package is not installed\n");
   } else {
