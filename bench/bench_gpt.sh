@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # GPT training step, cgrad (`cgrad train gpt`, float32 and --amp bf16) against the same
 # model in PyTorch (bench/gpt_torch.py, float32 and torch.autocast bf16), and sampling
-# speed with the KV cache. Each line gives the wall-clock ms/step (after the first step)
+# speed with the KV cache. cgrad's other autocasts (CG_BENCH_AMP, default "fp16"; "fp16
+# fp8" adds fp8) run cgrad only: torch 1.13's CPU autocast has bf16 alone and it has no
+# float8 dtypes, so their rows are compared with cgrad's float32 and bf16 steps of the run. Each line gives the wall-clock ms/step (after the first step)
 # and the process CPU time per step (all threads): on a machine others load, the wall clock
 # counts waiting for a core and only the CPU time is the step's own cost (compare them at
 # CG_THREADS=1, where neither side's thread pool spins).
@@ -26,8 +28,9 @@ model="--layers $L --embd $C --heads $H --block $T --batch $B --steps $steps --w
 # JIT's capture step and the last step's evaluation and checkpoint)
 declare -A cgmed
 bound=()
-for amp in "" "--amp bf16"; do
-  lines=$("$build/cgrad" train gpt $model $amp --out "$out/g.safetensors" 2>"$out/err" | grep -E '^(trained|cpu:)' | tr '\n' ' ')
+lowp=(${CG_BENCH_AMP-fp16})
+for amp in "" "--amp bf16" "${lowp[@]/#/--amp }"; do
+  lines=$("$build/cgrad" train gpt $model $amp --out "$out/g.safetensors" 2>"$out/err" | grep -E '^(trained|cpu:|fp16 loss)' | tr '\n' ' ')
   vocab=$(grep -oE 'vocabulary [0-9]+' "$out/err" | head -1 | cut -d' ' -f2)
   echo "cgrad ${amp:-float32}: $lines"
   cgmed[${amp:-float32}]=$(grep -oE 'median [0-9.]+' <<<"$lines" | cut -d' ' -f2)
@@ -41,6 +44,13 @@ for amp in "" "--amp bf16"; do
   [ -n "$pt" ] && bound+=("$kind:pytorch=$pt")
   [ -n "$cg" ] && bound+=("$kind:cgrad=$cg")
   [ -n "$pt" ] && [ -n "$cg" ] && awk -v c="$cg" -v p="$pt" -v a="${amp:-float32}" 'BEGIN{printf "%s steady step (medians): cgrad %.1f ms, pytorch %.1f ms, cgrad speed / pytorch %.2fx\n", a, c, p, p / c}'
+done
+# the autocasts torch has no CPU form of, against cgrad's own float32 and bf16 steps
+for a in "${lowp[@]}"; do
+  cg=${cgmed[--amp $a]:-}
+  [ -n "$cg" ] && awk -v c="$cg" -v f="${cgmed[float32]:-0}" -v b="${cgmed[--amp bf16]:-0}" -v a="$a" \
+    'BEGIN{printf "--amp %s steady step (median): cgrad %.1f ms = %.2fx cgrad float32, %.2fx cgrad bf16 (no pytorch row: torch 1.13 CPU autocast is bf16 only, no float8)\n", a, c, c / f, c / b}'
+  [ -n "$cg" ] && [ "$a" = fp16 ] && bound+=("float32:cgrad-fp16=$cg") # fp16 products are float32 FMAs of converted loads
 done
 # what the step's matrix products alone take at this CPU's measured peaks (bench_gpt_bound.c),
 # when that program is built (cmake --build BUILD --target bench_gpt_bound)
