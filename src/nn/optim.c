@@ -194,8 +194,12 @@ static cg_status state_update(cg_optimizer *o, int i, cg_tensor *p, cg_tensor *g
   if (o->kind == OPT_SGD) {
     if (o->momentum == 0) return CG_OK;
     cg_tensor *buf = o->m[i];
-    /* torch: the first step clones d into the buffer */
-    cg_tensor *nb = cg_variable_get(o->t) == 0 ? d : cg_add(cg_mul(buf, K(o->momentum)), o->dampening != 0 ? cg_mul(d, K(1 - o->dampening)) : d);
+    /* torch: the first step clones d into the buffer. Chosen in the kernel from the step
+     * count (a var, already t + 1 when the kernel runs), not on the host: every step is then
+     * one graph, which a JIT captures once, and a step cg_grad_scaler skipped (its count
+     * taken back) is followed by a first step again. */
+    cg_tensor *nb = cg_add(cg_mul(buf, K(o->momentum)), o->dampening != 0 ? cg_mul(d, K(1 - o->dampening)) : d);
+    nb = cg_where(cg_eq(o->t, K(1)), d, nb);
     return put(skip, buf, nb);
   }
   cg_tensor *m = o->m[i], *v = o->v[i];

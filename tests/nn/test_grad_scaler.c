@@ -1,5 +1,7 @@
 /* Dynamic loss scaling (cg_grad_scaler, cg_optimizer_step_lazy_unless) on an fp16-autocast
- * MLP trained with AdamW and clipping, its step one cg_jit function. Overflows are forced:
+ * MLP trained with clipping and AdamW, then SGD with momentum and dampening (whose first
+ * step differs: after skipped first steps, the next taken one is a first step), its step
+ * one cg_jit function. Overflows are forced:
  * a huge initial scale (the float16 casts of the scaled gradients overflow until the scale
  * has been halved enough) and a poisoned batch (a target of 1e30). Checks:
  *   - a skipped step changes no parameter, moment or step count (bit for bit), a clean one
@@ -41,12 +43,13 @@ static cg_tensor *loss_of(mlp *m, cg_tensor *x, cg_tensor *y) {
   return cg_mse_loss(cg_linear_fn(low(h), low(m->p[2]), m->p[3]), y);
 }
 
+static int kind; /* 0: AdamW; 1: SGD with momentum and dampening (its first step copies the gradient) */
 static bool make(mlp *m, double init_scale) {
   for (int i = 0; i < NP; i++) {
     m->p[i] = cg_from_data(init[i], CG_FLOAT32, shp[i], nd[i]);
     if (!m->p[i] || cg_set_requires_grad(m->p[i], true) != CG_OK) return false;
   }
-  m->opt = cg_adamw(m->p, NP, 1e-2, 0.9, 0.95, 1e-8, 0.1);
+  m->opt = kind ? cg_sgd(m->p, NP, 1e-2, 0.9, 0.25, 0.01, false) : cg_adamw(m->p, NP, 1e-2, 0.9, 0.95, 1e-8, 0.1);
   m->s = init_scale > 0 ? cg_grad_scaler_new(init_scale, 2, 0.5, INTERVAL) : NULL;
   return m->opt && (init_scale <= 0 || m->s);
 }
@@ -73,19 +76,20 @@ static cg_status step_fn(cg_tensor *const *in, int n_in, cg_tensor **out, int n_
   return st;
 }
 
-/* parameters then optimizer state, as float32s */
+/* parameters then optimizer state, as float32s (SGD's momentum buffers: a third less) */
 enum { NV = 3 * (H * I + H + O * H + O) };
 static bool snapshot(mlp *m, float *v) {
   cg_tensor *st[2 * NP];
-  if (cg_optimizer_state(m->opt, NULL, st, 2 * NP) != 2 * NP) return false;
-  int k = 0;
-  for (int i = 0; i < 3 * NP; i++) {
+  int ns = kind ? NP : 2 * NP, k = 0;
+  if (cg_optimizer_state(m->opt, NULL, st, 2 * NP) != ns) return false;
+  memset(v, 0, sizeof(float) * NV);
+  for (int i = 0; i < NP + ns; i++) {
     cg_tensor *t = i < NP ? m->p[i] : st[i - NP];
     size_t n = (size_t)cg_numel(t);
     if (cg_read(t, CG_FLOAT32, v + k, n * sizeof(float)) != CG_OK) return false;
     k += (int)n;
   }
-  return k == NV;
+  return k == (kind ? NV / 3 * 2 : NV);
 }
 
 typedef struct {
@@ -140,58 +144,60 @@ int main(void) {
   }
   ys[POISON][3] = 1e30f; /* its loss and gradients overflow whatever the scale */
   const double init_scale = 1 << 30;
-
-  static trace a, e;
-  run_scaled(&a, init_scale);
-  /* the scale, replayed on the host from the skip flags */
-  double want = init_scale;
-  int good = 0, nskip = 0, grew = 0;
-  for (int k = 0; k < STEPS; k++) {
-    CHECK(a.scale[k] == want, "step %d ran at scale %g, GradScaler's rules give %g", k, a.scale[k], want);
-    printf("step %2d scale %-12g loss %-12.7g norm %-12.7g%s\n", k, a.scale[k], a.loss[k], a.norm[k], a.skipped[k] ? " skipped" : "");
-    if (a.skipped[k]) want *= 0.5, good = 0, nskip++;
-    else if (++good == INTERVAL) want *= 2, good = 0, grew++;
-  }
-  CHECK(a.skipped[0], "the first step at scale 2^30 must overflow float16");
-  CHECK(a.skipped[POISON], "the poisoned batch (step %d) must be skipped", POISON);
-  CHECK(grew >= 1 && nskip < STEPS - 4, "expected the scale to settle and grow: %d skips, %d growths", nskip, grew);
-  CHECK(a.replays >= STEPS - 2, "the step replayed %lld times in %d calls", (long long)a.replays, STEPS);
-
-  /* the reference: plain eager steps on the clean batches, each at its constant scale */
-  {
-    mlp m;
-    CHECK(make(&m, 0), "reference model: %s", cg_last_error());
+  for (kind = 0; kind < 2; kind++) {
+    printf("%s\n", kind ? "SGD, momentum 0.9, dampening 0.25" : "AdamW");
+    static trace a, e;
+    run_scaled(&a, init_scale);
+    /* the scale, replayed on the host from the skip flags */
+    double want = init_scale;
+    int good = 0, nskip = 0, grew = 0;
     for (int k = 0; k < STEPS; k++) {
-      if (a.skipped[k]) continue;
-      cg_scope_begin();
-      cg_tensor *x = cg_from_data(xs[k], CG_FLOAT32, (int64_t[]){B, I}, 2), *y = cg_from_data(ys[k], CG_FLOAT32, (int64_t[]){B, O}, 2);
-      cg_tensor *loss = loss_of(&m, x, y);
-      CHECK(cg_backward(cg_mul(loss, cg_scalar(a.scale[k]))) == CG_OK && cg_scale_grads(m.p, NP, cg_scalar(1 / a.scale[k])) == CG_OK, "ref backward");
-      cg_tensor *gn = cg_clip_grad_norm(m.p, NP, 1.0);
-      float l = (float)cg_item(loss), n = (float)cg_item(gn); /* before the step overwrites the weights they read */
-      CHECK(gn && cg_optimizer_step(m.opt) == CG_OK, "ref step %d: %s", k, cg_last_error());
-      CHECK(f32_bits(l) == f32_bits(a.loss[k]) && f32_bits(n) == f32_bits(a.norm[k]), "step %d: loss %.9g norm %.9g, the plain step's %.9g %.9g", k,
-            a.loss[k], a.norm[k], l, n);
-      cg_optimizer_zero_grad(m.opt);
-      cg_scope_end();
+      CHECK(a.scale[k] == want, "step %d ran at scale %g, GradScaler's rules give %g", k, a.scale[k], want);
+      printf("step %2d scale %-12g loss %-12.7g norm %-12.7g%s\n", k, a.scale[k], a.loss[k], a.norm[k], a.skipped[k] ? " skipped" : "");
+      if (a.skipped[k]) want *= 0.5, good = 0, nskip++;
+      else if (++good == INTERVAL) want *= 2, good = 0, grew++;
     }
-    static float ref[NV];
-    CHECK(snapshot(&m, ref), "ref snapshot");
-    int diff = 0;
-    for (int i = 0; i < NV; i++) diff += f32_bits(ref[i]) != f32_bits(a.final[i]);
-    CHECK(diff == 0, "%d of %d parameter and moment values differ from the plain steps on the clean batches", diff, NV);
-    drop(&m);
-  }
+    CHECK(a.skipped[0], "the first step at scale 2^30 must overflow float16");
+    CHECK(a.skipped[POISON], "the poisoned batch (step %d) must be skipped", POISON);
+    CHECK(grew >= 1 && nskip < STEPS - 4, "expected the scale to settle and grow: %d skips, %d growths", nskip, grew);
+    CHECK(a.replays >= STEPS - 2, "the step replayed %lld times in %d calls", (long long)a.replays, STEPS);
 
-  /* JIT=0: the same run, eagerly */
-  CHECK(cg_set_config("JIT", "0") == CG_OK, "JIT=0");
-  run_scaled(&e, init_scale);
-  cg_set_config("JIT", "1");
-  CHECK(e.replays == 0, "JIT=0 replayed");
-  for (int k = 0; k < STEPS; k++)
-    CHECK(f32_bits(e.loss[k]) == f32_bits(a.loss[k]) && f32_bits(e.norm[k]) == f32_bits(a.norm[k]) && e.skipped[k] == a.skipped[k],
-          "step %d: JIT=0 loss %.9g norm %.9g, JIT %.9g %.9g", k, e.loss[k], e.norm[k], a.loss[k], a.norm[k]);
-  CHECK(!memcmp(e.final, a.final, sizeof a.final), "JIT=0's parameters and moments differ from the JIT's");
+    /* the reference: plain eager steps on the clean batches, each at its constant scale */
+    {
+      mlp m;
+      CHECK(make(&m, 0), "reference model: %s", cg_last_error());
+      for (int k = 0; k < STEPS; k++) {
+        if (a.skipped[k]) continue;
+        cg_scope_begin();
+        cg_tensor *x = cg_from_data(xs[k], CG_FLOAT32, (int64_t[]){B, I}, 2), *y = cg_from_data(ys[k], CG_FLOAT32, (int64_t[]){B, O}, 2);
+        cg_tensor *loss = loss_of(&m, x, y);
+        CHECK(cg_backward(cg_mul(loss, cg_scalar(a.scale[k]))) == CG_OK && cg_scale_grads(m.p, NP, cg_scalar(1 / a.scale[k])) == CG_OK, "ref backward");
+        cg_tensor *gn = cg_clip_grad_norm(m.p, NP, 1.0);
+        float l = (float)cg_item(loss), n = (float)cg_item(gn); /* before the step overwrites the weights they read */
+        CHECK(gn && cg_optimizer_step(m.opt) == CG_OK, "ref step %d: %s", k, cg_last_error());
+        CHECK(f32_bits(l) == f32_bits(a.loss[k]) && f32_bits(n) == f32_bits(a.norm[k]), "step %d: loss %.9g norm %.9g, the plain step's %.9g %.9g", k,
+              a.loss[k], a.norm[k], l, n);
+        cg_optimizer_zero_grad(m.opt);
+        cg_scope_end();
+      }
+      static float ref[NV];
+      CHECK(snapshot(&m, ref), "ref snapshot");
+      int diff = 0;
+      for (int i = 0; i < NV; i++) diff += f32_bits(ref[i]) != f32_bits(a.final[i]);
+      CHECK(diff == 0, "%d of %d parameter and moment values differ from the plain steps on the clean batches", diff, NV);
+      drop(&m);
+    }
+
+    /* JIT=0: the same run, eagerly */
+    CHECK(cg_set_config("JIT", "0") == CG_OK, "JIT=0");
+    run_scaled(&e, init_scale);
+    cg_set_config("JIT", "1");
+    CHECK(e.replays == 0, "JIT=0 replayed");
+    for (int k = 0; k < STEPS; k++)
+      CHECK(f32_bits(e.loss[k]) == f32_bits(a.loss[k]) && f32_bits(e.norm[k]) == f32_bits(a.norm[k]) && e.skipped[k] == a.skipped[k],
+            "step %d: JIT=0 loss %.9g norm %.9g, JIT %.9g %.9g", k, e.loss[k], e.norm[k], a.loss[k], a.norm[k]);
+    CHECK(!memcmp(e.final, a.final, sizeof a.final), "JIT=0's parameters and moments differ from the JIT's");
+  }
 
   /* bad input */
   CHECK(!cg_grad_scaler_new(3, 2, 0.5, 200) && strstr(cg_last_error(), "power of two"), "scale 3: '%s'", cg_last_error());
