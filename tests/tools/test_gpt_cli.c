@@ -138,6 +138,9 @@ int main(void) {
     const char *fs = strstr(o1, "final scale ");
     CHECK(fs && sscanf(fs, "final scale %lf", &got) == 1 && got == want, "final scale %g, GradScaler's rules give %g:\n%s", got, want, o1);
     CHECK(skipped >= 1 && taken >= 5, "expected some steps skipped and most taken: %d skipped, %d taken:\n%s", skipped, taken, l1);
+    snprintf(cmd, sizeof cmd, "'%s' train gpt --data %s --block 8 --layers 1 --heads 2 --embd 8 --steps 1 --amp fp16 --loss-scale 1000 --out %s/fp16.safetensors 2>&1",
+             cgrad, path, dir);
+    CHECK(run(cmd, o1, sizeof o1) == 1 && strstr(o1, "power of two"), "--loss-scale 1000:\n%s", o1);
   }
 
   if (stat("/usr/share/games/fortunes/fortunes", &sb) != 0) {
