@@ -108,6 +108,22 @@ const char cg_kernel_prelude[] =
     "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
     "  static inline i32x##n where_i32x##n(i32x##n m, i32x##n a, i32x##n b) { return (m & a) | (~m & b); }\n"
     "CG_VEC(2, 8) CG_VEC(4, 16) CG_VEC(8, 32) CG_VEC(16, 64)\n"
+    /* fp8 round trips of float32 lanes: e4m3_round / e5m2_round's steps with masks for
+     * selects (an fp8 value lives in a float32 lane, as a scalar one lives in a float) */
+    "#define CG_FP8V(n) \\\n"
+    "  static inline f32x##n e4m3_round_f32x##n(f32x##n x) { typedef uint32_t u __attribute__((vector_size(sizeof(f32x##n)))); \\\n"
+    "    u b = (u)x, a = b & 0x7fffffffu, nr = (a + 0x7ffffu + ((a >> 20) & 1u)) & 0xfff00000u; \\\n"
+    "    u d = (u)(((f32x##n)a + 16384.0f) - 16384.0f), m = (u)(a < 0x3c800000u), r = (m & d) | (~m & nr); \\\n"
+    "    m = (u)(r > 0x43e00000u), r = (m & 0x43e00000u) | (~m & r); \\\n"
+    "    m = (u)(a > 0x7f800000u), r = (m & 0x7fc00000u) | (~m & r); \\\n"
+    "    return (f32x##n)(r | (b ^ a)); } \\\n"
+    "  static inline f32x##n e5m2_round_f32x##n(f32x##n x) { typedef uint32_t u __attribute__((vector_size(sizeof(f32x##n)))); \\\n"
+    "    u b = (u)x, a = b & 0x7fffffffu, nr = (a + 0xfffffu + ((a >> 21) & 1u)) & 0xffe00000u; \\\n"
+    "    u d = (u)(((f32x##n)a + 128.0f) - 128.0f), m = (u)(a < 0x38800000u), r = (m & d) | (~m & nr); \\\n"
+    "    m = (u)(r > 0x47600000u), r = (m & 0x7f800000u) | (~m & r); \\\n"
+    "    m = (u)(a > 0x7f800000u), r = (m & (0x7fc00000u | (a & 0x00200000u))) | (~m & r); \\\n"
+    "    return (f32x##n)(r | (b ^ a)); }\n"
+    "CG_FP8V(2) CG_FP8V(4) CG_FP8V(8) CG_FP8V(16)\n"
     /* a*b+c rounded once (kernels build with -ffp-contract=off: only these fuse, the pairs
      * renderer/contract.c chose, as the x86 backend does): the FMA units' instructions
      * where GCC has them, else lane by lane */
