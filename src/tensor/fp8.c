@@ -160,16 +160,24 @@ static void fp8_backward(uop *node, uop *g, uop **d) {
   cg_tensor *g2 = rows(f32(tensor_new(g)));                          /* (N, out) */
   cg_tensor *sg = at(s->scale, 2);
   cg_tensor *gq = quant(g2, sg, CG_FP8E5M2), *gqt = cg_contiguous(cg_transpose(gq, 0, 1)); /* (N, out), (out, N) */
+  cg_tensor *ag = amax(g2), *now[3] = {gq, gqt, ag};
+  /* realized here (the kind realizes): the amax then reads g's producer with the copies
+   * (a lazy one would compute it again, a matmul, in the step's last realize) */
+  if (!gq || !gqt || !ag || cg_realize_many(now, 3) != CG_OK) {
+    custom_fail(cg_last_status());
+    cg_scope_end();
+    return;
+  }
   cg_tensor *rg = cg_reciprocal(sg);
   cg_tensor *dx = cg_mul(cg_matmul(f32(gq), f32(wq)), cg_mul(rg, at(inv, 1)));   /* (N, in) */
   cg_tensor *dw = cg_mul(cg_matmul(f32(gqt), f32(xq)), cg_mul(rg, at(inv, 0)));  /* (out, in) */
   cg_tensor *r[2] = {cg_cast(cg_reshape(dx, cg_shape(x), cg_ndim(x)), cg_dtype_of(x)), cg_cast(dw, cg_dtype_of(w))};
   if (!r[0] || !r[1]) custom_fail(cg_last_status());
-  record(s, 0, tensor_new(node->src[6])), record(s, 1, tensor_new(node->src[7])), record(s, 2, amax(g2));
+  record(s, 0, tensor_new(node->src[6])), record(s, 1, tensor_new(node->src[7])), record(s, 2, ag);
   for (int i = 0; i < 2; i++) d[1 + i] = r[i] ? uop_pool_keep(uop_retain(r[i]->u)) : NULL;
   cg_scope_end();
 }
-static const custom_kind FP8 = {"linear_fp8", fp8_backward, false};
+static const custom_kind FP8 = {"linear_fp8", fp8_backward, true};
 
 cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   const char *who = "linear_fp8";
