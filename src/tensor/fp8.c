@@ -71,10 +71,8 @@ cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin) {
   s->scale = own(cg_from_data(one, CG_FLOAT32, (int64_t[]){3}, 1));
   s->fmax = own(cg_from_data(fm, CG_FLOAT32, (int64_t[]){3, 1}, 2));
   free(h);
-  if (!s->hist || !s->scale || !s->fmax) {
-    cg_status st = cg_last_status();
+  if (!s->hist || !s->scale || !s->fmax) { /* the error is cg_from_data's */
     cg_fp8_scaling_free(s);
-    cg_fail(st, "fp8_scaling_new: %s", cg_last_error());
     return NULL;
   }
   return s;
