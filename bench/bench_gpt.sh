@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # GPT training step, cgrad (`cgrad train gpt`, float32 and --amp bf16) against the same
 # model in PyTorch (bench/gpt_torch.py, float32 and torch.autocast bf16), and sampling
-# speed with the KV cache. cgrad's other autocasts (CG_BENCH_AMP, default "fp16"; "fp16
-# fp8" adds fp8) run cgrad only: torch 1.13's CPU autocast has bf16 alone and it has no
-# float8 dtypes, so their rows are compared with cgrad's float32 and bf16 steps of the run. Each line gives the wall-clock ms/step (after the first step)
-# and the process CPU time per step (all threads): on a machine others load, the wall clock
-# counts waiting for a core and only the CPU time is the step's own cost (compare them at
-# CG_THREADS=1, where neither side's thread pool spins).
+# speed with the KV cache. cgrad's other autocasts (CG_BENCH_AMP, default "fp16 fp8") run
+# cgrad only: torch 1.13's CPU autocast has bf16 alone and it has no float8 dtypes, so their
+# rows are compared with cgrad's float32 and bf16 steps of the same run. Each line gives the
+# wall-clock ms/step (after the first step) and the process CPU time per step (all
+# threads): on a machine others load, the wall clock counts waiting for a core and only the
+# CPU time is the step's own cost (compare them at CG_THREADS=1, where neither side's
+# thread pool spins).
 #   usage: bench/bench_gpt.sh [build-dir] [steps] [layers embd heads block batch]
 # The issue's configuration is 6 384 6 256 8 (the default here). CG_THREADS: threads (2).
 # Last, bench_gpt_bound (when built) prints the time the step's products alone take at this
@@ -28,7 +29,7 @@ model="--layers $L --embd $C --heads $H --block $T --batch $B --steps $steps --w
 # JIT's capture step and the last step's evaluation and checkpoint)
 declare -A cgmed
 bound=()
-lowp=(${CG_BENCH_AMP-fp16})
+lowp=(${CG_BENCH_AMP-fp16 fp8})
 for amp in "" "--amp bf16" "${lowp[@]/#/--amp }"; do
   lines=$("$build/cgrad" train gpt $model $amp --out "$out/g.safetensors" 2>"$out/err" | grep -E '^(trained|cpu:|fp16 loss)' | tr '\n' ' ')
   vocab=$(grep -oE 'vocabulary [0-9]+' "$out/err" | head -1 | cut -d' ' -f2)
@@ -50,7 +51,9 @@ for a in "${lowp[@]}"; do
   cg=${cgmed[--amp $a]:-}
   [ -n "$cg" ] && awk -v c="$cg" -v f="${cgmed[float32]:-0}" -v b="${cgmed[--amp bf16]:-0}" -v a="$a" \
     'BEGIN{printf "--amp %s steady step (median): cgrad %.1f ms = %.2fx cgrad float32, %.2fx cgrad bf16 (no pytorch row: torch 1.13 CPU autocast is bf16 only, no float8)\n", a, c, c / f, c / b}'
-  [ -n "$cg" ] && [ "$a" = fp16 ] && bound+=("float32:cgrad-fp16=$cg") # fp16 products are float32 FMAs of converted loads
+  # fp16 products are float32 FMAs of converted loads; fp8's run on the bf16 unit
+  [ -n "$cg" ] && [ "$a" = fp16 ] && bound+=("float32:cgrad-fp16=$cg")
+  [ -n "$cg" ] && [ "$a" = fp8 ] && bound+=("bf16:cgrad-fp8=$cg")
 done
 # what the step's matrix products alone take at this CPU's measured peaks (bench_gpt_bound.c),
 # when that program is built (cmake --build BUILD --target bench_gpt_bound)
