@@ -50,7 +50,7 @@ done
 for a in "${lowp[@]}"; do
   cg=${cgmed[--amp $a]:-}
   [ -n "$cg" ] && awk -v c="$cg" -v f="${cgmed[float32]:-0}" -v b="${cgmed[--amp bf16]:-0}" -v a="$a" \
-    'BEGIN{printf "--amp %s steady step (median): cgrad %.1f ms, %.2fx cgrad float32's time, %.2fx cgrad bf16's (no pytorch row: torch 1.13 CPU autocast is bf16 only, no float8)\n", a, c, c / f, c / b}'
+    'BEGIN{printf "--amp %s steady step (median): cgrad %.1f ms, time %.2fx cgrad float32, %.2fx cgrad bf16 (no pytorch row: torch 1.13 CPU autocast is bf16 only, no float8)\n", a, c, c / f, c / b}'
   # fp16 products are float32 FMAs of converted loads; fp8's run on the bf16 unit
   [ -n "$cg" ] && [ "$a" = fp16 ] && bound+=("float32:cgrad-fp16=$cg")
   [ -n "$cg" ] && [ "$a" = fp8 ] && bound+=("bf16:cgrad-fp8=$cg")
