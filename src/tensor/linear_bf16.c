@@ -7,9 +7,10 @@
  * The fp16 autocast linear (cg_linear_f16) is the same with float16 for bf16, and dx and
  * dw rounded to f16 too (torch's fp16 matmuls write f16: an overflow is inf, which the
  * loss scaling must see): dx = f16(f16(g) @ f16(w)), dw = f16(f16(g)^T @ f16(x)). The
- * copies are f16 bits, which the float32 GEMM reads as vector loads converted by
- * vcvtph2ps (expand.c); the product of two f16 is exact in float32, so the sums are the
- * float32 FMAs' and the values those of float32 products of the rounded operands.
+ * weights' copies are f16 bits, which the float32 GEMM reads as vector loads converted by
+ * vcvtph2ps (expand.c); x's and g's are float32 of the f16 rounding (half_copy). The
+ * product of two f16 is exact in float32, so the sums are the float32 FMAs' and the
+ * values those of float32 products of the rounded operands.
  *
  * Every operand is a realized bfloat16 buffer laid out so that each matmul is a bf16 sum
  * of products whose B operand runs along the output's rows and whose A pairs of k are
@@ -23,13 +24,17 @@
 #include <string.h>
 
 static cg_tensor *rows(cg_tensor *t) { return cg_reshape(t, (int64_t[]){-1, cg_shape(t)[cg_ndim(t) - 1]}, 2); }
-static cg_tensor *half_copy(cg_tensor *t, cg_dtype h) { return cg_contiguous(cg_cast(t, h)); }
 static cg_tensor *f32(cg_tensor *t) { return cg_cast(t, CG_FLOAT32); }
+/* A stored operand: bf16 bits (the TC opt pairs them for vdpbf16ps); f16: the float32 of
+ * the f16 rounding, since each is an A operand of the float32 GEMM, read a value at a time
+ * and broadcast (a float32 broadcast is a load; an f16 one a vcvtph2ps on the FMAs' ports
+ * per value: 8 of them per 16 FMAs ran the products at 1/3 of float32's speed) */
+static cg_tensor *half_copy(cg_tensor *t, cg_dtype h) { return cg_contiguous(h == CG_FLOAT16 ? f32(cg_cast(t, h)) : cg_cast(t, h)); }
 
 static void half_backward(uop *node, uop *g, uop **d) {
   cg_scope_begin();
   cg_tensor *x = tensor_new(node->src[1]), *w = tensor_new(node->src[2]), *x16 = tensor_new(node->src[3]);
-  cg_dtype h = cg_dtype_of(x16);                                                    /* bf16 or f16 */
+  cg_dtype h = (cg_dtype)custom_param(node, 0);                                     /* bf16 or f16 */
   cg_tensor *g2 = rows(tensor_new(g));                                              /* (N, out) */
   /* g rounded once: g16t is g16's bits transposed (a copy that moves half the bytes of a
    * float32 source and does not compute g's producer, e.g. GELU's backward, again) */
@@ -71,7 +76,8 @@ static cg_tensor *linear(const char *who, cg_dtype h, cg_tensor *x, cg_tensor *x
     if (y) {
       uop *srcs[3] = {x->u, w->u, x16->u};
       op_begin();
-      res = op_end(custom_node(h == CG_FLOAT16 ? &F16 : &BF16, y->u, srcs, 3, NULL, 0));
+      int64_t param = h;
+      res = op_end(custom_node(h == CG_FLOAT16 ? &F16 : &BF16, y->u, srcs, 3, &param, 1));
       if (res && b) res = cg_add(res, b);
     }
   }
