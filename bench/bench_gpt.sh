@@ -7,6 +7,8 @@
 # CG_THREADS=1, where neither side's thread pool spins).
 #   usage: bench/bench_gpt.sh [build-dir] [steps] [layers embd heads block batch]
 # The issue's configuration is 6 384 6 256 8 (the default here). CG_THREADS: threads (2).
+# Last, bench_gpt_bound (when built) prints the time the step's products alone take at this
+# CPU's measured float32 and bf16 peaks, and the share of the peak each step time implies.
 set -euo pipefail
 build=${1:-build}
 steps=${2:-4}
@@ -23,8 +25,10 @@ model="--layers $L --embd $C --heads $H --block $T --batch $B --steps $steps --w
 # the steady step: each side's median step after the first (cgrad's mean also counts the
 # JIT's capture step and the last step's evaluation and checkpoint)
 declare -A cgmed
+bound=()
 for amp in "" "--amp bf16"; do
-  lines=$("$build/cgrad" train gpt $model $amp --out "$out/g.safetensors" 2>/dev/null | grep -E '^(trained|cpu:)' | tr '\n' ' ')
+  lines=$("$build/cgrad" train gpt $model $amp --out "$out/g.safetensors" 2>"$out/err" | grep -E '^(trained|cpu:)' | tr '\n' ' ')
+  vocab=$(grep -oE 'vocabulary [0-9]+' "$out/err" | head -1 | cut -d' ' -f2)
   echo "cgrad ${amp:-float32}: $lines"
   cgmed[${amp:-float32}]=$(grep -oE 'median [0-9.]+' <<<"$lines" | cut -d' ' -f2)
 done
@@ -33,8 +37,14 @@ for amp in "" "--amp bf16"; do
   echo "$line"
   pt=$(grep -oE '[0-9.]+ ms/step \(median\)' <<<"$line" | cut -d' ' -f1)
   cg=${cgmed[${amp:-float32}]}
+  kind=float32; [ -n "$amp" ] && kind=bf16
+  [ -n "$pt" ] && bound+=("$kind:pytorch=$pt")
+  [ -n "$cg" ] && bound+=("$kind:cgrad=$cg")
   [ -n "$pt" ] && [ -n "$cg" ] && awk -v c="$cg" -v p="$pt" -v a="${amp:-float32}" 'BEGIN{printf "%s steady step (medians): cgrad %.1f ms, pytorch %.1f ms, cgrad speed / pytorch %.2fx\n", a, c, p, p / c}'
 done
+# what the step's matrix products alone take at this CPU's measured peaks (bench_gpt_bound.c),
+# when that program is built (cmake --build BUILD --target bench_gpt_bound)
+[ -x "$build/bench_gpt_bound" ] && [ -n "${vocab:-}" ] && "$build/bench_gpt_bound" "$L" "$C" "$H" "$T" "$B" "$vocab" "${bound[@]}"
 "$build/cgrad" sample --checkpoint "$out/g.safetensors" --tokens 100 --seed 1 2>&1 >/dev/null | tail -1
 echo "load average: $(cat /proc/loadavg)"
 rm -rf "$out"

@@ -48,6 +48,7 @@
  * Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for the baseline (PERF-NOTES.md). */
 #define _GNU_SOURCE
 #include "bench_util.h"
+#include "peaks.h"
 #include "cgrad.h"
 #include "runtime/threadpool.h" /* the pool workers' thread ids */
 #include <dlfcn.h>
@@ -63,38 +64,6 @@
 static double median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_double);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* ---- the FMA peak: 12 independent accumulator chains per thread (latency 4 x 2 ports
- * needs 8), kept in registers ---------------------------------------------------------- */
-typedef float v16 __attribute__((vector_size(64)));
-static void *fma_loop(void *arg) {
-  long iters = *(long *)arg;
-  v16 x, y, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11;
-  for (int i = 0; i < 16; i++) x[i] = 1.0f - 1e-7f * (float)i, y[i] = 1e-7f;
-  a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = y;
-  for (long it = 0; it < iters; it++) {
-    a0 = a0 * x + y, a1 = a1 * x + y, a2 = a2 * x + y, a3 = a3 * x + y, a4 = a4 * x + y, a5 = a5 * x + y;
-    a6 = a6 * x + y, a7 = a7 * x + y, a8 = a8 * x + y, a9 = a9 * x + y, a10 = a10 * x + y, a11 = a11 * x + y;
-    __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
-  }
-  v16 s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
-  *(long *)arg = s[0] > 1e30f; /* keep the result alive */
-  return NULL;
-}
-static double fma_peak(int threads) {
-  long iters = 20000000;
-  pthread_t t[64];
-  long args[64];
-  double best = 0;
-  for (int rep = 0; rep < 3; rep++) {
-    double t0 = now();
-    for (int i = 0; i < threads; i++) args[i] = iters, pthread_create(&t[i], NULL, fma_loop, &args[i]);
-    for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
-    double g = (double)threads * (double)iters * 12 * 16 * 2 / (now() - t0) * 1e-9;
-    if (g > best) best = g;
-  }
-  return best;
 }
 
 /* CPU time (schedstat, ns) of the default device's pool workers: their share of the

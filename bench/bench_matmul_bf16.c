@@ -15,6 +15,7 @@
  *   CG_THREADS=2 build/bench_matmul_bf16 [N...]     (default 1024 2048 4096) */
 #define _GNU_SOURCE
 #include "bench_util.h"
+#include "peaks.h"
 #include "cgrad.h"
 #include <math.h>
 #include <pthread.h>
@@ -22,53 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#if defined(__x86_64__)
-#include <cpuid.h>
-#include <immintrin.h>
-#endif
-
-
-/* ---- the unit's peak ---- */
-#if defined(__x86_64__)
-#define PEAK_ITERS 4000000L
-/* The 24 accumulators are named registers, not an array indexed in a loop: GCC at -O2 kept
- * such an array in memory (a load, vdpbf16ps and store per step: one step per
- * store-forwarding round trip, ~120 instead of ~550 GFLOP/s per core). */
-__attribute__((target("avx512f,avx512bf16"))) static void *peak_thread(void *arg) {
-#define Z(i) __m512 a##i = _mm512_set1_ps((float)i); /* distinct, or GCC merges them */
-  Z(0) Z(1) Z(2) Z(3) Z(4) Z(5) Z(6) Z(7) Z(8) Z(9) Z(10) Z(11) Z(12) Z(13) Z(14) Z(15) Z(16) Z(17) Z(18) Z(19) Z(20) Z(21) Z(22) Z(23)
-#undef Z
-  __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x00010001);
-  for (long n = 0; n < PEAK_ITERS; n++) {
-#define D(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
-    D(0) D(1) D(2) D(3) D(4) D(5) D(6) D(7) D(8) D(9) D(10) D(11) D(12) D(13) D(14) D(15) D(16) D(17) D(18) D(19) D(20) D(21) D(22) D(23)
-#undef D
-    __asm__ volatile("" : "+v"(x), "+v"(y)); /* x and y unknown to the compiler: every step runs */
-  }
-#define S(i) + _mm512_reduce_add_ps(a##i)
-  *(float *)arg = 0 S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7) S(8) S(9) S(10) S(11) S(12) S(13) S(14) S(15) S(16) S(17) S(18) S(19) S(20) S(21) S(22) S(23);
-#undef S
-  return NULL;
-}
-static bool has_avx512bf16(void) {
-  unsigned a, b, c, d;
-  if (__get_cpuid_max(0, NULL) < 7) return false;
-  __cpuid_count(7, 1, a, b, c, d);
-  return a & (1u << 5);
-}
-/* GFLOP/s of `threads` threads each running the loop; 0 without the unit */
-static double peak(int threads) {
-  if (!has_avx512bf16()) return 0;
-  pthread_t th[64];
-  float sink[64];
-  double t0 = now();
-  for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, peak_thread, &sink[i]);
-  for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
-  return threads * 24.0 * 64.0 * PEAK_ITERS / (now() - t0) * 1e-9;
-}
-#else
-static double peak(int threads) { (void)threads; return 0; }
-#endif
 
 enum { MAXN = 8 };
 
@@ -78,7 +32,7 @@ int main(int argc, char **argv) {
   if (!nn) ns[nn++] = 1024, ns[nn++] = 2048, ns[nn++] = 4096;
   if (!cg_get_config("CG_THREADS")) cg_set_config("CG_THREADS", "2");
   int threads = atoi(cg_get_config("CG_THREADS"));
-  double pk1 = peak(1), pk = peak(threads);
+  double pk1 = dpbf16_peak(1), pk = dpbf16_peak(threads);
   printf("vdpbf16ps peak: %.1f GFLOP/s on 1 thread, %.1f on %d threads%s\n", pk1, pk, threads, pk ? "" : " (no AVX512-BF16 here)");
   printf("cgrad bf16 matmul (bf16 in, float32 sums and out), CG_THREADS=%d\n", threads);
   double tcg[MAXN], gcg[MAXN];
