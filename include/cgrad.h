@@ -464,9 +464,9 @@ cg_tensor *cg_linear_bf16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_ten
  * in float32 (the product of two float16 is exact in float32); the backward rounds the
  * output gradient to float16 and the products' results dx, dw too (torch.autocast's fp16
  * numerics: dx = f16(f16(g) @ f16(w)), dw = f16(f16(g)^T @ f16(x)), db the float32 sum
- * of g; y stays float32, the bias added in float32). Each matmul reads
- * realized float16 copies, laid out as cg_linear_bf16's, with vector loads converted to
- * float32 (vcvtph2ps where the CPU has F16C) on the float32 FMAs. */
+ * of g; y stays float32, the bias added in float32). The matmuls are float32 GEMMs of
+ * the operands' float32 roundings to f16 (stored copies of x and g, w's rounded by the
+ * GEMM's panel pack): float32's speed, and float32's values up to the roundings. */
 cg_tensor *cg_linear_f16(cg_tensor *x, cg_tensor *w, cg_tensor *b);
 
 typedef struct cg_fp8_scaling cg_fp8_scaling;

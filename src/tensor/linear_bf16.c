@@ -6,11 +6,14 @@
  *
  * The fp16 autocast linear (cg_linear_f16) is the same with float16 for bf16, and dx and
  * dw rounded to f16 too (torch's fp16 matmuls write f16: an overflow is inf, which the
- * loss scaling must see): dx = f16(f16(g) @ f16(w)), dw = f16(f16(g)^T @ f16(x)). The
- * weights' copies are f16 bits, which the float32 GEMM reads as vector loads converted by
- * vcvtph2ps (expand.c); x's and g's are float32 of the f16 rounding (half_copy). The
- * product of two f16 is exact in float32, so the sums are the float32 FMAs' and the
- * values those of float32 products of the rounded operands.
+ * loss scaling must see): dx = f16(f16(g) @ f16(w)), dw = f16(f16(g)^T @ f16(x)). There
+ * is no unit for f16 pairs, so every operand is the float32 of its f16 rounding and the
+ * products are the float32 GEMM's, at its speed: x's and g's copies are stored so
+ * (half_copy), w's rounding is computed by the GEMM's panel pack (reduce.c; a vector round
+ * trip, expand.c). f16 bits as the operands (vector loads and vcvtph2ps) ran the GEMMs
+ * slower: a conversion per value of the broadcast A operand (1/3 of float32's speed) and
+ * per vector of B (0.5-0.75x). The product of two f16 is exact in float32, so the values
+ * are those of float32 products of the rounded operands.
  *
  * Every operand is a realized bfloat16 buffer laid out so that each matmul is a bf16 sum
  * of products whose B operand runs along the output's rows and whose A pairs of k are
@@ -26,9 +29,8 @@
 static cg_tensor *rows(cg_tensor *t) { return cg_reshape(t, (int64_t[]){-1, cg_shape(t)[cg_ndim(t) - 1]}, 2); }
 static cg_tensor *f32(cg_tensor *t) { return cg_cast(t, CG_FLOAT32); }
 /* A stored operand: bf16 bits (the TC opt pairs them for vdpbf16ps); f16: the float32 of
- * the f16 rounding, since each is an A operand of the float32 GEMM, read a value at a time
- * and broadcast (a float32 broadcast is a load; an f16 one a vcvtph2ps on the FMAs' ports
- * per value: 8 of them per 16 FMAs ran the products at 1/3 of float32's speed) */
+ * the f16 rounding (an A operand of the float32 GEMM is broadcast a value at a time: a
+ * load from float32, a vcvtph2ps per value from f16) */
 static cg_tensor *half_copy(cg_tensor *t, cg_dtype h) { return cg_contiguous(h == CG_FLOAT16 ? f32(cg_cast(t, h)) : cg_cast(t, h)); }
 
 static void half_backward(uop *node, uop *g, uop **d) {
@@ -67,7 +69,10 @@ static cg_tensor *linear(const char *who, cg_dtype h, cg_tensor *x, cg_tensor *x
   cg_scope_begin();
   cg_tensor *res = NULL;
   /* the saved copies are realized here, so the backward reads them instead of recomputing x */
-  cg_tensor *x16 = x16_given ? rows(cg_detach(x16_given)) : half_copy(rows(cg_detach(x)), h), *wt16 = cg_cast(cg_transpose(cg_detach(w), 0, 1), h); /* (N, in), (in, out) */
+  /* wt16: bf16 bits of w^T; f16: the transpose of w's rounding, so that the GEMM packs it
+   * as it packs a linear's w^T (a transposed b, matmul_graph: whatever its size) */
+  cg_tensor *x16 = x16_given ? rows(cg_detach(x16_given)) : half_copy(rows(cg_detach(x)), h),
+            *wt16 = h == CG_FLOAT16 ? cg_transpose(f32(cg_cast(cg_detach(w), h)), 0, 1) : cg_cast(cg_transpose(cg_detach(w), 0, 1), h); /* (N, in), (in, out) */
   if (x16 && wt16 && cg_realize(x16) == CG_OK) {
     int64_t shape[8];
     memcpy(shape, cg_shape(x), sizeof(int64_t) * (size_t)nx);

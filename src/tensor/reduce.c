@@ -281,11 +281,9 @@ static uop *matmul_graph(uop *a, uop *b, bool va, bool vb, const int64_t *batch,
   a = cast_to(a, dt), b = cast_to(b, dt);
   bool bt = b->op == OP_PERMUTE && b->arg.v[b->ndim - 1] != b->ndim - 1; /* columns strided */
   int64_t pw = opt_gemm_pack(n, k, m, bt, dt);
-  /* float32 of bf16 (f16) values (autocast): the 16-bit values are packed and cast after, so
-   * the copy moves half the bytes and the GEMM still reads bf16 operands (the TC opt; f16:
-   * vector loads converted, expand.c) */
-  if (pw && b->op == OP_CAST && (b->src[0]->dt.scalar == CG_BFLOAT16 || b->src[0]->dt.scalar == CG_FLOAT16) && b->src[0]->dt.count <= 1)
-    b = cast_to(pack_panels(b->src[0], pw), dt);
+  /* float32 of bf16 values (autocast): the bf16 values are packed and cast after, so the
+   * copy moves half the bytes and the GEMM still reads bf16 operands (the TC opt) */
+  if (pw && b->op == OP_CAST && b->src[0]->dt.scalar == CG_BFLOAT16 && b->src[0]->dt.count <= 1) b = cast_to(pack_panels(b->src[0], pw), dt);
   else if (pw) b = pack_panels(b, pw);
   /* a transposed a (a weight gradient's g^T): its k steps are rows of g, far apart in
    * memory and aliasing in the caches; packed into panels of the register tile's rows,
