@@ -2,7 +2,7 @@
  * the 6-layer d-384 model's qkv, proj, fc, fc2 and head): float32 cg_linear_fn against
  *   f16 old: cg_linear_fn(f32(f16(x)), f32(f16(w)), b)  (the fp16 path before cg_linear_f16:
  *            the rounding inside each product)
- *   f16:     cg_linear_f16 (realized f16 / rounded float32 copies, vector f16 loads)
+ *   f16:     cg_linear_f16 (float32 GEMMs of the operands' f16 roundings, g rounded too)
  *   bf16:    cg_linear_bf16 (bf16 copies, the TC opt where the CPU has a bf16 unit)
  * Each rep builds the graph inside a scope and realizes y, dx and dw together (db too);
  * the variants run round robin, so the load shifts them alike; medians of the wall time
