@@ -12,7 +12,8 @@
  *     one) stored to an f16 buffer and rounded to f16 and back, over the edge values
  *     (ties both ways, the largest finite value and the first that overflows, ±0,
  *     f16 and f32 denormals, ±inf, NaN with payloads, signalling NaN) and fresh random
- *     bits of every exponent. The NaN bits must match too: the f16 of a NaN is its sign,
+ *     bits of every exponent, on rows of 256, 58 (PADTO: masked 16-bit vector stores), 8,
+ *     4 and 2 (vectors of those widths). The NaN bits must match too: the f16 of a NaN is its sign,
  *     the quiet bit and the payload's top 9 bits (x86's vcvtps2ph, and the scalar casts). */
 #include "check.h"
 #include "cgrad.h"
@@ -95,23 +96,28 @@ int main(void) {
     snprintf(fl, sizeof fl, "%s %s", flags0, flags[d]);
     cg_set_config("DEVICE", dev[d]);
     cg_set_config("CG_CFLAGS_ADD", fl);
-    for (int64_t cols = C; cols >= 2; cols = cols == C ? 8 : cols / 2) {
+    static const int64_t widths[] = {C, 58, 8, 4, 2};
+    for (int wi = 0; wi < 5; wi++) {
+      int64_t cols = widths[wi];
       if (cols != C && !strcmp(dev[d], "INTERP")) break;
       /* rows of fewer than 16: the left half of rows twice as long (else the kernel's one
-       * dim is all 65536 and its vectors 16 wide) */
-      int64_t sh[2] = {N / cols, cols}, shw[2] = {N / cols, 2 * cols};
-      for (int64_t i = 0; i < N && cols != C; i++) {
-        int64_t w = (i / cols) * 2 * cols + i % cols;
-        wc[w] = codes[i], wc[w + cols] = (uint16_t)next32(), wa[w] = a[i], wb[w] = b[i], wa[w + cols] = wb[w + cols] = NAN;
+       * dim is all 65536 and its vectors 16 wide); rows of 58 of rows of 64 (PADTO 16: the
+       * tail a masked load and store of 16-bit lanes). n elements checked */
+      int64_t wide = cols == C ? C : cols == 58 ? 64 : 2 * cols, nr = N / wide * (cols == C || cols == 58 ? 1 : 2), n = nr * cols;
+      int64_t sh[2] = {nr, cols}, shw[2] = {nr, wide};
+      for (int64_t i = 0; i < n && cols != C; i++) {
+        int64_t w = (i / cols) * wide + i % cols;
+        wc[w] = codes[i], wa[w] = a[i], wb[w] = b[i];
+        for (int64_t j = w + cols; j < w + wide && i % cols == cols - 1; j++) wc[j] = (uint16_t)next32(), wa[j] = wb[j] = NAN;
       }
       cg_scope_begin();
       int first, bad;
       /* every code as float32: a contiguous load, then a transposed copy's */
       cg_tensor *t16 = cols == C ? cg_from_data(codes, CG_FLOAT16, sh, 2) : cg_slice(cg_from_data(wc, CG_FLOAT16, shw, 2), 1, 0, cols, 1);
-      bool ok = t16 && cg_read(cg_cast(t16, CG_FLOAT32), CG_FLOAT32, got, sizeof(float) * N) == CG_OK;
+      bool ok = t16 && cg_read(cg_cast(t16, CG_FLOAT32), CG_FLOAT32, got, sizeof(float) * n) == CG_OK;
       CHECK(ok, "%s%s, rows of %d: f16 codes as float32: %s", dev[d], flags[d], (int)cols, cg_last_error());
-      bad = ok ? count_bad(got, want, N, &first) : 0;
-      CHECK(bad == 0, "%s%s, rows of %d: %d of 65536 f16 codes read wrong as float32 (first 0x%04x: 0x%08x, want 0x%08x)", dev[d], flags[d], (int)cols, bad,
+      bad = ok ? count_bad(got, want, (int)n, &first) : 0;
+      CHECK(bad == 0, "%s%s, rows of %d: %d of %d f16 codes read wrong as float32 (first 0x%04x: 0x%08x, want 0x%08x)", dev[d], flags[d], (int)cols, bad, (int)n,
             first, first >= 0 ? got[first] : 0, first >= 0 ? want[first] : 0);
       if (cols == C) {
         ok = t16 && cg_read(cg_contiguous(cg_cast(cg_transpose(t16, 0, 1), CG_FLOAT32)), CG_FLOAT32, got, sizeof(float) * N) == CG_OK;
@@ -133,21 +139,21 @@ int main(void) {
       /* a computed float32 stored as f16 bits, and rounded to f16 and back */
       cg_tensor *x = cols == C ? cg_mul(cg_from_data(a, CG_FLOAT32, sh, 2), cg_from_data(b, CG_FLOAT32, sh, 2))
                                : cg_slice(cg_mul(cg_from_data(wa, CG_FLOAT32, shw, 2), cg_from_data(wb, CG_FLOAT32, shw, 2)), 1, 0, cols, 1);
-      ok = x && cg_read(cg_cast(x, CG_FLOAT16), CG_FLOAT16, h, sizeof(uint16_t) * N) == CG_OK;
+      ok = x && cg_read(cg_cast(x, CG_FLOAT16), CG_FLOAT16, h, sizeof(uint16_t) * n) == CG_OK;
       CHECK(ok, "%s%s, rows of %d: a product stored as f16: %s", dev[d], flags[d], (int)cols, cg_last_error());
       bad = 0, first = -1;
-      for (int i = 0; ok && i < N; i++)
+      for (int i = 0; ok && i < n; i++)
         if (h[i] != ref_f16(a[i] * b[i])) bad++, first = first < 0 ? i : first;
       CHECK(bad == 0, "%s%s, rows of %d: %d of %d products stored as the wrong f16 (first at %d: %a * %a gave 0x%04x, want 0x%04x)", dev[d], flags[d],
-            (int)cols, bad, N, first, first >= 0 ? (double)a[first] : 0.0, first >= 0 ? (double)b[first] : 0.0, first >= 0 ? h[first] : 0,
+            (int)cols, bad, (int)n, first, first >= 0 ? (double)a[first] : 0.0, first >= 0 ? (double)b[first] : 0.0, first >= 0 ? h[first] : 0,
             first >= 0 ? ref_f16(a[first] * b[first]) : 0);
-      ok = x && cg_read(cg_cast(cg_cast(x, CG_FLOAT16), CG_FLOAT32), CG_FLOAT32, f, sizeof(float) * N) == CG_OK;
+      ok = x && cg_read(cg_cast(cg_cast(x, CG_FLOAT16), CG_FLOAT32), CG_FLOAT32, f, sizeof(float) * n) == CG_OK;
       CHECK(ok, "%s%s, rows of %d: a product rounded to f16 and back: %s", dev[d], flags[d], (int)cols, cg_last_error());
       bad = 0, first = -1;
-      for (int i = 0; ok && i < N; i++)
+      for (int i = 0; ok && i < n; i++)
         if (f32_bits(f[i]) != f32_bits(ref_f32(ref_f16(a[i] * b[i])))) bad++, first = first < 0 ? i : first;
       CHECK(bad == 0, "%s%s, rows of %d: %d of %d products rounded to f16 and back wrong (first at %d: %a * %a gave %a, want %a)", dev[d], flags[d],
-            (int)cols, bad, N, first, first >= 0 ? (double)a[first] : 0.0, first >= 0 ? (double)b[first] : 0.0, first >= 0 ? (double)f[first] : 0.0,
+            (int)cols, bad, (int)n, first, first >= 0 ? (double)a[first] : 0.0, first >= 0 ? (double)b[first] : 0.0, first >= 0 ? (double)f[first] : 0.0,
             first >= 0 ? (double)ref_f32(ref_f16(a[first] * b[first])) : 0.0);
       cg_scope_end();
     }
