@@ -440,15 +440,22 @@ cg_tensor *cg_scaled_dot_product_attention(cg_tensor *q, cg_tensor *k, cg_tensor
 cg_tensor *cg_rope(cg_tensor *x, int64_t offset, double theta, bool interleaved);
 
 /* fp8 linear layers with delayed scaling (NVIDIA Transformer Engine's recipe): x and w are
- * rounded to float8 e4m3 and the output's gradient to e5m2 after scaling each by
- * fmax / amax (fmax 448 and 57344), amax being the largest |value| of that tensor over the
- * last `history` steps (the first step uses scale 1), divided by 2^margin; the 8-bit values
- * are multiplied in float32 and unscaled (fp8 numerics on float32 units). A scaling
- * object belongs to one layer: cg_linear_fp8 records the amaxes of x and w, the backward
- * that of the gradient, and cg_fp8_scaling_update (after each step) folds them into the
- * history and sets the next scales. The forward realizes copies of x and w and the
- * backward realizes the gradient (the amaxes are read on the host); the scaling object
- * must outlive the backward. cg_fp8_scale: the current scale of x (0), w (1), grad (2). */
+ * rounded to float8 e4m3 and the output's gradient to e5m2 (clamped to +-57344 first; e4m3
+ * saturates at 448 by itself) after scaling each by fmax / amax / 2^margin (fmax 448 and
+ * 57344), amax being the largest |value| of that tensor over the last `history` steps (the
+ * first step uses scale 1). The 8-bit values are multiplied exactly on the bf16 unit (every
+ * fp8 value is a bf16 value; cg_linear_bf16's layouts) with float32 sums, which the
+ * epilogue multiplies by 1/(sx sw) (1/(sg sw), 1/(sg sx) for dx, dw).
+ * A scaling object belongs to one layer and lives on the device: the amax history and the
+ * scales are float32 buffers. The backward records the step's amaxes of x, w and the
+ * gradient (lazy reductions; a forward alone records nothing); cg_fp8_scaling_update_lazy
+ * then builds the new history and scales as assigns and lists in *pending (owned by s,
+ * valid until its next update) the tensors to realize with the step (as
+ * cg_optimizer_step_lazy), so a step is one realize and runs under a cg_jit. An amax that
+ * is not finite is not recorded (the scale stays); a history of zeros keeps the scale.
+ * cg_fp8_scaling_update realizes that at once. The forward realizes the bf16 copies of
+ * the quantized x and w; the scaling object must outlive the backward.
+ * cg_fp8_scale: the current scale of x (0), w (1), grad (2) (reads the device). */
 /* bf16 autocast linear: x @ w^T + b with x and w rounded to bfloat16 and float32 sums;
  * the backward rounds the output gradient to bfloat16 too (torch.autocast's numerics) and
  * its matmuls are bf16 as well. Each matmul reads realized bf16 copies laid out for the
@@ -472,6 +479,7 @@ cg_tensor *cg_linear_f16(cg_tensor *x, cg_tensor *w, cg_tensor *b);
 typedef struct cg_fp8_scaling cg_fp8_scaling;
 cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin);
 cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b);
+cg_status cg_fp8_scaling_update_lazy(cg_fp8_scaling *s, cg_tensor *const **pending, int *npending);
 cg_status cg_fp8_scaling_update(cg_fp8_scaling *s);
 double cg_fp8_scale(const cg_fp8_scaling *s, int which);
 void cg_fp8_scaling_free(cg_fp8_scaling *s);

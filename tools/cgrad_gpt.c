@@ -436,14 +436,21 @@ static cg_status gpt_step(cg_tensor *const *in, int n_in, cg_tensor **out, int n
   int nd = 0, nn = 0;
   if (st == CG_OK) st = cg_optimizer_step_lazy(c->od, &ud, &nd);
   if (st == CG_OK) st = cg_optimizer_step_lazy(c->on, &un, &nn);
-  cg_tensor **run = st == CG_OK ? malloc(sizeof(cg_tensor *) * (size_t)(2 + nd + nn)) : NULL;
+  int nf = m->fp8 ? 4 * (int)m->L + 1 : 0; /* fp8: each linear's next scales (2 tensors), in the same realize */
+  cg_tensor **run = st == CG_OK ? malloc(sizeof(cg_tensor *) * (size_t)(2 + nd + nn + 2 * nf)) : NULL;
   if (st == CG_OK && !run) st = CG_ERR_NOMEM;
   if (st == CG_OK) {
     int nr = 0;
     run[nr++] = loss, run[nr++] = gn;
     for (int i = 0; i < nd; i++) run[nr++] = ud[i];
     for (int i = 0; i < nn; i++) run[nr++] = un[i];
-    st = cg_realize_many(run, nr);
+    for (int i = 0; i < nf && st == CG_OK; i++) {
+      cg_tensor *const *uf = NULL;
+      int n8 = 0;
+      st = cg_fp8_scaling_update_lazy(m->fp8[i], &uf, &n8);
+      for (int k = 0; k < n8; k++) run[nr++] = uf[k];
+    }
+    if (st == CG_OK) st = cg_realize_many(run, nr);
   }
   free(run);
   cg_optimizer_zero_grad(c->od), cg_optimizer_zero_grad(c->on);
@@ -565,14 +572,13 @@ static int train_gpt(train_opts o) {
         if (st == CG_OK) st = cg_optimizer_step(on);
       }
     } else if (st == CG_OK) {
-      /* float32, bf16 and fp8: one realize per step (gpt_step); through a cg_jit where the
-       * step launches the same kernels every time (fp8 reads its scales on the host) */
-      if (!jit && o.amp != AMP_FP8 && !(jit = cg_jit_new(gpt_step, 2, &sc))) st = cg_last_status();
+      /* float32, bf16 and fp8: one realize per step (gpt_step, fp8's scale updates
+       * included), through a cg_jit */
+      if (!jit && !(jit = cg_jit_new(gpt_step, 2, &sc))) st = cg_last_status();
       if (st == CG_OK) st = jit ? cg_jit_call(jit, in, 2, res) : gpt_step(in, 2, res, 2, &sc);
       loss = res[0];
       gnorm = st == CG_OK ? cg_item(res[1]) : NAN;
     }
-    for (int i = 0; m.fp8 && st == CG_OK && i <= 4 * m.L; i++) st = cg_fp8_scaling_update(m.fp8[i]); /* the next step's scales */
     if (st != CG_OK) {
       fprintf(stderr, "\ncgrad train gpt: step %ld failed: %s\n", step, cg_last_error());
       rc = 1;

@@ -63,6 +63,15 @@ static bool bf16_vec_load(uop *u, uop *lane) {
 
 static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w);
 
+static bool is_fp8(dtype d) { return d.count <= 1 && (d.scalar == CG_FP8E4M3 || d.scalar == CG_FP8E5M2); }
+/* a float32 rounded to fp8 (a vector of float32 lanes, rounded), or that value as float32
+ * again: the fp8 linears' quantization (tensor/fp8.c); fp8 loads and stores stay lane by lane */
+static bool fp8_round_trip(uop *u) {
+  if (u->op != OP_CAST) return false;
+  if (is_fp8(u->dt)) return u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1;
+  return u->dt.scalar == CG_FLOAT32 && is_fp8(u->src[0]->dt) && fp8_round_trip(u->src[0]);
+}
+
 /* Whether every value that depends on the lane can be a vector (or a mask); others: the
  * other upcast lanes (a bf16 load transposed along one of them is a vector too). */
 static bool vectorizable(uop *u, uop *lane, uop *const *others, int nothers, uopset *dep, uopset *seen) {
@@ -76,6 +85,7 @@ static bool vectorizable(uop *u, uop *lane, uop *const *others, int nothers, uop
     bool tr = false;
     for (int i = 0; i < nothers && !tr; i++) tr = others[i] != lane && (lane->src[0]->arg.i == 8 || lane->src[0]->arg.i == 16) && transposed_load(u, others[i], lane, lane->src[0]->arg.i);
     if (!bf16_vec_load(u, lane) && !tr) return false;
+  } else if (fp8_round_trip(u)) {
   } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && half16(u->src[0]->dt)) {
     /* a bf16 / f16 load's value, or a float32 rounded to bf16 / f16 and back (autocast's operands) */
     uop *s0 = u->src[0];
@@ -131,6 +141,7 @@ static uop *per_lane(vctx *c, uop *x, uop *const *src) {
 }
 
 static bool native(int op, dtype d, dtype sd) {
+  if (op == OP_CAST && ((is_fp8(d) && sd.scalar == CG_FLOAT32) || (d.scalar == CG_FLOAT32 && is_fp8(sd)))) return true; /* fp8_round_trip */
   switch (op) {
   case OP_ADD: case OP_MUL: case OP_NEG: case OP_MAX: case OP_WHERE: return true;
   case OP_CMPLT: case OP_CMPNE: case OP_CMPEQ: return true;

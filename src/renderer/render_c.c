@@ -105,6 +105,7 @@ static const char *conv_name(dtype d) {
   }
 }
 static bool is_f64(dtype d) { return d.scalar == CG_FLOAT64; }
+static bool is_fp8(dtype d) { return d.scalar == CG_FP8E4M3 || d.scalar == CG_FP8E5M2; }
 
 /* The C type of a value: scalars as ctype, vectors as the prelude's f32xN / i32xN (a bool
  * vector is an int32 mask). */
@@ -113,7 +114,8 @@ static const char *type_of(dtype d) {
                            *const h[] = {"u16x2", "u16x4", "u16x8", "u16x16"};
   if (d.count <= 1) return ctype(d);
   int k = d.count == 2 ? 0 : d.count == 4 ? 1 : d.count == 8 ? 2 : 3;
-  return d.scalar == CG_FLOAT32 ? f[k] : d.scalar == CG_BFLOAT16 || d.scalar == CG_FLOAT16 ? h[k] : i[k]; /* bf16 / f16 vectors: loaded bits */
+  /* bf16 / f16 vectors: loaded bits; fp8 vectors: float32 lanes rounded to the format (expand.c) */
+  return d.scalar == CG_FLOAT32 || is_fp8(d) ? f[k] : d.scalar == CG_BFLOAT16 || d.scalar == CG_FLOAT16 ? h[k] : i[k];
 }
 
 /* ---- values ------------------------------------------------------------------------- */
@@ -244,7 +246,9 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
   }
   case OP_NEG: snprintf(out, n, dt_is_bool(d) ? "(~%s)" : "(-%s)", a[0]); return true;
   case OP_CAST:
-    if (sd.scalar == CG_BFLOAT16 || sd.scalar == CG_FLOAT16) snprintf(out, n, "%sv_to_%s(%s)", conv_name(sd), t, a[0]); /* bits to float */
+    if (is_fp8(sd) && d.scalar == CG_FLOAT32) snprintf(out, n, "%s", a[0]); /* its float32 lanes */
+    else if (is_fp8(d) && sd.scalar == CG_FLOAT32) snprintf(out, n, "%s_round_%s(%s)", conv_name(d), t, a[0]); /* rounded lanes */
+    else if (sd.scalar == CG_BFLOAT16 || sd.scalar == CG_FLOAT16) snprintf(out, n, "%sv_to_%s(%s)", conv_name(sd), t, a[0]); /* bits to float */
     else if (d.scalar == CG_BFLOAT16 || d.scalar == CG_FLOAT16) snprintf(out, n, "%s_to_%sv(%s)", type_of(sd), conv_name(d), a[0]); /* rounded to bits */
     else snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t);
     return true;

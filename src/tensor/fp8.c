@@ -1,17 +1,27 @@
-/* fp8 linear layers with delayed scaling (as NVIDIA's Transformer Engine): forward in
+/* fp8 linear layers with delayed scaling (NVIDIA Transformer Engine's recipe): forward in
  * float8 e4m3 (max 448), the output's gradient in e5m2 (max 57344), each tensor scaled by
- * fmax / amax before rounding, where amax is the largest |value| that tensor had over the
- * last `history` steps (delayed: the current step uses the previous steps' amaxes, so no
- * step waits for its own maximum). The 8-bit values are multiplied exactly in float32 and
- * the result unscaled (values beyond fmax / scale saturate): these are the numerics of an fp8 matrix unit with float32
- * accumulation, run on the float32 units (the fp8 instructions are not used here).
+ * fmax / amax / 2^margin before rounding, amax being the largest |value| that tensor had
+ * over the last `history` steps (delayed: a step uses the previous steps' amaxes, so no
+ * step waits for its own maximum).
  *
- *   y = (q4(x * sx) / sx) @ (q4(w * sw) / sw)^T + b           q4: round to e4m3
- *   g' = q5(g * sg) / sg;  dx = g' @ w8,  dw = g'^T @ x8      q5: round to e5m2
+ *   xq = q4(x * sx), wq = q4(w * sw), gq = q5(clamp(g * sg, +-57344))    q4, q5: round
+ *   y  = (xq @ wq^T) * (1 / sx * 1 / sw) + b                              to e4m3, e5m2
+ *   dx = (gq @ wq) * (1 / sg * 1 / sw),  dw = (gq^T @ xq) * (1 / sg * 1 / sx)
  *
- * The layer is a custom-gradient node (custom.h): its value reads realized copies of x, w
- * and the backward realizes g, so each amax is taken once from stored values, and the
- * gradient still flows to x's and w's graphs through the node's sources. */
+ * Every e4m3 and e5m2 value is a bfloat16 value, so the quantized operands are stored as
+ * bf16 copies laid out for the bf16 unit (as cg_linear_bf16's: the TC opt, vdpbf16ps): the
+ * products of two 8-bit values are exact in float32 and summed in float32, and the
+ * unscaling is one multiply of each float32 sum in the matmul's epilogue. (Today's Σ
+ * (q/s)(q'/s') rounds q/s and each product once more: the two differ by a few float32
+ * ulps of each sum, far under the 2^-4 of e4m3 rounding.) e4m3 saturates by itself (the
+ * OCP e4m3fn cast: beyond 448 and inf become 448); e5m2 overflows to inf, so the gradient
+ * is clamped to +-57344 before its cast, as Transformer Engine's saturating casts do.
+ *
+ * The state lives on the device: the amax history (3, history) and the scales (3,) are
+ * float32 buffers; a layer's amaxes are lazy reductions recorded by its backward (an
+ * evaluation forward records nothing), and cg_fp8_scaling_update_lazy makes the new
+ * history and scales as cg_assigns the caller realizes with the step. So a training step
+ * is one realize (and a cg_jit replays it): nothing is read on the host. */
 #include "custom.h"
 #include "tensor.h"
 #include <math.h>
@@ -22,96 +32,147 @@
 #define FP8_E5M2_MAX 57344.0
 
 struct cg_fp8_scaling {
-  int history, len[3], at[3];
-  double margin, scale[3];
-  double *hist[3];     /* ring buffers of amaxes: x, w, grad */
-  double pending[3];   /* amaxes recorded this step (NAN: none) */
+  int history;
+  double margin;
+  cg_tensor *hist;  /* (3, history) float32: amaxes of x, w, grad, newest first */
+  cg_tensor *scale; /* (3,) float32: the scales the next quantizations use */
+  cg_tensor *fmax;  /* (3,) float32: fmax / 2^margin per row */
+  uop *pending[3];  /* this step's amaxes (0-d float32, retained), NULL: none yet */
+  cg_tensor *out[2];
 };
+
+/* Tensors the scaling object owns live at the top level (as an optimizer's state). */
+static cg_tensor *own(cg_tensor *t) {
+  while (t && t->scope > 0) cg_keep(t);
+  return t;
+}
+
+void cg_fp8_scaling_free(cg_fp8_scaling *s) {
+  if (!s) return;
+  for (int i = 0; i < 3; i++)
+    if (s->pending[i]) uop_release(s->pending[i]);
+  cg_free(s->hist), cg_free(s->scale), cg_free(s->fmax);
+  free(s);
+}
 
 cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin) {
   if (history < 1 || history > 1024 || !(margin >= 0 && margin < 64))
     return cg_fail_null(CG_ERR_INVALID, "fp8_scaling_new: expected history in [1, 1024] and margin in [0, 64), got %d and %g", history, margin);
   cg_fp8_scaling *s = calloc(1, sizeof *s);
-  if (!s) return cg_fail_null(CG_ERR_NOMEM, "fp8_scaling_new: out of memory");
+  float *h = calloc((size_t)history * 3, sizeof(float));
+  if (!s || !h) {
+    free(s), free(h);
+    return cg_fail_null(CG_ERR_NOMEM, "fp8_scaling_new: out of memory");
+  }
   s->history = history, s->margin = margin;
-  for (int i = 0; i < 3; i++) {
-    s->hist[i] = calloc((size_t)history, sizeof(double));
-    s->scale[i] = 1, s->pending[i] = NAN;
-    if (!s->hist[i]) {
-      cg_fp8_scaling_free(s);
-      return cg_fail_null(CG_ERR_NOMEM, "fp8_scaling_new: out of memory");
-    }
+  float one[3] = {1, 1, 1}, fm[3] = {(float)(FP8_E4M3_MAX / exp2(margin)), (float)(FP8_E4M3_MAX / exp2(margin)), (float)(FP8_E5M2_MAX / exp2(margin))};
+  /* from host data: each its own buffer (equal lazy constants would be one node) */
+  s->hist = own(cg_from_data(h, CG_FLOAT32, (int64_t[]){3, history}, 2));
+  s->scale = own(cg_from_data(one, CG_FLOAT32, (int64_t[]){3}, 1));
+  s->fmax = own(cg_from_data(fm, CG_FLOAT32, (int64_t[]){3, 1}, 2));
+  free(h);
+  if (!s->hist || !s->scale || !s->fmax) { /* the error is cg_from_data's */
+    cg_fp8_scaling_free(s);
+    return NULL;
   }
   return s;
 }
 
-void cg_fp8_scaling_free(cg_fp8_scaling *s) {
-  if (!s) return;
-  for (int i = 0; i < 3; i++) free(s->hist[i]);
-  free(s);
+double cg_fp8_scale(const cg_fp8_scaling *s, int which) {
+  float v[3];
+  if (!s || which < 0 || which > 2 || cg_read(s->scale, CG_FLOAT32, v, sizeof v) != CG_OK) return NAN;
+  return v[which];
 }
 
-double cg_fp8_scale(const cg_fp8_scaling *s, int which) { return s && which >= 0 && which < 3 ? s->scale[which] : NAN; }
-
-/* Record an amax (keeps the largest of a step's, for a layer used more than once). */
-static void record(cg_fp8_scaling *s, int which, double amax) {
-  if (isnan(s->pending[which]) || amax > s->pending[which]) s->pending[which] = amax;
+/* Record this step's amax of x (0), w (1) or the gradient (2): the largest of a step's,
+ * for a layer used more than once. */
+static void record(cg_fp8_scaling *s, int which, cg_tensor *amax) {
+  if (!amax) return;
+  cg_tensor *a = s->pending[which] ? cg_maximum(tensor_new(s->pending[which]), amax) : amax;
+  if (!a) return;
+  if (s->pending[which]) uop_release(s->pending[which]);
+  s->pending[which] = uop_retain(a->u);
 }
 
-cg_status cg_fp8_scaling_update(cg_fp8_scaling *s) {
-  if (!s) return cg_fail(CG_ERR_INVALID, "fp8_scaling_update: scaling is NULL");
-  static const double FMAX[3] = {FP8_E4M3_MAX, FP8_E4M3_MAX, FP8_E5M2_MAX};
-  for (int i = 0; i < 3; i++) {
-    if (isnan(s->pending[i])) continue;
-    s->hist[i][s->at[i]] = s->pending[i];
-    s->at[i] = (s->at[i] + 1) % s->history;
-    if (s->len[i] < s->history) s->len[i]++;
-    s->pending[i] = NAN;
-    double amax = 0;
-    for (int j = 0; j < s->len[i]; j++) amax = fmax(amax, s->hist[i][j]);
-    /* a tensor of zeros (or inf/NaN) keeps the scale it had */
-    if (amax > 0 && isfinite(amax)) s->scale[i] = FMAX[i] / amax / exp2(s->margin);
-  }
+cg_status cg_fp8_scaling_update_lazy(cg_fp8_scaling *s, cg_tensor *const **pending, int *npending) {
+  if (!s || !pending || !npending) return cg_fail(CG_NULL_INPUT, "fp8_scaling_update_lazy: %s is NULL", !s ? "the scaling" : "an output pointer");
+  *pending = NULL, *npending = 0;
+  if (!s->pending[0] && !s->pending[1] && !s->pending[2]) return CG_OK; /* no backward since the last update */
+  cg_status st = CG_OK;
+  cg_scope_begin();
+  int64_t H = s->history;
+  cg_tensor *a[3];
+  for (int i = 0; i < 3; i++) /* a slot not recorded this step (NaN) changes nothing */
+    a[i] = cg_reshape(s->pending[i] ? cg_cast(tensor_new(s->pending[i]), CG_FLOAT32) : cg_full(NAN, CG_FLOAT32, NULL, 0), (int64_t[]){1, 1}, 2);
+  cg_tensor *am = cg_cat(a, 3, 0);                                                 /* (3, 1) */
+  cg_tensor *ok = cg_logical_and(cg_eq(am, am), cg_lt(cg_abs(am), cg_scalar(INFINITY))); /* finite: recorded */
+  cg_tensor *shifted = H > 1 ? cg_cat((cg_tensor *[]){am, cg_slice(s->hist, 1, 0, H - 1, 1)}, 2, 1) : am;
+  cg_tensor *nh = cg_where(ok, shifted, s->hist);                                  /* (3, H) */
+  cg_tensor *m = cg_max(nh, (int[]){1}, 1, true);                                  /* (3, 1) */
+  cg_tensor *cand = cg_div(s->fmax, m);
+  /* no amax yet (0) or a scale past float32 keeps the scale it had */
+  cg_tensor *good = cg_logical_and(cg_gt(m, cg_scalar(0)), cg_lt(cand, cg_scalar(INFINITY)));
+  cg_tensor *ns = cg_reshape(cg_where(good, cand, cg_reshape(s->scale, (int64_t[]){3, 1}, 2)), (int64_t[]){3}, 1);
+  if (!nh || !ns) st = cg_last_status();
+  if (st == CG_OK) st = cg_assign(s->hist, nh);
+  if (st == CG_OK) st = cg_assign(s->scale, ns);
+  cg_scope_end();
+  if (st != CG_OK) return st;
+  for (int i = 0; i < 3; i++)
+    if (s->pending[i]) uop_release(s->pending[i]), s->pending[i] = NULL;
+  s->out[0] = s->hist, s->out[1] = s->scale;
+  *pending = s->out, *npending = 2;
   return CG_OK;
 }
 
-/* q(clamp(x * scale, +-fmax)) / scale, q the rounding to dt: values beyond the delayed
- * amax saturate (as Transformer Engine's casts do) rather than become inf. The scale is
- * read from a 0-d buffer, so a new scale compiles nothing. */
-static cg_tensor *fake_quant(cg_tensor *x, double scale, cg_dtype dt) {
-  float sf = (float)scale, inv = (float)(1.0 / scale);
-  double fmax = dt == CG_FP8E4M3 ? FP8_E4M3_MAX : FP8_E5M2_MAX;
-  cg_tensor *s = cg_from_data(&sf, CG_FLOAT32, NULL, 0), *is = cg_from_data(&inv, CG_FLOAT32, NULL, 0);
-  return cg_mul(cg_cast(cg_cast(cg_clamp(cg_mul(x, s), -fmax, fmax), dt), CG_FLOAT32), is);
+cg_status cg_fp8_scaling_update(cg_fp8_scaling *s) {
+  cg_tensor *const *p;
+  int n;
+  cg_status st = cg_fp8_scaling_update_lazy(s, &p, &n);
+  return st == CG_OK && n ? cg_realize_many(p, n) : st;
 }
 
-static double amax_of(cg_tensor *t) { return cg_item(cg_max(cg_abs(t), NULL, 0, false)); }
+/* x (..., in) flattened to (N, in). */
+static cg_tensor *rows(cg_tensor *t) { return cg_reshape(t, (int64_t[]){-1, cg_shape(t)[cg_ndim(t) - 1]}, 2); }
+static cg_tensor *f32(cg_tensor *t) { return cg_cast(t, CG_FLOAT32); }
+/* element i of a (3,) tensor as a 0-d one */
+static cg_tensor *at(cg_tensor *v, int i) { return cg_reshape(cg_slice(v, 0, i, i + 1, 1), NULL, 0); }
+static cg_tensor *amax(cg_tensor *t) { return cg_max(cg_abs(t), NULL, 0, false); }
 
-/* x8 (..., in) flattened to (N, in). */
-static cg_tensor *rows(cg_tensor *t) {
-  int nd = cg_ndim(t);
-  return cg_reshape(t, (int64_t[]){-1, cg_shape(t)[nd - 1]}, 2);
+/* v * scale rounded to dt, stored as bfloat16 (exact: every fp8 value is a bf16 value) */
+static cg_tensor *quant(cg_tensor *v, cg_tensor *scale, cg_dtype dt) {
+  cg_tensor *t = cg_mul(v, scale);
+  if (dt == CG_FP8E5M2) t = cg_clamp(t, -FP8_E5M2_MAX, FP8_E5M2_MAX);
+  return cg_contiguous(cg_cast(f32(cg_cast(t, dt)), CG_BFLOAT16));
 }
 
+/* node sources: x, w, xq (N, in), wq (out, in), inv (3,) = 1 / the scales the forward
+ * used, ax, aw (the forward's amaxes, realized with the copies) */
 static void fp8_backward(uop *node, uop *g, uop **d) {
   cg_fp8_scaling *s;
   int64_t p = custom_param(node, 0);
   memcpy(&s, &p, sizeof s);
   cg_scope_begin();
-  cg_tensor *gt = cg_cast(tensor_new(g), CG_FLOAT32), *x8 = tensor_new(node->src[3]), *w8 = tensor_new(node->src[4]);
-  cg_tensor *x = tensor_new(node->src[1]), *w = tensor_new(node->src[2]);
-  cg_status st = cg_realize(gt);
-  double ag = st == CG_OK ? amax_of(gt) : NAN;
-  if (st == CG_OK && isfinite(ag)) {
-    record(s, 2, ag);
-    cg_tensor *gq = fake_quant(gt, s->scale[2], CG_FP8E5M2);
-    cg_tensor *dx = cg_matmul(gq, w8);                                        /* (..., in) */
-    cg_tensor *dw = cg_matmul(cg_transpose(rows(gq), 0, 1), rows(x8));        /* (out, in) */
-    cg_tensor *r[2] = {cg_cast(dx, cg_dtype_of(x)), cg_cast(dw, cg_dtype_of(w))};
-    for (int i = 0; i < 2; i++) d[1 + i] = r[i] ? uop_pool_keep(uop_retain(r[i]->u)) : NULL;
-  } else {
-    custom_fail(st != CG_OK ? st : cg_fail(CG_ERR_RUNTIME, "linear_fp8: the output gradient is not finite (amax %g)", ag));
+  cg_tensor *x = tensor_new(node->src[1]), *w = tensor_new(node->src[2]), *xq = tensor_new(node->src[3]), *wq = tensor_new(node->src[4]);
+  cg_tensor *inv = tensor_new(node->src[5]);
+  cg_tensor *g2 = rows(f32(tensor_new(g)));                          /* (N, out) */
+  cg_tensor *sg = at(s->scale, 2);
+  cg_tensor *gq = quant(g2, sg, CG_FP8E5M2), *gqt = cg_contiguous(cg_transpose(gq, 0, 1)); /* (N, out), (out, N) */
+  cg_tensor *ag = amax(g2), *now[3] = {gq, gqt, ag};
+  /* realized here (the kind realizes): the amax then reads g's producer with the copies
+   * (a lazy one would compute it again, a matmul, in the step's last realize) */
+  if (!gq || !gqt || !ag || cg_realize_many(now, 3) != CG_OK) {
+    custom_fail(cg_last_status());
+    cg_scope_end();
+    return;
   }
+  cg_tensor *rg = cg_reciprocal(sg);
+  cg_tensor *dx = cg_mul(cg_matmul(f32(gq), f32(wq)), cg_mul(rg, at(inv, 1)));   /* (N, in) */
+  cg_tensor *dw = cg_mul(cg_matmul(f32(gqt), f32(xq)), cg_mul(rg, at(inv, 0)));  /* (out, in) */
+  cg_tensor *r[2] = {cg_cast(cg_reshape(dx, cg_shape(x), cg_ndim(x)), cg_dtype_of(x)), cg_cast(dw, cg_dtype_of(w))};
+  if (!r[0] || !r[1]) custom_fail(cg_last_status());
+  record(s, 0, tensor_new(node->src[6])), record(s, 1, tensor_new(node->src[7])), record(s, 2, ag);
+  for (int i = 0; i < 2; i++) d[1 + i] = r[i] ? uop_pool_keep(uop_retain(r[i]->u)) : NULL;
   cg_scope_end();
 }
 static const custom_kind FP8 = {"linear_fp8", fp8_backward, true};
@@ -120,29 +181,34 @@ cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tenso
   const char *who = "linear_fp8";
   if (!s || !x || !w) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, !s ? "scaling" : !x ? "x" : "w");
   int nx = cg_ndim(x);
-  if (nx < 1 || cg_ndim(w) != 2 || cg_shape(w)[1] != cg_shape(x)[nx - 1] || !dt_is_float(x->u->dt) || !dt_is_float(w->u->dt))
+  if (nx < 1 || nx > 8 || cg_ndim(w) != 2 || cg_shape(w)[1] != cg_shape(x)[nx - 1] || !dt_is_float(x->u->dt) || !dt_is_float(w->u->dt))
     return cg_fail_null(CG_ERR_INVALID, "%s: expected float x (..., in) and w (out, in), got x %s %s and w %s %s", who, dt_name(x->u->dt),
                         shape_str(x->u->shape, x->u->ndim), dt_name(w->u->dt), shape_str(w->u->shape, w->u->ndim));
   if (b && (cg_ndim(b) != 1 || cg_shape(b)[0] != cg_shape(w)[0]))
     return cg_fail_null(CG_ERR_INVALID, "%s: expected b of shape (%lld,), got %s", who, (long long)cg_shape(w)[0], shape_str(b->u->shape, b->u->ndim));
   cg_scope_begin();
-  /* realized copies: the amaxes are read from them, and they are what the backward reuses */
-  cg_tensor *xs = cg_contiguous(cg_cast(cg_detach(x), CG_FLOAT32)), *ws = cg_contiguous(cg_cast(cg_detach(w), CG_FLOAT32));
-  cg_tensor *both[2] = {xs, ws};
   cg_tensor *res = NULL;
-  if (xs && ws && cg_realize_many(both, 2) == CG_OK) {
-    record(s, 0, amax_of(xs)), record(s, 1, amax_of(ws));
-    cg_tensor *q[2] = {fake_quant(xs, s->scale[0], CG_FP8E4M3), fake_quant(ws, s->scale[1], CG_FP8E4M3)};
-    if (q[0] && q[1] && cg_realize_many(q, 2) == CG_OK) {
-      cg_tensor *y = cg_cast(cg_matmul(q[0], cg_transpose(q[1], 0, 1)), cg_dtype_of(x));
-      if (y && cg_realize(y) == CG_OK) {
-        int64_t par;
-        memcpy(&par, &s, sizeof s);
-        uop *srcs[4] = {x->u, w->u, q[0]->u, q[1]->u};
-        op_begin();
-        res = op_end(custom_node(&FP8, y->u, srcs, 4, &par, 1));
-        if (res && b) res = cg_add(res, b);
-      }
+  cg_tensor *xs = rows(f32(cg_detach(x))), *ws = f32(cg_detach(w));
+  /* realized here, so that the backward reads them instead of computing x again: the bf16
+   * copies, 1 / the scales they used (the backward unscales with those, whenever the
+   * scales are updated) and the amaxes the backward records */
+  cg_tensor *xq = quant(xs, at(s->scale, 0), CG_FP8E4M3), *wq = quant(ws, at(s->scale, 1), CG_FP8E4M3); /* (N, in), (out, in) */
+  cg_tensor *wqt = cg_contiguous(cg_transpose(wq, 0, 1));                                                 /* (in, out) */
+  cg_tensor *inv = cg_contiguous(cg_reciprocal(s->scale)), *ax = amax(xs), *aw = amax(ws);
+  cg_tensor *all[6] = {xq, wq, wqt, inv, ax, aw};
+  if (xq && wq && wqt && inv && ax && aw && cg_realize_many(all, 6) == CG_OK) {
+    int64_t shape[8];
+    memcpy(shape, cg_shape(x), sizeof(int64_t) * (size_t)nx);
+    shape[nx - 1] = cg_shape(w)[0];
+    cg_tensor *y = cg_mul(cg_matmul(f32(xq), f32(wqt)), cg_mul(at(inv, 0), at(inv, 1)));
+    y = cg_cast(cg_reshape(y, shape, nx), cg_dtype_of(x));
+    if (y) {
+      int64_t par;
+      memcpy(&par, &s, sizeof s);
+      uop *srcs[7] = {x->u, w->u, xq->u, wq->u, inv->u, ax->u, aw->u};
+      op_begin();
+      res = op_end(custom_node(&FP8, y->u, srcs, 7, &par, 1));
+      if (res && b) res = cg_add(res, b);
     }
   }
   res = cg_keep(res);
