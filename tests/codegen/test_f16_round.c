@@ -106,9 +106,9 @@ int main(void) {
       int64_t wide = cols == C ? C : cols == 58 ? 64 : 2 * cols, nr = N / wide * (cols == C || cols == 58 ? 1 : 2), n = nr * cols;
       int64_t sh[2] = {nr, cols}, shw[2] = {nr, wide};
       for (int64_t i = 0; i < n && cols != C; i++) {
-        int64_t w = (i / cols) * wide + i % cols;
+        int64_t row = (i / cols) * wide, w = row + i % cols;
         wc[w] = codes[i], wa[w] = a[i], wb[w] = b[i];
-        for (int64_t j = w + cols; j < w + wide && i % cols == cols - 1; j++) wc[j] = (uint16_t)next32(), wa[j] = wb[j] = NAN;
+        for (int64_t j = row + cols; j < row + wide && i % cols == 0; j++) wc[j] = (uint16_t)next32(), wa[j] = wb[j] = NAN; /* the rest of the row */
       }
       cg_scope_begin();
       int first, bad;
