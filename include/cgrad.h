@@ -467,6 +467,14 @@ cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b);
  * x itself); the forward reads x16 and never computes x, whose graph only the backward
  * differentiates through. Same values as cg_linear_bf16(x, w, b). */
 cg_tensor *cg_linear_bf16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_tensor *b);
+/* fp16 autocast linear: x @ w^T + b with x and w rounded to float16, products and sums
+ * in float32 (the product of two float16 is exact in float32); the backward rounds the
+ * output gradient to float16 and the products' results dx, dw too (torch.autocast's fp16
+ * numerics: dx = f16(f16(g) @ f16(w)), dw = f16(f16(g)^T @ f16(x)), db the float32 sum
+ * of g; y stays float32, the bias added in float32). The matmuls are float32 GEMMs of
+ * the operands' float32 roundings to f16 (stored copies of x and g, w's rounded by the
+ * GEMM's panel pack): float32's speed, and float32's values up to the roundings. */
+cg_tensor *cg_linear_f16(cg_tensor *x, cg_tensor *w, cg_tensor *b);
 
 typedef struct cg_fp8_scaling cg_fp8_scaling;
 cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin);

@@ -132,13 +132,12 @@ static bool gpt_init(gpt *m, bool random) {
  * of a bf16 matrix unit with float32 accumulation); the float32 weights stay the master
  * copy, and the gradients reaching x and w are rounded to the 16-bit type on the way, as
  * torch.autocast's are. */
-static cg_tensor *low(gpt *m, cg_tensor *t) { return cg_cast(cg_cast(t, (cg_dtype)m->amp), CG_FLOAT32); }
 /* id numbers the linears (4 per block, then the head) for their fp8 scaling state. */
 static cg_tensor *linear(gpt *m, int id, cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   if (!m->amp) return cg_linear_fn(x, w, b);
   if (m->amp == AMP_FP8) return cg_linear_fp8(m->fp8[id], x, w, b);
   if (m->amp == CG_BFLOAT16) return cg_linear_bf16(x, w, b); /* bf16 copies laid out for the bf16 unit (TC) */
-  return cg_linear_fn(low(m, x), low(m, w), b);
+  return cg_linear_f16(x, w, b); /* f16 copies read by vector loads on the float32 FMAs */
 }
 
 /* Self-attention of block l on h (B, t, C): the causal attention of the whole window. */

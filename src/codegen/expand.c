@@ -10,8 +10,8 @@
  *     hash-consing shares what lanes have in common (the register tile of a matmul).
  *
  * Vectors are made only where every lane-dependent value is float32, int32 or a bool
- * from comparing them (a mask), or bf16 bits loaded, stored or cast to and from float32
- * (a float32 rounded to bf16 and back too):
+ * from comparing them (a mask), or bf16 / f16 bits loaded, stored or cast to and from
+ * float32 (a float32 rounded to bf16 / f16 and back too):
  * other dtypes keep every lane unrolled. A load contiguous along another upcast lane of
  * the vector's width instead of along the vector (a transposed copy) becomes vector loads
  * along that lane and the columns of their transpose (unroll_transposed). */
@@ -46,13 +46,18 @@ static bool contiguous(uop *off, uop *lane, int64_t n) {
 }
 
 static bool vec_dtype(dtype d) { return d.count <= 1 && (d.scalar == CG_FLOAT32 || d.scalar == CG_INT32); }
+/* The 16-bit floats (bfloat16, float16): a vector of them is a vector of bits (loaded,
+ * stored, moved, transposed as they are), converted to and from float32 vectors by one op
+ * (bf16: a shift and a rounding; float16: vcvtph2ps / vcvtps2ph); their arithmetic stays
+ * lane by lane. */
+static bool half16(dtype d) { return d.scalar == CG_BFLOAT16 || d.scalar == CG_FLOAT16; }
 /* bfloat16 vectors: a load contiguous along the lane, ungated or gated with +0 where the
  * gate is off (PADTO's column tail: a masked load), and its cast to float32 (bf16
  * arithmetic stays lane by lane) */
 static bool bf16_vec_load(uop *u, uop *lane) {
   uop *ix = u->src[0];
   bool zero_alt = ix->nsrc == 3 && u->nsrc > 1 && u->src[1]->op == OP_CONST && u->src[1]->arg.f == 0 && !signbit(u->src[1]->arg.f);
-  return u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && (ix->nsrc == 2 || zero_alt) &&
+  return u->op == OP_LOAD && half16(u->dt) && u->dt.count <= 1 && (ix->nsrc == 2 || zero_alt) &&
          contiguous(ix->src[1], lane, lane->src[0]->arg.i);
 }
 
@@ -76,17 +81,17 @@ static bool vectorizable(uop *u, uop *lane, uop *const *others, int nothers, uop
   if (u->op == OP_GEP || u->op == OP_VECTORIZE || u->dt.count > 1) return false; /* vectors already */
   if (u->op == OP_TILE_AT) return false;                                           /* an AMX tile's lanes are read one by one */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
-  } else if (u->dt.scalar == CG_BFLOAT16 && u->op == OP_LOAD) {
+  } else if (half16(u->dt) && u->op == OP_LOAD) {
     bool tr = false;
     for (int i = 0; i < nothers && !tr; i++) tr = others[i] != lane && (lane->src[0]->arg.i == 8 || lane->src[0]->arg.i == 16) && transposed_load(u, others[i], lane, lane->src[0]->arg.i);
     if (!bf16_vec_load(u, lane) && !tr) return false;
   } else if (fp8_round_trip(u)) {
-  } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && u->src[0]->dt.scalar == CG_BFLOAT16) {
-    /* a bf16 load's value, or a float32 rounded to bf16 and back (autocast's operands) */
+  } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && half16(u->src[0]->dt)) {
+    /* a bf16 / f16 load's value, or a float32 rounded to bf16 / f16 and back (autocast's operands) */
     uop *s0 = u->src[0];
     if (s0->op != OP_LOAD && !(s0->op == OP_CAST && s0->src[0]->dt.scalar == CG_FLOAT32)) return false;
-  } else if (u->op == OP_CAST && u->dt.scalar == CG_BFLOAT16 && u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1) {
-    /* rounding for a bf16 store (vectorize_stores checks it is one) */
+  } else if (u->op == OP_CAST && half16(u->dt) && u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1) {
+    /* rounding for a bf16 / f16 store (vectorize_stores checks it is one) */
   } else if (op_has(u->op, F_CMP)) {
     if (!vec_dtype(u->src[0]->dt)) return false;
   } else if (u->op == OP_CAST) {
@@ -145,8 +150,8 @@ static bool native(int op, dtype d, dtype sd) {
   case OP_BITCAST: return vec_dtype(d) && vec_dtype(sd); /* float32 <-> int32 bits: a vector's type */
   case OP_EXP2: case OP_LOG2: case OP_SIN: return d.scalar == CG_FLOAT32; /* polynomials (renderer/vmath.h) */
   case OP_CAST:
-    if (d.scalar == CG_FLOAT32 && sd.scalar == CG_BFLOAT16) return true; /* a bf16 vector load's value */
-    if (d.scalar == CG_BFLOAT16 && sd.scalar == CG_FLOAT32) return true; /* float32 rounded to bf16 bits */
+    if (d.scalar == CG_FLOAT32 && half16(sd)) return true; /* a bf16 / f16 vector load's value */
+    if (half16(d) && sd.scalar == CG_FLOAT32) return true; /* float32 rounded to bf16 / f16 bits */
     return vec_dtype(d) && vec_dtype(sd) && !(dt_is_int(d) && dt_is_float(sd)); /* float->int saturates: per lane */
   default: return false;
   }
@@ -206,18 +211,18 @@ static uop *vec(vctx *c, uop *x) {
   return r;
 }
 
-/* a bf16 buffer's store of a rounded float32: a vector of rounded bits */
+/* a bf16 / f16 buffer's store of a rounded float32: a vector of rounded bits */
 static bool bf16_store(uop *st) {
   uop *v = st->src[1];
-  return st->src[0]->src[0]->dt.scalar == CG_BFLOAT16 && v->op == OP_CAST && v->dt.scalar == CG_BFLOAT16 && v->src[0]->dt.scalar == CG_FLOAT32 &&
+  return half16(st->src[0]->src[0]->dt) && v->op == OP_CAST && v->dt.scalar == st->src[0]->src[0]->dt.scalar && v->src[0]->dt.scalar == CG_FLOAT32 &&
          v->src[0]->dt.count <= 1;
 }
 
-/* a bf16 buffer's ungated store of a bf16 load (a copy or a re-layout, as a GEMM's panel
- * pack): the loaded bits stored as they are, no round trip through float32 */
+/* a bf16 (f16) buffer's ungated store of a bf16 (f16) load (a copy or a re-layout, as a
+ * GEMM's panel pack): the loaded bits stored as they are, no round trip through float32 */
 static bool bf16_copy(uop *st) {
   uop *ix = st->src[0], *v = st->src[1];
-  return ix->src[0]->dt.scalar == CG_BFLOAT16 && ix->nsrc == 2 && v->op == OP_LOAD && v->dt.scalar == CG_BFLOAT16 && v->dt.count <= 1;
+  return half16(ix->src[0]->dt) && ix->nsrc == 2 && v->op == OP_LOAD && v->dt.scalar == ix->src[0]->dt.scalar && v->dt.count <= 1;
 }
 
 static uop *vectorize_stores(uop *sink, uop *lane) {
@@ -255,7 +260,7 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
 }
 
 static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w) {
-  return u->op == OP_LOAD && (u->dt.scalar == CG_FLOAT32 || u->dt.scalar == CG_BFLOAT16) && u->dt.count <= 1 && u->src[0]->nsrc == 2 && u->nsrc == 1 &&
+  return u->op == OP_LOAD && (u->dt.scalar == CG_FLOAT32 || half16(u->dt)) && u->dt.count <= 1 && u->src[0]->nsrc == 2 && u->nsrc == 1 &&
          ul->src[0]->arg.i == w && !contiguous(u->src[0]->src[1], vl, w) && contiguous(u->src[0]->src[1], ul, w);
 }
 
@@ -448,7 +453,7 @@ static RULESET(rs_reduce_lanes, "expand_reduce_lanes", reduce_lane_rules);
 
 static bool bf16_left(uop *u, uop *v, uopset *seen, uopset *dep) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return false;
-  if (u->op == OP_LOAD && u->dt.scalar == CG_BFLOAT16 && u->dt.count <= 1 && uop_depends(u, v, dep) && !bf16_vec_load(u, v)) return true;
+  if (u->op == OP_LOAD && half16(u->dt) && u->dt.count <= 1 && uop_depends(u, v, dep) && !bf16_vec_load(u, v)) return true;
   for (uint32_t i = 0; i < u->nsrc; i++)
     if (bf16_left(u->src[i], v, seen, dep)) return true;
   return false;

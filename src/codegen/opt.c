@@ -145,10 +145,11 @@ typedef struct {
   uop *rows, *cols, *k, *batch;
   bool plain; /* float32 loads, and the one store writes the sum itself (k may be tiled) */
 } gemm_shape;
-static bool is_load_ungated(uop *u) { /* and float32 (or bf16 read as float32): the tile is f32x16 vectors */
+static bool is_load_ungated(uop *u) { /* and float32 (or bf16 / f16 read as float32): the tile is f32x16 vectors */
   bool cast = u->op == OP_CAST && u->dt.scalar == CG_FLOAT32;
   while (u->op == OP_CAST) u = u->src[0];
-  return u->op == OP_LOAD && u->src[0]->nsrc == 2 && (u->dt.scalar == CG_FLOAT32 || (cast && u->dt.scalar == CG_BFLOAT16)) && u->dt.count <= 1;
+  return u->op == OP_LOAD && u->src[0]->nsrc == 2 && (u->dt.scalar == CG_FLOAT32 || (cast && (u->dt.scalar == CG_BFLOAT16 || u->dt.scalar == CG_FLOAT16))) &&
+         u->dt.count <= 1;
 }
 static uop *strip_cast(uop *u) {
   while (u->op == OP_CAST) u = u->src[0];
@@ -434,12 +435,13 @@ static int unroll_selectors(uop *sink, uop **rng, int nr, uop *vec, opt *out, in
  * FMAs with first = 4 alone (70 GFLOP/s). */
 static bool wide_red_tile(bool vec_red, int64_t first, int64_t sz) { return vec_red && first >= 2 && tile_of(sz, 20 / first, false) >= 2; }
 
-/* Masked vector loads and stores exist for float32 and int32 (prelude.c); with bf16 16
+/* Masked vector loads and stores exist for float32 and int32 (prelude.c); with bf16 / f16 16
  * lanes wide (bf16 only: the logits' gradient cast for a bf16 GEMM, rows of 114, ran
  * scalar, exp and all, 0.95 ms) */
 static bool words_only(uop **ix, int nix, bool bf16) {
   bool words = true;
-  for (int i = 0; i < nix; i++) words = words && (ix[i]->dt.scalar == CG_FLOAT32 || ix[i]->dt.scalar == CG_INT32 || (bf16 && ix[i]->dt.scalar == CG_BFLOAT16));
+  for (int i = 0; i < nix; i++)
+    words = words && (ix[i]->dt.scalar == CG_FLOAT32 || ix[i]->dt.scalar == CG_INT32 || (bf16 && (ix[i]->dt.scalar == CG_BFLOAT16 || ix[i]->dt.scalar == CG_FLOAT16)));
   return words;
 }
 
@@ -450,7 +452,7 @@ static bool register_transpose(uop **ix, int nix, int64_t w, int64_t w2) {
   if (w != w2 || (w != 8 && w != 16)) return false;
   for (int i = 0; i < nix; i++) {
     int sc = ix[i]->src[0]->dt.scalar;
-    if ((sc != CG_FLOAT32 && sc != CG_BFLOAT16) || ix[i]->nsrc != 2) return false;
+    if ((sc != CG_FLOAT32 && sc != CG_BFLOAT16 && sc != CG_FLOAT16) || ix[i]->nsrc != 2) return false;
   }
   return true;
 }

@@ -108,6 +108,32 @@ const char cg_kernel_prelude[] =
     "    return (f32x##n)((m & (i32x##n)a) | (~m & (i32x##n)b)); } \\\n"
     "  static inline i32x##n where_i32x##n(i32x##n m, i32x##n a, i32x##n b) { return (m & a) | (~m & b); }\n"
     "CG_VEC(2, 8) CG_VEC(4, 16) CG_VEC(8, 32) CG_VEC(16, 64)\n"
+    /* float16 vectors (bits) to and from float32: F16C's vcvtph2ps and vcvtps2ph (round to
+     * nearest even, imm 0) where the kernel's target has them (8 lanes; 16 with AVX-512F,
+     * 4 through the low half of an xmm), else lane by lane through the scalar casts. The
+     * same bits either way: the scalar _Float16 casts are those instructions too (GCC with
+     * F16C; MXCSR's default rounding) or libgcc's round-to-nearest-even, NaN kept quiet
+     * with its payload's top bits (tests/codegen/test_f16_round.c) */
+    "#define CG_F16V_LANES(n) \\\n"
+    "  static inline f32x##n f16v_to_f32x##n(u16x##n h) { f32x##n r; for (int i = 0; i < n; i++) r[i] = f16_to_f32(h[i]); return r; } \\\n"
+    "  static inline u16x##n f32x##n##_to_f16v(f32x##n x) { u16x##n r; for (int i = 0; i < n; i++) r[i] = f32_to_f16(x[i]); return r; }\n"
+    "CG_F16V_LANES(2)\n"
+    "#if defined(__F16C__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "typedef short cg_v8hi __attribute__((vector_size(16)));\n"
+    "static inline f32x4 f16v_to_f32x4(u16x4 h) { cg_v8hi t = {0}; memcpy(&t, &h, 8); return __builtin_ia32_vcvtph2ps(t); }\n"
+    "static inline u16x4 f32x4_to_f16v(f32x4 x) { cg_v8hi t = __builtin_ia32_vcvtps2ph(x, 0); u16x4 r; memcpy(&r, &t, 8); return r; }\n"
+    "static inline f32x8 f16v_to_f32x8(u16x8 h) { return __builtin_ia32_vcvtph2ps256((cg_v8hi)h); }\n"
+    "static inline u16x8 f32x8_to_f16v(f32x8 x) { return (u16x8)__builtin_ia32_vcvtps2ph256(x, 0); }\n"
+    "#else\n"
+    "CG_F16V_LANES(4) CG_F16V_LANES(8)\n"
+    "#endif\n"
+    "#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)\n"
+    "typedef short cg_v16hi_f16 __attribute__((vector_size(32)));\n"
+    "static inline f32x16 f16v_to_f32x16(u16x16 h) { return __builtin_ia32_vcvtph2ps512_mask((cg_v16hi_f16)h, (f32x16){0}, (unsigned short)-1, 4); }\n"
+    "static inline u16x16 f32x16_to_f16v(f32x16 x) { return (u16x16)__builtin_ia32_vcvtps2ph512_mask(x, 0, (cg_v16hi_f16){0}, (unsigned short)-1); }\n"
+    "#else\n"
+    "CG_F16V_LANES(16)\n"
+    "#endif\n"
     /* fp8 round trips of float32 lanes: e4m3_round / e5m2_round's steps with masks for
      * selects (an fp8 value lives in a float32 lane, as a scalar one lives in a float) */
     "#define CG_FP8V(n) \\\n"

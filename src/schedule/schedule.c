@@ -187,8 +187,9 @@ static void visit(sched_ctx *c, uop *u, uop *root, int ctx, uint32_t axes) {
    * recomputed for every use of every element (a convolution's input): give them a buffer.
    * A float32 of a value rounded to bf16 stores the rounded bf16 value (the inner CAST):
    * half the bytes, and the reader's operand is a float32 of a bf16 load, the TC opt's
-   * (flash attention's p and ds, autocast's weights). Not float16: its loads have no
-   * vector form (expand.c), a float32 copy reads faster */
+   * (flash attention's p and ds, autocast's weights). Not float16: no unit takes its
+   * pairs, and a GEMM's A operand, broadcast a value at a time, is a conversion per value
+   * from f16 but a load from float32 (a float32 copy reads faster: linear_bf16.c) */
   bool widen16 = u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && u->src[0]->op == OP_CAST && u->src[0]->dt.scalar == CG_BFLOAT16 && u->src[0]->dt.count <= 1;
   if (u != root && ctx == C_OTHER_R && widen16 && !uopset_get(&c->realize, u->src[0])) {
     mark(c, u->src[0]);

@@ -4,6 +4,17 @@
  *
  *   dx = bf16(g) @ bf16(w),   dw = bf16(g)^T @ bf16(x)
  *
+ * The fp16 autocast linear (cg_linear_f16) is the same with float16 for bf16, and dx and
+ * dw rounded to f16 too (torch's fp16 matmuls write f16: an overflow is inf, which the
+ * loss scaling must see): dx = f16(f16(g) @ f16(w)), dw = f16(f16(g)^T @ f16(x)). There
+ * is no unit for f16 pairs, so every operand is the float32 of its f16 rounding and the
+ * products are the float32 GEMM's, at its speed: x's and g's copies are stored so
+ * (half_copy), w's rounding is computed by the GEMM's panel pack (reduce.c; a vector round
+ * trip, expand.c). f16 bits as the operands (vector loads and vcvtph2ps) ran the GEMMs
+ * slower: a conversion per value of the broadcast A operand (1/3 of float32's speed) and
+ * per vector of B (0.5-0.75x). The product of two f16 is exact in float32, so the values
+ * are those of float32 products of the rounded operands.
+ *
  * Every operand is a realized bfloat16 buffer laid out so that each matmul is a bf16 sum
  * of products whose B operand runs along the output's rows and whose A pairs of k are
  * adjacent: the TC opt (codegen/tc.c) puts them on the CPU's bf16 unit (vdpbf16ps), and
@@ -16,26 +27,35 @@
 #include <string.h>
 
 static cg_tensor *rows(cg_tensor *t) { return cg_reshape(t, (int64_t[]){-1, cg_shape(t)[cg_ndim(t) - 1]}, 2); }
-static cg_tensor *bf16_copy(cg_tensor *t) { return cg_contiguous(cg_cast(t, CG_BFLOAT16)); }
 static cg_tensor *f32(cg_tensor *t) { return cg_cast(t, CG_FLOAT32); }
+/* A stored operand: bf16 bits (the TC opt pairs them for vdpbf16ps); f16: the float32 of
+ * the f16 rounding (an A operand of the float32 GEMM is broadcast a value at a time: a
+ * load from float32, a vcvtph2ps per value from f16) */
+static cg_tensor *half_copy(cg_tensor *t, cg_dtype h) { return cg_contiguous(h == CG_FLOAT16 ? f32(cg_cast(t, h)) : cg_cast(t, h)); }
 
-static void bf16_backward(uop *node, uop *g, uop **d) {
+static void half_backward(uop *node, uop *g, uop **d) {
   cg_scope_begin();
   cg_tensor *x = tensor_new(node->src[1]), *w = tensor_new(node->src[2]), *x16 = tensor_new(node->src[3]);
+  cg_dtype h = (cg_dtype)custom_param(node, 0);                                     /* bf16 or f16 */
   cg_tensor *g2 = rows(tensor_new(g));                                              /* (N, out) */
   /* g rounded once: g16t is g16's bits transposed (a copy that moves half the bytes of a
    * float32 source and does not compute g's producer, e.g. GELU's backward, again) */
-  cg_tensor *g16 = bf16_copy(g2), *g16t = cg_contiguous(cg_transpose(g16, 0, 1)); /* (N, out), (out, N) */
-  cg_tensor *dx = cg_matmul(f32(g16), f32(cg_cast(cg_detach(w), CG_BFLOAT16)));       /* (N, in) */
+  cg_tensor *g16 = half_copy(g2, h), *g16t = cg_contiguous(cg_transpose(g16, 0, 1)); /* (N, out), (out, N) */
+  cg_tensor *dx = cg_matmul(f32(g16), f32(cg_cast(cg_detach(w), h)));               /* (N, in) */
   cg_tensor *dw = cg_matmul(f32(g16t), f32(x16));                                   /* (out, in) */
+  /* fp16: the products' outputs rounded to f16 as well (torch.autocast's fp16 matmuls
+   * write f16, and its dynamic loss scaling sees their overflow as inf); bf16 keeps them
+   * float32 (its range is float32's) */
+  if (h == CG_FLOAT16) dx = f32(cg_cast(dx, h)), dw = f32(cg_cast(dw, h));
   cg_tensor *r[2] = {cg_cast(cg_reshape(dx, cg_shape(x), cg_ndim(x)), cg_dtype_of(x)), cg_cast(dw, cg_dtype_of(w))};
   if (!r[0] || !r[1]) custom_fail(cg_last_status());
   for (int i = 0; i < 2; i++) d[1 + i] = r[i] ? uop_pool_keep(uop_retain(r[i]->u)) : NULL;
   cg_scope_end();
 }
-static const custom_kind BF16 = {"linear_bf16", bf16_backward, false};
+static const custom_kind BF16 = {"linear_bf16", half_backward, false}, F16 = {"linear_f16", half_backward, false};
 
-static cg_tensor *linear(const char *who, cg_tensor *x, cg_tensor *x16_given, cg_tensor *w, cg_tensor *b) {
+/* h: the 16-bit type, CG_BFLOAT16 or CG_FLOAT16 */
+static cg_tensor *linear(const char *who, cg_dtype h, cg_tensor *x, cg_tensor *x16_given, cg_tensor *w, cg_tensor *b) {
   if (!x || !w) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, !x ? "x" : "w");
   int nx = cg_ndim(x);
   if (nx < 1 || nx > 8 || cg_ndim(w) != 2 || cg_shape(w)[1] != cg_shape(x)[nx - 1] || !dt_is_float(x->u->dt) || !dt_is_float(w->u->dt))
@@ -43,13 +63,16 @@ static cg_tensor *linear(const char *who, cg_tensor *x, cg_tensor *x16_given, cg
                         shape_str(x->u->shape, x->u->ndim), dt_name(w->u->dt), shape_str(w->u->shape, w->u->ndim));
   if (b && (cg_ndim(b) != 1 || cg_shape(b)[0] != cg_shape(w)[0]))
     return cg_fail_null(CG_ERR_INVALID, "%s: expected b of shape (%lld,), got %s", who, (long long)cg_shape(w)[0], shape_str(b->u->shape, b->u->ndim));
-  if (x16_given && (x16_given->u->dt.scalar != CG_BFLOAT16 || !shape_eq(x16_given->u->shape, x16_given->u->ndim, x->u->shape, x->u->ndim)))
-    return cg_fail_null(CG_ERR_INVALID, "%s: expected x16 of bfloat16 and x's shape %s, got %s %s", who, shape_str(x->u->shape, x->u->ndim),
+  if (x16_given && (x16_given->u->dt.scalar != h || !shape_eq(x16_given->u->shape, x16_given->u->ndim, x->u->shape, x->u->ndim)))
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected x16 of %s and x's shape %s, got %s %s", who, cg_dtype_name(h), shape_str(x->u->shape, x->u->ndim),
                         dt_name(x16_given->u->dt), shape_str(x16_given->u->shape, x16_given->u->ndim));
   cg_scope_begin();
   cg_tensor *res = NULL;
   /* the saved copies are realized here, so the backward reads them instead of recomputing x */
-  cg_tensor *x16 = x16_given ? rows(cg_detach(x16_given)) : bf16_copy(rows(cg_detach(x))), *wt16 = cg_cast(cg_transpose(cg_detach(w), 0, 1), CG_BFLOAT16); /* (N, in), (in, out) */
+  /* wt16: bf16 bits of w^T; f16: the transpose of w's rounding, so that the GEMM packs it
+   * as it packs a linear's w^T (a transposed b, matmul_graph: whatever its size) */
+  cg_tensor *x16 = x16_given ? rows(cg_detach(x16_given)) : half_copy(rows(cg_detach(x)), h),
+            *wt16 = h == CG_FLOAT16 ? cg_transpose(f32(cg_cast(cg_detach(w), h)), 0, 1) : cg_cast(cg_transpose(cg_detach(w), 0, 1), h); /* (N, in), (in, out) */
   if (x16 && wt16 && cg_realize(x16) == CG_OK) {
     int64_t shape[8];
     memcpy(shape, cg_shape(x), sizeof(int64_t) * (size_t)nx);
@@ -58,7 +81,8 @@ static cg_tensor *linear(const char *who, cg_tensor *x, cg_tensor *x16_given, cg
     if (y) {
       uop *srcs[3] = {x->u, w->u, x16->u};
       op_begin();
-      res = op_end(custom_node(&BF16, y->u, srcs, 3, NULL, 0));
+      int64_t param = h;
+      res = op_end(custom_node(h == CG_FLOAT16 ? &F16 : &BF16, y->u, srcs, 3, &param, 1));
       if (res && b) res = cg_add(res, b);
     }
   }
@@ -66,8 +90,9 @@ static cg_tensor *linear(const char *who, cg_tensor *x, cg_tensor *x16_given, cg
   cg_scope_end();
   return res;
 }
-cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b) { return linear("linear_bf16", x, NULL, w, b); }
+cg_tensor *cg_linear_bf16(cg_tensor *x, cg_tensor *w, cg_tensor *b) { return linear("linear_bf16", CG_BFLOAT16, x, NULL, w, b); }
 cg_tensor *cg_linear_bf16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_tensor *b) {
   if (!x16) return cg_fail_null(CG_NULL_INPUT, "linear_bf16_x16: x16 is NULL");
-  return linear("linear_bf16_x16", x, x16, w, b);
+  return linear("linear_bf16_x16", CG_BFLOAT16, x, x16, w, b);
 }
+cg_tensor *cg_linear_f16(cg_tensor *x, cg_tensor *w, cg_tensor *b) { return linear("linear_f16", CG_FLOAT16, x, NULL, w, b); }

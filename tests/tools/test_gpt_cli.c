@@ -2,11 +2,12 @@
  * seed (the loss lines of two runs are identical) and writes a checkpoint; sampling with
  * a seed gives the same text twice, another seed other text, and the KV-cache path the
  * same text as recomputing the whole window (--no-cache) and as the eager step (JIT=0), and
- * each cached step's logits equal the whole window's within a stated tolerance; --amp bf16 and fp8 train and
- * sample; bad options and inputs give
+ * each cached step's logits equal the whole window's within a stated tolerance; --amp bf16, fp16 and fp8 train and
+ * sample (fp16's losses float32's within 1e-3); bad options and inputs give
  * clear errors. The default corpus (Debian's fortunes) is used when installed. */
 #include "check.h"
 #include "run_cli.h"
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,14 +96,27 @@ int main(void) {
   snprintf(cmd, sizeof cmd, "'%s' sample --checkpoint %s --prompt 'QZ' 2>&1", cgrad, path);
   CHECK(run(cmd, s3, sizeof s3) == 2 && strstr(s3, "not in the model's vocabulary"), "unknown prompt character:\n%s", s3);
 
-  /* mixed precision: bf16 autocast and fp8 linears train (finite losses) and sample */
-  for (int i = 0; i < 2; i++) {
-    const char *amp = i ? "fp8" : "bf16";
+  /* mixed precision: bf16 and fp16 autocast and fp8 linears train (finite losses) and
+   * sample; fp16's losses are float32's within 1e-3 relative (its operands are rounded to
+   * 2^-11 relative; measured: 2e-6) */
+  static const char *amps[] = {"bf16", "fp8", "fp16", ""}, *banner[] = {"bf16 autocast", "fp8 linears", "fp16 autocast", "float32"};
+  double loss[4][3] = {{0}};
+  for (int i = 3; i >= 0; i--) {
+    const char *amp = amps[i];
     snprintf(path, sizeof path, "%s/text.txt", dir);
     snprintf(cmd, sizeof cmd, "CG_PRINT_LOSS=1 '%s' train gpt --data %s --block 8 --layers 1 --heads 2 --embd 8 --batch 2 --steps 3 --warmup 1 "
-             "--eval-every 3 --eval-batches 1 --amp %s --out %s/%s.safetensors 2>&1", cgrad, path, amp, dir, amp);
-    CHECK(run(cmd, o1, sizeof o1) == 0 && strstr(o1, "step 3 loss") && !strstr(o1, "nan") && strstr(o1, i ? "fp8 linears" : "bf16 autocast"),
-          "--amp %s:\n%s", amp, o1);
+             "--eval-every 3 --eval-batches 1 %s%s --out %s/%s.safetensors 2>&1", cgrad, path, *amp ? "--amp " : "", amp, dir, *amp ? amp : "f32");
+    CHECK(run(cmd, o1, sizeof o1) == 0 && strstr(o1, "step 3 loss") && !strstr(o1, "nan") && strstr(o1, banner[i]), "--amp %s:\n%s", amp, o1);
+    for (int k = 0; k < 3; k++) {
+      char key[32];
+      snprintf(key, sizeof key, "step %d loss ", k + 1);
+      const char *at = strstr(o1, key);
+      loss[i][k] = at ? atof(at + strlen(key)) : 0;
+    }
+    if (!*amp) continue;
+    if (i == 2)
+      for (int k = 0; k < 3; k++)
+        CHECK(loss[3][k] > 0 && fabs(loss[2][k] - loss[3][k]) <= 1e-3 * loss[3][k], "--amp fp16 step %d loss %.9g, float32's %.9g", k + 1, loss[2][k], loss[3][k]);
     snprintf(cmd, sizeof cmd, "'%s' sample --checkpoint %s/%s.safetensors --prompt fox --tokens 5 2>/dev/null", cgrad, dir, amp);
     CHECK(run(cmd, s3, sizeof s3) == 0 && !strncmp(s3, "fox", 3), "sampling the --amp %s checkpoint:\n%s", amp, s3);
   }
