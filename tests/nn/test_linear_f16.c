@@ -15,18 +15,9 @@
  *     this: 30-50% flip). Measured: under 0.2% flip.
  * Checked with the GEMM's panels packed (PACK=2) and not (PACK=0), and with rows fewer than
  * and more than the pack's threshold. Bad input: a message, no tensor. */
-#include "check.h"
-#include "cgrad.h"
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
+#include "linear16_check.h"
 #include <time.h>
 
-static uint64_t rs;
-static double unif(double lo, double hi) {
-  rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
-  return lo + (hi - lo) * (double)(rs >> 11) * 0x1p-53;
-}
 static double r16(double x) { return cg_f16_to_f32(cg_f32_to_f16((float)x)); } /* (float)x: x is exact or a sum far from a float32 tie */
 /* the spacing of f16 values at |v| (normal: 2^(e-10); denormal: 2^-24) */
 static double step16(double v) {
@@ -35,17 +26,6 @@ static double step16(double v) {
   return ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
 }
 
-enum { NMAX = 80, KM = 80 };
-
-static bool within(const char *what, const float *got, const double *ref, const double *mag, int n, double extra) {
-  for (int i = 0; i < n; i++)
-    if (!(fabs(got[i] - ref[i]) <= 1e-5 * mag[i] + extra)) {
-      CHECK(0, "%s[%d] = %.9g, float64 reference %.9g (sum of |terms| %.4g)", what, i, got[i], ref[i], mag[i]);
-      return false;
-    }
-  CHECK(1, "");
-  return true;
-}
 /* a gradient rounded to f16: got is an f16 value within one f16 step (plus the float32
  * sum's error, which cancellation makes larger than a step of a small result) of r16(ref),
  * and r16(ref) itself for >= 90% */
@@ -66,43 +46,8 @@ static void rounded(const char *what, const float *got, const double *ref, const
 
 static void run(const char *pack, int N, int K, int M) {
   cg_set_config("PACK", pack);
-  static float x[NMAX * KM], w[KM * KM], b[KM], g[NMAX * KM];
-  for (int i = 0; i < N * K; i++) x[i] = (float)unif(-2, 2);
-  for (int i = 0; i < M * K; i++) w[i] = (float)unif(-0.5, 0.5);
-  for (int i = 0; i < M; i++) b[i] = (float)unif(-1, 1);
-  for (int i = 0; i < N * M; i++) g[i] = (float)unif(-1, 1);
-  int B = 2, T = N / 2;
-  cg_scope_begin();
-  cg_tensor *tx = cg_from_data(x, CG_FLOAT32, (int64_t[]){B, T, K}, 3), *tw = cg_from_data(w, CG_FLOAT32, (int64_t[]){M, K}, 2);
-  cg_tensor *tb = cg_from_data(b, CG_FLOAT32, (int64_t[]){M}, 1);
-  cg_set_requires_grad(tx, true), cg_set_requires_grad(tw, true), cg_set_requires_grad(tb, true);
-  cg_tensor *y = cg_linear_f16(tx, tw, tb);
-  CHECK(y && cg_ndim(y) == 3 && cg_shape(y)[0] == B && cg_shape(y)[1] == T && cg_shape(y)[2] == M && cg_dtype_of(y) == CG_FLOAT32, "linear_f16: %s",
-        cg_last_error());
-  cg_tensor *gt = cg_from_data(g, CG_FLOAT32, (int64_t[]){B, T, M}, 3);
-  CHECK(y && cg_backward_with(y, gt) == CG_OK, "backward: %s", cg_last_error());
-  static float yo[NMAX * KM], dx[NMAX * KM], dw[KM * KM], db[KM];
-  size_t f = sizeof(float);
-  bool rd = y && cg_read(y, CG_FLOAT32, yo, f * N * M) == CG_OK && cg_read(cg_grad(tx), CG_FLOAT32, dx, f * N * K) == CG_OK &&
-            cg_read(cg_grad(tw), CG_FLOAT32, dw, f * M * K) == CG_OK && cg_read(cg_grad(tb), CG_FLOAT32, db, f * M) == CG_OK;
-  CHECK(rd, "reading: %s", cg_last_error());
-  cg_scope_end();
-  if (!rd) return;
-  static double ry[NMAX * KM], my[NMAX * KM], rdx[NMAX * KM], mdx[NMAX * KM], rdw[KM * KM], mdw[KM * KM], rdb[KM], mdb[KM];
-  memset(rdx, 0, sizeof rdx), memset(mdx, 0, sizeof mdx), memset(rdw, 0, sizeof rdw), memset(mdw, 0, sizeof mdw);
-  memset(rdb, 0, sizeof rdb), memset(mdb, 0, sizeof mdb);
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j < M; j++) {
-      double s = 0, m = 0, gg = r16(g[i * M + j]);
-      for (int k = 0; k < K; k++) {
-        double p = r16(x[i * K + k]) * r16(w[j * K + k]);
-        s += p, m += fabs(p);
-        double gx = gg * r16(w[j * K + k]), gw = gg * r16(x[i * K + k]);
-        rdx[i * K + k] += gx, mdx[i * K + k] += fabs(gx), rdw[j * K + k] += gw, mdw[j * K + k] += fabs(gw);
-      }
-      ry[i * M + j] = s + b[j], my[i * M + j] = m;
-      rdb[j] += g[i * M + j], mdb[j] += fabs(g[i * M + j]);
-    }
+  if (!l16_run(cg_linear_f16, N, K, M)) return;
+  l16_reference(r16, N, K, M);
   char what[64];
   snprintf(what, sizeof what, "y (PACK=%s, N %d, in %d, out %d)", pack, N, K, M);
   within(what, yo, ry, my, N * M, 1e-6);
