@@ -11,11 +11,12 @@
  * Every e4m3 and e5m2 value is a bfloat16 value, so the quantized operands are stored as
  * bf16 copies laid out for the bf16 unit (as cg_linear_bf16's: the TC opt, vdpbf16ps): the
  * products of two 8-bit values are exact in float32 and summed in float32, and the
- * unscaling is one multiply of each float32 sum in the matmul's epilogue. (Today's Σ
- * (q/s)(q'/s') rounds q/s and each product once more: the two differ by a few float32
- * ulps of each sum, far under the 2^-4 of e4m3 rounding.) e4m3 saturates by itself (the
- * OCP e4m3fn cast: beyond 448 and inf become 448); e5m2 overflows to inf, so the gradient
- * is clamped to +-57344 before its cast, as Transformer Engine's saturating casts do.
+ * unscaling is one multiply of each float32 sum in the matmul's epilogue. (Multiplying
+ * dequantized values, Σ (q/s)(q'/s'), would round q/s and each product once more: the
+ * two differ by a few float32 ulps of each sum, far under the 2^-4 of e4m3 rounding.)
+ * e4m3 saturates by itself (the OCP e4m3fn cast: beyond 448 and inf become 448); e5m2
+ * overflows to inf, so the gradient is clamped to +-57344 before its cast, as Transformer
+ * Engine's saturating casts do.
  *
  * The state lives on the device: the amax history (3, history) and the scales (3,) are
  * float32 buffers; a layer's amaxes are lazy reductions recorded by its backward (an
