@@ -475,10 +475,23 @@ cg_tensor *cg_linear_bf16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_ten
  * the operands' float32 roundings to f16 (stored copies of x and g, w's rounded by the
  * GEMM's panel pack): float32's speed, and float32's values up to the roundings. */
 cg_tensor *cg_linear_f16(cg_tensor *x, cg_tensor *w, cg_tensor *b);
+/* The same with x's f16 rounding given (as cg_linear_bf16_x16): x16 of x's shape is the
+ * float32 of f16(x), cast(cast(x, float16), float32), written e.g. by x's producer (what
+ * the forward's GEMM reads: no copy), or f16(x) as float16 (copied to its float32 here).
+ * A float32 x16 is not checked for being f16 values: it must be that rounding. Same
+ * values as cg_linear_f16(x, w, b). */
+cg_tensor *cg_linear_f16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_tensor *b);
 
 typedef struct cg_fp8_scaling cg_fp8_scaling;
 cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin);
 cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b);
+/* x's quantized copy as the fp8 linear's forward reads it: bf16(q4(x * sx)) of x's shape
+ * (lazy; sx: s's current scale of x). Realized with x's producer (e.g. by the kernel that
+ * computes x) and given to cg_linear_fp8_xq, the forward reads it and never computes x
+ * (x's amax, a reduction, still reads x). xq must be made with s's current scales (no
+ * update in between). Same values as cg_linear_fp8(s, x, w, b). */
+cg_tensor *cg_fp8_input(cg_fp8_scaling *s, cg_tensor *x);
+cg_tensor *cg_linear_fp8_xq(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *xq, cg_tensor *w, cg_tensor *b);
 cg_status cg_fp8_scaling_update_lazy(cg_fp8_scaling *s, cg_tensor *const **pending, int *npending);
 cg_status cg_fp8_scaling_update(cg_fp8_scaling *s);
 double cg_fp8_scale(const cg_fp8_scaling *s, int which);

@@ -63,15 +63,19 @@ static cg_tensor *linear(const char *who, cg_dtype h, cg_tensor *x, cg_tensor *x
                         shape_str(x->u->shape, x->u->ndim), dt_name(w->u->dt), shape_str(w->u->shape, w->u->ndim));
   if (b && (cg_ndim(b) != 1 || cg_shape(b)[0] != cg_shape(w)[0]))
     return cg_fail_null(CG_ERR_INVALID, "%s: expected b of shape (%lld,), got %s", who, (long long)cg_shape(w)[0], shape_str(b->u->shape, b->u->ndim));
-  if (x16_given && (x16_given->u->dt.scalar != h || !shape_eq(x16_given->u->shape, x16_given->u->ndim, x->u->shape, x->u->ndim)))
-    return cg_fail_null(CG_ERR_INVALID, "%s: expected x16 of %s and x's shape %s, got %s %s", who, cg_dtype_name(h), shape_str(x->u->shape, x->u->ndim),
-                        dt_name(x16_given->u->dt), shape_str(x16_given->u->shape, x16_given->u->ndim));
+  /* f16: x16 is x's f16 rounding as float16, or its float32 (what the GEMM reads) */
+  if (x16_given && ((x16_given->u->dt.scalar != h && !(h == CG_FLOAT16 && x16_given->u->dt.scalar == CG_FLOAT32)) ||
+                    !shape_eq(x16_given->u->shape, x16_given->u->ndim, x->u->shape, x->u->ndim)))
+    return cg_fail_null(CG_ERR_INVALID, "%s: expected x16 of %s and x's shape %s, got %s %s", who, h == CG_FLOAT16 ? "float16 (or float32)" : cg_dtype_name(h),
+                        shape_str(x->u->shape, x->u->ndim), dt_name(x16_given->u->dt), shape_str(x16_given->u->shape, x16_given->u->ndim));
   cg_scope_begin();
   cg_tensor *res = NULL;
   /* the saved copies are realized here, so the backward reads them instead of recomputing x */
   /* wt16: bf16 bits of w^T; f16: the transpose of w's rounding, so that the GEMM packs it
    * as it packs a linear's w^T (a transposed b, matmul_graph: whatever its size) */
-  cg_tensor *x16 = x16_given ? rows(cg_detach(x16_given)) : half_copy(rows(cg_detach(x)), h),
+  cg_tensor *x16 = !x16_given                       ? half_copy(rows(cg_detach(x)), h)
+                   : x16_given->u->dt.scalar == h && h == CG_FLOAT16 ? cg_contiguous(f32(rows(cg_detach(x16_given))))
+                                                                     : rows(cg_detach(x16_given)),
             *wt16 = h == CG_FLOAT16 ? cg_transpose(f32(cg_cast(cg_detach(w), h)), 0, 1) : cg_cast(cg_transpose(cg_detach(w), 0, 1), h); /* (N, in), (in, out) */
   if (x16 && wt16 && cg_realize(x16) == CG_OK) {
     int64_t shape[8];
@@ -96,3 +100,7 @@ cg_tensor *cg_linear_bf16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_ten
   return linear("linear_bf16_x16", CG_BFLOAT16, x, x16, w, b);
 }
 cg_tensor *cg_linear_f16(cg_tensor *x, cg_tensor *w, cg_tensor *b) { return linear("linear_f16", CG_FLOAT16, x, NULL, w, b); }
+cg_tensor *cg_linear_f16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_tensor *b) {
+  if (!x16) return cg_fail_null(CG_NULL_INPUT, "linear_f16_x16: x16 is NULL");
+  return linear("linear_f16_x16", CG_FLOAT16, x, x16, w, b);
+}
