@@ -203,10 +203,12 @@ static cg_tensor *linear_fp8(const char *who, cg_fp8_scaling *s, cg_tensor *x, c
   /* realized here, so that the backward reads them instead of computing x again: the bf16
    * copies, 1 / the scales they used (the backward unscales with those, whenever the
    * scales are updated) and the amaxes the backward records */
+  /* a given xq: realized as given (realizing its (N, in) view would copy it); x's amax
+   * then over x's own shape (over the (N, in) view, x itself was stored first: a kernel) */
   cg_tensor *xq = xq_given ? rows(cg_detach(xq_given)) : quant(xs, at(s->scale, 0), CG_FP8E4M3), *wq = quant(ws, at(s->scale, 1), CG_FP8E4M3); /* (N, in), (out, in) */
   cg_tensor *wqt = cg_contiguous(cg_transpose(wq, 0, 1));                                                 /* (in, out) */
-  cg_tensor *inv = cg_contiguous(cg_reciprocal(s->scale)), *ax = amax(xs), *aw = amax(ws);
-  cg_tensor *all[6] = {xq, wq, wqt, inv, ax, aw};
+  cg_tensor *inv = cg_contiguous(cg_reciprocal(s->scale)), *ax = xq_given ? amax(f32(cg_detach(x))) : amax(xs), *aw = amax(ws);
+  cg_tensor *all[6] = {xq_given ? xq_given : xq, wq, wqt, inv, ax, aw};
   if (xq && wq && wqt && inv && ax && aw && cg_realize_many(all, 6) == CG_OK) {
     int64_t shape[8];
     memcpy(shape, cg_shape(x), sizeof(int64_t) * (size_t)nx);

@@ -77,7 +77,8 @@ static cg_tensor *linear(const char *who, cg_dtype h, cg_tensor *x, cg_tensor *x
                    : x16_given->u->dt.scalar == h && h == CG_FLOAT16 ? cg_contiguous(f32(rows(cg_detach(x16_given))))
                                                                      : rows(cg_detach(x16_given)),
             *wt16 = h == CG_FLOAT16 ? cg_transpose(f32(cg_cast(cg_detach(w), h)), 0, 1) : cg_cast(cg_transpose(cg_detach(w), 0, 1), h); /* (N, in), (in, out) */
-  if (x16 && wt16 && cg_realize(x16) == CG_OK) {
+  /* a given x16 realized as given: realizing its (N, in) view would copy it */
+  if (x16 && wt16 && cg_realize(x16_given && x16_given->u->dt.scalar != CG_FLOAT16 ? x16_given : x16) == CG_OK) {
     int64_t shape[8];
     memcpy(shape, cg_shape(x), sizeof(int64_t) * (size_t)nx);
     shape[nx - 1] = cg_shape(w)[0];
