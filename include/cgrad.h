@@ -485,13 +485,6 @@ cg_tensor *cg_linear_f16_x16(cg_tensor *x, cg_tensor *x16, cg_tensor *w, cg_tens
 typedef struct cg_fp8_scaling cg_fp8_scaling;
 cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin);
 cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b);
-/* x's quantized copy as the fp8 linear's forward reads it: bf16(q4(x * sx)) of x's shape
- * (lazy; sx: s's current scale of x). Realized with x's producer (e.g. by the kernel that
- * computes x) and given to cg_linear_fp8_xq, the forward reads it and never computes x
- * (x's amax, a reduction, still reads x). xq must be made with s's current scales (no
- * update in between). Same values as cg_linear_fp8(s, x, w, b). */
-cg_tensor *cg_fp8_input(cg_fp8_scaling *s, cg_tensor *x);
-cg_tensor *cg_linear_fp8_xq(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *xq, cg_tensor *w, cg_tensor *b);
 cg_status cg_fp8_scaling_update_lazy(cg_fp8_scaling *s, cg_tensor *const **pending, int *npending);
 cg_status cg_fp8_scaling_update(cg_fp8_scaling *s);
 double cg_fp8_scale(const cg_fp8_scaling *s, int which);

@@ -171,19 +171,17 @@ static cg_tensor *gpt_forward(gpt *m, cg_tensor *idx, cg_tensor *pos) {
      * instead of computing the c_fc product again (twice, as it was). Under bf16 autocast
      * the output is stored as the bf16 copy the next product reads (the same rounding of
      * the same floats): no float32 GELU output and no cast kernel (6 MB of writes a layer).
-     * fp16 the same with the float32 of the f16 rounding (what its GEMM reads), fp8 with
-     * the quantized copy bf16(q4(gelu * sx)) */
+     * fp16 the same with the float32 of the f16 rounding (what its GEMM reads). (fp8's
+     * quantized copy written here was slower: its amax then computes the GELU again.) */
     cg_tensor *v = cg_detach(h), *g = cg_gelu(v);
     int id = (int)(4 * l + 3);
     if (g && m->amp == CG_BFLOAT16) g = cg_cast(g, CG_BFLOAT16);
     if (g && m->amp == CG_FLOAT16) g = cg_cast(cg_cast(g, CG_FLOAT16), CG_FLOAT32);
-    if (g && m->amp == AMP_FP8) g = cg_fp8_input(m->fp8[id], g);
     cg_tensor *both[2] = {v, g};
     cg_tensor *fc2w = P(m, l, P_FC2W), *fc2b = P(m, l, P_FC2B);
     if (!v || !g || cg_realize_many(both, 2) != CG_OK) h = NULL;
     else if (m->amp == CG_BFLOAT16) h = cg_linear_bf16_x16(cg_gelu(cg_stored(v, h)), g, fc2w, fc2b);
     else if (m->amp == CG_FLOAT16) h = cg_linear_f16_x16(cg_gelu(cg_stored(v, h)), g, fc2w, fc2b);
-    else if (m->amp == AMP_FP8) h = cg_linear_fp8_xq(m->fp8[id], cg_gelu(cg_stored(v, h)), g, fc2w, fc2b);
     else h = linear(m, id, cg_stored(g, cg_gelu(cg_stored(v, h))), fc2w, fc2b);
     x = cg_add(x, h);
     /* the residual stream stored between blocks: attention realizes (per key block, and in

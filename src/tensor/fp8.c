@@ -178,15 +178,8 @@ static void fp8_backward(uop *node, uop *g, uop **d) {
 }
 static const custom_kind FP8 = {"linear_fp8", fp8_backward, true};
 
-cg_tensor *cg_fp8_input(cg_fp8_scaling *s, cg_tensor *x) {
-  if (!s || !x) return cg_fail_null(CG_NULL_INPUT, "fp8_input: %s is NULL", !s ? "scaling" : "x");
-  if (cg_ndim(x) < 1 || !dt_is_float(x->u->dt))
-    return cg_fail_null(CG_ERR_INVALID, "fp8_input: expected float x (..., in), got %s %s", dt_name(x->u->dt), shape_str(x->u->shape, x->u->ndim));
-  return quant(f32(x), at(s->scale, 0), CG_FP8E4M3);
-}
-
-/* xq_given: x's quantized copy (cg_fp8_input), or NULL: made here */
-static cg_tensor *linear_fp8(const char *who, cg_fp8_scaling *s, cg_tensor *x, cg_tensor *xq_given, cg_tensor *w, cg_tensor *b) {
+cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b) {
+  const char *who = "linear_fp8";
   if (!s || !x || !w) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, !s ? "scaling" : !x ? "x" : "w");
   int nx = cg_ndim(x);
   if (nx < 1 || nx > 8 || cg_ndim(w) != 2 || cg_shape(w)[1] != cg_shape(x)[nx - 1] || !dt_is_float(x->u->dt) || !dt_is_float(w->u->dt))
@@ -194,21 +187,16 @@ static cg_tensor *linear_fp8(const char *who, cg_fp8_scaling *s, cg_tensor *x, c
                         shape_str(x->u->shape, x->u->ndim), dt_name(w->u->dt), shape_str(w->u->shape, w->u->ndim));
   if (b && (cg_ndim(b) != 1 || cg_shape(b)[0] != cg_shape(w)[0]))
     return cg_fail_null(CG_ERR_INVALID, "%s: expected b of shape (%lld,), got %s", who, (long long)cg_shape(w)[0], shape_str(b->u->shape, b->u->ndim));
-  if (xq_given && (xq_given->u->dt.scalar != CG_BFLOAT16 || !shape_eq(xq_given->u->shape, xq_given->u->ndim, x->u->shape, x->u->ndim)))
-    return cg_fail_null(CG_ERR_INVALID, "%s: expected xq of bfloat16 and x's shape %s (fp8_input's), got %s %s", who, shape_str(x->u->shape, x->u->ndim),
-                        dt_name(xq_given->u->dt), shape_str(xq_given->u->shape, xq_given->u->ndim));
   cg_scope_begin();
   cg_tensor *res = NULL;
   cg_tensor *xs = rows(f32(cg_detach(x))), *ws = f32(cg_detach(w));
   /* realized here, so that the backward reads them instead of computing x again: the bf16
    * copies, 1 / the scales they used (the backward unscales with those, whenever the
    * scales are updated) and the amaxes the backward records */
-  /* a given xq: realized as given (realizing its (N, in) view would copy it); x's amax
-   * then over x's own shape (over the (N, in) view, x itself was stored first: a kernel) */
-  cg_tensor *xq = xq_given ? rows(cg_detach(xq_given)) : quant(xs, at(s->scale, 0), CG_FP8E4M3), *wq = quant(ws, at(s->scale, 1), CG_FP8E4M3); /* (N, in), (out, in) */
+  cg_tensor *xq = quant(xs, at(s->scale, 0), CG_FP8E4M3), *wq = quant(ws, at(s->scale, 1), CG_FP8E4M3); /* (N, in), (out, in) */
   cg_tensor *wqt = cg_contiguous(cg_transpose(wq, 0, 1));                                                 /* (in, out) */
-  cg_tensor *inv = cg_contiguous(cg_reciprocal(s->scale)), *ax = xq_given ? amax(f32(cg_detach(x))) : amax(xs), *aw = amax(ws);
-  cg_tensor *all[6] = {xq_given ? xq_given : xq, wq, wqt, inv, ax, aw};
+  cg_tensor *inv = cg_contiguous(cg_reciprocal(s->scale)), *ax = amax(xs), *aw = amax(ws);
+  cg_tensor *all[6] = {xq, wq, wqt, inv, ax, aw};
   if (xq && wq && wqt && inv && ax && aw && cg_realize_many(all, 6) == CG_OK) {
     int64_t shape[8];
     memcpy(shape, cg_shape(x), sizeof(int64_t) * (size_t)nx);
@@ -227,9 +215,4 @@ static cg_tensor *linear_fp8(const char *who, cg_fp8_scaling *s, cg_tensor *x, c
   res = cg_keep(res);
   cg_scope_end();
   return res;
-}
-cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b) { return linear_fp8("linear_fp8", s, x, NULL, w, b); }
-cg_tensor *cg_linear_fp8_xq(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *xq, cg_tensor *w, cg_tensor *b) {
-  if (!xq) return cg_fail_null(CG_NULL_INPUT, "linear_fp8_xq: xq is NULL");
-  return linear_fp8("linear_fp8_xq", s, x, xq, w, b);
 }
