@@ -10,11 +10,21 @@
 #include "cgrad.h"
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { L16_N = 80, L16_KM = 80 };
 
 static uint64_t rs;
+/* a fresh seed each run, printed; CG_TEST_SEED replays one */
+static void l16_seed(void) {
+  const char *seed = getenv("CG_TEST_SEED");
+  rs = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
+  printf("seed %llu (CG_TEST_SEED replays it)\n", (unsigned long long)rs);
+  rs = rs * 2654435761ull + 1;
+}
 static double unif(double lo, double hi) {
   rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
   return lo + (hi - lo) * (double)(rs >> 11) * 0x1p-53;

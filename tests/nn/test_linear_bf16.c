@@ -10,7 +10,6 @@
  * opt) and on float32 FMAs with CG_CPU_FEATURES=-avx512bf16: both are checked. Bad input:
  * a message, no tensor. */
 #include "linear16_check.h"
-#include <time.h>
 
 static double r16(double x) { return cg_bf16_to_f32(cg_f32_to_bf16((float)x)); } /* x: a float32 input */
 
@@ -39,10 +38,7 @@ static void run(const char *features, int K, int M, bool given) {
 }
 
 int main(void) {
-  const char *seed = getenv("CG_TEST_SEED");
-  rs = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
-  printf("seed %llu (CG_TEST_SEED replays it)\n", (unsigned long long)rs);
-  rs = rs * 2654435761ull + 1;
+  l16_seed();
   run("", 80, 48, false);
   run("-avx512bf16,-amx", 80, 48, false);
   run("", 48, 80, false); /* out > in */

@@ -16,7 +16,6 @@
  * Checked with the GEMM's panels packed (PACK=2) and not (PACK=0), and with rows fewer than
  * and more than the pack's threshold. Bad input: a message, no tensor. */
 #include "linear16_check.h"
-#include <time.h>
 
 static double r16(double x) { return cg_f16_to_f32(cg_f32_to_f16((float)x)); } /* (float)x: x is exact or a sum far from a float32 tie */
 /* the spacing of f16 values at |v| (normal: 2^(e-10); denormal: 2^-24) */
@@ -59,10 +58,7 @@ static void run(const char *pack, int N, int K, int M) {
 }
 
 int main(void) {
-  const char *seed = getenv("CG_TEST_SEED");
-  rs = seed && *seed ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL);
-  printf("seed %llu (CG_TEST_SEED replays it)\n", (unsigned long long)rs);
-  rs = rs * 2654435761ull + 1;
+  l16_seed();
   const char *pack0 = getenv("PACK") ? getenv("PACK") : "1";
   run("1", 18, 80, 48);
   run("1", 18, 48, 80); /* out > in */
