@@ -577,7 +577,7 @@ static int train_gpt(train_opts o) {
       fprintf(stderr, "\ncgrad train gpt: step %ld failed: %s\n", step, cg_last_error());
       rc = 1;
     }
-    last = rc ? NAN : cg_item(loss);
+    last = rc ? NAN : cg_item(loss) + 0.0; /* + 0.0: a one-symbol text's loss -0 prints as 0 */
     cg_optimizer_zero_grad(od), cg_optimizer_zero_grad(on);
     cg_scope_end();
     if (rc) break;
