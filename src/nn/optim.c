@@ -52,13 +52,6 @@ struct cg_optimizer {
   cg_tensor **pending;     /* what the last step_lazy built, to realize */
 };
 
-/* Tensors the optimizer owns live at the top level: a scope the caller ends must not
- * free them. */
-static cg_tensor *own(cg_tensor *t) {
-  while (t && t->scope > 0) cg_keep(t);
-  return t;
-}
-
 void cg_optimizer_free(cg_optimizer *o) {
   if (!o) return;
   for (int i = 0; i < o->n; i++) {
@@ -77,7 +70,7 @@ static cg_tensor *zeros_like(cg_tensor *p) {
   void *z = cg_calloc(1, nbytes ? nbytes : 1);
   cg_tensor *t = z ? cg_from_data(z, cg_dtype_of(p), cg_shape(p), cg_ndim(p)) : NULL;
   free(z);
-  return own(t);
+  return tensor_own(t);
 }
 
 
@@ -103,8 +96,8 @@ static cg_optimizer *opt_new(opt_kind kind, cg_tensor *const *params, int n, dou
   if (!o->params) return cg_optimizer_free(o), NULL;
   memcpy(o->params, params, sizeof(cg_tensor *) * (size_t)n);
   o->n = n;
-  o->lr = own(cg_variable("lr", lr, CG_FLOAT32));
-  o->t = own(cg_variable("step", 0, CG_INT64));
+  o->lr = tensor_own(cg_variable("lr", lr, CG_FLOAT32));
+  o->t = tensor_own(cg_variable("step", 0, CG_INT64));
   if (!o->lr || !o->t) return cg_optimizer_free(o), NULL;
   return o;
 }
@@ -120,8 +113,8 @@ static cg_optimizer *opt_state(cg_optimizer *o, bool two) {
     if (!o->m[i] || (two && !o->v[i])) return cg_optimizer_free(o), NULL;
   }
   if (two) {
-    o->b1_t = own(cg_variable("b1_t", 1.0, CG_FLOAT64));
-    o->b2_t = own(cg_variable("b2_t", 1.0, CG_FLOAT64));
+    o->b1_t = tensor_own(cg_variable("b1_t", 1.0, CG_FLOAT64));
+    o->b2_t = tensor_own(cg_variable("b2_t", 1.0, CG_FLOAT64));
     if (!o->b1_t || !o->b2_t) return cg_optimizer_free(o), NULL;
   }
   return o;

@@ -25,11 +25,6 @@ struct cg_grad_scaler {
   int64_t interval, good; /* clean steps in a row, toward interval */
 };
 
-static cg_tensor *own(cg_tensor *t) {
-  while (t && t->scope > 0) cg_keep(t);
-  return t;
-}
-
 void cg_grad_scaler_free(cg_grad_scaler *s) {
   if (!s) return;
   cg_free(s->scale), cg_free(s->inv);
@@ -58,8 +53,8 @@ cg_grad_scaler *cg_grad_scaler_new(double init_scale, double growth_factor, doub
   cg_grad_scaler *s = cg_calloc(1, sizeof *s);
   if (!s) return NULL;
   s->growth = growth_factor, s->backoff = backoff_factor, s->interval = growth_interval;
-  s->scale = own(cg_variable("loss_scale", init_scale, CG_FLOAT32));
-  s->inv = own(cg_variable("inv_loss_scale", 1 / init_scale, CG_FLOAT32));
+  s->scale = tensor_own(cg_variable("loss_scale", init_scale, CG_FLOAT32));
+  s->inv = tensor_own(cg_variable("inv_loss_scale", 1 / init_scale, CG_FLOAT32));
   if (!s->scale || !s->inv) return cg_grad_scaler_free(s), NULL;
   return s;
 }

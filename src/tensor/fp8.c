@@ -42,12 +42,6 @@ struct cg_fp8_scaling {
   cg_tensor *out[2];
 };
 
-/* Tensors the scaling object owns live at the top level (as an optimizer's state). */
-static cg_tensor *own(cg_tensor *t) {
-  while (t && t->scope > 0) cg_keep(t);
-  return t;
-}
-
 void cg_fp8_scaling_free(cg_fp8_scaling *s) {
   if (!s) return;
   for (int i = 0; i < 3; i++)
@@ -68,9 +62,9 @@ cg_fp8_scaling *cg_fp8_scaling_new(int history, double margin) {
   s->history = history, s->margin = margin;
   float one[3] = {1, 1, 1}, fm[3] = {(float)(FP8_E4M3_MAX / exp2(margin)), (float)(FP8_E4M3_MAX / exp2(margin)), (float)(FP8_E5M2_MAX / exp2(margin))};
   /* from host data: each its own buffer (equal lazy constants would be one node) */
-  s->hist = own(cg_from_data(h, CG_FLOAT32, (int64_t[]){3, history}, 2));
-  s->scale = own(cg_from_data(one, CG_FLOAT32, (int64_t[]){3}, 1));
-  s->fmax = own(cg_from_data(fm, CG_FLOAT32, (int64_t[]){3, 1}, 2));
+  s->hist = tensor_own(cg_from_data(h, CG_FLOAT32, (int64_t[]){3, history}, 2));
+  s->scale = tensor_own(cg_from_data(one, CG_FLOAT32, (int64_t[]){3}, 1));
+  s->fmax = tensor_own(cg_from_data(fm, CG_FLOAT32, (int64_t[]){3, 1}, 2));
   free(h);
   if (!s->hist || !s->scale || !s->fmax) { /* the error is cg_from_data's */
     cg_fp8_scaling_free(s);

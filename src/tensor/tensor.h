@@ -22,6 +22,12 @@ struct cg_tensor {
 
 /* A new tensor over u (u is retained), registered in the current scope. */
 cg_tensor *tensor_new(uop *u);
+/* t kept out to the top level (the caller frees it): state an object owns across scopes,
+ * an optimizer's moments, a scaler's vars, fp8's scales. */
+static inline cg_tensor *tensor_own(cg_tensor *t) {
+  while (t && t->scope > 0) cg_keep(t);
+  return t;
+}
 /* Finish an op: make the tensor for u, close the pool opened by the op (op_begin). A NULL
  * u (an error already recorded) gives NULL; so does an IR allocation that failed while the
  * op ran (CG_ERR_NOMEM), even if the op went on with a result. The op's pool is checked:
