@@ -24,6 +24,7 @@
  * history and scales as cg_assigns the caller realizes with the step. So a training step
  * is one realize (and a cg_jit replays it): nothing is read on the host. */
 #include "custom.h"
+#include "linear_args.h"
 #include "tensor.h"
 #include <math.h>
 #include <stdlib.h>
@@ -127,9 +128,6 @@ cg_status cg_fp8_scaling_update(cg_fp8_scaling *s) {
   return st == CG_OK && n ? cg_realize_many(p, n) : st;
 }
 
-/* x (..., in) flattened to (N, in). */
-static cg_tensor *rows(cg_tensor *t) { return cg_reshape(t, (int64_t[]){-1, cg_shape(t)[cg_ndim(t) - 1]}, 2); }
-static cg_tensor *f32(cg_tensor *t) { return cg_cast(t, CG_FLOAT32); }
 /* element i of a (3,) tensor as a 0-d one */
 static cg_tensor *at(cg_tensor *v, int i) { return cg_reshape(cg_slice(v, 0, i, i + 1, 1), NULL, 0); }
 static cg_tensor *amax(cg_tensor *t) { return cg_max(cg_abs(t), NULL, 0, false); }
@@ -174,13 +172,9 @@ static const custom_kind FP8 = {"linear_fp8", fp8_backward, true};
 
 cg_tensor *cg_linear_fp8(cg_fp8_scaling *s, cg_tensor *x, cg_tensor *w, cg_tensor *b) {
   const char *who = "linear_fp8";
-  if (!s || !x || !w) return cg_fail_null(CG_ERR_INVALID, "%s: %s is NULL", who, !s ? "scaling" : !x ? "x" : "w");
+  if (!s) return cg_fail_null(CG_NULL_INPUT, "%s: scaling is NULL", who);
+  if (!linear_args_ok(who, x, w, b)) return NULL;
   int nx = cg_ndim(x);
-  if (nx < 1 || nx > 8 || cg_ndim(w) != 2 || cg_shape(w)[1] != cg_shape(x)[nx - 1] || !dt_is_float(x->u->dt) || !dt_is_float(w->u->dt))
-    return cg_fail_null(CG_ERR_INVALID, "%s: expected float x (..., in) and w (out, in), got x %s %s and w %s %s", who, dt_name(x->u->dt),
-                        shape_str(x->u->shape, x->u->ndim), dt_name(w->u->dt), shape_str(w->u->shape, w->u->ndim));
-  if (b && (cg_ndim(b) != 1 || cg_shape(b)[0] != cg_shape(w)[0]))
-    return cg_fail_null(CG_ERR_INVALID, "%s: expected b of shape (%lld,), got %s", who, (long long)cg_shape(w)[0], shape_str(b->u->shape, b->u->ndim));
   cg_scope_begin();
   cg_tensor *res = NULL;
   cg_tensor *xs = rows(f32(cg_detach(x))), *ws = f32(cg_detach(w));

@@ -23,11 +23,10 @@
  * for dw. Those layout copies are O(N*in + N*out + in*out) against the O(N*in*out)
  * matmuls. A custom-gradient node (custom.h) holds the saved bf16 copies. */
 #include "custom.h"
+#include "linear_args.h"
 #include "tensor.h"
 #include <string.h>
 
-static cg_tensor *rows(cg_tensor *t) { return cg_reshape(t, (int64_t[]){-1, cg_shape(t)[cg_ndim(t) - 1]}, 2); }
-static cg_tensor *f32(cg_tensor *t) { return cg_cast(t, CG_FLOAT32); }
 /* A stored operand: bf16 bits (the TC opt pairs them for vdpbf16ps); f16: the float32 of
  * the f16 rounding (an A operand of the float32 GEMM is broadcast a value at a time: a
  * load from float32, a vcvtph2ps per value from f16) */
@@ -56,13 +55,8 @@ static const custom_kind BF16 = {"linear_bf16", half_backward, false}, F16 = {"l
 
 /* h: the 16-bit type, CG_BFLOAT16 or CG_FLOAT16 */
 static cg_tensor *linear(const char *who, cg_dtype h, cg_tensor *x, cg_tensor *x16_given, cg_tensor *w, cg_tensor *b) {
-  if (!x || !w) return cg_fail_null(CG_NULL_INPUT, "%s: %s is NULL", who, !x ? "x" : "w");
+  if (!linear_args_ok(who, x, w, b)) return NULL;
   int nx = cg_ndim(x);
-  if (nx < 1 || nx > 8 || cg_ndim(w) != 2 || cg_shape(w)[1] != cg_shape(x)[nx - 1] || !dt_is_float(x->u->dt) || !dt_is_float(w->u->dt))
-    return cg_fail_null(CG_ERR_INVALID, "%s: expected float x (..., in) and w (out, in), got x %s %s and w %s %s", who, dt_name(x->u->dt),
-                        shape_str(x->u->shape, x->u->ndim), dt_name(w->u->dt), shape_str(w->u->shape, w->u->ndim));
-  if (b && (cg_ndim(b) != 1 || cg_shape(b)[0] != cg_shape(w)[0]))
-    return cg_fail_null(CG_ERR_INVALID, "%s: expected b of shape (%lld,), got %s", who, (long long)cg_shape(w)[0], shape_str(b->u->shape, b->u->ndim));
   /* f16: x16 is x's f16 rounding as float16, or its float32 (what the GEMM reads) */
   if (x16_given && ((x16_given->u->dt.scalar != h && !(h == CG_FLOAT16 && x16_given->u->dt.scalar == CG_FLOAT32)) ||
                     !shape_eq(x16_given->u->shape, x16_given->u->ndim, x->u->shape, x->u->ndim)))
