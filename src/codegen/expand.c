@@ -50,14 +50,13 @@ static bool vec_dtype(dtype d) { return d.count <= 1 && (d.scalar == CG_FLOAT32 
  * stored, moved, transposed as they are), converted to and from float32 vectors by one op
  * (bf16: a shift and a rounding; float16: vcvtph2ps / vcvtps2ph); their arithmetic stays
  * lane by lane. */
-static bool half16(dtype d) { return d.scalar == CG_BFLOAT16 || d.scalar == CG_FLOAT16; }
 /* bfloat16 vectors: a load contiguous along the lane, ungated or gated with +0 where the
  * gate is off (PADTO's column tail: a masked load), and its cast to float32 (bf16
  * arithmetic stays lane by lane) */
 static bool bf16_vec_load(uop *u, uop *lane) {
   uop *ix = u->src[0];
   bool zero_alt = ix->nsrc == 3 && u->nsrc > 1 && u->src[1]->op == OP_CONST && u->src[1]->arg.f == 0 && !signbit(u->src[1]->arg.f);
-  return u->op == OP_LOAD && half16(u->dt) && u->dt.count <= 1 && (ix->nsrc == 2 || zero_alt) &&
+  return u->op == OP_LOAD && dt_is_half(u->dt) && u->dt.count <= 1 && (ix->nsrc == 2 || zero_alt) &&
          contiguous(ix->src[1], lane, lane->src[0]->arg.i);
 }
 
@@ -81,16 +80,16 @@ static bool vectorizable(uop *u, uop *lane, uop *const *others, int nothers, uop
   if (u->op == OP_GEP || u->op == OP_VECTORIZE || u->dt.count > 1) return false; /* vectors already */
   if (u->op == OP_TILE_AT) return false;                                           /* an AMX tile's lanes are read one by one */
   if (u->op == OP_INDEX || u->op == OP_RANGE || u->op == OP_STORE || u->op == OP_SINK) {
-  } else if (half16(u->dt) && u->op == OP_LOAD) {
+  } else if (dt_is_half(u->dt) && u->op == OP_LOAD) {
     bool tr = false;
     for (int i = 0; i < nothers && !tr; i++) tr = others[i] != lane && (lane->src[0]->arg.i == 8 || lane->src[0]->arg.i == 16) && transposed_load(u, others[i], lane, lane->src[0]->arg.i);
     if (!bf16_vec_load(u, lane) && !tr) return false;
   } else if (fp8_round_trip(u)) {
-  } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && half16(u->src[0]->dt)) {
+  } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && dt_is_half(u->src[0]->dt)) {
     /* a bf16 / f16 load's value, or a float32 rounded to bf16 / f16 and back (autocast's operands) */
     uop *s0 = u->src[0];
     if (s0->op != OP_LOAD && !(s0->op == OP_CAST && s0->src[0]->dt.scalar == CG_FLOAT32)) return false;
-  } else if (u->op == OP_CAST && half16(u->dt) && u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1) {
+  } else if (u->op == OP_CAST && dt_is_half(u->dt) && u->src[0]->dt.scalar == CG_FLOAT32 && u->src[0]->dt.count <= 1) {
     /* rounding for a bf16 / f16 store (vectorize_stores checks it is one) */
   } else if (op_has(u->op, F_CMP)) {
     if (!vec_dtype(u->src[0]->dt)) return false;
@@ -150,8 +149,8 @@ static bool native(int op, dtype d, dtype sd) {
   case OP_BITCAST: return vec_dtype(d) && vec_dtype(sd); /* float32 <-> int32 bits: a vector's type */
   case OP_EXP2: case OP_LOG2: case OP_SIN: return d.scalar == CG_FLOAT32; /* polynomials (renderer/vmath.h) */
   case OP_CAST:
-    if (d.scalar == CG_FLOAT32 && half16(sd)) return true; /* a bf16 / f16 vector load's value */
-    if (half16(d) && sd.scalar == CG_FLOAT32) return true; /* float32 rounded to bf16 / f16 bits */
+    if (d.scalar == CG_FLOAT32 && dt_is_half(sd)) return true; /* a bf16 / f16 vector load's value */
+    if (dt_is_half(d) && sd.scalar == CG_FLOAT32) return true; /* float32 rounded to bf16 / f16 bits */
     return vec_dtype(d) && vec_dtype(sd) && !(dt_is_int(d) && dt_is_float(sd)); /* float->int saturates: per lane */
   default: return false;
   }
@@ -214,7 +213,7 @@ static uop *vec(vctx *c, uop *x) {
 /* a bf16 / f16 buffer's store of a rounded float32: a vector of rounded bits */
 static bool bf16_store(uop *st) {
   uop *v = st->src[1];
-  return half16(st->src[0]->src[0]->dt) && v->op == OP_CAST && v->dt.scalar == st->src[0]->src[0]->dt.scalar && v->src[0]->dt.scalar == CG_FLOAT32 &&
+  return dt_is_half(st->src[0]->src[0]->dt) && v->op == OP_CAST && v->dt.scalar == st->src[0]->src[0]->dt.scalar && v->src[0]->dt.scalar == CG_FLOAT32 &&
          v->src[0]->dt.count <= 1;
 }
 
@@ -222,7 +221,7 @@ static bool bf16_store(uop *st) {
  * GEMM's panel pack): the loaded bits stored as they are, no round trip through float32 */
 static bool bf16_copy(uop *st) {
   uop *ix = st->src[0], *v = st->src[1];
-  return half16(ix->src[0]->dt) && ix->nsrc == 2 && v->op == OP_LOAD && v->dt.scalar == ix->src[0]->dt.scalar && v->dt.count <= 1;
+  return dt_is_half(ix->src[0]->dt) && ix->nsrc == 2 && v->op == OP_LOAD && v->dt.scalar == ix->src[0]->dt.scalar && v->dt.count <= 1;
 }
 
 static uop *vectorize_stores(uop *sink, uop *lane) {
@@ -260,7 +259,7 @@ static uop *vectorize_stores(uop *sink, uop *lane) {
 }
 
 static bool transposed_load(uop *u, uop *ul, uop *vl, int64_t w) {
-  return u->op == OP_LOAD && (u->dt.scalar == CG_FLOAT32 || half16(u->dt)) && u->dt.count <= 1 && u->src[0]->nsrc == 2 && u->nsrc == 1 &&
+  return u->op == OP_LOAD && (u->dt.scalar == CG_FLOAT32 || dt_is_half(u->dt)) && u->dt.count <= 1 && u->src[0]->nsrc == 2 && u->nsrc == 1 &&
          ul->src[0]->arg.i == w && !contiguous(u->src[0]->src[1], vl, w) && contiguous(u->src[0]->src[1], ul, w);
 }
 
@@ -453,7 +452,7 @@ static RULESET(rs_reduce_lanes, "expand_reduce_lanes", reduce_lane_rules);
 
 static bool bf16_left(uop *u, uop *v, uopset *seen, uopset *dep) {
   if (uopset_add(seen, u) <= 0 || u->op == OP_DEFINE_GLOBAL) return false;
-  if (u->op == OP_LOAD && half16(u->dt) && u->dt.count <= 1 && uop_depends(u, v, dep) && !bf16_vec_load(u, v)) return true;
+  if (u->op == OP_LOAD && dt_is_half(u->dt) && u->dt.count <= 1 && uop_depends(u, v, dep) && !bf16_vec_load(u, v)) return true;
   for (uint32_t i = 0; i < u->nsrc; i++)
     if (bf16_left(u->src[i], v, seen, dep)) return true;
   return false;

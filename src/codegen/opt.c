@@ -148,7 +148,7 @@ typedef struct {
 static bool is_load_ungated(uop *u) { /* and float32 (or bf16 / f16 read as float32): the tile is f32x16 vectors */
   bool cast = u->op == OP_CAST && u->dt.scalar == CG_FLOAT32;
   while (u->op == OP_CAST) u = u->src[0];
-  return u->op == OP_LOAD && u->src[0]->nsrc == 2 && (u->dt.scalar == CG_FLOAT32 || (cast && (u->dt.scalar == CG_BFLOAT16 || u->dt.scalar == CG_FLOAT16))) &&
+  return u->op == OP_LOAD && u->src[0]->nsrc == 2 && (u->dt.scalar == CG_FLOAT32 || (cast && dt_is_half(u->dt))) &&
          u->dt.count <= 1;
 }
 static uop *strip_cast(uop *u) {
@@ -441,7 +441,7 @@ static bool wide_red_tile(bool vec_red, int64_t first, int64_t sz) { return vec_
 static bool words_only(uop **ix, int nix, bool bf16) {
   bool words = true;
   for (int i = 0; i < nix; i++)
-    words = words && (ix[i]->dt.scalar == CG_FLOAT32 || ix[i]->dt.scalar == CG_INT32 || (bf16 && (ix[i]->dt.scalar == CG_BFLOAT16 || ix[i]->dt.scalar == CG_FLOAT16)));
+    words = words && (ix[i]->dt.scalar == CG_FLOAT32 || ix[i]->dt.scalar == CG_INT32 || (bf16 && dt_is_half(ix[i]->dt)));
   return words;
 }
 

@@ -34,6 +34,8 @@ static inline uint32_t dt_bits(dtype d) { return (uint32_t)d.scalar | (uint32_t)
 
 /* Properties of the scalar kind (vector width and pointers ignored). */
 bool dt_is_float(dtype d);    /* float16/bfloat16/float32/float64/fp8 */
+/* a 16-bit float (bfloat16 or float16): stored as bits, computed in float32 */
+static inline bool dt_is_half(dtype d) { return d.scalar == CG_BFLOAT16 || d.scalar == CG_FLOAT16; }
 bool dt_is_int(dtype d);      /* signed or unsigned integer (not bool) */
 bool dt_is_unsigned(dtype d); /* unsigned integer */
 bool dt_is_bool(dtype d);

@@ -115,7 +115,7 @@ static const char *type_of(dtype d) {
   if (d.count <= 1) return ctype(d);
   int k = d.count == 2 ? 0 : d.count == 4 ? 1 : d.count == 8 ? 2 : 3;
   /* bf16 / f16 vectors: loaded bits; fp8 vectors: float32 lanes rounded to the format (expand.c) */
-  return d.scalar == CG_FLOAT32 || is_fp8(d) ? f[k] : d.scalar == CG_BFLOAT16 || d.scalar == CG_FLOAT16 ? h[k] : i[k];
+  return d.scalar == CG_FLOAT32 || is_fp8(d) ? f[k] : dt_is_half(d) ? h[k] : i[k];
 }
 
 /* ---- values ------------------------------------------------------------------------- */
@@ -248,8 +248,8 @@ static bool vector_expr(uop *u, const char **a, char *out, size_t n) {
   case OP_CAST:
     if (is_fp8(sd) && d.scalar == CG_FLOAT32) snprintf(out, n, "%s", a[0]); /* its float32 lanes */
     else if (is_fp8(d) && sd.scalar == CG_FLOAT32) snprintf(out, n, "%s_round_%s(%s)", conv_name(d), t, a[0]); /* rounded lanes */
-    else if (sd.scalar == CG_BFLOAT16 || sd.scalar == CG_FLOAT16) snprintf(out, n, "%sv_to_%s(%s)", conv_name(sd), t, a[0]); /* bits to float */
-    else if (d.scalar == CG_BFLOAT16 || d.scalar == CG_FLOAT16) snprintf(out, n, "%s_to_%sv(%s)", type_of(sd), conv_name(d), a[0]); /* rounded to bits */
+    else if (dt_is_half(sd)) snprintf(out, n, "%sv_to_%s(%s)", conv_name(sd), t, a[0]); /* bits to float */
+    else if (dt_is_half(d)) snprintf(out, n, "%s_to_%sv(%s)", type_of(sd), conv_name(d), a[0]); /* rounded to bits */
     else snprintf(out, n, "__builtin_convertvector(%s,%s)", a[0], t);
     return true;
   case OP_RECIPROCAL: snprintf(out, n, "(1.0f/%s)", a[0]); return true;
@@ -626,7 +626,7 @@ static char *render_c(const char *name, const linear *l) {
     case OP_INDEX: continue; /* spelled where it is loaded or stored */
     case OP_VECTORIZE: { /* a bf16 / f16 vector holds bits: each (float) lane's */
       size_t w = (size_t)snprintf(expr, sizeof expr, "(%s){", type_of(u->dt));
-      bool bits = u->dt.scalar == CG_BFLOAT16 || u->dt.scalar == CG_FLOAT16;
+      bool bits = dt_is_half(u->dt);
       for (uint32_t s = 0; s < u->nsrc && w < sizeof expr; s++)
         w += (size_t)snprintf(expr + w, sizeof expr - w, dt_is_bool(u->dt) ? "%s%s-(int32_t)(%s)" : bits ? "%sf32_to_%s(%s)" : "%s%s%s", s ? "," : "",
                               bits ? conv_name(u->dt) : "", name_of(&r, u->src[s]));
@@ -647,7 +647,7 @@ static char *render_c(const char *name, const linear *l) {
       snprintf(expr, sizeof expr, "%s[%s]", name_of(&r, u->src[0]), name_of(&r, u->src[1]));
       break;
     case OP_GEP: /* a lane of a bf16 / f16 vector: its bits as the float it is */
-      if (u->dt.scalar == CG_BFLOAT16 || u->dt.scalar == CG_FLOAT16) snprintf(expr, sizeof expr, "%s_to_f32(%s[%" PRId64 "])", conv_name(u->dt), name_of(&r, u->src[0]), u->arg.i);
+      if (dt_is_half(u->dt)) snprintf(expr, sizeof expr, "%s_to_f32(%s[%" PRId64 "])", conv_name(u->dt), name_of(&r, u->src[0]), u->arg.i);
       else snprintf(expr, sizeof expr, dt_is_bool(u->dt) ? "(%s[%" PRId64 "]!=0)" : "%s[%" PRId64 "]", name_of(&r, u->src[0]), u->arg.i);
       break;
     case OP_STORE: {
