@@ -85,6 +85,7 @@ static bool vectorizable(uop *u, uop *lane, uop *const *others, int nothers, uop
     for (int i = 0; i < nothers && !tr; i++) tr = others[i] != lane && (lane->src[0]->arg.i == 8 || lane->src[0]->arg.i == 16) && transposed_load(u, others[i], lane, lane->src[0]->arg.i);
     if (!bf16_vec_load(u, lane) && !tr) return false;
   } else if (fp8_round_trip(u)) {
+    /* float32 lanes rounded to fp8 (and back): render_c's e4m3 / e5m2 vector forms */
   } else if (u->op == OP_CAST && u->dt.scalar == CG_FLOAT32 && dt_is_half(u->src[0]->dt)) {
     /* a bf16 / f16 load's value, or a float32 rounded to bf16 / f16 and back (autocast's operands) */
     uop *s0 = u->src[0];
